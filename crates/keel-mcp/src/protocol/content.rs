@@ -24,11 +24,7 @@ pub enum ContentBlock {
 impl ContentBlock {
     /// A text block.
     pub fn text(text: impl Into<String>) -> Self {
-        ContentBlock::Text(TextContent {
-            text: text.into(),
-            annotations: None,
-            meta: None,
-        })
+        ContentBlock::Text(TextContent { text: text.into(), annotations: None, meta: None })
     }
 
     /// An image block from base64 data.
@@ -53,11 +49,7 @@ impl ContentBlock {
 
     /// An embedded resource block.
     pub fn resource(contents: ResourceContents) -> Self {
-        ContentBlock::Resource(EmbeddedResource {
-            resource: contents,
-            annotations: None,
-            meta: None,
-        })
+        ContentBlock::Resource(EmbeddedResource { resource: contents, annotations: None, meta: None })
     }
 
     /// The text, if this is a text block.

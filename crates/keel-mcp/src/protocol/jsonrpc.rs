@@ -73,9 +73,7 @@ impl<'de> Deserialize<'de> for RequestId {
                 Ok(RequestId::Number(v))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<RequestId, E> {
-                i64::try_from(v)
-                    .map(RequestId::Number)
-                    .map_err(|_| E::custom("request id out of range"))
+                i64::try_from(v).map(RequestId::Number).map_err(|_| E::custom("request id out of range"))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RequestId, E> {
                 Ok(RequestId::String(v.into()))
@@ -124,11 +122,7 @@ pub struct ErrorObject {
 impl ErrorObject {
     /// An error with a code and a message.
     pub fn new(code: i64, message: impl Into<Cow<'static, str>>) -> Self {
-        ErrorObject {
-            code,
-            message: message.into(),
-            data: None,
-        }
+        ErrorObject { code, message: message.into(), data: None }
     }
 
     /// Attaches `data`.
@@ -149,10 +143,7 @@ impl ErrorObject {
 
     /// -32601 for `method`.
     pub fn method_not_found(method: &str) -> Self {
-        Self::new(
-            code::METHOD_NOT_FOUND,
-            format!("method not found: {method}"),
-        )
+        Self::new(code::METHOD_NOT_FOUND, format!("method not found: {method}"))
     }
 
     /// -32602.
@@ -278,11 +269,7 @@ impl Message {
             Some(raw) => match serde_json::from_str::<RequestId>(raw.get()) {
                 Ok(id) => Some(id),
                 Err(_) => {
-                    return Err(invalid(
-                        None,
-                        "id must be a string or an integer",
-                        env.method.is_some(),
-                    ));
+                    return Err(invalid(None, "id must be a string or an integer", env.method.is_some()));
                 }
             },
         };
@@ -292,53 +279,24 @@ impl Message {
         match (env.method, id) {
             (Some(method), Some(id)) => {
                 if env.result.is_some() || env.error.is_some() {
-                    return Err(invalid(
-                        Some(id),
-                        "a request carries no result or error",
-                        true,
-                    ));
+                    return Err(invalid(Some(id), "a request carries no result or error", true));
                 }
-                Ok(Message::Request(RawRequest {
-                    id,
-                    method: method.into_owned(),
-                    params: env.params,
-                }))
+                Ok(Message::Request(RawRequest { id, method: method.into_owned(), params: env.params }))
             }
             (Some(method), None) => {
                 if env.result.is_some() || env.error.is_some() {
-                    return Err(invalid(
-                        None,
-                        "a notification carries no result or error",
-                        true,
-                    ));
+                    return Err(invalid(None, "a notification carries no result or error", true));
                 }
-                Ok(Message::Notification(RawNotification {
-                    method: method.into_owned(),
-                    params: env.params,
-                }))
+                Ok(Message::Notification(RawNotification { method: method.into_owned(), params: env.params }))
             }
             (None, Some(id)) => match (env.result, env.error) {
-                (Some(result), None) => Ok(Message::Response(RawResponse {
-                    id,
-                    outcome: Ok(result),
-                })),
-                (None, Some(error)) => Ok(Message::Response(RawResponse {
-                    id,
-                    outcome: Err(error),
-                })),
-                _ => Err(invalid(
-                    Some(id),
-                    "a response carries exactly one of result and error",
-                    false,
-                )),
+                (Some(result), None) => Ok(Message::Response(RawResponse { id, outcome: Ok(result) })),
+                (None, Some(error)) => Ok(Message::Response(RawResponse { id, outcome: Err(error) })),
+                _ => Err(invalid(Some(id), "a response carries exactly one of result and error", false)),
             },
             (None, None) => match env.error {
                 // An error response to a message whose id could not be read (e.g. our parse error).
-                Some(error) => Err(DecodeError {
-                    id: None,
-                    error,
-                    reply: false,
-                }),
+                Some(error) => Err(DecodeError { id: None, error, reply: false }),
                 None => Err(invalid(None, "message has neither method nor id", true)),
             },
         }
@@ -346,11 +304,7 @@ impl Message {
 }
 
 fn invalid(id: Option<RequestId>, message: &'static str, reply: bool) -> DecodeError {
-    DecodeError {
-        id,
-        error: ErrorObject::invalid_request(message),
-        reply,
-    }
+    DecodeError { id, error: ErrorObject::invalid_request(message), reply }
 }
 
 /// Whether `bytes` hold a JSON-RPC batch (a JSON array), which only 2025-03-26 allowed.
@@ -389,51 +343,23 @@ struct OutError<'a> {
 }
 
 /// Encodes a request.
-pub fn encode_request<P: Serialize + ?Sized>(
-    id: &RequestId,
-    method: &str,
-    params: &P,
-) -> serde_json::Result<Vec<u8>> {
-    serde_json::to_vec(&OutRequest {
-        jsonrpc: JSONRPC_VERSION,
-        id,
-        method,
-        params,
-    })
+pub fn encode_request<P: Serialize + ?Sized>(id: &RequestId, method: &str, params: &P) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(&OutRequest { jsonrpc: JSONRPC_VERSION, id, method, params })
 }
 
 /// Encodes a notification (`params` omitted when `None`).
-pub fn encode_notification<P: Serialize + ?Sized>(
-    method: &str,
-    params: Option<&P>,
-) -> serde_json::Result<Vec<u8>> {
-    serde_json::to_vec(&OutNotification {
-        jsonrpc: JSONRPC_VERSION,
-        method,
-        params,
-    })
+pub fn encode_notification<P: Serialize + ?Sized>(method: &str, params: Option<&P>) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(&OutNotification { jsonrpc: JSONRPC_VERSION, method, params })
 }
 
 /// Encodes a successful response.
-pub fn encode_result<R: Serialize + ?Sized>(
-    id: &RequestId,
-    result: &R,
-) -> serde_json::Result<Vec<u8>> {
-    serde_json::to_vec(&OutResult {
-        jsonrpc: JSONRPC_VERSION,
-        id,
-        result,
-    })
+pub fn encode_result<R: Serialize + ?Sized>(id: &RequestId, result: &R) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(&OutResult { jsonrpc: JSONRPC_VERSION, id, result })
 }
 
 /// Encodes an error response; `id` is `None` (JSON `null`) when the request's id could not be read.
 pub fn encode_error(id: Option<&RequestId>, error: &ErrorObject) -> Vec<u8> {
-    serde_json::to_vec(&OutError {
-        jsonrpc: JSONRPC_VERSION,
-        id,
-        error,
-    })
-    .expect("error objects always encode")
+    serde_json::to_vec(&OutError { jsonrpc: JSONRPC_VERSION, id, error }).expect("error objects always encode")
 }
 
 #[cfg(test)]
@@ -446,11 +372,8 @@ mod tests {
 
     #[test]
     fn request_keeps_params_raw() {
-        let m = decode(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"x"}}"#)
-            .unwrap();
-        let Message::Request(r) = m else {
-            panic!("not a request")
-        };
+        let m = decode(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"x"}}"#).unwrap();
+        let Message::Request(r) = m else { panic!("not a request") };
         assert_eq!(r.id, RequestId::Number(7));
         assert_eq!(r.method, "tools/call");
         assert_eq!(r.params.unwrap().get(), r#"{"name":"x"}"#);
@@ -471,12 +394,9 @@ mod tests {
             decode(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
             Ok(Message::Notification(_))
         ));
-        let Ok(Message::Response(r)) = decode(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#) else {
-            panic!()
-        };
+        let Ok(Message::Response(r)) = decode(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#) else { panic!() };
         assert!(r.outcome.is_ok());
-        let Ok(Message::Response(r)) =
-            decode(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"no"}}"#)
+        let Ok(Message::Response(r)) = decode(r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"no"}}"#)
         else {
             panic!()
         };
@@ -489,10 +409,7 @@ mod tests {
         assert_eq!(e.error.code, code::PARSE_ERROR);
         assert!(e.id.is_none());
         let e = decode(r#"{"jsonrpc":"1.0","id":3,"method":"x"}"#).unwrap_err();
-        assert_eq!(
-            (e.error.code, e.id),
-            (code::INVALID_REQUEST, Some(RequestId::Number(3)))
-        );
+        assert_eq!((e.error.code, e.id), (code::INVALID_REQUEST, Some(RequestId::Number(3))));
         let e = decode(r#"{"jsonrpc":"2.0","id":{"a":1},"method":"x"}"#).unwrap_err();
         assert_eq!(e.error.code, code::INVALID_REQUEST);
         let e = decode(r#"{"jsonrpc":"2.0"}"#).unwrap_err();
@@ -508,22 +425,12 @@ mod tests {
     fn encoders_produce_valid_envelopes() {
         let id = RequestId::Number(1);
         let v: serde_json::Value =
-            serde_json::from_slice(&encode_request(&id, "ping", &serde_json::json!({})).unwrap())
-                .unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"jsonrpc":"2.0","id":1,"method":"ping","params":{}})
-        );
+            serde_json::from_slice(&encode_request(&id, "ping", &serde_json::json!({})).unwrap()).unwrap();
+        assert_eq!(v, serde_json::json!({"jsonrpc":"2.0","id":1,"method":"ping","params":{}}));
         let v: serde_json::Value =
             serde_json::from_slice(&encode_error(None, &ErrorObject::parse_error("bad"))).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"bad"}})
-        );
+        assert_eq!(v, serde_json::json!({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"bad"}}));
         let n = encode_notification::<()>("notifications/initialized", None).unwrap();
-        assert_eq!(
-            n,
-            br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#
-        );
+        assert_eq!(n, br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
     }
 }

@@ -36,11 +36,7 @@ pub struct Implementation {
 impl Implementation {
     /// An implementation with a name and a version.
     pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
-        Implementation {
-            name: name.into(),
-            version: version.into(),
-            ..Default::default()
-        }
+        Implementation { name: name.into(), version: version.into(), ..Default::default() }
     }
 }
 

@@ -106,9 +106,7 @@ impl<'de> Deserialize<'de> for RequestMeta {
                     match key.as_ref() {
                         keys::PROGRESS_TOKEN => meta.progress_token = Some(map.next_value()?),
                         keys::PROTOCOL_VERSION => meta.protocol_version = Some(map.next_value()?),
-                        keys::CLIENT_CAPABILITIES => {
-                            meta.client_capabilities = Some(map.next_value()?)
-                        }
+                        keys::CLIENT_CAPABILITIES => meta.client_capabilities = Some(map.next_value()?),
                         keys::CLIENT_INFO => meta.client_info = Some(map.next_value()?),
                         keys::LOG_LEVEL => meta.log_level = Some(map.next_value()?),
                         _ => {
@@ -125,9 +123,7 @@ impl<'de> Deserialize<'de> for RequestMeta {
 
 /// Reads the subscription id a notification's `_meta` carries, if any.
 pub fn subscription_id(meta: Option<&JsonObject>) -> Option<RequestId> {
-    meta?
-        .get(keys::SUBSCRIPTION_ID)
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
+    meta?.get(keys::SUBSCRIPTION_ID).and_then(|v| serde_json::from_value(v.clone()).ok())
 }
 
 #[cfg(test)]
@@ -146,13 +142,7 @@ mod tests {
         let meta: RequestMeta = serde_json::from_value(json.clone()).unwrap();
         assert_eq!(meta.progress_token, Some(RequestId::Number(5)));
         assert_eq!(meta.protocol_version, Some(ProtocolVersion::V2026_07_28));
-        assert!(
-            meta.client_capabilities
-                .as_ref()
-                .unwrap()
-                .sampling
-                .is_some()
-        );
+        assert!(meta.client_capabilities.as_ref().unwrap().sampling.is_some());
         assert_eq!(meta.log_level, Some(LoggingLevel::Debug));
         assert_eq!(meta.other.len(), 1);
         assert_eq!(serde_json::to_value(&meta).unwrap(), json);

@@ -99,8 +99,7 @@ impl<'de> Deserialize<'de> for ResultType {
 pub fn decode_params<P: DeserializeOwned>(params: Option<&RawValue>) -> Result<P, ErrorObject> {
     let text = params.map_or("{}", RawValue::get);
     let text = if text == "null" { "{}" } else { text };
-    serde_json::from_str(text)
-        .map_err(|e| ErrorObject::invalid_params(format!("invalid params: {e}")))
+    serde_json::from_str(text).map_err(|e| ErrorObject::invalid_params(format!("invalid params: {e}")))
 }
 
 /// Implements [`Request`] for a params type with a `meta: Option<RequestMeta>` field.

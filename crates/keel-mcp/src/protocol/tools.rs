@@ -122,11 +122,7 @@ pub struct CallToolParams {
 impl CallToolParams {
     /// A call of `name` with `arguments`.
     pub fn new(name: impl Into<String>, arguments: Option<JsonObject>) -> Self {
-        CallToolParams {
-            name: name.into(),
-            arguments,
-            ..Default::default()
-        }
+        CallToolParams { name: name.into(), arguments, ..Default::default() }
     }
 }
 
@@ -153,19 +149,12 @@ pub struct CallToolResult {
 impl CallToolResult {
     /// A successful result with `content`.
     pub fn success(content: Vec<ContentBlock>) -> Self {
-        CallToolResult {
-            content,
-            ..Default::default()
-        }
+        CallToolResult { content, ..Default::default() }
     }
 
     /// A tool-level error carrying a message.
     pub fn error(message: impl Into<String>) -> Self {
-        CallToolResult {
-            content: vec![ContentBlock::text(message)],
-            is_error: Some(true),
-            ..Default::default()
-        }
+        CallToolResult { content: vec![ContentBlock::text(message)], is_error: Some(true), ..Default::default() }
     }
 
     /// A successful result with one text block.

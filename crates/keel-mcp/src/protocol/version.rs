@@ -42,13 +42,8 @@ impl ProtocolVersion {
     pub const LATEST_LEGACY: Self = Self::V2025_11_25;
 
     /// Every revision Keel speaks, oldest first.
-    pub const ALL: [ProtocolVersion; 5] = [
-        Self::V2024_11_05,
-        Self::V2025_03_26,
-        Self::V2025_06_18,
-        Self::V2025_11_25,
-        Self::V2026_07_28,
-    ];
+    pub const ALL: [ProtocolVersion; 5] =
+        [Self::V2024_11_05, Self::V2025_03_26, Self::V2025_06_18, Self::V2025_11_25, Self::V2026_07_28];
 
     /// A version from its wire string (known or not).
     pub fn new(s: impl Into<Cow<'static, str>>) -> Self {
@@ -71,11 +66,7 @@ impl ProtocolVersion {
 
     /// The era of this revision. Unknown versions newer than every legacy date count as modern.
     pub fn era(&self) -> Era {
-        if *self >= Self::V2026_07_28 {
-            Era::Modern
-        } else {
-            Era::Legacy
-        }
+        if *self >= Self::V2026_07_28 { Era::Modern } else { Era::Legacy }
     }
 
     /// Whether requests of this revision run inside an `initialize`d session.
@@ -129,18 +120,11 @@ impl<'de> Deserialize<'de> for ProtocolVersion {
 /// The server echoes the requested revision when it supports it, and otherwise offers the newest legacy
 /// revision it supports (the client then decides whether it can go on). Returns `None` only when `supported`
 /// holds no legacy revision at all.
-pub fn negotiate_initialize(
-    requested: &ProtocolVersion,
-    supported: &[ProtocolVersion],
-) -> Option<ProtocolVersion> {
+pub fn negotiate_initialize(requested: &ProtocolVersion, supported: &[ProtocolVersion]) -> Option<ProtocolVersion> {
     if requested.era() == Era::Legacy && supported.contains(requested) {
         return Some(requested.clone());
     }
-    supported
-        .iter()
-        .filter(|v| v.era() == Era::Legacy)
-        .max()
-        .cloned()
+    supported.iter().filter(|v| v.era() == Era::Legacy).max().cloned()
 }
 
 /// Legacy negotiation, client side: whether the revision the server answered is one the client can speak.
@@ -150,10 +134,7 @@ pub fn accept_initialize_answer(answered: &ProtocolVersion, supported: &[Protoco
 
 /// Modern negotiation, client side: after an `UnsupportedProtocolVersion` error listing `offered`, the newest
 /// revision both sides speak, preferring the modern era.
-pub fn choose_from_offered(
-    ours: &[ProtocolVersion],
-    offered: &[ProtocolVersion],
-) -> Option<ProtocolVersion> {
+pub fn choose_from_offered(ours: &[ProtocolVersion], offered: &[ProtocolVersion]) -> Option<ProtocolVersion> {
     ours.iter().filter(|v| offered.contains(v)).max().cloned()
 }
 
@@ -176,47 +157,20 @@ mod tests {
     fn server_side_initialize_negotiation() {
         let all = ProtocolVersion::ALL;
         let v = |s: &'static str| ProtocolVersion::new(s);
-        assert_eq!(
-            negotiate_initialize(&v("2025-06-18"), &all),
-            Some(v("2025-06-18"))
-        );
+        assert_eq!(negotiate_initialize(&v("2025-06-18"), &all), Some(v("2025-06-18")));
         // Unknown or modern versions in initialize get the newest legacy revision.
-        assert_eq!(
-            negotiate_initialize(&v("2099-01-01"), &all),
-            Some(v("2025-11-25"))
-        );
-        assert_eq!(
-            negotiate_initialize(&v("2026-07-28"), &all),
-            Some(v("2025-11-25"))
-        );
-        assert_eq!(
-            negotiate_initialize(&v("2025-06-18"), &[ProtocolVersion::V2026_07_28]),
-            None
-        );
+        assert_eq!(negotiate_initialize(&v("2099-01-01"), &all), Some(v("2025-11-25")));
+        assert_eq!(negotiate_initialize(&v("2026-07-28"), &all), Some(v("2025-11-25")));
+        assert_eq!(negotiate_initialize(&v("2025-06-18"), &[ProtocolVersion::V2026_07_28]), None);
     }
 
     #[test]
     fn client_side_negotiation() {
         let all = ProtocolVersion::ALL;
-        assert!(accept_initialize_answer(
-            &ProtocolVersion::V2025_03_26,
-            &all
-        ));
-        assert!(!accept_initialize_answer(
-            &ProtocolVersion::new("1999-01-01"),
-            &all
-        ));
-        let offered = [
-            ProtocolVersion::new("2030-01-01"),
-            ProtocolVersion::V2026_07_28,
-        ];
-        assert_eq!(
-            choose_from_offered(&all, &offered),
-            Some(ProtocolVersion::V2026_07_28)
-        );
-        assert_eq!(
-            choose_from_offered(&all, &[ProtocolVersion::new("x")]),
-            None
-        );
+        assert!(accept_initialize_answer(&ProtocolVersion::V2025_03_26, &all));
+        assert!(!accept_initialize_answer(&ProtocolVersion::new("1999-01-01"), &all));
+        let offered = [ProtocolVersion::new("2030-01-01"), ProtocolVersion::V2026_07_28];
+        assert_eq!(choose_from_offered(&all, &offered), Some(ProtocolVersion::V2026_07_28));
+        assert_eq!(choose_from_offered(&all, &[ProtocolVersion::new("x")]), None);
     }
 }
