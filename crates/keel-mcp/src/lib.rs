@@ -13,3 +13,18 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 pub mod protocol;
+
+mod error;
+mod limits;
+
+pub use error::Error;
+pub use limits::Limits;
+
+#[cfg(feature = "client")]
+pub mod client;
+#[cfg(feature = "engine")]
+pub mod engine;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "engine")]
+pub mod transport;

@@ -1,0 +1,315 @@
+//! The MCP client API: connect over any [`Transport`], agree on a revision, and call the server.
+//!
+//! ```no_run
+//! use keel_mcp::client::Client;
+//! use keel_mcp::protocol::Implementation;
+//! use keel_mcp::transport::ChildProcess;
+//!
+//! # async fn run() -> Result<(), keel_mcp::Error> {
+//! let server = ChildProcess::new("my-mcp-server").spawn()?;
+//! let client = Client::builder(Implementation::new("my-app", "1.0.0")).connect(server).await?;
+//! for tool in client.list_all_tools().await? {
+//!     println!("{}", tool.name);
+//! }
+//! let result = client.call_tool("add", serde_json::json!({"a": 2, "b": 3})).await?;
+//! client.close().await;
+//! # Ok(()) }
+//! ```
+//!
+//! On connect the client probes with `server/discover` (modern era). A discover result, or a recognised
+//! modern error such as `UnsupportedProtocolVersion`, keeps it modern; any other error or a timeout makes it
+//! fall back to `initialize` (legacy era), as the 2026-07-28 versioning rules describe.
+//!
+//! [`Transport`]: crate::transport::Transport
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+
+use crate::Limits;
+use crate::engine::{BoxFuture, Connection, Handler, Inbound, Peer, RequestOptions};
+use crate::error::Error;
+use crate::protocol::capabilities::ClientCapabilities;
+use crate::protocol::jsonrpc::{RawNotification, RawRequest, code};
+use crate::protocol::lifecycle::{DiscoverParams, EmptyResult, InitializeParams, InitializedParams, PingParams};
+use crate::protocol::tools::{CallToolParams, CallToolResult, ListToolsParams, ListToolsResult, Tool};
+use crate::protocol::version::{Era, accept_initialize_answer, choose_from_offered};
+use crate::protocol::{ErrorObject, Implementation, ProtocolVersion, Request, ServerCapabilities, decode_params};
+use crate::transport::Transport;
+
+/// Builds a [`Client`].
+#[derive(Clone, Debug)]
+pub struct ClientBuilder {
+    info: Implementation,
+    capabilities: ClientCapabilities,
+    limits: Limits,
+    versions: Vec<ProtocolVersion>,
+    probe_timeout: Duration,
+}
+
+impl ClientBuilder {
+    /// Sets the capabilities the client declares.
+    pub fn capabilities(mut self, capabilities: ClientCapabilities) -> Self {
+        self.capabilities = capabilities;
+        self
+    }
+
+    /// Sets the connection limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Restricts the revisions the client will speak (default: all Keel speaks).
+    pub fn protocol_versions(mut self, versions: impl IntoIterator<Item = ProtocolVersion>) -> Self {
+        self.versions = versions.into_iter().collect();
+        self
+    }
+
+    /// How long the `server/discover` probe waits before assuming a legacy server (default 10 s).
+    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
+        self.probe_timeout = timeout;
+        self
+    }
+
+    /// Connects over `transport` and agrees on a revision.
+    pub async fn connect<T: Transport>(self, transport: T) -> Result<Client, Error> {
+        let handler = Arc::new(ClientHandler {});
+        let connection = crate::engine::serve(transport, handler, self.limits.clone());
+        let peer = connection.peer.clone();
+        let mut client = Client {
+            peer,
+            connection: Some(connection),
+            info: self.info,
+            capabilities: self.capabilities,
+            server: ServerDetails::default(),
+        };
+        let negotiated = match client.probe(&self.versions, self.probe_timeout).await {
+            Some(modern) => Ok(modern),
+            None => client.initialize(&self.versions).await,
+        };
+        match negotiated {
+            Ok(version) => {
+                client.peer.set_protocol_version(version);
+                Ok(client)
+            }
+            Err(e) => {
+                client.close().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// What the server told the client about itself.
+#[derive(Clone, Debug, Default)]
+pub struct ServerDetails {
+    /// The server's identity.
+    pub info: Option<Implementation>,
+    /// The server's capabilities.
+    pub capabilities: ServerCapabilities,
+    /// Guidance for the model.
+    pub instructions: Option<String>,
+}
+
+/// A connected MCP client.
+#[derive(Debug)]
+pub struct Client {
+    peer: Peer,
+    connection: Option<Connection>,
+    info: Implementation,
+    capabilities: ClientCapabilities,
+    server: ServerDetails,
+}
+
+impl Client {
+    /// Starts building a client that introduces itself as `info`.
+    pub fn builder(info: Implementation) -> ClientBuilder {
+        ClientBuilder {
+            info,
+            capabilities: ClientCapabilities::default(),
+            limits: Limits::default(),
+            versions: ProtocolVersion::ALL.to_vec(),
+            probe_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The negotiated revision.
+    pub fn protocol_version(&self) -> ProtocolVersion {
+        self.peer.protocol_version().expect("set on connect")
+    }
+
+    /// The era of the negotiated revision.
+    pub fn era(&self) -> Era {
+        self.protocol_version().era()
+    }
+
+    /// What the server said about itself.
+    pub fn server(&self) -> &ServerDetails {
+        &self.server
+    }
+
+    /// The connection, for raw requests and notifications.
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    /// Sends a typed request, adding what the negotiated era requires.
+    pub async fn request<R: Request>(&self, params: R) -> Result<R::Result, Error> {
+        self.request_with(params, RequestOptions::default()).await
+    }
+
+    /// Sends a typed request with options (timeout, progress, cancellation).
+    pub async fn request_with<R: Request>(&self, mut params: R, options: RequestOptions) -> Result<R::Result, Error> {
+        if let Some(version) = self.peer.protocol_version() {
+            self.stamp(&mut params, &version);
+        }
+        self.peer.request_with(params, options).await
+    }
+
+    /// Modern requests carry the revision, the client's capabilities and identity in `_meta`.
+    fn stamp<R: Request>(&self, params: &mut R, version: &ProtocolVersion) {
+        if version.era() != Era::Modern {
+            return;
+        }
+        let meta = params.meta_mut().get_or_insert_with(Default::default);
+        meta.protocol_version = Some(version.clone());
+        meta.client_capabilities = Some(self.capabilities.clone());
+        meta.client_info = Some(self.info.clone());
+    }
+
+    /// One page of tools.
+    pub async fn list_tools(&self, cursor: Option<String>) -> Result<ListToolsResult, Error> {
+        self.request(ListToolsParams { cursor, meta: None }).await
+    }
+
+    /// Every tool, following pagination (bounded to 10,000 pages).
+    pub async fn list_all_tools(&self) -> Result<Vec<Tool>, Error> {
+        let mut tools = Vec::new();
+        let mut cursor = None;
+        for _ in 0..10_000 {
+            let page = self.list_tools(cursor.take()).await?;
+            tools.extend(page.tools);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(tools),
+            }
+        }
+        Err(Error::Protocol("the server's tool list did not end after 10,000 pages".into()))
+    }
+
+    /// Calls tool `name` with `arguments` (a JSON object, or `null` for none).
+    pub async fn call_tool(&self, name: &str, arguments: serde_json::Value) -> Result<CallToolResult, Error> {
+        let arguments = match arguments {
+            serde_json::Value::Null => None,
+            serde_json::Value::Object(map) => Some(map),
+            _ => return Err(Error::Protocol("tool arguments must be a JSON object".into())),
+        };
+        self.request(CallToolParams::new(name, arguments)).await
+    }
+
+    /// Checks the connection is alive (legacy era only; the modern era has no `ping`).
+    pub async fn ping(&self) -> Result<(), Error> {
+        let _: EmptyResult = self.request(PingParams::default()).await?;
+        Ok(())
+    }
+
+    /// Closes the connection and waits for the transport to shut down (a child process exits).
+    pub async fn close(mut self) {
+        self.peer.close();
+        if let Some(connection) = self.connection.take() {
+            connection.finished().await;
+        }
+    }
+
+    /// The modern probe. Returns the modern revision to use, or `None` to fall back to `initialize`.
+    async fn probe(&mut self, ours: &[ProtocolVersion], timeout: Duration) -> Option<ProtocolVersion> {
+        let preferred = ours.iter().filter(|v| v.era() == Era::Modern).max()?.clone();
+        let mut params = DiscoverParams::default();
+        self.stamp(&mut params, &preferred);
+        let options = RequestOptions { timeout: Some(timeout), ..Default::default() };
+        match self.peer.request_with(params, options).await {
+            Ok(discovered) => {
+                let chosen = choose_from_offered(ours, &discovered.supported_versions)?;
+                self.server = ServerDetails {
+                    info: discovered
+                        .meta
+                        .as_ref()
+                        .and_then(|m| m.get(crate::protocol::meta::keys::SERVER_INFO))
+                        .and_then(|v| serde_json::from_value(v.clone()).ok()),
+                    capabilities: discovered.capabilities,
+                    instructions: discovered.instructions,
+                };
+                (chosen.era() == Era::Modern).then_some(chosen)
+            }
+            Err(Error::Rpc(e)) if e.code == code::UNSUPPORTED_PROTOCOL_VERSION => {
+                let offered = offered_versions(&e);
+                choose_from_offered(ours, &offered).filter(|v| v.era() == Era::Modern)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "server/discover probe failed; falling back to initialize");
+                None
+            }
+        }
+    }
+
+    async fn initialize(&mut self, ours: &[ProtocolVersion]) -> Result<ProtocolVersion, Error> {
+        let requested = ours
+            .iter()
+            .filter(|v| v.era() == Era::Legacy)
+            .max()
+            .cloned()
+            .ok_or_else(|| Error::Protocol("the server speaks no revision this client is configured for".into()))?;
+        let params = InitializeParams {
+            protocol_version: requested,
+            capabilities: self.capabilities.clone(),
+            client_info: self.info.clone(),
+            meta: None,
+        };
+        let result = self.peer.request(params).await?;
+        if !accept_initialize_answer(&result.protocol_version, ours) {
+            return Err(Error::Protocol(format!(
+                "the server offered protocol version {}, which this client does not speak",
+                result.protocol_version
+            )));
+        }
+        self.server = ServerDetails {
+            info: Some(result.server_info),
+            capabilities: result.capabilities,
+            instructions: result.instructions,
+        };
+        self.peer.notify(&InitializedParams::default()).await?;
+        Ok(result.protocol_version)
+    }
+}
+
+fn offered_versions(error: &ErrorObject) -> Vec<ProtocolVersion> {
+    error
+        .data
+        .as_ref()
+        .and_then(|d| d.get("supported"))
+        .and_then(|s| serde_json::from_value::<Vec<ProtocolVersion>>(s.clone()).ok())
+        .unwrap_or_default()
+}
+
+/// Answers what a server may ask of the client.
+struct ClientHandler {}
+
+impl Handler for ClientHandler {
+    fn handle_request(&self, request: RawRequest, _inbound: Inbound) -> BoxFuture<Result<Box<RawValue>, ErrorObject>> {
+        let outcome = match request.method.as_str() {
+            PingParams::METHOD => decode_params::<PingParams>(request.params.as_deref()).and_then(|_| {
+                serde_json::value::to_raw_value(&EmptyResult::default())
+                    .map_err(|e| ErrorObject::internal(e.to_string()))
+            }),
+            other => Err(ErrorObject::method_not_found(other)),
+        };
+        Box::pin(std::future::ready(outcome))
+    }
+
+    fn handle_notification(&self, notification: RawNotification, _peer: Peer) -> BoxFuture<()> {
+        tracing::debug!(method = %notification.method, "notification from the server");
+        Box::pin(std::future::ready(()))
+    }
+}

@@ -1,0 +1,212 @@
+//! The read loop and write loop of one connection, and the [`Handler`] they dispatch to.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::BoxFuture;
+use super::peer::{Inbound, Outbound, Peer, Progress};
+use crate::Limits;
+use crate::protocol::jsonrpc::{self, ErrorObject, Message, RawNotification, RawRequest, RequestId};
+use crate::protocol::{ProgressToken, decode_params};
+use crate::transport::{FrameError, FrameReader, FrameWriter, Transport};
+
+/// Handles what the other side sends. Implemented by the server and by the client (for server-initiated
+/// requests); both can also be driven without a connection (the stateless HTTP path).
+pub trait Handler: Send + Sync + 'static {
+    /// Answers one request: its raw result, or an error.
+    fn handle_request(&self, request: RawRequest, ctx: Inbound) -> BoxFuture<Result<Box<RawValue>, ErrorObject>>;
+
+    /// Reacts to one notification. Cancellation and progress are handled by the engine before this.
+    fn handle_notification(&self, notification: RawNotification, peer: Peer) -> BoxFuture<()>;
+}
+
+/// A running connection: its [`Peer`] handle and the task that drives it.
+#[derive(Debug)]
+pub struct Connection {
+    /// Sends requests and notifications to the other side.
+    pub peer: Peer,
+    task: JoinHandle<()>,
+}
+
+impl Connection {
+    /// Waits until the connection has closed and every in-flight request has finished.
+    pub async fn finished(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Starts driving `transport`: incoming requests and notifications go to `handler`.
+pub fn serve<T: Transport, H: Handler>(transport: T, handler: Arc<H>, limits: Limits) -> Connection {
+    let (reader, writer) = transport.split();
+    let (tx, rx) = mpsc::channel(limits.outbound_queue);
+    let peer = Peer::new(tx, limits);
+    let writer_task = tokio::spawn(write_loop(writer, rx));
+    let task = tokio::spawn(read_loop(reader, handler, peer.clone(), writer_task));
+    Connection { peer, task }
+}
+
+async fn write_loop<W: FrameWriter>(mut writer: W, mut rx: mpsc::Receiver<Outbound>) {
+    while let Some(item) = rx.recv().await {
+        match item {
+            Outbound::Frame(frame) => {
+                if let Err(e) = writer.write_frame(&frame).await {
+                    tracing::debug!(error = %e, "transport write failed");
+                    break;
+                }
+                // Flush once the queue is drained, so bursts go out in one write.
+                if rx.is_empty()
+                    && let Err(e) = writer.flush().await
+                {
+                    tracing::debug!(error = %e, "transport flush failed");
+                    break;
+                }
+            }
+            Outbound::Shutdown => break,
+        }
+    }
+    rx.close();
+    if let Err(e) = writer.close().await {
+        tracing::debug!(error = %e, "transport close failed");
+    }
+}
+
+async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, peer: Peer, writer: JoinHandle<()>) {
+    let shared = peer.shared.clone();
+    let permits = Arc::new(Semaphore::new(shared.limits.max_concurrent_requests));
+    let tracker = TaskTracker::new();
+    loop {
+        let frame = tokio::select! {
+            frame = reader.read_frame() => frame,
+            _ = shared.closed.cancelled() => break,
+        };
+        let bytes = match frame {
+            None => break,
+            Some(Ok(bytes)) => bytes,
+            Some(Err(FrameError::TooLarge { limit })) => {
+                let error = ErrorObject::parse_error(format!("message exceeds the {limit}-byte limit"));
+                let _ = peer.send_frame(jsonrpc::encode_error(None, &error)).await;
+                continue;
+            }
+            Some(Err(FrameError::Io(e))) => {
+                tracing::debug!(error = %e, "transport read failed");
+                break;
+            }
+        };
+        if bytes.len() > shared.limits.max_message_bytes {
+            let error = ErrorObject::parse_error("message exceeds the size limit");
+            let _ = peer.send_frame(jsonrpc::encode_error(None, &error)).await;
+            continue;
+        }
+        if jsonrpc::is_batch(&bytes) {
+            let error = ErrorObject::invalid_request("JSON-RPC batches are not supported");
+            let _ = peer.send_frame(jsonrpc::encode_error(None, &error)).await;
+            continue;
+        }
+        match Message::decode(&bytes) {
+            Ok(Message::Request(request)) => {
+                let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                let token = CancellationToken::new();
+                let id = request.id.clone();
+                let duplicate = {
+                    let mut in_flight = shared.in_flight.lock().expect("in-flight lock");
+                    let duplicate = in_flight.contains_key(&id);
+                    if !duplicate {
+                        in_flight.insert(id.clone(), token.clone());
+                    }
+                    duplicate
+                };
+                if duplicate {
+                    let error = ErrorObject::invalid_request("a request with this id is already in progress");
+                    let _ = peer.send_frame(jsonrpc::encode_error(Some(&id), &error)).await;
+                    continue;
+                }
+                let ctx = Inbound { id: id.clone(), cancellation: token.clone(), peer: peer.clone() };
+                let future = handler.handle_request(request, ctx);
+                let peer = peer.clone();
+                tracker.spawn(async move {
+                    let outcome = tokio::select! {
+                        outcome = future => Some(outcome),
+                        _ = token.cancelled() => None,
+                    };
+                    peer.shared.in_flight.lock().expect("in-flight lock").remove(&id);
+                    // A cancelled request gets no answer.
+                    if let Some(outcome) = outcome {
+                        let frame = match outcome {
+                            Ok(result) => jsonrpc::encode_result(&id, &result).expect("raw results encode"),
+                            Err(error) => jsonrpc::encode_error(Some(&id), &error),
+                        };
+                        let _ = peer.send_frame(frame).await;
+                    }
+                    drop(permit);
+                });
+            }
+            Ok(Message::Notification(notification)) => match notification.method.as_str() {
+                "notifications/cancelled" => on_cancelled(&peer, notification.params.as_deref()),
+                "notifications/progress" if on_progress(&peer, notification.params.as_deref()) => {}
+                _ => handler.handle_notification(notification, peer.clone()).await,
+            },
+            Ok(Message::Response(response)) => {
+                let waiter = shared.pending.lock().expect("pending lock").remove(&response.id);
+                match waiter {
+                    Some(waiter) => {
+                        let _ = waiter.send(response.outcome);
+                    }
+                    None => tracing::debug!(id = %response.id, "answer to no pending request"),
+                }
+            }
+            Err(e) if e.reply => {
+                let _ = peer.send_frame(jsonrpc::encode_error(e.id.as_ref(), &e.error)).await;
+            }
+            Err(e) => tracing::debug!(error = %e.error, "ignored a malformed response"),
+        }
+    }
+    // Stop taking input; let running handlers finish (a closed stdin still deserves its answers), then
+    // fail whatever waits for the other side and close the transport.
+    shared.closed.cancel();
+    tracker.close();
+    tracker.wait().await;
+    shared.pending.lock().expect("pending lock").clear();
+    let _ = shared.out.send(Outbound::Shutdown).await;
+    let _ = writer.await;
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CancelledIn {
+    request_id: Option<RequestId>,
+}
+
+fn on_cancelled(peer: &Peer, params: Option<&RawValue>) {
+    let Ok(CancelledIn { request_id: Some(id) }) = decode_params::<CancelledIn>(params) else { return };
+    if let Some(token) = peer.shared.in_flight.lock().expect("in-flight lock").get(&id) {
+        token.cancel();
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ProgressIn {
+    progress_token: ProgressToken,
+    #[serde(flatten)]
+    progress: Progress,
+}
+
+/// Routes a progress notification to the callback of the request it belongs to. Returns false when no
+/// request of ours asked for it, so the handler sees it.
+fn on_progress(peer: &Peer, params: Option<&RawValue>) -> bool {
+    let Ok(ProgressIn { progress_token, progress }) = decode_params::<ProgressIn>(params) else { return false };
+    let callback = peer.shared.progress.lock().expect("progress lock").get(&progress_token).cloned();
+    match callback {
+        Some(callback) => {
+            callback(progress);
+            true
+        }
+        None => false,
+    }
+}

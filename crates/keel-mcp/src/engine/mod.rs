@@ -1,0 +1,17 @@
+//! The JSON-RPC engine: one peer type used by both client and server, over any [`Transport`].
+//!
+//! It allocates request ids, keeps pending requests with timeouts, decodes each answer as the result type
+//! of the request waiting under its id, runs incoming requests concurrently up to a bound, relays
+//! cancellation (`notifications/cancelled`) and progress (`notifications/progress`) in both directions, and
+//! answers malformed input with the right JSON-RPC error while it keeps serving.
+//!
+//! [`Transport`]: crate::transport::Transport
+
+mod connection;
+mod peer;
+
+pub use connection::{Connection, Handler, serve};
+pub use peer::{Inbound, Peer, Progress, ProgressCallback, RequestOptions};
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;

@@ -1,0 +1,262 @@
+//! [`Peer`]: the handle through which one side sends requests and notifications to the other.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::Limits;
+use crate::error::Error;
+use crate::protocol::jsonrpc::{self, ErrorObject, RequestId};
+use crate::protocol::{Notification, ProgressToken, ProtocolVersion, Request};
+
+pub(crate) type Answer = Result<Box<RawValue>, ErrorObject>;
+
+/// A progress update for a request this side sent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Progress so far (increases with each update).
+    pub progress: f64,
+    /// The total, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<f64>,
+    /// A human-readable message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Receives the progress updates of one request.
+pub type ProgressCallback = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// Per-request options for [`Peer::request_with`].
+#[derive(Clone, Default)]
+pub struct RequestOptions {
+    /// Overrides [`Limits::request_timeout`].
+    pub timeout: Option<Duration>,
+    /// Asks for progress notifications and hands each to this callback.
+    pub on_progress: Option<ProgressCallback>,
+    /// Cancels the request when triggered (a `notifications/cancelled` is sent).
+    pub cancellation: Option<CancellationToken>,
+}
+
+impl std::fmt::Debug for RequestOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestOptions")
+            .field("timeout", &self.timeout)
+            .field("on_progress", &self.on_progress.is_some())
+            .field("cancellation", &self.cancellation)
+            .finish()
+    }
+}
+
+pub(crate) enum Outbound {
+    Frame(Vec<u8>),
+    Shutdown,
+}
+
+pub(crate) struct Shared {
+    pub(crate) out: mpsc::Sender<Outbound>,
+    pub(crate) pending: Mutex<HashMap<RequestId, oneshot::Sender<Answer>>>,
+    pub(crate) in_flight: Mutex<HashMap<RequestId, CancellationToken>>,
+    pub(crate) progress: Mutex<HashMap<ProgressToken, ProgressCallback>>,
+    next_id: AtomicI64,
+    pub(crate) limits: Limits,
+    pub(crate) closed: CancellationToken,
+    version: RwLock<Option<ProtocolVersion>>,
+}
+
+/// One side of a connection: sends requests and notifications, and knows the negotiated revision.
+///
+/// Cheap to clone; all clones speak for the same connection.
+#[derive(Clone)]
+pub struct Peer {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer").field("version", &self.protocol_version()).field("closed", &self.is_closed()).finish()
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CancelledOut<'a> {
+    request_id: &'a RequestId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+impl Peer {
+    pub(crate) fn new(out: mpsc::Sender<Outbound>, limits: Limits) -> Peer {
+        Peer {
+            shared: Arc::new(Shared {
+                out,
+                pending: Mutex::new(HashMap::new()),
+                in_flight: Mutex::new(HashMap::new()),
+                progress: Mutex::new(HashMap::new()),
+                next_id: AtomicI64::new(0),
+                limits,
+                closed: CancellationToken::new(),
+                version: RwLock::new(None),
+            }),
+        }
+    }
+
+    /// The revision negotiated on this connection, once known.
+    pub fn protocol_version(&self) -> Option<ProtocolVersion> {
+        self.shared.version.read().expect("version lock").clone()
+    }
+
+    /// Records the negotiated revision.
+    pub fn set_protocol_version(&self, version: ProtocolVersion) {
+        *self.shared.version.write().expect("version lock") = Some(version);
+    }
+
+    /// The limits this connection runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.shared.limits
+    }
+
+    /// Whether the connection has closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.is_cancelled()
+    }
+
+    /// Waits until the connection closes.
+    pub async fn closed(&self) {
+        self.shared.closed.cancelled().await
+    }
+
+    /// Closes the connection: in-flight work is cancelled, pending requests fail with [`Error::Closed`], and
+    /// the transport is closed (a child process is shut down).
+    pub fn close(&self) {
+        for token in self.shared.in_flight.lock().expect("in-flight lock").values() {
+            token.cancel();
+        }
+        self.shared.closed.cancel();
+    }
+
+    /// Sends a request and waits for its result.
+    pub async fn request<R: Request>(&self, params: R) -> Result<R::Result, Error> {
+        self.request_with(params, RequestOptions::default()).await
+    }
+
+    /// Sends a request with options (timeout, progress, cancellation) and waits for its result.
+    pub async fn request_with<R: Request>(&self, mut params: R, options: RequestOptions) -> Result<R::Result, Error> {
+        let raw = self.request_raw_with(R::METHOD, &mut params, options).await?;
+        Ok(serde_json::from_str(raw.get())?)
+    }
+
+    /// Sends a request whose params are already encoded; returns the raw result.
+    pub async fn request_raw<R: Request>(
+        &self,
+        params: &mut R,
+        options: RequestOptions,
+    ) -> Result<Box<RawValue>, Error> {
+        self.request_raw_with(R::METHOD, params, options).await
+    }
+
+    async fn request_raw_with<R: Request>(
+        &self,
+        method: &str,
+        params: &mut R,
+        options: RequestOptions,
+    ) -> Result<Box<RawValue>, Error> {
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
+        let id = RequestId::Number(self.shared.next_id.fetch_add(1, Ordering::Relaxed) + 1);
+        if let Some(callback) = options.on_progress {
+            params.meta_mut().get_or_insert_with(Default::default).progress_token = Some(id.clone());
+            self.shared.progress.lock().expect("progress lock").insert(id.clone(), callback);
+        }
+        let frame = jsonrpc::encode_request(&id, method, params)?;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut pending = self.shared.pending.lock().expect("pending lock");
+            if pending.len() >= self.shared.limits.max_pending_requests {
+                drop(pending);
+                self.shared.progress.lock().expect("progress lock").remove(&id);
+                return Err(Error::TooManyPending(self.shared.limits.max_pending_requests));
+            }
+            pending.insert(id.clone(), tx);
+        }
+        let mut guard = PendingGuard { peer: self, id: &id, done: false };
+        self.send_frame(frame).await?;
+        let timeout = options.timeout.unwrap_or(self.shared.limits.request_timeout);
+        let cancellation = options.cancellation.unwrap_or_default();
+        let outcome = tokio::select! {
+            answer = rx => match answer {
+                Ok(answer) => { guard.done = true; answer.map_err(Error::Rpc) }
+                Err(_) => { guard.done = true; Err(Error::Closed) }
+            },
+            _ = tokio::time::sleep(timeout) => Err(Error::Timeout(timeout)),
+            _ = cancellation.cancelled() => Err(Error::Cancelled),
+            _ = self.shared.closed.cancelled() => { guard.done = true; Err(Error::Closed) }
+        };
+        drop(guard);
+        outcome
+    }
+
+    /// Sends a notification.
+    pub async fn notify<N: Notification>(&self, params: &N) -> Result<(), Error> {
+        let frame = jsonrpc::encode_notification(N::METHOD, Some(params))?;
+        self.send_frame(frame).await
+    }
+
+    /// Sends an already-encoded frame.
+    pub(crate) async fn send_frame(&self, frame: Vec<u8>) -> Result<(), Error> {
+        self.shared.out.send(Outbound::Frame(frame)).await.map_err(|_| Error::Closed)
+    }
+
+    fn forget(&self, id: &RequestId) {
+        self.shared.pending.lock().expect("pending lock").remove(id);
+        self.shared.progress.lock().expect("progress lock").remove(id);
+    }
+}
+
+/// Cleans up a request that ends without an answer (timeout, cancellation, a dropped future) and tells the
+/// other side to stop working on it.
+struct PendingGuard<'a> {
+    peer: &'a Peer,
+    id: &'a RequestId,
+    done: bool,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        self.peer.forget(self.id);
+        if self.done || self.peer.is_closed() {
+            return;
+        }
+        let params = CancelledOut { request_id: self.id, reason: Some("request cancelled by the sender") };
+        if let Ok(frame) = jsonrpc::encode_notification("notifications/cancelled", Some(&params)) {
+            // Best effort: a full queue must not block a drop. The other side bounds its work anyway.
+            let _ = self.peer.shared.out.try_send(Outbound::Frame(frame));
+        }
+    }
+}
+
+/// What a handler gets with each incoming request.
+#[derive(Clone, Debug)]
+pub struct Inbound {
+    /// The request's id.
+    pub id: RequestId,
+    /// Triggered when the other side cancels the request or the connection closes.
+    pub cancellation: CancellationToken,
+    /// The connection the request came on.
+    pub peer: Peer,
+}
+
+impl Inbound {
+    /// Whether the request was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancellation.is_cancelled()
+    }
+}

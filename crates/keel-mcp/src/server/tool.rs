@@ -1,0 +1,224 @@
+//! Typed tools: an async function of a `Deserialize + JsonSchema` argument struct, its input schema
+//! generated once by schemars, and the conversions from what the function returns to a `CallToolResult`.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::sync::Arc;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use super::RequestContext;
+use crate::engine::BoxFuture;
+use crate::protocol::content::ContentBlock;
+use crate::protocol::tools::{CallToolResult, Tool, ToolAnnotations};
+use crate::protocol::{ErrorObject, JsonObject};
+
+/// Arguments of a tool that takes none.
+#[derive(Clone, Copy, Debug, Default, serde::Deserialize, JsonSchema)]
+pub struct NoArgs {}
+
+/// Structured tool output: serialized into `structuredContent` and, for older clients, as JSON text.
+#[derive(Clone, Debug)]
+pub struct Json<T>(pub T);
+
+/// Converts what a tool function returns into its result.
+pub trait IntoToolResult {
+    /// The result.
+    fn into_tool_result(self) -> CallToolResult;
+}
+
+impl IntoToolResult for CallToolResult {
+    fn into_tool_result(self) -> CallToolResult {
+        self
+    }
+}
+
+impl IntoToolResult for String {
+    fn into_tool_result(self) -> CallToolResult {
+        CallToolResult::text(self)
+    }
+}
+
+impl IntoToolResult for &'static str {
+    fn into_tool_result(self) -> CallToolResult {
+        CallToolResult::text(self)
+    }
+}
+
+impl IntoToolResult for ContentBlock {
+    fn into_tool_result(self) -> CallToolResult {
+        CallToolResult::success(vec![self])
+    }
+}
+
+impl IntoToolResult for Vec<ContentBlock> {
+    fn into_tool_result(self) -> CallToolResult {
+        CallToolResult::success(self)
+    }
+}
+
+impl<T: Serialize> IntoToolResult for Json<T> {
+    fn into_tool_result(self) -> CallToolResult {
+        match serde_json::to_value(&self.0) {
+            Ok(value) => CallToolResult {
+                content: vec![ContentBlock::text(value.to_string())],
+                structured_content: Some(value),
+                ..Default::default()
+            },
+            Err(e) => CallToolResult::error(format!("the tool's output could not be encoded: {e}")),
+        }
+    }
+}
+
+/// A failed tool reports its error to the model as a tool error (`isError: true`), not a protocol error.
+impl<T: IntoToolResult, E: Display> IntoToolResult for Result<T, E> {
+    fn into_tool_result(self) -> CallToolResult {
+        match self {
+            Ok(value) => value.into_tool_result(),
+            Err(e) => CallToolResult::error(e.to_string()),
+        }
+    }
+}
+
+/// A function usable as a tool handler. Implemented for `async fn(Args)` and
+/// `async fn(RequestContext, Args)`; `Marker` only tells the two apart.
+pub trait ToolHandler<Marker>: Send + Sync + 'static {
+    /// The argument struct.
+    type Args: DeserializeOwned + JsonSchema + Send + 'static;
+    /// Runs the tool.
+    fn call(&self, ctx: RequestContext, args: Self::Args) -> BoxFuture<CallToolResult>;
+}
+
+impl<F, A, Fut, R> ToolHandler<(A,)> for F
+where
+    F: Fn(A) -> Fut + Send + Sync + 'static,
+    A: DeserializeOwned + JsonSchema + Send + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoToolResult,
+{
+    type Args = A;
+    fn call(&self, _ctx: RequestContext, args: A) -> BoxFuture<CallToolResult> {
+        let fut = self(args);
+        Box::pin(async move { fut.await.into_tool_result() })
+    }
+}
+
+impl<F, A, Fut, R> ToolHandler<(RequestContext, A)> for F
+where
+    F: Fn(RequestContext, A) -> Fut + Send + Sync + 'static,
+    A: DeserializeOwned + JsonSchema + Send + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    R: IntoToolResult,
+{
+    type Args = A;
+    fn call(&self, ctx: RequestContext, args: A) -> BoxFuture<CallToolResult> {
+        let fut = self(ctx, args);
+        Box::pin(async move { fut.await.into_tool_result() })
+    }
+}
+
+/// A type-erased tool: decodes raw arguments and runs the handler.
+pub(crate) type ErasedTool = Arc<dyn Fn(RequestContext, Option<&RawValue>) -> BoxFuture<CallToolResult> + Send + Sync>;
+
+/// A tool definition with its handler, ready to register.
+pub struct ToolDef {
+    pub(crate) tool: Tool,
+    pub(crate) run: ErasedTool,
+}
+
+impl std::fmt::Debug for ToolDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolDef").field("tool", &self.tool).finish_non_exhaustive()
+    }
+}
+
+impl ToolDef {
+    /// A tool named `name` run by `handler`; its input schema comes from the handler's argument type.
+    pub fn new<M, H: ToolHandler<M>>(name: impl Into<String>, handler: H) -> Self {
+        let handler = Arc::new(handler);
+        let run: ErasedTool = Arc::new(move |ctx, raw| {
+            let text = raw.map_or("{}", RawValue::get);
+            let text = if text == "null" { "{}" } else { text };
+            match serde_json::from_str::<H::Args>(text) {
+                Ok(args) => handler.call(ctx, args),
+                // SEP-1303: invalid arguments are the model's to fix, so they come back as a tool error.
+                Err(e) => Box::pin(std::future::ready(CallToolResult::error(format!("invalid arguments: {e}")))),
+            }
+        });
+        ToolDef {
+            tool: Tool {
+                name: name.into(),
+                title: None,
+                description: None,
+                input_schema: schema_of::<H::Args>(),
+                output_schema: None,
+                annotations: None,
+                execution: None,
+                icons: None,
+                meta: None,
+            },
+            run,
+        }
+    }
+
+    /// Sets the description.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.tool.description = Some(description.into());
+        self
+    }
+
+    /// Sets the display title.
+    pub fn title(mut self, title: impl Into<String>) -> Self {
+        self.tool.title = Some(title.into());
+        self
+    }
+
+    /// Sets behaviour hints.
+    pub fn annotations(mut self, annotations: ToolAnnotations) -> Self {
+        self.tool.annotations = Some(annotations);
+        self
+    }
+
+    /// Declares the output schema from the type of the structured output.
+    pub fn output<T: JsonSchema>(mut self) -> Self {
+        self.tool.output_schema = Some(schema_of::<T>());
+        self
+    }
+
+    /// Replaces the generated input schema (kept verbatim).
+    pub fn input_schema(mut self, schema: JsonObject) -> Self {
+        self.tool.input_schema = schema;
+        self
+    }
+
+    /// The protocol description of this tool.
+    pub fn tool(&self) -> &Tool {
+        &self.tool
+    }
+}
+
+/// The JSON Schema (2020-12) of `T` as an object. MCP requires input schemas to be objects with
+/// `"type": "object"`; schemars emits exactly that for structs.
+pub(crate) fn schema_of<T: JsonSchema>() -> JsonObject {
+    let schema = schemars::generate::SchemaSettings::draft2020_12().into_generator().into_root_schema_for::<T>();
+    match schema.to_value() {
+        serde_json::Value::Object(mut map) => {
+            // The title is the Rust type name: noise for a model.
+            map.remove("title");
+            map
+        }
+        _ => {
+            let mut map = JsonObject::new();
+            map.insert("type".into(), "object".into());
+            map
+        }
+    }
+}
+
+/// Why a tool call failed before the tool ran.
+pub(crate) fn unknown_tool(name: &str) -> ErrorObject {
+    ErrorObject::invalid_params(format!("unknown tool: {name}"))
+}

@@ -1,0 +1,67 @@
+//! Transports move framed JSON-RPC messages and know nothing of MCP methods.
+//!
+//! A transport splits into a [`FrameReader`] and a [`FrameWriter`]; the engine drives both. stdio and
+//! child processes frame messages as newline-delimited JSON ([`stdio`], [`child`]); [`memory`] connects two
+//! peers in one process (tests, embedding).
+
+use std::future::Future;
+use std::io;
+
+#[cfg(feature = "stdio")]
+pub mod child;
+pub mod memory;
+pub mod stdio;
+
+#[cfg(feature = "stdio")]
+pub use child::{ChildProcess, ChildTransport};
+#[cfg(feature = "stdio")]
+pub use stdio::Stdio;
+pub use stdio::{LineReader, LineWriter};
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The frame exceeded the size limit and was skipped; the stream goes on.
+    #[error("message exceeds {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The stream failed; no more frames will come.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// The receiving half of a transport.
+pub trait FrameReader: Send + 'static {
+    /// The next frame, `None` at the end of the stream.
+    fn read_frame(&mut self) -> impl Future<Output = Option<Result<Vec<u8>, FrameError>>> + Send;
+}
+
+/// The sending half of a transport.
+pub trait FrameWriter: Send + 'static {
+    /// Queues one frame (a complete JSON-RPC message without a trailing newline).
+    fn write_frame(&mut self, frame: &[u8]) -> impl Future<Output = io::Result<()>> + Send;
+    /// Pushes queued frames out.
+    fn flush(&mut self) -> impl Future<Output = io::Result<()>> + Send;
+    /// Flushes and closes the stream (for a child process: ends it cleanly).
+    fn close(self) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+/// Something that splits into a frame reader and writer.
+pub trait Transport: Send + 'static {
+    /// The receiving half.
+    type Reader: FrameReader;
+    /// The sending half.
+    type Writer: FrameWriter;
+    /// Splits the transport.
+    fn split(self) -> (Self::Reader, Self::Writer);
+}
+
+impl<R: FrameReader, W: FrameWriter> Transport for (R, W) {
+    type Reader = R;
+    type Writer = W;
+    fn split(self) -> (R, W) {
+        self
+    }
+}
