@@ -28,6 +28,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 
 use crate::Limits;
+use crate::engine::peer::Identity;
 use crate::engine::{BoxFuture, Connection, Handler, Inbound, Peer, RequestOptions};
 use crate::error::Error;
 use crate::protocol::capabilities::ClientCapabilities;
@@ -78,6 +79,7 @@ impl ClientBuilder {
         let handler = Arc::new(ClientHandler {});
         let connection = crate::engine::serve(transport, handler, self.limits.clone());
         let peer = connection.peer.clone();
+        peer.set_identity(Identity { capabilities: self.capabilities.clone(), info: self.info.clone() });
         let mut client = Client {
             peer,
             connection: Some(connection),
@@ -161,22 +163,8 @@ impl Client {
     }
 
     /// Sends a typed request with options (timeout, progress, cancellation).
-    pub async fn request_with<R: Request>(&self, mut params: R, options: RequestOptions) -> Result<R::Result, Error> {
-        if let Some(version) = self.peer.protocol_version() {
-            self.stamp(&mut params, &version);
-        }
+    pub async fn request_with<R: Request>(&self, params: R, options: RequestOptions) -> Result<R::Result, Error> {
         self.peer.request_with(params, options).await
-    }
-
-    /// Modern requests carry the revision, the client's capabilities and identity in `_meta`.
-    fn stamp<R: Request>(&self, params: &mut R, version: &ProtocolVersion) {
-        if version.era() != Era::Modern {
-            return;
-        }
-        let meta = params.meta_mut().get_or_insert_with(Default::default);
-        meta.protocol_version = Some(version.clone());
-        meta.client_capabilities = Some(self.capabilities.clone());
-        meta.client_info = Some(self.info.clone());
     }
 
     /// One page of tools.
@@ -224,34 +212,43 @@ impl Client {
     }
 
     /// The modern probe. Returns the modern revision to use, or `None` to fall back to `initialize`.
+    ///
+    /// An `UnsupportedProtocolVersion` answer is a modern answer: the client retries once with the newest
+    /// revision both sides list and never falls back on it.
     async fn probe(&mut self, ours: &[ProtocolVersion], timeout: Duration) -> Option<ProtocolVersion> {
-        let preferred = ours.iter().filter(|v| v.era() == Era::Modern).max()?.clone();
-        let mut params = DiscoverParams::default();
-        self.stamp(&mut params, &preferred);
-        let options = RequestOptions { timeout: Some(timeout), ..Default::default() };
-        match self.peer.request_with(params, options).await {
-            Ok(discovered) => {
-                let chosen = choose_from_offered(ours, &discovered.supported_versions)?;
-                self.server = ServerDetails {
-                    info: discovered
-                        .meta
-                        .as_ref()
-                        .and_then(|m| m.get(crate::protocol::meta::keys::SERVER_INFO))
-                        .and_then(|v| serde_json::from_value(v.clone()).ok()),
-                    capabilities: discovered.capabilities,
-                    instructions: discovered.instructions,
-                };
-                (chosen.era() == Era::Modern).then_some(chosen)
-            }
-            Err(Error::Rpc(e)) if e.code == code::UNSUPPORTED_PROTOCOL_VERSION => {
-                let offered = offered_versions(&e);
-                choose_from_offered(ours, &offered).filter(|v| v.era() == Era::Modern)
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "server/discover probe failed; falling back to initialize");
-                None
+        let mut attempt = ours.iter().filter(|v| v.era() == Era::Modern).max()?.clone();
+        for _ in 0..2 {
+            let mut params = DiscoverParams::default();
+            self.peer.stamp(&mut params, &attempt);
+            let options = RequestOptions { timeout: Some(timeout), ..Default::default() };
+            match self.peer.request_with(params, options).await {
+                Ok(discovered) => {
+                    let chosen = choose_from_offered(ours, &discovered.supported_versions)?;
+                    self.server = ServerDetails {
+                        info: discovered
+                            .meta
+                            .as_ref()
+                            .and_then(|m| m.get(crate::protocol::meta::keys::SERVER_INFO))
+                            .and_then(|v| serde_json::from_value(v.clone()).ok()),
+                        capabilities: discovered.capabilities,
+                        instructions: discovered.instructions,
+                    };
+                    return (chosen.era() == Era::Modern).then_some(chosen);
+                }
+                Err(Error::Rpc(e)) if e.code == code::UNSUPPORTED_PROTOCOL_VERSION => {
+                    let chosen = choose_from_offered(ours, &offered_versions(&e))?;
+                    if chosen.era() != Era::Modern || chosen == attempt {
+                        return None;
+                    }
+                    attempt = chosen;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "server/discover probe failed; falling back to initialize");
+                    return None;
+                }
             }
         }
+        None
     }
 
     async fn initialize(&mut self, ours: &[ProtocolVersion]) -> Result<ProtocolVersion, Error> {

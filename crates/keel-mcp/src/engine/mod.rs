@@ -8,7 +8,7 @@
 //! [`Transport`]: crate::transport::Transport
 
 mod connection;
-mod peer;
+pub(crate) mod peer;
 
 pub use connection::{Connection, Handler, serve};
 pub use peer::{Inbound, Peer, Progress, ProgressCallback, RequestOptions};

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::Limits;
 use crate::error::Error;
 use crate::protocol::jsonrpc::{self, ErrorObject, RequestId};
-use crate::protocol::{Notification, ProgressToken, ProtocolVersion, Request};
+use crate::protocol::{ClientCapabilities, Implementation, Notification, ProgressToken, ProtocolVersion, Request};
 
 pub(crate) type Answer = Result<Box<RawValue>, ErrorObject>;
 
@@ -68,6 +68,14 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) closed: CancellationToken,
     version: RwLock<Option<ProtocolVersion>>,
+    identity: RwLock<Option<Arc<Identity>>>,
+}
+
+/// What a modern-era client puts in every request's `_meta`.
+#[derive(Debug)]
+pub(crate) struct Identity {
+    pub(crate) capabilities: ClientCapabilities,
+    pub(crate) info: Implementation,
 }
 
 /// One side of a connection: sends requests and notifications, and knows the negotiated revision.
@@ -104,6 +112,7 @@ impl Peer {
                 limits,
                 closed: CancellationToken::new(),
                 version: RwLock::new(None),
+                identity: RwLock::new(None),
             }),
         }
     }
@@ -116,6 +125,26 @@ impl Peer {
     /// Records the negotiated revision.
     pub fn set_protocol_version(&self, version: ProtocolVersion) {
         *self.shared.version.write().expect("version lock") = Some(version);
+    }
+
+    /// Makes every request of a modern revision carry the client's capabilities and identity in `_meta`
+    /// (the era decision lives here, once, so raw requests through the peer get it too).
+    pub(crate) fn set_identity(&self, identity: Identity) {
+        *self.shared.identity.write().expect("identity lock") = Some(Arc::new(identity));
+    }
+
+    /// Fills the `_meta` keys a modern request must carry, leaving keys the caller set alone.
+    pub(crate) fn stamp<R: Request>(&self, params: &mut R, version: &ProtocolVersion) {
+        if version.era() != crate::protocol::Era::Modern {
+            return;
+        }
+        let identity = self.shared.identity.read().expect("identity lock").clone();
+        let meta = params.meta_mut().get_or_insert_with(Default::default);
+        meta.protocol_version.get_or_insert_with(|| version.clone());
+        if let Some(identity) = identity {
+            meta.client_capabilities.get_or_insert_with(|| identity.capabilities.clone());
+            meta.client_info.get_or_insert_with(|| identity.info.clone());
+        }
     }
 
     /// The limits this connection runs under.
@@ -170,6 +199,9 @@ impl Peer {
     ) -> Result<Box<RawValue>, Error> {
         if self.is_closed() {
             return Err(Error::Closed);
+        }
+        if let Some(version) = self.protocol_version() {
+            self.stamp(params, &version);
         }
         let id = RequestId::Number(self.shared.next_id.fetch_add(1, Ordering::Relaxed) + 1);
         if let Some(callback) = options.on_progress {
