@@ -22,6 +22,13 @@ pub trait Handler: Send + Sync + 'static {
     /// Answers one request: its raw result, or an error.
     fn handle_request(&self, request: RawRequest, ctx: Inbound) -> BoxFuture<Result<Box<RawValue>, ErrorObject>>;
 
+    /// Whether `method` must be handled before the next message is read (lifecycle requests such as
+    /// `initialize`, whose effect later requests depend on). Other requests run concurrently.
+    fn is_sequential(&self, method: &str) -> bool {
+        let _ = method;
+        false
+    }
+
     /// Reacts to one notification. Cancellation and progress are handled by the engine before this.
     fn handle_notification(&self, notification: RawNotification, peer: Peer) -> BoxFuture<()>;
 }
@@ -127,9 +134,10 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
                     continue;
                 }
                 let ctx = Inbound { id: id.clone(), cancellation: token.clone(), peer: peer.clone() };
+                let sequential = handler.is_sequential(&request.method);
                 let future = handler.handle_request(request, ctx);
                 let peer = peer.clone();
-                tracker.spawn(async move {
+                let task = async move {
                     let outcome = tokio::select! {
                         outcome = future => Some(outcome),
                         _ = token.cancelled() => None,
@@ -144,7 +152,12 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
                         let _ = peer.send_frame(frame).await;
                     }
                     drop(permit);
-                });
+                };
+                if sequential {
+                    task.await;
+                } else {
+                    tracker.spawn(task);
+                }
             }
             Ok(Message::Notification(notification)) => match notification.method.as_str() {
                 "notifications/cancelled" => on_cancelled(&peer, notification.params.as_deref()),

@@ -64,6 +64,10 @@ impl Handler for ServerConnection {
         Box::pin(async move { dispatch(&server, &session, request, inbound).await })
     }
 
+    fn is_sequential(&self, method: &str) -> bool {
+        matches!(method, InitializeParams::METHOD | SetLevelParams::METHOD)
+    }
+
     fn handle_notification(&self, notification: RawNotification, _peer: Peer) -> BoxFuture<()> {
         match notification.method.as_str() {
             "notifications/initialized" | "notifications/roots/list_changed" => {}

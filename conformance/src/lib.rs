@@ -1,0 +1,3 @@
+//! Keel's fixtures for the official MCP conformance suite: the server fixture and the client scenarios.
+
+pub mod fixture;
