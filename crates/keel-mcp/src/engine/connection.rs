@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
@@ -10,10 +9,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::BoxFuture;
-use super::peer::{Inbound, Outbound, Peer, Progress};
+use super::peer::{Inbound, Outbound, Peer};
 use crate::Limits;
-use crate::protocol::jsonrpc::{self, ErrorObject, Message, RawNotification, RawRequest, RequestId};
-use crate::protocol::{ProgressToken, decode_params};
+use crate::protocol::cancellation::CancelledParams;
+use crate::protocol::jsonrpc::{self, ErrorObject, Message, RawNotification, RawRequest};
+use crate::protocol::progress::ProgressParams;
+use crate::protocol::{Notification, decode_params};
 use crate::transport::{FrameError, FrameReader, FrameWriter, Transport};
 
 /// Handles what the other side sends. Implemented by the server and by the client (for server-initiated
@@ -139,9 +140,12 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
                 let peer = peer.clone();
                 let task = async move {
                     let outcome = tokio::select! {
-                        outcome = future => Some(outcome),
+                        biased;
                         _ = token.cancelled() => None,
+                        outcome = future => Some(outcome),
                     };
+                    // A handler that ends because it saw the cancellation still gets no answer sent.
+                    let outcome = outcome.filter(|_| !token.is_cancelled());
                     peer.shared.in_flight.lock().expect("in-flight lock").remove(&id);
                     // A cancelled request gets no answer.
                     if let Some(outcome) = outcome {
@@ -160,17 +164,13 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
                 }
             }
             Ok(Message::Notification(notification)) => match notification.method.as_str() {
-                "notifications/cancelled" => on_cancelled(&peer, notification.params.as_deref()),
-                "notifications/progress" if on_progress(&peer, notification.params.as_deref()) => {}
+                CancelledParams::METHOD => on_cancelled(&peer, notification.params.as_deref()),
+                ProgressParams::METHOD if on_progress(&peer, notification.params.as_deref()) => {}
                 _ => handler.handle_notification(notification, peer.clone()).await,
             },
             Ok(Message::Response(response)) => {
-                let waiter = shared.pending.lock().expect("pending lock").remove(&response.id);
-                match waiter {
-                    Some(waiter) => {
-                        let _ = waiter.send(response.outcome);
-                    }
-                    None => tracing::debug!(id = %response.id, "answer to no pending request"),
+                if !shared.pending.resolve(&response.id, response.outcome) {
+                    tracing::debug!(id = %response.id, "answer to no pending request");
                 }
             }
             Err(e) if e.reply => {
@@ -184,42 +184,20 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
     shared.closed.cancel();
     tracker.close();
     tracker.wait().await;
-    shared.pending.lock().expect("pending lock").clear();
+    shared.pending.clear();
     let _ = shared.out.send(Outbound::Shutdown).await;
     let _ = writer.await;
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CancelledIn {
-    request_id: Option<RequestId>,
-}
-
 fn on_cancelled(peer: &Peer, params: Option<&RawValue>) {
-    let Ok(CancelledIn { request_id: Some(id) }) = decode_params::<CancelledIn>(params) else { return };
+    let Ok(CancelledParams { request_id: Some(id), .. }) = decode_params::<CancelledParams>(params) else { return };
     if let Some(token) = peer.shared.in_flight.lock().expect("in-flight lock").get(&id) {
         token.cancel();
     }
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ProgressIn {
-    progress_token: ProgressToken,
-    #[serde(flatten)]
-    progress: Progress,
-}
-
 /// Routes a progress notification to the callback of the request it belongs to. Returns false when no
 /// request of ours asked for it, so the handler sees it.
 fn on_progress(peer: &Peer, params: Option<&RawValue>) -> bool {
-    let Ok(ProgressIn { progress_token, progress }) = decode_params::<ProgressIn>(params) else { return false };
-    let callback = peer.shared.progress.lock().expect("progress lock").get(&progress_token).cloned();
-    match callback {
-        Some(callback) => {
-            callback(progress);
-            true
-        }
-        None => false,
-    }
+    decode_params::<ProgressParams>(params).is_ok_and(|p| peer.shared.pending.progress(p))
 }

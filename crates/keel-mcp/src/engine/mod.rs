@@ -9,6 +9,7 @@
 
 mod connection;
 pub(crate) mod peer;
+mod pending;
 
 pub use connection::{Connection, Handler, serve};
 pub use peer::{Inbound, Peer, Progress, ProgressCallback, RequestOptions};

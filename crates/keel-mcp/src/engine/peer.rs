@@ -1,21 +1,20 @@
 //! [`Peer`]: the handle through which one side sends requests and notifications to the other.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::pending::PendingRequests;
 use crate::Limits;
 use crate::error::Error;
-use crate::protocol::jsonrpc::{self, ErrorObject, RequestId};
-use crate::protocol::{ClientCapabilities, Implementation, Notification, ProgressToken, ProtocolVersion, Request};
-
-pub(crate) type Answer = Result<Box<RawValue>, ErrorObject>;
+use crate::protocol::cancellation::CancelledParams;
+use crate::protocol::jsonrpc::{self, RequestId};
+use crate::protocol::{ClientCapabilities, Implementation, Notification, ProtocolVersion, Request};
 
 /// A progress update for a request this side sent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -61,10 +60,8 @@ pub(crate) enum Outbound {
 
 pub(crate) struct Shared {
     pub(crate) out: mpsc::Sender<Outbound>,
-    pub(crate) pending: Mutex<HashMap<RequestId, oneshot::Sender<Answer>>>,
+    pub(crate) pending: PendingRequests,
     pub(crate) in_flight: Mutex<HashMap<RequestId, CancellationToken>>,
-    pub(crate) progress: Mutex<HashMap<ProgressToken, ProgressCallback>>,
-    next_id: AtomicI64,
     pub(crate) limits: Limits,
     pub(crate) closed: CancellationToken,
     version: RwLock<Option<ProtocolVersion>>,
@@ -92,23 +89,13 @@ impl std::fmt::Debug for Peer {
     }
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CancelledOut<'a> {
-    request_id: &'a RequestId,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
-}
-
 impl Peer {
     pub(crate) fn new(out: mpsc::Sender<Outbound>, limits: Limits) -> Peer {
         Peer {
             shared: Arc::new(Shared {
                 out,
-                pending: Mutex::new(HashMap::new()),
+                pending: PendingRequests::new(limits.max_pending_requests),
                 in_flight: Mutex::new(HashMap::new()),
-                progress: Mutex::new(HashMap::new()),
-                next_id: AtomicI64::new(0),
                 limits,
                 closed: CancellationToken::new(),
                 version: RwLock::new(None),
@@ -203,22 +190,12 @@ impl Peer {
         if let Some(version) = self.protocol_version() {
             self.stamp(params, &version);
         }
-        let id = RequestId::Number(self.shared.next_id.fetch_add(1, Ordering::Relaxed) + 1);
-        if let Some(callback) = options.on_progress {
+        let id = self.shared.pending.next_id();
+        if options.on_progress.is_some() {
             params.meta_mut().get_or_insert_with(Default::default).progress_token = Some(id.clone());
-            self.shared.progress.lock().expect("progress lock").insert(id.clone(), callback);
         }
         let frame = jsonrpc::encode_request(&id, method, params)?;
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut pending = self.shared.pending.lock().expect("pending lock");
-            if pending.len() >= self.shared.limits.max_pending_requests {
-                drop(pending);
-                self.shared.progress.lock().expect("progress lock").remove(&id);
-                return Err(Error::TooManyPending(self.shared.limits.max_pending_requests));
-            }
-            pending.insert(id.clone(), tx);
-        }
+        let rx = self.shared.pending.insert(id.clone(), options.on_progress)?;
         let mut guard = PendingGuard { peer: self, id: &id, done: false };
         self.send_frame(frame).await?;
         let timeout = options.timeout.unwrap_or(self.shared.limits.request_timeout);
@@ -248,8 +225,7 @@ impl Peer {
     }
 
     fn forget(&self, id: &RequestId) {
-        self.shared.pending.lock().expect("pending lock").remove(id);
-        self.shared.progress.lock().expect("progress lock").remove(id);
+        self.shared.pending.forget(id);
     }
 }
 
@@ -267,8 +243,8 @@ impl Drop for PendingGuard<'_> {
         if self.done || self.peer.is_closed() {
             return;
         }
-        let params = CancelledOut { request_id: self.id, reason: Some("request cancelled by the sender") };
-        if let Ok(frame) = jsonrpc::encode_notification("notifications/cancelled", Some(&params)) {
+        let params = CancelledParams::new(self.id.clone(), Some("request cancelled by the sender".into()));
+        if let Ok(frame) = jsonrpc::encode_notification(CancelledParams::METHOD, Some(&params)) {
             // Best effort: a full queue must not block a drop. The other side bounds its work anyway.
             let _ = self.peer.shared.out.try_send(Outbound::Frame(frame));
         }

@@ -1,0 +1,107 @@
+//! Outgoing requests awaiting their answers: id allocation, one waiter per id, per-request progress
+//! callbacks, and a bound on how many may wait at once. Shared by stream connections ([`Peer`]) and by
+//! HTTP sessions, which receive answers in separate POSTs.
+//!
+//! [`Peer`]: super::Peer
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use serde_json::value::RawValue;
+use tokio::sync::oneshot;
+
+use super::peer::ProgressCallback;
+use crate::error::Error;
+use crate::protocol::jsonrpc::{ErrorObject, RequestId};
+use crate::protocol::progress::ProgressParams;
+
+/// A raw answer: the result or the error the other side sent.
+pub type Answer = Result<Box<RawValue>, ErrorObject>;
+
+struct Waiter {
+    answer: oneshot::Sender<Answer>,
+    progress: Option<ProgressCallback>,
+}
+
+/// The table of requests this side sent and still waits for.
+pub struct PendingRequests {
+    waiters: Mutex<HashMap<RequestId, Waiter>>,
+    next_id: AtomicI64,
+    max: usize,
+}
+
+impl std::fmt::Debug for PendingRequests {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingRequests").field("waiting", &self.len()).field("max", &self.max).finish()
+    }
+}
+
+impl PendingRequests {
+    /// A table holding at most `max` waiting requests.
+    pub fn new(max: usize) -> Self {
+        PendingRequests { waiters: Mutex::new(HashMap::new()), next_id: AtomicI64::new(0), max }
+    }
+
+    /// A fresh id, unique within this table.
+    pub fn next_id(&self) -> RequestId {
+        RequestId::Number(self.next_id.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// Registers a waiter for `id`; fails when the table is full.
+    pub fn insert(
+        &self,
+        id: RequestId,
+        progress: Option<ProgressCallback>,
+    ) -> Result<oneshot::Receiver<Answer>, Error> {
+        let (tx, rx) = oneshot::channel();
+        let mut waiters = self.waiters.lock().expect("pending lock");
+        if waiters.len() >= self.max {
+            return Err(Error::TooManyPending(self.max));
+        }
+        waiters.insert(id, Waiter { answer: tx, progress });
+        Ok(rx)
+    }
+
+    /// Hands an answer to whoever waits for `id`; false when nobody does.
+    pub fn resolve(&self, id: &RequestId, answer: Answer) -> bool {
+        let waiter = self.waiters.lock().expect("pending lock").remove(id);
+        match waiter {
+            Some(waiter) => {
+                let _ = waiter.answer.send(answer);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Routes a progress notification to the request whose progress token it names (Keel uses the
+    /// request id as the token); false when no request of ours asked for it.
+    pub fn progress(&self, params: ProgressParams) -> bool {
+        let callback =
+            self.waiters.lock().expect("pending lock").get(&params.progress_token).and_then(|w| w.progress.clone());
+        match callback {
+            Some(callback) => {
+                callback(super::Progress { progress: params.progress, total: params.total, message: params.message });
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Drops the waiter for `id` (timeout, cancellation).
+    pub fn forget(&self, id: &RequestId) {
+        self.waiters.lock().expect("pending lock").remove(id);
+    }
+
+    /// Drops every waiter: they all see the connection closed.
+    pub fn clear(&self) {
+        self.waiters.lock().expect("pending lock").clear();
+    }
+
+    /// How many requests wait.
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
+        self.waiters.lock().expect("pending lock").len()
+    }
+}
