@@ -6,6 +6,16 @@ use serde::{Deserialize, Serialize};
 
 use super::JsonObject;
 
+/// Identifiers of the extensions Keel knows, as keys of the `extensions` capability map (2026-07-28).
+pub mod extension_ids {
+    /// Tasks (SEP-2663): `tasks/get`, `tasks/update`, `tasks/cancel` and `resultType: "task"`.
+    pub const TASKS: &str = "io.modelcontextprotocol/tasks";
+    /// Skills (SEP-2640): `skills/list`, `skills/get` and `resources/directory/read`.
+    pub const SKILLS: &str = "io.modelcontextprotocol/skills";
+    /// MCP Apps: interactive UI resources.
+    pub const UI: &str = "io.modelcontextprotocol/ui";
+}
+
 /// What a client supports.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
