@@ -1,37 +1,64 @@
 //! [`RequestContext`]: what a handler gets besides its arguments — cancellation, progress, logging, and the
-//! connection back to the client.
+//! way back to the client, whichever transport and era the request came on.
 
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Inbound, Peer};
+use crate::engine::Peer;
+use crate::error::Error;
+use crate::protocol::capabilities::ClientCapabilities;
+use crate::protocol::jsonrpc;
 use crate::protocol::logging::{LoggingLevel, LoggingMessageParams};
-use crate::protocol::{ProgressToken, ProtocolVersion, RequestId};
+use crate::protocol::progress::ProgressParams;
+use crate::protocol::{Notification, ProgressToken, ProtocolVersion, Request, RequestId};
+
+/// Where a handler's messages to the client go.
+#[derive(Clone, Debug)]
+pub(crate) enum Channel {
+    /// A connection driven by the engine (stdio, child process, in memory).
+    Peer(Peer),
+    /// An HTTP response (its SSE stream, if any, and the session for server-to-client requests).
+    #[cfg(feature = "http-server")]
+    Http(super::http::ResponseChannel),
+}
+
+impl Channel {
+    async fn send_notification<N: Notification>(&self, related: &RequestId, params: &N) {
+        let Ok(frame) = jsonrpc::encode_notification(N::METHOD, Some(params)) else { return };
+        match self {
+            Channel::Peer(peer) => {
+                let _ = peer.send_frame(frame).await;
+            }
+            #[cfg(feature = "http-server")]
+            Channel::Http(http) => http.send(related, frame).await,
+        }
+        let _ = related;
+    }
+
+    async fn request<R: Request>(&self, params: R) -> Result<R::Result, Error> {
+        match self {
+            Channel::Peer(peer) => peer.request(params).await,
+            #[cfg(feature = "http-server")]
+            Channel::Http(http) => http.request(params).await,
+        }
+    }
+}
 
 /// The context of one request being handled.
 #[derive(Clone, Debug)]
 pub struct RequestContext {
-    pub(crate) inbound: Inbound,
+    pub(crate) id: RequestId,
+    pub(crate) cancellation: CancellationToken,
+    pub(crate) channel: Channel,
     pub(crate) version: ProtocolVersion,
+    pub(crate) client_capabilities: ClientCapabilities,
     pub(crate) progress_token: Option<ProgressToken>,
     pub(crate) log_level: Option<LoggingLevel>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ProgressOut<'a> {
-    progress_token: &'a ProgressToken,
-    progress: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    total: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<&'a str>,
 }
 
 impl RequestContext {
     /// The request's id.
     pub fn request_id(&self) -> &RequestId {
-        &self.inbound.id
+        &self.id
     }
 
     /// The revision this request speaks.
@@ -39,19 +66,29 @@ impl RequestContext {
         &self.version
     }
 
+    /// The capabilities the client declared (for this request in the modern era, for the session in the
+    /// legacy era).
+    pub fn client_capabilities(&self) -> &ClientCapabilities {
+        &self.client_capabilities
+    }
+
     /// Triggered when the client cancels the request.
     pub fn cancellation(&self) -> &CancellationToken {
-        &self.inbound.cancellation
+        &self.cancellation
     }
 
     /// Whether the client cancelled the request.
     pub fn is_cancelled(&self) -> bool {
-        self.inbound.cancellation.is_cancelled()
+        self.cancellation.is_cancelled()
     }
 
-    /// The connection to the client.
-    pub fn peer(&self) -> &Peer {
-        &self.inbound.peer
+    /// The engine connection to the client, when the request came on one (stdio, child process).
+    pub fn peer(&self) -> Option<&Peer> {
+        match &self.channel {
+            Channel::Peer(peer) => Some(peer),
+            #[cfg(feature = "http-server")]
+            Channel::Http(_) => None,
+        }
     }
 
     /// Whether the client asked for progress on this request.
@@ -62,10 +99,9 @@ impl RequestContext {
     /// Reports progress; does nothing when the client did not ask for progress.
     pub async fn progress(&self, progress: f64, total: Option<f64>, message: Option<&str>) {
         let Some(token) = &self.progress_token else { return };
-        let params = ProgressOut { progress_token: token, progress, total, message };
-        if let Ok(frame) = crate::protocol::jsonrpc::encode_notification("notifications/progress", Some(&params)) {
-            let _ = self.inbound.peer.send_frame(frame).await;
-        }
+        let mut params = ProgressParams::new(token.clone(), progress, total);
+        params.message = message.map(str::to_owned);
+        self.channel.send_notification(&self.id, &params).await;
     }
 
     /// Sends a log message when the client asked for messages at `level` or above (per session in the
@@ -75,6 +111,11 @@ impl RequestContext {
             return;
         }
         let params = LoggingMessageParams { level, logger: logger.map(str::to_owned), data: data.into(), meta: None };
-        let _ = self.inbound.peer.notify(&params).await;
+        self.channel.send_notification(&self.id, &params).await;
+    }
+
+    /// Sends a request to the client and waits for its answer (legacy era: sampling, elicitation, roots).
+    pub async fn request<R: Request>(&self, params: R) -> Result<R::Result, Error> {
+        self.channel.request(params).await
     }
 }

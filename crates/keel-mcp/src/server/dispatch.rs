@@ -8,6 +8,9 @@ use serde_json::value::RawValue;
 
 use super::context::RequestContext;
 use super::{ServerInner, tool};
+use tokio_util::sync::CancellationToken;
+
+use super::context::Channel;
 use crate::engine::{BoxFuture, Handler, Inbound, Peer};
 use crate::protocol::capabilities::ClientCapabilities;
 use crate::protocol::jsonrpc::{RawNotification, RawRequest, code};
@@ -19,7 +22,7 @@ use crate::protocol::meta::{RequestMeta, keys};
 use crate::protocol::tools::{CallToolParams, ListToolsParams, ListToolsResult};
 use crate::protocol::version::{Era, negotiate_initialize};
 use crate::protocol::{
-    ErrorObject, Implementation, JsonObject, McpResult, ProtocolVersion, Request, ResultType, decode_params,
+    ErrorObject, Implementation, JsonObject, McpResult, ProtocolVersion, Request, RequestId, ResultType, decode_params,
 };
 
 /// One connection's view of the server: the shared registries plus this connection's legacy session.
@@ -29,8 +32,8 @@ pub(crate) struct ServerConnection {
 }
 
 /// What a legacy (`initialize`d) session remembers. Modern requests never read it.
-#[derive(Default)]
-struct Session {
+#[derive(Debug, Default)]
+pub(crate) struct Session {
     version: Option<ProtocolVersion>,
     client_capabilities: ClientCapabilities,
     client_info: Option<Implementation>,
@@ -41,7 +44,6 @@ struct Session {
 struct Scope {
     version: ProtocolVersion,
     log_level: Option<LoggingLevel>,
-    #[allow(dead_code)]
     client_capabilities: ClientCapabilities,
 }
 
@@ -61,7 +63,10 @@ impl Handler for ServerConnection {
     fn handle_request(&self, request: RawRequest, inbound: Inbound) -> BoxFuture<Result<Box<RawValue>, ErrorObject>> {
         let server = self.server.clone();
         let session = self.session.clone();
-        Box::pin(async move { dispatch(&server, &session, request, inbound).await })
+        Box::pin(async move {
+            let call = Call { id: inbound.id, cancellation: inbound.cancellation, channel: Channel::Peer(inbound.peer) };
+            dispatch(&server, Some(&session), request, call, None).await
+        })
     }
 
     fn is_sequential(&self, method: &str) -> bool {
@@ -77,23 +82,45 @@ impl Handler for ServerConnection {
     }
 }
 
-async fn dispatch(
+/// How one request reached the server: its id, its cancellation, and the way back to the client.
+pub(crate) struct Call {
+    pub(crate) id: RequestId,
+    pub(crate) cancellation: CancellationToken,
+    pub(crate) channel: Channel,
+}
+
+/// What the HTTP transport saw in the headers of a modern request, checked against the body.
+#[derive(Debug, Default)]
+pub(crate) struct HeaderChecks {
+    /// `MCP-Protocol-Version`.
+    pub(crate) protocol_version: Option<String>,
+    /// `Mcp-Name`, decoded from its base64 form when wrapped.
+    pub(crate) name: Option<String>,
+}
+
+/// Handles one request. `session` is the legacy session the request belongs to (`None` on the stateless
+/// HTTP path); `headers` are the HTTP headers to check against the body (modern HTTP only).
+pub(crate) async fn dispatch(
     server: &ServerInner,
-    session: &Mutex<Session>,
+    session: Option<&Mutex<Session>>,
     request: RawRequest,
-    inbound: Inbound,
+    call: Call,
+    headers: Option<&HeaderChecks>,
 ) -> Result<Box<RawValue>, ErrorObject> {
     let params = request.params.as_deref();
     match request.method.as_str() {
-        InitializeParams::METHOD => initialize(server, session, decode_params(params)?),
+        InitializeParams::METHOD => match session {
+            Some(session) => initialize(server, session, decode_params(params)?),
+            None => Err(ErrorObject::method_not_found(InitializeParams::METHOD)),
+        },
         PingParams::METHOD => {
             let params: PingParams = decode_params(params)?;
-            let scope = scope(server, session, params.meta(), true)?;
+            let scope = scope(server, session, params.meta(), true, headers)?;
             finish(server, &scope, EmptyResult::default())
         }
         DiscoverParams::METHOD => {
             let params: DiscoverParams = decode_params(params)?;
-            let scope = scope(server, session, params.meta(), false)?;
+            let scope = scope(server, session, params.meta(), false, headers)?;
             let result = DiscoverResult {
                 supported_versions: server.versions.iter().rev().cloned().collect(),
                 capabilities: server.capabilities.clone(),
@@ -107,17 +134,19 @@ async fn dispatch(
         }
         SetLevelParams::METHOD => {
             let params: SetLevelParams = decode_params(params)?;
-            let scope = scope(server, session, params.meta(), false)?;
+            let scope = scope(server, session, params.meta(), false, headers)?;
             if scope.modern() {
                 // Removed in 2026-07-28: the level travels with each request.
                 return Err(ErrorObject::method_not_found(SetLevelParams::METHOD));
             }
-            session.lock().expect("session lock").log_level = Some(params.level);
+            if let Some(session) = session {
+                session.lock().expect("session lock").log_level = Some(params.level);
+            }
             finish(server, &scope, EmptyResult::default())
         }
         ListToolsParams::METHOD => {
             let params: ListToolsParams = decode_params(params)?;
-            let scope = scope(server, session, params.meta(), false)?;
+            let scope = scope(server, session, params.meta(), false, headers)?;
             let (page, next_cursor) = paginate(&server.tools, params.cursor.as_deref(), server.page_size)?;
             let mut result = ListToolsResult {
                 tools: page.iter().map(|t| t.tool.clone()).collect(),
@@ -132,11 +161,15 @@ async fn dispatch(
         }
         CallToolParams::METHOD => {
             let params: CallToolIn = decode_params(params)?;
-            let scope = scope(server, session, params.meta.as_ref(), false)?;
+            let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
+            check_name(headers, &params.name)?;
             let index = *server.tool_index.get(&params.name).ok_or_else(|| tool::unknown_tool(&params.name))?;
             let ctx = RequestContext {
-                inbound,
+                id: call.id,
+                cancellation: call.cancellation,
+                channel: call.channel,
                 version: scope.version.clone(),
+                client_capabilities: scope.client_capabilities.clone(),
                 progress_token: params.meta.as_ref().and_then(|m| m.progress_token.clone()),
                 log_level: scope.log_level,
             };
@@ -188,11 +221,28 @@ fn initialize(
 /// otherwise it belongs to the legacy session, which must have been initialized (`ping` excepted).
 fn scope(
     server: &ServerInner,
-    session: &Mutex<Session>,
+    session: Option<&Mutex<Session>>,
     meta: Option<&RequestMeta>,
     allowed_before_initialize: bool,
+    headers: Option<&HeaderChecks>,
 ) -> Result<Scope, ErrorObject> {
-    if let Some(version) = meta.and_then(|m| m.protocol_version.as_ref()) {
+    let meta_version = meta.and_then(|m| m.protocol_version.as_ref());
+    if let Some(headers) = headers {
+        // Stateless HTTP: the body must name its revision and capabilities, and agree with the header.
+        let Some(version) = meta_version else {
+            return Err(ErrorObject::invalid_params(format!("missing _meta[\"{}\"]", keys::PROTOCOL_VERSION)));
+        };
+        if meta.is_some_and(|m| m.client_capabilities.is_none()) {
+            return Err(ErrorObject::invalid_params(format!("missing _meta[\"{}\"]", keys::CLIENT_CAPABILITIES)));
+        }
+        if headers.protocol_version.as_deref() != Some(version.as_str()) {
+            return Err(ErrorObject::new(
+                code::HEADER_MISMATCH,
+                "the MCP-Protocol-Version header does not match _meta[\"io.modelcontextprotocol/protocolVersion\"]",
+            ));
+        }
+    }
+    if let Some(version) = meta_version {
         if version.era() != Era::Modern || !server.versions.contains(version) {
             return Err(unsupported_version(server, version));
         }
@@ -202,6 +252,9 @@ fn scope(
         };
         return Ok(Scope { version: version.clone(), log_level: meta.log_level, client_capabilities });
     }
+    let Some(session) = session else {
+        return Err(ErrorObject::invalid_params(format!("missing _meta[\"{}\"]", keys::PROTOCOL_VERSION)));
+    };
     let session = session.lock().expect("session lock");
     match &session.version {
         Some(version) => Ok(Scope {
@@ -218,6 +271,16 @@ fn scope(
             "missing _meta[\"{}\"]: name the protocol version in each request, or initialize a session first",
             keys::PROTOCOL_VERSION
         ))),
+    }
+}
+
+/// On modern HTTP, `Mcp-Name` must repeat the tool, prompt or resource the body names.
+fn check_name(headers: Option<&HeaderChecks>, name: &str) -> Result<(), ErrorObject> {
+    match headers {
+        Some(h) if h.name.as_deref() != Some(name) => {
+            Err(ErrorObject::new(code::HEADER_MISMATCH, "the Mcp-Name header does not match the request body"))
+        }
+        _ => Ok(()),
     }
 }
 
