@@ -12,9 +12,13 @@ use keel_mcp::transport::memory::{self, MemoryTransport};
 use keel_mcp::transport::{FrameReader, FrameWriter, LineReader, LineWriter, Transport};
 use serde_json::{Value, json};
 
+mod schema_support;
+
 type RawEnd = (<MemoryTransport as Transport>::Reader, <MemoryTransport as Transport>::Writer);
 
 struct RawClient {
+    /// The revision the server's messages are checked against.
+    revision: &'static str,
     reader: <MemoryTransport as Transport>::Reader,
     writer: <MemoryTransport as Transport>::Writer,
 }
@@ -31,7 +35,9 @@ impl RawClient {
             .expect("an answer within 5 s")
             .expect("stream open")
             .expect("a frame");
-        serde_json::from_slice(&frame).unwrap()
+        let message: Value = serde_json::from_slice(&frame).unwrap();
+        schema_support::assert_valid_from_server(self.revision, &message);
+        message
     }
 
     async fn call(&mut self, line: &str) -> Value {
@@ -44,7 +50,7 @@ fn start(server: &Server) -> RawClient {
     let (a, b) = memory::pair();
     let _connection = server.serve(a);
     let (reader, writer): RawEnd = b.split();
-    RawClient { reader, writer }
+    RawClient { revision: "2025-11-25", reader, writer }
 }
 
 fn test_server(limits: Limits) -> Server {
@@ -72,7 +78,7 @@ async fn malformed_input_gets_the_right_error_and_the_peer_keeps_serving() {
     assert_eq!(init["result"]["protocolVersion"], "2025-11-25");
 
     let e = c.call("{this is not json").await;
-    assert_eq!((e["id"].clone(), e["error"]["code"].clone()), (Value::Null, json!(-32700)));
+    assert_eq!((e.get("id"), e["error"]["code"].clone()), (None, json!(-32700)));
 
     let e = c.call(r#"{"jsonrpc":"1.0","id":3,"method":"ping"}"#).await;
     assert_eq!((e["id"].clone(), e["error"]["code"].clone()), (json!(3), json!(-32600)));
@@ -126,6 +132,7 @@ async fn a_cancelled_request_gets_no_answer() {
 #[tokio::test]
 async fn modern_requests_are_checked_and_stamped() {
     let mut c = start(&test_server(Limits::default()));
+    c.revision = "2026-07-28";
     let r = c
         .call(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#)
         .await;

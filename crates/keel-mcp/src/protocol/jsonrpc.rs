@@ -338,6 +338,8 @@ struct OutResult<'a, R: ?Sized> {
 #[derive(Serialize)]
 struct OutError<'a> {
     jsonrpc: &'static str,
+    // The MCP schemas (2025-11-25 on) make the id optional and never null: omit it when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'a RequestId>,
     error: &'a ErrorObject,
 }
@@ -357,7 +359,7 @@ pub fn encode_result<R: Serialize + ?Sized>(id: &RequestId, result: &R) -> serde
     serde_json::to_vec(&OutResult { jsonrpc: JSONRPC_VERSION, id, result })
 }
 
-/// Encodes an error response; `id` is `None` (JSON `null`) when the request's id could not be read.
+/// Encodes an error response; `id` is `None` (omitted) when the request's id could not be read.
 pub fn encode_error(id: Option<&RequestId>, error: &ErrorObject) -> Vec<u8> {
     serde_json::to_vec(&OutError { jsonrpc: JSONRPC_VERSION, id, error }).expect("error objects always encode")
 }
@@ -429,7 +431,7 @@ mod tests {
         assert_eq!(v, serde_json::json!({"jsonrpc":"2.0","id":1,"method":"ping","params":{}}));
         let v: serde_json::Value =
             serde_json::from_slice(&encode_error(None, &ErrorObject::parse_error("bad"))).unwrap();
-        assert_eq!(v, serde_json::json!({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"bad"}}));
+        assert_eq!(v, serde_json::json!({"jsonrpc":"2.0","error":{"code":-32700,"message":"bad"}}));
         let n = encode_notification::<()>("notifications/initialized", None).unwrap();
         assert_eq!(n, br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
     }

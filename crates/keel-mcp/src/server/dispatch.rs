@@ -64,7 +64,8 @@ impl Handler for ServerConnection {
         let server = self.server.clone();
         let session = self.session.clone();
         Box::pin(async move {
-            let call = Call { id: inbound.id, cancellation: inbound.cancellation, channel: Channel::Peer(inbound.peer) };
+            let call =
+                Call { id: inbound.id, cancellation: inbound.cancellation, channel: Channel::Peer(inbound.peer) };
             dispatch(&server, Some(&session), request, call, None).await
         })
     }

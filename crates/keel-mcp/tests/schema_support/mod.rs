@@ -112,3 +112,40 @@ pub fn assert_valid(revision: &str, def_name: &str, instance: &Value) {
         panic!("{e}");
     }
 }
+
+/// Checks a message a server sent: the JSON-RPC envelope and, by its kind, the revision's union of server
+/// results, server notifications or server requests.
+#[track_caller]
+pub fn assert_valid_from_server(revision: &str, message: &Value) {
+    assert_valid(revision, "JSONRPCMessage", message);
+    let (def, payload) = if let Some(result) = message.get("result") {
+        ("ServerResult", result)
+    } else if message.get("error").is_some() {
+        return;
+    } else if message.get("id").is_some() {
+        ("ServerRequest", message)
+    } else {
+        ("ServerNotification", message)
+    };
+    if has_definition(revision, def) {
+        assert_valid(revision, def, payload);
+    }
+}
+
+/// Checks a message a client sent, like [`assert_valid_from_server`].
+#[track_caller]
+pub fn assert_valid_from_client(revision: &str, message: &Value) {
+    assert_valid(revision, "JSONRPCMessage", message);
+    let (def, payload) = if let Some(result) = message.get("result") {
+        ("ClientResult", result)
+    } else if message.get("error").is_some() {
+        return;
+    } else if message.get("id").is_some() {
+        ("ClientRequest", message)
+    } else {
+        ("ClientNotification", message)
+    };
+    if has_definition(revision, def) {
+        assert_valid(revision, def, payload);
+    }
+}
