@@ -11,7 +11,7 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
     let scenario = std::env::var("MCP_CONFORMANCE_SCENARIO").unwrap_or_default();
-    let url = std::env::args().last().unwrap_or_default();
+    let url = std::env::args().next_back().unwrap_or_default();
     // The harness kills the shell on timeout, which can orphan us; stop on our own first.
     match tokio::time::timeout(Duration::from_secs(25), run(&scenario, &url)).await {
         Ok(outcome) => outcome,

@@ -1,7 +1,7 @@
 //! The conformance server: Keel's fixture for the official MCP conformance suite.
 //!
-//! `conformance-server --stdio` serves it on stdin/stdout. Without `--stdio` it is meant to serve
-//! streamable HTTP on `PORT` at `/mcp`, which needs the HTTP server transport.
+//! Serves streamable HTTP on `PORT` (default 3000) at `/mcp`; `conformance-server --stdio` serves the
+//! same fixture on stdin/stdout.
 
 use keel_conformance::fixture;
 
@@ -17,5 +17,9 @@ async fn main() -> anyhow::Result<()> {
         server.serve_stdio().await?;
         return Ok(());
     }
-    anyhow::bail!("streamable HTTP serving is not built yet; use --stdio")
+    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3000);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    tracing::info!("serving MCP on http://localhost:{port}/mcp");
+    server.serve_http(addr, keel_mcp::server::http::HttpConfig::default()).await?;
+    Ok(())
 }

@@ -13,6 +13,7 @@ mod pending;
 
 pub use connection::{Connection, Handler, serve};
 pub use peer::{Inbound, Peer, Progress, ProgressCallback, RequestOptions};
+pub use pending::{Answer, PendingRequests};
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;

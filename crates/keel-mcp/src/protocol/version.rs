@@ -69,6 +69,11 @@ impl ProtocolVersion {
         if *self >= Self::V2026_07_28 { Era::Modern } else { Era::Legacy }
     }
 
+    /// Whether this revision belongs to the modern era.
+    pub fn is_modern(&self) -> bool {
+        self.era() == Era::Modern
+    }
+
     /// Whether requests of this revision run inside an `initialize`d session.
     pub fn uses_initialize(&self) -> bool {
         self.era() == Era::Legacy

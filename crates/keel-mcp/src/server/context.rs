@@ -29,7 +29,9 @@ impl Channel {
                 let _ = peer.send_frame(frame).await;
             }
             #[cfg(feature = "http-server")]
-            Channel::Http(http) => http.send(related, frame).await,
+            Channel::Http(http) => {
+                http.send(related, frame).await;
+            }
         }
         let _ = related;
     }

@@ -34,7 +34,7 @@ pub(crate) struct ServerConnection {
 /// What a legacy (`initialize`d) session remembers. Modern requests never read it.
 #[derive(Debug, Default)]
 pub(crate) struct Session {
-    version: Option<ProtocolVersion>,
+    pub(crate) version: Option<ProtocolVersion>,
     client_capabilities: ClientCapabilities,
     client_info: Option<Implementation>,
     log_level: Option<LoggingLevel>,
@@ -117,6 +117,10 @@ pub(crate) async fn dispatch(
         PingParams::METHOD => {
             let params: PingParams = decode_params(params)?;
             let scope = scope(server, session, params.meta(), true, headers)?;
+            if scope.modern() {
+                // Removed in 2026-07-28.
+                return Err(ErrorObject::method_not_found(PingParams::METHOD));
+            }
             finish(server, &scope, EmptyResult::default())
         }
         DiscoverParams::METHOD => {

@@ -25,8 +25,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-mod context;
-mod dispatch;
+pub(crate) mod context;
+pub(crate) mod dispatch;
+#[cfg(feature = "http-server")]
+pub mod http;
 mod tool;
 
 pub use context::RequestContext;

@@ -1,0 +1,144 @@
+//! The events of one SSE stream, kept so that a client that lost the connection can resume with
+//! `Last-Event-ID` and miss nothing (2025-11-25 and earlier; SEP-1699 polling builds on it).
+//!
+//! Each stream of a session has a number; each event a sequence number within its stream. The event id
+//! on the wire is `<stream>_<seq>`, so an id alone says which stream to replay. The log is bounded: past
+//! its capacity the oldest events are dropped, and a client resuming from before them gets what is left.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+/// The events of one stream.
+#[derive(Debug)]
+pub(crate) struct EventLog {
+    stream: u64,
+    state: Mutex<State>,
+    changed: Notify,
+    capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// (sequence number, SSE-ready JSON message).
+    events: VecDeque<(u64, Bytes)>,
+    next_seq: u64,
+    finished: bool,
+}
+
+/// What a reader gets: events after its cursor and whether the stream has ended.
+pub(crate) struct Batch {
+    pub(crate) events: Vec<(u64, Bytes)>,
+    pub(crate) finished: bool,
+}
+
+impl EventLog {
+    pub(crate) fn new(stream: u64, capacity: usize) -> Self {
+        EventLog {
+            stream,
+            state: Mutex::new(State { next_seq: 1, ..Default::default() }),
+            changed: Notify::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// The wire id of event `seq`.
+    pub(crate) fn event_id(&self, seq: u64) -> String {
+        format!("{}_{seq}", self.stream)
+    }
+
+    /// Appends a message; returns false once the stream has ended.
+    pub(crate) fn append(&self, message: Bytes) -> bool {
+        {
+            let mut state = self.state.lock().expect("event log lock");
+            if state.finished {
+                return false;
+            }
+            let seq = state.next_seq;
+            state.next_seq += 1;
+            if state.events.len() == self.capacity {
+                state.events.pop_front();
+            }
+            state.events.push_back((seq, message));
+        }
+        self.changed.notify_waiters();
+        true
+    }
+
+    /// Marks the end of the stream.
+    pub(crate) fn finish(&self) {
+        self.state.lock().expect("event log lock").finished = true;
+        self.changed.notify_waiters();
+    }
+
+    pub(crate) fn is_finished(&self) -> bool {
+        self.state.lock().expect("event log lock").finished
+    }
+
+    /// Events after `cursor`, waiting for some when there are none and the stream goes on.
+    pub(crate) async fn next_after(&self, cursor: u64) -> Batch {
+        loop {
+            let notified = self.changed.notified();
+            {
+                let state = self.state.lock().expect("event log lock");
+                let events: Vec<(u64, Bytes)> = state.events.iter().filter(|(seq, _)| *seq > cursor).cloned().collect();
+                if !events.is_empty() || state.finished {
+                    return Batch { events, finished: state.finished };
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Splits a wire event id into (stream, sequence).
+pub(crate) fn parse_event_id(id: &str) -> Option<(u64, u64)> {
+    let (stream, seq) = id.split_once('_')?;
+    Some((stream.parse().ok()?, seq.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn readers_resume_after_their_cursor_and_see_the_end() {
+        let log = EventLog::new(7, 3);
+        assert!(log.append(Bytes::from_static(b"a")));
+        assert!(log.append(Bytes::from_static(b"b")));
+        let batch = log.next_after(1).await;
+        assert_eq!(batch.events, vec![(2, Bytes::from_static(b"b"))]);
+        assert!(!batch.finished);
+        log.finish();
+        assert!(!log.append(Bytes::from_static(b"late")));
+        let batch = log.next_after(2).await;
+        assert!(batch.events.is_empty() && batch.finished);
+        assert_eq!(log.event_id(2), "7_2");
+        assert_eq!(parse_event_id("7_2"), Some((7, 2)));
+        assert_eq!(parse_event_id("x"), None);
+    }
+
+    #[tokio::test]
+    async fn capacity_drops_the_oldest() {
+        let log = EventLog::new(1, 2);
+        for m in ["a", "b", "c"] {
+            log.append(Bytes::from(m));
+        }
+        let seqs: Vec<u64> = log.next_after(0).await.events.iter().map(|e| e.0).collect();
+        assert_eq!(seqs, vec![2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_reader_wakes_on_append() {
+        let log = std::sync::Arc::new(EventLog::new(1, 8));
+        let reader = {
+            let log = log.clone();
+            tokio::spawn(async move { log.next_after(0).await.events })
+        };
+        tokio::task::yield_now().await;
+        log.append(Bytes::from_static(b"x"));
+        assert_eq!(reader.await.unwrap(), vec![(1, Bytes::from_static(b"x"))]);
+    }
+}

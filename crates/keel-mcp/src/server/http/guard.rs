@@ -1,0 +1,100 @@
+//! DNS-rebinding protection: the `Host` and `Origin` of every request must name an allowed host.
+//!
+//! A browser tricked into talking to a local server sends the attacker's host name in `Host` and the
+//! attacker's origin in `Origin`; both are checked against an allow-list that defaults to the loopback
+//! names. Non-browser clients send no `Origin`, which is fine.
+
+use http::HeaderMap;
+use http::header::{HOST, ORIGIN};
+
+/// Which hosts a server answers to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostPolicy {
+    /// `localhost`, `127.0.0.1` and `[::1]`, any port: the right default for a server bound to loopback.
+    Loopback,
+    /// These host names (no port), plus loopback names if you list them.
+    Allow(Vec<String>),
+    /// Any host: only behind a proxy that checks `Host` itself, or with authentication.
+    Any,
+}
+
+impl HostPolicy {
+    fn allows(&self, host: &str) -> bool {
+        match self {
+            HostPolicy::Loopback => is_loopback_name(host),
+            HostPolicy::Allow(list) => list.iter().any(|h| h.eq_ignore_ascii_case(host)),
+            HostPolicy::Any => true,
+        }
+    }
+
+    /// Whether the request's `Host` and `Origin` are acceptable.
+    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), &'static str> {
+        if *self == HostPolicy::Any {
+            return Ok(());
+        }
+        if let Some(host) = headers.get(HOST) {
+            let host = host.to_str().map_err(|_| "invalid Host header")?;
+            if !self.allows(strip_port(host)) {
+                return Err("Host not allowed");
+            }
+        }
+        if let Some(origin) = headers.get(ORIGIN) {
+            let origin = origin.to_str().map_err(|_| "invalid Origin header")?;
+            let Some(authority) = origin.split_once("://").map(|(_, rest)| rest) else {
+                return Err("Origin not allowed");
+            };
+            if !self.allows(strip_port(authority.trim_end_matches('/'))) {
+                return Err("Origin not allowed");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_loopback_name(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host == "127.0.0.1" || host == "[::1]" || host == "::1"
+}
+
+/// `host:port` → `host`; `[v6]:port` → `[v6]`.
+fn strip_port(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority.find(']').map_or(authority, |end| &authority[..=end]);
+    }
+    authority.rsplit_once(':').map_or(authority, |(host, _)| host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(host: &str, origin: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_str(host).unwrap());
+        if let Some(o) = origin {
+            h.insert(ORIGIN, HeaderValue::from_str(o).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn loopback_policy() {
+        let p = HostPolicy::Loopback;
+        for ok in ["localhost", "localhost:3000", "127.0.0.1:8080", "[::1]:9", "LOCALHOST"] {
+            assert!(p.check(&headers(ok, None)).is_ok(), "{ok}");
+        }
+        assert!(p.check(&headers("evil.example.com", None)).is_err());
+        assert!(p.check(&headers("localhost:3000", Some("http://evil.example.com"))).is_err());
+        assert!(p.check(&headers("localhost:3000", Some("http://localhost:5173"))).is_ok());
+        assert!(p.check(&headers("127.0.0.1.evil.com", None)).is_err());
+        assert!(p.check(&headers("localhost", Some("null"))).is_err());
+    }
+
+    #[test]
+    fn allow_list_and_any() {
+        let p = HostPolicy::Allow(vec!["mcp.example.com".into()]);
+        assert!(p.check(&headers("mcp.example.com:443", Some("https://mcp.example.com"))).is_ok());
+        assert!(p.check(&headers("localhost", None)).is_err());
+        assert!(HostPolicy::Any.check(&headers("anything", Some("https://x"))).is_ok());
+    }
+}

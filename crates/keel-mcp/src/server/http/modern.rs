@@ -1,0 +1,164 @@
+//! The stateless path (2026-07-28): check the headers against the body, dispatch directly, answer JSON —
+//! or SSE once the handler streams a notification before its result.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use http::{HeaderMap, Response, StatusCode};
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+use tokio_util::sync::{CancellationToken, DropGuard};
+
+use super::body::{self, ResponseBody, sse_event};
+use super::{HttpInner, ResponseChannel, header};
+use crate::engine::BoxFuture;
+use crate::protocol::ErrorObject;
+use crate::protocol::jsonrpc::{self, Message, RequestId, code};
+use crate::server::context::Channel;
+use crate::server::dispatch::{Call, HeaderChecks, dispatch};
+
+type Outcome = Result<Box<RawValue>, ErrorObject>;
+
+pub(super) async fn post(
+    inner: &Arc<HttpInner>,
+    headers: &HeaderMap,
+    message: Message,
+    accepts_sse: bool,
+) -> Response<ResponseBody> {
+    let request = match message {
+        Message::Request(request) => request,
+        // The core protocol defines no client notification over stateless HTTP; accept and ignore.
+        Message::Notification(_) => return body::empty(StatusCode::ACCEPTED),
+        Message::Response(_) => {
+            let error = ErrorObject::invalid_request("a 2026-07-28 client sends no responses");
+            return body::rpc_error(StatusCode::BAD_REQUEST, None, &error);
+        }
+    };
+    let id = request.id.clone();
+    let checks = match header_checks(headers, &request.method) {
+        Ok(checks) => checks,
+        Err(error) => return body::rpc_error(StatusCode::BAD_REQUEST, Some(&id), &error),
+    };
+    let cancellation = CancellationToken::new();
+    // Closing the response (the client going away) is the cancellation in this revision.
+    let guard = cancellation.clone().drop_guard();
+    let (stream, frames) = if accepts_sse {
+        let (tx, rx) = mpsc::channel(32);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    let channel = ResponseChannel { stream, session: None, timeout: inner.server.limits.request_timeout };
+    let server = inner.server.clone();
+    let call_id = id.clone();
+    let call: BoxFuture<Outcome> = Box::pin(async move {
+        let call = Call { id: call_id, cancellation, channel: Channel::Http(channel) };
+        dispatch(&server, None, request, call, Some(&checks)).await
+    });
+    match start(call, frames).await {
+        Started::Done(outcome) => answer_json(&id, outcome),
+        Started::Streaming { first, frames, call } => body::sse(stream_call(first, frames, call, id, guard)),
+    }
+}
+
+/// Reads and checks the standard headers that do not need the body.
+fn header_checks(headers: &HeaderMap, method: &str) -> Result<HeaderChecks, ErrorObject> {
+    let mismatch = |what: &str| ErrorObject::new(code::HEADER_MISMATCH, what.to_owned());
+    let Some(version) = header(headers, "mcp-protocol-version") else {
+        return Err(mismatch("missing MCP-Protocol-Version header"));
+    };
+    match header(headers, "mcp-method").map(str::trim) {
+        Some(m) if m == method => {}
+        Some(_) => return Err(mismatch("the Mcp-Method header does not match the request body")),
+        None => return Err(mismatch("missing Mcp-Method header")),
+    }
+    let name = match header(headers, "mcp-name") {
+        Some(raw) => Some(decode_header_value(raw.trim()).ok_or_else(|| mismatch("invalid Mcp-Name header"))?),
+        None => None,
+    };
+    Ok(HeaderChecks { protocol_version: Some(version.trim().to_owned()), name })
+}
+
+/// Decodes a header value that may be wrapped as `=?base64?…?=` (for values HTTP headers cannot carry).
+pub(crate) fn decode_header_value(raw: &str) -> Option<String> {
+    use base64::Engine as _;
+    match raw.strip_prefix("=?base64?").and_then(|rest| rest.strip_suffix("?=")) {
+        Some(encoded) => {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+            String::from_utf8(bytes).ok()
+        }
+        None => Some(raw.to_owned()),
+    }
+}
+
+/// How a call began: finished before it sent anything, or streaming.
+pub(super) enum Started {
+    Done(Outcome),
+    Streaming { first: Vec<u8>, frames: mpsc::Receiver<Vec<u8>>, call: BoxFuture<Outcome> },
+}
+
+/// Runs `call` until it finishes or sends its first frame, whichever comes first.
+pub(super) async fn start(mut call: BoxFuture<Outcome>, frames: Option<mpsc::Receiver<Vec<u8>>>) -> Started {
+    let Some(mut frames) = frames else { return Started::Done(call.await) };
+    tokio::select! {
+        biased;
+        outcome = &mut call => Started::Done(outcome),
+        Some(first) = frames.recv() => Started::Streaming { first, frames, call },
+    }
+}
+
+fn answer_json(id: &RequestId, outcome: Outcome) -> Response<ResponseBody> {
+    match outcome {
+        Ok(result) => body::json(StatusCode::OK, jsonrpc::encode_result(id, &result).expect("raw results encode")),
+        Err(error) => body::rpc_error(body::status_for(&error), Some(id), &error),
+    }
+}
+
+/// The SSE body of a streaming call: its notifications, then its answer. The call runs as the body is
+/// read, so dropping the body (the client leaving) drops and cancels it.
+fn stream_call(
+    first: Vec<u8>,
+    frames: mpsc::Receiver<Vec<u8>>,
+    call: BoxFuture<Outcome>,
+    id: RequestId,
+    guard: DropGuard,
+) -> impl Stream<Item = Bytes> + Send {
+    struct State {
+        first: Option<Vec<u8>>,
+        frames: mpsc::Receiver<Vec<u8>>,
+        call: BoxFuture<Outcome>,
+        id: RequestId,
+        _guard: DropGuard,
+    }
+    let state = State { first: Some(first), frames, call, id, _guard: guard };
+    futures_util::stream::unfold(Some(state), |state| async move {
+        let mut state = state?;
+        if let Some(first) = state.first.take() {
+            return Some((sse_event(None, None, &first), Some(state)));
+        }
+        tokio::select! {
+            biased;
+            Some(frame) = state.frames.recv() => Some((sse_event(None, None, &frame), Some(state))),
+            outcome = &mut state.call => {
+                let frame = match outcome {
+                    Ok(result) => jsonrpc::encode_result(&state.id, &result).expect("raw results encode"),
+                    Err(error) => jsonrpc::encode_error(Some(&state.id), &error),
+                };
+                Some((sse_event(None, None, &frame), None))
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_header_value;
+
+    #[test]
+    fn header_values_decode_from_base64_when_wrapped() {
+        assert_eq!(decode_header_value("plain").as_deref(), Some("plain"));
+        assert_eq!(decode_header_value("=?base64?w6lsw6g=?=").as_deref(), Some("élè"));
+        assert_eq!(decode_header_value("=?base64?***?="), None);
+    }
+}
