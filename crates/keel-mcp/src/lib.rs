@@ -28,3 +28,5 @@ pub mod engine;
 pub mod server;
 #[cfg(feature = "engine")]
 pub mod transport;
+#[cfg(feature = "http-client")]
+pub mod auth;
