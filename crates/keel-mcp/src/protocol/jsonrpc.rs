@@ -163,8 +163,6 @@ impl fmt::Display for ErrorObject {
     }
 }
 
-impl std::error::Error for ErrorObject {}
-
 /// A request whose params are still raw JSON.
 #[derive(Debug)]
 pub struct RawRequest {

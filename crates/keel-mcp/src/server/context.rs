@@ -1,7 +1,17 @@
 //! [`RequestContext`]: what a handler gets besides its arguments — cancellation, progress, logging, and the
 //! way back to the client, whichever transport and era the request came on.
 
+use std::sync::Arc;
+
 use tokio_util::sync::CancellationToken;
+
+use super::HandlerError;
+use super::input::{self, InputRound};
+use crate::protocol::elicitation::{ElicitMode, ElicitParams, ElicitResult};
+use crate::protocol::jsonrpc::code;
+use crate::protocol::roots::ListRootsResult;
+use crate::protocol::sampling::{CreateMessageParams, CreateMessageResult};
+use crate::protocol::{ErrorObject, InputRequest, InputResponse};
 
 use crate::engine::Peer;
 use crate::error::Error;
@@ -22,7 +32,7 @@ pub(crate) enum Channel {
 }
 
 impl Channel {
-    async fn send_notification<N: Notification>(&self, related: &RequestId, params: &N) {
+    pub(crate) async fn send_notification<N: Notification>(&self, related: &RequestId, params: &N) {
         let Ok(frame) = jsonrpc::encode_notification(N::METHOD, Some(params)) else { return };
         match self {
             Channel::Peer(peer) => {
@@ -55,6 +65,8 @@ pub struct RequestContext {
     pub(crate) client_capabilities: ClientCapabilities,
     pub(crate) progress_token: Option<ProgressToken>,
     pub(crate) log_level: Option<LoggingLevel>,
+    /// Modern era, on methods that may ask for input: this round's answers and requests.
+    pub(crate) input: Option<Arc<InputRound>>,
 }
 
 impl RequestContext {
@@ -116,8 +128,111 @@ impl RequestContext {
         self.channel.send_notification(&self.id, &params).await;
     }
 
-    /// Sends a request to the client and waits for its answer (legacy era: sampling, elicitation, roots).
+    /// Sends a request to the client and waits for its answer. Only the legacy era has server-to-client
+    /// requests; prefer [`RequestContext::elicit`] and friends, which work in both eras.
     pub async fn request<R: Request>(&self, params: R) -> Result<R::Result, Error> {
         self.channel.request(params).await
+    }
+
+    /// Asks the user for input (elicitation). `key` names this question across retries in the modern era.
+    ///
+    /// Legacy era: sends `elicitation/create` and waits. Modern era: returns the answer the client sent with
+    /// this retry, or records the question and returns [`HandlerError::InputRequired`] — return that error
+    /// (`?`) and the client will retry with the answer.
+    pub async fn elicit(&self, key: &str, params: ElicitParams) -> Result<ElicitResult, HandlerError> {
+        match self.ask(key, InputRequest::Elicit(params)).await? {
+            InputResponse::Elicit(result) => Ok(result),
+            _ => Err(HandlerError::failed("unexpected answer to an elicitation")),
+        }
+    }
+
+    /// Asks the client to sample from its model, like [`RequestContext::elicit`].
+    pub async fn create_message(
+        &self,
+        key: &str,
+        params: CreateMessageParams,
+    ) -> Result<CreateMessageResult, HandlerError> {
+        match self.ask(key, InputRequest::CreateMessage(params)).await? {
+            InputResponse::CreateMessage(result) => Ok(result),
+            _ => Err(HandlerError::failed("unexpected answer to a sampling request")),
+        }
+    }
+
+    /// Asks the client for its roots, like [`RequestContext::elicit`].
+    pub async fn list_roots(&self, key: &str) -> Result<ListRootsResult, HandlerError> {
+        match self.ask(key, InputRequest::ListRoots(None)).await? {
+            InputResponse::ListRoots(result) => Ok(result),
+            _ => Err(HandlerError::failed("unexpected answer to a roots request")),
+        }
+    }
+
+    /// The state the previous round carried (modern era), as set by [`RequestContext::set_input_state`].
+    pub fn input_state(&self) -> Option<&str> {
+        self.input.as_ref().and_then(|i| i.state.as_deref())
+    }
+
+    /// State to carry to the next round when this one asks for input (modern era). Keel seals it against
+    /// tampering; keep it small.
+    pub fn set_input_state(&self, state: impl Into<String>) {
+        if let Some(input) = &self.input {
+            *input.next_state.lock().expect("input lock") = Some(state.into());
+        }
+    }
+
+    async fn ask(&self, key: &str, request: InputRequest) -> Result<InputResponse, HandlerError> {
+        if !self.client_supports(&request) {
+            let error = ErrorObject::new(
+                code::MISSING_REQUIRED_CLIENT_CAPABILITY,
+                format!("the client did not declare the capability {} needs", request.method()),
+            )
+            .with_data(serde_json::json!({ "requiredCapabilities": input::required_capability(&request) }));
+            return Err(HandlerError::Protocol(error));
+        }
+        if self.version.is_modern() {
+            let Some(input) = &self.input else {
+                return Err(HandlerError::Protocol(ErrorObject::internal(
+                    "input can only be requested while handling tools/call, prompts/get or resources/read",
+                )));
+            };
+            return match input.responses.get(key) {
+                Some(answer) => request.decode_response(answer).map_err(|e| {
+                    HandlerError::invalid_params(format!(
+                        "inputResponses[{key:?}] does not answer {}: {e}",
+                        request.method()
+                    ))
+                }),
+                None => {
+                    input.ask(key, request);
+                    Err(HandlerError::InputRequired)
+                }
+            };
+        }
+        let protocol = |e: Error| match e {
+            Error::Rpc(e) => HandlerError::Protocol(e),
+            other => HandlerError::failed(other.to_string()),
+        };
+        Ok(match request {
+            InputRequest::Elicit(p) => InputResponse::Elicit(self.request(p).await.map_err(protocol)?),
+            InputRequest::CreateMessage(p) => InputResponse::CreateMessage(self.request(p).await.map_err(protocol)?),
+            InputRequest::ListRoots(p) => {
+                InputResponse::ListRoots(self.request(p.unwrap_or_default()).await.map_err(protocol)?)
+            }
+            InputRequest::Other { method, .. } => {
+                return Err(HandlerError::failed(format!("cannot send {method} to the client")));
+            }
+        })
+    }
+
+    fn client_supports(&self, request: &InputRequest) -> bool {
+        let caps = &self.client_capabilities;
+        match request {
+            InputRequest::Elicit(params) => caps.elicitation.as_ref().is_some_and(|e| match params.effective_mode() {
+                ElicitMode::Url => e.url.is_some(),
+                _ => e.supports_form(),
+            }),
+            InputRequest::CreateMessage(_) => caps.sampling.is_some(),
+            InputRequest::ListRoots(_) => caps.roots.is_some(),
+            InputRequest::Other { .. } => true,
+        }
     }
 }

@@ -1,28 +1,44 @@
 //! Request dispatch: decides each request's era, decodes its params once into the method's type, runs the
-//! handler and stamps the result as the era requires.
+//! handler and stamps the result as the era requires. Every transport ends here: the engine for stream
+//! connections, and the HTTP service directly, request by request.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-
-use super::context::RequestContext;
-use super::{ServerInner, tool};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use super::catalog::{Catalog, Change};
+use super::completion::{CompletionRequest, CompletionTarget};
 use super::context::Channel;
+use super::input::InputRound;
+use super::{HandlerError, RequestContext, ServerInner, tool};
 use crate::engine::{BoxFuture, Handler, Inbound, Peer};
 use crate::protocol::capabilities::ClientCapabilities;
+use crate::protocol::completion::{CompleteParams, CompleteResult, Completion, CompletionReference};
 use crate::protocol::jsonrpc::{RawNotification, RawRequest, code};
 use crate::protocol::lifecycle::{
     DiscoverParams, DiscoverResult, EmptyResult, InitializeParams, InitializeResult, PingParams,
 };
 use crate::protocol::logging::{LoggingLevel, SetLevelParams};
 use crate::protocol::meta::{RequestMeta, keys};
-use crate::protocol::tools::{CallToolParams, ListToolsParams, ListToolsResult};
+use crate::protocol::mrtr::InputRequiredResult;
+use crate::protocol::prompts::{GetPromptParams, ListPromptsParams, ListPromptsResult, PromptListChangedParams};
+use crate::protocol::resources::{
+    ListResourceTemplatesParams, ListResourceTemplatesResult, ListResourcesParams, ListResourcesResult,
+    ReadResourceParams, ReadResourceResult, ResourceListChangedParams, ResourceUpdatedParams, SubscribeParams,
+    UnsubscribeParams,
+};
+use crate::protocol::subscriptions::{
+    ListenParams, ListenResult, SubscriptionFilter, SubscriptionsAcknowledgedParams, subscription_meta,
+};
+use crate::protocol::tools::{CallToolParams, CallToolResult, ListToolsParams, ListToolsResult, ToolListChangedParams};
 use crate::protocol::version::{Era, negotiate_initialize};
 use crate::protocol::{
-    ErrorObject, Implementation, JsonObject, McpResult, ProtocolVersion, Request, RequestId, ResultType, decode_params,
+    ErrorObject, Implementation, InputResponses, JsonObject, McpResult, Notification, ProtocolVersion, Request,
+    RequestId, ResultType, decode_params,
 };
 
 /// One connection's view of the server: the shared registries plus this connection's legacy session.
@@ -38,6 +54,8 @@ pub(crate) struct Session {
     client_capabilities: ClientCapabilities,
     client_info: Option<Implementation>,
     log_level: Option<LoggingLevel>,
+    /// Resources the client subscribed to (`resources/subscribe`).
+    pub(crate) subscriptions: HashSet<String>,
 }
 
 /// How one request is to be treated, decided from its `_meta` or the session.
@@ -57,6 +75,10 @@ impl ServerConnection {
     pub(crate) fn new(server: Arc<ServerInner>) -> Self {
         ServerConnection { server, session: Arc::new(Mutex::new(Session::default())) }
     }
+
+    pub(crate) fn session(&self) -> Arc<Mutex<Session>> {
+        self.session.clone()
+    }
 }
 
 impl Handler for ServerConnection {
@@ -71,7 +93,10 @@ impl Handler for ServerConnection {
     }
 
     fn is_sequential(&self, method: &str) -> bool {
-        matches!(method, InitializeParams::METHOD | SetLevelParams::METHOD)
+        matches!(
+            method,
+            InitializeParams::METHOD | SetLevelParams::METHOD | SubscribeParams::METHOD | UnsubscribeParams::METHOD
+        )
     }
 
     fn handle_notification(&self, notification: RawNotification, _peer: Peer) -> BoxFuture<()> {
@@ -80,6 +105,38 @@ impl Handler for ServerConnection {
             other => tracing::debug!(method = other, "ignored notification"),
         }
         Box::pin(std::future::ready(()))
+    }
+}
+
+/// Tells a legacy stream connection about catalog changes (modern clients use `subscriptions/listen`).
+pub(crate) async fn forward_changes(server: Arc<ServerInner>, session: Arc<Mutex<Session>>, peer: Peer) {
+    let mut changes = server.changes.subscribe();
+    loop {
+        let change = tokio::select! {
+            change = changes.recv() => change,
+            _ = peer.closed() => return,
+        };
+        let change = match change {
+            Ok(change) => change,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let (legacy, subscribed) = {
+            let session = session.lock().expect("session lock");
+            let legacy = session.version.as_ref().is_some_and(|v| v.era() == Era::Legacy);
+            let subscribed = matches!(&change, Change::ResourceUpdated(uri) if session.subscriptions.contains(uri));
+            (legacy, subscribed)
+        };
+        if !legacy {
+            continue;
+        }
+        let _ = match change {
+            Change::Tools => peer.notify(&ToolListChangedParams::default()).await,
+            Change::Prompts => peer.notify(&PromptListChangedParams::default()).await,
+            Change::Resources => peer.notify(&ResourceListChangedParams::default()).await,
+            Change::ResourceUpdated(uri) if subscribed => peer.notify(&ResourceUpdatedParams { uri, meta: None }).await,
+            Change::ResourceUpdated(_) => Ok(()),
+        };
     }
 }
 
@@ -99,6 +156,25 @@ pub(crate) struct HeaderChecks {
     pub(crate) name: Option<String>,
 }
 
+/// Params of the methods that name a target and may ask for input, as the server reads them: tool
+/// arguments stay raw until the tool's own argument type decodes them, so they are parsed once.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TargetedIn {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    uri: Option<String>,
+    #[serde(default)]
+    arguments: Option<Box<RawValue>>,
+    #[serde(default)]
+    input_responses: Option<InputResponses>,
+    #[serde(default)]
+    request_state: Option<String>,
+    #[serde(rename = "_meta", default)]
+    meta: Option<RequestMeta>,
+}
+
 /// Handles one request. `session` is the legacy session the request belongs to (`None` on the stateless
 /// HTTP path); `headers` are the HTTP headers to check against the body (modern HTTP only).
 pub(crate) async fn dispatch(
@@ -109,7 +185,8 @@ pub(crate) async fn dispatch(
     headers: Option<&HeaderChecks>,
 ) -> Result<Box<RawValue>, ErrorObject> {
     let params = request.params.as_deref();
-    match request.method.as_str() {
+    let method = request.method.as_str();
+    match method {
         InitializeParams::METHOD => match session {
             Some(session) => initialize(server, session, decode_params(params)?),
             None => Err(ErrorObject::method_not_found(InitializeParams::METHOD)),
@@ -117,10 +194,7 @@ pub(crate) async fn dispatch(
         PingParams::METHOD => {
             let params: PingParams = decode_params(params)?;
             let scope = scope(server, session, params.meta(), true, headers)?;
-            if scope.modern() {
-                // Removed in 2026-07-28.
-                return Err(ErrorObject::method_not_found(PingParams::METHOD));
-            }
+            legacy_only(&scope, method)?;
             finish(server, &scope, EmptyResult::default())
         }
         DiscoverParams::METHOD => {
@@ -140,10 +214,8 @@ pub(crate) async fn dispatch(
         SetLevelParams::METHOD => {
             let params: SetLevelParams = decode_params(params)?;
             let scope = scope(server, session, params.meta(), false, headers)?;
-            if scope.modern() {
-                // Removed in 2026-07-28: the level travels with each request.
-                return Err(ErrorObject::method_not_found(SetLevelParams::METHOD));
-            }
+            // Removed in 2026-07-28: the level travels with each request.
+            legacy_only(&scope, method)?;
             if let Some(session) = session {
                 session.lock().expect("session lock").log_level = Some(params.level);
             }
@@ -152,49 +224,230 @@ pub(crate) async fn dispatch(
         ListToolsParams::METHOD => {
             let params: ListToolsParams = decode_params(params)?;
             let scope = scope(server, session, params.meta(), false, headers)?;
-            let (page, next_cursor) = paginate(&server.tools, params.cursor.as_deref(), server.page_size)?;
+            declared(server.capabilities.tools.is_some(), method)?;
+            let catalog = server.catalog();
+            let tools = catalog.enabled_tools();
+            let (page, next_cursor) = paginate(&tools, params.cursor.as_deref(), server.page_size)?;
             let mut result = ListToolsResult {
                 tools: page.iter().map(|t| t.tool.clone()).collect(),
                 next_cursor,
                 ..Default::default()
             };
-            if scope.modern() {
-                result.ttl_ms = Some(server.cache_hint.ttl_ms);
-                result.cache_scope = Some(server.cache_hint.scope);
-            }
+            (result.ttl_ms, result.cache_scope) = cache(server, &scope);
             finish(server, &scope, result)
         }
         CallToolParams::METHOD => {
-            let params: CallToolIn = decode_params(params)?;
+            let params: TargetedIn = decode_params(params)?;
             let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
-            check_name(headers, &params.name)?;
-            let index = *server.tool_index.get(&params.name).ok_or_else(|| tool::unknown_tool(&params.name))?;
-            let ctx = RequestContext {
-                id: call.id,
-                cancellation: call.cancellation,
-                channel: call.channel,
-                version: scope.version.clone(),
-                client_capabilities: scope.client_capabilities.clone(),
-                progress_token: params.meta.as_ref().and_then(|m| m.progress_token.clone()),
-                log_level: scope.log_level,
+            let name = params.name.ok_or_else(|| ErrorObject::invalid_params("missing name"))?;
+            check_name(headers, &name)?;
+            let catalog = server.catalog();
+            let tool = catalog.tool(&name).ok_or_else(|| tool::unknown_tool(&name))?;
+            let input = open_input(server, &scope, method, &name, params.input_responses, params.request_state)?;
+            let ctx = context(call, &scope, params.meta.as_ref(), input.clone());
+            match (tool.run)(ctx, params.arguments.as_deref()).await {
+                Ok(result) => finish(server, &scope, result),
+                Err(HandlerError::Failed(message)) => finish(server, &scope, CallToolResult::error(message)),
+                Err(HandlerError::Protocol(error)) => Err(error),
+                Err(HandlerError::InputRequired) => input_required(server, &scope, method, &name, input),
+            }
+        }
+        ListResourcesParams::METHOD => {
+            let params: ListResourcesParams = decode_params(params)?;
+            let scope = scope(server, session, params.meta(), false, headers)?;
+            declared(server.capabilities.resources.is_some(), method)?;
+            let catalog = server.catalog();
+            let (page, next_cursor) = paginate(&catalog.resources, params.cursor.as_deref(), server.page_size)?;
+            let mut result = ListResourcesResult {
+                resources: page.iter().map(|r| r.resource.clone()).collect(),
+                next_cursor,
+                ..Default::default()
             };
-            let result = (server.tools[index].run)(ctx, params.arguments.as_deref()).await;
+            (result.ttl_ms, result.cache_scope) = cache(server, &scope);
+            finish(server, &scope, result)
+        }
+        ListResourceTemplatesParams::METHOD => {
+            let params: ListResourceTemplatesParams = decode_params(params)?;
+            let scope = scope(server, session, params.meta(), false, headers)?;
+            declared(server.capabilities.resources.is_some(), method)?;
+            let catalog = server.catalog();
+            let (page, next_cursor) = paginate(&catalog.templates, params.cursor.as_deref(), server.page_size)?;
+            let mut result = ListResourceTemplatesResult {
+                resource_templates: page.iter().map(|t| t.template.clone()).collect(),
+                next_cursor,
+                ..Default::default()
+            };
+            (result.ttl_ms, result.cache_scope) = cache(server, &scope);
+            finish(server, &scope, result)
+        }
+        ReadResourceParams::METHOD => {
+            let params: TargetedIn = decode_params(params)?;
+            let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
+            declared(server.capabilities.resources.is_some(), method)?;
+            let uri = params.uri.ok_or_else(|| ErrorObject::invalid_params("missing uri"))?;
+            check_name(headers, &uri)?;
+            let catalog = server.catalog();
+            let (read, vars) = find_resource(&catalog, &uri).ok_or_else(|| resource_not_found(&scope, &uri))?;
+            let input = open_input(server, &scope, method, &uri, params.input_responses, params.request_state)?;
+            let ctx = context(call, &scope, params.meta.as_ref(), input.clone());
+            match read(ctx, uri.clone(), vars).await {
+                Ok(contents) if contents.is_empty() => Err(resource_not_found(&scope, &uri)),
+                Ok(contents) => {
+                    let mut result = ReadResourceResult { contents, ..Default::default() };
+                    (result.ttl_ms, result.cache_scope) = cache(server, &scope);
+                    finish(server, &scope, result)
+                }
+                Err(HandlerError::Failed(message)) => Err(ErrorObject::internal(message)),
+                Err(HandlerError::Protocol(error)) => Err(error),
+                Err(HandlerError::InputRequired) => input_required(server, &scope, method, &uri, input),
+            }
+        }
+        SubscribeParams::METHOD | UnsubscribeParams::METHOD => {
+            let params: SubscribeParams = decode_params(params)?;
+            let scope = scope(server, session, params.meta(), false, headers)?;
+            // Replaced by subscriptions/listen in 2026-07-28.
+            legacy_only(&scope, method)?;
+            declared(server.capabilities.resources.as_ref().is_some_and(|r| r.subscribe == Some(true)), method)?;
+            if let Some(session) = session {
+                let mut session = session.lock().expect("session lock");
+                if method == SubscribeParams::METHOD {
+                    session.subscriptions.insert(params.uri);
+                } else {
+                    session.subscriptions.remove(&params.uri);
+                }
+            }
+            finish(server, &scope, EmptyResult::default())
+        }
+        ListPromptsParams::METHOD => {
+            let params: ListPromptsParams = decode_params(params)?;
+            let scope = scope(server, session, params.meta(), false, headers)?;
+            declared(server.capabilities.prompts.is_some(), method)?;
+            let catalog = server.catalog();
+            let (page, next_cursor) = paginate(&catalog.prompts, params.cursor.as_deref(), server.page_size)?;
+            let mut result = ListPromptsResult {
+                prompts: page.iter().map(|p| p.prompt.clone()).collect(),
+                next_cursor,
+                ..Default::default()
+            };
+            (result.ttl_ms, result.cache_scope) = cache(server, &scope);
+            finish(server, &scope, result)
+        }
+        GetPromptParams::METHOD => {
+            let params: TargetedIn = decode_params(params)?;
+            let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
+            declared(server.capabilities.prompts.is_some(), method)?;
+            let name = params.name.ok_or_else(|| ErrorObject::invalid_params("missing name"))?;
+            check_name(headers, &name)?;
+            let catalog = server.catalog();
+            let prompt =
+                catalog.prompt(&name).ok_or_else(|| ErrorObject::invalid_params(format!("unknown prompt: {name}")))?;
+            let arguments: BTreeMap<String, String> = match params.arguments {
+                Some(raw) => serde_json::from_str(raw.get())
+                    .map_err(|e| ErrorObject::invalid_params(format!("prompt arguments must be strings: {e}")))?,
+                None => BTreeMap::new(),
+            };
+            let input = open_input(server, &scope, method, &name, params.input_responses, params.request_state)?;
+            let ctx = context(call, &scope, params.meta.as_ref(), input.clone());
+            match (prompt.get)(ctx, arguments).await {
+                Ok(mut result) => {
+                    if result.description.is_none() {
+                        result.description = prompt.prompt.description.clone();
+                    }
+                    finish(server, &scope, result)
+                }
+                Err(HandlerError::Failed(message)) => Err(ErrorObject::internal(message)),
+                Err(HandlerError::Protocol(error)) => Err(error),
+                Err(HandlerError::InputRequired) => input_required(server, &scope, method, &name, input),
+            }
+        }
+        CompleteParams::METHOD => {
+            let params: CompleteParams = decode_params(params)?;
+            let scope = scope(server, session, params.meta(), false, headers)?;
+            declared(server.capabilities.completions.is_some(), method)?;
+            let catalog = server.catalog();
+            let target = match &params.reference {
+                CompletionReference::Prompt(p) => {
+                    catalog
+                        .prompt(&p.name)
+                        .ok_or_else(|| ErrorObject::invalid_params(format!("unknown prompt: {}", p.name)))?;
+                    CompletionTarget::Prompt(p.name.clone())
+                }
+                CompletionReference::Resource(r) => CompletionTarget::Template(r.uri.clone()),
+            };
+            let values = match catalog.completers.get(&(target, params.argument.name.clone())) {
+                Some(complete) => {
+                    let request = CompletionRequest {
+                        argument: params.argument.name.clone(),
+                        value: params.argument.value.clone(),
+                        context: params.context.and_then(|c| c.arguments).unwrap_or_default(),
+                    };
+                    complete(request).await
+                }
+                None => Vec::new(),
+            };
+            finish(server, &scope, CompleteResult { completion: Completion::from_values(values), ..Default::default() })
+        }
+        ListenParams::METHOD => {
+            let params: ListenParams = decode_params(params)?;
+            let scope = scope(server, session, params.meta(), false, headers)?;
+            if !scope.modern() {
+                return Err(ErrorObject::method_not_found(method));
+            }
+            let result = listen(server, params.notifications, call).await;
             finish(server, &scope, result)
         }
         other => Err(ErrorObject::method_not_found(other)),
     }
 }
 
-/// `tools/call` params as the server reads them: the arguments stay raw until the tool's own argument
-/// type decodes them, so they are parsed once.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CallToolIn {
-    name: String,
-    #[serde(default)]
-    arguments: Option<Box<RawValue>>,
-    #[serde(rename = "_meta", default)]
-    meta: Option<RequestMeta>,
+/// `subscriptions/listen`: acknowledge the honoured filter, then relay matching changes, each tagged with
+/// the listen request's id, until the client cancels (closes the stream).
+async fn listen(server: &ServerInner, asked: SubscriptionFilter, call: Call) -> ListenResult {
+    let caps = &server.capabilities;
+    let resources = caps.resources.as_ref();
+    let offered = SubscriptionFilter {
+        tools_list_changed: caps.tools.as_ref().and_then(|t| t.list_changed),
+        prompts_list_changed: caps.prompts.as_ref().and_then(|p| p.list_changed),
+        resources_list_changed: resources.and_then(|r| r.list_changed),
+        resource_subscriptions: resources
+            .filter(|r| r.subscribe == Some(true))
+            .and(asked.resource_subscriptions.clone()),
+        tasks_status: None,
+    };
+    let honoured = asked.intersect(&offered);
+    let tag = Some(subscription_meta(&call.id));
+    let mut changes = server.changes.subscribe();
+    let ack = SubscriptionsAcknowledgedParams { notifications: honoured.clone(), meta: tag.clone() };
+    call.channel.notify(&call.id, &ack).await;
+    loop {
+        let change = tokio::select! {
+            change = changes.recv() => change,
+            _ = call.cancellation.cancelled() => break,
+        };
+        let change = match change {
+            Ok(change) => change,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => break,
+        };
+        match change {
+            Change::Tools if honoured.tools_list_changed == Some(true) => {
+                call.channel.notify(&call.id, &ToolListChangedParams { meta: tag.clone() }).await
+            }
+            Change::Prompts if honoured.prompts_list_changed == Some(true) => {
+                call.channel.notify(&call.id, &PromptListChangedParams { meta: tag.clone() }).await
+            }
+            Change::Resources if honoured.resources_list_changed == Some(true) => {
+                call.channel.notify(&call.id, &ResourceListChangedParams { meta: tag.clone() }).await
+            }
+            Change::ResourceUpdated(uri)
+                if honoured.resource_subscriptions.as_ref().is_some_and(|subs| subs.contains(&uri)) =>
+            {
+                call.channel.notify(&call.id, &ResourceUpdatedParams { uri, meta: tag.clone() }).await
+            }
+            _ => {}
+        }
+    }
+    ListenResult { result_type: None, meta: tag }
 }
 
 fn initialize(
@@ -279,6 +532,92 @@ fn scope(
     }
 }
 
+/// Methods the 2026-07-28 revision removed.
+fn legacy_only(scope: &Scope, method: &str) -> Result<(), ErrorObject> {
+    if scope.modern() { Err(ErrorObject::method_not_found(method)) } else { Ok(()) }
+}
+
+/// A method whose capability the server did not declare does not exist.
+fn declared(declared: bool, method: &str) -> Result<(), ErrorObject> {
+    if declared { Ok(()) } else { Err(ErrorObject::method_not_found(method)) }
+}
+
+/// The cache hints of a list or read result: present in the modern era only.
+fn cache(server: &ServerInner, scope: &Scope) -> (Option<u64>, Option<crate::protocol::CacheScope>) {
+    if scope.modern() { (Some(server.cache_hint.ttl_ms), Some(server.cache_hint.scope)) } else { (None, None) }
+}
+
+fn context(call: Call, scope: &Scope, meta: Option<&RequestMeta>, input: Option<Arc<InputRound>>) -> RequestContext {
+    RequestContext {
+        id: call.id,
+        cancellation: call.cancellation,
+        channel: call.channel,
+        version: scope.version.clone(),
+        client_capabilities: scope.client_capabilities.clone(),
+        progress_token: meta.and_then(|m| m.progress_token.clone()),
+        log_level: scope.log_level,
+        input,
+    }
+}
+
+/// Opens the input round of a modern request: verifies the echoed state and keeps the answers.
+fn open_input(
+    server: &ServerInner,
+    scope: &Scope,
+    method: &str,
+    target: &str,
+    responses: Option<InputResponses>,
+    state: Option<String>,
+) -> Result<Option<Arc<InputRound>>, ErrorObject> {
+    if !scope.modern() {
+        return Ok(None);
+    }
+    let state = match state {
+        Some(token) => server.sealer.open(method, target, &token)?,
+        None => None,
+    };
+    Ok(Some(Arc::new(InputRound::new(responses, state))))
+}
+
+/// The input-required result a handler's requests for input turn into.
+fn input_required(
+    server: &ServerInner,
+    scope: &Scope,
+    method: &str,
+    target: &str,
+    input: Option<Arc<InputRound>>,
+) -> Result<Box<RawValue>, ErrorObject> {
+    let Some(input) = input else {
+        return Err(ErrorObject::internal("the handler asked for input outside the 2026-07-28 revision"));
+    };
+    let requests = input.take_requests();
+    if requests.is_empty() {
+        return Err(ErrorObject::internal("the handler asked for input but recorded no input request"));
+    }
+    let state = input.next_state.lock().expect("input lock").take();
+    let sealed = server.sealer.seal(method, target, state);
+    finish(server, scope, InputRequiredResult::new(Some(requests), Some(sealed)))
+}
+
+type Reader = super::resource::ErasedRead;
+
+fn find_resource(catalog: &Catalog, uri: &str) -> Option<(Reader, super::resource::TemplateVars)> {
+    if let Some(resource) = catalog.resource(uri) {
+        return Some((resource.read.clone(), BTreeMap::new()));
+    }
+    catalog.match_template(uri).map(|(template, vars)| (template.read.clone(), vars))
+}
+
+/// Resource not found: -32602 with `data.uri` from 2026-07-28 on (SEP-2164), -32002 before.
+fn resource_not_found(scope: &Scope, uri: &str) -> ErrorObject {
+    let code = if scope.version.resource_not_found_is_invalid_params() {
+        code::INVALID_PARAMS
+    } else {
+        code::RESOURCE_NOT_FOUND
+    };
+    ErrorObject::new(code, format!("resource not found: {uri}")).with_data(serde_json::json!({ "uri": uri }))
+}
+
 /// On modern HTTP, `Mcp-Name` must repeat the tool, prompt or resource the body names.
 fn check_name(headers: Option<&HeaderChecks>, name: &str) -> Result<(), ErrorObject> {
     match headers {
@@ -329,6 +668,13 @@ fn paginate<'a, T>(
     let end = (start + page_size).min(items.len());
     let next = (end < items.len()).then(|| format!("o:{end}"));
     Ok((&items[start..end], next))
+}
+
+impl Channel {
+    /// Sends a notification on behalf of request `related`.
+    pub(crate) async fn notify<N: Notification>(&self, related: &RequestId, params: &N) {
+        self.send_notification(related, params).await
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The MCP server API: register tools (and, with the server feature set, resources, prompts, …) on a
-//! [`ServerBuilder`], then serve the [`Server`] over stdio, any [`Transport`], or HTTP.
+//! The MCP server API: register tools, resources, resource templates, prompts and completions on a
+//! [`ServerBuilder`], then serve the [`Server`] over stdio, any [`Transport`], or streamable HTTP.
 //!
 //! ```no_run
 //! use keel_mcp::server::Server;
@@ -18,37 +18,56 @@
 //! ```
 //!
 //! One server answers both eras: a legacy client `initialize`s a session, a modern client names its
-//! revision in each request's `_meta`; handlers see the difference only through [`RequestContext`].
+//! revision in each request's `_meta`. Handlers see the difference only through [`RequestContext`], whose
+//! helpers (progress, logging, elicitation, sampling, roots) do the right thing in either era.
 //!
 //! [`Transport`]: crate::transport::Transport
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
 
+mod catalog;
+mod completion;
 pub(crate) mod context;
 pub(crate) mod dispatch;
+mod error;
 #[cfg(feature = "http-server")]
 pub mod http;
+pub(crate) mod input;
+mod prompt;
+mod resource;
 mod tool;
+pub mod uri_template;
 
+pub use catalog::Change;
+pub use completion::CompletionRequest;
 pub use context::RequestContext;
+pub use error::HandlerError;
+pub use prompt::{IntoPromptResult, PromptDef, PromptHandler};
+pub use resource::{IntoContents, ResourceDef, TemplateDef, TemplateVars};
 pub use tool::{IntoToolResult, Json, NoArgs, ToolDef, ToolHandler};
+
+use catalog::Catalog;
+use completion::CompletionTarget;
+use tokio::sync::broadcast;
 
 use crate::Limits;
 use crate::engine::Connection;
-use crate::protocol::capabilities::{ListChangedCapability, ServerCapabilities};
-use crate::protocol::{CacheHint, Implementation, ProtocolVersion};
+use crate::protocol::capabilities::{ListChangedCapability, ResourcesCapability, ServerCapabilities};
+use crate::protocol::{CacheHint, Implementation, JsonObject, ProtocolVersion};
 
 /// Builds a [`Server`].
 #[derive(Debug)]
 pub struct ServerBuilder {
     info: Implementation,
     instructions: Option<String>,
-    tools: Vec<ToolDef>,
+    catalog: Catalog,
     limits: Limits,
     versions: Vec<ProtocolVersion>,
     cache_hint: CacheHint,
     page_size: usize,
+    state_key: Option<[u8; 32]>,
+    extensions: Vec<(String, JsonObject)>,
 }
 
 impl ServerBuilder {
@@ -63,10 +82,67 @@ impl ServerBuilder {
         self.tool_def(ToolDef::new(name, handler).description(description))
     }
 
-    /// Adds a fully described tool.
+    /// Adds a fully described tool (replacing one of the same name).
     pub fn tool_def(mut self, tool: ToolDef) -> Self {
-        self.tools.retain(|t| t.tool.name != tool.tool.name);
-        self.tools.push(tool);
+        self.catalog.upsert_tool(tool);
+        self
+    }
+
+    /// Adds a resource with a fixed URI.
+    pub fn resource(mut self, resource: ResourceDef) -> Self {
+        self.catalog.resources.retain(|r| r.resource.uri != resource.resource.uri);
+        self.catalog.resources.push(resource);
+        self
+    }
+
+    /// Adds a resource template.
+    pub fn resource_template(mut self, template: TemplateDef) -> Self {
+        self.catalog.templates.push(template);
+        self
+    }
+
+    /// Adds a prompt: `handler` is an `async fn(Args)` or `async fn(RequestContext, Args)`.
+    pub fn prompt<M, H: PromptHandler<M>>(
+        self,
+        name: impl Into<String>,
+        description: impl Into<String>,
+        handler: H,
+    ) -> Self {
+        self.prompt_def(PromptDef::new(name, handler).description(description))
+    }
+
+    /// Adds a fully described prompt (replacing one of the same name).
+    pub fn prompt_def(mut self, prompt: PromptDef) -> Self {
+        self.catalog.prompts.retain(|p| p.prompt.name != prompt.prompt.name);
+        self.catalog.prompts.push(prompt);
+        self
+    }
+
+    /// Suggests values for argument `argument` of prompt `prompt`.
+    pub fn complete_prompt_argument<F, Fut>(mut self, prompt: &str, argument: &str, complete: F) -> Self
+    where
+        F: Fn(CompletionRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Vec<String>> + Send + 'static,
+    {
+        let key = (CompletionTarget::Prompt(prompt.to_owned()), argument.to_owned());
+        self.catalog.completers.insert(key, completion::erase(complete));
+        self
+    }
+
+    /// Suggests values for variable `variable` of the resource template `uri_template`.
+    pub fn complete_template_variable<F, Fut>(mut self, uri_template: &str, variable: &str, complete: F) -> Self
+    where
+        F: Fn(CompletionRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Vec<String>> + Send + 'static,
+    {
+        let key = (CompletionTarget::Template(uri_template.to_owned()), variable.to_owned());
+        self.catalog.completers.insert(key, completion::erase(complete));
+        self
+    }
+
+    /// Declares an extension (e.g. `io.modelcontextprotocol/tasks`) with its settings.
+    pub fn extension(mut self, id: impl Into<String>, settings: JsonObject) -> Self {
+        self.extensions.push((id.into(), settings));
         self
     }
 
@@ -88,7 +164,7 @@ impl ServerBuilder {
         self
     }
 
-    /// Sets the cache hints on list results (2026-07-28). Default: immediately stale, private.
+    /// Sets the cache hints on list and read results (2026-07-28). Default: immediately stale, private.
     pub fn cache_hint(mut self, hint: CacheHint) -> Self {
         self.cache_hint = hint;
         self
@@ -100,28 +176,54 @@ impl ServerBuilder {
         self
     }
 
-    /// Builds the server. Registries are fixed from here on and shared by every connection.
+    /// Sets the key that seals `requestState` (2026-07-28). Servers behind a load balancer must share one;
+    /// by default each server draws a random key.
+    pub fn request_state_key(mut self, key: [u8; 32]) -> Self {
+        self.state_key = Some(key);
+        self
+    }
+
+    /// Builds the server. Registries are shared by every connection; runtime changes go through
+    /// [`Server::add_tool`] and friends.
     pub fn build(self) -> Server {
+        let catalog = self.catalog.reindex();
         let mut capabilities = ServerCapabilities::default();
-        if !self.tools.is_empty() {
-            capabilities.tools = Some(ListChangedCapability { list_changed: Some(false) });
+        let listed = Some(ListChangedCapability { list_changed: Some(true) });
+        if !catalog.tools.is_empty() {
+            capabilities.tools = listed.clone();
         }
-        capabilities.logging = Some(Default::default());
-        let index = self.tools.iter().enumerate().map(|(i, t)| (t.tool.name.clone(), i)).collect();
+        if !catalog.prompts.is_empty() {
+            capabilities.prompts = listed;
+        }
+        if !catalog.resources.is_empty() || !catalog.templates.is_empty() {
+            capabilities.resources = Some(ResourcesCapability { list_changed: Some(true), subscribe: Some(true) });
+        }
+        if !catalog.prompts.is_empty() || !catalog.templates.is_empty() {
+            capabilities.completions = Some(JsonObject::new());
+        }
+        capabilities.logging = Some(JsonObject::new());
+        if !self.extensions.is_empty() {
+            capabilities.extensions = Some(self.extensions.into_iter().collect());
+        }
         let mut versions = self.versions;
         versions.sort();
         versions.dedup();
+        let (changes, _) = broadcast::channel(64);
         Server {
             inner: Arc::new(ServerInner {
                 info: self.info,
                 instructions: self.instructions,
                 capabilities,
-                tools: self.tools,
-                tool_index: index,
+                catalog: RwLock::new(Arc::new(catalog)),
+                changes,
                 limits: self.limits,
                 versions,
                 cache_hint: self.cache_hint,
                 page_size: self.page_size,
+                sealer: match self.state_key {
+                    Some(key) => input::StateSealer::with_key(key),
+                    None => input::StateSealer::random(),
+                },
             }),
         }
     }
@@ -138,12 +240,31 @@ pub(crate) struct ServerInner {
     pub(crate) info: Implementation,
     pub(crate) instructions: Option<String>,
     pub(crate) capabilities: ServerCapabilities,
-    pub(crate) tools: Vec<ToolDef>,
-    pub(crate) tool_index: HashMap<String, usize>,
+    catalog: RwLock<Arc<Catalog>>,
+    pub(crate) changes: broadcast::Sender<Change>,
     pub(crate) limits: Limits,
     pub(crate) versions: Vec<ProtocolVersion>,
     pub(crate) cache_hint: CacheHint,
     pub(crate) page_size: usize,
+    pub(crate) sealer: input::StateSealer,
+}
+
+impl ServerInner {
+    /// The current catalog.
+    pub(crate) fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.read().expect("catalog lock").clone()
+    }
+
+    fn change(&self, edit: impl FnOnce(&mut Catalog), announce: Change) {
+        {
+            let mut current = self.catalog.write().expect("catalog lock");
+            let mut next = Catalog::clone(&current);
+            edit(&mut next);
+            *current = Arc::new(next.reindex());
+        }
+        // No listener is fine: nobody to tell.
+        let _ = self.changes.send(announce);
+    }
 }
 
 impl Server {
@@ -152,11 +273,13 @@ impl Server {
         ServerBuilder {
             info,
             instructions: None,
-            tools: Vec::new(),
+            catalog: Catalog::default(),
             limits: Limits::default(),
             versions: ProtocolVersion::ALL.to_vec(),
             cache_hint: CacheHint::default(),
             page_size: 100,
+            state_key: None,
+            extensions: Vec::new(),
         }
     }
 
@@ -165,10 +288,82 @@ impl Server {
         &self.inner.capabilities
     }
 
+    /// Adds (or replaces) a tool while serving; clients that listen are told the list changed.
+    pub fn add_tool(&self, tool: ToolDef) {
+        self.inner.change(|c| c.upsert_tool(tool), Change::Tools);
+    }
+
+    /// Removes a tool; returns whether it existed.
+    pub fn remove_tool(&self, name: &str) -> bool {
+        let exists = self.inner.catalog().tools.iter().any(|t| t.def.tool.name == name);
+        if exists {
+            self.inner.change(|c| c.tools.retain(|t| t.def.tool.name != name), Change::Tools);
+        }
+        exists
+    }
+
+    /// Offers or withdraws a tool without forgetting it; returns whether it exists.
+    pub fn set_tool_enabled(&self, name: &str, enabled: bool) -> bool {
+        let exists = self.inner.catalog().tools.iter().any(|t| t.def.tool.name == name);
+        if exists {
+            let edit = |c: &mut Catalog| {
+                for t in c.tools.iter_mut().filter(|t| t.def.tool.name == name) {
+                    t.enabled = enabled;
+                }
+            };
+            self.inner.change(edit, Change::Tools);
+        }
+        exists
+    }
+
+    /// Adds (or replaces) a prompt while serving.
+    pub fn add_prompt(&self, prompt: PromptDef) {
+        let edit = |c: &mut Catalog| {
+            c.prompts.retain(|p| p.prompt.name != prompt.prompt.name);
+            c.prompts.push(prompt);
+        };
+        self.inner.change(edit, Change::Prompts);
+    }
+
+    /// Removes a prompt; returns whether it existed.
+    pub fn remove_prompt(&self, name: &str) -> bool {
+        let exists = self.inner.catalog().prompt(name).is_some();
+        if exists {
+            self.inner.change(|c| c.prompts.retain(|p| p.prompt.name != name), Change::Prompts);
+        }
+        exists
+    }
+
+    /// Adds (or replaces) a resource while serving.
+    pub fn add_resource(&self, resource: ResourceDef) {
+        let edit = |c: &mut Catalog| {
+            c.resources.retain(|r| r.resource.uri != resource.resource.uri);
+            c.resources.push(resource);
+        };
+        self.inner.change(edit, Change::Resources);
+    }
+
+    /// Removes a resource; returns whether it existed.
+    pub fn remove_resource(&self, uri: &str) -> bool {
+        let exists = self.inner.catalog().resource(uri).is_some();
+        if exists {
+            self.inner.change(|c| c.resources.retain(|r| r.resource.uri != uri), Change::Resources);
+        }
+        exists
+    }
+
+    /// Tells subscribed clients that the content of `uri` changed.
+    pub fn resource_updated(&self, uri: &str) {
+        let _ = self.inner.changes.send(Change::ResourceUpdated(uri.to_owned()));
+    }
+
     /// Serves one connection over `transport`; returns at once with the running connection.
     pub fn serve<T: crate::transport::Transport>(&self, transport: T) -> Connection {
         let handler = Arc::new(dispatch::ServerConnection::new(self.inner.clone()));
-        crate::engine::serve(transport, handler, self.inner.limits.clone())
+        let session = handler.session();
+        let connection = crate::engine::serve(transport, handler, self.inner.limits.clone());
+        tokio::spawn(dispatch::forward_changes(self.inner.clone(), session, connection.peer.clone()));
+        connection
     }
 
     /// Serves stdin/stdout until stdin closes.

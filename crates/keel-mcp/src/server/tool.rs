@@ -1,7 +1,6 @@
 //! Typed tools: an async function of a `Deserialize + JsonSchema` argument struct, its input schema
 //! generated once by schemars, and the conversions from what the function returns to a `CallToolResult`.
 
-use std::fmt::Display;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -10,7 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use super::RequestContext;
+use super::{HandlerError, RequestContext};
 use crate::engine::BoxFuture;
 use crate::protocol::content::ContentBlock;
 use crate::protocol::tools::{CallToolResult, Tool, ToolAnnotations};
@@ -26,60 +25,57 @@ pub struct Json<T>(pub T);
 
 /// Converts what a tool function returns into its result.
 pub trait IntoToolResult {
-    /// The result.
-    fn into_tool_result(self) -> CallToolResult;
+    /// The result, or why there is none.
+    fn into_tool_result(self) -> Result<CallToolResult, HandlerError>;
 }
 
 impl IntoToolResult for CallToolResult {
-    fn into_tool_result(self) -> CallToolResult {
-        self
+    fn into_tool_result(self) -> Result<CallToolResult, HandlerError> {
+        Ok(self)
     }
 }
 
 impl IntoToolResult for String {
-    fn into_tool_result(self) -> CallToolResult {
-        CallToolResult::text(self)
+    fn into_tool_result(self) -> Result<CallToolResult, HandlerError> {
+        Ok(CallToolResult::text(self))
     }
 }
 
 impl IntoToolResult for &'static str {
-    fn into_tool_result(self) -> CallToolResult {
-        CallToolResult::text(self)
+    fn into_tool_result(self) -> Result<CallToolResult, HandlerError> {
+        Ok(CallToolResult::text(self))
     }
 }
 
 impl IntoToolResult for ContentBlock {
-    fn into_tool_result(self) -> CallToolResult {
-        CallToolResult::success(vec![self])
+    fn into_tool_result(self) -> Result<CallToolResult, HandlerError> {
+        Ok(CallToolResult::success(vec![self]))
     }
 }
 
 impl IntoToolResult for Vec<ContentBlock> {
-    fn into_tool_result(self) -> CallToolResult {
-        CallToolResult::success(self)
+    fn into_tool_result(self) -> Result<CallToolResult, HandlerError> {
+        Ok(CallToolResult::success(self))
     }
 }
 
 impl<T: Serialize> IntoToolResult for Json<T> {
-    fn into_tool_result(self) -> CallToolResult {
-        match serde_json::to_value(&self.0) {
-            Ok(value) => CallToolResult {
-                content: vec![ContentBlock::text(value.to_string())],
-                structured_content: Some(value),
-                ..Default::default()
-            },
-            Err(e) => CallToolResult::error(format!("the tool's output could not be encoded: {e}")),
-        }
+    fn into_tool_result(self) -> Result<CallToolResult, HandlerError> {
+        let value = serde_json::to_value(&self.0)
+            .map_err(|e| HandlerError::failed(format!("the tool's output could not be encoded: {e}")))?;
+        Ok(CallToolResult {
+            content: vec![ContentBlock::text(value.to_string())],
+            structured_content: Some(value),
+            ..Default::default()
+        })
     }
 }
 
-/// A failed tool reports its error to the model as a tool error (`isError: true`), not a protocol error.
-impl<T: IntoToolResult, E: Display> IntoToolResult for Result<T, E> {
-    fn into_tool_result(self) -> CallToolResult {
-        match self {
-            Ok(value) => value.into_tool_result(),
-            Err(e) => CallToolResult::error(e.to_string()),
-        }
+/// `Err` from a tool reaches the model as a tool error (`isError: true`) unless it is a protocol error or a
+/// request for input.
+impl<T: IntoToolResult, E: Into<HandlerError>> IntoToolResult for Result<T, E> {
+    fn into_tool_result(self) -> Result<CallToolResult, HandlerError> {
+        self.map_err(Into::into)?.into_tool_result()
     }
 }
 
@@ -89,7 +85,7 @@ pub trait ToolHandler<Marker>: Send + Sync + 'static {
     /// The argument struct.
     type Args: DeserializeOwned + JsonSchema + Send + 'static;
     /// Runs the tool.
-    fn call(&self, ctx: RequestContext, args: Self::Args) -> BoxFuture<CallToolResult>;
+    fn call(&self, ctx: RequestContext, args: Self::Args) -> BoxFuture<Result<CallToolResult, HandlerError>>;
 }
 
 impl<F, A, Fut, R> ToolHandler<(A,)> for F
@@ -100,7 +96,7 @@ where
     R: IntoToolResult,
 {
     type Args = A;
-    fn call(&self, _ctx: RequestContext, args: A) -> BoxFuture<CallToolResult> {
+    fn call(&self, _ctx: RequestContext, args: A) -> BoxFuture<Result<CallToolResult, HandlerError>> {
         let fut = self(args);
         Box::pin(async move { fut.await.into_tool_result() })
     }
@@ -114,16 +110,18 @@ where
     R: IntoToolResult,
 {
     type Args = A;
-    fn call(&self, ctx: RequestContext, args: A) -> BoxFuture<CallToolResult> {
+    fn call(&self, ctx: RequestContext, args: A) -> BoxFuture<Result<CallToolResult, HandlerError>> {
         let fut = self(ctx, args);
         Box::pin(async move { fut.await.into_tool_result() })
     }
 }
 
 /// A type-erased tool: decodes raw arguments and runs the handler.
-pub(crate) type ErasedTool = Arc<dyn Fn(RequestContext, Option<&RawValue>) -> BoxFuture<CallToolResult> + Send + Sync>;
+pub(crate) type ErasedTool =
+    Arc<dyn Fn(RequestContext, Option<&RawValue>) -> BoxFuture<Result<CallToolResult, HandlerError>> + Send + Sync>;
 
 /// A tool definition with its handler, ready to register.
+#[derive(Clone)]
 pub struct ToolDef {
     pub(crate) tool: Tool,
     pub(crate) run: ErasedTool,
@@ -145,7 +143,7 @@ impl ToolDef {
             match serde_json::from_str::<H::Args>(text) {
                 Ok(args) => handler.call(ctx, args),
                 // SEP-1303: invalid arguments are the model's to fix, so they come back as a tool error.
-                Err(e) => Box::pin(std::future::ready(CallToolResult::error(format!("invalid arguments: {e}")))),
+                Err(e) => Box::pin(std::future::ready(Ok(CallToolResult::error(format!("invalid arguments: {e}"))))),
             }
         });
         ToolDef {

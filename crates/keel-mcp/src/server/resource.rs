@@ -1,0 +1,203 @@
+//! Resources: fixed URIs and RFC 6570 templates, each with the function that reads it.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use super::uri_template::{TemplateError, UriTemplate};
+use super::{HandlerError, RequestContext};
+use crate::engine::BoxFuture;
+use crate::protocol::ResourceContents;
+use crate::protocol::display::{Annotations, Icon};
+use crate::protocol::resources::{Resource, ResourceTemplate};
+
+/// Variable values of a matched resource template.
+pub type TemplateVars = BTreeMap<String, String>;
+
+/// Converts what a read function returns into resource contents.
+pub trait IntoContents {
+    /// The contents.
+    fn into_contents(self) -> Result<Vec<ResourceContents>, HandlerError>;
+}
+
+impl IntoContents for ResourceContents {
+    fn into_contents(self) -> Result<Vec<ResourceContents>, HandlerError> {
+        Ok(vec![self])
+    }
+}
+
+impl IntoContents for Vec<ResourceContents> {
+    fn into_contents(self) -> Result<Vec<ResourceContents>, HandlerError> {
+        Ok(self)
+    }
+}
+
+impl<T: IntoContents, E: Into<HandlerError>> IntoContents for Result<T, E> {
+    fn into_contents(self) -> Result<Vec<ResourceContents>, HandlerError> {
+        self.map_err(Into::into)?.into_contents()
+    }
+}
+
+pub(crate) type ErasedRead = Arc<
+    dyn Fn(RequestContext, String, TemplateVars) -> BoxFuture<Result<Vec<ResourceContents>, HandlerError>>
+        + Send
+        + Sync,
+>;
+
+/// A resource with a fixed URI.
+#[derive(Clone)]
+pub struct ResourceDef {
+    pub(crate) resource: Resource,
+    pub(crate) read: ErasedRead,
+}
+
+impl std::fmt::Debug for ResourceDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceDef").field("resource", &self.resource).finish_non_exhaustive()
+    }
+}
+
+impl ResourceDef {
+    /// A resource read by `read(ctx, uri)`.
+    pub fn new<F, Fut, R>(uri: impl Into<String>, name: impl Into<String>, read: F) -> Self
+    where
+        F: Fn(RequestContext, String) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoContents,
+    {
+        let read: ErasedRead = Arc::new(move |ctx, uri, _vars| {
+            let fut = read(ctx, uri);
+            Box::pin(async move { fut.await.into_contents() })
+        });
+        ResourceDef { resource: Resource::new(uri, name), read }
+    }
+
+    /// A resource whose content is fixed text.
+    pub fn text(uri: impl Into<String>, name: impl Into<String>, mime_type: &str, text: impl Into<String>) -> Self {
+        let text: Arc<str> = text.into().into();
+        let mime: Arc<str> = mime_type.into();
+        Self::new(uri, name, move |_, uri| {
+            let contents = ResourceContents::text(uri, Some(&mime), text.as_ref());
+            std::future::ready(contents)
+        })
+        .mime_type(mime_type)
+    }
+
+    /// A resource whose content is fixed binary data (base64).
+    pub fn blob(uri: impl Into<String>, name: impl Into<String>, mime_type: &str, base64: impl Into<String>) -> Self {
+        let blob: Arc<str> = base64.into().into();
+        let mime: Arc<str> = mime_type.into();
+        Self::new(uri, name, move |_, uri| std::future::ready(ResourceContents::blob(uri, Some(&mime), blob.as_ref())))
+            .mime_type(mime_type)
+    }
+
+    /// Sets the description.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.resource.description = Some(description.into());
+        self
+    }
+
+    /// Sets the display title.
+    pub fn title(mut self, title: impl Into<String>) -> Self {
+        self.resource.title = Some(title.into());
+        self
+    }
+
+    /// Sets the MIME type.
+    pub fn mime_type(mut self, mime_type: impl Into<String>) -> Self {
+        self.resource.mime_type = Some(mime_type.into());
+        self
+    }
+
+    /// Sets the size in bytes.
+    pub fn size(mut self, size: u64) -> Self {
+        self.resource.size = Some(size);
+        self
+    }
+
+    /// Sets annotations.
+    pub fn annotations(mut self, annotations: Annotations) -> Self {
+        self.resource.annotations = Some(annotations);
+        self
+    }
+
+    /// Sets icons.
+    pub fn icons(mut self, icons: Vec<Icon>) -> Self {
+        self.resource.icons = Some(icons);
+        self
+    }
+
+    /// The protocol description.
+    pub fn resource(&self) -> &Resource {
+        &self.resource
+    }
+}
+
+/// A family of resources addressed by a URI template.
+#[derive(Clone)]
+pub struct TemplateDef {
+    pub(crate) template: ResourceTemplate,
+    pub(crate) matcher: UriTemplate,
+    pub(crate) read: ErasedRead,
+}
+
+impl std::fmt::Debug for TemplateDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TemplateDef").field("template", &self.template).finish_non_exhaustive()
+    }
+}
+
+impl TemplateDef {
+    /// A template read by `read(ctx, uri, vars)`; fails when `uri_template` is not a valid template.
+    pub fn try_new<F, Fut, R>(uri_template: &str, name: impl Into<String>, read: F) -> Result<Self, TemplateError>
+    where
+        F: Fn(RequestContext, String, TemplateVars) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoContents,
+    {
+        let matcher = UriTemplate::parse(uri_template)?;
+        let read: ErasedRead = Arc::new(move |ctx, uri, vars| {
+            let fut = read(ctx, uri, vars);
+            Box::pin(async move { fut.await.into_contents() })
+        });
+        let template =
+            ResourceTemplate { uri_template: uri_template.to_owned(), name: name.into(), ..Default::default() };
+        Ok(TemplateDef { template, matcher, read })
+    }
+
+    /// Like [`TemplateDef::try_new`], for templates written in the source.
+    ///
+    /// # Panics
+    /// When `uri_template` is not a valid URI template.
+    pub fn new<F, Fut, R>(uri_template: &str, name: impl Into<String>, read: F) -> Self
+    where
+        F: Fn(RequestContext, String, TemplateVars) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoContents,
+    {
+        Self::try_new(uri_template, name, read).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Sets the description.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.template.description = Some(description.into());
+        self
+    }
+
+    /// Sets the display title.
+    pub fn title(mut self, title: impl Into<String>) -> Self {
+        self.template.title = Some(title.into());
+        self
+    }
+
+    /// Sets the MIME type of the resources.
+    pub fn mime_type(mut self, mime_type: impl Into<String>) -> Self {
+        self.template.mime_type = Some(mime_type.into());
+        self
+    }
+
+    /// The protocol description.
+    pub fn template(&self) -> &ResourceTemplate {
+        &self.template
+    }
+}
