@@ -1,0 +1,275 @@
+//! The network steps of the authorization flow, each a function of explicit inputs: discovery (PRM, then
+//! authorization server metadata, else the 2025-03-26 fallbacks), dynamic registration, the authorization
+//! code exchange and refresh. Decisions are delegated to the pure modules; [`super::OAuthClient`] sequences
+//! these steps and owns the state.
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use super::discovery::{
+    auth_server_metadata_urls, legacy_default_endpoints, legacy_metadata_url, origin, resource_metadata_urls,
+};
+use super::error::{AuthError, redact_url};
+use super::http::OAuthHttp;
+use super::iss::check_iss;
+use super::metadata::{AuthServerMetadata, ProtectedResourceMetadata, check_issuer, check_resource};
+use super::pkce::{Pkce, constant_time_eq, random_token};
+use super::redirect::RedirectStep;
+use super::registration::{
+    ClientCredentials, ClientMetadata, TokenEndpointAuth, choose_token_auth, registration_auth_method,
+};
+use super::token::{TokenSet, now_secs};
+use super::url_policy::{UrlPolicy, check_secure};
+
+/// What discovery found for the MCP server.
+#[derive(Clone, Debug)]
+pub struct Discovered {
+    /// The RFC 8707 `resource`: PRM `resource` verbatim (the server URL on the 2025-03-26 path).
+    pub resource: String,
+    /// The authorization server issuer (the key for registrations and tokens).
+    pub issuer: String,
+    /// Whether `issuer` is a real issuer identifier (false for the default-endpoint fallback).
+    pub issuer_known: bool,
+    /// Its metadata.
+    pub metadata: AuthServerMetadata,
+    /// PRM `scopes_supported`.
+    pub prm_scopes: Option<Vec<String>>,
+}
+
+fn parse_doc<T: serde::de::DeserializeOwned>(url: &str, body: serde_json::Map<String, Value>) -> Result<T, AuthError> {
+    serde_json::from_value(Value::Object(body))
+        .map_err(|e| AuthError::InvalidResponse { url: redact_url(url), reason: e.to_string() })
+}
+
+/// Finds the protected resource metadata and the authorization server metadata for `server_url`.
+pub async fn discover(
+    http: &OAuthHttp,
+    server_url: &str,
+    policy: UrlPolicy,
+    resource_metadata: Option<&str>,
+) -> Result<Discovered, AuthError> {
+    let server = check_secure(server_url)?;
+    let mut candidates = Vec::new();
+    if let Some(rm) = resource_metadata {
+        let u = policy.check(rm)?;
+        if origin(&u) != origin(&server) {
+            return Err(AuthError::CrossOriginMetadata(redact_url(rm)));
+        }
+        candidates.push(rm.to_owned());
+    }
+    candidates.extend(resource_metadata_urls(&server, None));
+    let mut prm: Option<ProtectedResourceMetadata> = None;
+    for candidate in candidates {
+        policy.check(&candidate)?;
+        let resp = http.get_json(&candidate, None).await?;
+        if let (200, Some(body)) = (resp.status, resp.body) {
+            prm = Some(parse_doc(&candidate, body)?);
+            break;
+        }
+    }
+    let Some(prm) = prm else { return legacy_discover(http, &server, server_url, policy).await };
+    // A resource that is not this server stops everything before any authorization request.
+    check_resource(server_url, &prm.resource)?;
+    let issuer = prm.authorization_servers.first().cloned().ok_or(AuthError::NoAuthorizationServer)?;
+    let issuer_url = policy.check(&issuer)?;
+    let mut found = None;
+    for candidate in auth_server_metadata_urls(&issuer_url) {
+        policy.check(&candidate)?;
+        let resp = http.get_json(&candidate, None).await?;
+        if let (200, Some(body)) = (resp.status, resp.body) {
+            let metadata: AuthServerMetadata = parse_doc(&candidate, body)?;
+            check_issuer(&issuer, &metadata)?;
+            found = Some(metadata);
+            break;
+        }
+    }
+    let metadata = found.ok_or_else(|| AuthError::NoAuthServerMetadata(redact_url(&issuer)))?;
+    check_endpoints(&metadata, policy)?;
+    Ok(Discovered { resource: prm.resource, issuer, issuer_known: true, metadata, prm_scopes: prm.scopes_supported })
+}
+
+/// 2025-03-26: no PRM; metadata at the MCP origin, else the default endpoints there.
+async fn legacy_discover(
+    http: &OAuthHttp,
+    server: &url::Url,
+    server_url: &str,
+    policy: UrlPolicy,
+) -> Result<Discovered, AuthError> {
+    let url = legacy_metadata_url(server);
+    policy.check(&url)?;
+    let resp = http.get_json(&url, Some("2025-03-26")).await?;
+    let (metadata, issuer_known) = match (resp.status, resp.body) {
+        (200, Some(body)) => (parse_doc::<AuthServerMetadata>(&url, body)?, true),
+        _ => {
+            let (authorize, token, register) = legacy_default_endpoints(server);
+            let metadata = AuthServerMetadata {
+                issuer: origin(server),
+                authorization_endpoint: Some(authorize),
+                token_endpoint: Some(token),
+                registration_endpoint: Some(register),
+                // 2025-03-26 made PKCE mandatory; without metadata there is nothing to check.
+                code_challenge_methods_supported: Some(vec!["S256".into()]),
+                ..Default::default()
+            };
+            (metadata, false)
+        }
+    };
+    check_endpoints(&metadata, policy)?;
+    Ok(Discovered {
+        resource: server_url.to_owned(),
+        issuer: metadata.issuer.clone(),
+        issuer_known,
+        metadata,
+        prm_scopes: None,
+    })
+}
+
+fn check_endpoints(m: &AuthServerMetadata, policy: UrlPolicy) -> Result<(), AuthError> {
+    for e in [&m.authorization_endpoint, &m.token_endpoint, &m.registration_endpoint].into_iter().flatten() {
+        policy.check(e)?;
+    }
+    Ok(())
+}
+
+/// RFC 7591 dynamic client registration.
+pub async fn register(
+    http: &OAuthHttp,
+    endpoint: &str,
+    metadata: &ClientMetadata,
+    redirect_uri: &str,
+    as_metadata: &AuthServerMetadata,
+) -> Result<ClientCredentials, AuthError> {
+    let method = registration_auth_method(as_metadata.token_endpoint_auth_methods_supported.as_deref());
+    let body = metadata.registration_body(redirect_uri, method);
+    let resp = http.post_json(endpoint, &body).await?;
+    if !(200..300).contains(&resp.status) {
+        let error = resp.body.as_ref().and_then(|b| b.get("error")).and_then(Value::as_str).unwrap_or("no error code");
+        return Err(AuthError::RegistrationRefused(format!("HTTP {}: {error}", resp.status)));
+    }
+    let doc = resp.into_document(endpoint)?;
+    let mut creds = ClientCredentials::from_registration_response(&doc)
+        .ok_or_else(|| AuthError::RegistrationRefused("the response has no client_id".into()))?;
+    if creds.grant_types.is_empty() {
+        creds.grant_types = metadata.grant_types().into_iter().map(str::to_owned).collect();
+    }
+    Ok(creds)
+}
+
+/// What the client asks for in one authorization request.
+pub struct AuthorizationInputs<'a> {
+    /// Discovery result.
+    pub discovered: &'a Discovered,
+    /// Client credentials for this issuer.
+    pub credentials: &'a ClientCredentials,
+    /// Scope to request, if any.
+    pub scope: Option<String>,
+    /// The URL rules.
+    pub policy: UrlPolicy,
+}
+
+/// Authorization code + PKCE S256: builds the request, runs the redirect step, checks `state` and `iss`,
+/// and redeems the code.
+pub async fn authorization_code(
+    http: &OAuthHttp,
+    redirect: &dyn RedirectStep,
+    inputs: AuthorizationInputs<'_>,
+) -> Result<TokenSet, AuthError> {
+    let d = inputs.discovered;
+    if !d.metadata.supports_s256() {
+        return Err(AuthError::PkceUnsupported);
+    }
+    let authorize =
+        d.metadata.authorization_endpoint.as_deref().ok_or(AuthError::MissingEndpoint("authorization_endpoint"))?;
+    let token = d.metadata.token_endpoint.as_deref().ok_or(AuthError::MissingEndpoint("token_endpoint"))?;
+    let pkce = Pkce::new()?;
+    let state = random_token()?;
+    let redirect_uri = redirect.redirect_uri();
+    let mut url = inputs.policy.check(authorize)?;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &inputs.credentials.client_id)
+            .append_pair("redirect_uri", &redirect_uri)
+            .append_pair("code_challenge", &pkce.challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("state", &state)
+            .append_pair("resource", &d.resource);
+        if let Some(scope) = &inputs.scope {
+            q.append_pair("scope", scope);
+        }
+    }
+    let response = redirect.authorize(url.to_string()).await?;
+    if !response.state.as_deref().is_some_and(|s| constant_time_eq(s, &state)) {
+        return Err(AuthError::CallbackRejected("state is missing or does not match"));
+    }
+    if d.issuer_known {
+        let advertised = d.metadata.authorization_response_iss_parameter_supported == Some(true);
+        check_iss(advertised, response.iss.as_deref(), &d.metadata.issuer)?;
+    }
+    if let Some(error) = response.error {
+        return Err(AuthError::AuthorizationDenied(error));
+    }
+    let code = response.code.ok_or(AuthError::CallbackRejected("no authorization code"))?;
+    let form = vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+        ("code_verifier", pkce.verifier.clone()),
+        ("resource", d.resource.clone()),
+    ];
+    token_request(http, token, form, inputs.credentials, d, inputs.scope.as_deref(), None).await
+}
+
+/// `grant_type=refresh_token`, with `resource`.
+pub async fn refresh(
+    http: &OAuthHttp,
+    d: &Discovered,
+    credentials: &ClientCredentials,
+    tokens: &TokenSet,
+) -> Result<TokenSet, AuthError> {
+    let token = d.metadata.token_endpoint.as_deref().ok_or(AuthError::MissingEndpoint("token_endpoint"))?;
+    let refresh_token =
+        tokens.refresh_token.clone().ok_or(AuthError::TokenEndpoint { error: "invalid_grant".into() })?;
+    let form = vec![
+        ("grant_type", "refresh_token".to_owned()),
+        ("refresh_token", refresh_token),
+        ("resource", d.resource.clone()),
+    ];
+    token_request(http, token, form, credentials, d, None, Some(tokens)).await
+}
+
+async fn token_request(
+    http: &OAuthHttp,
+    endpoint: &str,
+    mut form: Vec<(&'static str, String)>,
+    credentials: &ClientCredentials,
+    d: &Discovered,
+    requested_scope: Option<&str>,
+    previous: Option<&TokenSet>,
+) -> Result<TokenSet, AuthError> {
+    let method = choose_token_auth(credentials, d.metadata.token_endpoint_auth_methods_supported.as_deref());
+    let secret = credentials.client_secret.clone().unwrap_or_default();
+    let mut basic = None;
+    match method {
+        TokenEndpointAuth::None => form.push(("client_id", credentials.client_id.clone())),
+        TokenEndpointAuth::ClientSecretPost => {
+            form.push(("client_id", credentials.client_id.clone()));
+            form.push(("client_secret", secret));
+        }
+        TokenEndpointAuth::ClientSecretBasic => {
+            // RFC 6749 §2.3.1: both halves are form-encoded before base64.
+            let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let pair = format!("{}:{}", enc(&credentials.client_id), enc(&secret));
+            basic = Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)));
+        }
+    }
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let resp = http.post_form(endpoint, &pairs, basic).await?;
+    if !(200..300).contains(&resp.status) {
+        let error = resp.body.as_ref().and_then(|b| b.get("error")).and_then(Value::as_str).unwrap_or("server_error");
+        return Err(AuthError::TokenEndpoint { error: error.to_owned() });
+    }
+    let doc = resp.into_document(endpoint)?;
+    TokenSet::from_response(&doc, now_secs(), requested_scope, previous, &d.issuer, &d.resource)
+        .ok_or_else(|| AuthError::InvalidResponse { url: redact_url(endpoint), reason: "no access_token".into() })
+}

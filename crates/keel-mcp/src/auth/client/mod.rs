@@ -1,0 +1,66 @@
+//! The OAuth 2.1 client for MCP authorization (feature `auth`).
+//!
+//! [`OAuthClient`] implements [`crate::auth::HttpAuth`]: the streamable HTTP client transport asks it for an
+//! `Authorization` header before each request and reports each 401 / 403. On a challenge it runs the MCP
+//! authorization flow:
+//!
+//! 1. parse `WWW-Authenticate` ([`challenge`]) and find the protected resource metadata — the challenge's
+//!    `resource_metadata`, else the path-aware, then the root well-known URL ([`discovery`]);
+//! 2. check that the metadata's `resource` covers the MCP server ([`metadata::check_resource`]) — a mismatch
+//!    stops before any authorization request;
+//! 3. fetch the authorization server metadata (RFC 8414 and OIDC, path insertion orders) and require its
+//!    `issuer` to equal, byte for byte, the issuer it was discovered for; servers of the 2025-03-26 revision
+//!    (no resource metadata) get the root metadata or the default `/authorize` `/token` `/register`;
+//! 4. register: pre-registered credentials, else a client ID metadata document URL when the server supports
+//!    CIMD, else dynamic registration (`application_type`, the refresh grant); registrations are stored per
+//!    issuer, so a move to another authorization server means a fresh registration there;
+//! 5. authorization code with PKCE S256 (refused when S256 is not advertised), a 32-byte `state` compared in
+//!    constant time, RFC 9207 `iss` checks ([`iss`]), and `resource` (the PRM `resource`, verbatim) on both
+//!    the authorization and the token request;
+//! 6. scopes ([`scope`]): the challenge's, else the resource's `scopes_supported`, else none; on a 403
+//!    `insufficient_scope` the union of held and demanded scopes, at most [`MAX_AUTHORIZATIONS`] times for
+//!    the same demand; `offline_access` only when the authorization server lists it (SEP-2207).
+//!
+//! Tokens carry an absolute expiry and are refreshed a minute before it, and on a 401; `invalid_grant`
+//! clears them and a new authorization follows. They live in a [`TokenStore`] ([`MemoryTokenStore`],
+//! [`FileTokenStore`]) and are only sent to the MCP server URL they were obtained for. The user-facing step
+//! is a [`RedirectStep`]: [`LoopbackRedirect`] opens the browser, [`HeadlessRedirect`] reads the redirect
+//! from the authorization endpoint's `Location` header.
+//!
+//! Every URL the flow touches must be https (or http on exactly `localhost`, `127.0.0.1`, `[::1]`); metadata
+//! and endpoint hosts that are private or loopback literals are refused unless the MCP server itself is
+//! private ([`url_policy`]). OAuth requests follow no redirects, read at most 4 MiB, and accept only JSON
+//! objects. Tokens, secrets, codes and verifiers never appear in `Debug` output or error messages.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), keel_mcp::auth::client::AuthError> {
+//! use keel_mcp::auth::client::{LoopbackRedirect, OAuthClient};
+//! let redirect = LoopbackRedirect::bind(0).await?;
+//! let oauth = OAuthClient::builder("https://mcp.example.com/mcp", redirect).client_name("My app").build()?;
+//! // Hand `oauth` to the streamable HTTP client transport as its `HttpAuth`.
+//! # let _ = oauth; Ok(()) }
+//! ```
+
+pub mod challenge;
+pub mod discovery;
+mod error;
+pub mod flow;
+pub mod http;
+pub mod iss;
+pub mod metadata;
+mod oauth;
+pub mod pkce;
+pub mod redirect;
+pub mod registration;
+pub mod scope;
+pub mod token;
+pub mod token_store;
+pub mod url_policy;
+
+pub use challenge::AuthChallenge;
+pub use error::AuthError;
+pub use oauth::{MAX_AUTHORIZATIONS, OAuthClient, OAuthClientBuilder};
+pub use redirect::{AuthorizationResponse, HeadlessRedirect, LoopbackRedirect, RedirectStep};
+pub use registration::ClientCredentials;
+pub use token::TokenSet;
+pub use token_store::{FileTokenStore, MemoryTokenStore, StoredAuth, TokenStore};

@@ -1,0 +1,401 @@
+//! [`OAuthClient`]: the OAuth 2.1 client as an [`HttpAuth`]. It supplies the bearer token for the one MCP
+//! server it was built for, refreshes it before it expires, and on a 401 or 403 runs discovery, registration,
+//! and the authorization code flow (or a refresh, or a scope step-up).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::challenge::AuthChallenge;
+use super::error::AuthError;
+use super::flow::{self, AuthorizationInputs, Discovered};
+use super::http::OAuthHttp;
+use super::redirect::RedirectStep;
+use super::registration::{ClientCredentials, ClientMetadata};
+use super::scope::{apply_offline_access, covers, initial_scope, union};
+use super::token::now_secs;
+use super::token_store::{MemoryTokenStore, StoredAuth, TokenStore};
+use super::url_policy::{UrlPolicy, check_secure};
+use crate::auth::{Challenge, HttpAuth};
+use crate::engine::BoxFuture;
+use crate::error::Error;
+
+/// Authorizations allowed for the same demand before the client gives up.
+pub const MAX_AUTHORIZATIONS: u32 = 3;
+
+/// Builds an [`OAuthClient`].
+pub struct OAuthClientBuilder {
+    server_url: String,
+    redirect: Arc<dyn RedirectStep>,
+    metadata: ClientMetadata,
+    cimd_url: Option<String>,
+    pre_registered: Option<(Option<String>, ClientCredentials)>,
+    store: Arc<dyn TokenStore>,
+    allow_loopback: bool,
+}
+
+impl OAuthClientBuilder {
+    /// The client name sent in registration.
+    pub fn client_name(mut self, name: impl Into<String>) -> Self {
+        self.metadata.client_name = name.into();
+        self
+    }
+
+    /// `native` (the default: desktop, CLI, loopback redirects) or `web`.
+    pub fn application_type(mut self, application_type: impl Into<String>) -> Self {
+        self.metadata.application_type = application_type.into();
+        self
+    }
+
+    /// Whether to ask for refresh tokens (default true): lists the refresh grant and requests `offline_access`
+    /// where the authorization server offers it.
+    pub fn refresh_tokens(mut self, want: bool) -> Self {
+        self.metadata.want_refresh_tokens = want;
+        self
+    }
+
+    /// The HTTPS URL of this client's metadata document, used as `client_id` where CIMD is supported.
+    pub fn client_metadata_url(mut self, url: impl Into<String>) -> Self {
+        self.cimd_url = Some(url.into());
+        self
+    }
+
+    /// Pre-registered credentials. Bound to the first authorization server they are used with; a later
+    /// change of authorization server is an error rather than a silent reuse.
+    pub fn pre_registered(mut self, credentials: ClientCredentials) -> Self {
+        self.pre_registered = Some((None, credentials));
+        self
+    }
+
+    /// Pre-registered credentials for the authorization server `issuer` only.
+    pub fn pre_registered_for(mut self, issuer: impl Into<String>, credentials: ClientCredentials) -> Self {
+        self.pre_registered = Some((Some(issuer.into()), credentials));
+        self
+    }
+
+    /// Where tokens and registrations are kept (default: in memory).
+    pub fn store(mut self, store: impl TokenStore) -> Self {
+        self.store = Arc::new(store);
+        self
+    }
+
+    /// Allow private and loopback metadata hosts even for a public MCP server (tests and development).
+    pub fn allow_loopback(mut self, allow: bool) -> Self {
+        self.allow_loopback = allow;
+        self
+    }
+
+    /// Checks the URLs and builds the client.
+    pub fn build(self) -> Result<OAuthClient, AuthError> {
+        check_secure(&self.server_url)?;
+        if let Some(cimd) = &self.cimd_url {
+            let u = url::Url::parse(cimd).map_err(|_| AuthError::InsecureUrl(cimd.clone()))?;
+            if u.scheme() != "https" || u.path() == "/" {
+                return Err(AuthError::InsecureUrl(cimd.clone()));
+            }
+        }
+        check_secure(&self.redirect.redirect_uri())?;
+        let policy = UrlPolicy::for_server(&self.server_url, self.allow_loopback);
+        Ok(OAuthClient {
+            inner: Arc::new(Inner {
+                server_url: self.server_url,
+                redirect: self.redirect,
+                metadata: self.metadata,
+                cimd_url: self.cimd_url,
+                pre_registered: self.pre_registered,
+                store: self.store,
+                policy,
+                http: OAuthHttp::new()?,
+                session: tokio::sync::Mutex::new(Session::default()),
+            }),
+        })
+    }
+}
+
+/// The OAuth 2.1 client for one MCP server. Cheap to clone; clones share state.
+#[derive(Clone)]
+pub struct OAuthClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthClient").field("server_url", &self.inner.server_url).finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    server_url: String,
+    redirect: Arc<dyn RedirectStep>,
+    metadata: ClientMetadata,
+    cimd_url: Option<String>,
+    pre_registered: Option<(Option<String>, ClientCredentials)>,
+    store: Arc<dyn TokenStore>,
+    policy: UrlPolicy,
+    http: OAuthHttp,
+    session: tokio::sync::Mutex<Session>,
+}
+
+#[derive(Default)]
+struct Session {
+    discovered: Option<Discovered>,
+    /// Authorizations per demand (status + scope), reset when the demand changes.
+    attempts: HashMap<String, u32>,
+    /// The issuer unbound pre-registered credentials were first used with.
+    pre_registered_issuer: Option<String>,
+}
+
+impl OAuthClient {
+    /// A client for the MCP server at `server_url`, sending the user through `redirect`.
+    pub fn builder(server_url: impl Into<String>, redirect: impl RedirectStep) -> OAuthClientBuilder {
+        OAuthClientBuilder {
+            server_url: server_url.into(),
+            redirect: Arc::new(redirect),
+            metadata: ClientMetadata {
+                client_name: "Keel MCP client".into(),
+                application_type: "native".into(),
+                want_refresh_tokens: true,
+            },
+            cimd_url: None,
+            pre_registered: None,
+            store: Arc::new(MemoryTokenStore::new()),
+            allow_loopback: false,
+        }
+    }
+
+    /// The MCP server URL these credentials are for.
+    pub fn server_url(&self) -> &str {
+        &self.inner.server_url
+    }
+
+    /// The client's metadata document for publishing at its CIMD URL (lists `refresh_token` when wanted).
+    pub fn client_metadata_document(&self) -> Option<serde_json::Value> {
+        let url = self.inner.cimd_url.as_deref()?;
+        Some(self.inner.metadata.cimd_document(url, &[self.inner.redirect.redirect_uri()]))
+    }
+
+    /// The `Authorization` header for a request to `url`, refreshing first when the token is about to expire.
+    pub async fn access_header(&self, url: &str) -> Result<Option<String>, AuthError> {
+        let inner = &self.inner;
+        if !same_resource(url, &inner.server_url) {
+            return Ok(None);
+        }
+        let key = inner.server_url.as_str();
+        let Some(tokens) = inner.store.load(key).await?.and_then(|s| s.tokens) else { return Ok(None) };
+        if !tokens.expires_soon(now_secs()) || tokens.refresh_token.is_none() {
+            return Ok(Some(tokens.header()));
+        }
+        let mut session = inner.session.lock().await;
+        let _lock = inner.store.lock(key).await?;
+        // Another process may have refreshed while we waited for the lock.
+        let mut stored = inner.store.load(key).await?.unwrap_or_default();
+        let Some(tokens) = stored.tokens.clone() else { return Ok(None) };
+        if !tokens.expires_soon(now_secs()) {
+            return Ok(Some(tokens.header()));
+        }
+        let d = match session.discovered.clone() {
+            Some(d) if d.issuer == tokens.issuer => d,
+            _ => flow::discover(&inner.http, &inner.server_url, inner.policy, None).await?,
+        };
+        let Some(creds) = self.existing_credentials(&mut session, &d, &stored)? else {
+            return Ok(Some(tokens.header()));
+        };
+        match flow::refresh(&inner.http, &d, &creds, &tokens).await {
+            Ok(fresh) => {
+                let header = fresh.header();
+                stored.tokens = Some(fresh);
+                inner.store.save(key, stored).await?;
+                session.discovered = Some(d);
+                Ok(Some(header))
+            }
+            Err(e) if e.is_invalid_grant() => {
+                stored.tokens = None;
+                inner.store.save(key, stored).await?;
+                Ok(None)
+            }
+            // Let the server decide; a 401 brings us back through `handle_challenge`.
+            Err(_) => Ok(Some(tokens.header())),
+        }
+    }
+
+    /// Reacts to a 401 or 403 from the MCP server. `Ok(true)`: new credentials, retry the request.
+    pub async fn handle_challenge(
+        &self,
+        url: &str,
+        status: u16,
+        www_authenticate: &[String],
+    ) -> Result<bool, AuthError> {
+        let inner = &self.inner;
+        if !same_resource(url, &inner.server_url) {
+            return Ok(false);
+        }
+        let challenge = AuthChallenge::from_headers(www_authenticate);
+        let key = inner.server_url.as_str();
+        let mut session = inner.session.lock().await;
+        let _lock = inner.store.lock(key).await?;
+        let mut stored = inner.store.load(key).await?.unwrap_or_default();
+        let held = stored.tokens.as_ref().and_then(|t| t.scope.clone());
+        let step_up = status == 403;
+        if step_up {
+            if !challenge.is_insufficient_scope() || stored.tokens.is_none() {
+                return Ok(false);
+            }
+            if covers(held.as_deref(), challenge.scope.as_deref()) {
+                // We already hold what the server asks for; another authorization cannot help.
+                return Ok(false);
+            }
+        }
+        let d = flow::discover(&inner.http, &inner.server_url, inner.policy, challenge.resource_metadata.as_deref())
+            .await?;
+        session.discovered = Some(d.clone());
+
+        // Tokens from another authorization server are dropped, never sent to the new one.
+        if stored.tokens.as_ref().is_some_and(|t| t.issuer != d.issuer || t.resource != d.resource) {
+            stored.tokens = None;
+        }
+
+        if !step_up && let Some(tokens) = stored.tokens.clone().filter(|t| t.refresh_token.is_some()) {
+            if let Some(creds) = self.existing_credentials(&mut session, &d, &stored)? {
+                match flow::refresh(&inner.http, &d, &creds, &tokens).await {
+                    Ok(fresh) if fresh.access_token != tokens.access_token => {
+                        stored.tokens = Some(fresh);
+                        inner.store.save(key, stored).await?;
+                        return Ok(true);
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.is_invalid_grant() => stored.tokens = None,
+                    Err(_) => {}
+                }
+            }
+        }
+
+        let base = if step_up {
+            union(held.as_deref(), challenge.scope.as_deref())
+        } else {
+            let first = initial_scope(challenge.scope.as_deref(), d.prm_scopes.as_deref());
+            if stored.tokens.is_some() { union(held.as_deref(), first.as_deref()) } else { first }
+        };
+        let demand = format!("{status} {} {}", d.issuer, base.as_deref().unwrap_or(""));
+        if !session.attempts.contains_key(&demand) {
+            session.attempts.clear();
+        }
+        let n = session.attempts.entry(demand).or_insert(0);
+        *n += 1;
+        if *n > MAX_AUTHORIZATIONS {
+            return Err(AuthError::RetryLimit(MAX_AUTHORIZATIONS));
+        }
+
+        let creds = self.credentials(&mut session, &d, &mut stored).await?;
+        let refresh_registered = creds.grant_types.iter().any(|g| g == "refresh_token")
+            || (creds.grant_types.is_empty() && inner.metadata.want_refresh_tokens);
+        let scope = apply_offline_access(
+            base,
+            d.metadata.advertises_scope("offline_access"),
+            inner.metadata.want_refresh_tokens && refresh_registered,
+        );
+        let tokens = flow::authorization_code(
+            &inner.http,
+            inner.redirect.as_ref(),
+            AuthorizationInputs { discovered: &d, credentials: &creds, scope, policy: inner.policy },
+        )
+        .await;
+        let tokens = match tokens {
+            Ok(t) => t,
+            Err(e) => {
+                inner.store.save(key, stored).await?;
+                return Err(e);
+            }
+        };
+        stored.tokens = Some(tokens);
+        inner.store.save(key, stored).await?;
+        Ok(true)
+    }
+
+    /// Credentials that need no registration request: pre-registered, stored for this issuer, or CIMD.
+    fn existing_credentials(
+        &self,
+        session: &mut Session,
+        d: &Discovered,
+        stored: &StoredAuth,
+    ) -> Result<Option<ClientCredentials>, AuthError> {
+        let inner = &self.inner;
+        if let Some((bound, creds)) = &inner.pre_registered {
+            let bound = bound.clone().or_else(|| session.pre_registered_issuer.clone());
+            match bound {
+                Some(b) if b != d.issuer => {
+                    return Err(AuthError::PreRegisteredForOtherIssuer { bound: b, current: d.issuer.clone() });
+                }
+                _ => {
+                    session.pre_registered_issuer = Some(d.issuer.clone());
+                    return Ok(Some(creds.clone()));
+                }
+            }
+        }
+        if let Some(creds) = stored.clients.get(&d.issuer) {
+            return Ok(Some(creds.clone()));
+        }
+        if let Some(cimd) = inner.cimd_url.as_ref().filter(|_| d.metadata.supports_cimd()) {
+            let mut creds = ClientCredentials::public(cimd.clone());
+            creds.grant_types = inner.metadata.grant_types().into_iter().map(str::to_owned).collect();
+            return Ok(Some(creds));
+        }
+        Ok(None)
+    }
+
+    /// Registration in priority order: pre-registered, stored for this issuer, CIMD, then DCR (stored per issuer).
+    async fn credentials(
+        &self,
+        session: &mut Session,
+        d: &Discovered,
+        stored: &mut StoredAuth,
+    ) -> Result<ClientCredentials, AuthError> {
+        if let Some(creds) = self.existing_credentials(session, d, stored)? {
+            return Ok(creds);
+        }
+        let inner = &self.inner;
+        let endpoint =
+            d.metadata.registration_endpoint.as_deref().ok_or_else(|| AuthError::NoRegistration(d.issuer.clone()))?;
+        let creds =
+            flow::register(&inner.http, endpoint, &inner.metadata, &inner.redirect.redirect_uri(), &d.metadata).await?;
+        stored.clients.insert(d.issuer.clone(), creds.clone());
+        inner.store.save(&inner.server_url, stored.clone()).await?;
+        Ok(creds)
+    }
+}
+
+/// The bearer token goes only to the URL it was obtained for (query and fragment aside).
+fn same_resource(url: &str, server_url: &str) -> bool {
+    let strip = |u: &str| u.split(['?', '#']).next().unwrap_or("").trim_end_matches('/').to_owned();
+    strip(url) == strip(server_url)
+}
+
+impl HttpAuth for OAuthClient {
+    fn authorization(&self, url: &str) -> BoxFuture<Result<Option<String>, Error>> {
+        let (this, url) = (self.clone(), url.to_owned());
+        Box::pin(async move { Ok(this.access_header(&url).await?) })
+    }
+
+    fn unauthorized(&self, url: &str, challenge: Challenge) -> BoxFuture<Result<bool, Error>> {
+        let (this, url) = (self.clone(), url.to_owned());
+        Box::pin(async move { Ok(this.handle_challenge(&url, challenge.status, &challenge.www_authenticate).await?) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_goes_only_to_its_resource() {
+        let cases = [
+            ("https://h/mcp", "https://h/mcp", true),
+            ("https://h/mcp?x=1", "https://h/mcp", true),
+            ("https://h/mcp/", "https://h/mcp", true),
+            ("https://h/other", "https://h/mcp", false),
+            ("https://evil/mcp", "https://h/mcp", false),
+            ("https://h/mcp2", "https://h/mcp", false),
+        ];
+        for (url, server, ok) in cases {
+            assert_eq!(same_resource(url, server), ok, "{url}");
+        }
+    }
+}
