@@ -1,3 +1,4 @@
 //! Keel's fixtures for the official MCP conformance suite: the server fixture and the client scenarios.
 
+pub mod client_scenarios;
 pub mod fixture;

@@ -3,22 +3,33 @@
 
 use std::time::Duration;
 
+use keel_conformance::client_scenarios::{self, Run};
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(false)
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,keel_mcp=debug")),
+        )
         .init();
-    let scenario = std::env::var("MCP_CONFORMANCE_SCENARIO").unwrap_or_default();
-    let url = std::env::args().next_back().unwrap_or_default();
+    let run = Run::from_env();
     // The harness kills the shell on timeout, which can orphan us; stop on our own first.
-    match tokio::time::timeout(Duration::from_secs(25), run(&scenario, &url)).await {
+    match tokio::time::timeout(Duration::from_secs(25), dispatch(&run)).await {
         Ok(outcome) => outcome,
-        Err(_) => anyhow::bail!("scenario {scenario} did not finish within 25 s"),
+        Err(_) => anyhow::bail!("scenario {} did not finish within 25 s", run.scenario),
     }
 }
 
-async fn run(scenario: &str, url: &str) -> anyhow::Result<()> {
-    anyhow::bail!("scenario {scenario:?} at {url} needs the streamable HTTP client transport, which is not built yet")
+async fn dispatch(run: &Run) -> anyhow::Result<()> {
+    if run.scenario.starts_with("auth/") {
+        anyhow::bail!(
+            "scenario {}: the OAuth client scenarios are not wired into conformance-client yet \
+             (they need keel_conformance::auth_scenarios)",
+            run.scenario
+        );
+    }
+    client_scenarios::run(run).await
 }

@@ -22,22 +22,34 @@
 //!
 //! [`Transport`]: crate::transport::Transport
 
+#[cfg(feature = "http-client")]
+pub mod http;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::value::RawValue;
-
 use crate::Limits;
 use crate::engine::peer::Identity;
-use crate::engine::{BoxFuture, Connection, Handler, Inbound, Peer, RequestOptions};
+use crate::engine::{Connection, Peer, RequestOptions};
 use crate::error::Error;
-use crate::protocol::capabilities::ClientCapabilities;
-use crate::protocol::jsonrpc::{RawNotification, RawRequest, code};
+use crate::protocol::capabilities::{ClientCapabilities, ElicitationCapability, RootsCapability, SamplingCapability};
+use crate::protocol::jsonrpc::code;
 use crate::protocol::lifecycle::{DiscoverParams, EmptyResult, InitializeParams, InitializedParams, PingParams};
-use crate::protocol::tools::{CallToolParams, CallToolResult, ListToolsParams, ListToolsResult, Tool};
+use crate::protocol::logging::{LoggingLevel, SetLevelParams};
 use crate::protocol::version::{Era, accept_initialize_answer, choose_from_offered};
-use crate::protocol::{ErrorObject, Implementation, ProtocolVersion, Request, ServerCapabilities, decode_params};
+use crate::protocol::{
+    CreateMessageParams, CreateMessageResult, ElicitParams, ElicitResult, ErrorObject, Implementation, ListRootsParams,
+    ListRootsResult, ProtocolVersion, Request, Root, ServerCapabilities,
+};
 use crate::transport::Transport;
+
+mod calls;
+mod handlers;
+mod input;
+
+pub use handlers::ServerNotification;
+use handlers::{ClientHandler, Handlers, callback};
+pub use input::InputRetry;
 
 /// Builds a [`Client`].
 #[derive(Clone, Debug)]
@@ -47,9 +59,78 @@ pub struct ClientBuilder {
     limits: Limits,
     versions: Vec<ProtocolVersion>,
     probe_timeout: Duration,
+    handlers: Handlers,
+    max_input_rounds: usize,
 }
 
 impl ClientBuilder {
+    /// Answers the server's `sampling/createMessage` requests (declares the `sampling` capability).
+    pub fn on_sampling<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(CreateMessageParams) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<CreateMessageResult, ErrorObject>> + Send + 'static,
+    {
+        self.handlers.sampling = Some(callback(f));
+        self.capabilities.sampling.get_or_insert_with(SamplingCapability::default);
+        self
+    }
+
+    /// Answers the server's `elicitation/create` requests (declares the `elicitation` capability). When
+    /// the handler accepts a form, fields it leaves out are filled with the schema's defaults (SEP-1034).
+    pub fn on_elicitation<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(ElicitParams) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<ElicitResult, ErrorObject>> + Send + 'static,
+    {
+        self.handlers.elicitation = Some(callback(f));
+        self.capabilities.elicitation.get_or_insert_with(ElicitationCapability::default);
+        self
+    }
+
+    /// Answers the server's `roots/list` requests (declares the `roots` capability).
+    pub fn on_list_roots<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(ListRootsParams) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<ListRootsResult, ErrorObject>> + Send + 'static,
+    {
+        self.handlers.roots = Some(callback(f));
+        self.capabilities.roots.get_or_insert_with(RootsCapability::default);
+        self
+    }
+
+    /// Offers a fixed list of roots (declares the `roots` capability).
+    pub fn roots(self, roots: Vec<Root>) -> Self {
+        self.on_list_roots(move |_| {
+            let result = ListRootsResult { roots: roots.clone(), result_type: None, meta: None };
+            std::future::ready(Ok(result))
+        })
+    }
+
+    /// Receives the server's notifications (log messages, list changes, resource updates, …). Progress of
+    /// a request goes to that request's callback ([`RequestOptions::on_progress`]) instead.
+    pub fn on_notification<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(ServerNotification) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.handlers.notification = Some(Arc::new(move |n| Box::pin(f(n))));
+        self
+    }
+
+    /// How many input-required rounds one `tools/call`, `prompts/get` or `resources/read` may take before
+    /// the client gives up (default 8).
+    pub fn max_input_rounds(mut self, rounds: usize) -> Self {
+        self.max_input_rounds = rounds.max(1);
+        self
+    }
+
+    /// Connects to the streamable HTTP endpoint at `url`.
+    #[cfg(feature = "http-client")]
+    pub async fn connect_http(self, url: &str) -> Result<Client, Error> {
+        let transport = http::HttpTransport::new(url)?.limits(self.limits.clone());
+        self.connect(transport).await
+    }
+
     /// Sets the capabilities the client declares.
     pub fn capabilities(mut self, capabilities: ClientCapabilities) -> Self {
         self.capabilities = capabilities;
@@ -76,7 +157,7 @@ impl ClientBuilder {
 
     /// Connects over `transport` and agrees on a revision.
     pub async fn connect<T: Transport>(self, transport: T) -> Result<Client, Error> {
-        let handler = Arc::new(ClientHandler {});
+        let handler = Arc::new(ClientHandler { handlers: self.handlers.clone() });
         let connection = crate::engine::serve(transport, handler, self.limits.clone());
         let peer = connection.peer.clone();
         peer.set_identity(Identity { capabilities: self.capabilities.clone(), info: self.info.clone() });
@@ -86,6 +167,9 @@ impl ClientBuilder {
             info: self.info,
             capabilities: self.capabilities,
             server: ServerDetails::default(),
+            handlers: self.handlers,
+            max_input_rounds: self.max_input_rounds,
+            log_level: std::sync::Mutex::new(None),
         };
         let negotiated = match client.probe(&self.versions, self.probe_timeout).await {
             Some(modern) => Ok(modern),
@@ -123,6 +207,9 @@ pub struct Client {
     info: Implementation,
     capabilities: ClientCapabilities,
     server: ServerDetails,
+    handlers: Handlers,
+    max_input_rounds: usize,
+    log_level: std::sync::Mutex<Option<LoggingLevel>>,
 }
 
 impl Client {
@@ -134,6 +221,8 @@ impl Client {
             limits: Limits::default(),
             versions: ProtocolVersion::ALL.to_vec(),
             probe_timeout: Duration::from_secs(10),
+            handlers: Handlers::default(),
+            max_input_rounds: 8,
         }
     }
 
@@ -163,38 +252,36 @@ impl Client {
     }
 
     /// Sends a typed request with options (timeout, progress, cancellation).
-    pub async fn request_with<R: Request>(&self, params: R, options: RequestOptions) -> Result<R::Result, Error> {
+    pub async fn request_with<R: Request>(&self, mut params: R, options: RequestOptions) -> Result<R::Result, Error> {
+        self.stamp_log_level(&mut params);
         self.peer.request_with(params, options).await
     }
 
-    /// One page of tools.
-    pub async fn list_tools(&self, cursor: Option<String>) -> Result<ListToolsResult, Error> {
-        self.request(ListToolsParams { cursor, meta: None }).await
+    /// The capabilities this client declared.
+    pub fn capabilities(&self) -> &ClientCapabilities {
+        &self.capabilities
     }
 
-    /// Every tool, following pagination (bounded to 10,000 pages).
-    pub async fn list_all_tools(&self) -> Result<Vec<Tool>, Error> {
-        let mut tools = Vec::new();
-        let mut cursor = None;
-        for _ in 0..10_000 {
-            let page = self.list_tools(cursor.take()).await?;
-            tools.extend(page.tools);
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => return Ok(tools),
-            }
+    /// Who this client says it is.
+    pub fn info(&self) -> &Implementation {
+        &self.info
+    }
+
+    /// Sets the level of log messages the server should send: `logging/setLevel` in the legacy era; in the
+    /// modern era the level travels in every later request's `_meta`.
+    pub async fn set_logging_level(&self, level: LoggingLevel) -> Result<(), Error> {
+        if self.era() == Era::Modern {
+            *self.log_level.lock().expect("log level lock") = Some(level);
+            return Ok(());
         }
-        Err(Error::Protocol("the server's tool list did not end after 10,000 pages".into()))
+        let _: EmptyResult = self.request(SetLevelParams { level, meta: None }).await?;
+        Ok(())
     }
 
-    /// Calls tool `name` with `arguments` (a JSON object, or `null` for none).
-    pub async fn call_tool(&self, name: &str, arguments: serde_json::Value) -> Result<CallToolResult, Error> {
-        let arguments = match arguments {
-            serde_json::Value::Null => None,
-            serde_json::Value::Object(map) => Some(map),
-            _ => return Err(Error::Protocol("tool arguments must be a JSON object".into())),
-        };
-        self.request(CallToolParams::new(name, arguments)).await
+    fn stamp_log_level<R: Request>(&self, params: &mut R) {
+        if let Some(level) = *self.log_level.lock().expect("log level lock") {
+            params.meta_mut().get_or_insert_with(Default::default).log_level.get_or_insert(level);
+        }
     }
 
     /// Checks the connection is alive (legacy era only; the modern era has no `ping`).
@@ -237,7 +324,7 @@ impl Client {
                 }
                 Err(Error::Rpc(e)) if e.code == code::UNSUPPORTED_PROTOCOL_VERSION => {
                     let chosen = choose_from_offered(ours, &offered_versions(&e))?;
-                    if chosen.era() != Era::Modern || chosen == attempt {
+                    if chosen.era() != Era::Modern {
                         return None;
                     }
                     attempt = chosen;
@@ -288,25 +375,4 @@ fn offered_versions(error: &ErrorObject) -> Vec<ProtocolVersion> {
         .and_then(|d| d.get("supported"))
         .and_then(|s| serde_json::from_value::<Vec<ProtocolVersion>>(s.clone()).ok())
         .unwrap_or_default()
-}
-
-/// Answers what a server may ask of the client.
-struct ClientHandler {}
-
-impl Handler for ClientHandler {
-    fn handle_request(&self, request: RawRequest, _inbound: Inbound) -> BoxFuture<Result<Box<RawValue>, ErrorObject>> {
-        let outcome = match request.method.as_str() {
-            PingParams::METHOD => decode_params::<PingParams>(request.params.as_deref()).and_then(|_| {
-                serde_json::value::to_raw_value(&EmptyResult::default())
-                    .map_err(|e| ErrorObject::internal(e.to_string()))
-            }),
-            other => Err(ErrorObject::method_not_found(other)),
-        };
-        Box::pin(std::future::ready(outcome))
-    }
-
-    fn handle_notification(&self, notification: RawNotification, _peer: Peer) -> BoxFuture<()> {
-        tracing::debug!(method = %notification.method, "notification from the server");
-        Box::pin(std::future::ready(()))
-    }
 }
