@@ -67,6 +67,11 @@ struct MessageArg {
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]
+struct RegionArgs {
+    region: String,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
 struct TwoArgs {
     /// First test argument.
     arg1: String,
@@ -192,6 +197,20 @@ pub fn server() -> Server {
             ToolDef::new("json_schema_2020_12_tool", |_: NoArgs| async { "ok" })
                 .description("A tool whose input schema uses JSON Schema 2020-12 keywords")
                 .input_schema(rich_schema()),
+        )
+        .tool("test_reconnection", "Drops its SSE connection mid-call; the result arrives on resumption", |ctx: RequestContext, _: NoArgs| async move {
+            ctx.close_sse_stream().await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            "Reconnection test completed"
+        })
+        .tool_def(
+            ToolDef::new("test_custom_header", |args: RegionArgs| async move { format!("region={}", args.region) })
+                .description("A tool whose region argument is mirrored into the Mcp-Param-Region header")
+                .input_schema(object(json!({
+                    "type": "object",
+                    "properties": {"region": {"type": "string", "x-mcp-header": "Region", "description": "Where to run"}},
+                    "required": ["region"]
+                }))),
         )
         .tool("test_missing_capability", "Needs the sampling capability", |ctx: RequestContext, _: NoArgs| async move {
             let answer = ctx.create_message("needs_sampling", sampling("Say hello", 10)).await?;

@@ -105,6 +105,16 @@ impl RequestContext {
         }
     }
 
+    /// Ends the client's connection to this request's SSE stream while the request goes on (legacy HTTP,
+    /// SEP-1699): the client reconnects after the advertised `retry` delay and resumes with `Last-Event-ID`,
+    /// missing nothing. Elsewhere it does nothing.
+    pub async fn close_sse_stream(&self) {
+        #[cfg(feature = "http-server")]
+        if let Channel::Http(http) = &self.channel {
+            http.disconnect().await;
+        }
+    }
+
     /// Whether the client asked for progress on this request.
     pub fn wants_progress(&self) -> bool {
         self.progress_token.is_some()

@@ -154,6 +154,8 @@ pub(crate) struct HeaderChecks {
     pub(crate) protocol_version: Option<String>,
     /// `Mcp-Name`, decoded from its base64 form when wrapped.
     pub(crate) name: Option<String>,
+    /// Every `Mcp-Param-*` header: lowercase name and decoded value (`None` when undecodable).
+    pub(crate) params: Vec<(String, super::header_params::HeaderValue)>,
 }
 
 /// Params of the methods that name a target and may ask for input, as the server reads them: tool
@@ -186,6 +188,10 @@ pub(crate) async fn dispatch(
 ) -> Result<Box<RawValue>, ErrorObject> {
     let params = request.params.as_deref();
     let method = request.method.as_str();
+    if REMOVED_IN_MODERN.contains(&method) && is_modern(params, headers) {
+        // Whatever the params, a method the revision removed does not exist.
+        return Err(ErrorObject::method_not_found(method));
+    }
     match method {
         InitializeParams::METHOD => match session {
             Some(session) => initialize(server, session, decode_params(params)?),
@@ -243,6 +249,16 @@ pub(crate) async fn dispatch(
             check_name(headers, &name)?;
             let catalog = server.catalog();
             let tool = catalog.tool(&name).ok_or_else(|| tool::unknown_tool(&name))?;
+            if let Some(headers) = headers
+                && !tool.header_params.is_empty()
+            {
+                let arguments: Option<JsonObject> = match &params.arguments {
+                    Some(raw) => serde_json::from_str(raw.get())
+                        .map_err(|e| ErrorObject::invalid_params(format!("arguments must be an object: {e}")))?,
+                    None => None,
+                };
+                super::header_params::check(&tool.header_params, arguments.as_ref(), &headers.params)?;
+            }
             let input = open_input(server, &scope, method, &name, params.input_responses, params.request_state)?;
             let ctx = context(call, &scope, params.meta.as_ref(), input.clone());
             match (tool.run)(ctx, params.arguments.as_deref()).await {
@@ -530,6 +546,21 @@ fn scope(
             keys::PROTOCOL_VERSION
         ))),
     }
+}
+
+/// Methods the 2026-07-28 revision removed (besides `initialize`, which never reaches a modern scope).
+const REMOVED_IN_MODERN: [&str; 4] =
+    [PingParams::METHOD, SetLevelParams::METHOD, SubscribeParams::METHOD, UnsubscribeParams::METHOD];
+
+/// Whether a request speaks the modern era, judged before its params are decoded into the method's type.
+fn is_modern(params: Option<&RawValue>, headers: Option<&HeaderChecks>) -> bool {
+    #[derive(Deserialize)]
+    struct MetaOnly {
+        #[serde(rename = "_meta", default)]
+        meta: Option<RequestMeta>,
+    }
+    headers.is_some()
+        || decode_params::<MetaOnly>(params).is_ok_and(|p| p.meta.is_some_and(|m| m.protocol_version.is_some()))
 }
 
 /// Methods the 2026-07-28 revision removed.

@@ -31,6 +31,7 @@ mod completion;
 pub(crate) mod context;
 pub(crate) mod dispatch;
 mod error;
+mod header_params;
 #[cfg(feature = "http-server")]
 pub mod http;
 pub(crate) mod input;

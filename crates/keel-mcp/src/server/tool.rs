@@ -125,6 +125,8 @@ pub(crate) type ErasedTool =
 pub struct ToolDef {
     pub(crate) tool: Tool,
     pub(crate) run: ErasedTool,
+    /// Arguments mirrored into `Mcp-Param-*` headers, read once from the input schema.
+    pub(crate) header_params: Vec<super::header_params::HeaderParam>,
 }
 
 impl std::fmt::Debug for ToolDef {
@@ -146,12 +148,14 @@ impl ToolDef {
                 Err(e) => Box::pin(std::future::ready(Ok(CallToolResult::error(format!("invalid arguments: {e}"))))),
             }
         });
+        let input_schema = schema_of::<H::Args>();
         ToolDef {
+            header_params: super::header_params::declared(&input_schema),
             tool: Tool {
                 name: name.into(),
                 title: None,
                 description: None,
-                input_schema: schema_of::<H::Args>(),
+                input_schema,
                 output_schema: None,
                 annotations: None,
                 execution: None,
@@ -188,6 +192,7 @@ impl ToolDef {
 
     /// Replaces the generated input schema (kept verbatim).
     pub fn input_schema(mut self, schema: JsonObject) -> Self {
+        self.header_params = super::header_params::declared(&schema);
         self.tool.input_schema = schema;
         self
     }

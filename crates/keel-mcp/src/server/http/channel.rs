@@ -34,6 +34,14 @@ impl ResponseChannel {
         }
     }
 
+    /// Drops the client's connection to this request's stream (legacy era only: the client resumes with
+    /// `Last-Event-ID`). An empty frame is the signal; it never reaches the wire.
+    pub(crate) async fn disconnect(&self) {
+        if let (Some(stream), Some(_)) = (&self.stream, &self.session) {
+            let _ = stream.send(Vec::new()).await;
+        }
+    }
+
     /// Sends a request to the client and waits for the answer, which arrives in a later POST.
     pub(crate) async fn request<R: Request>(&self, params: R) -> Result<R::Result, Error> {
         let Some(session) = &self.session else {

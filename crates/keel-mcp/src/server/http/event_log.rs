@@ -26,12 +26,17 @@ struct State {
     events: VecDeque<(u64, Bytes)>,
     next_seq: u64,
     finished: bool,
+    /// Bumped when the server drops the connections reading this stream (SEP-1699 polling); readers that
+    /// started earlier end, and the client resumes with `Last-Event-ID`.
+    disconnects: u64,
 }
 
 /// What a reader gets: events after its cursor and whether the stream has ended.
 pub(crate) struct Batch {
     pub(crate) events: Vec<(u64, Bytes)>,
     pub(crate) finished: bool,
+    /// The server dropped this reader's connection; the stream itself goes on.
+    pub(crate) disconnected: bool,
 }
 
 impl EventLog {
@@ -77,15 +82,28 @@ impl EventLog {
         self.state.lock().expect("event log lock").finished
     }
 
-    /// Events after `cursor`, waiting for some when there are none and the stream goes on.
-    pub(crate) async fn next_after(&self, cursor: u64) -> Batch {
+    /// Drops the connections currently reading the stream; the stream goes on for readers that resume.
+    pub(crate) fn disconnect(&self) {
+        self.state.lock().expect("event log lock").disconnects += 1;
+        self.changed.notify_waiters();
+    }
+
+    /// The current disconnect count, for a reader that starts now.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.state.lock().expect("event log lock").disconnects
+    }
+
+    /// Events after `cursor`, waiting for some when there are none and the stream goes on. `epoch` is the
+    /// reader's [`EventLog::epoch`] at its start.
+    pub(crate) async fn next_after(&self, cursor: u64, epoch: u64) -> Batch {
         loop {
             let notified = self.changed.notified();
             {
                 let state = self.state.lock().expect("event log lock");
                 let events: Vec<(u64, Bytes)> = state.events.iter().filter(|(seq, _)| *seq > cursor).cloned().collect();
-                if !events.is_empty() || state.finished {
-                    return Batch { events, finished: state.finished };
+                let disconnected = state.disconnects != epoch;
+                if !events.is_empty() || state.finished || disconnected {
+                    return Batch { events, finished: state.finished, disconnected };
                 }
             }
             notified.await;
@@ -108,16 +126,29 @@ mod tests {
         let log = EventLog::new(7, 3);
         assert!(log.append(Bytes::from_static(b"a")));
         assert!(log.append(Bytes::from_static(b"b")));
-        let batch = log.next_after(1).await;
+        let batch = log.next_after(1, 0).await;
         assert_eq!(batch.events, vec![(2, Bytes::from_static(b"b"))]);
         assert!(!batch.finished);
         log.finish();
         assert!(!log.append(Bytes::from_static(b"late")));
-        let batch = log.next_after(2).await;
+        let batch = log.next_after(2, 0).await;
         assert!(batch.events.is_empty() && batch.finished);
         assert_eq!(log.event_id(2), "7_2");
         assert_eq!(parse_event_id("7_2"), Some((7, 2)));
         assert_eq!(parse_event_id("x"), None);
+    }
+
+    #[tokio::test]
+    async fn a_disconnect_ends_earlier_readers_only() {
+        let log = EventLog::new(3, 8);
+        let epoch = log.epoch();
+        log.disconnect();
+        let batch = log.next_after(0, epoch).await;
+        assert!(batch.disconnected && batch.events.is_empty() && !batch.finished);
+        log.append(Bytes::from_static(b"later"));
+        let batch = log.next_after(0, log.epoch()).await;
+        assert!(!batch.disconnected);
+        assert_eq!(batch.events.len(), 1);
     }
 
     #[tokio::test]
@@ -126,7 +157,7 @@ mod tests {
         for m in ["a", "b", "c"] {
             log.append(Bytes::from(m));
         }
-        let seqs: Vec<u64> = log.next_after(0).await.events.iter().map(|e| e.0).collect();
+        let seqs: Vec<u64> = log.next_after(0, 0).await.events.iter().map(|e| e.0).collect();
         assert_eq!(seqs, vec![2, 3]);
     }
 
@@ -135,7 +166,7 @@ mod tests {
         let log = std::sync::Arc::new(EventLog::new(1, 8));
         let reader = {
             let log = log.clone();
-            tokio::spawn(async move { log.next_after(0).await.events })
+            tokio::spawn(async move { log.next_after(0, 0).await.events })
         };
         tokio::task::yield_now().await;
         log.append(Bytes::from_static(b"x"));

@@ -143,10 +143,11 @@ async fn call(
         }
         Started::Streaming { first, frames, call } => {
             let log = session.open_stream();
-            log.append(first.into());
-            tokio::spawn(finish_in_background(session.clone(), log.clone(), frames, call, id, cancellation));
             let priming = priming(inner, &session, &log);
-            body::sse(replay(session, log, 0, priming))
+            let body = replay(session.clone(), log.clone(), 0, priming);
+            record(&log, first);
+            tokio::spawn(finish_in_background(session, log, frames, call, id, cancellation));
+            body::sse(body)
         }
     }
 }
@@ -164,12 +165,12 @@ async fn finish_in_background(
     let outcome = loop {
         tokio::select! {
             biased;
-            Some(frame) = frames.recv() => { log.append(frame.into()); }
+            Some(frame) = frames.recv() => record(&log, frame),
             outcome = &mut call => break outcome,
         }
     };
     while let Ok(frame) = frames.try_recv() {
-        log.append(frame.into());
+        record(&log, frame);
     }
     session.in_flight.lock().expect("in-flight lock").remove(&id);
     if !cancellation.is_cancelled() {
@@ -180,6 +181,16 @@ async fn finish_in_background(
         log.append(frame.into());
     }
     log.finish();
+}
+
+/// Logs a frame from the handler; an empty frame is the handler asking to drop the connection
+/// ([`RequestContext::close_sse_stream`](crate::server::RequestContext::close_sse_stream)).
+fn record(log: &EventLog, frame: Vec<u8>) {
+    if frame.is_empty() {
+        log.disconnect();
+    } else {
+        log.append(frame.into());
+    }
 }
 
 /// The priming event (an id and empty data) that lets a 2025-11-25 client resume from the very start, with
@@ -201,11 +212,13 @@ fn replay(
         session: Arc<HttpSession>,
         log: Arc<EventLog>,
         cursor: u64,
+        epoch: u64,
         priming: Option<Bytes>,
         queued: std::collections::VecDeque<(u64, Bytes)>,
         finished: bool,
     }
-    let state = State { session, log, cursor, priming, queued: Default::default(), finished: false };
+    let epoch = log.epoch();
+    let state = State { session, log, cursor, epoch, priming, queued: Default::default(), finished: false };
     futures_util::stream::unfold(state, |mut state| async move {
         if let Some(priming) = state.priming.take() {
             return Some((priming, state));
@@ -220,11 +233,11 @@ fn replay(
                 return None;
             }
             let batch = tokio::select! {
-                batch = state.log.next_after(state.cursor) => batch,
+                batch = state.log.next_after(state.cursor, state.epoch) => batch,
                 _ = state.session.closed.cancelled() => return None,
             };
             state.queued.extend(batch.events);
-            state.finished = batch.finished;
+            state.finished = batch.finished || batch.disconnected;
         }
     })
 }

@@ -77,7 +77,15 @@ fn header_checks(headers: &HeaderMap, method: &str) -> Result<HeaderChecks, Erro
         Some(raw) => Some(decode_header_value(raw.trim()).ok_or_else(|| mismatch("invalid Mcp-Name header"))?),
         None => None,
     };
-    Ok(HeaderChecks { protocol_version: Some(version.trim().to_owned()), name })
+    let params = headers
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("mcp-param-"))
+        .map(|(name, value)| {
+            let decoded = value.to_str().ok().and_then(|v| decode_header_value(v.trim()));
+            (name.as_str().to_owned(), decoded)
+        })
+        .collect();
+    Ok(HeaderChecks { protocol_version: Some(version.trim().to_owned()), name, params })
 }
 
 /// Decodes a header value that may be wrapped as `=?base64?…?=` (for values HTTP headers cannot carry).
