@@ -1,0 +1,54 @@
+//! The `auth/*` client scenarios: a Keel [`Client`] over the streamable HTTP transport, authorized by
+//! Keel's [`OAuthClient`] with the headless redirect step the suite's mock authorization server expects.
+//! Every scenario runs the same well-behaved flow — list tools, call `test-tool` — and the suite judges what
+//! the client sent on the way.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use keel_mcp::auth::client::{ClientCredentials, HeadlessRedirect, OAuthClient};
+use keel_mcp::client::Client;
+use keel_mcp::client::http::HttpTransport;
+use keel_mcp::protocol::{Implementation, ProtocolVersion};
+
+/// The client ID metadata document URL the suite's authorization server expects (it never fetches it).
+pub const CIMD_CLIENT_ID: &str = "https://conformance-test.local/client-metadata.json";
+/// The redirect URI the headless step registers; the mock authorization server accepts any.
+pub const REDIRECT_URI: &str = "http://localhost:3000/callback";
+
+/// Builds the OAuth client for `scenario` (pre-registered credentials come from the context).
+pub fn oauth_client(url: &str, context: Option<&serde_json::Value>) -> anyhow::Result<OAuthClient> {
+    let redirect = HeadlessRedirect::new(REDIRECT_URI)?;
+    let mut builder =
+        OAuthClient::builder(url, redirect).client_name("keel-conformance-client").client_metadata_url(CIMD_CLIENT_ID);
+    let field = |k: &str| context.and_then(|c| c.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
+    if let Some(id) = field("client_id") {
+        let creds = match field("client_secret") {
+            Some(secret) => ClientCredentials::confidential(id, secret),
+            None => ClientCredentials::public(id),
+        };
+        builder = builder.pre_registered(creds);
+    }
+    Ok(builder.build()?)
+}
+
+/// Runs one `auth/*` scenario against the MCP server at `url`.
+pub async fn run(scenario: &str, url: &str, context: Option<serde_json::Value>) -> anyhow::Result<()> {
+    let oauth = oauth_client(url, context.as_ref())?;
+    let version = std::env::var("MCP_CONFORMANCE_PROTOCOL_VERSION").unwrap_or_else(|_| "2025-11-25".into());
+    let transport = HttpTransport::new(url)?.auth(Arc::new(oauth));
+    let client = Client::builder(Implementation::new("keel-conformance-client", env!("CARGO_PKG_VERSION")))
+        .protocol_versions([ProtocolVersion::new(version)])
+        .connect(transport)
+        .await
+        .with_context(|| format!("{scenario}: connect"))?;
+    let tools = client.list_all_tools().await.with_context(|| format!("{scenario}: tools/list"))?;
+    if tools.iter().any(|t| t.name == "test-tool") {
+        client
+            .call_tool("test-tool", serde_json::json!({}))
+            .await
+            .with_context(|| format!("{scenario}: tools/call"))?;
+    }
+    client.close().await;
+    Ok(())
+}
