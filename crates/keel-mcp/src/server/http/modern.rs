@@ -111,7 +111,11 @@ pub(super) async fn start(mut call: BoxFuture<Outcome>, frames: Option<mpsc::Rec
     let Some(mut frames) = frames else { return Started::Done(call.await) };
     tokio::select! {
         biased;
-        outcome = &mut call => Started::Done(outcome),
+        outcome = &mut call => match frames.try_recv() {
+            // It finished, but not before sending something: the answer must follow those messages.
+            Ok(first) => Started::Streaming { first, frames, call: Box::pin(std::future::ready(outcome)) },
+            Err(_) => Started::Done(outcome),
+        },
         Some(first) = frames.recv() => Started::Streaming { first, frames, call },
     }
 }
