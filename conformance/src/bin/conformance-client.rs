@@ -25,11 +25,8 @@ async fn main() -> anyhow::Result<()> {
 
 async fn dispatch(run: &Run) -> anyhow::Result<()> {
     if run.scenario.starts_with("auth/") {
-        anyhow::bail!(
-            "scenario {}: the OAuth client scenarios are not wired into conformance-client yet \
-             (they need keel_conformance::auth_scenarios)",
-            run.scenario
-        );
+        let context = (!run.context.is_null()).then(|| run.context.clone());
+        return keel_conformance::auth_scenarios::run(&run.scenario, &run.url, context).await;
     }
     client_scenarios::run(run).await
 }
