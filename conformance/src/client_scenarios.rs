@@ -84,6 +84,10 @@ pub async fn run(run: &Run) -> anyhow::Result<()> {
         "http-invalid-tool-headers" => invalid_tool_headers(run).await,
         "json-schema-ref-no-deref" => list_only(run).await,
         "json-schema-2020-12-preservation" => schema_echo(run).await,
+        "sep-2640-client-no-prefetch" => skills(run, false).await,
+        "sep-2640-client-verify-digest" | "sep-2640-client-verify-size" | "sep-2640-client-verify-frontmatter" => {
+            skills(run, true).await
+        }
         other => bail!("unknown scenario {other:?}"),
     }
 }
@@ -184,4 +188,16 @@ async fn schema_echo(run: &Run) -> anyhow::Result<()> {
     client.call_tool("json_schema_echo", json!({"schema": tool.input_schema})).await?;
     client.close().await;
     Ok(())
+}
+
+/// Skills: list them (fetching nothing); with `load`, load the first one, verifying it first.
+async fn skills(run: &Run, load: bool) -> anyhow::Result<()> {
+    let client = run.connect().await?;
+    let skills = crate::skills_host::list(&client).await?;
+    let outcome = match skills.first() {
+        Some(skill) if load => crate::skills_host::load(&client, skill).await,
+        _ => Ok(()),
+    };
+    client.close().await;
+    outcome
 }

@@ -3,3 +3,4 @@
 pub mod auth_scenarios;
 pub mod client_scenarios;
 pub mod fixture;
+pub mod skills_host;
