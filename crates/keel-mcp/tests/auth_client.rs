@@ -1,0 +1,382 @@
+//! The OAuth client's flows against an in-process mock authorization server and resource server on
+//! `127.0.0.1:0`: discovery, registration, PKCE, `resource`, refresh (proactive and on 401), `invalid_grant`,
+//! and the checks that must stop a flow before anything is sent to the authorization endpoint.
+#![cfg(feature = "auth")]
+
+use std::sync::{Arc, Mutex};
+
+use keel_mcp::auth::client::{AuthError, FileTokenStore, HeadlessRedirect, OAuthClient};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    query: String,
+    body: String,
+    authorization: Option<String>,
+}
+
+struct Config {
+    prm_resource: Option<String>,
+    metadata_issuer: Option<String>,
+    s256: bool,
+    expires_in: u64,
+    refresh_fails: bool,
+    wrong_state: bool,
+    huge_metadata: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            prm_resource: None,
+            metadata_issuer: None,
+            s256: true,
+            expires_in: 3600,
+            refresh_fails: false,
+            wrong_state: false,
+            huge_metadata: false,
+        }
+    }
+}
+
+struct Mock {
+    base: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Mock {
+    fn mcp(&self) -> String {
+        format!("{}/mcp", self.base)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn hits(&self, path: &str) -> Vec<Seen> {
+        self.seen().into_iter().filter(|s| s.path == path).collect()
+    }
+}
+
+fn form(s: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(s.as_bytes()).into_owned().collect()
+}
+
+fn get<'a>(pairs: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    pairs.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str())
+}
+
+async fn mock(config: Config) -> Mock {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let config = Arc::new(config);
+    let counter = Arc::new(Mutex::new(0u32));
+    let (b, s) = (base.clone(), seen.clone());
+    tokio::spawn(async move {
+        loop {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let (base, seen, config, counter) = (b.clone(), s.clone(), config.clone(), counter.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut tmp = [0u8; 4096];
+                let head_end = loop {
+                    let n = sock.read(&mut tmp).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&tmp[..n]);
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break p + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let header = |name: &str| {
+                    head.lines().find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                    })
+                };
+                let len: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+                while buf.len() < head_end + len {
+                    let n = sock.read(&mut tmp).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&tmp[..n]);
+                }
+                let body = String::from_utf8_lossy(&buf[head_end..]).to_string();
+                let mut first = head.lines().next().unwrap_or("").split(' ');
+                let method = first.next().unwrap_or("").to_owned();
+                let target = first.next().unwrap_or("").to_owned();
+                let (path, query) = target
+                    .split_once('?')
+                    .map(|(p, q)| (p.to_owned(), q.to_owned()))
+                    .unwrap_or((target, String::new()));
+                let authorization = header("authorization");
+                seen.lock().unwrap().push(Seen {
+                    method: method.clone(),
+                    path: path.clone(),
+                    query: query.clone(),
+                    body: body.clone(),
+                    authorization: authorization.clone(),
+                });
+                let issuer = base.clone();
+                let (status, headers, out): (u16, Vec<(String, String)>, String) = match (
+                    method.as_str(),
+                    path.as_str(),
+                ) {
+                    ("GET", "/.well-known/oauth-protected-resource/mcp") => {
+                        let resource = config.prm_resource.clone().unwrap_or(format!("{base}/mcp"));
+                        (200, vec![], json!({"resource": resource, "authorization_servers": [issuer], "scopes_supported": ["mcp:basic"]}).to_string())
+                    }
+                    ("GET", "/.well-known/oauth-authorization-server") => {
+                        let mut m = json!({
+                            "issuer": config.metadata_issuer.clone().unwrap_or(issuer.clone()),
+                            "authorization_endpoint": format!("{base}/authorize"),
+                            "token_endpoint": format!("{base}/token"),
+                            "registration_endpoint": format!("{base}/register"),
+                            "response_types_supported": ["code"],
+                            "authorization_response_iss_parameter_supported": true,
+                            "scopes_supported": ["mcp:basic", "offline_access"],
+                        });
+                        if config.s256 {
+                            m["code_challenge_methods_supported"] = json!(["S256"]);
+                        }
+                        if config.huge_metadata {
+                            m["padding"] = json!("x".repeat(5 * 1024 * 1024));
+                        }
+                        (200, vec![], m.to_string())
+                    }
+                    ("POST", "/register") => (
+                        201,
+                        vec![],
+                        json!({"client_id": "dcr-client", "token_endpoint_auth_method": "none"}).to_string(),
+                    ),
+                    ("GET", "/authorize") => {
+                        let q = form(&query);
+                        let state = if config.wrong_state {
+                            "forged".to_owned()
+                        } else {
+                            get(&q, "state").unwrap_or("").to_owned()
+                        };
+                        let loc = url::Url::parse_with_params(
+                            get(&q, "redirect_uri").unwrap_or(""),
+                            &[("code", "the-code"), ("state", state.as_str()), ("iss", issuer.as_str())],
+                        )
+                        .unwrap();
+                        (302, vec![("location".into(), loc.to_string())], String::new())
+                    }
+                    ("POST", "/token") => {
+                        let f = form(&body);
+                        if get(&f, "grant_type") == Some("refresh_token") && config.refresh_fails {
+                            (400, vec![], json!({"error": "invalid_grant"}).to_string())
+                        } else {
+                            let mut n = counter.lock().unwrap();
+                            *n += 1;
+                            (
+                                200,
+                                vec![],
+                                json!({"access_token": format!("tok-{n}"), "token_type": "Bearer", "expires_in": config.expires_in, "refresh_token": format!("ref-{n}")})
+                                    .to_string(),
+                            )
+                        }
+                    }
+                    _ => (404, vec![], String::new()),
+                };
+                let mut resp = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\ncontent-type: application/json\r\n",
+                    out.len()
+                );
+                for (k, v) in headers {
+                    resp.push_str(&format!("{k}: {v}\r\n"));
+                }
+                resp.push_str("\r\n");
+                let _ = sock.write_all(resp.as_bytes()).await;
+                let _ = sock.write_all(out.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    Mock { base, seen }
+}
+
+fn challenge(m: &Mock) -> Vec<String> {
+    vec![format!(
+        r#"Bearer error="invalid_token", resource_metadata="{}/.well-known/oauth-protected-resource/mcp""#,
+        m.base
+    )]
+}
+
+fn client(m: &Mock) -> OAuthClient {
+    OAuthClient::builder(m.mcp(), HeadlessRedirect::new("http://localhost:3000/callback").unwrap()).build().unwrap()
+}
+
+#[tokio::test]
+async fn full_flow_sends_pkce_resource_and_registers_natively() {
+    let m = mock(Config::default()).await;
+    let c = client(&m);
+    assert_eq!(c.access_header(&m.mcp()).await.unwrap(), None);
+    assert!(c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap());
+    assert_eq!(c.access_header(&m.mcp()).await.unwrap().as_deref(), Some("Bearer tok-1"));
+
+    let reg: Value = serde_json::from_str(&m.hits("/register")[0].body).unwrap();
+    assert_eq!(reg["application_type"], "native");
+    assert_eq!(reg["grant_types"], json!(["authorization_code", "refresh_token"]));
+
+    let q = form(&m.hits("/authorize")[0].query);
+    assert_eq!(get(&q, "resource"), Some(m.mcp().as_str()));
+    assert_eq!(get(&q, "code_challenge_method"), Some("S256"));
+    assert_eq!(get(&q, "client_id"), Some("dcr-client"));
+    assert_eq!(get(&q, "state").map(str::len), Some(43));
+    // Scope from PRM scopes_supported, plus offline_access because the AS lists it and we registered the grant.
+    assert_eq!(get(&q, "scope"), Some("mcp:basic offline_access"));
+
+    let t = form(&m.hits("/token")[0].body);
+    assert_eq!(get(&t, "grant_type"), Some("authorization_code"));
+    assert_eq!(get(&t, "resource"), Some(m.mcp().as_str()));
+    assert_eq!(get(&t, "code"), Some("the-code"));
+    let verifier = get(&t, "code_verifier").unwrap();
+    assert_eq!(keel_mcp::auth::client::pkce::s256(verifier), get(&q, "code_challenge").unwrap());
+    // The root PRM was never needed.
+    assert!(m.hits("/.well-known/oauth-protected-resource").is_empty());
+}
+
+#[tokio::test]
+async fn bearer_token_only_for_its_resource() {
+    let m = mock(Config::default()).await;
+    let c = client(&m);
+    c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap();
+    assert!(c.access_header(&m.mcp()).await.unwrap().is_some());
+    assert_eq!(c.access_header(&format!("{}/other", m.base)).await.unwrap(), None);
+    assert_eq!(c.access_header("https://elsewhere.example/mcp").await.unwrap(), None);
+    assert!(!c.handle_challenge("https://elsewhere.example/mcp", 401, &[]).await.unwrap());
+}
+
+#[tokio::test]
+async fn resource_mismatch_stops_before_authorization() {
+    let m = mock(Config { prm_resource: Some("https://evil.example.com/mcp".into()), ..Default::default() }).await;
+    let err = client(&m).handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap_err();
+    assert!(matches!(err, AuthError::ResourceMismatch { .. }), "{err}");
+    assert!(m.hits("/authorize").is_empty() && m.hits("/register").is_empty() && m.hits("/token").is_empty());
+}
+
+#[tokio::test]
+async fn issuer_mismatch_stops_before_registration() {
+    let m = mock(Config { metadata_issuer: Some("https://attacker.example.com".into()), ..Default::default() }).await;
+    let err = client(&m).handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap_err();
+    assert!(matches!(err, AuthError::IssuerMismatch { .. }), "{err}");
+    assert!(m.hits("/register").is_empty() && m.hits("/authorize").is_empty());
+}
+
+#[tokio::test]
+async fn no_s256_no_authorization() {
+    let m = mock(Config { s256: false, ..Default::default() }).await;
+    let err = client(&m).handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap_err();
+    assert!(matches!(err, AuthError::PkceUnsupported), "{err}");
+    assert!(m.hits("/authorize").is_empty());
+}
+
+#[tokio::test]
+async fn forged_state_is_rejected_before_token_request() {
+    let m = mock(Config { wrong_state: true, ..Default::default() }).await;
+    let err = client(&m).handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap_err();
+    assert!(matches!(err, AuthError::CallbackRejected(_)), "{err}");
+    assert!(m.hits("/token").is_empty());
+}
+
+#[tokio::test]
+async fn oversized_metadata_is_refused() {
+    let m = mock(Config { huge_metadata: true, ..Default::default() }).await;
+    let err = client(&m).handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap_err();
+    assert!(matches!(err, AuthError::InvalidResponse { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn proactive_refresh_before_expiry() {
+    // 30 s left is inside the refresh margin: the next request refreshes first.
+    let m = mock(Config { expires_in: 30, ..Default::default() }).await;
+    let c = client(&m);
+    c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap();
+    assert_eq!(c.access_header(&m.mcp()).await.unwrap().as_deref(), Some("Bearer tok-2"));
+    let refresh = form(&m.hits("/token")[1].body);
+    assert_eq!(get(&refresh, "grant_type"), Some("refresh_token"));
+    assert_eq!(get(&refresh, "refresh_token"), Some("ref-1"));
+    assert_eq!(get(&refresh, "resource"), Some(m.mcp().as_str()));
+    assert_eq!(m.hits("/authorize").len(), 1);
+}
+
+#[tokio::test]
+async fn refresh_on_401_without_new_authorization() {
+    let m = mock(Config::default()).await;
+    let c = client(&m);
+    c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap();
+    assert!(c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap());
+    assert_eq!(c.access_header(&m.mcp()).await.unwrap().as_deref(), Some("Bearer tok-2"));
+    assert_eq!(m.hits("/authorize").len(), 1);
+    assert_eq!(m.hits("/register").len(), 1, "registration is reused for the same issuer");
+}
+
+#[tokio::test]
+async fn invalid_grant_clears_tokens_and_reauthorizes() {
+    let m = mock(Config { refresh_fails: true, expires_in: 30, ..Default::default() }).await;
+    let c = client(&m);
+    c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap();
+    // Proactive refresh fails with invalid_grant: the tokens are gone, the request goes out without them.
+    assert_eq!(c.access_header(&m.mcp()).await.unwrap(), None);
+    // The resulting 401 runs a new authorization.
+    assert!(c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap());
+    assert_eq!(m.hits("/authorize").len(), 2);
+}
+
+#[tokio::test]
+async fn step_up_requests_the_union_and_gives_up_when_nothing_changes() {
+    let m = mock(Config::default()).await;
+    let c = client(&m);
+    c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap();
+    let demand = vec![format!(
+        r#"Bearer error="insufficient_scope", scope="mcp:write", resource_metadata="{}/.well-known/oauth-protected-resource/mcp""#,
+        m.base
+    )];
+    assert!(c.handle_challenge(&m.mcp(), 403, &demand).await.unwrap());
+    let q = form(&m.hits("/authorize")[1].query);
+    assert_eq!(get(&q, "scope"), Some("mcp:basic offline_access mcp:write"));
+    // The server still refuses although we hold mcp:write: another authorization cannot help.
+    assert!(!c.handle_challenge(&m.mcp(), 403, &demand).await.unwrap());
+    assert_eq!(m.hits("/authorize").len(), 2);
+    // A 403 that is not about scope is final.
+    assert!(!c.handle_challenge(&m.mcp(), 403, &["Bearer error=\"invalid_token\"".to_owned()]).await.unwrap());
+}
+
+#[tokio::test]
+async fn file_store_survives_the_process() {
+    let m = mock(Config::default()).await;
+    let dir = std::env::temp_dir().join(format!("keel-auth-it-{}", std::process::id()));
+    let build = || {
+        OAuthClient::builder(m.mcp(), HeadlessRedirect::new("http://localhost:3000/callback").unwrap())
+            .store(FileTokenStore::new(&dir))
+            .build()
+            .unwrap()
+    };
+    build().handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap();
+    assert_eq!(build().access_header(&m.mcp()).await.unwrap().as_deref(), Some("Bearer tok-1"));
+    let text: String =
+        std::fs::read_dir(&dir).unwrap().filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok()).collect();
+    assert!(text.contains("dcr-client"), "registration stored per issuer");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn secrets_never_in_debug_or_errors() {
+    let m = mock(Config::default()).await;
+    let c = client(&m);
+    c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap();
+    assert!(!format!("{c:?}").contains("tok-1"));
+    let seen = m.seen();
+    assert!(seen.iter().filter(|s| s.path == "/mcp").all(|s| s.authorization.is_none()));
+    assert!(seen.iter().all(|s| s.method == "GET" || s.method == "POST"));
+}
