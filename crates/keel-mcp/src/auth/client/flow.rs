@@ -63,11 +63,15 @@ pub async fn discover(
         policy.check(&candidate)?;
         let resp = http.get_json(&candidate, None).await?;
         if let (200, Some(body)) = (resp.status, resp.body) {
+            tracing::debug!(url = %redact_url(&candidate), "protected resource metadata found");
             prm = Some(parse_doc(&candidate, body)?);
             break;
         }
     }
-    let Some(prm) = prm else { return legacy_discover(http, &server, server_url, policy).await };
+    let Some(prm) = prm else {
+        tracing::debug!("no protected resource metadata; trying the 2025-03-26 fallbacks");
+        return legacy_discover(http, &server, server_url, policy).await;
+    };
     // A resource that is not this server stops everything before any authorization request.
     check_resource(server_url, &prm.resource)?;
     let issuer = prm.authorization_servers.first().cloned().ok_or(AuthError::NoAuthorizationServer)?;
@@ -79,6 +83,7 @@ pub async fn discover(
         if let (200, Some(body)) = (resp.status, resp.body) {
             let metadata: AuthServerMetadata = parse_doc(&candidate, body)?;
             check_issuer(&issuer, &metadata)?;
+            tracing::debug!(url = %redact_url(&candidate), issuer = %metadata.issuer, "authorization server metadata found");
             found = Some(metadata);
             break;
         }
@@ -198,6 +203,7 @@ pub async fn authorization_code(
             q.append_pair("scope", scope);
         }
     }
+    tracing::debug!(issuer = %d.issuer, scope = ?inputs.scope, "starting authorization");
     let response = redirect.authorize(url.to_string()).await?;
     if !response.state.as_deref().is_some_and(|s| constant_time_eq(s, &state)) {
         return Err(AuthError::CallbackRejected("state is missing or does not match"));
@@ -270,6 +276,7 @@ async fn token_request(
         return Err(AuthError::TokenEndpoint { error: error.to_owned() });
     }
     let doc = resp.into_document(endpoint)?;
+    tracing::debug!(grant = %form[0].1, "token endpoint answered");
     TokenSet::from_response(&doc, now_secs(), requested_scope, previous, &d.issuer, &d.resource)
         .ok_or_else(|| AuthError::InvalidResponse { url: redact_url(endpoint), reason: "no access_token".into() })
 }

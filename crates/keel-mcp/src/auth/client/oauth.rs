@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::challenge::AuthChallenge;
 use super::error::AuthError;
@@ -21,6 +22,9 @@ use crate::error::Error;
 
 /// Authorizations allowed for the same demand before the client gives up.
 pub const MAX_AUTHORIZATIONS: u32 = 3;
+
+/// Authorizations for the same demand further apart than this count as unrelated.
+const ATTEMPT_WINDOW: Duration = Duration::from_secs(120);
 
 /// Builds an [`OAuthClient`].
 pub struct OAuthClientBuilder {
@@ -138,8 +142,9 @@ struct Inner {
 #[derive(Default)]
 struct Session {
     discovered: Option<Discovered>,
-    /// Authorizations per demand (status + scope), reset when the demand changes.
-    attempts: HashMap<String, u32>,
+    /// Authorizations per demand (status, issuer, scope) and when the last one ran; the count restarts when
+    /// the demand changes or after [`ATTEMPT_WINDOW`], so a long-lived client is not locked out by old attempts.
+    attempts: HashMap<String, (u32, Instant)>,
     /// The issuer unbound pre-registered credentials were first used with.
     pre_registered_issuer: Option<String>,
 }
@@ -278,9 +283,15 @@ impl OAuthClient {
         if !session.attempts.contains_key(&demand) {
             session.attempts.clear();
         }
-        let n = session.attempts.entry(demand).or_insert(0);
+        let now = Instant::now();
+        let (n, last) = session.attempts.entry(demand).or_insert((0, now));
+        if now.duration_since(*last) > ATTEMPT_WINDOW {
+            *n = 0;
+        }
         *n += 1;
+        *last = now;
         if *n > MAX_AUTHORIZATIONS {
+            tracing::debug!(attempts = *n - 1, "authorization retry limit reached");
             return Err(AuthError::RetryLimit(MAX_AUTHORIZATIONS));
         }
 
