@@ -24,7 +24,12 @@ struct Sum {
 
 /// Serves a small calculator at `http://127.0.0.1:<port>/mcp`; the server stops when the sender drops.
 async fn serve() -> (String, tokio::sync::oneshot::Sender<()>) {
+    serve_with(&ProtocolVersion::ALL, HttpConfig::default()).await
+}
+
+async fn serve_with(versions: &[ProtocolVersion], config: HttpConfig) -> (String, tokio::sync::oneshot::Sender<()>) {
     let server = Server::builder(Implementation::new("calc", "1.2.3"))
+        .protocol_versions(versions.iter().cloned())
         .tool("add", "Adds two numbers", |Add { a, b }: Add| async move { Json(Sum { sum: a + b }) })
         .tool("count", "Reports progress", |ctx: RequestContext, _: NoArgs| async move {
             for i in 1..=3 {
@@ -40,7 +45,7 @@ async fn serve() -> (String, tokio::sync::oneshot::Sender<()>) {
         let shutdown = async move {
             let _ = stopped.await;
         };
-        server.serve_http_on(listener, HttpConfig::default(), shutdown).await.unwrap();
+        server.serve_http_on(listener, config, shutdown).await.unwrap();
     });
     (url, stop)
 }
@@ -60,11 +65,9 @@ async fn exercise(client: &Client) {
     let params = keel_mcp::protocol::CallToolParams::new("count", None);
     let counted = client.call(params, options).await.unwrap();
     assert!(!counted.is_error());
-    // Progress, when the server streams it, reaches the callback in order. (Keel's HTTP server at this
-    // revision answers this call with plain JSON and drops the progress notifications, so only the order
-    // is checked.)
+    // Progress arrives on the call's SSE stream, in order, before the answer.
     let seen = seen.lock().unwrap().clone();
-    assert!(seen.len() <= 3 && seen.windows(2).all(|w| w[0].progress < w[1].progress));
+    assert_eq!(seen.iter().map(|p| p.progress).collect::<Vec<_>>(), vec![1.0, 2.0, 3.0]);
 
     let missing = client.call_tool("nope", json!({})).await;
     assert!(missing.is_err() || missing.unwrap().is_error());
@@ -107,4 +110,38 @@ async fn unreachable_servers_fail_cleanly() {
     let outcome = Client::builder(Implementation::new("t", "1")).connect(HttpTransport::new(&url).unwrap()).await;
     assert!(outcome.is_err());
     assert!(HttpTransport::new("ftp://example.com").is_err());
+}
+
+#[tokio::test]
+async fn a_dual_era_client_falls_back_to_initialize_on_a_legacy_server() {
+    let (url, _stop) =
+        serve_with(&[ProtocolVersion::V2025_06_18, ProtocolVersion::V2025_11_25], HttpConfig::default()).await;
+    let client =
+        Client::builder(Implementation::new("t", "1")).connect(HttpTransport::new(&url).unwrap()).await.unwrap();
+    assert_eq!(client.protocol_version(), ProtocolVersion::V2025_11_25);
+    exercise(&client).await;
+    client.close().await;
+    assert_eq!(HttpTransport::new(&url).unwrap().cached_era(), Some(Era::Legacy));
+    // The cached era skips the probe next time; the connection still works.
+    let again =
+        Client::builder(Implementation::new("t", "1")).connect(HttpTransport::new(&url).unwrap()).await.unwrap();
+    assert_eq!(again.era(), Era::Legacy);
+    again.close().await;
+}
+
+#[tokio::test]
+async fn an_expired_session_is_renewed_transparently() {
+    let config = HttpConfig::default().session_idle_timeout(std::time::Duration::from_millis(200));
+    let (url, _stop) = serve_with(&ProtocolVersion::ALL, config).await;
+    let client = Client::builder(Implementation::new("t", "1"))
+        .protocol_versions([ProtocolVersion::V2025_11_25])
+        .connect(HttpTransport::new(&url).unwrap())
+        .await
+        .unwrap();
+    client.call_tool("add", json!({"a": 1, "b": 1})).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    // The server forgot the session (404); the transport re-initializes and retries once.
+    let result = client.call_tool("add", json!({"a": 2, "b": 2})).await.unwrap();
+    assert_eq!(result.structured_content, Some(json!({"sum": 4.0})));
+    client.close().await;
 }

@@ -454,7 +454,13 @@ impl Inner {
                 return Ok(Exchange::Done);
             }
             let body = self.read_body(response).await?;
-            self.deliver(&body, out.method()).await;
+            let answered = out.id.as_ref().is_some_and(|id| answers(&body, id));
+            if !body.is_empty() {
+                self.deliver(&body, out.method()).await;
+            }
+            if !answered {
+                return Err(Error::Protocol(format!("HTTP {status} without an answer to the request")));
+            }
             return Ok(Exchange::Done);
         }
         // An HTTP error. A JSON-RPC error in the body is the server's answer; anything else is not.

@@ -1,0 +1,195 @@
+//! The HTTP client against hand-written servers: the 2024-11-05 HTTP+SSE transport (the last resort of era
+//! detection), and `Mcp-Param-*` mirroring with a re-list after `HeaderMismatch`.
+#![cfg(feature = "http-client")]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use keel_mcp::client::Client;
+use keel_mcp::client::http::HttpTransport;
+use keel_mcp::protocol::{Era, Implementation, ProtocolVersion};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+struct HttpRequest {
+    method: String,
+    path: String,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+async fn read_request(stream: &mut BufReader<TcpStream>) -> Option<HttpRequest> {
+    let mut line = String::new();
+    stream.read_line(&mut line).await.ok()?;
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+    let mut headers = HashMap::new();
+    loop {
+        let mut header = String::new();
+        stream.read_line(&mut header).await.ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (k, v) = header.split_once(':')?;
+        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+    }
+    let len = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut body = vec![0; len];
+    stream.read_exact(&mut body).await.ok()?;
+    Some(HttpRequest { method, path, headers, body })
+}
+
+async fn respond(stream: &mut BufReader<TcpStream>, status: &str, content_type: &str, body: &str) {
+    let head = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.get_mut().write_all(format!("{head}{body}").as_bytes()).await;
+}
+
+fn answer(request: &Value, result: Value) -> String {
+    json!({"jsonrpc": "2.0", "id": request["id"], "result": result}).to_string()
+}
+
+/// A 2024-11-05 server: POST to the endpoint URL is refused; GET opens the stream whose first event names
+/// where to POST; answers travel on the stream.
+#[tokio::test]
+async fn the_http_sse_transport_is_the_last_resort() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let stream_tx: Arc<Mutex<Option<mpsc::UnboundedSender<String>>>> = Arc::default();
+    tokio::spawn(async move {
+        loop {
+            let (socket, _) = listener.accept().await.unwrap();
+            let stream_tx = stream_tx.clone();
+            tokio::spawn(async move {
+                let mut socket = BufReader::new(socket);
+                let Some(request) = read_request(&mut socket).await else { return };
+                match (request.method.as_str(), request.path.as_str()) {
+                    ("GET", "/mcp") => {
+                        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+                        *stream_tx.lock().unwrap() = Some(tx);
+                        let head =
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n\r\n";
+                        let out = socket.get_mut();
+                        out.write_all(head.as_bytes()).await.unwrap();
+                        out.write_all(b"event: endpoint\ndata: /messages?session=abc\n\n").await.unwrap();
+                        while let Some(message) = rx.recv().await {
+                            let event = format!("event: message\ndata: {message}\n\n");
+                            if out.write_all(event.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    ("POST", "/messages?session=abc") => {
+                        let message: Value = serde_json::from_slice(&request.body).unwrap();
+                        respond(&mut socket, "202 Accepted", "text/plain", "").await;
+                        let reply = match message["method"].as_str() {
+                            Some("initialize") => Some(answer(
+                                &message,
+                                json!({"protocolVersion": "2024-11-05", "capabilities": {"tools": {}},
+                                       "serverInfo": {"name": "old", "version": "0.1"}}),
+                            )),
+                            Some("tools/list") => Some(answer(
+                                &message,
+                                json!({"tools": [{"name": "legacy_tool", "inputSchema": {"type": "object"}}]}),
+                            )),
+                            _ => None,
+                        };
+                        if let (Some(reply), Some(tx)) = (reply, stream_tx.lock().unwrap().as_ref()) {
+                            let _ = tx.send(reply);
+                        }
+                    }
+                    _ => respond(&mut socket, "405 Method Not Allowed", "text/plain", "").await,
+                }
+            });
+        }
+    });
+
+    let client =
+        Client::builder(Implementation::new("t", "1")).connect(HttpTransport::new(&url).unwrap()).await.unwrap();
+    assert_eq!(client.protocol_version(), ProtocolVersion::V2024_11_05);
+    assert_eq!(client.era(), Era::Legacy);
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(tools[0].name, "legacy_tool");
+    client.close().await;
+}
+
+/// A modern server that checks `Mcp-Param-Region` against the arguments, and whose tool list changes
+/// under the client: the first call carries the old header name, gets `HeaderMismatch`, and the transport
+/// re-lists and retries once.
+#[tokio::test]
+async fn header_mismatch_makes_the_client_relist_and_retry() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let lists = Arc::new(Mutex::new(0));
+    let seen = Arc::new(Mutex::new(Vec::<HashMap<String, String>>::new()));
+    let (lists2, seen2) = (lists.clone(), seen.clone());
+    tokio::spawn(async move {
+        loop {
+            let (socket, _) = listener.accept().await.unwrap();
+            let (lists, seen) = (lists2.clone(), seen2.clone());
+            tokio::spawn(async move {
+                let mut socket = BufReader::new(socket);
+                let Some(request) = read_request(&mut socket).await else { return };
+                let message: Value = serde_json::from_slice(&request.body).unwrap();
+                let json = "application/json";
+                match message["method"].as_str().unwrap_or_default() {
+                    "server/discover" => {
+                        let result = json!({"supportedVersions": ["2026-07-28"], "capabilities": {"tools": {}},
+                                            "resultType": "complete"});
+                        respond(&mut socket, "200 OK", json, &answer(&message, result)).await;
+                    }
+                    "tools/list" => {
+                        let n = {
+                            let mut lists = lists.lock().unwrap();
+                            *lists += 1;
+                            *lists
+                        };
+                        // The header name changes between the first and the second listing.
+                        let header = if n == 1 { "Zone" } else { "Region" };
+                        let tools = json!({"resultType": "complete", "tools": [
+                            {"name": "deploy", "inputSchema": {"type": "object", "properties": {
+                                "region": {"type": "string", "x-mcp-header": header}}}},
+                            {"name": "broken", "inputSchema": {"type": "object", "properties": {
+                                "a": {"type": "object", "x-mcp-header": "A"}}}}
+                        ]});
+                        respond(&mut socket, "200 OK", json, &answer(&message, tools)).await;
+                    }
+                    "tools/call" => {
+                        seen.lock().unwrap().push(request.headers.clone());
+                        let ok = request.headers.get("mcp-param-region").map(String::as_str) == Some("eu west")
+                            && request.headers.get("mcp-name").map(String::as_str) == Some("deploy")
+                            && request.headers.get("mcp-method").map(String::as_str) == Some("tools/call");
+                        if ok {
+                            let result = json!({"resultType": "complete", "content": [{"type": "text", "text": "ok"}]});
+                            respond(&mut socket, "200 OK", json, &answer(&message, result)).await;
+                        } else {
+                            let error = json!({"jsonrpc": "2.0", "id": message["id"],
+                                               "error": {"code": -32020, "message": "header mismatch"}});
+                            respond(&mut socket, "400 Bad Request", json, &error.to_string()).await;
+                        }
+                    }
+                    _ => respond(&mut socket, "404 Not Found", "text/plain", "").await,
+                }
+            });
+        }
+    });
+
+    let client =
+        Client::builder(Implementation::new("t", "1")).connect(HttpTransport::new(&url).unwrap()).await.unwrap();
+    assert_eq!(client.era(), Era::Modern);
+    let tools = client.list_all_tools().await.unwrap();
+    assert_eq!(tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), vec!["deploy"], "invalid tools are dropped");
+    let result = client.call_tool("deploy", json!({"region": "eu west"})).await.unwrap();
+    assert!(!result.is_error());
+    assert_eq!(*lists.lock().unwrap(), 2, "one re-list after the mismatch");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].get("mcp-param-zone").map(String::as_str), Some("eu west"));
+    assert_eq!(seen[1].get("mcp-protocol-version").map(String::as_str), Some("2026-07-28"));
+    client.close().await;
+}
