@@ -11,7 +11,9 @@ use keel_mcp::protocol::prompts::PromptMessage;
 use keel_mcp::protocol::sampling::CreateMessageParams;
 use keel_mcp::protocol::tools::CallToolResult;
 use keel_mcp::protocol::{Implementation, JsonObject};
-use keel_mcp::server::{HandlerError, NoArgs, PromptDef, RequestContext, ResourceDef, Server, TemplateDef, ToolDef};
+use keel_mcp::server::{
+    HandlerError, NoArgs, PromptDef, RequestContext, ResourceDef, Server, TaskSupport, TemplateDef, ToolDef,
+};
 use serde_json::{Value, json};
 
 /// A 1×1 PNG.
@@ -64,6 +66,19 @@ struct PromptArg {
 struct MessageArg {
     /// The message to show the user.
     message: String,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct NameArg {
+    /// Who to greet.
+    name: String,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct SecondsArg {
+    /// How long to work, in seconds (0 answers at once).
+    #[serde(default)]
+    seconds: f64,
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]
@@ -211,6 +226,67 @@ pub fn server() -> Server {
                     "properties": {"region": {"type": "string", "x-mcp-header": "Region", "description": "Where to run"}},
                     "required": ["region"]
                 }))),
+        )
+        .tool("greet", "Greets someone (never a task)", |NameArg { name }: NameArg| async move { format!("Hello, {name}!") })
+        .tool_def(
+            ToolDef::new("slow_compute", |ctx: RequestContext, SecondsArg { seconds }: SecondsArg| async move {
+                if seconds > 0.0 {
+                    ctx.continue_as_task().await?;
+                    tokio::time::sleep(Duration::from_secs_f64(seconds.min(60.0))).await;
+                }
+                Ok::<_, HandlerError>(format!("computed for {seconds} seconds"))
+            })
+            .description("Sleeps, then answers; runs as a task when the client supports tasks")
+            .task_support(TaskSupport::Optional),
+        )
+        .tool_def(
+            ToolDef::new("failing_job", |ctx: RequestContext, _: NoArgs| async move {
+                ctx.continue_as_task().await?;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Err::<String, _>(HandlerError::failed("the job failed"))
+            })
+            .description("Fails after a second, as a tool error")
+            .task_support(TaskSupport::Required),
+        )
+        .tool_def(
+            ToolDef::new("protocol_error_job", |ctx: RequestContext, _: NoArgs| async move {
+                ctx.continue_as_task().await?;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Err::<String, _>(HandlerError::Protocol(keel_mcp::protocol::ErrorObject::internal("internal failure")))
+            })
+            .description("Fails with a protocol error")
+            .task_support(TaskSupport::Optional),
+        )
+        .tool_def(
+            ToolDef::new("confirm_delete", |ctx: RequestContext, _: NoArgs| async move {
+                ctx.continue_as_task().await?;
+                let answer = ctx.elicit("confirm", form("Delete everything?", &[("confirm", json!({"type": "boolean"}))], &["confirm"])).await?;
+                Ok::<_, HandlerError>(format!("delete confirmed: {}", field(&answer, "confirm")))
+            })
+            .description("Asks for confirmation inside a task")
+            .task_support(TaskSupport::Optional),
+        )
+        .tool_def(
+            ToolDef::new("multi_input", |ctx: RequestContext, _: NoArgs| async move {
+                ctx.continue_as_task().await?;
+                let first = form("First value?", &[("value", json!({"type": "string"}))], &["value"]);
+                let second = form("Second value?", &[("value", json!({"type": "string"}))], &["value"]);
+                let (a, b) = tokio::join!(ctx.elicit("first", first), ctx.elicit("second", second));
+                let (a, b) = (a?, b?);
+                Ok::<_, HandlerError>(format!("{} and {}", field(&a, "value"), field(&b, "value")))
+            })
+            .description("Asks two questions at once inside a task")
+            .task_support(TaskSupport::Optional),
+        )
+        .tool_def(
+            ToolDef::new("test_tool_with_task", |ctx: RequestContext, _: NoArgs| async move {
+                let answer = ctx.elicit("user_name", form("What is your name?", &[("name", json!({"type": "string"}))], &["name"])).await?;
+                ctx.continue_as_task().await?;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok::<_, HandlerError>(format!("Hello, {}! Your task is done.", field(&answer, "name")))
+            })
+            .description("Gathers input, then continues as a task")
+            .task_support(TaskSupport::Required),
         )
         .tool("test_missing_capability", "Needs the sampling capability", |ctx: RequestContext, _: NoArgs| async move {
             let answer = ctx.create_message("needs_sampling", sampling("Say hello", 10)).await?;

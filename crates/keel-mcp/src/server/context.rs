@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::HandlerError;
 use super::input::{self, InputRound};
+use super::tasks::TaskSlot;
 use crate::protocol::elicitation::{ElicitMode, ElicitParams, ElicitResult};
 use crate::protocol::jsonrpc::code;
 use crate::protocol::roots::ListRootsResult;
@@ -67,6 +68,8 @@ pub struct RequestContext {
     pub(crate) log_level: Option<LoggingLevel>,
     /// Modern era, on methods that may ask for input: this round's answers and requests.
     pub(crate) input: Option<Arc<InputRound>>,
+    /// A tool call that may become a task (tasks extension negotiated, tool supports tasks).
+    pub(crate) task: Option<Arc<TaskSlot>>,
 }
 
 impl RequestContext {
@@ -176,6 +179,23 @@ impl RequestContext {
         }
     }
 
+    /// Continues this tool call as a task (tasks extension): the client gets a `CreateTaskResult` now and
+    /// polls for the outcome, while the handler goes on in the background; its questions to the user from
+    /// here on park the task as `input_required`. When the call cannot become a task (the tool does not
+    /// support tasks, or the client did not declare the extension) this does nothing and the call simply
+    /// goes on.
+    pub async fn continue_as_task(&self) -> Result<(), HandlerError> {
+        match &self.task {
+            Some(slot) => slot.escalate(),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether this call is running as a task.
+    pub fn is_task(&self) -> bool {
+        self.task.as_ref().is_some_and(|slot| slot.entry.get().is_some())
+    }
+
     /// The state the previous round carried (modern era), as set by [`RequestContext::set_input_state`].
     pub fn input_state(&self) -> Option<&str> {
         self.input.as_ref().and_then(|i| i.state.as_deref())
@@ -197,6 +217,9 @@ impl RequestContext {
             )
             .with_data(serde_json::json!({ "requiredCapabilities": input::required_capability(&request) }));
             return Err(HandlerError::Protocol(error));
+        }
+        if let Some(task) = self.task.as_ref().and_then(|slot| slot.entry.get()) {
+            return task.ask(key, request).await;
         }
         if self.version.is_modern() {
             let Some(input) = &self.input else {

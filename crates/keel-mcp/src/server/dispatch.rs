@@ -10,13 +10,15 @@ use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use super::TaskSupport;
 use super::catalog::{Catalog, Change};
 use super::completion::{CompletionRequest, CompletionTarget};
 use super::context::Channel;
 use super::input::InputRound;
+use super::tasks::{self, TaskSlot};
 use super::{HandlerError, RequestContext, ServerInner, tool};
 use crate::engine::{BoxFuture, Handler, Inbound, Peer};
-use crate::protocol::capabilities::ClientCapabilities;
+use crate::protocol::capabilities::{ClientCapabilities, extension_ids};
 use crate::protocol::completion::{CompleteParams, CompleteResult, Completion, CompletionReference};
 use crate::protocol::jsonrpc::{RawNotification, RawRequest, code};
 use crate::protocol::lifecycle::{
@@ -33,6 +35,9 @@ use crate::protocol::resources::{
 };
 use crate::protocol::subscriptions::{
     ListenParams, ListenResult, SubscriptionFilter, SubscriptionsAcknowledgedParams, subscription_meta,
+};
+use crate::protocol::tasks::extension::{
+    CancelTaskParams, CreateTaskResult, GetTaskParams, GetTaskResult, UpdateTaskParams,
 };
 use crate::protocol::tools::{CallToolParams, CallToolResult, ListToolsParams, ListToolsResult, ToolListChangedParams};
 use crate::protocol::version::{Era, negotiate_initialize};
@@ -259,9 +264,42 @@ pub(crate) async fn dispatch(
                 };
                 super::header_params::check(&tool.header_params, arguments.as_ref(), &headers.params)?;
             }
+            let tasks_declared = scope.client_capabilities.has_extension(extension_ids::TASKS);
+            if tool.task_support == TaskSupport::Required && !tasks_declared {
+                return Err(tasks::extension_required());
+            }
             let input = open_input(server, &scope, method, &name, params.input_responses, params.request_state)?;
-            let ctx = context(call, &scope, params.meta.as_ref(), input.clone());
-            match (tool.run)(ctx, params.arguments.as_deref()).await {
+            let mut ctx = context(call, &scope, params.meta.as_ref(), input.clone());
+            let (slot, escalated) = if tool.task_support != TaskSupport::Forbidden && tasks_declared && scope.modern() {
+                let (slot, escalated) = TaskSlot::new(server.tasks.clone());
+                (Some(slot), Some(escalated))
+            } else {
+                (None, None)
+            };
+            ctx.task = slot;
+            let mut run = (tool.run)(ctx, params.arguments.as_deref());
+            let outcome = match escalated {
+                None => run.await,
+                Some(escalated) => tokio::select! {
+                    biased;
+                    outcome = &mut run => outcome,
+                    Ok(task) = escalated => {
+                        // The handler goes on in the background; the client polls the task.
+                        let background = task.clone();
+                        tokio::spawn(async move {
+                            let outcome = tokio::select! {
+                                outcome = run => Some(outcome),
+                                _ = background.cancellation.cancelled() => None,
+                            };
+                            if let Some(outcome) = outcome {
+                                background.finish(outcome);
+                            }
+                        });
+                        return finish(server, &scope, CreateTaskResult::new(task.summary()));
+                    }
+                },
+            };
+            match outcome {
                 Ok(result) => finish(server, &scope, result),
                 Err(HandlerError::Failed(message)) => finish(server, &scope, CallToolResult::error(message)),
                 Err(HandlerError::Protocol(error)) => Err(error),
@@ -411,6 +449,41 @@ pub(crate) async fn dispatch(
             }
             let result = listen(server, params.notifications, call).await;
             finish(server, &scope, result)
+        }
+        GetTaskParams::METHOD | UpdateTaskParams::METHOD | CancelTaskParams::METHOD => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct TaskIn {
+                task_id: String,
+                #[serde(default)]
+                input_responses: Option<InputResponses>,
+                #[serde(rename = "_meta", default)]
+                meta: Option<RequestMeta>,
+            }
+            let params: TaskIn = decode_params(params)?;
+            let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
+            // The 2025-11-25 experimental tasks are not served; the extension is a 2026-07-28 surface.
+            if !scope.modern() {
+                return Err(ErrorObject::method_not_found(method));
+            }
+            if !scope.client_capabilities.has_extension(extension_ids::TASKS) {
+                return Err(tasks::extension_required());
+            }
+            check_name(headers, &params.task_id)?;
+            let task = server.tasks.get(&params.task_id)?;
+            match method {
+                GetTaskParams::METHOD => {
+                    finish(server, &scope, GetTaskResult { task: task.detailed(), result_type: None, meta: None })
+                }
+                UpdateTaskParams::METHOD => {
+                    task.deliver(params.input_responses.unwrap_or_default());
+                    finish(server, &scope, EmptyResult::default())
+                }
+                _ => {
+                    task.cancel();
+                    finish(server, &scope, EmptyResult::default())
+                }
+            }
         }
         other => Err(ErrorObject::method_not_found(other)),
     }
@@ -588,6 +661,7 @@ fn context(call: Call, scope: &Scope, meta: Option<&RequestMeta>, input: Option<
         progress_token: meta.and_then(|m| m.progress_token.clone()),
         log_level: scope.log_level,
         input,
+        task: None,
     }
 }
 

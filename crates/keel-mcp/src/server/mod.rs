@@ -25,6 +25,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 mod catalog;
 mod completion;
@@ -37,6 +38,7 @@ pub mod http;
 pub(crate) mod input;
 mod prompt;
 mod resource;
+mod tasks;
 mod tool;
 pub mod uri_template;
 
@@ -46,6 +48,7 @@ pub use context::RequestContext;
 pub use error::HandlerError;
 pub use prompt::{IntoPromptResult, PromptDef, PromptHandler};
 pub use resource::{IntoContents, ResourceDef, TemplateDef, TemplateVars};
+pub use tasks::TaskSupport;
 pub use tool::{IntoToolResult, Json, NoArgs, ToolDef, ToolHandler};
 
 use catalog::Catalog;
@@ -203,8 +206,12 @@ impl ServerBuilder {
             capabilities.completions = Some(JsonObject::new());
         }
         capabilities.logging = Some(JsonObject::new());
-        if !self.extensions.is_empty() {
-            capabilities.extensions = Some(self.extensions.into_iter().collect());
+        let mut extensions = self.extensions;
+        if catalog.tools.iter().any(|t| t.def.task_support != TaskSupport::Forbidden) {
+            extensions.push((crate::protocol::capabilities::extension_ids::TASKS.to_owned(), JsonObject::new()));
+        }
+        if !extensions.is_empty() {
+            capabilities.extensions = Some(extensions.into_iter().collect());
         }
         let mut versions = self.versions;
         versions.sort();
@@ -221,6 +228,7 @@ impl ServerBuilder {
                 versions,
                 cache_hint: self.cache_hint,
                 page_size: self.page_size,
+                tasks: Arc::new(tasks::TaskStore::new(10_000, Duration::from_secs(300), Duration::from_millis(500))),
                 sealer: match self.state_key {
                     Some(key) => input::StateSealer::with_key(key),
                     None => input::StateSealer::random(),
@@ -248,6 +256,7 @@ pub(crate) struct ServerInner {
     pub(crate) cache_hint: CacheHint,
     pub(crate) page_size: usize,
     pub(crate) sealer: input::StateSealer,
+    pub(crate) tasks: Arc<tasks::TaskStore>,
 }
 
 impl ServerInner {

@@ -127,6 +127,7 @@ pub struct ToolDef {
     pub(crate) run: ErasedTool,
     /// Arguments mirrored into `Mcp-Param-*` headers, read once from the input schema.
     pub(crate) header_params: Vec<super::header_params::HeaderParam>,
+    pub(crate) task_support: super::TaskSupport,
 }
 
 impl std::fmt::Debug for ToolDef {
@@ -150,6 +151,7 @@ impl ToolDef {
         });
         let input_schema = schema_of::<H::Args>();
         ToolDef {
+            task_support: super::TaskSupport::Forbidden,
             header_params: super::header_params::declared(&input_schema),
             tool: Tool {
                 name: name.into(),
@@ -181,6 +183,13 @@ impl ToolDef {
     /// Sets behaviour hints.
     pub fn annotations(mut self, annotations: ToolAnnotations) -> Self {
         self.tool.annotations = Some(annotations);
+        self
+    }
+
+    /// Lets the tool run as a task (tasks extension); the handler decides when with
+    /// [`RequestContext::continue_as_task`].
+    pub fn task_support(mut self, support: super::TaskSupport) -> Self {
+        self.task_support = support;
         self
     }
 

@@ -1,0 +1,351 @@
+//! The tasks extension (`io.modelcontextprotocol/tasks`, SEP-2663) on the server: long tool calls that run
+//! in the background while the client polls `tasks/get`, answers input requests with `tasks/update`, and
+//! may `tasks/cancel`.
+//!
+//! Task creation is server-directed: a tool registered with task support calls
+//! [`RequestContext::continue_as_task`](super::RequestContext::continue_as_task) when it decides the rest
+//! of its work should not hold the request open. From that point the client gets a `CreateTaskResult`, the
+//! handler keeps running in the background, and its requests for input park the task as `input_required`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::HandlerError;
+use crate::protocol::jsonrpc::code;
+use crate::protocol::tasks::TaskStatus;
+use crate::protocol::tasks::extension::{DetailedTask, Task};
+use crate::protocol::tools::CallToolResult;
+use crate::protocol::{ErrorObject, InputRequest, InputRequests, InputResponse, InputResponses, JsonObject};
+
+/// Whether a tool may, or must, run as a task.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TaskSupport {
+    /// Never (the default).
+    #[default]
+    Forbidden,
+    /// When the client declared the tasks extension; otherwise the tool runs synchronously.
+    Optional,
+    /// Only as a task: clients that did not declare the extension get -32021.
+    Required,
+}
+
+/// The tasks a server is running or keeps results of.
+#[derive(Debug)]
+pub(crate) struct TaskStore {
+    tasks: Mutex<HashMap<String, Arc<TaskEntry>>>,
+    max_tasks: usize,
+    ttl: Duration,
+    poll_interval: Duration,
+}
+
+/// One task.
+#[derive(Debug)]
+pub(crate) struct TaskEntry {
+    id: String,
+    created_at: String,
+    created: Instant,
+    ttl: Duration,
+    poll_interval: Duration,
+    state: Mutex<TaskState>,
+    changed: Notify,
+    pub(crate) cancellation: CancellationToken,
+}
+
+#[derive(Debug)]
+struct TaskState {
+    status: TaskStatus,
+    updated_at: String,
+    /// Questions the handler waits on, by key.
+    pending: InputRequests,
+    /// Answers delivered by `tasks/update` that the handler has not picked up yet.
+    answers: InputResponses,
+    result: Option<JsonObject>,
+    error: Option<ErrorObject>,
+}
+
+impl TaskStore {
+    pub(crate) fn new(max_tasks: usize, ttl: Duration, poll_interval: Duration) -> Self {
+        TaskStore { tasks: Mutex::new(HashMap::new()), max_tasks, ttl, poll_interval }
+    }
+
+    /// Creates a task in `working` state; it can be read back at once (durable creation).
+    pub(crate) fn create(&self) -> Result<Arc<TaskEntry>, ErrorObject> {
+        let mut tasks = self.tasks.lock().expect("task store lock");
+        tasks.retain(|_, t| t.created.elapsed() < t.ttl);
+        if tasks.len() >= self.max_tasks {
+            // Make room by forgetting the oldest finished task.
+            let oldest =
+                tasks.values().filter(|t| t.status().is_terminal()).min_by_key(|t| t.created).map(|t| t.id.clone());
+            match oldest {
+                Some(id) => {
+                    tasks.remove(&id);
+                }
+                None => return Err(ErrorObject::internal("too many running tasks; try again later")),
+            }
+        }
+        let now = timestamp();
+        let entry = Arc::new(TaskEntry {
+            id: new_task_id(),
+            created_at: now.clone(),
+            created: Instant::now(),
+            ttl: self.ttl,
+            poll_interval: self.poll_interval,
+            state: Mutex::new(TaskState {
+                status: TaskStatus::Working,
+                updated_at: now,
+                pending: InputRequests::new(),
+                answers: InputResponses::new(),
+                result: None,
+                error: None,
+            }),
+            changed: Notify::new(),
+            cancellation: CancellationToken::new(),
+        });
+        tasks.insert(entry.id.clone(), entry.clone());
+        Ok(entry)
+    }
+
+    /// A live task by id; unknown ids are invalid params.
+    pub(crate) fn get(&self, id: &str) -> Result<Arc<TaskEntry>, ErrorObject> {
+        let tasks = self.tasks.lock().expect("task store lock");
+        tasks
+            .get(id)
+            .filter(|t| t.created.elapsed() < t.ttl)
+            .cloned()
+            .ok_or_else(|| ErrorObject::invalid_params(format!("unknown task: {id}")))
+    }
+}
+
+impl TaskEntry {
+    fn status(&self) -> TaskStatus {
+        self.state.lock().expect("task lock").status
+    }
+
+    fn base(&self, state: &TaskState) -> Task {
+        Task {
+            task_id: self.id.clone(),
+            status: state.status,
+            status_message: None,
+            created_at: self.created_at.clone(),
+            last_updated_at: state.updated_at.clone(),
+            ttl_ms: Some(self.ttl.as_millis() as u64),
+            poll_interval_ms: Some(self.poll_interval.as_millis() as u64),
+        }
+    }
+
+    /// The task as `CreateTaskResult` shows it.
+    pub(crate) fn summary(&self) -> Task {
+        self.base(&self.state.lock().expect("task lock"))
+    }
+
+    /// The task as `tasks/get` shows it: outstanding questions, the result or the error inline.
+    pub(crate) fn detailed(&self) -> DetailedTask {
+        let state = self.state.lock().expect("task lock");
+        DetailedTask {
+            task: self.base(&state),
+            input_requests: (state.status == TaskStatus::InputRequired && !state.pending.is_empty())
+                .then(|| state.pending.clone()),
+            result: state.result.clone(),
+            error: state.error.clone(),
+        }
+    }
+
+    fn update(&self, edit: impl FnOnce(&mut TaskState)) {
+        {
+            let mut state = self.state.lock().expect("task lock");
+            edit(&mut state);
+            state.updated_at = timestamp();
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Delivers answers (`tasks/update`); answered questions leave the pending list at once.
+    pub(crate) fn deliver(&self, responses: InputResponses) {
+        self.update(|state| {
+            for (key, value) in responses {
+                if state.pending.remove(&key).is_some() {
+                    state.answers.insert(key, value);
+                }
+            }
+            if state.status == TaskStatus::InputRequired && state.pending.is_empty() {
+                state.status = TaskStatus::Working;
+            }
+        });
+    }
+
+    /// Cancels a running task; a finished one stays as it is (cancel is idempotent).
+    pub(crate) fn cancel(&self) {
+        self.update(|state| {
+            if !state.status.is_terminal() {
+                state.status = TaskStatus::Cancelled;
+                state.pending.clear();
+            }
+        });
+        self.cancellation.cancel();
+    }
+
+    /// Asks the client a question from inside the task and waits for the answer `tasks/update` brings.
+    pub(crate) async fn ask(&self, key: &str, request: InputRequest) -> Result<InputResponse, HandlerError> {
+        loop {
+            let changed = self.changed.notified();
+            {
+                let mut state = self.state.lock().expect("task lock");
+                if let Some(answer) = state.answers.remove(key) {
+                    return request.decode_response(&answer).map_err(|e| {
+                        HandlerError::invalid_params(format!("answer {key:?} does not fit {}: {e}", request.method()))
+                    });
+                }
+                if state.status.is_terminal() {
+                    return Err(HandlerError::failed("the task has ended"));
+                }
+                if !state.pending.contains_key(key) {
+                    state.pending.insert(key.to_owned(), request.clone());
+                    state.status = TaskStatus::InputRequired;
+                    state.updated_at = timestamp();
+                }
+            }
+            tokio::select! {
+                _ = changed => {}
+                _ = self.cancellation.cancelled() => return Err(HandlerError::failed("the task was cancelled")),
+            }
+        }
+    }
+
+    /// Records how the handler ended.
+    pub(crate) fn finish(&self, outcome: Result<CallToolResult, HandlerError>) {
+        self.update(|state| {
+            if state.status.is_terminal() {
+                return;
+            }
+            state.pending.clear();
+            let completed = |result: CallToolResult| match serde_json::to_value(result) {
+                Ok(serde_json::Value::Object(map)) => Some(map),
+                _ => None,
+            };
+            match outcome {
+                Ok(result) => {
+                    state.status = TaskStatus::Completed;
+                    state.result = completed(result);
+                }
+                // A tool error is a completed task whose result says so; `failed` means a protocol error.
+                Err(HandlerError::Failed(message)) => {
+                    state.status = TaskStatus::Completed;
+                    state.result = completed(CallToolResult::error(message));
+                }
+                Err(HandlerError::Protocol(error)) => {
+                    state.status = TaskStatus::Failed;
+                    state.error = Some(error);
+                }
+                Err(HandlerError::InputRequired) => {
+                    state.status = TaskStatus::Failed;
+                    state.error = Some(ErrorObject::internal("the task asked for input it could not wait for"));
+                }
+            }
+        });
+    }
+}
+
+/// Where a request that may turn into a task stands. Shared by the dispatcher and the handler's context.
+#[derive(Debug)]
+pub(crate) struct TaskSlot {
+    store: Arc<TaskStore>,
+    escalate: Mutex<Option<oneshot::Sender<Arc<TaskEntry>>>>,
+    pub(crate) entry: OnceLock<Arc<TaskEntry>>,
+}
+
+impl TaskSlot {
+    pub(crate) fn new(store: Arc<TaskStore>) -> (Arc<TaskSlot>, oneshot::Receiver<Arc<TaskEntry>>) {
+        let (tx, rx) = oneshot::channel();
+        (Arc::new(TaskSlot { store, escalate: Mutex::new(Some(tx)), entry: OnceLock::new() }), rx)
+    }
+
+    /// Turns the request into a task: creates it and tells the dispatcher to answer with it.
+    pub(crate) fn escalate(&self) -> Result<(), HandlerError> {
+        let Some(tx) = self.escalate.lock().expect("slot lock").take() else { return Ok(()) };
+        let entry = self.store.create()?;
+        let _ = self.entry.set(entry.clone());
+        let _ = tx.send(entry);
+        Ok(())
+    }
+}
+
+/// The -32021 error for a client that did not declare the tasks extension.
+pub(crate) fn extension_required() -> ErrorObject {
+    ErrorObject::new(code::MISSING_REQUIRED_CLIENT_CAPABILITY, "this needs the io.modelcontextprotocol/tasks extension")
+        .with_data(serde_json::json!({
+            "requiredCapabilities": { "extensions": { crate::protocol::capabilities::extension_ids::TASKS: {} } }
+        }))
+}
+
+fn new_task_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source is available");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Now as an RFC 3339 UTC timestamp with milliseconds.
+pub(crate) fn timestamp() -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let (secs, millis) = (now.as_secs(), now.subsec_millis());
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Days since 1970-01-01 to a (year, month, day) date in the proleptic Gregorian calendar.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendar() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(20_784), (2026, 11, 27));
+        assert!(timestamp().ends_with('Z'));
+    }
+
+    #[tokio::test]
+    async fn input_round_trip_and_cancellation() {
+        let store = TaskStore::new(4, Duration::from_secs(60), Duration::from_millis(100));
+        let task = store.create().unwrap();
+        assert_eq!(store.get(&task.id).unwrap().status(), TaskStatus::Working);
+        let asker = {
+            let task = task.clone();
+            tokio::spawn(async move { task.ask("k", InputRequest::ListRoots(None)).await })
+        };
+        tokio::task::yield_now().await;
+        while task.status() != TaskStatus::InputRequired {
+            tokio::task::yield_now().await;
+        }
+        assert!(task.detailed().input_requests.unwrap().contains_key("k"));
+        let mut answers = InputResponses::new();
+        answers.insert("k".into(), serde_json::json!({"roots": []}));
+        answers.insert("stray".into(), serde_json::json!({}));
+        task.deliver(answers);
+        assert!(matches!(asker.await.unwrap(), Ok(InputResponse::ListRoots(_))));
+        assert_eq!(task.status(), TaskStatus::Working);
+        task.finish(Err(HandlerError::failed("boom")));
+        assert_eq!(task.detailed().result.unwrap()["isError"], true);
+        task.cancel();
+        assert_eq!(task.status(), TaskStatus::Completed, "cancel leaves a finished task alone");
+        assert!(store.get("nope").is_err());
+    }
+}
