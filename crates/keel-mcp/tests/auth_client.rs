@@ -27,6 +27,8 @@ struct Config {
     refresh_fails: bool,
     wrong_state: bool,
     huge_metadata: bool,
+    redirect_prm: bool,
+    array_metadata: bool,
 }
 
 impl Default for Config {
@@ -39,6 +41,8 @@ impl Default for Config {
             refresh_fails: false,
             wrong_state: false,
             huge_metadata: false,
+            redirect_prm: false,
+            array_metadata: false,
         }
     }
 }
@@ -130,6 +134,12 @@ async fn mock(config: Config) -> Mock {
                     method.as_str(),
                     path.as_str(),
                 ) {
+                    ("GET", "/.well-known/oauth-protected-resource/mcp") if config.redirect_prm => {
+                        (302, vec![("location".into(), format!("{base}/real-prm"))], String::new())
+                    }
+                    ("GET", "/.well-known/oauth-authorization-server") if config.array_metadata => {
+                        (200, vec![], json!([{"issuer": issuer}]).to_string())
+                    }
                     ("GET", "/.well-known/oauth-protected-resource/mcp") => {
                         let resource = config.prm_resource.clone().unwrap_or(format!("{base}/mcp"));
                         (200, vec![], json!({"resource": resource, "authorization_servers": [issuer], "scopes_supported": ["mcp:basic"]}).to_string())
@@ -379,4 +389,59 @@ async fn secrets_never_in_debug_or_errors() {
     let seen = m.seen();
     assert!(seen.iter().filter(|s| s.path == "/mcp").all(|s| s.authorization.is_none()));
     assert!(seen.iter().all(|s| s.method == "GET" || s.method == "POST"));
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let m = mock(Config { redirect_prm: true, ..Default::default() }).await;
+    // The path-aware PRM answers 302: not followed, so the client moves on (root PRM, then the 2025-03-26 path).
+    let _ = client(&m).handle_challenge(&m.mcp(), 401, &[]).await;
+    assert!(m.hits("/real-prm").is_empty());
+    assert_eq!(m.hits("/.well-known/oauth-protected-resource").len(), 1);
+}
+
+#[tokio::test]
+async fn metadata_must_be_a_json_object() {
+    let m = mock(Config { array_metadata: true, ..Default::default() }).await;
+    let err = client(&m).handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap_err();
+    assert!(matches!(err, AuthError::NoAuthServerMetadata(_)), "{err}");
+    assert!(m.hits("/register").is_empty());
+}
+
+#[tokio::test]
+async fn resource_metadata_on_another_origin_is_refused() {
+    let m = mock(Config::default()).await;
+    let other =
+        vec![r#"Bearer resource_metadata="http://localhost:9/.well-known/oauth-protected-resource/mcp""#.to_owned()];
+    let err = client(&m).handle_challenge(&m.mcp(), 401, &other).await.unwrap_err();
+    assert!(matches!(err, AuthError::CrossOriginMetadata(_)), "{err}");
+    assert!(m.seen().is_empty(), "nothing fetched");
+}
+
+#[tokio::test]
+async fn cimd_document_lists_the_refresh_grant() {
+    let m = mock(Config::default()).await;
+    let c = OAuthClient::builder(m.mcp(), HeadlessRedirect::new("http://localhost:3000/callback").unwrap())
+        .client_metadata_url("https://app.example.com/oauth/client.json")
+        .build()
+        .unwrap();
+    let doc = c.client_metadata_document().unwrap();
+    assert_eq!(doc["client_id"], "https://app.example.com/oauth/client.json");
+    assert_eq!(doc["grant_types"], json!(["authorization_code", "refresh_token"]));
+    assert_eq!(doc["redirect_uris"], json!(["http://localhost:3000/callback"]));
+    assert_eq!(doc["token_endpoint_auth_method"], "none");
+    // A CIMD URL must be https with a path.
+    let bad = OAuthClient::builder(m.mcp(), HeadlessRedirect::new("http://localhost:3000/callback").unwrap())
+        .client_metadata_url("http://app.example.com/client.json")
+        .build();
+    assert!(bad.is_err());
+}
+
+#[tokio::test]
+async fn insecure_urls_are_refused_at_build_time() {
+    let redirect = || HeadlessRedirect::new("http://localhost:3000/callback").unwrap();
+    assert!(OAuthClient::builder("http://mcp.example.com/mcp", redirect()).build().is_err());
+    assert!(OAuthClient::builder("https://mcp.example.com/mcp", redirect()).build().is_ok());
+    let open_redirect = HeadlessRedirect::new("http://attacker.example/cb").unwrap();
+    assert!(OAuthClient::builder("https://mcp.example.com/mcp", open_redirect).build().is_err());
 }
