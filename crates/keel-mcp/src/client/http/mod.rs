@@ -317,9 +317,8 @@ impl Inner {
             }
         }
         if out.is_request() {
-            if let Some(version) = out.meta_version().filter(ProtocolVersion::is_modern) {
+            if out.meta_version().is_some_and(|v| v.is_modern()) {
                 self.state().era = Some(Era::Modern);
-                let _ = version;
             }
             if method == "initialize" {
                 let mut state = self.state();
@@ -328,7 +327,9 @@ impl Inner {
                 state.init_frame = Some(out.frame.clone());
             }
             if method == "server/discover" && era_cache::get(&self.origin) == Some(Era::Legacy) {
-                // This origin spoke the legacy era last time: skip the probe.
+                // This origin spoke the legacy era last time: skip the probe. The entry is dropped meanwhile;
+                // a successful `initialize` records it again, and anything else probes afresh next time.
+                era_cache::forget(&self.origin);
                 let error = ErrorObject::new(TRANSPORT_ERROR, "legacy server (cached era)");
                 self.deliver_error(out.id.as_ref(), error).await;
                 return;
