@@ -17,11 +17,16 @@ pub const CIMD_CLIENT_ID: &str = "https://conformance-test.local/client-metadata
 pub const REDIRECT_URI: &str = "http://localhost:3000/callback";
 
 /// Builds the OAuth client for `scenario` (pre-registered credentials come from the context).
-pub fn oauth_client(url: &str, context: Option<&serde_json::Value>) -> anyhow::Result<OAuthClient> {
+pub fn oauth_client(scenario: &str, url: &str, context: Option<&serde_json::Value>) -> anyhow::Result<OAuthClient> {
+    let field = |k: &str| context.and_then(|c| c.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
+    if scenario == "auth/client-credentials-basic" {
+        let id = field("client_id").context("no client_id in the context")?;
+        let secret = field("client_secret").context("no client_secret in the context")?;
+        return Ok(OAuthClient::client_credentials(url, ClientCredentials::confidential(id, secret)).build()?);
+    }
     let redirect = HeadlessRedirect::new(REDIRECT_URI)?;
     let mut builder =
         OAuthClient::builder(url, redirect).client_name("keel-conformance-client").client_metadata_url(CIMD_CLIENT_ID);
-    let field = |k: &str| context.and_then(|c| c.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
     if let Some(id) = field("client_id") {
         let creds = match field("client_secret") {
             Some(secret) => ClientCredentials::confidential(id, secret),
@@ -34,7 +39,7 @@ pub fn oauth_client(url: &str, context: Option<&serde_json::Value>) -> anyhow::R
 
 /// Runs one `auth/*` scenario against the MCP server at `url`.
 pub async fn run(scenario: &str, url: &str, context: Option<serde_json::Value>) -> anyhow::Result<()> {
-    let oauth = oauth_client(url, context.as_ref())?;
+    let oauth = oauth_client(scenario, url, context.as_ref())?;
     let version = std::env::var("MCP_CONFORMANCE_PROTOCOL_VERSION").unwrap_or_else(|_| "2025-11-25".into());
     let transport = HttpTransport::new(url)?.auth(Arc::new(oauth));
     let client = Client::builder(Implementation::new("keel-conformance-client", env!("CARGO_PKG_VERSION")))

@@ -445,3 +445,20 @@ async fn insecure_urls_are_refused_at_build_time() {
     let open_redirect = HeadlessRedirect::new("http://attacker.example/cb").unwrap();
     assert!(OAuthClient::builder("https://mcp.example.com/mcp", open_redirect).build().is_err());
 }
+
+#[tokio::test]
+async fn client_credentials_grant_uses_basic_auth_and_no_user() {
+    use keel_mcp::auth::client::ClientCredentials;
+    let m = mock(Config::default()).await;
+    let c = OAuthClient::client_credentials(m.mcp(), ClientCredentials::confidential("svc", "s3cret")).build().unwrap();
+    assert!(c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap());
+    assert_eq!(c.access_header(&m.mcp()).await.unwrap().as_deref(), Some("Bearer tok-1"));
+    assert!(m.hits("/authorize").is_empty() && m.hits("/register").is_empty());
+    let token = &m.hits("/token")[0];
+    let f = form(&token.body);
+    assert_eq!(get(&f, "grant_type"), Some("client_credentials"));
+    assert_eq!(get(&f, "resource"), Some(m.mcp().as_str()));
+    assert_eq!(get(&f, "scope"), Some("mcp:basic"), "no offline_access for client credentials");
+    assert_eq!(get(&f, "client_secret"), None);
+    assert_eq!(token.authorization.as_deref(), Some("Basic c3ZjOnMzY3JldA=="));
+}

@@ -226,6 +226,21 @@ pub async fn authorization_code(
     token_request(http, token, form, inputs.credentials, d, inputs.scope.as_deref(), None).await
 }
 
+/// `grant_type=client_credentials` (machine-to-machine, SEP-1046) with `resource` and `scope`.
+pub async fn client_credentials(
+    http: &OAuthHttp,
+    d: &Discovered,
+    credentials: &ClientCredentials,
+    scope: Option<String>,
+) -> Result<TokenSet, AuthError> {
+    let token = d.metadata.token_endpoint.as_deref().ok_or(AuthError::MissingEndpoint("token_endpoint"))?;
+    let mut form = vec![("grant_type", "client_credentials".to_owned()), ("resource", d.resource.clone())];
+    if let Some(scope) = &scope {
+        form.push(("scope", scope.clone()));
+    }
+    token_request(http, token, form, credentials, d, scope.as_deref(), None).await
+}
+
 /// `grant_type=refresh_token`, with `resource`.
 pub async fn refresh(
     http: &OAuthHttp,

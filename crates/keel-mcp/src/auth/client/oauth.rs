@@ -35,6 +35,7 @@ pub struct OAuthClientBuilder {
     pre_registered: Option<(Option<String>, ClientCredentials)>,
     store: Arc<dyn TokenStore>,
     allow_loopback: bool,
+    client_credentials_grant: bool,
 }
 
 impl OAuthClientBuilder {
@@ -107,6 +108,7 @@ impl OAuthClientBuilder {
                 cimd_url: self.cimd_url,
                 pre_registered: self.pre_registered,
                 store: self.store,
+                client_credentials_grant: self.client_credentials_grant,
                 policy,
                 http: OAuthHttp::new()?,
                 session: tokio::sync::Mutex::new(Session::default()),
@@ -134,6 +136,7 @@ struct Inner {
     cimd_url: Option<String>,
     pre_registered: Option<(Option<String>, ClientCredentials)>,
     store: Arc<dyn TokenStore>,
+    client_credentials_grant: bool,
     policy: UrlPolicy,
     http: OAuthHttp,
     session: tokio::sync::Mutex<Session>,
@@ -164,7 +167,16 @@ impl OAuthClient {
             pre_registered: None,
             store: Arc::new(MemoryTokenStore::new()),
             allow_loopback: false,
+            client_credentials_grant: false,
         }
+    }
+
+    /// A machine-to-machine client for the MCP server at `server_url`: the `client_credentials` grant with
+    /// pre-registered credentials (OAuth client credentials extension, SEP-1046), no user and no redirect.
+    pub fn client_credentials(server_url: impl Into<String>, credentials: ClientCredentials) -> OAuthClientBuilder {
+        let mut b = Self::builder(server_url, NoRedirect).pre_registered(credentials);
+        b.client_credentials_grant = true;
+        b
     }
 
     /// The MCP server URL these credentials are for.
@@ -296,6 +308,12 @@ impl OAuthClient {
         }
 
         let creds = self.credentials(&mut session, &d, &mut stored).await?;
+        if inner.client_credentials_grant {
+            let tokens = flow::client_credentials(&inner.http, &d, &creds, base).await?;
+            stored.tokens = Some(tokens);
+            inner.store.save(key, stored).await?;
+            return Ok(true);
+        }
         let refresh_registered = creds.grant_types.iter().any(|g| g == "refresh_token")
             || (creds.grant_types.is_empty() && inner.metadata.want_refresh_tokens);
         let scope = apply_offline_access(
@@ -370,6 +388,21 @@ impl OAuthClient {
         stored.clients.insert(d.issuer.clone(), creds.clone());
         inner.store.save(&inner.server_url, stored.clone()).await?;
         Ok(creds)
+    }
+}
+
+/// The redirect step of a client that never sends a user anywhere.
+struct NoRedirect;
+
+impl RedirectStep for NoRedirect {
+    fn redirect_uri(&self) -> String {
+        "http://localhost/unused".into()
+    }
+
+    fn authorize(&self, _url: String) -> BoxFuture<Result<super::redirect::AuthorizationResponse, AuthError>> {
+        Box::pin(std::future::ready(Err(AuthError::Redirect(
+            "a client credentials client has no user to redirect".into(),
+        ))))
     }
 }
 
