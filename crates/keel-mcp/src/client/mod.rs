@@ -18,7 +18,32 @@
 //!
 //! On connect the client probes with `server/discover` (modern era). A discover result, or a recognised
 //! modern error such as `UnsupportedProtocolVersion`, keeps it modern; any other error or a timeout makes it
-//! fall back to `initialize` (legacy era), as the 2026-07-28 versioning rules describe.
+//! fall back to `initialize` (legacy era), as the 2026-07-28 versioning rules describe. Over HTTP
+//! ([`http::HttpTransport`], feature `http-client`) the same probe runs, the era is cached per origin, and the
+//! deprecated HTTP+SSE transport is the last resort.
+//!
+//! What the server may ask of the client is answered by handlers registered on the builder; each one
+//! declares its capability. The same handlers serve legacy server-initiated requests and the input requests
+//! of modern input-required results ([`Client::call`] runs those rounds):
+//!
+//! ```no_run
+//! use keel_mcp::client::{Client, ServerNotification};
+//! use keel_mcp::protocol::{ElicitResult, Implementation};
+//!
+//! # async fn run(transport: keel_mcp::transport::memory::MemoryTransport) -> Result<(), keel_mcp::Error> {
+//! let client = Client::builder(Implementation::new("my-app", "1.0.0"))
+//!     // Accept forms as they are; fields left out get the schema's defaults (SEP-1034).
+//!     .on_elicitation(|_request| async { Ok(ElicitResult::accept(None)) })
+//!     .roots(vec![])
+//!     .on_notification(|n| async move {
+//!         if let ServerNotification::Log(log) = n {
+//!             eprintln!("server log: {}", log.data);
+//!         }
+//!     })
+//!     .connect(transport)
+//!     .await?;
+//! # Ok(()) }
+//! ```
 //!
 //! [`Transport`]: crate::transport::Transport
 
