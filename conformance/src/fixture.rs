@@ -12,7 +12,7 @@ use keel_mcp::protocol::sampling::CreateMessageParams;
 use keel_mcp::protocol::tools::CallToolResult;
 use keel_mcp::protocol::{Implementation, JsonObject};
 use keel_mcp::server::{
-    HandlerError, NoArgs, PromptDef, RequestContext, ResourceDef, Server, TaskSupport, TemplateDef, ToolDef,
+    HandlerError, NoArgs, PromptDef, RequestContext, ResourceDef, Server, SkillDef, TaskSupport, TemplateDef, ToolDef,
 };
 use serde_json::{Value, json};
 
@@ -420,6 +420,14 @@ pub fn server() -> Server {
                 Ok::<_, HandlerError>(format!("Use this context: {}", field(&answer, "context")))
             })
             .description("A prompt that asks for context first"),
+        )
+        .skill(
+            SkillDef::new(
+                "pdf-processing",
+                "Extract text and tables from PDF files and fill in PDF forms.",
+                "# PDF processing\n\nRead the form first; see references/FORMS.md for field types.\n",
+            )
+            .file("references/FORMS.md", "text/markdown", "# Forms\n\nText fields, checkboxes and signatures.\n"),
         )
         .complete_prompt_argument("test_prompt_with_arguments", "arg1", |request| async move {
             ["paris", "park", "party"].into_iter().filter(|v| v.starts_with(&request.value)).map(str::to_owned).collect()

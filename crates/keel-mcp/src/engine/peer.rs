@@ -116,6 +116,7 @@ impl Peer {
 
     /// Makes every request of a modern revision carry the client's capabilities and identity in `_meta`
     /// (the era decision lives here, once, so raw requests through the peer get it too).
+    #[cfg_attr(not(feature = "client"), allow(dead_code))]
     pub(crate) fn set_identity(&self, identity: Identity) {
         *self.shared.identity.write().expect("identity lock") = Some(Arc::new(identity));
     }

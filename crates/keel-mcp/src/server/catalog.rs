@@ -24,6 +24,9 @@ pub(crate) struct Catalog {
     pub(crate) templates: Vec<TemplateDef>,
     pub(crate) prompts: Vec<PromptDef>,
     pub(crate) completers: HashMap<(CompletionTarget, String), ErasedCompleter>,
+    /// Skills (skills extension) and the directories their files form.
+    pub(crate) skills: Vec<crate::protocol::skills::Skill>,
+    pub(crate) directories: std::collections::BTreeMap<String, std::collections::BTreeSet<(String, bool)>>,
     tool_index: HashMap<String, usize>,
     resource_index: HashMap<String, usize>,
     prompt_index: HashMap<String, usize>,

@@ -33,6 +33,9 @@ use crate::protocol::resources::{
     ReadResourceParams, ReadResourceResult, ResourceListChangedParams, ResourceUpdatedParams, SubscribeParams,
     UnsubscribeParams,
 };
+use crate::protocol::skills::{
+    GetSkillParams, GetSkillResult, ListSkillsParams, ListSkillsResult, ReadDirectoryParams, ReadDirectoryResult,
+};
 use crate::protocol::subscriptions::{
     ListenParams, ListenResult, SubscriptionFilter, SubscriptionsAcknowledgedParams, subscription_meta,
 };
@@ -449,6 +452,47 @@ pub(crate) async fn dispatch(
             }
             let result = listen(server, params.notifications, call).await;
             finish(server, &scope, result)
+        }
+        ListSkillsParams::METHOD => {
+            let params: ListSkillsParams = decode_params(params)?;
+            let scope = scope(server, session, params.meta(), false, headers)?;
+            declared(server.capabilities.has_extension(extension_ids::SKILLS), method)?;
+            let catalog = server.catalog();
+            let (page, next_cursor) = paginate(&catalog.skills, params.cursor.as_deref(), server.page_size)?;
+            let mut result = ListSkillsResult { skills: page.to_vec(), next_cursor, ..Default::default() };
+            (result.ttl_ms, result.cache_scope) = cache(server, &scope);
+            finish(server, &scope, result)
+        }
+        GetSkillParams::METHOD => {
+            let params: GetSkillParams = decode_params(params)?;
+            let scope = scope(server, session, params.meta(), false, headers)?;
+            declared(server.capabilities.has_extension(extension_ids::SKILLS), method)?;
+            let catalog = server.catalog();
+            let skill = catalog
+                .skills
+                .iter()
+                .find(|s| s.uri == params.uri)
+                .ok_or_else(|| ErrorObject::invalid_params(format!("unknown skill: {}", params.uri)))?;
+            let (ttl_ms, cache_scope) = cache(server, &scope);
+            finish(
+                server,
+                &scope,
+                GetSkillResult { skill: skill.clone(), ttl_ms, cache_scope, result_type: None, meta: None },
+            )
+        }
+        ReadDirectoryParams::METHOD => {
+            let params: ReadDirectoryParams = decode_params(params)?;
+            let scope = scope(server, session, params.meta(), false, headers)?;
+            declared(server.capabilities.has_extension(extension_ids::SKILLS), method)?;
+            let catalog = server.catalog();
+            let uri = params.uri.trim_end_matches('/');
+            let children = catalog
+                .directories
+                .get(uri)
+                .ok_or_else(|| ErrorObject::invalid_params(format!("not a directory: {}", params.uri)))?;
+            let listed = super::skills::children(&catalog.resources, children);
+            let (page, next_cursor) = paginate(&listed, params.cursor.as_deref(), server.page_size)?;
+            finish(server, &scope, ReadDirectoryResult { resources: page.to_vec(), next_cursor, ..Default::default() })
         }
         GetTaskParams::METHOD | UpdateTaskParams::METHOD | CancelTaskParams::METHOD => {
             #[derive(Deserialize)]

@@ -38,6 +38,7 @@ pub mod http;
 pub(crate) mod input;
 mod prompt;
 mod resource;
+mod skills;
 mod tasks;
 mod tool;
 pub mod uri_template;
@@ -48,6 +49,7 @@ pub use context::RequestContext;
 pub use error::HandlerError;
 pub use prompt::{IntoPromptResult, PromptDef, PromptHandler};
 pub use resource::{IntoContents, ResourceDef, TemplateDef, TemplateVars};
+pub use skills::SkillDef;
 pub use tasks::TaskSupport;
 pub use tool::{IntoToolResult, Json, NoArgs, ToolDef, ToolHandler};
 
@@ -96,6 +98,22 @@ impl ServerBuilder {
     pub fn resource(mut self, resource: ResourceDef) -> Self {
         self.catalog.resources.retain(|r| r.resource.uri != resource.resource.uri);
         self.catalog.resources.push(resource);
+        self
+    }
+
+    /// Publishes a skill (skills extension): its files become `skill://` resources, and `skills/list`,
+    /// `skills/get` and `resources/directory/read` serve it.
+    pub fn skill(mut self, skill: SkillDef) -> Self {
+        let published = skill.publish();
+        for resource in published.resources {
+            self.catalog.resources.retain(|r| r.resource.uri != resource.resource.uri);
+            self.catalog.resources.push(resource);
+        }
+        for (dir, children) in published.directories {
+            self.catalog.directories.entry(dir).or_default().extend(children);
+        }
+        self.catalog.skills.retain(|s| s.uri != published.entry.uri);
+        self.catalog.skills.push(published.entry);
         self
     }
 
@@ -207,6 +225,11 @@ impl ServerBuilder {
         }
         capabilities.logging = Some(JsonObject::new());
         let mut extensions = self.extensions;
+        if !catalog.skills.is_empty() {
+            let mut settings = JsonObject::new();
+            settings.insert("directoryRead".into(), true.into());
+            extensions.push((crate::protocol::capabilities::extension_ids::SKILLS.to_owned(), settings));
+        }
         if catalog.tools.iter().any(|t| t.def.task_support != TaskSupport::Forbidden) {
             extensions.push((crate::protocol::capabilities::extension_ids::TASKS.to_owned(), JsonObject::new()));
         }
