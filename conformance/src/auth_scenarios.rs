@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use keel_mcp::auth::client::{ClientCredentials, HeadlessRedirect, OAuthClient};
+use keel_mcp::auth::client::{AssertionKey, ClientCredentials, HeadlessRedirect, OAuthClient};
 use keel_mcp::client::Client;
 use keel_mcp::client::http::HttpTransport;
 use keel_mcp::protocol::{Implementation, ProtocolVersion};
@@ -19,10 +19,23 @@ pub const REDIRECT_URI: &str = "http://localhost:3000/callback";
 /// Builds the OAuth client for `scenario` (pre-registered credentials come from the context).
 pub fn oauth_client(scenario: &str, url: &str, context: Option<&serde_json::Value>) -> anyhow::Result<OAuthClient> {
     let field = |k: &str| context.and_then(|c| c.get(k)).and_then(|v| v.as_str()).map(str::to_owned);
-    if scenario == "auth/client-credentials-basic" {
-        let id = field("client_id").context("no client_id in the context")?;
-        let secret = field("client_secret").context("no client_secret in the context")?;
-        return Ok(OAuthClient::client_credentials(url, ClientCredentials::confidential(id, secret)).build()?);
+    match scenario {
+        "auth/client-credentials-basic" => {
+            let id = field("client_id").context("no client_id in the context")?;
+            let secret = field("client_secret").context("no client_secret in the context")?;
+            return Ok(OAuthClient::client_credentials(url, ClientCredentials::confidential(id, secret)).build()?);
+        }
+        "auth/client-credentials-jwt" => {
+            let id = field("client_id").context("no client_id in the context")?;
+            let pem = field("private_key_pem").context("no private_key_pem in the context")?;
+            let key = AssertionKey::from_pkcs8(pem.as_bytes())?;
+            return Ok(OAuthClient::client_credentials_jwt(url, id, key).build()?);
+        }
+        "auth/wif-jwt-bearer" => {
+            let jwt = field("valid_jwt").context("no valid_jwt in the context")?;
+            return Ok(OAuthClient::jwt_bearer(url, jwt).build()?);
+        }
+        _ => {}
     }
     let redirect = HeadlessRedirect::new(REDIRECT_URI)?;
     let mut builder =

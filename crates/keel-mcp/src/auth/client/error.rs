@@ -90,6 +90,9 @@ pub enum AuthError {
     /// Too many re-authorizations for the same demand.
     #[error("gave up after {0} authorization attempts for the same scope")]
     RetryLimit(u32),
+    /// A client assertion key could not be read or used.
+    #[error("the client assertion key is not a PKCS#8 P-256 private key")]
+    InvalidKey,
     /// The token store failed.
     #[error("token store: {0}")]
     Store(#[from] std::io::Error),

@@ -6,6 +6,7 @@
 use base64::Engine as _;
 use serde_json::Value;
 
+use super::assertion::{AssertionKey, JWT_BEARER_ASSERTION_TYPE};
 use super::discovery::{
     auth_server_metadata_urls, legacy_default_endpoints, legacy_metadata_url, origin, resource_metadata_urls,
 };
@@ -223,14 +224,16 @@ pub async fn authorization_code(
         ("code_verifier", pkce.verifier.clone()),
         ("resource", d.resource.clone()),
     ];
-    token_request(http, token, form, inputs.credentials, d, inputs.scope.as_deref(), None).await
+    token_request(http, token, form, Some(inputs.credentials), None, d, inputs.scope.as_deref(), None).await
 }
 
-/// `grant_type=client_credentials` (machine-to-machine, SEP-1046) with `resource` and `scope`.
+/// `grant_type=client_credentials` (machine-to-machine, SEP-1046) with `resource` and `scope`; the client
+/// authenticates with its secret or, given `key`, a JWT assertion.
 pub async fn client_credentials(
     http: &OAuthHttp,
     d: &Discovered,
     credentials: &ClientCredentials,
+    key: Option<&AssertionKey>,
     scope: Option<String>,
 ) -> Result<TokenSet, AuthError> {
     let token = d.metadata.token_endpoint.as_deref().ok_or(AuthError::MissingEndpoint("token_endpoint"))?;
@@ -238,8 +241,32 @@ pub async fn client_credentials(
     if let Some(scope) = &scope {
         form.push(("scope", scope.clone()));
     }
-    token_request(http, token, form, credentials, d, scope.as_deref(), None).await
+    token_request(http, token, form, Some(credentials), key, d, scope.as_deref(), None).await
 }
+
+/// The RFC 7523 JWT-bearer grant (`assertion` from a workload identity or an identity assertion grant) with
+/// `resource` and `scope`. Errors are returned as they come: no retry, no other grant.
+pub async fn jwt_bearer(
+    http: &OAuthHttp,
+    d: &Discovered,
+    assertion: &str,
+    credentials: Option<&ClientCredentials>,
+    scope: Option<String>,
+) -> Result<TokenSet, AuthError> {
+    let token = d.metadata.token_endpoint.as_deref().ok_or(AuthError::MissingEndpoint("token_endpoint"))?;
+    let mut form = vec![
+        ("grant_type", JWT_BEARER_GRANT.to_owned()),
+        ("assertion", assertion.to_owned()),
+        ("resource", d.resource.clone()),
+    ];
+    if let Some(scope) = &scope {
+        form.push(("scope", scope.clone()));
+    }
+    token_request(http, token, form, credentials, None, d, scope.as_deref(), None).await
+}
+
+/// The RFC 7523 JWT-bearer grant type.
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// `grant_type=refresh_token`, with `resource`.
 pub async fn refresh(
@@ -256,22 +283,56 @@ pub async fn refresh(
         ("refresh_token", refresh_token),
         ("resource", d.resource.clone()),
     ];
-    token_request(http, token, form, credentials, d, None, Some(tokens)).await
+    token_request(http, token, form, Some(credentials), None, d, None, Some(tokens)).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn token_request(
     http: &OAuthHttp,
     endpoint: &str,
     mut form: Vec<(&'static str, String)>,
-    credentials: &ClientCredentials,
+    credentials: Option<&ClientCredentials>,
+    key: Option<&AssertionKey>,
     d: &Discovered,
     requested_scope: Option<&str>,
     previous: Option<&TokenSet>,
 ) -> Result<TokenSet, AuthError> {
-    let method = choose_token_auth(credentials, d.metadata.token_endpoint_auth_methods_supported.as_deref());
+    let mut basic = None;
+    if let Some(credentials) = credentials {
+        basic = client_authentication(&mut form, credentials, key, d)?;
+    }
+    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let resp = http.post_form(endpoint, &pairs, basic).await?;
+    if !(200..300).contains(&resp.status) {
+        let error = resp.body.as_ref().and_then(|b| b.get("error")).and_then(Value::as_str).unwrap_or("server_error");
+        return Err(AuthError::TokenEndpoint { error: error.to_owned() });
+    }
+    let doc = resp.into_document(endpoint)?;
+    tracing::debug!(grant = %form[0].1, "token endpoint answered");
+    TokenSet::from_response(&doc, now_secs(), requested_scope, previous, &d.issuer, &d.resource)
+        .ok_or_else(|| AuthError::InvalidResponse { url: redact_url(endpoint), reason: "no access_token".into() })
+}
+
+/// Adds the client's authentication to a token request; returns the `Authorization: Basic` value if that is
+/// the method.
+fn client_authentication(
+    form: &mut Vec<(&'static str, String)>,
+    credentials: &ClientCredentials,
+    key: Option<&AssertionKey>,
+    d: &Discovered,
+) -> Result<Option<String>, AuthError> {
+    let method = match key {
+        Some(_) => TokenEndpointAuth::PrivateKeyJwt,
+        None => choose_token_auth(credentials, d.metadata.token_endpoint_auth_methods_supported.as_deref()),
+    };
     let secret = credentials.client_secret.clone().unwrap_or_default();
     let mut basic = None;
     match method {
+        TokenEndpointAuth::PrivateKeyJwt => {
+            let key = key.ok_or(AuthError::InvalidKey)?;
+            form.push(("client_assertion_type", JWT_BEARER_ASSERTION_TYPE.to_owned()));
+            form.push(("client_assertion", key.client_assertion(&credentials.client_id, &d.issuer)?));
+        }
         TokenEndpointAuth::None => form.push(("client_id", credentials.client_id.clone())),
         TokenEndpointAuth::ClientSecretPost => {
             form.push(("client_id", credentials.client_id.clone()));
@@ -284,14 +345,5 @@ async fn token_request(
             basic = Some(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair)));
         }
     }
-    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let resp = http.post_form(endpoint, &pairs, basic).await?;
-    if !(200..300).contains(&resp.status) {
-        let error = resp.body.as_ref().and_then(|b| b.get("error")).and_then(Value::as_str).unwrap_or("server_error");
-        return Err(AuthError::TokenEndpoint { error: error.to_owned() });
-    }
-    let doc = resp.into_document(endpoint)?;
-    tracing::debug!(grant = %form[0].1, "token endpoint answered");
-    TokenSet::from_response(&doc, now_secs(), requested_scope, previous, &d.issuer, &d.resource)
-        .ok_or_else(|| AuthError::InvalidResponse { url: redact_url(endpoint), reason: "no access_token".into() })
+    Ok(basic)
 }

@@ -41,6 +41,7 @@
 //! # let _ = oauth; Ok(()) }
 //! ```
 
+pub mod assertion;
 pub mod challenge;
 pub mod discovery;
 mod error;
@@ -57,6 +58,7 @@ pub mod token;
 pub mod token_store;
 pub mod url_policy;
 
+pub use assertion::AssertionKey;
 pub use challenge::AuthChallenge;
 pub use error::AuthError;
 pub use oauth::{MAX_AUTHORIZATIONS, OAuthClient, OAuthClientBuilder};

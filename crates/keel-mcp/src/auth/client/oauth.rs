@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::assertion::AssertionKey;
 use super::challenge::AuthChallenge;
 use super::error::AuthError;
 use super::flow::{self, AuthorizationInputs, Discovered};
@@ -35,7 +36,18 @@ pub struct OAuthClientBuilder {
     pre_registered: Option<(Option<String>, ClientCredentials)>,
     store: Arc<dyn TokenStore>,
     allow_loopback: bool,
-    client_credentials_grant: bool,
+    grant: Grant,
+}
+
+/// How the client obtains tokens.
+#[derive(Clone)]
+enum Grant {
+    /// A user authorizes through the redirect step.
+    AuthorizationCode,
+    /// Machine to machine with pre-registered credentials; a key means `private_key_jwt`.
+    ClientCredentials(Option<Arc<AssertionKey>>),
+    /// RFC 7523 with an assertion from elsewhere (workload identity).
+    JwtBearer(Arc<str>),
 }
 
 impl OAuthClientBuilder {
@@ -108,7 +120,7 @@ impl OAuthClientBuilder {
                 cimd_url: self.cimd_url,
                 pre_registered: self.pre_registered,
                 store: self.store,
-                client_credentials_grant: self.client_credentials_grant,
+                grant: self.grant,
                 policy,
                 http: OAuthHttp::new()?,
                 session: tokio::sync::Mutex::new(Session::default()),
@@ -136,7 +148,7 @@ struct Inner {
     cimd_url: Option<String>,
     pre_registered: Option<(Option<String>, ClientCredentials)>,
     store: Arc<dyn TokenStore>,
-    client_credentials_grant: bool,
+    grant: Grant,
     policy: UrlPolicy,
     http: OAuthHttp,
     session: tokio::sync::Mutex<Session>,
@@ -167,7 +179,7 @@ impl OAuthClient {
             pre_registered: None,
             store: Arc::new(MemoryTokenStore::new()),
             allow_loopback: false,
-            client_credentials_grant: false,
+            grant: Grant::AuthorizationCode,
         }
     }
 
@@ -175,7 +187,30 @@ impl OAuthClient {
     /// pre-registered credentials (OAuth client credentials extension, SEP-1046), no user and no redirect.
     pub fn client_credentials(server_url: impl Into<String>, credentials: ClientCredentials) -> OAuthClientBuilder {
         let mut b = Self::builder(server_url, NoRedirect).pre_registered(credentials);
-        b.client_credentials_grant = true;
+        b.grant = Grant::ClientCredentials(None);
+        b
+    }
+
+    /// Like [`client_credentials`](Self::client_credentials), authenticating with a JWT assertion signed by
+    /// `key` (`private_key_jwt`, RFC 7523 §2.2) instead of a secret.
+    pub fn client_credentials_jwt(
+        server_url: impl Into<String>,
+        client_id: impl Into<String>,
+        key: AssertionKey,
+    ) -> OAuthClientBuilder {
+        let mut creds = ClientCredentials::public(client_id);
+        creds.token_endpoint_auth_method = Some("private_key_jwt".into());
+        let mut b = Self::builder(server_url, NoRedirect).pre_registered(creds);
+        b.grant = Grant::ClientCredentials(Some(Arc::new(key)));
+        b
+    }
+
+    /// A workload that presents `assertion` (a JWT from its platform, e.g. Kubernetes or SPIFFE) with the
+    /// RFC 7523 JWT-bearer grant: no registration, no client secret, no user. Token endpoint errors are returned
+    /// as they are, without retrying.
+    pub fn jwt_bearer(server_url: impl Into<String>, assertion: impl Into<String>) -> OAuthClientBuilder {
+        let mut b = Self::builder(server_url, NoRedirect);
+        b.grant = Grant::JwtBearer(Arc::from(assertion.into()));
         b
     }
 
@@ -307,13 +342,22 @@ impl OAuthClient {
             return Err(AuthError::RetryLimit(MAX_AUTHORIZATIONS));
         }
 
-        let creds = self.credentials(&mut session, &d, &mut stored).await?;
-        if inner.client_credentials_grant {
-            let tokens = flow::client_credentials(&inner.http, &d, &creds, base).await?;
-            stored.tokens = Some(tokens);
-            inner.store.save(key, stored).await?;
-            return Ok(true);
+        match &inner.grant {
+            Grant::AuthorizationCode => {}
+            Grant::JwtBearer(assertion) => {
+                stored.tokens = Some(flow::jwt_bearer(&inner.http, &d, assertion, None, base).await?);
+                inner.store.save(key, stored).await?;
+                return Ok(true);
+            }
+            Grant::ClientCredentials(assertion_key) => {
+                let creds = self.credentials(&mut session, &d, &mut stored).await?;
+                let tokens = flow::client_credentials(&inner.http, &d, &creds, assertion_key.as_deref(), base).await?;
+                stored.tokens = Some(tokens);
+                inner.store.save(key, stored).await?;
+                return Ok(true);
+            }
         }
+        let creds = self.credentials(&mut session, &d, &mut stored).await?;
         let refresh_registered = creds.grant_types.iter().any(|g| g == "refresh_token")
             || (creds.grant_types.is_empty() && inner.metadata.want_refresh_tokens);
         let scope = apply_offline_access(

@@ -121,6 +121,8 @@ pub enum TokenEndpointAuth {
     ClientSecretBasic,
     /// `client_secret_post`: id and secret in the body.
     ClientSecretPost,
+    /// `private_key_jwt`: a signed JWT assertion, no `client_id`.
+    PrivateKeyJwt,
 }
 
 /// The method: what registration said; else none without a secret; else what the server supports
@@ -128,6 +130,7 @@ pub enum TokenEndpointAuth {
 pub fn choose_token_auth(credentials: &ClientCredentials, supported: Option<&[String]>) -> TokenEndpointAuth {
     match credentials.token_endpoint_auth_method.as_deref() {
         Some("none") => return TokenEndpointAuth::None,
+        Some("private_key_jwt") => return TokenEndpointAuth::PrivateKeyJwt,
         Some("client_secret_basic") if credentials.client_secret.is_some() => {
             return TokenEndpointAuth::ClientSecretBasic;
         }
