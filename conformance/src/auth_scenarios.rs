@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use keel_mcp::auth::client::{AssertionKey, ClientCredentials, HeadlessRedirect, OAuthClient};
+use keel_mcp::auth::client::{AssertionKey, ClientCredentials, HeadlessRedirect, IdentityProviderGrant, OAuthClient};
 use keel_mcp::client::Client;
 use keel_mcp::client::http::HttpTransport;
 use keel_mcp::protocol::{Implementation, ProtocolVersion};
@@ -30,6 +30,18 @@ pub fn oauth_client(scenario: &str, url: &str, context: Option<&serde_json::Valu
             let pem = field("private_key_pem").context("no private_key_pem in the context")?;
             let key = AssertionKey::from_pkcs8(pem.as_bytes())?;
             return Ok(OAuthClient::client_credentials_jwt(url, id, key).build()?);
+        }
+        "auth/enterprise-managed-authorization" => {
+            let creds = ClientCredentials::confidential(
+                field("client_id").context("no client_id in the context")?,
+                field("client_secret").context("no client_secret in the context")?,
+            );
+            let idp = IdentityProviderGrant {
+                token_endpoint: field("idp_token_endpoint").context("no idp_token_endpoint in the context")?,
+                client_id: field("idp_client_id").context("no idp_client_id in the context")?,
+                id_token: field("idp_id_token").context("no idp_id_token in the context")?,
+            };
+            return Ok(OAuthClient::enterprise_managed(url, creds, idp).build()?);
         }
         "auth/wif-jwt-bearer" => {
             let jwt = field("valid_jwt").context("no valid_jwt in the context")?;

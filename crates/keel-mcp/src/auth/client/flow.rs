@@ -265,6 +265,61 @@ pub async fn jwt_bearer(
     token_request(http, token, form, credentials, None, d, scope.as_deref(), None).await
 }
 
+/// RFC 8693 token exchange at the enterprise identity provider: trades the user's ID token for an identity
+/// assertion authorization grant (ID-JAG, SEP-990) addressed to the MCP authorization server. Returns the ID-JAG.
+pub async fn exchange_for_id_jag(
+    http: &OAuthHttp,
+    idp: &IdentityProviderGrant,
+    d: &Discovered,
+    scope: Option<&str>,
+) -> Result<String, AuthError> {
+    let mut form = vec![
+        ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+        ("requested_token_type", "urn:ietf:params:oauth:token-type:id-jag"),
+        ("audience", d.issuer.as_str()),
+        ("resource", d.resource.as_str()),
+        ("subject_token", idp.id_token.as_str()),
+        ("subject_token_type", "urn:ietf:params:oauth:token-type:id_token"),
+        ("client_id", idp.client_id.as_str()),
+    ];
+    if let Some(scope) = scope {
+        form.push(("scope", scope));
+    }
+    let resp = http.post_form(&idp.token_endpoint, &form, None).await?;
+    if !(200..300).contains(&resp.status) {
+        let error = resp.body.as_ref().and_then(|b| b.get("error")).and_then(Value::as_str).unwrap_or("server_error");
+        return Err(AuthError::TokenEndpoint { error: error.to_owned() });
+    }
+    let doc = resp.into_document(&idp.token_endpoint)?;
+    doc.get("access_token").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_owned).ok_or_else(|| {
+        AuthError::InvalidResponse {
+            url: redact_url(&idp.token_endpoint),
+            reason: "no ID-JAG in the exchange response".into(),
+        }
+    })
+}
+
+/// The enterprise identity provider side of SEP-990: where to exchange which ID token.
+#[derive(Clone)]
+pub struct IdentityProviderGrant {
+    /// The IdP's token endpoint.
+    pub token_endpoint: String,
+    /// This client's id at the IdP.
+    pub client_id: String,
+    /// The user's OpenID Connect ID token from single sign-on.
+    pub id_token: String,
+}
+
+impl std::fmt::Debug for IdentityProviderGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityProviderGrant")
+            .field("token_endpoint", &self.token_endpoint)
+            .field("client_id", &self.client_id)
+            .field("id_token", &"…")
+            .finish()
+    }
+}
+
 /// The RFC 7523 JWT-bearer grant type.
 pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 

@@ -61,6 +61,7 @@ pub mod url_policy;
 pub use assertion::AssertionKey;
 pub use challenge::AuthChallenge;
 pub use error::AuthError;
+pub use flow::IdentityProviderGrant;
 pub use oauth::{MAX_AUTHORIZATIONS, OAuthClient, OAuthClientBuilder};
 pub use redirect::{AuthorizationResponse, HeadlessRedirect, LoopbackRedirect, RedirectStep};
 pub use registration::ClientCredentials;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::assertion::AssertionKey;
 use super::challenge::AuthChallenge;
 use super::error::AuthError;
-use super::flow::{self, AuthorizationInputs, Discovered};
+use super::flow::{self, AuthorizationInputs, Discovered, IdentityProviderGrant};
 use super::http::OAuthHttp;
 use super::redirect::RedirectStep;
 use super::registration::{ClientCredentials, ClientMetadata};
@@ -48,6 +48,8 @@ enum Grant {
     ClientCredentials(Option<Arc<AssertionKey>>),
     /// RFC 7523 with an assertion from elsewhere (workload identity).
     JwtBearer(Arc<str>),
+    /// SEP-990: exchange an ID token at the IdP for an ID-JAG, then RFC 7523 at the authorization server.
+    IdJag(Arc<IdentityProviderGrant>),
 }
 
 impl OAuthClientBuilder {
@@ -205,6 +207,19 @@ impl OAuthClient {
         b
     }
 
+    /// Enterprise-managed authorization (SEP-990): the user's ID token from single sign-on is exchanged at the
+    /// identity provider for an identity assertion grant (ID-JAG), which the client redeems at the MCP
+    /// authorization server with the JWT-bearer grant, authenticating with `credentials`. No browser redirect.
+    pub fn enterprise_managed(
+        server_url: impl Into<String>,
+        credentials: ClientCredentials,
+        idp: IdentityProviderGrant,
+    ) -> OAuthClientBuilder {
+        let mut b = Self::builder(server_url, NoRedirect).pre_registered(credentials);
+        b.grant = Grant::IdJag(Arc::new(idp));
+        b
+    }
+
     /// A workload that presents `assertion` (a JWT from its platform, e.g. Kubernetes or SPIFFE) with the
     /// RFC 7523 JWT-bearer grant: no registration, no client secret, no user. Token endpoint errors are returned
     /// as they are, without retrying.
@@ -346,6 +361,14 @@ impl OAuthClient {
             Grant::AuthorizationCode => {}
             Grant::JwtBearer(assertion) => {
                 stored.tokens = Some(flow::jwt_bearer(&inner.http, &d, assertion, None, base).await?);
+                inner.store.save(key, stored).await?;
+                return Ok(true);
+            }
+            Grant::IdJag(idp) => {
+                inner.policy.check(&idp.token_endpoint)?;
+                let creds = self.credentials(&mut session, &d, &mut stored).await?;
+                let id_jag = flow::exchange_for_id_jag(&inner.http, idp, &d, base.as_deref()).await?;
+                stored.tokens = Some(flow::jwt_bearer(&inner.http, &d, &id_jag, Some(&creds), base).await?);
                 inner.store.save(key, stored).await?;
                 return Ok(true);
             }
