@@ -462,3 +462,68 @@ async fn client_credentials_grant_uses_basic_auth_and_no_user() {
     assert_eq!(get(&f, "client_secret"), None);
     assert_eq!(token.authorization.as_deref(), Some("Basic c3ZjOnMzY3JldA=="));
 }
+
+#[tokio::test]
+async fn client_credentials_with_a_jwt_assertion() {
+    use base64::Engine as _;
+    use keel_mcp::auth::client::AssertionKey;
+    let m = mock(Config::default()).await;
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 =
+        ring::signature::EcdsaKeyPair::generate_pkcs8(&ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let key = AssertionKey::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let c = OAuthClient::client_credentials_jwt(m.mcp(), "svc", key).build().unwrap();
+    assert!(c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap());
+    let token = &m.hits("/token")[0];
+    let f = form(&token.body);
+    assert_eq!(get(&f, "grant_type"), Some("client_credentials"));
+    assert_eq!(get(&f, "client_assertion_type"), Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer"));
+    assert_eq!(get(&f, "client_id"), None);
+    assert!(token.authorization.is_none());
+    let jwt = get(&f, "client_assertion").unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jwt.split('.').nth(1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!((claims["iss"].as_str(), claims["sub"].as_str()), (Some("svc"), Some("svc")));
+    assert_eq!(claims["aud"].as_str(), Some(m.base.as_str()));
+}
+
+#[tokio::test]
+async fn workload_identity_presents_its_assertion_once() {
+    let m = mock(Config::default()).await;
+    let c = OAuthClient::jwt_bearer(m.mcp(), "workload.jwt.value").build().unwrap();
+    assert!(c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap());
+    let f = form(&m.hits("/token")[0].body);
+    assert_eq!(get(&f, "grant_type"), Some("urn:ietf:params:oauth:grant-type:jwt-bearer"));
+    assert_eq!(get(&f, "assertion"), Some("workload.jwt.value"));
+    assert_eq!(get(&f, "resource"), Some(m.mcp().as_str()));
+    assert_eq!(get(&f, "client_id"), None);
+    assert!(m.hits("/register").is_empty() && m.hits("/authorize").is_empty());
+}
+
+#[tokio::test]
+async fn enterprise_managed_exchanges_the_id_token_then_redeems_the_id_jag() {
+    use keel_mcp::auth::client::{ClientCredentials, IdentityProviderGrant};
+    let m = mock(Config::default()).await;
+    let idp = IdentityProviderGrant {
+        token_endpoint: format!("{}/token", m.base),
+        client_id: "idp-client".into(),
+        id_token: "the.id.token".into(),
+    };
+    let c =
+        OAuthClient::enterprise_managed(m.mcp(), ClientCredentials::confidential("app", "pw"), idp).build().unwrap();
+    assert!(c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap());
+    let calls = m.hits("/token");
+    let exchange = form(&calls[0].body);
+    assert_eq!(get(&exchange, "grant_type"), Some("urn:ietf:params:oauth:grant-type:token-exchange"));
+    assert_eq!(get(&exchange, "requested_token_type"), Some("urn:ietf:params:oauth:token-type:id-jag"));
+    assert_eq!(get(&exchange, "audience"), Some(m.base.as_str()));
+    assert_eq!(get(&exchange, "subject_token"), Some("the.id.token"));
+    assert_eq!(get(&exchange, "client_id"), Some("idp-client"));
+    let redeem = form(&calls[1].body);
+    assert_eq!(get(&redeem, "grant_type"), Some("urn:ietf:params:oauth:grant-type:jwt-bearer"));
+    assert_eq!(get(&redeem, "assertion"), Some("tok-1"), "the ID-JAG from the exchange");
+    assert!(calls[1].authorization.as_deref().is_some_and(|a| a.starts_with("Basic ")));
+    assert_eq!(c.access_header(&m.mcp()).await.unwrap().as_deref(), Some("Bearer tok-2"));
+}
