@@ -27,6 +27,26 @@
 //! is a [`RedirectStep`]: [`LoopbackRedirect`] opens the browser, [`HeadlessRedirect`] reads the redirect
 //! from the authorization endpoint's `Location` header.
 //!
+//! Other grants, for clients without a user at a browser: [`OAuthClient::client_credentials`] (a secret, or
+//! a `private_key_jwt` [`AssertionKey`] with [`OAuthClient::client_credentials_jwt`]),
+//! [`OAuthClient::jwt_bearer`] (RFC 7523 with a workload identity JWT), and
+//! [`OAuthClient::enterprise_managed`] (SEP-990: the SSO ID token is exchanged at the identity provider for an
+//! ID-JAG, which the authorization server redeems). They share discovery, the `resource` rules and the store.
+//!
+//! # Security decisions
+//!
+//! * Identifiers are compared as the strings the servers sent: the PRM `resource` is sent back verbatim, the
+//!   metadata `issuer` and the callback `iss` must equal the issuer byte for byte. The `url` crate is used to
+//!   take URLs apart, never to rewrite one that is compared or sent back (it adds `/` and lowercases hosts).
+//! * A PRM `resource` that does not cover the MCP server, an issuer that differs from its discovery URL, an
+//!   authorization server without S256, a `state` that does not match, or an `iss` that fails the RFC 9207
+//!   table each end the flow before the next request goes out, so no code, token or credential reaches a
+//!   party that was not validated.
+//! * Registrations are keyed by issuer; tokens remember their issuer and resource and are dropped when the
+//!   resource metadata points elsewhere, so nothing issued by one authorization server is sent to another.
+//! * Refresh tokens are sent only to the token endpoint of the issuer that issued them, with the same
+//!   `resource`. A refresh answered with `invalid_grant` deletes the tokens.
+//!
 //! Every URL the flow touches must be https (or http on exactly `localhost`, `127.0.0.1`, `[::1]`); metadata
 //! and endpoint hosts that are private or loopback literals are refused unless the MCP server itself is
 //! private ([`url_policy`]). OAuth requests follow no redirects, read at most 4 MiB, and accept only JSON
