@@ -136,6 +136,12 @@ impl PromptDef {
         self
     }
 
+    /// Sets icons a client may show.
+    pub fn icons(mut self, icons: Vec<crate::protocol::display::Icon>) -> Self {
+        self.prompt.icons = Some(icons);
+        self
+    }
+
     /// The protocol description.
     pub fn prompt(&self) -> &Prompt {
         &self.prompt

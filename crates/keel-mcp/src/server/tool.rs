@@ -180,6 +180,12 @@ impl ToolDef {
         self
     }
 
+    /// Sets icons a client may show.
+    pub fn icons(mut self, icons: Vec<crate::protocol::display::Icon>) -> Self {
+        self.tool.icons = Some(icons);
+        self
+    }
+
     /// Sets behaviour hints.
     pub fn annotations(mut self, annotations: ToolAnnotations) -> Self {
         self.tool.annotations = Some(annotations);

@@ -2,29 +2,29 @@
 //! `Last-Event-ID` and miss nothing (2025-11-25 and earlier; SEP-1699 polling builds on it).
 //!
 //! Each stream of a session has a number; each event a sequence number within its stream. The event id
-//! on the wire is `<stream>_<seq>`, so an id alone says which stream to replay. The log is bounded: past
-//! its capacity the oldest events are dropped, and a client resuming from before them gets what is left.
+//! on the wire is `<stream>_<seq>`, so an id alone says which stream to replay. The events themselves live
+//! in the configured [`EventStore`]; this log adds what only this process knows: whether the stream has
+//! ended, and waking the readers that wait for more.
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-/// The events of one stream.
+use super::event_store::EventStore;
+
+/// One stream of a session.
 #[derive(Debug)]
 pub(crate) struct EventLog {
+    session: Arc<str>,
     stream: u64,
+    store: Arc<dyn EventStore>,
     state: Mutex<State>,
     changed: Notify,
-    capacity: usize,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    /// (sequence number, SSE-ready JSON message).
-    events: VecDeque<(u64, Bytes)>,
-    next_seq: u64,
     finished: bool,
     /// Bumped when the server drops the connections reading this stream (SEP-1699 polling); readers that
     /// started earlier end, and the client resumes with `Last-Event-ID`.
@@ -40,13 +40,13 @@ pub(crate) struct Batch {
 }
 
 impl EventLog {
-    pub(crate) fn new(stream: u64, capacity: usize) -> Self {
-        EventLog {
-            stream,
-            state: Mutex::new(State { next_seq: 1, ..Default::default() }),
-            changed: Notify::new(),
-            capacity: capacity.max(1),
-        }
+    pub(crate) fn new(session: Arc<str>, stream: u64, store: Arc<dyn EventStore>) -> Self {
+        EventLog { session, stream, store, state: Mutex::new(State::default()), changed: Notify::new() }
+    }
+
+    /// Forgets the stream's stored events.
+    pub(crate) fn forget(&self) {
+        self.store.remove_stream(&self.session, self.stream);
     }
 
     /// The wire id of event `seq`.
@@ -57,16 +57,12 @@ impl EventLog {
     /// Appends a message; returns false once the stream has ended.
     pub(crate) fn append(&self, message: Bytes) -> bool {
         {
-            let mut state = self.state.lock().expect("event log lock");
+            // Held while storing, so that `finish` cannot slip between the check and the append.
+            let state = self.state.lock().expect("event log lock");
             if state.finished {
                 return false;
             }
-            let seq = state.next_seq;
-            state.next_seq += 1;
-            if state.events.len() == self.capacity {
-                state.events.pop_front();
-            }
-            state.events.push_back((seq, message));
+            self.store.append(&self.session, self.stream, message);
         }
         self.changed.notify_waiters();
         true
@@ -100,7 +96,7 @@ impl EventLog {
             let notified = self.changed.notified();
             {
                 let state = self.state.lock().expect("event log lock");
-                let events: Vec<(u64, Bytes)> = state.events.iter().filter(|(seq, _)| *seq > cursor).cloned().collect();
+                let events = self.store.events_after(&self.session, self.stream, cursor);
                 let disconnected = state.disconnects != epoch;
                 if !events.is_empty() || state.finished || disconnected {
                     return Batch { events, finished: state.finished, disconnected };
@@ -120,10 +116,15 @@ pub(crate) fn parse_event_id(id: &str) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::http::event_store::MemoryEventStore;
+
+    fn log(stream: u64, capacity: usize) -> EventLog {
+        EventLog::new("session".into(), stream, Arc::new(MemoryEventStore::new(capacity)))
+    }
 
     #[tokio::test]
     async fn readers_resume_after_their_cursor_and_see_the_end() {
-        let log = EventLog::new(7, 3);
+        let log = log(7, 3);
         assert!(log.append(Bytes::from_static(b"a")));
         assert!(log.append(Bytes::from_static(b"b")));
         let batch = log.next_after(1, 0).await;
@@ -140,7 +141,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_disconnect_ends_earlier_readers_only() {
-        let log = EventLog::new(3, 8);
+        let log = log(3, 8);
         let epoch = log.epoch();
         log.disconnect();
         let batch = log.next_after(0, epoch).await;
@@ -153,7 +154,7 @@ mod tests {
 
     #[tokio::test]
     async fn capacity_drops_the_oldest() {
-        let log = EventLog::new(1, 2);
+        let log = log(1, 2);
         for m in ["a", "b", "c"] {
             log.append(Bytes::from(m));
         }
@@ -163,7 +164,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_reader_wakes_on_append() {
-        let log = std::sync::Arc::new(EventLog::new(1, 8));
+        let log = Arc::new(log(1, 8));
         let reader = {
             let log = log.clone();
             tokio::spawn(async move { log.next_after(0, 0).await.events })

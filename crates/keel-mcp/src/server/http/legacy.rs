@@ -37,7 +37,7 @@ pub(super) async fn initialize(
         return body::rpc_error(StatusCode::NOT_FOUND, Some(&request.id), &error);
     }
     let limits = &inner.server.limits;
-    let Some(session) = inner.sessions.create(limits.max_pending_requests, inner.config.stream_replay_events) else {
+    let Some(session) = inner.sessions.create(limits.max_pending_requests, inner.config.event_store.clone()) else {
         let error = ErrorObject::internal("too many sessions; try again later");
         return body::rpc_error(StatusCode::SERVICE_UNAVAILABLE, Some(&request.id), &error);
     };

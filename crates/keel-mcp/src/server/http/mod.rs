@@ -15,6 +15,7 @@
 mod body;
 mod channel;
 mod event_log;
+mod event_store;
 mod guard;
 mod legacy;
 mod modern;
@@ -35,6 +36,7 @@ use http_body_util::BodyExt;
 
 pub use body::ResponseBody;
 pub(crate) use channel::ResponseChannel;
+pub use event_store::{EventStore, MemoryEventStore};
 pub use guard::HostPolicy;
 
 use super::{Server, ServerInner};
@@ -54,8 +56,8 @@ pub struct HttpConfig {
     pub session_idle_timeout: Duration,
     /// Most live legacy sessions; `initialize` gets 503 past it. Default 10,000.
     pub max_sessions: usize,
-    /// Events a stream keeps for resumption. Default 1,024.
-    pub stream_replay_events: usize,
+    /// Where legacy SSE events are kept for resumption. Default: in memory, the last 1,024 per stream.
+    pub event_store: Arc<dyn EventStore>,
     /// The `retry` hint (milliseconds) of the priming event that opens a legacy SSE stream (SEP-1699).
     /// Default 1,000.
     pub sse_retry_ms: u64,
@@ -68,7 +70,7 @@ impl Default for HttpConfig {
             max_body_bytes: 4 * 1024 * 1024,
             session_idle_timeout: Duration::from_secs(30 * 60),
             max_sessions: 10_000,
-            stream_replay_events: 1024,
+            event_store: Arc::new(MemoryEventStore::new(1024)),
             sse_retry_ms: 1000,
         }
     }
@@ -96,6 +98,12 @@ impl HttpConfig {
     /// Sets [`HttpConfig::max_sessions`].
     pub fn max_sessions(mut self, n: usize) -> Self {
         self.max_sessions = n;
+        self
+    }
+
+    /// Sets [`HttpConfig::event_store`].
+    pub fn event_store(mut self, store: Arc<dyn EventStore>) -> Self {
+        self.event_store = store;
         self
     }
 

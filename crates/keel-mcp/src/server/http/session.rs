@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::event_log::EventLog;
+use super::event_store::EventStore;
 use crate::engine::PendingRequests;
 use crate::protocol::RequestId;
 use crate::server::dispatch::Session;
@@ -30,7 +31,7 @@ pub(crate) struct HttpSession {
     last_seen: Mutex<Instant>,
     /// Ends every stream of the session (DELETE, expiry).
     pub(crate) closed: CancellationToken,
-    stream_capacity: usize,
+    store: Arc<dyn EventStore>,
 }
 
 #[derive(Debug, Default)]
@@ -45,7 +46,7 @@ struct Streams {
 const RETAINED_STREAMS: usize = 32;
 
 impl HttpSession {
-    fn new(id: Arc<str>, max_pending: usize, stream_capacity: usize) -> Self {
+    fn new(id: Arc<str>, max_pending: usize, store: Arc<dyn EventStore>) -> Self {
         HttpSession {
             id,
             state: Mutex::new(Session::default()),
@@ -54,7 +55,7 @@ impl HttpSession {
             streams: Mutex::new(Streams::default()),
             last_seen: Mutex::new(Instant::now()),
             closed: CancellationToken::new(),
-            stream_capacity,
+            store,
         }
     }
 
@@ -71,7 +72,7 @@ impl HttpSession {
         let mut streams = self.streams.lock().expect("streams lock");
         streams.next += 1;
         let number = streams.next;
-        let log = Arc::new(EventLog::new(number, self.stream_capacity));
+        let log = Arc::new(EventLog::new(self.id.clone(), number, self.store.clone()));
         streams.logs.insert(number, log.clone());
         if streams.logs.len() > RETAINED_STREAMS {
             // Forget the oldest finished streams; running ones stay.
@@ -80,7 +81,9 @@ impl HttpSession {
             finished.sort_unstable();
             let excess = streams.logs.len() - RETAINED_STREAMS;
             for id in finished.into_iter().take(excess) {
-                streams.logs.remove(&id);
+                if let Some(log) = streams.logs.remove(&id) {
+                    log.forget();
+                }
             }
         }
         log
@@ -94,7 +97,7 @@ impl HttpSession {
         }
         streams.next += 1;
         let number = streams.next;
-        let log = Arc::new(EventLog::new(number, self.stream_capacity));
+        let log = Arc::new(EventLog::new(self.id.clone(), number, self.store.clone()));
         streams.logs.insert(number, log.clone());
         streams.standalone = Some(log.clone());
         Some(log)
@@ -121,6 +124,7 @@ impl HttpSession {
         for log in streams.logs.values() {
             log.finish();
         }
+        self.store.remove_session(&self.id);
     }
 }
 
@@ -146,10 +150,10 @@ impl SessionStore {
     }
 
     /// A new session, or `None` when the store is full.
-    pub(crate) fn create(&self, max_pending: usize, stream_capacity: usize) -> Option<Arc<HttpSession>> {
+    pub(crate) fn create(&self, max_pending: usize, store: Arc<dyn EventStore>) -> Option<Arc<HttpSession>> {
         self.sweep_if_due();
         let id: Arc<str> = new_session_id(self.counter.fetch_add(1, Ordering::Relaxed)).into();
-        let session = Arc::new(HttpSession::new(id.clone(), max_pending, stream_capacity));
+        let session = Arc::new(HttpSession::new(id.clone(), max_pending, store));
         let mut sessions = self.sessions.lock().expect("sessions lock");
         if sessions.len() >= self.max_sessions {
             drop(sessions);
@@ -248,14 +252,15 @@ mod tests {
     #[test]
     fn store_is_bounded_and_expires_idle_sessions() {
         let store = SessionStore::new(Duration::from_millis(30), 2);
-        let a = store.create(8, 8).unwrap();
-        store.create(8, 8).unwrap();
-        assert!(store.create(8, 8).is_none(), "full");
+        let events: Arc<dyn EventStore> = Arc::new(super::super::event_store::MemoryEventStore::new(8));
+        let a = store.create(8, events.clone()).unwrap();
+        store.create(8, events.clone()).unwrap();
+        assert!(store.create(8, events.clone()).is_none(), "full");
         assert!(store.get(&a.id).is_some());
         std::thread::sleep(Duration::from_millis(40));
         assert!(store.get(&a.id).is_none(), "expired");
         assert!(a.closed.is_cancelled());
-        assert!(store.create(8, 8).is_some(), "room after expiry");
+        assert!(store.create(8, events).is_some(), "room after expiry");
         assert!(store.len() <= 2);
     }
 }

@@ -1,0 +1,97 @@
+//! [`EventStore`]: where the events of legacy SSE streams are kept so that clients can resume them with
+//! `Last-Event-ID`. The in-memory default keeps a bounded window per stream; a store shared by several
+//! server instances (behind a load balancer) can implement the trait over a database.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+/// Keeps the events of SSE streams, per session and stream, for replay.
+///
+/// Sequence numbers start at 1 in each stream and grow by one per event. Implementations may drop old
+/// events (a resuming client then gets what is left) but must never reorder or alter them.
+pub trait EventStore: Send + Sync + Debug + 'static {
+    /// Stores one event (a JSON-RPC message) of `stream` in `session`; returns its sequence number.
+    fn append(&self, session: &str, stream: u64, message: Bytes) -> u64;
+
+    /// The stored events of `stream` after sequence number `after`, oldest first.
+    fn events_after(&self, session: &str, stream: u64, after: u64) -> Vec<(u64, Bytes)>;
+
+    /// Forgets one stream.
+    fn remove_stream(&self, session: &str, stream: u64);
+
+    /// Forgets every stream of a session (it ended or expired).
+    fn remove_session(&self, session: &str);
+}
+
+/// The default [`EventStore`]: in memory, at most `capacity` events per stream.
+#[derive(Debug)]
+pub struct MemoryEventStore {
+    capacity: usize,
+    streams: Mutex<HashMap<(Arc<str>, u64), Stream>>,
+}
+
+#[derive(Debug, Default)]
+struct Stream {
+    events: VecDeque<(u64, Bytes)>,
+    last_seq: u64,
+}
+
+impl MemoryEventStore {
+    /// A store keeping the last `capacity` events of each stream.
+    pub fn new(capacity: usize) -> Self {
+        MemoryEventStore { capacity: capacity.max(1), streams: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl EventStore for MemoryEventStore {
+    fn append(&self, session: &str, stream: u64, message: Bytes) -> u64 {
+        let mut streams = self.streams.lock().expect("event store lock");
+        let entry = streams.entry((session.into(), stream)).or_default();
+        entry.last_seq += 1;
+        if entry.events.len() == self.capacity {
+            entry.events.pop_front();
+        }
+        entry.events.push_back((entry.last_seq, message));
+        entry.last_seq
+    }
+
+    fn events_after(&self, session: &str, stream: u64, after: u64) -> Vec<(u64, Bytes)> {
+        let streams = self.streams.lock().expect("event store lock");
+        streams
+            .get(&(Arc::<str>::from(session), stream))
+            .map(|s| s.events.iter().filter(|(seq, _)| *seq > after).cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn remove_stream(&self, session: &str, stream: u64) {
+        self.streams.lock().expect("event store lock").remove(&(Arc::<str>::from(session), stream));
+    }
+
+    fn remove_session(&self, session: &str) {
+        self.streams.lock().expect("event store lock").retain(|(s, _), _| s.as_ref() != session);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_window_per_stream_and_removal() {
+        let store = MemoryEventStore::new(2);
+        for m in ["a", "b", "c"] {
+            store.append("s", 1, Bytes::from(m));
+        }
+        assert_eq!(store.append("s", 2, Bytes::from("x")), 1);
+        let seqs: Vec<u64> = store.events_after("s", 1, 0).iter().map(|e| e.0).collect();
+        assert_eq!(seqs, [2, 3]);
+        assert_eq!(store.events_after("s", 1, 2).len(), 1);
+        store.remove_stream("s", 1);
+        assert!(store.events_after("s", 1, 0).is_empty());
+        store.remove_session("s");
+        assert!(store.events_after("s", 2, 0).is_empty());
+    }
+}
