@@ -9,7 +9,9 @@ use std::io;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 
-use super::{FrameError, FrameReader, FrameWriter, Transport};
+#[cfg(feature = "stdio")]
+use super::Transport;
+use super::{FrameError, FrameReader, FrameWriter};
 
 /// Reads newline-delimited frames of at most `max_line` bytes.
 #[derive(Debug)]
