@@ -142,6 +142,8 @@ impl Inner {
             }
             let id = out.id.clone().expect("requests have ids");
             let this = self.clone();
+            // Registered under the lock the task needs to deregister, so it cannot finish first and leak.
+            let mut state = self.state();
             let task = tokio::spawn(async move {
                 let id = out.id.clone();
                 if let Err(e) = this.clone().send_request(&out).await {
@@ -156,7 +158,7 @@ impl Inner {
                     this.state().in_flight.remove(id);
                 }
             });
-            self.state().in_flight.insert(id, task.abort_handle());
+            state.in_flight.insert(id, task.abort_handle());
             return;
         }
         // Notifications and responses: modern servers take none (besides what is handled above).
