@@ -27,8 +27,25 @@ async fn serve() -> (String, tokio::sync::oneshot::Sender<()>) {
     serve_with(&ProtocolVersion::ALL, HttpConfig::default()).await
 }
 
+/// How many `hang` calls the server ended (dropped, or finished after seeing the cancellation).
+static HANG_CANCELLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+struct EndedEarly;
+
+impl Drop for EndedEarly {
+    fn drop(&mut self) {
+        HANG_CANCELLED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 async fn serve_with(versions: &[ProtocolVersion], config: HttpConfig) -> (String, tokio::sync::oneshot::Sender<()>) {
     let server = Server::builder(Implementation::new("calc", "1.2.3"))
+        .tool("hang", "Waits until cancelled", |ctx: RequestContext, _: NoArgs| async move {
+            // Counts when the call ends early, whether the server drops it or it sees the cancellation.
+            let _ended = EndedEarly;
+            ctx.cancellation().cancelled().await;
+            "cancelled"
+        })
         .protocol_versions(versions.iter().cloned())
         .tool("add", "Adds two numbers", |Add { a, b }: Add| async move { Json(Sum { sum: a + b }) })
         .tool("count", "Reports progress", |ctx: RequestContext, _: NoArgs| async move {
@@ -144,4 +161,34 @@ async fn an_expired_session_is_renewed_transparently() {
     let result = client.call_tool("add", json!({"a": 2, "b": 2})).await.unwrap();
     assert_eq!(result.structured_content, Some(json!({"sum": 4.0})));
     client.close().await;
+}
+
+#[tokio::test]
+async fn cancelling_a_call_reaches_the_server_in_both_eras() {
+    let (url, _stop) = serve().await;
+    for (round, versions) in
+        [vec![ProtocolVersion::V2026_07_28], vec![ProtocolVersion::V2025_11_25]].into_iter().enumerate()
+    {
+        let client = Client::builder(Implementation::new("t", "1"))
+            .protocol_versions(versions)
+            .connect(HttpTransport::new(&url).unwrap())
+            .await
+            .unwrap();
+        let token = keel_mcp::engine::CancellationToken::new();
+        let options = RequestOptions { cancellation: Some(token.clone()), ..Default::default() };
+        let call = client.call(keel_mcp::protocol::CallToolParams::new("hang", None), options);
+        let cancel = async {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            token.cancel();
+        };
+        let (outcome, ()) = tokio::join!(call, cancel);
+        assert!(matches!(outcome, Err(keel_mcp::Error::Cancelled)), "{outcome:?}");
+        // Modern: the closed response stream; legacy: notifications/cancelled.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while HANG_CANCELLED.load(std::sync::atomic::Ordering::SeqCst) <= round {
+            assert!(tokio::time::Instant::now() < deadline, "round {round}: the server never saw the cancellation");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        client.close().await;
+    }
 }
