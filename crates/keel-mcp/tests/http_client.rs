@@ -192,3 +192,50 @@ async fn cancelling_a_call_reaches_the_server_in_both_eras() {
         client.close().await;
     }
 }
+
+#[tokio::test]
+async fn modern_listen_streams_change_notifications_over_http() {
+    let server = Server::builder(Implementation::new("calc", "1.2.3"))
+        .tool("add", "Adds two numbers", |Add { a, b }: Add| async move { Json(Sum { sum: a + b }) })
+        .build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let serving = server.clone();
+    tokio::spawn(async move { serving.serve_http_on(listener, HttpConfig::default(), std::future::pending()).await });
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let client = Client::builder(Implementation::new("t", "1"))
+        .on_notification(move |n| {
+            let sink = sink.clone();
+            async move {
+                if let keel_mcp::client::ServerNotification::ToolListChanged = n {
+                    sink.lock().unwrap().push("tools");
+                }
+            }
+        })
+        .connect(HttpTransport::new(&url).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(client.era(), Era::Modern);
+    let client = Arc::new(client);
+    let token = keel_mcp::engine::CancellationToken::new();
+    let listening = {
+        let (client, token) = (client.clone(), token.clone());
+        tokio::spawn(async move {
+            let filter =
+                keel_mcp::protocol::SubscriptionFilter { tools_list_changed: Some(true), ..Default::default() };
+            let options = RequestOptions { cancellation: Some(token), ..Default::default() };
+            client.listen(filter, options).await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    server.add_tool(keel_mcp::server::ToolDef::new("late", |_: NoArgs| async { "late" }));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while seen.lock().unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no list-changed notification arrived");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    token.cancel();
+    assert!(matches!(listening.await.unwrap(), Err(keel_mcp::Error::Cancelled)));
+}
