@@ -10,6 +10,7 @@ use super::assertion::{AssertionKey, JWT_BEARER_ASSERTION_TYPE};
 use super::discovery::{
     auth_server_metadata_urls, legacy_default_endpoints, legacy_metadata_url, origin, resource_metadata_urls,
 };
+use super::dpop::Dpop;
 use super::error::{AuthError, redact_url};
 use super::http::OAuthHttp;
 use super::iss::check_iss;
@@ -35,6 +36,8 @@ pub struct Discovered {
     pub metadata: AuthServerMetadata,
     /// PRM `scopes_supported`.
     pub prm_scopes: Option<Vec<String>>,
+    /// The DPoP key to bind tokens with, when the client uses DPoP and this server supports ES256 proofs.
+    pub dpop: Option<std::sync::Arc<Dpop>>,
 }
 
 fn parse_doc<T: serde::de::DeserializeOwned>(url: &str, body: serde_json::Map<String, Value>) -> Result<T, AuthError> {
@@ -91,7 +94,14 @@ pub async fn discover(
     }
     let metadata = found.ok_or_else(|| AuthError::NoAuthServerMetadata(redact_url(&issuer)))?;
     check_endpoints(&metadata, policy)?;
-    Ok(Discovered { resource: prm.resource, issuer, issuer_known: true, metadata, prm_scopes: prm.scopes_supported })
+    Ok(Discovered {
+        resource: prm.resource,
+        issuer,
+        issuer_known: true,
+        metadata,
+        prm_scopes: prm.scopes_supported,
+        dpop: None,
+    })
 }
 
 /// 2025-03-26: no PRM; metadata at the MCP origin, else the default endpoints there.
@@ -127,6 +137,7 @@ async fn legacy_discover(
         issuer_known,
         metadata,
         prm_scopes: None,
+        dpop: None,
     })
 }
 
@@ -285,7 +296,7 @@ pub async fn exchange_for_id_jag(
     if let Some(scope) = scope {
         form.push(("scope", scope));
     }
-    let resp = http.post_form(&idp.token_endpoint, &form, None).await?;
+    let resp = http.post_form(&idp.token_endpoint, &form, None, None).await?;
     if !(200..300).contains(&resp.status) {
         let error = resp.body.as_ref().and_then(|b| b.get("error")).and_then(Value::as_str).unwrap_or("server_error");
         return Err(AuthError::TokenEndpoint { error: error.to_owned() });
@@ -357,7 +368,30 @@ async fn token_request(
         basic = client_authentication(&mut form, credentials, key, d)?;
     }
     let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let resp = http.post_form(endpoint, &pairs, basic).await?;
+    let mut resp = None;
+    // One retry: the first proof may be answered with `use_dpop_nonce` and the nonce to use (RFC 9449 §8).
+    for _ in 0..2 {
+        let proof = match d.dpop.as_deref() {
+            Some(dpop) => Some(dpop.proof("POST", endpoint, None, dpop.as_nonce().as_deref())?),
+            None => None,
+        };
+        let r = http.post_form(endpoint, &pairs, basic.clone(), proof).await?;
+        let retry = match (d.dpop.as_deref(), r.dpop_nonce.as_deref()) {
+            (Some(dpop), Some(nonce)) => {
+                let asked =
+                    r.body.as_ref().and_then(|b| b.get("error")).and_then(Value::as_str) == Some("use_dpop_nonce");
+                let fresh = dpop.as_nonce().as_deref() != Some(nonce);
+                dpop.set_as_nonce(nonce);
+                asked && fresh
+            }
+            _ => false,
+        };
+        resp = Some(r);
+        if !retry {
+            break;
+        }
+    }
+    let resp = resp.expect("at least one attempt");
     if !(200..300).contains(&resp.status) {
         let error = resp.body.as_ref().and_then(|b| b.get("error")).and_then(Value::as_str).unwrap_or("server_error");
         return Err(AuthError::TokenEndpoint { error: error.to_owned() });

@@ -17,6 +17,8 @@ pub struct JsonResponse {
     pub status: u16,
     /// The body, when it parsed as a JSON object.
     pub body: Option<Map<String, Value>>,
+    /// A `DPoP-Nonce` header (RFC 9449 §8).
+    pub dpop_nonce: Option<String>,
 }
 
 /// HTTP for discovery, registration and token requests.
@@ -50,12 +52,13 @@ impl OAuthHttp {
         self.send(url, req).await
     }
 
-    /// POST a form; `basic` is an `Authorization: Basic` header value.
+    /// POST a form; `basic` is an `Authorization: Basic` header value, `dpop` a DPoP proof.
     pub async fn post_form(
         &self,
         url: &str,
         form: &[(&str, &str)],
         basic: Option<String>,
+        dpop: Option<String>,
     ) -> Result<JsonResponse, AuthError> {
         let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
         let mut req = self
@@ -66,6 +69,9 @@ impl OAuthHttp {
             .body(body);
         if let Some(b) = basic {
             req = req.header("authorization", b);
+        }
+        if let Some(proof) = dpop {
+            req = req.header("dpop", proof);
         }
         self.send(url, req).await
     }
@@ -85,6 +91,7 @@ impl OAuthHttp {
         let fail = |e: &dyn std::fmt::Display| AuthError::Http { url: redact_url(url), reason: e.to_string() };
         let mut resp = req.send().await.map_err(|e| fail(&e.without_url()))?;
         let status = resp.status().as_u16();
+        let dpop_nonce = resp.headers().get("dpop-nonce").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let mut bytes = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| fail(&e.without_url()))? {
             if bytes.len() + chunk.len() > MAX_BODY {
@@ -99,7 +106,7 @@ impl OAuthHttp {
             Ok(Value::Object(m)) => Some(m),
             _ => None,
         };
-        Ok(JsonResponse { status, body })
+        Ok(JsonResponse { status, body, dpop_nonce })
     }
 
     /// GET without following redirects; returns the status and the `Location` header.

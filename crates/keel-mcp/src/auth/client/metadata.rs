@@ -54,6 +54,9 @@ pub struct AuthServerMetadata {
     /// The server accepts client ID metadata documents (CIMD).
     #[serde(default)]
     pub client_id_metadata_document_supported: Option<bool>,
+    /// RFC 9449: DPoP proof algorithms the server accepts.
+    #[serde(default)]
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
 }
 
 impl AuthServerMetadata {
@@ -65,6 +68,11 @@ impl AuthServerMetadata {
     /// CIMD is advertised.
     pub fn supports_cimd(&self) -> bool {
         self.client_id_metadata_document_supported == Some(true)
+    }
+
+    /// DPoP with ES256 is advertised.
+    pub fn supports_dpop_es256(&self) -> bool {
+        self.dpop_signing_alg_values_supported.as_ref().is_some_and(|a| a.iter().any(|x| x == "ES256"))
     }
 
     /// `scopes_supported` lists `scope`.

@@ -64,6 +64,7 @@
 pub mod assertion;
 pub mod challenge;
 pub mod discovery;
+pub mod dpop;
 mod error;
 pub mod flow;
 pub mod http;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::assertion::AssertionKey;
 use super::challenge::AuthChallenge;
+use super::dpop::Dpop;
 use super::error::AuthError;
 use super::flow::{self, AuthorizationInputs, Discovered, IdentityProviderGrant};
 use super::http::OAuthHttp;
@@ -37,6 +38,7 @@ pub struct OAuthClientBuilder {
     store: Arc<dyn TokenStore>,
     allow_loopback: bool,
     grant: Grant,
+    dpop: bool,
 }
 
 /// How the client obtains tokens.
@@ -103,6 +105,13 @@ impl OAuthClientBuilder {
         self
     }
 
+    /// Bind tokens to a DPoP key (RFC 9449) where the authorization server supports ES256 proofs. The
+    /// transport must then send [`OAuthClient::request_headers`] and report `DPoP-Nonce` headers.
+    pub fn dpop(mut self, enabled: bool) -> Self {
+        self.dpop = enabled;
+        self
+    }
+
     /// Checks the URLs and builds the client.
     pub fn build(self) -> Result<OAuthClient, AuthError> {
         check_secure(&self.server_url)?;
@@ -114,6 +123,7 @@ impl OAuthClientBuilder {
         }
         check_secure(&self.redirect.redirect_uri())?;
         let policy = UrlPolicy::for_server(&self.server_url, self.allow_loopback);
+        let dpop = if self.dpop { Some(Arc::new(Dpop::generate()?)) } else { None };
         Ok(OAuthClient {
             inner: Arc::new(Inner {
                 server_url: self.server_url,
@@ -123,6 +133,7 @@ impl OAuthClientBuilder {
                 pre_registered: self.pre_registered,
                 store: self.store,
                 grant: self.grant,
+                dpop,
                 policy,
                 http: OAuthHttp::new()?,
                 session: tokio::sync::Mutex::new(Session::default()),
@@ -151,6 +162,7 @@ struct Inner {
     pre_registered: Option<(Option<String>, ClientCredentials)>,
     store: Arc<dyn TokenStore>,
     grant: Grant,
+    dpop: Option<Arc<Dpop>>,
     policy: UrlPolicy,
     http: OAuthHttp,
     session: tokio::sync::Mutex<Session>,
@@ -182,6 +194,7 @@ impl OAuthClient {
             store: Arc::new(MemoryTokenStore::new()),
             allow_loopback: false,
             grant: Grant::AuthorizationCode,
+            dpop: false,
         }
     }
 
@@ -261,7 +274,7 @@ impl OAuthClient {
         }
         let d = match session.discovered.clone() {
             Some(d) if d.issuer == tokens.issuer => d,
-            _ => flow::discover(&inner.http, &inner.server_url, inner.policy, None).await?,
+            _ => self.discover(None).await?,
         };
         let Some(creds) = self.existing_credentials(&mut session, &d, &stored)? else {
             return Ok(Some(tokens.header()));
@@ -296,6 +309,10 @@ impl OAuthClient {
             return Ok(false);
         }
         let challenge = AuthChallenge::from_headers(www_authenticate);
+        if challenge.error.as_deref() == Some("use_dpop_nonce") {
+            // Retrying helps once the transport has passed the nonce to `note_dpop_nonce`.
+            return Ok(self.inner.dpop.as_ref().is_some_and(|d| d.rs_nonce().is_some()));
+        }
         let key = inner.server_url.as_str();
         let mut session = inner.session.lock().await;
         let _lock = inner.store.lock(key).await?;
@@ -311,8 +328,7 @@ impl OAuthClient {
                 return Ok(false);
             }
         }
-        let d = flow::discover(&inner.http, &inner.server_url, inner.policy, challenge.resource_metadata.as_deref())
-            .await?;
+        let d = self.discover(challenge.resource_metadata.as_deref()).await?;
         session.discovered = Some(d.clone());
 
         // Tokens from another authorization server are dropped, never sent to the new one.
@@ -404,6 +420,32 @@ impl OAuthClient {
         stored.tokens = Some(tokens);
         inner.store.save(key, stored).await?;
         Ok(true)
+    }
+
+    /// Discovery, plus the DPoP key when this authorization server takes ES256 proofs.
+    async fn discover(&self, resource_metadata: Option<&str>) -> Result<Discovered, AuthError> {
+        let inner = &self.inner;
+        let mut d = flow::discover(&inner.http, &inner.server_url, inner.policy, resource_metadata).await?;
+        d.dpop = inner.dpop.clone().filter(|_| d.metadata.supports_dpop_es256());
+        Ok(d)
+    }
+
+    /// Every header a request to `url` needs: `Authorization`, and for a DPoP-bound token a fresh `DPoP` proof
+    /// for `method` and `url` (with the resource server's latest nonce).
+    pub async fn request_headers(&self, method: &str, url: &str) -> Result<Vec<(String, String)>, AuthError> {
+        let Some(authorization) = self.access_header(url).await? else { return Ok(Vec::new()) };
+        let mut out = vec![("authorization".to_owned(), authorization.clone())];
+        if let (Some(token), Some(dpop)) = (authorization.strip_prefix("DPoP "), &self.inner.dpop) {
+            out.push(("dpop".to_owned(), dpop.proof(method, url, Some(token), dpop.rs_nonce().as_deref())?));
+        }
+        Ok(out)
+    }
+
+    /// Records a `DPoP-Nonce` the MCP server sent (RFC 9449 §9); the next proof carries it.
+    pub fn note_dpop_nonce(&self, nonce: &str) {
+        if let Some(dpop) = &self.inner.dpop {
+            dpop.set_rs_nonce(nonce);
+        }
     }
 
     /// Credentials that need no registration request: pre-registered, stored for this issuer, or CIMD.

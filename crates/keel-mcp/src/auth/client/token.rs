@@ -19,7 +19,7 @@ pub fn now_secs() -> u64 {
 pub struct TokenSet {
     /// The access token.
     pub access_token: String,
-    /// `Bearer` (others are sent as Bearer too; DPoP is not implemented).
+    /// `Bearer` or `DPoP`.
     pub token_type: String,
     /// The refresh token, if the server issued one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,9 +79,14 @@ impl TokenSet {
         self.expires_at.is_some_and(|at| now.saturating_add(REFRESH_MARGIN.as_secs()) >= at)
     }
 
-    /// The `Authorization` header value.
+    /// A DPoP-bound token (`token_type` DPoP).
+    pub fn is_dpop(&self) -> bool {
+        self.token_type.eq_ignore_ascii_case("dpop")
+    }
+
+    /// The `Authorization` header value (`Bearer …`, or `DPoP …` for a DPoP-bound token).
     pub fn header(&self) -> String {
-        format!("Bearer {}", self.access_token)
+        if self.is_dpop() { format!("DPoP {}", self.access_token) } else { format!("Bearer {}", self.access_token) }
     }
 }
 
