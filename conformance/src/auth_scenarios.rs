@@ -50,8 +50,11 @@ pub fn oauth_client(scenario: &str, url: &str, context: Option<&serde_json::Valu
         _ => {}
     }
     let redirect = HeadlessRedirect::new(REDIRECT_URI)?;
-    let mut builder =
-        OAuthClient::builder(url, redirect).client_name("keel-conformance-client").client_metadata_url(CIMD_CLIENT_ID);
+    let mut builder = OAuthClient::builder(url, redirect)
+        .client_name("keel-conformance-client")
+        .client_metadata_url(CIMD_CLIENT_ID)
+        // Only used where the authorization server advertises ES256 DPoP proofs (auth/dpop*).
+        .dpop(true);
     if let Some(id) = field("client_id") {
         let creds = match field("client_secret") {
             Some(secret) => ClientCredentials::confidential(id, secret),
