@@ -17,6 +17,7 @@ struct Seen {
     query: String,
     body: String,
     authorization: Option<String>,
+    dpop: Option<String>,
 }
 
 struct Config {
@@ -29,6 +30,7 @@ struct Config {
     huge_metadata: bool,
     redirect_prm: bool,
     array_metadata: bool,
+    dpop: bool,
 }
 
 impl Default for Config {
@@ -43,6 +45,7 @@ impl Default for Config {
             huge_metadata: false,
             redirect_prm: false,
             array_metadata: false,
+            dpop: false,
         }
     }
 }
@@ -128,6 +131,7 @@ async fn mock(config: Config) -> Mock {
                     query: query.clone(),
                     body: body.clone(),
                     authorization: authorization.clone(),
+                    dpop: header("dpop"),
                 });
                 let issuer = base.clone();
                 let (status, headers, out): (u16, Vec<(String, String)>, String) = match (
@@ -152,6 +156,7 @@ async fn mock(config: Config) -> Mock {
                             "registration_endpoint": format!("{base}/register"),
                             "response_types_supported": ["code"],
                             "authorization_response_iss_parameter_supported": true,
+                            "dpop_signing_alg_values_supported": if config.dpop { json!(["ES256"]) } else { json!(null) },
                             "scopes_supported": ["mcp:basic", "offline_access"],
                         });
                         if config.s256 {
@@ -183,15 +188,30 @@ async fn mock(config: Config) -> Mock {
                     }
                     ("POST", "/token") => {
                         let f = form(&body);
+                        let proof_nonce = header("dpop").and_then(|p| {
+                            let claims = p.split('.').nth(1)?.to_owned();
+                            let claims: Value = serde_json::from_slice(
+                                &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims)
+                                    .ok()?,
+                            )
+                            .ok()?;
+                            claims["nonce"].as_str().map(str::to_owned)
+                        });
                         if get(&f, "grant_type") == Some("refresh_token") && config.refresh_fails {
                             (400, vec![], json!({"error": "invalid_grant"}).to_string())
+                        } else if config.dpop && proof_nonce.as_deref() != Some("as-nonce") {
+                            (
+                                400,
+                                vec![("dpop-nonce".into(), "as-nonce".into())],
+                                json!({"error": "use_dpop_nonce"}).to_string(),
+                            )
                         } else {
                             let mut n = counter.lock().unwrap();
                             *n += 1;
                             (
                                 200,
                                 vec![],
-                                json!({"access_token": format!("tok-{n}"), "token_type": "Bearer", "expires_in": config.expires_in, "refresh_token": format!("ref-{n}")})
+                                json!({"access_token": format!("tok-{n}"), "token_type": if config.dpop { "DPoP" } else { "Bearer" }, "expires_in": config.expires_in, "refresh_token": format!("ref-{n}")})
                                     .to_string(),
                             )
                         }
@@ -526,4 +546,53 @@ async fn enterprise_managed_exchanges_the_id_token_then_redeems_the_id_jag() {
     assert_eq!(get(&redeem, "assertion"), Some("tok-1"), "the ID-JAG from the exchange");
     assert!(calls[1].authorization.as_deref().is_some_and(|a| a.starts_with("Basic ")));
     assert_eq!(c.access_header(&m.mcp()).await.unwrap().as_deref(), Some("Bearer tok-2"));
+}
+
+#[tokio::test]
+async fn dpop_binds_tokens_and_honours_nonces() {
+    use base64::Engine as _;
+    let m = mock(Config { dpop: true, ..Default::default() }).await;
+    let c = OAuthClient::builder(m.mcp(), HeadlessRedirect::new("http://localhost:3000/callback").unwrap())
+        .dpop(true)
+        .build()
+        .unwrap();
+    assert!(c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap());
+    let tokens = m.hits("/token");
+    assert_eq!(tokens.len(), 2, "first proof answered with use_dpop_nonce, then retried with the nonce");
+    assert!(tokens.iter().all(|t| t.dpop.is_some()));
+    let claims = |jwt: &str| -> Value {
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jwt.split('.').nth(1).unwrap()).unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(claims(tokens[0].dpop.as_deref().unwrap())["htu"].as_str(), Some(format!("{}/token", m.base).as_str()));
+
+    c.note_dpop_nonce("rs-nonce");
+    let headers = c.request_headers("POST", &m.mcp()).await.unwrap();
+    assert_eq!(headers[0], ("authorization".to_owned(), "DPoP tok-1".to_owned()));
+    let proof = claims(&headers[1].1);
+    assert_eq!(proof["htm"], "POST");
+    assert_eq!(proof["htu"].as_str(), Some(m.mcp().as_str()));
+    assert_eq!(proof["nonce"], "rs-nonce");
+    assert_eq!(proof["ath"].as_str(), Some(keel_mcp::auth::client::dpop::ath("tok-1").as_str()));
+    let again = c.request_headers("POST", &m.mcp()).await.unwrap();
+    assert_ne!(claims(&again[1].1)["jti"], proof["jti"], "a fresh proof per request");
+    // The RS asks for a nonce: worth a retry once it is known.
+    assert!(c.handle_challenge(&m.mcp(), 401, &["DPoP error=\"use_dpop_nonce\"".to_owned()]).await.unwrap());
+}
+
+#[tokio::test]
+async fn no_dpop_unless_the_server_supports_it() {
+    let m = mock(Config::default()).await;
+    let c = OAuthClient::builder(m.mcp(), HeadlessRedirect::new("http://localhost:3000/callback").unwrap())
+        .dpop(true)
+        .build()
+        .unwrap();
+    c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap();
+    assert!(m.hits("/token")[0].dpop.is_none());
+    assert_eq!(
+        c.request_headers("POST", &m.mcp()).await.unwrap(),
+        vec![("authorization".to_owned(), "Bearer tok-1".to_owned())]
+    );
 }
