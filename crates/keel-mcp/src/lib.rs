@@ -20,6 +20,8 @@ mod limits;
 pub use error::Error;
 pub use limits::Limits;
 
+#[cfg(feature = "http-client")]
+pub mod auth;
 #[cfg(feature = "client")]
 pub mod client;
 #[cfg(feature = "engine")]
@@ -28,5 +30,3 @@ pub mod engine;
 pub mod server;
 #[cfg(feature = "engine")]
 pub mod transport;
-#[cfg(feature = "http-client")]
-pub mod auth;
