@@ -789,8 +789,10 @@ fn finish<R: McpResult>(server: &ServerInner, scope: &Scope, mut result: R) -> R
         if result.result_type().is_none() {
             result.set_result_type(ResultType::Complete);
         }
-        let info = serde_json::to_value(&server.info).map_err(|e| ErrorObject::internal(e.to_string()))?;
-        result.meta_mut().get_or_insert_with(JsonObject::new).insert(keys::SERVER_INFO.to_owned(), info);
+        result
+            .meta_mut()
+            .get_or_insert_with(JsonObject::new)
+            .insert(keys::SERVER_INFO.to_owned(), server.info_json.clone());
     }
     encode(&result)
 }

@@ -240,8 +240,10 @@ impl ServerBuilder {
         versions.sort();
         versions.dedup();
         let (changes, _) = broadcast::channel(64);
+        let info_json = serde_json::to_value(&self.info).expect("implementation info encodes");
         Server {
             inner: Arc::new(ServerInner {
+                info_json,
                 info: self.info,
                 instructions: self.instructions,
                 capabilities,
@@ -270,6 +272,8 @@ pub struct Server {
 #[derive(Debug)]
 pub(crate) struct ServerInner {
     pub(crate) info: Implementation,
+    /// `info` as JSON, encoded once for the `serverInfo` every modern result carries.
+    pub(crate) info_json: serde_json::Value,
     pub(crate) instructions: Option<String>,
     pub(crate) capabilities: ServerCapabilities,
     catalog: RwLock<Arc<Catalog>>,
