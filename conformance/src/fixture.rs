@@ -45,7 +45,7 @@ fn sampling(text: &str, max_tokens: u64) -> CreateMessageParams {
 }
 
 fn describe(result: &ElicitResult) -> String {
-    format!("action={}, content={}", serde_json::to_value(&result.action).unwrap_or_default(), json!(result.content))
+    format!("action={}, content={}", serde_json::to_value(result.action).unwrap_or_default(), json!(result.content))
 }
 
 /// The text of `field` in an accepted elicitation, or "".
