@@ -1,5 +1,6 @@
 //! The HTTP client against hand-written servers: the 2024-11-05 HTTP+SSE transport (the last resort of era
-//! detection), and `Mcp-Param-*` mirroring with a re-list after `HeaderMismatch`.
+//! detection), `Mcp-Param-*` mirroring with a re-list after `HeaderMismatch`, and credentials from `HttpAuth`
+//! (per-request proof headers, `DPoP-Nonce`, a retry after 401).
 #![cfg(feature = "http-client")]
 
 use std::collections::HashMap;
@@ -191,5 +192,90 @@ async fn header_mismatch_makes_the_client_relist_and_retry() {
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0].get("mcp-param-zone").map(String::as_str), Some("eu west"));
     assert_eq!(seen[1].get("mcp-protocol-version").map(String::as_str), Some("2026-07-28"));
+    client.close().await;
+}
+
+/// Hands out a token and a per-request proof naming the method, URL and latest nonce; retries after a 401
+/// only once the server has sent a nonce.
+#[derive(Default)]
+struct ProofAuth {
+    nonce: Mutex<Option<String>>,
+    challenges: Mutex<Vec<keel_mcp::auth::Challenge>>,
+}
+
+impl keel_mcp::auth::HttpAuth for ProofAuth {
+    fn authorization(&self, _url: &str) -> keel_mcp::engine::BoxFuture<Result<Option<String>, keel_mcp::Error>> {
+        Box::pin(async { Ok(Some("DPoP token".to_owned())) })
+    }
+
+    fn unauthorized(
+        &self,
+        _url: &str,
+        challenge: keel_mcp::auth::Challenge,
+    ) -> keel_mcp::engine::BoxFuture<Result<bool, keel_mcp::Error>> {
+        self.challenges.lock().unwrap().push(challenge);
+        let retry = self.nonce.lock().unwrap().is_some();
+        Box::pin(async move { Ok(retry) })
+    }
+
+    fn request_headers(
+        &self,
+        method: &str,
+        url: &str,
+    ) -> keel_mcp::engine::BoxFuture<Result<Vec<(String, String)>, keel_mcp::Error>> {
+        let nonce = self.nonce.lock().unwrap().clone().unwrap_or_default();
+        let proof = format!("{method} {url} {nonce}");
+        Box::pin(async move { Ok(vec![("Authorization".into(), "DPoP token".into()), ("DPoP".into(), proof)]) })
+    }
+
+    fn dpop_nonce(&self, _url: &str, nonce: &str) {
+        *self.nonce.lock().unwrap() = Some(nonce.to_owned());
+    }
+}
+
+#[tokio::test]
+async fn credentials_come_from_http_auth_per_request() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::<HashMap<String, String>>::new()));
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (socket, _) = listener.accept().await.unwrap();
+            let seen = seen2.clone();
+            tokio::spawn(async move {
+                let mut socket = BufReader::new(socket);
+                let Some(request) = read_request(&mut socket).await else { return };
+                seen.lock().unwrap().push(request.headers.clone());
+                let proof = request.headers.get("dpop").cloned().unwrap_or_default();
+                if !proof.ends_with(" n1") {
+                    let head = "HTTP/1.1 401 Unauthorized\r\nwww-authenticate: DPoP error=\"use_dpop_nonce\"\r\n\
+                                dpop-nonce: n1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                    let _ = socket.get_mut().write_all(head.as_bytes()).await;
+                    return;
+                }
+                let message: Value = serde_json::from_slice(&request.body).unwrap();
+                let result = match message["method"].as_str() {
+                    Some("server/discover") => json!({"supportedVersions": ["2026-07-28"], "capabilities": {},
+                                                      "resultType": "complete"}),
+                    _ => json!({"resultType": "complete", "tools": []}),
+                };
+                respond(&mut socket, "200 OK", "application/json", &answer(&message, result)).await;
+            });
+        }
+    });
+    let auth = Arc::new(ProofAuth::default());
+    let transport = HttpTransport::new(&url).unwrap().auth(auth.clone());
+    let client = Client::builder(Implementation::new("t", "1")).connect(transport).await.unwrap();
+    assert_eq!(client.era(), Era::Modern);
+    assert!(client.list_all_tools().await.unwrap().is_empty());
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "refused once, then discover and tools/list with the nonce");
+    assert_eq!(seen[1]["authorization"], "DPoP token");
+    assert_eq!(seen[1]["dpop"], format!("POST {url} n1"));
+    let challenges = auth.challenges.lock().unwrap().clone();
+    assert_eq!(challenges.len(), 1);
+    assert_eq!(challenges[0].status, 401);
+    assert_eq!(challenges[0].www_authenticate, vec!["DPoP error=\"use_dpop_nonce\"".to_owned()]);
     client.close().await;
 }

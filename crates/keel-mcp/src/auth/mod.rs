@@ -28,6 +28,23 @@ pub trait HttpAuth: Send + Sync + 'static {
     /// The server refused a request to `url`. Returns `Ok(true)` when new credentials were obtained and the
     /// request should be sent again, `Ok(false)` when retrying cannot help. The transport bounds retries.
     fn unauthorized(&self, url: &str, challenge: Challenge) -> BoxFuture<Result<bool, Error>>;
+
+    /// Every credential header for one request, `method` to `url`: `Authorization`, and for sender-constrained
+    /// tokens a proof bound to the method and URL (a DPoP proof, RFC 9449). The transport calls this, not
+    /// [`HttpAuth::authorization`], before each request; the default sends what `authorization` gives.
+    fn request_headers(&self, method: &str, url: &str) -> BoxFuture<Result<Vec<(String, String)>, Error>> {
+        let _ = method;
+        let authorization = self.authorization(url);
+        Box::pin(
+            async move { Ok(authorization.await?.map(|v| vec![("authorization".to_owned(), v)]).unwrap_or_default()) },
+        )
+    }
+
+    /// The server's `DPoP-Nonce` header from a response to `url` (RFC 9449 §9), for the next proof. The
+    /// transport reports it before it reports a refusal. The default ignores it.
+    fn dpop_nonce(&self, url: &str, nonce: &str) {
+        let _ = (url, nonce);
+    }
 }
 
 /// A fixed bearer token (e.g. from the environment), never refreshed.

@@ -452,9 +452,10 @@ impl Inner {
             }
             let mut request = http.delete(self.url.clone()).headers(headers).timeout(Duration::from_secs(2));
             if let Some(auth) = &self.auth
-                && let Ok(Some(value)) = auth.authorization(self.url.as_str()).await
+                && let Ok(pairs) = auth.request_headers("DELETE", self.url.as_str()).await
+                && let Ok(credentials) = super::exchange::credential_headers(pairs)
             {
-                request = request.header(reqwest::header::AUTHORIZATION, value);
+                request = request.headers(credentials);
             }
             // 404 / 405 mean there is nothing (more) to end.
             match request.send().await {

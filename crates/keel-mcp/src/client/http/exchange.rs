@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::MAX_AUTH_ATTEMPTS;
 use super::connection::{Inner, Outgoing};
-use super::headers::{self};
+use super::headers;
 use super::sse::SseDecoder;
 use crate::auth::Challenge;
 use crate::error::Error;
@@ -22,7 +22,8 @@ impl Inner {
         let mut headers = self.base_headers();
         headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         self.era_headers(out, &mut headers);
-        self.send_with_auth(|| self.http().post(target.clone()).headers(headers.clone()).body(out.frame.clone())).await
+        let request = || self.http().post(target.clone()).headers(headers.clone()).body(out.frame.clone());
+        self.send_with_auth("POST", &target, request).await
     }
 
     /// A GET for the standalone stream or to resume one (`Last-Event-ID`).
@@ -33,11 +34,15 @@ impl Inner {
             headers.insert("last-event-id", id);
         }
         self.legacy_headers(&mut headers);
-        self.send_with_auth(|| self.http().get(self.url.clone()).headers(headers.clone())).await
+        self.send_with_auth("GET", &self.url, || self.http().get(self.url.clone()).headers(headers.clone())).await
     }
 
+    /// Sends what `build` makes, `method` to `target`, with the credential headers [`HttpAuth`] supplies;
+    /// a 401 / 403 goes back to it, and the request is sent again (bounded) when it has new credentials.
     pub(super) async fn send_with_auth(
         &self,
+        method: &str,
+        target: &reqwest::Url,
         build: impl Fn() -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, Error> {
         let url = self.url.as_str();
@@ -45,18 +50,18 @@ impl Inner {
         loop {
             attempt += 1;
             let mut request = build();
-            if let Some(auth) = &self.auth
-                && let Some(value) = auth.authorization(url).await?
-            {
-                let mut value =
-                    HeaderValue::from_str(&value).map_err(|_| Error::Protocol("invalid Authorization value".into()))?;
-                value.set_sensitive(true);
-                request = request.header(reqwest::header::AUTHORIZATION, value);
+            if let Some(auth) = &self.auth {
+                request = request.headers(credential_headers(auth.request_headers(method, target.as_str()).await?)?);
             }
             let response = tokio::select! {
                 r = request.send() => r.map_err(|e| Error::Transport(std::io::Error::other(e)))?,
                 _ = self.closed.cancelled() => return Err(Error::Closed),
             };
+            if let Some(auth) = &self.auth
+                && let Some(nonce) = response.headers().get("dpop-nonce").and_then(|v| v.to_str().ok())
+            {
+                auth.dpop_nonce(url, nonce);
+            }
             let status = response.status().as_u16();
             if matches!(status, 401 | 403)
                 && let Some(auth) = &self.auth
@@ -198,6 +203,20 @@ pub(super) struct StreamEnd {
     pub(super) last_id: Option<String>,
     pub(super) retry: Option<u64>,
     pub(super) events: usize,
+}
+
+/// Credential headers as sensitive header values (kept out of logs and debug output).
+pub(super) fn credential_headers(pairs: Vec<(String, String)>) -> Result<HeaderMap, Error> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in pairs {
+        let name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|_| Error::Protocol("invalid credential header".into()))?;
+        let mut value =
+            HeaderValue::from_str(&value).map_err(|_| Error::Protocol("invalid credential header".into()))?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    Ok(headers)
 }
 
 pub(super) fn session_header(response: &reqwest::Response) -> Option<String> {

@@ -71,7 +71,8 @@ impl Inner {
     pub(super) async fn connect_legacy_sse(self: &Arc<Self>) -> Result<(), Error> {
         let mut headers = self.base_headers();
         headers.insert(reqwest::header::ACCEPT, HeaderValue::from_static("text/event-stream"));
-        let mut response = self.send_with_auth(|| self.http().get(self.url.clone()).headers(headers.clone())).await?;
+        let request = || self.http().get(self.url.clone()).headers(headers.clone());
+        let mut response = self.send_with_auth("GET", &self.url, request).await?;
         if !response.status().is_success() || !is_event_stream(&response) {
             return Err(Error::Protocol("no HTTP+SSE endpoint either".into()));
         }
