@@ -105,8 +105,9 @@ impl OAuthClientBuilder {
         self
     }
 
-    /// Bind tokens to a DPoP key (RFC 9449) where the authorization server supports ES256 proofs. The
-    /// transport must then send [`OAuthClient::request_headers`] and report `DPoP-Nonce` headers.
+    /// Bind tokens to a DPoP key (RFC 9449) where the authorization server supports ES256 proofs. The HTTP
+    /// client transport sends a fresh proof with each request through [`HttpAuth::request_headers`] and reports
+    /// `DPoP-Nonce` headers through [`HttpAuth::dpop_nonce`]. The key lives in memory only.
     pub fn dpop(mut self, enabled: bool) -> Self {
         self.dpop = enabled;
         self
@@ -525,6 +526,17 @@ impl HttpAuth for OAuthClient {
     fn authorization(&self, url: &str) -> BoxFuture<Result<Option<String>, Error>> {
         let (this, url) = (self.clone(), url.to_owned());
         Box::pin(async move { Ok(this.access_header(&url).await?) })
+    }
+
+    fn request_headers(&self, method: &str, url: &str) -> BoxFuture<Result<Vec<(String, String)>, Error>> {
+        let (this, method, url) = (self.clone(), method.to_owned(), url.to_owned());
+        Box::pin(async move { Ok(this.request_headers(&method, &url).await?) })
+    }
+
+    fn dpop_nonce(&self, url: &str, nonce: &str) {
+        if same_resource(url, &self.inner.server_url) {
+            self.note_dpop_nonce(nonce);
+        }
     }
 
     fn unauthorized(&self, url: &str, challenge: Challenge) -> BoxFuture<Result<bool, Error>> {
