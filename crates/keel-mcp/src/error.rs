@@ -29,6 +29,11 @@ pub enum Error {
     /// The transport failed.
     #[error("transport error: {0}")]
     Transport(#[from] std::io::Error),
+    /// Authorization failed: discovery, registration, the authorization grant or a token refresh did not
+    /// succeed, or a security check stopped the flow.
+    #[cfg(feature = "auth")]
+    #[error("authorization failed: {0}")]
+    Auth(#[from] crate::auth::client::AuthError),
     /// The two sides share no protocol revision, or the peer broke the protocol.
     #[error("protocol error: {0}")]
     Protocol(String),

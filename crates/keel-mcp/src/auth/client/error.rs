@@ -105,12 +105,6 @@ impl AuthError {
     }
 }
 
-impl From<AuthError> for crate::Error {
-    fn from(e: AuthError) -> Self {
-        crate::Error::Transport(std::io::Error::new(std::io::ErrorKind::PermissionDenied, e))
-    }
-}
-
 /// A URL fit for an error message: scheme, host, port and path only.
 pub(crate) fn redact_url(raw: &str) -> String {
     match url::Url::parse(raw) {
