@@ -17,6 +17,8 @@ mod schema_support;
 
 const MODERN: &str = "2026-07-28";
 
+static RELEASE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 fn server() -> Server {
     Server::builder(Implementation::new("http-test", "1.0.0"))
         .tool("echo", "Echoes", |a: EchoArgs| async move { a.text })
@@ -36,6 +38,10 @@ fn server() -> Server {
             let answer = ctx.elicit("name", ElicitParams::form("Name?", schema)).await?;
             let name = answer.content.and_then(|c| c.get("name").map(|v| json!(v))).unwrap_or_default();
             Ok::<_, HandlerError>(format!("hello {}", name.as_str().unwrap_or_default()))
+        })
+        .tool("block", "Waits until released", |_: NoArgs| async {
+            RELEASE.notified().await;
+            "released"
         })
         .tool("drop_stream", "Drops its SSE connection, then answers", |ctx: RequestContext, _: NoArgs| async move {
             ctx.progress(1.0, None, Some("before the drop")).await;
@@ -304,7 +310,7 @@ async fn legacy_sessions_live_until_deleted() {
     assert_eq!(response.status(), StatusCode::OK);
     let body = json_body(response).await;
     schema_support::assert_valid_from_server("2025-11-25", &body);
-    assert_eq!(body["result"]["tools"].as_array().unwrap().len(), 4);
+    assert_eq!(body["result"]["tools"].as_array().unwrap().len(), 5);
 
     // No session → this is a modern request without _meta; an unknown session → 404.
     assert_eq!(send(&svc, legacy(Some("nope"), list.clone())).await.status(), StatusCode::NOT_FOUND);
@@ -371,4 +377,28 @@ async fn a_dropped_stream_resumes_with_last_event_id_and_loses_nothing() {
     let progress: Vec<&str> = all.iter().filter_map(|m| m["params"]["message"].as_str()).collect();
     assert_eq!(progress, ["before the drop", "after the drop"], "every event exactly once");
     assert_eq!(all.last().unwrap()["result"]["content"][0]["text"], "survived");
+}
+
+#[tokio::test]
+async fn requests_in_progress_are_bounded() {
+    let svc = service(HttpConfig::default().max_concurrent_requests(1));
+    let first = tokio::spawn({
+        let svc = svc.clone();
+        async move { send(&svc, modern("tools/call", json!({"_meta": meta(), "name": "block"}), Some("block"))).await }
+    });
+    // Until the first request finishes, there is no room for a second.
+    let mut refused = None;
+    for _ in 0..100 {
+        let response = send(&svc, modern("tools/list", json!({"_meta": meta()}), None)).await;
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            refused = Some(response);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let refused = refused.expect("a second request is refused while the first holds the only slot");
+    assert_eq!(refused.headers()["retry-after"], "1");
+    RELEASE.notify_one();
+    assert_eq!(first.await.unwrap().status(), StatusCode::OK);
+    assert_eq!(send(&svc, modern("tools/list", json!({"_meta": meta()}), None)).await.status(), StatusCode::OK);
 }

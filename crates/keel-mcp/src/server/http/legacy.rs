@@ -15,7 +15,7 @@ use super::body::{self, ResponseBody, sse_event};
 use super::event_log::{EventLog, parse_event_id};
 use super::modern::{Started, start};
 use super::session::HttpSession;
-use super::{HttpInner, ResponseChannel, accepts, header};
+use super::{HttpInner, RequestSlot, ResponseChannel, accepts, header};
 use crate::engine::BoxFuture;
 use crate::protocol::cancellation::CancelledParams;
 use crate::protocol::jsonrpc::{self, Message, RawRequest, RequestId};
@@ -62,6 +62,7 @@ pub(super) async fn post(
     headers: &HeaderMap,
     message: Message,
     accepts_sse: bool,
+    slot: RequestSlot,
 ) -> Response<ResponseBody> {
     let Some(session) = inner.sessions.get(session_id) else { return unknown_session() };
     if let Some(version) = header(headers, "mcp-protocol-version") {
@@ -76,7 +77,7 @@ pub(super) async fn post(
             let error = ErrorObject::invalid_request("the session is already initialized");
             body::rpc_error(StatusCode::BAD_REQUEST, Some(&request.id), &error)
         }
-        Message::Request(request) => call(inner, session, request, accepts_sse).await,
+        Message::Request(request) => call(inner, session, request, accepts_sse, slot).await,
         Message::Notification(notification) => {
             if notification.method == CancelledParams::METHOD
                 && let Ok(CancelledParams { request_id: Some(id), .. }) =
@@ -104,6 +105,7 @@ async fn call(
     session: Arc<HttpSession>,
     request: RawRequest,
     accepts_sse: bool,
+    slot: RequestSlot,
 ) -> Response<ResponseBody> {
     let id = request.id.clone();
     let cancellation = CancellationToken::new();
@@ -146,7 +148,10 @@ async fn call(
             let priming = priming(inner, &session, &log);
             let body = replay(session.clone(), log.clone(), 0, priming);
             record(&log, first);
-            tokio::spawn(finish_in_background(session, log, frames, call, id, cancellation));
+            tokio::spawn(async move {
+                finish_in_background(session, log, frames, call, id, cancellation).await;
+                drop(slot);
+            });
             body::sse(body)
         }
     }

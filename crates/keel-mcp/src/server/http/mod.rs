@@ -61,6 +61,8 @@ pub struct HttpConfig {
     /// The `retry` hint (milliseconds) of the priming event that opens a legacy SSE stream (SEP-1699).
     /// Default 1,000.
     pub sse_retry_ms: u64,
+    /// POSTs handled at once, streams included; past it requests get 503. Default 4,096.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for HttpConfig {
@@ -72,6 +74,7 @@ impl Default for HttpConfig {
             max_sessions: 10_000,
             event_store: Arc::new(MemoryEventStore::new(1024)),
             sse_retry_ms: 1000,
+            max_concurrent_requests: 4096,
         }
     }
 }
@@ -107,6 +110,12 @@ impl HttpConfig {
         self
     }
 
+    /// Sets [`HttpConfig::max_concurrent_requests`].
+    pub fn max_concurrent_requests(mut self, n: usize) -> Self {
+        self.max_concurrent_requests = n.max(1);
+        self
+    }
+
     /// Sets [`HttpConfig::sse_retry_ms`].
     pub fn sse_retry_ms(mut self, ms: u64) -> Self {
         self.sse_retry_ms = ms;
@@ -125,13 +134,19 @@ pub(crate) struct HttpInner {
     pub(crate) server: Arc<ServerInner>,
     pub(crate) config: HttpConfig,
     pub(crate) sessions: session::SessionStore,
+    /// Bounds the requests in progress (see [`HttpConfig::max_concurrent_requests`]).
+    requests: Arc<tokio::sync::Semaphore>,
 }
+
+/// A slot among the requests in progress, held until the request's answer (or stream) is done.
+pub(crate) type RequestSlot = tokio::sync::OwnedSemaphorePermit;
 
 impl Server {
     /// The MCP endpoint as a `tower::Service`, to mount at a path of your choice (e.g. `/mcp`).
     pub fn http_service(&self, config: HttpConfig) -> McpService {
         let sessions = session::SessionStore::new(config.session_idle_timeout, config.max_sessions);
-        McpService { inner: Arc::new(HttpInner { server: self.inner.clone(), config, sessions }) }
+        let requests = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests));
+        McpService { inner: Arc::new(HttpInner { server: self.inner.clone(), config, sessions, requests }) }
     }
 
     /// Serves the MCP endpoint at `/mcp` on `addr` until the process ends.
@@ -246,6 +261,15 @@ where
         // Sessionless GET / DELETE: the 2026-07-28 revision has neither.
         _ => return method_not_allowed(),
     }
+    let Ok(slot) = inner.requests.clone().try_acquire_owned() else {
+        let mut response = body::rpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            &ErrorObject::internal("too many requests in progress; retry shortly"),
+        );
+        response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        return response;
+    };
     let (parts, request_body) = request.into_parts();
     if !header(&parts.headers, CONTENT_TYPE.as_str()).is_some_and(|v| v.starts_with("application/json")) {
         return body::rpc_error(
@@ -270,12 +294,12 @@ where
     };
     let accepts_sse = accepts(&parts.headers, "text/event-stream");
     if let Some(id) = session_id {
-        return legacy::post(&inner, &id, &parts.headers, message, accepts_sse).await;
+        return legacy::post(&inner, &id, &parts.headers, message, accepts_sse, slot).await;
     }
     if message.method() == Some(InitializeParams::METHOD) {
         return legacy::initialize(&inner, &parts.headers, message).await;
     }
-    modern::post(&inner, &parts.headers, message, accepts_sse).await
+    modern::post(&inner, &parts.headers, message, accepts_sse, slot).await
 }
 
 fn method_not_allowed() -> Response<ResponseBody> {

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::body::{self, ResponseBody, sse_event};
-use super::{HttpInner, ResponseChannel, header};
+use super::{HttpInner, RequestSlot, ResponseChannel, header};
 use crate::engine::BoxFuture;
 use crate::protocol::ErrorObject;
 use crate::protocol::jsonrpc::{self, Message, RequestId, code};
@@ -25,6 +25,7 @@ pub(super) async fn post(
     headers: &HeaderMap,
     message: Message,
     accepts_sse: bool,
+    slot: RequestSlot,
 ) -> Response<ResponseBody> {
     let request = match message {
         Message::Request(request) => request,
@@ -58,7 +59,7 @@ pub(super) async fn post(
     });
     match start(call, frames).await {
         Started::Done(outcome) => answer_json(&id, outcome),
-        Started::Streaming { first, frames, call } => body::sse(stream_call(first, frames, call, id, guard)),
+        Started::Streaming { first, frames, call } => body::sse(stream_call(first, frames, call, id, (guard, slot))),
     }
 }
 
@@ -134,14 +135,15 @@ fn stream_call(
     frames: mpsc::Receiver<Vec<u8>>,
     call: BoxFuture<Outcome>,
     id: RequestId,
-    guard: DropGuard,
+    guard: (DropGuard, RequestSlot),
 ) -> impl Stream<Item = Bytes> + Send {
     struct State {
         first: Option<Vec<u8>>,
         frames: mpsc::Receiver<Vec<u8>>,
         call: BoxFuture<Outcome>,
         id: RequestId,
-        _guard: DropGuard,
+        /// Cancels the call and frees its request slot when the body is dropped.
+        _guard: (DropGuard, RequestSlot),
     }
     let state = State { first: Some(first), frames, call, id, _guard: guard };
     futures_util::stream::unfold(Some(state), |state| async move {
