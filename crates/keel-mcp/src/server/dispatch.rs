@@ -33,15 +33,9 @@ use crate::protocol::resources::{
     ReadResourceParams, ReadResourceResult, ResourceListChangedParams, ResourceUpdatedParams, SubscribeParams,
     UnsubscribeParams,
 };
-use crate::protocol::skills::{
-    GetSkillParams, GetSkillResult, ListSkillsParams, ListSkillsResult, ReadDirectoryParams, ReadDirectoryResult,
-};
-use crate::protocol::subscriptions::{
-    ListenParams, ListenResult, SubscriptionFilter, SubscriptionsAcknowledgedParams, subscription_meta,
-};
-use crate::protocol::tasks::extension::{
-    CancelTaskParams, CreateTaskResult, GetTaskParams, GetTaskResult, UpdateTaskParams,
-};
+use crate::protocol::skills::{GetSkillParams, ListSkillsParams, ReadDirectoryParams};
+use crate::protocol::subscriptions::ListenParams;
+use crate::protocol::tasks::extension::{CancelTaskParams, CreateTaskResult, GetTaskParams, UpdateTaskParams};
 use crate::protocol::tools::{CallToolParams, CallToolResult, ListToolsParams, ListToolsResult, ToolListChangedParams};
 use crate::protocol::version::{Era, negotiate_initialize};
 use crate::protocol::{
@@ -67,14 +61,14 @@ pub(crate) struct Session {
 }
 
 /// How one request is to be treated, decided from its `_meta` or the session.
-struct Scope {
-    version: ProtocolVersion,
-    log_level: Option<LoggingLevel>,
-    client_capabilities: ClientCapabilities,
+pub(crate) struct Scope {
+    pub(crate) version: ProtocolVersion,
+    pub(crate) log_level: Option<LoggingLevel>,
+    pub(crate) client_capabilities: ClientCapabilities,
 }
 
 impl Scope {
-    fn modern(&self) -> bool {
+    pub(crate) fn modern(&self) -> bool {
         self.version.era() == Era::Modern
     }
 }
@@ -450,137 +444,17 @@ pub(crate) async fn dispatch(
             if !scope.modern() {
                 return Err(ErrorObject::method_not_found(method));
             }
-            let result = listen(server, params.notifications, call).await;
+            let result = super::subscriptions::listen(server, params.notifications, call).await;
             finish(server, &scope, result)
         }
-        ListSkillsParams::METHOD => {
-            let params: ListSkillsParams = decode_params(params)?;
-            let scope = scope(server, session, params.meta(), false, headers)?;
-            declared(server.capabilities.has_extension(extension_ids::SKILLS), method)?;
-            let catalog = server.catalog();
-            let (page, next_cursor) = paginate(&catalog.skills, params.cursor.as_deref(), server.page_size)?;
-            let mut result = ListSkillsResult { skills: page.to_vec(), next_cursor, ..Default::default() };
-            (result.ttl_ms, result.cache_scope) = cache(server, &scope);
-            finish(server, &scope, result)
-        }
-        GetSkillParams::METHOD => {
-            let params: GetSkillParams = decode_params(params)?;
-            let scope = scope(server, session, params.meta(), false, headers)?;
-            declared(server.capabilities.has_extension(extension_ids::SKILLS), method)?;
-            let catalog = server.catalog();
-            let skill = catalog
-                .skills
-                .iter()
-                .find(|s| s.uri == params.uri)
-                .ok_or_else(|| ErrorObject::invalid_params(format!("unknown skill: {}", params.uri)))?;
-            let (ttl_ms, cache_scope) = cache(server, &scope);
-            finish(
-                server,
-                &scope,
-                GetSkillResult { skill: skill.clone(), ttl_ms, cache_scope, result_type: None, meta: None },
-            )
-        }
-        ReadDirectoryParams::METHOD => {
-            let params: ReadDirectoryParams = decode_params(params)?;
-            let scope = scope(server, session, params.meta(), false, headers)?;
-            declared(server.capabilities.has_extension(extension_ids::SKILLS), method)?;
-            let catalog = server.catalog();
-            let uri = params.uri.trim_end_matches('/');
-            let children = catalog
-                .directories
-                .get(uri)
-                .ok_or_else(|| ErrorObject::invalid_params(format!("not a directory: {}", params.uri)))?;
-            let listed = super::skills::children(&catalog.resources, children);
-            let (page, next_cursor) = paginate(&listed, params.cursor.as_deref(), server.page_size)?;
-            finish(server, &scope, ReadDirectoryResult { resources: page.to_vec(), next_cursor, ..Default::default() })
+        ListSkillsParams::METHOD | GetSkillParams::METHOD | ReadDirectoryParams::METHOD => {
+            super::skills::dispatch(server, session, method, params, headers)
         }
         GetTaskParams::METHOD | UpdateTaskParams::METHOD | CancelTaskParams::METHOD => {
-            #[derive(Deserialize)]
-            #[serde(rename_all = "camelCase")]
-            struct TaskIn {
-                task_id: String,
-                #[serde(default)]
-                input_responses: Option<InputResponses>,
-                #[serde(rename = "_meta", default)]
-                meta: Option<RequestMeta>,
-            }
-            let params: TaskIn = decode_params(params)?;
-            let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
-            // The 2025-11-25 experimental tasks are not served; the extension is a 2026-07-28 surface.
-            if !scope.modern() {
-                return Err(ErrorObject::method_not_found(method));
-            }
-            if !scope.client_capabilities.has_extension(extension_ids::TASKS) {
-                return Err(tasks::extension_required());
-            }
-            check_name(headers, &params.task_id)?;
-            let task = server.tasks.get(&params.task_id)?;
-            match method {
-                GetTaskParams::METHOD => {
-                    finish(server, &scope, GetTaskResult { task: task.detailed(), result_type: None, meta: None })
-                }
-                UpdateTaskParams::METHOD => {
-                    task.deliver(params.input_responses.unwrap_or_default());
-                    finish(server, &scope, EmptyResult::default())
-                }
-                _ => {
-                    task.cancel();
-                    finish(server, &scope, EmptyResult::default())
-                }
-            }
+            super::tasks::dispatch(server, session, method, params, headers)
         }
         other => Err(ErrorObject::method_not_found(other)),
     }
-}
-
-/// `subscriptions/listen`: acknowledge the honoured filter, then relay matching changes, each tagged with
-/// the listen request's id, until the client cancels (closes the stream).
-async fn listen(server: &ServerInner, asked: SubscriptionFilter, call: Call) -> ListenResult {
-    let caps = &server.capabilities;
-    let resources = caps.resources.as_ref();
-    let offered = SubscriptionFilter {
-        tools_list_changed: caps.tools.as_ref().and_then(|t| t.list_changed),
-        prompts_list_changed: caps.prompts.as_ref().and_then(|p| p.list_changed),
-        resources_list_changed: resources.and_then(|r| r.list_changed),
-        resource_subscriptions: resources
-            .filter(|r| r.subscribe == Some(true))
-            .and(asked.resource_subscriptions.clone()),
-        tasks_status: None,
-    };
-    let honoured = asked.intersect(&offered);
-    let tag = Some(subscription_meta(&call.id));
-    let mut changes = server.changes.subscribe();
-    let ack = SubscriptionsAcknowledgedParams { notifications: honoured.clone(), meta: tag.clone() };
-    call.channel.notify(&call.id, &ack).await;
-    loop {
-        let change = tokio::select! {
-            change = changes.recv() => change,
-            _ = call.cancellation.cancelled() => break,
-        };
-        let change = match change {
-            Ok(change) => change,
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => break,
-        };
-        match change {
-            Change::Tools if honoured.tools_list_changed == Some(true) => {
-                call.channel.notify(&call.id, &ToolListChangedParams { meta: tag.clone() }).await
-            }
-            Change::Prompts if honoured.prompts_list_changed == Some(true) => {
-                call.channel.notify(&call.id, &PromptListChangedParams { meta: tag.clone() }).await
-            }
-            Change::Resources if honoured.resources_list_changed == Some(true) => {
-                call.channel.notify(&call.id, &ResourceListChangedParams { meta: tag.clone() }).await
-            }
-            Change::ResourceUpdated(uri)
-                if honoured.resource_subscriptions.as_ref().is_some_and(|subs| subs.contains(&uri)) =>
-            {
-                call.channel.notify(&call.id, &ResourceUpdatedParams { uri, meta: tag.clone() }).await
-            }
-            _ => {}
-        }
-    }
-    ListenResult { result_type: None, meta: tag }
 }
 
 fn initialize(
@@ -610,7 +484,7 @@ fn initialize(
 
 /// Decides the era of one request. A `_meta` protocol version makes it a modern, self-contained request;
 /// otherwise it belongs to the legacy session, which must have been initialized (`ping` excepted).
-fn scope(
+pub(crate) fn scope(
     server: &ServerInner,
     session: Option<&Mutex<Session>>,
     meta: Option<&RequestMeta>,
@@ -681,17 +555,17 @@ fn is_modern(params: Option<&RawValue>, headers: Option<&HeaderChecks>) -> bool 
 }
 
 /// Methods the 2026-07-28 revision removed.
-fn legacy_only(scope: &Scope, method: &str) -> Result<(), ErrorObject> {
+pub(crate) fn legacy_only(scope: &Scope, method: &str) -> Result<(), ErrorObject> {
     if scope.modern() { Err(ErrorObject::method_not_found(method)) } else { Ok(()) }
 }
 
 /// A method whose capability the server did not declare does not exist.
-fn declared(declared: bool, method: &str) -> Result<(), ErrorObject> {
+pub(crate) fn declared(declared: bool, method: &str) -> Result<(), ErrorObject> {
     if declared { Ok(()) } else { Err(ErrorObject::method_not_found(method)) }
 }
 
 /// The cache hints of a list or read result: present in the modern era only.
-fn cache(server: &ServerInner, scope: &Scope) -> (Option<u64>, Option<crate::protocol::CacheScope>) {
+pub(crate) fn cache(server: &ServerInner, scope: &Scope) -> (Option<u64>, Option<crate::protocol::CacheScope>) {
     if scope.modern() { (Some(server.cache_hint.ttl_ms), Some(server.cache_hint.scope)) } else { (None, None) }
 }
 
@@ -768,7 +642,7 @@ fn resource_not_found(scope: &Scope, uri: &str) -> ErrorObject {
 }
 
 /// On modern HTTP, `Mcp-Name` must repeat the tool, prompt or resource the body names.
-fn check_name(headers: Option<&HeaderChecks>, name: &str) -> Result<(), ErrorObject> {
+pub(crate) fn check_name(headers: Option<&HeaderChecks>, name: &str) -> Result<(), ErrorObject> {
     match headers {
         Some(h) if h.name.as_deref() != Some(name) => {
             Err(ErrorObject::new(code::HEADER_MISMATCH, "the Mcp-Name header does not match the request body"))
@@ -784,7 +658,11 @@ fn unsupported_version(server: &ServerInner, requested: &ProtocolVersion) -> Err
 }
 
 /// Stamps what the era requires on a result and encodes it.
-fn finish<R: McpResult>(server: &ServerInner, scope: &Scope, mut result: R) -> Result<Box<RawValue>, ErrorObject> {
+pub(crate) fn finish<R: McpResult>(
+    server: &ServerInner,
+    scope: &Scope,
+    mut result: R,
+) -> Result<Box<RawValue>, ErrorObject> {
     if scope.modern() {
         if result.result_type().is_none() {
             result.set_result_type(ResultType::Complete);
@@ -803,7 +681,7 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Box<RawValue>, ErrorObject> 
 }
 
 /// One page of `items` after the opaque `cursor`, and the cursor of the next page.
-fn paginate<'a, T>(
+pub(crate) fn paginate<'a, T>(
     items: &'a [T],
     cursor: Option<&str>,
     page_size: usize,

@@ -39,6 +39,7 @@ pub(crate) mod input;
 mod prompt;
 mod resource;
 mod skills;
+mod subscriptions;
 mod tasks;
 mod tool;
 pub mod uri_template;

@@ -14,12 +14,21 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::HandlerError;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::dispatch::{HeaderChecks, Session, check_name, finish, scope};
+use super::{HandlerError, ServerInner};
+use crate::protocol::capabilities::extension_ids;
 use crate::protocol::jsonrpc::code;
+use crate::protocol::lifecycle::EmptyResult;
+use crate::protocol::meta::RequestMeta;
 use crate::protocol::tasks::TaskStatus;
 use crate::protocol::tasks::extension::{DetailedTask, Task};
+use crate::protocol::tasks::extension::{GetTaskParams, GetTaskResult, UpdateTaskParams};
 use crate::protocol::tools::CallToolResult;
 use crate::protocol::{ErrorObject, InputRequest, InputRequests, InputResponse, InputResponses, JsonObject};
+use crate::protocol::{Request, decode_params};
 
 /// Whether a tool may, or must, run as a task.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -308,6 +317,49 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// `tasks/get`, `tasks/update` and `tasks/cancel` (tasks extension, 2026-07-28 only).
+pub(crate) fn dispatch(
+    server: &ServerInner,
+    session: Option<&Mutex<Session>>,
+    method: &str,
+    params: Option<&RawValue>,
+    headers: Option<&HeaderChecks>,
+) -> Result<Box<RawValue>, ErrorObject> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct TaskIn {
+        task_id: String,
+        #[serde(default)]
+        input_responses: Option<InputResponses>,
+        #[serde(rename = "_meta", default)]
+        meta: Option<RequestMeta>,
+    }
+    let params: TaskIn = decode_params(params)?;
+    let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
+    // The 2025-11-25 experimental tasks are not served; the extension is a 2026-07-28 surface.
+    if !scope.modern() {
+        return Err(ErrorObject::method_not_found(method));
+    }
+    if !scope.client_capabilities.has_extension(extension_ids::TASKS) {
+        return Err(extension_required());
+    }
+    check_name(headers, &params.task_id)?;
+    let task = server.tasks.get(&params.task_id)?;
+    match method {
+        GetTaskParams::METHOD => {
+            finish(server, &scope, GetTaskResult { task: task.detailed(), result_type: None, meta: None })
+        }
+        UpdateTaskParams::METHOD => {
+            task.deliver(params.input_responses.unwrap_or_default());
+            finish(server, &scope, EmptyResult::default())
+        }
+        _ => {
+            task.cancel();
+            finish(server, &scope, EmptyResult::default())
+        }
+    }
 }
 
 #[cfg(test)]
