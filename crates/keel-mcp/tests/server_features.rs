@@ -224,3 +224,33 @@ async fn skills_are_listed_fetched_and_browsable() {
     assert_eq!(files[0].size, text.text.len() as u64);
     client.close().await;
 }
+
+#[cfg(feature = "schema-validation")]
+#[tokio::test]
+async fn arguments_and_structured_results_are_validated_against_the_schemas() {
+    let input = json!({"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}, "required": ["n"]});
+    let output = json!({"type": "object", "properties": {"half": {"type": "number"}}, "required": ["half"]});
+    let server = Server::builder(Implementation::new("validating", "1"))
+        .tool_def(
+            ToolDef::new("halve", |args: serde_json::Value| async move {
+                let n = args["n"].as_i64().unwrap_or_default();
+                keel_mcp::server::Json(json!({"half": n as f64 / 2.0}))
+            })
+            .input_schema(input.as_object().unwrap().clone())
+            .output_schema(output.as_object().unwrap().clone()),
+        )
+        .tool_def(
+            ToolDef::new("liar", |_: NoArgs| async { keel_mcp::server::Json(json!({"whole": 1})) })
+                .output_schema(output.as_object().unwrap().clone()),
+        )
+        .build();
+    let client = connect(&server, &MODERN, Default::default()).await;
+    let ok = client.call_tool("halve", json!({"n": 4})).await.unwrap();
+    assert_eq!(ok.structured_content, Some(json!({"half": 2.0})));
+    let bad = client.call_tool("halve", json!({"n": 0})).await.unwrap();
+    assert!(bad.is_error(), "arguments outside the schema are a tool error (SEP-1303)");
+    assert!(bad.content[0].as_text().unwrap().contains("/n"));
+    let err = client.call_tool("liar", serde_json::Value::Null).await.unwrap_err();
+    assert_eq!(err.as_rpc().unwrap().code, -32603, "output that breaks the output schema is the server's fault");
+    client.close().await;
+}

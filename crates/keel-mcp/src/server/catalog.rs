@@ -76,6 +76,7 @@ impl Catalog {
     }
 
     pub(crate) fn upsert_tool(&mut self, def: ToolDef) {
+        let def = def.seal();
         match self.tools.iter_mut().find(|t| t.def.tool.name == def.tool.name) {
             Some(entry) => entry.def = def,
             None => self.tools.push(ToolEntry { def, enabled: true }),

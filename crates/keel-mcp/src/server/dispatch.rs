@@ -274,6 +274,17 @@ pub(crate) async fn dispatch(
                 (None, None)
             };
             ctx.task = slot;
+            #[cfg(feature = "schema-validation")]
+            if let Some(validators) = &tool.validators {
+                let arguments = match &params.arguments {
+                    Some(raw) => serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null),
+                    None => serde_json::Value::Object(JsonObject::new()),
+                };
+                if let Some(why) = validators.check_arguments(&arguments) {
+                    // SEP-1303: the model can fix its arguments, so this is a tool error, not a protocol error.
+                    return finish(server, &scope, CallToolResult::error(why));
+                }
+            }
             let mut run = (tool.run)(ctx, params.arguments.as_deref());
             let outcome = match escalated {
                 None => run.await,
@@ -297,7 +308,15 @@ pub(crate) async fn dispatch(
                 },
             };
             match outcome {
-                Ok(result) => finish(server, &scope, result),
+                Ok(result) => {
+                    #[cfg(feature = "schema-validation")]
+                    if let Some(validators) = &tool.validators
+                        && !result.is_error()
+                    {
+                        validators.check_output(result.structured_content.as_ref())?;
+                    }
+                    finish(server, &scope, result)
+                }
                 Err(HandlerError::Failed(message)) => finish(server, &scope, CallToolResult::error(message)),
                 Err(HandlerError::Protocol(error)) => Err(error),
                 Err(HandlerError::InputRequired) => input_required(server, &scope, method, &name, input),

@@ -43,6 +43,8 @@ mod subscriptions;
 mod tasks;
 mod tool;
 pub mod uri_template;
+#[cfg(feature = "schema-validation")]
+mod validation;
 
 pub use catalog::Change;
 pub use completion::CompletionRequest;

@@ -128,6 +128,8 @@ pub struct ToolDef {
     /// Arguments mirrored into `Mcp-Param-*` headers, read once from the input schema.
     pub(crate) header_params: Vec<super::header_params::HeaderParam>,
     pub(crate) task_support: super::TaskSupport,
+    #[cfg(feature = "schema-validation")]
+    pub(crate) validators: Option<super::validation::ToolValidators>,
 }
 
 impl std::fmt::Debug for ToolDef {
@@ -151,6 +153,8 @@ impl ToolDef {
         });
         let input_schema = schema_of::<H::Args>();
         ToolDef {
+            #[cfg(feature = "schema-validation")]
+            validators: None,
             task_support: super::TaskSupport::Forbidden,
             header_params: super::header_params::declared(&input_schema),
             tool: Tool {
@@ -205,10 +209,29 @@ impl ToolDef {
         self
     }
 
+    /// Sets the output schema (kept verbatim); structured results must match it.
+    pub fn output_schema(mut self, schema: JsonObject) -> Self {
+        self.tool.output_schema = Some(schema);
+        self
+    }
+
     /// Replaces the generated input schema (kept verbatim).
     pub fn input_schema(mut self, schema: JsonObject) -> Self {
         self.header_params = super::header_params::declared(&schema);
         self.tool.input_schema = schema;
+        self
+    }
+
+    /// Compiles the validators of the final schemas (when the registry takes the tool).
+    pub(crate) fn seal(self) -> Self {
+        #[cfg(feature = "schema-validation")]
+        {
+            let mut this = self;
+            this.validators =
+                Some(super::validation::ToolValidators::new(&this.tool.input_schema, this.tool.output_schema.as_ref()));
+            this
+        }
+        #[cfg(not(feature = "schema-validation"))]
         self
     }
 
