@@ -4,11 +4,16 @@
 //! 2025-11-25) and the modern, stateless 2026-07-28 revision, choosing per peer ("dual-era").
 //!
 //! Layers, bottom up:
-//! - [`protocol`]: the wire model, pure data.
+//! - [`protocol`]: the wire model, pure data (no IO, no async).
 //! - `engine`: a transport-agnostic JSON-RPC peer (ids, pending requests, cancellation, progress, bounded
 //!   dispatch).
-//! - `transport`: stdio and child-process transports.
-//! - `server` and `client`: the APIs most users touch.
+//! - `transport`: stdio, child-process and in-memory transports.
+//! - `server` (with `server::http`, feature `http-server`) and `client` (with its streamable HTTP transport,
+//!   feature `http-client`): the APIs most users touch.
+//! - `auth` (feature `auth`): the OAuth 2.1 client for MCP authorization.
+//!
+//! Features: `client`, `server` and `stdio` by default; `http-server`, `http-client`, `auth` and
+//! `schema-validation` on request. Every buffer, queue and wait is bounded ([`Limits`]).
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
