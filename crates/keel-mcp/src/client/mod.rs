@@ -19,7 +19,7 @@
 //! On connect the client probes with `server/discover` (modern era). A discover result, or a recognised
 //! modern error such as `UnsupportedProtocolVersion`, keeps it modern; any other error or a timeout makes it
 //! fall back to `initialize` (legacy era), as the 2026-07-28 versioning rules describe. Over HTTP
-//! ([`http::HttpTransport`], feature `http-client`) the same probe runs, the era is cached per origin, and the
+//! (`http::HttpTransport`, feature `http-client`) the same probe runs, the era is cached per origin, and the
 //! deprecated HTTP+SSE transport is the last resort.
 //!
 //! What the server may ask of the client is answered by handlers registered on the builder; each one
