@@ -17,6 +17,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod docs;
 pub mod protocol;
 
 mod error;
