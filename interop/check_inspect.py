@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Check the output of Keel's `inspect` example (one `server`, `protocol`, `tool` or `result` item per line).
+"""Check the output of Keel's `inspect` example (one `server`, `protocol`, `tool`, `resource`,
+`prompt` or `result` item per line).
 
-    check_inspect.py OUTPUT_FILE [--protocol-prefix P] [--tool NAME]... [--result-contains TEXT]... [--result-number N]
+    check_inspect.py OUTPUT_FILE [--protocol-prefix P] [--tool NAME]... [--resource URI]... [--result-contains TEXT]... [--result-number N]
 
 Exits 0 when every expectation holds; otherwise prints one line saying what differed and exits 1.
 `--result-number N` wants N to be the last number in the result's text blocks (e.g. "The sum of 19 and 23.5 is
@@ -28,6 +29,7 @@ def main() -> int:
     parser.add_argument("output")
     parser.add_argument("--protocol-prefix", default="")
     parser.add_argument("--tool", action="append", default=[])
+    parser.add_argument("--resource", action="append", default=[])
     parser.add_argument("--result-contains", action="append", default=[])
     parser.add_argument("--result-number", type=float)
     args = parser.parse_args()
@@ -37,6 +39,7 @@ def main() -> int:
     servers = [line[len("server ") :] for line in lines if line.startswith("server ")]
     protocols = [line[len("protocol ") :] for line in lines if line.startswith("protocol ")]
     tools = [line[len("tool ") :] for line in lines if line.startswith("tool ")]
+    resources = [line[len("resource ") :] for line in lines if line.startswith("resource ")]
     results = [line[len("result ") :] for line in lines if line.startswith("result ")]
 
     if len(servers) != 1:
@@ -48,6 +51,9 @@ def main() -> int:
     missing = [name for name in args.tool if name not in tools]
     if missing:
         return fail(f"no 'tool' line for {', '.join(missing)} (tools: {', '.join(tools) or 'none'})")
+    missing = [uri for uri in args.resource if uri not in resources]
+    if missing:
+        return fail(f"no 'resource' line for {', '.join(missing)} (resources: {', '.join(resources) or 'none'})")
 
     if args.result_contains or args.result_number is not None:
         if len(results) != 1:

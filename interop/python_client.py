@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Drive a Keel stdio server with the official MCP Python SDK (`mcp`, pinned in interop/requirements.txt).
+"""Drive a Keel server with the official MCP Python SDK (`mcp`, pinned in interop/requirements.txt).
 
-    python_client.py [--mode legacy|modern] -- COMMAND [ARGS...]
+    python_client.py [--mode legacy|modern] -- COMMAND [ARGS...]     Keel's stdio_server example, over stdio
+    python_client.py [--mode legacy|modern] --url URL                Keel's http_server example, streamable HTTP
 
-Spawns COMMAND with `mcp.client.stdio.stdio_client`, connects a `ClientSession` and checks what Keel's
+Over stdio, spawns COMMAND with `mcp.client.stdio.stdio_client`, connects a `ClientSession` and checks what Keel's
 `stdio_server` example offers:
 
   * handshake: `legacy` sends `initialize` (a 2025-* version must be agreed), `modern` probes `server/discover`
@@ -13,6 +14,14 @@ Spawns COMMAND with `mcp.client.stdio.stdio_client`, connects a `ClientSession` 
   * echo {text:"hi"}: text "hi";
   * countdown {from:3} with a progress callback: text "liftoff after 3", progress reported;
   * add {a:"x"}: a CallToolResult with isError true, not a JSON-RPC error and not an exception.
+
+With --url, connects with `mcp.client.streamable_http.streamable_http_client` and checks what Keel's `http_server`
+example offers, after the same handshake:
+
+  * tools/list: add and now; add {a:2,b:3}: structuredContent {"sum": 5};
+  * resources/list has docs://readme; resources/read docs://readme: text/markdown "# Hello\nServed by Keel.";
+  * resources/templates/list has notes://{name}; resources/read notes://kitchen: a text that mentions kitchen;
+  * prompts/list has essay; prompts/get essay {topic:"ships"}: a message whose text mentions ships.
 
 Prints one `  ok: ...` line per check; on the first mismatch prints `python_client: FAILED: <why>` and exits 1.
 """
@@ -27,6 +36,7 @@ from typing import Any
 import anyio
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import Implementation
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
@@ -71,37 +81,102 @@ async def call(session: ClientSession, name: str, arguments: dict[str, Any], **k
                        f" data={json.dumps(exc.error.data)}") from exc
 
 
+async def handshake(session: ClientSession, mode: str) -> None:
+    if mode == "legacy":
+        try:
+            init = await session.initialize()
+        except MCPError as exc:
+            raise Mismatch(f"initialize failed: {exc.error.code} {exc.error.message!r}") from exc
+        check(init.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS and init.protocol_version.startswith("2025-"),
+              f"initialize agreed on {init.protocol_version!r}, expected a 2025-* version")
+        check(init.capabilities.tools is not None, f"initialize result has no tools capability: {dump(init)}")
+        info = init.server_info
+        ok(f"initialize -> protocol {init.protocol_version}, server {info.name} {info.version}")
+    else:
+        try:
+            disc = await session.discover()
+        except MCPError as exc:
+            raise Mismatch(f"server/discover failed: {exc.error.code} {exc.error.message!r}") from exc
+        check(session.protocol_version in MODERN_PROTOCOL_VERSIONS,
+              f"server/discover agreed on {session.protocol_version!r}, expected one of {MODERN_PROTOCOL_VERSIONS}")
+        check(disc.capabilities.tools is not None, f"discover result has no tools capability: {dump(disc)}")
+        info = session.server_info
+        who = f"{info.name} {info.version}" if info else "(not stamped)"
+        ok(f"server/discover -> protocol {session.protocol_version}, supported {disc.supported_versions}, server {who}")
+
+
+def open_session(read: Any, write: Any) -> ClientSession:
+    return ClientSession(
+        read,
+        write,
+        read_timeout_seconds=REQUEST_TIMEOUT,
+        client_info=Implementation(name="keel-interop-python-client", version="1"),
+    )
+
+
+async def request(what: str, coroutine: Any) -> Any:
+    try:
+        return await coroutine
+    except MCPError as exc:
+        raise Mismatch(f"{what} got a JSON-RPC error: {exc.error.code} {exc.error.message!r} data={json.dumps(exc.error.data)}") from exc
+
+
+def resource_texts(result: Any) -> list[tuple[str, str | None, str]]:
+    return [(str(c.uri), c.mime_type, c.text) for c in result.contents if getattr(c, "text", None) is not None]
+
+
+async def run_http(mode: str, url: str) -> None:
+    async with streamable_http_client(url) as (read, write):
+        async with open_session(read, write) as session:
+            await handshake(session, mode)
+
+            # ---- tools
+            listed = await request("tools/list", session.list_tools())
+            tools = {tool.name: tool for tool in listed.tools}
+            missing = sorted({"add", "now"} - tools.keys())
+            check(not missing, f"tools/list lacks {missing}; got {sorted(tools)}")
+            ok(f"tools/list -> {sorted(tools)}")
+            result = await call(session, "add", {"a": 2, "b": 3})
+            check(not result.is_error, f"add {{a:2,b:3}} returned isError: {dump(result)}")
+            structured = result.structured_content
+            check(isinstance(structured, dict) and is_number(structured.get("sum"), 5),
+                  f"add {{a:2,b:3}}: structuredContent is not {{\"sum\": 5}}: {dump(result)}")
+            ok(f"add {{a:2,b:3}} -> structuredContent {json.dumps(structured)}")
+
+            # ---- resources
+            listed = await request("resources/list", session.list_resources())
+            uris = [str(r.uri) for r in listed.resources]
+            check("docs://readme" in uris, f"resources/list lacks docs://readme; got {uris}")
+            ok(f"resources/list -> {uris}")
+            read_result = await request("resources/read docs://readme", session.read_resource("docs://readme"))
+            got = resource_texts(read_result)
+            check(got == [("docs://readme", "text/markdown", "# Hello\nServed by Keel.")],
+                  f"resources/read docs://readme: expected one text/markdown text '# Hello\\nServed by Keel.': {dump(read_result)}")
+            ok("resources/read docs://readme -> text/markdown '# Hello\\nServed by Keel.'")
+            templates = await request("resources/templates/list", session.list_resource_templates())
+            patterns = [t.uri_template for t in templates.resource_templates]
+            check("notes://{name}" in patterns, f"resources/templates/list lacks notes://{{name}}; got {patterns}")
+            read_result = await request("resources/read notes://kitchen", session.read_resource("notes://kitchen"))
+            got = resource_texts(read_result)
+            check(len(got) == 1 and got[0][0] == "notes://kitchen" and "kitchen" in got[0][2],
+                  f"resources/read notes://kitchen: expected one text for notes://kitchen mentioning kitchen: {dump(read_result)}")
+            ok(f"resources/templates/list -> {patterns}; resources/read notes://kitchen -> {got[0][2]!r}")
+
+            # ---- prompts
+            listed = await request("prompts/list", session.list_prompts())
+            names = [p.name for p in listed.prompts]
+            check("essay" in names, f"prompts/list lacks essay; got {names}")
+            prompt = await request("prompts/get essay", session.get_prompt("essay", {"topic": "ships"}))
+            said = [m.content.text for m in prompt.messages if getattr(m.content, "type", None) == "text"]
+            check(any("ships" in text for text in said), f"prompts/get essay {{topic:ships}}: no text message mentions ships: {dump(prompt)}")
+            ok(f"prompts/list -> {names}; prompts/get essay {{topic:'ships'}} -> {said}")
+
+
 async def run(mode: str, command: list[str]) -> None:
     params = StdioServerParameters(command=command[0], args=command[1:])
     async with stdio_client(params, errlog=sys.stderr) as (read, write):
-        async with ClientSession(
-            read,
-            write,
-            read_timeout_seconds=REQUEST_TIMEOUT,
-            client_info=Implementation(name="keel-interop-python-client", version="1"),
-        ) as session:
-            # ---- handshake
-            if mode == "legacy":
-                try:
-                    init = await session.initialize()
-                except MCPError as exc:
-                    raise Mismatch(f"initialize failed: {exc.error.code} {exc.error.message!r}") from exc
-                check(init.protocol_version in HANDSHAKE_PROTOCOL_VERSIONS and init.protocol_version.startswith("2025-"),
-                      f"initialize agreed on {init.protocol_version!r}, expected a 2025-* version")
-                check(init.capabilities.tools is not None, f"initialize result has no tools capability: {dump(init)}")
-                info = init.server_info
-                ok(f"initialize -> protocol {init.protocol_version}, server {info.name} {info.version}")
-            else:
-                try:
-                    disc = await session.discover()
-                except MCPError as exc:
-                    raise Mismatch(f"server/discover failed: {exc.error.code} {exc.error.message!r}") from exc
-                check(session.protocol_version in MODERN_PROTOCOL_VERSIONS,
-                      f"server/discover agreed on {session.protocol_version!r}, expected one of {MODERN_PROTOCOL_VERSIONS}")
-                check(disc.capabilities.tools is not None, f"discover result has no tools capability: {dump(disc)}")
-                info = session.server_info
-                who = f"{info.name} {info.version}" if info else "(not stamped)"
-                ok(f"server/discover -> protocol {session.protocol_version}, supported {disc.supported_versions}, server {who}")
+        async with open_session(read, write) as session:
+            await handshake(session, mode)
 
             # ---- tools/list
             listed = await session.list_tools()
@@ -167,13 +242,17 @@ def flatten(exc: BaseException) -> list[BaseException]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=("legacy", "modern"), default="legacy")
+    parser.add_argument("--url", help="a streamable HTTP endpoint (Keel's http_server example) instead of a command")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]: the server to spawn")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    if not command:
-        parser.error("no server command given (python_client.py [--mode MODE] -- COMMAND [ARGS...])")
+    if bool(command) == bool(args.url):
+        parser.error("give either --url URL or -- COMMAND [ARGS...]")
     try:
-        anyio.run(run, args.mode, command)
+        if args.url:
+            anyio.run(run_http, args.mode, args.url)
+        else:
+            anyio.run(run, args.mode, command)
     except BaseException as exc:  # noqa: BLE001 - report anything, including exception groups from anyio
         if isinstance(exc, KeyboardInterrupt):
             raise
