@@ -14,7 +14,9 @@ use super::body::{self, ResponseBody, sse_event};
 use super::{HttpInner, RequestSlot, ResponseChannel, header};
 use crate::engine::BoxFuture;
 use crate::protocol::ErrorObject;
-use crate::protocol::jsonrpc::{self, Message, RequestId, code};
+use crate::protocol::Request as _;
+use crate::protocol::jsonrpc::{self, Message, RawRequest, RequestId, code};
+use crate::protocol::subscriptions::ListenParams;
 use crate::server::context::Channel;
 use crate::server::dispatch::{Call, HeaderChecks, dispatch};
 
@@ -44,7 +46,7 @@ pub(super) async fn post(
     let cancellation = CancellationToken::new();
     // Closing the response (the client going away) is the cancellation in this revision.
     let guard = cancellation.clone().drop_guard();
-    let (stream, frames) = if accepts_sse {
+    let (stream, frames) = if accepts_sse && may_stream(&request) {
         let (tx, rx) = mpsc::channel(32);
         (Some(tx), Some(rx))
     } else {
@@ -61,6 +63,18 @@ pub(super) async fn post(
         Started::Done(outcome) => answer_json(&id, outcome),
         Started::Streaming { first, frames, call } => body::sse(stream_call(first, frames, call, id, (guard, slot))),
     }
+}
+
+/// Whether a request can produce anything before its answer. In this revision a handler streams only
+/// progress (when the request carries a progress token), log messages (when it sets a log level) and
+/// `subscriptions/listen` notifications; every other request is answered as plain JSON without setting up
+/// a stream. A false positive (the text appears elsewhere in the params) only costs a channel.
+fn may_stream(request: &RawRequest) -> bool {
+    request.method == ListenParams::METHOD
+        || request.params.as_ref().is_some_and(|p| {
+            let text = p.get();
+            text.contains("\"progressToken\"") || text.contains("io.modelcontextprotocol/logLevel")
+        })
 }
 
 /// Reads and checks the standard headers that do not need the body.
