@@ -8,7 +8,7 @@ use keel_mcp::protocol::display::Role;
 use keel_mcp::protocol::elicitation::{ElicitParams, ElicitResult, PrimitiveSchema, RequestedSchema};
 use keel_mcp::protocol::logging::LoggingLevel;
 use keel_mcp::protocol::prompts::PromptMessage;
-use keel_mcp::protocol::sampling::CreateMessageParams;
+use keel_mcp::protocol::sampling::{CreateMessageParams, CreateMessageResult};
 use keel_mcp::protocol::tools::CallToolResult;
 use keel_mcp::protocol::{Implementation, JsonObject};
 use keel_mcp::server::{
@@ -46,6 +46,11 @@ fn sampling(text: &str, max_tokens: u64) -> CreateMessageParams {
 
 fn describe(result: &ElicitResult) -> String {
     format!("action={}, content={}", serde_json::to_value(result.action).unwrap_or_default(), json!(result.content))
+}
+
+/// The first text block of a sampling answer, or "".
+fn sampled_text(answer: &CreateMessageResult) -> String {
+    answer.content.blocks().iter().find_map(|b| b.as_text()).unwrap_or_default().to_owned()
 }
 
 /// The text of `field` in an accepted elicitation, or "".
@@ -168,7 +173,7 @@ pub fn server() -> Server {
         })
         .tool("test_sampling", "Asks the client's model", |ctx: RequestContext, PromptArg { prompt }: PromptArg| async move {
             let answer = ctx.create_message("sample", sampling(&prompt, 100)).await?;
-            let text = answer.content.blocks().iter().find_map(|b| b.as_text()).unwrap_or_default().to_owned();
+            let text = sampled_text(&answer);
             Ok::<_, HandlerError>(format!("LLM response: {text}"))
         })
         .tool("test_elicitation", "Asks the user", |ctx: RequestContext, MessageArg { message }: MessageArg| async move {
@@ -290,7 +295,7 @@ pub fn server() -> Server {
         )
         .tool("test_missing_capability", "Needs the sampling capability", |ctx: RequestContext, _: NoArgs| async move {
             let answer = ctx.create_message("needs_sampling", sampling("Say hello", 10)).await?;
-            let text = answer.content.blocks().iter().find_map(|b| b.as_text()).unwrap_or_default().to_owned();
+            let text = sampled_text(&answer);
             Ok::<_, HandlerError>(format!("sampled: {text}"))
         })
         .tool("test_streaming_elicitation", "Streams notifications, then answers", |ctx: RequestContext, _: NoArgs| async move {
@@ -310,7 +315,7 @@ pub fn server() -> Server {
         })
         .tool("test_input_required_result_sampling", "Asks the model a question", |ctx: RequestContext, _: NoArgs| async move {
             let answer = ctx.create_message("capital_question", sampling("What is the capital of France?", 100)).await?;
-            let text = answer.content.blocks().iter().find_map(|b| b.as_text()).unwrap_or_default().to_owned();
+            let text = sampled_text(&answer);
             Ok::<_, HandlerError>(format!("The model said: {text}"))
         })
         .tool("test_input_required_result_list_roots", "Asks for the roots", |ctx: RequestContext, _: NoArgs| async move {
@@ -331,7 +336,7 @@ pub fn server() -> Server {
             let greeting = ctx.create_message("greeting", sampling("Generate a greeting", 50)).await;
             let roots = ctx.list_roots("client_roots").await;
             let (name, greeting, roots) = (name?, greeting?, roots?);
-            let greeting = greeting.content.blocks().iter().find_map(|b| b.as_text()).unwrap_or_default().to_owned();
+            let greeting = sampled_text(&greeting);
             Ok::<_, HandlerError>(format!("{greeting} {} ({} roots)", field(&name, "name"), roots.roots.len()))
         })
         .tool("test_input_required_result_multi_round", "Asks in two rounds", |ctx: RequestContext, _: NoArgs| async move {

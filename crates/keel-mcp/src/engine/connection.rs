@@ -149,11 +149,7 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
                     peer.shared.in_flight.lock().expect("in-flight lock").remove(&id);
                     // A cancelled request gets no answer.
                     if let Some(outcome) = outcome {
-                        let frame = match outcome {
-                            Ok(result) => jsonrpc::encode_result(&id, &result).expect("raw results encode"),
-                            Err(error) => jsonrpc::encode_error(Some(&id), &error),
-                        };
-                        let _ = peer.send_frame(frame).await;
+                        let _ = peer.send_frame(jsonrpc::encode_answer(&id, &outcome)).await;
                     }
                     drop(permit);
                 };

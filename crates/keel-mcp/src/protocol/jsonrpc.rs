@@ -357,6 +357,14 @@ pub fn encode_result<R: Serialize + ?Sized>(id: &RequestId, result: &R) -> serde
     serde_json::to_vec(&OutResult { jsonrpc: JSONRPC_VERSION, id, result })
 }
 
+/// Encodes the answer to request `id`: its raw result, or its error.
+pub fn encode_answer(id: &RequestId, answer: &Result<Box<RawValue>, ErrorObject>) -> Vec<u8> {
+    match answer {
+        Ok(result) => encode_result(id, result).expect("raw results encode"),
+        Err(error) => encode_error(Some(id), error),
+    }
+}
+
 /// Encodes an error response; `id` is `None` (omitted) when the request's id could not be read.
 pub fn encode_error(id: Option<&RequestId>, error: &ErrorObject) -> Vec<u8> {
     serde_json::to_vec(&OutError { jsonrpc: JSONRPC_VERSION, id, error }).expect("error objects always encode")

@@ -136,12 +136,8 @@ async fn call(
             if cancellation.is_cancelled() {
                 return body::empty(StatusCode::ACCEPTED);
             }
-            match outcome {
-                Ok(result) => {
-                    body::json(StatusCode::OK, jsonrpc::encode_result(&id, &result).expect("raw results encode"))
-                }
-                Err(error) => body::rpc_error(StatusCode::OK, Some(&id), &error),
-            }
+            // Legacy HTTP answers JSON-RPC errors with 200, like results.
+            body::json(StatusCode::OK, jsonrpc::encode_answer(&id, &outcome))
         }
         Started::Streaming { first, frames, call } => {
             let log = session.open_stream();
@@ -179,11 +175,7 @@ async fn finish_in_background(
     }
     session.in_flight.lock().expect("in-flight lock").remove(&id);
     if !cancellation.is_cancelled() {
-        let frame = match outcome {
-            Ok(result) => jsonrpc::encode_result(&id, &result).expect("raw results encode"),
-            Err(error) => jsonrpc::encode_error(Some(&id), &error),
-        };
-        log.append(frame.into());
+        log.append(jsonrpc::encode_answer(&id, &outcome).into());
     }
     log.finish();
 }

@@ -169,11 +169,7 @@ fn stream_call(
             biased;
             Some(frame) = state.frames.recv() => Some((sse_event(None, None, &frame), Some(state))),
             outcome = &mut state.call => {
-                let frame = match outcome {
-                    Ok(result) => jsonrpc::encode_result(&state.id, &result).expect("raw results encode"),
-                    Err(error) => jsonrpc::encode_error(Some(&state.id), &error),
-                };
-                Some((sse_event(None, None, &frame), None))
+                Some((sse_event(None, None, &jsonrpc::encode_answer(&state.id, &outcome)), None))
             }
         }
     })
