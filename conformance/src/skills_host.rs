@@ -6,7 +6,6 @@ use anyhow::{Context as _, bail};
 use keel_mcp::client::Client;
 use keel_mcp::protocol::ResourceContents;
 use keel_mcp::protocol::skills::{ListSkillsParams, Skill, SkillResources};
-use sha2::Digest as _;
 
 /// `skills/list`, every page (bounded).
 pub async fn list(client: &Client) -> anyhow::Result<Vec<Skill>> {
@@ -47,7 +46,7 @@ pub async fn load(client: &Client, skill: &Skill) -> anyhow::Result<()> {
     if let SkillResources::Listed(_) = &skill.resources {
         let entry = skill.resources.get(&skill.uri).context("the manifest does not list SKILL.md")?;
         entry
-            .verify(body.len() as u64, || sha2::Sha256::digest(body.as_bytes()).into())
+            .verify(body.len() as u64, || hmac_sha256::Hash::hash(body.as_bytes()))
             .map_err(|e| anyhow::anyhow!("{}: {e}; refusing to load the skill", skill.uri))?;
     }
     let description = frontmatter_value(&body, "description");
@@ -58,7 +57,7 @@ pub async fn load(client: &Client, skill: &Skill) -> anyhow::Result<()> {
         for resource in resources.iter().filter(|r| r.uri != skill.uri) {
             let text = read_text(client, &resource.uri).await?;
             resource
-                .verify(text.len() as u64, || sha2::Sha256::digest(text.as_bytes()).into())
+                .verify(text.len() as u64, || hmac_sha256::Hash::hash(text.as_bytes()))
                 .map_err(|e| anyhow::anyhow!("{}: {e}", resource.uri))?;
         }
     }

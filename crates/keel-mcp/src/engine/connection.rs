@@ -6,7 +6,6 @@ use serde_json::value::RawValue;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::BoxFuture;
 use super::peer::{Inbound, Outbound, Peer};
@@ -86,8 +85,9 @@ async fn write_loop<W: FrameWriter>(mut writer: W, mut rx: mpsc::Receiver<Outbou
 
 async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, peer: Peer, writer: JoinHandle<()>) {
     let shared = peer.shared.clone();
-    let permits = Arc::new(Semaphore::new(shared.limits.max_concurrent_requests));
-    let tracker = TaskTracker::new();
+    // Every running request holds a permit, so taking them all back later also waits for the last one to end.
+    let max_running = shared.limits.max_concurrent_requests.clamp(1, u32::MAX as usize);
+    let permits = Arc::new(Semaphore::new(max_running));
     loop {
         let frame = tokio::select! {
             frame = reader.read_frame() => frame,
@@ -156,7 +156,7 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
                 if sequential {
                     task.await;
                 } else {
-                    tracker.spawn(task);
+                    tokio::spawn(task);
                 }
             }
             Ok(Message::Notification(notification)) => match notification.method.as_str() {
@@ -178,8 +178,7 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
     // Stop taking input; let running handlers finish (a closed stdin still deserves its answers), then
     // fail whatever waits for the other side and close the transport.
     shared.closed.cancel();
-    tracker.close();
-    tracker.wait().await;
+    let _ = permits.acquire_many(max_running as u32).await;
     shared.pending.clear();
     let _ = shared.out.send(Outbound::Shutdown).await;
     let _ = writer.await;

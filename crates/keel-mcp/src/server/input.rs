@@ -15,7 +15,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest, Sha256};
 
 use crate::protocol::{ErrorObject, InputRequest, InputRequests, InputResponses};
 
@@ -117,16 +116,7 @@ impl StateSealer {
 
 /// HMAC-SHA256 (RFC 2104).
 fn hmac_sha256(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
-    let mut block = [0u8; 64];
-    block[..32].copy_from_slice(key);
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
-    inner.update(message);
-    let inner = inner.finalize();
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner);
-    outer.finalize().into()
+    hmac_sha256::HMAC::mac(message, key)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

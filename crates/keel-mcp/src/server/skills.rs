@@ -4,8 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sha2::{Digest, Sha256};
-
 use std::sync::Mutex;
 
 use serde_json::value::RawValue;
@@ -93,7 +91,7 @@ impl SkillDef {
                     .iter()
                     .map(|(uri, _, text)| SkillResource {
                         uri: uri.clone(),
-                        digest: format!("sha256:{}", hex(&Sha256::digest(text.as_bytes()))),
+                        digest: format!("sha256:{}", hex(&hmac_sha256::Hash::hash(text.as_bytes()))),
                         size: text.len() as u64,
                     })
                     .collect(),

@@ -8,7 +8,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
 use serde_json::{Value, json};
-use sha2::{Digest as _, Sha256};
 
 use super::error::AuthError;
 use super::pkce::random_token;
@@ -35,7 +34,7 @@ pub fn htu(url: &str) -> &str {
 
 /// `ath`: base64url(SHA-256(access token)).
 pub fn ath(access_token: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(access_token.as_bytes()))
+    URL_SAFE_NO_PAD.encode(hmac_sha256::Hash::hash(access_token.as_bytes()))
 }
 
 impl Dpop {

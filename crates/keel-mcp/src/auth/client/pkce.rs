@@ -2,7 +2,6 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use sha2::{Digest, Sha256};
 
 use super::error::AuthError;
 
@@ -38,7 +37,7 @@ impl Pkce {
 
 /// `BASE64URL(SHA256(verifier))`.
 pub fn s256(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+    URL_SAFE_NO_PAD.encode(hmac_sha256::Hash::hash(verifier.as_bytes()))
 }
 
 /// Equality whose time does not depend on where the inputs differ.

@@ -93,8 +93,7 @@ impl FileTokenStore {
     }
 
     fn path(&self, key: &str, ext: &str) -> PathBuf {
-        use sha2::Digest as _;
-        let digest = sha2::Sha256::digest(key.as_bytes());
+        let digest = hmac_sha256::Hash::hash(key.as_bytes());
         let name: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
         self.dir.join(format!("{name}.{ext}"))
     }
