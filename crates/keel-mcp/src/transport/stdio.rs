@@ -141,11 +141,166 @@ impl Default for Stdio {
 
 #[cfg(feature = "stdio")]
 impl Transport for Stdio {
-    type Reader = LineReader<tokio::io::Stdin>;
-    type Writer = LineWriter<tokio::io::Stdout>;
+    type Reader = LineReader<StdinStream>;
+    type Writer = LineWriter<StdoutStream>;
 
     fn split(self) -> (Self::Reader, Self::Writer) {
-        (LineReader::new(tokio::io::stdin(), self.max_line), LineWriter::new(tokio::io::stdout()))
+        (LineReader::new(StdinStream::open(), self.max_line), LineWriter::new(StdoutStream::open()))
+    }
+}
+
+#[cfg(feature = "stdio")]
+pub use std_streams::{StdinStream, StdoutStream};
+
+/// The process's stdin and stdout as async streams.
+///
+/// tokio's own `Stdin`/`Stdout` run every read and write on its blocking thread pool: two thread hand-offs per
+/// operation, which dominate a stdio round trip. When the stream is a pipe (how an MCP client launches a server)
+/// it is switched to non-blocking mode and driven by the reactor instead, with no extra thread; the original mode
+/// is restored on drop, since the pipe may outlive us. Anything else (a terminal, a file) keeps tokio's streams.
+#[cfg(feature = "stdio")]
+mod std_streams {
+    use std::io;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+    /// stdin: a reactor-driven pipe when it is one, tokio's `Stdin` otherwise.
+    #[derive(Debug)]
+    pub struct StdinStream(Inner<PipeIn, tokio::io::Stdin>);
+
+    /// stdout: a reactor-driven pipe when it is one, tokio's `Stdout` otherwise.
+    #[derive(Debug)]
+    pub struct StdoutStream(Inner<PipeOut, tokio::io::Stdout>);
+
+    #[derive(Debug)]
+    enum Inner<P, F> {
+        Pipe(P),
+        Fallback(F),
+    }
+
+    #[cfg(unix)]
+    type PipeIn = pipe::Pipe<tokio::net::unix::pipe::Receiver>;
+    #[cfg(unix)]
+    type PipeOut = pipe::Pipe<tokio::net::unix::pipe::Sender>;
+    #[cfg(not(unix))]
+    type PipeIn = std::convert::Infallible;
+    #[cfg(not(unix))]
+    type PipeOut = std::convert::Infallible;
+
+    impl StdinStream {
+        /// Opens stdin (inside a tokio runtime with IO enabled).
+        pub fn open() -> Self {
+            #[cfg(unix)]
+            if let Some(pipe) = pipe::Pipe::open(0, tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked) {
+                return StdinStream(Inner::Pipe(pipe));
+            }
+            StdinStream(Inner::Fallback(tokio::io::stdin()))
+        }
+    }
+
+    impl StdoutStream {
+        /// Opens stdout (inside a tokio runtime with IO enabled).
+        pub fn open() -> Self {
+            #[cfg(unix)]
+            if let Some(pipe) = pipe::Pipe::open(1, tokio::net::unix::pipe::Sender::from_owned_fd_unchecked) {
+                return StdoutStream(Inner::Pipe(pipe));
+            }
+            StdoutStream(Inner::Fallback(tokio::io::stdout()))
+        }
+    }
+
+    impl AsyncRead for StdinStream {
+        fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            match &mut self.0 {
+                #[cfg(unix)]
+                Inner::Pipe(p) => Pin::new(&mut p.stream).poll_read(cx, buf),
+                #[cfg(not(unix))]
+                Inner::Pipe(never) => match *never {},
+                Inner::Fallback(f) => Pin::new(f).poll_read(cx, buf),
+            }
+        }
+    }
+
+    impl AsyncWrite for StdoutStream {
+        fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+            match &mut self.0 {
+                #[cfg(unix)]
+                Inner::Pipe(p) => Pin::new(&mut p.stream).poll_write(cx, data),
+                #[cfg(not(unix))]
+                Inner::Pipe(never) => match *never {},
+                Inner::Fallback(f) => Pin::new(f).poll_write(cx, data),
+            }
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            match &mut self.0 {
+                #[cfg(unix)]
+                Inner::Pipe(p) => Pin::new(&mut p.stream).poll_flush(cx),
+                #[cfg(not(unix))]
+                Inner::Pipe(never) => match *never {},
+                Inner::Fallback(f) => Pin::new(f).poll_flush(cx),
+            }
+        }
+
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            match &mut self.0 {
+                #[cfg(unix)]
+                Inner::Pipe(p) => Pin::new(&mut p.stream).poll_shutdown(cx),
+                #[cfg(not(unix))]
+                Inner::Pipe(never) => match *never {},
+                Inner::Fallback(f) => Pin::new(f).poll_shutdown(cx),
+            }
+        }
+    }
+
+    #[cfg(unix)]
+    mod pipe {
+        use std::io;
+        use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+        /// A duplicate of a standard descriptor in non-blocking mode; puts the original flags back on drop.
+        #[derive(Debug)]
+        pub(super) struct Pipe<S: AsRawFd> {
+            pub(super) stream: S,
+            original_flags: libc::c_int,
+        }
+
+        impl<S: AsRawFd> Pipe<S> {
+            /// `None` when `fd` is not a pipe (or can't be set up), so the caller falls back.
+            pub(super) fn open(fd: RawFd, wrap: impl FnOnce(OwnedFd) -> io::Result<S>) -> Option<Self> {
+                // SAFETY: a zeroed `stat` is a valid out-parameter for fstat.
+                let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+                // SAFETY: fstat only writes to `stat`; a closed `fd` is an error, not UB.
+                if unsafe { libc::fstat(fd, &mut stat) } != 0 || stat.st_mode & libc::S_IFMT != libc::S_IFIFO {
+                    return None;
+                }
+                // SAFETY: fstat just showed `fd` is open; we only borrow it to duplicate it.
+                let owned = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned().ok()?;
+                // SAFETY: F_GETFL on a valid descriptor.
+                let original_flags = unsafe { libc::fcntl(owned.as_raw_fd(), libc::F_GETFL) };
+                // SAFETY: F_SETFL on a valid descriptor (the flag is on the shared open file description).
+                if original_flags < 0
+                    || unsafe { libc::fcntl(owned.as_raw_fd(), libc::F_SETFL, original_flags | libc::O_NONBLOCK) } < 0
+                {
+                    return None;
+                }
+                let Ok(stream) = wrap(owned) else {
+                    // SAFETY: `fd` itself is still open; the duplicate has been closed by `wrap`.
+                    unsafe { libc::fcntl(fd, libc::F_SETFL, original_flags) };
+                    return None;
+                };
+                Some(Pipe { stream, original_flags })
+            }
+        }
+
+        impl<S: AsRawFd> Drop for Pipe<S> {
+            fn drop(&mut self) {
+                // SAFETY: the descriptor is still open (the stream drops after this).
+                unsafe { libc::fcntl(self.stream.as_raw_fd(), libc::F_SETFL, self.original_flags) };
+            }
+        }
     }
 }
 
