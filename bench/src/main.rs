@@ -1,7 +1,7 @@
 //! keel-bench: Keel against rmcp and against the hardware floor (issue 5).
 //!
 //! ```text
-//! cargo run -p keel-bench --release -- [--quick] [--json out.json] [--build-cost]
+//! cargo run -p keel-bench --release -- [--quick] [--json out.json] [--build-cost] [--only section,...]
 //! ```
 //!
 //! The harness spawns each server as a subprocess of itself (`keel-bench serve <kind> --port N`), pinned to core 0
@@ -56,6 +56,14 @@ struct Options {
     quick: bool,
     json: Option<String>,
     build_cost: bool,
+    /// Runs only these sections (`--only stdio,codec`); all when empty.
+    only: Vec<String>,
+}
+
+impl Options {
+    fn runs(&self, section: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == section)
+    }
 }
 
 /// How long things run: `--quick` is a correctness smoke test, the full run is for people.
@@ -231,25 +239,39 @@ async fn http_bench(report: &mut Report, plan: &Plan, era: Era, quick: bool) -> 
     Ok(())
 }
 
+/// stdio is measured two ways. With the child on the harness's own core, a round trip costs two context switches
+/// and the rest is each side's CPU work, so the ratio shows what the SDK spends per message. With the child on the
+/// other core, every round trip waits for two cross-core wake-ups, which dominate and hide most of that work.
 async fn stdio_bench(report: &mut Report, plan: &Plan, quick: bool) -> anyhow::Result<()> {
     report.section(
         "stdio (sequential `tools/call` round trips through a child process)",
-        &["server", "round trips/s", "% of echo"],
+        &["child process on", "server", "round trips/s", "% of echo"],
     );
-    let mut results = Vec::new();
-    for (name, kind) in [("Keel", "keel-stdio"), ("rmcp", "rmcp-stdio"), ("raw line echo", "echo-stdio")] {
-        let mut rounds = Vec::new();
-        for _ in 0..plan.rounds {
-            let cmd = tokio::process::Command::from(server_command(kind, None));
-            rounds.push(stdio_load::run(cmd, plan.warmup, plan.measure, quick).await?);
-        }
-        results.push((name, median(rounds)));
-    }
-    let echo = results[2].1;
     let mut rows = Vec::new();
-    for (name, rate) in results {
-        report.row(&[name.into(), format!("{rate:.0}"), pct(rate, echo)]);
-        rows.push(json!({"server": name, "round_trips_per_s": rate}));
+    for (placement, separate) in [("the harness's core", false), ("the other core", true)] {
+        let mut results = Vec::new();
+        for (name, kind) in [("Keel", "keel-stdio"), ("rmcp", "rmcp-stdio"), ("raw line echo", "echo-stdio")] {
+            let mut rounds = Vec::new();
+            for _ in 0..plan.rounds {
+                let mut cmd = server_command(kind, None);
+                if !separate {
+                    // Without taskset the child inherits the harness's mask: core 1 only.
+                    cmd = std::process::Command::new(std::env::current_exe()?);
+                    cmd.arg("serve").arg(kind);
+                }
+                rounds
+                    .push(stdio_load::run(tokio::process::Command::from(cmd), plan.warmup, plan.measure, quick).await?);
+            }
+            results.push((name, median(rounds)));
+        }
+        let echo = results[2].1;
+        for (name, rate) in results {
+            report.row(&[placement.into(), name.into(), format!("{rate:.0}"), pct(rate, echo)]);
+            rows.push(json!({"server": name, "separate_cores": separate, "round_trips_per_s": rate}));
+        }
+        if !pinned() {
+            break; // Without taskset there is only one placement.
+        }
     }
     report.json.insert("stdio".into(), rows.into());
     Ok(())
@@ -304,16 +326,26 @@ async fn client_bench(report: &mut Report, plan: &Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
+const SECTIONS: &[&str] = &["http-modern", "http-legacy", "stdio", "memory", "client", "codec"];
+const USAGE: &str = "keel-bench [--quick] [--json out.json] [--build-cost] [--only section,...]";
+
 fn parse_args() -> anyhow::Result<Options> {
     let mut args = std::env::args().skip(1);
-    let mut opts = Options { quick: false, json: None, build_cost: false };
+    let mut opts = Options { quick: false, json: None, build_cost: false, only: Vec::new() };
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => opts.quick = true,
             "--build-cost" => opts.build_cost = true,
             "--json" => opts.json = Some(args.next().ok_or_else(|| anyhow::anyhow!("--json needs a path"))?),
+            "--only" => {
+                let list = args.next().ok_or_else(|| anyhow::anyhow!("--only needs a list of sections"))?;
+                opts.only = list.split(',').map(str::to_owned).collect();
+                if let Some(bad) = opts.only.iter().find(|s| !SECTIONS.contains(&s.as_str())) {
+                    anyhow::bail!("unknown section {bad}; sections: {}", SECTIONS.join(", "));
+                }
+            }
             other => {
-                anyhow::bail!("unknown argument {other}; usage: keel-bench [--quick] [--json out.json] [--build-cost]")
+                anyhow::bail!("unknown argument {other}; usage: {USAGE}")
             }
         }
     }
@@ -354,14 +386,26 @@ fn main() -> anyhow::Result<()> {
     ));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
-        http_bench(&mut report, &plan, Era::Modern, opts.quick).await?;
-        http_bench(&mut report, &plan, Era::Legacy, opts.quick).await?;
-        stdio_bench(&mut report, &plan, opts.quick).await?;
-        memory_bench(&mut report, &plan).await?;
-        client_bench(&mut report, &plan).await?;
+        if opts.runs("http-modern") {
+            http_bench(&mut report, &plan, Era::Modern, opts.quick).await?;
+        }
+        if opts.runs("http-legacy") {
+            http_bench(&mut report, &plan, Era::Legacy, opts.quick).await?;
+        }
+        if opts.runs("stdio") {
+            stdio_bench(&mut report, &plan, opts.quick).await?;
+        }
+        if opts.runs("memory") {
+            memory_bench(&mut report, &plan).await?;
+        }
+        if opts.runs("client") {
+            client_bench(&mut report, &plan).await?;
+        }
         anyhow::Ok(())
     })?;
-    codec_bench(&mut report, &plan)?;
+    if opts.runs("codec") {
+        codec_bench(&mut report, &plan)?;
+    }
     if opts.build_cost {
         report.section("Build cost: clean `cargo build --release` of a minimal stdio server", &["SDK", "seconds"]);
         let (keel, rmcp) = build_cost::run()?;
