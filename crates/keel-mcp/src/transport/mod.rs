@@ -7,12 +7,12 @@
 use std::future::Future;
 use std::io;
 
-#[cfg(feature = "stdio")]
+#[cfg(feature = "child-process")]
 pub mod child;
 pub mod memory;
 pub mod stdio;
 
-#[cfg(feature = "stdio")]
+#[cfg(feature = "child-process")]
 pub use child::{ChildProcess, ChildTransport};
 #[cfg(feature = "stdio")]
 pub use stdio::Stdio;
