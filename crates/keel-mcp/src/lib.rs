@@ -12,8 +12,9 @@
 //!   feature `http-client`): the APIs most users touch.
 //! - `auth` (feature `auth`): the OAuth 2.1 client for MCP authorization.
 //!
-//! Features: `client`, `server`, `stdio` and `child-process` by default; `http-server`, `http-client`, `auth` and
-//! `schema-validation` on request. Every buffer, queue and wait is bounded ([`Limits`]).
+//! Features: `client`, `server`, `stdio` and `child-process` by default; `http-server`, `http-client`, `auth`,
+//! `schema-validation` and the `tasks` and `skills` extensions on request. Every buffer, queue and wait is
+//! bounded ([`Limits`]).
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 

@@ -10,10 +10,13 @@ use keel_mcp::client::{Client, ServerNotification};
 use keel_mcp::engine::RequestOptions;
 use keel_mcp::protocol::completion::{CompleteParams, CompletionArgument, CompletionReference, PromptReference};
 use keel_mcp::protocol::elicitation::{ElicitParams, ElicitResult, PrimitiveSchema, RequestedSchema};
+#[cfg(feature = "skills")]
 use keel_mcp::protocol::skills::{GetSkillParams, ListSkillsParams, ReadDirectoryParams};
 use keel_mcp::protocol::subscriptions::SubscriptionFilter;
 use keel_mcp::protocol::{Implementation, ProtocolVersion, ResourceContents};
-use keel_mcp::server::{HandlerError, NoArgs, RequestContext, ResourceDef, Server, SkillDef, TemplateDef, ToolDef};
+#[cfg(feature = "skills")]
+use keel_mcp::server::SkillDef;
+use keel_mcp::server::{HandlerError, NoArgs, RequestContext, ResourceDef, Server, TemplateDef, ToolDef};
 use keel_mcp::transport::memory;
 use serde_json::json;
 
@@ -27,7 +30,7 @@ struct Greeting {
 }
 
 fn server() -> Server {
-    Server::builder(Implementation::new("features", "1.0.0"))
+    let builder = Server::builder(Implementation::new("features", "1.0.0"))
         .tool("ask_name", "Asks the user for a name", |ctx: RequestContext, _: NoArgs| async move {
             let schema = RequestedSchema::new(
                 vec![(
@@ -49,13 +52,14 @@ fn server() -> Server {
         })
         .complete_prompt_argument("greet", "name", |request| async move {
             ["ada", "alan", "grace"].into_iter().filter(|n| n.starts_with(&request.value)).map(str::to_owned).collect()
-        })
-        .skill(SkillDef::new("demo-skill", "Shows what skills look like.", "# Demo\n").file(
-            "docs/usage.md",
-            "text/markdown",
-            "use it",
-        ))
-        .build()
+        });
+    #[cfg(feature = "skills")]
+    let builder = builder.skill(SkillDef::new("demo-skill", "Shows what skills look like.", "# Demo\n").file(
+        "docs/usage.md",
+        "text/markdown",
+        "use it",
+    ));
+    builder.build()
 }
 
 async fn connect(server: &Server, versions: &[ProtocolVersion], notes: Arc<Mutex<Vec<String>>>) -> Client {
@@ -194,6 +198,7 @@ fn tokio_util_token() -> keel_mcp::engine::CancellationToken {
     keel_mcp::engine::CancellationToken::new()
 }
 
+#[cfg(feature = "skills")]
 #[tokio::test]
 async fn skills_are_listed_fetched_and_browsable() {
     let client = connect(&server(), &MODERN, Default::default()).await;

@@ -23,6 +23,7 @@ pub mod prompts;
 pub mod resources;
 pub mod roots;
 pub mod sampling;
+#[cfg(feature = "skills")]
 pub mod skills;
 pub mod subscriptions;
 pub mod tasks;

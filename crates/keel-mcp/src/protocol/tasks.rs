@@ -4,7 +4,7 @@
 //! - [`legacy`]: the experimental tasks of 2025-11-25 (SEP-1686): a client opts in per request with a
 //!   `task` param, `CreateTaskResult` nests the task under `task`, and `tasks/get|result|list|cancel`
 //!   plus `notifications/tasks/status` drive it.
-//! - [`extension`]: the 2026-07-28 extension `io.modelcontextprotocol/tasks` (SEP-2663): the server
+//! - `extension` (feature `tasks`): the 2026-07-28 extension `io.modelcontextprotocol/tasks` (SEP-2663): the server
 //!   decides, `CreateTaskResult` is flat with `resultType: "task"`, `tasks/get` returns the task with its
 //!   result, error or input requests inline, and `tasks/update` answers input requests.
 //!
@@ -13,6 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "tasks")]
 pub mod extension;
 pub mod legacy;
 

@@ -25,7 +25,9 @@ pub(crate) struct Catalog {
     pub(crate) prompts: Vec<PromptDef>,
     pub(crate) completers: HashMap<(CompletionTarget, String), ErasedCompleter>,
     /// Skills (skills extension) and the directories their files form.
+    #[cfg(feature = "skills")]
     pub(crate) skills: Vec<crate::protocol::skills::Skill>,
+    #[cfg(feature = "skills")]
     pub(crate) directories: std::collections::BTreeMap<String, std::collections::BTreeSet<(String, bool)>>,
     tool_index: HashMap<String, usize>,
     resource_index: HashMap<String, usize>,

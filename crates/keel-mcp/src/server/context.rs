@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::HandlerError;
 use super::input::{self, InputRound};
+#[cfg(feature = "tasks")]
 use super::tasks::TaskSlot;
 use crate::protocol::elicitation::{ElicitMode, ElicitParams, ElicitResult};
 use crate::protocol::jsonrpc::code;
@@ -69,6 +70,7 @@ pub struct RequestContext {
     /// Modern era, on methods that may ask for input: this round's answers and requests.
     pub(crate) input: Option<Arc<InputRound>>,
     /// A tool call that may become a task (tasks extension negotiated, tool supports tasks).
+    #[cfg(feature = "tasks")]
     pub(crate) task: Option<Arc<TaskSlot>>,
 }
 
@@ -184,6 +186,7 @@ impl RequestContext {
     /// here on park the task as `input_required`. When the call cannot become a task (the tool does not
     /// support tasks, or the client did not declare the extension) this does nothing and the call simply
     /// goes on.
+    #[cfg(feature = "tasks")]
     pub async fn continue_as_task(&self) -> Result<(), HandlerError> {
         match &self.task {
             Some(slot) => slot.escalate(),
@@ -192,6 +195,7 @@ impl RequestContext {
     }
 
     /// Whether this call is running as a task.
+    #[cfg(feature = "tasks")]
     pub fn is_task(&self) -> bool {
         self.task.as_ref().is_some_and(|slot| slot.entry.get().is_some())
     }
@@ -218,6 +222,7 @@ impl RequestContext {
             .with_data(serde_json::json!({ "requiredCapabilities": input::required_capability(&request) }));
             return Err(HandlerError::Protocol(error));
         }
+        #[cfg(feature = "tasks")]
         if let Some(task) = self.task.as_ref().and_then(|slot| slot.entry.get()) {
             return task.ask(key, request).await;
         }

@@ -10,15 +10,19 @@ use serde_json::value::RawValue;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+#[cfg(feature = "tasks")]
 use super::TaskSupport;
 use super::catalog::{Catalog, Change};
 use super::completion::{CompletionRequest, CompletionTarget};
 use super::context::Channel;
 use super::input::InputRound;
+#[cfg(feature = "tasks")]
 use super::tasks::{self, TaskSlot};
 use super::{HandlerError, RequestContext, ServerInner, tool};
 use crate::engine::{BoxFuture, Handler, Inbound, Peer};
-use crate::protocol::capabilities::{ClientCapabilities, extension_ids};
+use crate::protocol::capabilities::ClientCapabilities;
+#[cfg(feature = "tasks")]
+use crate::protocol::capabilities::extension_ids;
 use crate::protocol::completion::{CompleteParams, CompleteResult, Completion, CompletionReference};
 use crate::protocol::jsonrpc::{RawNotification, RawRequest, code};
 use crate::protocol::lifecycle::{
@@ -33,8 +37,10 @@ use crate::protocol::resources::{
     ReadResourceParams, ReadResourceResult, ResourceListChangedParams, ResourceUpdatedParams, SubscribeParams,
     UnsubscribeParams,
 };
+#[cfg(feature = "skills")]
 use crate::protocol::skills::{GetSkillParams, ListSkillsParams, ReadDirectoryParams};
 use crate::protocol::subscriptions::ListenParams;
+#[cfg(feature = "tasks")]
 use crate::protocol::tasks::extension::{CancelTaskParams, CreateTaskResult, GetTaskParams, UpdateTaskParams};
 use crate::protocol::tools::{CallToolParams, CallToolResult, ListToolsParams, ListToolsResult, ToolListChangedParams};
 use crate::protocol::version::{Era, negotiate_initialize};
@@ -261,19 +267,23 @@ pub(crate) async fn dispatch(
                 };
                 super::header_params::check(&tool.header_params, arguments.as_ref(), &headers.params)?;
             }
+            #[cfg(feature = "tasks")]
             let tasks_declared = scope.client_capabilities.has_extension(extension_ids::TASKS);
+            #[cfg(feature = "tasks")]
             if tool.task_support == TaskSupport::Required && !tasks_declared {
                 return Err(tasks::extension_required());
             }
             let input = open_input(server, &scope, method, &name, params.input_responses, params.request_state)?;
+            #[cfg_attr(not(feature = "tasks"), expect(unused_mut, reason = "only a task slot is set later"))]
             let mut ctx = context(call, &scope, params.meta.as_ref(), input.clone());
-            let (slot, escalated) = if tool.task_support != TaskSupport::Forbidden && tasks_declared && scope.modern() {
+            #[cfg(feature = "tasks")]
+            let escalated = if tool.task_support != TaskSupport::Forbidden && tasks_declared && scope.modern() {
                 let (slot, escalated) = TaskSlot::new(server.tasks.clone());
-                (Some(slot), Some(escalated))
+                ctx.task = Some(slot);
+                Some(escalated)
             } else {
-                (None, None)
+                None
             };
-            ctx.task = slot;
             #[cfg(feature = "schema-validation")]
             if let Some(validators) = &tool.validators {
                 let arguments = match &params.arguments {
@@ -285,27 +295,33 @@ pub(crate) async fn dispatch(
                     return finish(server, &scope, CallToolResult::error(why));
                 }
             }
-            let mut run = (tool.run)(ctx, params.arguments.as_deref());
+            let run = (tool.run)(ctx, params.arguments.as_deref());
+            #[cfg(not(feature = "tasks"))]
+            let outcome = run.await;
+            #[cfg(feature = "tasks")]
             let outcome = match escalated {
                 None => run.await,
-                Some(escalated) => tokio::select! {
-                    biased;
-                    outcome = &mut run => outcome,
-                    Ok(task) = escalated => {
-                        // The handler goes on in the background; the client polls the task.
-                        let background = task.clone();
-                        tokio::spawn(async move {
-                            let outcome = tokio::select! {
-                                outcome = run => Some(outcome),
-                                _ = background.cancellation.cancelled() => None,
-                            };
-                            if let Some(outcome) = outcome {
-                                background.finish(outcome);
-                            }
-                        });
-                        return finish(server, &scope, CreateTaskResult::new(task.summary()));
+                Some(escalated) => {
+                    let mut run = run;
+                    tokio::select! {
+                        biased;
+                        outcome = &mut run => outcome,
+                        Ok(task) = escalated => {
+                            // The handler goes on in the background; the client polls the task.
+                            let background = task.clone();
+                            tokio::spawn(async move {
+                                let outcome = tokio::select! {
+                                    outcome = run => Some(outcome),
+                                    _ = background.cancellation.cancelled() => None,
+                                };
+                                if let Some(outcome) = outcome {
+                                    background.finish(outcome);
+                                }
+                            });
+                            return finish(server, &scope, CreateTaskResult::new(task.summary()));
+                        }
                     }
-                },
+                }
             };
             match outcome {
                 Ok(result) => {
@@ -466,9 +482,11 @@ pub(crate) async fn dispatch(
             let result = super::subscriptions::listen(server, params.notifications, call).await;
             finish(server, &scope, result)
         }
+        #[cfg(feature = "skills")]
         ListSkillsParams::METHOD | GetSkillParams::METHOD | ReadDirectoryParams::METHOD => {
             super::skills::dispatch(server, session, method, params, headers)
         }
+        #[cfg(feature = "tasks")]
         GetTaskParams::METHOD | UpdateTaskParams::METHOD | CancelTaskParams::METHOD => {
             super::tasks::dispatch(server, session, method, params, headers)
         }
@@ -598,6 +616,7 @@ fn context(call: Call, scope: &Scope, meta: Option<&RequestMeta>, input: Option<
         progress_token: meta.and_then(|m| m.progress_token.clone()),
         log_level: scope.log_level,
         input,
+        #[cfg(feature = "tasks")]
         task: None,
     }
 }

@@ -25,6 +25,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
+#[cfg(feature = "tasks")]
 use std::time::Duration;
 
 mod catalog;
@@ -38,8 +39,10 @@ pub mod http;
 pub(crate) mod input;
 mod prompt;
 mod resource;
+#[cfg(feature = "skills")]
 mod skills;
 mod subscriptions;
+#[cfg(feature = "tasks")]
 mod tasks;
 mod tool;
 pub mod uri_template;
@@ -52,7 +55,9 @@ pub use context::RequestContext;
 pub use error::HandlerError;
 pub use prompt::{IntoPromptResult, PromptDef, PromptHandler};
 pub use resource::{IntoContents, ResourceDef, TemplateDef, TemplateVars};
+#[cfg(feature = "skills")]
 pub use skills::SkillDef;
+#[cfg(feature = "tasks")]
 pub use tasks::TaskSupport;
 pub use tool::{IntoToolResult, Json, NoArgs, ToolDef, ToolHandler};
 
@@ -106,6 +111,7 @@ impl ServerBuilder {
 
     /// Publishes a skill (skills extension): its files become `skill://` resources, and `skills/list`,
     /// `skills/get` and `resources/directory/read` serve it.
+    #[cfg(feature = "skills")]
     pub fn skill(mut self, skill: SkillDef) -> Self {
         let published = skill.publish();
         for resource in published.resources {
@@ -227,12 +233,18 @@ impl ServerBuilder {
             capabilities.completions = Some(JsonObject::new());
         }
         capabilities.logging = Some(JsonObject::new());
+        #[cfg_attr(
+            not(any(feature = "tasks", feature = "skills")),
+            expect(unused_mut, reason = "extensions add theirs")
+        )]
         let mut extensions = self.extensions;
+        #[cfg(feature = "skills")]
         if !catalog.skills.is_empty() {
             let mut settings = JsonObject::new();
             settings.insert("directoryRead".into(), true.into());
             extensions.push((crate::protocol::capabilities::extension_ids::SKILLS.to_owned(), settings));
         }
+        #[cfg(feature = "tasks")]
         if catalog.tools.iter().any(|t| t.def.task_support != TaskSupport::Forbidden) {
             extensions.push((crate::protocol::capabilities::extension_ids::TASKS.to_owned(), JsonObject::new()));
         }
@@ -256,6 +268,7 @@ impl ServerBuilder {
                 versions,
                 cache_hint: self.cache_hint,
                 page_size: self.page_size,
+                #[cfg(feature = "tasks")]
                 tasks: Arc::new(tasks::TaskStore::new(10_000, Duration::from_secs(300), Duration::from_millis(500))),
                 sealer: match self.state_key {
                     Some(key) => input::StateSealer::with_key(key),
@@ -286,6 +299,7 @@ pub(crate) struct ServerInner {
     pub(crate) cache_hint: CacheHint,
     pub(crate) page_size: usize,
     pub(crate) sealer: input::StateSealer,
+    #[cfg(feature = "tasks")]
     pub(crate) tasks: Arc<tasks::TaskStore>,
 }
 

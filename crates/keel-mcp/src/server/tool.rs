@@ -127,6 +127,7 @@ pub struct ToolDef {
     pub(crate) run: ErasedTool,
     /// Arguments mirrored into `Mcp-Param-*` headers, read once from the input schema.
     pub(crate) header_params: Vec<super::header_params::HeaderParam>,
+    #[cfg(feature = "tasks")]
     pub(crate) task_support: super::TaskSupport,
     #[cfg(feature = "schema-validation")]
     pub(crate) validators: Option<super::validation::ToolValidators>,
@@ -155,6 +156,7 @@ impl ToolDef {
         ToolDef {
             #[cfg(feature = "schema-validation")]
             validators: None,
+            #[cfg(feature = "tasks")]
             task_support: super::TaskSupport::Forbidden,
             header_params: super::header_params::declared(&input_schema),
             tool: Tool {
@@ -198,6 +200,7 @@ impl ToolDef {
 
     /// Lets the tool run as a task (tasks extension); the handler decides when with
     /// [`RequestContext::continue_as_task`].
+    #[cfg(feature = "tasks")]
     pub fn task_support(mut self, support: super::TaskSupport) -> Self {
         self.task_support = support;
         self

@@ -1,7 +1,7 @@
 //! Transports move framed JSON-RPC messages and know nothing of MCP methods.
 //!
 //! A transport splits into a [`FrameReader`] and a [`FrameWriter`]; the engine drives both. stdio and
-//! child processes frame messages as newline-delimited JSON ([`stdio`], [`child`]); [`memory`] connects two
+//! child processes frame messages as newline-delimited JSON ([`stdio`], `child` with the `child-process` feature); [`memory`] connects two
 //! peers in one process (tests, embedding).
 
 use std::future::Future;
