@@ -1,42 +1,84 @@
 //! The SDK's error type and its mapping to JSON-RPC errors.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::protocol::ErrorObject;
 
 /// Everything that can go wrong when talking to a peer.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
     /// The peer answered with a JSON-RPC error.
-    #[error("the peer answered with an error: {0}")]
     Rpc(ErrorObject),
     /// No answer arrived in time; the request was cancelled.
-    #[error("no answer within {0:?}")]
     Timeout(Duration),
     /// The request was cancelled locally.
-    #[error("the request was cancelled")]
     Cancelled,
     /// The connection is closed.
-    #[error("the connection is closed")]
     Closed,
     /// Too many requests are waiting for answers.
-    #[error("too many pending requests (limit {0})")]
     TooManyPending(usize),
     /// A message could not be encoded or decoded.
-    #[error("invalid message: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     /// The transport failed.
-    #[error("transport error: {0}")]
-    Transport(#[from] std::io::Error),
+    Transport(std::io::Error),
     /// Authorization failed: discovery, registration, the authorization grant or a token refresh did not
     /// succeed, or a security check stopped the flow.
     #[cfg(feature = "auth")]
-    #[error("authorization failed: {0}")]
-    Auth(#[from] crate::auth::client::AuthError),
+    Auth(crate::auth::client::AuthError),
     /// The two sides share no protocol revision, or the peer broke the protocol.
-    #[error("protocol error: {0}")]
     Protocol(String),
+}
+
+// Display and Error by hand: a derive macro crate would be the only proc-macro a minimal server needs
+// besides serde's and schemars'.
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Rpc(e) => write!(f, "the peer answered with an error: {e}"),
+            Error::Timeout(d) => write!(f, "no answer within {d:?}"),
+            Error::Cancelled => f.write_str("the request was cancelled"),
+            Error::Closed => f.write_str("the connection is closed"),
+            Error::TooManyPending(limit) => write!(f, "too many pending requests (limit {limit})"),
+            Error::Json(e) => write!(f, "invalid message: {e}"),
+            Error::Transport(e) => write!(f, "transport error: {e}"),
+            #[cfg(feature = "auth")]
+            Error::Auth(e) => write!(f, "authorization failed: {e}"),
+            Error::Protocol(why) => write!(f, "protocol error: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Json(e) => Some(e),
+            Error::Transport(e) => Some(e),
+            #[cfg(feature = "auth")]
+            Error::Auth(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Json(e)
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Transport(e)
+    }
+}
+
+#[cfg(feature = "auth")]
+impl From<crate::auth::client::AuthError> for Error {
+    fn from(e: crate::auth::client::AuthError) -> Self {
+        Error::Auth(e)
+    }
 }
 
 impl Error {

@@ -31,12 +31,19 @@ enum Op {
 }
 
 /// Why a template could not be parsed.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid URI template {template:?}: {reason}")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TemplateError {
     template: String,
     reason: &'static str,
 }
+
+impl std::fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid URI template {:?}: {}", self.template, self.reason)
+    }
+}
+
+impl std::error::Error for TemplateError {}
 
 impl UriTemplate {
     /// Parses `template`.

@@ -19,17 +19,39 @@ pub use stdio::Stdio;
 pub use stdio::{LineReader, LineWriter};
 
 /// Why a frame could not be read.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum FrameError {
     /// The frame exceeded the size limit and was skipped; the stream goes on.
-    #[error("message exceeds {limit} bytes")]
     TooLarge {
         /// The limit in bytes.
         limit: usize,
     },
     /// The stream failed; no more frames will come.
-    #[error(transparent)]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::TooLarge { limit } => write!(f, "message exceeds {limit} bytes"),
+            FrameError::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FrameError::TooLarge { .. } => None,
+            FrameError::Io(e) => e.source(),
+        }
+    }
+}
+
+impl From<io::Error> for FrameError {
+    fn from(e: io::Error) -> Self {
+        FrameError::Io(e)
+    }
 }
 
 /// The receiving half of a transport.
