@@ -5,39 +5,60 @@
 //! [`FrameError::TooLarge`], so one oversized message never takes the connection down or grows a buffer
 //! without bound.
 
+use std::future::poll_fn;
 use std::io;
+use std::pin::Pin;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 #[cfg(feature = "stdio")]
 use super::Transport;
 use super::{FrameError, FrameReader, FrameWriter};
 
+/// Bytes read or written per system call at most (and the write buffer's flush threshold).
+const CHUNK: usize = 64 * 1024;
+
 /// Reads newline-delimited frames of at most `max_line` bytes.
 #[derive(Debug)]
 pub struct LineReader<R> {
-    inner: BufReader<R>,
+    inner: R,
+    buf: Box<[u8]>,
+    /// `buf[start..end]` is read but not yet consumed.
+    start: usize,
+    end: usize,
     max_line: usize,
 }
 
 impl<R: AsyncRead + Unpin + Send + 'static> LineReader<R> {
     /// Wraps `inner`; lines longer than `max_line` bytes are skipped.
     pub fn new(inner: R, max_line: usize) -> Self {
-        LineReader { inner: BufReader::with_capacity(64 * 1024, inner), max_line }
+        LineReader { inner, buf: vec![0; CHUNK].into_boxed_slice(), start: 0, end: 0, max_line }
+    }
+
+    /// The unconsumed bytes, reading more when there are none; empty at the end of the stream.
+    async fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.start == self.end {
+            let mut read = ReadBuf::new(&mut self.buf);
+            poll_fn(|cx| Pin::new(&mut self.inner).poll_read(cx, &mut read)).await?;
+            let filled = read.filled().len();
+            (self.start, self.end) = (0, filled);
+        }
+        Ok(&self.buf[self.start..self.end])
     }
 
     async fn next_line(&mut self) -> Option<Result<Vec<u8>, FrameError>> {
         let mut line = Vec::new();
         let mut oversized = false;
         loop {
-            let available = match self.inner.fill_buf().await {
+            let max_line = self.max_line;
+            let available = match self.fill_buf().await {
                 Ok(buf) => buf,
                 Err(e) => return Some(Err(e.into())),
             };
             if available.is_empty() {
                 // End of stream: a last line without a newline still counts.
                 return match (oversized, line.is_empty()) {
-                    (true, _) => Some(Err(FrameError::TooLarge { limit: self.max_line })),
+                    (true, _) => Some(Err(FrameError::TooLarge { limit: max_line })),
                     (false, true) => None,
                     (false, false) => Some(Ok(line)),
                 };
@@ -47,16 +68,16 @@ impl<R: AsyncRead + Unpin + Send + 'static> LineReader<R> {
                 None => (available, available.len(), false),
             };
             if !oversized {
-                if line.len() + chunk.len() > self.max_line {
+                if line.len() + chunk.len() > max_line {
                     oversized = true;
                     line = Vec::new();
                 } else {
                     line.extend_from_slice(chunk);
                 }
             }
-            self.inner.consume(used);
+            self.start += used;
             if done {
-                return Some(if oversized { Err(FrameError::TooLarge { limit: self.max_line }) } else { Ok(line) });
+                return Some(if oversized { Err(FrameError::TooLarge { limit: max_line }) } else { Ok(line) });
             }
         }
     }
@@ -81,33 +102,56 @@ impl<R: AsyncRead + Unpin + Send + 'static> FrameReader for LineReader<R> {
     }
 }
 
-/// Writes each frame followed by a newline.
+/// Writes each frame followed by a newline; frames queue in a buffer until [`FrameWriter::flush`] (or until
+/// the buffer holds a chunk's worth), so a burst goes out in one system call.
 #[derive(Debug)]
 pub struct LineWriter<W: AsyncWrite> {
-    inner: BufWriter<W>,
+    inner: W,
+    buf: Vec<u8>,
 }
 
 impl<W: AsyncWrite + Unpin + Send + 'static> LineWriter<W> {
     /// Wraps `inner`.
     pub fn new(inner: W) -> Self {
-        LineWriter { inner: BufWriter::with_capacity(64 * 1024, inner) }
+        LineWriter { inner, buf: Vec::with_capacity(CHUNK) }
+    }
+
+    /// Writes out everything buffered.
+    async fn drain(&mut self) -> io::Result<()> {
+        let mut written = 0;
+        while written < self.buf.len() {
+            let rest = &self.buf[written..];
+            let n = poll_fn(|cx| Pin::new(&mut self.inner).poll_write(cx, rest)).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            written += n;
+        }
+        self.buf.clear();
+        // One large message must not pin a large buffer for the life of the connection.
+        if self.buf.capacity() > 4 * CHUNK {
+            self.buf.shrink_to(CHUNK);
+        }
+        Ok(())
     }
 }
 
 impl<W: AsyncWrite + Unpin + Send + 'static> FrameWriter for LineWriter<W> {
     async fn write_frame(&mut self, frame: &[u8]) -> io::Result<()> {
         debug_assert!(!frame.contains(&b'\n'), "compact JSON never holds a raw newline");
-        self.inner.write_all(frame).await?;
-        self.inner.write_all(b"\n").await
+        self.buf.extend_from_slice(frame);
+        self.buf.push(b'\n');
+        if self.buf.len() >= CHUNK { self.drain().await } else { Ok(()) }
     }
 
     async fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush().await
+        self.drain().await?;
+        poll_fn(|cx| Pin::new(&mut self.inner).poll_flush(cx)).await
     }
 
     async fn close(mut self) -> io::Result<()> {
-        self.inner.flush().await?;
-        self.inner.shutdown().await
+        self.flush().await?;
+        poll_fn(|cx| Pin::new(&mut self.inner).poll_shutdown(cx)).await
     }
 }
 
@@ -336,6 +380,20 @@ mod tests {
                 Err("message exceeds 20 bytes".into())
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn writer_frames_lines_and_gives_back_a_large_buffer() {
+        let mut writer = LineWriter::new(Vec::new());
+        writer.write_frame(b"{\"a\":1}").await.unwrap();
+        writer.write_frame(b"{\"b\":2}").await.unwrap();
+        assert!(writer.inner.is_empty(), "small frames wait for a flush");
+        writer.flush().await.unwrap();
+        assert_eq!(writer.inner, b"{\"a\":1}\n{\"b\":2}\n");
+        let big = vec![b'x'; 10 * CHUNK];
+        writer.write_frame(&big).await.unwrap();
+        assert_eq!(writer.inner.len(), 16 + big.len() + 1, "a frame over the chunk size goes out at once");
+        assert!(writer.buf.capacity() <= 4 * CHUNK, "the buffer shrinks back after a large frame");
     }
 
     #[tokio::test]
