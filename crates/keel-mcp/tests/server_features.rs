@@ -171,7 +171,7 @@ async fn modern_clients_listen_for_changes() {
     let server = server();
     let notes = Arc::new(Mutex::new(Vec::new()));
     let client = Arc::new(connect(&server, &MODERN, notes.clone()).await);
-    let cancel = tokio_util_token();
+    let cancel = cancellation_token();
     let listener = {
         let client = client.clone();
         let options = RequestOptions {
@@ -194,7 +194,7 @@ async fn modern_clients_listen_for_changes() {
     assert!(seen.iter().any(|n| n == "tools"), "{seen:?}");
 }
 
-fn tokio_util_token() -> keel_mcp::engine::CancellationToken {
+fn cancellation_token() -> keel_mcp::engine::CancellationToken {
     keel_mcp::engine::CancellationToken::new()
 }
 

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use crate::engine::CancellationToken;
 use serde_json::value::RawValue;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use super::BoxFuture;
 use super::peer::{Inbound, Outbound, Peer};

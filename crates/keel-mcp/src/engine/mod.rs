@@ -7,15 +7,15 @@
 //!
 //! [`Transport`]: crate::transport::Transport
 
+mod cancellation;
 mod connection;
 pub(crate) mod peer;
 mod pending;
 
+pub use cancellation::{CancellationToken, DropGuard};
 pub use connection::{Connection, Handler, serve};
 pub use peer::{Inbound, Peer, Progress, ProgressCallback, RequestOptions};
 pub use pending::{Answer, PendingRequests};
-/// Cancels a request ([`RequestOptions::cancellation`]) or observes a cancellation.
-pub use tokio_util::sync::CancellationToken;
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;

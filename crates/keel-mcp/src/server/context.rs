@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tokio_util::sync::CancellationToken;
+use crate::engine::CancellationToken;
 
 use super::HandlerError;
 use super::input::{self, InputRound};

@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use crate::engine::CancellationToken;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
 
 #[cfg(feature = "tasks")]
 use super::TaskSupport;

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::engine::CancellationToken;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
-use tokio_util::sync::CancellationToken;
 
 use super::exchange::{StreamEnd, answers, is_event_stream, reconnect_delay, rpc_error, session_header};
 use super::headers::{self, HeaderParam};

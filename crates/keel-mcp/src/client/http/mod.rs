@@ -47,9 +47,9 @@ mod streams;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::engine::CancellationToken;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use self::connection::{Inner, State};
 use crate::Limits;

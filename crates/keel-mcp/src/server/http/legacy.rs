@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
+use crate::engine::CancellationToken;
 use bytes::Bytes;
 use futures_util::Stream;
 use http::header::HeaderValue;
 use http::{HeaderMap, Response, StatusCode};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use super::body::{self, ResponseBody, sse_event};
 use super::event_log::{EventLog, parse_event_id};

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
+use crate::engine::{CancellationToken, DropGuard};
 use bytes::Bytes;
 use futures_util::Stream;
 use http::{HeaderMap, Response, StatusCode};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
-use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::body::{self, ResponseBody, sse_event};
 use super::{HttpInner, RequestSlot, ResponseChannel, header};

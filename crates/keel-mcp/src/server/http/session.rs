@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio_util::sync::CancellationToken;
+use crate::engine::CancellationToken;
 
 use super::event_log::EventLog;
 use super::event_store::EventStore;
