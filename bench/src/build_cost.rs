@@ -70,8 +70,8 @@ fn build(dir: &Path) -> anyhow::Result<f64> {
     Ok(t0.elapsed().as_secs_f64())
 }
 
-/// (Keel seconds, rmcp seconds).
-pub fn run() -> anyhow::Result<(f64, f64)> {
+/// (Keel seconds, rmcp seconds): the median of `rounds` clean builds each, taken alternately.
+pub fn run(rounds: usize) -> anyhow::Result<(f64, f64)> {
     let root = std::env::temp_dir().join(format!("keel-bench-build-{}", std::process::id()));
     let keel_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/keel-mcp").canonicalize()?;
     let keel_dep = format!(
@@ -82,10 +82,15 @@ pub fn run() -> anyhow::Result<(f64, f64)> {
     let rmcp_dep =
         "rmcp = { version = \"3\", features = [\"server\", \"macros\", \"transport-io\"] }\nanyhow = \"1\"\n";
     write_crate(&root.join("rmcp-min"), "rmcp-min", rmcp_dep, RMCP_MAIN)?;
-    let keel = build(&root.join("keel-min"))?;
-    let rmcp = build(&root.join("rmcp-min"))?;
+    let (mut keel, mut rmcp) = (Vec::new(), Vec::new());
+    for _ in 0..rounds.max(1) {
+        for (dir, times) in [("keel-min", &mut keel), ("rmcp-min", &mut rmcp)] {
+            let _ = std::fs::remove_dir_all(root.join(dir).join("target"));
+            times.push(build(&root.join(dir))?);
+        }
+    }
     let _ = std::fs::remove_dir_all(&root);
-    Ok((keel, rmcp))
+    Ok((crate::median(keel), crate::median(rmcp)))
 }
 
 fn num_cpus_online() -> usize {

@@ -407,10 +407,13 @@ fn main() -> anyhow::Result<()> {
         codec_bench(&mut report, &plan)?;
     }
     if opts.build_cost {
-        report.section("Build cost: clean `cargo build --release` of a minimal stdio server", &["SDK", "seconds"]);
-        let (keel, rmcp) = build_cost::run()?;
-        report.row(&["Keel".into(), format!("{keel:.0}")]);
-        report.row(&["rmcp".into(), format!("{rmcp:.0}")]);
+        report.section(
+            "Build cost: clean `cargo build --release` of a minimal stdio server (median of alternating builds)",
+            &["SDK", "seconds", "% of rmcp"],
+        );
+        let (keel, rmcp) = build_cost::run(plan.rounds)?;
+        report.row(&["Keel".into(), format!("{keel:.1}"), pct(keel, rmcp)]);
+        report.row(&["rmcp".into(), format!("{rmcp:.1}"), pct(rmcp, rmcp)]);
         report.json.insert("build_cost_s".into(), json!({"keel": keel, "rmcp": rmcp}));
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
