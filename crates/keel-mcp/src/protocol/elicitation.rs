@@ -256,6 +256,9 @@ pub enum PrimitiveSchema {
 impl PrimitiveSchema {
     /// Reads a field from its JSON object: dispatch on `type` and the keys that tell the enum forms apart,
     /// then keep the typed form only if it writes back identically.
+    // `inline` makes this compiled only where it is called (a client decoding schemas): as an ordinary
+    // function it, and a `Value` codec for every schema type, would be compiled into every server too.
+    #[inline]
     pub fn from_object(object: JsonObject) -> Self {
         let has = |k: &str| object.contains_key(k);
         let items = object.get("items").and_then(Value::as_object);
