@@ -705,12 +705,32 @@ pub(crate) fn finish<R: McpResult>(
         if result.result_type().is_none() {
             result.set_result_type(ResultType::Complete);
         }
+        if result.meta_mut().is_none() {
+            return encode_with_server_info(server, &result);
+        }
         result
             .meta_mut()
             .get_or_insert_with(JsonObject::new)
             .insert(keys::SERVER_INFO.to_owned(), server.info_json.clone());
     }
     encode(&result)
+}
+
+/// Encodes a result without `_meta` and adds `_meta.serverInfo` as pre-encoded text: the common modern answer
+/// then costs no map to build and no copy of the server's info per request.
+fn encode_with_server_info<R: McpResult>(server: &ServerInner, result: &R) -> Result<Box<RawValue>, ErrorObject> {
+    let mut text = serde_json::to_string(result)
+        .map_err(|e| ErrorObject::internal(format!("result could not be encoded: {e}")))?;
+    // A result is a JSON object: open it back up at its closing brace.
+    if text.pop() != Some('}') {
+        return Err(ErrorObject::internal("a result must encode as a JSON object"));
+    }
+    if !text.ends_with('{') {
+        text.push(',');
+    }
+    text.push_str(&server.server_info_meta);
+    text.push('}');
+    RawValue::from_string(text).map_err(|e| ErrorObject::internal(format!("result could not be encoded: {e}")))
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<Box<RawValue>, ErrorObject> {

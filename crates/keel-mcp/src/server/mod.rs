@@ -256,9 +256,12 @@ impl ServerBuilder {
         versions.dedup();
         let (changes, _) = broadcast::channel(64);
         let info_json = serde_json::to_value(&self.info).expect("implementation info encodes");
+        let server_info_meta =
+            format!("\"_meta\":{{{}:{info_json}}}", serde_json::Value::from(crate::protocol::meta::keys::SERVER_INFO));
         Server {
             inner: Arc::new(ServerInner {
                 info_json,
+                server_info_meta,
                 info: self.info,
                 instructions: self.instructions,
                 capabilities,
@@ -290,6 +293,8 @@ pub(crate) struct ServerInner {
     pub(crate) info: Implementation,
     /// `info` as JSON, encoded once for the `serverInfo` every modern result carries.
     pub(crate) info_json: serde_json::Value,
+    /// `"_meta":{"io.modelcontextprotocol/serverInfo":…}`, spliced into modern results that have no `_meta`.
+    pub(crate) server_info_meta: String,
     pub(crate) instructions: Option<String>,
     pub(crate) capabilities: ServerCapabilities,
     catalog: RwLock<Arc<Catalog>>,
