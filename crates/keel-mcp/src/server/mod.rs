@@ -30,6 +30,7 @@ use std::time::Duration;
 
 mod catalog;
 mod completion;
+pub(crate) mod connection;
 pub(crate) mod context;
 pub(crate) mod dispatch;
 mod error;
@@ -418,10 +419,10 @@ impl Server {
 
     /// Serves one connection over `transport`; returns at once with the running connection.
     pub fn serve<T: crate::transport::Transport>(&self, transport: T) -> Connection {
-        let handler = Arc::new(dispatch::ServerConnection::new(self.inner.clone()));
+        let handler = Arc::new(connection::ServerConnection::new(self.inner.clone()));
         let session = handler.session();
         let connection = crate::engine::serve(transport, handler, self.inner.limits.clone());
-        tokio::spawn(dispatch::forward_changes(self.inner.clone(), session, connection.peer.clone()));
+        tokio::spawn(connection::forward_changes(self.inner.clone(), session, connection.peer.clone()));
         connection
     }
 

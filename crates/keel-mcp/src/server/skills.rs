@@ -9,7 +9,8 @@ use std::sync::Mutex;
 use serde_json::value::RawValue;
 
 use super::ServerInner;
-use super::dispatch::{HeaderChecks, Session, cache, declared, finish, paginate, scope};
+use super::connection::Session;
+use super::dispatch::{HeaderChecks, cache, declared, finish, paginate, scope};
 use super::resource::ResourceDef;
 use crate::protocol::JsonObject;
 use crate::protocol::capabilities::extension_ids;

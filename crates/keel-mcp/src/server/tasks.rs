@@ -17,7 +17,8 @@ use tokio::sync::{Notify, oneshot};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::dispatch::{HeaderChecks, Session, check_name, finish, scope};
+use super::connection::Session;
+use super::dispatch::{HeaderChecks, check_name, finish, scope};
 use super::{HandlerError, ServerInner};
 use crate::protocol::capabilities::extension_ids;
 use crate::protocol::jsonrpc::code;

@@ -1,5 +1,5 @@
-//! Newline-delimited JSON over byte streams: the stdio transport and the line codec the child-process and
-//! in-memory transports share.
+//! Newline-delimited JSON over byte streams: the stdio transport and the line codec it shares with the
+//! child-process transport.
 //!
 //! Lines are bounded: a line longer than the limit is skipped to its end and reported as
 //! [`FrameError::TooLarge`], so one oversized message never takes the connection down or grows a buffer

@@ -15,7 +15,7 @@ use super::event_log::EventLog;
 use super::event_store::EventStore;
 use crate::engine::PendingRequests;
 use crate::protocol::RequestId;
-use crate::server::dispatch::Session;
+use crate::server::connection::Session;
 
 /// One legacy session.
 #[derive(Debug)]

@@ -1,0 +1,91 @@
+//! `prompts/list`, `prompts/get` and `completion/complete`.
+
+use std::collections::BTreeMap;
+
+use crate::protocol::completion::{CompleteParams, CompleteResult, Completion, CompletionReference};
+use crate::protocol::prompts::{ListPromptsParams, ListPromptsResult};
+use crate::protocol::{ErrorObject, Request as _, decode_params};
+use crate::server::HandlerError;
+use crate::server::completion::{CompletionRequest, CompletionTarget};
+
+use super::{
+    Call, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, open_input,
+    paginate, scope,
+};
+
+/// `prompts/list`.
+pub(super) fn list(req: Incoming<'_>) -> Outcome {
+    let Incoming { server, session, method, params, headers } = req;
+    let params: ListPromptsParams = decode_params(params)?;
+    let scope = scope(server, session, params.meta(), false, headers)?;
+    declared(server.capabilities.prompts.is_some(), method)?;
+    let catalog = server.catalog();
+    let (page, next_cursor) = paginate(&catalog.prompts, params.cursor.as_deref(), server.page_size)?;
+    let mut result = ListPromptsResult {
+        prompts: page.iter().map(|p| p.prompt.clone()).collect(),
+        next_cursor,
+        ..Default::default()
+    };
+    (result.ttl_ms, result.cache_scope) = cache(server, &scope);
+    finish(server, &scope, result)
+}
+
+/// `prompts/get`.
+pub(super) async fn get(req: Incoming<'_>, call: Call) -> Outcome {
+    let Incoming { server, session, method, params, headers } = req;
+    let params: TargetedIn = decode_params(params)?;
+    let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
+    declared(server.capabilities.prompts.is_some(), method)?;
+    let name = params.name.ok_or_else(|| ErrorObject::invalid_params("missing name"))?;
+    check_name(headers, &name)?;
+    let catalog = server.catalog();
+    let prompt = catalog.prompt(&name).ok_or_else(|| ErrorObject::invalid_params(format!("unknown prompt: {name}")))?;
+    let arguments: BTreeMap<String, String> = match params.arguments {
+        Some(raw) => serde_json::from_str(raw.get())
+            .map_err(|e| ErrorObject::invalid_params(format!("prompt arguments must be strings: {e}")))?,
+        None => BTreeMap::new(),
+    };
+    let input = open_input(server, &scope, method, &name, params.input_responses, params.request_state)?;
+    let ctx = context(call, &scope, params.meta.as_ref(), input.clone());
+    match (prompt.get)(ctx, arguments).await {
+        Ok(mut result) => {
+            if result.description.is_none() {
+                result.description = prompt.prompt.description.clone();
+            }
+            finish(server, &scope, result)
+        }
+        Err(HandlerError::Failed(message)) => Err(ErrorObject::internal(message)),
+        Err(HandlerError::Protocol(error)) => Err(error),
+        Err(HandlerError::InputRequired) => input_required(server, &scope, method, &name, input),
+    }
+}
+
+/// `completion/complete`, for prompt arguments and resource template variables.
+pub(super) async fn complete(req: Incoming<'_>) -> Outcome {
+    let Incoming { server, session, method, params, headers } = req;
+    let params: CompleteParams = decode_params(params)?;
+    let scope = scope(server, session, params.meta(), false, headers)?;
+    declared(server.capabilities.completions.is_some(), method)?;
+    let catalog = server.catalog();
+    let target = match &params.reference {
+        CompletionReference::Prompt(p) => {
+            catalog
+                .prompt(&p.name)
+                .ok_or_else(|| ErrorObject::invalid_params(format!("unknown prompt: {}", p.name)))?;
+            CompletionTarget::Prompt(p.name.clone())
+        }
+        CompletionReference::Resource(r) => CompletionTarget::Template(r.uri.clone()),
+    };
+    let values = match catalog.completers.get(&(target, params.argument.name.clone())) {
+        Some(complete) => {
+            let request = CompletionRequest {
+                argument: params.argument.name.clone(),
+                value: params.argument.value.clone(),
+                context: params.context.and_then(|c| c.arguments).unwrap_or_default(),
+            };
+            complete(request).await
+        }
+        None => Vec::new(),
+    };
+    finish(server, &scope, CompleteResult { completion: Completion::from_values(values), ..Default::default() })
+}

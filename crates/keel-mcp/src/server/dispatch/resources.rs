@@ -1,0 +1,115 @@
+//! `resources/list`, `resources/templates/list`, `resources/read` and the legacy `resources/subscribe` /
+//! `resources/unsubscribe`.
+
+use std::collections::BTreeMap;
+
+use crate::protocol::jsonrpc::code;
+use crate::protocol::lifecycle::EmptyResult;
+use crate::protocol::resources::{
+    ListResourceTemplatesParams, ListResourceTemplatesResult, ListResourcesParams, ListResourcesResult,
+    ReadResourceResult, SubscribeParams,
+};
+use crate::protocol::{ErrorObject, Request as _, decode_params};
+use crate::server::HandlerError;
+use crate::server::catalog::Catalog;
+
+use super::{
+    Call, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish, input_required,
+    legacy_only, open_input, paginate, scope,
+};
+
+/// `resources/list`.
+pub(super) fn list(req: Incoming<'_>) -> Outcome {
+    let Incoming { server, session, method, params, headers } = req;
+    let params: ListResourcesParams = decode_params(params)?;
+    let scope = scope(server, session, params.meta(), false, headers)?;
+    declared(server.capabilities.resources.is_some(), method)?;
+    let catalog = server.catalog();
+    let (page, next_cursor) = paginate(&catalog.resources, params.cursor.as_deref(), server.page_size)?;
+    let mut result = ListResourcesResult {
+        resources: page.iter().map(|r| r.resource.clone()).collect(),
+        next_cursor,
+        ..Default::default()
+    };
+    (result.ttl_ms, result.cache_scope) = cache(server, &scope);
+    finish(server, &scope, result)
+}
+
+/// `resources/templates/list`.
+pub(super) fn templates(req: Incoming<'_>) -> Outcome {
+    let Incoming { server, session, method, params, headers } = req;
+    let params: ListResourceTemplatesParams = decode_params(params)?;
+    let scope = scope(server, session, params.meta(), false, headers)?;
+    declared(server.capabilities.resources.is_some(), method)?;
+    let catalog = server.catalog();
+    let (page, next_cursor) = paginate(&catalog.templates, params.cursor.as_deref(), server.page_size)?;
+    let mut result = ListResourceTemplatesResult {
+        resource_templates: page.iter().map(|t| t.template.clone()).collect(),
+        next_cursor,
+        ..Default::default()
+    };
+    (result.ttl_ms, result.cache_scope) = cache(server, &scope);
+    finish(server, &scope, result)
+}
+
+/// `resources/read`: a listed resource or the first template that matches.
+pub(super) async fn read(req: Incoming<'_>, call: Call) -> Outcome {
+    let Incoming { server, session, method, params, headers } = req;
+    let params: TargetedIn = decode_params(params)?;
+    let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
+    declared(server.capabilities.resources.is_some(), method)?;
+    let uri = params.uri.ok_or_else(|| ErrorObject::invalid_params("missing uri"))?;
+    check_name(headers, &uri)?;
+    let catalog = server.catalog();
+    let (read, vars) = find_resource(&catalog, &uri).ok_or_else(|| resource_not_found(&scope, &uri))?;
+    let input = open_input(server, &scope, method, &uri, params.input_responses, params.request_state)?;
+    let ctx = context(call, &scope, params.meta.as_ref(), input.clone());
+    match read(ctx, uri.clone(), vars).await {
+        Ok(contents) if contents.is_empty() => Err(resource_not_found(&scope, &uri)),
+        Ok(contents) => {
+            let mut result = ReadResourceResult { contents, ..Default::default() };
+            (result.ttl_ms, result.cache_scope) = cache(server, &scope);
+            finish(server, &scope, result)
+        }
+        Err(HandlerError::Failed(message)) => Err(ErrorObject::internal(message)),
+        Err(HandlerError::Protocol(error)) => Err(error),
+        Err(HandlerError::InputRequired) => input_required(server, &scope, method, &uri, input),
+    }
+}
+
+/// `resources/subscribe` and `resources/unsubscribe` (legacy; replaced by `subscriptions/listen`).
+pub(super) fn subscribe(req: Incoming<'_>) -> Outcome {
+    let Incoming { server, session, method, params, headers } = req;
+    let params: SubscribeParams = decode_params(params)?;
+    let scope = scope(server, session, params.meta(), false, headers)?;
+    // Replaced by subscriptions/listen in 2026-07-28.
+    legacy_only(&scope, method)?;
+    declared(server.capabilities.resources.as_ref().is_some_and(|r| r.subscribe == Some(true)), method)?;
+    if let Some(session) = session {
+        let mut session = session.lock().expect("session lock");
+        if method == SubscribeParams::METHOD {
+            session.subscriptions.insert(params.uri);
+        } else {
+            session.subscriptions.remove(&params.uri);
+        }
+    }
+    finish(server, &scope, EmptyResult::default())
+}
+type Reader = crate::server::resource::ErasedRead;
+
+fn find_resource(catalog: &Catalog, uri: &str) -> Option<(Reader, crate::server::resource::TemplateVars)> {
+    if let Some(resource) = catalog.resource(uri) {
+        return Some((resource.read.clone(), BTreeMap::new()));
+    }
+    catalog.match_template(uri).map(|(template, vars)| (template.read.clone(), vars))
+}
+
+/// Resource not found: -32602 with `data.uri` from 2026-07-28 on (SEP-2164), -32002 before.
+fn resource_not_found(scope: &Scope, uri: &str) -> ErrorObject {
+    let code = if scope.version.resource_not_found_is_invalid_params() {
+        code::INVALID_PARAMS
+    } else {
+        code::RESOURCE_NOT_FOUND
+    };
+    ErrorObject::new(code, format!("resource not found: {uri}")).with_data(serde_json::json!({ "uri": uri }))
+}
