@@ -206,14 +206,19 @@ async fn http_bench(report: &mut Report, plan: &Plan, era: Era, quick: bool) -> 
         ),
     };
     report.section(title, &["server", "connections", "req/s", "p50 µs", "p99 µs", "% of floor"]);
+    // Every server stays up (idle ones cost nothing) and the rounds rotate through them, so a slow stretch of
+    // this shared machine hits all of them alike instead of skewing one server's numbers.
+    let servers =
+        kinds.iter().map(|&(name, kind)| Ok((name, ServerProc::spawn(kind)?))).collect::<anyhow::Result<Vec<_>>>()?;
     let mut results: Vec<(&str, usize, f64, f64, f64)> = Vec::new();
-    for &(name, kind) in kinds {
-        let server = ServerProc::spawn(kind)?;
-        for &conns in plan.conns {
-            let mut rounds = Vec::new();
-            for _ in 0..plan.rounds {
+    for &conns in plan.conns {
+        let mut rounds: Vec<Vec<http_load::Stats>> = servers.iter().map(|_| Vec::new()).collect();
+        for _ in 0..plan.rounds {
+            for ((_, server), rounds) in servers.iter().zip(&mut rounds) {
                 rounds.push(http_load::round(server.port, era, conns, plan.warmup, plan.measure, quick).await?);
             }
+        }
+        for ((name, _), rounds) in servers.iter().zip(rounds) {
             let rps = median(rounds.iter().map(|s| s.rps).collect());
             let p50 = median(rounds.iter().map(|s| s.p50_us).collect());
             let p99 = median(rounds.iter().map(|s| s.p99_us).collect());
@@ -221,6 +226,8 @@ async fn http_bench(report: &mut Report, plan: &Plan, era: Era, quick: bool) -> 
             results.push((name, conns, rps, p50, p99));
         }
     }
+    // The table lists each server's rows together.
+    results.sort_by_key(|r| kinds.iter().position(|k| k.0 == r.0));
     let key = if era == Era::Modern { "http_modern" } else { "http_legacy" };
     let mut rows = Vec::new();
     for &(name, conns, rps, p50, p99) in &results {
@@ -249,21 +256,22 @@ async fn stdio_bench(report: &mut Report, plan: &Plan, quick: bool) -> anyhow::R
     );
     let mut rows = Vec::new();
     for (placement, separate) in [("the harness's core", false), ("the other core", true)] {
-        let mut results = Vec::new();
-        for (name, kind) in [("Keel", "keel-stdio"), ("rmcp", "rmcp-stdio"), ("raw line echo", "echo-stdio")] {
-            let mut rounds = Vec::new();
-            for _ in 0..plan.rounds {
+        let kinds = [("Keel", "keel-stdio"), ("rmcp", "rmcp-stdio"), ("raw line echo", "echo-stdio")];
+        // Rounds rotate through the servers, as for HTTP.
+        let mut rounds: Vec<Vec<f64>> = kinds.iter().map(|_| Vec::new()).collect();
+        for _ in 0..plan.rounds {
+            for ((_, kind), rounds) in kinds.iter().zip(&mut rounds) {
                 let mut cmd = server_command(kind, None);
                 if !separate {
                     // Without taskset the child inherits the harness's mask: core 1 only.
                     cmd = std::process::Command::new(std::env::current_exe()?);
                     cmd.arg("serve").arg(kind);
                 }
-                rounds
-                    .push(stdio_load::run(tokio::process::Command::from(cmd), plan.warmup, plan.measure, quick).await?);
+                let cmd = tokio::process::Command::from(cmd);
+                rounds.push(stdio_load::run(cmd, plan.warmup, plan.measure, quick).await?);
             }
-            results.push((name, median(rounds)));
         }
+        let results: Vec<(&str, f64)> = kinds.iter().zip(rounds).map(|((name, _), r)| (*name, median(r))).collect();
         let echo = results[2].1;
         for (name, rate) in results {
             report.row(&[placement.into(), name.into(), format!("{rate:.0}"), pct(rate, echo)]);
