@@ -20,7 +20,12 @@ const MODERN: &str = "2026-07-28";
 static RELEASE: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 fn server() -> Server {
+    server_with(keel_mcp::Limits::default())
+}
+
+fn server_with(limits: keel_mcp::Limits) -> Server {
     Server::builder(Implementation::new("http-test", "1.0.0"))
+        .limits(limits)
         .tool("echo", "Echoes", |a: EchoArgs| async move { a.text })
         .tool("progress", "Streams progress", |ctx: RequestContext, _: NoArgs| async move {
             ctx.progress(1.0, Some(2.0), None).await;
@@ -350,6 +355,28 @@ async fn legacy_server_requests_travel_on_the_stream_and_answers_come_back_by_po
     seen.push_str(std::str::from_utf8(&rest).unwrap());
     let result = sse_messages(&seen).into_iter().find(|m| m["id"] == 5).unwrap();
     assert_eq!(result["result"]["content"][0]["text"], "hello Grace");
+}
+
+#[tokio::test]
+async fn an_unanswered_server_request_times_out_and_is_cancelled_on_the_stream() {
+    let limits = keel_mcp::Limits::default().request_timeout(Duration::from_millis(150));
+    let svc = server_with(limits).http_service(HttpConfig::default());
+    let session = initialize(&svc, json!({"elicitation": {}})).await;
+    let call = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "ask"}});
+    let response = send(&svc, legacy(Some(&session), call)).await;
+    // The client never answers the elicitation: the stream carries the request, then its cancellation, then
+    // the tool's answer (a tool error naming the timeout).
+    let text = body_text(response).await;
+    let messages = sse_messages(&text);
+    let request = messages.iter().find(|m| m["method"] == "elicitation/create").expect("the request went out");
+    let cancelled = messages.iter().find(|m| m["method"] == "notifications/cancelled").expect("and was cancelled");
+    assert_eq!(cancelled["params"]["requestId"], request["id"]);
+    schema_support::assert_valid_from_server("2025-11-25", cancelled);
+    let result = messages.iter().find(|m| m["id"] == 5).expect("the call was answered");
+    assert_eq!(result["result"]["isError"], true, "{result}");
+    // A late answer finds nothing waiting and changes nothing.
+    let late = json!({"jsonrpc": "2.0", "id": request["id"], "result": {"action": "decline"}});
+    assert_eq!(send(&svc, legacy(Some(&session), late)).await.status(), StatusCode::ACCEPTED);
 }
 
 #[tokio::test]

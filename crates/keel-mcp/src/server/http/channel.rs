@@ -8,8 +8,9 @@ use tokio::sync::mpsc;
 
 use super::session::HttpSession;
 use crate::error::Error;
-use crate::protocol::Request;
+use crate::protocol::cancellation::CancelledParams;
 use crate::protocol::jsonrpc::{self, RequestId};
+use crate::protocol::{Notification as _, Request};
 
 /// The way back to the client for one HTTP request.
 #[derive(Clone, Debug)]
@@ -42,7 +43,9 @@ impl ResponseChannel {
         }
     }
 
-    /// Sends a request to the client and waits for the answer, which arrives in a later POST.
+    /// Sends a request to the client and waits for the answer, which arrives in a later POST. A request that
+    /// ends unanswered (timeout, or the handler dropped) is forgotten and the client told to stop
+    /// (`notifications/cancelled`), as the engine does on stream connections.
     pub(crate) async fn request<R: Request>(&self, params: R) -> Result<R::Result, Error> {
         let Some(session) = &self.session else {
             return Err(Error::Protocol(
@@ -56,14 +59,48 @@ impl ResponseChannel {
             session.pending.forget(&id);
             return Err(Error::Protocol("no open stream to the client to send the request on".into()));
         }
+        let mut waiting = Waiting { channel: self, session, id: &id, answered: false };
         let outcome = tokio::select! {
-            answer = answer => answer.map_err(|_| Error::Closed)?.map_err(Error::Rpc),
-            _ = tokio::time::sleep(self.timeout) => {
-                session.pending.forget(&id);
-                return Err(Error::Timeout(self.timeout));
+            answer = answer => {
+                waiting.answered = true;
+                answer.map_err(|_| Error::Closed)?.map_err(Error::Rpc)
             }
-            _ = session.closed.cancelled() => return Err(Error::Closed),
+            _ = tokio::time::sleep(self.timeout) => return Err(Error::Timeout(self.timeout)),
+            _ = session.closed.cancelled() => {
+                waiting.answered = true;
+                return Err(Error::Closed);
+            }
         }?;
         Ok(serde_json::from_str(outcome.get())?)
+    }
+
+    /// Sends without waiting (for use in `Drop`): false when the stream is full or gone.
+    fn try_send(&self, frame: Vec<u8>) -> bool {
+        if let Some(stream) = &self.stream {
+            return stream.try_send(frame).is_ok();
+        }
+        self.session.as_ref().and_then(|s| s.standalone()).is_some_and(|log| log.append(frame.into()))
+    }
+}
+
+/// A server-to-client request waiting for its answer; cleans up if it ends any other way.
+struct Waiting<'a> {
+    channel: &'a ResponseChannel,
+    session: &'a HttpSession,
+    id: &'a RequestId,
+    answered: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        self.session.pending.forget(self.id);
+        let params = CancelledParams::new(self.id.clone(), Some("request cancelled by the sender".into()));
+        if let Ok(frame) = jsonrpc::encode_notification(CancelledParams::METHOD, Some(&params)) {
+            // Best effort: the client bounds its own work on a request nobody waits for.
+            let _ = self.channel.try_send(frame);
+        }
     }
 }
