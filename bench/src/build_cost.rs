@@ -51,7 +51,7 @@ fn build(dir: &Path) -> anyhow::Result<f64> {
     let ok = std::process::Command::new("cargo").arg("fetch").current_dir(dir).status()?.success();
     anyhow::ensure!(ok, "cargo fetch failed in {}", dir.display());
     // The harness itself is pinned to one core; a build gets them all back (`taskset -c 0-N` widens the mask).
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).max(num_cpus_online());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).max(crate::cores());
     let mut cmd = if crate::pinned() {
         let mut c = std::process::Command::new("taskset");
         c.arg("-c").arg(format!("0-{}", cores - 1)).arg("cargo");
@@ -91,9 +91,4 @@ pub fn run(rounds: usize) -> anyhow::Result<(f64, f64)> {
     }
     let _ = std::fs::remove_dir_all(&root);
     Ok((crate::median(keel), crate::median(rmcp)))
-}
-
-fn num_cpus_online() -> usize {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    info.lines().filter(|l| l.starts_with("processor")).count().max(1)
 }

@@ -111,9 +111,10 @@ fn pinned() -> bool {
     std::env::var_os("KEEL_BENCH_PINNED").is_some()
 }
 
+/// Cores online (the harness's own affinity mask may show fewer).
 fn cores() -> usize {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    info.lines().filter(|l| l.starts_with("processor")).count()
+    info.lines().filter(|l| l.starts_with("processor")).count().max(1)
 }
 
 /// A server subprocess, killed on drop.
@@ -128,7 +129,7 @@ impl ServerProc {
             let l = std::net::TcpListener::bind("127.0.0.1:0")?;
             l.local_addr()?.port()
         };
-        let child = server_command(kind, Some(port)).stderr(std::process::Stdio::null()).spawn()?;
+        let child = server_command(kind, Some(port), true).stderr(std::process::Stdio::null()).spawn()?;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             anyhow::ensure!(std::time::Instant::now() < deadline, "server {kind} did not start");
@@ -154,10 +155,11 @@ impl Drop for ServerProc {
     }
 }
 
-/// `keel-bench serve <kind>`, under `taskset -c 0` when pinning is possible.
-fn server_command(kind: &str, port: Option<u16>) -> std::process::Command {
+/// `keel-bench serve <kind>`: on core 0 under `taskset` when pinning is possible and `on_core_0`, else with the
+/// harness's own affinity (core 1 when pinned).
+fn server_command(kind: &str, port: Option<u16>, on_core_0: bool) -> std::process::Command {
     let exe = std::env::current_exe().expect("own path");
-    let mut cmd = if pinned() {
+    let mut cmd = if on_core_0 && pinned() {
         let mut c = std::process::Command::new("taskset");
         c.arg("-c").arg("0").arg(exe);
         c
@@ -261,13 +263,7 @@ async fn stdio_bench(report: &mut Report, plan: &Plan, quick: bool) -> anyhow::R
         let mut rounds: Vec<Vec<f64>> = kinds.iter().map(|_| Vec::new()).collect();
         for _ in 0..plan.rounds {
             for ((_, kind), rounds) in kinds.iter().zip(&mut rounds) {
-                let mut cmd = server_command(kind, None);
-                if !separate {
-                    // Without taskset the child inherits the harness's mask: core 1 only.
-                    cmd = std::process::Command::new(std::env::current_exe()?);
-                    cmd.arg("serve").arg(kind);
-                }
-                let cmd = tokio::process::Command::from(cmd);
+                let cmd = tokio::process::Command::from(server_command(kind, None, separate));
                 rounds.push(stdio_load::run(cmd, plan.warmup, plan.measure, quick).await?);
             }
         }
