@@ -244,12 +244,17 @@ impl Drop for PendingGuard<'_> {
         if self.done || self.peer.is_closed() {
             return;
         }
-        let params = CancelledParams::new(self.id.clone(), Some("request cancelled by the sender".into()));
-        if let Ok(frame) = jsonrpc::encode_notification(CancelledParams::METHOD, Some(&params)) {
+        if let Some(frame) = cancelled_by_sender(self.id) {
             // Best effort: a full queue must not block a drop. The other side bounds its work anyway.
             let _ = self.peer.shared.out.try_send(Outbound::Frame(frame));
         }
     }
+}
+
+/// The `notifications/cancelled` frame that tells the other side to stop working on our request `id`.
+pub(crate) fn cancelled_by_sender(id: &RequestId) -> Option<Vec<u8>> {
+    let params = CancelledParams::new(id.clone(), Some("request cancelled by the sender".into()));
+    jsonrpc::encode_notification(CancelledParams::METHOD, Some(&params)).ok()
 }
 
 /// What a handler gets with each incoming request.

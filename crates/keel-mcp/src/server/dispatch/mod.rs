@@ -337,8 +337,7 @@ pub(crate) fn finish<R: McpResult>(
 /// Encodes a result without `_meta` and adds `_meta.serverInfo` as pre-encoded text: the common modern answer
 /// then costs no map to build and no copy of the server's info per request.
 fn encode_with_server_info<R: McpResult>(server: &ServerInner, result: &R) -> Result<Box<RawValue>, ErrorObject> {
-    let mut text = serde_json::to_string(result)
-        .map_err(|e| ErrorObject::internal(format!("result could not be encoded: {e}")))?;
+    let mut text = serde_json::to_string(result).map_err(encoding_failed)?;
     // A result is a JSON object: open it back up at its closing brace.
     if text.pop() != Some('}') {
         return Err(ErrorObject::internal("a result must encode as a JSON object"));
@@ -348,12 +347,15 @@ fn encode_with_server_info<R: McpResult>(server: &ServerInner, result: &R) -> Re
     }
     text.push_str(&server.server_info_meta);
     text.push('}');
-    RawValue::from_string(text).map_err(|e| ErrorObject::internal(format!("result could not be encoded: {e}")))
+    RawValue::from_string(text).map_err(encoding_failed)
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<Box<RawValue>, ErrorObject> {
-    serde_json::value::to_raw_value(value)
-        .map_err(|e| ErrorObject::internal(format!("result could not be encoded: {e}")))
+    serde_json::value::to_raw_value(value).map_err(encoding_failed)
+}
+
+fn encoding_failed(e: serde_json::Error) -> ErrorObject {
+    ErrorObject::internal(format!("result could not be encoded: {e}"))
 }
 
 /// One page of `items` after the opaque `cursor`, and the cursor of the next page.

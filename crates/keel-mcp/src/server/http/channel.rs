@@ -7,10 +7,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::session::HttpSession;
+use crate::engine::peer::cancelled_by_sender;
 use crate::error::Error;
-use crate::protocol::cancellation::CancelledParams;
+use crate::protocol::Request;
 use crate::protocol::jsonrpc::{self, RequestId};
-use crate::protocol::{Notification as _, Request};
 
 /// The way back to the client for one HTTP request.
 #[derive(Clone, Debug)]
@@ -26,13 +26,23 @@ pub(crate) struct ResponseChannel {
 impl ResponseChannel {
     /// Sends a message related to the request; returns false when it had nowhere to go.
     pub(crate) async fn send(&self, _related: &RequestId, frame: Vec<u8>) -> bool {
-        if let Some(stream) = &self.stream {
-            return stream.send(frame).await.is_ok();
+        match &self.stream {
+            Some(stream) => stream.send(frame).await.is_ok(),
+            None => self.append_standalone(frame),
         }
-        match self.session.as_ref().and_then(|s| s.standalone()) {
-            Some(log) => log.append(frame.into()),
-            None => false,
+    }
+
+    /// Sends without waiting (for use in `Drop`): false when the stream is full or gone.
+    fn try_send(&self, frame: Vec<u8>) -> bool {
+        match &self.stream {
+            Some(stream) => stream.try_send(frame).is_ok(),
+            None => self.append_standalone(frame),
         }
+    }
+
+    /// Puts a frame on the session's standalone (GET) stream, the way back for a request without its own.
+    fn append_standalone(&self, frame: Vec<u8>) -> bool {
+        self.session.as_ref().and_then(|s| s.standalone()).is_some_and(|log| log.append(frame.into()))
     }
 
     /// Drops the client's connection to this request's stream (legacy era only: the client resumes with
@@ -73,14 +83,6 @@ impl ResponseChannel {
         }?;
         Ok(serde_json::from_str(outcome.get())?)
     }
-
-    /// Sends without waiting (for use in `Drop`): false when the stream is full or gone.
-    fn try_send(&self, frame: Vec<u8>) -> bool {
-        if let Some(stream) = &self.stream {
-            return stream.try_send(frame).is_ok();
-        }
-        self.session.as_ref().and_then(|s| s.standalone()).is_some_and(|log| log.append(frame.into()))
-    }
 }
 
 /// A server-to-client request waiting for its answer; cleans up if it ends any other way.
@@ -97,8 +99,7 @@ impl Drop for Waiting<'_> {
             return;
         }
         self.session.pending.forget(self.id);
-        let params = CancelledParams::new(self.id.clone(), Some("request cancelled by the sender".into()));
-        if let Ok(frame) = jsonrpc::encode_notification(CancelledParams::METHOD, Some(&params)) {
+        if let Some(frame) = cancelled_by_sender(self.id) {
             // Best effort: the client bounds its own work on a request nobody waits for.
             let _ = self.channel.try_send(frame);
         }
