@@ -4,13 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use std::sync::Mutex;
-
 use serde_json::value::RawValue;
 
-use super::ServerInner;
-use super::connection::Session;
-use super::dispatch::{HeaderChecks, cache, declared, finish, paginate, scope};
+use super::dispatch::{Incoming, cache, declared, finish, paginate, scope};
 use super::resource::ResourceDef;
 use crate::protocol::JsonObject;
 use crate::protocol::capabilities::extension_ids;
@@ -158,13 +154,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// `skills/list`, `skills/get` and `resources/directory/read`.
-pub(crate) fn dispatch(
-    server: &ServerInner,
-    session: Option<&Mutex<Session>>,
-    method: &str,
-    params: Option<&RawValue>,
-    headers: Option<&HeaderChecks>,
-) -> Result<Box<RawValue>, ErrorObject> {
+pub(crate) fn dispatch(req: Incoming<'_>) -> Result<Box<RawValue>, ErrorObject> {
+    let Incoming { server, session, method, params, headers } = req;
     match method {
         ListSkillsParams::METHOD => {
             let params: ListSkillsParams = decode_params(params)?;

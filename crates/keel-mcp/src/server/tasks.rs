@@ -17,9 +17,8 @@ use tokio::sync::{Notify, oneshot};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::connection::Session;
-use super::dispatch::{HeaderChecks, check_name, finish, scope};
-use super::{HandlerError, ServerInner};
+use super::HandlerError;
+use super::dispatch::{Incoming, check_name, finish, scope};
 use crate::protocol::capabilities::extension_ids;
 use crate::protocol::jsonrpc::code;
 use crate::protocol::lifecycle::EmptyResult;
@@ -321,13 +320,8 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// `tasks/get`, `tasks/update` and `tasks/cancel` (tasks extension, 2026-07-28 only).
-pub(crate) fn dispatch(
-    server: &ServerInner,
-    session: Option<&Mutex<Session>>,
-    method: &str,
-    params: Option<&RawValue>,
-    headers: Option<&HeaderChecks>,
-) -> Result<Box<RawValue>, ErrorObject> {
+pub(crate) fn dispatch(req: Incoming<'_>) -> Result<Box<RawValue>, ErrorObject> {
+    let Incoming { server, session, method, params, headers } = req;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct TaskIn {

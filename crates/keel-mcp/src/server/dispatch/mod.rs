@@ -59,16 +59,16 @@ impl Scope {
 /// What a method's handling comes to: the encoded result, or the JSON-RPC error to answer with.
 type Outcome = Result<Box<RawValue>, ErrorObject>;
 
-/// One request as each method's handling sees it.
+/// One request as each method's handling sees it (here and in the extensions' modules).
 #[derive(Clone, Copy)]
-struct Incoming<'a> {
-    server: &'a ServerInner,
+pub(crate) struct Incoming<'a> {
+    pub(crate) server: &'a ServerInner,
     /// The legacy session (`None` on the stateless HTTP path).
-    session: Option<&'a Mutex<Session>>,
-    method: &'a str,
-    params: Option<&'a RawValue>,
+    pub(crate) session: Option<&'a Mutex<Session>>,
+    pub(crate) method: &'a str,
+    pub(crate) params: Option<&'a RawValue>,
     /// Modern HTTP only: the headers to check against the body.
-    headers: Option<&'a HeaderChecks>,
+    pub(crate) headers: Option<&'a HeaderChecks>,
 }
 
 /// How one request reached the server: its id, its cancellation, and the way back to the client.
@@ -151,13 +151,9 @@ pub(crate) async fn dispatch(
             finish(server, &scope, result)
         }
         #[cfg(feature = "skills")]
-        ListSkillsParams::METHOD | GetSkillParams::METHOD | ReadDirectoryParams::METHOD => {
-            super::skills::dispatch(server, session, method, params, headers)
-        }
+        ListSkillsParams::METHOD | GetSkillParams::METHOD | ReadDirectoryParams::METHOD => super::skills::dispatch(req),
         #[cfg(feature = "tasks")]
-        GetTaskParams::METHOD | UpdateTaskParams::METHOD | CancelTaskParams::METHOD => {
-            super::tasks::dispatch(server, session, method, params, headers)
-        }
+        GetTaskParams::METHOD | UpdateTaskParams::METHOD | CancelTaskParams::METHOD => super::tasks::dispatch(req),
         other => Err(ErrorObject::method_not_found(other)),
     }
 }
