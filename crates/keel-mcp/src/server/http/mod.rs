@@ -18,7 +18,7 @@ mod event_log;
 mod event_store;
 mod guard;
 mod legacy;
-mod modern;
+pub(crate) mod modern;
 mod session;
 
 use std::convert::Infallible;
