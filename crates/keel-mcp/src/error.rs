@@ -30,11 +30,11 @@ pub enum Error {
     Transport(std::io::Error),
     /// The HTTP server refused the request (401: log in; 403: the credentials do not allow it) and the
     /// transport's [`HttpAuth`](crate::auth::HttpAuth), if any, could not fix it. The [`Challenge`] says what
-    /// the server asked for (scheme, `error`, `scope`, `resource_metadata`).
+    /// the server asked for (scheme, `error`, `scope`, `resource_metadata`). Boxed to keep `Error` small.
     ///
     /// [`Challenge`]: crate::auth::Challenge
     #[cfg(feature = "http-client")]
-    Unauthorized(crate::auth::Challenge),
+    Unauthorized(Box<crate::auth::Challenge>),
     /// Authorization failed: discovery, registration, the authorization grant or a token refresh did not
     /// succeed, or a security check stopped the flow.
     #[cfg(feature = "auth")]

@@ -87,7 +87,7 @@ fn transport_kind(result: Result<impl std::fmt::Debug, Error>) -> ErrorKind {
 
 fn challenge(result: Result<impl std::fmt::Debug, Error>) -> Challenge {
     match result {
-        Err(Error::Unauthorized(challenge)) => challenge,
+        Err(Error::Unauthorized(challenge)) => *challenge,
         other => panic!("expected Error::Unauthorized, got {other:?}"),
     }
 }

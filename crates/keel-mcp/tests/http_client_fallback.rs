@@ -13,8 +13,8 @@ use keel_mcp::client::Client;
 use keel_mcp::client::http::HttpTransport;
 use keel_mcp::protocol::{Era, Implementation, ProtocolVersion};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 /// A 2024-11-05 server: POST to the endpoint URL is refused; GET opens the stream whose first event names

@@ -92,7 +92,7 @@ impl Inner {
             {
                 continue;
             }
-            return Err(Error::Unauthorized(challenge));
+            return Err(Error::Unauthorized(Box::new(challenge)));
         }
     }
 
