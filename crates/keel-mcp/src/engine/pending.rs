@@ -64,9 +64,7 @@ impl PendingRequests {
         id: RequestId,
         progress: Option<ProgressCallback>,
     ) -> Result<oneshot::Receiver<Answer>, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.register(id, Waiter { answer: Sink::Answer(tx), progress })?;
-        Ok(rx)
+        self.register(id, progress, Sink::Answer)
     }
 
     /// Registers a waiter for `id` that also receives transport failures ([`PendingRequests::fail`]).
@@ -75,18 +73,22 @@ impl PendingRequests {
         id: RequestId,
         progress: Option<ProgressCallback>,
     ) -> Result<oneshot::Receiver<Outcome>, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.register(id, Waiter { answer: Sink::Outcome(tx), progress })?;
-        Ok(rx)
+        self.register(id, progress, Sink::Outcome)
     }
 
-    fn register(&self, id: RequestId, waiter: Waiter) -> Result<(), Error> {
+    fn register<T>(
+        &self,
+        id: RequestId,
+        progress: Option<ProgressCallback>,
+        sink: impl FnOnce(oneshot::Sender<T>) -> Sink,
+    ) -> Result<oneshot::Receiver<T>, Error> {
         let mut waiters = self.waiters.lock().expect("pending lock");
         if waiters.len() >= self.max {
             return Err(Error::TooManyPending(self.max));
         }
-        waiters.insert(id, waiter);
-        Ok(())
+        let (tx, rx) = oneshot::channel();
+        waiters.insert(id, Waiter { answer: sink(tx), progress });
+        Ok(rx)
     }
 
     /// Hands an answer to whoever waits for `id`; false when nobody does.

@@ -12,6 +12,9 @@ use crate::error::Error;
 /// A reqwest failure as [`Error::Transport`]: the kind from the innermost I/O error that has a specific
 /// one, the message naming the step that failed (connect, DNS, TLS, reading the answer).
 pub(super) fn transport_error(e: reqwest::Error) -> Error {
+    let host = e.url().and_then(|u| u.host_str()).unwrap_or("the server").to_owned();
+    // The URL's path and query may carry secrets (an API key parameter); the host is enough to act on.
+    let e = e.without_url();
     let mut kind = None;
     let mut tls = false;
     let mut dns = false;
@@ -20,7 +23,7 @@ pub(super) fn transport_error(e: reqwest::Error) -> Error {
     while let Some(current) = source {
         let text = current.to_string();
         dns |= text.starts_with("dns error");
-        // hyper-rustls names a handshake the server broke off without a rustls error.
+        // reqwest's TLS connector reports a handshake the server broke off without a rustls error.
         tls |= text.starts_with("tls handshake");
         detail.push(text);
         if let Some(io) = current.downcast_ref::<io::Error>() {
@@ -33,7 +36,6 @@ pub(super) fn transport_error(e: reqwest::Error) -> Error {
         tls |= current.is::<rustls::Error>();
         source = current.source();
     }
-    let host = e.url().and_then(|u| u.host_str()).unwrap_or("the server").to_owned();
     let (step, fallback) = if tls {
         (format!("TLS with {host} failed"), io::ErrorKind::InvalidData)
     } else if e.is_timeout() {
@@ -47,7 +49,7 @@ pub(super) fn transport_error(e: reqwest::Error) -> Error {
         (format!("the connection to {host} broke"), io::ErrorKind::UnexpectedEof)
     };
     let kind = if e.is_timeout() { io::ErrorKind::TimedOut } else { kind.unwrap_or(fallback) };
-    let message = if detail.is_empty() { format!("{step}: {e}") } else { format!("{step}: {}", detail.join(": ")) };
+    let message = if detail.is_empty() { step } else { format!("{step}: {}", detail.join(": ")) };
     Error::Transport(io::Error::new(kind, TransportFailure { message, source: e }))
 }
 

@@ -109,10 +109,13 @@ impl HttpTransport {
     /// A transport to the MCP endpoint at `url` (`http` or `https`), over an HTTP client Keel builds
     /// (rustls with the ring provider, no redirects followed, a 30 s [connect timeout](Self::connect_timeout)).
     pub fn new(url: &str) -> Result<Self, Error> {
-        let url = reqwest::Url::parse(url).map_err(|e| Error::Protocol(format!("invalid server URL {url:?}: {e}")))?;
+        let mut url =
+            reqwest::Url::parse(url).map_err(|e| Error::Protocol(format!("invalid server URL {url:?}: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(Error::Protocol(format!("unsupported URL scheme {:?}", url.scheme())));
         }
+        // Never sent; dropped so the URL a response reports compares equal to the one requested.
+        url.set_fragment(None);
         Ok(HttpTransport {
             url,
             auth: None,
