@@ -20,6 +20,7 @@ pub use stdio::{LineReader, LineWriter};
 
 /// Why a frame could not be read.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The frame exceeded the size limit and was skipped; the stream goes on.
     TooLarge {
