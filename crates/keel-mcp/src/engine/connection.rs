@@ -105,6 +105,10 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
                 tracing::debug!(error = %e, "transport read failed");
                 break;
             }
+            Some(Err(FrameError::RequestFailed { id, error })) => {
+                shared.pending.fail(&id, error);
+                continue;
+            }
         };
         if bytes.len() > shared.limits.max_message_bytes {
             let error = ErrorObject::parse_error("message exceeds the size limit");
