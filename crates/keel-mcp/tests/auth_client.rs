@@ -792,9 +792,8 @@ async fn reauthorization_reuses_the_registered_port_or_registers_again() {
     // The server matches redirect URIs exactly; tokens expire with no refresh token, so each run authorizes.
     let m = mock(Config { exact_redirect: true, no_refresh_token: true, ..Default::default() }).await;
     let store = MemoryTokenStore::new();
-    let build = |redirect: LoopbackRedirect| {
-        OAuthClient::builder(m.mcp(), redirect).store(store.clone()).build().unwrap()
-    };
+    let build =
+        |redirect: LoopbackRedirect| OAuthClient::builder(m.mcp(), redirect).store(store.clone()).build().unwrap();
     let redirect_uri = |i: usize| get(&form(&m.hits("/authorize")[i].query), "redirect_uri").unwrap().to_owned();
 
     let first = build(test_browser_redirect().await);
@@ -839,10 +838,10 @@ async fn invalid_client_fails_once_without_a_second_browser_round() {
     let m = mock(Config { token_auth: TokenAuth::RefuseAll, mcp_401: true, ..Default::default() }).await;
     let oauth = client(&m);
     let transport = keel_mcp::client::http::HttpTransport::new(&m.mcp()).unwrap().auth(Arc::new(oauth.clone()));
-    let connected = keel_mcp::client::Client::builder(keel_mcp::protocol::Implementation::new("t", "1"))
-        .connect(transport)
-        .await;
-    let err = connected.err().expect("the login fails").to_string();
+    let connected =
+        keel_mcp::client::Client::builder(keel_mcp::protocol::Implementation::new("t", "1")).connect(transport).await;
+    let Err(err) = connected else { panic!("the login must fail") };
+    let err = err.to_string();
     assert!(err.contains("refused this client"), "{err}");
     assert_eq!(m.hits("/authorize").len(), 1, "the user is sent to the authorization server once");
     // Later challenges fail at once with the same clear error.
@@ -892,17 +891,18 @@ async fn the_url_hook_drives_a_headless_login() {
     let m = mock(Config::default()).await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let urls = seen.clone();
-    let redirect = LoopbackRedirect::bind(0).await.unwrap().timeout(std::time::Duration::from_secs(5)).on_authorization_url(
-        move |url| {
-            urls.lock().unwrap().push(url.to_owned());
-            let url = url.to_owned();
-            tokio::spawn(async move {
-                if let (302, Some(callback)) = http_get(&url).await {
-                    http_get(&callback).await;
-                }
-            });
-        },
-    );
+    let redirect =
+        LoopbackRedirect::bind(0).await.unwrap().timeout(std::time::Duration::from_secs(5)).on_authorization_url(
+            move |url| {
+                urls.lock().unwrap().push(url.to_owned());
+                let url = url.to_owned();
+                tokio::spawn(async move {
+                    if let (302, Some(callback)) = http_get(&url).await {
+                        http_get(&callback).await;
+                    }
+                });
+            },
+        );
     let c = OAuthClient::builder(m.mcp(), redirect).build().unwrap();
     assert!(c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap());
     let urls = seen.lock().unwrap().clone();
