@@ -22,6 +22,47 @@ pub struct JsonResponse {
     pub dpop_nonce: Option<String>,
 }
 
+/// A boxed future borrowing its arguments.
+pub(crate) type CallFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<JsonResponse, AuthError>> + Send + 'a>>;
+
+/// The HTTP calls the OAuth flow makes, behind a trait so the flow steps run against an in-memory
+/// authorization server in tests. [`OAuthHttp`] is the real one.
+pub(crate) trait OAuthTransport: Send + Sync {
+    /// GET a JSON document (`MCP-Protocol-Version` is sent when given).
+    fn get_json<'a>(&'a self, url: &'a str, protocol_version: Option<&'a str>) -> CallFuture<'a>;
+    /// POST a form; `basic` is an `Authorization: Basic` header value, `dpop` a DPoP proof.
+    fn post_form<'a>(
+        &'a self,
+        url: &'a str,
+        form: &'a [(&'a str, &'a str)],
+        basic: Option<String>,
+        dpop: Option<String>,
+    ) -> CallFuture<'a>;
+    /// POST a JSON body.
+    fn post_json<'a>(&'a self, url: &'a str, body: &'a Value) -> CallFuture<'a>;
+}
+
+impl OAuthTransport for OAuthHttp {
+    fn get_json<'a>(&'a self, url: &'a str, protocol_version: Option<&'a str>) -> CallFuture<'a> {
+        Box::pin(OAuthHttp::get_json(self, url, protocol_version))
+    }
+
+    fn post_form<'a>(
+        &'a self,
+        url: &'a str,
+        form: &'a [(&'a str, &'a str)],
+        basic: Option<String>,
+        dpop: Option<String>,
+    ) -> CallFuture<'a> {
+        Box::pin(OAuthHttp::post_form(self, url, form, basic, dpop))
+    }
+
+    fn post_json<'a>(&'a self, url: &'a str, body: &'a Value) -> CallFuture<'a> {
+        Box::pin(OAuthHttp::post_json(self, url, body))
+    }
+}
+
 /// HTTP for discovery, registration and token requests.
 #[derive(Clone, Debug)]
 pub struct OAuthHttp {

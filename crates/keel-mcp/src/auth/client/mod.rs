@@ -76,9 +76,11 @@ pub mod challenge;
 pub mod discovery;
 pub mod dpop;
 mod error;
-pub mod flow;
-pub mod http;
+mod flow;
+mod http;
 pub mod iss;
+#[cfg(test)]
+mod memory_as;
 pub mod metadata;
 mod oauth;
 pub mod pkce;

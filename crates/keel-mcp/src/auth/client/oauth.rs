@@ -11,7 +11,7 @@ use super::challenge::AuthChallenge;
 use super::dpop::Dpop;
 use super::error::AuthError;
 use super::flow::{self, AuthorizationInputs, Discovered, IdentityProviderGrant};
-use super::http::OAuthHttp;
+use super::http::{OAuthHttp, OAuthTransport};
 use super::plan::{
     BeforeRequest, Facts, RefreshFailure, Step, after_refresh_error, before_request, needs_new_registration, plan,
 };
@@ -43,6 +43,8 @@ pub struct OAuthClientBuilder {
     grant: Grant,
     dpop: bool,
     consent_prompt: ConsentPrompt,
+    /// Replaces the HTTP client (in-memory authorization servers in tests).
+    transport: Option<Arc<dyn OAuthTransport>>,
 }
 
 /// How the client obtains tokens.
@@ -124,6 +126,13 @@ impl OAuthClientBuilder {
         self
     }
 
+    /// Sends the OAuth requests through `transport` instead of HTTP.
+    #[cfg(test)]
+    pub(crate) fn transport(mut self, transport: Arc<dyn OAuthTransport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
     /// Checks the URLs and builds the client.
     pub fn build(self) -> Result<OAuthClient, AuthError> {
         check_secure(&self.server_url)?;
@@ -148,7 +157,10 @@ impl OAuthClientBuilder {
                 dpop,
                 consent_prompt: self.consent_prompt,
                 policy,
-                http: OAuthHttp::for_policy(policy)?,
+                http: match self.transport {
+                    Some(t) => t,
+                    None => Arc::new(OAuthHttp::for_policy(policy)?),
+                },
                 session: tokio::sync::Mutex::new(Session::default()),
             }),
         })
@@ -178,7 +190,7 @@ struct Inner {
     dpop: Option<Arc<Dpop>>,
     consent_prompt: ConsentPrompt,
     policy: UrlPolicy,
-    http: OAuthHttp,
+    http: Arc<dyn OAuthTransport>,
     session: tokio::sync::Mutex<Session>,
 }
 
@@ -213,6 +225,7 @@ impl OAuthClient {
             grant: Grant::AuthorizationCode,
             dpop: false,
             consent_prompt: ConsentPrompt::default(),
+            transport: None,
         }
     }
 
@@ -309,7 +322,7 @@ impl OAuthClient {
         let Some(creds) = self.existing_credentials(&mut session, &d, &stored)? else {
             return Ok(Some(tokens.header()));
         };
-        match flow::refresh(&inner.http, &d, &creds, &tokens).await {
+        match flow::refresh(inner.http.as_ref(), &d, &creds, &tokens).await {
             Ok(fresh) => {
                 let header = fresh.header();
                 stored.tokens = Some(fresh);
@@ -387,7 +400,7 @@ impl OAuthClient {
             }
             let Some(creds) = self.existing_credentials(session, &d, &stored)? else { continue };
             let Some(tokens) = stored.tokens.clone() else { continue };
-            match flow::refresh(&inner.http, &d, &creds, &tokens).await {
+            match flow::refresh(inner.http.as_ref(), &d, &creds, &tokens).await {
                 Ok(fresh) if fresh.access_token != tokens.access_token => {
                     stored.tokens = Some(fresh);
                     inner.store.save(key, stored).await?;
@@ -451,16 +464,18 @@ impl OAuthClient {
         let inner = &self.inner;
         match &inner.grant {
             Grant::AuthorizationCode => {}
-            Grant::JwtBearer(assertion) => return flow::jwt_bearer(&inner.http, d, assertion, None, scope).await,
+            Grant::JwtBearer(assertion) => {
+                return flow::jwt_bearer(inner.http.as_ref(), d, assertion, None, scope).await;
+            }
             Grant::IdJag(idp) => {
                 inner.policy.check(&idp.token_endpoint)?;
                 let creds = self.credentials(session, d, stored).await?;
-                let id_jag = flow::exchange_for_id_jag(&inner.http, idp, d, scope.as_deref()).await?;
-                return flow::jwt_bearer(&inner.http, d, &id_jag, Some(&creds), scope).await;
+                let id_jag = flow::exchange_for_id_jag(inner.http.as_ref(), idp, d, scope.as_deref()).await?;
+                return flow::jwt_bearer(inner.http.as_ref(), d, &id_jag, Some(&creds), scope).await;
             }
             Grant::ClientCredentials(assertion_key) => {
                 let creds = self.credentials(session, d, stored).await?;
-                return flow::client_credentials(&inner.http, d, &creds, assertion_key.as_deref(), scope).await;
+                return flow::client_credentials(inner.http.as_ref(), d, &creds, assertion_key.as_deref(), scope).await;
             }
         }
         let mut creds = self.credentials(session, d, stored).await?;
@@ -481,7 +496,7 @@ impl OAuthClient {
         );
         let prompt_consent = wants_consent_prompt(inner.consent_prompt, scope.as_deref(), d.openid_provider);
         flow::authorization_code(
-            &inner.http,
+            inner.http.as_ref(),
             inner.redirect.as_ref(),
             AuthorizationInputs { discovered: d, credentials: &creds, scope, prompt_consent, policy: inner.policy },
         )
@@ -513,7 +528,7 @@ impl OAuthClient {
     /// Discovery, plus the DPoP key when this authorization server takes ES256 proofs.
     async fn discover(&self, resource_metadata: Option<&str>) -> Result<Discovered, AuthError> {
         let inner = &self.inner;
-        let mut d = flow::discover(&inner.http, &inner.server_url, inner.policy, resource_metadata).await?;
+        let mut d = flow::discover(inner.http.as_ref(), &inner.server_url, inner.policy, resource_metadata).await?;
         d.dpop = inner.dpop.clone().filter(|_| d.metadata.supports_dpop_es256());
         Ok(d)
     }
@@ -581,7 +596,8 @@ impl OAuthClient {
         let endpoint =
             d.metadata.registration_endpoint.as_deref().ok_or_else(|| AuthError::NoRegistration(d.issuer.clone()))?;
         let creds =
-            flow::register(&inner.http, endpoint, &inner.metadata, &inner.redirect.redirect_uri(), &d.metadata).await?;
+            flow::register(inner.http.as_ref(), endpoint, &inner.metadata, &inner.redirect.redirect_uri(), &d.metadata)
+                .await?;
         stored.clients.insert(d.issuer.clone(), creds.clone());
         inner.store.save(&inner.server_url, stored.clone()).await?;
         Ok(creds)
@@ -634,7 +650,71 @@ impl HttpAuth for OAuthClient {
 
 #[cfg(test)]
 mod tests {
+    use super::super::memory_as::{Approve, MCP, MemoryAs, standard};
     use super::*;
+    use serde_json::json;
+
+    fn client(server: &Arc<MemoryAs>, user: &Approve) -> OAuthClientBuilder {
+        OAuthClient::builder(MCP, user.clone()).transport(server.clone())
+    }
+
+    #[tokio::test]
+    async fn login_then_refresh_on_401_in_memory() {
+        let (server, user) = (MemoryAs::standard(), Approve::default());
+        let c = client(&server, &user).build().unwrap();
+        assert!(c.handle_challenge(MCP, 401, &[]).await.unwrap());
+        let token = &server.hits("/token")[0];
+        assert_eq!(token.param("grant_type"), Some("authorization_code"));
+        assert_eq!(token.param("client_id"), Some("client-2"));
+        assert_eq!(token.param("resource"), Some(MCP));
+        let header = c.access_header(MCP).await.unwrap().unwrap();
+        assert!(header.starts_with("Bearer tok-"), "{header}");
+        // A 401 with tokens in hand: the plan is a refresh, not the user.
+        assert!(c.handle_challenge(MCP, 401, &[]).await.unwrap());
+        assert_eq!(server.hits("/token")[1].param("grant_type"), Some("refresh_token"));
+        assert_eq!(user.urls.lock().unwrap().len(), 1);
+        assert_eq!(server.hits("/register").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_dynamic_client_registers_again_in_memory() {
+        // The server forgot the dynamic registration (a restart): the refresh says invalid_client.
+        let server = MemoryAs::new(|call, n| {
+            if call.param("grant_type") == Some("refresh_token") {
+                return (401, json!({"error": "invalid_client"}));
+            }
+            standard(call, n)
+        });
+        let user = Approve::default();
+        let c = client(&server, &user).build().unwrap();
+        assert!(c.handle_challenge(MCP, 401, &[]).await.unwrap());
+        assert!(c.handle_challenge(MCP, 401, &[]).await.unwrap());
+        assert_eq!(server.hits("/register").len(), 2, "a new registration");
+        assert_eq!(user.urls.lock().unwrap().len(), 2, "and one new authorization");
+        let last = server.hits("/token").pop().unwrap();
+        assert_eq!(last.param("grant_type"), Some("authorization_code"));
+        assert_ne!(last.param("client_id"), Some("client-2"), "with the new client");
+    }
+
+    #[tokio::test]
+    async fn a_refused_pre_registered_client_fails_clearly_in_memory() {
+        let server = MemoryAs::new(|call, n| {
+            if call.param("grant_type") == Some("refresh_token") {
+                return (401, json!({"error": "invalid_client"}));
+            }
+            standard(call, n)
+        });
+        let user = Approve::default();
+        let c = client(&server, &user).pre_registered(ClientCredentials::public("given")).build().unwrap();
+        assert!(c.handle_challenge(MCP, 401, &[]).await.unwrap());
+        let err = c.handle_challenge(MCP, 401, &[]).await.unwrap_err();
+        assert!(matches!(err, AuthError::ClientRejected { ref error, .. } if error == "invalid_client"), "{err}");
+        assert_eq!(user.urls.lock().unwrap().len(), 1, "the user is not asked again");
+        // And it stays refused without another request to the token endpoint.
+        let tokens_before = server.hits("/token").len();
+        assert!(c.handle_challenge(MCP, 401, &[]).await.is_err());
+        assert_eq!(server.hits("/token").len(), tokens_before);
+    }
 
     #[test]
     fn token_goes_only_to_its_resource() {

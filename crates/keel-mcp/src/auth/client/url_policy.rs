@@ -3,8 +3,7 @@
 //!
 //! Literal hosts are judged here: the `url` crate turns numeric tricks (`2130706433`, `0x7f000001`, `127.1`)
 //! into their dotted form first, so they are caught as what they are. Host names are judged after
-//! resolution, by the OAuth HTTP client's resolver ([`super::http::OAuthHttp::for_policy`]), with the same
-//! table: [`ip_is_private`].
+//! resolution, by the OAuth HTTP client's resolver, with the same table: [`ip_is_private`].
 //!
 //! The table is the IANA IPv4 and IPv6 Special-Purpose Address Registries (every block that is not globally
 //! reachable, plus multicast and the deprecated 6to4 and site-local blocks); IPv4-mapped, IPv4-compatible
