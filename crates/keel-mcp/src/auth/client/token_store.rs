@@ -1,6 +1,7 @@
 //! Where tokens and client registrations live between runs: the [`TokenStore`] trait, an in-memory store and
-//! a file store (mode 0600, atomic write-and-rename, an advisory lock so two processes never refresh the same
-//! token at once). Everything is keyed by the MCP server URL; registrations inside are keyed by issuer.
+//! a file store (files 0600 in a 0700 directory, written through an exclusively created temporary file,
+//! fsynced and renamed so a crash or `kill -9` leaves the old file or the new one, and an advisory lock so two
+//! processes never refresh the same token at once). Everything is keyed by the MCP server URL; registrations inside are keyed by issuer.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
