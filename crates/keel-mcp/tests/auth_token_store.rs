@@ -82,6 +82,9 @@ async fn sigkill_while_saving_never_corrupts_or_exposes_the_token_file() {
             let entry = entry.unwrap();
             let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
             assert_eq!(mode & 0o077, 0, "round {round}: {:?} is readable by others ({mode:o})", entry.file_name());
+            if entry.path().extension().is_some_and(|e| e == "json") {
+                assert_eq!(mode, 0o600, "round {round}: the token file");
+            }
         }
     }
     std::fs::remove_dir_all(&dir).unwrap();
