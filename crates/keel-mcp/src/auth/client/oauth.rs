@@ -676,15 +676,19 @@ mod tests {
         assert_eq!(server.hits("/register").len(), 1);
     }
 
-    #[tokio::test]
-    async fn a_refused_dynamic_client_registers_again_in_memory() {
-        // The server forgot the dynamic registration (a restart): the refresh says invalid_client.
-        let server = MemoryAs::new(|call, n| {
+    /// A server that refuses the client at refresh (`invalid_client`), as after forgetting a registration.
+    fn refusing_refresh() -> Arc<MemoryAs> {
+        MemoryAs::new(|call, n| {
             if call.param("grant_type") == Some("refresh_token") {
                 return (401, json!({"error": "invalid_client"}));
             }
             standard(call, n)
-        });
+        })
+    }
+
+    #[tokio::test]
+    async fn a_refused_dynamic_client_registers_again_in_memory() {
+        let server = refusing_refresh();
         let user = Approve::default();
         let c = client(&server, &user).build().unwrap();
         assert!(c.handle_challenge(MCP, 401, &[]).await.unwrap());
@@ -698,12 +702,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_pre_registered_client_fails_clearly_in_memory() {
-        let server = MemoryAs::new(|call, n| {
-            if call.param("grant_type") == Some("refresh_token") {
-                return (401, json!({"error": "invalid_client"}));
-            }
-            standard(call, n)
-        });
+        let server = refusing_refresh();
         let user = Approve::default();
         let c = client(&server, &user).pre_registered(ClientCredentials::public("given")).build().unwrap();
         assert!(c.handle_challenge(MCP, 401, &[]).await.unwrap());
