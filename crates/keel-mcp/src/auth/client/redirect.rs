@@ -147,11 +147,14 @@ impl std::fmt::Debug for LoopbackRedirect {
     }
 }
 
-fn bind_loopback(port: u16) -> std::io::Result<(std::net::TcpListener, String)> {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
-    listener.set_nonblocking(true)?;
-    let port = listener.local_addr()?.port();
-    Ok((listener, format!("http://127.0.0.1:{port}/callback")))
+fn bind_loopback(port: u16) -> Result<(std::net::TcpListener, String), AuthError> {
+    let bind = || -> std::io::Result<_> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
+        listener.set_nonblocking(true)?;
+        let port = listener.local_addr()?.port();
+        Ok((listener, format!("http://127.0.0.1:{port}/callback")))
+    };
+    bind().map_err(|e| AuthError::Redirect(format!("cannot listen on 127.0.0.1:{port} for the callback: {e}")))
 }
 
 impl LoopbackRedirect {
@@ -252,7 +255,8 @@ impl RedirectStep for LoopbackRedirect {
                 // A previous flow consumed the listener: bind the same port again.
                 None => bind_loopback(loopback_port(&redirect_uri).unwrap_or(0))?.0,
             };
-            let listener = tokio::net::TcpListener::from_std(listener)?;
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .map_err(|e| AuthError::Redirect(format!("loopback listener: {e}")))?;
             let state = url::Url::parse(&authorization_url)
                 .ok()
                 .and_then(|u| u.query_pairs().find(|(k, _)| k == "state").map(|(_, v)| v.into_owned()));
