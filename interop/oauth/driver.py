@@ -328,6 +328,12 @@ def requested_scopes(run: Run) -> list[str]:
     return (authorize[-1]["query"].get("scope") or "").split()
 
 
+def redirect_port(run: Run) -> int | None:
+    """The port of the redirect URI in the run's last authorization request, as the server received it."""
+    authorize = run.where("as", "/authorize")
+    return urlsplit(authorize[-1]["query"].get("redirect_uri", "")).port if authorize else None
+
+
 def no_browser(run: Run) -> None:
     expect(run.prompts == 0, f"Keel asked for the browser ({run.describe()})")
     expect(not run.where("as", "/authorize"), "the authorization server saw an authorization request")
@@ -469,8 +475,7 @@ def main() -> int:
             server.control("/_test/expire", {"advertise_ttl": 60})
             server.control("/_test/revoke", {})
             run = keel.run(server, "reauthorize-after-revoke")
-            first_port = urlsplit(first.hops[-1]["url"]).port if first.hops else None
-            again_port = urlsplit(run.hops[-1]["url"]).port if run.hops else None
+            first_port, again_port = redirect_port(first), redirect_port(run)
             try:
                 browser_reached_keel(run)
                 tool_worked(run)
