@@ -91,7 +91,7 @@ def browse(url: str) -> list[dict[str, Any]]:
     for _ in range(6):
         try:
             status, headers, body = http_request("GET", url)
-        except (OSError, http.client.HTTPException) as error:
+        except (OSError, http.client.HTTPException, Failed) as error:
             hops.append({"url": url, "error": f"{type(error).__name__}: {error}"})
             break
         hop = {"url": url, "status": status, "body": body[:600].decode("utf-8", "replace")}
@@ -221,6 +221,7 @@ class Keel:
             env=env,
             start_new_session=True,
         )
+        LIVE.add(process)
         out: list[bytes] = []
         err: list[str] = []
 
@@ -256,6 +257,7 @@ class Keel:
             run.returncode = process.wait()
         for reader in readers:
             reader.join(timeout=HTTP_TIMEOUT * 7)
+        LIVE.discard(process)
         run.stdout = b"".join(out).decode("utf-8", "replace")
         run.stderr = "".join(err)
         run.events = server.new_events()
@@ -268,6 +270,10 @@ class Keel:
             json.dump({"browser": run.hops, "events": run.events}, handle, indent=1)
         self.runs.append(run)
         return run
+
+
+# Keel processes running now, killed if the driver has to stop in the middle of a run.
+LIVE: set[subprocess.Popen[bytes]] = set()
 
 
 def kill(process: subprocess.Popen[bytes]) -> None:
@@ -541,6 +547,8 @@ def main() -> int:
 
         suite.scenario("no-token-in-output", [], no_token_in_output)
     finally:
+        for process in list(LIVE):
+            kill(process)
         for server in servers:
             server.stop()
         # The token files hold live test tokens of servers that are gone now; nothing to keep.
