@@ -38,6 +38,10 @@ pub struct Discovered {
     pub prm_scopes: Option<Vec<String>>,
     /// The DPoP key to bind tokens with, when the client uses DPoP and this server supports ES256 proofs.
     pub dpop: Option<std::sync::Arc<Dpop>>,
+    /// The authorization server is an OpenID provider (its metadata came from
+    /// `/.well-known/openid-configuration` or describes ID tokens): it may apply OpenID Connect Core §11 to
+    /// `offline_access`.
+    pub openid_provider: bool,
 }
 
 fn parse_doc<T: serde::de::DeserializeOwned>(url: &str, body: serde_json::Map<String, Value>) -> Result<T, AuthError> {
@@ -88,11 +92,12 @@ pub async fn discover(
             let metadata: AuthServerMetadata = parse_doc(&candidate, body)?;
             check_issuer(&issuer, &metadata)?;
             tracing::debug!(url = %redact_url(&candidate), issuer = %metadata.issuer, "authorization server metadata found");
-            found = Some(metadata);
+            let openid = candidate.contains("/.well-known/openid-configuration") || metadata.describes_id_tokens();
+            found = Some((metadata, openid));
             break;
         }
     }
-    let metadata = found.ok_or_else(|| AuthError::NoAuthServerMetadata(redact_url(&issuer)))?;
+    let (metadata, openid_provider) = found.ok_or_else(|| AuthError::NoAuthServerMetadata(redact_url(&issuer)))?;
     check_endpoints(&metadata, policy)?;
     Ok(Discovered {
         resource: prm.resource,
@@ -101,6 +106,7 @@ pub async fn discover(
         metadata,
         prm_scopes: prm.scopes_supported,
         dpop: None,
+        openid_provider,
     })
 }
 
@@ -135,6 +141,7 @@ async fn legacy_discover(
         resource: server_url.to_owned(),
         issuer: metadata.issuer.clone(),
         issuer_known,
+        openid_provider: metadata.describes_id_tokens(),
         metadata,
         prm_scopes: None,
         dpop: None,
@@ -169,6 +176,9 @@ pub async fn register(
     if creds.grant_types.is_empty() {
         creds.grant_types = metadata.grant_types().into_iter().map(str::to_owned).collect();
     }
+    if creds.redirect_uris.is_empty() {
+        creds.redirect_uris = vec![redirect_uri.to_owned()];
+    }
     Ok(creds)
 }
 
@@ -180,6 +190,8 @@ pub struct AuthorizationInputs<'a> {
     pub credentials: &'a ClientCredentials,
     /// Scope to request, if any.
     pub scope: Option<String>,
+    /// Send `prompt=consent` (OpenID Connect Core §11, for `offline_access`).
+    pub prompt_consent: bool,
     /// The URL rules.
     pub policy: UrlPolicy,
 }
@@ -213,6 +225,9 @@ pub async fn authorization_code(
             .append_pair("resource", &d.resource);
         if let Some(scope) = &inputs.scope {
             q.append_pair("scope", scope);
+        }
+        if inputs.prompt_consent {
+            q.append_pair("prompt", "consent");
         }
     }
     tracing::debug!(issuer = %d.issuer, scope = ?inputs.scope, "starting authorization");
@@ -428,6 +443,10 @@ fn client_authentication(
             form.push(("client_secret", secret));
         }
         TokenEndpointAuth::ClientSecretBasic => {
+            // `client_id` in the body as well: RFC 6749 §3.2.1 allows it, strict basic servers accept it (it
+            // is not a second authentication method, unlike a `client_secret` there), and some servers that
+            // offer basic (the Python SDK's) refuse a token request without it.
+            form.push(("client_id", credentials.client_id.clone()));
             // RFC 6749 §2.3.1: both halves are form-encoded before base64.
             let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             let pair = format!("{}:{}", enc(&credentials.client_id), enc(&secret));
