@@ -21,13 +21,16 @@ Scenarios, in order (each prints `scenario NAME ok` or `scenario NAME FAILED: wh
   offline-access           the authorization request asked for offline_access, as the server lists it (SEP-2207)
   reuse                    second run: no prompt, no request to the authorization server's /authorize, /token or
                            /register, no 401 from the MCP server
-  refresh-on-401           the server stopped accepting the access token (and now issues 4-second ones): Keel takes
+  refresh-on-401           the server stopped accepting the access token (and now issues 3-second ones): Keel takes
                            the 401 and refreshes once, no prompt
-  refresh-after-expiry     once that 4-second token has expired: Keel refreshes before sending it (the MCP server
+  refresh-after-expiry     once that 3-second token has expired: Keel refreshes before sending it (the MCP server
                            never sees the expired token), once, no prompt
   reauthorize-after-revoke every grant revoked: the refresh fails and Keel authorizes again through the browser
-                           (its loopback port differs from the first run's) and the authorization server accepts the
-                           request
+                           and the authorization server accepts the request (Keel's loopback listener binds a new
+                           port each run unless it reuses the registered one)
+  reauthorize-new-port     revoked again, and the redirect port of the stored registration is taken: Keel
+                           authorizes on another port, and the server (which matches redirect URIs exactly) accepts
+                           it, so Keel registered that redirect URI first
   offline-access-not-advertised  a server that does not list offline_access: first login does not ask for it
   token-file               the token directory is 0700 and every file in it 0600
   no-token-in-output       no access token, refresh token, client secret or authorization code the server issued
@@ -48,6 +51,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -62,7 +66,10 @@ PROMPT = "Open this URL in your browser to authorize:"
 RUN_TIMEOUT = float(os.environ.get("KEEL_OAUTH_RUN_TIMEOUT", "40"))
 START_TIMEOUT = float(os.environ.get("KEEL_INTEROP_SERVER_START_TIMEOUT", "20"))
 HTTP_TIMEOUT = 10.0
-SHORT_TTL = 4  # seconds: the lifetime of the tokens issued for the expiry scenarios
+# Seconds: the lifetime of the tokens issued for the expiry scenarios. Short enough that the expiry scenario runs
+# while the token is young (a client must not confuse "just issued" with "still valid"), long enough for the run
+# that gets it to finish its few requests before it expires.
+SHORT_TTL = 3
 TOOL_ARGS = '{"a":2,"b":3}'
 
 
@@ -473,7 +480,12 @@ def main() -> int:
             one_refresh(run)
             tool_worked(run)
             sent = [e for e in run.where("rs", "/mcp") if e.get("bearer") == stale]
-            expect(not sent, f"Keel sent the access token it knew had expired ({len(sent)} request(s))")
+            if sent:
+                age = sent[0]["time"] - previous["time"]
+                raise Failed(
+                    f"Keel sent the access token it knew had expired (expires_in={previous['response']['expires_in']}, "
+                    f"sent {age:.1f}s after it was issued; the MCP server answered {sent[0].get('status')})"
+                )
 
         suite.scenario("refresh-after-expiry", ["first-login"], refresh_after_expiry)
 
@@ -490,6 +502,30 @@ def main() -> int:
                 raise Failed(f"redirect port {first_port} at first login, {again_port} now: {failure}") from None
 
         suite.scenario("reauthorize-after-revoke", ["first-login"], reauthorize_after_revoke)
+
+        def reauthorize_new_port() -> None:
+            registered = redirect_port(keel.runs[-1]) or redirect_port(first)
+            expect(registered is not None, "no earlier authorization request to take the redirect port of")
+            server.control("/_test/revoke", {})
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+                # SO_REUSEADDR: Keel's callback connection may linger in TIME_WAIT; a listener still excludes Keel's.
+                squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    squatter.bind(("127.0.0.1", registered))
+                    squatter.listen(1)
+                except OSError as error:
+                    raise Failed(f"could not take port {registered} to force a new redirect URI: {error}") from None
+                run = keel.run(server, "reauthorize-new-port")
+            again = redirect_port(run)
+            try:
+                browser_reached_keel(run)
+                tool_worked(run)
+                one_prompt(run)
+            except Failed as failure:
+                raise Failed(f"registered redirect port {registered} taken, {again} now: {failure}") from None
+            expect(again != registered, f"Keel's redirect used the taken port {registered}")
+
+        suite.scenario("reauthorize-new-port", ["first-login"], reauthorize_new_port)
 
         def not_advertised() -> None:
             quiet = Server(args.server + ["--no-offline-access"], os.path.join(args.logs, "server-no-offline.log"))

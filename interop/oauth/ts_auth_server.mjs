@@ -80,9 +80,9 @@ class InteropProvider extends DemoInMemoryAuthProvider {
     this.refreshTokens = new Map(); // refresh token -> { clientId, scopes, resource, access }
   }
 
-  async exchangeAuthorizationCode(client, authorizationCode, codeVerifier, redirectUri, resource) {
-    const params = this.codes.get(authorizationCode)?.params;
-    const tokens = await super.exchangeAuthorizationCode(client, authorizationCode, codeVerifier, redirectUri, resource);
+  async exchangeAuthorizationCode(client, code, codeVerifier, redirectUri, resource) {
+    const params = this.codes.get(code)?.params;
+    const tokens = await super.exchangeAuthorizationCode(client, code, codeVerifier, redirectUri, resource);
     return this.#shorten(client, tokens, params?.scopes ?? [], params?.resource);
   }
 
@@ -122,7 +122,9 @@ class InteropProvider extends DemoInMemoryAuthProvider {
       (!this.advertiseOfflineAccess || scopes.includes(OFFLINE_ACCESS));
     if (wantsRefresh) {
       out.refresh_token = randomUUID();
-      this.refreshTokens.set(out.refresh_token, { clientId: client.client_id, scopes, resource, access: tokens.access_token });
+      this.refreshTokens.set(out.refresh_token, {
+        clientId: client.client_id, scopes, resource, access: tokens.access_token,
+      });
     }
     return out;
   }
@@ -186,7 +188,8 @@ const asUrl = new URL(`http://127.0.0.1:${asServer.address().port}`);
 const mcpUrl = new URL(`http://127.0.0.1:${mcpServer.address().port}/mcp`);
 const scopesSupported = args.offlineAccess ? [REQUIRED_SCOPE, OFFLINE_ACCESS] : [REQUIRED_SCOPE];
 const expectedResource = resourceUrlFromServerUrl(mcpUrl).href;
-const provider = new InteropProvider((resource) => resource?.href === expectedResource, args.offlineAccess, args.accessTtl);
+const validateResource = (resource) => resource?.href === expectedResource;
+const provider = new InteropProvider(validateResource, args.offlineAccess, args.accessTtl);
 
 asApp.use(express.urlencoded({ extended: false }));
 asApp.use(express.json());
