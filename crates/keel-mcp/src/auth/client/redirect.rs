@@ -379,4 +379,55 @@ mod tests {
         );
         assert!(client.await.unwrap().starts_with("HTTP/1.1 200"));
     }
+
+    async fn send(addr: &str, request: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_does_not_stall_the_listener() {
+        let step = LoopbackRedirect::bind(0).await.unwrap().on_authorization_url(|_| {});
+        let addr = step.redirect_uri().trim_start_matches("http://").trim_end_matches("/callback").to_owned();
+        let login = step.authorize("https://as.example/authorize?state=s1".into());
+        // A browser's preconnection that never sends anything, then the real callback.
+        let _idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let callback = tokio::spawn(async move { send(&addr, "GET /callback?code=c&state=s1 HTTP/1.1\r\n\r\n").await });
+        let r = tokio::time::timeout(Duration::from_secs(5), login).await.expect("not stalled").unwrap();
+        assert_eq!(r.code.as_deref(), Some("c"));
+        assert!(callback.await.unwrap().starts_with("HTTP/1.1 200"));
+    }
+
+    #[tokio::test]
+    async fn callbacks_for_another_state_are_ignored() {
+        let step = LoopbackRedirect::bind(0).await.unwrap().on_authorization_url(|_| {});
+        let addr = step.redirect_uri().trim_start_matches("http://").trim_end_matches("/callback").to_owned();
+        let login = tokio::spawn(step.authorize("https://as.example/authorize?state=s1".into()));
+        // A forged denial without state, and one with another state: refused, and the login goes on.
+        let forged = send(&addr, "GET /callback?error=access_denied HTTP/1.1\r\n\r\n").await;
+        assert!(forged.starts_with("HTTP/1.1 400"), "{forged}");
+        let stale = send(&addr, "GET /callback?error=access_denied&state=old HTTP/1.1\r\n\r\n").await;
+        assert!(stale.starts_with("HTTP/1.1 400"), "{stale}");
+        assert!(!login.is_finished());
+        let ok = send(&addr, "GET /callback?code=c&state=s1 HTTP/1.1\r\n\r\n").await;
+        assert!(ok.starts_with("HTTP/1.1 200"));
+        let r = tokio::time::timeout(Duration::from_secs(5), login).await.unwrap().unwrap().unwrap();
+        assert_eq!((r.code.as_deref(), r.error.as_deref()), (Some("c"), None));
+    }
+
+    #[tokio::test]
+    async fn prepare_moves_to_a_free_registered_port() {
+        let step = LoopbackRedirect::bind(0).await.unwrap();
+        let other = LoopbackRedirect::bind(0).await.unwrap();
+        let registered = other.redirect_uri();
+        drop(other);
+        assert_eq!(step.prepare(std::slice::from_ref(&registered)).await.unwrap(), registered);
+        assert_eq!(step.redirect_uri(), registered);
+        // Nothing usable registered (another host, another path): the step keeps its own.
+        let kept = step.prepare(&["http://localhost:1/callback".into(), "http://127.0.0.1:1/cb".into()]).await;
+        assert_eq!(kept.unwrap(), registered);
+    }
 }
