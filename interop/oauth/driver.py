@@ -335,6 +335,17 @@ def one_prompt(run: Run) -> None:
     expect(run.prompts == 1, f"expected one browser prompt, got {run.prompts} ({run.describe()})")
 
 
+def logged_in(run: Run, context: str = "") -> None:
+    """A browser login: the server sent the browser back with a code, the tool call worked, one prompt only.
+    `context` prefixes the failure message."""
+    try:
+        browser_reached_keel(run)
+        tool_worked(run)
+        one_prompt(run)
+    except Failed as failure:
+        raise Failed(f"{context}{failure}") from None
+
+
 def requested_scopes(run: Run) -> list[str]:
     authorize = run.where("as", "/authorize")
     expect(len(authorize) >= 1, "the authorization server saw no authorization request")
@@ -414,9 +425,7 @@ def main() -> int:
         first = keel.run(server, "first-login")
 
         def first_login() -> None:
-            browser_reached_keel(first)
-            tool_worked(first)
-            one_prompt(first)
+            logged_in(first)
             expect(len(first.where("as", "/register")) == 1, "expected one dynamic client registration")
             codes = first.grants("authorization_code")
             expect(
@@ -493,13 +502,7 @@ def main() -> int:
             server.control("/_test/expire", {"advertise_ttl": 60})
             server.control("/_test/revoke", {})
             run = keel.run(server, "reauthorize-after-revoke")
-            first_port, again_port = redirect_port(first), redirect_port(run)
-            try:
-                browser_reached_keel(run)
-                tool_worked(run)
-                one_prompt(run)
-            except Failed as failure:
-                raise Failed(f"redirect port {first_port} at first login, {again_port} now: {failure}") from None
+            logged_in(run, f"redirect port {redirect_port(first)} at first login, {redirect_port(run)} now: ")
 
         suite.scenario("reauthorize-after-revoke", ["first-login"], reauthorize_after_revoke)
 
@@ -516,14 +519,8 @@ def main() -> int:
                 except OSError as error:
                     raise Failed(f"could not take port {registered} to force a new redirect URI: {error}") from None
                 run = keel.run(server, "reauthorize-new-port")
-            again = redirect_port(run)
-            try:
-                browser_reached_keel(run)
-                tool_worked(run)
-                one_prompt(run)
-            except Failed as failure:
-                raise Failed(f"registered redirect port {registered} taken, {again} now: {failure}") from None
-            expect(again != registered, f"Keel's redirect used the taken port {registered}")
+            logged_in(run, f"registered redirect port {registered} taken, {redirect_port(run)} now: ")
+            expect(redirect_port(run) != registered, f"Keel's redirect used the taken port {registered}")
 
         suite.scenario("reauthorize-new-port", ["first-login"], reauthorize_new_port)
 
@@ -537,9 +534,7 @@ def main() -> int:
             other = Keel(args.keel, os.path.join(work, "tokens-no-offline"), args.logs, "no-offline-")
             run = other.run(quiet, "first-login")
             runs.append(run)
-            browser_reached_keel(run)
-            tool_worked(run)
-            one_prompt(run)
+            logged_in(run)
             scopes = requested_scopes(run)
             expect("offline_access" not in scopes, f"offline_access is not advertised but was requested: {scopes}")
 
