@@ -218,7 +218,9 @@ class Keel:
 
     def run(self, server: Server, label: str) -> Run:
         run = Run(label)
-        env = dict(os.environ, KEEL_OAUTH_NO_BROWSER="1", KEEL_TOKEN_DIR=self.token_dir)
+        # Loopback only, whatever proxy the environment names; dynamic registration, not a CIMD URL from outside.
+        env = dict(os.environ, KEEL_OAUTH_NO_BROWSER="1", KEEL_TOKEN_DIR=self.token_dir, NO_PROXY="127.0.0.1")
+        env.pop("KEEL_CLIENT_METADATA_URL", None)
         server.new_events()  # only this run's events count
         process = subprocess.Popen(
             [self.exe, server.mcp_url, "add", TOOL_ARGS],
