@@ -488,6 +488,10 @@ def main() -> int:
             expect(bool(issued), "not run: the previous run left no refreshed token to let expire")
             previous = issued[-1]
             stale = previous["response"]["access_token"]
+            expect(
+                previous["response"].get("expires_in") == SHORT_TTL,
+                f"the server issued a token for {previous['response'].get('expires_in')}s, not {SHORT_TTL}s",
+            )
             expires = previous["time"] + previous["response"]["expires_in"]
             # The token's own lifetime is what this scenario is about; one more second for clients that keep
             # expiry in whole seconds.
