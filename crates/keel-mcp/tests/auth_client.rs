@@ -366,17 +366,20 @@ async fn http_get(url: &str) -> (u16, Option<String>) {
     (status, location)
 }
 
+/// What a browser does with the authorization URL here: follows the server's redirect to the callback.
+fn browse(url: &str) {
+    let url = url.to_owned();
+    tokio::spawn(async move {
+        if let (302, Some(callback)) = http_get(&url).await {
+            http_get(&callback).await;
+        }
+    });
+}
+
 /// A loopback redirect whose "browser" is this test: it follows the authorization server's redirect to the
 /// listener. A refused authorization request leaves the listener waiting until its (short) timeout.
 async fn test_browser_redirect() -> LoopbackRedirect {
-    LoopbackRedirect::bind(0).await.unwrap().timeout(std::time::Duration::from_secs(5)).on_authorization_url(|url| {
-        let url = url.to_owned();
-        tokio::spawn(async move {
-            if let (302, Some(callback)) = http_get(&url).await {
-                http_get(&callback).await;
-            }
-        });
-    })
+    LoopbackRedirect::bind(0).await.unwrap().timeout(std::time::Duration::from_secs(5)).on_authorization_url(browse)
 }
 
 #[tokio::test]
@@ -734,16 +737,16 @@ async fn no_dpop_unless_the_server_supports_it() {
     );
 }
 
+/// A server that registers confidential clients for `methods` and checks client authentication per `auth`.
+async fn confidential_server(methods: Vec<&'static str>, token_auth: TokenAuth) -> Mock {
+    mock(Config { auth_methods: Some(methods), token_auth, ..Default::default() }).await
+}
+
 #[tokio::test]
 async fn a_basic_server_that_wants_client_id_in_the_body() {
     // The Python SDK's authorization server: offers post and basic, and refuses a token request whose body
     // has no client_id ("Missing client_id"). Keel registers for post, which carries it.
-    let m = mock(Config {
-        auth_methods: Some(vec!["client_secret_post", "client_secret_basic"]),
-        token_auth: TokenAuth::ClientIdInBody,
-        ..Default::default()
-    })
-    .await;
+    let m = confidential_server(vec!["client_secret_post", "client_secret_basic"], TokenAuth::ClientIdInBody).await;
     assert!(client(&m).handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap());
     let reg: Value = serde_json::from_str(&m.hits("/register")[0].body).unwrap();
     assert_eq!(reg["token_endpoint_auth_method"], "client_secret_post");
@@ -752,12 +755,7 @@ async fn a_basic_server_that_wants_client_id_in_the_body() {
 
     // Credentials registered for basic elsewhere: basic, and client_id in the body as well.
     use keel_mcp::auth::client::ClientCredentials;
-    let m = mock(Config {
-        auth_methods: Some(vec!["client_secret_basic"]),
-        token_auth: TokenAuth::ClientIdInBody,
-        ..Default::default()
-    })
-    .await;
+    let m = confidential_server(vec!["client_secret_basic"], TokenAuth::ClientIdInBody).await;
     let mut creds = ClientCredentials::confidential("pre", "pw");
     creds.token_endpoint_auth_method = Some("client_secret_basic".into());
     let c = OAuthClient::builder(m.mcp(), HeadlessRedirect::new("http://localhost:3000/callback").unwrap())
@@ -773,12 +771,7 @@ async fn a_basic_server_that_wants_client_id_in_the_body() {
 #[tokio::test]
 async fn a_strict_basic_server() {
     // Only basic offered, and a secret in the body is refused: basic header, no client_secret in the body.
-    let m = mock(Config {
-        auth_methods: Some(vec!["client_secret_basic"]),
-        token_auth: TokenAuth::StrictBasic,
-        ..Default::default()
-    })
-    .await;
+    let m = confidential_server(vec!["client_secret_basic"], TokenAuth::StrictBasic).await;
     assert!(client(&m).handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap());
     let reg: Value = serde_json::from_str(&m.hits("/register")[0].body).unwrap();
     assert_eq!(reg["token_endpoint_auth_method"], "client_secret_basic");
@@ -792,9 +785,8 @@ async fn reauthorization_reuses_the_registered_port_or_registers_again() {
     // The server matches redirect URIs exactly; tokens expire with no refresh token, so each run authorizes.
     let m = mock(Config { exact_redirect: true, no_refresh_token: true, ..Default::default() }).await;
     let store = MemoryTokenStore::new();
-    let build = |redirect: LoopbackRedirect| {
-        OAuthClient::builder(m.mcp(), redirect).store(store.clone()).build().unwrap()
-    };
+    let build =
+        |redirect: LoopbackRedirect| OAuthClient::builder(m.mcp(), redirect).store(store.clone()).build().unwrap();
     let redirect_uri = |i: usize| get(&form(&m.hits("/authorize")[i].query), "redirect_uri").unwrap().to_owned();
 
     let first = build(test_browser_redirect().await);
@@ -839,10 +831,10 @@ async fn invalid_client_fails_once_without_a_second_browser_round() {
     let m = mock(Config { token_auth: TokenAuth::RefuseAll, mcp_401: true, ..Default::default() }).await;
     let oauth = client(&m);
     let transport = keel_mcp::client::http::HttpTransport::new(&m.mcp()).unwrap().auth(Arc::new(oauth.clone()));
-    let connected = keel_mcp::client::Client::builder(keel_mcp::protocol::Implementation::new("t", "1"))
-        .connect(transport)
-        .await;
-    let err = connected.err().expect("the login fails").to_string();
+    let connected =
+        keel_mcp::client::Client::builder(keel_mcp::protocol::Implementation::new("t", "1")).connect(transport).await;
+    let Err(err) = connected else { panic!("the login must fail") };
+    let err = err.to_string();
     assert!(err.contains("refused this client"), "{err}");
     assert_eq!(m.hits("/authorize").len(), 1, "the user is sent to the authorization server once");
     // Later challenges fail at once with the same clear error.
@@ -892,17 +884,13 @@ async fn the_url_hook_drives_a_headless_login() {
     let m = mock(Config::default()).await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let urls = seen.clone();
-    let redirect = LoopbackRedirect::bind(0).await.unwrap().timeout(std::time::Duration::from_secs(5)).on_authorization_url(
-        move |url| {
-            urls.lock().unwrap().push(url.to_owned());
-            let url = url.to_owned();
-            tokio::spawn(async move {
-                if let (302, Some(callback)) = http_get(&url).await {
-                    http_get(&callback).await;
-                }
-            });
-        },
-    );
+    let redirect =
+        LoopbackRedirect::bind(0).await.unwrap().timeout(std::time::Duration::from_secs(5)).on_authorization_url(
+            move |url| {
+                urls.lock().unwrap().push(url.to_owned());
+                browse(url);
+            },
+        );
     let c = OAuthClient::builder(m.mcp(), redirect).build().unwrap();
     assert!(c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap());
     let urls = seen.lock().unwrap().clone();

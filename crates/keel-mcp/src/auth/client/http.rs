@@ -78,10 +78,19 @@ impl OAuthHttp {
 
     /// A client for `policy`: when private hosts are not allowed, every host name is resolved before
     /// connecting and refused if any of its addresses is special-purpose.
+    ///
+    /// Behind an HTTP proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`) the proxy resolves the names, so
+    /// there is nothing to check here (and the proxy itself may well have a private address): only literal
+    /// hosts are judged, and egress rules belong to the proxy.
     pub fn for_policy(policy: UrlPolicy) -> Result<Self, AuthError> {
-        if policy.allow_private {
-            return Self::new();
-        }
+        let proxied = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+        if policy.allow_private || proxied { Self::new() } else { Self::public_only() }
+    }
+
+    /// A client whose resolver refuses names of special-purpose addresses.
+    fn public_only() -> Result<Self, AuthError> {
         let client = client_builder()
             .dns_resolver(std::sync::Arc::new(PublicOnlyResolver))
             .build()
@@ -206,7 +215,7 @@ mod tests {
         // A listener that would answer: the request must fail before reaching it.
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let strict = OAuthHttp::for_policy(UrlPolicy { allow_private: false }).unwrap();
+        let strict = OAuthHttp::public_only().unwrap();
         let err = strict.get_json(&format!("http://localhost:{port}/x"), None).await.unwrap_err();
         assert!(matches!(err, AuthError::Http { .. }), "{err}");
         // Had a connection been made, the request would be waiting for an answer, not failed: the backlog is

@@ -12,11 +12,11 @@ use super::dpop::Dpop;
 use super::error::AuthError;
 use super::flow::{self, AuthorizationInputs, Discovered, IdentityProviderGrant};
 use super::http::OAuthHttp;
-use super::redirect::RedirectStep;
-use super::registration::{ClientCredentials, ClientMetadata};
 use super::plan::{
     BeforeRequest, Facts, RefreshFailure, Step, after_refresh_error, before_request, needs_new_registration, plan,
 };
+use super::redirect::RedirectStep;
+use super::registration::{ClientCredentials, ClientMetadata};
 use super::scope::{ConsentPrompt, apply_offline_access, wants_consent_prompt};
 use super::token::{TokenSet, now_secs};
 use super::token_store::{MemoryTokenStore, StoredAuth, TokenStore};

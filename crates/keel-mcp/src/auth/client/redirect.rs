@@ -230,7 +230,8 @@ impl RedirectStep for LoopbackRedirect {
         let mut bound = self.bound();
         if !registered.is_empty() && !registered.contains(&bound.redirect_uri) {
             // The first registered port that is free now; if none is, keep ours (the caller registers again).
-            if let Some((listener, uri)) = registered.iter().filter_map(|r| loopback_port(r)).find_map(|p| bind_loopback(p).ok())
+            if let Some((listener, uri)) =
+                registered.iter().filter_map(|r| loopback_port(r)).find_map(|p| bind_loopback(p).ok())
             {
                 tracing::debug!(redirect_uri = %uri, "moving the loopback listener to the registered redirect URI");
                 *bound = Bound { listener: Some(listener), redirect_uri: uri };
