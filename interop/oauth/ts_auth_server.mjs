@@ -9,7 +9,9 @@
 //
 // * The authorization server is the SDK's `mcpAuthRouter` (metadata, /authorize, /token, dynamic registration at
 //   /register, /revoke) over the SDK's demo provider, `DemoInMemoryAuthProvider` (shipped in dist/esm/examples): it
-//   approves every authorization at once and redirects straight back to the client. The demo issues one-hour access
+//   approves every authorization at once and redirects straight back to the client, to a redirect URI registered
+//   exactly (the router's own check lets any loopback port through, RFC 8252; the demo's does not, and sends the
+//   browser back with error=invalid_request otherwise). The demo issues one-hour access
 //   tokens and no refresh tokens, so `InteropProvider` extends it with what real servers do: short-lived access
 //   tokens (--access-ttl, default 60 s), rotating refresh tokens (issued, when `offline_access` is advertised, only to
 //   an authorization that asked for it), and revocation of both tokens of a grant. Tokens are bound to MCP_URL (the
