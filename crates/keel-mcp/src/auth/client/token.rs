@@ -83,10 +83,14 @@ impl TokenSet {
     }
 
     /// Due for a proactive refresh: within the refresh margin of its expiry — the smaller of
-    /// [`REFRESH_MARGIN`] and a quarter of its lifetime — and at least [`MIN_REFRESH_AGE`] old. A token of
-    /// unknown age (stored by an older version) gets the full margin.
+    /// [`REFRESH_MARGIN`] and a quarter of its lifetime — and at least [`MIN_REFRESH_AGE`] old; or already
+    /// expired, whatever its age. A token of unknown age (stored by an older version) gets the full margin.
     pub fn expires_soon(&self, now: u64) -> bool {
         let Some(at) = self.expires_at else { return false };
+        // An expired token only buys a 401: refresh it whatever its age.
+        if now >= at {
+            return true;
+        }
         let margin = match self.issued_at {
             Some(issued) => {
                 if now.saturating_sub(issued) < MIN_REFRESH_AGE.as_secs() {
@@ -165,10 +169,12 @@ mod tests {
             (Some(1000), 60, 1000, false),
             (Some(1000), 60, 1044, false),
             (Some(1000), 60, 1045, true),
-            // A token issued already expired (or living 2 s) is not refreshed before it is 5 s old.
-            (Some(1000), 0, 1000, false),
-            (Some(1000), 2, 1004, false),
-            (Some(1000), 2, 1005, true),
+            // A 4 s token is not refreshed early in its first 5 s, but once expired it is, whatever its age.
+            (Some(1000), 4, 1002, false),
+            (Some(1000), 4, 1003, false),
+            (Some(1000), 4, 1004, true),
+            (Some(1000), 0, 1000, true),
+            (Some(1000), 2, 1002, true),
             // Stored without issued_at (older versions): the fixed margin.
             (None, 3600, 4540, true),
             (None, 3600, 4539, false),
