@@ -266,6 +266,7 @@ fn open_input(
     scope: &Scope,
     method: &str,
     target: &str,
+    arguments: Option<&RawValue>,
     responses: Option<InputResponses>,
     state: Option<String>,
 ) -> Result<Option<Arc<InputRound>>, ErrorObject> {
@@ -273,7 +274,7 @@ fn open_input(
         return Ok(None);
     }
     let state = match state {
-        Some(token) => server.sealer.open(method, target, &token)?,
+        Some(token) => server.sealer.open(method, target, arguments, &token)?,
         None => None,
     };
     Ok(Some(Arc::new(InputRound::new(responses, state))))
@@ -285,6 +286,7 @@ fn input_required(
     scope: &Scope,
     method: &str,
     target: &str,
+    arguments: Option<&RawValue>,
     input: Option<Arc<InputRound>>,
 ) -> Result<Box<RawValue>, ErrorObject> {
     let Some(input) = input else {
@@ -295,7 +297,7 @@ fn input_required(
         return Err(ErrorObject::internal("the handler asked for input but recorded no input request"));
     }
     let state = input.next_state.lock().expect("input lock").take();
-    let sealed = server.sealer.seal(method, target, state);
+    let sealed = server.sealer.seal(method, target, arguments, state);
     finish(server, scope, InputRequiredResult::new(Some(requests), Some(sealed)))
 }
 

@@ -40,12 +40,12 @@ pub(super) async fn get(req: Incoming<'_>, call: Call) -> Outcome {
     check_name(headers, &name)?;
     let catalog = server.catalog();
     let prompt = catalog.prompt(&name).ok_or_else(|| ErrorObject::invalid_params(format!("unknown prompt: {name}")))?;
-    let arguments: BTreeMap<String, String> = match params.arguments {
+    let arguments: BTreeMap<String, String> = match &params.arguments {
         Some(raw) => serde_json::from_str(raw.get())
             .map_err(|e| ErrorObject::invalid_params(format!("prompt arguments must be strings: {e}")))?,
         None => BTreeMap::new(),
     };
-    let input = open_input(server, &scope, method, &name, params.input_responses, params.request_state)?;
+    let input = open_input(server, &scope, method, &name, params.arguments.as_deref(), params.input_responses, params.request_state)?;
     let ctx = context(call, &scope, params.meta.as_ref(), input.clone());
     match (prompt.get)(ctx, arguments).await {
         Ok(mut result) => {
@@ -56,7 +56,7 @@ pub(super) async fn get(req: Incoming<'_>, call: Call) -> Outcome {
         }
         Err(HandlerError::Failed(message)) => Err(ErrorObject::internal(message)),
         Err(HandlerError::Protocol(error)) => Err(error),
-        Err(HandlerError::InputRequired) => input_required(server, &scope, method, &name, input),
+        Err(HandlerError::InputRequired) => input_required(server, &scope, method, &name, params.arguments.as_deref(), input),
     }
 }
 
