@@ -284,13 +284,11 @@ async fn a_task_waiting_for_input_times_out() {
     let mut raw = Raw::connect(&server);
     let created = create_task(&mut raw, 1, "task_ask").await;
     let task_id = created["result"]["taskId"].clone();
-    let mut id = 2;
     let mut status = Value::Null;
     // Poll in the test's clock, well within the task's life and past the input timeout.
-    for _ in 0..40 {
+    for id in 2..42 {
         tokio::time::sleep(Duration::from_secs(5)).await;
         status = task_status(&mut raw, id, &task_id).await;
-        id += 1;
         if status["result"]["status"] == "completed" {
             break;
         }
@@ -429,13 +427,16 @@ fn positional_arrays_and_null_ids_are_invalid_requests_on_every_transport() {
                 .body(Full::new(Bytes::from(body.to_owned())))
                 .unwrap()
         };
-        let discover = json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta(json!({}))}});
+        let discover =
+            json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta(json!({}))}});
         let positional = json!(["2.0", 1, "server/discover", {"_meta": meta(json!({}))}]);
-        let null_id = json!({"jsonrpc": "2.0", "id": null, "method": "server/discover", "params": {"_meta": meta(json!({}))}});
+        let null_id =
+            json!({"jsonrpc": "2.0", "id": null, "method": "server/discover", "params": {"_meta": meta(json!({}))}});
         for bad in [positional, null_id] {
             let response = service.clone().oneshot(post(&bad.to_string())).await.unwrap();
             assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
-            let body: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+            let body: Value =
+                serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
             assert_eq!(error_code(&body), -32600, "{bad}");
         }
         let response = service.clone().oneshot(post(&discover.to_string())).await.unwrap();

@@ -351,10 +351,7 @@ pub(crate) struct TaskSlot {
 }
 
 impl TaskSlot {
-    pub(crate) fn new(
-        store: Arc<TaskStore>,
-        owner: TaskOwner,
-    ) -> (Arc<TaskSlot>, oneshot::Receiver<Arc<TaskEntry>>) {
+    pub(crate) fn new(store: Arc<TaskStore>, owner: TaskOwner) -> (Arc<TaskSlot>, oneshot::Receiver<Arc<TaskEntry>>) {
         let (tx, rx) = oneshot::channel();
         (Arc::new(TaskSlot { store, owner, escalate: Mutex::new(Some(tx)), entry: OnceLock::new() }), rx)
     }

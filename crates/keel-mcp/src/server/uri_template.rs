@@ -120,9 +120,16 @@ impl UriTemplate {
 enum Step<'t> {
     Literal(&'t str),
     /// One variable's value: a run of bytes none of which is in `stop`, at least `min` bytes long.
-    Value { name: &'t str, stop: &'static [u8], min: usize },
+    Value {
+        name: &'t str,
+        stop: &'static [u8],
+        min: usize,
+    },
     /// `{?a,b}` / `{&a,b}`: when the URI has `lead` here, the query runs to `#` or the end.
-    Query { lead: u8, names: &'t [String] },
+    Query {
+        lead: u8,
+        names: &'t [String],
+    },
 }
 
 struct Steps<'t>(Vec<Step<'t>>);

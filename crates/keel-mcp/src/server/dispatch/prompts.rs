@@ -45,7 +45,15 @@ pub(super) async fn get(req: Incoming<'_>, call: Call) -> Outcome {
             .map_err(|e| ErrorObject::invalid_params(format!("prompt arguments must be strings: {e}")))?,
         None => BTreeMap::new(),
     };
-    let input = open_input(server, &scope, method, &name, params.arguments.as_deref(), params.input_responses, params.request_state)?;
+    let input = open_input(
+        server,
+        &scope,
+        method,
+        &name,
+        params.arguments.as_deref(),
+        params.input_responses,
+        params.request_state,
+    )?;
     let ctx = context(call, &scope, params.meta.as_ref(), input.clone());
     match (prompt.get)(ctx, arguments).await {
         Ok(mut result) => {
@@ -56,7 +64,9 @@ pub(super) async fn get(req: Incoming<'_>, call: Call) -> Outcome {
         }
         Err(HandlerError::Failed(message)) => Err(ErrorObject::internal(message)),
         Err(HandlerError::Protocol(error)) => Err(error),
-        Err(HandlerError::InputRequired) => input_required(server, &scope, method, &name, params.arguments.as_deref(), input),
+        Err(HandlerError::InputRequired) => {
+            input_required(server, &scope, method, &name, params.arguments.as_deref(), input)
+        }
     }
 }
 

@@ -58,7 +58,15 @@ pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
     if tool.task_support == TaskSupport::Required && !tasks_declared {
         return Err(tasks::extension_required());
     }
-    let input = open_input(server, &scope, method, &name, params.arguments.as_deref(), params.input_responses, params.request_state)?;
+    let input = open_input(
+        server,
+        &scope,
+        method,
+        &name,
+        params.arguments.as_deref(),
+        params.input_responses,
+        params.request_state,
+    )?;
     #[cfg_attr(not(feature = "tasks"), expect(unused_mut, reason = "only a task slot is set later"))]
     let mut ctx = context(call, &scope, params.meta.as_ref(), input.clone());
     #[cfg(feature = "tasks")]
@@ -112,6 +120,8 @@ pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
         }
         Err(HandlerError::Failed(message)) => finish(server, &scope, CallToolResult::error(message)),
         Err(HandlerError::Protocol(error)) => Err(error),
-        Err(HandlerError::InputRequired) => input_required(server, &scope, method, &name, params.arguments.as_deref(), input),
+        Err(HandlerError::InputRequired) => {
+            input_required(server, &scope, method, &name, params.arguments.as_deref(), input)
+        }
     }
 }
