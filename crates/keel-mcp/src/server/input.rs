@@ -60,6 +60,15 @@ impl InputRound {
     }
 }
 
+/// The call a `requestState` is issued for, and the only call it opens on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StateBinding<'a> {
+    pub(crate) method: &'a str,
+    /// Tool or prompt name, or resource URI.
+    pub(crate) target: &'a str,
+    pub(crate) arguments: Option<&'a RawValue>,
+}
+
 /// Seals and opens `requestState` values.
 #[derive(Clone)]
 pub(crate) struct StateSealer {
@@ -99,15 +108,10 @@ impl StateSealer {
         StateSealer { key }
     }
 
-    /// Seals `state` for a retry of `method` on `target` with the same `arguments`.
-    pub(crate) fn seal(
-        &self,
-        method: &str,
-        target: &str,
-        arguments: Option<&RawValue>,
-        state: Option<String>,
-    ) -> String {
+    /// Seals `state` for a retry of the call `binding` describes.
+    pub(crate) fn seal(&self, binding: StateBinding<'_>, state: Option<String>) -> String {
         let expiry = (SystemTime::now() + STATE_TTL).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let StateBinding { method, target, arguments } = binding;
         let a = arguments_digest(arguments);
         let sealed = Sealed { m: method.to_owned(), t: target.to_owned(), a, e: expiry, s: state };
         let payload = serde_json::to_vec(&sealed).expect("state encodes");
@@ -117,13 +121,8 @@ impl StateSealer {
 
     /// Opens a state the client echoed; any tampering, a wrong method, target or arguments, or expiry is
     /// -32602.
-    pub(crate) fn open(
-        &self,
-        method: &str,
-        target: &str,
-        arguments: Option<&RawValue>,
-        token: &str,
-    ) -> Result<Option<String>, ErrorObject> {
+    pub(crate) fn open(&self, binding: StateBinding<'_>, token: &str) -> Result<Option<String>, ErrorObject> {
+        let StateBinding { method, target, arguments } = binding;
         let invalid = || ErrorObject::invalid_params("invalid requestState");
         let (payload, mac) = token.split_once('.').ok_or_else(invalid)?;
         let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid())?;
@@ -188,26 +187,31 @@ mod tests {
         assert_eq!(hex, "198a607eb44bfbc69903a0f1cf2bbdc5ba0aa3f3d9ae3c1c7a3b1696a0b68cf7");
     }
 
+    fn call<'a>(method: &'a str, target: &'a str, arguments: Option<&'a RawValue>) -> StateBinding<'a> {
+        StateBinding { method, target, arguments }
+    }
+
     #[test]
     fn sealed_state_round_trips_and_rejects_tampering() {
         let sealer = StateSealer::random();
-        let token = sealer.seal("tools/call", "t", None, Some("step-1".into()));
-        assert_eq!(sealer.open("tools/call", "t", None, &token).unwrap(), Some("step-1".into()));
-        assert!(sealer.open("tools/call", "other", None, &token).is_err());
-        assert!(sealer.open("prompts/get", "t", None, &token).is_err());
-        assert!(sealer.open("tools/call", "t", None, &format!("{token}-TAMPERED")).is_err());
-        assert!(sealer.open("tools/call", "t", None, "garbage").is_err());
+        let token = sealer.seal(call("tools/call", "t", None), Some("step-1".into()));
+        assert_eq!(sealer.open(call("tools/call", "t", None), &token).unwrap(), Some("step-1".into()));
+        assert!(sealer.open(call("tools/call", "other", None), &token).is_err());
+        assert!(sealer.open(call("prompts/get", "t", None), &token).is_err());
+        assert!(sealer.open(call("tools/call", "t", None), &format!("{token}-TAMPERED")).is_err());
+        assert!(sealer.open(call("tools/call", "t", None), "garbage").is_err());
         let other = StateSealer::random();
-        assert!(other.open("tools/call", "t", None, &token).is_err());
+        assert!(other.open(call("tools/call", "t", None), &token).is_err());
     }
 
     #[test]
     fn sealed_state_is_bound_to_the_arguments() {
         let raw = |s: &str| RawValue::from_string(s.to_owned()).unwrap();
+        let (a1, a1_reordered, a2) = (raw(r#"{"a":1,"b":[2]}"#), raw(r#"{ "b": [2], "a": 1 }"#), raw(r#"{"a":2}"#));
         let sealer = StateSealer::random();
-        let token = sealer.seal("tools/call", "t", Some(&raw(r#"{"a":1,"b":[2]}"#)), None);
-        assert!(sealer.open("tools/call", "t", Some(&raw(r#"{ "b": [2], "a": 1 }"#)), &token).is_ok());
-        assert!(sealer.open("tools/call", "t", Some(&raw(r#"{"a":2,"b":[2]}"#)), &token).is_err());
-        assert!(sealer.open("tools/call", "t", None, &token).is_err());
+        let token = sealer.seal(call("tools/call", "t", Some(&a1)), None);
+        assert!(sealer.open(call("tools/call", "t", Some(&a1_reordered)), &token).is_ok());
+        assert!(sealer.open(call("tools/call", "t", Some(&a2)), &token).is_err());
+        assert!(sealer.open(call("tools/call", "t", None), &token).is_err());
     }
 }

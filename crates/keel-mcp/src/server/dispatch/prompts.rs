@@ -7,6 +7,7 @@ use crate::protocol::prompts::{ListPromptsParams, ListPromptsResult};
 use crate::protocol::{ErrorObject, Request as _, decode_params};
 use crate::server::HandlerError;
 use crate::server::completion::{CompletionRequest, CompletionTarget};
+use crate::server::input::StateBinding;
 
 use super::{
     Call, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, open_input,
@@ -45,15 +46,8 @@ pub(super) async fn get(req: Incoming<'_>, call: Call) -> Outcome {
             .map_err(|e| ErrorObject::invalid_params(format!("prompt arguments must be strings: {e}")))?,
         None => BTreeMap::new(),
     };
-    let input = open_input(
-        server,
-        &scope,
-        method,
-        &name,
-        params.arguments.as_deref(),
-        params.input_responses,
-        params.request_state,
-    )?;
+    let binding = StateBinding { method, target: &name, arguments: params.arguments.as_deref() };
+    let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
     let ctx = context(call, &scope, params.meta.as_ref(), input.clone());
     match (prompt.get)(ctx, arguments).await {
         Ok(mut result) => {
@@ -64,9 +58,7 @@ pub(super) async fn get(req: Incoming<'_>, call: Call) -> Outcome {
         }
         Err(HandlerError::Failed(message)) => Err(ErrorObject::internal(message)),
         Err(HandlerError::Protocol(error)) => Err(error),
-        Err(HandlerError::InputRequired) => {
-            input_required(server, &scope, method, &name, params.arguments.as_deref(), input)
-        }
+        Err(HandlerError::InputRequired) => input_required(server, &scope, binding, input),
     }
 }
 

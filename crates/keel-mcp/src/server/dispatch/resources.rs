@@ -12,6 +12,7 @@ use crate::protocol::resources::{
 use crate::protocol::{ErrorObject, Request as _, decode_params};
 use crate::server::HandlerError;
 use crate::server::catalog::Catalog;
+use crate::server::input::StateBinding;
 
 use super::{
     Call, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish, input_required,
@@ -63,7 +64,8 @@ pub(super) async fn read(req: Incoming<'_>, call: Call) -> Outcome {
     check_name(headers, &uri)?;
     let catalog = server.catalog();
     let (read, vars) = find_resource(&catalog, &uri).ok_or_else(|| resource_not_found(&scope, &uri))?;
-    let input = open_input(server, &scope, method, &uri, None, params.input_responses, params.request_state)?;
+    let binding = StateBinding { method, target: &uri, arguments: None };
+    let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
     let ctx = context(call, &scope, params.meta.as_ref(), input.clone());
     match read(ctx, uri.clone(), vars).await {
         Ok(contents) if contents.is_empty() => Err(resource_not_found(&scope, &uri)),
@@ -74,7 +76,7 @@ pub(super) async fn read(req: Incoming<'_>, call: Call) -> Outcome {
         }
         Err(HandlerError::Failed(message)) => Err(ErrorObject::internal(message)),
         Err(HandlerError::Protocol(error)) => Err(error),
-        Err(HandlerError::InputRequired) => input_required(server, &scope, method, &uri, None, input),
+        Err(HandlerError::InputRequired) => input_required(server, &scope, binding, input),
     }
 }
 

@@ -8,6 +8,7 @@ use crate::protocol::tools::{CallToolResult, ListToolsParams, ListToolsResult};
 use crate::protocol::{ErrorObject, JsonObject, Request as _, decode_params};
 #[cfg(feature = "tasks")]
 use crate::server::TaskSupport;
+use crate::server::input::StateBinding;
 #[cfg(feature = "tasks")]
 use crate::server::tasks::{self, TaskSlot};
 use crate::server::{HandlerError, tool};
@@ -58,15 +59,8 @@ pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
     if tool.task_support == TaskSupport::Required && !tasks_declared {
         return Err(tasks::extension_required());
     }
-    let input = open_input(
-        server,
-        &scope,
-        method,
-        &name,
-        params.arguments.as_deref(),
-        params.input_responses,
-        params.request_state,
-    )?;
+    let binding = StateBinding { method, target: &name, arguments: params.arguments.as_deref() };
+    let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
     #[cfg_attr(not(feature = "tasks"), expect(unused_mut, reason = "only a task slot is set later"))]
     let mut ctx = context(call, &scope, params.meta.as_ref(), input.clone());
     #[cfg(feature = "tasks")]
@@ -120,8 +114,6 @@ pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
         }
         Err(HandlerError::Failed(message)) => finish(server, &scope, CallToolResult::error(message)),
         Err(HandlerError::Protocol(error)) => Err(error),
-        Err(HandlerError::InputRequired) => {
-            input_required(server, &scope, method, &name, params.arguments.as_deref(), input)
-        }
+        Err(HandlerError::InputRequired) => input_required(server, &scope, binding, input),
     }
 }
