@@ -26,10 +26,10 @@ pub struct Limits {
     /// Lines of a child's stderr forwarded to `tracing` are cut to this many bytes. Default 8 KiB.
     pub max_stderr_line: usize,
     /// Longest resource URI accepted by `resources/read`, `resources/subscribe` and `resources/unsubscribe`,
-    /// in bytes; longer ones get -32602. Default 16 KiB.
+    /// in bytes; longer ones get -32602. Default 8 KiB.
     pub max_resource_uri_bytes: usize,
     /// Resources one legacy session may be subscribed to at once (`resources/subscribe`); past it the
-    /// subscription is refused with -32602. Default 1,000.
+    /// subscription is refused with -32602. Default 100.
     pub max_subscriptions: usize,
     /// Tasks (tasks extension) a server keeps, running or finished. Past it the oldest finished task is
     /// forgotten; when all are running, `continue_as_task` fails (-32603). Default 10,000.
@@ -57,8 +57,8 @@ impl Default for Limits {
             shutdown_grace: Duration::from_secs(2),
             max_stderr_line: 8 * 1024,
             max_queued_requests: 64,
-            max_resource_uri_bytes: 16 * 1024,
-            max_subscriptions: 1_000,
+            max_resource_uri_bytes: 8 * 1024,
+            max_subscriptions: 100,
             max_tasks: 10_000,
             max_tasks_per_client: 100,
             task_ttl: Duration::from_secs(300),

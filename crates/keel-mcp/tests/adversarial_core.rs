@@ -190,7 +190,7 @@ fn long_resource_uris_cost_linear_work_and_others_are_served_meanwhile() {
         let mut raw = Raw::connect(&server);
         let m = meta(json!({}));
         // Just under the default URI bound, shaped so that every split point looks promising.
-        let uri = format!("x://{}", "/a.b".repeat(4000));
+        let uri = format!("x://{}", "/a.b".repeat(2000));
         raw.send(json!({"jsonrpc": "2.0", "id": 1, "method": "resources/read", "params": {"uri": uri, "_meta": m}}))
             .await;
         raw.send(json!({"jsonrpc": "2.0", "id": 2, "method": "resources/list", "params": {"_meta": m}})).await;
@@ -223,9 +223,9 @@ fn subscriptions_are_bounded_per_session_and_known_only() {
         let long = format!("x://item/{}", "i".repeat(20_000));
         let answer = raw.call(2, "resources/subscribe", json!({"uri": long})).await;
         assert_eq!(error_code(&answer), -32602, "{answer}");
-        // The default allowance is 1,000 per session; send in batches that fit the transport's buffers.
+        // Use up the default allowance, in batches that fit the transport's buffers.
         let limit = Limits::default().max_subscriptions as u64;
-        for batch in (0..limit).collect::<Vec<_>>().chunks(100) {
+        for batch in (0..limit).collect::<Vec<_>>().chunks(50) {
             for &i in batch {
                 let params = json!({"uri": format!("x://item/{i}")});
                 raw.send(json!({"jsonrpc": "2.0", "id": 10 + i, "method": "resources/subscribe", "params": params}))
