@@ -18,8 +18,11 @@ mod event_log;
 mod event_store;
 mod guard;
 mod legacy;
+mod listener;
 mod modern;
+mod request_body;
 mod session;
+mod shutdown;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -32,12 +35,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 
 pub use body::ResponseBody;
 pub(crate) use channel::ResponseChannel;
 pub use event_store::{EventStore, MemoryEventStore};
 pub use guard::HostPolicy;
+use request_body::BodyError;
 
 use super::{Server, ServerInner};
 use crate::protocol::jsonrpc::Message;
@@ -61,8 +64,22 @@ pub struct HttpConfig {
     /// The `retry` hint (milliseconds) of the priming event that opens a legacy SSE stream (SEP-1699).
     /// Default 1,000.
     pub sse_retry_ms: u64,
-    /// POSTs handled at once, streams included; past it requests get 503. Default 4,096.
+    /// POSTs handled at once, streams included; past it requests get 503. A request takes its slot only
+    /// once its body is read, so slow uploads never hold one. Default 4,096.
     pub max_concurrent_requests: usize,
+    /// Time a connection of [`Server::serve_http_on`] gets to send a request's complete headers; past it the
+    /// connection is closed. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// Longest wait for the next piece of a request body (no progress for this long gets 408). Applies
+    /// wherever the service is mounted. Default 30 s.
+    pub body_read_timeout: Duration,
+    /// Most connections one peer IP address holds at once with [`Server::serve_http_on`]; further ones are
+    /// closed on accept. Behind a reverse proxy every client shares the proxy's address: raise it there.
+    /// Default 256.
+    pub max_connections_per_peer: usize,
+    /// On [`McpService::shutdown`], how long calls in flight get to finish before they are cancelled.
+    /// Default 5 s.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for HttpConfig {
@@ -75,6 +92,10 @@ impl Default for HttpConfig {
             event_store: Arc::new(MemoryEventStore::new(1024)),
             sse_retry_ms: 1000,
             max_concurrent_requests: 4096,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections_per_peer: 256,
+            shutdown_grace: Duration::from_secs(5),
         }
     }
 }
@@ -121,6 +142,30 @@ impl HttpConfig {
         self.sse_retry_ms = ms;
         self
     }
+
+    /// Sets [`HttpConfig::header_read_timeout`].
+    pub fn header_read_timeout(mut self, d: Duration) -> Self {
+        self.header_read_timeout = d;
+        self
+    }
+
+    /// Sets [`HttpConfig::body_read_timeout`].
+    pub fn body_read_timeout(mut self, d: Duration) -> Self {
+        self.body_read_timeout = d;
+        self
+    }
+
+    /// Sets [`HttpConfig::max_connections_per_peer`] (at least 1).
+    pub fn max_connections_per_peer(mut self, n: usize) -> Self {
+        self.max_connections_per_peer = n.max(1);
+        self
+    }
+
+    /// Sets [`HttpConfig::shutdown_grace`].
+    pub fn shutdown_grace(mut self, d: Duration) -> Self {
+        self.shutdown_grace = d;
+        self
+    }
 }
 
 /// The MCP endpoint as a `tower::Service`. Cheap to clone; clones share sessions.
@@ -136,6 +181,36 @@ pub(crate) struct HttpInner {
     pub(crate) sessions: session::SessionStore,
     /// Bounds the requests in progress (see [`HttpConfig::max_concurrent_requests`]).
     requests: Arc<tokio::sync::Semaphore>,
+    pub(crate) shutdown: shutdown::Shutdown,
+}
+
+impl McpService {
+    /// Shuts the service down gracefully. From the first call on, new requests get 503 with `Retry-After`;
+    /// calls in flight get [`HttpConfig::shutdown_grace`] to finish, then are cancelled (their answer is an
+    /// internal error saying the server is shutting down); open SSE streams — legacy GET streams and the
+    /// streams of POSTed requests — then end with a final event carrying a `retry` hint, so clients
+    /// reconnect elsewhere. Resolves when nothing is in flight (waiting at most a quarter of a second more,
+    /// after the grace, for calls whose client stopped reading). Calling it again waits again; every clone of the
+    /// service shares the state.
+    ///
+    /// Mounted in axum, call it from the future given to `with_graceful_shutdown`, so that open streams end
+    /// and the server can stop:
+    ///
+    /// ```no_run
+    /// # async fn example(service: keel_mcp::server::http::McpService) {
+    /// let on_signal = {
+    ///     let service = service.clone();
+    ///     async move {
+    ///         let _ = tokio::signal::ctrl_c().await;
+    ///         service.shutdown().await;
+    ///     }
+    /// };
+    /// # let _ = on_signal;
+    /// # }
+    /// ```
+    pub async fn shutdown(&self) {
+        shutdown::run(&self.inner).await;
+    }
 }
 
 /// A slot among the requests in progress, held until the request's answer (or stream) is done.
@@ -145,78 +220,35 @@ impl Server {
     /// The MCP endpoint as a `tower::Service`, to mount at a path of your choice (e.g. `/mcp`).
     pub fn http_service(&self, config: HttpConfig) -> McpService {
         let sessions = session::SessionStore::new(config.session_idle_timeout, config.max_sessions);
-        let requests = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests));
-        McpService { inner: Arc::new(HttpInner { server: self.inner.clone(), config, sessions, requests }) }
+        // At most `u32::MAX` slots, so that the shutdown can wait for all of them at once.
+        let slots = config.max_concurrent_requests.min(u32::MAX as usize);
+        let requests = Arc::new(tokio::sync::Semaphore::new(slots));
+        let shutdown = shutdown::Shutdown::default();
+        McpService { inner: Arc::new(HttpInner { server: self.inner.clone(), config, sessions, requests, shutdown }) }
     }
 
-    /// Serves the MCP endpoint at `/mcp` on `addr` until the process ends.
+    /// Serves the MCP endpoint at `/mcp` on `addr` until the process ends. The listener's limits
+    /// (header timeout, connections per peer) are those of [`serve_http_on`](Self::serve_http_on).
     pub async fn serve_http(&self, addr: SocketAddr, config: HttpConfig) -> Result<(), crate::Error> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         self.serve_http_on(listener, config, std::future::pending()).await
     }
 
-    /// Serves the MCP endpoint at `/mcp` on a bound listener until `shutdown` completes.
+    /// Serves the MCP endpoint at `/mcp` on a bound listener until `shutdown` completes. Other paths get
+    /// 404.
+    ///
+    /// Each connection must deliver complete request headers within [`HttpConfig::header_read_timeout`],
+    /// and one peer address holds at most [`HttpConfig::max_connections_per_peer`] connections. When
+    /// `shutdown` completes, the listener stops accepting, idle connections close, the service shuts down
+    /// ([`McpService::shutdown`]: calls get [`HttpConfig::shutdown_grace`], streams end) and connections get
+    /// a quarter of a second more to write their last bytes before this returns `Ok(())`.
     pub async fn serve_http_on(
         &self,
         listener: tokio::net::TcpListener,
         config: HttpConfig,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), crate::Error> {
-        let service = self.http_service(config);
-        let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, _) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                _ = &mut shutdown => return Ok(()),
-            };
-            let _ = stream.set_nodelay(true);
-            let service = PathFilter { path: "/mcp", inner: service.clone() };
-            let builder = builder.clone();
-            tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let service = hyper_util::service::TowerToHyperService::new(service);
-                if let Err(e) = builder.serve_connection(io, service).await {
-                    tracing::debug!(error = %e, "HTTP connection ended with an error");
-                }
-            });
-        }
-    }
-}
-
-/// Routes one path to the MCP service and answers 404 elsewhere.
-#[derive(Clone, Debug)]
-struct PathFilter {
-    path: &'static str,
-    inner: McpService,
-}
-
-impl<B> tower_service::Service<Request<B>> for PathFilter
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    type Response = Response<ResponseBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        if request.uri().path() != self.path {
-            return Box::pin(std::future::ready(Ok(body::empty(StatusCode::NOT_FOUND))));
-        }
-        self.inner.call(request)
+        listener::serve(listener, self.http_service(config), shutdown).await
     }
 }
 
@@ -244,32 +276,26 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if let Err(why) = inner.config.hosts.check(request.headers()) {
+    if inner.shutdown.is_draining() {
+        return unavailable("the server is shutting down; retry on another instance");
+    }
+    if let Err(why) = inner.config.hosts.check(request.uri(), request.headers()) {
         return body::rpc_error(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(why));
     }
     let session_id = header(request.headers(), "mcp-session-id").map(str::to_owned);
-    match *request.method() {
-        Method::POST => {}
-        Method::GET | Method::DELETE if session_id.is_some() => {
-            let session_id = session_id.expect("checked");
-            return if request.method() == Method::GET {
-                legacy::get(&inner, &session_id, request.headers()).await
-            } else {
-                legacy::delete(&inner, &session_id)
-            };
-        }
+    match (request.method(), session_id) {
+        (&Method::POST, session_id) => post(inner, request, session_id).await,
+        (&Method::GET, Some(session_id)) => legacy::get(&inner, &session_id, request.headers()).await,
+        (&Method::DELETE, Some(session_id)) => legacy::delete(&inner, &session_id),
         // Sessionless GET / DELETE: the 2026-07-28 revision has neither.
-        _ => return method_not_allowed(),
+        _ => method_not_allowed(),
     }
-    let Ok(slot) = inner.requests.clone().try_acquire_owned() else {
-        let mut response = body::rpc_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            None,
-            &ErrorObject::internal("too many requests in progress; retry shortly"),
-        );
-        response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
-        return response;
-    };
+}
+
+async fn post<B>(inner: Arc<HttpInner>, request: Request<B>, session_id: Option<String>) -> Response<ResponseBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+{
     let (parts, request_body) = request.into_parts();
     if !header(&parts.headers, CONTENT_TYPE.as_str()).is_some_and(|v| v.starts_with("application/json")) {
         return body::rpc_error(
@@ -278,15 +304,23 @@ where
             &ErrorObject::invalid_request("Content-Type must be application/json"),
         );
     }
-    let bytes = match http_body_util::Limited::new(request_body, inner.config.max_body_bytes).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return body::rpc_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                None,
-                &ErrorObject::invalid_request(format!("body exceeds {} bytes", inner.config.max_body_bytes)),
-            );
+    let config = &inner.config;
+    let bytes = match request_body::read(request_body, config.max_body_bytes, config.body_read_timeout).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let (status, message) = match e {
+                BodyError::TooLarge => {
+                    (StatusCode::PAYLOAD_TOO_LARGE, format!("body exceeds {} bytes", config.max_body_bytes))
+                }
+                BodyError::Stalled => (StatusCode::REQUEST_TIMEOUT, "the request body stalled".to_owned()),
+                BodyError::Broken => (StatusCode::BAD_REQUEST, "the request body could not be read".to_owned()),
+            };
+            return body::rpc_error(status, None, &ErrorObject::invalid_request(message));
         }
+    };
+    // Only now, with the whole body in hand: a slow upload must not hold a slot.
+    let Ok(slot) = inner.requests.clone().try_acquire_owned() else {
+        return unavailable("too many requests in progress; retry shortly");
     };
     let message = match Message::decode(&bytes) {
         Ok(message) => message,
@@ -297,9 +331,18 @@ where
         return legacy::post(&inner, &id, &parts.headers, message, accepts_sse, slot).await;
     }
     if message.method() == Some(InitializeParams::METHOD) {
-        return legacy::initialize(&inner, &parts.headers, message).await;
+        let response = legacy::initialize(&inner, &parts.headers, message).await;
+        drop(slot);
+        return response;
     }
     modern::post(&inner, &parts.headers, message, accepts_sse, slot).await
+}
+
+/// 503 with `Retry-After`.
+fn unavailable(why: &'static str) -> Response<ResponseBody> {
+    let mut response = body::rpc_error(StatusCode::SERVICE_UNAVAILABLE, None, &ErrorObject::internal(why));
+    response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+    response
 }
 
 fn method_not_allowed() -> Response<ResponseBody> {
