@@ -11,9 +11,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use keel_mcp::protocol::Implementation;
+use keel_mcp::protocol::elicitation::{ElicitParams, PrimitiveSchema, RequestedSchema};
 use keel_mcp::protocol::logging::LoggingLevel;
 use keel_mcp::server::http::{HttpConfig, McpService};
-use keel_mcp::server::{NoArgs, RequestContext, Server};
+use keel_mcp::server::{HandlerError, NoArgs, RequestContext, Server};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -53,6 +54,13 @@ fn server() -> Server {
             tokio::time::sleep(Duration::from_millis(100)).await;
             SLOW_DONE.store(true, std::sync::atomic::Ordering::SeqCst);
             "slow done"
+        })
+        .tool("ask", "Asks the user for a name", |ctx: RequestContext, _: NoArgs| async move {
+            let string = json!({"type": "string"}).as_object().cloned().unwrap_or_default();
+            let schema = RequestedSchema::new(vec![("name".into(), PrimitiveSchema::from_object(string))], &["name"]);
+            let answer = ctx.elicit("name", ElicitParams::form("Name?", schema)).await?;
+            let name = answer.content.and_then(|c| c.get("name").map(|v| json!(v))).unwrap_or_default();
+            Ok::<_, HandlerError>(format!("hello {}", name.as_str().unwrap_or_default()))
         })
         .tool("forever", "Reports progress, then never answers", |ctx: RequestContext, _: NoArgs| async move {
             ctx.progress(0.0, None, Some("started")).await;
@@ -336,8 +344,12 @@ async fn legacy_notifications_sent_with_the_answer_all_arrive_first() {
 
 /// Initializes a legacy session; its id.
 async fn legacy_session(addr: SocketAddr) -> String {
+    legacy_session_with(addr, json!({})).await
+}
+
+async fn legacy_session_with(addr: SocketAddr, capabilities: Value) -> String {
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+        "protocolVersion": "2025-11-25", "capabilities": capabilities, "clientInfo": {"name": "t", "version": "1"}}});
     let (status, text) = exchange(addr, &post_text(&init, &[])).await;
     assert_eq!(status, 200, "{text}");
     let session =
@@ -380,16 +392,7 @@ async fn shutdown_refuses_new_requests_cancels_after_the_grace_and_ends_streams_
         async move { service.shutdown().await }
     });
     // From the first call on, new requests get 503 with Retry-After.
-    let mut refused = None;
-    for _ in 0..200 {
-        let (status, text) = exchange(addr, &modern_call("echo", json!({}))).await;
-        if status == 503 {
-            refused = Some(text);
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
-    let refused = refused.expect("503 once the shutdown started");
+    let refused = until_refused(addr).await;
     assert!(refused.to_ascii_lowercase().contains("retry-after: 1"), "{refused}");
 
     // After the grace, the stuck call is cancelled and answered, with a retry hint, and the GET stream
@@ -401,6 +404,46 @@ async fn shutdown_refuses_new_requests_cancels_after_the_grace_and_ends_streams_
     let mut rest = String::new();
     read_until(&mut get, &mut rest, "retry: 1234").await;
     timeout(BOUND, shutdown).await.expect("shutdown resolves once nothing is in flight").unwrap();
+}
+
+/// Modern requests until one gets 503 (the shutdown has started); that response.
+async fn until_refused(addr: SocketAddr) -> String {
+    for _ in 0..200 {
+        let (status, text) = exchange(addr, &modern_call("echo", json!({}))).await;
+        if status == 503 {
+            return text;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("never refused");
+}
+
+#[tokio::test]
+async fn during_the_grace_answers_to_server_requests_still_get_in() {
+    let service = server().http_service(HttpConfig::default().shutdown_grace(Duration::from_secs(3)));
+    let addr = mount(service.clone()).await;
+    let session = legacy_session_with(addr, json!({"elicitation": {}})).await;
+    let call = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "ask"}});
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(post_text(&call, &[("mcp-session-id", &session)]).as_bytes()).await.unwrap();
+    let mut seen = String::new();
+    read_until(&mut stream, &mut seen, "elicitation/create").await;
+    let request = sse_messages(&seen).into_iter().find(|m| m["method"] == "elicitation/create").unwrap();
+
+    let started = tokio::time::Instant::now();
+    let shutdown = tokio::spawn({
+        let service = service.clone();
+        async move { service.shutdown().await }
+    });
+    until_refused(addr).await;
+    // New requests are refused, but the answer the call waits for is taken.
+    let answer =
+        json!({"jsonrpc": "2.0", "id": request["id"], "result": {"action": "accept", "content": {"name": "Grace"}}});
+    let (status, text) = exchange(addr, &post_text(&answer, &[("mcp-session-id", &session)])).await;
+    assert_eq!(status, 202, "{text}");
+    read_until(&mut stream, &mut seen, "hello Grace").await;
+    timeout(BOUND, shutdown).await.expect("the shutdown resolves once the call is done").unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2), "it did not wait out the grace");
 }
 
 #[tokio::test]

@@ -235,12 +235,13 @@ fn replay(
                 return None;
             }
             let batch = tokio::select! {
+                // What the log already holds goes out before a shutdown ends the stream.
+                biased;
                 batch = state.log.next_after(state.cursor, state.epoch) => batch,
                 _ = state.session.closed.cancelled() => return None,
                 // The server is shutting down: tell the client to reconnect (elsewhere).
                 _ = state.stop.fired() => {
                     state.finished = true;
-                    state.queued.clear();
                     return Some((state.stop.final_event(), state));
                 }
             };

@@ -23,6 +23,7 @@ mod modern;
 mod request_body;
 mod session;
 mod shutdown;
+mod slots;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -41,6 +42,7 @@ pub(crate) use channel::ResponseChannel;
 pub use event_store::{EventStore, MemoryEventStore};
 pub use guard::HostPolicy;
 use request_body::BodyError;
+use shutdown::SHUTTING_DOWN;
 
 use super::{Server, ServerInner};
 use crate::protocol::jsonrpc::Message;
@@ -180,7 +182,7 @@ pub(crate) struct HttpInner {
     pub(crate) config: HttpConfig,
     pub(crate) sessions: session::SessionStore,
     /// Bounds the requests in progress (see [`HttpConfig::max_concurrent_requests`]).
-    requests: Arc<tokio::sync::Semaphore>,
+    requests: Arc<slots::Slots>,
     pub(crate) shutdown: shutdown::Shutdown,
 }
 
@@ -213,16 +215,13 @@ impl McpService {
     }
 }
 
-/// A slot among the requests in progress, held until the request's answer (or stream) is done.
-pub(crate) type RequestSlot = tokio::sync::OwnedSemaphorePermit;
+pub(crate) use slots::RequestSlot;
 
 impl Server {
     /// The MCP endpoint as a `tower::Service`, to mount at a path of your choice (e.g. `/mcp`).
     pub fn http_service(&self, config: HttpConfig) -> McpService {
         let sessions = session::SessionStore::new(config.session_idle_timeout, config.max_sessions);
-        // At most `u32::MAX` slots, so that the shutdown can wait for all of them at once.
-        let slots = config.max_concurrent_requests.min(u32::MAX as usize);
-        let requests = Arc::new(tokio::sync::Semaphore::new(slots));
+        let requests = Arc::new(slots::Slots::new(config.max_concurrent_requests));
         let shutdown = shutdown::Shutdown::default();
         McpService { inner: Arc::new(HttpInner { server: self.inner.clone(), config, sessions, requests, shutdown }) }
     }
@@ -276,15 +275,13 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if inner.shutdown.is_draining() {
-        return unavailable("the server is shutting down; retry on another instance");
-    }
     if let Err(why) = inner.config.hosts.check(request.uri(), request.headers()) {
         return body::rpc_error(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(why));
     }
     let session_id = header(request.headers(), "mcp-session-id").map(str::to_owned);
     match (request.method(), session_id) {
         (&Method::POST, session_id) => post(inner, request, session_id).await,
+        (&Method::GET, Some(_)) if inner.shutdown.is_draining() => unavailable(SHUTTING_DOWN),
         (&Method::GET, Some(session_id)) => legacy::get(&inner, &session_id, request.headers()).await,
         (&Method::DELETE, Some(session_id)) => legacy::delete(&inner, &session_id),
         // Sessionless GET / DELETE: the 2026-07-28 revision has neither.
@@ -318,13 +315,18 @@ where
             return body::rpc_error(status, None, &ErrorObject::invalid_request(message));
         }
     };
-    // Only now, with the whole body in hand: a slow upload must not hold a slot.
-    let Ok(slot) = inner.requests.clone().try_acquire_owned() else {
-        return unavailable("too many requests in progress; retry shortly");
-    };
     let message = match Message::decode(&bytes) {
         Ok(message) => message,
         Err(e) => return body::rpc_error(StatusCode::BAD_REQUEST, e.id.as_ref(), &e.error),
+    };
+    // A shutdown refuses new requests only: answers to the server's own requests and cancellations still
+    // reach the calls that are finishing.
+    if inner.shutdown.is_draining() && matches!(message, Message::Request(_)) {
+        return unavailable(SHUTTING_DOWN);
+    }
+    // Only now, with the whole body in hand: a slow upload must not hold a slot.
+    let Some(slot) = inner.requests.try_acquire() else {
+        return unavailable("too many requests in progress; retry shortly");
     };
     let accepts_sse = accepts(&parts.headers, "text/event-stream");
     if let Some(id) = session_id {

@@ -4,7 +4,9 @@
 //! Two signals, read by the request paths: *draining* (set at the first
 //! [`McpService::shutdown`](super::McpService::shutdown); new requests get 503) and *stopped* (the grace is
 //! over: running calls are cancelled and streams end). "In flight" is counted by the request slots
-//! ([`HttpInner::requests`](super::HttpInner)), which every call holds until its answer is produced.
+//! (`slots.rs`), which every call holds until its answer is produced. Draining refuses new requests only:
+//! a client's answers to the server's own requests (sampling, elicitation) and its cancellations still get
+//! in, so that the calls waiting on them can finish within the grace.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -41,9 +43,12 @@ impl Shutdown {
     }
 }
 
+/// Why a request is refused, or a call ended, by the shutdown.
+pub(crate) const SHUTTING_DOWN: &str = "the server is shutting down; retry on another instance";
+
 /// The answer a call cancelled by the shutdown gets.
 pub(crate) fn shutting_down() -> ErrorObject {
-    ErrorObject::internal("the server is shutting down; retry on another instance")
+    ErrorObject::internal(SHUTTING_DOWN)
 }
 
 /// What an open SSE stream needs to end with the shutdown: the signal, and its last event.
@@ -78,13 +83,10 @@ impl StreamStop {
 /// Runs the shutdown sequence (see [`McpService::shutdown`](super::McpService::shutdown)).
 pub(crate) async fn run(inner: &HttpInner) {
     inner.shutdown.draining.store(true, Ordering::Release);
-    // Every slot free means nothing is in flight; the permits are given back when this returns.
-    let slots = u32::try_from(inner.config.max_concurrent_requests).unwrap_or(u32::MAX);
-    let idle = tokio::time::timeout(inner.config.shutdown_grace, inner.requests.acquire_many(slots)).await;
-    let was_idle = matches!(idle, Ok(Ok(_)));
-    drop(idle);
+    let grace = inner.config.shutdown_grace;
+    let was_idle = tokio::time::timeout(grace, inner.requests.all_free()).await.is_ok();
     inner.shutdown.stopped.cancel();
     if !was_idle {
-        let _ = tokio::time::timeout(AFTER_STOP_WAIT, inner.requests.acquire_many(slots)).await;
+        let _ = tokio::time::timeout(AFTER_STOP_WAIT, inner.requests.all_free()).await;
     }
 }
