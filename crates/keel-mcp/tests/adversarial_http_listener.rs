@@ -213,7 +213,8 @@ async fn slow_bodies_hold_no_slot_and_time_out() {
 #[tokio::test]
 async fn half_sent_headers_are_cut_off() {
     let running = start(HttpConfig::default().header_read_timeout(SHORT)).await;
-    // Headers never finished, on a fresh connection and after a first request on a kept-alive one.
+    // Headers never finished (or never started), on a fresh connection and after a first request on a
+    // kept-alive one.
     let mut partial = TcpStream::connect(running.addr).await.unwrap();
     partial.write_all(b"POST /mcp HTTP/1.1\r\nhost: localhost\r\n").await.unwrap();
     let mut silent = TcpStream::connect(running.addr).await.unwrap();
@@ -223,9 +224,14 @@ async fn half_sent_headers_are_cut_off() {
     let mut seen = String::new();
     read_until(&mut kept, &mut seen, "\"echo\"").await;
     kept.write_all(b"POST /mcp HTTP/1.1\r\nhost: local").await.unwrap();
+    // And a kept-alive connection that sends nothing after its first request.
+    let mut idle = TcpStream::connect(running.addr).await.unwrap();
+    idle.write_all(first.as_bytes()).await.unwrap();
+    let mut seen = String::new();
+    read_until(&mut idle, &mut seen, "\"echo\"").await;
     served(running.addr).await;
     let started = tokio::time::Instant::now();
-    for stream in [&mut partial, &mut silent, &mut kept] {
+    for stream in [&mut partial, &mut silent, &mut kept, &mut idle] {
         let rest = read_to_close(stream).await;
         assert!(!rest.contains("HTTP/1.1 200"), "no answer to unfinished headers: {rest}");
     }
@@ -474,4 +480,41 @@ async fn serve_http_on_stops_with_a_legacy_get_stream_open() {
     timeout(Duration::from_secs(2), &mut running.done).await.expect("serve_http_on returns").unwrap().unwrap();
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(TcpStream::connect(running.addr).await.is_err(), "no longer accepting");
+}
+
+#[tokio::test]
+async fn serve_http_on_keeps_open_connections_for_answers_during_the_grace() {
+    let mut running = start(HttpConfig::default().shutdown_grace(Duration::from_secs(3))).await;
+    let session = legacy_session_with(running.addr, json!({"elicitation": {}})).await;
+    // A kept-alive connection, used once before the shutdown.
+    let mut kept = TcpStream::connect(running.addr).await.unwrap();
+    let ping = modern_call("echo", json!({})).replace("connection: close\r\n", "");
+    kept.write_all(ping.as_bytes()).await.unwrap();
+    let mut seen = String::new();
+    read_until(&mut kept, &mut seen, "\"echo\"").await;
+    // A call that waits for the client's answer.
+    let call = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "ask"}});
+    let mut stream = TcpStream::connect(running.addr).await.unwrap();
+    stream.write_all(post_text(&call, &[("mcp-session-id", &session)]).as_bytes()).await.unwrap();
+    let mut events = String::new();
+    read_until(&mut stream, &mut events, "elicitation/create").await;
+    let request = sse_messages(&events).into_iter().find(|m| m["method"] == "elicitation/create").unwrap();
+
+    drop(running.stop.take());
+    // The listener stops accepting; the open connection still carries the answer.
+    let mut refused = false;
+    for _ in 0..200 {
+        if TcpStream::connect(running.addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(refused, "no longer accepting");
+    let answer =
+        json!({"jsonrpc": "2.0", "id": request["id"], "result": {"action": "accept", "content": {"name": "Kept"}}});
+    let (status, text) = exchange_on(&mut kept, &post_text(&answer, &[("mcp-session-id", &session)])).await;
+    assert_eq!(status, 202, "{text}");
+    read_until(&mut stream, &mut events, "hello Kept").await;
+    timeout(BOUND, &mut running.done).await.expect("serve_http_on returns once the call is done").unwrap().unwrap();
 }

@@ -8,6 +8,12 @@ use http::header::{HOST, ORIGIN};
 use http::{HeaderMap, Uri};
 
 /// Which hosts a server answers to.
+///
+/// The authority a request names is checked in every HTTP version: the `Host` header (HTTP/1.1) and the
+/// target's authority (HTTP/2's `:authority`, or an absolute-form HTTP/1 target) must each name an allowed
+/// host when present. A request with neither — HTTP/1.0 without `Host` — gets 403 under every policy but
+/// [`HostPolicy::Any`]: the server cannot tell which name the client used, so it cannot rule out DNS
+/// rebinding.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HostPolicy {
     /// `localhost`, `127.0.0.1` and `[::1]`, any port: the right default for a server bound to loopback.

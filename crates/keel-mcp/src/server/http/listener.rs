@@ -6,12 +6,13 @@
 //! [`HttpConfig::header_read_timeout`](super::HttpConfig::header_read_timeout) to deliver complete headers
 //! (hyper's own timer covers later requests on a kept-alive HTTP/1 connection; this module covers the first
 //! one, including the bytes hyper reads to tell HTTP/1 from HTTP/2), and one peer address holds at most
-//! [`HttpConfig::max_connections_per_peer`](super::HttpConfig::max_connections_per_peer) connections at once.
+//! [`HttpConfig::max_connections_per_peer`](super::HttpConfig::max_connections_per_peer) connections at once
+//! (an IPv6 peer counts by its /64 network).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,7 +61,7 @@ pub(super) async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        let Some(admitted) = PeerTable::admit(&peers, peer.ip()) else {
+        let Some(admitted) = PeerTable::admit(&peers, peer_key(peer.ip())) else {
             tracing::debug!(%peer, "connection refused: too many from this peer");
             continue;
         };
@@ -75,9 +76,10 @@ pub(super) async fn serve(
         tokio::spawn(connection.run(stream));
     }
     drop(listener);
-    // Idle connections close now, busy ones after their response; then the service drains.
-    closing.cancel();
+    // Open connections stay during the grace: a client may still have to POST the answer a finishing call
+    // waits for (new requests get 503). Then idle connections close, busy ones after their response.
     service.shutdown().await;
+    closing.cancel();
     drop(live);
     let _ = tokio::time::timeout(CLOSE_WAIT, all_closed.recv()).await;
     Ok(())
@@ -124,6 +126,21 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+/// Whom a connection counts against: its IPv4 address, or the /64 network of an IPv6 address (one host
+/// commonly holds a whole /64, so counting single IPv6 addresses would bound nothing).
+fn peer_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+            }
+        },
     }
 }
 
@@ -213,5 +230,16 @@ mod tests {
         assert!(PeerTable::admit(&table, a).is_some(), "room again after a connection ends");
         drop(_other);
         assert!(!table.counts.lock().unwrap().contains_key(&b), "no entry left for a peer with no connections");
+    }
+
+    #[test]
+    fn an_ipv6_peer_counts_by_its_64_and_a_mapped_ipv4_by_its_address() {
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let other_in_same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let next_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(peer_key(one), peer_key(other_in_same_64));
+        assert_ne!(peer_key(one), peer_key(next_64));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(peer_key(mapped), IpAddr::from([10, 0, 0, 1]));
     }
 }

@@ -70,14 +70,14 @@ pub struct HttpConfig {
     /// once its body is read, so slow uploads never hold one. Default 4,096.
     pub max_concurrent_requests: usize,
     /// Time a connection of [`Server::serve_http_on`] gets to send a request's complete headers; past it the
-    /// connection is closed. Default 10 s.
+    /// connection is closed. An idle kept-alive HTTP/1 connection is closed after it too. Default 10 s.
     pub header_read_timeout: Duration,
     /// Longest wait for the next piece of a request body (no progress for this long gets 408). Applies
     /// wherever the service is mounted. Default 30 s.
     pub body_read_timeout: Duration,
-    /// Most connections one peer IP address holds at once with [`Server::serve_http_on`]; further ones are
-    /// closed on accept. Behind a reverse proxy every client shares the proxy's address: raise it there.
-    /// Default 256.
+    /// Most connections one peer IP address (an IPv6 peer: its /64 network) holds at once with
+    /// [`Server::serve_http_on`]; further ones are closed on accept. Behind a reverse proxy every client
+    /// shares the proxy's address: raise it there. Default 256.
     pub max_connections_per_peer: usize,
     /// On [`McpService::shutdown`], how long calls in flight get to finish before they are cancelled.
     /// Default 5 s.
@@ -187,13 +187,16 @@ pub(crate) struct HttpInner {
 }
 
 impl McpService {
-    /// Shuts the service down gracefully. From the first call on, new requests get 503 with `Retry-After`;
-    /// calls in flight get [`HttpConfig::shutdown_grace`] to finish, then are cancelled (their answer is an
-    /// internal error saying the server is shutting down); open SSE streams — legacy GET streams and the
-    /// streams of POSTed requests — then end with a final event carrying a `retry` hint, so clients
-    /// reconnect elsewhere. Resolves when nothing is in flight (waiting at most a quarter of a second more,
-    /// after the grace, for calls whose client stopped reading). Calling it again waits again; every clone of the
-    /// service shares the state.
+    /// Shuts the service down gracefully.
+    ///
+    /// From the first call on, new requests (and new GET streams) get 503 with `Retry-After`; a client's
+    /// answers to the server's own requests and its cancellations are still taken, so that the calls
+    /// waiting on them can finish. Calls in flight get [`HttpConfig::shutdown_grace`] to finish, then are
+    /// cancelled (their answer is an internal error saying the server is shutting down). Then open SSE
+    /// streams — legacy GET streams and the streams of POSTed requests — end with a final event carrying a
+    /// `retry` hint, so clients reconnect elsewhere. Resolves when nothing is in flight (waiting at most a
+    /// quarter of a second more, after the grace, for calls whose client stopped reading). Every clone of
+    /// the service shares this state; calling it again waits again.
     ///
     /// Mounted in axum, call it from the future given to `with_graceful_shutdown`, so that open streams end
     /// and the server can stop:
@@ -238,9 +241,9 @@ impl Server {
     ///
     /// Each connection must deliver complete request headers within [`HttpConfig::header_read_timeout`],
     /// and one peer address holds at most [`HttpConfig::max_connections_per_peer`] connections. When
-    /// `shutdown` completes, the listener stops accepting, idle connections close, the service shuts down
-    /// ([`McpService::shutdown`]: calls get [`HttpConfig::shutdown_grace`], streams end) and connections get
-    /// a quarter of a second more to write their last bytes before this returns `Ok(())`.
+    /// `shutdown` completes, the listener stops accepting, the service shuts down ([`McpService::shutdown`]:
+    /// calls get [`HttpConfig::shutdown_grace`], streams end), connections close once their last response
+    /// is written, and after at most a quarter of a second more this returns `Ok(())`.
     pub async fn serve_http_on(
         &self,
         listener: tokio::net::TcpListener,
