@@ -13,19 +13,17 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::sync::mpsc;
 
-use super::{McpService, ResponseBody, body};
+use super::{McpService, ResponseBody, ResponseFuture, body, handle};
 use crate::engine::CancellationToken;
 
 /// After the service's shutdown, how long connections get to write their last bytes before the listener
@@ -100,7 +98,7 @@ impl Connection {
         let first_request = Arc::new(AtomicBool::new(false));
         let service = PathFilter { path: "/mcp", inner: self.service, first_request: first_request.clone() };
         let io = TokioIo::new(stream);
-        let connection = self.builder.serve_connection(io, hyper_util::service::TowerToHyperService::new(service));
+        let connection = self.builder.serve_connection(io, service);
         tokio::pin!(connection);
         let header_deadline = tokio::time::sleep(self.header_timeout);
         tokio::pin!(header_deadline);
@@ -191,25 +189,19 @@ struct PathFilter {
     first_request: Arc<AtomicBool>,
 }
 
-impl<B> tower_service::Service<Request<B>> for PathFilter
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+// A hyper service rather than a tower one: hyper calls it by reference, with no clone per request.
+impl hyper::service::Service<Request<Incoming>> for PathFilter {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+    type Future = ResponseFuture;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
         self.first_request.store(true, Ordering::Release);
         if request.uri().path() != self.path {
             return Box::pin(std::future::ready(Ok(body::empty(StatusCode::NOT_FOUND))));
         }
-        self.inner.call(request)
+        let inner = self.inner.inner.clone();
+        Box::pin(async move { Ok(handle(inner, request).await) })
     }
 }
 

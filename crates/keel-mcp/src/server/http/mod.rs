@@ -254,6 +254,9 @@ impl Server {
     }
 }
 
+/// The future of a response from the service.
+type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
 impl<B> tower_service::Service<Request<B>> for McpService
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -261,7 +264,7 @@ where
 {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
