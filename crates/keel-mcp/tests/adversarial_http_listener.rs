@@ -258,7 +258,7 @@ async fn connections_per_peer_are_capped() {
     // A connection that ends gives its place back.
     drop(held.pop());
     let mut admitted = false;
-    for _ in 0..50 {
+    for _ in 0..500 {
         let (status, _) = exchange(running.addr, &modern_call("echo", json!({}))).await;
         if status == 200 {
             admitted = true;

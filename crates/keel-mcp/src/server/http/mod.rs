@@ -11,6 +11,10 @@
 //!
 //! A request belongs to the legacy era when it carries a session id or is an `initialize`; every other
 //! POST is treated as modern.
+//!
+//! [`McpService::shutdown`] drains the service (503 for new requests, a grace for calls in flight, then a
+//! `retry` hint on every open stream); [`Server::serve_http_on`] adds the listener's own limits and calls it
+//! when its shutdown future completes.
 
 mod body;
 mod channel;
