@@ -211,6 +211,20 @@ async fn slow_bodies_hold_no_slot_and_time_out() {
 }
 
 #[tokio::test]
+async fn a_stalled_body_gets_408_where_the_service_is_mounted_elsewhere() {
+    // The application's own hyper loop has no body timeout: the service's applies.
+    let addr = mount(server().http_service(HttpConfig::default().body_read_timeout(SHORT))).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head =
+        "POST /mcp HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut seen = String::new();
+    read_until(&mut stream, &mut seen, "\r\n").await;
+    assert!(seen.starts_with("HTTP/1.1 408"), "{seen}");
+    served(addr).await;
+}
+
+#[tokio::test]
 async fn half_sent_headers_are_cut_off() {
     let running = start(HttpConfig::default().header_read_timeout(SHORT)).await;
     // Headers never finished (or never started), on a fresh connection and after a first request on a
