@@ -15,6 +15,7 @@ use super::body::{self, ResponseBody, sse_event};
 use super::event_log::{EventLog, parse_event_id};
 use super::modern::{Started, start};
 use super::session::HttpSession;
+use super::shutdown::{StreamStop, shutting_down};
 use super::{HttpInner, RequestSlot, ResponseChannel, accepts, header};
 use crate::engine::BoxFuture;
 use crate::protocol::cancellation::CancelledParams;
@@ -122,12 +123,14 @@ async fn call(
     let call_session = session.clone();
     let call_id = id.clone();
     let call_token = cancellation.clone();
+    let stop = StreamStop::new(inner);
     let call: BoxFuture<Result<Box<serde_json::value::RawValue>, ErrorObject>> = Box::pin(async move {
         let call = Call { id: call_id, cancellation: call_token.clone(), channel: Channel::Http(channel) };
         tokio::select! {
             biased;
             _ = call_token.cancelled() => Err(ErrorObject::invalid_request("cancelled")),
             outcome = dispatch(&server, Some(&call_session.state), request, call, None) => outcome,
+            _ = stop.fired() => Err(shutting_down()),
         }
     });
     match start(call, frames).await {
@@ -142,7 +145,7 @@ async fn call(
         Started::Streaming { first, frames, call } => {
             let log = session.open_stream();
             let priming = priming(inner, &session, &log);
-            let body = replay(session.clone(), log.clone(), 0, priming);
+            let body = replay(session.clone(), log.clone(), 0, priming, StreamStop::new(inner));
             record(&log, first);
             tokio::spawn(async move {
                 finish_in_background(session, log, frames, call, id, cancellation).await;
@@ -204,6 +207,7 @@ fn replay(
     log: Arc<EventLog>,
     cursor: u64,
     priming: Option<Bytes>,
+    stop: StreamStop,
 ) -> impl Stream<Item = Bytes> + Send {
     struct State {
         session: Arc<HttpSession>,
@@ -213,9 +217,10 @@ fn replay(
         priming: Option<Bytes>,
         queued: std::collections::VecDeque<(u64, Bytes)>,
         finished: bool,
+        stop: StreamStop,
     }
     let epoch = log.epoch();
-    let state = State { session, log, cursor, epoch, priming, queued: Default::default(), finished: false };
+    let state = State { session, log, cursor, epoch, priming, queued: Default::default(), finished: false, stop };
     futures_util::stream::unfold(state, |mut state| async move {
         if let Some(priming) = state.priming.take() {
             return Some((priming, state));
@@ -230,8 +235,15 @@ fn replay(
                 return None;
             }
             let batch = tokio::select! {
+                // What the log already holds goes out before a shutdown ends the stream.
+                biased;
                 batch = state.log.next_after(state.cursor, state.epoch) => batch,
                 _ = state.session.closed.cancelled() => return None,
+                // The server is shutting down: tell the client to reconnect (elsewhere).
+                _ = state.stop.fired() => {
+                    state.finished = true;
+                    return Some((state.stop.final_event(), state));
+                }
             };
             state.queued.extend(batch.events);
             state.finished = batch.finished || batch.disconnected;
@@ -264,7 +276,7 @@ pub(super) async fn get(inner: &Arc<HttpInner>, session_id: &str, headers: &Head
             return body::rpc_error(StatusCode::BAD_REQUEST, None, &error);
         };
         return match session.stream(stream) {
-            Some(log) => body::sse(replay(session, log, seq, None)),
+            Some(log) => body::sse(replay(session, log, seq, None, StreamStop::new(inner))),
             None => {
                 let error = ErrorObject::invalid_request("that stream is no longer available");
                 body::rpc_error(StatusCode::NOT_FOUND, None, &error)
@@ -274,7 +286,7 @@ pub(super) async fn get(inner: &Arc<HttpInner>, session_id: &str, headers: &Head
     match session.open_standalone() {
         Some(log) => {
             let priming = priming(inner, &session, &log);
-            body::sse(replay(session, log, 0, priming))
+            body::sse(replay(session, log, 0, priming, StreamStop::new(inner)))
         }
         None => {
             let error = ErrorObject::invalid_request("the session's standalone stream is already open");
