@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -78,8 +79,13 @@ impl Conn {
         self.io.get_mut().write_all(&bytes).await.unwrap();
     }
 
-    /// Reads a response head; `None` when the server closed the connection instead.
+    /// Reads a response head; `None` when the server closed the connection instead, or sent nothing for
+    /// 10 s (every test stays bounded in time, whatever the server does).
     pub async fn head(&mut self) -> Option<Head> {
+        tokio::time::timeout(Duration::from_secs(10), self.read_head()).await.ok()?
+    }
+
+    async fn read_head(&mut self) -> Option<Head> {
         let mut line = String::new();
         if self.io.read_line(&mut line).await.ok()? == 0 {
             return None;
