@@ -173,6 +173,9 @@ async fn initialize_payloads_are_refused_or_not_retained() {
     let (_, answer) = conn.post(None, JSON_AND_SSE, body.to_string().as_bytes()).await.unwrap();
     let answer: Value = serde_json::from_slice(&answer).unwrap();
     assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    // Small in bytes but many values (each costs far more parsed than on the wire): refused too.
+    let many: serde_json::Map<String, Value> = (0..300).map(|i| (format!("k{i}"), json!({}))).collect();
+    assert_eq!(initialize(&mut conn, &json!({"experimental": many})).await, Err(400));
 
     // 40 sessions whose clientInfo carries 1 MB each: accepted, but the megabytes are not kept.
     let before = rss();

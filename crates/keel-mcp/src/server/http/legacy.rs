@@ -39,7 +39,11 @@ pub(crate) const MAX_REQUEST_ID_BYTES: usize = 256;
 
 /// Largest `capabilities` object an `initialize` may declare, in bytes of JSON; a session keeps it for its
 /// whole life. Larger ones are refused with -32602.
-pub(crate) const MAX_CAPABILITIES_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_CAPABILITIES_BYTES: usize = 4 * 1024;
+
+/// Most JSON values (objects, arrays, scalars) in `capabilities`: parsed, each costs far more than its
+/// bytes, so the byte cap alone would not bound what a session holds. More are refused with -32602.
+pub(crate) const MAX_CAPABILITIES_VALUES: usize = 128;
 
 /// Longest `clientInfo` text field (name, version, title) a session keeps, in bytes; longer ones are cut.
 /// The other fields (icons, description, website) are not kept.
@@ -80,24 +84,42 @@ pub(super) async fn initialize(inner: &Arc<HttpInner>, parts: &Parts, message: M
     response
 }
 
-/// Refuses an `initialize` whose `capabilities` a session could not keep within [`MAX_CAPABILITIES_BYTES`].
-/// Only sizes are read here; the params are decoded (and checked) by dispatch.
+/// Refuses an `initialize` whose `capabilities` a session could not keep within [`MAX_CAPABILITIES_BYTES`]
+/// and [`MAX_CAPABILITIES_VALUES`]. Only sizes are read here; the params are decoded (and checked) by
+/// dispatch.
 fn check_retained_size(params: Option<&RawValue>) -> Result<(), ErrorObject> {
     #[derive(serde::Deserialize)]
     struct Sizes<'a> {
         #[serde(borrow, default)]
         capabilities: Option<&'a RawValue>,
     }
-    let size = params
-        .and_then(|p| serde_json::from_str::<Sizes<'_>>(p.get()).ok())
-        .and_then(|s| s.capabilities)
-        .map_or(0, |c| c.get().len());
+    let Some(capabilities) =
+        params.and_then(|p| serde_json::from_str::<Sizes<'_>>(p.get()).ok()).and_then(|s| s.capabilities)
+    else {
+        return Ok(());
+    };
+    let size = capabilities.get().len();
     if size > MAX_CAPABILITIES_BYTES {
         return Err(ErrorObject::invalid_params(format!(
             "capabilities take {size} bytes; at most {MAX_CAPABILITIES_BYTES} are accepted"
         )));
     }
+    // Small enough to parse twice; dispatch reports what does not parse.
+    let values = serde_json::from_str::<serde_json::Value>(capabilities.get()).map_or(0, |v| count_values(&v));
+    if values > MAX_CAPABILITIES_VALUES {
+        return Err(ErrorObject::invalid_params(format!(
+            "capabilities hold {values} JSON values; at most {MAX_CAPABILITIES_VALUES} are accepted"
+        )));
+    }
     Ok(())
+}
+
+fn count_values(value: &serde_json::Value) -> usize {
+    1 + match value {
+        serde_json::Value::Array(items) => items.iter().map(count_values).sum(),
+        serde_json::Value::Object(members) => members.values().map(count_values).sum(),
+        _ => 0,
+    }
 }
 
 /// Keeps only the identifying text of `clientInfo`, each field cut to [`MAX_CLIENT_INFO_FIELD_BYTES`].
