@@ -71,7 +71,7 @@ async fn sse_events_survive_forced_disconnects_without_loss_or_duplicates() {
     let mut head = conn.head().await.unwrap();
     assert_eq!(head.status, 200);
 
-    let (mut next, mut last_id, mut on_connection, mut resumptions) = (1u64, None::<String>, 0u64, 0u64);
+    let (mut next, mut on_connection, mut resumptions) = (1u64, 0u64, 0u64);
     let mut text = String::new();
     'outer: loop {
         let Some(piece) = conn.piece(&head).await else { panic!("the stream ended before the answer (at {next})") };
@@ -91,11 +91,10 @@ async fn sse_events_survive_forced_disconnects_without_loss_or_duplicates() {
             if progress % BATCH == 0 {
                 permits.add_permits(1);
             }
-            last_id = event.id;
             on_connection += 1;
             if on_connection == EVENTS_PER_CONNECTION {
                 // Hang up mid-stream and resume after the last event seen.
-                let resume_from = last_id.clone().unwrap();
+                let resume_from = event.id.expect("stream events carry ids");
                 std::mem::replace(&mut conn, Conn::open(addr, 1).await).abort();
                 let extra =
                     [("accept", "text/event-stream"), ("mcp-session-id", &session), ("last-event-id", &resume_from)];
