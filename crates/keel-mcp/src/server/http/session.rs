@@ -273,6 +273,13 @@ impl Table {
         Some(session)
     }
 
+    /// Removes (without ending them) the sessions idle for longer than `timeout`.
+    fn remove_idle(&mut self, timeout: Duration) -> Vec<Arc<HttpSession>> {
+        let ids: Vec<Arc<str>> =
+            self.sessions.iter().filter(|(_, s)| s.idle_for() > timeout).map(|(id, _)| id.clone()).collect();
+        ids.iter().filter_map(|id| self.remove(id)).collect()
+    }
+
     /// The session to evict among those `of` admits: one that stalled in its handshake (oldest first), else
     /// the one idle longest.
     fn victim(&self, grace: Duration, of: impl Fn(&HttpSession) -> bool) -> Option<Arc<str>> {
@@ -311,14 +318,7 @@ impl SessionStore {
                 evicted.extend(table.remove(&victim));
             }
             if table.sessions.len() >= self.max_sessions {
-                let idle_timeout = self.idle_timeout;
-                let expired: Vec<Arc<str>> = table
-                    .sessions
-                    .iter()
-                    .filter(|(_, s)| s.idle_for() > idle_timeout)
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                evicted.extend(expired.iter().filter_map(|id| table.remove(id)));
+                evicted.extend(table.remove_idle(self.idle_timeout));
             }
             if table.sessions.len() >= self.max_sessions
                 && let Some(victim) = table.victim(self.init_grace, |_| true)
@@ -382,16 +382,7 @@ impl SessionStore {
 
     /// Ends every session idle for longer than the timeout.
     fn sweep(&self) {
-        let expired: Vec<Arc<HttpSession>> = {
-            let mut table = lock(&self.table);
-            let ids: Vec<Arc<str>> = table
-                .sessions
-                .iter()
-                .filter(|(_, s)| s.idle_for() > self.idle_timeout)
-                .map(|(id, _)| id.clone())
-                .collect();
-            ids.iter().filter_map(|id| table.remove(id)).collect()
-        };
+        let expired = lock(&self.table).remove_idle(self.idle_timeout);
         for session in expired {
             session.terminate();
         }
