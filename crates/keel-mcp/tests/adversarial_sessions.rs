@@ -58,6 +58,23 @@ fn hold_call(id: u64, streaming: bool) -> Vec<u8> {
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}).to_string().into_bytes()
 }
 
+/// One test's server, holding the lock that keeps tests apart; `ended` hears from stopped `hold` handlers.
+struct Test {
+    addr: std::net::SocketAddr,
+    ended: mpsc::UnboundedReceiver<()>,
+    _running: raw_http::Running,
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl Test {
+    async fn start(config: HttpConfig) -> Test {
+        let serial = SERIAL.lock().await;
+        let (tx, ended) = mpsc::unbounded_channel();
+        let running = serve(server(tx), config).await;
+        Test { addr: running.addr, ended, _running: running, _serial: serial }
+    }
+}
+
 /// Retries `attempt` until it yields `want`, at most 100 times over about 5 s: the server learns that a
 /// client hung up asynchronously.
 async fn eventually<F, Fut>(want: u16, mut attempt: F) -> u16
@@ -86,14 +103,12 @@ async fn ended(rx: &mut mpsc::UnboundedReceiver<()>, n: usize) {
 }
 
 /// Finding 3: streaming calls whose client hung up free their request slot at once and are cancelled once
-/// nobody resumed them within the grace; a session runs a bounded number of requests.
+/// nobody resumed them within the grace, while a well-behaved client is served.
 #[tokio::test]
 async fn abandoned_streams_free_their_slot_and_are_cancelled() {
-    let _serial = SERIAL.lock().await;
-    let (tx, mut rx) = mpsc::unbounded_channel();
     let config = HttpConfig::default().max_concurrent_requests(4).stream_resume_grace(Duration::from_millis(200));
-    let running = serve(server(tx), config).await;
-    let addr = running.addr;
+    let mut test = Test::start(config).await;
+    let addr = test.addr;
     let attacker = session(addr, ATTACKER).await;
     for id in 0..4 {
         let mut conn = Conn::open(addr, ATTACKER).await;
@@ -112,16 +127,14 @@ async fn abandoned_streams_free_their_slot_and_are_cancelled() {
     let well_behaved = session(addr, WELL_BEHAVED).await;
     assert_eq!(eventually(200, || echo(addr, WELL_BEHAVED, &well_behaved)).await, 200);
     // And the abandoned handlers are cancelled after the grace.
-    ended(&mut rx, 4).await;
+    ended(&mut test.ended, 4).await;
 }
 
 /// Finding 3 (per-session cap) and 8 (JSON calls abandoned by the client leave nothing behind).
 #[tokio::test]
 async fn a_session_runs_a_bounded_number_of_requests_and_hung_up_ones_leave() {
-    let _serial = SERIAL.lock().await;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let running = serve(server(tx), HttpConfig::default().max_requests_per_session(2)).await;
-    let addr = running.addr;
+    let mut test = Test::start(HttpConfig::default().max_requests_per_session(2)).await;
+    let addr = test.addr;
     let attacker = session(addr, ATTACKER).await;
     let mut held = Vec::new();
     for id in 0..2 {
@@ -147,7 +160,7 @@ async fn a_session_runs_a_bounded_number_of_requests_and_hung_up_ones_leave() {
     for conn in held {
         conn.abort();
     }
-    ended(&mut rx, 2).await;
+    ended(&mut test.ended, 2).await;
     assert_eq!(eventually(200, || echo(addr, ATTACKER, &attacker)).await, 200);
 }
 
@@ -155,10 +168,8 @@ async fn a_session_runs_a_bounded_number_of_requests_and_hung_up_ones_leave() {
 /// clientInfo extras (icons, ...) are not kept.
 #[tokio::test]
 async fn initialize_payloads_are_refused_or_not_retained() {
-    let _serial = SERIAL.lock().await;
-    let (tx, _rx) = mpsc::unbounded_channel();
-    let running = serve(server(tx), HttpConfig::default().max_sessions_per_peer(1000)).await;
-    let addr = running.addr;
+    let test = Test::start(HttpConfig::default().max_sessions_per_peer(1000)).await;
+    let addr = test.addr;
     let well_behaved = session(addr, WELL_BEHAVED).await;
     let megabyte = "x".repeat(1 << 20);
 
@@ -194,10 +205,8 @@ async fn initialize_payloads_are_refused_or_not_retained() {
 /// Finding 7: a notification named `initialize` is an invalid request, not a crash.
 #[tokio::test]
 async fn a_notification_named_initialize_is_an_invalid_request() {
-    let _serial = SERIAL.lock().await;
-    let (tx, _rx) = mpsc::unbounded_channel();
-    let running = serve(server(tx), HttpConfig::default()).await;
-    let addr = running.addr;
+    let test = Test::start(HttpConfig::default()).await;
+    let addr = test.addr;
     let well_behaved = session(addr, WELL_BEHAVED).await;
     for _ in 0..3 {
         let mut conn = Conn::open(addr, ATTACKER).await;
@@ -219,10 +228,8 @@ async fn a_notification_named_initialize_is_an_invalid_request() {
 /// Finding 8: request ids are bounded (a 1 MB id is refused, not held), in `initialize` and in a session.
 #[tokio::test]
 async fn huge_request_ids_are_refused_and_not_held() {
-    let _serial = SERIAL.lock().await;
-    let (tx, _rx) = mpsc::unbounded_channel();
-    let running = serve(server(tx), HttpConfig::default()).await;
-    let addr = running.addr;
+    let test = Test::start(HttpConfig::default()).await;
+    let addr = test.addr;
     let well_behaved = session(addr, WELL_BEHAVED).await;
     let attacker = session(addr, ATTACKER).await;
     let id = "i".repeat(1 << 20);
@@ -250,10 +257,8 @@ async fn huge_request_ids_are_refused_and_not_held() {
 /// Finding 9: the standalone GET stream ends with the client's connection, so the client can open another.
 #[tokio::test]
 async fn a_hung_up_standalone_stream_can_be_opened_again() {
-    let _serial = SERIAL.lock().await;
-    let (tx, _rx) = mpsc::unbounded_channel();
-    let running = serve(server(tx), HttpConfig::default()).await;
-    let addr = running.addr;
+    let test = Test::start(HttpConfig::default()).await;
+    let addr = test.addr;
     let well_behaved = session(addr, WELL_BEHAVED).await;
     let open = |session: String| async move {
         let mut conn = Conn::open(addr, ATTACKER).await;
@@ -283,11 +288,9 @@ async fn a_hung_up_standalone_stream_can_be_opened_again() {
 /// handshake while stalled ones remain; each peer has a bounded share.
 #[tokio::test]
 async fn a_session_flood_evicts_stalled_handshakes_not_everyone() {
-    let _serial = SERIAL.lock().await;
-    let (tx, _rx) = mpsc::unbounded_channel();
     let config = HttpConfig::default().max_sessions(20).max_sessions_per_peer(5).session_init_grace(Duration::ZERO);
-    let running = serve(server(tx), config).await;
-    let addr = running.addr;
+    let test = Test::start(config).await;
+    let addr = test.addr;
     let well_behaved = session(addr, WELL_BEHAVED).await;
     // One peer opening many sessions only evicts its own.
     let mut conn = Conn::open(addr, ATTACKER).await;
@@ -314,10 +317,8 @@ async fn a_session_flood_evicts_stalled_handshakes_not_everyone() {
 /// reader is gone for the grace, the call is cancelled.
 #[tokio::test]
 async fn a_stream_resumed_within_the_grace_goes_on() {
-    let _serial = SERIAL.lock().await;
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let running = serve(server(tx), HttpConfig::default().stream_resume_grace(Duration::from_millis(300))).await;
-    let addr = running.addr;
+    let mut test = Test::start(HttpConfig::default().stream_resume_grace(Duration::from_millis(300))).await;
+    let addr = test.addr;
     let session = session(addr, WELL_BEHAVED).await;
     let mut conn = Conn::open(addr, WELL_BEHAVED).await;
     let extra = [("accept", JSON_AND_SSE), ("mcp-session-id", session.as_str())];
@@ -337,8 +338,8 @@ async fn a_stream_resumed_within_the_grace_goes_on() {
     assert_eq!(resumed.head().await.unwrap().status, 200);
     // Well past the grace, the call still runs for its reader...
     tokio::time::sleep(Duration::from_millis(900)).await;
-    assert!(rx.try_recv().is_err(), "a read stream is not abandoned");
+    assert!(test.ended.try_recv().is_err(), "a read stream is not abandoned");
     // ... and ends once that reader too is gone.
     resumed.abort();
-    ended(&mut rx, 1).await;
+    ended(&mut test.ended, 1).await;
 }
