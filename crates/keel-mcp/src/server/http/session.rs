@@ -177,7 +177,11 @@ impl HttpSession {
 
     /// Opens a new stream (for a POSTed request).
     pub(crate) fn open_stream(&self) -> Arc<EventLog> {
-        let mut streams = lock(&self.streams);
+        self.new_log(&mut lock(&self.streams))
+    }
+
+    /// A new stream's log, forgetting the oldest finished streams past [`RETAINED_STREAMS`].
+    fn new_log(&self, streams: &mut Streams) -> Arc<EventLog> {
         streams.next += 1;
         let number = streams.next;
         let log = Arc::new(EventLog::new(self.id.clone(), number, self.store.clone()));
@@ -203,10 +207,8 @@ impl HttpSession {
         if streams.standalone.as_ref().is_some_and(|s| !s.is_finished()) {
             return None;
         }
-        streams.next += 1;
-        let number = streams.next;
-        let log = Arc::new(EventLog::new(self.id.clone(), number, self.store.clone()));
-        streams.logs.insert(number, log.clone());
+        // Reopening after a hang-up is allowed, so GETs must not pile up logs either.
+        let log = self.new_log(&mut streams);
         streams.standalone = Some(log.clone());
         Some(log)
     }
@@ -477,6 +479,18 @@ mod tests {
         std::thread::sleep(Duration::from_millis(40));
         assert!(store.get(&a.id).is_none(), "expired");
         assert!(a.closed.is_cancelled());
+    }
+
+    #[test]
+    fn reopened_standalone_streams_do_not_pile_up() {
+        let config = config(2, 2);
+        let store = SessionStore::new(&config);
+        let session = store.create(None, 8, &config);
+        for _ in 0..200 {
+            let log = session.open_standalone().expect("the previous one ended");
+            drop(log.attach(true));
+        }
+        assert!(lock(&session.streams).logs.len() <= RETAINED_STREAMS + 1);
     }
 
     #[test]
