@@ -165,7 +165,11 @@ pub fn serve(kind: &str, port: u16) -> anyhow::Result<()> {
         match kind {
             "floor" => serve_floor(tokio::net::TcpListener::bind(addr).await?).await,
             "keel" => {
-                let config = keel_mcp::server::http::HttpConfig::default().max_sessions(1_000_000);
+                // Every bench client comes from 127.0.0.1: lift the per-peer share too, or the idle-session
+                // memory row would measure 64 sessions instead of 10,000.
+                let config = keel_mcp::server::http::HttpConfig::default()
+                    .max_sessions(1_000_000)
+                    .max_sessions_per_peer(1_000_000);
                 let listener = tokio::net::TcpListener::bind(addr).await?;
                 keel_server().serve_http_on(listener, config, std::future::pending()).await?;
                 Ok(())
