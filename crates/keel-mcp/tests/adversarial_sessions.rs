@@ -11,8 +11,8 @@ use keel_mcp::server::{NoArgs, RequestContext, Server};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-mod raw_http;
-use raw_http::{Conn, JSON_AND_SSE, echo, events, initialize, rss, serve, session};
+mod raw_client;
+use raw_client::{Conn, JSON_AND_SSE, echo, events, initialize, rss, serve, session};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -62,7 +62,7 @@ fn hold_call(id: u64, streaming: bool) -> Vec<u8> {
 struct Test {
     addr: std::net::SocketAddr,
     ended: mpsc::UnboundedReceiver<()>,
-    _running: raw_http::Running,
+    _running: raw_client::Running,
     _serial: tokio::sync::MutexGuard<'static, ()>,
 }
 

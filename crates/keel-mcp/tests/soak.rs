@@ -14,8 +14,8 @@ use keel_mcp::server::{NoArgs, RequestContext, Server};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-mod raw_http;
-use raw_http::{Conn, JSON_AND_SSE, events, rss, serve};
+mod raw_client;
+use raw_client::{Conn, JSON_AND_SSE, events, rss, serve};
 
 const EVENTS: u64 = 100_000;
 const BATCH: u64 = 1_000;
@@ -60,7 +60,7 @@ async fn sse_events_survive_forced_disconnects_without_loss_or_duplicates() {
         .stream_resume_grace(Duration::from_secs(30));
     let running = serve(server(permits.clone()), config).await;
     let addr = running.addr;
-    let session = raw_http::session(addr, 1).await;
+    let session = raw_client::session(addr, 1).await;
     let started = Instant::now();
 
     let mut conn = Conn::open(addr, 1).await;
@@ -131,7 +131,7 @@ async fn churned_sessions_keep_memory_flat() {
         // Four peers, each keeping at most its share of live sessions; none is ever deleted.
         let from = 1 + (n % 4) as u8;
         let mut conn = Conn::open(addr, from).await;
-        let session = raw_http::initialize(&mut conn, &json!({"roots": {"listChanged": true}})).await.unwrap();
+        let session = raw_client::initialize(&mut conn, &json!({"roots": {"listChanged": true}})).await.unwrap();
         let initialized = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
         assert_eq!(conn.post(Some(&session), JSON_AND_SSE, initialized).await.unwrap().0.status, 202);
         let echo =
