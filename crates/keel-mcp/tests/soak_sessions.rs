@@ -2,7 +2,7 @@
 //! default run; run them in release:
 //!
 //! ```text
-//! cargo test --release -p keel-mcp --all-features --test soak -- --ignored --nocapture --test-threads 1
+//! cargo test --release -p keel-mcp --all-features --test soak_sessions -- --ignored --nocapture --test-threads 1
 //! ```
 
 use std::sync::Arc;
