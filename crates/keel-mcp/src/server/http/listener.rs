@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::sync::mpsc;
 
+use super::peer::{PeerAddr, PeerKey};
 use super::{McpService, ResponseBody, ResponseFuture, body, handle};
 use crate::engine::CancellationToken;
 
@@ -59,12 +59,13 @@ pub(super) async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        let Some(admitted) = PeerTable::admit(&peers, peer_key(peer.ip())) else {
+        let Some(admitted) = PeerTable::admit(&peers, PeerKey::of(peer.ip())) else {
             tracing::debug!(%peer, "connection refused: too many from this peer");
             continue;
         };
         let _ = stream.set_nodelay(true);
         let connection = Connection {
+            peer: PeerAddr(peer),
             service: service.clone(),
             builder: builder.clone(),
             closing: closing.clone(),
@@ -85,6 +86,7 @@ pub(super) async fn serve(
 
 /// One accepted connection and what it holds until it ends.
 struct Connection {
+    peer: PeerAddr,
     service: McpService,
     builder: auto::Builder<TokioExecutor>,
     closing: CancellationToken,
@@ -96,7 +98,8 @@ struct Connection {
 impl Connection {
     async fn run(self, stream: tokio::net::TcpStream) {
         let first_request = Arc::new(AtomicBool::new(false));
-        let service = PathFilter { path: "/mcp", inner: self.service, first_request: first_request.clone() };
+        let service =
+            PathFilter { path: "/mcp", peer: self.peer, inner: self.service, first_request: first_request.clone() };
         let io = TokioIo::new(stream);
         let connection = self.builder.serve_connection(io, service);
         tokio::pin!(connection);
@@ -127,31 +130,16 @@ impl Connection {
     }
 }
 
-/// Whom a connection counts against: its IPv4 address, or the /64 network of an IPv6 address (one host
-/// commonly holds a whole /64, so counting single IPv6 addresses would bound nothing).
-fn peer_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let [a, b, c, d, ..] = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
-            }
-        },
-    }
-}
-
 /// Live connections per peer address.
 #[derive(Debug)]
 struct PeerTable {
     max: usize,
-    counts: Mutex<HashMap<IpAddr, usize>>,
+    counts: Mutex<HashMap<PeerKey, usize>>,
 }
 
 impl PeerTable {
     /// Counts a new connection from `ip`, or `None` when that peer is at its limit.
-    fn admit(table: &Arc<PeerTable>, ip: IpAddr) -> Option<PeerGuard> {
+    fn admit(table: &Arc<PeerTable>, ip: PeerKey) -> Option<PeerGuard> {
         let mut counts = table.counts.lock().unwrap_or_else(|e| e.into_inner());
         let count = counts.entry(ip).or_insert(0);
         if *count >= table.max {
@@ -166,7 +154,7 @@ impl PeerTable {
 #[derive(Debug)]
 struct PeerGuard {
     table: Arc<PeerTable>,
-    ip: IpAddr,
+    ip: PeerKey,
 }
 
 impl Drop for PeerGuard {
@@ -185,6 +173,7 @@ impl Drop for PeerGuard {
 #[derive(Clone, Debug)]
 struct PathFilter {
     path: &'static str,
+    peer: PeerAddr,
     inner: McpService,
     first_request: Arc<AtomicBool>,
 }
@@ -195,11 +184,12 @@ impl hyper::service::Service<Request<Incoming>> for PathFilter {
     type Error = Infallible;
     type Future = ResponseFuture;
 
-    fn call(&self, request: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         self.first_request.store(true, Ordering::Release);
         if request.uri().path() != self.path {
             return Box::pin(std::future::ready(Ok(body::empty(StatusCode::NOT_FOUND))));
         }
+        request.extensions_mut().insert(self.peer);
         let inner = self.inner.inner.clone();
         Box::pin(async move { Ok(handle(inner, request).await) })
     }
@@ -212,8 +202,8 @@ mod tests {
     #[test]
     fn peers_are_capped_and_released_on_drop() {
         let table = Arc::new(PeerTable { max: 2, counts: Mutex::default() });
-        let a: IpAddr = [10, 0, 0, 1].into();
-        let b: IpAddr = [10, 0, 0, 2].into();
+        let a = PeerKey::of([10, 0, 0, 1].into());
+        let b = PeerKey::of([10, 0, 0, 2].into());
         let first = PeerTable::admit(&table, a).unwrap();
         let _second = PeerTable::admit(&table, a).unwrap();
         assert!(PeerTable::admit(&table, a).is_none(), "third from the same peer");
@@ -222,16 +212,5 @@ mod tests {
         assert!(PeerTable::admit(&table, a).is_some(), "room again after a connection ends");
         drop(_other);
         assert!(!table.counts.lock().unwrap().contains_key(&b), "no entry left for a peer with no connections");
-    }
-
-    #[test]
-    fn an_ipv6_peer_counts_by_its_64_and_a_mapped_ipv4_by_its_address() {
-        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
-        let other_in_same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
-        let next_64: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(peer_key(one), peer_key(other_in_same_64));
-        assert_ne!(peer_key(one), peer_key(next_64));
-        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
-        assert_eq!(peer_key(mapped), IpAddr::from([10, 0, 0, 1]));
     }
 }

@@ -24,6 +24,7 @@ mod guard;
 mod legacy;
 mod listener;
 mod modern;
+mod peer;
 mod request_body;
 mod session;
 mod shutdown;
@@ -45,6 +46,7 @@ pub use body::ResponseBody;
 pub(crate) use channel::ResponseChannel;
 pub use event_store::{EventStore, MemoryEventStore};
 pub use guard::HostPolicy;
+pub use peer::PeerAddr;
 use request_body::BodyError;
 use shutdown::SHUTTING_DOWN;
 
@@ -63,8 +65,22 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// A legacy session unused this long ends. Default 30 minutes.
     pub session_idle_timeout: Duration,
-    /// Most live legacy sessions; `initialize` gets 503 past it. Default 10,000.
+    /// Most live legacy sessions. Past it, `initialize` evicts a session: first one that never completed
+    /// the handshake within [`HttpConfig::session_init_grace`], else the one idle longest. Default 10,000.
     pub max_sessions: usize,
+    /// Most live legacy sessions per peer (IP address; an IPv6 /64, read from [`PeerAddr`]). Past it, the
+    /// peer's own sessions are evicted the same way. Default 64.
+    pub max_sessions_per_peer: usize,
+    /// How long a new legacy session may go without `notifications/initialized` before it is the first to
+    /// be evicted when room is needed. Default 10 s.
+    pub session_init_grace: Duration,
+    /// Client requests running at once in one legacy session, streams included; past it a request gets 429
+    /// with `Retry-After`. Default 64.
+    pub max_requests_per_session: usize,
+    /// How long a legacy streaming call goes on with no client reading its stream (the client hung up and
+    /// has not resumed with `Last-Event-ID`) before it is cancelled. Keep it above
+    /// [`HttpConfig::sse_retry_ms`]. Default 10 s.
+    pub stream_resume_grace: Duration,
     /// Where legacy SSE events are kept for resumption. Default: in memory, the last 1,024 per stream.
     pub event_store: Arc<dyn EventStore>,
     /// The `retry` hint (milliseconds) of the priming event that opens a legacy SSE stream (SEP-1699).
@@ -95,6 +111,10 @@ impl Default for HttpConfig {
             max_body_bytes: 4 * 1024 * 1024,
             session_idle_timeout: Duration::from_secs(30 * 60),
             max_sessions: 10_000,
+            max_sessions_per_peer: 64,
+            session_init_grace: Duration::from_secs(10),
+            max_requests_per_session: 64,
+            stream_resume_grace: Duration::from_secs(10),
             event_store: Arc::new(MemoryEventStore::new(1024)),
             sse_retry_ms: 1000,
             max_concurrent_requests: 4096,
@@ -128,6 +148,30 @@ impl HttpConfig {
     /// Sets [`HttpConfig::max_sessions`].
     pub fn max_sessions(mut self, n: usize) -> Self {
         self.max_sessions = n;
+        self
+    }
+
+    /// Sets [`HttpConfig::max_sessions_per_peer`].
+    pub fn max_sessions_per_peer(mut self, n: usize) -> Self {
+        self.max_sessions_per_peer = n.max(1);
+        self
+    }
+
+    /// Sets [`HttpConfig::session_init_grace`].
+    pub fn session_init_grace(mut self, d: Duration) -> Self {
+        self.session_init_grace = d;
+        self
+    }
+
+    /// Sets [`HttpConfig::max_requests_per_session`].
+    pub fn max_requests_per_session(mut self, n: usize) -> Self {
+        self.max_requests_per_session = n.max(1);
+        self
+    }
+
+    /// Sets [`HttpConfig::stream_resume_grace`].
+    pub fn stream_resume_grace(mut self, d: Duration) -> Self {
+        self.stream_resume_grace = d;
         self
     }
 
@@ -227,7 +271,7 @@ pub(crate) use slots::RequestSlot;
 impl Server {
     /// The MCP endpoint as a `tower::Service`, to mount at a path of your choice (e.g. `/mcp`).
     pub fn http_service(&self, config: HttpConfig) -> McpService {
-        let sessions = session::SessionStore::new(config.session_idle_timeout, config.max_sessions);
+        let sessions = session::SessionStore::new(&config);
         let requests = Arc::new(slots::Slots::new(config.max_concurrent_requests));
         let shutdown = shutdown::Shutdown::default();
         McpService { inner: Arc::new(HttpInner { server: self.inner.clone(), config, sessions, requests, shutdown }) }
@@ -343,7 +387,7 @@ where
         return legacy::post(&inner, &id, &parts.headers, message, accepts_sse, slot).await;
     }
     if message.method() == Some(InitializeParams::METHOD) {
-        let response = legacy::initialize(&inner, &parts.headers, message).await;
+        let response = legacy::initialize(&inner, &parts, message).await;
         drop(slot);
         return response;
     }
