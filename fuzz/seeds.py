@@ -177,7 +177,8 @@ def mcp_params(found: list[tuple[str, object]]) -> list[bytes]:
 
 
 def request_states() -> list[bytes]:
-    return [b"tools/call\necho\nstep-1", b"prompts/get\ngreet", b"resources/read\nfile:///x\n\xe2\x98\x83",
+    return [b"tools/call\necho\n{\"b\":1,\"a\":[true]}\nstep-1", b"prompts/get\ngreet\n{}",
+            b"resources/read\nfile:///x\nnull\n\xe2\x98\x83",
             b"eyJtIjoidG9vbHMvY2FsbCJ9.AAAA", b"..", b"a.b.c"]
 
 

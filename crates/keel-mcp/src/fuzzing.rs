@@ -1,10 +1,12 @@
 //! Entry points for the fuzz targets in `fuzz/` (feature `fuzzing`): thin wrappers that reach crate-private
 //! parsers. Not part of the API; it may change in any release.
 
+use serde_json::value::RawValue;
+
 use crate::protocol::{ErrorObject, JsonObject};
 use crate::server::header_params;
 use crate::server::http::modern::decode_header_value;
-use crate::server::input::StateSealer;
+use crate::server::input::{StateBinding, StateSealer};
 
 /// Decodes one `Mcp-Param-*` / `Mcp-Name` header value as the HTTP server does.
 pub fn decode_mcp_param(raw: &str) -> Option<String> {
@@ -34,13 +36,19 @@ impl RequestState {
         RequestState(StateSealer::with_key(key))
     }
 
-    /// Seals `state` for a retry of `method` on `target`.
-    pub fn seal(&self, method: &str, target: &str, state: Option<String>) -> String {
-        self.0.seal(method, target, state)
+    /// Seals `state` for a retry of `method` on `target` with `arguments`.
+    pub fn seal(&self, method: &str, target: &str, arguments: Option<&RawValue>, state: Option<String>) -> String {
+        self.0.seal(StateBinding { method, target, arguments }, state)
     }
 
-    /// Opens a `requestState` a client sent back.
-    pub fn open(&self, method: &str, target: &str, token: &str) -> Result<Option<String>, ErrorObject> {
-        self.0.open(method, target, token)
+    /// Opens a `requestState` a client sent back with a call of `method` on `target` with `arguments`.
+    pub fn open(
+        &self,
+        method: &str,
+        target: &str,
+        arguments: Option<&RawValue>,
+        token: &str,
+    ) -> Result<Option<String>, ErrorObject> {
+        self.0.open(StateBinding { method, target, arguments }, token)
     }
 }

@@ -8,6 +8,7 @@ use crate::protocol::tools::{CallToolResult, ListToolsParams, ListToolsResult};
 use crate::protocol::{ErrorObject, JsonObject, Request as _, decode_params};
 #[cfg(feature = "tasks")]
 use crate::server::TaskSupport;
+use crate::server::input::StateBinding;
 #[cfg(feature = "tasks")]
 use crate::server::tasks::{self, TaskSlot};
 use crate::server::{HandlerError, tool};
@@ -58,12 +59,14 @@ pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
     if tool.task_support == TaskSupport::Required && !tasks_declared {
         return Err(tasks::extension_required());
     }
-    let input = open_input(server, &scope, method, &name, params.input_responses, params.request_state)?;
+    let binding = StateBinding { method, target: &name, arguments: params.arguments.as_deref() };
+    let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
     #[cfg_attr(not(feature = "tasks"), expect(unused_mut, reason = "only a task slot is set later"))]
     let mut ctx = context(call, &scope, params.meta.as_ref(), input.clone());
     #[cfg(feature = "tasks")]
     let escalated = if tool.task_support != TaskSupport::Forbidden && tasks_declared && scope.modern() {
-        let (slot, escalated) = TaskSlot::new(server.tasks.clone());
+        let owner = session.map(|s| s.lock().expect("session lock").client);
+        let (slot, escalated) = TaskSlot::new(server.tasks.clone(), owner);
         ctx.task = Some(slot);
         Some(escalated)
     } else {
@@ -93,16 +96,7 @@ pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
                 outcome = &mut run => outcome,
                 Ok(task) = escalated => {
                     // The handler goes on in the background; the client polls the task.
-                    let background = task.clone();
-                    tokio::spawn(async move {
-                        let outcome = tokio::select! {
-                            outcome = run => Some(outcome),
-                            _ = background.cancellation.cancelled() => None,
-                        };
-                        if let Some(outcome) = outcome {
-                            background.finish(outcome);
-                        }
-                    });
+                    tasks::run_in_background(server.tasks.clone(), task.clone(), run);
                     return finish(server, &scope, CreateTaskResult::new(task.summary()));
                 }
             }
@@ -120,6 +114,6 @@ pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
         }
         Err(HandlerError::Failed(message)) => finish(server, &scope, CallToolResult::error(message)),
         Err(HandlerError::Protocol(error)) => Err(error),
-        Err(HandlerError::InputRequired) => input_required(server, &scope, method, &name, input),
+        Err(HandlerError::InputRequired) => input_required(server, &scope, binding, input),
     }
 }
