@@ -85,6 +85,8 @@ def sse_streams(frames_: list[bytes]) -> list[bytes]:
         out.append(bytes([i % 16]) + (event.replace(b"\n", b"\r\n") if i % 3 == 0 else event))
     multi = b"data: {\"jsonrpc\":\"2.0\",\ndata: \"method\":\"ping\"}\r\rid:\n\n"
     out.append(b"\x01" + multi)
+    # Invalid UTF-8 in data: each byte becomes U+FFFD (3 bytes) and must still count against the bound.
+    out.append(b"\x00data: " + b"\xff" * 400 + b"\n\n")
     return out
 
 
