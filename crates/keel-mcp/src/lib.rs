@@ -37,9 +37,9 @@ pub mod client;
 pub mod engine;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "engine")]
+pub mod transport;
 
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-#[cfg(feature = "engine")]
-pub mod transport;
