@@ -8,16 +8,15 @@ What it does, in order:
 1. Installs the pinned toolchain (Node 22 and `@modelcontextprotocol/conformance`, both pinned in
    `conformance/package.json` + `package-lock.json`) into `$KEEL_CACHE_DIR/conformance-npm/<hash>` with `npm ci`,
    or reuses it when that exact lock file was installed before.
-2. Builds `conformance-server` and `conformance-client` with cargo (honours CARGO_TARGET_DIR).
+2. Builds `conformance-server`, `conformance-client` and `conformance-score` with cargo (honours
+   CARGO_TARGET_DIR).
 3. Runs the matrix: `server --suite all` and `client --suite all`, each at `--spec-version 2025-11-25`, at
    `2026-07-28` and without `--spec-version` ("default": the harness picks the wire per scenario).
    A fresh `conformance-server` is started on a free port for every server run.
-4. Judges every scenario from its `checks.json` (never from the harness exit code): it passes only with at least
-   one SUCCESS check of its own (the generic `wire-schema-valid` does not count for this) and no FAILURE or WARNING
-   check, after collapsing repeated check ids to their most severe status. A scenario the harness should have run
-   (`conformance list`) that left no results counts as failed.
-5. Compares with `conformance/expected-failures.yml` (format in that file's header) and exits non-zero on any
-   unexpected failure, any listed scenario that now passes, or any entry that matches no scenario.
+   Each run is recorded as `<side>-<label>.run.json` beside its harness output `<side>-<label>/`.
+4. Hands the results to `conformance-score` (the `keel-conformance` crate's `scoring` module, with unit tests),
+   which judges every scenario from its `checks.json` with the strict rule, compares with
+   `conformance/expected-failures.yml` and decides the exit status.
 
 Standard library only (Python >= 3.9).
 """
@@ -53,12 +52,6 @@ DEFAULT_LABEL = "default"  # the run without --spec-version
 MATRIX = ("2025-11-25", "2026-07-28", DEFAULT_LABEL)
 VERSION_ALIASES = {"draft": "2026-07-28", "none": DEFAULT_LABEL}
 
-SEVERITY = {"FAILURE": 3, "WARNING": 2, "SUCCESS": 1}
-# Checks the harness adds to every scenario that exchanged a message. They count when they fail, but cannot be the
-# one SUCCESS a scenario needs: a scenario whose own checks were all SKIPPED has tested nothing.
-GENERIC_CHECKS = {"wire-schema-valid"}
-# `<scenario>-2026-11-27T04-54-28-324Z`: how the harness names a scenario's result directory.
-RESULT_DIR_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z$")
 LIST_LINE = re.compile(r"^\s+-\s+(\S+)(?:\s+\[[^\]]*\])?\s*$")
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_SETUP = 0, 1, 2
@@ -71,7 +64,6 @@ class SetupError(Exception):
 # ------------------------------------------------------------------------------------------------ output helpers
 
 _COLOUR = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-_VERDICT_COLOUR = {"PASS": "32", "XFAIL": "33", "FAIL": "31;1", "XPASS": "31;1"}
 
 
 def colour(text: str, code: str | None) -> str:
@@ -101,102 +93,6 @@ def log_lines(path: Path) -> list[str]:
 
 def tail(path: Path, lines: int) -> list[str]:
     return log_lines(path)[-lines:]
-
-
-# ------------------------------------------------------------------------------------------- expected failures
-
-
-@dataclass
-class Entry:
-    side: str
-    scenario: str
-    run: str | None  # a MATRIX label, or None for "every run"
-    line_no: int
-    comment: str = ""
-
-    @property
-    def text(self) -> str:
-        return self.scenario if self.run is None else f"{self.scenario}@{self.run}"
-
-
-@dataclass
-class Line:
-    """One line of the expected-failures file, kept verbatim so that a rewrite preserves comments and grouping."""
-
-    raw: str
-    section: str | None = None  # the section this line belongs to (None before the first one)
-    header: str | None = None  # set on `server:` / `client:` lines
-    entry: Entry | None = None
-
-
-@dataclass
-class ExpectedFailures:
-    path: Path
-    lines: list[Line]
-    entries: list[Entry]
-
-    def covers(self, side: str, scenario: str, run: str) -> list[Entry]:
-        return [e for e in self.entries if e.side == side and e.scenario == scenario and e.run in (None, run)]
-
-
-def _strip_comment(text: str) -> tuple[str, str]:
-    """Split `value  # comment` outside quotes."""
-    quote = None
-    for i, ch in enumerate(text):
-        if quote:
-            if ch == quote:
-                quote = None
-        elif ch in "'\"":
-            quote = ch
-        elif ch == "#" and (i == 0 or text[i - 1] in " \t"):
-            return text[:i].rstrip(), text[i + 1 :].strip()
-    return text.rstrip(), ""
-
-
-def parse_expected(path: Path) -> ExpectedFailures:
-    """Parse the small YAML subset the file uses: two top-level lists of plain scalars, and comments."""
-    if not path.exists():
-        raise SetupError(f"{path}: missing (create it with `server:` and `client:` lists, or use --write-expected)")
-    lines: list[Line] = []
-    entries: list[Entry] = []
-    seen: dict[tuple[str, str, str | None], int] = {}
-    section: str | None = None
-    for no, raw in enumerate(path.read_text().splitlines(), start=1):
-        body, comment = _strip_comment(raw)
-        where = f"{path.name}:{no}"
-        if not body.strip():
-            lines.append(Line(raw, section))
-            continue
-        top = re.fullmatch(r"([A-Za-z_]+)\s*:\s*(\[\s*\])?", body)
-        if top and not raw[0].isspace():
-            if top.group(1) not in SIDES:
-                raise SetupError(f"{where}: unknown section {top.group(1)!r} (expected server: or client:)")
-            section = top.group(1)
-            lines.append(Line(raw, section, header=section))
-            continue
-        item = re.fullmatch(r"\s+-\s+(.+)", body)
-        if not item or section is None:
-            raise SetupError(f"{where}: cannot parse {raw.strip()!r}; expected `  - scenario[@run]` in a section")
-        value = item.group(1).strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        if ":" in value.replace("://", ""):
-            raise SetupError(f"{where}: per-check entries (`scenario:check-id`) are not supported: {value!r}")
-        scenario, _, run = value.partition("@")
-        run = VERSION_ALIASES.get(run, run) if run else None
-        if not scenario or (run is not None and run not in MATRIX):
-            raise SetupError(f"{where}: bad entry {value!r}; the part after @ must be one of {', '.join(MATRIX)}")
-        key = (section, scenario, run)
-        if key in seen:
-            raise SetupError(f"{where}: duplicate entry {value!r} (first on line {seen[key]})")
-        seen[key] = no
-        entry = Entry(section, scenario, run, no, comment)
-        entries.append(entry)
-        lines.append(Line(raw, section, entry=entry))
-    for e in entries:
-        if e.run is not None and (e.side, e.scenario, None) in seen:
-            raise SetupError(f"{path.name}:{e.line_no}: {e.text!r} is already covered by unqualified {e.scenario!r}")
-    return ExpectedFailures(path, lines, entries)
 
 
 # --------------------------------------------------------------------------------------------------- toolchain
@@ -309,7 +205,7 @@ def build_binaries() -> dict[str, Path]:
             continue
         if msg.get("reason") == "compiler-artifact" and msg.get("executable"):
             found[msg["target"]["name"]] = Path(msg["executable"])
-    missing = [name for name in ("conformance-server", "conformance-client") if name not in found]
+    missing = [name for name in ("conformance-server", "conformance-client", "conformance-score") if name not in found]
     if missing:
         raise SetupError(f"cargo build produced no executable for {', '.join(missing)}")
     return found
@@ -400,81 +296,6 @@ def start_server(binary: Path, log: Path, wait_s: float) -> ServerProcess:
     return ServerProcess(proc, port, log, False, f"not listening on port {port} after {wait_s:.0f} s")
 
 
-# ---------------------------------------------------------------------------------------------------- results
-
-
-@dataclass
-class Check:
-    id: str
-    status: str
-    message: str
-
-
-@dataclass
-class ScenarioResult:
-    name: str
-    result_dir: Path | None = None
-    raw_checks: list[dict] = field(default_factory=list)
-    problem: str = ""  # why there are no usable checks
-
-    def collapsed(self) -> dict[str, Check]:
-        out: dict[str, Check] = {}
-        for c in self.raw_checks:
-            status = c.get("status")
-            if status not in SEVERITY:
-                continue  # INFO (traffic logs) and SKIPPED (not applicable) do not count
-            cid = str(c.get("id") or c.get("name") or "?")
-            if cid not in out or SEVERITY[status] > SEVERITY[out[cid].status]:
-                out[cid] = Check(cid, status, str(c.get("errorMessage") or ""))
-        return out
-
-    def counts(self) -> dict[str, int]:
-        counts = {s: 0 for s in SEVERITY}
-        for check in self.collapsed().values():
-            counts[check.status] += 1
-        return counts
-
-    def own_successes(self) -> int:
-        return sum(1 for c in self.collapsed().values() if c.status == "SUCCESS" and c.id not in GENERIC_CHECKS)
-
-    @property
-    def passed(self) -> bool:
-        counts = self.counts()
-        return self.own_successes() > 0 and counts["FAILURE"] == 0 and counts["WARNING"] == 0
-
-    def failing(self) -> list[Check]:
-        bad = [c for c in self.collapsed().values() if c.status != "SUCCESS"]
-        return sorted(bad, key=lambda c: -SEVERITY[c.status])
-
-
-def collect_results(side: str, results_dir: Path) -> dict[str, ScenarioResult]:
-    found: dict[str, ScenarioResult] = {}
-    if not results_dir.exists():
-        return found
-    for dirpath, dirnames, _ in os.walk(results_dir):
-        for d in list(dirnames):
-            if not RESULT_DIR_SUFFIX.search(d):
-                continue
-            dirnames.remove(d)  # a result directory holds files only
-            path = Path(dirpath) / d
-            name = RESULT_DIR_SUFFIX.sub("", str(path.relative_to(results_dir)))
-            if side == "server" and name.startswith("server-"):
-                name = name[len("server-") :]
-            result = found.setdefault(name, ScenarioResult(name))
-            result.result_dir = path
-            checks_file = path / "checks.json"
-            try:
-                checks = json.loads(checks_file.read_text())
-                if not isinstance(checks, list):
-                    raise ValueError("not a JSON array")
-                result.raw_checks.extend(c for c in checks if isinstance(c, dict))
-            except FileNotFoundError:
-                result.problem = "result directory has no checks.json"
-            except ValueError as err:
-                result.problem = f"unreadable checks.json: {err}"
-    return found
-
-
 # -------------------------------------------------------------------------------------------------------- runs
 
 
@@ -485,13 +306,12 @@ class Run:
     scenarios: list[str]  # what the harness should run (from `conformance list`)
     complete: bool  # the whole suite ran (no --scenario filter)
     results_dir: Path
-    results: dict[str, ScenarioResult] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # run-level problems; each one is unexpected
     context: list[str] = field(default_factory=list)  # log lines that explain the errors
     notes: list[str] = field(default_factory=list)
     server_log: Path | None = None
     seconds: float = 0.0
-    outcomes: dict[str, str] = field(default_factory=dict)  # scenario -> PASS | XFAIL | FAIL | XPASS
+    harness_log: Path | None = None
 
     @property
     def spec_version(self) -> str | None:
@@ -501,12 +321,16 @@ class Run:
     def title(self) -> str:
         return f"{self.side} @ {self.label}" + (" (no --spec-version)" if self.label == DEFAULT_LABEL else "")
 
-    def names(self) -> list[str]:
-        extra = sorted(set(self.results) - set(self.scenarios))
-        return list(self.scenarios) + extra
-
-    def result(self, name: str) -> ScenarioResult:
-        return self.results.get(name) or ScenarioResult(name, problem="no result directory (the scenario did not run)")
+    def record(self) -> None:
+        """Writes what conformance-score needs beside the harness output."""
+        record = {
+            "side": self.side, "label": self.label, "scenarios": self.scenarios, "complete": self.complete,
+            "errors": self.errors, "context": self.context, "notes": self.notes,
+            "server_log": str(self.server_log) if self.server_log else None,
+            "harness_log": str(self.harness_log) if self.harness_log else None, "seconds": self.seconds,
+        }
+        path = self.results_dir.parent / f"{self.side}-{self.label}.run.json"
+        path.write_text(json.dumps(record, indent=1) + "\n")
 
 
 def list_scenarios_async(tools: Toolchain, side: str, label: str) -> subprocess.Popen:
@@ -579,202 +403,9 @@ def run_harness(run: Run, tools: Toolchain, args, binaries: dict[str, Path], sce
         run.seconds = time.monotonic() - started
         if server:
             stop(server.proc)
-    run.results = collect_results(run.side, run.results_dir)
-    if run.scenarios and not run.results:
-        run.errors.append("the harness produced no results at all")
-    if run.errors and not args.verbose:
-        run.context.extend("harness log: " + line for line in tail(log, 20))
-
-
-OUTCOMES = {  # (failed, listed) -> outcome
-    (False, False): "PASS",
-    (True, True): "XFAIL",  # expected failure
-    (True, False): "FAIL",  # unexpected failure
-    (False, True): "XPASS",  # listed but passes: stale entry
-}
-
-
-def judge(run: Run, expected: ExpectedFailures) -> None:
-    for name in run.names():
-        failed = not run.result(name).passed
-        listed = bool(expected.covers(run.side, name, run.label))
-        run.outcomes[name] = OUTCOMES[(failed, listed)]
-
-
-def print_run(run: Run, expected: ExpectedFailures) -> None:
-    heading(f"{run.title}: {len(run.names())} scenarios, {run.seconds:.1f} s")
-    for note in run.notes:
-        say(f"  note: {note}")
-    for err in run.errors:
-        say(colour(f"  ERROR: {err}", "31;1"))
-    for line in run.context:
-        say(f"    {line}")
-    width = max([len(n) for n in run.names()] + [8])
-    say(f"  {'scenario':<{width}}  {'verdict':<7} {'S':>3} {'F':>3} {'W':>3}  details")
-    for name in run.names():
-        res = run.result(name)
-        outcome = run.outcomes[name]
-        counts = res.counts()
-        failing = res.failing()
-        detail = ""
-        if outcome == "XPASS":
-            entry = expected.covers(run.side, name, run.label)[0]
-            where = f"{expected.path.name}:{entry.line_no}"
-            detail = f"passes but is listed ({where} `{entry.text}`): stale entry, remove it"
-        elif outcome in ("XFAIL", "FAIL"):
-            if res.problem:
-                detail = res.problem
-            elif not failing and res.counts()["SUCCESS"]:
-                generic = ", ".join(sorted(GENERIC_CHECKS))
-                detail = f"only generic checks ({generic}) succeeded; the scenario's own checks were skipped or absent"
-            elif not failing:
-                detail = "no checks (a scenario needs at least one SUCCESS check)"
-            elif outcome == "FAIL":
-                detail = f"{len(failing)} failing check(s):"
-            else:
-                detail = "failing: " + ", ".join(c.id + ("(W)" if c.status == "WARNING" else "") for c in failing)
-            if outcome == "XFAIL":
-                first = next((c.message for c in failing if c.message), "")
-                detail = one_line(detail + (f" | {first}" if first else ""), 160)
-        verdict = colour(f"{outcome:<7}", _VERDICT_COLOUR[outcome])
-        numbers = f"{counts['SUCCESS']:>3} {counts['FAILURE']:>3} {counts['WARNING']:>3}"
-        say(f"  {name:<{width}}  {verdict} {numbers}  {detail}")
-        if outcome == "FAIL":
-            for c in failing:
-                say(f"  {'':<{width}}    {c.status} {c.id}: {one_line(c.message or '(no errorMessage)', 300)}")
-            if res.result_dir and run.side == "client":
-                for line in tail(res.result_dir / "stderr.txt", 5):
-                    say(f"  {'':<{width}}    client stderr: {one_line(line, 200)}")
-    if run.server_log and "FAIL" in run.outcomes.values():
-        say("  last lines of the conformance-server log:")
-        for line in tail(run.server_log, 10):
-            say(f"    {one_line(line, 200)}")
-
-
-@dataclass
-class Verdict:
-    passed: int = 0
-    xfail: int = 0
-    unexpected: list[str] = field(default_factory=list)
-
-
-def verdict(runs: list[Run], expected: ExpectedFailures) -> Verdict:
-    v = Verdict()
-    listing = expected.path.name
-    for run in runs:
-        for name, outcome in run.outcomes.items():
-            if outcome == "PASS":
-                v.passed += 1
-            elif outcome == "XFAIL":
-                v.xfail += 1
-            elif outcome == "FAIL":
-                v.unexpected.append(f"{run.side} @ {run.label}: {name} failed and is not in {listing}")
-            else:
-                v.unexpected.append(f"{run.side} @ {run.label}: {name} passes but is listed in {listing}: remove it")
-        v.unexpected.extend(f"{run.side} @ {run.label}: {err}" for err in run.errors)
-    # An entry that matches no scenario (a typo, a renamed scenario, a run the scenario is not part of) is only
-    # decidable when every run the entry applies to ran in full.
-    complete = {(r.side, r.label) for r in runs if r.complete}
-    for e in expected.entries:
-        if not all((e.side, label) in complete for label in MATRIX if e.run in (None, label)):
-            continue
-        if not any(r.side == e.side and e.run in (None, r.label) and e.scenario in r.outcomes for r in runs):
-            where = "any run" if e.run is None else f"the {e.run} run"
-            problem = f"`{e.text}` matches no {e.side} scenario in {where}: fix or remove it"
-            v.unexpected.append(f"{listing}:{e.line_no}: {problem}")
-    return v
-
-
-# ------------------------------------------------------------------------------------------- --write-expected
-
-
-def rewrite_expected(expected: ExpectedFailures, runs: list[Run], sides: list[str]) -> None:
-    """Rewrite the lists of `sides` to hold exactly what fails now, keeping comments, groups and entry order.
-
-    A scenario failing in every run it is part of gets one unqualified entry (the first of its lines is kept, with
-    its comment, and widened if needed); one failing in only some runs gets one `@run` entry per failing run; one
-    passing everywhere loses its entries. New failures are appended to their section under a marker comment, to be
-    moved into a group by hand.
-    """
-    ran: dict[tuple[str, str], set[str]] = {}
-    fails: dict[tuple[str, str], set[str]] = {}
-    for run in runs:
-        for name in run.outcomes:
-            ran.setdefault((run.side, name), set()).add(run.label)
-            if not run.result(name).passed:
-                fails.setdefault((run.side, name), set()).add(run.label)
-
-    covered: dict[tuple[str, str], set[str]] = {}  # runs covered by the entries written so far
-    added: list[str] = []
-    removed: list[str] = []
-
-    def text(name: str, run: str | None) -> str:
-        return name if run is None else f"{name}@{run}"
-
-    def emit(indent: str, side: str, name: str, run: str | None, comment: str) -> str:
-        covered.setdefault((side, name), set()).update(MATRIX if run is None else {run})
-        return f"{indent}- {text(name, run)}" + (f"  # {comment}" if comment else "")
-
-    out: list[str] = []
-    section_end: dict[str, int] = {}  # index in `out` after the last entry (or header) of each section
-    for line in expected.lines:
-        e = line.entry
-        if line.header:
-            out.append(f"{line.header}:" if line.header in sides else line.raw)  # `server: []` becomes a list
-        elif e is None or e.side not in sides:
-            out.append(line.raw)
-        else:
-            key = (e.side, e.scenario)
-            failing = fails.get(key, set())
-            if failing and failing == ran[key]:
-                keep = [None]  # fails in every run it is part of: one unqualified entry says it all
-            elif e.run is not None:
-                keep = [e.run] if e.run in failing else []
-            else:
-                keep = [label for label in MATRIX if label in failing]
-            keep = [r for r in keep if not (set(MATRIX) if r is None else {r}) <= covered.get(key, set())]
-            indent = line.raw[: len(line.raw) - len(line.raw.lstrip())]
-            lines = [emit(indent, e.side, e.scenario, r, e.comment) for r in keep]
-            out.extend([line.raw] if keep == [e.run] else lines)  # unchanged entries keep their exact text
-            if keep != [e.run]:
-                removed.append(f"{e.side}: {e.text}")
-                added.extend(f"{e.side}: {text(e.scenario, r)}" for r in keep)
-        if line.header or e is not None:
-            section_end[line.section] = len(out)
-
-    for side in sides:
-        new: list[str] = []
-        for (s, name), failing in sorted(fails.items()):
-            if s != side:
-                continue
-            missing = failing - covered.get((s, name), set())
-            if not missing:
-                continue
-            if missing == failing == ran[(s, name)]:
-                runs_for: list[str | None] = [None]
-            else:
-                runs_for = [label for label in MATRIX if label in missing]
-            new.extend(emit("  ", side, name, r, "") for r in runs_for)
-            added.extend(f"{side}: {text(name, r)}" for r in runs_for)
-        if new:
-            new.insert(0, "  # New failures found by --write-expected: move them into a group and say why.")
-        if side not in section_end:
-            out += ["", f"{side}:"] + new
-        elif new:
-            at = section_end[side]
-            out[at:at] = new
-            for other, index in section_end.items():
-                if index > at or (index == at and other != side):
-                    section_end[other] = index + len(new)
-
-    expected.path.write_text("\n".join(out).rstrip("\n") + "\n")
-    heading(f"--write-expected: rewrote {expected.path}")
-    for item in removed:
-        say(f"  - {item}")
-    for item in added:
-        say(f"  + {item}")
-    if not added and not removed:
-        say("  (no change)")
+    # conformance-score adds the tail of this log when the run has errors.
+    run.harness_log = None if args.verbose else log
+    run.record()
 
 
 # ------------------------------------------------------------------------------------------------------- main
@@ -844,7 +475,6 @@ def main(argv: list[str]) -> int:
         signal.signal(sig, _on_signal)
     phases: list[tuple[str, float]] = []
     t0 = time.monotonic()
-    expected = parse_expected(args.expected)
 
     tools = ensure_toolchain()
     say(f"toolchain: node {tools.node_version}, @modelcontextprotocol/conformance {tools.cli_version}")
@@ -861,6 +491,9 @@ def main(argv: list[str]) -> int:
         raise
     phases.append(("build", time.monotonic() - t))
     scenarios = {key: parse_list(proc, f"{key[0]} @ {key[1]}") for key, proc in listing.items()}
+    score = [str(binaries["conformance-score"])]
+    if subprocess.run(score + ["check", str(args.expected)], stdin=subprocess.DEVNULL).returncode != 0:
+        raise SetupError(f"{args.expected}: fix the expected-failures file first")
 
     if args.scenario:
         known = {side for (side, _), names in scenarios.items() if args.scenario in names}
@@ -898,42 +531,31 @@ def main(argv: list[str]) -> int:
             run = Run(side, label, names, complete=not args.scenario, results_dir=results_root / f"{side}-{label}")
             say(f"\nrunning {run.title}: {len(names)} scenario(s) …")
             run_harness(run, tools, args, binaries, args.scenario)
-            judge(run, expected)
             phases.append((run.title, run.seconds))
             runs.append(run)
-
-    if args.write_expected:
-        rewrite_expected(expected, runs, args.sides)
-        expected = parse_expected(args.expected)
-        for run in runs:
-            judge(run, expected)
-
-    for run in runs:
-        print_run(run, expected)
-    result = verdict(runs, expected)
 
     heading("timings")
     phases.append(("total", time.monotonic() - t0))
     for name, seconds in phases:
         say(f"  {name:<40} {seconds:7.1f} s")
 
-    if result.unexpected:
-        heading("unexpected")
-        for item in result.unexpected:
-            say(colour(f"  {item}", "31;1"))
-        keep = True
+    if not runs:
+        raise SetupError("no run was selected")
+    # The verdict (tables, unexpected results, exit status) is conformance-score's.
+    score += ["score", "--expected", str(args.expected), "--results", str(results_root)]
+    if args.write_expected:
+        score.append("--write-expected")
+    code = subprocess.run(score, stdin=subprocess.DEVNULL).returncode
+    if code not in (EXIT_OK, EXIT_UNEXPECTED):
+        raise SetupError(f"conformance-score failed (exit {code}); results in {results_root}")
+    keep = keep or code != EXIT_OK
     if keep:
         if results_root in _scratch:
             _scratch.remove(results_root)
         say(f"\nresults kept in {results_root}")
     else:
         shutil.rmtree(results_root, ignore_errors=True)
-
-    unexpected = len(result.unexpected)
-    line = f"conformance: {result.passed} passed, {result.xfail} expected failures, {unexpected} unexpected"
-    say("")
-    say(colour(line, "31;1" if unexpected else "32;1"))
-    return EXIT_UNEXPECTED if unexpected else EXIT_OK
+    return code
 
 
 if __name__ == "__main__":

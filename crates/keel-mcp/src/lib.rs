@@ -39,3 +39,7 @@ pub mod engine;
 pub mod server;
 #[cfg(feature = "engine")]
 pub mod transport;
+
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;

@@ -34,7 +34,7 @@ pub(crate) mod connection;
 pub(crate) mod context;
 pub(crate) mod dispatch;
 mod error;
-mod header_params;
+pub(crate) mod header_params;
 #[cfg(feature = "http-server")]
 pub mod http;
 pub(crate) mod input;

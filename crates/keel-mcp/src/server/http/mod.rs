@@ -23,7 +23,7 @@ mod event_store;
 mod guard;
 mod legacy;
 mod listener;
-mod modern;
+pub(crate) mod modern;
 mod peer;
 mod request_body;
 mod session;
