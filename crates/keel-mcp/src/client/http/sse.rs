@@ -71,7 +71,7 @@ impl SseDecoder {
                 b'\n' | b'\r' => {
                     self.after_cr = b == b'\r';
                     let line = std::mem::take(&mut self.line);
-                    if let Some(event) = self.process_line(&line) {
+                    if let Some(event) = self.process_line(&line)? {
                         events.push(event);
                     }
                 }
@@ -86,12 +86,11 @@ impl SseDecoder {
         Ok(events)
     }
 
-    fn process_line(&mut self, line: &[u8]) -> Option<Event> {
-        if line.is_empty() {
-            return self.dispatch();
-        }
-        if line[0] == b':' {
-            return None; // comment (keep-alive)
+    fn process_line(&mut self, line: &[u8]) -> Result<Option<Event>, EventTooLarge> {
+        match line.first() {
+            None => return Ok(self.dispatch()),
+            Some(b':') => return Ok(None), // comment (keep-alive)
+            Some(_) => {}
         }
         let line = String::from_utf8_lossy(line);
         let (field, value) = match line.find(':') {
@@ -108,6 +107,11 @@ impl SseDecoder {
                 }
                 self.data.push_str(value);
                 self.has_data = true;
+                // The raw bytes were bounded as they came, but each invalid UTF-8 byte became a
+                // three-byte U+FFFD: bound what is kept, not only what arrived.
+                if self.data.len() > self.max_event_bytes {
+                    return Err(EventTooLarge(self.max_event_bytes));
+                }
             }
             "event" => self.event = value.to_owned(),
             "id" if !value.contains('\0') => self.last_id = Some(value.to_owned()),
@@ -116,7 +120,7 @@ impl SseDecoder {
             }
             _ => {}
         }
-        None
+        Ok(None)
     }
 
     fn dispatch(&mut self) -> Option<Event> {
@@ -179,5 +183,18 @@ mod tests {
     fn oversized_events_fail() {
         let mut d = SseDecoder::new(8);
         assert!(d.feed(b"data: 0123456789\n\n").is_err());
+    }
+
+    #[test]
+    fn invalid_utf8_cannot_grow_an_event_past_the_bound() {
+        // 400 invalid bytes are 400 bytes on the wire but 1,200 once each becomes U+FFFD.
+        let mut stream = b"data: ".to_vec();
+        stream.extend([0xff; 400]);
+        stream.extend(b"\n\n");
+        let mut d = SseDecoder::new(1024);
+        assert_eq!(d.feed(&stream), Err(EventTooLarge(1024)));
+        let mut d = SseDecoder::new(1024);
+        let events = d.feed(b"data: \xff\xff\n\n").unwrap();
+        assert_eq!(events[0].data, "\u{fffd}\u{fffd}");
     }
 }
