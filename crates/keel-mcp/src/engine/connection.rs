@@ -138,14 +138,10 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
                 let sequential = handler.is_sequential(&request.method);
                 let future = handler.handle_request(request, ctx);
                 let peer = peer.clone();
+                let grace = shared.limits.cancel_grace;
                 let task = async move {
-                    let outcome = tokio::select! {
-                        biased;
-                        _ = token.cancelled() => None,
-                        outcome = future => Some(outcome),
-                    };
-                    // A handler that ends because it saw the cancellation still gets no answer sent.
-                    let outcome = outcome.filter(|_| !token.is_cancelled());
+                    // A cancelled handler sees its token fire, gets a grace period, and no answer is sent.
+                    let outcome = super::run_with_grace(future, token, grace).await;
                     peer.shared.in_flight.lock().expect("in-flight lock").remove(&id);
                     // A cancelled request gets no answer.
                     if let Some(outcome) = outcome {

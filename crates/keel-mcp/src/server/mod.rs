@@ -33,7 +33,7 @@ mod completion;
 pub(crate) mod connection;
 pub(crate) mod context;
 pub(crate) mod dispatch;
-mod error;
+pub(crate) mod error;
 mod header_params;
 #[cfg(feature = "http-server")]
 pub mod http;
@@ -42,6 +42,7 @@ mod prompt;
 mod resource;
 #[cfg(feature = "skills")]
 mod skills;
+mod state;
 mod subscriptions;
 #[cfg(feature = "tasks")]
 mod tasks;
@@ -83,6 +84,7 @@ pub struct ServerBuilder {
     page_size: usize,
     state_key: Option<[u8; 32]>,
     extensions: Vec<(String, JsonObject)>,
+    states: state::StateMap,
 }
 
 impl ServerBuilder {
@@ -178,6 +180,31 @@ impl ServerBuilder {
         self
     }
 
+    /// Shares `value` with every handler: [`RequestContext::state::<T>()`](RequestContext::state) returns it.
+    /// One value per type (a second `state` of the same type replaces the first); wrap what handlers
+    /// change in a `Mutex` or use atomics, as with axum's `State`.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use keel_mcp::protocol::Implementation;
+    /// use keel_mcp::server::{HandlerError, NoArgs, RequestContext, Server};
+    ///
+    /// #[derive(Default)]
+    /// struct Counter(AtomicU64);
+    ///
+    /// let server = Server::builder(Implementation::new("counter", "1.0.0"))
+    ///     .state(Counter::default())
+    ///     .tool("hit", "Counts calls", |ctx: RequestContext, _: NoArgs| async move {
+    ///         let counter = ctx.state::<Counter>()?;
+    ///         Ok::<_, HandlerError>(counter.0.fetch_add(1, Ordering::Relaxed).to_string())
+    ///     })
+    ///     .build();
+    /// ```
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.states.insert(value);
+        self
+    }
+
     /// Sets the instructions given to the model.
     pub fn instructions(mut self, instructions: impl Into<String>) -> Self {
         self.instructions = Some(instructions.into());
@@ -230,7 +257,8 @@ impl ServerBuilder {
         if !catalog.resources.is_empty() || !catalog.templates.is_empty() {
             capabilities.resources = Some(ResourcesCapability { list_changed: Some(true), subscribe: Some(true) });
         }
-        if !catalog.prompts.is_empty() || !catalog.templates.is_empty() {
+        // Only a registered completer makes `completion/complete` worth calling.
+        if !catalog.completers.is_empty() {
             capabilities.completions = Some(JsonObject::new());
         }
         capabilities.logging = Some(JsonObject::new());
@@ -274,6 +302,7 @@ impl ServerBuilder {
                 page_size: self.page_size,
                 #[cfg(feature = "tasks")]
                 tasks: Arc::new(tasks::TaskStore::new(10_000, Duration::from_secs(300), Duration::from_millis(500))),
+                states: Arc::new(self.states),
                 sealer: match self.state_key {
                     Some(key) => input::StateSealer::with_key(key),
                     None => input::StateSealer::random(),
@@ -305,6 +334,8 @@ pub(crate) struct ServerInner {
     pub(crate) cache_hint: CacheHint,
     pub(crate) page_size: usize,
     pub(crate) sealer: input::StateSealer,
+    /// Values shared with every handler ([`ServerBuilder::state`]).
+    pub(crate) states: Arc<state::StateMap>,
     #[cfg(feature = "tasks")]
     pub(crate) tasks: Arc<tasks::TaskStore>,
 }
@@ -340,6 +371,7 @@ impl Server {
             page_size: 100,
             state_key: None,
             extensions: Vec::new(),
+            states: state::StateMap::default(),
         }
     }
 

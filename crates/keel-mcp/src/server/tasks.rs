@@ -19,6 +19,7 @@ use serde_json::value::RawValue;
 
 use super::HandlerError;
 use super::dispatch::{Incoming, check_name, finish, scope};
+use super::error::NoToolResult;
 use crate::protocol::capabilities::extension_ids;
 use crate::protocol::jsonrpc::code;
 use crate::protocol::lifecycle::EmptyResult;
@@ -235,21 +236,17 @@ impl TaskEntry {
                 Ok(serde_json::Value::Object(map)) => Some(map),
                 _ => None,
             };
-            match outcome {
+            // A tool error is a completed task whose result says so; `failed` means a protocol error.
+            match outcome.or_else(|e| e.disclose().into_tool_result()) {
                 Ok(result) => {
                     state.status = TaskStatus::Completed;
                     state.result = completed(result);
                 }
-                // A tool error is a completed task whose result says so; `failed` means a protocol error.
-                Err(HandlerError::Failed(message)) => {
-                    state.status = TaskStatus::Completed;
-                    state.result = completed(CallToolResult::error(message));
-                }
-                Err(HandlerError::Protocol(error)) => {
+                Err(NoToolResult::Protocol(error)) => {
                     state.status = TaskStatus::Failed;
                     state.error = Some(error);
                 }
-                Err(HandlerError::InputRequired) => {
+                Err(NoToolResult::InputRequired) => {
                     state.status = TaskStatus::Failed;
                     state.error = Some(ErrorObject::internal("the task asked for input it could not wait for"));
                 }

@@ -76,6 +76,9 @@ pub(crate) struct Call {
     pub(crate) id: RequestId,
     pub(crate) cancellation: CancellationToken,
     pub(crate) channel: Channel,
+    /// The HTTP request it came in (HTTP transports only), shared rather than copied.
+    #[cfg(feature = "http-server")]
+    pub(crate) http_request: Option<Arc<http::request::Parts>>,
 }
 
 /// What the HTTP transport saw in the headers of a modern request, checked against the body.
@@ -245,8 +248,17 @@ pub(crate) fn cache(server: &ServerInner, scope: &Scope) -> (Option<u64>, Option
     if scope.modern() { (Some(server.cache_hint.ttl_ms), Some(server.cache_hint.scope)) } else { (None, None) }
 }
 
-fn context(call: Call, scope: &Scope, meta: Option<&RequestMeta>, input: Option<Arc<InputRound>>) -> RequestContext {
+fn context(
+    server: &ServerInner,
+    call: Call,
+    scope: &Scope,
+    meta: Option<&RequestMeta>,
+    input: Option<Arc<InputRound>>,
+) -> RequestContext {
     RequestContext {
+        states: server.states.clone(),
+        #[cfg(feature = "http-server")]
+        http_request: call.http_request,
         id: call.id,
         cancellation: call.cancellation,
         channel: call.channel,

@@ -10,8 +10,8 @@ use crate::protocol::resources::{
     ReadResourceResult, SubscribeParams,
 };
 use crate::protocol::{ErrorObject, Request as _, decode_params};
-use crate::server::HandlerError;
 use crate::server::catalog::Catalog;
+use crate::server::error::Disclosed;
 
 use super::{
     Call, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish, input_required,
@@ -63,7 +63,7 @@ pub(super) async fn read(req: Incoming<'_>, call: Call) -> Outcome {
     let catalog = server.catalog();
     let (read, vars) = find_resource(&catalog, &uri).ok_or_else(|| resource_not_found(&scope, &uri))?;
     let input = open_input(server, &scope, method, &uri, params.input_responses, params.request_state)?;
-    let ctx = context(call, &scope, params.meta.as_ref(), input.clone());
+    let ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
     match read(ctx, uri.clone(), vars).await {
         Ok(contents) if contents.is_empty() => Err(resource_not_found(&scope, &uri)),
         Ok(contents) => {
@@ -71,9 +71,12 @@ pub(super) async fn read(req: Incoming<'_>, call: Call) -> Outcome {
             (result.ttl_ms, result.cache_scope) = cache(server, &scope);
             finish(server, &scope, result)
         }
-        Err(HandlerError::Failed(message)) => Err(ErrorObject::internal(message)),
-        Err(HandlerError::Protocol(error)) => Err(error),
-        Err(HandlerError::InputRequired) => input_required(server, &scope, method, &uri, input),
+        Err(error) => match error.disclose() {
+            Disclosed::Message(message) => Err(ErrorObject::internal(message)),
+            Disclosed::NotFound => Err(resource_not_found(&scope, &uri)),
+            Disclosed::Protocol(error) => Err(error),
+            Disclosed::InputRequired => input_required(server, &scope, method, &uri, input),
+        },
     }
 }
 

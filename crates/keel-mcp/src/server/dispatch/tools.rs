@@ -8,9 +8,10 @@ use crate::protocol::tools::{CallToolResult, ListToolsParams, ListToolsResult};
 use crate::protocol::{ErrorObject, JsonObject, Request as _, decode_params};
 #[cfg(feature = "tasks")]
 use crate::server::TaskSupport;
+use crate::server::error::NoToolResult;
 #[cfg(feature = "tasks")]
 use crate::server::tasks::{self, TaskSlot};
-use crate::server::{HandlerError, tool};
+use crate::server::tool;
 
 use super::{
     Call, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, open_input,
@@ -60,7 +61,7 @@ pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
     }
     let input = open_input(server, &scope, method, &name, params.input_responses, params.request_state)?;
     #[cfg_attr(not(feature = "tasks"), expect(unused_mut, reason = "only a task slot is set later"))]
-    let mut ctx = context(call, &scope, params.meta.as_ref(), input.clone());
+    let mut ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
     #[cfg(feature = "tasks")]
     let escalated = if tool.task_support != TaskSupport::Forbidden && tasks_declared && scope.modern() {
         let (slot, escalated) = TaskSlot::new(server.tasks.clone());
@@ -118,8 +119,10 @@ pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
             }
             finish(server, &scope, result)
         }
-        Err(HandlerError::Failed(message)) => finish(server, &scope, CallToolResult::error(message)),
-        Err(HandlerError::Protocol(error)) => Err(error),
-        Err(HandlerError::InputRequired) => input_required(server, &scope, method, &name, input),
+        Err(error) => match error.disclose().into_tool_result() {
+            Ok(tool_error) => finish(server, &scope, tool_error),
+            Err(NoToolResult::Protocol(error)) => Err(error),
+            Err(NoToolResult::InputRequired) => input_required(server, &scope, method, &name, input),
+        },
     }
 }

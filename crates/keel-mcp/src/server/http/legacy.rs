@@ -8,6 +8,7 @@ use crate::engine::CancellationToken;
 use bytes::Bytes;
 use futures_util::Stream;
 use http::header::HeaderValue;
+use http::request::Parts;
 use http::{HeaderMap, Response, StatusCode};
 use tokio::sync::mpsc;
 
@@ -16,7 +17,7 @@ use super::event_log::{EventLog, parse_event_id};
 use super::modern::{Started, start};
 use super::session::HttpSession;
 use super::{HttpInner, RequestSlot, ResponseChannel, accepts, header};
-use crate::engine::BoxFuture;
+use crate::engine::{BoxFuture, run_with_grace};
 use crate::protocol::cancellation::CancelledParams;
 use crate::protocol::jsonrpc::{self, Message, RawRequest, RequestId};
 use crate::protocol::{ErrorObject, Notification as _, ProtocolVersion, decode_params};
@@ -25,11 +26,8 @@ use crate::server::dispatch::{Call, dispatch};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
-pub(super) async fn initialize(
-    inner: &Arc<HttpInner>,
-    headers: &HeaderMap,
-    message: Message,
-) -> Response<ResponseBody> {
+pub(super) async fn initialize(inner: &Arc<HttpInner>, parts: &Arc<Parts>, message: Message) -> Response<ResponseBody> {
+    let headers = &parts.headers;
     let Message::Request(request) = message else { unreachable!("only requests have a method named initialize") };
     if header(headers, "mcp-protocol-version").is_some_and(|v| ProtocolVersion::new(v.to_owned()).is_modern()) {
         // A 2026-07-28 client: `initialize` does not exist in its revision.
@@ -42,7 +40,7 @@ pub(super) async fn initialize(
         return body::rpc_error(StatusCode::SERVICE_UNAVAILABLE, Some(&request.id), &error);
     };
     let id = request.id.clone();
-    let outcome = run_inline(inner, &session, request).await;
+    let outcome = run_inline(inner, &session, request, parts).await;
     let mut response = match outcome {
         Ok(result) => body::json(StatusCode::OK, jsonrpc::encode_result(&id, &result).expect("raw results encode")),
         Err(error) => {
@@ -59,11 +57,12 @@ pub(super) async fn initialize(
 pub(super) async fn post(
     inner: &Arc<HttpInner>,
     session_id: &str,
-    headers: &HeaderMap,
+    parts: &Arc<Parts>,
     message: Message,
     accepts_sse: bool,
     slot: RequestSlot,
 ) -> Response<ResponseBody> {
+    let headers = &parts.headers;
     let Some(session) = inner.sessions.get(session_id) else { return unknown_session() };
     if let Some(version) = header(headers, "mcp-protocol-version") {
         let version = ProtocolVersion::new(version.to_owned());
@@ -77,7 +76,7 @@ pub(super) async fn post(
             let error = ErrorObject::invalid_request("the session is already initialized");
             body::rpc_error(StatusCode::BAD_REQUEST, Some(&request.id), &error)
         }
-        Message::Request(request) => call(inner, session, request, accepts_sse, slot).await,
+        Message::Request(request) => call(inner, session, request, parts, accepts_sse, slot).await,
         Message::Notification(notification) => {
             if notification.method == CancelledParams::METHOD
                 && let Ok(CancelledParams { request_id: Some(id), .. }) =
@@ -104,6 +103,7 @@ async fn call(
     inner: &Arc<HttpInner>,
     session: Arc<HttpSession>,
     request: RawRequest,
+    parts: &Arc<Parts>,
     accepts_sse: bool,
     slot: RequestSlot,
 ) -> Response<ResponseBody> {
@@ -122,14 +122,16 @@ async fn call(
     let call_session = session.clone();
     let call_id = id.clone();
     let call_token = cancellation.clone();
-    let call: BoxFuture<Result<Box<serde_json::value::RawValue>, ErrorObject>> = Box::pin(async move {
-        let call = Call { id: call_id, cancellation: call_token.clone(), channel: Channel::Http(channel) };
-        tokio::select! {
-            biased;
-            _ = call_token.cancelled() => Err(ErrorObject::invalid_request("cancelled")),
-            outcome = dispatch(&server, Some(&call_session.state), request, call, None) => outcome,
-        }
+    let http_request = Some(parts.clone());
+    let dispatched: BoxFuture<Result<Box<serde_json::value::RawValue>, ErrorObject>> = Box::pin(async move {
+        let call = Call { id: call_id, cancellation: call_token, channel: Channel::Http(channel), http_request };
+        dispatch(&server, Some(&call_session.state), request, call, None).await
     });
+    // `notifications/cancelled` (or the client dropping a plain-JSON answer) fires the handler's token first;
+    // it gets a grace period, and a cancelled request is answered with nothing.
+    let graceful = run_with_grace(dispatched, cancellation.clone(), inner.server.limits.cancel_grace);
+    let call: BoxFuture<Result<Box<serde_json::value::RawValue>, ErrorObject>> =
+        Box::pin(async move { graceful.await.unwrap_or_else(|| Err(ErrorObject::invalid_request("cancelled"))) });
     match start(call, frames).await {
         Started::Done(outcome) => {
             session.in_flight.lock().expect("in-flight lock").remove(&id);
@@ -244,10 +246,16 @@ async fn run_inline(
     inner: &HttpInner,
     session: &Arc<HttpSession>,
     request: RawRequest,
+    parts: &Arc<Parts>,
 ) -> Result<Box<serde_json::value::RawValue>, ErrorObject> {
     let channel =
         ResponseChannel { stream: None, session: Some(session.clone()), timeout: inner.server.limits.request_timeout };
-    let call = Call { id: request.id.clone(), cancellation: CancellationToken::new(), channel: Channel::Http(channel) };
+    let call = Call {
+        id: request.id.clone(),
+        cancellation: CancellationToken::new(),
+        channel: Channel::Http(channel),
+        http_request: Some(parts.clone()),
+    };
     dispatch(&inner.server, Some(&session.state), request, call, None).await
 }
 

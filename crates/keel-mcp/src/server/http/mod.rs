@@ -293,13 +293,15 @@ where
         Err(e) => return body::rpc_error(StatusCode::BAD_REQUEST, e.id.as_ref(), &e.error),
     };
     let accepts_sse = accepts(&parts.headers, "text/event-stream");
+    // Shared with the handler's context (`RequestContext::http_request`) without copying the headers.
+    let parts = Arc::new(parts);
     if let Some(id) = session_id {
-        return legacy::post(&inner, &id, &parts.headers, message, accepts_sse, slot).await;
+        return legacy::post(&inner, &id, &parts, message, accepts_sse, slot).await;
     }
     if message.method() == Some(InitializeParams::METHOD) {
-        return legacy::initialize(&inner, &parts.headers, message).await;
+        return legacy::initialize(&inner, &parts, message).await;
     }
-    modern::post(&inner, &parts.headers, message, accepts_sse, slot).await
+    modern::post(&inner, &parts, message, accepts_sse, slot).await
 }
 
 fn method_not_allowed() -> Response<ResponseBody> {

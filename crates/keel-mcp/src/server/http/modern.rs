@@ -6,13 +6,14 @@ use std::sync::Arc;
 use crate::engine::{CancellationToken, DropGuard};
 use bytes::Bytes;
 use futures_util::Stream;
+use http::request::Parts;
 use http::{HeaderMap, Response, StatusCode};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use super::body::{self, ResponseBody, sse_event};
 use super::{HttpInner, RequestSlot, ResponseChannel, header};
-use crate::engine::BoxFuture;
+use crate::engine::{BoxFuture, run_with_grace};
 use crate::protocol::ErrorObject;
 use crate::protocol::Request as _;
 use crate::protocol::jsonrpc::{self, Message, RawRequest, RequestId, code};
@@ -24,11 +25,12 @@ type Outcome = Result<Box<RawValue>, ErrorObject>;
 
 pub(super) async fn post(
     inner: &Arc<HttpInner>,
-    headers: &HeaderMap,
+    parts: &Arc<Parts>,
     message: Message,
     accepts_sse: bool,
     slot: RequestSlot,
 ) -> Response<ResponseBody> {
+    let headers = &parts.headers;
     let request = match message {
         Message::Request(request) => request,
         // The core protocol defines no client notification over stateless HTTP; accept and ignore.
@@ -55,10 +57,16 @@ pub(super) async fn post(
     let channel = ResponseChannel { stream, session: None, timeout: inner.server.limits.request_timeout };
     let server = inner.server.clone();
     let call_id = id.clone();
+    let http_request = Some(parts.clone());
+    let token = cancellation.clone();
     let call: BoxFuture<Outcome> = Box::pin(async move {
-        let call = Call { id: call_id, cancellation, channel: Channel::Http(channel) };
+        let call = Call { id: call_id, cancellation, channel: Channel::Http(channel), http_request };
         dispatch(&server, None, request, call, Some(&checks)).await
     });
+    // The client going away cancels: the handler sees its token fire and gets a grace period.
+    let graceful = run_with_grace(call, token, inner.server.limits.cancel_grace);
+    let call: BoxFuture<Outcome> =
+        Box::pin(async move { graceful.await.unwrap_or_else(|| Err(ErrorObject::invalid_request("cancelled"))) });
     match start(call, frames).await {
         Started::Done(outcome) => answer_json(&id, outcome),
         Started::Streaming { first, frames, call } => body::sse(stream_call(first, frames, call, id, (guard, slot))),
