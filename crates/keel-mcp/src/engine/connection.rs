@@ -6,6 +6,7 @@ use crate::engine::CancellationToken;
 use serde_json::value::RawValue;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 use super::BoxFuture;
 use super::peer::{Inbound, Outbound, Peer};
@@ -53,8 +54,9 @@ pub fn serve<T: Transport, H: Handler>(transport: T, handler: Arc<H>, limits: Li
     let (reader, writer) = transport.split();
     let (tx, rx) = mpsc::channel(limits.outbound_queue);
     let peer = Peer::new(tx, limits);
-    let writer_task = tokio::spawn(write_loop(writer, rx));
-    let task = tokio::spawn(read_loop(reader, handler, peer.clone(), writer_task));
+    // The connection's tasks stay in the span it was opened in.
+    let writer_task = tokio::spawn(write_loop(writer, rx).in_current_span());
+    let task = tokio::spawn(read_loop(reader, handler, peer.clone(), writer_task).in_current_span());
     Connection { peer, task }
 }
 
@@ -152,7 +154,7 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
                 if sequential {
                     task.await;
                 } else {
-                    tokio::spawn(task);
+                    tokio::spawn(task.in_current_span());
                 }
             }
             Ok(Message::Notification(notification)) => match notification.method.as_str() {

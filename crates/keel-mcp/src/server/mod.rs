@@ -88,8 +88,63 @@ pub struct ServerBuilder {
 }
 
 impl ServerBuilder {
-    /// Adds a tool: `handler` is an `async fn(Args)` or `async fn(RequestContext, Args)` where `Args`
-    /// derives `Deserialize` and `JsonSchema`.
+    /// Adds a tool: `handler` is an `async fn(Args) -> R` or `async fn(RequestContext, Args) -> R` (a
+    /// closure or a plain `async fn`; the context comes first).
+    ///
+    /// **Arguments** (`Args`): a struct deriving `serde::Deserialize` and `schemars::JsonSchema` —
+    /// schemars **1.x**, re-exported as [`keel_mcp::schemars`](crate::schemars) — whose fields are the
+    /// tool's arguments (its doc comments on fields become their descriptions); [`NoArgs`] for a tool that
+    /// takes none; or a map (`serde_json::Map`, `HashMap<String, _>`). The input schema must be a JSON
+    /// object, so a bare `u32`, `String` or `Vec` is refused: registering it panics, naming the tool.
+    ///
+    /// **Return types** (`R`):
+    ///
+    /// | return | the client gets |
+    /// |---|---|
+    /// | `String`, `&'static str` | one text block |
+    /// | [`Json<T>`] (`T: Serialize + JsonSchema`, an object) | `structuredContent` plus the same JSON as text; `T`'s schema is published as `outputSchema` |
+    /// | `ContentBlock`, `Vec<ContentBlock>` | those blocks (images, audio, resources) |
+    /// | `CallToolResult` | exactly that |
+    /// | `Result<R, E>` | `Ok`: as above; `Err`: see [`HandlerError`] — `E` is `HandlerError` or any error `?` converts (std errors, `anyhow::Error`, `Box<dyn Error + Send + Sync>`) |
+    ///
+    /// ```
+    /// use keel_mcp::protocol::Implementation;
+    /// use keel_mcp::server::{HandlerError, Json, NoArgs, RequestContext, Server};
+    ///
+    /// #[derive(serde::Deserialize, keel_mcp::schemars::JsonSchema)]
+    /// #[schemars(crate = "keel_mcp::schemars")]
+    /// struct Lookup {
+    ///     /// The note's id.
+    ///     id: u64,
+    /// }
+    ///
+    /// #[derive(serde::Serialize, keel_mcp::schemars::JsonSchema)]
+    /// #[schemars(crate = "keel_mcp::schemars")]
+    /// struct Note { id: u64, text: String }
+    ///
+    /// let server = Server::builder(Implementation::new("notes", "1.0.0"))
+    ///     .tool("ping", "Answers pong", |_: NoArgs| async { "pong" })
+    ///     .tool("get", "Reads a note", |ctx: RequestContext, Lookup { id }: Lookup| async move {
+    ///         ctx.progress(0.5, None, None).await;
+    ///         if id == 0 {
+    ///             return Err(HandlerError::failed("ids start at 1"));
+    ///         }
+    ///         Ok(Json(Note { id, text: "hello".into() }))
+    ///     })
+    ///     .build();
+    /// ```
+    ///
+    /// A handler that does not fit says which shapes would:
+    ///
+    /// ```compile_fail
+    /// # use keel_mcp::protocol::Implementation;
+    /// # use keel_mcp::server::{NoArgs, RequestContext, Server};
+    /// // The context comes first, and a number is no tool result: "is not a tool handler".
+    /// Server::builder(Implementation::new("x", "1")).tool("n", "", |_: NoArgs, _ctx: RequestContext| async { 1u32 });
+    /// ```
+    ///
+    /// # Panics
+    /// When `Args`' schema is not a JSON object, or a `Json<T>` output's is not (see [`ToolDef::new`]).
     pub fn tool<M, H: ToolHandler<M>>(
         self,
         name: impl Into<String>,
@@ -454,7 +509,8 @@ impl Server {
         let handler = Arc::new(connection::ServerConnection::new(self.inner.clone()));
         let session = handler.session();
         let connection = crate::engine::serve(transport, handler, self.inner.limits.clone());
-        tokio::spawn(connection::forward_changes(self.inner.clone(), session, connection.peer.clone()));
+        let forward = connection::forward_changes(self.inner.clone(), session, connection.peer.clone());
+        tokio::spawn(tracing::Instrument::in_current_span(forward));
         connection
     }
 

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use tracing::Instrument as _;
 
 use super::connection::Session;
 use super::context::Channel;
@@ -113,7 +114,33 @@ struct TargetedIn {
 
 /// Handles one request. `session` is the legacy session the request belongs to (`None` on the stateless
 /// HTTP path); `headers` are the HTTP headers to check against the body (modern HTTP only).
+///
+/// Everything it does runs in one `mcp.request` span (method, id, era once known, HTTP session), which the
+/// handler and whatever it spawns with `in_current_span` inherit. Without a subscriber the span is a no-op.
 pub(crate) async fn dispatch(
+    server: &ServerInner,
+    session: Option<&Mutex<Session>>,
+    request: RawRequest,
+    call: Call,
+    headers: Option<&HeaderChecks>,
+) -> Outcome {
+    let span = tracing::info_span!(
+        "mcp.request",
+        method = request.method.as_str(),
+        id = %call.id,
+        era = tracing::field::Empty,
+        session = tracing::field::Empty,
+    );
+    #[cfg(feature = "http-server")]
+    if let Channel::Http(http) = &call.channel
+        && let Some(session) = &http.session
+    {
+        span.record("session", &*session.id);
+    }
+    route(server, session, request, call, headers).instrument(span).await
+}
+
+async fn route(
     server: &ServerInner,
     session: Option<&Mutex<Session>>,
     request: RawRequest,
@@ -164,6 +191,18 @@ pub(crate) async fn dispatch(
 /// Decides the era of one request. A `_meta` protocol version makes it a modern, self-contained request;
 /// otherwise it belongs to the legacy session, which must have been initialized (`ping` excepted).
 pub(crate) fn scope(
+    server: &ServerInner,
+    session: Option<&Mutex<Session>>,
+    meta: Option<&RequestMeta>,
+    allowed_before_initialize: bool,
+    headers: Option<&HeaderChecks>,
+) -> Result<Scope, ErrorObject> {
+    let scope = decide_scope(server, session, meta, allowed_before_initialize, headers)?;
+    tracing::Span::current().record("era", if scope.modern() { "modern" } else { "legacy" });
+    Ok(scope)
+}
+
+fn decide_scope(
     server: &ServerInner,
     session: Option<&Mutex<Session>>,
     meta: Option<&RequestMeta>,

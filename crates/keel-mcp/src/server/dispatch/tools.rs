@@ -95,7 +95,8 @@ pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
                 Ok(task) = escalated => {
                     // The handler goes on in the background; the client polls the task.
                     let background = task.clone();
-                    tokio::spawn(async move {
+                    // Still in the request's span: the task's logs say which call it was.
+                    let background_run = async move {
                         let outcome = tokio::select! {
                             outcome = run => Some(outcome),
                             _ = background.cancellation.cancelled() => None,
@@ -103,7 +104,8 @@ pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
                         if let Some(outcome) = outcome {
                             background.finish(outcome);
                         }
-                    });
+                    };
+                    tokio::spawn(tracing::Instrument::in_current_span(background_run));
                     return finish(server, &scope, CreateTaskResult::new(task.summary()));
                 }
             }

@@ -146,10 +146,11 @@ async fn call(
             let priming = priming(inner, &session, &log);
             let body = replay(session.clone(), log.clone(), 0, priming);
             record(&log, first);
-            tokio::spawn(async move {
+            let background = async move {
                 finish_in_background(session, log, frames, call, id, cancellation).await;
                 drop(slot);
-            });
+            };
+            tokio::spawn(tracing::Instrument::in_current_span(background));
             body::sse(body)
         }
     }
