@@ -4,7 +4,9 @@
 use crate::protocol::capabilities::extension_ids;
 #[cfg(feature = "tasks")]
 use crate::protocol::tasks::extension::CreateTaskResult;
-use crate::protocol::tools::{CallToolResult, ListToolsParams, ListToolsResult};
+#[cfg(feature = "schema-validation")]
+use crate::protocol::tools::CallToolResult;
+use crate::protocol::tools::{ListToolsParams, ListToolsResult};
 use crate::protocol::{ErrorObject, JsonObject, Request as _, decode_params};
 #[cfg(feature = "tasks")]
 use crate::server::TaskSupport;
