@@ -17,9 +17,8 @@ pub struct Limits {
     pub outbound_queue: usize,
     /// How long an outgoing request waits for its answer. Default 60 s.
     pub request_timeout: Duration,
-    /// How long a handler keeps running after its request is cancelled, to see its
-    /// [`RequestContext::cancellation`](crate::server::RequestContext::cancellation) fire and clean up,
-    /// before its future is dropped. Default 1 s.
+    /// How long a server's handler keeps running after its request is cancelled, to see its
+    /// `RequestContext::cancellation` fire and clean up, before its future is dropped. Default 1 s.
     pub cancel_grace: Duration,
     /// How long a child process gets to exit after its stdin closes, and again after SIGTERM. Default 2 s.
     pub shutdown_grace: Duration,

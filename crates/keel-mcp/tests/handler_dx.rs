@@ -350,7 +350,7 @@ async fn shared_state_reaches_every_handler_without_captured_clones() {
             Ok::<_, HandlerError>((counter.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1).to_string())
         })
         .tool("missing", "Wants state nobody registered", |ctx: RequestContext, _: NoArgs| async move {
-            ctx.state::<String>().map(Clone::clone)
+            ctx.state::<String>().cloned()
         })
         .build();
     for (version, expected) in [(ProtocolVersion::V2025_11_25, "1"), (ProtocolVersion::V2026_07_28, "2")] {

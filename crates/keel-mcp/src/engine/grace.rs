@@ -43,6 +43,24 @@ pub(crate) fn run_with_grace<T: Send + 'static>(
     }
 }
 
+/// Runs `future` to its end; only dropping the returned future (the HTTP request going away) cancels:
+/// `token` fires and the rest of `future` gets `grace` in a task of its own, in the same tracing span. For
+/// callers whose token fires by nothing else, this spares [`run_with_grace`]'s wait on the token.
+pub(crate) fn cancel_on_drop<T: Send + 'static>(
+    future: BoxFuture<T>,
+    token: CancellationToken,
+    grace: Duration,
+) -> impl Future<Output = T> + Send + 'static {
+    let mut guard = Detach { future: Some(future), token, grace, deadline: None, span: tracing::Span::current() };
+    std::future::poll_fn(move |cx| {
+        let Some(running) = guard.future.as_mut() else { return std::task::Poll::Pending };
+        let output = std::task::ready!(running.as_mut().poll(cx));
+        // Finished: nothing left for the drop guard to carry on.
+        guard.future = None;
+        std::task::Poll::Ready(output)
+    })
+}
+
 /// Owns the handler's future; if dropped with it unfinished, cancels and finishes the grace period
 /// elsewhere.
 struct Detach<T: Send + 'static> {
@@ -132,6 +150,24 @@ mod tests {
             Duration::from_secs(1),
         ));
         // Started, then abandoned (an HTTP client going away).
+        assert!(futures_poll_once(run.as_mut()).await.is_none());
+        drop(run);
+        assert!(token.is_cancelled());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(cleaned.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancel_on_drop_answers_when_finished_and_cancels_only_when_dropped() {
+        let token = CancellationToken::new();
+        assert_eq!(cancel_on_drop(Box::pin(async { 7 }), token.clone(), Duration::from_secs(1)).await, 7);
+        assert!(!token.is_cancelled());
+        let cleaned = Arc::new(AtomicBool::new(false));
+        let mut run = Box::pin(cancel_on_drop(
+            handler(token.clone(), Duration::from_millis(200), cleaned.clone()),
+            token.clone(),
+            Duration::from_secs(1),
+        ));
         assert!(futures_poll_once(run.as_mut()).await.is_none());
         drop(run);
         assert!(token.is_cancelled());

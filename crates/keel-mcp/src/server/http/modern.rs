@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 
 use super::body::{self, ResponseBody, sse_event};
 use super::{HttpInner, RequestSlot, ResponseChannel, header};
-use crate::engine::{BoxFuture, run_with_grace};
+use crate::engine::{BoxFuture, cancel_on_drop};
 use crate::protocol::ErrorObject;
 use crate::protocol::Request as _;
 use crate::protocol::jsonrpc::{self, Message, RawRequest, RequestId, code};
@@ -63,10 +63,8 @@ pub(super) async fn post(
         let call = Call { id: call_id, cancellation, channel: Channel::Http(channel), http_request };
         dispatch(&server, None, request, call, Some(&checks)).await
     });
-    // The client going away cancels: the handler sees its token fire and gets a grace period.
-    let graceful = run_with_grace(call, token, inner.server.limits.cancel_grace);
-    let call: BoxFuture<Outcome> =
-        Box::pin(async move { graceful.await.unwrap_or_else(|| Err(ErrorObject::invalid_request("cancelled"))) });
+    // The client going away is the only cancellation: the handler sees its token fire and gets a grace period.
+    let call: BoxFuture<Outcome> = Box::pin(cancel_on_drop(call, token, inner.server.limits.cancel_grace));
     match start(call, frames).await {
         Started::Done(outcome) => answer_json(&id, outcome),
         Started::Streaming { first, frames, call } => body::sse(stream_call(first, frames, call, id, (guard, slot))),
