@@ -9,6 +9,10 @@
 //! opens the browser at the authorization page and listens on `127.0.0.1` for the redirect. Tokens and
 //! registrations are kept in `$KEEL_TOKEN_DIR` (default `./.keel-tokens`, mode 0600 files), so the next run
 //! reuses or refreshes them without a browser.
+//!
+//! With `KEEL_OAUTH_NO_BROWSER=1` no browser is opened: stderr gets the line
+//! `Open this URL in your browser to authorize:` followed by the URL alone on the next line, and the
+//! loopback listener waits for the callback (a script or another device can open it).
 
 use std::sync::Arc;
 
@@ -28,7 +32,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let store_dir = std::env::var("KEEL_TOKEN_DIR").unwrap_or_else(|_| ".keel-tokens".into());
-    let redirect = LoopbackRedirect::bind(0).await?;
+    let mut redirect = LoopbackRedirect::bind(0).await?;
+    if std::env::var("KEEL_OAUTH_NO_BROWSER").is_ok_and(|v| v == "1") {
+        // Headless (CI, SSH): stderr gets the prompt line, then the URL alone on the next line.
+        redirect = redirect.without_browser();
+    }
     let mut oauth = OAuthClient::builder(&url, redirect)
         .client_name("Keel oauth_client example")
         .store(FileTokenStore::new(store_dir));

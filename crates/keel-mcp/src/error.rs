@@ -21,8 +21,20 @@ pub enum Error {
     TooManyPending(usize),
     /// A message could not be encoded or decoded.
     Json(serde_json::Error),
-    /// The transport failed.
+    /// The transport failed: the peer could not be reached (connection refused, DNS, TLS, a connect
+    /// timeout) or the connection broke (reset, closed mid-message). The [`kind`](std::io::Error::kind) says
+    /// what the operating system reported where it did (`ConnectionRefused`, `ConnectionReset`, `TimedOut`,
+    /// …), the message says which step failed, and [`source`](std::error::Error::source) leads to the
+    /// underlying error. Retrying later, or checking the URL, may help; the server never saw the request
+    /// or never answered it.
     Transport(std::io::Error),
+    /// The HTTP server refused the request (401: log in; 403: the credentials do not allow it) and the
+    /// transport's [`HttpAuth`](crate::auth::HttpAuth), if any, could not fix it. The [`Challenge`] says what
+    /// the server asked for (scheme, `error`, `scope`, `resource_metadata`). Boxed to keep `Error` small.
+    ///
+    /// [`Challenge`]: crate::auth::Challenge
+    #[cfg(feature = "http-client")]
+    Unauthorized(Box<crate::auth::Challenge>),
     /// Authorization failed: discovery, registration, the authorization grant or a token refresh did not
     /// succeed, or a security check stopped the flow.
     #[cfg(feature = "auth")]
@@ -43,6 +55,8 @@ impl fmt::Display for Error {
             Error::TooManyPending(limit) => write!(f, "too many pending requests (limit {limit})"),
             Error::Json(e) => write!(f, "invalid message: {e}"),
             Error::Transport(e) => write!(f, "transport error: {e}"),
+            #[cfg(feature = "http-client")]
+            Error::Unauthorized(challenge) => write!(f, "the server refused the request: {challenge}"),
             #[cfg(feature = "auth")]
             Error::Auth(e) => write!(f, "authorization failed: {e}"),
             Error::Protocol(why) => write!(f, "protocol error: {why}"),

@@ -10,7 +10,9 @@
 //! - `transport`: stdio, child-process and in-memory transports.
 //! - `server` (with `server::http`, feature `http-server`) and `client` (with its streamable HTTP transport,
 //!   feature `http-client`): the APIs most users touch.
-//! - `auth` (feature `auth`): the OAuth 2.1 client for MCP authorization.
+//! - `auth` (feature `http-client`): how the HTTP client gets credentials — the `HttpAuth` trait, a fixed
+//!   `BearerToken`, the `Challenge` of a 401 / 403; with feature `auth`, `auth::client`, the OAuth 2.1 client
+//!   for MCP authorization.
 //!
 //! Features: `client`, `server`, `stdio` and `child-process` by default; `http-server`, `http-client`, `auth`,
 //! `schema-validation` and the `tasks` and `skills` extensions on request. Every buffer, queue and wait is

@@ -5,7 +5,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use keel_mcp::auth::client::{AuthError, FileTokenStore, HeadlessRedirect, OAuthClient};
+use keel_mcp::auth::client::{
+    AuthError, ConsentPrompt, FileTokenStore, HeadlessRedirect, LoopbackRedirect, MemoryTokenStore, OAuthClient,
+    RedirectStep, TokenStore,
+};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -31,6 +34,30 @@ struct Config {
     redirect_prm: bool,
     array_metadata: bool,
     dpop: bool,
+    /// `token_endpoint_auth_methods_supported`; with it, registration issues a secret.
+    auth_methods: Option<Vec<&'static str>>,
+    /// How the token endpoint checks client authentication.
+    token_auth: TokenAuth,
+    /// `/authorize` refuses redirect URIs that were not registered (exact match).
+    exact_redirect: bool,
+    /// Token responses carry no refresh token.
+    no_refresh_token: bool,
+    /// Metadata only at `/.well-known/openid-configuration`.
+    openid: bool,
+    /// `POST /mcp` answers 401 with a challenge.
+    mcp_401: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TokenAuth {
+    /// Anything goes.
+    Lenient,
+    /// Basic or post, and `client_id` must be in the body (the Python SDK's server).
+    ClientIdInBody,
+    /// Only `Authorization: Basic`; a `client_secret` in the body is refused.
+    StrictBasic,
+    /// Every client is refused (`invalid_client`).
+    RefuseAll,
 }
 
 impl Default for Config {
@@ -46,6 +73,12 @@ impl Default for Config {
             redirect_prm: false,
             array_metadata: false,
             dpop: false,
+            auth_methods: None,
+            token_auth: TokenAuth::Lenient,
+            exact_redirect: false,
+            no_refresh_token: false,
+            openid: false,
+            mcp_401: false,
         }
     }
 }
@@ -83,11 +116,13 @@ async fn mock(config: Config) -> Mock {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let config = Arc::new(config);
     let counter = Arc::new(Mutex::new(0u32));
+    let registered: Arc<Mutex<Vec<String>>> = Arc::default();
     let (b, s) = (base.clone(), seen.clone());
     tokio::spawn(async move {
         loop {
             let (mut sock, _) = listener.accept().await.unwrap();
             let (base, seen, config, counter) = (b.clone(), s.clone(), config.clone(), counter.clone());
+            let registered = registered.clone();
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut tmp = [0u8; 4096];
@@ -141,14 +176,19 @@ async fn mock(config: Config) -> Mock {
                     ("GET", "/.well-known/oauth-protected-resource/mcp") if config.redirect_prm => {
                         (302, vec![("location".into(), format!("{base}/real-prm"))], String::new())
                     }
-                    ("GET", "/.well-known/oauth-authorization-server") if config.array_metadata => {
+                    ("GET", "/.well-known/oauth-authorization-server" | "/.well-known/openid-configuration")
+                        if config.array_metadata =>
+                    {
                         (200, vec![], json!([{"issuer": issuer}]).to_string())
                     }
                     ("GET", "/.well-known/oauth-protected-resource/mcp") => {
                         let resource = config.prm_resource.clone().unwrap_or(format!("{base}/mcp"));
                         (200, vec![], json!({"resource": resource, "authorization_servers": [issuer], "scopes_supported": ["mcp:basic"]}).to_string())
                     }
-                    ("GET", "/.well-known/oauth-authorization-server") => {
+                    ("GET", "/.well-known/oauth-authorization-server") if config.openid => {
+                        (404, vec![], String::new())
+                    }
+                    ("GET", "/.well-known/oauth-authorization-server" | "/.well-known/openid-configuration") => {
                         let mut m = json!({
                             "issuer": config.metadata_issuer.clone().unwrap_or(issuer.clone()),
                             "authorization_endpoint": format!("{base}/authorize"),
@@ -162,16 +202,47 @@ async fn mock(config: Config) -> Mock {
                         if config.s256 {
                             m["code_challenge_methods_supported"] = json!(["S256"]);
                         }
+                        if let Some(methods) = &config.auth_methods {
+                            m["token_endpoint_auth_methods_supported"] = json!(methods);
+                        }
                         if config.huge_metadata {
                             m["padding"] = json!("x".repeat(5 * 1024 * 1024));
                         }
                         (200, vec![], m.to_string())
                     }
-                    ("POST", "/register") => (
-                        201,
-                        vec![],
-                        json!({"client_id": "dcr-client", "token_endpoint_auth_method": "none"}).to_string(),
+                    ("POST", "/register") => {
+                        let req: Value = serde_json::from_str(&body).unwrap_or_default();
+                        let uris: Vec<String> = req["redirect_uris"]
+                            .as_array()
+                            .map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect())
+                            .unwrap_or_default();
+                        registered.lock().unwrap().extend(uris.iter().cloned());
+                        let mut out = json!({"client_id": "dcr-client", "token_endpoint_auth_method": "none"});
+                        if config.auth_methods.is_some() {
+                            out["client_secret"] = json!("dcr-secret");
+                            out["token_endpoint_auth_method"] = req["token_endpoint_auth_method"].clone();
+                            out["redirect_uris"] = json!(uris);
+                        }
+                        (201, vec![], out.to_string())
+                    }
+                    ("POST", "/mcp") if config.mcp_401 => (
+                        401,
+                        vec![(
+                            "www-authenticate".into(),
+                            format!(r#"Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp""#),
+                        )],
+                        String::new(),
                     ),
+                    ("GET", "/authorize")
+                        if config.exact_redirect
+                            && !registered
+                                .lock()
+                                .unwrap()
+                                .iter()
+                                .any(|r| Some(r.as_str()) == get(&form(&query), "redirect_uri")) =>
+                    {
+                        (400, vec![], json!({"error": "invalid_request", "error_description": "Redirect URI not registered for client"}).to_string())
+                    }
                     ("GET", "/authorize") => {
                         let q = form(&query);
                         let state = if config.wrong_state {
@@ -197,7 +268,16 @@ async fn mock(config: Config) -> Mock {
                             .ok()?;
                             claims["nonce"].as_str().map(str::to_owned)
                         });
-                        if get(&f, "grant_type") == Some("refresh_token") && config.refresh_fails {
+                        let basic = authorization.as_deref().is_some_and(|a| a.starts_with("Basic "));
+                        let client_refused = match config.token_auth {
+                            TokenAuth::Lenient => false,
+                            TokenAuth::ClientIdInBody => get(&f, "client_id").is_none(),
+                            TokenAuth::StrictBasic => !basic || get(&f, "client_secret").is_some(),
+                            TokenAuth::RefuseAll => true,
+                        };
+                        if client_refused {
+                            (401, vec![], json!({"error": "invalid_client", "error_description": "Missing client_id"}).to_string())
+                        } else if get(&f, "grant_type") == Some("refresh_token") && config.refresh_fails {
                             (400, vec![], json!({"error": "invalid_grant"}).to_string())
                         } else if config.dpop && proof_nonce.as_deref() != Some("as-nonce") {
                             (
@@ -211,8 +291,13 @@ async fn mock(config: Config) -> Mock {
                             (
                                 200,
                                 vec![],
-                                json!({"access_token": format!("tok-{n}"), "token_type": if config.dpop { "DPoP" } else { "Bearer" }, "expires_in": config.expires_in, "refresh_token": format!("ref-{n}")})
-                                    .to_string(),
+                                {
+                                    let mut t = json!({"access_token": format!("tok-{n}"), "token_type": if config.dpop { "DPoP" } else { "Bearer" }, "expires_in": config.expires_in, "refresh_token": format!("ref-{n}")});
+                                    if config.no_refresh_token {
+                                        t.as_object_mut().unwrap().remove("refresh_token");
+                                    }
+                                    t.to_string()
+                                },
                             )
                         }
                     }
@@ -244,6 +329,57 @@ fn challenge(m: &Mock) -> Vec<String> {
 
 fn client(m: &Mock) -> OAuthClient {
     OAuthClient::builder(m.mcp(), HeadlessRedirect::new("http://localhost:3000/callback").unwrap()).build().unwrap()
+}
+
+fn client_with_store(m: &Mock, store: &MemoryTokenStore) -> OAuthClient {
+    OAuthClient::builder(m.mcp(), HeadlessRedirect::new("http://localhost:3000/callback").unwrap())
+        .store(store.clone())
+        .build()
+        .unwrap()
+}
+
+/// Moves the stored tokens `secs` into the past, as if they had been issued that long ago.
+async fn age_tokens(store: &MemoryTokenStore, key: &str, secs: u64) {
+    let mut stored = store.load(key).await.unwrap().unwrap();
+    let t = stored.tokens.as_mut().unwrap();
+    t.issued_at = t.issued_at.map(|v| v - secs);
+    t.expires_at = t.expires_at.map(|v| v - secs);
+    store.save(key, stored).await.unwrap();
+}
+
+/// One HTTP/1.1 GET on loopback: the status and the `Location` header.
+async fn http_get(url: &str) -> (u16, Option<String>) {
+    let u = url::Url::parse(url).unwrap();
+    let mut s = tokio::net::TcpStream::connect((u.host_str().unwrap(), u.port().unwrap())).await.unwrap();
+    let target = match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_owned(),
+    };
+    s.write_all(format!("GET {target} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let location = out.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("location").then(|| v.trim().to_owned())
+    });
+    (status, location)
+}
+
+/// What a browser does with the authorization URL here: follows the server's redirect to the callback.
+fn browse(url: &str) {
+    let url = url.to_owned();
+    tokio::spawn(async move {
+        if let (302, Some(callback)) = http_get(&url).await {
+            http_get(&callback).await;
+        }
+    });
+}
+
+/// A loopback redirect whose "browser" is this test: it follows the authorization server's redirect to the
+/// listener. A refused authorization request leaves the listener waiting until its (short) timeout.
+async fn test_browser_redirect() -> LoopbackRedirect {
+    LoopbackRedirect::bind(0).await.unwrap().timeout(std::time::Duration::from_secs(5)).on_authorization_url(browse)
 }
 
 #[tokio::test]
@@ -328,10 +464,12 @@ async fn oversized_metadata_is_refused() {
 
 #[tokio::test]
 async fn proactive_refresh_before_expiry() {
-    // 30 s left is inside the refresh margin: the next request refreshes first.
-    let m = mock(Config { expires_in: 30, ..Default::default() }).await;
-    let c = client(&m);
+    // An hour-long token with 30 s left is inside the refresh margin: the next request refreshes first.
+    let m = mock(Config::default()).await;
+    let store = MemoryTokenStore::new();
+    let c = client_with_store(&m, &store);
     c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap();
+    age_tokens(&store, &m.mcp(), 3570).await;
     assert_eq!(c.access_header(&m.mcp()).await.unwrap().as_deref(), Some("Bearer tok-2"));
     let refresh = form(&m.hits("/token")[1].body);
     assert_eq!(get(&refresh, "grant_type"), Some("refresh_token"));
@@ -353,9 +491,11 @@ async fn refresh_on_401_without_new_authorization() {
 
 #[tokio::test]
 async fn invalid_grant_clears_tokens_and_reauthorizes() {
-    let m = mock(Config { refresh_fails: true, expires_in: 30, ..Default::default() }).await;
-    let c = client(&m);
+    let m = mock(Config { refresh_fails: true, ..Default::default() }).await;
+    let store = MemoryTokenStore::new();
+    let c = client_with_store(&m, &store);
     c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap();
+    age_tokens(&store, &m.mcp(), 3570).await;
     // Proactive refresh fails with invalid_grant: the tokens are gone, the request goes out without them.
     assert_eq!(c.access_header(&m.mcp()).await.unwrap(), None);
     // The resulting 401 runs a new authorization.
@@ -595,4 +735,165 @@ async fn no_dpop_unless_the_server_supports_it() {
         c.request_headers("POST", &m.mcp()).await.unwrap(),
         vec![("authorization".to_owned(), "Bearer tok-1".to_owned())]
     );
+}
+
+/// A server that registers confidential clients for `methods` and checks client authentication per `auth`.
+async fn confidential_server(methods: Vec<&'static str>, token_auth: TokenAuth) -> Mock {
+    mock(Config { auth_methods: Some(methods), token_auth, ..Default::default() }).await
+}
+
+#[tokio::test]
+async fn a_basic_server_that_wants_client_id_in_the_body() {
+    // The Python SDK's authorization server: offers post and basic, and refuses a token request whose body
+    // has no client_id ("Missing client_id"). Keel registers for post, which carries it.
+    let m = confidential_server(vec!["client_secret_post", "client_secret_basic"], TokenAuth::ClientIdInBody).await;
+    assert!(client(&m).handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap());
+    let reg: Value = serde_json::from_str(&m.hits("/register")[0].body).unwrap();
+    assert_eq!(reg["token_endpoint_auth_method"], "client_secret_post");
+    let token = form(&m.hits("/token")[0].body);
+    assert_eq!((get(&token, "client_id"), get(&token, "client_secret")), (Some("dcr-client"), Some("dcr-secret")));
+
+    // Credentials registered for basic elsewhere: basic, and client_id in the body as well.
+    use keel_mcp::auth::client::ClientCredentials;
+    let m = confidential_server(vec!["client_secret_basic"], TokenAuth::ClientIdInBody).await;
+    let mut creds = ClientCredentials::confidential("pre", "pw");
+    creds.token_endpoint_auth_method = Some("client_secret_basic".into());
+    let c = OAuthClient::builder(m.mcp(), HeadlessRedirect::new("http://localhost:3000/callback").unwrap())
+        .pre_registered(creds)
+        .build()
+        .unwrap();
+    assert!(c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap());
+    let hit = &m.hits("/token")[0];
+    assert!(hit.authorization.as_deref().is_some_and(|a| a.starts_with("Basic ")));
+    assert_eq!(get(&form(&hit.body), "client_id"), Some("pre"));
+}
+
+#[tokio::test]
+async fn a_strict_basic_server() {
+    // Only basic offered, and a secret in the body is refused: basic header, no client_secret in the body.
+    let m = confidential_server(vec!["client_secret_basic"], TokenAuth::StrictBasic).await;
+    assert!(client(&m).handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap());
+    let reg: Value = serde_json::from_str(&m.hits("/register")[0].body).unwrap();
+    assert_eq!(reg["token_endpoint_auth_method"], "client_secret_basic");
+    let hit = &m.hits("/token")[0];
+    assert!(hit.authorization.as_deref().is_some_and(|a| a.starts_with("Basic ")));
+    assert_eq!(get(&form(&hit.body), "client_secret"), None);
+}
+
+#[tokio::test]
+async fn reauthorization_reuses_the_registered_port_or_registers_again() {
+    // The server matches redirect URIs exactly; tokens expire with no refresh token, so each run authorizes.
+    let m = mock(Config { exact_redirect: true, no_refresh_token: true, ..Default::default() }).await;
+    let store = MemoryTokenStore::new();
+    let build =
+        |redirect: LoopbackRedirect| OAuthClient::builder(m.mcp(), redirect).store(store.clone()).build().unwrap();
+    let redirect_uri = |i: usize| get(&form(&m.hits("/authorize")[i].query), "redirect_uri").unwrap().to_owned();
+
+    let first = build(test_browser_redirect().await);
+    assert!(first.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap());
+    let registered = redirect_uri(0);
+
+    // A later run listens on another port; the registered one is free, so the listener moves there.
+    age_tokens(&store, &m.mcp(), 7200).await;
+    let second_redirect = test_browser_redirect().await;
+    assert_ne!(second_redirect.redirect_uri(), registered);
+    let second = build(second_redirect);
+    assert_eq!(second.access_header(&m.mcp()).await.unwrap().as_deref(), Some("Bearer tok-2"));
+    assert_eq!(redirect_uri(1), registered);
+    assert_eq!(m.hits("/register").len(), 1);
+
+    // The registered port is taken: the client registers again with the port it has.
+    let port = url::Url::parse(&registered).unwrap().port().unwrap();
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    age_tokens(&store, &m.mcp(), 7200).await;
+    let third_redirect = test_browser_redirect().await;
+    let third_uri = third_redirect.redirect_uri();
+    let third = build(third_redirect);
+    assert_eq!(third.access_header(&m.mcp()).await.unwrap().as_deref(), Some("Bearer tok-3"));
+    assert_eq!(m.hits("/register").len(), 2);
+    assert_eq!(redirect_uri(2), third_uri);
+}
+
+#[tokio::test]
+async fn short_lived_tokens_are_not_refreshed_right_after_issue() {
+    // 60 s tokens: three requests right after the code exchange send the token they have.
+    let m = mock(Config { expires_in: 60, ..Default::default() }).await;
+    let c = client(&m);
+    c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(c.access_header(&m.mcp()).await.unwrap().as_deref(), Some("Bearer tok-1"));
+    }
+    assert_eq!(m.hits("/token").len(), 1);
+}
+
+#[tokio::test]
+async fn invalid_client_fails_once_without_a_second_browser_round() {
+    let m = mock(Config { token_auth: TokenAuth::RefuseAll, mcp_401: true, ..Default::default() }).await;
+    let oauth = client(&m);
+    let transport = keel_mcp::client::http::HttpTransport::new(&m.mcp()).unwrap().auth(Arc::new(oauth.clone()));
+    let connected =
+        keel_mcp::client::Client::builder(keel_mcp::protocol::Implementation::new("t", "1")).connect(transport).await;
+    let Err(err) = connected else { panic!("the login must fail") };
+    let err = err.to_string();
+    assert!(err.contains("refused this client"), "{err}");
+    assert_eq!(m.hits("/authorize").len(), 1, "the user is sent to the authorization server once");
+    // Later challenges fail at once with the same clear error.
+    let again = oauth.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap_err();
+    assert!(matches!(again, AuthError::ClientRejected { ref error, .. } if error == "invalid_client"), "{again}");
+    assert_eq!(m.hits("/authorize").len(), 1);
+}
+
+#[tokio::test]
+async fn prompt_consent_accompanies_offline_access_at_openid_providers() {
+    let prompt = |m: &Mock| get(&form(&m.hits("/authorize")[0].query), "prompt").map(str::to_owned);
+    let scope = |m: &Mock| get(&form(&m.hits("/authorize")[0].query), "scope").map(str::to_owned);
+    let run = |openid: bool, policy: Option<ConsentPrompt>| async move {
+        let m = mock(Config { openid, ..Default::default() }).await;
+        let mut b = OAuthClient::builder(m.mcp(), HeadlessRedirect::new("http://localhost:3000/callback").unwrap());
+        if let Some(p) = policy {
+            b = b.consent_prompt(p);
+        }
+        assert!(b.build().unwrap().handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap());
+        m
+    };
+    // Default: an OpenID provider gets prompt=consent with offline_access; a plain OAuth server does not.
+    let m = run(true, None).await;
+    assert_eq!((prompt(&m).as_deref(), scope(&m).as_deref()), (Some("consent"), Some("mcp:basic offline_access")));
+    let m = run(false, None).await;
+    assert_eq!((prompt(&m).as_deref(), scope(&m).as_deref()), (None, Some("mcp:basic offline_access")));
+    // The builder option overrides it either way.
+    assert_eq!(prompt(&run(true, Some(ConsentPrompt::Never)).await), None);
+    assert_eq!(prompt(&run(false, Some(ConsentPrompt::Always)).await).as_deref(), Some("consent"));
+}
+
+#[tokio::test]
+async fn an_expired_token_without_refresh_is_not_sent() {
+    let m = mock(Config { no_refresh_token: true, ..Default::default() }).await;
+    let store = MemoryTokenStore::new();
+    let c = client_with_store(&m, &store);
+    c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap();
+    age_tokens(&store, &m.mcp(), 3600).await;
+    // The known-expired tok-1 would only collect a 401: a new authorization runs first.
+    assert_eq!(c.access_header(&m.mcp()).await.unwrap().as_deref(), Some("Bearer tok-2"));
+    assert_eq!(m.hits("/authorize").len(), 2);
+    assert!(m.hits("/mcp").is_empty());
+}
+
+#[tokio::test]
+async fn the_url_hook_drives_a_headless_login() {
+    let m = mock(Config::default()).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let urls = seen.clone();
+    let redirect =
+        LoopbackRedirect::bind(0).await.unwrap().timeout(std::time::Duration::from_secs(5)).on_authorization_url(
+            move |url| {
+                urls.lock().unwrap().push(url.to_owned());
+                browse(url);
+            },
+        );
+    let c = OAuthClient::builder(m.mcp(), redirect).build().unwrap();
+    assert!(c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap());
+    let urls = seen.lock().unwrap().clone();
+    assert_eq!(urls.len(), 1);
+    assert!(urls[0].starts_with(&format!("{}/authorize?", m.base)), "{}", urls[0]);
 }

@@ -1,8 +1,7 @@
 //! What a server author meets on the first day (issue 12): cancellation a handler can see, registration
 //! mistakes caught early, `?` on any error without leaking it, structured output with its schema, resource
-//! not-found, the HTTP request and shared state in the context, and request spans.
+//! not-found, the HTTP request and shared state in the context. (Request spans: `request_spans.rs`.)
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -359,60 +358,4 @@ async fn shared_state_reaches_every_handler_without_captured_clones() {
         assert_eq!(result.content[0].as_text(), Some(expected));
         assert!(client.call_tool("missing", json!({})).await.unwrap().is_error());
     }
-}
-
-/// Collects what a `tracing` fmt subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-// One thread, so the thread-local subscriber sees the server's tasks too.
-#[tokio::test(flavor = "current_thread")]
-async fn each_request_has_a_span_that_handlers_and_client_calls_log_in() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
-    let server = Server::builder(Implementation::new("t", "1"))
-        .tool("work", "Logs", |_: NoArgs| async {
-            tracing::info!("working");
-            "done"
-        })
-        .tool("fail", "Fails", |_: NoArgs| async { Err::<String, _>(std::io::Error::other("disk on fire")) })
-        .build();
-    for version in ERAS {
-        let client = connect(&server, &version).await;
-        client.call_tool("work", json!({})).await.unwrap();
-        client.call_tool("fail", json!({})).await.unwrap();
-        client.close().await;
-    }
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    let lines = |needle: &str| text.lines().filter(|l| l.contains(needle)).map(str::to_owned).collect::<Vec<_>>();
-    let working = lines("working");
-    assert_eq!(working.len(), 2, "{text}");
-    for (line, era) in working.iter().zip(["legacy", "modern"]) {
-        assert!(line.contains("mcp.request{method=\"tools/call\""), "the server's request span: {line}");
-        assert!(line.contains(&format!("era=\"{era}\"")), "{line}");
-    }
-    // One span per outgoing call, with its id.
-    let sent = lines("mcp.send{method=\"tools/call\" id=");
-    assert_eq!(sent.iter().filter(|l| l.contains("close")).count(), 4, "{text}");
-    // The internal error's details are in the server's log, in the request's span.
-    let failed = lines("handler failed");
-    assert_eq!(failed.len(), 2, "{text}");
-    assert!(failed.iter().all(|l| l.contains("disk on fire") && l.contains("mcp.request")), "{failed:?}");
 }

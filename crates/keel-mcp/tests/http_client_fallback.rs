@@ -6,54 +6,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+mod raw_http;
+use raw_http::{answer, read_request, respond};
+
 use keel_mcp::client::Client;
 use keel_mcp::client::http::HttpTransport;
 use keel_mcp::protocol::{Era, Implementation, ProtocolVersion};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-
-struct HttpRequest {
-    method: String,
-    path: String,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
-
-async fn read_request(stream: &mut BufReader<TcpStream>) -> Option<HttpRequest> {
-    let mut line = String::new();
-    stream.read_line(&mut line).await.ok()?;
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next()?.to_owned(), parts.next()?.to_owned());
-    let mut headers = HashMap::new();
-    loop {
-        let mut header = String::new();
-        stream.read_line(&mut header).await.ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (k, v) = header.split_once(':')?;
-        headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-    }
-    let len = headers.get("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let mut body = vec![0; len];
-    stream.read_exact(&mut body).await.ok()?;
-    Some(HttpRequest { method, path, headers, body })
-}
-
-async fn respond(stream: &mut BufReader<TcpStream>, status: &str, content_type: &str, body: &str) {
-    let head = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.get_mut().write_all(format!("{head}{body}").as_bytes()).await;
-}
-
-fn answer(request: &Value, result: Value) -> String {
-    json!({"jsonrpc": "2.0", "id": request["id"], "result": result}).to_string()
-}
 
 /// A 2024-11-05 server: POST to the endpoint URL is refused; GET opens the stream whose first event names
 /// where to POST; answers travel on the stream.

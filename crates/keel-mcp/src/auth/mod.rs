@@ -1,24 +1,39 @@
-//! Authorization for HTTP transports.
+//! Authorization for HTTP transports (feature `http-client`; the OAuth client needs feature `auth`).
 //!
 //! [`HttpAuth`] is the seam between the streamable HTTP client transport and whatever supplies its
-//! credentials: the transport asks for an `Authorization` header before each request and reports every
-//! 401 / 403 it gets; the implementation (the OAuth 2.1 client in [`client`], a static token, …) decides
-//! whether a retry can succeed.
+//! credentials: the transport asks for credential headers before each request and reports every 401 / 403
+//! it gets as a [`Challenge`]; the implementation decides whether a retry can succeed. With `http-client`
+//! alone you get the trait, the [`Challenge`] and a fixed [`BearerToken`]:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use keel_mcp::auth::BearerToken;
+//! use keel_mcp::client::{Client, http::HttpTransport};
+//! use keel_mcp::protocol::Implementation;
+//!
+//! # async fn run() -> Result<(), keel_mcp::Error> {
+//! let token = std::env::var("NOTES_TOKEN").unwrap_or_default();
+//! let transport = HttpTransport::new("https://notes.example/mcp")?.auth(Arc::new(BearerToken::new(token)));
+//! match Client::builder(Implementation::new("my-app", "1.0.0")).connect(transport).await {
+//!     Ok(client) => client.close().await,
+//!     // A refusal that the credentials could not fix: log in (401) or ask for more scope (403).
+//!     Err(keel_mcp::Error::Unauthorized(challenge)) => eprintln!("log in first: {challenge}"),
+//!     Err(e) => return Err(e),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! The OAuth 2.1 client (`auth::client`, feature `auth`) implements [`HttpAuth`] with discovery,
+//! registration, the authorization-code flow and refresh.
 
 use crate::engine::BoxFuture;
 use crate::error::Error;
 
+mod challenge;
 #[cfg(feature = "auth")]
 pub mod client;
 
-/// What the server said when it refused a request.
-#[derive(Clone, Debug)]
-pub struct Challenge {
-    /// 401 (no or invalid credentials) or 403 (insufficient scope).
-    pub status: u16,
-    /// Every `WWW-Authenticate` header value, verbatim.
-    pub www_authenticate: Vec<String>,
-}
+pub use challenge::Challenge;
 
 /// Supplies credentials for requests to one MCP server URL.
 pub trait HttpAuth: Send + Sync + 'static {

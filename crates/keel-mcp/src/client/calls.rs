@@ -64,7 +64,33 @@ impl Client {
     /// Calls tool `name` with `arguments` (a JSON object, or `null` for none). An input-required result
     /// is answered with the registered handlers and the call retried (see [`Client::call`]).
     pub async fn call_tool(&self, name: &str, arguments: serde_json::Value) -> Result<CallToolResult, Error> {
-        self.call(CallToolParams::new(name, arguments_object(arguments)?), RequestOptions::default()).await
+        self.call_tool_with(name, arguments, RequestOptions::default()).await
+    }
+
+    /// [`call_tool`](Client::call_tool) with per-call options: a timeout, a progress callback, a
+    /// cancellation token. The timeout applies to each round of an input-required exchange.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use keel_mcp::client::{CancellationToken, Client, RequestOptions};
+    ///
+    /// # async fn run(client: Client) -> Result<(), keel_mcp::Error> {
+    /// let stop = CancellationToken::new();
+    /// let options = RequestOptions::default()
+    ///     .timeout(Duration::from_secs(30))
+    ///     .on_progress(|p| eprintln!("{} / {:?}", p.progress, p.total))
+    ///     .cancellation(stop.clone());
+    /// // `stop.cancel()` from elsewhere ends the call with `Error::Cancelled`.
+    /// let result = client.call_tool_with("export", serde_json::json!({"format": "csv"}), options).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn call_tool_with(
+        &self,
+        name: &str,
+        arguments: serde_json::Value,
+        options: RequestOptions,
+    ) -> Result<CallToolResult, Error> {
+        self.call(CallToolParams::new(name, arguments_object(arguments)?), options).await
     }
 
     /// One page of resources.

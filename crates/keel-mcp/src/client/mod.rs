@@ -55,7 +55,7 @@ use std::time::Duration;
 
 use crate::Limits;
 use crate::engine::peer::Identity;
-use crate::engine::{Connection, Peer, RequestOptions};
+use crate::engine::{Connection, Peer};
 use crate::error::Error;
 use crate::protocol::capabilities::{ClientCapabilities, ElicitationCapability, RootsCapability, SamplingCapability};
 use crate::protocol::jsonrpc::code;
@@ -72,6 +72,7 @@ mod calls;
 mod handlers;
 mod input;
 
+pub use crate::engine::{CancellationToken, Progress, ProgressCallback, RequestOptions};
 pub use handlers::ServerNotification;
 use handlers::{ClientHandler, Handlers, callback};
 pub use input::InputRetry;
@@ -197,8 +198,9 @@ impl ClientBuilder {
             log_level: std::sync::Mutex::new(None),
         };
         let negotiated = match client.probe(&self.versions, self.probe_timeout).await {
-            Some(modern) => Ok(modern),
-            None => client.initialize(&self.versions).await,
+            Ok(Some(modern)) => Ok(modern),
+            Ok(None) => client.initialize(&self.versions).await,
+            Err(e) => Err(e),
         };
         match negotiated {
             Ok(version) => {
@@ -326,16 +328,20 @@ impl Client {
     /// The modern probe. Returns the modern revision to use, or `None` to fall back to `initialize`.
     ///
     /// An `UnsupportedProtocolVersion` answer is a modern answer: the client retries once with the newest
-    /// revision both sides list and never falls back on it.
-    async fn probe(&mut self, ours: &[ProtocolVersion], timeout: Duration) -> Option<ProtocolVersion> {
-        let mut attempt = ours.iter().filter(|v| v.era() == Era::Modern).max()?.clone();
+    /// revision both sides list and never falls back on it. A server that cannot be reached or refuses the
+    /// credentials would do the same to `initialize`: that error ends the connect.
+    async fn probe(&mut self, ours: &[ProtocolVersion], timeout: Duration) -> Result<Option<ProtocolVersion>, Error> {
+        let Some(newest) = ours.iter().filter(|v| v.era() == Era::Modern).max() else { return Ok(None) };
+        let mut attempt = newest.clone();
         for _ in 0..2 {
             let mut params = DiscoverParams::default();
             self.peer.stamp(&mut params, &attempt);
             let options = RequestOptions { timeout: Some(timeout), ..Default::default() };
             match self.peer.request_with(params, options).await {
                 Ok(discovered) => {
-                    let chosen = choose_from_offered(ours, &discovered.supported_versions)?;
+                    let Some(chosen) = choose_from_offered(ours, &discovered.supported_versions) else {
+                        return Ok(None);
+                    };
                     self.server = ServerDetails {
                         info: discovered
                             .meta
@@ -345,22 +351,24 @@ impl Client {
                         capabilities: discovered.capabilities,
                         instructions: discovered.instructions,
                     };
-                    return (chosen.era() == Era::Modern).then_some(chosen);
+                    return Ok((chosen.era() == Era::Modern).then_some(chosen));
                 }
                 Err(Error::Rpc(e)) if e.code == code::UNSUPPORTED_PROTOCOL_VERSION => {
-                    let chosen = choose_from_offered(ours, &offered_versions(&e))?;
-                    if chosen.era() != Era::Modern {
-                        return None;
+                    match choose_from_offered(ours, &offered_versions(&e)) {
+                        Some(chosen) if chosen.era() == Era::Modern => attempt = chosen,
+                        _ => return Ok(None),
                     }
-                    attempt = chosen;
                 }
+                Err(e @ Error::Transport(_)) => return Err(e),
+                #[cfg(feature = "http-client")]
+                Err(e @ Error::Unauthorized(_)) => return Err(e),
                 Err(e) => {
                     tracing::debug!(error = %e, "server/discover probe failed; falling back to initialize");
-                    return None;
+                    return Ok(None);
                 }
             }
         }
-        None
+        Ok(None)
     }
 
     async fn initialize(&mut self, ours: &[ProtocolVersion]) -> Result<ProtocolVersion, Error> {

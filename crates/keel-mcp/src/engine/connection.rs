@@ -87,9 +87,14 @@ async fn write_loop<W: FrameWriter>(mut writer: W, mut rx: mpsc::Receiver<Outbou
 
 async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, peer: Peer, writer: JoinHandle<()>) {
     let shared = peer.shared.clone();
-    // Every running request holds a permit, so taking them all back later also waits for the last one to end.
-    let max_running = shared.limits.max_concurrent_requests.clamp(1, u32::MAX as usize);
-    let permits = Arc::new(Semaphore::new(max_running));
+    // Two bounds: `running` handlers at once, and `admitted` requests (running or waiting for a `running`
+    // slot). The loop itself never waits for either: it must go on reading, because the answers to the
+    // handlers' own requests (sampling, elicitation) and cancellations arrive on the same stream. Every
+    // admitted request holds an `admitted` permit, so taking them all back later waits for the last one.
+    let max_running = shared.limits.max_concurrent_requests.clamp(1, u32::MAX as usize / 2);
+    let max_admitted = max_running + shared.limits.max_queued_requests.min(u32::MAX as usize / 2);
+    let running = Arc::new(Semaphore::new(max_running));
+    let admitted = Arc::new(Semaphore::new(max_admitted));
     loop {
         let frame = tokio::select! {
             frame = reader.read_frame() => frame,
@@ -107,6 +112,10 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
                 tracing::debug!(error = %e, "transport read failed");
                 break;
             }
+            Some(Err(FrameError::RequestFailed { id, error })) => {
+                shared.pending.fail(&id, error);
+                continue;
+            }
         };
         if bytes.len() > shared.limits.max_message_bytes {
             let error = ErrorObject::parse_error("message exceeds the size limit");
@@ -120,9 +129,14 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
         }
         match Message::decode(&bytes) {
             Ok(Message::Request(request)) => {
-                let Ok(permit) = permits.clone().acquire_owned().await else { break };
-                let token = CancellationToken::new();
                 let id = request.id.clone();
+                let sequential = handler.is_sequential(&request.method);
+                let Ok(permit) = admitted.clone().try_acquire_owned() else {
+                    let error = ErrorObject::internal("too many requests in progress; retry later");
+                    let _ = peer.send_frame(jsonrpc::encode_error(Some(&id), &error)).await;
+                    continue;
+                };
+                let token = CancellationToken::new();
                 let duplicate = {
                     let mut in_flight = shared.in_flight.lock().expect("in-flight lock");
                     let duplicate = in_flight.contains_key(&id);
@@ -137,13 +151,27 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
                     continue;
                 }
                 let ctx = Inbound { id: id.clone(), cancellation: token.clone(), peer: peer.clone() };
-                let sequential = handler.is_sequential(&request.method);
                 let future = handler.handle_request(request, ctx);
                 let peer = peer.clone();
+                // A sequential request runs inline and so needs no running slot: waiting for one here would
+                // stop the loop until some handler ends, which may be waiting on an answer behind it.
+                let slot = (!sequential).then(|| running.clone());
                 let grace = shared.limits.cancel_grace;
                 let task = async move {
+                    // Cancelled while waiting for a slot: the handler never started and needs no grace.
+                    let running = match slot {
+                        None => Ok(None),
+                        Some(slot) => tokio::select! {
+                            biased;
+                            _ = token.cancelled() => Err(()),
+                            permit = slot.acquire_owned() => Ok(Some(permit)),
+                        },
+                    };
                     // A cancelled handler sees its token fire, gets a grace period, and no answer is sent.
-                    let outcome = super::run_with_grace(future, token, grace).await;
+                    let outcome = match running {
+                        Ok(_running) => super::run_with_grace(future, token, grace).await,
+                        Err(()) => None,
+                    };
                     peer.shared.in_flight.lock().expect("in-flight lock").remove(&id);
                     // A cancelled request gets no answer.
                     if let Some(outcome) = outcome {
@@ -176,7 +204,7 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
     // Stop taking input; let running handlers finish (a closed stdin still deserves its answers), then
     // fail whatever waits for the other side and close the transport.
     shared.closed.cancel();
-    let _ = permits.acquire_many(max_running as u32).await;
+    let _ = admitted.acquire_many(max_admitted as u32).await;
     shared.pending.clear();
     let _ = shared.out.send(Outbound::Shutdown).await;
     let _ = writer.await;

@@ -44,6 +44,26 @@ pub struct RequestOptions {
     pub cancellation: Option<CancellationToken>,
 }
 
+impl RequestOptions {
+    /// Fails the request with [`Error::Timeout`] (and cancels it) when no answer came within `timeout`.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Asks for progress notifications and hands each to `callback`.
+    pub fn on_progress(mut self, callback: impl Fn(Progress) + Send + Sync + 'static) -> Self {
+        self.on_progress = Some(Arc::new(callback));
+        self
+    }
+
+    /// Cancels the request (and fails it with [`Error::Cancelled`]) when `token` is triggered.
+    pub fn cancellation(mut self, token: CancellationToken) -> Self {
+        self.cancellation = Some(token);
+        self
+    }
+}
+
 impl std::fmt::Debug for RequestOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RequestOptions")
@@ -209,14 +229,14 @@ impl Peer {
             params.meta_mut().get_or_insert_with(Default::default).progress_token = Some(id.clone());
         }
         let frame = jsonrpc::encode_request(&id, method, params)?;
-        let rx = self.shared.pending.insert(id.clone(), options.on_progress)?;
+        let rx = self.shared.pending.insert_outcome(id.clone(), options.on_progress)?;
         let mut guard = PendingGuard { peer: self, id: &id, done: false };
         self.send_frame(frame).await?;
         let timeout = options.timeout.unwrap_or(self.shared.limits.request_timeout);
         let cancellation = options.cancellation.unwrap_or_default();
         let outcome = tokio::select! {
             answer = rx => match answer {
-                Ok(answer) => { guard.done = true; answer.map_err(Error::Rpc) }
+                Ok(outcome) => { guard.done = true; outcome }
                 Err(_) => { guard.done = true; Err(Error::Closed) }
             },
             _ = tokio::time::sleep(timeout) => Err(Error::Timeout(timeout)),

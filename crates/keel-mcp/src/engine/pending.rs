@@ -19,8 +19,18 @@ use crate::protocol::progress::ProgressParams;
 /// A raw answer: the result or the error the other side sent.
 pub type Answer = Result<Box<RawValue>, ErrorObject>;
 
+/// How a request of ours ended: the other side's answer, or a failure the transport reported for it.
+pub(crate) type Outcome = Result<Box<RawValue>, Error>;
+
+/// Where an answer goes: HTTP sessions take the peer's answer as sent; a [`Peer`](super::Peer) also takes
+/// typed transport failures (unreachable server, refused credentials).
+enum Sink {
+    Answer(oneshot::Sender<Answer>),
+    Outcome(oneshot::Sender<Outcome>),
+}
+
 struct Waiter {
-    answer: oneshot::Sender<Answer>,
+    answer: Sink,
     progress: Option<ProgressCallback>,
 }
 
@@ -54,21 +64,60 @@ impl PendingRequests {
         id: RequestId,
         progress: Option<ProgressCallback>,
     ) -> Result<oneshot::Receiver<Answer>, Error> {
-        let (tx, rx) = oneshot::channel();
+        self.register(id, progress, Sink::Answer)
+    }
+
+    /// Registers a waiter for `id` that also receives transport failures ([`PendingRequests::fail`]).
+    pub(crate) fn insert_outcome(
+        &self,
+        id: RequestId,
+        progress: Option<ProgressCallback>,
+    ) -> Result<oneshot::Receiver<Outcome>, Error> {
+        self.register(id, progress, Sink::Outcome)
+    }
+
+    fn register<T>(
+        &self,
+        id: RequestId,
+        progress: Option<ProgressCallback>,
+        sink: impl FnOnce(oneshot::Sender<T>) -> Sink,
+    ) -> Result<oneshot::Receiver<T>, Error> {
         let mut waiters = self.waiters.lock().expect("pending lock");
         if waiters.len() >= self.max {
             return Err(Error::TooManyPending(self.max));
         }
-        waiters.insert(id, Waiter { answer: tx, progress });
+        let (tx, rx) = oneshot::channel();
+        waiters.insert(id, Waiter { answer: sink(tx), progress });
         Ok(rx)
     }
 
     /// Hands an answer to whoever waits for `id`; false when nobody does.
     pub fn resolve(&self, id: &RequestId, answer: Answer) -> bool {
         let waiter = self.waiters.lock().expect("pending lock").remove(id);
-        match waiter {
-            Some(waiter) => {
-                let _ = waiter.answer.send(answer);
+        match waiter.map(|w| w.answer) {
+            Some(Sink::Answer(tx)) => {
+                let _ = tx.send(answer);
+                true
+            }
+            Some(Sink::Outcome(tx)) => {
+                let _ = tx.send(answer.map_err(Error::Rpc));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Fails the request `id` with an error of this side (the transport could not carry it); false when
+    /// nobody waits for it.
+    pub fn fail(&self, id: &RequestId, error: Error) -> bool {
+        let waiter = self.waiters.lock().expect("pending lock").remove(id);
+        match waiter.map(|w| w.answer) {
+            Some(Sink::Outcome(tx)) => {
+                let _ = tx.send(Err(error));
+                true
+            }
+            Some(Sink::Answer(tx)) => {
+                let _ = tx.send(Err(ErrorObject::internal(error.to_string())));
                 true
             }
             None => false,

@@ -191,6 +191,22 @@ impl ResourceContents {
             ResourceContents::Blob(b) => &b.uri,
         }
     }
+
+    /// The text, when these are text contents (`None` for a blob).
+    ///
+    /// ```
+    /// use keel_mcp::protocol::ResourceContents;
+    ///
+    /// let contents = ResourceContents::text("note://1", Some("text/plain"), "buy milk");
+    /// assert_eq!(contents.as_text(), Some("buy milk"));
+    /// assert_eq!(ResourceContents::blob("note://2", None, "AAEC").as_text(), None);
+    /// ```
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            ResourceContents::Text(t) => Some(&t.text),
+            ResourceContents::Blob(_) => None,
+        }
+    }
 }
 
 /// Text resource contents.

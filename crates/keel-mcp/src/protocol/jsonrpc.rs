@@ -225,17 +225,118 @@ pub struct DecodeError {
     pub reply: bool,
 }
 
-#[derive(Deserialize)]
+/// The envelope of one message, read in a single pass. Only a JSON object is an envelope: serde's derived
+/// struct decoding also takes an array by field position, which JSON-RPC does not allow.
+#[derive(Default)]
 struct Envelope<'a> {
-    #[serde(borrow)]
     jsonrpc: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
+    /// `Some("null")` when the id is present and null: a request must not have one, an error response may.
     id: Option<&'a RawValue>,
-    #[serde(borrow)]
     method: Option<Cow<'a, str>>,
     params: Option<Box<RawValue>>,
     result: Option<Box<RawValue>>,
     error: Option<ErrorObject>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(EnvelopeVisitor(std::marker::PhantomData))
+    }
+}
+
+struct EnvelopeVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for EnvelopeVisitor<'a> {
+    type Value = Envelope<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON-RPC message object")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Envelope<'a>, A::Error> {
+        fn once<T, E: de::Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
+            match slot.replace(value) {
+                None => Ok(()),
+                Some(_) => Err(E::duplicate_field(name)),
+            }
+        }
+        fn once_some<T, E: de::Error>(slot: &mut Option<T>, value: Option<T>, name: &'static str) -> Result<(), E> {
+            value.map_or(Ok(()), |value| once(slot, value, name))
+        }
+        let mut env = Envelope::default();
+        while let Some(key) = map.next_key::<Field>()? {
+            match key {
+                Field::Jsonrpc => once(&mut env.jsonrpc, map.next_value::<BorrowedText<'a>>()?.0, "jsonrpc")?,
+                Field::Id => once(&mut env.id, map.next_value()?, "id")?,
+                Field::Method => once(&mut env.method, map.next_value::<BorrowedText<'a>>()?.0, "method")?,
+                // A null member reads as absent, as it always has.
+                Field::Params => once_some(&mut env.params, map.next_value()?, "params")?,
+                Field::Result => once_some(&mut env.result, map.next_value()?, "result")?,
+                Field::Error => once_some(&mut env.error, map.next_value()?, "error")?,
+                Field::Other => {
+                    map.next_value::<de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(env)
+    }
+}
+
+/// An envelope member name.
+enum Field {
+    Jsonrpc,
+    Id,
+    Method,
+    Params,
+    Result,
+    Error,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl Visitor<'_> for FieldVisitor {
+            type Value = Field;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
+                Ok(match v {
+                    "jsonrpc" => Field::Jsonrpc,
+                    "id" => Field::Id,
+                    "method" => Field::Method,
+                    "params" => Field::Params,
+                    "result" => Field::Result,
+                    "error" => Field::Error,
+                    _ => Field::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(FieldVisitor)
+    }
+}
+
+/// A string borrowed from the input when it has no escapes, owned otherwise.
+struct BorrowedText<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for BorrowedText<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for TextVisitor<'a> {
+            type Value = BorrowedText<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<BorrowedText<'a>, E> {
+                Ok(BorrowedText(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<BorrowedText<'a>, E> {
+                Ok(BorrowedText(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(TextVisitor(std::marker::PhantomData))
+    }
 }
 
 impl Message {
@@ -261,9 +362,10 @@ impl Message {
                 });
             }
         };
+        let null_id = env.id.is_some_and(|raw| raw.get() == "null");
         let id = match env.id {
             None => None,
-            Some(raw) if raw.get() == "null" => None,
+            Some(_) if null_id => None,
             Some(raw) => match serde_json::from_str::<RequestId>(raw.get()) {
                 Ok(id) => Some(id),
                 Err(_) => {
@@ -281,6 +383,8 @@ impl Message {
                 }
                 Ok(Message::Request(RawRequest { id, method: method.into_owned(), params: env.params }))
             }
+            // JSON-RPC: a request's id is never null, and a notification has no id member at all.
+            (Some(_), None) if null_id => Err(invalid(None, "a request id must not be null", true)),
             (Some(method), None) => {
                 if env.result.is_some() || env.error.is_some() {
                     return Err(invalid(None, "a notification carries no result or error", true));
@@ -427,6 +531,26 @@ mod tests {
         assert!(is_batch(b"  [{}]"));
         let e = decode(r#"{"jsonrpc":"2.0","id":1,"method":7}"#).unwrap_err();
         assert_eq!(e.error.code, code::INVALID_REQUEST);
+    }
+
+    #[test]
+    fn positional_arrays_and_null_request_ids_are_invalid_requests() {
+        // Derived struct decoding would read this as jsonrpc, id, method by position.
+        let e = decode(r#"["2.0",1,"ping"]"#).unwrap_err();
+        assert_eq!((e.error.code, e.reply), (code::INVALID_REQUEST, true));
+        let e = decode(r#"{"jsonrpc":"2.0","id":null,"method":"tools/list"}"#).unwrap_err();
+        assert_eq!((e.error.code, e.id, e.reply), (code::INVALID_REQUEST, None, true));
+        // An error response may carry a null id (the answer to something whose id was unreadable).
+        let e = decode(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#).unwrap_err();
+        assert!(!e.reply);
+        let e = decode(r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"x"}"#).unwrap_err();
+        assert_eq!(e.error.code, code::INVALID_REQUEST);
+        let Ok(Message::Request(r)) = decode(r#"{"params":null,"method":"m","x":[1,{}],"id":"i","jsonrpc":"2.0"}"#)
+        else {
+            panic!("members in any order, unknown ones skipped")
+        };
+        assert!(r.params.is_none());
+        assert!(matches!(decode(r#"{"jsonrpc":"2.0","method":"n","error":null}"#), Ok(Message::Notification(_))));
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub use display::Role;
 pub use elicitation::{ElicitAction, ElicitParams, ElicitResult, ElicitValue, PrimitiveSchema, RequestedSchema};
 pub use jsonrpc::{ErrorObject, Message, RequestId};
 pub use lifecycle::{EmptyResult, Implementation};
+pub use logging::LoggingLevel;
 pub use meta::RequestMeta;
 pub use method::{McpResult, Notification, Request, ResultType, decode_params};
 pub use mrtr::{InputRequest, InputRequests, InputRequiredResult, InputResponse, InputResponses};

@@ -31,15 +31,33 @@ pub(crate) struct ServerConnection {
     session: Arc<Mutex<Session>>,
 }
 
-/// What a legacy (`initialize`d) session remembers. Modern requests never read it.
-#[derive(Debug, Default)]
+/// What a legacy (`initialize`d) session remembers. Modern requests never read it, except for `client`.
+#[derive(Debug)]
 pub(crate) struct Session {
+    /// Tells this session's client apart from every other (per-client quotas such as running tasks).
+    #[cfg_attr(not(feature = "tasks"), expect(dead_code, reason = "only the tasks extension has a per-client quota"))]
+    pub(crate) client: u64,
     pub(crate) version: Option<ProtocolVersion>,
     pub(crate) client_capabilities: ClientCapabilities,
     pub(crate) client_info: Option<Implementation>,
     pub(crate) log_level: Option<LoggingLevel>,
-    /// Resources the client subscribed to (`resources/subscribe`).
+    /// Resources the client subscribed to (`resources/subscribe`), at most
+    /// [`Limits::max_subscriptions`](crate::Limits::max_subscriptions).
     pub(crate) subscriptions: HashSet<String>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        static NEXT_CLIENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Session {
+            client: NEXT_CLIENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            version: None,
+            client_capabilities: ClientCapabilities::default(),
+            client_info: None,
+            log_level: None,
+            subscriptions: HashSet::new(),
+        }
+    }
 }
 
 impl ServerConnection {

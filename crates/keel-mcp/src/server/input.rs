@@ -7,7 +7,16 @@
 //! modern era it simply runs again on each retry and finds the answers it asked for.
 //!
 //! `requestState` travels through the client, so it is attacker-controlled: Keel seals it with an
-//! HMAC-SHA256 under a per-server key, bound to the method, the target (tool, prompt or URI) and an expiry.
+//! HMAC-SHA256 under a per-server key, bound to the call it was issued for — the method, the target (tool,
+//! prompt or URI) and a SHA-256 digest of the arguments — and to an expiry (15 minutes).
+//!
+//! What that protects: a client cannot forge or alter a state, cannot replay a state issued for one call on
+//! another (a different tool, prompt or resource, or the same one with different arguments), and cannot use
+//! it after it expires. A client can replay a state on the very call it was issued for until it expires:
+//! the server keeps nothing per round, so treat a round's state as "what this call had reached", never as
+//! a one-time authorisation. The state is signed, not encrypted: the client can read it, so a handler must
+//! not put secrets in [`RequestContext::set_input_state`](super::RequestContext::set_input_state).
+//! (Encryption would need an AEAD cipher, which the server feature does not otherwise depend on.)
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -15,6 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::value::RawValue;
 
 use crate::protocol::{ErrorObject, InputRequest, InputRequests, InputResponses};
 
@@ -50,6 +60,15 @@ impl InputRound {
     }
 }
 
+/// The call a `requestState` is issued for, and the only call it opens on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StateBinding<'a> {
+    pub(crate) method: &'a str,
+    /// Tool or prompt name, or resource URI.
+    pub(crate) target: &'a str,
+    pub(crate) arguments: Option<&'a RawValue>,
+}
+
 /// Seals and opens `requestState` values.
 #[derive(Clone)]
 pub(crate) struct StateSealer {
@@ -68,6 +87,8 @@ struct Sealed {
     m: String,
     /// Target: tool or prompt name, or resource URI.
     t: String,
+    /// Digest of the call's arguments (see [`arguments_digest`]).
+    a: String,
     /// Expiry, seconds since the epoch.
     e: u64,
     /// The handler's state.
@@ -87,17 +108,21 @@ impl StateSealer {
         StateSealer { key }
     }
 
-    /// Seals `state` for a retry of `method` on `target`.
-    pub(crate) fn seal(&self, method: &str, target: &str, state: Option<String>) -> String {
+    /// Seals `state` for a retry of the call `binding` describes.
+    pub(crate) fn seal(&self, binding: StateBinding<'_>, state: Option<String>) -> String {
         let expiry = (SystemTime::now() + STATE_TTL).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let sealed = Sealed { m: method.to_owned(), t: target.to_owned(), e: expiry, s: state };
+        let StateBinding { method, target, arguments } = binding;
+        let a = arguments_digest(arguments);
+        let sealed = Sealed { m: method.to_owned(), t: target.to_owned(), a, e: expiry, s: state };
         let payload = serde_json::to_vec(&sealed).expect("state encodes");
         let mac = hmac_sha256(&self.key, &payload);
         format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(mac))
     }
 
-    /// Opens a state the client echoed; any tampering, a wrong method or target, or expiry is -32602.
-    pub(crate) fn open(&self, method: &str, target: &str, token: &str) -> Result<Option<String>, ErrorObject> {
+    /// Opens a state the client echoed; any tampering, a wrong method, target or arguments, or expiry is
+    /// -32602.
+    pub(crate) fn open(&self, binding: StateBinding<'_>, token: &str) -> Result<Option<String>, ErrorObject> {
+        let StateBinding { method, target, arguments } = binding;
         let invalid = || ErrorObject::invalid_params("invalid requestState");
         let (payload, mac) = token.split_once('.').ok_or_else(invalid)?;
         let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid())?;
@@ -107,11 +132,23 @@ impl StateSealer {
         }
         let sealed: Sealed = serde_json::from_slice(&payload).map_err(|_| invalid())?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if sealed.m != method || sealed.t != target || sealed.e < now {
+        if sealed.m != method || sealed.t != target || sealed.e < now || sealed.a != arguments_digest(arguments) {
             return Err(invalid());
         }
         Ok(sealed.s)
     }
+}
+
+/// SHA-256 of the arguments in a canonical form (members sorted, no spaces), so that a client that sends the
+/// same arguments with its members in another order still matches. Computed only when a state is sealed or
+/// opened, never on a call that completes in one round.
+fn arguments_digest(arguments: Option<&RawValue>) -> String {
+    let canonical = match arguments {
+        None => String::new(),
+        Some(raw) => serde_json::from_str::<serde_json::Value>(raw.get())
+            .map_or_else(|_| raw.get().to_owned(), |value| value.to_string()),
+    };
+    URL_SAFE_NO_PAD.encode(hmac_sha256::Hash::hash(canonical.as_bytes()))
 }
 
 /// HMAC-SHA256 (RFC 2104).
@@ -150,16 +187,31 @@ mod tests {
         assert_eq!(hex, "198a607eb44bfbc69903a0f1cf2bbdc5ba0aa3f3d9ae3c1c7a3b1696a0b68cf7");
     }
 
+    fn call<'a>(method: &'a str, target: &'a str, arguments: Option<&'a RawValue>) -> StateBinding<'a> {
+        StateBinding { method, target, arguments }
+    }
+
     #[test]
     fn sealed_state_round_trips_and_rejects_tampering() {
         let sealer = StateSealer::random();
-        let token = sealer.seal("tools/call", "t", Some("step-1".into()));
-        assert_eq!(sealer.open("tools/call", "t", &token).unwrap(), Some("step-1".into()));
-        assert!(sealer.open("tools/call", "other", &token).is_err());
-        assert!(sealer.open("prompts/get", "t", &token).is_err());
-        assert!(sealer.open("tools/call", "t", &format!("{token}-TAMPERED")).is_err());
-        assert!(sealer.open("tools/call", "t", "garbage").is_err());
+        let token = sealer.seal(call("tools/call", "t", None), Some("step-1".into()));
+        assert_eq!(sealer.open(call("tools/call", "t", None), &token).unwrap(), Some("step-1".into()));
+        assert!(sealer.open(call("tools/call", "other", None), &token).is_err());
+        assert!(sealer.open(call("prompts/get", "t", None), &token).is_err());
+        assert!(sealer.open(call("tools/call", "t", None), &format!("{token}-TAMPERED")).is_err());
+        assert!(sealer.open(call("tools/call", "t", None), "garbage").is_err());
         let other = StateSealer::random();
-        assert!(other.open("tools/call", "t", &token).is_err());
+        assert!(other.open(call("tools/call", "t", None), &token).is_err());
+    }
+
+    #[test]
+    fn sealed_state_is_bound_to_the_arguments() {
+        let raw = |s: &str| RawValue::from_string(s.to_owned()).unwrap();
+        let (a1, a1_reordered, a2) = (raw(r#"{"a":1,"b":[2]}"#), raw(r#"{ "b": [2], "a": 1 }"#), raw(r#"{"a":2}"#));
+        let sealer = StateSealer::random();
+        let token = sealer.seal(call("tools/call", "t", Some(&a1)), None);
+        assert!(sealer.open(call("tools/call", "t", Some(&a1_reordered)), &token).is_ok());
+        assert!(sealer.open(call("tools/call", "t", Some(&a2)), &token).is_err());
+        assert!(sealer.open(call("tools/call", "t", None), &token).is_err());
     }
 }

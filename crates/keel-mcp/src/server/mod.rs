@@ -342,6 +342,8 @@ impl ServerBuilder {
         let info_json = serde_json::to_value(&self.info).expect("implementation info encodes");
         let server_info_meta =
             format!("\"_meta\":{{{}:{info_json}}}", serde_json::Value::from(crate::protocol::meta::keys::SERVER_INFO));
+        #[cfg(feature = "tasks")]
+        let tasks = Arc::new(tasks::TaskStore::new(&self.limits, Duration::from_millis(500)));
         Server {
             inner: Arc::new(ServerInner {
                 info_json,
@@ -356,7 +358,7 @@ impl ServerBuilder {
                 cache_hint: self.cache_hint,
                 page_size: self.page_size,
                 #[cfg(feature = "tasks")]
-                tasks: Arc::new(tasks::TaskStore::new(10_000, Duration::from_secs(300), Duration::from_millis(500))),
+                tasks,
                 states: Arc::new(self.states),
                 sealer: match self.state_key {
                     Some(key) => input::StateSealer::with_key(key),

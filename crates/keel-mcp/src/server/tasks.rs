@@ -8,6 +8,7 @@
 //! handler keeps running in the background, and its requests for input park the task as `input_required`.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -44,18 +45,40 @@ pub enum TaskSupport {
 }
 
 /// The tasks a server is running or keeps results of.
+///
+/// Everything a task holds is bounded: the table by [`Limits::max_tasks`], each client's running tasks by
+/// [`Limits::max_tasks_per_client`], a task's life by [`Limits::task_ttl`] (a task still running then is
+/// cancelled: its handler is dropped), and each wait for the client's answer by
+/// [`Limits::task_input_timeout`].
+///
+/// Who is a client: the session, on stream connections (stdio, child process, in memory) and legacy HTTP.
+/// Stateless (2026-07-28) HTTP requests carry nothing that tells one client from another that Keel can
+/// trust, so they share one allowance; a deployment that authenticates its clients should key this by
+/// principal once the request carries one.
+///
+/// [`Limits::max_tasks`]: crate::Limits::max_tasks
+/// [`Limits::max_tasks_per_client`]: crate::Limits::max_tasks_per_client
+/// [`Limits::task_ttl`]: crate::Limits::task_ttl
+/// [`Limits::task_input_timeout`]: crate::Limits::task_input_timeout
 #[derive(Debug)]
 pub(crate) struct TaskStore {
     tasks: Mutex<HashMap<String, Arc<TaskEntry>>>,
     max_tasks: usize,
+    max_per_client: usize,
     ttl: Duration,
     poll_interval: Duration,
+    input_timeout: Duration,
 }
+
+/// The client a task belongs to: its session, or `None` for the stateless HTTP front (one allowance).
+pub(crate) type TaskOwner = Option<u64>;
 
 /// One task.
 #[derive(Debug)]
 pub(crate) struct TaskEntry {
     id: String,
+    owner: TaskOwner,
+    input_timeout: Duration,
     created_at: String,
     created: Instant,
     ttl: Duration,
@@ -78,14 +101,34 @@ struct TaskState {
 }
 
 impl TaskStore {
-    pub(crate) fn new(max_tasks: usize, ttl: Duration, poll_interval: Duration) -> Self {
-        TaskStore { tasks: Mutex::new(HashMap::new()), max_tasks, ttl, poll_interval }
+    pub(crate) fn new(limits: &crate::Limits, poll_interval: Duration) -> Self {
+        TaskStore {
+            tasks: Mutex::new(HashMap::new()),
+            max_tasks: limits.max_tasks.max(1),
+            max_per_client: limits.max_tasks_per_client.max(1),
+            ttl: limits.task_ttl,
+            poll_interval,
+            input_timeout: limits.task_input_timeout,
+        }
     }
 
-    /// Creates a task in `working` state; it can be read back at once (durable creation).
-    pub(crate) fn create(&self) -> Result<Arc<TaskEntry>, ErrorObject> {
+    /// Creates a task in `working` state for `owner`; it can be read back at once (durable creation).
+    pub(crate) fn create(&self, owner: TaskOwner) -> Result<Arc<TaskEntry>, ErrorObject> {
         let mut tasks = self.tasks.lock().expect("task store lock");
-        tasks.retain(|_, t| t.created.elapsed() < t.ttl);
+        tasks.retain(|_, t| {
+            let live = t.created.elapsed() < t.ttl;
+            if !live {
+                // Forgetting a task also stops its handler (a no-op once it has finished).
+                t.cancellation.cancel();
+            }
+            live
+        });
+        let running = tasks.values().filter(|t| t.owner == owner && !t.status().is_terminal()).count();
+        if running >= self.max_per_client {
+            return Err(ErrorObject::internal(format!(
+                "this client already has {running} running tasks; wait for some to finish"
+            )));
+        }
         if tasks.len() >= self.max_tasks {
             // Make room by forgetting the oldest finished task.
             let oldest =
@@ -100,6 +143,8 @@ impl TaskStore {
         let now = timestamp();
         let entry = Arc::new(TaskEntry {
             id: new_task_id(),
+            owner,
+            input_timeout: self.input_timeout,
             created_at: now.clone(),
             created: Instant::now(),
             ttl: self.ttl,
@@ -117,6 +162,12 @@ impl TaskStore {
         });
         tasks.insert(entry.id.clone(), entry.clone());
         Ok(entry)
+    }
+
+    /// Forgets a task that outlived its time to live.
+    fn expire(&self, task: &TaskEntry) {
+        task.cancel();
+        self.tasks.lock().expect("task store lock").remove(&task.id);
     }
 
     /// A live task by id; unknown ids are invalid params.
@@ -198,8 +249,24 @@ impl TaskEntry {
         self.cancellation.cancel();
     }
 
-    /// Asks the client a question from inside the task and waits for the answer `tasks/update` brings.
+    /// Asks the client a question from inside the task and waits for the answer `tasks/update` brings, for
+    /// at most the input timeout; then the question is withdrawn and the handler gets an error.
     pub(crate) async fn ask(&self, key: &str, request: InputRequest) -> Result<InputResponse, HandlerError> {
+        match tokio::time::timeout(self.input_timeout, self.wait_for_answer(key, request)).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                self.update(|state| {
+                    state.pending.remove(key);
+                    if state.status == TaskStatus::InputRequired && state.pending.is_empty() {
+                        state.status = TaskStatus::Working;
+                    }
+                });
+                Err(HandlerError::failed(format!("no answer to {key:?} within {:?}", self.input_timeout)))
+            }
+        }
+    }
+
+    async fn wait_for_answer(&self, key: &str, request: InputRequest) -> Result<InputResponse, HandlerError> {
         loop {
             let changed = self.changed.notified();
             {
@@ -255,24 +322,43 @@ impl TaskEntry {
     }
 }
 
+/// Runs a task's handler in the background until it ends, the client cancels the task, or the task outlives
+/// its time to live (then it is cancelled and forgotten). Either way the handler is dropped here.
+pub(crate) fn run_in_background<F>(store: Arc<TaskStore>, task: Arc<TaskEntry>, run: F)
+where
+    F: Future<Output = Result<CallToolResult, HandlerError>> + Send + 'static,
+{
+    let background = async move {
+        let expiry = tokio::time::sleep(task.ttl.saturating_sub(task.created.elapsed()));
+        tokio::select! {
+            outcome = run => task.finish(outcome),
+            _ = task.cancellation.cancelled() => {}
+            _ = expiry => store.expire(&task),
+        }
+    };
+    // Still in the request's span: the task's logs say which call it was.
+    tokio::spawn(tracing::Instrument::in_current_span(background));
+}
+
 /// Where a request that may turn into a task stands. Shared by the dispatcher and the handler's context.
 #[derive(Debug)]
 pub(crate) struct TaskSlot {
     store: Arc<TaskStore>,
+    owner: TaskOwner,
     escalate: Mutex<Option<oneshot::Sender<Arc<TaskEntry>>>>,
     pub(crate) entry: OnceLock<Arc<TaskEntry>>,
 }
 
 impl TaskSlot {
-    pub(crate) fn new(store: Arc<TaskStore>) -> (Arc<TaskSlot>, oneshot::Receiver<Arc<TaskEntry>>) {
+    pub(crate) fn new(store: Arc<TaskStore>, owner: TaskOwner) -> (Arc<TaskSlot>, oneshot::Receiver<Arc<TaskEntry>>) {
         let (tx, rx) = oneshot::channel();
-        (Arc::new(TaskSlot { store, escalate: Mutex::new(Some(tx)), entry: OnceLock::new() }), rx)
+        (Arc::new(TaskSlot { store, owner, escalate: Mutex::new(Some(tx)), entry: OnceLock::new() }), rx)
     }
 
     /// Turns the request into a task: creates it and tells the dispatcher to answer with it.
     pub(crate) fn escalate(&self) -> Result<(), HandlerError> {
         let Some(tx) = self.escalate.lock().expect("slot lock").take() else { return Ok(()) };
-        let entry = self.store.create()?;
+        let entry = self.store.create(self.owner)?;
         let _ = self.entry.set(entry.clone());
         let _ = tx.send(entry);
         Ok(())
@@ -368,8 +454,8 @@ mod tests {
 
     #[tokio::test]
     async fn input_round_trip_and_cancellation() {
-        let store = TaskStore::new(4, Duration::from_secs(60), Duration::from_millis(100));
-        let task = store.create().unwrap();
+        let store = TaskStore::new(&crate::Limits::default(), Duration::from_millis(100));
+        let task = store.create(None).unwrap();
         assert_eq!(store.get(&task.id).unwrap().status(), TaskStatus::Working);
         let asker = {
             let task = task.clone();

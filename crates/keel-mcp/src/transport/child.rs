@@ -101,7 +101,7 @@ async fn forward_stderr<R: tokio::io::AsyncRead + Unpin + Send + 'static>(mut li
             Err(FrameError::TooLarge { limit }) => {
                 tracing::info!(target: "keel_mcp::child", pid, "(a stderr line over {limit} bytes was dropped)")
             }
-            Err(FrameError::Io(_)) => break,
+            Err(_) => break,
         }
     }
 }

@@ -20,6 +20,7 @@ pub use stdio::{LineReader, LineWriter};
 
 /// Why a frame could not be read.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The frame exceeded the size limit and was skipped; the stream goes on.
     TooLarge {
@@ -28,6 +29,14 @@ pub enum FrameError {
     },
     /// The stream failed; no more frames will come.
     Io(io::Error),
+    /// The transport could not carry request `id` of this side (the server was unreachable, refused the
+    /// credentials, …): the request fails with `error` instead of an answer; the stream goes on.
+    RequestFailed {
+        /// The request that failed.
+        id: crate::protocol::RequestId,
+        /// Why; what the caller of the request gets.
+        error: crate::Error,
+    },
 }
 
 impl std::fmt::Display for FrameError {
@@ -35,6 +44,7 @@ impl std::fmt::Display for FrameError {
         match self {
             FrameError::TooLarge { limit } => write!(f, "message exceeds {limit} bytes"),
             FrameError::Io(e) => e.fmt(f),
+            FrameError::RequestFailed { id, error } => write!(f, "request {id} failed: {error}"),
         }
     }
 }
@@ -44,6 +54,7 @@ impl std::error::Error for FrameError {
         match self {
             FrameError::TooLarge { .. } => None,
             FrameError::Io(e) => e.source(),
+            FrameError::RequestFailed { error, .. } => Some(error),
         }
     }
 }

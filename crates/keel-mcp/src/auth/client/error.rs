@@ -84,6 +84,19 @@ pub enum AuthError {
         /// The OAuth `error` code (e.g. `invalid_grant`).
         error: String,
     },
+    /// The token endpoint refused the client itself (`invalid_client`, `unauthorized_client`): asking the user
+    /// again cannot help. A dynamic registration stored for this authorization server has been discarded, so
+    /// the next run registers anew; pre-registered credentials need fixing.
+    #[error(
+        "the authorization server {issuer} refused this client at its token endpoint ({error}): the client ID or \
+         secret is wrong, or the registration is no longer known there"
+    )]
+    ClientRejected {
+        /// The authorization server.
+        issuer: String,
+        /// The OAuth `error` code.
+        error: String,
+    },
     /// The redirect step (browser, loopback listener) failed.
     #[error("redirect step failed: {0}")]
     Redirect(String),
@@ -99,6 +112,13 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// True when the token endpoint refused the client's authentication or the grant for this client
+    /// (`invalid_client`, `unauthorized_client`), which no new authorization by the user can fix.
+    pub fn is_client_rejected(&self) -> bool {
+        matches!(self, AuthError::TokenEndpoint { error } if error == "invalid_client" || error == "unauthorized_client")
+            || matches!(self, AuthError::ClientRejected { .. })
+    }
+
     /// True when the token endpoint said `invalid_grant` (a dead refresh token).
     pub fn is_invalid_grant(&self) -> bool {
         matches!(self, AuthError::TokenEndpoint { error } if error == "invalid_grant")

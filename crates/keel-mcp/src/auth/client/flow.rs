@@ -12,7 +12,7 @@ use super::discovery::{
 };
 use super::dpop::Dpop;
 use super::error::{AuthError, redact_url};
-use super::http::OAuthHttp;
+use super::http::OAuthTransport;
 use super::iss::check_iss;
 use super::metadata::{AuthServerMetadata, ProtectedResourceMetadata, check_issuer, check_resource};
 use super::pkce::{Pkce, constant_time_eq, random_token};
@@ -38,6 +38,10 @@ pub struct Discovered {
     pub prm_scopes: Option<Vec<String>>,
     /// The DPoP key to bind tokens with, when the client uses DPoP and this server supports ES256 proofs.
     pub dpop: Option<std::sync::Arc<Dpop>>,
+    /// The authorization server is an OpenID provider (its metadata came from
+    /// `/.well-known/openid-configuration` or describes ID tokens): it may apply OpenID Connect Core §11 to
+    /// `offline_access`.
+    pub openid_provider: bool,
 }
 
 fn parse_doc<T: serde::de::DeserializeOwned>(url: &str, body: serde_json::Map<String, Value>) -> Result<T, AuthError> {
@@ -47,7 +51,7 @@ fn parse_doc<T: serde::de::DeserializeOwned>(url: &str, body: serde_json::Map<St
 
 /// Finds the protected resource metadata and the authorization server metadata for `server_url`.
 pub async fn discover(
-    http: &OAuthHttp,
+    http: &dyn OAuthTransport,
     server_url: &str,
     policy: UrlPolicy,
     resource_metadata: Option<&str>,
@@ -88,11 +92,12 @@ pub async fn discover(
             let metadata: AuthServerMetadata = parse_doc(&candidate, body)?;
             check_issuer(&issuer, &metadata)?;
             tracing::debug!(url = %redact_url(&candidate), issuer = %metadata.issuer, "authorization server metadata found");
-            found = Some(metadata);
+            let openid = candidate.contains("/.well-known/openid-configuration") || metadata.describes_id_tokens();
+            found = Some((metadata, openid));
             break;
         }
     }
-    let metadata = found.ok_or_else(|| AuthError::NoAuthServerMetadata(redact_url(&issuer)))?;
+    let (metadata, openid_provider) = found.ok_or_else(|| AuthError::NoAuthServerMetadata(redact_url(&issuer)))?;
     check_endpoints(&metadata, policy)?;
     Ok(Discovered {
         resource: prm.resource,
@@ -101,12 +106,13 @@ pub async fn discover(
         metadata,
         prm_scopes: prm.scopes_supported,
         dpop: None,
+        openid_provider,
     })
 }
 
 /// 2025-03-26: no PRM; metadata at the MCP origin, else the default endpoints there.
 async fn legacy_discover(
-    http: &OAuthHttp,
+    http: &dyn OAuthTransport,
     server: &url::Url,
     server_url: &str,
     policy: UrlPolicy,
@@ -135,6 +141,7 @@ async fn legacy_discover(
         resource: server_url.to_owned(),
         issuer: metadata.issuer.clone(),
         issuer_known,
+        openid_provider: metadata.describes_id_tokens(),
         metadata,
         prm_scopes: None,
         dpop: None,
@@ -150,7 +157,7 @@ fn check_endpoints(m: &AuthServerMetadata, policy: UrlPolicy) -> Result<(), Auth
 
 /// RFC 7591 dynamic client registration.
 pub async fn register(
-    http: &OAuthHttp,
+    http: &dyn OAuthTransport,
     endpoint: &str,
     metadata: &ClientMetadata,
     redirect_uri: &str,
@@ -169,6 +176,9 @@ pub async fn register(
     if creds.grant_types.is_empty() {
         creds.grant_types = metadata.grant_types().into_iter().map(str::to_owned).collect();
     }
+    if creds.redirect_uris.is_empty() {
+        creds.redirect_uris = vec![redirect_uri.to_owned()];
+    }
     Ok(creds)
 }
 
@@ -180,6 +190,8 @@ pub struct AuthorizationInputs<'a> {
     pub credentials: &'a ClientCredentials,
     /// Scope to request, if any.
     pub scope: Option<String>,
+    /// Send `prompt=consent` (OpenID Connect Core §11, for `offline_access`).
+    pub prompt_consent: bool,
     /// The URL rules.
     pub policy: UrlPolicy,
 }
@@ -187,7 +199,7 @@ pub struct AuthorizationInputs<'a> {
 /// Authorization code + PKCE S256: builds the request, runs the redirect step, checks `state` and `iss`,
 /// and redeems the code.
 pub async fn authorization_code(
-    http: &OAuthHttp,
+    http: &dyn OAuthTransport,
     redirect: &dyn RedirectStep,
     inputs: AuthorizationInputs<'_>,
 ) -> Result<TokenSet, AuthError> {
@@ -213,6 +225,9 @@ pub async fn authorization_code(
             .append_pair("resource", &d.resource);
         if let Some(scope) = &inputs.scope {
             q.append_pair("scope", scope);
+        }
+        if inputs.prompt_consent {
+            q.append_pair("prompt", "consent");
         }
     }
     tracing::debug!(issuer = %d.issuer, scope = ?inputs.scope, "starting authorization");
@@ -241,7 +256,7 @@ pub async fn authorization_code(
 /// `grant_type=client_credentials` (machine-to-machine, SEP-1046) with `resource` and `scope`; the client
 /// authenticates with its secret or, given `key`, a JWT assertion.
 pub async fn client_credentials(
-    http: &OAuthHttp,
+    http: &dyn OAuthTransport,
     d: &Discovered,
     credentials: &ClientCredentials,
     key: Option<&AssertionKey>,
@@ -258,7 +273,7 @@ pub async fn client_credentials(
 /// The RFC 7523 JWT-bearer grant (`assertion` from a workload identity or an identity assertion grant) with
 /// `resource` and `scope`. Errors are returned as they come: no retry, no other grant.
 pub async fn jwt_bearer(
-    http: &OAuthHttp,
+    http: &dyn OAuthTransport,
     d: &Discovered,
     assertion: &str,
     credentials: Option<&ClientCredentials>,
@@ -279,7 +294,7 @@ pub async fn jwt_bearer(
 /// RFC 8693 token exchange at the enterprise identity provider: trades the user's ID token for an identity
 /// assertion authorization grant (ID-JAG, SEP-990) addressed to the MCP authorization server. Returns the ID-JAG.
 pub async fn exchange_for_id_jag(
-    http: &OAuthHttp,
+    http: &dyn OAuthTransport,
     idp: &IdentityProviderGrant,
     d: &Discovered,
     scope: Option<&str>,
@@ -336,7 +351,7 @@ pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 /// `grant_type=refresh_token`, with `resource`.
 pub async fn refresh(
-    http: &OAuthHttp,
+    http: &dyn OAuthTransport,
     d: &Discovered,
     credentials: &ClientCredentials,
     tokens: &TokenSet,
@@ -354,7 +369,7 @@ pub async fn refresh(
 
 #[allow(clippy::too_many_arguments)]
 async fn token_request(
-    http: &OAuthHttp,
+    http: &dyn OAuthTransport,
     endpoint: &str,
     mut form: Vec<(&'static str, String)>,
     credentials: Option<&ClientCredentials>,
@@ -428,6 +443,10 @@ fn client_authentication(
             form.push(("client_secret", secret));
         }
         TokenEndpointAuth::ClientSecretBasic => {
+            // `client_id` in the body as well: RFC 6749 §3.2.1 allows it, strict basic servers accept it (it
+            // is not a second authentication method, unlike a `client_secret` there), and some servers that
+            // offer basic (the Python SDK's) refuse a token request without it.
+            form.push(("client_id", credentials.client_id.clone()));
             // RFC 6749 §2.3.1: both halves are form-encoded before base64.
             let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             let pair = format!("{}:{}", enc(&credentials.client_id), enc(&secret));
@@ -435,4 +454,79 @@ fn client_authentication(
         }
     }
     Ok(basic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::memory_as::{Approve, BASE, Call, MCP, MemoryAs, standard};
+    use super::*;
+    use serde_json::json;
+
+    async fn discovered(server: &MemoryAs, methods: &[&str]) -> Discovered {
+        let mut d = discover(server, MCP, UrlPolicy { allow_private: true }, None).await.unwrap();
+        d.metadata.token_endpoint_auth_methods_supported = Some(methods.iter().map(|m| m.to_string()).collect());
+        d
+    }
+
+    #[tokio::test]
+    async fn discovery_registration_and_code_exchange_in_memory() {
+        let server = MemoryAs::standard();
+        let d = discovered(&server, &["none"]).await;
+        assert_eq!((d.issuer.as_str(), d.resource.as_str(), d.openid_provider), (BASE, MCP, false));
+        let meta =
+            ClientMetadata { client_name: "t".into(), application_type: "native".into(), want_refresh_tokens: true };
+        let creds =
+            register(server.as_ref(), &format!("{BASE}/register"), &meta, "http://127.0.0.1:9/callback", &d.metadata)
+                .await
+                .unwrap();
+        assert_eq!(creds.redirect_uris, ["http://127.0.0.1:9/callback"], "the redirect URI sent is remembered");
+        let user = Approve::default();
+        let inputs = AuthorizationInputs {
+            discovered: &d,
+            credentials: &creds,
+            scope: Some("mcp offline_access".into()),
+            prompt_consent: true,
+            policy: UrlPolicy { allow_private: true },
+        };
+        let tokens = authorization_code(server.as_ref(), &user, inputs).await.unwrap();
+        assert!(tokens.access_token.starts_with("tok-") && tokens.issued_at.is_some());
+        let url = user.urls.lock().unwrap()[0].clone();
+        assert!(url.contains("prompt=consent") && url.contains("code_challenge_method=S256"), "{url}");
+        let exchange = server.hits("/token").pop().unwrap();
+        assert_eq!(exchange.param("code"), Some("the-code"));
+        assert!(exchange.param("code_verifier").is_some_and(|v| v.len() >= 43));
+    }
+
+    #[tokio::test]
+    async fn client_authentication_per_method_in_memory() {
+        let server = MemoryAs::standard();
+        let creds = ClientCredentials::confidential("id", "pw");
+        // (server methods, basic header, client_id in body, client_secret in body)
+        let cases = [
+            (&["client_secret_basic", "client_secret_post"][..], false, true, true),
+            (&["client_secret_basic"][..], true, true, false),
+            (&["client_secret_post"][..], false, true, true),
+        ];
+        for (methods, basic, id_in_body, secret_in_body) in cases {
+            let d = discovered(&server, methods).await;
+            client_credentials(server.as_ref(), &d, &creds, None, None).await.unwrap();
+            let call = server.hits("/token").pop().unwrap();
+            assert_eq!(call.basic.is_some(), basic, "{methods:?}");
+            assert_eq!(call.param("client_id") == Some("id"), id_in_body, "{methods:?}");
+            assert_eq!(call.param("client_secret") == Some("pw"), secret_in_body, "{methods:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn metadata_from_openid_configuration_marks_an_openid_provider() {
+        let server = MemoryAs::new(|call, n| match call.path() {
+            "/.well-known/oauth-authorization-server" => (404, json!(null)),
+            "/.well-known/openid-configuration" => {
+                standard(&Call { url: format!("{BASE}/.well-known/oauth-authorization-server"), ..call.clone() }, n)
+            }
+            _ => standard(call, n),
+        });
+        let d = discover(server.as_ref(), MCP, UrlPolicy { allow_private: true }, None).await.unwrap();
+        assert!(d.openid_provider);
+    }
 }

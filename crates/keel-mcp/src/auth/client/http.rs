@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::error::{AuthError, redact_url};
+use super::url_policy::{UrlPolicy, ip_is_private};
 
 /// Largest response body read from any OAuth endpoint.
 pub const MAX_BODY: usize = 4 * 1024 * 1024;
@@ -21,6 +22,47 @@ pub struct JsonResponse {
     pub dpop_nonce: Option<String>,
 }
 
+/// A boxed future borrowing its arguments.
+pub(crate) type CallFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<JsonResponse, AuthError>> + Send + 'a>>;
+
+/// The HTTP calls the OAuth flow makes, behind a trait so the flow steps run against an in-memory
+/// authorization server in tests. [`OAuthHttp`] is the real one.
+pub(crate) trait OAuthTransport: Send + Sync {
+    /// GET a JSON document (`MCP-Protocol-Version` is sent when given).
+    fn get_json<'a>(&'a self, url: &'a str, protocol_version: Option<&'a str>) -> CallFuture<'a>;
+    /// POST a form; `basic` is an `Authorization: Basic` header value, `dpop` a DPoP proof.
+    fn post_form<'a>(
+        &'a self,
+        url: &'a str,
+        form: &'a [(&'a str, &'a str)],
+        basic: Option<String>,
+        dpop: Option<String>,
+    ) -> CallFuture<'a>;
+    /// POST a JSON body.
+    fn post_json<'a>(&'a self, url: &'a str, body: &'a Value) -> CallFuture<'a>;
+}
+
+impl OAuthTransport for OAuthHttp {
+    fn get_json<'a>(&'a self, url: &'a str, protocol_version: Option<&'a str>) -> CallFuture<'a> {
+        Box::pin(OAuthHttp::get_json(self, url, protocol_version))
+    }
+
+    fn post_form<'a>(
+        &'a self,
+        url: &'a str,
+        form: &'a [(&'a str, &'a str)],
+        basic: Option<String>,
+        dpop: Option<String>,
+    ) -> CallFuture<'a> {
+        Box::pin(OAuthHttp::post_form(self, url, form, basic, dpop))
+    }
+
+    fn post_json<'a>(&'a self, url: &'a str, body: &'a Value) -> CallFuture<'a> {
+        Box::pin(OAuthHttp::post_json(self, url, body))
+    }
+}
+
 /// HTTP for discovery, registration and token requests.
 #[derive(Clone, Debug)]
 pub struct OAuthHttp {
@@ -28,19 +70,73 @@ pub struct OAuthHttp {
 }
 
 pub(crate) fn build_client() -> Result<reqwest::Client, AuthError> {
+    client_builder().build().map_err(|e| AuthError::Http { url: String::new(), reason: e.to_string() })
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
     // reqwest is built without a bundled crypto provider; ring is the one the crate ships with.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| AuthError::Http { url: String::new(), reason: e.to_string() })
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(30))
+}
+
+/// Resolves host names with the system resolver and refuses a name when any of its addresses is
+/// special-purpose ([`ip_is_private`]): the literal-host check in [`UrlPolicy`] cannot see where a name
+/// points, and a name with one public and one private address is as dangerous as a private one.
+#[derive(Clone, Copy, Debug)]
+struct PublicOnlyResolver;
+
+impl reqwest::dns::Resolve for PublicOnlyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs = public_addresses(&host, addrs)?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The addresses `host` resolved to, or an error when one of them is special-purpose or there are none.
+fn public_addresses(host: &str, addrs: Vec<std::net::SocketAddr>) -> std::io::Result<Vec<std::net::SocketAddr>> {
+    if addrs.is_empty() {
+        return Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("{host} has no address")));
+    }
+    if let Some(bad) = addrs.iter().find(|a| ip_is_private(a.ip())) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{host} resolves to the special-purpose address {} (SSRF guard)", bad.ip()),
+        ));
+    }
+    Ok(addrs)
 }
 
 impl OAuthHttp {
-    /// A client with no redirect following and a 30 s timeout.
+    /// A client with no redirect following and a 30 s timeout. It resolves names without checking where they
+    /// point; [`OAuthHttp::for_policy`] does.
     pub fn new() -> Result<Self, AuthError> {
         Ok(OAuthHttp { client: build_client()? })
+    }
+
+    /// A client for `policy`: when private hosts are not allowed, every host name is resolved before
+    /// connecting and refused if any of its addresses is special-purpose.
+    ///
+    /// Behind an HTTP proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`) the proxy resolves the names, so
+    /// there is nothing to check here (and the proxy itself may well have a private address): only literal
+    /// hosts are judged, and egress rules belong to the proxy.
+    pub fn for_policy(policy: UrlPolicy) -> Result<Self, AuthError> {
+        let proxied = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+        if policy.allow_private || proxied { Self::new() } else { Self::public_only() }
+    }
+
+    /// A client whose resolver refuses names of special-purpose addresses.
+    fn public_only() -> Result<Self, AuthError> {
+        let client = client_builder()
+            .dns_resolver(std::sync::Arc::new(PublicOnlyResolver))
+            .build()
+            .map_err(|e| AuthError::Http { url: String::new(), reason: e.to_string() })?;
+        Ok(OAuthHttp { client })
     }
 
     /// GET a JSON document (`MCP-Protocol-Version` is sent when given).
@@ -129,5 +225,43 @@ impl JsonResponse {
             return Err(AuthError::InvalidResponse { url: redact_url(url), reason: format!("HTTP {}", self.status) });
         }
         self.body.ok_or_else(|| AuthError::InvalidResponse { url: redact_url(url), reason: "not a JSON object".into() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::dns::Resolve as _;
+
+    #[test]
+    fn every_resolved_address_is_checked() {
+        let sa = |s: &str| -> std::net::SocketAddr { s.parse().unwrap() };
+        assert!(public_addresses("h", vec![sa("93.184.216.34:0")]).is_ok());
+        assert!(public_addresses("h", vec![sa("[2606:4700::1111]:0")]).is_ok());
+        // One special-purpose address among public ones refuses the name (DNS rebinding, split answers).
+        assert!(public_addresses("h", vec![sa("93.184.216.34:0"), sa("10.0.0.1:0")]).is_err());
+        assert!(public_addresses("h", vec![sa("[64:ff9b::a00:1]:0")]).is_err());
+        assert!(public_addresses("h", vec![]).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_resolver_refuses_names_of_loopback_addresses() {
+        let name: reqwest::dns::Name = "localhost".parse().unwrap();
+        let err = PublicOnlyResolver.resolve(name).await.err().expect("localhost is refused");
+        assert!(err.to_string().contains("SSRF guard"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_strict_client_does_not_connect_to_a_name_for_loopback() {
+        // A listener that would answer: the request must fail before reaching it.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let strict = OAuthHttp::public_only().unwrap();
+        let err = strict.get_json(&format!("http://localhost:{port}/x"), None).await.unwrap_err();
+        assert!(matches!(err, AuthError::Http { .. }), "{err}");
+        // Had a connection been made, the request would be waiting for an answer, not failed: the backlog is
+        // empty now.
+        let listener = listener.into_std().unwrap();
+        assert_eq!(listener.accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock, "no connection was made");
     }
 }

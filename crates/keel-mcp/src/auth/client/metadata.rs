@@ -57,6 +57,9 @@ pub struct AuthServerMetadata {
     /// RFC 9449: DPoP proof algorithms the server accepts.
     #[serde(default)]
     pub dpop_signing_alg_values_supported: Option<Vec<String>>,
+    /// OpenID Connect Discovery: ID token signing algorithms (required of an OpenID provider).
+    #[serde(default)]
+    pub id_token_signing_alg_values_supported: Option<Vec<String>>,
 }
 
 impl AuthServerMetadata {
@@ -73,6 +76,11 @@ impl AuthServerMetadata {
     /// DPoP with ES256 is advertised.
     pub fn supports_dpop_es256(&self) -> bool {
         self.dpop_signing_alg_values_supported.as_ref().is_some_and(|a| a.iter().any(|x| x == "ES256"))
+    }
+
+    /// The metadata describes an OpenID provider (it lists ID token signing algorithms).
+    pub fn describes_id_tokens(&self) -> bool {
+        self.id_token_signing_alg_values_supported.as_ref().is_some_and(|a| !a.is_empty())
     }
 
     /// `scopes_supported` lists `scope`.

@@ -21,11 +21,17 @@
 //!    `insufficient_scope` the union of held and demanded scopes, at most [`MAX_AUTHORIZATIONS`] times for
 //!    the same demand; `offline_access` only when the authorization server lists it (SEP-2207).
 //!
-//! Tokens carry an absolute expiry and are refreshed a minute before it, and on a 401; `invalid_grant`
-//! clears them and a new authorization follows. They live in a [`TokenStore`] ([`MemoryTokenStore`],
+//! Tokens carry an absolute expiry and are refreshed ahead of it (a minute, or a quarter of a shorter
+//! lifetime, never in their first seconds), and on a 401; `invalid_grant` clears them and a new
+//! authorization follows; an expired token that cannot be refreshed is not sent, a new authorization runs
+//! first. An `invalid_client` from the token endpoint ends the flow with [`AuthError::ClientRejected`] and
+//! no second trip through the browser. What to do next is decided by pure functions of the tokens, the
+//! challenge, the discovered metadata, the attempts so far and the time (`plan`). They live in a [`TokenStore`] ([`MemoryTokenStore`],
 //! [`FileTokenStore`]) and are only sent to the MCP server URL they were obtained for. The user-facing step
-//! is a [`RedirectStep`]: [`LoopbackRedirect`] opens the browser, [`HeadlessRedirect`] reads the redirect
-//! from the authorization endpoint's `Location` header.
+//! is a [`RedirectStep`]: [`LoopbackRedirect`] opens the browser (or prints the URL, or hands it to a hook,
+//! for CLIs and CI) and reuses the port of the registered redirect URI when it is free — a dynamic
+//! registration whose redirect URI the step cannot use is made again; [`HeadlessRedirect`] reads the
+//! redirect from the authorization endpoint's `Location` header.
 //!
 //! Other grants, for clients without a user at a browser: [`OAuthClient::client_credentials`] (a secret, or
 //! a `private_key_jwt` [`AssertionKey`] with [`OAuthClient::client_credentials_jwt`]),
@@ -46,10 +52,14 @@
 //!   resource metadata points elsewhere, so nothing issued by one authorization server is sent to another.
 //! * Refresh tokens are sent only to the token endpoint of the issuer that issued them, with the same
 //!   `resource`. A refresh answered with `invalid_grant` deletes the tokens.
+//! * Token endpoint authentication is chosen deliberately ([`registration::registration_auth_method`]):
+//!   `none` where offered, else `client_secret_post`, else `client_secret_basic` (which also carries
+//!   `client_id` in the body). `prompt=consent` accompanies `offline_access` per [`ConsentPrompt`].
 //!
 //! Every URL the flow touches must be https (or http on exactly `localhost`, `127.0.0.1`, `[::1]`); metadata
 //! and endpoint hosts that are private or loopback literals are refused unless the MCP server itself is
-//! private ([`url_policy`]). OAuth requests follow no redirects, read at most 4 MiB, and accept only JSON
+//! private ([`url_policy`]); host names are resolved before connecting and refused when any address they
+//! resolve to is special-purpose. OAuth requests follow no redirects, read at most 4 MiB, and accept only JSON
 //! objects. Tokens, secrets, codes and verifiers never appear in `Debug` output or error messages.
 //!
 //! ```no_run
@@ -66,12 +76,15 @@ pub mod challenge;
 pub mod discovery;
 pub mod dpop;
 mod error;
-pub mod flow;
-pub mod http;
+mod flow;
+mod http;
 pub mod iss;
+#[cfg(test)]
+mod memory_as;
 pub mod metadata;
 mod oauth;
 pub mod pkce;
+mod plan;
 pub mod redirect;
 pub mod registration;
 pub mod scope;
@@ -86,5 +99,6 @@ pub use flow::IdentityProviderGrant;
 pub use oauth::{MAX_AUTHORIZATIONS, OAuthClient, OAuthClientBuilder};
 pub use redirect::{AuthorizationResponse, HeadlessRedirect, LoopbackRedirect, RedirectStep};
 pub use registration::ClientCredentials;
+pub use scope::ConsentPrompt;
 pub use token::TokenSet;
 pub use token_store::{FileTokenStore, MemoryTokenStore, StoredAuth, TokenStore};

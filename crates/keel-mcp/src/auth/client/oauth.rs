@@ -11,11 +11,14 @@ use super::challenge::AuthChallenge;
 use super::dpop::Dpop;
 use super::error::AuthError;
 use super::flow::{self, AuthorizationInputs, Discovered, IdentityProviderGrant};
-use super::http::OAuthHttp;
+use super::http::{OAuthHttp, OAuthTransport};
+use super::plan::{
+    BeforeRequest, Facts, RefreshFailure, Step, after_refresh_error, before_request, needs_new_registration, plan,
+};
 use super::redirect::RedirectStep;
 use super::registration::{ClientCredentials, ClientMetadata};
-use super::scope::{apply_offline_access, covers, initial_scope, union};
-use super::token::now_secs;
+use super::scope::{ConsentPrompt, apply_offline_access, wants_consent_prompt};
+use super::token::{TokenSet, now_secs};
 use super::token_store::{MemoryTokenStore, StoredAuth, TokenStore};
 use super::url_policy::{UrlPolicy, check_secure};
 use crate::auth::{Challenge, HttpAuth};
@@ -39,6 +42,9 @@ pub struct OAuthClientBuilder {
     allow_loopback: bool,
     grant: Grant,
     dpop: bool,
+    consent_prompt: ConsentPrompt,
+    /// Replaces the HTTP client (in-memory authorization servers in tests).
+    transport: Option<Arc<dyn OAuthTransport>>,
 }
 
 /// How the client obtains tokens.
@@ -113,6 +119,20 @@ impl OAuthClientBuilder {
         self
     }
 
+    /// When the authorization request carries `prompt=consent` along with `offline_access` (default:
+    /// [`ConsentPrompt::OpenIdProviders`], see there why).
+    pub fn consent_prompt(mut self, prompt: ConsentPrompt) -> Self {
+        self.consent_prompt = prompt;
+        self
+    }
+
+    /// Sends the OAuth requests through `transport` instead of HTTP.
+    #[cfg(test)]
+    pub(crate) fn transport(mut self, transport: Arc<dyn OAuthTransport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
     /// Checks the URLs and builds the client.
     pub fn build(self) -> Result<OAuthClient, AuthError> {
         check_secure(&self.server_url)?;
@@ -135,8 +155,12 @@ impl OAuthClientBuilder {
                 store: self.store,
                 grant: self.grant,
                 dpop,
+                consent_prompt: self.consent_prompt,
                 policy,
-                http: OAuthHttp::new()?,
+                http: match self.transport {
+                    Some(t) => t,
+                    None => Arc::new(OAuthHttp::for_policy(policy)?),
+                },
                 session: tokio::sync::Mutex::new(Session::default()),
             }),
         })
@@ -164,8 +188,9 @@ struct Inner {
     store: Arc<dyn TokenStore>,
     grant: Grant,
     dpop: Option<Arc<Dpop>>,
+    consent_prompt: ConsentPrompt,
     policy: UrlPolicy,
-    http: OAuthHttp,
+    http: Arc<dyn OAuthTransport>,
     session: tokio::sync::Mutex<Session>,
 }
 
@@ -177,6 +202,9 @@ struct Session {
     attempts: HashMap<String, (u32, Instant)>,
     /// The issuer unbound pre-registered credentials were first used with.
     pre_registered_issuer: Option<String>,
+    /// The issuer whose token endpoint refused this client, and its error code: later challenges fail at
+    /// once instead of sending the user through the browser again.
+    rejected: Option<(String, String)>,
 }
 
 impl OAuthClient {
@@ -196,6 +224,8 @@ impl OAuthClient {
             allow_loopback: false,
             grant: Grant::AuthorizationCode,
             dpop: false,
+            consent_prompt: ConsentPrompt::default(),
+            transport: None,
         }
     }
 
@@ -254,24 +284,36 @@ impl OAuthClient {
         Some(self.inner.metadata.cimd_document(url, &[self.inner.redirect.redirect_uri()]))
     }
 
-    /// The `Authorization` header for a request to `url`, refreshing first when the token is about to expire.
+    /// The `Authorization` header for a request to `url`: refreshed first when the token is near its expiry,
+    /// and obtained anew first when it has expired with no way to refresh it (a request with it is doomed).
     pub async fn access_header(&self, url: &str) -> Result<Option<String>, AuthError> {
         let inner = &self.inner;
         if !same_resource(url, &inner.server_url) {
             return Ok(None);
         }
         let key = inner.server_url.as_str();
-        let Some(tokens) = inner.store.load(key).await?.and_then(|s| s.tokens) else { return Ok(None) };
-        if !tokens.expires_soon(now_secs()) || tokens.refresh_token.is_none() {
-            return Ok(Some(tokens.header()));
+        let tokens = inner.store.load(key).await?.and_then(|s| s.tokens);
+        match before_request(tokens.as_ref(), now_secs()) {
+            BeforeRequest::Bare => return Ok(None),
+            BeforeRequest::Send => return Ok(tokens.map(|t| t.header())),
+            BeforeRequest::Refresh | BeforeRequest::Authorize => {}
         }
         let mut session = inner.session.lock().await;
         let _lock = inner.store.lock(key).await?;
         // Another process may have refreshed while we waited for the lock.
         let mut stored = inner.store.load(key).await?.unwrap_or_default();
         let Some(tokens) = stored.tokens.clone() else { return Ok(None) };
-        if !tokens.expires_soon(now_secs()) {
-            return Ok(Some(tokens.header()));
+        match before_request(Some(&tokens), now_secs()) {
+            BeforeRequest::Bare => return Ok(None),
+            BeforeRequest::Send => return Ok(Some(tokens.header())),
+            BeforeRequest::Authorize => {
+                tracing::debug!("access token expired and no refresh token: authorizing before the request");
+                if !self.answer(&mut session, 401, &AuthChallenge::default()).await? {
+                    return Ok(None);
+                }
+                return Ok(inner.store.load(key).await?.and_then(|s| s.tokens).map(|t| t.header()));
+            }
+            BeforeRequest::Refresh => {}
         }
         let d = match session.discovered.clone() {
             Some(d) if d.issuer == tokens.issuer => d,
@@ -280,7 +322,7 @@ impl OAuthClient {
         let Some(creds) = self.existing_credentials(&mut session, &d, &stored)? else {
             return Ok(Some(tokens.header()));
         };
-        match flow::refresh(&inner.http, &d, &creds, &tokens).await {
+        match flow::refresh(inner.http.as_ref(), &d, &creds, &tokens).await {
             Ok(fresh) => {
                 let header = fresh.header();
                 stored.tokens = Some(fresh);
@@ -288,13 +330,16 @@ impl OAuthClient {
                 session.discovered = Some(d);
                 Ok(Some(header))
             }
-            Err(e) if e.is_invalid_grant() => {
-                stored.tokens = None;
-                inner.store.save(key, stored).await?;
-                Ok(None)
-            }
-            // Let the server decide; a 401 brings us back through `handle_challenge`.
-            Err(_) => Ok(Some(tokens.header())),
+            Err(e) => match after_refresh_error(&e, self.is_dynamic(&d, &stored)) {
+                RefreshFailure::DropTokens | RefreshFailure::DropRegistration => {
+                    self.forget(&mut stored, &d, &e);
+                    inner.store.save(key, stored).await?;
+                    Ok(None)
+                }
+                RefreshFailure::Fail => Err(self.rejected(&mut session, &d, &e)),
+                // Let the server decide; a 401 brings us back through `handle_challenge`.
+                RefreshFailure::Keep => Ok(Some(tokens.header())),
+            },
         }
     }
 
@@ -314,51 +359,63 @@ impl OAuthClient {
             // Retrying helps once the transport has passed the nonce to `note_dpop_nonce`.
             return Ok(self.inner.dpop.as_ref().is_some_and(|d| d.rs_nonce().is_some()));
         }
-        let key = inner.server_url.as_str();
         let mut session = inner.session.lock().await;
-        let _lock = inner.store.lock(key).await?;
+        let _lock = inner.store.lock(inner.server_url.as_str()).await?;
+        self.answer(&mut session, status, &challenge).await
+    }
+
+    /// Plans and carries out the answer to a challenge; the caller holds the session and the store lock.
+    async fn answer(&self, session: &mut Session, status: u16, challenge: &AuthChallenge) -> Result<bool, AuthError> {
+        let inner = &self.inner;
+        let key = inner.server_url.as_str();
         let mut stored = inner.store.load(key).await?.unwrap_or_default();
-        let held = stored.tokens.as_ref().and_then(|t| t.scope.clone());
-        let step_up = status == 403;
-        if step_up {
-            if !challenge.is_insufficient_scope() || stored.tokens.is_none() {
-                return Ok(false);
-            }
-            if covers(held.as_deref(), challenge.scope.as_deref()) {
-                // We already hold what the server asks for; another authorization cannot help.
-                return Ok(false);
-            }
+        // A 403 that no authorization can fix is decided before any discovery request.
+        let tokens = stored.tokens.as_ref();
+        if status == 403
+            && plan(&Facts { status, challenge, tokens, prm_scopes: None, refresh_tried: false }) == Step::GiveUp
+        {
+            return Ok(false);
         }
         let d = self.discover(challenge.resource_metadata.as_deref()).await?;
         session.discovered = Some(d.clone());
+        if let Some((issuer, error)) = &session.rejected
+            && *issuer == d.issuer
+        {
+            // The client was refused already: the user is not asked again for nothing.
+            return Err(AuthError::ClientRejected { issuer: issuer.clone(), error: error.clone() });
+        }
 
         // Tokens from another authorization server are dropped, never sent to the new one.
         if stored.tokens.as_ref().is_some_and(|t| t.issuer != d.issuer || t.resource != d.resource) {
             stored.tokens = None;
         }
 
-        if !step_up && let Some(tokens) = stored.tokens.clone().filter(|t| t.refresh_token.is_some()) {
-            if let Some(creds) = self.existing_credentials(&mut session, &d, &stored)? {
-                match flow::refresh(&inner.http, &d, &creds, &tokens).await {
-                    Ok(fresh) if fresh.access_token != tokens.access_token => {
-                        stored.tokens = Some(fresh);
-                        inner.store.save(key, stored).await?;
-                        return Ok(true);
-                    }
-                    Ok(_) => {}
-                    Err(e) if e.is_invalid_grant() => stored.tokens = None,
-                    Err(_) => {}
-                }
+        let mut refresh_tried = false;
+        let scope = loop {
+            let (tokens, prm_scopes) = (stored.tokens.as_ref(), d.prm_scopes.as_deref());
+            match plan(&Facts { status, challenge, tokens, prm_scopes, refresh_tried }) {
+                Step::GiveUp => return Ok(false),
+                Step::Obtain { scope } => break scope,
+                Step::Refresh => refresh_tried = true,
             }
-        }
-
-        let base = if step_up {
-            union(held.as_deref(), challenge.scope.as_deref())
-        } else {
-            let first = initial_scope(challenge.scope.as_deref(), d.prm_scopes.as_deref());
-            if stored.tokens.is_some() { union(held.as_deref(), first.as_deref()) } else { first }
+            let Some(creds) = self.existing_credentials(session, &d, &stored)? else { continue };
+            let Some(tokens) = stored.tokens.clone() else { continue };
+            match flow::refresh(inner.http.as_ref(), &d, &creds, &tokens).await {
+                Ok(fresh) if fresh.access_token != tokens.access_token => {
+                    stored.tokens = Some(fresh);
+                    inner.store.save(key, stored).await?;
+                    return Ok(true);
+                }
+                Ok(_) => {}
+                Err(e) => match after_refresh_error(&e, self.is_dynamic(&d, &stored)) {
+                    RefreshFailure::DropTokens | RefreshFailure::DropRegistration => self.forget(&mut stored, &d, &e),
+                    RefreshFailure::Fail => return Err(self.rejected(session, &d, &e)),
+                    RefreshFailure::Keep => {}
+                },
+            }
         };
-        let demand = format!("{status} {} {}", d.issuer, base.as_deref().unwrap_or(""));
+
+        let demand = format!("{status} {} {}", d.issuer, scope.as_deref().unwrap_or(""));
         if !session.attempts.contains_key(&demand) {
             session.attempts.clear();
         }
@@ -374,59 +431,104 @@ impl OAuthClient {
             return Err(AuthError::RetryLimit(MAX_AUTHORIZATIONS));
         }
 
+        let dynamic = self.is_dynamic(&d, &stored);
+        let obtained = self.obtain(session, &d, &mut stored, scope).await;
+        let result = match obtained {
+            Ok(tokens) => {
+                stored.tokens = Some(tokens);
+                Ok(true)
+            }
+            Err(e) if e.is_client_rejected() => {
+                // A client-authentication failure is not fixed by asking the user again: one clear error,
+                // and a dynamic registration the server no longer accepts is forgotten for the next run.
+                if dynamic || self.is_dynamic(&d, &stored) {
+                    stored.clients.remove(&d.issuer);
+                }
+                stored.tokens = None;
+                Err(self.rejected(session, &d, &e))
+            }
+            Err(e) => Err(e),
+        };
+        inner.store.save(key, stored).await?;
+        result
+    }
+
+    /// Obtains tokens for `scope` with the client's grant (registering first where needed).
+    async fn obtain(
+        &self,
+        session: &mut Session,
+        d: &Discovered,
+        stored: &mut StoredAuth,
+        scope: Option<String>,
+    ) -> Result<TokenSet, AuthError> {
+        let inner = &self.inner;
         match &inner.grant {
             Grant::AuthorizationCode => {}
             Grant::JwtBearer(assertion) => {
-                stored.tokens = Some(flow::jwt_bearer(&inner.http, &d, assertion, None, base).await?);
-                inner.store.save(key, stored).await?;
-                return Ok(true);
+                return flow::jwt_bearer(inner.http.as_ref(), d, assertion, None, scope).await;
             }
             Grant::IdJag(idp) => {
                 inner.policy.check(&idp.token_endpoint)?;
-                let creds = self.credentials(&mut session, &d, &mut stored).await?;
-                let id_jag = flow::exchange_for_id_jag(&inner.http, idp, &d, base.as_deref()).await?;
-                stored.tokens = Some(flow::jwt_bearer(&inner.http, &d, &id_jag, Some(&creds), base).await?);
-                inner.store.save(key, stored).await?;
-                return Ok(true);
+                let creds = self.credentials(session, d, stored).await?;
+                let id_jag = flow::exchange_for_id_jag(inner.http.as_ref(), idp, d, scope.as_deref()).await?;
+                return flow::jwt_bearer(inner.http.as_ref(), d, &id_jag, Some(&creds), scope).await;
             }
             Grant::ClientCredentials(assertion_key) => {
-                let creds = self.credentials(&mut session, &d, &mut stored).await?;
-                let tokens = flow::client_credentials(&inner.http, &d, &creds, assertion_key.as_deref(), base).await?;
-                stored.tokens = Some(tokens);
-                inner.store.save(key, stored).await?;
-                return Ok(true);
+                let creds = self.credentials(session, d, stored).await?;
+                return flow::client_credentials(inner.http.as_ref(), d, &creds, assertion_key.as_deref(), scope).await;
             }
         }
-        let creds = self.credentials(&mut session, &d, &mut stored).await?;
+        let mut creds = self.credentials(session, d, stored).await?;
+        // Many servers match redirect URIs exactly: use a registered one where the step can, else register
+        // again with the one it has.
+        let redirect_uri = inner.redirect.prepare(&creds.redirect_uris).await?;
+        if self.is_dynamic(d, stored) && needs_new_registration(&creds.redirect_uris, &redirect_uri) {
+            tracing::debug!(issuer = %d.issuer, "redirect URI not in the stored registration: registering again");
+            stored.clients.remove(&d.issuer);
+            creds = self.credentials(session, d, stored).await?;
+        }
         let refresh_registered = creds.grant_types.iter().any(|g| g == "refresh_token")
             || (creds.grant_types.is_empty() && inner.metadata.want_refresh_tokens);
         let scope = apply_offline_access(
-            base,
+            scope,
             d.metadata.advertises_scope("offline_access"),
             inner.metadata.want_refresh_tokens && refresh_registered,
         );
-        let tokens = flow::authorization_code(
-            &inner.http,
+        let prompt_consent = wants_consent_prompt(inner.consent_prompt, scope.as_deref(), d.openid_provider);
+        flow::authorization_code(
+            inner.http.as_ref(),
             inner.redirect.as_ref(),
-            AuthorizationInputs { discovered: &d, credentials: &creds, scope, policy: inner.policy },
+            AuthorizationInputs { discovered: d, credentials: &creds, scope, prompt_consent, policy: inner.policy },
         )
-        .await;
-        let tokens = match tokens {
-            Ok(t) => t,
-            Err(e) => {
-                inner.store.save(key, stored).await?;
-                return Err(e);
-            }
-        };
-        stored.tokens = Some(tokens);
-        inner.store.save(key, stored).await?;
-        Ok(true)
+        .await
     }
 
+    /// The credentials for `d` came from dynamic registration (stored, not given to the builder).
+    fn is_dynamic(&self, d: &Discovered, stored: &StoredAuth) -> bool {
+        self.inner.pre_registered.is_none() && stored.clients.contains_key(&d.issuer)
+    }
+
+    /// Drops what a failed refresh made useless: the tokens, and the registration when the client was refused.
+    fn forget(&self, stored: &mut StoredAuth, d: &Discovered, error: &AuthError) {
+        stored.tokens = None;
+        if error.is_client_rejected() {
+            stored.clients.remove(&d.issuer);
+        }
+    }
+
+    /// Remembers that the authorization server refused this client, and the error to give.
+    fn rejected(&self, session: &mut Session, d: &Discovered, error: &AuthError) -> AuthError {
+        let code = match error {
+            AuthError::TokenEndpoint { error } | AuthError::ClientRejected { error, .. } => error.clone(),
+            _ => "invalid_client".to_owned(),
+        };
+        session.rejected = Some((d.issuer.clone(), code.clone()));
+        AuthError::ClientRejected { issuer: d.issuer.clone(), error: code }
+    }
     /// Discovery, plus the DPoP key when this authorization server takes ES256 proofs.
     async fn discover(&self, resource_metadata: Option<&str>) -> Result<Discovered, AuthError> {
         let inner = &self.inner;
-        let mut d = flow::discover(&inner.http, &inner.server_url, inner.policy, resource_metadata).await?;
+        let mut d = flow::discover(inner.http.as_ref(), &inner.server_url, inner.policy, resource_metadata).await?;
         d.dpop = inner.dpop.clone().filter(|_| d.metadata.supports_dpop_es256());
         Ok(d)
     }
@@ -494,7 +596,8 @@ impl OAuthClient {
         let endpoint =
             d.metadata.registration_endpoint.as_deref().ok_or_else(|| AuthError::NoRegistration(d.issuer.clone()))?;
         let creds =
-            flow::register(&inner.http, endpoint, &inner.metadata, &inner.redirect.redirect_uri(), &d.metadata).await?;
+            flow::register(inner.http.as_ref(), endpoint, &inner.metadata, &inner.redirect.redirect_uri(), &d.metadata)
+                .await?;
         stored.clients.insert(d.issuer.clone(), creds.clone());
         inner.store.save(&inner.server_url, stored.clone()).await?;
         Ok(creds)
@@ -547,7 +650,70 @@ impl HttpAuth for OAuthClient {
 
 #[cfg(test)]
 mod tests {
+    use super::super::memory_as::{Approve, MCP, MemoryAs, standard};
     use super::*;
+    use serde_json::json;
+
+    fn client(server: &Arc<MemoryAs>, user: &Approve) -> OAuthClientBuilder {
+        OAuthClient::builder(MCP, user.clone()).transport(server.clone())
+    }
+
+    #[tokio::test]
+    async fn login_then_refresh_on_401_in_memory() {
+        let (server, user) = (MemoryAs::standard(), Approve::default());
+        let c = client(&server, &user).build().unwrap();
+        assert!(c.handle_challenge(MCP, 401, &[]).await.unwrap());
+        let token = &server.hits("/token")[0];
+        assert_eq!(token.param("grant_type"), Some("authorization_code"));
+        assert_eq!(token.param("client_id"), Some("client-2"));
+        assert_eq!(token.param("resource"), Some(MCP));
+        let header = c.access_header(MCP).await.unwrap().unwrap();
+        assert!(header.starts_with("Bearer tok-"), "{header}");
+        // A 401 with tokens in hand: the plan is a refresh, not the user.
+        assert!(c.handle_challenge(MCP, 401, &[]).await.unwrap());
+        assert_eq!(server.hits("/token")[1].param("grant_type"), Some("refresh_token"));
+        assert_eq!(user.urls.lock().unwrap().len(), 1);
+        assert_eq!(server.hits("/register").len(), 1);
+    }
+
+    /// A server that refuses the client at refresh (`invalid_client`), as after forgetting a registration.
+    fn refusing_refresh() -> Arc<MemoryAs> {
+        MemoryAs::new(|call, n| {
+            if call.param("grant_type") == Some("refresh_token") {
+                return (401, json!({"error": "invalid_client"}));
+            }
+            standard(call, n)
+        })
+    }
+
+    #[tokio::test]
+    async fn a_refused_dynamic_client_registers_again_in_memory() {
+        let server = refusing_refresh();
+        let user = Approve::default();
+        let c = client(&server, &user).build().unwrap();
+        assert!(c.handle_challenge(MCP, 401, &[]).await.unwrap());
+        assert!(c.handle_challenge(MCP, 401, &[]).await.unwrap());
+        assert_eq!(server.hits("/register").len(), 2, "a new registration");
+        assert_eq!(user.urls.lock().unwrap().len(), 2, "and one new authorization");
+        let last = server.hits("/token").pop().unwrap();
+        assert_eq!(last.param("grant_type"), Some("authorization_code"));
+        assert_ne!(last.param("client_id"), Some("client-2"), "with the new client");
+    }
+
+    #[tokio::test]
+    async fn a_refused_pre_registered_client_fails_clearly_in_memory() {
+        let server = refusing_refresh();
+        let user = Approve::default();
+        let c = client(&server, &user).pre_registered(ClientCredentials::public("given")).build().unwrap();
+        assert!(c.handle_challenge(MCP, 401, &[]).await.unwrap());
+        let err = c.handle_challenge(MCP, 401, &[]).await.unwrap_err();
+        assert!(matches!(err, AuthError::ClientRejected { ref error, .. } if error == "invalid_client"), "{err}");
+        assert_eq!(user.urls.lock().unwrap().len(), 1, "the user is not asked again");
+        // And it stays refused without another request to the token endpoint.
+        let tokens_before = server.hits("/token").len();
+        assert!(c.handle_challenge(MCP, 401, &[]).await.is_err());
+        assert_eq!(server.hits("/token").len(), tokens_before);
+    }
 
     #[test]
     fn token_goes_only_to_its_resource() {

@@ -62,6 +62,10 @@ pub struct ClientCredentials {
     /// The registered grant types, when known.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grant_types: Vec<String>,
+    /// The redirect URIs registered for a dynamically registered client (empty when unknown). Many
+    /// authorization servers match redirect URIs exactly, so a new loopback port needs a new registration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirect_uris: Vec<String>,
 }
 
 impl std::fmt::Debug for ClientCredentials {
@@ -70,6 +74,7 @@ impl std::fmt::Debug for ClientCredentials {
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret.as_ref().map(|_| "…"))
             .field("token_endpoint_auth_method", &self.token_endpoint_auth_method)
+            .field("redirect_uris", &self.redirect_uris)
             .finish()
     }
 }
@@ -82,6 +87,7 @@ impl ClientCredentials {
             client_secret: None,
             token_endpoint_auth_method: Some("none".into()),
             grant_types: Vec::new(),
+            redirect_uris: Vec::new(),
         }
     }
 
@@ -92,22 +98,25 @@ impl ClientCredentials {
             client_secret: Some(secret.into()).filter(|s: &String| !s.is_empty()),
             token_endpoint_auth_method: None,
             grant_types: Vec::new(),
+            redirect_uris: Vec::new(),
         }
     }
 
     /// Reads an RFC 7591 registration response.
     pub fn from_registration_response(doc: &serde_json::Map<String, Value>) -> Option<Self> {
         let s = |k: &str| doc.get(k).and_then(Value::as_str).filter(|v| !v.is_empty()).map(str::to_owned);
-        let grant_types = doc
-            .get("grant_types")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-            .unwrap_or_default();
+        let list = |k: &str| -> Vec<String> {
+            doc.get(k)
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default()
+        };
         Some(ClientCredentials {
             client_id: s("client_id")?,
             client_secret: s("client_secret"),
             token_endpoint_auth_method: s("token_endpoint_auth_method"),
-            grant_types,
+            grant_types: list("grant_types"),
+            redirect_uris: list("redirect_uris"),
         })
     }
 }
@@ -125,8 +134,8 @@ pub enum TokenEndpointAuth {
     PrivateKeyJwt,
 }
 
-/// The method: what registration said; else none without a secret; else what the server supports
-/// (basic before post); else basic, the OAuth default.
+/// The method: what registration said; else none without a secret; else what the server supports (post
+/// before basic, as for registration); else basic, the OAuth default (RFC 8414 §2).
 pub fn choose_token_auth(credentials: &ClientCredentials, supported: Option<&[String]>) -> TokenEndpointAuth {
     match credentials.token_endpoint_auth_method.as_deref() {
         Some("none") => return TokenEndpointAuth::None,
@@ -143,25 +152,25 @@ pub fn choose_token_auth(credentials: &ClientCredentials, supported: Option<&[St
         return TokenEndpointAuth::None;
     }
     let has = |m: &str| supported.is_some_and(|s| s.iter().any(|x| x == m));
-    if has("client_secret_basic") || supported.is_none() {
-        TokenEndpointAuth::ClientSecretBasic
-    } else if has("client_secret_post") {
-        TokenEndpointAuth::ClientSecretPost
-    } else {
-        TokenEndpointAuth::ClientSecretBasic
-    }
+    if has("client_secret_post") { TokenEndpointAuth::ClientSecretPost } else { TokenEndpointAuth::ClientSecretBasic }
 }
 
 /// The method to ask for in a DCR request: `none` (a public native client) when the server supports it,
-/// else what it supports, else `none`.
+/// else `client_secret_post`, else `client_secret_basic`, else `none`.
+///
+/// Post before basic, deliberately: with post the `client_id` travels in the body, where every server
+/// looks for it. Some servers that offer both (the Python SDK's, among others) also want `client_id` in the
+/// body of a basic request, which RFC 6749 §2.3.1 does not require; the post form is understood by all of
+/// them. (When basic is the only choice, the token request carries `client_id` in the body as well —
+/// RFC 6749 §3.2.1 allows it, and it is not a second authentication method.)
 pub fn registration_auth_method(supported: Option<&[String]>) -> &'static str {
     let has = |m: &str| supported.is_some_and(|s| s.iter().any(|x| x == m));
     if supported.is_none() || has("none") {
         "none"
-    } else if has("client_secret_basic") {
-        "client_secret_basic"
     } else if has("client_secret_post") {
         "client_secret_post"
+    } else if has("client_secret_basic") {
+        "client_secret_basic"
     } else {
         "none"
     }
@@ -183,10 +192,12 @@ mod tests {
             client_secret: secret.then(|| "s".into()),
             token_endpoint_auth_method: m.map(Into::into),
             grant_types: vec![],
+            redirect_uris: vec![],
         };
         let basic = v(&["client_secret_basic"]);
         let post = v(&["client_secret_post"]);
         let none = v(&["none"]);
+        let both = v(&["client_secret_basic", "client_secret_post"]);
         let cases: Vec<(ClientCredentials, Option<&[String]>, TokenEndpointAuth)> = vec![
             (with(Some("none"), false), Some(&none), T::None),
             (with(Some("client_secret_basic"), true), Some(&basic), T::ClientSecretBasic),
@@ -196,11 +207,15 @@ mod tests {
             (with(None, true), Some(&basic), T::ClientSecretBasic),
             (with(None, true), Some(&post), T::ClientSecretPost),
             (with(None, true), None, T::ClientSecretBasic),
+            (with(None, true), Some(&both), T::ClientSecretPost),
+            (with(Some("client_secret_basic"), true), Some(&both), T::ClientSecretBasic),
         ];
         for (c, s, expected) in cases {
             assert_eq!(choose_token_auth(&c, s), expected, "{c:?} {s:?}");
         }
         assert_eq!(registration_auth_method(Some(&post)), "client_secret_post");
+        assert_eq!(registration_auth_method(Some(&basic)), "client_secret_basic");
+        assert_eq!(registration_auth_method(Some(&both)), "client_secret_post", "post is understood everywhere");
         assert_eq!(registration_auth_method(Some(&v(&["client_secret_basic", "none"]))), "none");
         assert_eq!(registration_auth_method(None), "none");
     }

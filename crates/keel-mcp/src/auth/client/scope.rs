@@ -53,6 +53,37 @@ pub fn apply_offline_access(
     join(scopes)
 }
 
+/// When an authorization request asks for consent (`prompt=consent`) along with `offline_access`.
+///
+/// OpenID Connect Core §11 lets an OpenID provider ignore `offline_access` unless the request also carries
+/// `prompt=consent`, and some providers (node-oidc-provider as shipped, among others) do exactly that, so
+/// the login succeeds without a refresh token. Forcing the consent screen, though, breaks tenant-wide (admin)
+/// consent on some enterprise identity providers and annoys users of plain OAuth servers, which never apply
+/// §11. The default, [`ConsentPrompt::OpenIdProviders`], sends it only where §11 can apply.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConsentPrompt {
+    /// With `offline_access`, when the authorization server is an OpenID provider (metadata from
+    /// `/.well-known/openid-configuration`, or listing ID token signing algorithms). The default.
+    #[default]
+    OpenIdProviders,
+    /// With `offline_access`, at every authorization server.
+    Always,
+    /// Never (identity providers with tenant-wide consent).
+    Never,
+}
+
+/// Whether an authorization request for `scope` carries `prompt=consent`.
+pub fn wants_consent_prompt(policy: ConsentPrompt, scope: Option<&str>, openid_provider: bool) -> bool {
+    let offline = scope.into_iter().flat_map(split).any(|s| s == OFFLINE_ACCESS);
+    offline
+        && match policy {
+            ConsentPrompt::OpenIdProviders => openid_provider,
+            ConsentPrompt::Always => true,
+            ConsentPrompt::Never => false,
+        }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +118,25 @@ mod tests {
         assert!(covers(Some("a b"), Some("b")));
         assert!(!covers(Some("a"), Some("a c")));
         assert!(covers(Some("a"), None));
+    }
+
+    #[test]
+    fn consent_prompt_table() {
+        use ConsentPrompt as P;
+        let offline = Some("mcp:basic offline_access");
+        // (policy, scope, OpenID provider, prompt=consent)
+        let cases = [
+            (P::OpenIdProviders, offline, true, true),
+            (P::OpenIdProviders, offline, false, false),
+            (P::OpenIdProviders, Some("mcp:basic"), true, false),
+            (P::Always, offline, false, true),
+            (P::Always, None, true, false),
+            (P::Never, offline, true, false),
+        ];
+        for (policy, scope, openid, expected) in cases {
+            assert_eq!(wants_consent_prompt(policy, scope, openid), expected, "{policy:?} {scope:?} {openid}");
+        }
+        assert_eq!(ConsentPrompt::default(), P::OpenIdProviders);
     }
 
     #[test]

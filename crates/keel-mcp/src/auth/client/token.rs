@@ -6,8 +6,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// How long before expiry a token is refreshed proactively.
+/// The longest a token is refreshed ahead of its expiry; shorter-lived tokens get a quarter of their lifetime.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+
+/// A token younger than this is never refreshed proactively, whatever its `expires_in`: a server that issues
+/// tokens living a second or two would otherwise get a refresh (and a rotated refresh token) per request.
+pub const MIN_REFRESH_AGE: Duration = Duration::from_secs(5);
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
@@ -27,6 +31,9 @@ pub struct TokenSet {
     /// Absolute expiry (Unix seconds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
+    /// When the token endpoint answered (Unix seconds); with `expires_at` it gives the lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<u64>,
     /// Granted scope (the response's, else the requested one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
@@ -66,6 +73,7 @@ impl TokenSet {
             token_type: s("token_type").unwrap_or_else(|| "Bearer".into()),
             refresh_token: s("refresh_token").or_else(|| previous.and_then(|p| p.refresh_token.clone())),
             expires_at: expires_in.map(|e| now.saturating_add(e)),
+            issued_at: Some(now),
             scope: s("scope")
                 .or_else(|| requested_scope.map(str::to_owned))
                 .or_else(|| previous.and_then(|p| p.scope.clone())),
@@ -74,9 +82,30 @@ impl TokenSet {
         })
     }
 
-    /// Expired, or expiring within [`REFRESH_MARGIN`].
+    /// Due for a proactive refresh: within the refresh margin of its expiry — the smaller of
+    /// [`REFRESH_MARGIN`] and a quarter of its lifetime — and at least [`MIN_REFRESH_AGE`] old; or already
+    /// expired, whatever its age. A token of unknown age (stored by an older version) gets the full margin.
     pub fn expires_soon(&self, now: u64) -> bool {
-        self.expires_at.is_some_and(|at| now.saturating_add(REFRESH_MARGIN.as_secs()) >= at)
+        let Some(at) = self.expires_at else { return false };
+        // An expired token only buys a 401: refresh it whatever its age.
+        if now >= at {
+            return true;
+        }
+        let margin = match self.issued_at {
+            Some(issued) => {
+                if now.saturating_sub(issued) < MIN_REFRESH_AGE.as_secs() {
+                    return false;
+                }
+                REFRESH_MARGIN.as_secs().min(at.saturating_sub(issued) / 4)
+            }
+            None => REFRESH_MARGIN.as_secs(),
+        };
+        now.saturating_add(margin) >= at
+    }
+
+    /// Past its expiry: the resource server will refuse it, so it is not worth sending.
+    pub fn is_expired(&self, now: u64) -> bool {
+        self.expires_at.is_some_and(|at| now >= at)
     }
 
     /// A DPoP-bound token (`token_type` DPoP).
@@ -117,6 +146,44 @@ mod tests {
         assert!(t.expires_soon(5000));
         let forever = TokenSet { expires_at: None, ..t.clone() };
         assert!(!forever.expires_soon(u64::MAX));
+    }
+
+    #[test]
+    fn refresh_margin_is_proportional_to_lifetime() {
+        let t = |issued: Option<u64>, lifetime: u64| TokenSet {
+            access_token: "a".into(),
+            token_type: "Bearer".into(),
+            refresh_token: Some("r".into()),
+            expires_at: Some(issued.unwrap_or(1000) + lifetime),
+            issued_at: issued,
+            scope: None,
+            issuer: "i".into(),
+            resource: "r".into(),
+        };
+        // (issued_at, lifetime, now, due for refresh)
+        let cases = [
+            (Some(1000), 3600, 1000, false),
+            (Some(1000), 3600, 4539, false),
+            (Some(1000), 3600, 4540, true),
+            // A 60 s token: a 15 s margin, and never in the first moments of its life.
+            (Some(1000), 60, 1000, false),
+            (Some(1000), 60, 1044, false),
+            (Some(1000), 60, 1045, true),
+            // A 4 s token is not refreshed early in its first 5 s, but once expired it is, whatever its age.
+            (Some(1000), 4, 1002, false),
+            (Some(1000), 4, 1003, false),
+            (Some(1000), 4, 1004, true),
+            (Some(1000), 0, 1000, true),
+            (Some(1000), 2, 1002, true),
+            // Stored without issued_at (older versions): the fixed margin.
+            (None, 3600, 4540, true),
+            (None, 3600, 4539, false),
+        ];
+        for (issued, lifetime, now, due) in cases {
+            assert_eq!(t(issued, lifetime).expires_soon(now), due, "{issued:?} {lifetime} {now}");
+        }
+        assert!(t(Some(1000), 60).is_expired(1060));
+        assert!(!t(Some(1000), 60).is_expired(1059));
     }
 
     #[test]

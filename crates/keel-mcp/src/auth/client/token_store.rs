@@ -1,6 +1,7 @@
 //! Where tokens and client registrations live between runs: the [`TokenStore`] trait, an in-memory store and
-//! a file store (mode 0600, atomic write-and-rename, an advisory lock so two processes never refresh the same
-//! token at once). Everything is keyed by the MCP server URL; registrations inside are keyed by issuer.
+//! a file store (files 0600 in a 0700 directory, written through an exclusively created temporary file,
+//! fsynced and renamed so a crash or `kill -9` leaves the old file or the new one, and an advisory lock so two
+//! processes never refresh the same token at once). Everything is keyed by the MCP server URL; registrations inside are keyed by issuer.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -107,12 +108,44 @@ impl FileTokenStore {
     }
 }
 
-fn open_private(path: &std::path::Path, truncate: bool) -> std::io::Result<std::fs::File> {
+/// Opens (creating with mode 0600) the lock file; it holds no secret.
+fn open_lock_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     let mut o = std::fs::OpenOptions::new();
-    o.read(true).write(true).create(true).truncate(truncate);
+    o.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
     o.open(path)
+}
+
+/// Writes `bytes` to `path` so that a crash at any point leaves either the old file or the new one, never a
+/// partial or more readable one: a temporary file with a random name, created exclusively (`O_EXCL`,
+/// `O_NOFOLLOW`) with mode 0600, written and fsynced, renamed over `path`, then the directory fsynced so the
+/// rename itself survives a power loss.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().ok_or_else(|| std::io::Error::other("token file path has no directory"))?;
+    let mut suffix = [0u8; 8];
+    getrandom::fill(&mut suffix).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let suffix: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{suffix}.tmp"));
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    }
+    let mut f = o.open(&tmp)?;
+    let written = f.write_all(bytes).and_then(|()| f.sync_all());
+    drop(f);
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
 }
 
 struct FileLock(std::fs::File);
@@ -149,14 +182,9 @@ impl TokenStore for FileTokenStore {
         let this = self.clone();
         let path = self.path(key, "json");
         Box::pin(blocking(move || {
-            use std::io::Write as _;
             this.ensure_dir()?;
-            let tmp = path.with_extension(format!("json.tmp{}", std::process::id()));
-            let mut f = open_private(&tmp, true)?;
-            f.write_all(&serde_json::to_vec_pretty(&value).map_err(std::io::Error::other)?)?;
-            f.sync_all()?;
-            drop(f);
-            std::fs::rename(&tmp, &path)
+            let bytes = serde_json::to_vec_pretty(&value).map_err(std::io::Error::other)?;
+            write_atomically(&path, &bytes)
         }))
     }
 
@@ -165,7 +193,7 @@ impl TokenStore for FileTokenStore {
         let path = self.path(key, "lock");
         Box::pin(blocking(move || {
             this.ensure_dir()?;
-            let f = open_private(&path, false)?;
+            let f = open_lock_file(&path)?;
             #[cfg(unix)]
             {
                 use std::os::fd::AsRawFd;
@@ -217,6 +245,27 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
             .collect();
         assert!(leftovers.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_planted_temp_file_cannot_widen_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("keel-token-planted-{}", std::process::id()));
+        let store = FileTokenStore::new(&dir);
+        store.ensure_dir().unwrap();
+        let path = store.path("k", "json");
+        // What an attacker (or an older version) could leave: a world-readable file at the old, predictable
+        // temp name, and a world-readable token file.
+        for planted in [path.with_extension(format!("json.tmp{}", std::process::id())), path.clone()] {
+            std::fs::write(&planted, b"{}").unwrap();
+            std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        store.save("k", sample()).await.unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(store.load("k").await.unwrap(), Some(sample()));
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

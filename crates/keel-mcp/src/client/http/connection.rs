@@ -19,6 +19,7 @@ use crate::auth::HttpAuth;
 use crate::error::Error;
 use crate::protocol::jsonrpc::{self, ErrorObject, RequestId, code};
 use crate::protocol::{Era, Notification as _, ProtocolVersion};
+use crate::transport::FrameError;
 
 #[derive(Default)]
 pub(super) struct State {
@@ -45,7 +46,7 @@ pub(super) struct Inner {
     pub(super) limits: Limits,
     pub(super) extra_headers: HeaderMap,
     pub(super) http: Option<reqwest::Client>,
-    pub(super) inbound: mpsc::Sender<Vec<u8>>,
+    pub(super) inbound: mpsc::Sender<Result<Vec<u8>, FrameError>>,
     pub(super) closed: CancellationToken,
     pub(super) state: Mutex<State>,
 }
@@ -151,8 +152,7 @@ impl Inner {
                     if out.method() == "initialize" || out.method() == "server/discover" {
                         era_cache::forget(&this.origin);
                     }
-                    let error = ErrorObject::new(TRANSPORT_ERROR, e.to_string());
-                    this.deliver_error(id.as_ref(), error).await;
+                    this.fail(id.clone(), e).await;
                 }
                 if let Some(id) = &id {
                     this.state().in_flight.remove(id);
@@ -280,13 +280,19 @@ impl Inner {
         if out.method() == "initialize"
             && matches!(status.as_u16(), 400 | 404 | 405)
             && self.state().sse_endpoint.is_none()
-            && self.connect_legacy_sse().await.is_ok()
         {
-            let response = self.post(out).await?;
-            if response.status().is_success() {
-                return Ok(Exchange::Done);
+            match self.connect_legacy_sse().await {
+                Ok(()) => {
+                    let response = self.post(out).await?;
+                    if response.status().is_success() {
+                        return Ok(Exchange::Done);
+                    }
+                    return Err(Error::Protocol(format!("HTTP {} from the HTTP+SSE endpoint", response.status())));
+                }
+                // Unreachable or refused on the last resort too: that, not the first 4xx, is what to act on.
+                Err(e @ (Error::Transport(_) | Error::Unauthorized(_))) => return Err(e),
+                Err(e) => tracing::debug!(error = %e, "no HTTP+SSE transport either"),
             }
-            return Err(Error::Protocol(format!("HTTP {} from the HTTP+SSE endpoint", response.status())));
         }
         Err(Error::Protocol(format!("HTTP {status} from the server")))
     }
@@ -314,7 +320,7 @@ impl Inner {
             Some(rewritten) => rewritten,
             None => body.to_vec(),
         };
-        let _ = self.inbound.send(body).await;
+        let _ = self.inbound.send(Ok(body)).await;
     }
 
     /// Learns from answers (negotiated version, tool header annotations, era) and drops tools with invalid
@@ -361,7 +367,14 @@ impl Inner {
     }
 
     pub(super) async fn deliver_error(&self, id: Option<&RequestId>, error: ErrorObject) {
-        let _ = self.inbound.send(jsonrpc::encode_error(id, &error)).await;
+        let _ = self.inbound.send(Ok(jsonrpc::encode_error(id, &error))).await;
+    }
+
+    /// Fails request `id` with a typed error of this side (unreachable server, refused credentials, …).
+    async fn fail(&self, id: Option<RequestId>, error: Error) {
+        if let Some(id) = id {
+            let _ = self.inbound.send(Err(FrameError::RequestFailed { id, error })).await;
+        }
     }
 
     /// Re-runs `initialize` (and `notifications/initialized`) after the server forgot the session.

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::MAX_AUTH_ATTEMPTS;
 use super::connection::{Inner, Outgoing};
+use super::failure::{redirect_error, transport_error};
 use super::headers;
 use super::sse::SseDecoder;
 use crate::auth::Challenge;
@@ -39,6 +40,7 @@ impl Inner {
 
     /// Sends what `build` makes, `method` to `target`, with the credential headers [`HttpAuth`] supplies;
     /// a 401 / 403 goes back to it, and the request is sent again (bounded) when it has new credentials.
+    /// A refusal that stays is [`Error::Unauthorized`]; a redirect is refused, never followed.
     pub(super) async fn send_with_auth(
         &self,
         method: &str,
@@ -54,30 +56,43 @@ impl Inner {
                 request = request.headers(credential_headers(auth.request_headers(method, target.as_str()).await?)?);
             }
             let response = tokio::select! {
-                r = request.send() => r.map_err(|e| Error::Transport(std::io::Error::other(e)))?,
+                r = request.send() => r.map_err(transport_error)?,
                 _ = self.closed.cancelled() => return Err(Error::Closed),
             };
+            if response.url() != target {
+                // Only a client brought with `with_client` follows redirects; its answer is not taken.
+                return Err(Error::Protocol(format!(
+                    "the HTTP client followed a redirect to {:?}; build it with redirect::Policy::none()",
+                    response.url().as_str()
+                )));
+            }
+            let status = response.status();
+            if status.is_redirection() {
+                let location = response.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok());
+                return Err(redirect_error(status, location));
+            }
             if let Some(auth) = &self.auth
                 && let Some(nonce) = response.headers().get("dpop-nonce").and_then(|v| v.to_str().ok())
             {
                 auth.dpop_nonce(url, nonce);
             }
-            let status = response.status().as_u16();
-            if matches!(status, 401 | 403)
-                && let Some(auth) = &self.auth
-                && attempt < MAX_AUTH_ATTEMPTS
-            {
-                let www_authenticate = response
-                    .headers()
-                    .get_all(reqwest::header::WWW_AUTHENTICATE)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok().map(str::to_owned))
-                    .collect();
-                if auth.unauthorized(url, Challenge { status, www_authenticate }).await? {
-                    continue;
-                }
+            if !matches!(status.as_u16(), 401 | 403) {
+                return Ok(response);
             }
-            return Ok(response);
+            let www_authenticate = response
+                .headers()
+                .get_all(reqwest::header::WWW_AUTHENTICATE)
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                .collect();
+            let challenge = Challenge::new(status.as_u16(), www_authenticate);
+            if let Some(auth) = &self.auth
+                && attempt < MAX_AUTH_ATTEMPTS
+                && auth.unauthorized(url, challenge.clone()).await?
+            {
+                continue;
+            }
+            return Err(Error::Unauthorized(Box::new(challenge)));
         }
     }
 
@@ -137,7 +152,7 @@ impl Inner {
             return Err(Error::Protocol(format!("response body exceeds {limit} bytes")));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| Error::Transport(std::io::Error::other(e)))? {
+        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
             if body.len() + chunk.len() > limit {
                 return Err(Error::Protocol(format!("response body exceeds {limit} bytes")));
             }

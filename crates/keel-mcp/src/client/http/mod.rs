@@ -34,15 +34,33 @@
 //!
 //! Every body is bounded by [`Limits::max_message_bytes`]; authentication goes through [`HttpAuth`].
 //!
+//! **Errors.** A server that cannot be reached (connection refused, DNS, TLS, a connect timeout) or a
+//! connection that breaks fails the request with [`Error::Transport`]; a 401 or 403 that [`HttpAuth`] could
+//! not fix (or any 401 / 403 without it) fails it with [`Error::Unauthorized`], whose [`Challenge`] carries
+//! what the server asked for; a JSON-RPC error the server sent stays [`Error::Rpc`]. So "log in" and "the
+//! server is down" never look like a server bug.
+//!
+//! **Redirects are never followed**, on any method: a 3xx fails the request with [`Error::Protocol`] naming
+//! the `Location`, so the URL can be fixed. Following one would replay the request — with `Authorization`,
+//! `DPoP` and `Mcp-Session-Id` — to wherever the server points (reqwest's default policy strips only
+//! `Authorization`, and only across hosts). [`HttpTransport::with_client`] explains what that means for a
+//! client you bring.
+//!
 //! [`Transport`]: crate::transport::Transport
 //! [`HttpAuth`]: crate::auth::HttpAuth
+//! [`Challenge`]: crate::auth::Challenge
 
 mod connection;
 mod era_cache;
 mod exchange;
+mod failure;
 pub mod headers;
 pub mod sse;
 mod streams;
+
+/// The reqwest crate Keel's HTTP transport is built on, for [`HttpTransport::with_client`] and
+/// [`HttpTransport::with_client_builder`] (same version, so the types match).
+pub use reqwest;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -64,8 +82,11 @@ const MAX_AUTH_ATTEMPTS: usize = 3;
 const MAX_RECONNECTS: usize = 5;
 /// Pages read when the transport re-lists tools after a header mismatch.
 const MAX_RELIST_PAGES: usize = 100;
-/// The JSON-RPC error code the transport uses for HTTP failures it cannot map to a server error.
+/// The JSON-RPC error code of the answer the transport makes up to skip the modern probe of an origin known
+/// to be legacy (the client then falls back to `initialize`).
 const TRANSPORT_ERROR: i64 = -32000;
+/// How long the client Keel builds waits for a TCP (and TLS) connection, unless told otherwise.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A streamable HTTP connection to one MCP endpoint. See the [module docs](self).
 #[derive(Clone)]
@@ -74,6 +95,7 @@ pub struct HttpTransport {
     auth: Option<Arc<dyn HttpAuth>>,
     limits: Limits,
     http: Option<reqwest::Client>,
+    connect_timeout: Duration,
     extra_headers: HeaderMap,
 }
 
@@ -84,13 +106,86 @@ impl std::fmt::Debug for HttpTransport {
 }
 
 impl HttpTransport {
-    /// A transport to the MCP endpoint at `url` (`http` or `https`).
+    /// A transport to the MCP endpoint at `url` (`http` or `https`), over an HTTP client Keel builds
+    /// (rustls with the ring provider, no redirects followed, a 30 s [connect timeout](Self::connect_timeout)).
     pub fn new(url: &str) -> Result<Self, Error> {
-        let url = reqwest::Url::parse(url).map_err(|e| Error::Protocol(format!("invalid server URL {url:?}: {e}")))?;
+        let mut url =
+            reqwest::Url::parse(url).map_err(|e| Error::Protocol(format!("invalid server URL {url:?}: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(Error::Protocol(format!("unsupported URL scheme {:?}", url.scheme())));
         }
-        Ok(HttpTransport { url, auth: None, limits: Limits::default(), http: None, extra_headers: HeaderMap::new() })
+        // Never sent; dropped so the URL a response reports compares equal to the one requested.
+        url.set_fragment(None);
+        Ok(HttpTransport {
+            url,
+            auth: None,
+            limits: Limits::default(),
+            http: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            extra_headers: HeaderMap::new(),
+        })
+    }
+
+    /// A transport that sends through `client`, an HTTP client you built: a proxy, custom root
+    /// certificates, client certificates, timeouts, or a connection pool your application shares.
+    ///
+    /// Keel still sets every MCP header and credential per request, bounds every body by [`Limits`], and
+    /// refuses any response that arrives after a redirect ([`Error::Protocol`]). What it cannot do is change
+    /// the client's redirect policy: reqwest's default follows up to 10 redirects and sends `Authorization`
+    /// again to the same host (`DPoP` and `Mcp-Session-Id` to any host) before Keel sees the answer. So
+    /// build the client with [`redirect::Policy::none()`](reqwest::redirect::Policy::none), or hand Keel
+    /// the builder ([`HttpTransport::with_client_builder`]), which sets it for you.
+    /// [`connect_timeout`](Self::connect_timeout) does not apply: the client's own settings do.
+    ///
+    /// reqwest as Keel enables it brings no TLS crypto provider of its own; if nothing in the process
+    /// installed one, install rustls' ring provider before building the client (as below), or use
+    /// [`with_client_builder`](Self::with_client_builder), which does.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use keel_mcp::client::{Client, http::HttpTransport};
+    /// use keel_mcp::protocol::Implementation;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let _ = rustls::crypto::ring::default_provider().install_default();
+    /// let http = reqwest::Client::builder()
+    ///     .redirect(reqwest::redirect::Policy::none())
+    ///     .proxy(reqwest::Proxy::all("http://proxy.internal:3128")?)
+    ///     .timeout(Duration::from_secs(120))
+    ///     .build()?;
+    /// let transport = HttpTransport::with_client("https://notes.example/mcp", http)?;
+    /// let client = Client::builder(Implementation::new("my-app", "1.0.0")).connect(transport).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_client(url: &str, client: reqwest::Client) -> Result<Self, Error> {
+        let mut transport = HttpTransport::new(url)?;
+        transport.http = Some(client);
+        Ok(transport)
+    }
+
+    /// A transport over a client built from `builder`, your settings (proxy, roots, timeouts, …) plus Keel's
+    /// policy: no redirects followed. Installs rustls' ring provider as the process default when none is.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use keel_mcp::client::http::HttpTransport;
+    ///
+    /// # fn run() -> Result<(), keel_mcp::Error> {
+    /// let builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).pool_max_idle_per_host(4);
+    /// let transport = HttpTransport::with_client_builder("https://notes.example/mcp", builder)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_client_builder(url: &str, builder: reqwest::ClientBuilder) -> Result<Self, Error> {
+        let client = build_client(builder)?;
+        HttpTransport::with_client(url, client)
+    }
+
+    /// How long to wait for the TCP and TLS connection to the server (default 30 s); past it the request
+    /// fails with [`Error::Transport`] of kind `TimedOut`. Applies to the client Keel builds, not to one
+    /// given to [`with_client`](Self::with_client).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
     }
 
     /// Supplies credentials: asked before each request, told of each 401 / 403.
@@ -124,14 +219,12 @@ impl HttpTransport {
     }
 }
 
-/// A shared HTTP client with rustls on the ring provider.
-fn default_http_client() -> Result<reqwest::Client, Error> {
+/// Builds a client with Keel's redirect policy (none followed), rustls on the ring provider unless another
+/// provider was installed first.
+fn build_client(builder: reqwest::ClientBuilder) -> Result<reqwest::Client, Error> {
     // Whoever installed a provider first wins; ring is ours if nobody did.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(30))
-        .build()
-        .map_err(|e| Error::Transport(std::io::Error::other(e)))
+    builder.redirect(reqwest::redirect::Policy::none()).build().map_err(|e| Error::Transport(std::io::Error::other(e)))
 }
 
 fn origin(url: &reqwest::Url) -> String {
@@ -147,7 +240,7 @@ impl Transport for HttpTransport {
         let closed = CancellationToken::new();
         let http = match self.http {
             Some(http) => Ok(http),
-            None => default_http_client(),
+            None => build_client(reqwest::Client::builder().connect_timeout(self.connect_timeout)),
         };
         let inner = Arc::new(Inner {
             origin: origin(&self.url),
@@ -165,17 +258,17 @@ impl Transport for HttpTransport {
     }
 }
 
-/// Messages from the server, in arrival order.
+/// Messages from the server in arrival order, and the requests the transport could not carry.
 #[derive(Debug)]
 pub struct HttpReader {
-    rx: mpsc::Receiver<Vec<u8>>,
+    rx: mpsc::Receiver<Result<Vec<u8>, FrameError>>,
     closed: CancellationToken,
 }
 
 impl FrameReader for HttpReader {
     async fn read_frame(&mut self) -> Option<Result<Vec<u8>, FrameError>> {
         tokio::select! {
-            frame = self.rx.recv() => frame.map(Ok),
+            frame = self.rx.recv() => frame,
             _ = self.closed.cancelled() => None,
         }
     }

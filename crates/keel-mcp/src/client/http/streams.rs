@@ -82,7 +82,9 @@ impl Inner {
                 let chunk = response.chunk().await.ok()??;
                 for event in decoder.feed(&chunk).ok()? {
                     if event.event == "endpoint" {
-                        return self.url.join(event.data.trim()).ok();
+                        let mut endpoint = self.url.join(event.data.trim()).ok()?;
+                        endpoint.set_fragment(None);
+                        return Some(endpoint);
                     }
                 }
             }

@@ -18,7 +18,7 @@ use tracing::Instrument as _;
 
 use super::connection::Session;
 use super::context::Channel;
-use super::input::InputRound;
+use super::input::{InputRound, StateBinding};
 use super::{RequestContext, ServerInner};
 use crate::engine::CancellationToken;
 use crate::protocol::capabilities::ClientCapabilities;
@@ -315,8 +315,7 @@ fn context(
 fn open_input(
     server: &ServerInner,
     scope: &Scope,
-    method: &str,
-    target: &str,
+    binding: StateBinding<'_>,
     responses: Option<InputResponses>,
     state: Option<String>,
 ) -> Result<Option<Arc<InputRound>>, ErrorObject> {
@@ -324,7 +323,7 @@ fn open_input(
         return Ok(None);
     }
     let state = match state {
-        Some(token) => server.sealer.open(method, target, &token)?,
+        Some(token) => server.sealer.open(binding, &token)?,
         None => None,
     };
     Ok(Some(Arc::new(InputRound::new(responses, state))))
@@ -334,8 +333,7 @@ fn open_input(
 fn input_required(
     server: &ServerInner,
     scope: &Scope,
-    method: &str,
-    target: &str,
+    binding: StateBinding<'_>,
     input: Option<Arc<InputRound>>,
 ) -> Result<Box<RawValue>, ErrorObject> {
     let Some(input) = input else {
@@ -346,7 +344,7 @@ fn input_required(
         return Err(ErrorObject::internal("the handler asked for input but recorded no input request"));
     }
     let state = input.next_state.lock().expect("input lock").take();
-    let sealed = server.sealer.seal(method, target, state);
+    let sealed = server.sealer.seal(binding, state);
     finish(server, scope, InputRequiredResult::new(Some(requests), Some(sealed)))
 }
 

@@ -7,6 +7,7 @@ use crate::protocol::prompts::{ListPromptsParams, ListPromptsResult};
 use crate::protocol::{ErrorObject, Request as _, decode_params};
 use crate::server::completion::{CompletionRequest, CompletionTarget};
 use crate::server::error::Disclosed;
+use crate::server::input::StateBinding;
 
 use super::{
     Call, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, open_input,
@@ -40,12 +41,13 @@ pub(super) async fn get(req: Incoming<'_>, call: Call) -> Outcome {
     check_name(headers, &name)?;
     let catalog = server.catalog();
     let prompt = catalog.prompt(&name).ok_or_else(|| ErrorObject::invalid_params(format!("unknown prompt: {name}")))?;
-    let arguments: BTreeMap<String, String> = match params.arguments {
+    let arguments: BTreeMap<String, String> = match &params.arguments {
         Some(raw) => serde_json::from_str(raw.get())
             .map_err(|e| ErrorObject::invalid_params(format!("prompt arguments must be strings: {e}")))?,
         None => BTreeMap::new(),
     };
-    let input = open_input(server, &scope, method, &name, params.input_responses, params.request_state)?;
+    let binding = StateBinding { method, target: &name, arguments: params.arguments.as_deref() };
+    let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
     let ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
     match (prompt.get)(ctx, arguments).await {
         Ok(mut result) => {
@@ -58,7 +60,7 @@ pub(super) async fn get(req: Incoming<'_>, call: Call) -> Outcome {
             Disclosed::Message(message) => Err(ErrorObject::internal(message)),
             Disclosed::NotFound => Err(ErrorObject::invalid_params(format!("prompt not found: {name}"))),
             Disclosed::Protocol(error) => Err(error),
-            Disclosed::InputRequired => input_required(server, &scope, method, &name, input),
+            Disclosed::InputRequired => input_required(server, &scope, binding, input),
         },
     }
 }

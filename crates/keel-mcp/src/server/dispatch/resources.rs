@@ -12,6 +12,7 @@ use crate::protocol::resources::{
 use crate::protocol::{ErrorObject, Request as _, decode_params};
 use crate::server::catalog::Catalog;
 use crate::server::error::Disclosed;
+use crate::server::input::StateBinding;
 
 use super::{
     Call, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish, input_required,
@@ -59,10 +60,12 @@ pub(super) async fn read(req: Incoming<'_>, call: Call) -> Outcome {
     let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
     declared(server.capabilities.resources.is_some(), method)?;
     let uri = params.uri.ok_or_else(|| ErrorObject::invalid_params("missing uri"))?;
+    check_uri_length(server, &uri)?;
     check_name(headers, &uri)?;
     let catalog = server.catalog();
     let (read, vars) = find_resource(&catalog, &uri).ok_or_else(|| resource_not_found(&scope, &uri))?;
-    let input = open_input(server, &scope, method, &uri, params.input_responses, params.request_state)?;
+    let binding = StateBinding { method, target: &uri, arguments: None };
+    let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
     let ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
     match read(ctx, uri.clone(), vars).await {
         Ok(contents) if contents.is_empty() => Err(resource_not_found(&scope, &uri)),
@@ -75,7 +78,7 @@ pub(super) async fn read(req: Incoming<'_>, call: Call) -> Outcome {
             Disclosed::Message(message) => Err(ErrorObject::internal(message)),
             Disclosed::NotFound => Err(resource_not_found(&scope, &uri)),
             Disclosed::Protocol(error) => Err(error),
-            Disclosed::InputRequired => input_required(server, &scope, method, &uri, input),
+            Disclosed::InputRequired => input_required(server, &scope, binding, input),
         },
     }
 }
@@ -88,15 +91,38 @@ pub(super) fn subscribe(req: Incoming<'_>) -> Outcome {
     // Replaced by subscriptions/listen in 2026-07-28.
     legacy_only(&scope, method)?;
     declared(server.capabilities.resources.as_ref().is_some_and(|r| r.subscribe == Some(true)), method)?;
+    check_uri_length(server, &params.uri)?;
+    let subscribing = method == SubscribeParams::METHOD;
+    // Only what the server can read can change: a subscription to anything else would never fire.
+    if subscribing && find_resource(&server.catalog(), &params.uri).is_none() {
+        return Err(resource_not_found(&scope, &params.uri));
+    }
     if let Some(session) = session {
         let mut session = session.lock().expect("session lock");
-        if method == SubscribeParams::METHOD {
+        if !subscribing {
+            session.subscriptions.remove(&params.uri);
+        } else if session.subscriptions.len() < server.limits.max_subscriptions
+            || session.subscriptions.contains(&params.uri)
+        {
             session.subscriptions.insert(params.uri);
         } else {
-            session.subscriptions.remove(&params.uri);
+            return Err(ErrorObject::invalid_params(format!(
+                "this session already has {} resource subscriptions; unsubscribe from some first",
+                server.limits.max_subscriptions
+            )));
         }
     }
     finish(server, &scope, EmptyResult::default())
+}
+
+/// Refuses a resource URI longer than [`Limits::max_resource_uri_bytes`](crate::Limits::max_resource_uri_bytes)
+/// before any matching work is spent on it.
+fn check_uri_length(server: &crate::server::ServerInner, uri: &str) -> Result<(), ErrorObject> {
+    let limit = server.limits.max_resource_uri_bytes;
+    if uri.len() > limit {
+        return Err(ErrorObject::invalid_params(format!("uri exceeds the {limit}-byte limit")));
+    }
+    Ok(())
 }
 type Reader = crate::server::resource::ErasedRead;
 

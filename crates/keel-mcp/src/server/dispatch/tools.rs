@@ -11,6 +11,7 @@ use crate::protocol::{ErrorObject, JsonObject, Request as _, decode_params};
 #[cfg(feature = "tasks")]
 use crate::server::TaskSupport;
 use crate::server::error::NoToolResult;
+use crate::server::input::StateBinding;
 #[cfg(feature = "tasks")]
 use crate::server::tasks::{self, TaskSlot};
 use crate::server::tool;
@@ -61,12 +62,14 @@ pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
     if tool.task_support == TaskSupport::Required && !tasks_declared {
         return Err(tasks::extension_required());
     }
-    let input = open_input(server, &scope, method, &name, params.input_responses, params.request_state)?;
+    let binding = StateBinding { method, target: &name, arguments: params.arguments.as_deref() };
+    let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
     #[cfg_attr(not(feature = "tasks"), expect(unused_mut, reason = "only a task slot is set later"))]
     let mut ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
     #[cfg(feature = "tasks")]
     let escalated = if tool.task_support != TaskSupport::Forbidden && tasks_declared && scope.modern() {
-        let (slot, escalated) = TaskSlot::new(server.tasks.clone());
+        let owner = session.map(|s| s.lock().expect("session lock").client);
+        let (slot, escalated) = TaskSlot::new(server.tasks.clone(), owner);
         ctx.task = Some(slot);
         Some(escalated)
     } else {
@@ -96,18 +99,7 @@ pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
                 outcome = &mut run => outcome,
                 Ok(task) = escalated => {
                     // The handler goes on in the background; the client polls the task.
-                    let background = task.clone();
-                    // Still in the request's span: the task's logs say which call it was.
-                    let background_run = async move {
-                        let outcome = tokio::select! {
-                            outcome = run => Some(outcome),
-                            _ = background.cancellation.cancelled() => None,
-                        };
-                        if let Some(outcome) = outcome {
-                            background.finish(outcome);
-                        }
-                    };
-                    tokio::spawn(tracing::Instrument::in_current_span(background_run));
+                    tasks::run_in_background(server.tasks.clone(), task.clone(), run);
                     return finish(server, &scope, CreateTaskResult::new(task.summary()));
                 }
             }
@@ -126,7 +118,7 @@ pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
         Err(error) => match error.disclose().into_tool_result() {
             Ok(tool_error) => finish(server, &scope, tool_error),
             Err(NoToolResult::Protocol(error)) => Err(error),
-            Err(NoToolResult::InputRequired) => input_required(server, &scope, method, &name, input),
+            Err(NoToolResult::InputRequired) => input_required(server, &scope, binding, input),
         },
     }
 }
