@@ -79,13 +79,7 @@ async fn a_cancelled_handler_sees_its_token_and_cleans_up_on_streams_in_both_era
     for version in ERAS {
         let (tx, mut events) = mpsc::unbounded_channel();
         let server = cancellation_server(tx, Duration::from_secs(5));
-        let (a, b) = memory::pair();
-        let _running = server.serve(a);
-        let client = Client::builder(Implementation::new("t", "1"))
-            .protocol_versions([version.clone()])
-            .connect(b)
-            .await
-            .unwrap();
+        let client = connect(&server, &version).await;
         call_and_cancel(&client, "cleanup").await;
         assert_eq!(next_event(&mut events).await, "cleaned", "{version}");
         client.close().await;
@@ -98,13 +92,7 @@ async fn a_handler_that_ignores_cancellation_is_dropped_after_the_grace_period()
         let (tx, mut events) = mpsc::unbounded_channel();
         let grace = Duration::from_millis(700);
         let server = cancellation_server(tx, grace);
-        let (a, b) = memory::pair();
-        let _running = server.serve(a);
-        let client = Client::builder(Implementation::new("t", "1"))
-            .protocol_versions([version.clone()])
-            .connect(b)
-            .await
-            .unwrap();
+        let client = connect(&server, &version).await;
         call_and_cancel(&client, "stubborn").await;
         let cancelled_at = tokio::time::Instant::now();
         assert_eq!(next_event(&mut events).await, "dropped");

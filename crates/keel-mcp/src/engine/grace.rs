@@ -141,38 +141,30 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn dropping_the_run_cancels_and_finishes_the_grace_period_in_the_background() {
-        let token = CancellationToken::new();
-        let cleaned = Arc::new(AtomicBool::new(false));
-        let mut run = Box::pin(run_with_grace(
-            handler(token.clone(), Duration::from_millis(200), cleaned.clone()),
-            token.clone(),
-            Duration::from_secs(1),
-        ));
-        // Started, then abandoned (an HTTP client going away).
-        assert!(futures_poll_once(run.as_mut()).await.is_none());
-        drop(run);
-        assert!(token.is_cancelled());
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(cleaned.load(Ordering::SeqCst));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn cancel_on_drop_answers_when_finished_and_cancels_only_when_dropped() {
+    async fn dropping_either_run_cancels_and_finishes_the_grace_period_in_the_background() {
         let token = CancellationToken::new();
         assert_eq!(cancel_on_drop(Box::pin(async { 7 }), token.clone(), Duration::from_secs(1)).await, 7);
-        assert!(!token.is_cancelled());
-        let cleaned = Arc::new(AtomicBool::new(false));
-        let mut run = Box::pin(cancel_on_drop(
-            handler(token.clone(), Duration::from_millis(200), cleaned.clone()),
-            token.clone(),
-            Duration::from_secs(1),
-        ));
-        assert!(futures_poll_once(run.as_mut()).await.is_none());
-        drop(run);
-        assert!(token.is_cancelled());
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(cleaned.load(Ordering::SeqCst));
+        assert!(!token.is_cancelled(), "cancel_on_drop cancels only when dropped");
+        for watched in [true, false] {
+            let token = CancellationToken::new();
+            let cleaned = Arc::new(AtomicBool::new(false));
+            let work = handler(token.clone(), Duration::from_millis(200), cleaned.clone());
+            let grace = Duration::from_secs(1);
+            let mut run: BoxFuture<()> = if watched {
+                Box::pin(async move {
+                    let _ = run_with_grace(work, token, grace).await;
+                })
+            } else {
+                Box::pin(async move {
+                    let _ = cancel_on_drop(work, token, grace).await;
+                })
+            };
+            // Started, then abandoned (an HTTP client going away).
+            assert!(futures_poll_once(run.as_mut()).await.is_none());
+            drop(run);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert!(cleaned.load(Ordering::SeqCst), "watched: {watched}");
+        }
     }
 
     async fn futures_poll_once<F: Future + Unpin>(mut future: F) -> Option<F::Output> {
