@@ -83,7 +83,8 @@ impl IntoToolResult for Vec<ContentBlock> {
 impl<T: Serialize + JsonSchema> IntoToolResult for Json<T> {
     fn output_schema() -> Option<JsonObject> {
         let schema = schema_of::<T>();
-        // `serde_json::Value` and the like say nothing about their shape: publish nothing rather than `{}`.
+        // MCP wants `"type": "object"` at the root of an output schema; one without a root type (an enum's
+        // `oneOf`) is not published rather than published wrong.
         schema.contains_key("type").then_some(schema)
     }
 
@@ -341,8 +342,8 @@ pub(crate) fn schema_of<T: JsonSchema>() -> JsonObject {
     }
 }
 
-/// The root type of a schema that declares one other than `object` (a schema without `type`, such as
-/// `serde_json::Value`'s, accepts objects too).
+/// The root type of a schema that declares one other than `object`. A schema without a root `type` (an
+/// enum's `oneOf`) may describe objects and is let through.
 fn not_an_object(schema: &JsonObject) -> Option<String> {
     let declared = schema.get("type")?;
     let is_object = match declared {
