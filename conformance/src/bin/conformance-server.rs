@@ -1,7 +1,8 @@
 //! The conformance server: Keel's fixture for the official MCP conformance suite.
 //!
 //! Serves streamable HTTP on `PORT` (default 3000) at `/mcp`; `conformance-server --stdio` serves the
-//! same fixture on stdin/stdout.
+//! same fixture on stdin/stdout. On SIGTERM or SIGINT it shuts down gracefully and exits 0 within 2 s, open
+//! streams included.
 
 use keel_conformance::fixture;
 
@@ -19,7 +20,23 @@ async fn main() -> anyhow::Result<()> {
     }
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3000);
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!("serving MCP on http://localhost:{port}/mcp");
-    server.serve_http(addr, keel_mcp::server::http::HttpConfig::default()).await?;
+    // A one-second grace keeps the whole shutdown within two seconds.
+    let config = keel_mcp::server::http::HttpConfig::default().shutdown_grace(std::time::Duration::from_secs(1));
+    server.serve_http_on(listener, config, termination()).await?;
     Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn termination() {
+    #[cfg(unix)]
+    if let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        return;
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -5,6 +5,9 @@
 //! cargo run --example http_server            # http://127.0.0.1:3000/mcp
 //! PORT=8080 cargo run --example http_server
 //! ```
+//!
+//! Ctrl-C (or SIGTERM) shuts it down gracefully: new requests are refused, calls in flight get a second to
+//! finish, open SSE streams end with a reconnection hint, and the process exits within two seconds.
 
 use keel_mcp::protocol::Implementation;
 use keel_mcp::protocol::content::ResourceContents;
@@ -56,6 +59,21 @@ async fn main() -> Result<(), keel_mcp::Error> {
         })
         .build();
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("serving MCP on http://{addr}/mcp");
-    server.serve_http(addr, HttpConfig::default()).await
+    let config = HttpConfig::default().shutdown_grace(std::time::Duration::from_secs(1));
+    server.serve_http_on(listener, config, termination()).await
+}
+
+/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn termination() {
+    #[cfg(unix)]
+    if let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        return;
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

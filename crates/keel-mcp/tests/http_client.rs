@@ -229,12 +229,17 @@ async fn modern_listen_streams_change_notifications_over_http() {
             client.listen(filter, options).await
         })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    server.add_tool(keel_mcp::server::ToolDef::new("late", |_: NoArgs| async { "late" }));
+    // The listen stream may not be open yet when the first tool is added (a loaded machine): change the
+    // catalog again until a notification arrives, instead of guessing how long the subscription takes.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut added = 0;
     while seen.lock().unwrap().is_empty() {
         assert!(tokio::time::Instant::now() < deadline, "no list-changed notification arrived");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if !listening.is_finished() {
+            added += 1;
+            server.add_tool(keel_mcp::server::ToolDef::new(format!("late{added}"), |_: NoArgs| async { "late" }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     token.cancel();
     assert!(matches!(listening.await.unwrap(), Err(keel_mcp::Error::Cancelled)));

@@ -7,11 +7,13 @@
 //! ended, and waking the readers that wait for more.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::event_store::EventStore;
+use super::session::lock;
 
 /// One stream of a session.
 #[derive(Debug)]
@@ -21,6 +23,8 @@ pub(crate) struct EventLog {
     store: Arc<dyn EventStore>,
     state: Mutex<State>,
     changed: Notify,
+    /// Woken when a reader attaches or leaves.
+    readers_changed: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -29,6 +33,38 @@ struct State {
     /// Bumped when the server drops the connections reading this stream (SEP-1699 polling); readers that
     /// started earlier end, and the client resumes with `Last-Event-ID`.
     disconnects: u64,
+    /// SSE bodies reading the stream now.
+    readers: usize,
+}
+
+/// An SSE body reading a stream. Dropping it (the client hung up, or the body ended) detaches it; a
+/// stream with no reader for a while is abandoned ([`EventLog::abandoned`]).
+#[derive(Debug)]
+pub(crate) struct Reader {
+    log: Arc<EventLog>,
+    ends_stream: bool,
+}
+
+impl Reader {
+    pub(crate) fn log(&self) -> &Arc<EventLog> {
+        &self.log
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        {
+            let mut state = lock(&self.log.state);
+            state.readers = state.readers.saturating_sub(1);
+            if self.ends_stream {
+                state.finished = true;
+            }
+        }
+        if self.ends_stream {
+            self.log.changed.notify_waiters();
+        }
+        self.log.readers_changed.notify_waiters();
+    }
 }
 
 /// What a reader gets: events after its cursor and whether the stream has ended.
@@ -41,7 +77,37 @@ pub(crate) struct Batch {
 
 impl EventLog {
     pub(crate) fn new(session: Arc<str>, stream: u64, store: Arc<dyn EventStore>) -> Self {
-        EventLog { session, stream, store, state: Mutex::new(State::default()), changed: Notify::new() }
+        EventLog {
+            session,
+            stream,
+            store,
+            state: Mutex::new(State::default()),
+            changed: Notify::new(),
+            readers_changed: Notify::new(),
+        }
+    }
+
+    /// Attaches a reader; with `ends_stream`, the stream finishes when that reader goes (the standalone
+    /// stream, which lives only as long as the client's GET).
+    pub(crate) fn attach(self: &Arc<Self>, ends_stream: bool) -> Reader {
+        lock(&self.state).readers += 1;
+        self.readers_changed.notify_waiters();
+        Reader { log: self.clone(), ends_stream }
+    }
+
+    /// Completes once the stream has had no reader for `grace` in a row.
+    pub(crate) async fn abandoned(&self, grace: Duration) {
+        loop {
+            let changed = self.readers_changed.notified();
+            if lock(&self.state).readers == 0 {
+                tokio::select! {
+                    _ = tokio::time::sleep(grace) => return,
+                    _ = changed => {}
+                }
+            } else {
+                changed.await;
+            }
+        }
     }
 
     /// Forgets the stream's stored events.
@@ -58,7 +124,7 @@ impl EventLog {
     pub(crate) fn append(&self, message: Bytes) -> bool {
         {
             // Held while storing, so that `finish` cannot slip between the check and the append.
-            let state = self.state.lock().expect("event log lock");
+            let state = lock(&self.state);
             if state.finished {
                 return false;
             }
@@ -70,23 +136,23 @@ impl EventLog {
 
     /// Marks the end of the stream.
     pub(crate) fn finish(&self) {
-        self.state.lock().expect("event log lock").finished = true;
+        lock(&self.state).finished = true;
         self.changed.notify_waiters();
     }
 
     pub(crate) fn is_finished(&self) -> bool {
-        self.state.lock().expect("event log lock").finished
+        lock(&self.state).finished
     }
 
     /// Drops the connections currently reading the stream; the stream goes on for readers that resume.
     pub(crate) fn disconnect(&self) {
-        self.state.lock().expect("event log lock").disconnects += 1;
+        lock(&self.state).disconnects += 1;
         self.changed.notify_waiters();
     }
 
     /// The current disconnect count, for a reader that starts now.
     pub(crate) fn epoch(&self) -> u64 {
-        self.state.lock().expect("event log lock").disconnects
+        lock(&self.state).disconnects
     }
 
     /// Events after `cursor`, waiting for some when there are none and the stream goes on. `epoch` is the
@@ -95,7 +161,7 @@ impl EventLog {
         loop {
             let notified = self.changed.notified();
             {
-                let state = self.state.lock().expect("event log lock");
+                let state = lock(&self.state);
                 let events = self.store.events_after(&self.session, self.stream, cursor);
                 let disconnected = state.disconnects != epoch;
                 if !events.is_empty() || state.finished || disconnected {

@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
+use super::session::lock;
+
 /// Keeps the events of SSE streams, per session and stream, for replay.
 ///
 /// Sequence numbers start at 1 in each stream and grow by one per event. Implementations may drop old
@@ -48,7 +50,7 @@ impl MemoryEventStore {
 
 impl EventStore for MemoryEventStore {
     fn append(&self, session: &str, stream: u64, message: Bytes) -> u64 {
-        let mut streams = self.streams.lock().expect("event store lock");
+        let mut streams = lock(&self.streams);
         let entry = streams.entry((session.into(), stream)).or_default();
         entry.last_seq += 1;
         if entry.events.len() == self.capacity {
@@ -59,7 +61,7 @@ impl EventStore for MemoryEventStore {
     }
 
     fn events_after(&self, session: &str, stream: u64, after: u64) -> Vec<(u64, Bytes)> {
-        let streams = self.streams.lock().expect("event store lock");
+        let streams = lock(&self.streams);
         streams
             .get(&(Arc::<str>::from(session), stream))
             .map(|s| s.events.iter().filter(|(seq, _)| *seq > after).cloned().collect())
@@ -67,11 +69,11 @@ impl EventStore for MemoryEventStore {
     }
 
     fn remove_stream(&self, session: &str, stream: u64) {
-        self.streams.lock().expect("event store lock").remove(&(Arc::<str>::from(session), stream));
+        lock(&self.streams).remove(&(Arc::<str>::from(session), stream));
     }
 
     fn remove_session(&self, session: &str) {
-        self.streams.lock().expect("event store lock").retain(|(s, _), _| s.as_ref() != session);
+        lock(&self.streams).retain(|(s, _), _| s.as_ref() != session);
     }
 }
 

@@ -4,10 +4,16 @@
 //! attacker's origin in `Origin`; both are checked against an allow-list that defaults to the loopback
 //! names. Non-browser clients send no `Origin`, which is fine.
 
-use http::HeaderMap;
 use http::header::{HOST, ORIGIN};
+use http::{HeaderMap, Uri};
 
 /// Which hosts a server answers to.
+///
+/// The authority a request names is checked in every HTTP version: the `Host` header (HTTP/1.1) and the
+/// target's authority (HTTP/2's `:authority`, or an absolute-form HTTP/1 target) must each name an allowed
+/// host when present. A request with neither — HTTP/1.0 without `Host` — gets 403 under every policy but
+/// [`HostPolicy::Any`]: the server cannot tell which name the client used, so it cannot rule out DNS
+/// rebinding.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HostPolicy {
     /// `localhost`, `127.0.0.1` and `[::1]`, any port: the right default for a server bound to loopback.
@@ -27,16 +33,28 @@ impl HostPolicy {
         }
     }
 
-    /// Whether the request's `Host` and `Origin` are acceptable.
-    pub(crate) fn check(&self, headers: &HeaderMap) -> Result<(), &'static str> {
+    /// Whether the request's authority and `Origin` are acceptable.
+    ///
+    /// The authority is checked in every HTTP version: the `Host` header (HTTP/1) and the target's
+    /// authority (HTTP/2's `:authority`, or an HTTP/1 absolute-form target) must each name an allowed host
+    /// when present. A request with neither (HTTP/1.0 without `Host`) is refused unless the policy is
+    /// [`HostPolicy::Any`]: a server that cannot tell which name the client used cannot rule out rebinding.
+    pub(crate) fn check(&self, uri: &Uri, headers: &HeaderMap) -> Result<(), &'static str> {
         if *self == HostPolicy::Any {
             return Ok(());
         }
-        if let Some(host) = headers.get(HOST) {
+        let host = headers.get(HOST);
+        if let Some(host) = host {
             let host = host.to_str().map_err(|_| "invalid Host header")?;
             if !self.allows(strip_port(host)) {
                 return Err("Host not allowed");
             }
+        }
+        match uri.authority() {
+            Some(authority) if !self.allows(authority.host()) => return Err("Host not allowed"),
+            Some(_) => {}
+            None if host.is_none() => return Err("missing Host header"),
+            None => {}
         }
         if let Some(origin) = headers.get(ORIGIN) {
             let origin = origin.to_str().map_err(|_| "invalid Origin header")?;
@@ -68,6 +86,10 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
+    fn check(policy: &HostPolicy, headers: &HeaderMap) -> Result<(), &'static str> {
+        policy.check(&Uri::from_static("/mcp"), headers)
+    }
+
     fn headers(host: &str, origin: Option<&str>) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(HOST, HeaderValue::from_str(host).unwrap());
@@ -81,20 +103,34 @@ mod tests {
     fn loopback_policy() {
         let p = HostPolicy::Loopback;
         for ok in ["localhost", "localhost:3000", "127.0.0.1:8080", "[::1]:9", "LOCALHOST"] {
-            assert!(p.check(&headers(ok, None)).is_ok(), "{ok}");
+            assert!(check(&p, &headers(ok, None)).is_ok(), "{ok}");
         }
-        assert!(p.check(&headers("evil.example.com", None)).is_err());
-        assert!(p.check(&headers("localhost:3000", Some("http://evil.example.com"))).is_err());
-        assert!(p.check(&headers("localhost:3000", Some("http://localhost:5173"))).is_ok());
-        assert!(p.check(&headers("127.0.0.1.evil.com", None)).is_err());
-        assert!(p.check(&headers("localhost", Some("null"))).is_err());
+        assert!(check(&p, &headers("evil.example.com", None)).is_err());
+        assert!(check(&p, &headers("localhost:3000", Some("http://evil.example.com"))).is_err());
+        assert!(check(&p, &headers("localhost:3000", Some("http://localhost:5173"))).is_ok());
+        assert!(check(&p, &headers("127.0.0.1.evil.com", None)).is_err());
+        assert!(check(&p, &headers("localhost", Some("null"))).is_err());
     }
 
     #[test]
     fn allow_list_and_any() {
         let p = HostPolicy::Allow(vec!["mcp.example.com".into()]);
-        assert!(p.check(&headers("mcp.example.com:443", Some("https://mcp.example.com"))).is_ok());
-        assert!(p.check(&headers("localhost", None)).is_err());
-        assert!(HostPolicy::Any.check(&headers("anything", Some("https://x"))).is_ok());
+        assert!(check(&p, &headers("mcp.example.com:443", Some("https://mcp.example.com"))).is_ok());
+        assert!(check(&p, &headers("localhost", None)).is_err());
+        assert!(check(&HostPolicy::Any, &headers("anything", Some("https://x"))).is_ok());
+    }
+
+    #[test]
+    fn the_authority_is_checked_without_a_host_header() {
+        let p = HostPolicy::Loopback;
+        let none = HeaderMap::new();
+        // HTTP/2 carries the authority in the target, not in `Host`.
+        assert!(p.check(&Uri::from_static("http://localhost:3000/mcp"), &none).is_ok());
+        assert_eq!(p.check(&Uri::from_static("http://evil.example/mcp"), &none), Err("Host not allowed"));
+        // Both present: both must pass.
+        assert!(p.check(&Uri::from_static("http://evil.example/mcp"), &headers("localhost", None)).is_err());
+        // Neither (HTTP/1.0 without Host): refused unless any host is allowed.
+        assert_eq!(check(&p, &none), Err("missing Host header"));
+        assert!(check(&HostPolicy::Any, &none).is_ok());
     }
 }

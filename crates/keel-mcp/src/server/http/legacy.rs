@@ -1,6 +1,12 @@
 //! The session path (2025-11-25 and earlier): `initialize` mints a session; POSTs carry requests,
 //! notifications and the client's answers to server requests; responses stream as resumable SSE; GET opens
 //! the standalone stream or resumes one with `Last-Event-ID`; DELETE ends the session.
+//!
+//! What a client can make a session hold is bounded: requests in flight
+//! ([`HttpConfig::max_requests_per_session`](super::HttpConfig::max_requests_per_session)), their ids
+//! ([`MAX_REQUEST_ID_BYTES`]), what `initialize` leaves behind ([`MAX_CAPABILITIES_BYTES`], a trimmed
+//! `clientInfo`), and streams nobody reads
+//! ([`HttpConfig::stream_resume_grace`](super::HttpConfig::stream_resume_grace)).
 
 use std::sync::Arc;
 
@@ -10,48 +16,142 @@ use futures_util::Stream;
 use http::header::HeaderValue;
 use http::request::Parts;
 use http::{HeaderMap, Response, StatusCode};
+use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use super::body::{self, ResponseBody, sse_event};
-use super::event_log::{EventLog, parse_event_id};
+use super::event_log::{EventLog, Reader, parse_event_id};
 use super::modern::{Started, start};
-use super::session::HttpSession;
+use super::peer::PeerAddr;
+use super::session::{Busy, HttpSession, InFlight, lock};
+use super::shutdown::{StreamStop, shutting_down};
 use super::{HttpInner, RequestSlot, ResponseChannel, accepts, header};
 use crate::engine::{BoxFuture, run_with_grace};
 use crate::protocol::cancellation::CancelledParams;
 use crate::protocol::jsonrpc::{self, Message, RawRequest, RequestId};
-use crate::protocol::{ErrorObject, Notification as _, ProtocolVersion, decode_params};
+use crate::protocol::{ErrorObject, Implementation, Notification as _, ProtocolVersion, decode_params};
 use crate::server::context::Channel;
 use crate::server::dispatch::{Call, dispatch};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
+/// Longest request id a session accepts, in bytes (a string id's UTF-8). A running request's id is kept
+/// until it ends, so a longer one is refused with -32600 instead of being held.
+pub(crate) const MAX_REQUEST_ID_BYTES: usize = 256;
+
+/// Largest `capabilities` object an `initialize` may declare, in bytes of JSON; a session keeps it for its
+/// whole life. Larger ones are refused with -32602.
+pub(crate) const MAX_CAPABILITIES_BYTES: usize = 4 * 1024;
+
+/// Most JSON values (objects, arrays, scalars) in `capabilities`: parsed, each costs far more than its
+/// bytes, so the byte cap alone would not bound what a session holds. More are refused with -32602.
+pub(crate) const MAX_CAPABILITIES_VALUES: usize = 128;
+
+/// Longest `clientInfo` text field (name, version, title) a session keeps, in bytes; longer ones are cut.
+/// The other fields (icons, description, website) are not kept.
+const MAX_CLIENT_INFO_FIELD_BYTES: usize = 256;
+
+type Outcome = Result<Box<RawValue>, ErrorObject>;
+
 pub(super) async fn initialize(inner: &Arc<HttpInner>, parts: &Arc<Parts>, message: Message) -> Response<ResponseBody> {
-    let headers = &parts.headers;
-    let Message::Request(request) = message else { unreachable!("only requests have a method named initialize") };
-    if header(headers, "mcp-protocol-version").is_some_and(|v| ProtocolVersion::new(v.to_owned()).is_modern()) {
+    let Message::Request(request) = message else {
+        // A notification (no id) named `initialize`: nothing to answer, nothing to start.
+        let error = ErrorObject::invalid_request("initialize must be a request with an id");
+        return body::rpc_error(StatusCode::BAD_REQUEST, None, &error);
+    };
+    if let Some(refusal) = oversized_id(&request.id) {
+        return refusal;
+    }
+    if header(&parts.headers, "mcp-protocol-version").is_some_and(|v| ProtocolVersion::new(v.to_owned()).is_modern()) {
         // A 2026-07-28 client: `initialize` does not exist in its revision.
         let error = ErrorObject::method_not_found("initialize");
         return body::rpc_error(StatusCode::NOT_FOUND, Some(&request.id), &error);
     }
-    let limits = &inner.server.limits;
-    let Some(session) = inner.sessions.create(limits.max_pending_requests, inner.config.event_store.clone()) else {
-        let error = ErrorObject::internal("too many sessions; try again later");
-        return body::rpc_error(StatusCode::SERVICE_UNAVAILABLE, Some(&request.id), &error);
-    };
+    if let Err(error) = check_retained_size(request.params.as_deref()) {
+        return body::rpc_error(StatusCode::BAD_REQUEST, Some(&request.id), &error);
+    }
+    let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+    let session = inner.sessions.create(peer, inner.server.limits.max_pending_requests, &inner.config);
     let id = request.id.clone();
     let outcome = run_inline(inner, &session, request, parts).await;
-    let mut response = match outcome {
-        Ok(result) => body::json(StatusCode::OK, jsonrpc::encode_result(&id, &result).expect("raw results encode")),
-        Err(error) => {
-            inner.sessions.remove(&session.id);
-            return body::rpc_error(StatusCode::OK, Some(&id), &error);
-        }
-    };
+    if let Err(error) = &outcome {
+        inner.sessions.remove(&session.id);
+        return body::rpc_error(StatusCode::OK, Some(&id), error);
+    }
+    trim_client_info(&mut lock(&session.state).client_info);
+    let mut response = body::json(StatusCode::OK, jsonrpc::encode_answer(&id, &outcome));
     if let Ok(value) = HeaderValue::from_str(&session.id) {
         response.headers_mut().insert(SESSION_HEADER, value);
     }
     response
+}
+
+/// Refuses an `initialize` whose `capabilities` a session could not keep within [`MAX_CAPABILITIES_BYTES`]
+/// and [`MAX_CAPABILITIES_VALUES`]. Only sizes are read here; the params are decoded (and checked) by
+/// dispatch.
+fn check_retained_size(params: Option<&RawValue>) -> Result<(), ErrorObject> {
+    #[derive(serde::Deserialize)]
+    struct Sizes<'a> {
+        #[serde(borrow, default)]
+        capabilities: Option<&'a RawValue>,
+    }
+    let Some(capabilities) =
+        params.and_then(|p| serde_json::from_str::<Sizes<'_>>(p.get()).ok()).and_then(|s| s.capabilities)
+    else {
+        return Ok(());
+    };
+    let size = capabilities.get().len();
+    if size > MAX_CAPABILITIES_BYTES {
+        return Err(ErrorObject::invalid_params(format!(
+            "capabilities take {size} bytes; at most {MAX_CAPABILITIES_BYTES} are accepted"
+        )));
+    }
+    // Small enough to parse twice; dispatch reports what does not parse.
+    let values = serde_json::from_str::<serde_json::Value>(capabilities.get()).map_or(0, |v| count_values(&v));
+    if values > MAX_CAPABILITIES_VALUES {
+        return Err(ErrorObject::invalid_params(format!(
+            "capabilities hold {values} JSON values; at most {MAX_CAPABILITIES_VALUES} are accepted"
+        )));
+    }
+    Ok(())
+}
+
+fn count_values(value: &serde_json::Value) -> usize {
+    1 + match value {
+        serde_json::Value::Array(items) => items.iter().map(count_values).sum(),
+        serde_json::Value::Object(members) => members.values().map(count_values).sum(),
+        _ => 0,
+    }
+}
+
+/// Keeps only the identifying text of `clientInfo`, each field cut to [`MAX_CLIENT_INFO_FIELD_BYTES`].
+fn trim_client_info(info: &mut Option<Implementation>) {
+    if let Some(full) = info.take() {
+        let mut kept = Implementation::new(truncated(full.name), truncated(full.version));
+        kept.title = full.title.map(truncated);
+        *info = Some(kept);
+    }
+}
+
+fn truncated(mut text: String) -> String {
+    if text.len() > MAX_CLIENT_INFO_FIELD_BYTES {
+        let mut end = MAX_CLIENT_INFO_FIELD_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.shrink_to_fit();
+    }
+    text
+}
+
+/// The -32600 answer to a request whose id is longer than [`MAX_REQUEST_ID_BYTES`] (not echoed back).
+fn oversized_id(id: &RequestId) -> Option<Response<ResponseBody>> {
+    let RequestId::String(text) = id else { return None };
+    (text.len() > MAX_REQUEST_ID_BYTES).then(|| {
+        let error = ErrorObject::invalid_request(format!("request ids are limited to {MAX_REQUEST_ID_BYTES} bytes"));
+        body::rpc_error(StatusCode::BAD_REQUEST, None, &error)
+    })
 }
 
 pub(super) async fn post(
@@ -72,18 +172,24 @@ pub(super) async fn post(
         }
     }
     match message {
-        Message::Request(request) if request.method == "initialize" => {
-            let error = ErrorObject::invalid_request("the session is already initialized");
-            body::rpc_error(StatusCode::BAD_REQUEST, Some(&request.id), &error)
+        Message::Request(request) => {
+            if let Some(refusal) = oversized_id(&request.id) {
+                return refusal;
+            }
+            if request.method == "initialize" {
+                let error = ErrorObject::invalid_request("the session is already initialized");
+                return body::rpc_error(StatusCode::BAD_REQUEST, Some(&request.id), &error);
+            }
+            call(inner, session, request, parts, accepts_sse, slot).await
         }
-        Message::Request(request) => call(inner, session, request, parts, accepts_sse, slot).await,
         Message::Notification(notification) => {
-            if notification.method == CancelledParams::METHOD
+            if notification.method == "notifications/initialized" {
+                session.mark_initialized();
+            } else if notification.method == CancelledParams::METHOD
                 && let Ok(CancelledParams { request_id: Some(id), .. }) =
                     decode_params::<CancelledParams>(notification.params.as_deref())
-                && let Some(token) = session.in_flight.lock().expect("in-flight lock").get(&id)
             {
-                token.cancel();
+                session.cancel(&id);
             }
             body::empty(StatusCode::ACCEPTED)
         }
@@ -99,6 +205,10 @@ pub(super) async fn post(
 /// Runs one request of a session. It answers JSON when it finishes before sending anything else; once it
 /// sends a notification or a request, the answer becomes an SSE stream whose events are logged, so a client
 /// that loses the connection can resume it with `Last-Event-ID` without losing events.
+///
+/// A client that hangs up frees what it held: the request slot as soon as the body is dropped; the
+/// running call (and its in-flight entry) at once on the JSON path, and on the SSE path once no client has
+/// read the stream for [`HttpConfig::stream_resume_grace`](super::HttpConfig::stream_resume_grace).
 async fn call(
     inner: &Arc<HttpInner>,
     session: Arc<HttpSession>,
@@ -108,8 +218,19 @@ async fn call(
     slot: RequestSlot,
 ) -> Response<ResponseBody> {
     let id = request.id.clone();
-    let cancellation = CancellationToken::new();
-    session.in_flight.lock().expect("in-flight lock").insert(id.clone(), cancellation.clone());
+    let in_flight = match session.begin(&id) {
+        Ok(in_flight) => in_flight,
+        Err(Busy::Full) => {
+            let error = ErrorObject::internal("too many requests in progress in this session; retry shortly");
+            let mut response = body::rpc_error(StatusCode::TOO_MANY_REQUESTS, Some(&id), &error);
+            response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        }
+        Err(Busy::DuplicateId) => {
+            let error = ErrorObject::invalid_request("a request with this id is still running in this session");
+            return body::rpc_error(StatusCode::BAD_REQUEST, Some(&id), &error);
+        }
+    };
     let (stream, frames) = if accepts_sse {
         let (tx, rx) = mpsc::channel(32);
         (Some(tx), Some(rx))
@@ -121,21 +242,25 @@ async fn call(
     let server = inner.server.clone();
     let call_session = session.clone();
     let call_id = id.clone();
-    let call_token = cancellation.clone();
+    let call_token = in_flight.cancellation.clone();
+    let stop = StreamStop::new(inner);
     let http_request = Some(parts.clone());
-    let dispatched: BoxFuture<Result<Box<serde_json::value::RawValue>, ErrorObject>> = Box::pin(async move {
+    let dispatched: BoxFuture<Outcome> = Box::pin(async move {
         let call = Call { id: call_id, cancellation: call_token, channel: Channel::Http(channel), http_request };
-        dispatch(&server, Some(&call_session.state), request, call, None).await
+        tokio::select! {
+            biased;
+            outcome = dispatch(&server, Some(&call_session.state), request, call, None) => outcome,
+            _ = stop.fired() => Err(shutting_down()),
+        }
     });
     // `notifications/cancelled` (or the client dropping a plain-JSON answer) fires the handler's token first;
     // it gets a grace period, and a cancelled request is answered with nothing.
-    let graceful = run_with_grace(dispatched, cancellation.clone(), inner.server.limits.cancel_grace);
-    let call: BoxFuture<Result<Box<serde_json::value::RawValue>, ErrorObject>> =
+    let graceful = run_with_grace(dispatched, in_flight.cancellation.clone(), inner.server.limits.cancel_grace);
+    let call: BoxFuture<Outcome> =
         Box::pin(async move { graceful.await.unwrap_or_else(|| Err(ErrorObject::invalid_request("cancelled"))) });
     match start(call, frames).await {
         Started::Done(outcome) => {
-            session.in_flight.lock().expect("in-flight lock").remove(&id);
-            if cancellation.is_cancelled() {
+            if in_flight.cancellation.is_cancelled() {
                 return body::empty(StatusCode::ACCEPTED);
             }
             // Legacy HTTP answers JSON-RPC errors with 200, like results.
@@ -144,40 +269,44 @@ async fn call(
         Started::Streaming { first, frames, call } => {
             let log = session.open_stream();
             let priming = priming(inner, &session, &log);
-            let body = replay(session.clone(), log.clone(), 0, priming);
+            let body = replay(session, log.attach(false), 0, priming, Some(slot), StreamStop::new(inner));
             record(&log, first);
-            let background = async move {
-                finish_in_background(session, log, frames, call, id, cancellation).await;
-                drop(slot);
-            };
+            let grace = inner.config.stream_resume_grace;
+            let background = finish_in_background(log, frames, call, id, in_flight, grace);
             tokio::spawn(tracing::Instrument::in_current_span(background));
             body::sse(body)
         }
     }
 }
 
-/// Keeps a streaming call running even if the client disconnects (a disconnect is not a cancellation in
-/// these revisions); everything it sends lands in the stream's log.
+/// Keeps a streaming call running while a client reads its stream or may still resume it (a disconnect
+/// alone is not a cancellation in these revisions); everything it sends lands in the stream's log. Once
+/// nobody has read the stream for `grace`, the call is cancelled.
 async fn finish_in_background(
-    session: Arc<HttpSession>,
     log: Arc<EventLog>,
     mut frames: mpsc::Receiver<Vec<u8>>,
-    mut call: BoxFuture<Result<Box<serde_json::value::RawValue>, ErrorObject>>,
+    mut call: BoxFuture<Outcome>,
     id: RequestId,
-    cancellation: CancellationToken,
+    in_flight: InFlight,
+    grace: std::time::Duration,
 ) {
+    let abandoned = log.abandoned(grace);
+    tokio::pin!(abandoned);
     let outcome = loop {
         tokio::select! {
             biased;
             Some(frame) = frames.recv() => record(&log, frame),
             outcome = &mut call => break outcome,
+            _ = &mut abandoned, if !in_flight.cancellation.is_cancelled() => {
+                tracing::debug!(%id, "legacy stream abandoned by its client; cancelling the call");
+                in_flight.cancellation.cancel();
+            }
         }
     };
     while let Ok(frame) = frames.try_recv() {
         record(&log, frame);
     }
-    session.in_flight.lock().expect("in-flight lock").remove(&id);
-    if !cancellation.is_cancelled() {
+    if !in_flight.cancellation.is_cancelled() {
         log.append(jsonrpc::encode_answer(&id, &outcome).into());
     }
     log.finish();
@@ -196,29 +325,45 @@ fn record(log: &EventLog, frame: Vec<u8>) {
 /// The priming event (an id and empty data) that lets a 2025-11-25 client resume from the very start, with
 /// the reconnection delay to use (SEP-1699). Older clients get none.
 fn priming(inner: &HttpInner, session: &HttpSession, log: &EventLog) -> Option<Bytes> {
-    let version = session.state.lock().expect("session lock").version.clone()?;
+    let version = lock(&session.state).version.clone()?;
     (version >= ProtocolVersion::V2025_11_25)
         .then(|| sse_event(Some(&log.event_id(0)), Some(inner.config.sse_retry_ms), b""))
 }
 
-/// An SSE body that sends `log`'s events after `cursor` as they come, until the stream or session ends.
+/// An SSE body that sends the reader's events after `cursor` as they come, until the stream or session
+/// ends. The body owns the reader (and the request slot, when it has one), so the client hanging up
+/// detaches it and frees the slot.
 fn replay(
     session: Arc<HttpSession>,
-    log: Arc<EventLog>,
+    reader: Reader,
     cursor: u64,
     priming: Option<Bytes>,
+    slot: Option<RequestSlot>,
+    stop: StreamStop,
 ) -> impl Stream<Item = Bytes> + Send {
     struct State {
         session: Arc<HttpSession>,
-        log: Arc<EventLog>,
+        reader: Reader,
         cursor: u64,
         epoch: u64,
         priming: Option<Bytes>,
         queued: std::collections::VecDeque<(u64, Bytes)>,
         finished: bool,
+        _slot: Option<RequestSlot>,
+        stop: StreamStop,
     }
-    let epoch = log.epoch();
-    let state = State { session, log, cursor, epoch, priming, queued: Default::default(), finished: false };
+    let epoch = reader.log().epoch();
+    let state = State {
+        session,
+        reader,
+        cursor,
+        epoch,
+        priming,
+        queued: Default::default(),
+        finished: false,
+        _slot: slot,
+        stop,
+    };
     futures_util::stream::unfold(state, |mut state| async move {
         if let Some(priming) = state.priming.take() {
             return Some((priming, state));
@@ -226,15 +371,22 @@ fn replay(
         loop {
             if let Some((seq, message)) = state.queued.pop_front() {
                 state.cursor = seq;
-                let event = sse_event(Some(&state.log.event_id(seq)), None, &message);
+                let event = sse_event(Some(&state.reader.log().event_id(seq)), None, &message);
                 return Some((event, state));
             }
             if state.finished {
                 return None;
             }
             let batch = tokio::select! {
-                batch = state.log.next_after(state.cursor, state.epoch) => batch,
+                // What the log already holds goes out before a shutdown ends the stream.
+                biased;
+                batch = state.reader.log().next_after(state.cursor, state.epoch) => batch,
                 _ = state.session.closed.cancelled() => return None,
+                // The server is shutting down: tell the client to reconnect (elsewhere).
+                _ = state.stop.fired() => {
+                    state.finished = true;
+                    return Some((state.stop.final_event(), state));
+                }
             };
             state.queued.extend(batch.events);
             state.finished = batch.finished || batch.disconnected;
@@ -243,12 +395,7 @@ fn replay(
 }
 
 /// Runs a request to completion without streaming (used for `initialize`).
-async fn run_inline(
-    inner: &HttpInner,
-    session: &Arc<HttpSession>,
-    request: RawRequest,
-    parts: &Arc<Parts>,
-) -> Result<Box<serde_json::value::RawValue>, ErrorObject> {
+async fn run_inline(inner: &HttpInner, session: &Arc<HttpSession>, request: RawRequest, parts: &Arc<Parts>) -> Outcome {
     let channel =
         ResponseChannel { stream: None, session: Some(session.clone()), timeout: inner.server.limits.request_timeout };
     let call = Call {
@@ -260,7 +407,8 @@ async fn run_inline(
     dispatch(&inner.server, Some(&session.state), request, call, None).await
 }
 
-/// GET: resume a stream with `Last-Event-ID`, or open the session's standalone stream.
+/// GET: resume a stream with `Last-Event-ID`, or open the session's standalone stream. The standalone
+/// stream ends when its GET does (the client hanging up included), so the client can open another.
 pub(super) async fn get(inner: &Arc<HttpInner>, session_id: &str, headers: &HeaderMap) -> Response<ResponseBody> {
     let Some(session) = inner.sessions.get(session_id) else { return unknown_session() };
     if !accepts(headers, "text/event-stream") {
@@ -273,7 +421,7 @@ pub(super) async fn get(inner: &Arc<HttpInner>, session_id: &str, headers: &Head
             return body::rpc_error(StatusCode::BAD_REQUEST, None, &error);
         };
         return match session.stream(stream) {
-            Some(log) => body::sse(replay(session, log, seq, None)),
+            Some(log) => body::sse(replay(session, log.attach(false), seq, None, None, StreamStop::new(inner))),
             None => {
                 let error = ErrorObject::invalid_request("that stream is no longer available");
                 body::rpc_error(StatusCode::NOT_FOUND, None, &error)
@@ -283,7 +431,7 @@ pub(super) async fn get(inner: &Arc<HttpInner>, session_id: &str, headers: &Head
     match session.open_standalone() {
         Some(log) => {
             let priming = priming(inner, &session, &log);
-            body::sse(replay(session, log, 0, priming))
+            body::sse(replay(session, log.attach(true), 0, priming, None, StreamStop::new(inner)))
         }
         None => {
             let error = ErrorObject::invalid_request("the session's standalone stream is already open");

@@ -11,6 +11,10 @@
 //!
 //! A request belongs to the legacy era when it carries a session id or is an `initialize`; every other
 //! POST is treated as modern.
+//!
+//! [`McpService::shutdown`] drains the service (503 for new requests, a grace for calls in flight, then a
+//! `retry` hint on every open stream); [`Server::serve_http_on`] adds the listener's own limits and calls it
+//! when its shutdown future completes.
 
 mod body;
 mod channel;
@@ -18,8 +22,13 @@ mod event_log;
 mod event_store;
 mod guard;
 mod legacy;
+mod listener;
 mod modern;
+mod peer;
+mod request_body;
 mod session;
+mod shutdown;
+mod slots;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -32,12 +41,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 
 pub use body::ResponseBody;
 pub(crate) use channel::ResponseChannel;
 pub use event_store::{EventStore, MemoryEventStore};
 pub use guard::HostPolicy;
+pub use peer::PeerAddr;
+use request_body::BodyError;
+use shutdown::SHUTTING_DOWN;
 
 use super::{Server, ServerInner};
 use crate::protocol::jsonrpc::Message;
@@ -54,15 +65,43 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// A legacy session unused this long ends. Default 30 minutes.
     pub session_idle_timeout: Duration,
-    /// Most live legacy sessions; `initialize` gets 503 past it. Default 10,000.
+    /// Most live legacy sessions. Past it, `initialize` evicts a session: first one that never completed
+    /// the handshake within [`HttpConfig::session_init_grace`], else the one idle longest. Default 10,000.
     pub max_sessions: usize,
+    /// Most live legacy sessions per peer (IP address; an IPv6 /64, read from [`PeerAddr`]). Past it, the
+    /// peer's own sessions are evicted the same way. Default 64.
+    pub max_sessions_per_peer: usize,
+    /// How long a new legacy session may go without `notifications/initialized` before it is the first to
+    /// be evicted when room is needed. Default 10 s.
+    pub session_init_grace: Duration,
+    /// Client requests running at once in one legacy session, streams included; past it a request gets 429
+    /// with `Retry-After`. Default 64.
+    pub max_requests_per_session: usize,
+    /// How long a legacy streaming call goes on with no client reading its stream (the client hung up and
+    /// has not resumed with `Last-Event-ID`) before it is cancelled. Keep it above
+    /// [`HttpConfig::sse_retry_ms`]. Default 10 s.
+    pub stream_resume_grace: Duration,
     /// Where legacy SSE events are kept for resumption. Default: in memory, the last 1,024 per stream.
     pub event_store: Arc<dyn EventStore>,
     /// The `retry` hint (milliseconds) of the priming event that opens a legacy SSE stream (SEP-1699).
     /// Default 1,000.
     pub sse_retry_ms: u64,
-    /// POSTs handled at once, streams included; past it requests get 503. Default 4,096.
+    /// POSTs handled at once, streams included; past it requests get 503. A request takes its slot only
+    /// once its body is read, so slow uploads never hold one. Default 4,096.
     pub max_concurrent_requests: usize,
+    /// Time a connection of [`Server::serve_http_on`] gets to send a request's complete headers; past it the
+    /// connection is closed. An idle kept-alive HTTP/1 connection is closed after it too. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// Longest wait for the next piece of a request body (no progress for this long gets 408). Applies
+    /// wherever the service is mounted. Default 30 s.
+    pub body_read_timeout: Duration,
+    /// Most connections one peer IP address (an IPv6 peer: its /64 network) holds at once with
+    /// [`Server::serve_http_on`]; further ones are closed on accept. Behind a reverse proxy every client
+    /// shares the proxy's address: raise it there. Default 256.
+    pub max_connections_per_peer: usize,
+    /// On [`McpService::shutdown`], how long calls in flight get to finish before they are cancelled.
+    /// Default 5 s.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for HttpConfig {
@@ -72,9 +111,17 @@ impl Default for HttpConfig {
             max_body_bytes: 4 * 1024 * 1024,
             session_idle_timeout: Duration::from_secs(30 * 60),
             max_sessions: 10_000,
+            max_sessions_per_peer: 64,
+            session_init_grace: Duration::from_secs(10),
+            max_requests_per_session: 64,
+            stream_resume_grace: Duration::from_secs(10),
             event_store: Arc::new(MemoryEventStore::new(1024)),
             sse_retry_ms: 1000,
             max_concurrent_requests: 4096,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections_per_peer: 256,
+            shutdown_grace: Duration::from_secs(5),
         }
     }
 }
@@ -104,6 +151,30 @@ impl HttpConfig {
         self
     }
 
+    /// Sets [`HttpConfig::max_sessions_per_peer`].
+    pub fn max_sessions_per_peer(mut self, n: usize) -> Self {
+        self.max_sessions_per_peer = n.max(1);
+        self
+    }
+
+    /// Sets [`HttpConfig::session_init_grace`].
+    pub fn session_init_grace(mut self, d: Duration) -> Self {
+        self.session_init_grace = d;
+        self
+    }
+
+    /// Sets [`HttpConfig::max_requests_per_session`].
+    pub fn max_requests_per_session(mut self, n: usize) -> Self {
+        self.max_requests_per_session = n.max(1);
+        self
+    }
+
+    /// Sets [`HttpConfig::stream_resume_grace`].
+    pub fn stream_resume_grace(mut self, d: Duration) -> Self {
+        self.stream_resume_grace = d;
+        self
+    }
+
     /// Sets [`HttpConfig::event_store`].
     pub fn event_store(mut self, store: Arc<dyn EventStore>) -> Self {
         self.event_store = store;
@@ -121,6 +192,30 @@ impl HttpConfig {
         self.sse_retry_ms = ms;
         self
     }
+
+    /// Sets [`HttpConfig::header_read_timeout`].
+    pub fn header_read_timeout(mut self, d: Duration) -> Self {
+        self.header_read_timeout = d;
+        self
+    }
+
+    /// Sets [`HttpConfig::body_read_timeout`].
+    pub fn body_read_timeout(mut self, d: Duration) -> Self {
+        self.body_read_timeout = d;
+        self
+    }
+
+    /// Sets [`HttpConfig::max_connections_per_peer`] (at least 1).
+    pub fn max_connections_per_peer(mut self, n: usize) -> Self {
+        self.max_connections_per_peer = n.max(1);
+        self
+    }
+
+    /// Sets [`HttpConfig::shutdown_grace`].
+    pub fn shutdown_grace(mut self, d: Duration) -> Self {
+        self.shutdown_grace = d;
+        self
+    }
 }
 
 /// The MCP endpoint as a `tower::Service`. Cheap to clone; clones share sessions.
@@ -135,90 +230,80 @@ pub(crate) struct HttpInner {
     pub(crate) config: HttpConfig,
     pub(crate) sessions: session::SessionStore,
     /// Bounds the requests in progress (see [`HttpConfig::max_concurrent_requests`]).
-    requests: Arc<tokio::sync::Semaphore>,
+    requests: Arc<slots::Slots>,
+    pub(crate) shutdown: shutdown::Shutdown,
 }
 
-/// A slot among the requests in progress, held until the request's answer (or stream) is done.
-pub(crate) type RequestSlot = tokio::sync::OwnedSemaphorePermit;
+impl McpService {
+    /// Shuts the service down gracefully.
+    ///
+    /// From the first call on, new requests (and new GET streams) get 503 with `Retry-After`; a client's
+    /// answers to the server's own requests and its cancellations are still taken, so that the calls
+    /// waiting on them can finish. Calls in flight get [`HttpConfig::shutdown_grace`] to finish, then are
+    /// cancelled (their answer is an internal error saying the server is shutting down). Then open SSE
+    /// streams — legacy GET streams and the streams of POSTed requests — end with a final event carrying a
+    /// `retry` hint, so clients reconnect elsewhere. Resolves when nothing is in flight (waiting at most a
+    /// quarter of a second more, after the grace, for calls whose client stopped reading). Every clone of
+    /// the service shares this state; calling it again waits again.
+    ///
+    /// Mounted in axum, call it from the future given to `with_graceful_shutdown`, so that open streams end
+    /// and the server can stop:
+    ///
+    /// ```no_run
+    /// # async fn example(service: keel_mcp::server::http::McpService) {
+    /// let on_signal = {
+    ///     let service = service.clone();
+    ///     async move {
+    ///         let _ = tokio::signal::ctrl_c().await;
+    ///         service.shutdown().await;
+    ///     }
+    /// };
+    /// # let _ = on_signal;
+    /// # }
+    /// ```
+    pub async fn shutdown(&self) {
+        shutdown::run(&self.inner).await;
+    }
+}
+
+pub(crate) use slots::RequestSlot;
 
 impl Server {
     /// The MCP endpoint as a `tower::Service`, to mount at a path of your choice (e.g. `/mcp`).
     pub fn http_service(&self, config: HttpConfig) -> McpService {
-        let sessions = session::SessionStore::new(config.session_idle_timeout, config.max_sessions);
-        let requests = Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_requests));
-        McpService { inner: Arc::new(HttpInner { server: self.inner.clone(), config, sessions, requests }) }
+        let sessions = session::SessionStore::new(&config);
+        let requests = Arc::new(slots::Slots::new(config.max_concurrent_requests));
+        let shutdown = shutdown::Shutdown::default();
+        McpService { inner: Arc::new(HttpInner { server: self.inner.clone(), config, sessions, requests, shutdown }) }
     }
 
-    /// Serves the MCP endpoint at `/mcp` on `addr` until the process ends.
+    /// Serves the MCP endpoint at `/mcp` on `addr` until the process ends. The listener's limits
+    /// (header timeout, connections per peer) are those of [`serve_http_on`](Self::serve_http_on).
     pub async fn serve_http(&self, addr: SocketAddr, config: HttpConfig) -> Result<(), crate::Error> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         self.serve_http_on(listener, config, std::future::pending()).await
     }
 
-    /// Serves the MCP endpoint at `/mcp` on a bound listener until `shutdown` completes.
+    /// Serves the MCP endpoint at `/mcp` on a bound listener until `shutdown` completes. Other paths get
+    /// 404.
+    ///
+    /// Each connection must deliver complete request headers within [`HttpConfig::header_read_timeout`],
+    /// and one peer address holds at most [`HttpConfig::max_connections_per_peer`] connections. When
+    /// `shutdown` completes, the listener stops accepting, the service shuts down ([`McpService::shutdown`]:
+    /// calls get [`HttpConfig::shutdown_grace`], streams end), connections close once their last response
+    /// is written, and after at most a quarter of a second more this returns `Ok(())`.
     pub async fn serve_http_on(
         &self,
         listener: tokio::net::TcpListener,
         config: HttpConfig,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), crate::Error> {
-        let service = self.http_service(config);
-        let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, _) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                _ = &mut shutdown => return Ok(()),
-            };
-            let _ = stream.set_nodelay(true);
-            let service = PathFilter { path: "/mcp", inner: service.clone() };
-            let builder = builder.clone();
-            tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(stream);
-                let service = hyper_util::service::TowerToHyperService::new(service);
-                if let Err(e) = builder.serve_connection(io, service).await {
-                    tracing::debug!(error = %e, "HTTP connection ended with an error");
-                }
-            });
-        }
+        listener::serve(listener, self.http_service(config), shutdown).await
     }
 }
 
-/// Routes one path to the MCP service and answers 404 elsewhere.
-#[derive(Clone, Debug)]
-struct PathFilter {
-    path: &'static str,
-    inner: McpService,
-}
-
-impl<B> tower_service::Service<Request<B>> for PathFilter
-where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    type Response = Response<ResponseBody>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        if request.uri().path() != self.path {
-            return Box::pin(std::future::ready(Ok(body::empty(StatusCode::NOT_FOUND))));
-        }
-        self.inner.call(request)
-    }
-}
+/// The future of a response from the service.
+type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
 
 impl<B> tower_service::Service<Request<B>> for McpService
 where
@@ -227,7 +312,7 @@ where
 {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+    type Future = ResponseFuture;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
@@ -244,32 +329,24 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if let Err(why) = inner.config.hosts.check(request.headers()) {
+    if let Err(why) = inner.config.hosts.check(request.uri(), request.headers()) {
         return body::rpc_error(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(why));
     }
     let session_id = header(request.headers(), "mcp-session-id").map(str::to_owned);
-    match *request.method() {
-        Method::POST => {}
-        Method::GET | Method::DELETE if session_id.is_some() => {
-            let session_id = session_id.expect("checked");
-            return if request.method() == Method::GET {
-                legacy::get(&inner, &session_id, request.headers()).await
-            } else {
-                legacy::delete(&inner, &session_id)
-            };
-        }
+    match (request.method(), session_id) {
+        (&Method::POST, session_id) => post(inner, request, session_id).await,
+        (&Method::GET, Some(_)) if inner.shutdown.is_draining() => unavailable(SHUTTING_DOWN),
+        (&Method::GET, Some(session_id)) => legacy::get(&inner, &session_id, request.headers()).await,
+        (&Method::DELETE, Some(session_id)) => legacy::delete(&inner, &session_id),
         // Sessionless GET / DELETE: the 2026-07-28 revision has neither.
-        _ => return method_not_allowed(),
+        _ => method_not_allowed(),
     }
-    let Ok(slot) = inner.requests.clone().try_acquire_owned() else {
-        let mut response = body::rpc_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            None,
-            &ErrorObject::internal("too many requests in progress; retry shortly"),
-        );
-        response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
-        return response;
-    };
+}
+
+async fn post<B>(inner: Arc<HttpInner>, request: Request<B>, session_id: Option<String>) -> Response<ResponseBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+{
     let (parts, request_body) = request.into_parts();
     if !header(&parts.headers, CONTENT_TYPE.as_str()).is_some_and(|v| v.starts_with("application/json")) {
         return body::rpc_error(
@@ -278,19 +355,32 @@ where
             &ErrorObject::invalid_request("Content-Type must be application/json"),
         );
     }
-    let bytes = match http_body_util::Limited::new(request_body, inner.config.max_body_bytes).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return body::rpc_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                None,
-                &ErrorObject::invalid_request(format!("body exceeds {} bytes", inner.config.max_body_bytes)),
-            );
+    let config = &inner.config;
+    let bytes = match request_body::read(request_body, config.max_body_bytes, config.body_read_timeout).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            let (status, message) = match e {
+                BodyError::TooLarge => {
+                    (StatusCode::PAYLOAD_TOO_LARGE, format!("body exceeds {} bytes", config.max_body_bytes))
+                }
+                BodyError::Stalled => (StatusCode::REQUEST_TIMEOUT, "the request body stalled".to_owned()),
+                BodyError::Broken => (StatusCode::BAD_REQUEST, "the request body could not be read".to_owned()),
+            };
+            return body::rpc_error(status, None, &ErrorObject::invalid_request(message));
         }
     };
     let message = match Message::decode(&bytes) {
         Ok(message) => message,
         Err(e) => return body::rpc_error(StatusCode::BAD_REQUEST, e.id.as_ref(), &e.error),
+    };
+    // A shutdown refuses new requests only: answers to the server's own requests and cancellations still
+    // reach the calls that are finishing.
+    if inner.shutdown.is_draining() && matches!(message, Message::Request(_)) {
+        return unavailable(SHUTTING_DOWN);
+    }
+    // Only now, with the whole body in hand: a slow upload must not hold a slot.
+    let Some(slot) = inner.requests.try_acquire() else {
+        return unavailable("too many requests in progress; retry shortly");
     };
     let accepts_sse = accepts(&parts.headers, "text/event-stream");
     // Shared with the handler's context (`RequestContext::http_request`) without copying the headers.
@@ -299,9 +389,18 @@ where
         return legacy::post(&inner, &id, &parts, message, accepts_sse, slot).await;
     }
     if message.method() == Some(InitializeParams::METHOD) {
-        return legacy::initialize(&inner, &parts, message).await;
+        let response = legacy::initialize(&inner, &parts, message).await;
+        drop(slot);
+        return response;
     }
     modern::post(&inner, &parts, message, accepts_sse, slot).await
+}
+
+/// 503 with `Retry-After`.
+fn unavailable(why: &'static str) -> Response<ResponseBody> {
+    let mut response = body::rpc_error(StatusCode::SERVICE_UNAVAILABLE, None, &ErrorObject::internal(why));
+    response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+    response
 }
 
 fn method_not_allowed() -> Response<ResponseBody> {

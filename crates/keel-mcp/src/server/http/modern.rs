@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use super::body::{self, ResponseBody, sse_event};
+use super::shutdown::{StreamStop, shutting_down};
 use super::{HttpInner, RequestSlot, ResponseChannel, header};
 use crate::engine::{BoxFuture, cancel_on_drop};
 use crate::protocol::ErrorObject;
@@ -57,17 +58,25 @@ pub(super) async fn post(
     let channel = ResponseChannel { stream, session: None, timeout: inner.server.limits.request_timeout };
     let server = inner.server.clone();
     let call_id = id.clone();
+    let stopped = inner.shutdown.stopped().clone();
     let http_request = Some(parts.clone());
     let token = cancellation.clone();
     let call: BoxFuture<Outcome> = Box::pin(async move {
         let call = Call { id: call_id, cancellation, channel: Channel::Http(channel), http_request };
-        dispatch(&server, None, request, call, Some(&checks)).await
+        // The shutdown's grace is over: drop the handler. Polled only while the call is pending.
+        tokio::select! {
+            biased;
+            outcome = dispatch(&server, None, request, call, Some(&checks)) => outcome,
+            _ = stopped.cancelled() => Err(shutting_down()),
+        }
     });
     // The client going away is the only cancellation: the handler sees its token fire and gets a grace period.
     let call: BoxFuture<Outcome> = Box::pin(cancel_on_drop(call, token, inner.server.limits.cancel_grace));
     match start(call, frames).await {
         Started::Done(outcome) => answer_json(&id, outcome),
-        Started::Streaming { first, frames, call } => body::sse(stream_call(first, frames, call, id, (guard, slot))),
+        Started::Streaming { first, frames, call } => {
+            body::sse(stream_call(first, frames, call, id, (guard, slot), StreamStop::new(inner)))
+        }
     }
 }
 
@@ -149,23 +158,27 @@ fn answer_json(id: &RequestId, outcome: Outcome) -> Response<ResponseBody> {
 }
 
 /// The SSE body of a streaming call: its notifications, then its answer. The call runs as the body is
-/// read, so dropping the body (the client leaving) drops and cancels it.
+/// read, so dropping the body (the client leaving) drops and cancels it. Every frame the call sent before
+/// it returned precedes the answer. A call ended by the shutdown answers in an event that also carries the
+/// `retry` hint, so the client reconnects elsewhere.
 fn stream_call(
     first: Vec<u8>,
     frames: mpsc::Receiver<Vec<u8>>,
     call: BoxFuture<Outcome>,
     id: RequestId,
     guard: (DropGuard, RequestSlot),
+    stop: StreamStop,
 ) -> impl Stream<Item = Bytes> + Send {
     struct State {
         first: Option<Vec<u8>>,
         frames: mpsc::Receiver<Vec<u8>>,
         call: BoxFuture<Outcome>,
         id: RequestId,
+        stop: StreamStop,
         /// Cancels the call and frees its request slot when the body is dropped.
         _guard: (DropGuard, RequestSlot),
     }
-    let state = State { first: Some(first), frames, call, id, _guard: guard };
+    let state = State { first: Some(first), frames, call, id, stop, _guard: guard };
     futures_util::stream::unfold(Some(state), |state| async move {
         let mut state = state?;
         if let Some(first) = state.first.take() {
@@ -175,7 +188,19 @@ fn stream_call(
             biased;
             Some(frame) = state.frames.recv() => Some((sse_event(None, None, &frame), Some(state))),
             outcome = &mut state.call => {
-                Some((sse_event(None, None, &jsonrpc::encode_answer(&state.id, &outcome)), None))
+                // The call may have queued frames in the very poll that finished it: they go first, in one
+                // chunk with the answer.
+                let mut chunk = Vec::new();
+                while let Ok(frame) = state.frames.try_recv() {
+                    chunk.extend_from_slice(&sse_event(None, None, &frame));
+                }
+                let retry = state.stop.retry_hint();
+                let answer = sse_event(None, retry, &jsonrpc::encode_answer(&state.id, &outcome));
+                if chunk.is_empty() {
+                    return Some((answer, None));
+                }
+                chunk.extend_from_slice(&answer);
+                Some((Bytes::from(chunk), None))
             }
         }
     })

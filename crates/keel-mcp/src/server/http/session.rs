@@ -1,21 +1,47 @@
 //! Legacy (≤ 2025-11-25) HTTP sessions: what a session keeps between POSTs, and the bounded store of live
-//! sessions with idle expiry.
+//! sessions with idle expiry and eviction.
 //!
 //! A session holds no task and no socket of its own: it is a small record (protocol state, requests the
-//! server sent and waits on, the event logs of its streams), so idle sessions cost little memory.
+//! server sent and waits on, the event logs of its streams), so idle sessions cost little memory. What a
+//! client can make a session retain is bounded: its requests in flight, their ids, and what `initialize`
+//! leaves behind (see [`legacy`](super::legacy)).
+//!
+//! When the store is full, `initialize` evicts a session instead of refusing everyone: first one that never
+//! completed the handshake (`notifications/initialized`) within [`HttpConfig::session_init_grace`], else the
+//! one idle longest. Each peer (IP address; an IPv6 /64) holds at most
+//! [`HttpConfig::max_sessions_per_peer`]; past it, its own sessions are evicted the same way.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::hash_map::Entry;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::engine::CancellationToken;
 
+use super::HttpConfig;
 use super::event_log::EventLog;
 use super::event_store::EventStore;
+use super::peer::PeerKey;
 use crate::engine::PendingRequests;
 use crate::protocol::RequestId;
 use crate::server::connection::Session;
+
+/// Locks a mutex, going on with the data even if a panicking thread poisoned it: every critical section
+/// here leaves its data consistent.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Why a session refused a request.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Busy {
+    /// The session already runs as many requests as it may.
+    Full,
+    /// A request with this id is still running.
+    DuplicateId,
+}
 
 /// One legacy session.
 #[derive(Debug)]
@@ -26,9 +52,14 @@ pub(crate) struct HttpSession {
     /// Requests the server sent to the client (sampling, elicitation, roots), answered by later POSTs.
     pub(crate) pending: PendingRequests,
     /// Requests the client sent that are still running, by id, for `notifications/cancelled`.
-    pub(crate) in_flight: Mutex<HashMap<RequestId, CancellationToken>>,
+    in_flight: Mutex<HashMap<RequestId, CancellationToken>>,
+    max_in_flight: usize,
     streams: Mutex<Streams>,
+    created: Instant,
     last_seen: Mutex<Instant>,
+    /// Set by `notifications/initialized`: the client completed the handshake.
+    initialized: AtomicBool,
+    peer: Option<PeerKey>,
     /// Ends every stream of the session (DELETE, expiry).
     pub(crate) closed: CancellationToken,
     store: Arc<dyn EventStore>,
@@ -45,31 +76,87 @@ struct Streams {
 /// Most finished streams a session keeps for resumption.
 const RETAINED_STREAMS: usize = 32;
 
+/// A client request running in a session, registered for `notifications/cancelled`; unregistered when
+/// dropped, however the request ends (answered, cancelled, or abandoned by a client that hung up).
+#[derive(Debug)]
+pub(crate) struct InFlight {
+    session: Arc<HttpSession>,
+    id: RequestId,
+    pub(crate) cancellation: CancellationToken,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        lock(&self.session.in_flight).remove(&self.id);
+    }
+}
+
 impl HttpSession {
-    fn new(id: Arc<str>, max_pending: usize, store: Arc<dyn EventStore>) -> Self {
+    fn new(id: Arc<str>, peer: Option<PeerKey>, max_pending: usize, config: &HttpConfig) -> Self {
+        let now = Instant::now();
         HttpSession {
             id,
             state: Mutex::new(Session::default()),
             pending: PendingRequests::new(max_pending),
             in_flight: Mutex::new(HashMap::new()),
+            max_in_flight: config.max_requests_per_session.max(1),
             streams: Mutex::new(Streams::default()),
-            last_seen: Mutex::new(Instant::now()),
+            created: now,
+            last_seen: Mutex::new(now),
+            initialized: AtomicBool::new(false),
+            peer,
             closed: CancellationToken::new(),
-            store,
+            store: config.event_store.clone(),
         }
     }
 
     pub(crate) fn touch(&self) {
-        *self.last_seen.lock().expect("session clock") = Instant::now();
+        *lock(&self.last_seen) = Instant::now();
     }
 
     fn idle_for(&self) -> Duration {
-        self.last_seen.lock().expect("session clock").elapsed()
+        lock(&self.last_seen).elapsed()
+    }
+
+    /// The client sent `notifications/initialized`.
+    pub(crate) fn mark_initialized(&self) {
+        self.initialized.store(true, Ordering::Relaxed);
+    }
+
+    /// Registers a client request as running, within the session's bound.
+    pub(crate) fn begin(self: &Arc<Self>, id: &RequestId) -> Result<InFlight, Busy> {
+        let cancellation = CancellationToken::new();
+        let mut in_flight = lock(&self.in_flight);
+        if in_flight.len() >= self.max_in_flight {
+            return Err(Busy::Full);
+        }
+        match in_flight.entry(id.clone()) {
+            Entry::Occupied(_) => return Err(Busy::DuplicateId),
+            Entry::Vacant(slot) => slot.insert(cancellation.clone()),
+        };
+        Ok(InFlight { session: self.clone(), id: id.clone(), cancellation })
+    }
+
+    /// Cancels the running request `id` (`notifications/cancelled`).
+    pub(crate) fn cancel(&self, id: &RequestId) {
+        if let Some(token) = lock(&self.in_flight).get(id) {
+            token.cancel();
+        }
+    }
+
+    /// How many client requests are running.
+    #[cfg(test)]
+    pub(crate) fn in_flight(&self) -> usize {
+        lock(&self.in_flight).len()
     }
 
     /// Opens a new stream (for a POSTed request).
     pub(crate) fn open_stream(&self) -> Arc<EventLog> {
-        let mut streams = self.streams.lock().expect("streams lock");
+        self.new_log(&mut lock(&self.streams))
+    }
+
+    /// A new stream's log, forgetting the oldest finished streams past [`RETAINED_STREAMS`].
+    fn new_log(&self, streams: &mut Streams) -> Arc<EventLog> {
         streams.next += 1;
         let number = streams.next;
         let log = Arc::new(EventLog::new(self.id.clone(), number, self.store.clone()));
@@ -91,85 +178,145 @@ impl HttpSession {
 
     /// Opens the standalone (GET) stream; `None` while one is already open.
     pub(crate) fn open_standalone(&self) -> Option<Arc<EventLog>> {
-        let mut streams = self.streams.lock().expect("streams lock");
+        let mut streams = lock(&self.streams);
         if streams.standalone.as_ref().is_some_and(|s| !s.is_finished()) {
             return None;
         }
-        streams.next += 1;
-        let number = streams.next;
-        let log = Arc::new(EventLog::new(self.id.clone(), number, self.store.clone()));
-        streams.logs.insert(number, log.clone());
+        // Reopening after a hang-up is allowed, so GETs must not pile up logs either.
+        let log = self.new_log(&mut streams);
         streams.standalone = Some(log.clone());
         Some(log)
     }
 
     /// The standalone stream, when a client has one open.
     pub(crate) fn standalone(&self) -> Option<Arc<EventLog>> {
-        self.streams.lock().expect("streams lock").standalone.clone().filter(|s| !s.is_finished())
+        lock(&self.streams).standalone.clone().filter(|s| !s.is_finished())
     }
 
     /// A stream by number, for resumption.
     pub(crate) fn stream(&self, number: u64) -> Option<Arc<EventLog>> {
-        self.streams.lock().expect("streams lock").logs.get(&number).cloned()
+        lock(&self.streams).logs.get(&number).cloned()
     }
 
     /// Ends the session: streams close, waiting requests fail, running requests are cancelled.
     pub(crate) fn terminate(&self) {
         self.closed.cancel();
-        for token in self.in_flight.lock().expect("in-flight lock").values() {
+        for token in lock(&self.in_flight).values() {
             token.cancel();
         }
         self.pending.clear();
-        let streams = self.streams.lock().expect("streams lock");
+        let streams = lock(&self.streams);
         for log in streams.logs.values() {
             log.finish();
         }
         self.store.remove_session(&self.id);
+    }
+
+    /// Whether the session may be evicted ahead of others: it never completed the handshake within the grace.
+    fn stalled(&self, grace: Duration) -> bool {
+        !self.initialized.load(Ordering::Relaxed) && self.created.elapsed() >= grace
     }
 }
 
 /// The live sessions.
 #[derive(Debug)]
 pub(crate) struct SessionStore {
-    sessions: Mutex<HashMap<Arc<str>, Arc<HttpSession>>>,
+    table: Mutex<Table>,
     idle_timeout: Duration,
     max_sessions: usize,
+    max_per_peer: usize,
+    init_grace: Duration,
     last_sweep: Mutex<Instant>,
     counter: AtomicU64,
 }
 
+#[derive(Debug, Default)]
+struct Table {
+    sessions: HashMap<Arc<str>, Arc<HttpSession>>,
+    per_peer: HashMap<PeerKey, usize>,
+}
+
+impl Table {
+    fn remove(&mut self, id: &str) -> Option<Arc<HttpSession>> {
+        let session = self.sessions.remove(id)?;
+        if let Some(peer) = session.peer
+            && let Entry::Occupied(mut count) = self.per_peer.entry(peer)
+        {
+            *count.get_mut() -= 1;
+            if *count.get() == 0 {
+                count.remove();
+            }
+        }
+        Some(session)
+    }
+
+    /// Removes (without ending them) the sessions idle for longer than `timeout`.
+    fn remove_idle(&mut self, timeout: Duration) -> Vec<Arc<HttpSession>> {
+        let ids: Vec<Arc<str>> =
+            self.sessions.iter().filter(|(_, s)| s.idle_for() > timeout).map(|(id, _)| id.clone()).collect();
+        ids.iter().filter_map(|id| self.remove(id)).collect()
+    }
+
+    /// The session to evict among those `of` admits: one that stalled in its handshake (oldest first), else
+    /// the one idle longest.
+    fn victim(&self, grace: Duration, of: impl Fn(&HttpSession) -> bool) -> Option<Arc<str>> {
+        let candidates = self.sessions.values().filter(|s| of(s));
+        let stalled = candidates.clone().filter(|s| s.stalled(grace)).min_by_key(|s| s.created);
+        stalled.or_else(|| candidates.max_by_key(|s| s.idle_for())).map(|s| s.id.clone())
+    }
+}
+
 impl SessionStore {
-    pub(crate) fn new(idle_timeout: Duration, max_sessions: usize) -> Self {
+    pub(crate) fn new(config: &HttpConfig) -> Self {
         SessionStore {
-            sessions: Mutex::new(HashMap::new()),
-            idle_timeout,
-            max_sessions,
+            table: Mutex::new(Table::default()),
+            idle_timeout: config.session_idle_timeout,
+            max_sessions: config.max_sessions.max(1),
+            max_per_peer: config.max_sessions_per_peer.max(1),
+            init_grace: config.session_init_grace,
             last_sweep: Mutex::new(Instant::now()),
             counter: AtomicU64::new(0),
         }
     }
 
-    /// A new session, or `None` when the store is full.
-    pub(crate) fn create(&self, max_pending: usize, store: Arc<dyn EventStore>) -> Option<Arc<HttpSession>> {
+    /// A new session for `peer`, evicting another when the store (or the peer's share) is full.
+    pub(crate) fn create(&self, peer: Option<IpAddr>, max_pending: usize, config: &HttpConfig) -> Arc<HttpSession> {
         self.sweep_if_due();
+        let peer = peer.map(PeerKey::of);
         let id: Arc<str> = new_session_id(self.counter.fetch_add(1, Ordering::Relaxed)).into();
-        let session = Arc::new(HttpSession::new(id.clone(), max_pending, store));
-        let mut sessions = self.sessions.lock().expect("sessions lock");
-        if sessions.len() >= self.max_sessions {
-            drop(sessions);
-            self.sweep();
-            sessions = self.sessions.lock().expect("sessions lock");
-            if sessions.len() >= self.max_sessions {
-                return None;
+        let session = Arc::new(HttpSession::new(id.clone(), peer, max_pending, config));
+        let mut evicted = Vec::new();
+        {
+            let mut table = lock(&self.table);
+            if let Some(key) = peer
+                && table.per_peer.get(&key).is_some_and(|n| *n >= self.max_per_peer)
+                && let Some(victim) = table.victim(self.init_grace, |s| s.peer == Some(key))
+            {
+                evicted.extend(table.remove(&victim));
             }
+            if table.sessions.len() >= self.max_sessions {
+                evicted.extend(table.remove_idle(self.idle_timeout));
+            }
+            if table.sessions.len() >= self.max_sessions
+                && let Some(victim) = table.victim(self.init_grace, |_| true)
+            {
+                evicted.extend(table.remove(&victim));
+            }
+            if let Some(key) = peer {
+                *table.per_peer.entry(key).or_default() += 1;
+            }
+            table.sessions.insert(id, session.clone());
         }
-        sessions.insert(id, session.clone());
-        Some(session)
+        for session in evicted {
+            tracing::debug!(session = %session.id, "legacy session evicted to make room");
+            session.terminate();
+        }
+        session
     }
 
     /// The live session `id`, if any; marks it as active.
     pub(crate) fn get(&self, id: &str) -> Option<Arc<HttpSession>> {
-        let session = self.sessions.lock().expect("sessions lock").get(id).cloned()?;
+        let session = lock(&self.table).sessions.get(id).cloned()?;
         if session.idle_for() > self.idle_timeout {
             self.remove(id);
             return None;
@@ -180,7 +327,7 @@ impl SessionStore {
 
     /// Ends and forgets session `id`; false when there was none.
     pub(crate) fn remove(&self, id: &str) -> bool {
-        let removed = self.sessions.lock().expect("sessions lock").remove(id);
+        let removed = lock(&self.table).remove(id);
         match removed {
             Some(session) => {
                 session.terminate();
@@ -193,12 +340,12 @@ impl SessionStore {
     /// How many sessions are live.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.sessions.lock().expect("sessions lock").len()
+        lock(&self.table).sessions.len()
     }
 
     fn sweep_if_due(&self) {
         let due = {
-            let mut last = self.last_sweep.lock().expect("sweep clock");
+            let mut last = lock(&self.last_sweep);
             let due = last.elapsed() >= (self.idle_timeout / 4).min(Duration::from_secs(60));
             if due {
                 *last = Instant::now();
@@ -212,12 +359,7 @@ impl SessionStore {
 
     /// Ends every session idle for longer than the timeout.
     fn sweep(&self) {
-        let expired: Vec<Arc<HttpSession>> = {
-            let mut sessions = self.sessions.lock().expect("sessions lock");
-            let ids: Vec<Arc<str>> =
-                sessions.iter().filter(|(_, s)| s.idle_for() > self.idle_timeout).map(|(id, _)| id.clone()).collect();
-            ids.iter().filter_map(|id| sessions.remove(id)).collect()
-        };
+        let expired = lock(&self.table).remove_idle(self.idle_timeout);
         for session in expired {
             session.terminate();
         }
@@ -249,18 +391,94 @@ mod tests {
         assert!(a.bytes().all(|c| (0x21..=0x7e).contains(&c)));
     }
 
+    fn config(max: usize, per_peer: usize) -> HttpConfig {
+        HttpConfig::default()
+            .max_sessions(max)
+            .max_sessions_per_peer(per_peer)
+            .session_init_grace(Duration::ZERO)
+            .session_idle_timeout(Duration::from_secs(60))
+    }
+
+    fn peer(last: u8) -> Option<IpAddr> {
+        Some(IpAddr::from([127, 0, 0, last]))
+    }
+
     #[test]
-    fn store_is_bounded_and_expires_idle_sessions() {
-        let store = SessionStore::new(Duration::from_millis(30), 2);
-        let events: Arc<dyn EventStore> = Arc::new(super::super::event_store::MemoryEventStore::new(8));
-        let a = store.create(8, events.clone()).unwrap();
-        store.create(8, events.clone()).unwrap();
-        assert!(store.create(8, events.clone()).is_none(), "full");
+    fn a_full_store_evicts_stalled_handshakes_first_then_the_longest_idle() {
+        let config = config(3, 10);
+        let store = SessionStore::new(&config);
+        let a = store.create(peer(1), 8, &config);
+        let b = store.create(peer(2), 8, &config);
+        let c = store.create(peer(3), 8, &config);
+        a.mark_initialized();
+        c.mark_initialized();
+        // b never said `notifications/initialized`: it goes first, whatever the idle times.
+        let d = store.create(peer(4), 8, &config);
+        assert!(b.closed.is_cancelled() && store.get(&b.id).is_none());
+        d.mark_initialized();
+        std::thread::sleep(Duration::from_millis(2));
+        store.get(&c.id);
+        store.get(&d.id);
+        // Everyone completed the handshake: the one idle longest (a) goes.
+        store.create(peer(5), 8, &config);
+        assert!(a.closed.is_cancelled());
+        assert!(store.get(&c.id).is_some() && store.get(&d.id).is_some());
+        assert_eq!(store.len(), 3);
+    }
+
+    #[test]
+    fn a_peer_past_its_share_evicts_its_own_sessions_only() {
+        let config = config(100, 2);
+        let store = SessionStore::new(&config);
+        let other = store.create(peer(9), 8, &config);
+        let first = store.create(peer(1), 8, &config);
+        let second = store.create(peer(1), 8, &config);
+        let third = store.create(peer(1), 8, &config);
+        assert!(first.closed.is_cancelled());
+        assert!(!second.closed.is_cancelled() && !third.closed.is_cancelled() && !other.closed.is_cancelled());
+        assert_eq!(store.len(), 3);
+        // IPv6 peers count by /64.
+        let v6 = |tail: u16| Some(IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, tail]));
+        let x = store.create(v6(1), 8, &config);
+        store.create(v6(2), 8, &config);
+        store.create(v6(3), 8, &config);
+        assert!(x.closed.is_cancelled());
+    }
+
+    #[test]
+    fn idle_sessions_expire() {
+        let config = config(2, 2).session_idle_timeout(Duration::from_millis(30));
+        let store = SessionStore::new(&config);
+        let a = store.create(None, 8, &config);
         assert!(store.get(&a.id).is_some());
         std::thread::sleep(Duration::from_millis(40));
         assert!(store.get(&a.id).is_none(), "expired");
         assert!(a.closed.is_cancelled());
-        assert!(store.create(8, events).is_some(), "room after expiry");
-        assert!(store.len() <= 2);
+    }
+
+    #[test]
+    fn reopened_standalone_streams_do_not_pile_up() {
+        let config = config(2, 2);
+        let store = SessionStore::new(&config);
+        let session = store.create(None, 8, &config);
+        for _ in 0..200 {
+            let log = session.open_standalone().expect("the previous one ended");
+            drop(log.attach(true));
+        }
+        assert!(lock(&session.streams).logs.len() <= RETAINED_STREAMS + 1);
+    }
+
+    #[test]
+    fn in_flight_requests_are_bounded_unique_and_released_on_drop() {
+        let config = config(2, 2).max_requests_per_session(2);
+        let store = SessionStore::new(&config);
+        let session = store.create(None, 8, &config);
+        let one = session.begin(&RequestId::Number(1)).unwrap();
+        assert_eq!(session.begin(&RequestId::Number(1)).unwrap_err(), Busy::DuplicateId);
+        let _two = session.begin(&RequestId::Number(2)).unwrap();
+        assert_eq!(session.begin(&RequestId::Number(3)).unwrap_err(), Busy::Full);
+        drop(one);
+        assert_eq!(session.in_flight(), 1);
+        assert!(session.begin(&RequestId::Number(3)).is_ok());
     }
 }

@@ -1,0 +1,92 @@
+//! Graceful shutdown of the HTTP service: refuse new requests, give the calls in flight a grace period,
+//! then cancel them and end every open SSE stream with a `retry` hint so clients reconnect elsewhere.
+//!
+//! Two signals, read by the request paths: *draining* (set at the first
+//! [`McpService::shutdown`](super::McpService::shutdown); new requests get 503) and *stopped* (the grace is
+//! over: running calls are cancelled and streams end). "In flight" is counted by the request slots
+//! (`slots.rs`), which every call holds until its answer is produced. Draining refuses new requests only:
+//! a client's answers to the server's own requests (sampling, elicitation) and its cancellations still get
+//! in, so that the calls waiting on them can finish within the grace.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::HttpInner;
+use super::body::sse_event;
+use crate::engine::CancellationToken;
+use crate::protocol::ErrorObject;
+
+/// After the grace, how long cancelled calls get to give back their slots. Only a call whose response
+/// nobody reads (a stalled client) can take that long; its connection is closed by the listener.
+const AFTER_STOP_WAIT: Duration = Duration::from_millis(250);
+
+/// The service's shutdown state.
+#[derive(Debug, Default)]
+pub(crate) struct Shutdown {
+    /// Set by the first `shutdown`: a plain flag, since every request reads it.
+    draining: AtomicBool,
+    /// Cancelled when the grace is over.
+    stopped: CancellationToken,
+}
+
+impl Shutdown {
+    /// Whether new requests are refused.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Fires when running calls must end and open streams close.
+    pub(crate) fn stopped(&self) -> &CancellationToken {
+        &self.stopped
+    }
+}
+
+/// Why a request is refused, or a call ended, by the shutdown.
+pub(crate) const SHUTTING_DOWN: &str = "the server is shutting down; retry on another instance";
+
+/// The answer a call cancelled by the shutdown gets.
+pub(crate) fn shutting_down() -> ErrorObject {
+    ErrorObject::internal(SHUTTING_DOWN)
+}
+
+/// What an open SSE stream needs to end with the shutdown: the signal, and its last event.
+#[derive(Clone, Debug)]
+pub(crate) struct StreamStop {
+    stopped: CancellationToken,
+    retry_ms: u64,
+}
+
+impl StreamStop {
+    pub(crate) fn new(inner: &HttpInner) -> Self {
+        StreamStop { stopped: inner.shutdown.stopped.clone(), retry_ms: inner.config.sse_retry_ms }
+    }
+
+    /// Completes when the stream must end.
+    pub(crate) async fn fired(&self) {
+        self.stopped.cancelled().await;
+    }
+
+    /// The `retry` hint when the stream ends because of the shutdown.
+    pub(crate) fn retry_hint(&self) -> Option<u64> {
+        self.stopped.is_cancelled().then_some(self.retry_ms)
+    }
+
+    /// The last event of a stream closed by the shutdown: no data, no id (so the client resumes from its
+    /// last real event), and the delay before reconnecting.
+    pub(crate) fn final_event(&self) -> Bytes {
+        sse_event(None, Some(self.retry_ms), b"")
+    }
+}
+
+/// Runs the shutdown sequence (see [`McpService::shutdown`](super::McpService::shutdown)).
+pub(crate) async fn run(inner: &HttpInner) {
+    inner.shutdown.draining.store(true, Ordering::Release);
+    let grace = inner.config.shutdown_grace;
+    let was_idle = tokio::time::timeout(grace, inner.requests.all_free()).await.is_ok();
+    inner.shutdown.stopped.cancel();
+    if !was_idle {
+        let _ = tokio::time::timeout(AFTER_STOP_WAIT, inner.requests.all_free()).await;
+    }
+}
