@@ -63,10 +63,12 @@ impl Channel {
 ///
 /// When the client gives up on a request — `notifications/cancelled` on a stream connection or a legacy
 /// HTTP session, the HTTP request going away (a 2026-07-28 client closing its connection, or any HTTP
-/// client dropping a plain-JSON answer) — [`cancellation`](Self::cancellation) fires *first*, while the
-/// handler keeps running: it has [`Limits::cancel_grace`](crate::Limits::cancel_grace) (default 1 s) to
-/// notice (`select!` on [`CancellationToken::cancelled`]) and clean up. Past that its future is dropped.
-/// Either way no answer is sent for a cancelled request.
+/// client dropping a plain-JSON answer), a legacy SSE stream nobody resumes in time —
+/// [`cancellation`](Self::cancellation) fires *first*, while the handler keeps running: it has
+/// [`Limits::cancel_grace`](crate::Limits::cancel_grace) (default 1 s) to notice (`select!` on
+/// [`CancellationToken::cancelled`]) and clean up. Past that its future is dropped. Either way no answer is
+/// sent for a cancelled request. (An HTTP service that shuts down gives running calls its own grace period
+/// to finish, then drops them.)
 #[derive(Clone, Debug)]
 pub struct RequestContext {
     pub(crate) id: RequestId,
