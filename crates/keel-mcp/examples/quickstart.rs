@@ -25,7 +25,7 @@ struct Greet {
     name: String,
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, schemars::JsonSchema)]
 struct Sum {
     sum: f64,
 }

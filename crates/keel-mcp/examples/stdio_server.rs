@@ -18,7 +18,7 @@ struct Add {
     b: f64,
 }
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, schemars::JsonSchema)]
 struct Sum {
     sum: f64,
 }

@@ -37,6 +37,10 @@ pub mod client;
 pub mod engine;
 #[cfg(feature = "server")]
 pub mod server;
+/// The `schemars` (major version 1) that tool and prompt argument types derive `JsonSchema` from. Use it
+/// when your crate depends on another major, with `#[schemars(crate = "keel_mcp::schemars")]` on the type.
+#[cfg(feature = "server")]
+pub use schemars;
 #[cfg(feature = "engine")]
 pub mod transport;
 

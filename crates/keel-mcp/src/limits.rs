@@ -21,6 +21,9 @@ pub struct Limits {
     pub outbound_queue: usize,
     /// How long an outgoing request waits for its answer. Default 60 s.
     pub request_timeout: Duration,
+    /// How long a server's handler keeps running after its request is cancelled, to see its
+    /// `RequestContext::cancellation` fire and clean up, before its future is dropped. Default 1 s.
+    pub cancel_grace: Duration,
     /// How long a child process gets to exit after its stdin closes, and again after SIGTERM. Default 2 s.
     pub shutdown_grace: Duration,
     /// Lines of a child's stderr forwarded to `tracing` are cut to this many bytes. Default 8 KiB.
@@ -54,6 +57,7 @@ impl Default for Limits {
             max_pending_requests: 1024,
             outbound_queue: 256,
             request_timeout: Duration::from_secs(60),
+            cancel_grace: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(2),
             max_stderr_line: 8 * 1024,
             max_queued_requests: 64,
@@ -95,6 +99,12 @@ impl Limits {
     /// Sets [`Limits::request_timeout`].
     pub fn request_timeout(mut self, d: Duration) -> Self {
         self.request_timeout = d;
+        self
+    }
+
+    /// Sets [`Limits::cancel_grace`].
+    pub fn cancel_grace(mut self, d: Duration) -> Self {
+        self.cancel_grace = d;
         self
     }
 

@@ -6,6 +6,7 @@ use crate::engine::CancellationToken;
 use serde_json::value::RawValue;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 use super::BoxFuture;
 use super::peer::{Inbound, Outbound, Peer};
@@ -53,8 +54,9 @@ pub fn serve<T: Transport, H: Handler>(transport: T, handler: Arc<H>, limits: Li
     let (reader, writer) = transport.split();
     let (tx, rx) = mpsc::channel(limits.outbound_queue);
     let peer = Peer::new(tx, limits);
-    let writer_task = tokio::spawn(write_loop(writer, rx));
-    let task = tokio::spawn(read_loop(reader, handler, peer.clone(), writer_task));
+    // The connection's tasks stay in the span it was opened in.
+    let writer_task = tokio::spawn(write_loop(writer, rx).in_current_span());
+    let task = tokio::spawn(read_loop(reader, handler, peer.clone(), writer_task).in_current_span());
     Connection { peer, task }
 }
 
@@ -154,21 +156,22 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
                 // A sequential request runs inline and so needs no running slot: waiting for one here would
                 // stop the loop until some handler ends, which may be waiting on an answer behind it.
                 let slot = (!sequential).then(|| running.clone());
+                let grace = shared.limits.cancel_grace;
                 let task = async move {
-                    let run = async move {
-                        let _running = match slot {
-                            Some(slot) => Some(slot.acquire_owned().await),
-                            None => None,
-                        };
-                        future.await
+                    // Cancelled while waiting for a slot: the handler never started and needs no grace.
+                    let running = match slot {
+                        None => Ok(None),
+                        Some(slot) => tokio::select! {
+                            biased;
+                            _ = token.cancelled() => Err(()),
+                            permit = slot.acquire_owned() => Ok(Some(permit)),
+                        },
                     };
-                    let outcome = tokio::select! {
-                        biased;
-                        _ = token.cancelled() => None,
-                        outcome = run => Some(outcome),
+                    // A cancelled handler sees its token fire, gets a grace period, and no answer is sent.
+                    let outcome = match running {
+                        Ok(_running) => super::run_with_grace(future, token, grace).await,
+                        Err(()) => None,
                     };
-                    // A handler that ends because it saw the cancellation still gets no answer sent.
-                    let outcome = outcome.filter(|_| !token.is_cancelled());
                     peer.shared.in_flight.lock().expect("in-flight lock").remove(&id);
                     // A cancelled request gets no answer.
                     if let Some(outcome) = outcome {
@@ -179,7 +182,7 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
                 if sequential {
                     task.await;
                 } else {
-                    tokio::spawn(task);
+                    tokio::spawn(task.in_current_span());
                 }
             }
             Ok(Message::Notification(notification)) => match notification.method.as_str() {

@@ -9,11 +9,13 @@
 
 mod cancellation;
 mod connection;
+mod grace;
 pub(crate) mod peer;
 mod pending;
 
 pub use cancellation::{CancellationToken, DropGuard};
 pub use connection::{Connection, Handler, serve};
+pub(crate) use grace::{cancel_on_drop, run_with_grace};
 pub use peer::{Inbound, Peer, Progress, ProgressCallback, RequestOptions};
 pub use pending::{Answer, PendingRequests};
 

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use crate::engine::CancellationToken;
 use serde::{Deserialize, Serialize};
@@ -199,7 +200,18 @@ impl Peer {
         self.request_raw_with(R::METHOD, params, options).await
     }
 
+    /// One span per outgoing request (`mcp.send`, with the method and the id it gets).
     async fn request_raw_with<R: Request>(
+        &self,
+        method: &str,
+        params: &mut R,
+        options: RequestOptions,
+    ) -> Result<Box<RawValue>, Error> {
+        let span = tracing::info_span!("mcp.send", method, id = tracing::field::Empty);
+        self.send_request(method, params, options).instrument(span).await
+    }
+
+    async fn send_request<R: Request>(
         &self,
         method: &str,
         params: &mut R,
@@ -212,6 +224,7 @@ impl Peer {
             self.stamp(params, &version);
         }
         let id = self.shared.pending.next_id();
+        tracing::Span::current().record("id", tracing::field::display(&id));
         if options.on_progress.is_some() {
             params.meta_mut().get_or_insert_with(Default::default).progress_token = Some(id.clone());
         }

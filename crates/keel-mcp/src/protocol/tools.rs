@@ -166,6 +166,57 @@ impl CallToolResult {
     pub fn is_error(&self) -> bool {
         self.is_error == Some(true)
     }
+
+    /// Decodes `structuredContent` as `T` — typically the `T` a Keel tool returned as `Json<T>`.
+    ///
+    /// ```
+    /// use keel_mcp::protocol::tools::CallToolResult;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Sum { sum: f64 }
+    ///
+    /// let result = CallToolResult { structured_content: Some(serde_json::json!({"sum": 3.0})), ..Default::default() };
+    /// assert_eq!(result.into_typed::<Sum>().unwrap().sum, 3.0);
+    /// ```
+    pub fn into_typed<T: serde::de::DeserializeOwned>(self) -> Result<T, TypedResultError> {
+        if self.is_error() {
+            let text: Vec<&str> = self.content.iter().filter_map(ContentBlock::as_text).collect();
+            return Err(TypedResultError::ToolError(text.join("\n")));
+        }
+        let structured = self.structured_content.ok_or(TypedResultError::Missing)?;
+        serde_json::from_value(structured).map_err(TypedResultError::Decode)
+    }
+}
+
+/// Why [`CallToolResult::into_typed`] produced no value.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TypedResultError {
+    /// The tool reported an error (`isError: true`); its text content.
+    ToolError(String),
+    /// The result has no `structuredContent`.
+    Missing,
+    /// `structuredContent` does not decode as the requested type.
+    Decode(serde_json::Error),
+}
+
+impl std::fmt::Display for TypedResultError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TypedResultError::ToolError(message) => write!(f, "the tool reported an error: {message}"),
+            TypedResultError::Missing => f.write_str("the tool result has no structuredContent"),
+            TypedResultError::Decode(e) => write!(f, "structuredContent does not decode: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TypedResultError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TypedResultError::Decode(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// `notifications/tools/list_changed` params.

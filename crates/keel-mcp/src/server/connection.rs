@@ -75,8 +75,13 @@ impl Handler for ServerConnection {
         let server = self.server.clone();
         let session = self.session.clone();
         Box::pin(async move {
-            let call =
-                Call { id: inbound.id, cancellation: inbound.cancellation, channel: Channel::Peer(inbound.peer) };
+            let call = Call {
+                id: inbound.id,
+                cancellation: inbound.cancellation,
+                channel: Channel::Peer(inbound.peer),
+                #[cfg(feature = "http-server")]
+                http_request: None,
+            };
             dispatch(&server, Some(&session), request, call, None).await
         })
     }

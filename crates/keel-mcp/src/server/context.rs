@@ -58,9 +58,23 @@ impl Channel {
 }
 
 /// The context of one request being handled.
+///
+/// # Cancellation
+///
+/// When the client gives up on a request — `notifications/cancelled` on a stream connection or a legacy
+/// HTTP session, the HTTP request going away (a 2026-07-28 client closing its connection, or any HTTP
+/// client dropping a plain-JSON answer), a legacy SSE stream nobody resumes in time —
+/// [`cancellation`](Self::cancellation) fires *first*, while the handler keeps running: it has
+/// [`Limits::cancel_grace`](crate::Limits::cancel_grace) (default 1 s) to notice (`select!` on
+/// [`CancellationToken::cancelled`]) and clean up. Past that its future is dropped. Either way no answer is
+/// sent for a cancelled request. (An HTTP service that shuts down gives running calls its own grace period
+/// to finish, then drops them.)
 #[derive(Clone, Debug)]
 pub struct RequestContext {
     pub(crate) id: RequestId,
+    pub(crate) states: Arc<super::state::StateMap>,
+    #[cfg(feature = "http-server")]
+    pub(crate) http_request: Option<Arc<http::request::Parts>>,
     pub(crate) cancellation: CancellationToken,
     pub(crate) channel: Channel,
     pub(crate) version: ProtocolVersion,
@@ -91,9 +105,57 @@ impl RequestContext {
         &self.client_capabilities
     }
 
-    /// Triggered when the client cancels the request.
+    /// Fires when the client cancels the request (see [Cancellation](#cancellation)); the handler then has
+    /// [`Limits::cancel_grace`](crate::Limits::cancel_grace) before it is dropped.
+    ///
+    /// ```
+    /// use keel_mcp::server::{RequestContext, NoArgs};
+    ///
+    /// async fn slow(ctx: RequestContext, _: NoArgs) -> String {
+    ///     tokio::select! {
+    ///         _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => "done".into(),
+    ///         _ = ctx.cancellation().cancelled() => {
+    ///             // Release what the work held; the client gets no answer anyway.
+    ///             "cancelled".into()
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn cancellation(&self) -> &CancellationToken {
         &self.cancellation
+    }
+
+    /// The value of type `T` shared with [`ServerBuilder::state`](super::ServerBuilder::state).
+    ///
+    /// Fails (an internal error, logged, which the client sees as a generic failure) when no value of that
+    /// type was registered, so `?` is all a handler needs.
+    pub fn state<T: Send + Sync + 'static>(&self) -> Result<&T, HandlerError> {
+        self.states.get::<T>().ok_or_else(|| {
+            HandlerError::Internal(
+                format!(
+                    "no shared state of type `{}`: register it with ServerBuilder::state",
+                    std::any::type_name::<T>()
+                )
+                .into(),
+            )
+        })
+    }
+
+    /// The HTTP request this MCP request came in — method, URI, headers and extensions (what tower or
+    /// axum middleware put there, such as an authenticated principal) — in either era. `None` for requests
+    /// that came another way (stdio, child process, in memory).
+    ///
+    /// ```
+    /// use keel_mcp::server::{NoArgs, RequestContext};
+    ///
+    /// async fn whoami(ctx: RequestContext, _: NoArgs) -> String {
+    ///     let agent = ctx.http_request().and_then(|parts| parts.headers.get("user-agent"));
+    ///     format!("{:?}", agent.and_then(|v| v.to_str().ok()))
+    /// }
+    /// ```
+    #[cfg(feature = "http-server")]
+    pub fn http_request(&self) -> Option<&http::request::Parts> {
+        self.http_request.as_deref()
     }
 
     /// Whether the client cancelled the request.

@@ -33,7 +33,7 @@ mod completion;
 pub(crate) mod connection;
 pub(crate) mod context;
 pub(crate) mod dispatch;
-mod error;
+pub(crate) mod error;
 pub(crate) mod header_params;
 #[cfg(feature = "http-server")]
 pub mod http;
@@ -42,6 +42,7 @@ mod prompt;
 mod resource;
 #[cfg(feature = "skills")]
 mod skills;
+mod state;
 mod subscriptions;
 #[cfg(feature = "tasks")]
 mod tasks;
@@ -83,11 +84,67 @@ pub struct ServerBuilder {
     page_size: usize,
     state_key: Option<[u8; 32]>,
     extensions: Vec<(String, JsonObject)>,
+    states: state::StateMap,
 }
 
 impl ServerBuilder {
-    /// Adds a tool: `handler` is an `async fn(Args)` or `async fn(RequestContext, Args)` where `Args`
-    /// derives `Deserialize` and `JsonSchema`.
+    /// Adds a tool: `handler` is an `async fn(Args) -> R` or `async fn(RequestContext, Args) -> R` (a
+    /// closure or a plain `async fn`; the context comes first).
+    ///
+    /// **Arguments** (`Args`): a struct deriving `serde::Deserialize` and `schemars::JsonSchema` —
+    /// schemars **1.x**, re-exported as [`keel_mcp::schemars`](crate::schemars) — whose fields are the
+    /// tool's arguments (its doc comments on fields become their descriptions); [`NoArgs`] for a tool that
+    /// takes none; or a map (`serde_json::Map`, `HashMap<String, _>`). The input schema must be a JSON
+    /// object, so a bare `u32`, `String` or `Vec` is refused: registering it panics, naming the tool.
+    ///
+    /// **Return types** (`R`):
+    ///
+    /// | return | the client gets |
+    /// |---|---|
+    /// | `String`, `&'static str` | one text block |
+    /// | [`Json<T>`] (`T: Serialize + JsonSchema`, an object) | `structuredContent` plus the same JSON as text; `T`'s schema is published as `outputSchema` |
+    /// | `ContentBlock`, `Vec<ContentBlock>` | those blocks (images, audio, resources) |
+    /// | `CallToolResult` | exactly that |
+    /// | `Result<R, E>` | `Ok`: as above; `Err`: see [`HandlerError`] — `E` is `HandlerError` or any error `?` converts (std errors, `anyhow::Error`, `Box<dyn Error + Send + Sync>`) |
+    ///
+    /// ```
+    /// use keel_mcp::protocol::Implementation;
+    /// use keel_mcp::server::{HandlerError, Json, NoArgs, RequestContext, Server};
+    ///
+    /// #[derive(serde::Deserialize, keel_mcp::schemars::JsonSchema)]
+    /// #[schemars(crate = "keel_mcp::schemars")]
+    /// struct Lookup {
+    ///     /// The note's id.
+    ///     id: u64,
+    /// }
+    ///
+    /// #[derive(serde::Serialize, keel_mcp::schemars::JsonSchema)]
+    /// #[schemars(crate = "keel_mcp::schemars")]
+    /// struct Note { id: u64, text: String }
+    ///
+    /// let server = Server::builder(Implementation::new("notes", "1.0.0"))
+    ///     .tool("ping", "Answers pong", |_: NoArgs| async { "pong" })
+    ///     .tool("get", "Reads a note", |ctx: RequestContext, Lookup { id }: Lookup| async move {
+    ///         ctx.progress(0.5, None, None).await;
+    ///         if id == 0 {
+    ///             return Err(HandlerError::failed("ids start at 1"));
+    ///         }
+    ///         Ok(Json(Note { id, text: "hello".into() }))
+    ///     })
+    ///     .build();
+    /// ```
+    ///
+    /// A handler that does not fit says which shapes would:
+    ///
+    /// ```compile_fail
+    /// # use keel_mcp::protocol::Implementation;
+    /// # use keel_mcp::server::{NoArgs, RequestContext, Server};
+    /// // The context comes first, and a number is no tool result: "is not a tool handler".
+    /// Server::builder(Implementation::new("x", "1")).tool("n", "", |_: NoArgs, _ctx: RequestContext| async { 1u32 });
+    /// ```
+    ///
+    /// # Panics
+    /// When `Args`' schema is not a JSON object, or a `Json<T>` output's is not (see [`ToolDef::new`]).
     pub fn tool<M, H: ToolHandler<M>>(
         self,
         name: impl Into<String>,
@@ -178,6 +235,31 @@ impl ServerBuilder {
         self
     }
 
+    /// Shares `value` with every handler: [`RequestContext::state::<T>()`](RequestContext::state) returns it.
+    /// One value per type (a second `state` of the same type replaces the first); wrap what handlers
+    /// change in a `Mutex` or use atomics, as with axum's `State`.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use keel_mcp::protocol::Implementation;
+    /// use keel_mcp::server::{HandlerError, NoArgs, RequestContext, Server};
+    ///
+    /// #[derive(Default)]
+    /// struct Counter(AtomicU64);
+    ///
+    /// let server = Server::builder(Implementation::new("counter", "1.0.0"))
+    ///     .state(Counter::default())
+    ///     .tool("hit", "Counts calls", |ctx: RequestContext, _: NoArgs| async move {
+    ///         let counter = ctx.state::<Counter>()?;
+    ///         Ok::<_, HandlerError>(counter.0.fetch_add(1, Ordering::Relaxed).to_string())
+    ///     })
+    ///     .build();
+    /// ```
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.states.insert(value);
+        self
+    }
+
     /// Sets the instructions given to the model.
     pub fn instructions(mut self, instructions: impl Into<String>) -> Self {
         self.instructions = Some(instructions.into());
@@ -230,7 +312,8 @@ impl ServerBuilder {
         if !catalog.resources.is_empty() || !catalog.templates.is_empty() {
             capabilities.resources = Some(ResourcesCapability { list_changed: Some(true), subscribe: Some(true) });
         }
-        if !catalog.prompts.is_empty() || !catalog.templates.is_empty() {
+        // Only a registered completer makes `completion/complete` worth calling.
+        if !catalog.completers.is_empty() {
             capabilities.completions = Some(JsonObject::new());
         }
         capabilities.logging = Some(JsonObject::new());
@@ -276,6 +359,7 @@ impl ServerBuilder {
                 page_size: self.page_size,
                 #[cfg(feature = "tasks")]
                 tasks,
+                states: Arc::new(self.states),
                 sealer: match self.state_key {
                     Some(key) => input::StateSealer::with_key(key),
                     None => input::StateSealer::random(),
@@ -307,6 +391,8 @@ pub(crate) struct ServerInner {
     pub(crate) cache_hint: CacheHint,
     pub(crate) page_size: usize,
     pub(crate) sealer: input::StateSealer,
+    /// Values shared with every handler ([`ServerBuilder::state`]).
+    pub(crate) states: Arc<state::StateMap>,
     #[cfg(feature = "tasks")]
     pub(crate) tasks: Arc<tasks::TaskStore>,
 }
@@ -342,6 +428,7 @@ impl Server {
             page_size: 100,
             state_key: None,
             extensions: Vec::new(),
+            states: state::StateMap::default(),
         }
     }
 
@@ -424,7 +511,8 @@ impl Server {
         let handler = Arc::new(connection::ServerConnection::new(self.inner.clone()));
         let session = handler.session();
         let connection = crate::engine::serve(transport, handler, self.inner.limits.clone());
-        tokio::spawn(connection::forward_changes(self.inner.clone(), session, connection.peer.clone()));
+        let forward = connection::forward_changes(self.inner.clone(), session, connection.peer.clone());
+        tokio::spawn(tracing::Instrument::in_current_span(forward));
         connection
     }
 

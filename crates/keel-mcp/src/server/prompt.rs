@@ -15,6 +15,11 @@ use crate::protocol::display::Role;
 use crate::protocol::prompts::{GetPromptResult, Prompt, PromptArgument, PromptMessage};
 
 /// Converts what a prompt function returns into its result.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned from a prompt",
+    label = "a prompt returns `String` (one user message), `PromptMessage`, `Vec<PromptMessage>`, \
+             `GetPromptResult`, or a `Result` of one of these"
+)]
 pub trait IntoPromptResult {
     /// The result.
     fn into_prompt_result(self) -> Result<GetPromptResult, HandlerError>;
@@ -53,6 +58,13 @@ impl<T: IntoPromptResult, E: Into<HandlerError>> IntoPromptResult for Result<T, 
 
 /// A function usable as a prompt: `async fn(Args)` or `async fn(RequestContext, Args)`, where `Args`
 /// derives `Deserialize` and `JsonSchema` and has only string fields (prompt arguments are strings).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a prompt handler",
+    label = "expected `async fn(Args) -> R` or `async fn(RequestContext, Args) -> R` (in that order)",
+    note = "`Args` derives `serde::Deserialize` and `keel_mcp::schemars::JsonSchema` (schemars 1.x) and has \
+            only string fields; `R` is `String`, `PromptMessage`, `Vec<PromptMessage>`, `GetPromptResult`, or a \
+            `Result` of one"
+)]
 pub trait PromptHandler<Marker>: Send + Sync + 'static {
     /// The argument struct.
     type Args: DeserializeOwned + JsonSchema + Send + 'static;

@@ -15,6 +15,17 @@ use crate::protocol::resources::{Resource, ResourceTemplate};
 pub type TemplateVars = BTreeMap<String, String>;
 
 /// Converts what a read function returns into resource contents.
+///
+/// A read function returns `ResourceContents`, `Vec<ResourceContents>`, `Option` of either, or a
+/// `Result` of any of these. "Not found" — `None`, an empty `Vec`, or `Err(HandlerError::not_found())` —
+/// answers the revision's resource-not-found error (-32002 before 2026-07-28, -32602 from it on, both
+/// with `data.uri`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned from a resource read function",
+    label = "return `ResourceContents`, `Vec<ResourceContents>`, an `Option` of either, or a `Result` of these",
+    note = "build contents with `ResourceContents::text(uri, mime, text)` or `ResourceContents::blob(..)`; \
+            return `None` or `Err(HandlerError::not_found())` when the resource does not exist"
+)]
 pub trait IntoContents {
     /// The contents.
     fn into_contents(self) -> Result<Vec<ResourceContents>, HandlerError>;
@@ -29,6 +40,13 @@ impl IntoContents for ResourceContents {
 impl IntoContents for Vec<ResourceContents> {
     fn into_contents(self) -> Result<Vec<ResourceContents>, HandlerError> {
         Ok(self)
+    }
+}
+
+/// `None` is "not found".
+impl<T: IntoContents> IntoContents for Option<T> {
+    fn into_contents(self) -> Result<Vec<ResourceContents>, HandlerError> {
+        self.ok_or(HandlerError::NotFound)?.into_contents()
     }
 }
 

@@ -20,6 +20,7 @@ use serde_json::value::RawValue;
 
 use super::HandlerError;
 use super::dispatch::{Incoming, check_name, finish, scope};
+use super::error::NoToolResult;
 use crate::protocol::capabilities::extension_ids;
 use crate::protocol::jsonrpc::code;
 use crate::protocol::lifecycle::EmptyResult;
@@ -302,21 +303,17 @@ impl TaskEntry {
                 Ok(serde_json::Value::Object(map)) => Some(map),
                 _ => None,
             };
-            match outcome {
+            // A tool error is a completed task whose result says so; `failed` means a protocol error.
+            match outcome.or_else(|e| e.disclose().into_tool_result()) {
                 Ok(result) => {
                     state.status = TaskStatus::Completed;
                     state.result = completed(result);
                 }
-                // A tool error is a completed task whose result says so; `failed` means a protocol error.
-                Err(HandlerError::Failed(message)) => {
-                    state.status = TaskStatus::Completed;
-                    state.result = completed(CallToolResult::error(message));
-                }
-                Err(HandlerError::Protocol(error)) => {
+                Err(NoToolResult::Protocol(error)) => {
                     state.status = TaskStatus::Failed;
                     state.error = Some(error);
                 }
-                Err(HandlerError::InputRequired) => {
+                Err(NoToolResult::InputRequired) => {
                     state.status = TaskStatus::Failed;
                     state.error = Some(ErrorObject::internal("the task asked for input it could not wait for"));
                 }
@@ -331,14 +328,16 @@ pub(crate) fn run_in_background<F>(store: Arc<TaskStore>, task: Arc<TaskEntry>, 
 where
     F: Future<Output = Result<CallToolResult, HandlerError>> + Send + 'static,
 {
-    tokio::spawn(async move {
+    let background = async move {
         let expiry = tokio::time::sleep(task.ttl.saturating_sub(task.created.elapsed()));
         tokio::select! {
             outcome = run => task.finish(outcome),
             _ = task.cancellation.cancelled() => {}
             _ = expiry => store.expire(&task),
         }
-    });
+    };
+    // Still in the request's span: the task's logs say which call it was.
+    tokio::spawn(tracing::Instrument::in_current_span(background));
 }
 
 /// Where a request that may turn into a task stands. Shared by the dispatcher and the handler's context.

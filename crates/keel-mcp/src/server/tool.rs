@@ -15,18 +15,39 @@ use crate::protocol::content::ContentBlock;
 use crate::protocol::tools::{CallToolResult, Tool, ToolAnnotations};
 use crate::protocol::{ErrorObject, JsonObject};
 
-/// Arguments of a tool that takes none.
+/// Arguments of a tool that takes none. (Its input schema is `{"type": "object"}`: the root description
+/// of an argument type, this sentence included, is not published.)
 #[derive(Clone, Copy, Debug, Default, serde::Deserialize, JsonSchema)]
 pub struct NoArgs {}
 
 /// Structured tool output: serialized into `structuredContent` and, for older clients, as JSON text.
+///
+/// A tool that returns `Json<T>` (or `Result<Json<T>, E>`) publishes `T`'s JSON Schema as its
+/// `outputSchema`, so `T` derives `Serialize` and `JsonSchema`, and must be a JSON object (a struct or a
+/// map; `structuredContent` is an object): registering a tool whose `T` is a list or a number panics. A
+/// client decodes it back with
+/// [`CallToolResult::into_typed`](crate::protocol::tools::CallToolResult::into_typed).
 #[derive(Clone, Debug)]
 pub struct Json<T>(pub T);
 
 /// Converts what a tool function returns into its result.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned from a tool",
+    label = "a tool returns `String`, `&'static str`, `Json<T>` (T: Serialize + JsonSchema), `ContentBlock`, \
+             `Vec<ContentBlock>`, `CallToolResult`, or a `Result` of one of these",
+    note = "wrap structured output in `keel_mcp::server::Json(..)`, and anything else in `.to_string()`"
+)]
 pub trait IntoToolResult {
     /// The result, or why there is none.
     fn into_tool_result(self) -> Result<CallToolResult, HandlerError>;
+
+    /// The output schema a tool returning this type publishes (`Json<T>`: `T`'s; others: none).
+    fn output_schema() -> Option<JsonObject>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 impl IntoToolResult for CallToolResult {
@@ -59,7 +80,14 @@ impl IntoToolResult for Vec<ContentBlock> {
     }
 }
 
-impl<T: Serialize> IntoToolResult for Json<T> {
+impl<T: Serialize + JsonSchema> IntoToolResult for Json<T> {
+    fn output_schema() -> Option<JsonObject> {
+        let schema = schema_of::<T>();
+        // MCP wants `"type": "object"` at the root of an output schema; one without a root type (an enum's
+        // `oneOf`) is not published rather than published wrong.
+        schema.contains_key("type").then_some(schema)
+    }
+
     fn into_tool_result(self) -> Result<CallToolResult, HandlerError> {
         let value = serde_json::to_value(&self.0)
             .map_err(|e| HandlerError::failed(format!("the tool's output could not be encoded: {e}")))?;
@@ -77,15 +105,37 @@ impl<T: IntoToolResult, E: Into<HandlerError>> IntoToolResult for Result<T, E> {
     fn into_tool_result(self) -> Result<CallToolResult, HandlerError> {
         self.map_err(Into::into)?.into_tool_result()
     }
+
+    fn output_schema() -> Option<JsonObject> {
+        T::output_schema()
+    }
 }
 
 /// A function usable as a tool handler. Implemented for `async fn(Args)` and
-/// `async fn(RequestContext, Args)`; `Marker` only tells the two apart.
+/// `async fn(RequestContext, Args)`; `Marker` only tells the two apart. See
+/// [`ServerBuilder::tool`](super::ServerBuilder::tool) for the accepted argument and return types.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a tool handler",
+    label = "expected `async fn(Args) -> R` or `async fn(RequestContext, Args) -> R` (in that order)",
+    note = "`Args` derives `serde::Deserialize` and `keel_mcp::schemars::JsonSchema` (schemars 1.x; use \
+            `keel_mcp::schemars` if your crate depends on another major) and is a struct; use `NoArgs` for none",
+    note = "`R` is `String`, `&'static str`, `Json<T>`, `ContentBlock`, `Vec<ContentBlock>`, `CallToolResult`, \
+            or a `Result<_, E>` of one where `E` converts into `HandlerError` (any `std::error::Error + Send + \
+            Sync`, `anyhow::Error`, `Box<dyn Error + Send + Sync>`)",
+    note = "the closure and its future must be `Send + 'static`: move what it captures (`move |..| async move`)"
+)]
 pub trait ToolHandler<Marker>: Send + Sync + 'static {
     /// The argument struct.
     type Args: DeserializeOwned + JsonSchema + Send + 'static;
     /// Runs the tool.
     fn call(&self, ctx: RequestContext, args: Self::Args) -> BoxFuture<Result<CallToolResult, HandlerError>>;
+    /// The output schema the handler's return type publishes ([`Json<T>`]).
+    fn output_schema() -> Option<JsonObject>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 impl<F, A, Fut, R> ToolHandler<(A,)> for F
@@ -100,6 +150,9 @@ where
         let fut = self(args);
         Box::pin(async move { fut.await.into_tool_result() })
     }
+    fn output_schema() -> Option<JsonObject> {
+        R::output_schema()
+    }
 }
 
 impl<F, A, Fut, R> ToolHandler<(RequestContext, A)> for F
@@ -113,6 +166,9 @@ where
     fn call(&self, ctx: RequestContext, args: A) -> BoxFuture<Result<CallToolResult, HandlerError>> {
         let fut = self(ctx, args);
         Box::pin(async move { fut.await.into_tool_result() })
+    }
+    fn output_schema() -> Option<JsonObject> {
+        R::output_schema()
     }
 }
 
@@ -140,8 +196,31 @@ impl std::fmt::Debug for ToolDef {
 }
 
 impl ToolDef {
-    /// A tool named `name` run by `handler`; its input schema comes from the handler's argument type.
+    /// A tool named `name` run by `handler`; its input schema comes from the handler's argument type, and
+    /// its output schema from a [`Json<T>`] return type.
+    ///
+    /// # Panics
+    /// When the argument type's schema is not a JSON object (MCP requires `"type": "object"`: the
+    /// arguments are a struct, a map or [`NoArgs`], never a bare number, string or list), or when a
+    /// `Json<T>` output is not an object. Both are mistakes in the source, caught at startup rather than
+    /// on every call.
     pub fn new<M, H: ToolHandler<M>>(name: impl Into<String>, handler: H) -> Self {
+        let name = name.into();
+        let input_schema = schema_of::<H::Args>();
+        if let Some(found) = not_an_object(&input_schema) {
+            panic!(
+                "tool `{name}`: its argument type `{}` has a JSON Schema of type {found}, but MCP tool arguments \
+                 must be a JSON object; take a struct deriving `Deserialize` and `JsonSchema` (or `NoArgs`)",
+                std::any::type_name::<H::Args>()
+            );
+        }
+        let output_schema = H::output_schema();
+        if let Some(found) = output_schema.as_ref().and_then(not_an_object) {
+            panic!(
+                "tool `{name}`: it returns `Json<T>` where T's JSON Schema has type {found}, but \
+                 `structuredContent` must be a JSON object; wrap the value in a struct"
+            );
+        }
         let handler = Arc::new(handler);
         let run: ErasedTool = Arc::new(move |ctx, raw| {
             let text = raw.map_or("{}", RawValue::get);
@@ -152,7 +231,6 @@ impl ToolDef {
                 Err(e) => Box::pin(std::future::ready(Ok(CallToolResult::error(format!("invalid arguments: {e}"))))),
             }
         });
-        let input_schema = schema_of::<H::Args>();
         ToolDef {
             #[cfg(feature = "schema-validation")]
             validators: None,
@@ -160,11 +238,11 @@ impl ToolDef {
             task_support: super::TaskSupport::Forbidden,
             header_params: super::header_params::declared(&input_schema),
             tool: Tool {
-                name: name.into(),
+                name,
                 title: None,
                 description: None,
                 input_schema,
-                output_schema: None,
+                output_schema,
                 annotations: None,
                 execution: None,
                 icons: None,
@@ -250,8 +328,10 @@ pub(crate) fn schema_of<T: JsonSchema>() -> JsonObject {
     let schema = schemars::generate::SchemaSettings::draft2020_12().into_generator().into_root_schema_for::<T>();
     match schema.to_value() {
         serde_json::Value::Object(mut map) => {
-            // The title is the Rust type name: noise for a model.
+            // The title is the Rust type name and the description the type's doc comment: noise for a
+            // model, which reads the tool's own description.
             map.remove("title");
+            map.remove("description");
             map
         }
         _ => {
@@ -260,6 +340,19 @@ pub(crate) fn schema_of<T: JsonSchema>() -> JsonObject {
             map
         }
     }
+}
+
+/// The root type of a schema that declares one other than `object`. A schema without a root `type` (an
+/// enum's `oneOf`) may describe objects and is let through.
+fn not_an_object(schema: &JsonObject) -> Option<String> {
+    let declared = schema.get("type")?;
+    let is_object = match declared {
+        serde_json::Value::String(t) => t == "object",
+        // `Option<Args>` is `["object", "null"]`: an object when present.
+        serde_json::Value::Array(types) => types.iter().any(|t| t == "object"),
+        _ => false,
+    };
+    (!is_object).then(|| declared.to_string())
 }
 
 /// Why a tool call failed before the tool ran.

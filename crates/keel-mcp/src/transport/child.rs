@@ -81,7 +81,10 @@ impl ChildProcess {
         let stdin = child.stdin.take().expect("stdin is piped");
         let stdout = child.stdout.take().expect("stdout is piped");
         if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(forward_stderr(LineReader::new(stderr, self.limits.max_stderr_line), pid));
+            tokio::spawn(tracing::Instrument::in_current_span(forward_stderr(
+                LineReader::new(stderr, self.limits.max_stderr_line),
+                pid,
+            )));
         }
         Ok(ChildTransport {
             reader: ChildReader { lines: LineReader::new(stdout, self.limits.max_message_bytes) },

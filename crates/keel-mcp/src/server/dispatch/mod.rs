@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use tracing::Instrument as _;
 
 use super::connection::Session;
 use super::context::Channel;
@@ -76,6 +77,9 @@ pub(crate) struct Call {
     pub(crate) id: RequestId,
     pub(crate) cancellation: CancellationToken,
     pub(crate) channel: Channel,
+    /// The HTTP request it came in (HTTP transports only), shared rather than copied.
+    #[cfg(feature = "http-server")]
+    pub(crate) http_request: Option<Arc<http::request::Parts>>,
 }
 
 /// What the HTTP transport saw in the headers of a modern request, checked against the body.
@@ -110,7 +114,33 @@ struct TargetedIn {
 
 /// Handles one request. `session` is the legacy session the request belongs to (`None` on the stateless
 /// HTTP path); `headers` are the HTTP headers to check against the body (modern HTTP only).
+///
+/// Everything it does runs in one `mcp.request` span (method, id, era once known, HTTP session), which the
+/// handler and whatever it spawns with `in_current_span` inherit. Without a subscriber the span is a no-op.
 pub(crate) async fn dispatch(
+    server: &ServerInner,
+    session: Option<&Mutex<Session>>,
+    request: RawRequest,
+    call: Call,
+    headers: Option<&HeaderChecks>,
+) -> Outcome {
+    let span = tracing::info_span!(
+        "mcp.request",
+        method = request.method.as_str(),
+        id = %call.id,
+        era = tracing::field::Empty,
+        session = tracing::field::Empty,
+    );
+    #[cfg(feature = "http-server")]
+    if let Channel::Http(http) = &call.channel
+        && let Some(session) = &http.session
+    {
+        span.record("session", &*session.id);
+    }
+    route(server, session, request, call, headers).instrument(span).await
+}
+
+async fn route(
     server: &ServerInner,
     session: Option<&Mutex<Session>>,
     request: RawRequest,
@@ -161,6 +191,18 @@ pub(crate) async fn dispatch(
 /// Decides the era of one request. A `_meta` protocol version makes it a modern, self-contained request;
 /// otherwise it belongs to the legacy session, which must have been initialized (`ping` excepted).
 pub(crate) fn scope(
+    server: &ServerInner,
+    session: Option<&Mutex<Session>>,
+    meta: Option<&RequestMeta>,
+    allowed_before_initialize: bool,
+    headers: Option<&HeaderChecks>,
+) -> Result<Scope, ErrorObject> {
+    let scope = decide_scope(server, session, meta, allowed_before_initialize, headers)?;
+    tracing::Span::current().record("era", if scope.modern() { "modern" } else { "legacy" });
+    Ok(scope)
+}
+
+fn decide_scope(
     server: &ServerInner,
     session: Option<&Mutex<Session>>,
     meta: Option<&RequestMeta>,
@@ -245,8 +287,17 @@ pub(crate) fn cache(server: &ServerInner, scope: &Scope) -> (Option<u64>, Option
     if scope.modern() { (Some(server.cache_hint.ttl_ms), Some(server.cache_hint.scope)) } else { (None, None) }
 }
 
-fn context(call: Call, scope: &Scope, meta: Option<&RequestMeta>, input: Option<Arc<InputRound>>) -> RequestContext {
+fn context(
+    server: &ServerInner,
+    call: Call,
+    scope: &Scope,
+    meta: Option<&RequestMeta>,
+    input: Option<Arc<InputRound>>,
+) -> RequestContext {
     RequestContext {
+        states: server.states.clone(),
+        #[cfg(feature = "http-server")]
+        http_request: call.http_request,
         id: call.id,
         cancellation: call.cancellation,
         channel: call.channel,

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use crate::protocol::completion::{CompleteParams, CompleteResult, Completion, CompletionReference};
 use crate::protocol::prompts::{ListPromptsParams, ListPromptsResult};
 use crate::protocol::{ErrorObject, Request as _, decode_params};
-use crate::server::HandlerError;
 use crate::server::completion::{CompletionRequest, CompletionTarget};
+use crate::server::error::Disclosed;
 use crate::server::input::StateBinding;
 
 use super::{
@@ -48,7 +48,7 @@ pub(super) async fn get(req: Incoming<'_>, call: Call) -> Outcome {
     };
     let binding = StateBinding { method, target: &name, arguments: params.arguments.as_deref() };
     let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
-    let ctx = context(call, &scope, params.meta.as_ref(), input.clone());
+    let ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
     match (prompt.get)(ctx, arguments).await {
         Ok(mut result) => {
             if result.description.is_none() {
@@ -56,9 +56,12 @@ pub(super) async fn get(req: Incoming<'_>, call: Call) -> Outcome {
             }
             finish(server, &scope, result)
         }
-        Err(HandlerError::Failed(message)) => Err(ErrorObject::internal(message)),
-        Err(HandlerError::Protocol(error)) => Err(error),
-        Err(HandlerError::InputRequired) => input_required(server, &scope, binding, input),
+        Err(error) => match error.disclose() {
+            Disclosed::Message(message) => Err(ErrorObject::internal(message)),
+            Disclosed::NotFound => Err(ErrorObject::invalid_params(format!("prompt not found: {name}"))),
+            Disclosed::Protocol(error) => Err(error),
+            Disclosed::InputRequired => input_required(server, &scope, binding, input),
+        },
     }
 }
 

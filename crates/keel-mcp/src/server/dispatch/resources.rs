@@ -10,8 +10,8 @@ use crate::protocol::resources::{
     ReadResourceResult, SubscribeParams,
 };
 use crate::protocol::{ErrorObject, Request as _, decode_params};
-use crate::server::HandlerError;
 use crate::server::catalog::Catalog;
+use crate::server::error::Disclosed;
 use crate::server::input::StateBinding;
 
 use super::{
@@ -66,7 +66,7 @@ pub(super) async fn read(req: Incoming<'_>, call: Call) -> Outcome {
     let (read, vars) = find_resource(&catalog, &uri).ok_or_else(|| resource_not_found(&scope, &uri))?;
     let binding = StateBinding { method, target: &uri, arguments: None };
     let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
-    let ctx = context(call, &scope, params.meta.as_ref(), input.clone());
+    let ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
     match read(ctx, uri.clone(), vars).await {
         Ok(contents) if contents.is_empty() => Err(resource_not_found(&scope, &uri)),
         Ok(contents) => {
@@ -74,9 +74,12 @@ pub(super) async fn read(req: Incoming<'_>, call: Call) -> Outcome {
             (result.ttl_ms, result.cache_scope) = cache(server, &scope);
             finish(server, &scope, result)
         }
-        Err(HandlerError::Failed(message)) => Err(ErrorObject::internal(message)),
-        Err(HandlerError::Protocol(error)) => Err(error),
-        Err(HandlerError::InputRequired) => input_required(server, &scope, binding, input),
+        Err(error) => match error.disclose() {
+            Disclosed::Message(message) => Err(ErrorObject::internal(message)),
+            Disclosed::NotFound => Err(resource_not_found(&scope, &uri)),
+            Disclosed::Protocol(error) => Err(error),
+            Disclosed::InputRequired => input_required(server, &scope, binding, input),
+        },
     }
 }
 

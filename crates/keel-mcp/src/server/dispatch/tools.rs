@@ -4,14 +4,17 @@
 use crate::protocol::capabilities::extension_ids;
 #[cfg(feature = "tasks")]
 use crate::protocol::tasks::extension::CreateTaskResult;
-use crate::protocol::tools::{CallToolResult, ListToolsParams, ListToolsResult};
+#[cfg(feature = "schema-validation")]
+use crate::protocol::tools::CallToolResult;
+use crate::protocol::tools::{ListToolsParams, ListToolsResult};
 use crate::protocol::{ErrorObject, JsonObject, Request as _, decode_params};
 #[cfg(feature = "tasks")]
 use crate::server::TaskSupport;
+use crate::server::error::NoToolResult;
 use crate::server::input::StateBinding;
 #[cfg(feature = "tasks")]
 use crate::server::tasks::{self, TaskSlot};
-use crate::server::{HandlerError, tool};
+use crate::server::tool;
 
 use super::{
     Call, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, open_input,
@@ -62,7 +65,7 @@ pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
     let binding = StateBinding { method, target: &name, arguments: params.arguments.as_deref() };
     let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
     #[cfg_attr(not(feature = "tasks"), expect(unused_mut, reason = "only a task slot is set later"))]
-    let mut ctx = context(call, &scope, params.meta.as_ref(), input.clone());
+    let mut ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
     #[cfg(feature = "tasks")]
     let escalated = if tool.task_support != TaskSupport::Forbidden && tasks_declared && scope.modern() {
         let owner = session.map(|s| s.lock().expect("session lock").client);
@@ -112,8 +115,10 @@ pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
             }
             finish(server, &scope, result)
         }
-        Err(HandlerError::Failed(message)) => finish(server, &scope, CallToolResult::error(message)),
-        Err(HandlerError::Protocol(error)) => Err(error),
-        Err(HandlerError::InputRequired) => input_required(server, &scope, binding, input),
+        Err(error) => match error.disclose().into_tool_result() {
+            Ok(tool_error) => finish(server, &scope, tool_error),
+            Err(NoToolResult::Protocol(error)) => Err(error),
+            Err(NoToolResult::InputRequired) => input_required(server, &scope, binding, input),
+        },
     }
 }

@@ -26,7 +26,7 @@ use super::peer::PeerAddr;
 use super::session::{Busy, HttpSession, InFlight, lock};
 use super::shutdown::{StreamStop, shutting_down};
 use super::{HttpInner, RequestSlot, ResponseChannel, accepts, header};
-use crate::engine::BoxFuture;
+use crate::engine::{BoxFuture, run_with_grace};
 use crate::protocol::cancellation::CancelledParams;
 use crate::protocol::jsonrpc::{self, Message, RawRequest, RequestId};
 use crate::protocol::{ErrorObject, Implementation, Notification as _, ProtocolVersion, decode_params};
@@ -53,7 +53,7 @@ const MAX_CLIENT_INFO_FIELD_BYTES: usize = 256;
 
 type Outcome = Result<Box<RawValue>, ErrorObject>;
 
-pub(super) async fn initialize(inner: &Arc<HttpInner>, parts: &Parts, message: Message) -> Response<ResponseBody> {
+pub(super) async fn initialize(inner: &Arc<HttpInner>, parts: &Arc<Parts>, message: Message) -> Response<ResponseBody> {
     let Message::Request(request) = message else {
         // A notification (no id) named `initialize`: nothing to answer, nothing to start.
         let error = ErrorObject::invalid_request("initialize must be a request with an id");
@@ -73,7 +73,7 @@ pub(super) async fn initialize(inner: &Arc<HttpInner>, parts: &Parts, message: M
     let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
     let session = inner.sessions.create(peer, inner.server.limits.max_pending_requests, &inner.config);
     let id = request.id.clone();
-    let outcome = run_inline(inner, &session, request).await;
+    let outcome = run_inline(inner, &session, request, parts).await;
     if let Err(error) = &outcome {
         inner.sessions.remove(&session.id);
         return body::rpc_error(StatusCode::OK, Some(&id), error);
@@ -157,11 +157,12 @@ fn oversized_id(id: &RequestId) -> Option<Response<ResponseBody>> {
 pub(super) async fn post(
     inner: &Arc<HttpInner>,
     session_id: &str,
-    headers: &HeaderMap,
+    parts: &Arc<Parts>,
     message: Message,
     accepts_sse: bool,
     slot: RequestSlot,
 ) -> Response<ResponseBody> {
+    let headers = &parts.headers;
     let Some(session) = inner.sessions.get(session_id) else { return unknown_session() };
     if let Some(version) = header(headers, "mcp-protocol-version") {
         let version = ProtocolVersion::new(version.to_owned());
@@ -179,7 +180,7 @@ pub(super) async fn post(
                 let error = ErrorObject::invalid_request("the session is already initialized");
                 return body::rpc_error(StatusCode::BAD_REQUEST, Some(&request.id), &error);
             }
-            call(inner, session, request, accepts_sse, slot).await
+            call(inner, session, request, parts, accepts_sse, slot).await
         }
         Message::Notification(notification) => {
             if notification.method == "notifications/initialized" {
@@ -212,6 +213,7 @@ async fn call(
     inner: &Arc<HttpInner>,
     session: Arc<HttpSession>,
     request: RawRequest,
+    parts: &Arc<Parts>,
     accepts_sse: bool,
     slot: RequestSlot,
 ) -> Response<ResponseBody> {
@@ -242,15 +244,20 @@ async fn call(
     let call_id = id.clone();
     let call_token = in_flight.cancellation.clone();
     let stop = StreamStop::new(inner);
-    let call: BoxFuture<Outcome> = Box::pin(async move {
-        let call = Call { id: call_id, cancellation: call_token.clone(), channel: Channel::Http(channel) };
+    let http_request = Some(parts.clone());
+    let dispatched: BoxFuture<Outcome> = Box::pin(async move {
+        let call = Call { id: call_id, cancellation: call_token, channel: Channel::Http(channel), http_request };
         tokio::select! {
             biased;
-            _ = call_token.cancelled() => Err(ErrorObject::invalid_request("cancelled")),
             outcome = dispatch(&server, Some(&call_session.state), request, call, None) => outcome,
             _ = stop.fired() => Err(shutting_down()),
         }
     });
+    // `notifications/cancelled` (or the client dropping a plain-JSON answer) fires the handler's token first;
+    // it gets a grace period, and a cancelled request is answered with nothing.
+    let graceful = run_with_grace(dispatched, in_flight.cancellation.clone(), inner.server.limits.cancel_grace);
+    let call: BoxFuture<Outcome> =
+        Box::pin(async move { graceful.await.unwrap_or_else(|| Err(ErrorObject::invalid_request("cancelled"))) });
     match start(call, frames).await {
         Started::Done(outcome) => {
             if in_flight.cancellation.is_cancelled() {
@@ -265,7 +272,8 @@ async fn call(
             let body = replay(session, log.attach(false), 0, priming, Some(slot), StreamStop::new(inner));
             record(&log, first);
             let grace = inner.config.stream_resume_grace;
-            tokio::spawn(finish_in_background(log, frames, call, id, in_flight, grace));
+            let background = finish_in_background(log, frames, call, id, in_flight, grace);
+            tokio::spawn(tracing::Instrument::in_current_span(background));
             body::sse(body)
         }
     }
@@ -387,10 +395,15 @@ fn replay(
 }
 
 /// Runs a request to completion without streaming (used for `initialize`).
-async fn run_inline(inner: &HttpInner, session: &Arc<HttpSession>, request: RawRequest) -> Outcome {
+async fn run_inline(inner: &HttpInner, session: &Arc<HttpSession>, request: RawRequest, parts: &Arc<Parts>) -> Outcome {
     let channel =
         ResponseChannel { stream: None, session: Some(session.clone()), timeout: inner.server.limits.request_timeout };
-    let call = Call { id: request.id.clone(), cancellation: CancellationToken::new(), channel: Channel::Http(channel) };
+    let call = Call {
+        id: request.id.clone(),
+        cancellation: CancellationToken::new(),
+        channel: Channel::Http(channel),
+        http_request: Some(parts.clone()),
+    };
     dispatch(&inner.server, Some(&session.state), request, call, None).await
 }
 

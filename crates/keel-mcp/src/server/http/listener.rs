@@ -72,7 +72,8 @@ pub(super) async fn serve(
             header_timeout,
             _held: (admitted, live.clone()),
         };
-        tokio::spawn(connection.run(stream));
+        // Each connection stays in the span `serve_http_on` runs in.
+        tokio::spawn(tracing::Instrument::in_current_span(connection.run(stream)));
     }
     drop(listener);
     // Open connections stay during the grace: a client may still have to POST the answer a finishing call

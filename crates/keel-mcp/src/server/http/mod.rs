@@ -383,15 +383,17 @@ where
         return unavailable("too many requests in progress; retry shortly");
     };
     let accepts_sse = accepts(&parts.headers, "text/event-stream");
+    // Shared with the handler's context (`RequestContext::http_request`) without copying the headers.
+    let parts = Arc::new(parts);
     if let Some(id) = session_id {
-        return legacy::post(&inner, &id, &parts.headers, message, accepts_sse, slot).await;
+        return legacy::post(&inner, &id, &parts, message, accepts_sse, slot).await;
     }
     if message.method() == Some(InitializeParams::METHOD) {
         let response = legacy::initialize(&inner, &parts, message).await;
         drop(slot);
         return response;
     }
-    modern::post(&inner, &parts.headers, message, accepts_sse, slot).await
+    modern::post(&inner, &parts, message, accepts_sse, slot).await
 }
 
 /// 503 with `Retry-After`.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::engine::{CancellationToken, DropGuard};
 use bytes::Bytes;
 use futures_util::Stream;
+use http::request::Parts;
 use http::{HeaderMap, Response, StatusCode};
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -13,7 +14,7 @@ use tokio::sync::mpsc;
 use super::body::{self, ResponseBody, sse_event};
 use super::shutdown::{StreamStop, shutting_down};
 use super::{HttpInner, RequestSlot, ResponseChannel, header};
-use crate::engine::BoxFuture;
+use crate::engine::{BoxFuture, cancel_on_drop};
 use crate::protocol::ErrorObject;
 use crate::protocol::Request as _;
 use crate::protocol::jsonrpc::{self, Message, RawRequest, RequestId, code};
@@ -25,11 +26,12 @@ type Outcome = Result<Box<RawValue>, ErrorObject>;
 
 pub(super) async fn post(
     inner: &Arc<HttpInner>,
-    headers: &HeaderMap,
+    parts: &Arc<Parts>,
     message: Message,
     accepts_sse: bool,
     slot: RequestSlot,
 ) -> Response<ResponseBody> {
+    let headers = &parts.headers;
     let request = match message {
         Message::Request(request) => request,
         // The core protocol defines no client notification over stateless HTTP; accept and ignore.
@@ -57,8 +59,10 @@ pub(super) async fn post(
     let server = inner.server.clone();
     let call_id = id.clone();
     let stopped = inner.shutdown.stopped().clone();
+    let http_request = Some(parts.clone());
+    let token = cancellation.clone();
     let call: BoxFuture<Outcome> = Box::pin(async move {
-        let call = Call { id: call_id, cancellation, channel: Channel::Http(channel) };
+        let call = Call { id: call_id, cancellation, channel: Channel::Http(channel), http_request };
         // The shutdown's grace is over: drop the handler. Polled only while the call is pending.
         tokio::select! {
             biased;
@@ -66,6 +70,8 @@ pub(super) async fn post(
             _ = stopped.cancelled() => Err(shutting_down()),
         }
     });
+    // The client going away is the only cancellation: the handler sees its token fire and gets a grace period.
+    let call: BoxFuture<Outcome> = Box::pin(cancel_on_drop(call, token, inner.server.limits.cancel_grace));
     match start(call, frames).await {
         Started::Done(outcome) => answer_json(&id, outcome),
         Started::Streaming { first, frames, call } => {

@@ -1,0 +1,75 @@
+//! One `mcp.request` span per handled request and one `mcp.send` span per outgoing request (issue 12,
+//! item 14). A test binary of its own: a tracing subscriber set while other tests register the same
+//! callsites on other threads could miss them.
+
+use std::sync::{Arc, Mutex};
+
+use keel_mcp::client::Client;
+use keel_mcp::protocol::{Implementation, ProtocolVersion};
+use keel_mcp::server::{NoArgs, Server};
+use keel_mcp::transport::memory;
+use serde_json::json;
+
+const ERAS: [ProtocolVersion; 2] = [ProtocolVersion::V2025_11_25, ProtocolVersion::V2026_07_28];
+
+async fn connect(server: &Server, version: &ProtocolVersion) -> Client {
+    let (a, b) = memory::pair();
+    let _running = server.serve(a);
+    Client::builder(Implementation::new("t", "1")).protocol_versions([version.clone()]).connect(b).await.unwrap()
+}
+
+/// Collects what a `tracing` fmt subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// One thread, so the thread-local subscriber sees the server's tasks too.
+#[tokio::test(flavor = "current_thread")]
+async fn each_request_has_a_span_that_handlers_and_client_calls_log_in() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let server = Server::builder(Implementation::new("t", "1"))
+        .tool("work", "Logs", |_: NoArgs| async {
+            tracing::info!("working");
+            "done"
+        })
+        .tool("fail", "Fails", |_: NoArgs| async { Err::<String, _>(std::io::Error::other("disk on fire")) })
+        .build();
+    for version in ERAS {
+        let client = connect(&server, &version).await;
+        client.call_tool("work", json!({})).await.unwrap();
+        client.call_tool("fail", json!({})).await.unwrap();
+        client.close().await;
+    }
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines = |needle: &str| text.lines().filter(|l| l.contains(needle)).map(str::to_owned).collect::<Vec<_>>();
+    let working = lines("working");
+    assert_eq!(working.len(), 2, "{text}");
+    for (line, era) in working.iter().zip(["legacy", "modern"]) {
+        assert!(line.contains("mcp.request{method=\"tools/call\""), "the server's request span: {line}");
+        assert!(line.contains(&format!("era=\"{era}\"")), "{line}");
+    }
+    // One span per outgoing call, with its id.
+    let sent = lines("mcp.send{method=\"tools/call\" id=");
+    assert_eq!(sent.iter().filter(|l| l.contains("close")).count(), 4, "{text}");
+    // The internal error's details are in the server's log, in the request's span.
+    let failed = lines("handler failed");
+    assert_eq!(failed.len(), 2, "{text}");
+    assert!(failed.iter().all(|l| l.contains("disk on fire") && l.contains("mcp.request")), "{failed:?}");
+}
