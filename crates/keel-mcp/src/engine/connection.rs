@@ -182,7 +182,7 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
                 if sequential {
                     task.await;
                 } else {
-                    tokio::spawn(task.in_current_span());
+                    tokio::spawn(task.instrument(super::current_span()));
                 }
             }
             Ok(Message::Notification(notification)) => match notification.method.as_str() {

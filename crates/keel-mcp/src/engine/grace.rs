@@ -21,7 +21,7 @@ pub(crate) fn run_with_grace<T: Send + 'static>(
     token: CancellationToken,
     grace: Duration,
 ) -> impl Future<Output = Option<T>> + Send + 'static {
-    let mut guard = Detach { future: Some(future), token, grace, deadline: None, span: tracing::Span::current() };
+    let mut guard = Detach { future: Some(future), token, grace, deadline: None, span: super::current_span() };
     async move {
         let running = guard.future.as_mut()?;
         // The future first: one that finishes in its first poll (most do) never registers a wait on the
@@ -53,7 +53,7 @@ pub(crate) fn cancel_on_drop<T: Send + 'static>(
     token: CancellationToken,
     grace: Duration,
 ) -> impl Future<Output = T> + Send + 'static {
-    let mut guard = Detach { future: Some(future), token, grace, deadline: None, span: tracing::Span::current() };
+    let mut guard = Detach { future: Some(future), token, grace, deadline: None, span: super::current_span() };
     std::future::poll_fn(move |cx| {
         let Some(running) = guard.future.as_mut() else { return std::task::Poll::Pending };
         let output = std::task::ready!(running.as_mut().poll(cx));
