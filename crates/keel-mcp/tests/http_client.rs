@@ -30,6 +30,9 @@ async fn serve() -> (String, tokio::sync::oneshot::Sender<()>) {
 /// How many `hang` calls the server ended (dropped, or finished after seeing the cancellation).
 static HANG_CANCELLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// Signalled by each `hang` call once it runs, so a test cancels a call that has really started.
+static HANG_STARTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 struct EndedEarly;
 
 impl Drop for EndedEarly {
@@ -43,6 +46,7 @@ async fn serve_with(versions: &[ProtocolVersion], config: HttpConfig) -> (String
         .tool("hang", "Waits until cancelled", |ctx: RequestContext, _: NoArgs| async move {
             // Counts when the call ends early, whether the server drops it or it sees the cancellation.
             let _ended = EndedEarly;
+            HANG_STARTED.notify_one();
             ctx.cancellation().cancelled().await;
             "cancelled"
         })
@@ -178,7 +182,7 @@ async fn cancelling_a_call_reaches_the_server_in_both_eras() {
         let options = RequestOptions { cancellation: Some(token.clone()), ..Default::default() };
         let call = client.call(keel_mcp::protocol::CallToolParams::new("hang", None), options);
         let cancel = async {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            HANG_STARTED.notified().await;
             token.cancel();
         };
         let (outcome, ()) = tokio::join!(call, cancel);
