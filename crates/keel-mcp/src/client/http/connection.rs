@@ -13,7 +13,7 @@ use tokio::task::AbortHandle;
 
 use super::exchange::{StreamEnd, answers, is_event_stream, reconnect_delay, rpc_error, session_header};
 use super::headers::{self, HeaderParam};
-use super::{MAX_RECONNECTS, MAX_RELIST_PAGES, TRANSPORT_ERROR, era_cache};
+use super::{MAX_RECONNECTS, MAX_RELIST_PAGES, era_cache};
 use crate::Limits;
 use crate::auth::HttpAuth;
 use crate::error::Error;
@@ -135,9 +135,11 @@ impl Inner {
             }
             if method == "server/discover" && era_cache::get(&self.origin) == Some(Era::Legacy) {
                 // This origin spoke the legacy era last time: skip the probe. The entry is dropped meanwhile;
-                // a successful `initialize` records it again, and anything else probes afresh next time.
+                // a successful `initialize` records it again, and anything else (the client's next probe
+                // included) asks the server.
                 era_cache::forget(&self.origin);
-                let error = ErrorObject::new(TRANSPORT_ERROR, "legacy server (cached era)");
+                let (code, message) = crate::client::REMEMBERED_LEGACY;
+                let error = ErrorObject::new(code, message);
                 self.deliver_error(out.id.as_ref(), error).await;
                 return;
             }
