@@ -47,6 +47,8 @@ pub(crate) use channel::ResponseChannel;
 pub use event_store::{EventStore, MemoryEventStore};
 pub use guard::HostPolicy;
 pub use peer::PeerAddr;
+#[cfg(feature = "tasks")]
+pub(crate) use peer::PeerKey;
 use request_body::BodyError;
 use shutdown::SHUTTING_DOWN;
 
