@@ -10,6 +10,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
+use tracing::Instrument as _;
 
 use super::exchange::{StreamEnd, answers, is_event_stream, reconnect_delay, rpc_error, session_header};
 use super::headers::{self, HeaderParam};
@@ -147,7 +148,7 @@ impl Inner {
             let this = self.clone();
             // Registered under the lock the task needs to deregister, so it cannot finish first and leak.
             let mut state = self.state();
-            let task = tokio::spawn(async move {
+            let request = async move {
                 let id = out.id.clone();
                 if let Err(e) = this.clone().send_request(&out).await {
                     tracing::debug!(method = %out.method(), error = %e, "HTTP request failed");
@@ -159,7 +160,9 @@ impl Inner {
                 if let Some(id) = &id {
                     this.state().in_flight.remove(id);
                 }
-            });
+            };
+            // In the span the frame was written in (the connection's), as the server's tasks are.
+            let task = tokio::spawn(request.in_current_span());
             state.in_flight.insert(id, task.abort_handle());
             return;
         }
