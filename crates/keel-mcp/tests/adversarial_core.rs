@@ -314,23 +314,28 @@ async fn one_client_cannot_take_every_task_slot() {
     assert_eq!(created["result"]["status"], "working", "another client still gets a task: {created}");
 }
 
-/// A stateless `tools/call` of `tool` as a task, from `peer` (or from nobody knows where).
-async fn create_task_over_http(service: &McpService, peer: Option<&str>, tool: &str) -> Value {
-    let body = json!({
-        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": tool, "arguments": {}, "_meta": tasks_meta()}
-    });
-    let mut request = Request::builder()
+/// A stateless HTTP POST of `body`, a `method` request.
+fn modern_post(method: &str, body: &str) -> Request<Full<Bytes>> {
+    Request::builder()
         .method(Method::POST)
         .uri("/mcp")
         .header("host", "localhost")
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", MODERN)
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", tool)
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
+        .header("mcp-method", method)
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap()
+}
+
+/// A stateless `tools/call` of `tool` as a task, from `peer` (or from nobody knows where).
+async fn create_task_over_http(service: &McpService, peer: Option<&str>, tool: &str) -> Value {
+    let body = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": tool, "arguments": {}, "_meta": tasks_meta()}
+    });
+    let mut request = modern_post("tools/call", &body.to_string());
+    request.headers_mut().insert("mcp-name", tool.parse().unwrap());
     if let Some(peer) = peer {
         request.extensions_mut().insert(PeerAddr(peer.parse().unwrap()));
     }
@@ -461,18 +466,7 @@ fn positional_arrays_and_null_ids_are_invalid_requests_on_every_transport() {
         assert_eq!(third["id"], 8);
 
         let service = server.http_service(HttpConfig::default());
-        let post = |body: &str| {
-            Request::builder()
-                .method(Method::POST)
-                .uri("/mcp")
-                .header("host", "localhost")
-                .header("content-type", "application/json")
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-protocol-version", MODERN)
-                .header("mcp-method", "server/discover")
-                .body(Full::new(Bytes::from(body.to_owned())))
-                .unwrap()
-        };
+        let post = |body: &str| modern_post("server/discover", body);
         let discover =
             json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta(json!({}))}});
         let positional = json!(["2.0", 1, "server/discover", {"_meta": meta(json!({}))}]);
