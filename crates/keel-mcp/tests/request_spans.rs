@@ -32,18 +32,23 @@ impl std::io::Write for Captured {
     }
 }
 
-// One thread, so the thread-local subscriber sees the server's tasks too.
-#[tokio::test(flavor = "current_thread")]
-async fn each_request_has_a_span_that_handlers_and_client_calls_log_in() {
+/// Sets, for this thread, a fmt subscriber at `level` (span closes included) that writes to what it returns.
+fn capture(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
         .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
+        .with_max_level(level)
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
+// One thread, so the thread-local subscriber sees the server's tasks too.
+#[tokio::test(flavor = "current_thread")]
+async fn each_request_has_a_span_that_handlers_and_client_calls_log_in() {
+    let (captured, _default) = capture(tracing::Level::INFO);
     let server = Server::builder(Implementation::new("t", "1"))
         .tool("work", "Logs", |_: NoArgs| async {
             tracing::info!("working");
@@ -72,4 +77,27 @@ async fn each_request_has_a_span_that_handlers_and_client_calls_log_in() {
     let failed = lines("handler failed");
     assert_eq!(failed.len(), 2, "{text}");
     assert!(failed.iter().all(|l| l.contains("disk on fire") && l.contains("mcp.request")), "{failed:?}");
+}
+
+// The HTTP client's request tasks had no parent span: what they logged lost the caller's context.
+#[cfg(feature = "http-client")]
+#[tokio::test(flavor = "current_thread")]
+async fn the_http_client_logs_in_the_span_of_whoever_connects() {
+    use tracing::Instrument as _;
+
+    let (captured, _default) = capture(tracing::Level::DEBUG);
+    // Nobody listens there: the probe fails in the transport's request task, which says so.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    drop(listener);
+    let transport = keel_mcp::client::http::HttpTransport::new(&url).unwrap();
+    let outcome = Client::builder(Implementation::new("t", "1"))
+        .connect(transport)
+        .instrument(tracing::info_span!("caller", job = "sync"))
+        .await;
+    assert!(outcome.is_err());
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let failed: Vec<&str> = text.lines().filter(|l| l.contains("HTTP request failed")).collect();
+    assert!(!failed.is_empty(), "{text}");
+    assert!(failed.iter().all(|l| l.contains("caller{job=\"sync\"}")), "{failed:?}");
 }

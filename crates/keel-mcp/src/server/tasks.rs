@@ -18,9 +18,11 @@ use tokio::sync::{Notify, oneshot};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::HandlerError;
 use super::dispatch::{Incoming, check_name, finish, scope};
 use super::error::NoToolResult;
+#[cfg(feature = "http-server")]
+use super::http::{PeerAddr, PeerKey};
+use super::{HandlerError, RequestContext};
 use crate::protocol::capabilities::extension_ids;
 use crate::protocol::jsonrpc::code;
 use crate::protocol::lifecycle::EmptyResult;
@@ -52,9 +54,10 @@ pub enum TaskSupport {
 /// [`Limits::task_input_timeout`].
 ///
 /// Who is a client: the session, on stream connections (stdio, child process, in memory) and legacy HTTP.
-/// Stateless (2026-07-28) HTTP requests carry nothing that tells one client from another that Keel can
-/// trust, so they share one allowance; a deployment that authenticates its clients should key this by
-/// principal once the request carries one.
+/// Stateless (2026-07-28) HTTP requests have no session: they count by the peer's address (an IPv6 peer by
+/// its /64), the `PeerAddr` that `Server::serve_http_on` puts in each request; requests without one (an
+/// `McpService` mounted without it) share one allowance. Behind a reverse proxy every client has the proxy's
+/// address: insert the client's own as `PeerAddr`.
 ///
 /// [`Limits::max_tasks`]: crate::Limits::max_tasks
 /// [`Limits::max_tasks_per_client`]: crate::Limits::max_tasks_per_client
@@ -70,8 +73,30 @@ pub(crate) struct TaskStore {
     input_timeout: Duration,
 }
 
-/// The client a task belongs to: its session, or `None` for the stateless HTTP front (one allowance).
-pub(crate) type TaskOwner = Option<u64>;
+/// The client a task belongs to, as [`Limits::max_tasks_per_client`](crate::Limits::max_tasks_per_client)
+/// counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TaskOwner {
+    /// A session (its client id).
+    Session(u64),
+    /// A stateless HTTP peer, by address.
+    #[cfg(feature = "http-server")]
+    Peer(PeerKey),
+    /// Stateless requests from an unknown peer: one shared allowance.
+    Unknown,
+}
+
+impl TaskOwner {
+    /// The owner of a task that a stateless request starts: its HTTP peer, when the request says who that is.
+    #[cfg_attr(not(feature = "http-server"), expect(unused_variables, reason = "only HTTP knows the peer"))]
+    pub(crate) fn stateless(ctx: &RequestContext) -> Self {
+        #[cfg(feature = "http-server")]
+        if let Some(PeerAddr(addr)) = ctx.http_request().and_then(|parts| parts.extensions.get()) {
+            return TaskOwner::Peer(PeerKey::of(addr.ip()));
+        }
+        TaskOwner::Unknown
+    }
+}
 
 /// One task.
 #[derive(Debug)]
@@ -455,7 +480,7 @@ mod tests {
     #[tokio::test]
     async fn input_round_trip_and_cancellation() {
         let store = TaskStore::new(&crate::Limits::default(), Duration::from_millis(100));
-        let task = store.create(None).unwrap();
+        let task = store.create(TaskOwner::Unknown).unwrap();
         assert_eq!(store.get(&task.id).unwrap().status(), TaskStatus::Working);
         let asker = {
             let task = task.clone();

@@ -13,7 +13,7 @@ use crate::server::TaskSupport;
 use crate::server::error::NoToolResult;
 use crate::server::input::StateBinding;
 #[cfg(feature = "tasks")]
-use crate::server::tasks::{self, TaskSlot};
+use crate::server::tasks::{self, TaskOwner, TaskSlot};
 use crate::server::tool;
 
 use super::{
@@ -68,7 +68,10 @@ pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
     let mut ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
     #[cfg(feature = "tasks")]
     let escalated = if tool.task_support != TaskSupport::Forbidden && tasks_declared && scope.modern() {
-        let owner = session.map(|s| s.lock().expect("session lock").client);
+        let owner = match session {
+            Some(session) => TaskOwner::Session(session.lock().expect("session lock").client),
+            None => TaskOwner::stateless(&ctx),
+        };
         let (slot, escalated) = TaskSlot::new(server.tasks.clone(), owner);
         ctx.task = Some(slot);
         Some(escalated)

@@ -206,9 +206,11 @@ pub(super) async fn post(
 /// sends a notification or a request, the answer becomes an SSE stream whose events are logged, so a client
 /// that loses the connection can resume it with `Last-Event-ID` without losing events.
 ///
-/// A client that hangs up frees what it held: the request slot as soon as the body is dropped; the
-/// running call (and its in-flight entry) at once on the JSON path, and on the SSE path once no client has
-/// read the stream for [`HttpConfig::stream_resume_grace`](super::HttpConfig::stream_resume_grace).
+/// A client that hangs up frees what it held: the running call (and its in-flight entry) at once on the
+/// JSON path, and on the SSE path once no client has read the stream for
+/// [`HttpConfig::stream_resume_grace`](super::HttpConfig::stream_resume_grace). The request slot goes with
+/// the call on the JSON path (a cancelled handler holds it through its grace period); a stream's body holds
+/// it, so a hang-up frees it at once (the call runs on for a client that resumes).
 async fn call(
     inner: &Arc<HttpInner>,
     session: Arc<HttpSession>,
@@ -245,7 +247,11 @@ async fn call(
     let call_token = in_flight.cancellation.clone();
     let stop = StreamStop::new(inner);
     let http_request = Some(parts.clone());
+    // Shared by the call and, once it streams, the stream's body, which takes the slot over.
+    let slot = Arc::new(std::sync::Mutex::new(Some(slot)));
+    let held = slot.clone();
     let dispatched: BoxFuture<Outcome> = Box::pin(async move {
+        let _slot = held;
         let call = Call { id: call_id, cancellation: call_token, channel: Channel::Http(channel), http_request };
         tokio::select! {
             biased;
@@ -269,7 +275,8 @@ async fn call(
         Started::Streaming { first, frames, call } => {
             let log = session.open_stream();
             let priming = priming(inner, &session, &log);
-            let body = replay(session, log.attach(false), 0, priming, Some(slot), StreamStop::new(inner));
+            let slot = lock(&slot).take();
+            let body = replay(session, log.attach(false), 0, priming, slot, StreamStop::new(inner));
             record(&log, first);
             let grace = inner.config.stream_resume_grace;
             let background = finish_in_background(log, frames, call, id, in_flight, grace);

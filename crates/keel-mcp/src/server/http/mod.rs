@@ -47,6 +47,8 @@ pub(crate) use channel::ResponseChannel;
 pub use event_store::{EventStore, MemoryEventStore};
 pub use guard::HostPolicy;
 pub use peer::PeerAddr;
+#[cfg(feature = "tasks")]
+pub(crate) use peer::PeerKey;
 use request_body::BodyError;
 use shutdown::SHUTTING_DOWN;
 
@@ -87,7 +89,9 @@ pub struct HttpConfig {
     /// Default 1,000.
     pub sse_retry_ms: u64,
     /// POSTs handled at once, streams included; past it requests get 503. A request takes its slot only
-    /// once its body is read, so slow uploads never hold one. Default 4,096.
+    /// once its body is read, so slow uploads never hold one, and keeps it until its handler ends: a handler
+    /// cancelled by the client leaving holds it through its [`Limits::cancel_grace`](crate::Limits::cancel_grace)
+    /// (a legacy SSE stream, whose call may be resumed, frees it when its client hangs up). Default 4,096.
     pub max_concurrent_requests: usize,
     /// Time a connection of [`Server::serve_http_on`] gets to send a request's complete headers; past it the
     /// connection is closed. An idle kept-alive HTTP/1 connection is closed after it too. Default 10 s.

@@ -62,6 +62,8 @@ pub(super) async fn post(
     let http_request = Some(parts.clone());
     let token = cancellation.clone();
     let call: BoxFuture<Outcome> = Box::pin(async move {
+        // The slot goes with the handler, so a cancelled one holds it through its grace period too.
+        let _slot = slot;
         let call = Call { id: call_id, cancellation, channel: Channel::Http(channel), http_request };
         // The shutdown's grace is over: drop the handler. Polled only while the call is pending.
         tokio::select! {
@@ -75,7 +77,7 @@ pub(super) async fn post(
     match start(call, frames).await {
         Started::Done(outcome) => answer_json(&id, outcome),
         Started::Streaming { first, frames, call } => {
-            body::sse(stream_call(first, frames, call, id, (guard, slot), StreamStop::new(inner)))
+            body::sse(stream_call(first, frames, call, id, guard, StreamStop::new(inner)))
         }
     }
 }
@@ -166,7 +168,7 @@ fn stream_call(
     frames: mpsc::Receiver<Vec<u8>>,
     call: BoxFuture<Outcome>,
     id: RequestId,
-    guard: (DropGuard, RequestSlot),
+    guard: DropGuard,
     stop: StreamStop,
 ) -> impl Stream<Item = Bytes> + Send {
     struct State {
@@ -175,8 +177,8 @@ fn stream_call(
         call: BoxFuture<Outcome>,
         id: RequestId,
         stop: StreamStop,
-        /// Cancels the call and frees its request slot when the body is dropped.
-        _guard: (DropGuard, RequestSlot),
+        /// Cancels the call when the body is dropped.
+        _guard: DropGuard,
     }
     let state = State { first: Some(first), frames, call, id, stop, _guard: guard };
     futures_util::stream::unfold(Some(state), |state| async move {
