@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use super::{HandlerError, RequestContext};
+use super::context::RequestContext;
+use super::error::HandlerError;
 use crate::engine::BoxFuture;
 use crate::protocol::content::ContentBlock;
 use crate::protocol::tools::{CallToolResult, Tool, ToolAnnotations};
@@ -184,7 +185,7 @@ pub struct ToolDef {
     /// Arguments mirrored into `Mcp-Param-*` headers, read once from the input schema.
     pub(crate) header_params: Vec<super::header_params::HeaderParam>,
     #[cfg(feature = "tasks")]
-    pub(crate) task_support: super::TaskSupport,
+    pub(crate) task_support: super::tasks::TaskSupport,
     #[cfg(feature = "schema-validation")]
     pub(crate) validators: Option<super::validation::ToolValidators>,
 }
@@ -235,7 +236,7 @@ impl ToolDef {
             #[cfg(feature = "schema-validation")]
             validators: None,
             #[cfg(feature = "tasks")]
-            task_support: super::TaskSupport::Forbidden,
+            task_support: super::tasks::TaskSupport::Forbidden,
             header_params: super::header_params::declared(&input_schema),
             tool: Tool {
                 name,
@@ -279,7 +280,7 @@ impl ToolDef {
     /// Lets the tool run as a task (tasks extension); the handler decides when with
     /// [`RequestContext::continue_as_task`].
     #[cfg(feature = "tasks")]
-    pub fn task_support(mut self, support: super::TaskSupport) -> Self {
+    pub fn task_support(mut self, support: super::tasks::TaskSupport) -> Self {
         self.task_support = support;
         self
     }

@@ -9,15 +9,19 @@ use crate::protocol::tools::CallToolResult;
 use crate::protocol::tools::{ListToolsParams, ListToolsResult};
 use crate::protocol::{ErrorObject, JsonObject, Request as _, decode_params};
 #[cfg(feature = "tasks")]
-use crate::server::TaskSupport;
+use crate::server::context::RequestContext;
 use crate::server::error::NoToolResult;
 use crate::server::input::StateBinding;
+#[cfg(all(feature = "tasks", feature = "http-server"))]
+use crate::server::peer_addr::{PeerAddr, PeerKey};
+#[cfg(feature = "tasks")]
+use crate::server::tasks::TaskSupport;
 #[cfg(feature = "tasks")]
 use crate::server::tasks::{self, TaskOwner, TaskSlot};
 use crate::server::tool;
 
-use super::{
-    Call, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, open_input,
+use crate::server::request::{
+    Caller, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, open_input,
     paginate, scope,
 };
 
@@ -38,7 +42,7 @@ pub(super) fn list(req: Incoming<'_>) -> Outcome {
 
 /// `tools/call`: checks the name and any `Mcp-Param-*` headers, runs the tool (maybe as a task), and turns
 /// its outcome into a result, a tool error or an input-required result.
-pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
+pub(super) async fn call(req: Incoming<'_>, call: Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     let params: TargetedIn = decode_params(params)?;
     let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
@@ -123,5 +127,19 @@ pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
             Err(NoToolResult::Protocol(error)) => Err(error),
             Err(NoToolResult::InputRequired) => input_required(server, &scope, binding, input),
         },
+    }
+}
+
+#[cfg(feature = "tasks")]
+impl TaskOwner {
+    /// The owner of a task that a stateless request starts: its HTTP peer, when the request says who that is.
+    /// Here rather than in `tasks.rs`, which the handler's context imports: the store must not need the context.
+    #[cfg_attr(not(feature = "http-server"), expect(unused_variables, reason = "only HTTP knows the peer"))]
+    fn stateless(ctx: &RequestContext) -> Self {
+        #[cfg(feature = "http-server")]
+        if let Some(PeerAddr(addr)) = ctx.http_request().and_then(|parts| parts.extensions.get()) {
+            return TaskOwner::Peer(PeerKey::of(addr.ip()));
+        }
+        TaskOwner::Unknown
     }
 }
