@@ -190,6 +190,40 @@ pub struct ToolDef {
     pub(crate) validators: Option<super::validation::ToolValidators>,
 }
 
+impl ToolDef {
+    /// Why `arguments` do not fit the input schema (SEP-1303: a tool error the model can act on).
+    #[cfg(feature = "schema-validation")]
+    pub(crate) fn invalid_arguments(&self, arguments: Option<&RawValue>) -> Option<String> {
+        let validators = self.validators.as_ref()?;
+        let arguments = match arguments {
+            Some(raw) => serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null),
+            None => serde_json::Value::Object(JsonObject::new()),
+        };
+        validators.check_arguments(&arguments)
+    }
+
+    /// Without `schema-validation`, arguments are the handler's to check.
+    #[cfg(not(feature = "schema-validation"))]
+    pub(crate) fn invalid_arguments(&self, _arguments: Option<&RawValue>) -> Option<String> {
+        None
+    }
+
+    /// Refuses a successful result whose structured content does not fit the output schema.
+    #[cfg(feature = "schema-validation")]
+    pub(crate) fn check_output(&self, result: &CallToolResult) -> Result<(), ErrorObject> {
+        match &self.validators {
+            Some(validators) if !result.is_error() => validators.check_output(result.structured_content.as_ref()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Without `schema-validation`, results go out as the handler made them.
+    #[cfg(not(feature = "schema-validation"))]
+    pub(crate) fn check_output(&self, _result: &CallToolResult) -> Result<(), ErrorObject> {
+        Ok(())
+    }
+}
+
 impl std::fmt::Debug for ToolDef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ToolDef").field("tool", &self.tool).finish_non_exhaustive()

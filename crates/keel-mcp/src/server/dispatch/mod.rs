@@ -13,6 +13,9 @@ mod skills;
 mod subscriptions;
 #[cfg(feature = "tasks")]
 mod tasks;
+#[cfg(not(feature = "tasks"))]
+#[path = "no_tasks.rs"]
+mod tasks;
 mod tools;
 
 use std::sync::Mutex;
