@@ -513,11 +513,16 @@ impl Server {
     /// Serves the MCP endpoint at `/mcp` on a bound listener until `shutdown` completes. Other paths get
     /// 404.
     ///
-    /// Each connection must deliver complete request headers within [`HttpConfig::header_read_timeout`](http::HttpConfig::header_read_timeout),
-    /// and one peer address holds at most [`HttpConfig::max_connections_per_peer`](http::HttpConfig::max_connections_per_peer) connections. When
-    /// `shutdown` completes, the listener stops accepting, the service shuts down ([`McpService::shutdown`](http::McpService::shutdown):
-    /// calls get [`HttpConfig::shutdown_grace`](http::HttpConfig::shutdown_grace), streams end), connections close once their last response
+    /// Each connection must deliver complete request headers within [`HttpConfig::header_read_timeout`],
+    /// and one peer address holds at most [`HttpConfig::max_connections_per_peer`] connections. When
+    /// `shutdown` completes, the listener stops accepting, the service shuts down ([`McpService::shutdown`]:
+    /// calls get [`HttpConfig::shutdown_grace`], streams end), connections close once their last response
     /// is written, and after at most a quarter of a second more this returns `Ok(())`.
+    ///
+    /// [`HttpConfig::header_read_timeout`]: http::HttpConfig::header_read_timeout
+    /// [`HttpConfig::max_connections_per_peer`]: http::HttpConfig::max_connections_per_peer
+    /// [`HttpConfig::shutdown_grace`]: http::HttpConfig::shutdown_grace
+    /// [`McpService::shutdown`]: http::McpService::shutdown
     pub async fn serve_http_on(
         &self,
         listener: tokio::net::TcpListener,

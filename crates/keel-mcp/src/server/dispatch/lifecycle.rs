@@ -11,9 +11,8 @@ use crate::protocol::lifecycle::{
 use crate::protocol::logging::SetLevelParams;
 use crate::protocol::version::negotiate_initialize;
 use crate::server::inner::ServerInner;
-use crate::server::session::LegacySession;
-
 use crate::server::request::{Incoming, Outcome, encode, finish, legacy_only, scope, unsupported_version};
+use crate::server::session::LegacySession;
 
 pub(super) fn initialize(server: &ServerInner, session: &Mutex<LegacySession>, params: InitializeParams) -> Outcome {
     let Some(version) = negotiate_initialize(&params.protocol_version, &server.versions) else {

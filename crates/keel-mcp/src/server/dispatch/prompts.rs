@@ -8,7 +8,6 @@ use crate::protocol::{ErrorObject, Request as _, decode_params};
 use crate::server::completion::{CompletionRequest, CompletionTarget};
 use crate::server::error::Disclosed;
 use crate::server::input::StateBinding;
-
 use crate::server::request::{
     Caller, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, open_input,
     paginate, scope,

@@ -13,7 +13,6 @@ use crate::protocol::{ErrorObject, Request as _, decode_params};
 use crate::server::catalog::Catalog;
 use crate::server::error::Disclosed;
 use crate::server::input::StateBinding;
-
 use crate::server::request::{
     Caller, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish, input_required,
     legacy_only, open_input, paginate, scope,

@@ -4,14 +4,13 @@ use crate::protocol::tools::{CallToolResult, ListToolsParams, ListToolsResult};
 use crate::protocol::{ErrorObject, JsonObject, Request as _, decode_params};
 use crate::server::error::NoToolResult;
 use crate::server::input::StateBinding;
-use crate::server::tool;
-
-use super::tasks::TaskOffer;
-
 use crate::server::request::{
     Caller, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, open_input,
     paginate, scope,
 };
+use crate::server::tool;
+
+use super::tasks::TaskOffer;
 
 /// `tools/list`.
 pub(super) fn list(req: Incoming<'_>) -> Outcome {
