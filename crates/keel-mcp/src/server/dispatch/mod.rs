@@ -63,7 +63,10 @@ pub(crate) async fn dispatch(
         era = tracing::field::Empty,
         session = tracing::field::Empty,
     );
-    if let Some(session) = call.channel.client().session_id() {
+    // Without a subscriber, nothing to record: spare the hot path the call.
+    if !span.is_disabled()
+        && let Some(session) = call.channel.client().session_id()
+    {
         span.record("session", session);
     }
     route(server, session, request, call, headers).instrument(span).await
