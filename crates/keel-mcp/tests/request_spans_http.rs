@@ -2,8 +2,6 @@
 //! log ties a handler's lines to the client's session. A test binary of its own, like `request_spans.rs`:
 //! the thread-local subscriber must see every callsite.
 
-use std::sync::{Arc, Mutex};
-
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 use keel_mcp::protocol::Implementation;
@@ -12,19 +10,8 @@ use keel_mcp::server::{NoArgs, Server};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-/// Collects what a `tracing` fmt subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+mod span_capture;
+use span_capture::capture;
 
 fn post(session: Option<&str>, body: &Value) -> Request<Full<bytes::Bytes>> {
     let mut request = Request::builder()
@@ -42,14 +29,7 @@ fn post(session: Option<&str>, body: &Value) -> Request<Full<bytes::Bytes>> {
 // One thread, so the thread-local subscriber sees the service's work too.
 #[tokio::test(flavor = "current_thread")]
 async fn a_legacy_http_request_span_names_its_session() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let (captured, _default) = capture(tracing::Level::INFO);
     let server = Server::builder(Implementation::new("t", "1"))
         .tool("work", "Logs", |_: NoArgs| async {
             tracing::info!("working over http");
@@ -66,7 +46,7 @@ async fn a_legacy_http_request_span_names_its_session() {
     let response = service.clone().oneshot(post(Some(&session), &call)).await.unwrap();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&body).contains("done"), "{body:?}");
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     let line = text.lines().find(|l| l.contains("working over http")).unwrap_or_else(|| panic!("{text}"));
     assert!(line.contains(&format!("session=\"{session}\"")), "{line}");
     assert!(line.contains("era=\"legacy\""), "{line}");
