@@ -4,7 +4,8 @@
 //! The graph, kept deliberately coarse and simple:
 //! - **Nodes** are the direct children of `src/server/`: `tool.rs` is `tool`, everything under `dispatch/`
 //!   is `dispatch`, everything under `http/` is `http` (a transport is one concept; its files may lean on each
-//!   other). `src/server/mod.rs` is the node `server`: it assembles the rest, so nothing may import it back.
+//!   other). `src/server/mod.rs` is the node `server`: it declares every module, so it has an edge to each, and
+//!   an import of it (of an item it defines or re-exports) closes a cycle.
 //! - **Edges** are the paths a file names in code (comments are skipped, wherever they appear):
 //!   `super::…` and `crate::server::…`, including `{…}` groups. A path naming a child module is an edge to it;
 //!   a path naming an item of `mod.rs` (a type defined there, or one of its re-exports) is an edge to `server`.
@@ -41,6 +42,10 @@ fn server_modules_import_each_other_in_one_direction() {
                 edges.entry((from.clone(), to)).or_default().insert(relative.clone());
             }
         }
+    }
+    // mod.rs declares every module, so an edge back to it is a cycle.
+    for node in nodes.iter().filter(|n| *n != ROOT) {
+        edges.entry((ROOT.to_owned(), node.clone())).or_default().insert("mod.rs".to_owned());
     }
     let stale: Vec<_> =
         ALLOWED.iter().filter(|(a, b)| !edges.contains_key(&((*a).to_owned(), (*b).to_owned()))).collect();
