@@ -2,13 +2,14 @@
 //! item 14). A test binary of its own: a tracing subscriber set while other tests register the same
 //! callsites on other threads could miss them.
 
-use std::sync::{Arc, Mutex};
-
 use keel_mcp::client::Client;
 use keel_mcp::protocol::{Implementation, ProtocolVersion};
 use keel_mcp::server::{NoArgs, Server};
 use keel_mcp::transport::memory;
 use serde_json::json;
+
+mod span_capture;
+use span_capture::capture;
 
 const ERAS: [ProtocolVersion; 2] = [ProtocolVersion::V2025_11_25, ProtocolVersion::V2026_07_28];
 
@@ -16,33 +17,6 @@ async fn connect(server: &Server, version: &ProtocolVersion) -> Client {
     let (a, b) = memory::pair();
     let _running = server.serve(a);
     Client::builder(Implementation::new("t", "1")).protocol_versions([version.clone()]).connect(b).await.unwrap()
-}
-
-/// Collects what a `tracing` fmt subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Sets, for this thread, a fmt subscriber at `level` (span closes included) that writes to what it returns.
-fn capture(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(level)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .finish();
-    (captured, tracing::subscriber::set_default(subscriber))
 }
 
 // One thread, so the thread-local subscriber sees the server's tasks too.
@@ -62,7 +36,7 @@ async fn each_request_has_a_span_that_handlers_and_client_calls_log_in() {
         client.call_tool("fail", json!({})).await.unwrap();
         client.close().await;
     }
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     let lines = |needle: &str| text.lines().filter(|l| l.contains(needle)).map(str::to_owned).collect::<Vec<_>>();
     let working = lines("working");
     assert_eq!(working.len(), 2, "{text}");
@@ -96,7 +70,7 @@ async fn the_http_client_logs_in_the_span_of_whoever_connects() {
         .instrument(tracing::info_span!("caller", job = "sync"))
         .await;
     assert!(outcome.is_err());
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     let failed: Vec<&str> = text.lines().filter(|l| l.contains("HTTP request failed")).collect();
     assert!(!failed.is_empty(), "{text}");
     assert!(failed.iter().all(|l| l.contains("caller{job=\"sync\"}")), "{failed:?}");

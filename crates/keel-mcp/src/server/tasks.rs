@@ -15,24 +15,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::engine::CancellationToken;
 use tokio::sync::{Notify, oneshot};
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
-use super::dispatch::{Incoming, check_name, finish, scope};
+use super::error::HandlerError;
 use super::error::NoToolResult;
 #[cfg(feature = "http-server")]
-use super::http::{PeerAddr, PeerKey};
-use super::{HandlerError, RequestContext};
-use crate::protocol::capabilities::extension_ids;
+use super::peer_addr::PeerKey;
 use crate::protocol::jsonrpc::code;
-use crate::protocol::lifecycle::EmptyResult;
-use crate::protocol::meta::RequestMeta;
 use crate::protocol::tasks::TaskStatus;
 use crate::protocol::tasks::extension::{DetailedTask, Task};
-use crate::protocol::tasks::extension::{GetTaskParams, GetTaskResult, UpdateTaskParams};
 use crate::protocol::tools::CallToolResult;
 use crate::protocol::{ErrorObject, InputRequest, InputRequests, InputResponse, InputResponses, JsonObject};
-use crate::protocol::{Request, decode_params};
 
 /// Whether a tool may, or must, run as a task.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -84,18 +75,6 @@ pub(crate) enum TaskOwner {
     Peer(PeerKey),
     /// Stateless requests from an unknown peer: one shared allowance.
     Unknown,
-}
-
-impl TaskOwner {
-    /// The owner of a task that a stateless request starts: its HTTP peer, when the request says who that is.
-    #[cfg_attr(not(feature = "http-server"), expect(unused_variables, reason = "only HTTP knows the peer"))]
-    pub(crate) fn stateless(ctx: &RequestContext) -> Self {
-        #[cfg(feature = "http-server")]
-        if let Some(PeerAddr(addr)) = ctx.http_request().and_then(|parts| parts.extensions.get()) {
-            return TaskOwner::Peer(PeerKey::of(addr.ip()));
-        }
-        TaskOwner::Unknown
-    }
 }
 
 /// One task.
@@ -425,44 +404,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// `tasks/get`, `tasks/update` and `tasks/cancel` (tasks extension, 2026-07-28 only).
-pub(crate) fn dispatch(req: Incoming<'_>) -> Result<Box<RawValue>, ErrorObject> {
-    let Incoming { server, session, method, params, headers } = req;
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct TaskIn {
-        task_id: String,
-        #[serde(default)]
-        input_responses: Option<InputResponses>,
-        #[serde(rename = "_meta", default)]
-        meta: Option<RequestMeta>,
-    }
-    let params: TaskIn = decode_params(params)?;
-    let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
-    // The 2025-11-25 experimental tasks are not served; the extension is a 2026-07-28 surface.
-    if !scope.modern() {
-        return Err(ErrorObject::method_not_found(method));
-    }
-    if !scope.client_capabilities.has_extension(extension_ids::TASKS) {
-        return Err(extension_required());
-    }
-    check_name(headers, &params.task_id)?;
-    let task = server.tasks.get(&params.task_id)?;
-    match method {
-        GetTaskParams::METHOD => {
-            finish(server, &scope, GetTaskResult { task: task.detailed(), result_type: None, meta: None })
-        }
-        UpdateTaskParams::METHOD => {
-            task.deliver(params.input_responses.unwrap_or_default());
-            finish(server, &scope, EmptyResult::default())
-        }
-        _ => {
-            task.cancel();
-            finish(server, &scope, EmptyResult::default())
-        }
-    }
 }
 
 #[cfg(test)]

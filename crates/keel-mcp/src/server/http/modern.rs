@@ -20,13 +20,14 @@ use crate::protocol::Request as _;
 use crate::protocol::jsonrpc::{self, Message, RawRequest, RequestId, code};
 use crate::protocol::subscriptions::ListenParams;
 use crate::server::context::Channel;
-use crate::server::dispatch::{Call, HeaderChecks, dispatch};
+use crate::server::dispatch::dispatch;
+use crate::server::request::{Caller, HeaderChecks};
 
 type Outcome = Result<Box<RawValue>, ErrorObject>;
 
 pub(super) async fn post(
     inner: &Arc<HttpInner>,
-    parts: &Arc<Parts>,
+    parts: Parts,
     message: Message,
     accepts_sse: bool,
     slot: RequestSlot,
@@ -55,16 +56,16 @@ pub(super) async fn post(
     } else {
         (None, None)
     };
-    let channel = ResponseChannel { stream, session: None, timeout: inner.server.limits.request_timeout };
+    let channel =
+        Arc::new(ResponseChannel { parts, stream, session: None, timeout: inner.server.limits.request_timeout });
     let server = inner.server.clone();
     let call_id = id.clone();
     let stopped = inner.shutdown.stopped().clone();
-    let http_request = Some(parts.clone());
     let token = cancellation.clone();
     let call: BoxFuture<Outcome> = Box::pin(async move {
         // The slot goes with the handler, so a cancelled one holds it through its grace period too.
         let _slot = slot;
-        let call = Call { id: call_id, cancellation, channel: Channel::Http(channel), http_request };
+        let call = Caller { id: call_id, cancellation, channel: Channel::Shared(channel) };
         // The shutdown's grace is over: drop the handler. Polled only while the call is pending.
         tokio::select! {
             biased;
