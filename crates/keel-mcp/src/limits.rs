@@ -38,8 +38,8 @@ pub struct Limits {
     /// forgotten; when all are running, `continue_as_task` fails (-32603). Default 10,000.
     pub max_tasks: usize,
     /// Running tasks one client may have at once (a client is its session on stream connections and legacy
-    /// HTTP; stateless HTTP requests share one allowance). Past it `continue_as_task` fails (-32603).
-    /// Default 100.
+    /// HTTP; stateless HTTP requests count by peer address, an IPv6 peer by its /64, and share one allowance
+    /// when the peer is unknown). Past it `continue_as_task` fails (-32603). Default 100.
     pub max_tasks_per_client: usize,
     /// How long a task lives from its creation; a task still running then is cancelled (its handler is
     /// dropped) and forgotten with its result. Default 5 min.

@@ -17,7 +17,7 @@ use keel_mcp::engine::Connection;
 use keel_mcp::protocol::Implementation;
 use keel_mcp::protocol::elicitation::{ElicitParams, PrimitiveSchema, RequestedSchema};
 use keel_mcp::protocol::sampling::CreateMessageParams;
-use keel_mcp::server::http::HttpConfig;
+use keel_mcp::server::http::{HttpConfig, McpService, PeerAddr};
 use keel_mcp::server::{HandlerError, NoArgs, RequestContext, Server, TaskSupport, TemplateDef, ToolDef};
 use keel_mcp::transport::memory::{self, MemoryReader, MemoryWriter};
 use keel_mcp::transport::{FrameReader, FrameWriter, Transport};
@@ -314,6 +314,57 @@ async fn one_client_cannot_take_every_task_slot() {
     assert_eq!(created["result"]["status"], "working", "another client still gets a task: {created}");
 }
 
+/// A stateless HTTP POST of `body`, a `method` request.
+fn modern_post(method: &str, body: &str) -> Request<Full<Bytes>> {
+    Request::builder()
+        .method(Method::POST)
+        .uri("/mcp")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", method)
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap()
+}
+
+/// A stateless `tools/call` of `tool` as a task, from `peer` (or from nobody knows where).
+async fn create_task_over_http(service: &McpService, peer: Option<&str>, tool: &str) -> Value {
+    let body = json!({
+        "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": tool, "arguments": {}, "_meta": tasks_meta()}
+    });
+    let mut request = modern_post("tools/call", &body.to_string());
+    request.headers_mut().insert("mcp-name", tool.parse().unwrap());
+    if let Some(peer) = peer {
+        request.extensions_mut().insert(PeerAddr(peer.parse().unwrap()));
+    }
+    let response = tokio::time::timeout(BOUND, service.clone().oneshot(request)).await.unwrap().unwrap();
+    serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap()
+}
+
+// Stateless HTTP requests shared one task allowance: one peer could take every client's.
+#[tokio::test]
+async fn stateless_peers_each_get_their_own_task_allowance() {
+    let service = server(Limits::default().max_tasks_per_client(1)).http_service(HttpConfig::default());
+    let created = create_task_over_http(&service, Some("127.0.0.1:40000"), "forever").await;
+    assert_eq!(created["result"]["status"], "working", "{created}");
+    // Another connection from the same address is the same peer.
+    let refused = create_task_over_http(&service, Some("127.0.0.1:40001"), "forever").await;
+    assert_eq!(error_code(&refused), -32603, "past the peer's allowance: {refused}");
+    let other = create_task_over_http(&service, Some("127.0.0.2:40000"), "forever").await;
+    assert_eq!(other["result"]["status"], "working", "another peer still gets a task: {other}");
+    let v6 = create_task_over_http(&service, Some("[2001:db8::1]:40000"), "forever").await;
+    assert_eq!(v6["result"]["status"], "working", "{v6}");
+    let same_64 = create_task_over_http(&service, Some("[2001:db8::2]:40000"), "forever").await;
+    assert_eq!(error_code(&same_64), -32603, "an IPv6 peer counts by its /64: {same_64}");
+    // Requests that do not say who sent them share one allowance of their own.
+    let unknown = create_task_over_http(&service, None, "forever").await;
+    assert_eq!(unknown["result"]["status"], "working", "{unknown}");
+    let refused = create_task_over_http(&service, None, "forever").await;
+    assert_eq!(error_code(&refused), -32603, "{refused}");
+}
+
 // Finding 11: the read loop stopped reading while a request waited for a slot, so the answers to the
 // handlers' own sampling requests were never read.
 #[test]
@@ -415,18 +466,7 @@ fn positional_arrays_and_null_ids_are_invalid_requests_on_every_transport() {
         assert_eq!(third["id"], 8);
 
         let service = server.http_service(HttpConfig::default());
-        let post = |body: &str| {
-            Request::builder()
-                .method(Method::POST)
-                .uri("/mcp")
-                .header("host", "localhost")
-                .header("content-type", "application/json")
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-protocol-version", MODERN)
-                .header("mcp-method", "server/discover")
-                .body(Full::new(Bytes::from(body.to_owned())))
-                .unwrap()
-        };
+        let post = |body: &str| modern_post("server/discover", body);
         let discover =
             json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta(json!({}))}});
         let positional = json!(["2.0", 1, "server/discover", {"_meta": meta(json!({}))}]);

@@ -46,6 +46,9 @@ struct Config {
     openid: bool,
     /// `POST /mcp` answers 401 with a challenge.
     mcp_401: bool,
+    /// `/authorize` refuses (`invalid_scope`) scopes the client did not register; a registration that
+    /// names none gets `mcp:basic`.
+    registered_scopes_only: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +82,7 @@ impl Default for Config {
             no_refresh_token: false,
             openid: false,
             mcp_401: false,
+            registered_scopes_only: false,
         }
     }
 }
@@ -117,12 +121,13 @@ async fn mock(config: Config) -> Mock {
     let config = Arc::new(config);
     let counter = Arc::new(Mutex::new(0u32));
     let registered: Arc<Mutex<Vec<String>>> = Arc::default();
+    let registered_scope: Arc<Mutex<String>> = Arc::default();
     let (b, s) = (base.clone(), seen.clone());
     tokio::spawn(async move {
         loop {
             let (mut sock, _) = listener.accept().await.unwrap();
             let (base, seen, config, counter) = (b.clone(), s.clone(), config.clone(), counter.clone());
-            let registered = registered.clone();
+            let (registered, registered_scope) = (registered.clone(), registered_scope.clone());
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let mut tmp = [0u8; 4096];
@@ -217,6 +222,7 @@ async fn mock(config: Config) -> Mock {
                             .map(|a| a.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect())
                             .unwrap_or_default();
                         registered.lock().unwrap().extend(uris.iter().cloned());
+                        *registered_scope.lock().unwrap() = req["scope"].as_str().unwrap_or("mcp:basic").to_owned();
                         let mut out = json!({"client_id": "dcr-client", "token_endpoint_auth_method": "none"});
                         if config.auth_methods.is_some() {
                             out["client_secret"] = json!("dcr-secret");
@@ -242,6 +248,14 @@ async fn mock(config: Config) -> Mock {
                                 .any(|r| Some(r.as_str()) == get(&form(&query), "redirect_uri")) =>
                     {
                         (400, vec![], json!({"error": "invalid_request", "error_description": "Redirect URI not registered for client"}).to_string())
+                    }
+                    ("GET", "/authorize")
+                        if config.registered_scopes_only
+                            && !get(&form(&query), "scope").unwrap_or("").split(' ').all(|asked| {
+                                registered_scope.lock().unwrap().split(' ').any(|granted| granted == asked)
+                            }) =>
+                    {
+                        (400, vec![], json!({"error": "invalid_scope"}).to_string())
                     }
                     ("GET", "/authorize") => {
                         let q = form(&query);
@@ -380,6 +394,19 @@ fn browse(url: &str) {
 /// listener. A refused authorization request leaves the listener waiting until its (short) timeout.
 async fn test_browser_redirect() -> LoopbackRedirect {
     LoopbackRedirect::bind(0).await.unwrap().timeout(std::time::Duration::from_secs(5)).on_authorization_url(browse)
+}
+
+#[tokio::test]
+async fn registration_names_the_scopes_the_client_will_ask_for() {
+    // This server's default scopes for a registered client lack offline_access, which Keel asks for.
+    let m = mock(Config { registered_scopes_only: true, ..Config::default() }).await;
+    let c = client(&m);
+    assert!(c.handle_challenge(&m.mcp(), 401, &challenge(&m)).await.unwrap());
+    assert_eq!(c.access_header(&m.mcp()).await.unwrap().as_deref(), Some("Bearer tok-1"));
+    let reg: Value = serde_json::from_str(&m.hits("/register")[0].body).unwrap();
+    assert_eq!(reg["scope"], "mcp:basic offline_access");
+    let q = form(&m.hits("/authorize")[0].query);
+    assert_eq!(get(&q, "scope"), Some("mcp:basic offline_access"), "the same scopes as registered");
 }
 
 #[tokio::test]

@@ -30,6 +30,9 @@ async fn serve() -> (String, tokio::sync::oneshot::Sender<()>) {
 /// How many `hang` calls the server ended (dropped, or finished after seeing the cancellation).
 static HANG_CANCELLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// Signalled by each `hang` call once it runs, so a test cancels a call that has really started.
+static HANG_STARTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 struct EndedEarly;
 
 impl Drop for EndedEarly {
@@ -43,6 +46,7 @@ async fn serve_with(versions: &[ProtocolVersion], config: HttpConfig) -> (String
         .tool("hang", "Waits until cancelled", |ctx: RequestContext, _: NoArgs| async move {
             // Counts when the call ends early, whether the server drops it or it sees the cancellation.
             let _ended = EndedEarly;
+            HANG_STARTED.notify_one();
             ctx.cancellation().cancelled().await;
             "cancelled"
         })
@@ -178,7 +182,7 @@ async fn cancelling_a_call_reaches_the_server_in_both_eras() {
         let options = RequestOptions { cancellation: Some(token.clone()), ..Default::default() };
         let call = client.call(keel_mcp::protocol::CallToolParams::new("hang", None), options);
         let cancel = async {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            HANG_STARTED.notified().await;
             token.cancel();
         };
         let (outcome, ()) = tokio::join!(call, cancel);
@@ -243,4 +247,81 @@ async fn modern_listen_streams_change_notifications_over_http() {
     }
     token.cancel();
     assert!(matches!(listening.await.unwrap(), Err(keel_mcp::Error::Cancelled)));
+}
+
+#[tokio::test]
+async fn a_modern_only_client_probes_an_origin_remembered_as_legacy() {
+    let (url, _stop) = serve().await;
+    let legacy = Client::builder(Implementation::new("t", "1"))
+        .protocol_versions([ProtocolVersion::V2025_11_25])
+        .connect(HttpTransport::new(&url).unwrap())
+        .await
+        .unwrap();
+    legacy.close().await;
+    assert_eq!(HttpTransport::new(&url).unwrap().cached_era(), Some(Era::Legacy));
+    // This client cannot use the remembered era: it asks the server instead of giving up.
+    let modern = Client::builder(Implementation::new("t", "1"))
+        .protocol_versions([ProtocolVersion::V2026_07_28])
+        .connect(HttpTransport::new(&url).unwrap())
+        .await
+        .expect("a fresh probe finds the modern era");
+    assert_eq!(modern.era(), Era::Modern);
+    exercise(&modern).await;
+    modern.close().await;
+    assert_eq!(HttpTransport::new(&url).unwrap().cached_era(), Some(Era::Modern));
+}
+
+/// A listener on `addr` (port 0: any) that a later listener may take over once it is closed.
+fn reusable_listener(addr: std::net::SocketAddr) -> tokio::net::TcpListener {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind(addr).unwrap();
+    socket.listen(64).unwrap()
+}
+
+/// Serves the calculator speaking `versions` on `listener` until `stop` fires; the task ends with the server.
+fn serve_on(
+    listener: tokio::net::TcpListener,
+    versions: &[ProtocolVersion],
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let server = Server::builder(Implementation::new("calc", "2.0.0"))
+        .protocol_versions(versions.iter().cloned())
+        .tool("add", "Adds two numbers", |Add { a, b }: Add| async move { Json(Sum { sum: a + b }) })
+        .build();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        server.serve_http_on(listener, HttpConfig::default(), shutdown).await.unwrap();
+    });
+    (stop, running)
+}
+
+#[tokio::test]
+async fn a_server_upgraded_to_modern_only_is_probed_after_initialize_fails() {
+    let listener = reusable_listener("127.0.0.1:0".parse().unwrap());
+    let addr = listener.local_addr().unwrap();
+    let url = format!("http://{addr}/mcp");
+    let (stop, running) = serve_on(listener, &[ProtocolVersion::V2025_11_25]);
+    let client =
+        Client::builder(Implementation::new("t", "1")).connect(HttpTransport::new(&url).unwrap()).await.unwrap();
+    assert_eq!(client.era(), Era::Legacy);
+    client.close().await;
+    assert_eq!(HttpTransport::new(&url).unwrap().cached_era(), Some(Era::Legacy));
+    stop.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), running).await.expect("the old server stops").unwrap();
+
+    // Same origin, new server: the remembered era is stale.
+    let (_stop, _running) = serve_on(reusable_listener(addr), &[ProtocolVersion::V2026_07_28]);
+    let client = Client::builder(Implementation::new("t", "1"))
+        .connect(HttpTransport::new(&url).unwrap())
+        .await
+        .expect("initialize fails, and a fresh probe finds the modern era");
+    assert_eq!(client.era(), Era::Modern);
+    assert_eq!(client.server().info.as_ref().map(|i| i.version.as_str()), Some("2.0.0"));
+    let sum = client.call_tool("add", json!({"a": 1, "b": 2})).await.unwrap();
+    assert_eq!(sum.structured_content, Some(json!({"sum": 3.0})));
+    client.close().await;
+    assert_eq!(HttpTransport::new(&url).unwrap().cached_era(), Some(Era::Modern));
 }

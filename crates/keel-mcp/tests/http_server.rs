@@ -19,6 +19,12 @@ const MODERN: &str = "2026-07-28";
 
 static RELEASE: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
+/// The `linger` tool's life: it started, saw its cancellation, may end (the test says so), ended.
+static LINGER_STARTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+static LINGER_CANCELLED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+static LINGER_RELEASE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+static LINGER_ENDED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 fn server() -> Server {
     server_with(keel_mcp::Limits::default())
 }
@@ -47,6 +53,14 @@ fn server_with(limits: keel_mcp::Limits) -> Server {
         .tool("block", "Waits until released", |_: NoArgs| async {
             RELEASE.notified().await;
             "released"
+        })
+        .tool("linger", "Cleans up slowly once cancelled", |ctx: RequestContext, _: NoArgs| async move {
+            LINGER_STARTED.notify_one();
+            ctx.cancellation().cancelled().await;
+            LINGER_CANCELLED.notify_one();
+            LINGER_RELEASE.notified().await;
+            LINGER_ENDED.notify_one();
+            "cleaned up"
         })
         .tool("drop_stream", "Drops its SSE connection, then answers", |ctx: RequestContext, _: NoArgs| async move {
             ctx.progress(1.0, None, Some("before the drop")).await;
@@ -315,7 +329,7 @@ async fn legacy_sessions_live_until_deleted() {
     assert_eq!(response.status(), StatusCode::OK);
     let body = json_body(response).await;
     schema_support::assert_valid_from_server("2025-11-25", &body);
-    assert_eq!(body["result"]["tools"].as_array().unwrap().len(), 5);
+    assert_eq!(body["result"]["tools"].as_array().unwrap().len(), 6);
 
     // No session → this is a modern request without _meta; an unknown session → 404.
     assert_eq!(send(&svc, legacy(Some("nope"), list.clone())).await.status(), StatusCode::NOT_FOUND);
@@ -428,4 +442,41 @@ async fn requests_in_progress_are_bounded() {
     RELEASE.notify_one();
     assert_eq!(first.await.unwrap().status(), StatusCode::OK);
     assert_eq!(send(&svc, modern("tools/list", json!({"_meta": meta()}), None)).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_cancelled_handler_keeps_its_slot_through_its_grace_period() {
+    let limits = keel_mcp::Limits::default().cancel_grace(Duration::from_secs(600));
+    let svc = server_with(limits).http_service(HttpConfig::default().max_concurrent_requests(1));
+    let call = send(&svc, modern("tools/call", json!({"_meta": meta(), "name": "linger"}), Some("linger")));
+    tokio::select! {
+        _ = call => panic!("linger answers only when cancelled"),
+        _ = LINGER_STARTED.notified() => {}
+    }
+    // The client left (its response future is dropped): the handler sees the cancellation and cleans up.
+    tokio::time::timeout(Duration::from_secs(5), LINGER_CANCELLED.notified()).await.expect("the handler is cancelled");
+    let refused = send(&svc, modern("tools/list", json!({"_meta": meta()}), None)).await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE, "the lingering handler still holds the only slot");
+    LINGER_RELEASE.notify_one();
+    tokio::time::timeout(Duration::from_secs(5), LINGER_ENDED.notified()).await.expect("the handler ends");
+    // One thread: the task that ran the handler's grace dropped the slot in the poll that ended it, before
+    // this test runs again.
+    let accepted = send(&svc, modern("tools/list", json!({"_meta": meta()}), None)).await;
+    assert_eq!(accepted.status(), StatusCode::OK);
+
+    // The same in a legacy session, on the JSON path.
+    let session = initialize(&svc, json!({})).await;
+    let linger = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "linger"}});
+    let call = send(&svc, legacy(Some(&session), linger));
+    tokio::select! {
+        _ = call => panic!("linger answers only when cancelled"),
+        _ = LINGER_STARTED.notified() => {}
+    }
+    tokio::time::timeout(Duration::from_secs(5), LINGER_CANCELLED.notified()).await.expect("the handler is cancelled");
+    let list = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"});
+    let refused = send(&svc, legacy(Some(&session), list.clone())).await;
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE, "the lingering handler still holds the only slot");
+    LINGER_RELEASE.notify_one();
+    tokio::time::timeout(Duration::from_secs(5), LINGER_ENDED.notified()).await.expect("the handler ends");
+    assert_eq!(send(&svc, legacy(Some(&session), list)).await.status(), StatusCode::OK);
 }

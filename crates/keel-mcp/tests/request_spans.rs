@@ -2,13 +2,14 @@
 //! item 14). A test binary of its own: a tracing subscriber set while other tests register the same
 //! callsites on other threads could miss them.
 
-use std::sync::{Arc, Mutex};
-
 use keel_mcp::client::Client;
 use keel_mcp::protocol::{Implementation, ProtocolVersion};
 use keel_mcp::server::{NoArgs, Server};
 use keel_mcp::transport::memory;
 use serde_json::json;
+
+mod span_capture;
+use span_capture::capture;
 
 const ERAS: [ProtocolVersion; 2] = [ProtocolVersion::V2025_11_25, ProtocolVersion::V2026_07_28];
 
@@ -18,32 +19,10 @@ async fn connect(server: &Server, version: &ProtocolVersion) -> Client {
     Client::builder(Implementation::new("t", "1")).protocol_versions([version.clone()]).connect(b).await.unwrap()
 }
 
-/// Collects what a `tracing` fmt subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 // One thread, so the thread-local subscriber sees the server's tasks too.
 #[tokio::test(flavor = "current_thread")]
 async fn each_request_has_a_span_that_handlers_and_client_calls_log_in() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let (captured, _default) = capture(tracing::Level::INFO);
     let server = Server::builder(Implementation::new("t", "1"))
         .tool("work", "Logs", |_: NoArgs| async {
             tracing::info!("working");
@@ -57,7 +36,7 @@ async fn each_request_has_a_span_that_handlers_and_client_calls_log_in() {
         client.call_tool("fail", json!({})).await.unwrap();
         client.close().await;
     }
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     let lines = |needle: &str| text.lines().filter(|l| l.contains(needle)).map(str::to_owned).collect::<Vec<_>>();
     let working = lines("working");
     assert_eq!(working.len(), 2, "{text}");
@@ -72,4 +51,27 @@ async fn each_request_has_a_span_that_handlers_and_client_calls_log_in() {
     let failed = lines("handler failed");
     assert_eq!(failed.len(), 2, "{text}");
     assert!(failed.iter().all(|l| l.contains("disk on fire") && l.contains("mcp.request")), "{failed:?}");
+}
+
+// The HTTP client's request tasks had no parent span: what they logged lost the caller's context.
+#[cfg(feature = "http-client")]
+#[tokio::test(flavor = "current_thread")]
+async fn the_http_client_logs_in_the_span_of_whoever_connects() {
+    use tracing::Instrument as _;
+
+    let (captured, _default) = capture(tracing::Level::DEBUG);
+    // Nobody listens there: the probe fails in the transport's request task, which says so.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    drop(listener);
+    let transport = keel_mcp::client::http::HttpTransport::new(&url).unwrap();
+    let outcome = Client::builder(Implementation::new("t", "1"))
+        .connect(transport)
+        .instrument(tracing::info_span!("caller", job = "sync"))
+        .await;
+    assert!(outcome.is_err());
+    let text = captured.text();
+    let failed: Vec<&str> = text.lines().filter(|l| l.contains("HTTP request failed")).collect();
+    assert!(!failed.is_empty(), "{text}");
+    assert!(failed.iter().all(|l| l.contains("caller{job=\"sync\"}")), "{failed:?}");
 }

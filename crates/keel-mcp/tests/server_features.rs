@@ -158,10 +158,13 @@ async fn runtime_changes_reach_legacy_clients_and_subscribers() {
     assert!(server.set_tool_enabled("late", false));
     assert!(!client.list_all_tools().await.unwrap().iter().any(|t| t.name == "late"));
     assert!(!server.remove_tool("nope"));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    let expected = ["tools".to_owned(), "updated mem://readme".to_owned()];
+    eventually(
+        || expected.iter().all(|n| notes.lock().unwrap().contains(n)),
+        "the list-changed and updated notifications",
+    )
+    .await;
     let seen = notes.lock().unwrap().clone();
-    assert!(seen.contains(&"tools".to_owned()), "{seen:?}");
-    assert!(seen.contains(&"updated mem://readme".to_owned()), "{seen:?}");
     assert!(!seen.contains(&"updated mem://not-subscribed".to_owned()), "{seen:?}");
     client.close().await;
 }
@@ -184,10 +187,21 @@ async fn modern_clients_listen_for_changes() {
             client.listen(filter, options).await
         })
     };
-    // Give the listen request time to be acknowledged, then change the catalog.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    server.add_tool(ToolDef::new("late", |_: NoArgs| async { "late" }));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The listen request may not be acknowledged yet: change the catalog until a notification arrives,
+    // instead of guessing how long the subscription takes.
+    let mut added = 0;
+    eventually(
+        || {
+            if notes.lock().unwrap().iter().any(|n| n == "tools") {
+                return true;
+            }
+            added += 1;
+            server.add_tool(ToolDef::new(format!("late{added}"), |_: NoArgs| async { "late" }));
+            false
+        },
+        "a tools list-changed notification",
+    )
+    .await;
     cancel.cancel();
     let _ = listener.await;
     let seen = notes.lock().unwrap().clone();
@@ -258,4 +272,13 @@ async fn arguments_and_structured_results_are_validated_against_the_schemas() {
     let err = client.call_tool("liar", serde_json::Value::Null).await.unwrap_err();
     assert_eq!(err.as_rpc().unwrap().code, -32603, "output that breaks the output schema is the server's fault");
     client.close().await;
+}
+
+/// Polls `done` every 20 ms until it holds, failing the test after five seconds.
+async fn eventually(mut done: impl FnMut() -> bool, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -29,21 +29,28 @@ pub struct Challenge {
 impl Challenge {
     /// Reads the challenges of a refusal with `status` and these `WWW-Authenticate` header values.
     pub fn new(status: u16, www_authenticate: Vec<String>) -> Self {
+        let read = Challenge::read(&www_authenticate);
+        Challenge { status, www_authenticate, ..read }
+    }
+
+    /// What these `WWW-Authenticate` values ask for (status 0, values not kept): the one reading of the
+    /// header, which the OAuth client's `AuthChallenge` shares.
+    pub(crate) fn read(www_authenticate: &[String]) -> Self {
         let mut parsed: Vec<SchemeParams<'_>> = Vec::new();
-        for value in &www_authenticate {
+        for value in www_authenticate {
             parse_into(value, &mut parsed);
         }
         // Stable sort: Bearer and DPoP first, the rest in the order sent.
         parsed.sort_by_key(|c| !(c.scheme.eq_ignore_ascii_case("bearer") || c.scheme.eq_ignore_ascii_case("dpop")));
         let param = |name: &str| parsed.iter().find_map(|c| c.param(name)).filter(|v| !v.is_empty()).map(str::to_owned);
         Challenge {
-            status,
+            status: 0,
             scheme: parsed.first().map(|c| c.scheme.to_owned()),
             error: param("error"),
             error_description: param("error_description"),
             scope: param("scope"),
             resource_metadata: param("resource_metadata"),
-            www_authenticate: www_authenticate.clone(),
+            www_authenticate: Vec::new(),
         }
     }
 
@@ -79,9 +86,9 @@ impl std::fmt::Display for Challenge {
 }
 
 /// One challenge: its scheme and its `name=value` parameters (values unquoted).
-struct SchemeParams<'a> {
-    scheme: &'a str,
-    params: Vec<(&'a str, String)>,
+pub(crate) struct SchemeParams<'a> {
+    pub(crate) scheme: &'a str,
+    pub(crate) params: Vec<(&'a str, String)>,
 }
 
 impl SchemeParams<'_> {
@@ -96,7 +103,7 @@ fn is_tchar(b: u8) -> bool {
 
 /// Parses one header value, which may hold several comma-separated challenges, appending to `out`.
 /// Anything that is not a scheme or a parameter (a token68, stray characters) is skipped.
-fn parse_into<'a>(value: &'a str, out: &mut Vec<SchemeParams<'a>>) {
+pub(crate) fn parse_into<'a>(value: &'a str, out: &mut Vec<SchemeParams<'a>>) {
     let bytes = value.as_bytes();
     let skip = |mut i: usize, set: &[u8]| {
         while bytes.get(i).is_some_and(|b| set.contains(b)) {

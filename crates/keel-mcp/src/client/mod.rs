@@ -19,7 +19,8 @@
 //! On connect the client probes with `server/discover` (modern era). A discover result, or a recognised
 //! modern error such as `UnsupportedProtocolVersion`, keeps it modern; any other error or a timeout makes it
 //! fall back to `initialize` (legacy era), as the 2026-07-28 versioning rules describe. Over HTTP
-//! (`http::HttpTransport`, feature `http-client`) the same probe runs, the era is cached per origin, and the
+//! (`http::HttpTransport`, feature `http-client`) the same probe runs, the era is cached per origin (a cached
+//! legacy era that fails, or that a modern-only client cannot use, leads to a fresh probe), and the
 //! deprecated HTTP+SSE transport is the last resort.
 //!
 //! What the server may ask of the client is answered by handlers registered on the builder; each one
@@ -197,12 +198,7 @@ impl ClientBuilder {
             max_input_rounds: self.max_input_rounds,
             log_level: std::sync::Mutex::new(None),
         };
-        let negotiated = match client.probe(&self.versions, self.probe_timeout).await {
-            Ok(Some(modern)) => Ok(modern),
-            Ok(None) => client.initialize(&self.versions).await,
-            Err(e) => Err(e),
-        };
-        match negotiated {
+        match client.negotiate(&self.versions, self.probe_timeout).await {
             Ok(version) => {
                 client.peer.set_protocol_version(version);
                 Ok(client)
@@ -325,13 +321,44 @@ impl Client {
         }
     }
 
-    /// The modern probe. Returns the modern revision to use, or `None` to fall back to `initialize`.
+    /// Agrees on a revision: the modern probe, else `initialize`.
+    ///
+    /// A transport that remembers an origin as legacy answers the probe itself (forgetting the origin as it
+    /// does). That memory may be stale — the server was upgraded — or of no use to this client, configured
+    /// for modern revisions only: then a failed `initialize`, or none to send, leads to a real probe.
+    async fn negotiate(&mut self, ours: &[ProtocolVersion], timeout: Duration) -> Result<ProtocolVersion, Error> {
+        match self.probe(ours, timeout).await? {
+            Probe::Modern(version) => return Ok(version),
+            Probe::Legacy => return self.initialize(ours).await,
+            Probe::RememberedLegacy => {}
+        }
+        let mut refused = None;
+        if ours.iter().any(|v| v.era() == Era::Legacy) {
+            match self.initialize(ours).await {
+                Ok(version) => return Ok(version),
+                Err(e) if ends_connect(&e) => return Err(e),
+                Err(e) => {
+                    tracing::debug!(error = %e, "initialize failed on an origin remembered as legacy; probing");
+                    refused = Some(e);
+                }
+            }
+        }
+        match self.probe(ours, timeout).await? {
+            Probe::Modern(version) => Ok(version),
+            Probe::Legacy | Probe::RememberedLegacy => match refused {
+                Some(e) => Err(e),
+                None => self.initialize(ours).await,
+            },
+        }
+    }
+
+    /// The modern probe: the modern revision to use, or a fall back to `initialize`.
     ///
     /// An `UnsupportedProtocolVersion` answer is a modern answer: the client retries once with the newest
     /// revision both sides list and never falls back on it. A server that cannot be reached or refuses the
     /// credentials would do the same to `initialize`: that error ends the connect.
-    async fn probe(&mut self, ours: &[ProtocolVersion], timeout: Duration) -> Result<Option<ProtocolVersion>, Error> {
-        let Some(newest) = ours.iter().filter(|v| v.era() == Era::Modern).max() else { return Ok(None) };
+    async fn probe(&mut self, ours: &[ProtocolVersion], timeout: Duration) -> Result<Probe, Error> {
+        let Some(newest) = ours.iter().filter(|v| v.era() == Era::Modern).max() else { return Ok(Probe::Legacy) };
         let mut attempt = newest.clone();
         for _ in 0..2 {
             let mut params = DiscoverParams::default();
@@ -340,7 +367,7 @@ impl Client {
             match self.peer.request_with(params, options).await {
                 Ok(discovered) => {
                     let Some(chosen) = choose_from_offered(ours, &discovered.supported_versions) else {
-                        return Ok(None);
+                        return Ok(Probe::Legacy);
                     };
                     self.server = ServerDetails {
                         info: discovered
@@ -351,24 +378,25 @@ impl Client {
                         capabilities: discovered.capabilities,
                         instructions: discovered.instructions,
                     };
-                    return Ok((chosen.era() == Era::Modern).then_some(chosen));
+                    return Ok(if chosen.era() == Era::Modern { Probe::Modern(chosen) } else { Probe::Legacy });
                 }
                 Err(Error::Rpc(e)) if e.code == code::UNSUPPORTED_PROTOCOL_VERSION => {
                     match choose_from_offered(ours, &offered_versions(&e)) {
                         Some(chosen) if chosen.era() == Era::Modern => attempt = chosen,
-                        _ => return Ok(None),
+                        _ => return Ok(Probe::Legacy),
                     }
                 }
-                Err(e @ Error::Transport(_)) => return Err(e),
-                #[cfg(feature = "http-client")]
-                Err(e @ Error::Unauthorized(_)) => return Err(e),
+                Err(Error::Rpc(e)) if e.code == REMEMBERED_LEGACY.0 && e.message == REMEMBERED_LEGACY.1 => {
+                    return Ok(Probe::RememberedLegacy);
+                }
+                Err(e) if ends_connect(&e) => return Err(e),
                 Err(e) => {
                     tracing::debug!(error = %e, "server/discover probe failed; falling back to initialize");
-                    return Ok(None);
+                    return Ok(Probe::Legacy);
                 }
             }
         }
-        Ok(None)
+        Ok(Probe::Legacy)
     }
 
     async fn initialize(&mut self, ours: &[ProtocolVersion]) -> Result<ProtocolVersion, Error> {
@@ -398,6 +426,30 @@ impl Client {
         };
         self.peer.notify(&InitializedParams::default()).await?;
         Ok(result.protocol_version)
+    }
+}
+
+/// The code and message of the answer a transport gives, instead of sending `server/discover`, to an origin
+/// it remembers as legacy (the HTTP transport's era cache).
+pub(crate) const REMEMBERED_LEGACY: (i64, &str) = (-32000, "legacy server (cached era)");
+
+/// How the modern probe ended.
+enum Probe {
+    /// The server speaks this modern revision of ours.
+    Modern(ProtocolVersion),
+    /// The server is legacy, or speaks no modern revision of ours: `initialize` next.
+    Legacy,
+    /// The transport answered from its memory of the origin, without asking the server.
+    RememberedLegacy,
+}
+
+/// Errors any other request would meet alike (unreachable server, refused credentials): they end the connect.
+fn ends_connect(error: &Error) -> bool {
+    match error {
+        Error::Transport(_) => true,
+        #[cfg(feature = "http-client")]
+        Error::Unauthorized(_) => true,
+        _ => false,
     }
 }
 

@@ -1,12 +1,18 @@
 //! [`RequestContext`]: what a handler gets besides its arguments — cancellation, progress, logging, and the
 //! way back to the client, whichever transport and era the request came on.
 
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+
+use serde_json::value::RawValue;
 
 use crate::engine::CancellationToken;
 
-use super::HandlerError;
+use super::error::HandlerError;
 use super::input::{self, InputRound};
+use super::state::StateMap;
 #[cfg(feature = "tasks")]
 use super::tasks::TaskSlot;
 use crate::protocol::elicitation::{ElicitMode, ElicitParams, ElicitResult};
@@ -23,37 +29,87 @@ use crate::protocol::logging::{LoggingLevel, LoggingMessageParams};
 use crate::protocol::progress::ProgressParams;
 use crate::protocol::{Notification, ProgressToken, ProtocolVersion, Request, RequestId};
 
-/// Where a handler's messages to the client go.
+/// The way back to the client, as the context sees it: the stream connection's [`Peer`] or an HTTP response
+/// (`http::ResponseChannel`), so that the context names no transport. One `dyn` call per message; no
+/// allocation per request (see [`Channel`]).
+pub(crate) trait ClientChannel: fmt::Debug + Send + Sync {
+    /// Sends an encoded notification on behalf of request `related`; a message with nowhere to go is dropped.
+    fn notify<'a>(&'a self, related: &'a RequestId, frame: Vec<u8>) -> ChannelFuture<'a, ()>;
+
+    /// Sends a request whose params are encoded and waits for the client's answer. A stream peer takes its
+    /// requests typed instead, through [`peer`](Self::peer), so that the engine stamps and tracks them.
+    fn request<'a>(
+        &'a self,
+        method: &'static str,
+        params: Box<RawValue>,
+    ) -> ChannelFuture<'a, Result<Box<RawValue>, Error>> {
+        let _ = (method, params);
+        Box::pin(std::future::ready(Err(Error::Protocol("this channel sends no requests to the client".into()))))
+    }
+
+    /// Ends the client's connection to the request's stream while the request goes on, where the transport
+    /// can resume it (legacy HTTP); elsewhere nothing.
+    fn close_stream(&self) -> ChannelFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
+
+    /// The engine connection, when the request came on one.
+    fn peer(&self) -> Option<&Peer> {
+        None
+    }
+
+    /// The HTTP request the request came in.
+    #[cfg(feature = "http-server")]
+    fn http_request(&self) -> Option<&http::request::Parts> {
+        None
+    }
+
+    /// The transport's session, named in the request's span.
+    fn session_id(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// The future of a [`ClientChannel`] call.
+pub(crate) type ChannelFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl ClientChannel for Peer {
+    fn notify<'a>(&'a self, _related: &'a RequestId, frame: Vec<u8>) -> ChannelFuture<'a, ()> {
+        Box::pin(async move {
+            let _ = self.send_frame(frame).await;
+        })
+    }
+
+    fn peer(&self) -> Option<&Peer> {
+        Some(self)
+    }
+}
+
+/// Where a handler's messages to the client go. The stream peer is held as it is, and an HTTP response
+/// channel in the one `Arc` its transport allocates per request anyway, so a request costs no allocation
+/// for it.
 #[derive(Clone, Debug)]
 pub(crate) enum Channel {
     /// A connection driven by the engine (stdio, child process, in memory).
     Peer(Peer),
-    /// An HTTP response (its SSE stream, if any, and the session for server-to-client requests).
-    #[cfg(feature = "http-server")]
-    Http(super::http::ResponseChannel),
+    /// A channel the transport shares with the handler (an HTTP response and its session).
+    #[cfg_attr(not(feature = "http-server"), expect(dead_code, reason = "only HTTP shares its channel"))]
+    Shared(Arc<dyn ClientChannel>),
 }
 
 impl Channel {
-    pub(crate) async fn send_notification<N: Notification>(&self, related: &RequestId, params: &N) {
-        let Ok(frame) = jsonrpc::encode_notification(N::METHOD, Some(params)) else { return };
+    /// The client behind this channel.
+    pub(crate) fn client(&self) -> &dyn ClientChannel {
         match self {
-            Channel::Peer(peer) => {
-                let _ = peer.send_frame(frame).await;
-            }
-            #[cfg(feature = "http-server")]
-            Channel::Http(http) => {
-                http.send(related, frame).await;
-            }
+            Channel::Peer(peer) => peer,
+            Channel::Shared(channel) => &**channel,
         }
-        let _ = related;
     }
 
-    async fn request<R: Request>(&self, params: R) -> Result<R::Result, Error> {
-        match self {
-            Channel::Peer(peer) => peer.request(params).await,
-            #[cfg(feature = "http-server")]
-            Channel::Http(http) => http.request(params).await,
-        }
+    /// Encodes and sends a notification on behalf of request `related`.
+    pub(crate) async fn send_notification<N: Notification>(&self, related: &RequestId, params: &N) {
+        let Ok(frame) = jsonrpc::encode_notification(N::METHOD, Some(params)) else { return };
+        self.client().notify(related, frame).await
     }
 }
 
@@ -72,9 +128,7 @@ impl Channel {
 #[derive(Clone, Debug)]
 pub struct RequestContext {
     pub(crate) id: RequestId,
-    pub(crate) states: Arc<super::state::StateMap>,
-    #[cfg(feature = "http-server")]
-    pub(crate) http_request: Option<Arc<http::request::Parts>>,
+    pub(crate) states: Arc<StateMap>,
     pub(crate) cancellation: CancellationToken,
     pub(crate) channel: Channel,
     pub(crate) version: ProtocolVersion,
@@ -155,7 +209,7 @@ impl RequestContext {
     /// ```
     #[cfg(feature = "http-server")]
     pub fn http_request(&self) -> Option<&http::request::Parts> {
-        self.http_request.as_deref()
+        self.channel.client().http_request()
     }
 
     /// Whether the client cancelled the request.
@@ -165,21 +219,14 @@ impl RequestContext {
 
     /// The engine connection to the client, when the request came on one (stdio, child process).
     pub fn peer(&self) -> Option<&Peer> {
-        match &self.channel {
-            Channel::Peer(peer) => Some(peer),
-            #[cfg(feature = "http-server")]
-            Channel::Http(_) => None,
-        }
+        self.channel.client().peer()
     }
 
     /// Ends the client's connection to this request's SSE stream while the request goes on (legacy HTTP,
     /// SEP-1699): the client reconnects after the advertised `retry` delay and resumes with `Last-Event-ID`,
     /// missing nothing. Elsewhere it does nothing.
     pub async fn close_sse_stream(&self) {
-        #[cfg(feature = "http-server")]
-        if let Channel::Http(http) = &self.channel {
-            http.disconnect().await;
-        }
+        self.channel.client().close_stream().await
     }
 
     /// Whether the client asked for progress on this request.
@@ -208,7 +255,12 @@ impl RequestContext {
     /// Sends a request to the client and waits for its answer. Only the legacy era has server-to-client
     /// requests; prefer [`RequestContext::elicit`] and friends, which work in both eras.
     pub async fn request<R: Request>(&self, params: R) -> Result<R::Result, Error> {
-        self.channel.request(params).await
+        let client = self.channel.client();
+        if let Some(peer) = client.peer() {
+            return peer.request(params).await;
+        }
+        let answer = client.request(R::METHOD, serde_json::value::to_raw_value(&params)?).await?;
+        Ok(serde_json::from_str(answer.get())?)
     }
 
     /// Asks the user for input (elicitation). `key` names this question across retries in the modern era.

@@ -28,6 +28,10 @@ use std::sync::{Arc, RwLock};
 #[cfg(feature = "tasks")]
 use std::time::Duration;
 
+// Imports point one way (checked by `tests/server_layers.rs`): definitions and leaves (`tool`, `catalog`,
+// `session`, `state`, `tasks`, ...) ← `context` (what a handler gets) ← `inner` (the shared server) ←
+// `request` (what every method shares) ← `dispatch` (the router and the methods) ← the transports
+// (`connection`, `http`) ← this module, which nothing imports back.
 mod catalog;
 mod completion;
 pub(crate) mod connection;
@@ -37,13 +41,17 @@ pub(crate) mod error;
 pub(crate) mod header_params;
 #[cfg(feature = "http-server")]
 pub mod http;
+mod inner;
 pub(crate) mod input;
+#[cfg(feature = "http-server")]
+mod peer_addr;
 mod prompt;
+mod request;
 mod resource;
+mod session;
 #[cfg(feature = "skills")]
 mod skills;
 mod state;
-mod subscriptions;
 #[cfg(feature = "tasks")]
 mod tasks;
 mod tool;
@@ -65,6 +73,7 @@ pub use tool::{IntoToolResult, Json, NoArgs, ToolDef, ToolHandler};
 
 use catalog::Catalog;
 use completion::CompletionTarget;
+use inner::ServerInner;
 use tokio::sync::broadcast;
 
 use crate::Limits;
@@ -375,46 +384,6 @@ pub struct Server {
     inner: Arc<ServerInner>,
 }
 
-#[derive(Debug)]
-pub(crate) struct ServerInner {
-    pub(crate) info: Implementation,
-    /// `info` as JSON, encoded once for the `serverInfo` every modern result carries.
-    pub(crate) info_json: serde_json::Value,
-    /// `"_meta":{"io.modelcontextprotocol/serverInfo":…}`, spliced into modern results that have no `_meta`.
-    pub(crate) server_info_meta: String,
-    pub(crate) instructions: Option<String>,
-    pub(crate) capabilities: ServerCapabilities,
-    catalog: RwLock<Arc<Catalog>>,
-    pub(crate) changes: broadcast::Sender<Change>,
-    pub(crate) limits: Limits,
-    pub(crate) versions: Vec<ProtocolVersion>,
-    pub(crate) cache_hint: CacheHint,
-    pub(crate) page_size: usize,
-    pub(crate) sealer: input::StateSealer,
-    /// Values shared with every handler ([`ServerBuilder::state`]).
-    pub(crate) states: Arc<state::StateMap>,
-    #[cfg(feature = "tasks")]
-    pub(crate) tasks: Arc<tasks::TaskStore>,
-}
-
-impl ServerInner {
-    /// The current catalog.
-    pub(crate) fn catalog(&self) -> Arc<Catalog> {
-        self.catalog.read().expect("catalog lock").clone()
-    }
-
-    fn change(&self, edit: impl FnOnce(&mut Catalog), announce: Change) {
-        {
-            let mut current = self.catalog.write().expect("catalog lock");
-            let mut next = Catalog::clone(&current);
-            edit(&mut next);
-            *current = Arc::new(next.reindex());
-        }
-        // No listener is fine: nobody to tell.
-        let _ = self.changes.send(announce);
-    }
-}
-
 impl Server {
     /// Starts building a server that introduces itself as `info`.
     pub fn builder(info: Implementation) -> ServerBuilder {
@@ -522,5 +491,44 @@ impl Server {
         let transport = crate::transport::Stdio::new().max_line(self.inner.limits.max_message_bytes);
         self.serve(transport).finished().await;
         Ok(())
+    }
+}
+
+/// Streamable HTTP: the entry points live here, with the rest of `Server`, so that `http` never imports this
+/// module back.
+#[cfg(feature = "http-server")]
+impl Server {
+    /// The MCP endpoint as a `tower::Service`, to mount at a path of your choice (e.g. `/mcp`).
+    pub fn http_service(&self, config: http::HttpConfig) -> http::McpService {
+        http::McpService::new(self.inner.clone(), config)
+    }
+
+    /// Serves the MCP endpoint at `/mcp` on `addr` until the process ends. The listener's limits
+    /// (header timeout, connections per peer) are those of [`serve_http_on`](Self::serve_http_on).
+    pub async fn serve_http(&self, addr: std::net::SocketAddr, config: http::HttpConfig) -> Result<(), crate::Error> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        self.serve_http_on(listener, config, std::future::pending()).await
+    }
+
+    /// Serves the MCP endpoint at `/mcp` on a bound listener until `shutdown` completes. Other paths get
+    /// 404.
+    ///
+    /// Each connection must deliver complete request headers within [`HttpConfig::header_read_timeout`],
+    /// and one peer address holds at most [`HttpConfig::max_connections_per_peer`] connections. When
+    /// `shutdown` completes, the listener stops accepting, the service shuts down ([`McpService::shutdown`]:
+    /// calls get [`HttpConfig::shutdown_grace`], streams end), connections close once their last response
+    /// is written, and after at most a quarter of a second more this returns `Ok(())`.
+    ///
+    /// [`HttpConfig::header_read_timeout`]: http::HttpConfig::header_read_timeout
+    /// [`HttpConfig::max_connections_per_peer`]: http::HttpConfig::max_connections_per_peer
+    /// [`HttpConfig::shutdown_grace`]: http::HttpConfig::shutdown_grace
+    /// [`McpService::shutdown`]: http::McpService::shutdown
+    pub async fn serve_http_on(
+        &self,
+        listener: tokio::net::TcpListener,
+        config: http::HttpConfig,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), crate::Error> {
+        http::serve(listener, self.http_service(config), shutdown).await
     }
 }

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
+use super::context::RequestContext;
+use super::error::HandlerError;
 use super::tool::schema_of;
-use super::{HandlerError, RequestContext};
 use crate::engine::BoxFuture;
 use crate::protocol::display::Role;
 use crate::protocol::prompts::{GetPromptResult, Prompt, PromptArgument, PromptMessage};

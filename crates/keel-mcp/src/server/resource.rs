@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use super::context::RequestContext;
+use super::error::HandlerError;
 use super::uri_template::{TemplateError, UriTemplate};
-use super::{HandlerError, RequestContext};
 use crate::engine::BoxFuture;
 use crate::protocol::ResourceContents;
 use crate::protocol::display::{Annotations, Icon};

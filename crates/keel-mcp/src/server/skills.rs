@@ -1,23 +1,16 @@
 //! The skills extension (`io.modelcontextprotocol/skills`, SEP-2640) on the server: Agent Skills — a
 //! directory with a `SKILL.md` and supporting files — published as `skill://` resources, enumerated by
-//! `skills/list` / `skills/get` with a digest manifest, and browsable with `resources/directory/read`.
+//! `skills/list` / `skills/get` with a digest manifest, and browsable with `resources/directory/read` (those
+//! methods are served by `dispatch::skills`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::value::RawValue;
-
-use super::dispatch::{Incoming, cache, declared, finish, paginate, scope};
 use super::resource::ResourceDef;
 use crate::protocol::JsonObject;
-use crate::protocol::capabilities::extension_ids;
 use crate::protocol::resources::Resource;
 use crate::protocol::skills::{
     DIRECTORY_MIME_TYPE, SKILL_FILE, Skill, SkillFrontmatter, SkillResource, SkillResources,
 };
-use crate::protocol::skills::{
-    GetSkillParams, GetSkillResult, ListSkillsParams, ListSkillsResult, ReadDirectoryParams, ReadDirectoryResult,
-};
-use crate::protocol::{ErrorObject, Request, decode_params};
 
 /// One skill: its `SKILL.md` (frontmatter and body) and supporting files.
 #[derive(Clone, Debug)]
@@ -151,55 +144,6 @@ pub(crate) fn children(resources: &[ResourceDef], entries: &BTreeSet<(String, bo
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// `skills/list`, `skills/get` and `resources/directory/read`.
-pub(crate) fn dispatch(req: Incoming<'_>) -> Result<Box<RawValue>, ErrorObject> {
-    let Incoming { server, session, method, params, headers } = req;
-    match method {
-        ListSkillsParams::METHOD => {
-            let params: ListSkillsParams = decode_params(params)?;
-            let scope = scope(server, session, params.meta(), false, headers)?;
-            declared(server.capabilities.has_extension(extension_ids::SKILLS), method)?;
-            let catalog = server.catalog();
-            let (page, next_cursor) = paginate(&catalog.skills, params.cursor.as_deref(), server.page_size)?;
-            let mut result = ListSkillsResult { skills: page.to_vec(), next_cursor, ..Default::default() };
-            (result.ttl_ms, result.cache_scope) = cache(server, &scope);
-            finish(server, &scope, result)
-        }
-        GetSkillParams::METHOD => {
-            let params: GetSkillParams = decode_params(params)?;
-            let scope = scope(server, session, params.meta(), false, headers)?;
-            declared(server.capabilities.has_extension(extension_ids::SKILLS), method)?;
-            let catalog = server.catalog();
-            let skill = catalog
-                .skills
-                .iter()
-                .find(|s| s.uri == params.uri)
-                .ok_or_else(|| ErrorObject::invalid_params(format!("unknown skill: {}", params.uri)))?;
-            let (ttl_ms, cache_scope) = cache(server, &scope);
-            finish(
-                server,
-                &scope,
-                GetSkillResult { skill: skill.clone(), ttl_ms, cache_scope, result_type: None, meta: None },
-            )
-        }
-        ReadDirectoryParams::METHOD => {
-            let params: ReadDirectoryParams = decode_params(params)?;
-            let scope = scope(server, session, params.meta(), false, headers)?;
-            declared(server.capabilities.has_extension(extension_ids::SKILLS), method)?;
-            let catalog = server.catalog();
-            let uri = params.uri.trim_end_matches('/');
-            let entries = catalog
-                .directories
-                .get(uri)
-                .ok_or_else(|| ErrorObject::invalid_params(format!("not a directory: {}", params.uri)))?;
-            let listed = children(&catalog.resources, entries);
-            let (page, next_cursor) = paginate(&listed, params.cursor.as_deref(), server.page_size)?;
-            finish(server, &scope, ReadDirectoryResult { resources: page.to_vec(), next_cursor, ..Default::default() })
-        }
-        other => Err(ErrorObject::method_not_found(other)),
-    }
 }
 
 #[cfg(test)]

@@ -15,22 +15,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::engine::CancellationToken;
 use tokio::sync::{Notify, oneshot};
 
-use serde::Deserialize;
-use serde_json::value::RawValue;
-
-use super::HandlerError;
-use super::dispatch::{Incoming, check_name, finish, scope};
+use super::error::HandlerError;
 use super::error::NoToolResult;
-use crate::protocol::capabilities::extension_ids;
+#[cfg(feature = "http-server")]
+use super::peer_addr::PeerKey;
 use crate::protocol::jsonrpc::code;
-use crate::protocol::lifecycle::EmptyResult;
-use crate::protocol::meta::RequestMeta;
 use crate::protocol::tasks::TaskStatus;
 use crate::protocol::tasks::extension::{DetailedTask, Task};
-use crate::protocol::tasks::extension::{GetTaskParams, GetTaskResult, UpdateTaskParams};
 use crate::protocol::tools::CallToolResult;
 use crate::protocol::{ErrorObject, InputRequest, InputRequests, InputResponse, InputResponses, JsonObject};
-use crate::protocol::{Request, decode_params};
 
 /// Whether a tool may, or must, run as a task.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,9 +45,10 @@ pub enum TaskSupport {
 /// [`Limits::task_input_timeout`].
 ///
 /// Who is a client: the session, on stream connections (stdio, child process, in memory) and legacy HTTP.
-/// Stateless (2026-07-28) HTTP requests carry nothing that tells one client from another that Keel can
-/// trust, so they share one allowance; a deployment that authenticates its clients should key this by
-/// principal once the request carries one.
+/// Stateless (2026-07-28) HTTP requests have no session: they count by the peer's address (an IPv6 peer by
+/// its /64), the `PeerAddr` that `Server::serve_http_on` puts in each request; requests without one (an
+/// `McpService` mounted without it) share one allowance. Behind a reverse proxy every client has the proxy's
+/// address: insert the client's own as `PeerAddr`.
 ///
 /// [`Limits::max_tasks`]: crate::Limits::max_tasks
 /// [`Limits::max_tasks_per_client`]: crate::Limits::max_tasks_per_client
@@ -70,8 +64,18 @@ pub(crate) struct TaskStore {
     input_timeout: Duration,
 }
 
-/// The client a task belongs to: its session, or `None` for the stateless HTTP front (one allowance).
-pub(crate) type TaskOwner = Option<u64>;
+/// The client a task belongs to, as [`Limits::max_tasks_per_client`](crate::Limits::max_tasks_per_client)
+/// counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TaskOwner {
+    /// A session (its client id).
+    Session(u64),
+    /// A stateless HTTP peer, by address.
+    #[cfg(feature = "http-server")]
+    Peer(PeerKey),
+    /// Stateless requests from an unknown peer: one shared allowance.
+    Unknown,
+}
 
 /// One task.
 #[derive(Debug)]
@@ -402,44 +406,6 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// `tasks/get`, `tasks/update` and `tasks/cancel` (tasks extension, 2026-07-28 only).
-pub(crate) fn dispatch(req: Incoming<'_>) -> Result<Box<RawValue>, ErrorObject> {
-    let Incoming { server, session, method, params, headers } = req;
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct TaskIn {
-        task_id: String,
-        #[serde(default)]
-        input_responses: Option<InputResponses>,
-        #[serde(rename = "_meta", default)]
-        meta: Option<RequestMeta>,
-    }
-    let params: TaskIn = decode_params(params)?;
-    let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
-    // The 2025-11-25 experimental tasks are not served; the extension is a 2026-07-28 surface.
-    if !scope.modern() {
-        return Err(ErrorObject::method_not_found(method));
-    }
-    if !scope.client_capabilities.has_extension(extension_ids::TASKS) {
-        return Err(extension_required());
-    }
-    check_name(headers, &params.task_id)?;
-    let task = server.tasks.get(&params.task_id)?;
-    match method {
-        GetTaskParams::METHOD => {
-            finish(server, &scope, GetTaskResult { task: task.detailed(), result_type: None, meta: None })
-        }
-        UpdateTaskParams::METHOD => {
-            task.deliver(params.input_responses.unwrap_or_default());
-            finish(server, &scope, EmptyResult::default())
-        }
-        _ => {
-            task.cancel();
-            finish(server, &scope, EmptyResult::default())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,7 +421,7 @@ mod tests {
     #[tokio::test]
     async fn input_round_trip_and_cancellation() {
         let store = TaskStore::new(&crate::Limits::default(), Duration::from_millis(100));
-        let task = store.create(None).unwrap();
+        let task = store.create(TaskOwner::Unknown).unwrap();
         assert_eq!(store.get(&task.id).unwrap().status(), TaskStatus::Working);
         let asker = {
             let task = task.clone();

@@ -9,7 +9,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use super::{HandlerError, RequestContext};
+use super::context::RequestContext;
+use super::error::HandlerError;
 use crate::engine::BoxFuture;
 use crate::protocol::content::ContentBlock;
 use crate::protocol::tools::{CallToolResult, Tool, ToolAnnotations};
@@ -184,9 +185,43 @@ pub struct ToolDef {
     /// Arguments mirrored into `Mcp-Param-*` headers, read once from the input schema.
     pub(crate) header_params: Vec<super::header_params::HeaderParam>,
     #[cfg(feature = "tasks")]
-    pub(crate) task_support: super::TaskSupport,
+    pub(crate) task_support: super::tasks::TaskSupport,
     #[cfg(feature = "schema-validation")]
     pub(crate) validators: Option<super::validation::ToolValidators>,
+}
+
+impl ToolDef {
+    /// Why `arguments` do not fit the input schema (SEP-1303: a tool error the model can act on).
+    #[cfg(feature = "schema-validation")]
+    pub(crate) fn invalid_arguments(&self, arguments: Option<&RawValue>) -> Option<String> {
+        let validators = self.validators.as_ref()?;
+        let arguments = match arguments {
+            Some(raw) => serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null),
+            None => serde_json::Value::Object(JsonObject::new()),
+        };
+        validators.check_arguments(&arguments)
+    }
+
+    /// Without `schema-validation`, arguments are the handler's to check.
+    #[cfg(not(feature = "schema-validation"))]
+    pub(crate) fn invalid_arguments(&self, _arguments: Option<&RawValue>) -> Option<String> {
+        None
+    }
+
+    /// Refuses a successful result whose structured content does not fit the output schema.
+    #[cfg(feature = "schema-validation")]
+    pub(crate) fn check_output(&self, result: &CallToolResult) -> Result<(), ErrorObject> {
+        match &self.validators {
+            Some(validators) if !result.is_error() => validators.check_output(result.structured_content.as_ref()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Without `schema-validation`, results go out as the handler made them.
+    #[cfg(not(feature = "schema-validation"))]
+    pub(crate) fn check_output(&self, _result: &CallToolResult) -> Result<(), ErrorObject> {
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for ToolDef {
@@ -235,7 +270,7 @@ impl ToolDef {
             #[cfg(feature = "schema-validation")]
             validators: None,
             #[cfg(feature = "tasks")]
-            task_support: super::TaskSupport::Forbidden,
+            task_support: super::tasks::TaskSupport::Forbidden,
             header_params: super::header_params::declared(&input_schema),
             tool: Tool {
                 name,
@@ -279,7 +314,7 @@ impl ToolDef {
     /// Lets the tool run as a task (tasks extension); the handler decides when with
     /// [`RequestContext::continue_as_task`].
     #[cfg(feature = "tasks")]
-    pub fn task_support(mut self, support: super::TaskSupport) -> Self {
+    pub fn task_support(mut self, support: super::tasks::TaskSupport) -> Self {
         self.task_support = support;
         self
     }

@@ -1,7 +1,6 @@
-//! `WWW-Authenticate` parsing (RFC 9110 §11.6.1, RFC 6750 §3, RFC 9728 §5.1).
-//!
-//! Any scheme is accepted (`Bearer`, `DPoP`, …): the parameters MCP cares about — `resource_metadata`,
-//! `scope`, `error` — are read from whichever challenge carries them, Bearer and DPoP first.
+//! `WWW-Authenticate` as the OAuth client reads it (RFC 9110 §11.6.1, RFC 6750 §3, RFC 9728 §5.1): the
+//! parameters MCP cares about — `resource_metadata`, `scope`, `error` — from whichever challenge carries
+//! them, Bearer and DPoP first. The parsing is [`Challenge`](crate::auth::Challenge)'s, shared.
 
 /// One challenge: a scheme and its parameters (names lowercased, values unquoted).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,14 +32,8 @@ pub struct AuthChallenge {
 impl AuthChallenge {
     /// Reads every `WWW-Authenticate` value; Bearer and DPoP challenges win over other schemes.
     pub fn from_headers(values: &[String]) -> AuthChallenge {
-        let mut all: Vec<ParsedChallenge> = values.iter().flat_map(|v| parse_www_authenticate(v)).collect();
-        // Stable sort: Bearer / DPoP first, the rest in order.
-        all.sort_by_key(|c| {
-            let s = c.scheme.to_ascii_lowercase();
-            if s == "bearer" || s == "dpop" { 0 } else { 1 }
-        });
-        let pick = |name: &str| all.iter().find_map(|c| c.param(name)).filter(|v| !v.is_empty()).map(str::to_owned);
-        AuthChallenge { resource_metadata: pick("resource_metadata"), scope: pick("scope"), error: pick("error") }
+        let read = crate::auth::challenge::Challenge::read(values);
+        AuthChallenge { resource_metadata: read.resource_metadata, scope: read.scope, error: read.error }
     }
 
     /// True for `error="insufficient_scope"` (a step-up demand).
@@ -49,80 +42,17 @@ impl AuthChallenge {
     }
 }
 
-fn is_tchar(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
-}
-
 /// Parses one header value, which may hold several comma-separated challenges.
 pub fn parse_www_authenticate(value: &str) -> Vec<ParsedChallenge> {
-    let chars: Vec<char> = value.chars().collect();
-    let mut i = 0;
-    let mut out: Vec<ParsedChallenge> = Vec::new();
-    let skip_ws = |i: &mut usize| {
-        while *i < chars.len() && (chars[*i] == ' ' || chars[*i] == '\t') {
-            *i += 1;
-        }
-    };
-    loop {
-        while i < chars.len() && (chars[i] == ' ' || chars[i] == '\t' || chars[i] == ',') {
-            i += 1;
-        }
-        if i >= chars.len() {
-            break;
-        }
-        let start = i;
-        while i < chars.len() && is_tchar(chars[i]) {
-            i += 1;
-        }
-        if i == start {
-            // Garbage: skip one character so we always progress.
-            i += 1;
-            continue;
-        }
-        let token: String = chars[start..i].iter().collect();
-        let mut j = i;
-        skip_ws(&mut j);
-        if j < chars.len() && chars[j] == '=' {
-            // Either `name=value` or a token68 ending in '='.
-            let mut k = j;
-            while k < chars.len() && chars[k] == '=' {
-                k += 1;
-            }
-            let mut after = k;
-            skip_ws(&mut after);
-            let token68_end = after >= chars.len() || chars[after] == ',';
-            if k - j > 1 || (token68_end && out.last().is_some_and(|c| c.params.is_empty())) {
-                i = k; // token68 (e.g. `Basic abc==`); not needed by MCP.
-                continue;
-            }
-            let mut k = j + 1;
-            skip_ws(&mut k);
-            let mut val = String::new();
-            if k < chars.len() && chars[k] == '"' {
-                k += 1;
-                while k < chars.len() && chars[k] != '"' {
-                    if chars[k] == '\\' && k + 1 < chars.len() {
-                        k += 1;
-                    }
-                    val.push(chars[k]);
-                    k += 1;
-                }
-                k += 1; // closing quote
-            } else {
-                while k < chars.len() && chars[k] != ',' && chars[k] != ' ' && chars[k] != '\t' {
-                    val.push(chars[k]);
-                    k += 1;
-                }
-            }
-            i = k;
-            if let Some(current) = out.last_mut() {
-                current.params.push((token.to_ascii_lowercase(), val));
-            }
-        } else {
-            out.push(ParsedChallenge { scheme: token, params: Vec::new() });
-        }
-    }
-    out
+    let mut parsed = Vec::new();
+    crate::auth::challenge::parse_into(value, &mut parsed);
+    parsed
+        .into_iter()
+        .map(|c| ParsedChallenge {
+            scheme: c.scheme.to_owned(),
+            params: c.params.into_iter().map(|(name, value)| (name.to_ascii_lowercase(), value)).collect(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -174,6 +104,26 @@ mod tests {
         let c = ch(&[r#"Custom scope="other""#, r#"Bearer scope="mine""#]);
         assert_eq!(c.scope.as_deref(), Some("mine"));
         assert!(!c.is_insufficient_scope());
+    }
+
+    #[test]
+    fn the_oauth_client_reads_a_refusal_as_challenge_does() {
+        let cases: &[&[&str]] = &[
+            &[r#"Bearer error="invalid_token", scope="a b", resource_metadata="https://rs.example/prm""#],
+            &[r#"Basic realm="r""#, r#"DPoP algs="ES256", error="use_dpop_nonce""#],
+            &[r#"Bearer scope="unterminated\"#],
+            &[r#"Bearer scope="\"q\"", error=é"#],
+            &["Basic abc==, Bearer error=insufficient_scope"],
+            &["", ",,, =", "\\\"\""],
+        ];
+        for values in cases {
+            let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+            let challenge = crate::auth::Challenge::new(401, values.clone());
+            let ours = AuthChallenge::from_headers(&values);
+            assert_eq!(ours.scope, challenge.scope, "{values:?}");
+            assert_eq!(ours.error, challenge.error, "{values:?}");
+            assert_eq!(ours.resource_metadata, challenge.resource_metadata, "{values:?}");
+        }
     }
 
     #[test]

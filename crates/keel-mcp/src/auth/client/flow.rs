@@ -155,16 +155,21 @@ fn check_endpoints(m: &AuthServerMetadata, policy: UrlPolicy) -> Result<(), Auth
     Ok(())
 }
 
-/// RFC 7591 dynamic client registration.
+/// RFC 7591 dynamic client registration, for the `scope` the client will ask for (the Python and TypeScript
+/// SDKs send it too: without it a server registers its default scopes, which may lack `offline_access`).
 pub async fn register(
     http: &dyn OAuthTransport,
     endpoint: &str,
     metadata: &ClientMetadata,
     redirect_uri: &str,
+    scope: Option<&str>,
     as_metadata: &AuthServerMetadata,
 ) -> Result<ClientCredentials, AuthError> {
     let method = registration_auth_method(as_metadata.token_endpoint_auth_methods_supported.as_deref());
-    let body = metadata.registration_body(redirect_uri, method);
+    let mut body = metadata.registration_body(redirect_uri, method);
+    if let (Some(scope), Some(fields)) = (scope, body.as_object_mut()) {
+        fields.insert("scope".into(), scope.into());
+    }
     let resp = http.post_json(endpoint, &body).await?;
     if !(200..300).contains(&resp.status) {
         let error = resp.body.as_ref().and_then(|b| b.get("error")).and_then(Value::as_str).unwrap_or("no error code");
@@ -475,10 +480,10 @@ mod tests {
         assert_eq!((d.issuer.as_str(), d.resource.as_str(), d.openid_provider), (BASE, MCP, false));
         let meta =
             ClientMetadata { client_name: "t".into(), application_type: "native".into(), want_refresh_tokens: true };
+        let redirect = "http://127.0.0.1:9/callback";
+        let scope = Some("mcp offline_access");
         let creds =
-            register(server.as_ref(), &format!("{BASE}/register"), &meta, "http://127.0.0.1:9/callback", &d.metadata)
-                .await
-                .unwrap();
+            register(server.as_ref(), &format!("{BASE}/register"), &meta, redirect, scope, &d.metadata).await.unwrap();
         assert_eq!(creds.redirect_uris, ["http://127.0.0.1:9/callback"], "the redirect URI sent is remembered");
         let user = Approve::default();
         let inputs = AuthorizationInputs {

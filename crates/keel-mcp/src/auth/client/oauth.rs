@@ -469,31 +469,33 @@ impl OAuthClient {
             }
             Grant::IdJag(idp) => {
                 inner.policy.check(&idp.token_endpoint)?;
-                let creds = self.credentials(session, d, stored).await?;
+                let creds = self.credentials(session, d, stored, scope.as_deref()).await?;
                 let id_jag = flow::exchange_for_id_jag(inner.http.as_ref(), idp, d, scope.as_deref()).await?;
                 return flow::jwt_bearer(inner.http.as_ref(), d, &id_jag, Some(&creds), scope).await;
             }
             Grant::ClientCredentials(assertion_key) => {
-                let creds = self.credentials(session, d, stored).await?;
+                let creds = self.credentials(session, d, stored, scope.as_deref()).await?;
                 return flow::client_credentials(inner.http.as_ref(), d, &creds, assertion_key.as_deref(), scope).await;
             }
         }
-        let mut creds = self.credentials(session, d, stored).await?;
+        let advertises_offline = d.metadata.advertises_scope("offline_access");
+        // What a registration asks for: the scopes the authorization will, `offline_access` included, since a
+        // server may otherwise give the client default scopes without it and refuse it later (`invalid_scope`).
+        let registered_scope =
+            apply_offline_access(scope.clone(), advertises_offline, inner.metadata.want_refresh_tokens);
+        let mut creds = self.credentials(session, d, stored, registered_scope.as_deref()).await?;
         // Many servers match redirect URIs exactly: use a registered one where the step can, else register
         // again with the one it has.
         let redirect_uri = inner.redirect.prepare(&creds.redirect_uris).await?;
         if self.is_dynamic(d, stored) && needs_new_registration(&creds.redirect_uris, &redirect_uri) {
             tracing::debug!(issuer = %d.issuer, "redirect URI not in the stored registration: registering again");
             stored.clients.remove(&d.issuer);
-            creds = self.credentials(session, d, stored).await?;
+            creds = self.credentials(session, d, stored, registered_scope.as_deref()).await?;
         }
         let refresh_registered = creds.grant_types.iter().any(|g| g == "refresh_token")
             || (creds.grant_types.is_empty() && inner.metadata.want_refresh_tokens);
-        let scope = apply_offline_access(
-            scope,
-            d.metadata.advertises_scope("offline_access"),
-            inner.metadata.want_refresh_tokens && refresh_registered,
-        );
+        let scope =
+            apply_offline_access(scope, advertises_offline, inner.metadata.want_refresh_tokens && refresh_registered);
         let prompt_consent = wants_consent_prompt(inner.consent_prompt, scope.as_deref(), d.openid_provider);
         flow::authorization_code(
             inner.http.as_ref(),
@@ -582,12 +584,14 @@ impl OAuthClient {
         Ok(None)
     }
 
-    /// Registration in priority order: pre-registered, stored for this issuer, CIMD, then DCR (stored per issuer).
+    /// Registration in priority order: pre-registered, stored for this issuer, CIMD, then DCR (stored per issuer)
+    /// for `scope`, the scopes the client will ask for (RFC 7591 `scope`).
     async fn credentials(
         &self,
         session: &mut Session,
         d: &Discovered,
         stored: &mut StoredAuth,
+        scope: Option<&str>,
     ) -> Result<ClientCredentials, AuthError> {
         if let Some(creds) = self.existing_credentials(session, d, stored)? {
             return Ok(creds);
@@ -595,9 +599,9 @@ impl OAuthClient {
         let inner = &self.inner;
         let endpoint =
             d.metadata.registration_endpoint.as_deref().ok_or_else(|| AuthError::NoRegistration(d.issuer.clone()))?;
+        let redirect_uri = inner.redirect.redirect_uri();
         let creds =
-            flow::register(inner.http.as_ref(), endpoint, &inner.metadata, &inner.redirect.redirect_uri(), &d.metadata)
-                .await?;
+            flow::register(inner.http.as_ref(), endpoint, &inner.metadata, &redirect_uri, scope, &d.metadata).await?;
         stored.clients.insert(d.issuer.clone(), creds.clone());
         inner.store.save(&inner.server_url, stored.clone()).await?;
         Ok(creds)

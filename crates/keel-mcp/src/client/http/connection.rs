@@ -10,10 +10,11 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
+use tracing::Instrument as _;
 
 use super::exchange::{StreamEnd, answers, is_event_stream, reconnect_delay, rpc_error, session_header};
 use super::headers::{self, HeaderParam};
-use super::{MAX_RECONNECTS, MAX_RELIST_PAGES, TRANSPORT_ERROR, era_cache};
+use super::{MAX_RECONNECTS, MAX_RELIST_PAGES, era_cache};
 use crate::Limits;
 use crate::auth::HttpAuth;
 use crate::error::Error;
@@ -135,9 +136,11 @@ impl Inner {
             }
             if method == "server/discover" && era_cache::get(&self.origin) == Some(Era::Legacy) {
                 // This origin spoke the legacy era last time: skip the probe. The entry is dropped meanwhile;
-                // a successful `initialize` records it again, and anything else probes afresh next time.
+                // a successful `initialize` records it again, and anything else (the client's next probe
+                // included) asks the server.
                 era_cache::forget(&self.origin);
-                let error = ErrorObject::new(TRANSPORT_ERROR, "legacy server (cached era)");
+                let (code, message) = crate::client::REMEMBERED_LEGACY;
+                let error = ErrorObject::new(code, message);
                 self.deliver_error(out.id.as_ref(), error).await;
                 return;
             }
@@ -145,7 +148,7 @@ impl Inner {
             let this = self.clone();
             // Registered under the lock the task needs to deregister, so it cannot finish first and leak.
             let mut state = self.state();
-            let task = tokio::spawn(async move {
+            let request = async move {
                 let id = out.id.clone();
                 if let Err(e) = this.clone().send_request(&out).await {
                     tracing::debug!(method = %out.method(), error = %e, "HTTP request failed");
@@ -157,7 +160,9 @@ impl Inner {
                 if let Some(id) = &id {
                     this.state().in_flight.remove(id);
                 }
-            });
+            };
+            // In the span the frame was written in (the connection's), as the server's tasks are.
+            let task = tokio::spawn(request.in_current_span());
             state.in_flight.insert(id, task.abort_handle());
             return;
         }

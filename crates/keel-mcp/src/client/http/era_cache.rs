@@ -1,5 +1,6 @@
 //! The era each HTTP origin spoke last time, remembered for the life of the process (bounded), so a client
-//! that met a legacy server once does not probe it again. A failed connection forgets the entry.
+//! that met a legacy server once does not probe it again. Using the entry (skipping one probe) or a failed
+//! connection forgets it; the client probes after all when the remembered era does not work for it.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};

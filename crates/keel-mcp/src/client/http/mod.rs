@@ -30,7 +30,9 @@
 //! - **Era detection** (per the 2026-07-28 versioning rules): the client's modern probe goes first; an HTTP
 //!   error without a recognisable JSON-RPC body becomes a generic error, so the client falls back to
 //!   `initialize`; if `initialize` also fails that way, the transport tries the HTTP+SSE transport (GET,
-//!   expecting an `endpoint` event). The era an origin spoke is cached for the process.
+//!   expecting an `endpoint` event). The era an origin spoke is cached for the process; a cached legacy era
+//!   skips the probe once, and the client probes after all when `initialize` then fails or when it speaks
+//!   modern revisions only.
 //!
 //! Every body is bounded by [`Limits::max_message_bytes`]; authentication goes through [`HttpAuth`].
 //!
@@ -82,9 +84,6 @@ const MAX_AUTH_ATTEMPTS: usize = 3;
 const MAX_RECONNECTS: usize = 5;
 /// Pages read when the transport re-lists tools after a header mismatch.
 const MAX_RELIST_PAGES: usize = 100;
-/// The JSON-RPC error code of the answer the transport makes up to skip the modern probe of an origin known
-/// to be legacy (the client then falls back to `initialize`).
-const TRANSPORT_ERROR: i64 = -32000;
 /// How long the client Keel builds waits for a TCP (and TLS) connection, unless told otherwise.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 

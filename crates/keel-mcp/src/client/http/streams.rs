@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::HeaderValue;
+use tracing::Instrument as _;
 
 use super::connection::Inner;
 use super::exchange::{is_event_stream, reconnect_delay};
@@ -33,7 +34,7 @@ impl Inner {
             Err(_) => None,
         };
         let this = self.clone();
-        let task = tokio::spawn(async move {
+        let stream = async move {
             let mut response = first;
             let mut last_id: Option<String> = None;
             let mut retry = None;
@@ -60,7 +61,8 @@ impl Inner {
                 failures = if end.events > 0 { 1 } else { failures + 1 };
                 tokio::time::sleep(reconnect_delay(retry, failures)).await;
             }
-        });
+        };
+        let task = tokio::spawn(stream.in_current_span());
         if let Some(old) = self.state().get_stream.replace(task.abort_handle()) {
             old.abort();
         }
@@ -98,7 +100,7 @@ impl Inner {
         }
         self.state().sse_endpoint = Some(endpoint);
         let this = self.clone();
-        let task = tokio::spawn(async move {
+        let stream = async move {
             loop {
                 let chunk = tokio::select! {
                     c = response.chunk() => c,
@@ -114,7 +116,8 @@ impl Inner {
             }
             // The stream is the connection: when it ends, so does the transport.
             this.closed.cancel();
-        });
+        };
+        let task = tokio::spawn(stream.in_current_span());
         self.state().sse_stream = Some(task.abort_handle());
         Ok(())
     }

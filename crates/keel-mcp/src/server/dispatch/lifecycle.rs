@@ -4,19 +4,17 @@
 use std::sync::Mutex;
 
 use crate::protocol::Request as _;
-use crate::protocol::jsonrpc::code;
+use crate::protocol::decode_params;
 use crate::protocol::lifecycle::{
     DiscoverParams, DiscoverResult, EmptyResult, InitializeParams, InitializeResult, PingParams,
 };
 use crate::protocol::logging::SetLevelParams;
 use crate::protocol::version::negotiate_initialize;
-use crate::protocol::{ErrorObject, ProtocolVersion, decode_params};
-use crate::server::ServerInner;
-use crate::server::connection::Session;
+use crate::server::inner::ServerInner;
+use crate::server::request::{Incoming, Outcome, encode, finish, legacy_only, scope, unsupported_version};
+use crate::server::session::LegacySession;
 
-use super::{Incoming, Outcome, encode, finish, legacy_only, scope};
-
-pub(super) fn initialize(server: &ServerInner, session: &Mutex<Session>, params: InitializeParams) -> Outcome {
+pub(super) fn initialize(server: &ServerInner, session: &Mutex<LegacySession>, params: InitializeParams) -> Outcome {
     let Some(version) = negotiate_initialize(&params.protocol_version, &server.versions) else {
         return Err(unsupported_version(server, &params.protocol_version));
     };
@@ -74,10 +72,4 @@ pub(super) fn set_level(req: Incoming<'_>) -> Outcome {
         session.lock().expect("session lock").log_level = Some(params.level);
     }
     finish(server, &scope, EmptyResult::default())
-}
-
-pub(super) fn unsupported_version(server: &ServerInner, requested: &ProtocolVersion) -> ErrorObject {
-    let supported: Vec<&str> = server.versions.iter().rev().map(ProtocolVersion::as_str).collect();
-    ErrorObject::new(code::UNSUPPORTED_PROTOCOL_VERSION, "unsupported protocol version")
-        .with_data(serde_json::json!({ "supported": supported, "requested": requested.as_str() }))
 }

@@ -2,32 +2,36 @@
 //! handler and stamps the result as the era requires. Every transport ends here: the engine for stream
 //! connections, and the HTTP service directly, request by request.
 //!
-//! This module routes and holds what every method shares (era scope, input rounds, encoding, pagination);
-//! each feature area's methods live in a submodule of their own.
+//! This module only routes: what every method shares (era scope, input rounds, encoding, pagination) is in
+//! [`request`](super::request), and each feature area's methods live in a submodule of their own.
 
 mod lifecycle;
 mod prompts;
 mod resources;
+#[cfg(feature = "skills")]
+mod skills;
+mod subscriptions;
+#[cfg(feature = "tasks")]
+mod tasks;
+#[cfg(not(feature = "tasks"))]
+#[path = "no_tasks.rs"]
+mod tasks;
 mod tools;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tracing::Instrument as _;
 
-use super::connection::Session;
-use super::context::Channel;
-use super::input::{InputRound, StateBinding};
-use super::{RequestContext, ServerInner};
-use crate::engine::CancellationToken;
-use crate::protocol::capabilities::ClientCapabilities;
+use super::inner::ServerInner;
+use super::request::{Caller, HeaderChecks, Incoming, Outcome};
+use super::session::LegacySession;
 use crate::protocol::completion::CompleteParams;
-use crate::protocol::jsonrpc::{RawRequest, code};
+use crate::protocol::jsonrpc::RawRequest;
 use crate::protocol::lifecycle::{DiscoverParams, InitializeParams, PingParams};
-use crate::protocol::logging::{LoggingLevel, SetLevelParams};
-use crate::protocol::meta::{RequestMeta, keys};
-use crate::protocol::mrtr::InputRequiredResult;
+use crate::protocol::logging::SetLevelParams;
+use crate::protocol::meta::RequestMeta;
 use crate::protocol::prompts::{GetPromptParams, ListPromptsParams};
 use crate::protocol::resources::{
     ListResourceTemplatesParams, ListResourcesParams, ReadResourceParams, SubscribeParams, UnsubscribeParams,
@@ -38,79 +42,7 @@ use crate::protocol::subscriptions::ListenParams;
 #[cfg(feature = "tasks")]
 use crate::protocol::tasks::extension::{CancelTaskParams, GetTaskParams, UpdateTaskParams};
 use crate::protocol::tools::{CallToolParams, ListToolsParams};
-use crate::protocol::version::Era;
-use crate::protocol::{
-    ErrorObject, InputResponses, JsonObject, McpResult, Notification, ProtocolVersion, Request, RequestId, ResultType,
-    decode_params,
-};
-
-/// How one request is to be treated, decided from its `_meta` or the session.
-pub(crate) struct Scope {
-    pub(crate) version: ProtocolVersion,
-    pub(crate) log_level: Option<LoggingLevel>,
-    pub(crate) client_capabilities: ClientCapabilities,
-}
-
-impl Scope {
-    pub(crate) fn modern(&self) -> bool {
-        self.version.era() == Era::Modern
-    }
-}
-
-/// What a method's handling comes to: the encoded result, or the JSON-RPC error to answer with.
-type Outcome = Result<Box<RawValue>, ErrorObject>;
-
-/// One request as each method's handling sees it (here and in the extensions' modules).
-#[derive(Clone, Copy)]
-pub(crate) struct Incoming<'a> {
-    pub(crate) server: &'a ServerInner,
-    /// The legacy session (`None` on the stateless HTTP path).
-    pub(crate) session: Option<&'a Mutex<Session>>,
-    pub(crate) method: &'a str,
-    pub(crate) params: Option<&'a RawValue>,
-    /// Modern HTTP only: the headers to check against the body.
-    pub(crate) headers: Option<&'a HeaderChecks>,
-}
-
-/// How one request reached the server: its id, its cancellation, and the way back to the client.
-pub(crate) struct Call {
-    pub(crate) id: RequestId,
-    pub(crate) cancellation: CancellationToken,
-    pub(crate) channel: Channel,
-    /// The HTTP request it came in (HTTP transports only), shared rather than copied.
-    #[cfg(feature = "http-server")]
-    pub(crate) http_request: Option<Arc<http::request::Parts>>,
-}
-
-/// What the HTTP transport saw in the headers of a modern request, checked against the body.
-#[derive(Debug, Default)]
-pub(crate) struct HeaderChecks {
-    /// `MCP-Protocol-Version`.
-    pub(crate) protocol_version: Option<String>,
-    /// `Mcp-Name`, decoded from its base64 form when wrapped.
-    pub(crate) name: Option<String>,
-    /// Every `Mcp-Param-*` header: lowercase name and decoded value (`None` when undecodable).
-    pub(crate) params: Vec<(String, super::header_params::HeaderValue)>,
-}
-
-/// Params of the methods that name a target and may ask for input, as the server reads them: tool
-/// arguments stay raw until the tool's own argument type decodes them, so they are parsed once.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TargetedIn {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    uri: Option<String>,
-    #[serde(default)]
-    arguments: Option<Box<RawValue>>,
-    #[serde(default)]
-    input_responses: Option<InputResponses>,
-    #[serde(default)]
-    request_state: Option<String>,
-    #[serde(rename = "_meta", default)]
-    meta: Option<RequestMeta>,
-}
+use crate::protocol::{ErrorObject, Request, decode_params};
 
 /// Handles one request. `session` is the legacy session the request belongs to (`None` on the stateless
 /// HTTP path); `headers` are the HTTP headers to check against the body (modern HTTP only).
@@ -119,9 +51,9 @@ struct TargetedIn {
 /// handler and whatever it spawns with `in_current_span` inherit. Without a subscriber the span is a no-op.
 pub(crate) async fn dispatch(
     server: &ServerInner,
-    session: Option<&Mutex<Session>>,
+    session: Option<&Mutex<LegacySession>>,
     request: RawRequest,
-    call: Call,
+    call: Caller,
     headers: Option<&HeaderChecks>,
 ) -> Outcome {
     let span = tracing::info_span!(
@@ -131,20 +63,20 @@ pub(crate) async fn dispatch(
         era = tracing::field::Empty,
         session = tracing::field::Empty,
     );
-    #[cfg(feature = "http-server")]
-    if let Channel::Http(http) = &call.channel
-        && let Some(session) = &http.session
+    // Without a subscriber, nothing to record: spare the hot path the call.
+    if !span.is_disabled()
+        && let Some(session) = call.channel.client().session_id()
     {
-        span.record("session", &*session.id);
+        span.record("session", session);
     }
     route(server, session, request, call, headers).instrument(span).await
 }
 
 async fn route(
     server: &ServerInner,
-    session: Option<&Mutex<Session>>,
+    session: Option<&Mutex<LegacySession>>,
     request: RawRequest,
-    call: Call,
+    call: Caller,
     headers: Option<&HeaderChecks>,
 ) -> Outcome {
     let params = request.params.as_deref();
@@ -171,89 +103,12 @@ async fn route(
         ListPromptsParams::METHOD => prompts::list(req),
         GetPromptParams::METHOD => prompts::get(req, call).await,
         CompleteParams::METHOD => prompts::complete(req).await,
-        ListenParams::METHOD => {
-            let params: ListenParams = decode_params(params)?;
-            let scope = scope(server, session, params.meta(), false, headers)?;
-            if !scope.modern() {
-                return Err(ErrorObject::method_not_found(method));
-            }
-            let result = super::subscriptions::listen(server, params.notifications, call).await;
-            finish(server, &scope, result)
-        }
+        ListenParams::METHOD => subscriptions::listen(req, call).await,
         #[cfg(feature = "skills")]
-        ListSkillsParams::METHOD | GetSkillParams::METHOD | ReadDirectoryParams::METHOD => super::skills::dispatch(req),
+        ListSkillsParams::METHOD | GetSkillParams::METHOD | ReadDirectoryParams::METHOD => skills::dispatch(req),
         #[cfg(feature = "tasks")]
-        GetTaskParams::METHOD | UpdateTaskParams::METHOD | CancelTaskParams::METHOD => super::tasks::dispatch(req),
+        GetTaskParams::METHOD | UpdateTaskParams::METHOD | CancelTaskParams::METHOD => tasks::dispatch(req),
         other => Err(ErrorObject::method_not_found(other)),
-    }
-}
-
-/// Decides the era of one request. A `_meta` protocol version makes it a modern, self-contained request;
-/// otherwise it belongs to the legacy session, which must have been initialized (`ping` excepted).
-pub(crate) fn scope(
-    server: &ServerInner,
-    session: Option<&Mutex<Session>>,
-    meta: Option<&RequestMeta>,
-    allowed_before_initialize: bool,
-    headers: Option<&HeaderChecks>,
-) -> Result<Scope, ErrorObject> {
-    let scope = decide_scope(server, session, meta, allowed_before_initialize, headers)?;
-    crate::engine::current_span().record("era", if scope.modern() { "modern" } else { "legacy" });
-    Ok(scope)
-}
-
-fn decide_scope(
-    server: &ServerInner,
-    session: Option<&Mutex<Session>>,
-    meta: Option<&RequestMeta>,
-    allowed_before_initialize: bool,
-    headers: Option<&HeaderChecks>,
-) -> Result<Scope, ErrorObject> {
-    let meta_version = meta.and_then(|m| m.protocol_version.as_ref());
-    if let Some(headers) = headers {
-        // Stateless HTTP: the body must name its revision and capabilities, and agree with the header.
-        let Some(version) = meta_version else {
-            return Err(ErrorObject::invalid_params(format!("missing _meta[\"{}\"]", keys::PROTOCOL_VERSION)));
-        };
-        if meta.is_some_and(|m| m.client_capabilities.is_none()) {
-            return Err(ErrorObject::invalid_params(format!("missing _meta[\"{}\"]", keys::CLIENT_CAPABILITIES)));
-        }
-        if headers.protocol_version.as_deref() != Some(version.as_str()) {
-            return Err(ErrorObject::new(
-                code::HEADER_MISMATCH,
-                "the MCP-Protocol-Version header does not match _meta[\"io.modelcontextprotocol/protocolVersion\"]",
-            ));
-        }
-    }
-    if let Some(version) = meta_version {
-        if version.era() != Era::Modern || !server.versions.contains(version) {
-            return Err(lifecycle::unsupported_version(server, version));
-        }
-        let meta = meta.expect("checked above");
-        let Some(client_capabilities) = meta.client_capabilities.clone() else {
-            return Err(ErrorObject::invalid_params(format!("missing _meta[\"{}\"]", keys::CLIENT_CAPABILITIES)));
-        };
-        return Ok(Scope { version: version.clone(), log_level: meta.log_level, client_capabilities });
-    }
-    let Some(session) = session else {
-        return Err(ErrorObject::invalid_params(format!("missing _meta[\"{}\"]", keys::PROTOCOL_VERSION)));
-    };
-    let session = session.lock().expect("session lock");
-    match &session.version {
-        Some(version) => Ok(Scope {
-            version: version.clone(),
-            log_level: session.log_level,
-            client_capabilities: session.client_capabilities.clone(),
-        }),
-        None if allowed_before_initialize => Ok(Scope {
-            version: ProtocolVersion::LATEST_LEGACY,
-            log_level: None,
-            client_capabilities: ClientCapabilities::default(),
-        }),
-        None => Err(ErrorObject::invalid_params(format!(
-            "missing _meta[\"{}\"]: name the protocol version in each request, or initialize a session first",
-            keys::PROTOCOL_VERSION
-        ))),
     }
 }
 
@@ -270,179 +125,4 @@ fn is_modern(params: Option<&RawValue>, headers: Option<&HeaderChecks>) -> bool 
     }
     headers.is_some()
         || decode_params::<MetaOnly>(params).is_ok_and(|p| p.meta.is_some_and(|m| m.protocol_version.is_some()))
-}
-
-/// Methods the 2026-07-28 revision removed.
-pub(crate) fn legacy_only(scope: &Scope, method: &str) -> Result<(), ErrorObject> {
-    if scope.modern() { Err(ErrorObject::method_not_found(method)) } else { Ok(()) }
-}
-
-/// A method whose capability the server did not declare does not exist.
-pub(crate) fn declared(declared: bool, method: &str) -> Result<(), ErrorObject> {
-    if declared { Ok(()) } else { Err(ErrorObject::method_not_found(method)) }
-}
-
-/// The cache hints of a list or read result: present in the modern era only.
-pub(crate) fn cache(server: &ServerInner, scope: &Scope) -> (Option<u64>, Option<crate::protocol::CacheScope>) {
-    if scope.modern() { (Some(server.cache_hint.ttl_ms), Some(server.cache_hint.scope)) } else { (None, None) }
-}
-
-fn context(
-    server: &ServerInner,
-    call: Call,
-    scope: &Scope,
-    meta: Option<&RequestMeta>,
-    input: Option<Arc<InputRound>>,
-) -> RequestContext {
-    RequestContext {
-        states: server.states.clone(),
-        #[cfg(feature = "http-server")]
-        http_request: call.http_request,
-        id: call.id,
-        cancellation: call.cancellation,
-        channel: call.channel,
-        version: scope.version.clone(),
-        client_capabilities: scope.client_capabilities.clone(),
-        progress_token: meta.and_then(|m| m.progress_token.clone()),
-        log_level: scope.log_level,
-        input,
-        #[cfg(feature = "tasks")]
-        task: None,
-    }
-}
-
-/// Opens the input round of a modern request: verifies the echoed state and keeps the answers.
-fn open_input(
-    server: &ServerInner,
-    scope: &Scope,
-    binding: StateBinding<'_>,
-    responses: Option<InputResponses>,
-    state: Option<String>,
-) -> Result<Option<Arc<InputRound>>, ErrorObject> {
-    if !scope.modern() {
-        return Ok(None);
-    }
-    let state = match state {
-        Some(token) => server.sealer.open(binding, &token)?,
-        None => None,
-    };
-    Ok(Some(Arc::new(InputRound::new(responses, state))))
-}
-
-/// The input-required result a handler's requests for input turn into.
-fn input_required(
-    server: &ServerInner,
-    scope: &Scope,
-    binding: StateBinding<'_>,
-    input: Option<Arc<InputRound>>,
-) -> Result<Box<RawValue>, ErrorObject> {
-    let Some(input) = input else {
-        return Err(ErrorObject::internal("the handler asked for input outside the 2026-07-28 revision"));
-    };
-    let requests = input.take_requests();
-    if requests.is_empty() {
-        return Err(ErrorObject::internal("the handler asked for input but recorded no input request"));
-    }
-    let state = input.next_state.lock().expect("input lock").take();
-    let sealed = server.sealer.seal(binding, state);
-    finish(server, scope, InputRequiredResult::new(Some(requests), Some(sealed)))
-}
-
-/// On modern HTTP, `Mcp-Name` must repeat the tool, prompt or resource the body names.
-pub(crate) fn check_name(headers: Option<&HeaderChecks>, name: &str) -> Result<(), ErrorObject> {
-    match headers {
-        Some(h) if h.name.as_deref() != Some(name) => {
-            Err(ErrorObject::new(code::HEADER_MISMATCH, "the Mcp-Name header does not match the request body"))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Stamps what the era requires on a result and encodes it.
-pub(crate) fn finish<R: McpResult>(
-    server: &ServerInner,
-    scope: &Scope,
-    mut result: R,
-) -> Result<Box<RawValue>, ErrorObject> {
-    if scope.modern() {
-        if result.result_type().is_none() {
-            result.set_result_type(ResultType::Complete);
-        }
-        if result.meta_mut().is_none() {
-            return encode_with_server_info(server, &result);
-        }
-        result
-            .meta_mut()
-            .get_or_insert_with(JsonObject::new)
-            .insert(keys::SERVER_INFO.to_owned(), server.info_json.clone());
-    }
-    encode(&result)
-}
-
-/// Encodes a result without `_meta` and adds `_meta.serverInfo` as pre-encoded text: the common modern answer
-/// then costs no map to build and no copy of the server's info per request.
-fn encode_with_server_info<R: McpResult>(server: &ServerInner, result: &R) -> Result<Box<RawValue>, ErrorObject> {
-    let mut text = serde_json::to_string(result).map_err(encoding_failed)?;
-    // A result is a JSON object: open it back up at its closing brace.
-    if text.pop() != Some('}') {
-        return Err(ErrorObject::internal("a result must encode as a JSON object"));
-    }
-    if !text.ends_with('{') {
-        text.push(',');
-    }
-    text.push_str(&server.server_info_meta);
-    text.push('}');
-    RawValue::from_string(text).map_err(encoding_failed)
-}
-
-fn encode<T: serde::Serialize>(value: &T) -> Result<Box<RawValue>, ErrorObject> {
-    serde_json::value::to_raw_value(value).map_err(encoding_failed)
-}
-
-fn encoding_failed(e: serde_json::Error) -> ErrorObject {
-    ErrorObject::internal(format!("result could not be encoded: {e}"))
-}
-
-/// One page of `items` after the opaque `cursor`, and the cursor of the next page.
-pub(crate) fn paginate<'a, T>(
-    items: &'a [T],
-    cursor: Option<&str>,
-    page_size: usize,
-) -> Result<(&'a [T], Option<String>), ErrorObject> {
-    let start = match cursor {
-        None => 0,
-        Some(c) => c
-            .strip_prefix("o:")
-            .and_then(|n| n.parse::<usize>().ok())
-            .filter(|&n| n <= items.len())
-            .ok_or_else(|| ErrorObject::invalid_params("invalid cursor"))?,
-    };
-    let end = (start + page_size).min(items.len());
-    let next = (end < items.len()).then(|| format!("o:{end}"));
-    Ok((&items[start..end], next))
-}
-
-impl Channel {
-    /// Sends a notification on behalf of request `related`.
-    pub(crate) async fn notify<N: Notification>(&self, related: &RequestId, params: &N) {
-        self.send_notification(related, params).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::paginate;
-
-    #[test]
-    fn pagination_walks_every_item_once() {
-        let items: Vec<u32> = (0..5).collect();
-        let (a, next) = paginate(&items, None, 2).unwrap();
-        assert_eq!((a, next.as_deref()), (&[0, 1][..], Some("o:2")));
-        let (b, next) = paginate(&items, next.as_deref(), 2).unwrap();
-        assert_eq!((b, next.as_deref()), (&[2, 3][..], Some("o:4")));
-        let (c, next) = paginate(&items, next.as_deref(), 2).unwrap();
-        assert_eq!((c, next), (&[4][..], None));
-        assert!(paginate(&items, Some("o:9"), 2).is_err());
-        assert!(paginate(&items, Some("garbage"), 2).is_err());
-    }
 }

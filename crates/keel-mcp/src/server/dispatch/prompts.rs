@@ -8,9 +8,8 @@ use crate::protocol::{ErrorObject, Request as _, decode_params};
 use crate::server::completion::{CompletionRequest, CompletionTarget};
 use crate::server::error::Disclosed;
 use crate::server::input::StateBinding;
-
-use super::{
-    Call, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, open_input,
+use crate::server::request::{
+    Caller, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, open_input,
     paginate, scope,
 };
 
@@ -32,7 +31,7 @@ pub(super) fn list(req: Incoming<'_>) -> Outcome {
 }
 
 /// `prompts/get`.
-pub(super) async fn get(req: Incoming<'_>, call: Call) -> Outcome {
+pub(super) async fn get(req: Incoming<'_>, call: Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     let params: TargetedIn = decode_params(params)?;
     let scope = scope(server, session, params.meta.as_ref(), false, headers)?;

@@ -13,9 +13,8 @@ use crate::protocol::{ErrorObject, Request as _, decode_params};
 use crate::server::catalog::Catalog;
 use crate::server::error::Disclosed;
 use crate::server::input::StateBinding;
-
-use super::{
-    Call, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish, input_required,
+use crate::server::request::{
+    Caller, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish, input_required,
     legacy_only, open_input, paginate, scope,
 };
 
@@ -54,7 +53,7 @@ pub(super) fn templates(req: Incoming<'_>) -> Outcome {
 }
 
 /// `resources/read`: a listed resource or the first template that matches.
-pub(super) async fn read(req: Incoming<'_>, call: Call) -> Outcome {
+pub(super) async fn read(req: Incoming<'_>, call: Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     let params: TargetedIn = decode_params(params)?;
     let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
@@ -117,7 +116,7 @@ pub(super) fn subscribe(req: Incoming<'_>) -> Outcome {
 
 /// Refuses a resource URI longer than [`Limits::max_resource_uri_bytes`](crate::Limits::max_resource_uri_bytes)
 /// before any matching work is spent on it.
-fn check_uri_length(server: &crate::server::ServerInner, uri: &str) -> Result<(), ErrorObject> {
+fn check_uri_length(server: &crate::server::inner::ServerInner, uri: &str) -> Result<(), ErrorObject> {
     let limit = server.limits.max_resource_uri_bytes;
     if uri.len() > limit {
         return Err(ErrorObject::invalid_params(format!("uri exceeds the {limit}-byte limit")));

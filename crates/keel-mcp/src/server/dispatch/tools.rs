@@ -1,25 +1,16 @@
 //! `tools/list` and `tools/call`.
 
-#[cfg(feature = "tasks")]
-use crate::protocol::capabilities::extension_ids;
-#[cfg(feature = "tasks")]
-use crate::protocol::tasks::extension::CreateTaskResult;
-#[cfg(feature = "schema-validation")]
-use crate::protocol::tools::CallToolResult;
-use crate::protocol::tools::{ListToolsParams, ListToolsResult};
+use crate::protocol::tools::{CallToolResult, ListToolsParams, ListToolsResult};
 use crate::protocol::{ErrorObject, JsonObject, Request as _, decode_params};
-#[cfg(feature = "tasks")]
-use crate::server::TaskSupport;
 use crate::server::error::NoToolResult;
 use crate::server::input::StateBinding;
-#[cfg(feature = "tasks")]
-use crate::server::tasks::{self, TaskSlot};
-use crate::server::tool;
-
-use super::{
-    Call, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, open_input,
+use crate::server::request::{
+    Caller, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, open_input,
     paginate, scope,
 };
+use crate::server::tool;
+
+use super::tasks::TaskOffer;
 
 /// `tools/list`.
 pub(super) fn list(req: Incoming<'_>) -> Outcome {
@@ -38,7 +29,7 @@ pub(super) fn list(req: Incoming<'_>) -> Outcome {
 
 /// `tools/call`: checks the name and any `Mcp-Param-*` headers, runs the tool (maybe as a task), and turns
 /// its outcome into a result, a tool error or an input-required result.
-pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
+pub(super) async fn call(req: Incoming<'_>, call: Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     let params: TargetedIn = decode_params(params)?;
     let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
@@ -56,63 +47,24 @@ pub(super) async fn call(req: Incoming<'_>, call: Call) -> Outcome {
         };
         crate::server::header_params::check(&tool.header_params, arguments.as_ref(), &headers.params)?;
     }
-    #[cfg(feature = "tasks")]
-    let tasks_declared = scope.client_capabilities.has_extension(extension_ids::TASKS);
-    #[cfg(feature = "tasks")]
-    if tool.task_support == TaskSupport::Required && !tasks_declared {
-        return Err(tasks::extension_required());
-    }
+    let task = TaskOffer::check(tool, &scope)?;
     let binding = StateBinding { method, target: &name, arguments: params.arguments.as_deref() };
     let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
-    #[cfg_attr(not(feature = "tasks"), expect(unused_mut, reason = "only a task slot is set later"))]
     let mut ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
-    #[cfg(feature = "tasks")]
-    let escalated = if tool.task_support != TaskSupport::Forbidden && tasks_declared && scope.modern() {
-        let owner = session.map(|s| s.lock().expect("session lock").client);
-        let (slot, escalated) = TaskSlot::new(server.tasks.clone(), owner);
-        ctx.task = Some(slot);
-        Some(escalated)
-    } else {
-        None
-    };
-    #[cfg(feature = "schema-validation")]
-    if let Some(validators) = &tool.validators {
-        let arguments = match &params.arguments {
-            Some(raw) => serde_json::from_str(raw.get()).unwrap_or(serde_json::Value::Null),
-            None => serde_json::Value::Object(JsonObject::new()),
-        };
-        if let Some(why) = validators.check_arguments(&arguments) {
-            // SEP-1303: the model can fix its arguments, so this is a tool error, not a protocol error.
-            return finish(server, &scope, CallToolResult::error(why));
-        }
+    let task = task.offer(server, session, tool, &scope, &mut ctx);
+    if let Some(why) = tool.invalid_arguments(params.arguments.as_deref()) {
+        // SEP-1303: the model can fix its arguments, so this is a tool error, not a protocol error.
+        return finish(server, &scope, CallToolResult::error(why));
     }
     let run = (tool.run)(ctx, params.arguments.as_deref());
-    #[cfg(not(feature = "tasks"))]
-    let outcome = run.await;
-    #[cfg(feature = "tasks")]
-    let outcome = match escalated {
-        None => run.await,
-        Some(escalated) => {
-            let mut run = run;
-            tokio::select! {
-                biased;
-                outcome = &mut run => outcome,
-                Ok(task) = escalated => {
-                    // The handler goes on in the background; the client polls the task.
-                    tasks::run_in_background(server.tasks.clone(), task.clone(), run);
-                    return finish(server, &scope, CreateTaskResult::new(task.summary()));
-                }
-            }
-        }
+    let outcome = match task.run(server, &scope, run).await {
+        Ok(outcome) => outcome,
+        // The handler goes on in the background; the client polls the task.
+        Err(became_task) => return became_task,
     };
     match outcome {
         Ok(result) => {
-            #[cfg(feature = "schema-validation")]
-            if let Some(validators) = &tool.validators
-                && !result.is_error()
-            {
-                validators.check_output(result.structured_content.as_ref())?;
-            }
+            tool.check_output(&result)?;
             finish(server, &scope, result)
         }
         Err(error) => match error.disclose().into_tool_result() {

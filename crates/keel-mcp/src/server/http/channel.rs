@@ -1,20 +1,27 @@
 //! [`ResponseChannel`]: how a handler reaches the client over HTTP — the request's own SSE stream when it
-//! has one, else the session's standalone (GET) stream.
+//! has one, else the session's standalone (GET) stream. It is the context's [`ClientChannel`] for HTTP,
+//! and carries the HTTP request the handler may read.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use http::request::Parts;
+use serde_json::value::RawValue;
+
 use super::session::HttpSession;
 use crate::engine::peer::cancelled_by_sender;
 use crate::error::Error;
-use crate::protocol::Request;
 use crate::protocol::jsonrpc::{self, RequestId};
+use crate::server::context::{ChannelFuture, ClientChannel};
 
-/// The way back to the client for one HTTP request.
-#[derive(Clone, Debug)]
+/// The way back to the client for one HTTP request, and that request. Allocated once per request, in an
+/// `Arc` the handler's context shares.
+#[derive(Debug)]
 pub(crate) struct ResponseChannel {
+    /// The HTTP request the MCP request came in (`RequestContext::http_request`).
+    pub(crate) parts: Parts,
     /// Frames for this request's response stream (absent when the client only accepts JSON).
     pub(crate) stream: Option<mpsc::Sender<Vec<u8>>>,
     /// The legacy session, which can carry server-to-client requests; absent on the stateless path.
@@ -56,14 +63,14 @@ impl ResponseChannel {
     /// Sends a request to the client and waits for the answer, which arrives in a later POST. A request that
     /// ends unanswered (timeout, or the handler dropped) is forgotten and the client told to stop
     /// (`notifications/cancelled`), as the engine does on stream connections.
-    pub(crate) async fn request<R: Request>(&self, params: R) -> Result<R::Result, Error> {
+    async fn request_encoded(&self, method: &str, params: Box<RawValue>) -> Result<Box<RawValue>, Error> {
         let Some(session) = &self.session else {
             return Err(Error::Protocol(
                 "a 2026-07-28 server sends no requests to the client; return an input-required result instead".into(),
             ));
         };
         let id = session.pending.next_id();
-        let frame = jsonrpc::encode_request(&id, R::METHOD, &params)?;
+        let frame = jsonrpc::encode_request(&id, method, &params)?;
         let answer = session.pending.insert(id.clone(), None)?;
         if !self.send(&id, frame).await {
             session.pending.forget(&id);
@@ -81,7 +88,35 @@ impl ResponseChannel {
                 return Err(Error::Closed);
             }
         }?;
-        Ok(serde_json::from_str(outcome.get())?)
+        Ok(outcome)
+    }
+}
+
+impl ClientChannel for ResponseChannel {
+    fn notify<'a>(&'a self, related: &'a RequestId, frame: Vec<u8>) -> ChannelFuture<'a, ()> {
+        Box::pin(async move {
+            self.send(related, frame).await;
+        })
+    }
+
+    fn request<'a>(
+        &'a self,
+        method: &'static str,
+        params: Box<RawValue>,
+    ) -> ChannelFuture<'a, Result<Box<RawValue>, Error>> {
+        Box::pin(self.request_encoded(method, params))
+    }
+
+    fn close_stream(&self) -> ChannelFuture<'_, ()> {
+        Box::pin(self.disconnect())
+    }
+
+    fn http_request(&self) -> Option<&Parts> {
+        Some(&self.parts)
+    }
+
+    fn session_id(&self) -> Option<&str> {
+        self.session.as_deref().map(|session| &*session.id)
     }
 }
 

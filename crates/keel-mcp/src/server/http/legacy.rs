@@ -22,7 +22,6 @@ use tokio::sync::mpsc;
 use super::body::{self, ResponseBody, sse_event};
 use super::event_log::{EventLog, Reader, parse_event_id};
 use super::modern::{Started, start};
-use super::peer::PeerAddr;
 use super::session::{Busy, HttpSession, InFlight, lock};
 use super::shutdown::{StreamStop, shutting_down};
 use super::{HttpInner, RequestSlot, ResponseChannel, accepts, header};
@@ -31,7 +30,9 @@ use crate::protocol::cancellation::CancelledParams;
 use crate::protocol::jsonrpc::{self, Message, RawRequest, RequestId};
 use crate::protocol::{ErrorObject, Implementation, Notification as _, ProtocolVersion, decode_params};
 use crate::server::context::Channel;
-use crate::server::dispatch::{Call, dispatch};
+use crate::server::dispatch::dispatch;
+use crate::server::peer_addr::PeerAddr;
+use crate::server::request::Caller;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
@@ -53,7 +54,7 @@ const MAX_CLIENT_INFO_FIELD_BYTES: usize = 256;
 
 type Outcome = Result<Box<RawValue>, ErrorObject>;
 
-pub(super) async fn initialize(inner: &Arc<HttpInner>, parts: &Arc<Parts>, message: Message) -> Response<ResponseBody> {
+pub(super) async fn initialize(inner: &Arc<HttpInner>, parts: Parts, message: Message) -> Response<ResponseBody> {
     let Message::Request(request) = message else {
         // A notification (no id) named `initialize`: nothing to answer, nothing to start.
         let error = ErrorObject::invalid_request("initialize must be a request with an id");
@@ -157,7 +158,7 @@ fn oversized_id(id: &RequestId) -> Option<Response<ResponseBody>> {
 pub(super) async fn post(
     inner: &Arc<HttpInner>,
     session_id: &str,
-    parts: &Arc<Parts>,
+    parts: Parts,
     message: Message,
     accepts_sse: bool,
     slot: RequestSlot,
@@ -206,14 +207,16 @@ pub(super) async fn post(
 /// sends a notification or a request, the answer becomes an SSE stream whose events are logged, so a client
 /// that loses the connection can resume it with `Last-Event-ID` without losing events.
 ///
-/// A client that hangs up frees what it held: the request slot as soon as the body is dropped; the
-/// running call (and its in-flight entry) at once on the JSON path, and on the SSE path once no client has
-/// read the stream for [`HttpConfig::stream_resume_grace`](super::HttpConfig::stream_resume_grace).
+/// A client that hangs up frees what it held: the running call (and its in-flight entry) at once on the
+/// JSON path, and on the SSE path once no client has read the stream for
+/// [`HttpConfig::stream_resume_grace`](super::HttpConfig::stream_resume_grace). The request slot goes with
+/// the call on the JSON path (a cancelled handler holds it through its grace period); a stream's body holds
+/// it, so a hang-up frees it at once (the call runs on for a client that resumes).
 async fn call(
     inner: &Arc<HttpInner>,
     session: Arc<HttpSession>,
     request: RawRequest,
-    parts: &Arc<Parts>,
+    parts: Parts,
     accepts_sse: bool,
     slot: RequestSlot,
 ) -> Response<ResponseBody> {
@@ -237,16 +240,23 @@ async fn call(
     } else {
         (None, None)
     };
-    let channel =
-        ResponseChannel { stream, session: Some(session.clone()), timeout: inner.server.limits.request_timeout };
+    let channel = Arc::new(ResponseChannel {
+        parts,
+        stream,
+        session: Some(session.clone()),
+        timeout: inner.server.limits.request_timeout,
+    });
     let server = inner.server.clone();
     let call_session = session.clone();
     let call_id = id.clone();
     let call_token = in_flight.cancellation.clone();
     let stop = StreamStop::new(inner);
-    let http_request = Some(parts.clone());
+    // Shared by the call and, once it streams, the stream's body, which takes the slot over.
+    let slot = Arc::new(std::sync::Mutex::new(Some(slot)));
+    let held = slot.clone();
     let dispatched: BoxFuture<Outcome> = Box::pin(async move {
-        let call = Call { id: call_id, cancellation: call_token, channel: Channel::Http(channel), http_request };
+        let _slot = held;
+        let call = Caller { id: call_id, cancellation: call_token, channel: Channel::Shared(channel) };
         tokio::select! {
             biased;
             outcome = dispatch(&server, Some(&call_session.state), request, call, None) => outcome,
@@ -269,7 +279,8 @@ async fn call(
         Started::Streaming { first, frames, call } => {
             let log = session.open_stream();
             let priming = priming(inner, &session, &log);
-            let body = replay(session, log.attach(false), 0, priming, Some(slot), StreamStop::new(inner));
+            let slot = lock(&slot).take();
+            let body = replay(session, log.attach(false), 0, priming, slot, StreamStop::new(inner));
             record(&log, first);
             let grace = inner.config.stream_resume_grace;
             let background = finish_in_background(log, frames, call, id, in_flight, grace);
@@ -395,15 +406,15 @@ fn replay(
 }
 
 /// Runs a request to completion without streaming (used for `initialize`).
-async fn run_inline(inner: &HttpInner, session: &Arc<HttpSession>, request: RawRequest, parts: &Arc<Parts>) -> Outcome {
-    let channel =
-        ResponseChannel { stream: None, session: Some(session.clone()), timeout: inner.server.limits.request_timeout };
-    let call = Call {
-        id: request.id.clone(),
-        cancellation: CancellationToken::new(),
-        channel: Channel::Http(channel),
-        http_request: Some(parts.clone()),
-    };
+async fn run_inline(inner: &HttpInner, session: &Arc<HttpSession>, request: RawRequest, parts: Parts) -> Outcome {
+    let channel = Arc::new(ResponseChannel {
+        parts,
+        stream: None,
+        session: Some(session.clone()),
+        timeout: inner.server.limits.request_timeout,
+    });
+    let call =
+        Caller { id: request.id.clone(), cancellation: CancellationToken::new(), channel: Channel::Shared(channel) };
     dispatch(&inner.server, Some(&session.state), request, call, None).await
 }
 

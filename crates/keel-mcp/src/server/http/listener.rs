@@ -23,16 +23,16 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::sync::mpsc;
 
-use super::peer::{PeerAddr, PeerKey};
 use super::{McpService, ResponseBody, ResponseFuture, body, handle};
 use crate::engine::CancellationToken;
+use crate::server::peer_addr::{PeerAddr, PeerKey};
 
 /// After the service's shutdown, how long connections get to write their last bytes before the listener
 /// returns anyway (a client that stopped reading must not hold the process).
 const CLOSE_WAIT: Duration = Duration::from_millis(250);
 
 /// Serves `service` at `/mcp` on `listener` until `shutdown` completes, then shuts down gracefully.
-pub(super) async fn serve(
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     service: McpService,
     shutdown: impl Future<Output = ()> + Send,

@@ -15,6 +15,8 @@
 //! [`McpService::shutdown`] drains the service (503 for new requests, a grace for calls in flight, then a
 //! `retry` hint on every open stream); [`Server::serve_http_on`] adds the listener's own limits and calls it
 //! when its shutdown future completes.
+//!
+//! [`Server::serve_http_on`]: crate::server::Server::serve_http_on
 
 mod body;
 mod channel;
@@ -24,7 +26,6 @@ mod guard;
 mod legacy;
 mod listener;
 pub(crate) mod modern;
-mod peer;
 mod request_body;
 mod session;
 mod shutdown;
@@ -32,7 +33,6 @@ mod slots;
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -42,15 +42,15 @@ use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 
+pub use super::peer_addr::PeerAddr;
 pub use body::ResponseBody;
 pub(crate) use channel::ResponseChannel;
 pub use event_store::{EventStore, MemoryEventStore};
 pub use guard::HostPolicy;
-pub use peer::PeerAddr;
 use request_body::BodyError;
 use shutdown::SHUTTING_DOWN;
 
-use super::{Server, ServerInner};
+use super::inner::ServerInner;
 use crate::protocol::jsonrpc::Message;
 use crate::protocol::lifecycle::InitializeParams;
 use crate::protocol::{ErrorObject, Request as _};
@@ -87,16 +87,18 @@ pub struct HttpConfig {
     /// Default 1,000.
     pub sse_retry_ms: u64,
     /// POSTs handled at once, streams included; past it requests get 503. A request takes its slot only
-    /// once its body is read, so slow uploads never hold one. Default 4,096.
+    /// once its body is read, so slow uploads never hold one, and keeps it until its handler ends: a handler
+    /// cancelled by the client leaving holds it through its [`Limits::cancel_grace`](crate::Limits::cancel_grace)
+    /// (a legacy SSE stream, whose call may be resumed, frees it when its client hangs up). Default 4,096.
     pub max_concurrent_requests: usize,
-    /// Time a connection of [`Server::serve_http_on`] gets to send a request's complete headers; past it the
+    /// Time a connection of [`Server::serve_http_on`](crate::server::Server::serve_http_on) gets to send a request's complete headers; past it the
     /// connection is closed. An idle kept-alive HTTP/1 connection is closed after it too. Default 10 s.
     pub header_read_timeout: Duration,
     /// Longest wait for the next piece of a request body (no progress for this long gets 408). Applies
     /// wherever the service is mounted. Default 30 s.
     pub body_read_timeout: Duration,
     /// Most connections one peer IP address (an IPv6 peer: its /64 network) holds at once with
-    /// [`Server::serve_http_on`]; further ones are closed on accept. Behind a reverse proxy every client
+    /// [`Server::serve_http_on`](crate::server::Server::serve_http_on); further ones are closed on accept. Behind a reverse proxy every client
     /// shares the proxy's address: raise it there. Default 256.
     pub max_connections_per_peer: usize,
     /// On [`McpService::shutdown`], how long calls in flight get to finish before they are cancelled.
@@ -268,39 +270,17 @@ impl McpService {
 
 pub(crate) use slots::RequestSlot;
 
-impl Server {
-    /// The MCP endpoint as a `tower::Service`, to mount at a path of your choice (e.g. `/mcp`).
-    pub fn http_service(&self, config: HttpConfig) -> McpService {
+impl McpService {
+    /// The endpoint of `server` ([`Server::http_service`](crate::server::Server::http_service)).
+    pub(crate) fn new(server: Arc<ServerInner>, config: HttpConfig) -> McpService {
         let sessions = session::SessionStore::new(&config);
         let requests = Arc::new(slots::Slots::new(config.max_concurrent_requests));
         let shutdown = shutdown::Shutdown::default();
-        McpService { inner: Arc::new(HttpInner { server: self.inner.clone(), config, sessions, requests, shutdown }) }
-    }
-
-    /// Serves the MCP endpoint at `/mcp` on `addr` until the process ends. The listener's limits
-    /// (header timeout, connections per peer) are those of [`serve_http_on`](Self::serve_http_on).
-    pub async fn serve_http(&self, addr: SocketAddr, config: HttpConfig) -> Result<(), crate::Error> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        self.serve_http_on(listener, config, std::future::pending()).await
-    }
-
-    /// Serves the MCP endpoint at `/mcp` on a bound listener until `shutdown` completes. Other paths get
-    /// 404.
-    ///
-    /// Each connection must deliver complete request headers within [`HttpConfig::header_read_timeout`],
-    /// and one peer address holds at most [`HttpConfig::max_connections_per_peer`] connections. When
-    /// `shutdown` completes, the listener stops accepting, the service shuts down ([`McpService::shutdown`]:
-    /// calls get [`HttpConfig::shutdown_grace`], streams end), connections close once their last response
-    /// is written, and after at most a quarter of a second more this returns `Ok(())`.
-    pub async fn serve_http_on(
-        &self,
-        listener: tokio::net::TcpListener,
-        config: HttpConfig,
-        shutdown: impl Future<Output = ()> + Send,
-    ) -> Result<(), crate::Error> {
-        listener::serve(listener, self.http_service(config), shutdown).await
+        McpService { inner: Arc::new(HttpInner { server, config, sessions, requests, shutdown }) }
     }
 }
+
+pub(crate) use listener::serve;
 
 /// The future of a response from the service.
 type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
@@ -383,17 +363,17 @@ where
         return unavailable("too many requests in progress; retry shortly");
     };
     let accepts_sse = accepts(&parts.headers, "text/event-stream");
-    // Shared with the handler's context (`RequestContext::http_request`) without copying the headers.
-    let parts = Arc::new(parts);
+    // `parts` move into the request's response channel, shared with the handler's context
+    // (`RequestContext::http_request`) without copying the headers.
     if let Some(id) = session_id {
-        return legacy::post(&inner, &id, &parts, message, accepts_sse, slot).await;
+        return legacy::post(&inner, &id, parts, message, accepts_sse, slot).await;
     }
     if message.method() == Some(InitializeParams::METHOD) {
-        let response = legacy::initialize(&inner, &parts, message).await;
+        let response = legacy::initialize(&inner, parts, message).await;
         drop(slot);
         return response;
     }
-    modern::post(&inner, &parts, message, accepts_sse, slot).await
+    modern::post(&inner, parts, message, accepts_sse, slot).await
 }
 
 /// 503 with `Retry-After`.

@@ -20,13 +20,14 @@ use crate::protocol::Request as _;
 use crate::protocol::jsonrpc::{self, Message, RawRequest, RequestId, code};
 use crate::protocol::subscriptions::ListenParams;
 use crate::server::context::Channel;
-use crate::server::dispatch::{Call, HeaderChecks, dispatch};
+use crate::server::dispatch::dispatch;
+use crate::server::request::{Caller, HeaderChecks};
 
 type Outcome = Result<Box<RawValue>, ErrorObject>;
 
 pub(super) async fn post(
     inner: &Arc<HttpInner>,
-    parts: &Arc<Parts>,
+    parts: Parts,
     message: Message,
     accepts_sse: bool,
     slot: RequestSlot,
@@ -55,14 +56,16 @@ pub(super) async fn post(
     } else {
         (None, None)
     };
-    let channel = ResponseChannel { stream, session: None, timeout: inner.server.limits.request_timeout };
+    let channel =
+        Arc::new(ResponseChannel { parts, stream, session: None, timeout: inner.server.limits.request_timeout });
     let server = inner.server.clone();
     let call_id = id.clone();
     let stopped = inner.shutdown.stopped().clone();
-    let http_request = Some(parts.clone());
     let token = cancellation.clone();
     let call: BoxFuture<Outcome> = Box::pin(async move {
-        let call = Call { id: call_id, cancellation, channel: Channel::Http(channel), http_request };
+        // The slot goes with the handler, so a cancelled one holds it through its grace period too.
+        let _slot = slot;
+        let call = Caller { id: call_id, cancellation, channel: Channel::Shared(channel) };
         // The shutdown's grace is over: drop the handler. Polled only while the call is pending.
         tokio::select! {
             biased;
@@ -75,7 +78,7 @@ pub(super) async fn post(
     match start(call, frames).await {
         Started::Done(outcome) => answer_json(&id, outcome),
         Started::Streaming { first, frames, call } => {
-            body::sse(stream_call(first, frames, call, id, (guard, slot), StreamStop::new(inner)))
+            body::sse(stream_call(first, frames, call, id, guard, StreamStop::new(inner)))
         }
     }
 }
@@ -166,7 +169,7 @@ fn stream_call(
     frames: mpsc::Receiver<Vec<u8>>,
     call: BoxFuture<Outcome>,
     id: RequestId,
-    guard: (DropGuard, RequestSlot),
+    guard: DropGuard,
     stop: StreamStop,
 ) -> impl Stream<Item = Bytes> + Send {
     struct State {
@@ -175,8 +178,8 @@ fn stream_call(
         call: BoxFuture<Outcome>,
         id: RequestId,
         stop: StreamStop,
-        /// Cancels the call and frees its request slot when the body is dropped.
-        _guard: (DropGuard, RequestSlot),
+        /// Cancels the call when the body is dropped.
+        _guard: DropGuard,
     }
     let state = State { first: Some(first), frames, call, id, stop, _guard: guard };
     futures_util::stream::unfold(Some(state), |state| async move {

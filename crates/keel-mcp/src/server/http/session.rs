@@ -23,10 +23,10 @@ use crate::engine::CancellationToken;
 use super::HttpConfig;
 use super::event_log::EventLog;
 use super::event_store::EventStore;
-use super::peer::PeerKey;
 use crate::engine::PendingRequests;
 use crate::protocol::RequestId;
-use crate::server::connection::Session;
+use crate::server::peer_addr::PeerKey;
+use crate::server::session::LegacySession;
 
 /// Locks a mutex, going on with the data even if a panicking thread poisoned it: every critical section
 /// here leaves its data consistent.
@@ -48,7 +48,7 @@ pub(crate) enum Busy {
 pub(crate) struct HttpSession {
     pub(crate) id: Arc<str>,
     /// The protocol state `initialize` set up.
-    pub(crate) state: Mutex<Session>,
+    pub(crate) state: Mutex<LegacySession>,
     /// Requests the server sent to the client (sampling, elicitation, roots), answered by later POSTs.
     pub(crate) pending: PendingRequests,
     /// Requests the client sent that are still running, by id, for `notifications/cancelled`.
@@ -96,7 +96,7 @@ impl HttpSession {
         let now = Instant::now();
         HttpSession {
             id,
-            state: Mutex::new(Session::default()),
+            state: Mutex::new(LegacySession::default()),
             pending: PendingRequests::new(max_pending),
             in_flight: Mutex::new(HashMap::new()),
             max_in_flight: config.max_requests_per_session.max(1),

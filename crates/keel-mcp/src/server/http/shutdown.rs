@@ -4,7 +4,7 @@
 //! Two signals, read by the request paths: *draining* (set at the first
 //! [`McpService::shutdown`](super::McpService::shutdown); new requests get 503) and *stopped* (the grace is
 //! over: running calls are cancelled and streams end). "In flight" is counted by the request slots
-//! (`slots.rs`), which every call holds until its answer is produced. Draining refuses new requests only:
+//! (`slots.rs`), which every call holds until its handler ends. Draining refuses new requests only:
 //! a client's answers to the server's own requests (sampling, elicitation) and its cancellations still get
 //! in, so that the calls waiting on them can finish within the grace.
 

@@ -1,6 +1,7 @@
 //! The request slots: at most [`HttpConfig::max_concurrent_requests`](super::HttpConfig) calls in progress,
-//! each holding a [`RequestSlot`] until its answer (or stream) is done, and a way for the shutdown to wait
-//! until every slot is free without taking any (answers to the server's own requests must still get in).
+//! each holding a [`RequestSlot`] until its handler ends (a cancelled one: after its grace period; a legacy
+//! stream: until its client hangs up), and a way for the shutdown to wait until every slot is free without
+//! taking any (answers to the server's own requests must still get in).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,14 +1,17 @@
-//! Who sent a request, as the per-peer limits (connections, sessions) count it.
+//! Who sent a request, as the per-peer limits (connections, sessions, tasks) count it. A leaf: the HTTP
+//! transport fills it in, the task store counts by it.
 
 use std::net::{IpAddr, SocketAddr};
 
-/// The address of the peer that sent a request, for the per-peer limit on legacy sessions.
+/// The address of the peer that sent a request, for the per-peer limits: legacy sessions, and the running
+/// tasks of stateless requests ([`Limits::max_tasks_per_client`](crate::Limits::max_tasks_per_client)).
 ///
 /// [`Server::serve_http_on`](crate::server::Server::serve_http_on) puts it in every request's extensions.
-/// When you mount [`McpService`](super::McpService) in your own server, insert it yourself (e.g. from
-/// axum's `ConnectInfo<SocketAddr>`); without it, every session counts as coming from one unknown peer
-/// that has no per-peer limit, and only [`HttpConfig::max_sessions`](super::HttpConfig::max_sessions)
-/// applies.
+/// When you mount [`McpService`](crate::server::http::McpService) in your own server, insert it yourself (e.g. from
+/// axum's `ConnectInfo<SocketAddr>`, or the client's address a trusted proxy forwards); without it, every
+/// session counts as coming from one unknown peer that has no per-peer limit, and only
+/// [`HttpConfig::max_sessions`](crate::server::http::HttpConfig::max_sessions) applies, and every stateless request
+/// shares one task allowance.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
 

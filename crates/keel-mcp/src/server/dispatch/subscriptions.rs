@@ -3,19 +3,32 @@
 
 use tokio::sync::broadcast;
 
-use super::ServerInner;
-use super::catalog::Change;
-use super::dispatch::Call;
 use crate::protocol::prompts::PromptListChangedParams;
 use crate::protocol::resources::{ResourceListChangedParams, ResourceUpdatedParams};
 use crate::protocol::subscriptions::{
-    ListenResult, SubscriptionFilter, SubscriptionsAcknowledgedParams, subscription_meta,
+    ListenParams, ListenResult, SubscriptionFilter, SubscriptionsAcknowledgedParams, subscription_meta,
 };
 use crate::protocol::tools::ToolListChangedParams;
+use crate::protocol::{ErrorObject, Request as _, decode_params};
+use crate::server::catalog::Change;
+use crate::server::inner::ServerInner;
+use crate::server::request::{Caller, Incoming, Outcome, finish, scope};
 
-/// `subscriptions/listen`: acknowledge the honoured filter, then relay matching changes, each tagged with
-/// the listen request's id, until the client cancels (closes the stream).
-pub(crate) async fn listen(server: &ServerInner, asked: SubscriptionFilter, call: Call) -> ListenResult {
+/// `subscriptions/listen` (modern era only).
+pub(super) async fn listen(req: Incoming<'_>, call: Caller) -> Outcome {
+    let Incoming { server, session, method, params, headers } = req;
+    let params: ListenParams = decode_params(params)?;
+    let scope = scope(server, session, params.meta(), false, headers)?;
+    if !scope.modern() {
+        return Err(ErrorObject::method_not_found(method));
+    }
+    let result = relay(server, params.notifications, call).await;
+    finish(server, &scope, result)
+}
+
+/// Acknowledges the honoured filter, then relays matching changes, each tagged with the listen request's id,
+/// until the client cancels (closes the stream).
+async fn relay(server: &ServerInner, asked: SubscriptionFilter, call: Caller) -> ListenResult {
     let caps = &server.capabilities;
     let resources = caps.resources.as_ref();
     let offered = SubscriptionFilter {
@@ -31,7 +44,7 @@ pub(crate) async fn listen(server: &ServerInner, asked: SubscriptionFilter, call
     let tag = Some(subscription_meta(&call.id));
     let mut changes = server.changes.subscribe();
     let ack = SubscriptionsAcknowledgedParams { notifications: honoured.clone(), meta: tag.clone() };
-    call.channel.notify(&call.id, &ack).await;
+    call.channel.send_notification(&call.id, &ack).await;
     loop {
         let change = tokio::select! {
             change = changes.recv() => change,
@@ -44,18 +57,18 @@ pub(crate) async fn listen(server: &ServerInner, asked: SubscriptionFilter, call
         };
         match change {
             Change::Tools if honoured.tools_list_changed == Some(true) => {
-                call.channel.notify(&call.id, &ToolListChangedParams { meta: tag.clone() }).await
+                call.channel.send_notification(&call.id, &ToolListChangedParams { meta: tag.clone() }).await
             }
             Change::Prompts if honoured.prompts_list_changed == Some(true) => {
-                call.channel.notify(&call.id, &PromptListChangedParams { meta: tag.clone() }).await
+                call.channel.send_notification(&call.id, &PromptListChangedParams { meta: tag.clone() }).await
             }
             Change::Resources if honoured.resources_list_changed == Some(true) => {
-                call.channel.notify(&call.id, &ResourceListChangedParams { meta: tag.clone() }).await
+                call.channel.send_notification(&call.id, &ResourceListChangedParams { meta: tag.clone() }).await
             }
             Change::ResourceUpdated(uri)
                 if honoured.resource_subscriptions.as_ref().is_some_and(|subs| subs.contains(&uri)) =>
             {
-                call.channel.notify(&call.id, &ResourceUpdatedParams { uri, meta: tag.clone() }).await
+                call.channel.send_notification(&call.id, &ResourceUpdatedParams { uri, meta: tag.clone() }).await
             }
             _ => {}
         }
