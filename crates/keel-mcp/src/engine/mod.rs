@@ -15,7 +15,9 @@ mod pending;
 
 pub use cancellation::{CancellationToken, DropGuard};
 pub use connection::{Connection, Handler, serve};
-pub(crate) use grace::{cancel_on_drop, run_with_grace};
+#[cfg(feature = "http-server")]
+pub(crate) use grace::cancel_on_drop;
+pub(crate) use grace::run_with_grace;
 pub use peer::{Inbound, Peer, Progress, ProgressCallback, RequestOptions};
 pub use pending::{Answer, PendingRequests};
 
