@@ -161,10 +161,15 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
                     // Cancelled while waiting for a slot: the handler never started and needs no grace.
                     let running = match slot {
                         None => Ok(None),
-                        Some(slot) => tokio::select! {
-                            biased;
-                            _ = token.cancelled() => Err(()),
-                            permit = slot.acquire_owned() => Ok(Some(permit)),
+                        Some(_) if token.is_cancelled() => Err(()),
+                        // A free slot is taken at once, without registering a wait on the token.
+                        Some(slot) => match slot.clone().try_acquire_owned() {
+                            Ok(permit) => Ok(Some(Ok(permit))),
+                            Err(_) => tokio::select! {
+                                biased;
+                                _ = token.cancelled() => Err(()),
+                                permit = slot.acquire_owned() => Ok(Some(permit)),
+                            },
                         },
                     };
                     // A cancelled handler sees its token fire, gets a grace period, and no answer is sent.
@@ -182,7 +187,7 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
                 if sequential {
                     task.await;
                 } else {
-                    tokio::spawn(task.in_current_span());
+                    tokio::spawn(task.instrument(super::current_span()));
                 }
             }
             Ok(Message::Notification(notification)) => match notification.method.as_str() {

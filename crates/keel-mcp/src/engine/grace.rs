@@ -21,17 +21,19 @@ pub(crate) fn run_with_grace<T: Send + 'static>(
     token: CancellationToken,
     grace: Duration,
 ) -> impl Future<Output = Option<T>> + Send + 'static {
-    let mut guard = Detach { future: Some(future), token, grace, deadline: None, span: tracing::Span::current() };
+    let mut guard = Detach { future: Some(future), token, grace, deadline: None, span: super::current_span() };
     async move {
         let running = guard.future.as_mut()?;
+        // The future first: one that finishes in its first poll (most do) never registers a wait on the
+        // token. A token cancelled before that still discards the output.
         tokio::select! {
             biased;
-            _ = guard.token.cancelled() => {}
             output = running => {
                 // Finished: nothing left for the drop guard to carry on.
                 let _ = guard.future.take();
                 return (!guard.token.is_cancelled()).then_some(output);
             }
+            _ = guard.token.cancelled() => {}
         }
         let deadline = Instant::now() + guard.grace;
         guard.deadline = Some(deadline);
@@ -53,7 +55,7 @@ pub(crate) fn cancel_on_drop<T: Send + 'static>(
     token: CancellationToken,
     grace: Duration,
 ) -> impl Future<Output = T> + Send + 'static {
-    let mut guard = Detach { future: Some(future), token, grace, deadline: None, span: tracing::Span::current() };
+    let mut guard = Detach { future: Some(future), token, grace, deadline: None, span: super::current_span() };
     std::future::poll_fn(move |cx| {
         let Some(running) = guard.future.as_mut() else { return std::task::Poll::Pending };
         let output = std::task::ready!(running.as_mut().poll(cx));

@@ -21,5 +21,11 @@ pub(crate) use grace::run_with_grace;
 pub use peer::{Inbound, Peer, Progress, ProgressCallback, RequestOptions};
 pub use pending::{Answer, PendingRequests};
 
+/// The current `tracing` span, for per-request code to hand to what it spawns. While no subscriber was ever
+/// set (a server that does not trace), that is no span, and the dispatcher lookup is spared.
+pub(crate) fn current_span() -> tracing::Span {
+    if tracing::dispatcher::has_been_set() { tracing::Span::current() } else { tracing::Span::none() }
+}
+
 /// A boxed, sendable future.
 pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;

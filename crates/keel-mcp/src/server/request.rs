@@ -99,7 +99,7 @@ pub(crate) fn scope(
     headers: Option<&HeaderChecks>,
 ) -> Result<Scope, ErrorObject> {
     let scope = decide_scope(server, session, meta, allowed_before_initialize, headers)?;
-    tracing::Span::current().record("era", if scope.modern() { "modern" } else { "legacy" });
+    crate::engine::current_span().record("era", if scope.modern() { "modern" } else { "legacy" });
     Ok(scope)
 }
 

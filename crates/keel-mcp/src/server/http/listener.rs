@@ -14,6 +14,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
@@ -104,29 +105,43 @@ impl Connection {
         let io = TokioIo::new(stream);
         let connection = self.builder.serve_connection(io, service);
         tokio::pin!(connection);
-        let header_deadline = tokio::time::sleep(self.header_timeout);
-        tokio::pin!(header_deadline);
-        let (mut deadline_armed, mut closing_seen) = (true, false);
-        loop {
-            tokio::select! {
-                ended = connection.as_mut() => {
-                    if let Err(e) = ended {
-                        tracing::debug!(error = %e, "HTTP connection ended with an error");
-                    }
-                    return;
-                }
-                _ = &mut header_deadline, if deadline_armed => {
-                    if !first_request.load(Ordering::Acquire) {
-                        tracing::debug!("HTTP connection closed: no complete request headers in time");
-                        return;
-                    }
-                    deadline_armed = false;
-                }
-                _ = self.closing.cancelled(), if !closing_seen => {
-                    closing_seen = true;
-                    connection.as_mut().graceful_shutdown();
+        // Polled by hand rather than with `select!`, which would poll every branch on every wake of the
+        // connection (once per request): the first-request deadline is dropped as soon as a request has
+        // arrived, and the closing signal is waited on once, then only read, since the wait registered the
+        // task's waker.
+        let mut header_deadline = Some(Box::pin(tokio::time::sleep(self.header_timeout)));
+        let closing = self.closing.cancelled();
+        tokio::pin!(closing);
+        let (mut closing_waited, mut closing_seen) = (false, false);
+        let ended = std::future::poll_fn(|cx| {
+            if let Poll::Ready(ended) = connection.as_mut().poll(cx) {
+                return Poll::Ready(Some(ended));
+            }
+            if let Some(deadline) = &mut header_deadline {
+                if first_request.load(Ordering::Acquire) {
+                    header_deadline = None;
+                } else if deadline.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
                 }
             }
+            if !closing_seen && (!closing_waited || self.closing.is_cancelled()) {
+                closing_waited = true;
+                if closing.as_mut().poll(cx).is_ready() {
+                    closing_seen = true;
+                    connection.as_mut().graceful_shutdown();
+                    // Hyper may have a response to finish or nothing left at all: ask it again now.
+                    if let Poll::Ready(ended) = connection.as_mut().poll(cx) {
+                        return Poll::Ready(Some(ended));
+                    }
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        match ended {
+            None => tracing::debug!("HTTP connection closed: no complete request headers in time"),
+            Some(Err(e)) => tracing::debug!(error = %e, "HTTP connection ended with an error"),
+            Some(Ok(())) => {}
         }
     }
 }

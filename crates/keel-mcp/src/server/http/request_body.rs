@@ -4,10 +4,11 @@
 //! The timeout lives here, in the service, rather than only in the listener: a service mounted in axum
 //! reads its body through whatever server the application runs, which may have no body timeout at all.
 
+use std::future::Future as _;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http_body_util::BodyExt;
 
 /// Why a body could not be read.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,13 +31,24 @@ where
     let mut first: Option<Bytes> = None;
     let mut joined: Option<BytesMut> = None;
     let mut len = 0usize;
-    loop {
-        // A frame that is ready now never arms the timer.
-        let frame = match tokio::time::timeout(progress_timeout, body.frame()).await {
-            Err(_) => return Err(BodyError::Stalled),
-            Ok(None) => break,
-            Ok(Some(Err(_))) => return Err(BodyError::Broken),
-            Ok(Some(Ok(frame))) => frame,
+    // Armed only when a frame is not ready at once (a body usually is, whole, in the first poll): the
+    // clock read and timer registration are then spared on the hot path.
+    let mut stall: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    while !body.is_end_stream() {
+        let frame = std::future::poll_fn(|cx| {
+            if let Poll::Ready(frame) = body.as_mut().poll_frame(cx) {
+                return Poll::Ready(Ok(frame));
+            }
+            let timer = stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(progress_timeout)));
+            timer.as_mut().poll(cx).map(|()| Err(BodyError::Stalled))
+        })
+        .await?;
+        // Progress: the next frame gets a full `progress_timeout` again.
+        stall = None;
+        let frame = match frame {
+            None => break,
+            Some(Err(_)) => return Err(BodyError::Broken),
+            Some(Ok(frame)) => frame,
         };
         let Ok(data) = frame.into_data() else { continue }; // trailers
         len = len.saturating_add(data.len());
