@@ -12,6 +12,7 @@ use crate::engine::CancellationToken;
 
 use super::error::HandlerError;
 use super::input::{self, InputRound};
+use super::principal::Principal;
 use super::state::StateMap;
 #[cfg(feature = "tasks")]
 use super::tasks::TaskSlot;
@@ -210,6 +211,28 @@ impl RequestContext {
     #[cfg(feature = "http-server")]
     pub fn http_request(&self) -> Option<&http::request::Parts> {
         self.channel.client().http_request()
+    }
+
+    /// The verified caller, when an authorization layer in front of the HTTP service put one in the
+    /// request's extensions (an `Arc<Principal>`), in either era. `None` for unauthenticated HTTP requests
+    /// and for requests that came another way (stdio, child process, in memory).
+    ///
+    /// ```
+    /// use keel_mcp::server::{NoArgs, RequestContext};
+    ///
+    /// async fn whoami(ctx: RequestContext, _: NoArgs) -> String {
+    ///     match ctx.principal() {
+    ///         Some(principal) => principal.subject.clone().unwrap_or_default(),
+    ///         None => "anonymous".into(),
+    ///     }
+    /// }
+    /// ```
+    pub fn principal(&self) -> Option<&Principal> {
+        #[cfg(feature = "http-server")]
+        if let Some(parts) = self.http_request() {
+            return parts.extensions.get::<Arc<Principal>>().map(|principal| &**principal);
+        }
+        None
     }
 
     /// Whether the client cancelled the request.

@@ -45,6 +45,7 @@ mod inner;
 pub(crate) mod input;
 #[cfg(feature = "http-server")]
 mod peer_addr;
+mod principal;
 mod prompt;
 mod request;
 mod resource;
@@ -63,6 +64,7 @@ pub use catalog::Change;
 pub use completion::CompletionRequest;
 pub use context::RequestContext;
 pub use error::HandlerError;
+pub use principal::Principal;
 pub use prompt::{IntoPromptResult, PromptDef, PromptHandler};
 pub use resource::{IntoContents, ResourceDef, TemplateDef, TemplateVars};
 #[cfg(feature = "skills")]

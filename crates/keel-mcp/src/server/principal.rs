@@ -1,0 +1,46 @@
+//! [`Principal`]: who made a request, as an authorization layer verified it.
+
+use std::time::SystemTime;
+
+use crate::protocol::JsonObject;
+
+/// The verified caller of a request: what an authorization layer (Keel's resource-server layer, or your
+/// own tower middleware) learned from the request's credentials. Handlers read it with
+/// [`RequestContext::principal`](super::RequestContext::principal); it never holds the token itself.
+///
+/// An authorization layer in front of Keel's HTTP service makes it visible by inserting an
+/// `Arc<Principal>` into the HTTP request's extensions. The struct is `#[non_exhaustive]`: build one with
+/// [`Principal::default`] and set the fields.
+///
+/// ```
+/// use keel_mcp::server::Principal;
+///
+/// let mut principal = Principal::default();
+/// principal.subject = Some("alice".into());
+/// principal.scopes = vec!["notes:read".into()];
+/// assert!(principal.has_scope("notes:read"));
+/// assert!(!principal.has_scope("notes:write"));
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Principal {
+    /// The subject (`sub`): the user or service the token was issued for.
+    pub subject: Option<String>,
+    /// The OAuth client the token was issued to (`client_id` / `azp`).
+    pub client_id: Option<String>,
+    /// The scopes the token grants.
+    pub scopes: Vec<String>,
+    /// The audiences the token names (`aud`).
+    pub audience: Vec<String>,
+    /// When the token expires (`exp`).
+    pub expires_at: Option<SystemTime>,
+    /// Every claim of the token (JWT payload or introspection response), as verified.
+    pub claims: JsonObject,
+}
+
+impl Principal {
+    /// Whether the token grants `scope` (exact, case-sensitive comparison).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|granted| granted == scope)
+    }
+}
