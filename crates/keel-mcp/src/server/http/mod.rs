@@ -26,6 +26,8 @@ mod guard;
 mod legacy;
 mod listener;
 pub(crate) mod modern;
+#[cfg(feature = "resource-server")]
+mod protect;
 mod request_body;
 mod session;
 mod shutdown;
@@ -104,6 +106,9 @@ pub struct HttpConfig {
     /// On [`McpService::shutdown`], how long calls in flight get to finish before they are cancelled.
     /// Default 5 s.
     pub shutdown_grace: Duration,
+    /// The OAuth 2.1 resource-server protection, when set with [`HttpConfig::resource_server`].
+    #[cfg(feature = "resource-server")]
+    pub(crate) protection: Option<Arc<crate::auth::resource::protection::Protection>>,
 }
 
 impl Default for HttpConfig {
@@ -124,6 +129,8 @@ impl Default for HttpConfig {
             body_read_timeout: Duration::from_secs(30),
             max_connections_per_peer: 256,
             shutdown_grace: Duration::from_secs(5),
+            #[cfg(feature = "resource-server")]
+            protection: None,
         }
     }
 }
@@ -218,6 +225,22 @@ impl HttpConfig {
         self.shutdown_grace = d;
         self
     }
+
+    /// Protects the endpoint as an OAuth 2.1 resource server (feature `resource-server`; see
+    /// [`auth::resource`](crate::auth::resource)): every request needs a token `config.verifier` accepts, and
+    /// the protected resource metadata is served at its well-known URL. Mounted in your own router, route that
+    /// URL (`/.well-known/oauth-protected-resource` followed by the resource's path) to this service too.
+    ///
+    /// Fails when `config.resource` is not an absolute `http(s)` URL without a fragment, or names no
+    /// authorization server.
+    #[cfg(feature = "resource-server")]
+    pub fn resource_server(
+        mut self,
+        config: crate::auth::resource::ResourceServerConfig,
+    ) -> Result<Self, crate::auth::resource::ResourceUrlError> {
+        self.protection = Some(Arc::new(crate::auth::resource::protection::Protection::new(config)?));
+        Ok(self)
+    }
 }
 
 /// The MCP endpoint as a `tower::Service`. Cheap to clone; clones share sessions.
@@ -309,8 +332,26 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // The metadata is public and CORS-readable, so it is served before the Host / Origin check; every
+    // other request is authenticated after it. Unprotected, this costs one branch.
+    #[cfg(feature = "resource-server")]
+    let mut request = request;
+    #[cfg(feature = "resource-server")]
+    if let Some(protection) = &inner.config.protection
+        && protection.is_metadata_path(request.uri().path())
+    {
+        if let protect::Admission::Answered(response) = protect::admit(protection, &mut request).await {
+            return response;
+        }
+    }
     if let Err(why) = inner.config.hosts.check(request.uri(), request.headers()) {
         return body::rpc_error(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(why));
+    }
+    #[cfg(feature = "resource-server")]
+    if let Some(protection) = &inner.config.protection
+        && let protect::Admission::Answered(response) = protect::admit(protection, &mut request).await
+    {
+        return response;
     }
     let session_id = header(request.headers(), "mcp-session-id").map(str::to_owned);
     match (request.method(), session_id) {
