@@ -67,11 +67,6 @@ impl Protection {
         metadata::answer(method, &self.document)
     }
 
-    /// The absolute URL of the metadata (`resource_metadata` in challenges).
-    pub(crate) fn metadata_url(&self) -> &str {
-        &self.location.url
-    }
-
     /// Checks the credentials of a request for the MCP endpoint: the verified principal, or the refusal.
     pub(crate) async fn authenticate(&self, uri: &Uri, headers: &HeaderMap) -> Result<Arc<Principal>, Refusal> {
         let token = match credentials::read(uri, headers, self.config.max_authorization_bytes) {
@@ -135,13 +130,13 @@ impl Protection {
         self.config.method_scopes.iter().find(|(m, _)| m == method).map_or(&[], |(_, scopes)| scopes)
     }
 
-    /// The 403 of a token that lacks some of `needed`, naming every scope the request needs so the client
-    /// can step up in one go.
-    pub(crate) fn insufficient_scope(&self, needed: &[String]) -> Refusal {
+    /// The 403 of a token that lacks a scope of `method` or `target` (the scopes the request's method and its
+    /// tool, resource or prompt need), naming every one of them so the client can step up in one go.
+    pub(crate) fn insufficient_scope(&self, method: &[String], target: &[String]) -> Refusal {
         let text = challenge::bearer(
             Some(ChallengeError::InsufficientScope),
             Some("the access token lacks a scope this request needs"),
-            needed,
+            &challenge::union(method, target),
             &self.location.url,
         );
         let challenge = HeaderValue::from_str(&text).ok();

@@ -30,6 +30,7 @@ pub(crate) mod modern;
 mod protect;
 mod request_body;
 mod session;
+mod session_owner;
 mod shutdown;
 mod slots;
 
@@ -357,8 +358,10 @@ where
     match (request.method(), session_id) {
         (&Method::POST, session_id) => post(inner, request, session_id).await,
         (&Method::GET, Some(_)) if inner.shutdown.is_draining() => unavailable(SHUTTING_DOWN),
-        (&Method::GET, Some(session_id)) => legacy::get(&inner, &session_id, request.headers()).await,
-        (&Method::DELETE, Some(session_id)) => legacy::delete(&inner, &session_id),
+        (&Method::GET, Some(session_id)) => {
+            legacy::get(&inner, &session_id, request.headers(), request.extensions()).await
+        }
+        (&Method::DELETE, Some(session_id)) => legacy::delete(&inner, &session_id, request.extensions()),
         // Sessionless GET / DELETE: the 2026-07-28 revision has neither.
         _ => method_not_allowed(),
     }
@@ -399,6 +402,18 @@ where
     if inner.shutdown.is_draining() && matches!(message, Message::Request(_)) {
         return unavailable(SHUTTING_DOWN);
     }
+    if let Message::Request(request) = &message {
+        let needed = method_scopes(&inner, &request.method);
+        if !needed.is_empty() {
+            let access = crate::server::request::Access::Http {
+                principal: parts.extensions.get::<Arc<crate::server::Principal>>().map(|p| &**p),
+                filter_lists: true,
+            };
+            if let Err(error) = access.require(needed) {
+                return insufficient_scope(&inner, &request.id, &error, needed);
+            }
+        }
+    }
     // Only now, with the whole body in hand: a slow upload must not hold a slot.
     let Some(slot) = inner.requests.try_acquire() else {
         return unavailable("too many requests in progress; retry shortly");
@@ -415,6 +430,46 @@ where
         return response;
     }
     modern::post(&inner, parts, message, accepts_sse, slot).await
+}
+
+/// The scopes every request of `method` needs on this endpoint (none unless it is protected and configured
+/// so).
+pub(crate) fn method_scopes<'a>(inner: &'a HttpInner, method: &str) -> &'a [String] {
+    #[cfg(feature = "resource-server")]
+    if let Some(protection) = &inner.config.protection {
+        return protection.method_scopes(method);
+    }
+    let _ = (inner, method);
+    &[]
+}
+
+/// The answer to a request refused for a missing scope ([`INSUFFICIENT_SCOPE`]): 403, and on a protected
+/// endpoint the `insufficient_scope` challenge naming every scope the request needs — its method's and its
+/// target's (`data.scopes`) — so the client can step up.
+///
+/// [`INSUFFICIENT_SCOPE`]: crate::server::request::INSUFFICIENT_SCOPE
+pub(crate) fn insufficient_scope(
+    inner: &HttpInner,
+    id: &crate::protocol::RequestId,
+    error: &ErrorObject,
+    method_scopes: &[String],
+) -> Response<ResponseBody> {
+    #[cfg_attr(not(feature = "resource-server"), expect(unused_mut, reason = "only a protected endpoint adds a challenge"))]
+    let mut response = body::rpc_error(StatusCode::FORBIDDEN, Some(id), error);
+    #[cfg(feature = "resource-server")]
+    if let Some(protection) = &inner.config.protection {
+        let target: Vec<String> = error
+            .data
+            .as_ref()
+            .and_then(|data| data.get("scopes"))
+            .and_then(|scopes| serde_json::from_value(scopes.clone()).ok())
+            .unwrap_or_default();
+        if let Some(challenge) = protection.insufficient_scope(method_scopes, &target).challenge {
+            response.headers_mut().insert(http::header::WWW_AUTHENTICATE, challenge);
+        }
+    }
+    let _ = (inner, method_scopes);
+    response
 }
 
 /// 503 with `Retry-After`.

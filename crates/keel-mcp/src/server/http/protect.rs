@@ -12,6 +12,7 @@ use super::body::{self, ResponseBody};
 use crate::auth::resource::protection::{Protection, Refusal};
 use crate::protocol::ErrorObject;
 use crate::server::Principal;
+use crate::server::request::UnfilteredLists;
 
 /// What the resource-server step decided for one request.
 pub(super) enum Admission {
@@ -28,7 +29,11 @@ pub(super) async fn admit<B>(protection: &Protection, request: &mut Request<B>) 
     }
     match protection.authenticate(request.uri(), request.headers()).await {
         Ok(principal) => {
-            request.extensions_mut().insert::<Arc<Principal>>(principal);
+            let extensions = request.extensions_mut();
+            extensions.insert::<Arc<Principal>>(principal);
+            if !protection.config.filter_lists {
+                extensions.insert(UnfilteredLists);
+            }
             Admission::Admitted
         }
         Err(refusal) => Admission::Answered(refused(refusal)),
