@@ -106,7 +106,9 @@ mod tests {
                  resource_metadata=\"{PRM}\""
             )
         );
-        assert!(http::HeaderValue::from_str(&bearer(Some(ChallengeError::InvalidToken), Some("é\n"), &[], PRM)).is_ok());
+        assert!(
+            http::HeaderValue::from_str(&bearer(Some(ChallengeError::InvalidToken), Some("é\n"), &[], PRM)).is_ok()
+        );
     }
 
     #[test]

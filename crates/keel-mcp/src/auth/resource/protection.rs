@@ -8,11 +8,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 
+use super::VerifyError;
 use super::challenge::{self, ChallengeError};
 use super::config::ResourceServerConfig;
 use super::credentials::{self, CredentialError, Credentials};
 use super::metadata::{self, MetadataAnswer, MetadataLocation, ResourceUrlError};
-use super::VerifyError;
 use crate::server::Principal;
 
 /// A request the resource server turns away, as data; the HTTP service renders it.
@@ -100,7 +100,11 @@ impl Protection {
                 });
             }
             Err(CredentialError::Malformed) => {
-                return Err(self.refuse(StatusCode::UNAUTHORIZED, self.invalid_token.clone(), "malformed access token"));
+                return Err(self.refuse(
+                    StatusCode::UNAUTHORIZED,
+                    self.invalid_token.clone(),
+                    "malformed access token",
+                ));
             }
         };
         match self.config.verifier.verify(token).await {
