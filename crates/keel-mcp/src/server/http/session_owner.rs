@@ -47,10 +47,12 @@ mod tests {
     use super::*;
 
     fn with(subject: &str, client: &str) -> http::Extensions {
-        let mut principal = Principal::default();
-        principal.issuer = Some("https://idp.example".into());
-        principal.subject = Some(subject.into());
-        principal.client_id = Some(client.into());
+        let principal = Principal {
+            issuer: Some("https://idp.example".into()),
+            subject: Some(subject.into()),
+            client_id: Some(client.into()),
+            ..Principal::default()
+        };
         let mut extensions = http::Extensions::new();
         extensions.insert(Arc::new(principal));
         extensions
