@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::server::Principal;
+use crate::server::principal::Principal;
 
 /// Who opened a legacy session: the token's issuer, subject and client.
 #[derive(Clone, Debug, PartialEq, Eq)]
