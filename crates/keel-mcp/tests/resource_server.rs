@@ -305,6 +305,29 @@ async fn token_matrix() {
 }
 
 #[tokio::test]
+async fn eddsa_keys_and_the_at_jwt_type() {
+    use ring::signature::Ed25519KeyPair;
+    let rng = SystemRandom::new();
+    let pair = Ed25519KeyPair::from_pkcs8(Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref()).unwrap();
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed", "alg": "EdDSA", "use": "sig",
+        "x": B64.encode(pair.public_key().as_ref())});
+    let sign = |header: Value| {
+        let input = signing_input(&header, &claims(""));
+        format!("{input}.{}", B64.encode(pair.sign(input.as_bytes()).as_ref()))
+    };
+    let idp = Idp::start(&[]).await;
+    *idp.jwks.lock().unwrap() = vec![jwk];
+    let svc = service(&idp, |j| j.require_at_jwt(true));
+    let typed = sign(json!({"alg": "EdDSA", "typ": "at+jwt", "kid": "ed"}));
+    assert_eq!(whoami_status(&svc, &typed).await.0, StatusCode::OK);
+    let plain = sign(json!({"alg": "EdDSA", "typ": "JWT", "kid": "ed"}));
+    assert_eq!(whoami_status(&svc, &plain).await, (StatusCode::UNAUTHORIZED, invalid_token()), "typ must be at+jwt");
+    // An ES256 header on an EdDSA key is refused whatever the signature.
+    let confused = sign(json!({"alg": "ES256", "typ": "at+jwt", "kid": "ed"}));
+    assert_eq!(whoami_status(&svc, &confused).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn a_rotated_key_is_fetched_without_restart() {
     let (old, new) = (Signer::new("old"), Signer::new("new"));
     let idp = Idp::start(&[&old]).await;
