@@ -32,6 +32,8 @@ use crate::error::Error;
 mod challenge;
 #[cfg(feature = "auth")]
 pub mod client;
+#[cfg(feature = "resource-server")]
+pub mod resource;
 
 pub use challenge::Challenge;
 
