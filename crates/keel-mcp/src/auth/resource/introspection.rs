@@ -15,7 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
 
-use super::{BoxFuture, TokenVerifier, VerifiedToken, VerifyError};
+use super::{TokenVerifier, VerifiedToken, VerifyError, VerifyFuture};
 use crate::server::Principal;
 
 /// How long an answer is cached at most, by default (so a revoked token is refused within this time).
@@ -326,7 +326,7 @@ impl IntrospectionVerifier {
 }
 
 impl TokenVerifier for IntrospectionVerifier {
-    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<VerifiedToken, VerifyError>> {
+    fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         Box::pin(async move {
             let key = hmac_sha256::Hash::hash(token.as_bytes());
             let cached = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key, self.now_ms());
@@ -397,7 +397,11 @@ fn judge(
     principal.audience = audience;
     principal.expires_at = exp.map(|exp| UNIX_EPOCH + Duration::from_secs(exp));
     principal.claims = body.clone();
-    Ok((VerifiedToken { principal, jkt }, exp))
+    let verified = VerifiedToken::new(principal);
+    Ok((match jkt {
+        Some(jkt) => verified.with_jkt(jkt),
+        None => verified,
+    }, exp))
 }
 
 /// Cached answers by token hash, bounded by two generations: lookups promote into the young one, and when
