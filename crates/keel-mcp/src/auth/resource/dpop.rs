@@ -569,8 +569,11 @@ mod tests {
         }
 
         fn sign_raw(&self, header: &Value, claims: &Value) -> String {
-            let input =
-                format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(claims.to_string())
+            );
             let sig = match self {
                 Key::Es256(k) => k.sign(&SystemRandom::new(), input.as_bytes()).unwrap().as_ref().to_vec(),
                 Key::Ed25519(k) => k.sign(input.as_bytes()).as_ref().to_vec(),
@@ -610,7 +613,8 @@ mod tests {
         let now = unix_now_f64();
         let proof = key.sign(&json!({"jti": "x", "htm": "GET", "htu": "HTTPS://MCP.example:443/a/../mcp",
                                      "iat": now, "ath": access_token_hash(TOKEN)}));
-        let req = DpopRequest { method: "GET", url: "https://mcp.example/mcp?q=1", access_token: TOKEN, jkt: &key.jkt() };
+        let req =
+            DpopRequest { method: "GET", url: "https://mcp.example/mcp?q=1", access_token: TOKEN, jkt: &key.jkt() };
         assert_eq!(v.verify_at(&proof, &req, now), Ok(()), "htu is compared normalized, without the query");
     }
 
@@ -629,11 +633,20 @@ mod tests {
         };
         let cases = [
             (with("htm", json!("GET"), "a"), DpopError::InvalidProof("htm does not match the request method")),
-            (with("htu", json!("https://other.example/mcp"), "b"), DpopError::InvalidProof("htu does not match the request URL")),
-            (with("htu", json!("https://mcp.example/mcp2"), "c"), DpopError::InvalidProof("htu does not match the request URL")),
+            (
+                with("htu", json!("https://other.example/mcp"), "b"),
+                DpopError::InvalidProof("htu does not match the request URL"),
+            ),
+            (
+                with("htu", json!("https://mcp.example/mcp2"), "c"),
+                DpopError::InvalidProof("htu does not match the request URL"),
+            ),
             (with("iat", json!(now - 61.0), "d"), DpopError::InvalidProof("iat too old")),
             (with("iat", json!(now + 60.0), "e"), DpopError::InvalidProof("iat in the future")),
-            (with("ath", json!(access_token_hash("another")), "f"), DpopError::InvalidProof("ath does not match the access token")),
+            (
+                with("ath", json!(access_token_hash("another")), "f"),
+                DpopError::InvalidProof("ath does not match the access token"),
+            ),
             (with("jti", json!(""), ""), DpopError::InvalidProof("jti missing or too long")),
             (with("jti", json!("x".repeat(300)), &"x".repeat(300)), DpopError::InvalidProof("jti missing or too long")),
         ];
@@ -669,7 +682,9 @@ mod tests {
         let hs = {
             let input = format!(
                 "{}.{}",
-                URL_SAFE_NO_PAD.encode(json!({"typ": "dpop+jwt", "alg": "HS256", "jwk": {"kty": "oct", "k": "c2VjcmV0"}}).to_string()),
+                URL_SAFE_NO_PAD.encode(
+                    json!({"typ": "dpop+jwt", "alg": "HS256", "jwk": {"kty": "oct", "k": "c2VjcmV0"}}).to_string()
+                ),
                 URL_SAFE_NO_PAD.encode(c.to_string())
             );
             format!("{input}.{}", URL_SAFE_NO_PAD.encode(hmac_sha256::HMAC::mac(input.as_bytes(), b"secret")))
@@ -681,7 +696,10 @@ mod tests {
             (key.sign_raw(&json!({"typ": "dpop+jwt", "alg": "ES256"}), &c), "jwk missing"),
             (key.sign_raw(&json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": private}), &c), "jwk holds a private key"),
             (key.sign_raw(&json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": key.jwk()}), &c), "jwk does not fit alg"),
-            (key.sign_raw(&json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.jwk(), "crit": ["x"]}), &c), "crit header not understood"),
+            (
+                key.sign_raw(&json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.jwk(), "crit": ["x"]}), &c),
+                "crit header not understood",
+            ),
             (hs, "alg not allowed"),
             ("a.b".to_owned(), "not a compact JWS"),
             ("a.b.c.d".to_owned(), "not a compact JWS"),
@@ -698,7 +716,10 @@ mod tests {
         let mut bad_sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
         bad_sig[0] ^= 1;
         let tampered = format!("{head}.{}", URL_SAFE_NO_PAD.encode(bad_sig));
-        assert_eq!(v.verify_at(&tampered, &request(&jkt), now), Err(DpopError::InvalidProof("bad signature or claims")));
+        assert_eq!(
+            v.verify_at(&tampered, &request(&jkt), now),
+            Err(DpopError::InvalidProof("bad signature or claims"))
+        );
         // HMAC can never be enabled.
         assert!(DpopVerifier::new().algorithms(&[Algorithm::HS256, Algorithm::ES256]).algorithm_names() == ["ES256"]);
     }

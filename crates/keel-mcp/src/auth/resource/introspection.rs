@@ -90,8 +90,7 @@ impl IntrospectionBuilder {
 
     /// Authenticates with `client_id` and `client_secret` in the form body (`client_secret_post`).
     pub fn client_secret_post(mut self, client_id: &str, client_secret: &str) -> Self {
-        self.auth =
-            Some(ClientAuth::Post { client_id: client_id.to_owned(), client_secret: client_secret.to_owned() });
+        self.auth = Some(ClientAuth::Post { client_id: client_id.to_owned(), client_secret: client_secret.to_owned() });
         self
     }
 
@@ -393,15 +392,19 @@ fn judge(
     let mut principal = Principal::default();
     principal.subject = text("sub");
     principal.client_id = text("client_id");
-    principal.scopes = text("scope").map(|s| s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
+    principal.scopes =
+        text("scope").map(|s| s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
     principal.audience = audience;
     principal.expires_at = exp.map(|exp| UNIX_EPOCH + Duration::from_secs(exp));
     principal.claims = body.clone();
     let verified = VerifiedToken::new(principal);
-    Ok((match jkt {
-        Some(jkt) => verified.with_jkt(jkt),
-        None => verified,
-    }, exp))
+    Ok((
+        match jkt {
+            Some(jkt) => verified.with_jkt(jkt),
+            None => verified,
+        },
+        exp,
+    ))
 }
 
 /// Cached answers by token hash, bounded by two generations: lookups promote into the young one, and when
@@ -495,7 +498,11 @@ mod tests {
             (without("aud"), "token is not meant for this resource"),
         ];
         for (b, why) in refused {
-            assert_eq!(judge(&body(b.clone()), RESOURCE, Some("https://as"), true, now).err().as_deref(), Some(why), "{b}");
+            assert_eq!(
+                judge(&body(b.clone()), RESOURCE, Some("https://as"), true, now).err().as_deref(),
+                Some(why),
+                "{b}"
+            );
         }
         assert!(judge(&body(with("aud", json!(["x", RESOURCE]))), RESOURCE, None, true, now).is_ok());
         assert!(judge(&body(without("aud")), RESOURCE, None, false, now).is_ok(), "aud optional when configured");
@@ -562,7 +569,11 @@ mod tests {
                         if let Some((head, body)) = text.split_once("\r\n\r\n") {
                             let len = head
                                 .lines()
-                                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                                .find_map(|l| {
+                                    l.to_ascii_lowercase()
+                                        .strip_prefix("content-length:")
+                                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                                })
                                 .unwrap_or(0);
                             if body.len() >= len {
                                 break (head.to_owned(), body.to_owned());
@@ -571,7 +582,9 @@ mod tests {
                     };
                     counter.fetch_add(1, Ordering::SeqCst);
                     let auth = head.lines().find_map(|l| {
-                        l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("authorization")).map(|(_, v)| v.trim().to_owned())
+                        l.split_once(':')
+                            .filter(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+                            .map(|(_, v)| v.trim().to_owned())
                     });
                     let (status, reply) = answer(&body, auth.as_deref());
                     let response = format!(

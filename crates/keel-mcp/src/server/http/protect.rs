@@ -27,7 +27,7 @@ pub(super) async fn admit<B>(protection: &Protection, request: &mut Request<B>) 
     if protection.is_metadata_path(request.uri().path()) {
         return Admission::Answered(metadata(protection, request.method()));
     }
-    match protection.authenticate(request.uri(), request.headers()).await {
+    match protection.authenticate(request.method(), request.uri(), request.headers()).await {
         Ok(principal) => {
             let extensions = request.extensions_mut();
             extensions.insert::<Arc<Principal>>(principal);
@@ -65,6 +65,12 @@ pub(super) fn refused(refusal: Refusal) -> Response<ResponseBody> {
     let headers = response.headers_mut();
     if let Some(challenge) = refusal.challenge {
         headers.insert(WWW_AUTHENTICATE, challenge);
+    }
+    if let Some(challenge) = refusal.dpop_challenge {
+        headers.append(WWW_AUTHENTICATE, challenge);
+    }
+    if let Some(nonce) = refusal.dpop_nonce {
+        headers.insert("dpop-nonce", nonce);
     }
     if let Some(after) = refusal.retry_after {
         headers.insert(RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
