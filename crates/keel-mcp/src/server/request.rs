@@ -116,8 +116,11 @@ impl<'a> Access<'a> {
         if self.permits(needed) {
             return Ok(());
         }
-        Err(ErrorObject::new(INSUFFICIENT_SCOPE, format!("insufficient scope: this request needs {}", needed.join(" ")))
-            .with_data(serde_json::json!({ "scopes": needed })))
+        Err(ErrorObject::new(
+            INSUFFICIENT_SCOPE,
+            format!("insufficient scope: this request needs {}", needed.join(" ")),
+        )
+        .with_data(serde_json::json!({ "scopes": needed })))
     }
 
     /// Whether lists leave out what the caller may not use.

@@ -31,7 +31,11 @@ pub(crate) enum CredentialError {
 }
 
 /// The credentials of a request with target `uri` and `headers`; `max_bytes` bounds the header.
-pub(crate) fn read<'a>(uri: &Uri, headers: &'a HeaderMap, max_bytes: usize) -> Result<Credentials<'a>, CredentialError> {
+pub(crate) fn read<'a>(
+    uri: &Uri,
+    headers: &'a HeaderMap,
+    max_bytes: usize,
+) -> Result<Credentials<'a>, CredentialError> {
     if uri.query().is_some_and(names_access_token) {
         return Err(CredentialError::InQuery);
     }

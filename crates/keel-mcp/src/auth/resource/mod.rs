@@ -21,9 +21,9 @@
 //! use std::sync::Arc;
 //! use keel_mcp::auth::resource::{JwtConfig, JwtVerifier, ResourceServerConfig};
 //! use keel_mcp::protocol::Implementation;
-//! use keel_mcp::server::{NoArgs, RequestContext, Server, ToolDef, http::HttpConfig};
+//! use keel_mcp::server::{NoArgs, Server, ToolDef, http::HttpConfig};
 //!
-//! # async fn run() -> Result<(), keel_mcp::Error> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let resource = "https://notes.example/mcp";
 //! let verifier = JwtVerifier::new(JwtConfig::new(
 //!     "https://idp.example",
@@ -34,10 +34,12 @@
 //!     .scopes_supported(["notes:read", "notes:write"]);
 //! let list = ToolDef::new("list_notes", |_: NoArgs| async { "[]" }).scopes(["notes:read"]);
 //! let server = Server::builder(Implementation::new("notes", "1.0.0")).tool_def(list).build();
-//! let config = HttpConfig::default().resource_server(protection);
-//! server.serve_http("127.0.0.1:8080".parse().unwrap(), config).await
-//! # }
+//! let config = HttpConfig::default().resource_server(protection)?;
+//! server.serve_http("127.0.0.1:8080".parse()?, config).await?;
+//! # Ok(()) }
 //! ```
+//!
+//! Mounted in your own router instead, route the metadata URL to the service as well as the endpoint.
 //!
 //! [`HttpConfig::resource_server`]: crate::server::http::HttpConfig::resource_server
 //! [`ToolDef::scopes`]: crate::server::ToolDef::scopes
@@ -47,12 +49,16 @@ mod config;
 mod credentials;
 pub mod dpop;
 pub mod introspection;
+mod jwks;
+mod jwt;
 mod metadata;
 pub(crate) mod protection;
+mod verified_cache;
 
 use std::time::Duration;
 
 pub use config::{DEFAULT_MAX_AUTHORIZATION_BYTES, ResourceServerConfig};
+pub use jwt::{ALLOWED_ALGORITHMS, JwtConfig, JwtConfigError, JwtVerifier, MAX_LEEWAY};
 pub use metadata::ResourceUrlError;
 
 use crate::server::Principal;

@@ -14,8 +14,8 @@ use crate::server::catalog::Catalog;
 use crate::server::error::Disclosed;
 use crate::server::input::StateBinding;
 use crate::server::request::{
-    Access, Caller, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish,
-    input_required, legacy_only, open_input, scope,
+    Access, Caller, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish, input_required,
+    legacy_only, open_input, scope,
 };
 
 /// `resources/list`.

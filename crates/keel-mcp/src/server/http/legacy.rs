@@ -466,7 +466,11 @@ pub(super) async fn get(
 }
 
 /// DELETE: the client ends its session.
-pub(super) fn delete(inner: &Arc<HttpInner>, session_id: &str, extensions: &http::Extensions) -> Response<ResponseBody> {
+pub(super) fn delete(
+    inner: &Arc<HttpInner>,
+    session_id: &str,
+    extensions: &http::Extensions,
+) -> Response<ResponseBody> {
     if owned_session(inner, session_id, extensions).is_some() && inner.sessions.remove(session_id) {
         body::empty(StatusCode::OK)
     } else {

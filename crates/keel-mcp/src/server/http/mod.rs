@@ -339,20 +339,18 @@ where
     let mut request = request;
     #[cfg(feature = "resource-server")]
     if let Some(protection) = &inner.config.protection
-        && protection.is_metadata_path(request.uri().path())
+        && let Some(response) = protect::metadata(protection, &request)
     {
-        if let protect::Admission::Answered(response) = protect::admit(protection, &mut request).await {
-            return response;
-        }
+        return response;
     }
     if let Err(why) = inner.config.hosts.check(request.uri(), request.headers()) {
         return body::rpc_error(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(why));
     }
     #[cfg(feature = "resource-server")]
     if let Some(protection) = &inner.config.protection
-        && let protect::Admission::Answered(response) = protect::admit(protection, &mut request).await
+        && let Err(refusal) = protect::authenticate(protection, &mut request).await
     {
-        return response;
+        return refusal;
     }
     let session_id = header(request.headers(), "mcp-session-id").map(str::to_owned);
     match (request.method(), session_id) {
@@ -454,7 +452,10 @@ pub(crate) fn insufficient_scope(
     error: &ErrorObject,
     method_scopes: &[String],
 ) -> Response<ResponseBody> {
-    #[cfg_attr(not(feature = "resource-server"), expect(unused_mut, reason = "only a protected endpoint adds a challenge"))]
+    #[cfg_attr(
+        not(feature = "resource-server"),
+        expect(unused_mut, reason = "only a protected endpoint adds a challenge")
+    )]
     let mut response = body::rpc_error(StatusCode::FORBIDDEN, Some(id), error);
     #[cfg(feature = "resource-server")]
     if let Some(protection) = &inner.config.protection {

@@ -14,19 +14,17 @@ use crate::protocol::ErrorObject;
 use crate::server::Principal;
 use crate::server::request::UnfilteredLists;
 
-/// What the resource-server step decided for one request.
-pub(super) enum Admission {
-    /// A metadata URL: this is the whole answer.
-    Answered(Response<ResponseBody>),
-    /// The MCP endpoint, with a verified principal (now in the request's extensions).
-    Admitted,
+/// The answer at a metadata URL; `None` for any other path.
+pub(super) fn metadata<B>(protection: &Protection, request: &Request<B>) -> Option<Response<ResponseBody>> {
+    protection.is_metadata_path(request.uri().path()).then(|| metadata_answer(protection, request.method()))
 }
 
-/// Serves the metadata, or authenticates a request for the MCP endpoint.
-pub(super) async fn admit<B>(protection: &Protection, request: &mut Request<B>) -> Admission {
-    if protection.is_metadata_path(request.uri().path()) {
-        return Admission::Answered(metadata(protection, request.method()));
-    }
+/// Authenticates a request for the MCP endpoint: its verified principal goes into its extensions, or the
+/// refusal is the answer.
+pub(super) async fn authenticate<B>(
+    protection: &Protection,
+    request: &mut Request<B>,
+) -> Result<(), Response<ResponseBody>> {
     match protection.authenticate(request.method(), request.uri(), request.headers()).await {
         Ok(principal) => {
             let extensions = request.extensions_mut();
@@ -34,13 +32,13 @@ pub(super) async fn admit<B>(protection: &Protection, request: &mut Request<B>) 
             if !protection.config.filter_lists {
                 extensions.insert(UnfilteredLists);
             }
-            Admission::Admitted
+            Ok(())
         }
-        Err(refusal) => Admission::Answered(refused(refusal)),
+        Err(refusal) => Err(refused(refusal)),
     }
 }
 
-fn metadata(protection: &Protection, method: &http::Method) -> Response<ResponseBody> {
+fn metadata_answer(protection: &Protection, method: &http::Method) -> Response<ResponseBody> {
     let answer = protection.metadata(method);
     let mut response = match answer.body {
         Some(document) => body::json(answer.status, document),

@@ -21,9 +21,9 @@ use std::time::{Duration, Instant};
 use crate::engine::CancellationToken;
 
 use super::HttpConfig;
-use super::session_owner::SessionOwner;
 use super::event_log::EventLog;
 use super::event_store::EventStore;
+use super::session_owner::SessionOwner;
 use crate::engine::PendingRequests;
 use crate::protocol::RequestId;
 use crate::server::peer_addr::PeerKey;
