@@ -94,7 +94,9 @@ impl IntrospectionBuilder {
         self
     }
 
-    /// Requires the response's `iss` to be exactly `issuer` (no normalization).
+    /// Requires the response's `iss`, when it has one, to be exactly `issuer` (no normalization). A response
+    /// without `iss` is accepted: `iss` is optional in RFC 7662, and the authenticated endpoint vouches for
+    /// the token.
     pub fn issuer(mut self, issuer: &str) -> Self {
         self.issuer = Some(issuer.to_owned());
         self
@@ -366,8 +368,10 @@ fn judge(
             return Err("token not yet valid".into());
         }
     }
-    if let Some(want) = issuer {
-        if body.get("iss").and_then(Value::as_str) != Some(want) {
+    // `iss` is optional in a response (RFC 7662 §2.2): the authenticated endpoint vouches for the token.
+    // When it is there, it must be the configured issuer, exactly.
+    if let (Some(want), Some(got)) = (issuer, body.get("iss")) {
+        if got.as_str() != Some(want) {
             return Err("token issued by another issuer".into());
         }
     }
@@ -491,7 +495,7 @@ mod tests {
             (with("exp", json!("soon")), "exp is not a number"),
             (with("nbf", json!(now + 10)), "token not yet valid"),
             (with("iss", json!("https://as/")), "token issued by another issuer"),
-            (without("iss"), "token issued by another issuer"),
+            (with("iss", json!(7)), "token issued by another issuer"),
             (with("aud", json!("https://notes.example/mcp/")), "token is not meant for this resource"),
             (with("aud", json!(["https://other", 3])), "aud is malformed"),
             (with("aud", json!([])), "token is not meant for this resource"),
@@ -506,7 +510,8 @@ mod tests {
         }
         assert!(judge(&body(with("aud", json!(["x", RESOURCE]))), RESOURCE, None, true, now).is_ok());
         assert!(judge(&body(without("aud")), RESOURCE, None, false, now).is_ok(), "aud optional when configured");
-        assert!(judge(&body(without("iss")), RESOURCE, None, true, now).is_ok(), "iss checked only when set");
+        assert!(judge(&body(with("iss", json!("x"))), RESOURCE, None, true, now).is_ok(), "iss checked only when set");
+        assert!(judge(&body(without("iss")), RESOURCE, Some("https://as"), true, now).is_ok(), "iss is optional");
     }
 
     #[test]
