@@ -363,17 +363,17 @@ fn judge(
     if exp.is_some_and(|exp| exp <= now) {
         return Err("token expired".into());
     }
-    if let Some(nbf) = body.get("nbf") {
-        if nbf.as_u64().is_none_or(|nbf| nbf > now) {
-            return Err("token not yet valid".into());
-        }
+    if let Some(nbf) = body.get("nbf")
+        && nbf.as_u64().is_none_or(|nbf| nbf > now)
+    {
+        return Err("token not yet valid".into());
     }
     // `iss` is optional in a response (RFC 7662 §2.2): the authenticated endpoint vouches for the token.
     // When it is there, it must be the configured issuer, exactly.
-    if let (Some(want), Some(got)) = (issuer, body.get("iss")) {
-        if got.as_str() != Some(want) {
-            return Err("token issued by another issuer".into());
-        }
+    if let (Some(want), Some(got)) = (issuer, body.get("iss"))
+        && got.as_str() != Some(want)
+    {
+        return Err("token issued by another issuer".into());
     }
     let audience: Vec<String> = match body.get("aud") {
         None => Vec::new(),
@@ -393,14 +393,17 @@ fn judge(
     }
     let text = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_owned);
     let jkt = body.get("cnf").and_then(|c| c.get("jkt")).and_then(Value::as_str).map(str::to_owned);
-    let mut principal = Principal::default();
-    principal.subject = text("sub");
-    principal.client_id = text("client_id");
-    principal.scopes =
-        text("scope").map(|s| s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
-    principal.audience = audience;
-    principal.expires_at = exp.map(|exp| UNIX_EPOCH + Duration::from_secs(exp));
-    principal.claims = body.clone();
+    let scopes = text("scope").map(|s| s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect());
+    let principal = Principal {
+        // The session owner is (issuer, subject, client): name the configured issuer when the answer omits it.
+        issuer: text("iss").or_else(|| issuer.map(str::to_owned)),
+        subject: text("sub"),
+        client_id: text("client_id"),
+        scopes: scopes.unwrap_or_default(),
+        audience,
+        expires_at: exp.map(|exp| UNIX_EPOCH + Duration::from_secs(exp)),
+        claims: body.clone(),
+    };
     let verified = VerifiedToken::new(principal);
     Ok((
         match jkt {
@@ -472,6 +475,7 @@ mod tests {
         assert_eq!(exp, Some(now + 60));
         assert_eq!(token.jkt.as_deref(), Some("THUMB"));
         assert_eq!(token.principal.subject.as_deref(), Some("alice"));
+        assert_eq!(token.principal.issuer.as_deref(), Some("https://as"));
         assert_eq!(token.principal.client_id.as_deref(), Some("c1"));
         assert_eq!(token.principal.scopes, ["notes:read", "notes:write"]);
         assert_eq!(token.principal.audience, [RESOURCE]);
