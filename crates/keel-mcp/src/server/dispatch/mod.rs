@@ -99,10 +99,10 @@ async fn route(
         ListResourcesParams::METHOD => resources::list(req, &call),
         ListResourceTemplatesParams::METHOD => resources::templates(req, &call),
         ReadResourceParams::METHOD => resources::read(req, call).await,
-        SubscribeParams::METHOD | UnsubscribeParams::METHOD => resources::subscribe(req),
+        SubscribeParams::METHOD | UnsubscribeParams::METHOD => resources::subscribe(req, &call),
         ListPromptsParams::METHOD => prompts::list(req, &call),
         GetPromptParams::METHOD => prompts::get(req, call).await,
-        CompleteParams::METHOD => prompts::complete(req).await,
+        CompleteParams::METHOD => prompts::complete(req, &call).await,
         ListenParams::METHOD => subscriptions::listen(req, call).await,
         #[cfg(feature = "skills")]
         ListSkillsParams::METHOD | GetSkillParams::METHOD | ReadDirectoryParams::METHOD => skills::dispatch(req),

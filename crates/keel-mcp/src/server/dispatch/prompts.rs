@@ -68,7 +68,7 @@ pub(super) async fn get(req: Incoming<'_>, call: Caller) -> Outcome {
 }
 
 /// `completion/complete`, for prompt arguments and resource template variables.
-pub(super) async fn complete(req: Incoming<'_>) -> Outcome {
+pub(super) async fn complete(req: Incoming<'_>, call: &Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     let params: CompleteParams = decode_params(params)?;
     let scope = scope(server, session, params.meta(), false, headers)?;
@@ -76,9 +76,11 @@ pub(super) async fn complete(req: Incoming<'_>) -> Outcome {
     let catalog = server.catalog();
     let target = match &params.reference {
         CompletionReference::Prompt(p) => {
-            catalog
+            let prompt = catalog
                 .prompt(&p.name)
                 .ok_or_else(|| ErrorObject::invalid_params(format!("unknown prompt: {}", p.name)))?;
+            // Suggestions for a prompt's arguments are part of what its scopes guard.
+            Access::of(call).require(&prompt.scopes)?;
             CompletionTarget::Prompt(p.name.clone())
         }
         CompletionReference::Resource(r) => CompletionTarget::Template(r.uri.clone()),

@@ -88,7 +88,7 @@ pub(super) async fn read(req: Incoming<'_>, call: Caller) -> Outcome {
 }
 
 /// `resources/subscribe` and `resources/unsubscribe` (legacy; replaced by `subscriptions/listen`).
-pub(super) fn subscribe(req: Incoming<'_>) -> Outcome {
+pub(super) fn subscribe(req: Incoming<'_>, call: &Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     let params: SubscribeParams = decode_params(params)?;
     let scope = scope(server, session, params.meta(), false, headers)?;
@@ -97,9 +97,13 @@ pub(super) fn subscribe(req: Incoming<'_>) -> Outcome {
     declared(server.capabilities.resources.as_ref().is_some_and(|r| r.subscribe == Some(true)), method)?;
     check_uri_length(server, &params.uri)?;
     let subscribing = method == SubscribeParams::METHOD;
-    // Only what the server can read can change: a subscription to anything else would never fire.
-    if subscribing && find_resource(&server.catalog(), &params.uri).is_none() {
-        return Err(resource_not_found(&scope, &params.uri));
+    // Only what the server can read can change: a subscription to anything else would never fire. Nor can
+    // a caller follow the changes of what it may not read.
+    if subscribing {
+        let catalog = server.catalog();
+        let (_, _, scopes) =
+            find_resource(&catalog, &params.uri).ok_or_else(|| resource_not_found(&scope, &params.uri))?;
+        Access::of(call).require(scopes)?;
     }
     if let Some(session) = session {
         let mut session = session.lock().expect("session lock");
