@@ -40,8 +40,12 @@ pub const DEFAULT_IAT_SKEW: Duration = Duration::from_secs(5);
 /// How many `jti`s the replay cache holds by default.
 pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 
-/// Smallest RSA modulus accepted in a proof's key, in bits.
+/// Smallest and largest RSA modulus accepted in a proof's key, in bits (a huge key is a slow check).
 const MIN_RSA_BITS: usize = 2048;
+const MAX_RSA_BITS: usize = 8192;
+
+/// Longest RSA public exponent accepted, in bytes (65537 takes 3; a huge exponent is a slow check).
+const MAX_RSA_EXPONENT_BYTES: usize = 4;
 
 /// Longest `jti` accepted (it is hashed before it is stored).
 const MAX_JTI_LEN: usize = 256;
@@ -254,6 +258,11 @@ impl DpopVerifier {
             return Err(DpopError::InvalidProof("proof too large"));
         }
         let (alg, jwk) = self.check_header(proof)?;
+        // The binding first: it is cheap, and a proof from another key (a stolen token) costs no signature check.
+        let thumbprint = jwk.thumbprint(ThumbprintHash::SHA256).map_err(|_| DpopError::InvalidProof("unusable jwk"))?;
+        if !constant_time_eq(thumbprint.as_bytes(), request.jkt.as_bytes()) {
+            return Err(DpopError::KeyMismatch);
+        }
         let key = DecodingKey::from_jwk(&jwk).map_err(|_| DpopError::InvalidProof("unusable jwk"))?;
         let mut validation = Validation::new(alg);
         // Only the signature is jsonwebtoken's job here: a proof has no exp/aud, its time rule is `iat`.
@@ -285,10 +294,6 @@ impl DpopVerifier {
         }
         if claims.jti.is_empty() || claims.jti.len() > MAX_JTI_LEN {
             return Err(DpopError::InvalidProof("jti missing or too long"));
-        }
-        let thumbprint = jwk.thumbprint(ThumbprintHash::SHA256).map_err(|_| DpopError::InvalidProof("unusable jwk"))?;
-        if !constant_time_eq(thumbprint.as_bytes(), request.jkt.as_bytes()) {
-            return Err(DpopError::KeyMismatch);
         }
         if let Some(source) = &self.nonce {
             let now_secs = now.max(0.0) as u64;
@@ -356,12 +361,12 @@ fn key_fits(alg: Algorithm, jwk: &Jwk) -> bool {
             ec.curve == curve && is_b64(&ec.x) && is_b64(&ec.y)
         }
         (AlgorithmParameters::RSA(rsa), AlgorithmFamily::Rsa) => {
+            let significant =
+                |b64: &str| URL_SAFE_NO_PAD.decode(b64).ok().map(|bytes| bytes.iter().skip_while(|b| **b == 0).count());
             is_b64(&rsa.e)
                 && is_b64(&rsa.n)
-                && URL_SAFE_NO_PAD.decode(&rsa.n).is_ok_and(|n| {
-                    let significant = n.iter().skip_while(|b| **b == 0).count();
-                    significant * 8 >= MIN_RSA_BITS
-                })
+                && significant(&rsa.e).is_some_and(|e| (1..=MAX_RSA_EXPONENT_BYTES).contains(&e))
+                && significant(&rsa.n).is_some_and(|n| (MIN_RSA_BITS..=MAX_RSA_BITS).contains(&(n * 8)))
         }
         (AlgorithmParameters::OctetKeyPair(okp), AlgorithmFamily::Ed) => {
             okp.curve == EllipticCurve::Ed25519 && is_b64(&okp.x)
@@ -722,6 +727,24 @@ mod tests {
         );
         // HMAC can never be enabled.
         assert!(DpopVerifier::new().algorithms(&[Algorithm::HS256, Algorithm::ES256]).algorithm_names() == ["ES256"]);
+    }
+
+    #[test]
+    fn rsa_keys_must_be_of_sane_size() {
+        let rsa = |n_bytes: usize, e: &[u8]| -> Jwk {
+            let mut n = vec![0xC5u8; n_bytes];
+            n[0] = 0xFF;
+            serde_json::from_value(
+                json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode(&n), "e": URL_SAFE_NO_PAD.encode(e)}),
+            )
+            .unwrap()
+        };
+        assert!(key_fits(Algorithm::RS256, &rsa(256, &[1, 0, 1])), "2048-bit, e = 65537");
+        assert!(key_fits(Algorithm::PS256, &rsa(512, &[1, 0, 1])), "4096-bit");
+        assert!(!key_fits(Algorithm::RS256, &rsa(128, &[1, 0, 1])), "1024-bit is too weak");
+        assert!(!key_fits(Algorithm::RS256, &rsa(2048, &[1, 0, 1])), "16384-bit is too slow");
+        assert!(!key_fits(Algorithm::RS256, &rsa(256, &[0xFF; 64])), "huge exponent");
+        assert!(!key_fits(Algorithm::ES256, &rsa(256, &[1, 0, 1])), "RSA key for an EC algorithm");
     }
 
     #[test]
