@@ -129,6 +129,10 @@ impl ResourceServerConfig {
     /// Accepts DPoP-bound tokens (`Authorization: DPoP <token>` with a `DPoP` proof header), checked by
     /// `verifier`; with `required`, plain bearer tokens are refused. Sets [`ResourceServerConfig::dpop`] and
     /// [`ResourceServerConfig::dpop_required`]; the metadata then advertises the proof algorithms.
+    ///
+    /// A proof's `htu` must name the resource's origin (scheme, host, port) followed by the request's path:
+    /// the origin comes from [`ResourceServerConfig::resource`], never from the `Host` header, so a
+    /// TLS-terminating proxy in front is fine, but one that rewrites the path is not.
     pub fn dpop(mut self, verifier: DpopVerifier, required: bool) -> Self {
         self.dpop = Some(Arc::new(verifier));
         self.dpop_required = required;
