@@ -130,6 +130,8 @@ pub struct DpopVerifier {
     iat_skew: Duration,
     replay: Mutex<ReplayCache>,
     nonce: Option<NonceSource>,
+    /// A nonce key given before [`DpopVerifier::require_nonce`].
+    shared_nonce_key: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for DpopVerifier {
@@ -163,6 +165,7 @@ impl DpopVerifier {
             iat_skew: DEFAULT_IAT_SKEW,
             replay: Mutex::new(ReplayCache::new(DEFAULT_REPLAY_CAPACITY)),
             nonce: None,
+            shared_nonce_key: None,
         }
     }
 
@@ -219,18 +222,22 @@ impl DpopVerifier {
     /// The nonce key is random per process; give several instances behind one load balancer the same key
     /// with [`DpopVerifier::nonce_key`].
     pub fn require_nonce(mut self, rotation: Duration) -> Self {
-        let mut key = [0u8; 32];
-        // Without OS randomness the nonces would be guessable; a fixed key still works but a warning says so.
-        if getrandom::fill(&mut key).is_err() {
-            tracing::warn!("no OS randomness for the DPoP nonce key; nonces are predictable");
-        }
+        let key = self.shared_nonce_key.unwrap_or_else(|| {
+            let mut key = [0u8; 32];
+            // Without OS randomness the nonces would be guessable; a fixed key still works but a warning says so.
+            if getrandom::fill(&mut key).is_err() {
+                tracing::warn!("no OS randomness for the DPoP nonce key; nonces are predictable");
+            }
+            key
+        });
         self.nonce = Some(NonceSource { key, rotation: rotation.max(Duration::from_secs(1)) });
         self
     }
 
-    /// Sets the key nonces are derived from (share it across instances; keep it secret). Takes effect only
-    /// with [`DpopVerifier::require_nonce`].
+    /// Sets the key nonces are derived from (share it across instances; keep it secret), before or after
+    /// [`DpopVerifier::require_nonce`]; without that call no nonces are required.
     pub fn nonce_key(mut self, key: [u8; 32]) -> Self {
+        self.shared_nonce_key = Some(key);
         if let Some(n) = self.nonce.as_mut() {
             n.key = key;
         }
@@ -277,10 +284,11 @@ impl DpopVerifier {
         if claims.htm != request.method {
             return Err(DpopError::InvalidProof("htm does not match the request method"));
         }
-        match (normalize_htu(&claims.htu), normalize_htu(request.url)) {
-            (Some(got), Some(want)) if got == want => {}
+        // The normalized form also keys the replay cache, so a respelled `htu` is the same target.
+        let htu = match (normalize_htu(&claims.htu), normalize_htu(request.url)) {
+            (Some(got), Some(want)) if got == want => got,
             _ => return Err(DpopError::InvalidProof("htu does not match the request URL")),
-        }
+        };
         if !claims.iat.is_finite() || claims.iat < now - self.iat_window.as_secs_f64() {
             return Err(DpopError::InvalidProof("iat too old"));
         }
@@ -303,7 +311,7 @@ impl DpopVerifier {
         }
         // Last, so that only a proof that passed every other check takes a slot.
         let mut key = hmac_sha256::Hash::new();
-        key.update(claims.htu.as_bytes());
+        key.update(htu.as_bytes());
         key.update([0u8]);
         key.update(claims.jti.as_bytes());
         let remember_for = self.iat_window + self.iat_skew;
@@ -666,6 +674,18 @@ mod tests {
     }
 
     #[test]
+    fn a_respelled_htu_is_still_a_replay() {
+        let key = Key::es256();
+        let jkt = key.jkt();
+        let v = DpopVerifier::new();
+        let now = unix_now_f64();
+        let mut c = claims("same-jti", now);
+        assert_eq!(v.verify_at(&key.sign(&c), &request(&jkt), now), Ok(()));
+        c["htu"] = json!("HTTPS://MCP.EXAMPLE:443/mcp");
+        assert_eq!(v.verify_at(&key.sign(&c), &request(&jkt), now), Err(DpopError::InvalidProof("jti replayed")));
+    }
+
+    #[test]
     fn key_other_than_the_bound_one_is_a_token_error() {
         let (signer, bound) = (Key::es256(), Key::es256());
         let v = DpopVerifier::new();
@@ -767,9 +787,11 @@ mod tests {
         assert!(source.accepts(&source.at(t), t + 60));
         assert!(!source.accepts(&source.at(t), t + 120));
         assert_ne!(source.at(t), source.at(t + 120), "nonces rotate");
-        // Another key derives other nonces.
+        // Another key derives other nonces; the key may be given before or after require_nonce.
         let other = DpopVerifier::new().require_nonce(Duration::from_secs(60)).nonce_key([8; 32]);
         assert_ne!(other.current_nonce(), v.current_nonce());
+        let same = DpopVerifier::new().nonce_key([7; 32]).require_nonce(Duration::from_secs(60));
+        assert_eq!(same.current_nonce(), v.current_nonce());
     }
 
     #[test]
