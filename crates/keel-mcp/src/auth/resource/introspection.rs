@@ -24,8 +24,10 @@ pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 /// How long one introspection call may take by default, connection included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The largest introspection response read by default.
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+/// The largest introspection response read by default. Cached answers keep the response's claims, so this
+/// times the cache capacity bounds the cache's memory (16 KiB × 10,000 = 160 MiB at worst; typical answers
+/// are well under 1 KiB).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024;
 /// How many introspection calls may be in flight at once by default; more wait up to the timeout.
 pub const DEFAULT_MAX_CONCURRENT: usize = 64;
 /// The `Retry-After` sent when the endpoint is unavailable, by default.
