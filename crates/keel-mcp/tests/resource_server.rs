@@ -305,6 +305,74 @@ async fn token_matrix() {
 }
 
 #[tokio::test]
+async fn eddsa_keys_and_the_at_jwt_type() {
+    use ring::signature::Ed25519KeyPair;
+    let rng = SystemRandom::new();
+    let pair = Ed25519KeyPair::from_pkcs8(Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref()).unwrap();
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed", "alg": "EdDSA", "use": "sig",
+        "x": B64.encode(pair.public_key().as_ref())});
+    let sign = |header: Value| {
+        let input = signing_input(&header, &claims(""));
+        format!("{input}.{}", B64.encode(pair.sign(input.as_bytes()).as_ref()))
+    };
+    let idp = Idp::start(&[]).await;
+    *idp.jwks.lock().unwrap() = vec![jwk];
+    let svc = service(&idp, |j| j.require_at_jwt(true));
+    let typed = sign(json!({"alg": "EdDSA", "typ": "at+jwt", "kid": "ed"}));
+    assert_eq!(whoami_status(&svc, &typed).await.0, StatusCode::OK);
+    let plain = sign(json!({"alg": "EdDSA", "typ": "JWT", "kid": "ed"}));
+    assert_eq!(whoami_status(&svc, &plain).await, (StatusCode::UNAUTHORIZED, invalid_token()), "typ must be at+jwt");
+    // An ES256 header on an EdDSA key is refused whatever the signature.
+    let confused = sign(json!({"alg": "ES256", "typ": "at+jwt", "kid": "ed"}));
+    assert_eq!(whoami_status(&svc, &confused).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn odd_tokens_are_refused_without_a_panic() {
+    let key = Signer::new("k1");
+    let idp = Idp::start(&[&key]).await;
+    let svc = service(&idp, |j| j);
+    let garbage = B64.encode([0xffu8, 0, 7, 42]);
+    let header = B64.encode(json!({"alg": "ES256", "kid": "k1"}).to_string());
+    let unsigned: Vec<String> = vec![
+        ".".into(),
+        "..".into(),
+        "a.b.c".into(),
+        format!("{garbage}.{garbage}.{garbage}"),
+        format!("{header}.{garbage}.{garbage}"),
+        format!("{header}.{header}.{header}.{header}.{header}"),
+        format!("{}.e30.", B64.encode(json!({"alg": "ES256", "kid": ["k1"]}).to_string())),
+        format!("{}.e30.", B64.encode(json!({"alg": "ES256", "kid": "k".repeat(4000)}).to_string())),
+        format!("{}.e30.", B64.encode(json!({"alg": "RS256", "kid": "k1"}).to_string())),
+        format!("{}.e30.", B64.encode(json!({"alg": "HS512", "kid": "k1"}).to_string())),
+    ];
+    for token in unsigned {
+        let (status, _) = whoami_status(&svc, &token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:.60}");
+    }
+    // Properly signed, with claims of the wrong shape: refused, or (when only informative claims are odd)
+    // accepted with what could be read — never a failure of the server.
+    let odd = [
+        ("exp", json!("tomorrow"), false),
+        ("exp", json!(1e300), true),
+        ("nbf", json!({"at": 1}), false),
+        ("iat", json!("now"), false),
+        ("aud", json!({"aud": RESOURCE}), false),
+        ("aud", json!([RESOURCE, 5, null]), true),
+        ("iss", json!(5), false),
+        ("sub", json!(["alice"]), true),
+        ("scope", json!(5), true),
+        ("cnf", json!("jkt"), true),
+    ];
+    for (claim, value, acceptable) in odd {
+        let (status, _) = whoami_status(&svc, &key.sign(&with(claims(""), claim, value.clone()))).await;
+        let allowed =
+            if acceptable { [StatusCode::OK, StatusCode::UNAUTHORIZED] } else { [StatusCode::UNAUTHORIZED; 2] };
+        assert!(allowed.contains(&status), "{claim} = {value}: {status}");
+    }
+}
+
+#[tokio::test]
 async fn a_rotated_key_is_fetched_without_restart() {
     let (old, new) = (Signer::new("old"), Signer::new("new"));
     let idp = Idp::start(&[&old]).await;
