@@ -32,6 +32,8 @@ use crate::error::Error;
 mod challenge;
 #[cfg(feature = "auth")]
 pub mod client;
+#[cfg(feature = "authorization-server")]
+pub mod server;
 
 pub use challenge::Challenge;
 
