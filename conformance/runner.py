@@ -420,7 +420,7 @@ def run_harness(run: Run, tools: Toolchain, args, binaries: dict[str, Path], sce
 
 def build_authorization_server() -> Path:
     cmd = [
-        "cargo", "build", "-p", "keel-mcp", "--example", "authorization_server", "--features", "authorization-server",
+        "cargo", "build", "-p", "keel-mcp", "--example", "authorization_server", "--features", "authorization-server,resource-server",
         "--message-format=json-render-diagnostics",
     ]
     say("build: " + " ".join(cmd))

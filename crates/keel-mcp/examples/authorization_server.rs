@@ -1,8 +1,9 @@
 //! One process, two roles: Keel's embedded OAuth 2.1 authorization server, and the MCP server whose
-//! tokens it issues (`/mcp`, tools `whoami`, `list_notes`, `add_note`).
+//! tokens it issues (`/mcp`: the `protected_server` example's notes server, tools `whoami`, `list_notes`
+//! (`notes:read`), `add_note` (`notes:write`), behind Keel's resource-server layer).
 //!
 //! ```text
-//! cargo run --release -p keel-mcp --example authorization_server --features authorization-server -- \
+//! cargo run --release -p keel-mcp --example authorization_server --features authorization-server,resource-server -- \
 //!     --port 9000 --auto-approve [--token-ttl SECONDS] [--public-client-id ID] \
 //!     [--confidential-client-id ID --client-secret S]
 //! ```
@@ -18,17 +19,14 @@
 //! `--auto-approve` approves every authorization request as the user `demo-user`: development only.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::Duration;
 
-use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use keel_mcp::auth::server::{AuthorizationServer, AutoApprove, Client, ClientAuthMethod};
-use keel_mcp::protocol::Implementation;
-use keel_mcp::server::http::{HttpConfig, McpService, PeerAddr, ResponseBody};
-use keel_mcp::server::{HandlerError, Json, NoArgs, Principal, RequestContext, Server};
+use keel_mcp::server::http::{McpService, PeerAddr, ResponseBody};
 use tower::ServiceExt as _;
 
 const CALLBACK: &str = "http://127.0.0.1:3000/callback";
@@ -66,138 +64,27 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// The notes of the MCP server.
-#[derive(Default)]
-struct Notes(Mutex<Vec<String>>);
+#[path = "protected_app/notes.rs"]
+mod notes;
 
-#[derive(serde::Deserialize, schemars::JsonSchema)]
-struct AddNote {
-    /// The note's text.
-    text: String,
-}
-
-#[derive(serde::Serialize, schemars::JsonSchema)]
-struct Whoami {
-    subject: Option<String>,
-    client_id: Option<String>,
-    scopes: Vec<String>,
-}
-
-fn caller(ctx: &RequestContext) -> Result<&Principal, HandlerError> {
-    ctx.principal().ok_or_else(|| HandlerError::failed("not authenticated"))
-}
-
-fn require_scope(ctx: &RequestContext, scope: &str) -> Result<(), HandlerError> {
-    if caller(ctx)?.has_scope(scope) { Ok(()) } else { Err(HandlerError::failed(format!("needs scope {scope}"))) }
-}
-
-fn mcp_server() -> Server {
-    Server::builder(Implementation::new("keel-protected-notes", env!("CARGO_PKG_VERSION")))
-        .state(Notes::default())
-        .tool("whoami", "Who the access token says you are", |ctx: RequestContext, _: NoArgs| async move {
-            let p = caller(&ctx)?;
-            Ok::<_, HandlerError>(Json(Whoami {
-                subject: p.subject.clone(),
-                client_id: p.client_id.clone(),
-                scopes: p.scopes.clone(),
-            }))
-        })
-        .tool("list_notes", "Lists the notes (scope notes:read)", |ctx: RequestContext, _: NoArgs| async move {
-            require_scope(&ctx, "notes:read")?;
-            let notes = ctx.state::<Notes>()?.0.lock().map_err(|_| HandlerError::failed("notes unavailable"))?.clone();
-            Ok::<_, HandlerError>(Json(serde_json::json!({ "notes": notes })))
-        })
-        .tool("add_note", "Adds a note (scope notes:write)", |ctx: RequestContext, args: AddNote| async move {
-            require_scope(&ctx, "notes:write")?;
-            let mut notes = ctx.state::<Notes>()?.0.lock().map_err(|_| HandlerError::failed("notes unavailable"))?;
-            if notes.len() >= 1000 || args.text.len() > 4096 {
-                return Err(HandlerError::failed("too many notes, or a note too long"));
-            }
-            notes.push(args.text);
-            Ok(Json(serde_json::json!({ "count": notes.len() })))
-        })
-        .build()
-}
-
-/// Verifies an access token of this issuer for `resource` against the issuer's current JWK Set.
-fn verify(authorization: &AuthorizationServer, resource: &str, token: &str) -> Option<Principal> {
-    let header = jsonwebtoken::decode_header(token).ok()?;
-    if header.typ.as_deref() != Some("at+jwt") || header.alg != jsonwebtoken::Algorithm::ES256 {
-        return None;
-    }
-    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(authorization.jwks()).ok()?;
-    let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(header.kid.as_deref()?)?).ok()?;
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
-    validation.set_issuer(&[authorization.issuer()]);
-    validation.set_audience(&[resource]);
-    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    validation.leeway = 0;
-    let claims =
-        jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key, &validation).ok()?.claims;
-    let text = |name: &str| claims.get(name).and_then(|v| v.as_str()).map(str::to_owned);
-    let mut principal = Principal::default();
-    principal.subject = text("sub");
-    principal.client_id = text("client_id");
-    principal.scopes = text("scope").map(|s| s.split(' ').map(str::to_owned).collect()).unwrap_or_default();
-    principal.audience = vec![resource.to_owned()];
-    principal.expires_at = claims.get("exp").and_then(|v| v.as_u64()).map(|s| UNIX_EPOCH + Duration::from_secs(s));
-    principal.claims = claims;
-    Some(principal)
-}
-
+/// Routes the MCP endpoint and its protected resource metadata to the MCP service (the resource-server
+/// layer verifies this issuer's tokens there, fetching the keys from `{issuer}/jwks`), everything else to the
+/// authorization server.
 struct App {
     authorization: AuthorizationServer,
     mcp: McpService,
-    issuer: String,
-    resource: String,
 }
 
 impl App {
-    fn resource_metadata_url(&self) -> String {
-        format!("{}/.well-known/oauth-protected-resource/mcp", self.issuer)
-    }
-
     async fn handle(self: Arc<Self>, mut request: Request<Incoming>, peer: SocketAddr) -> Response<ResponseBody> {
         request.extensions_mut().insert(PeerAddr(peer));
         let path = request.uri().path();
-        if path == "/mcp" {
-            let token = request
-                .headers()
-                .get(http::header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
-            return match token.and_then(|t| verify(&self.authorization, &self.resource, t)) {
-                Some(principal) => {
-                    request.extensions_mut().insert(Arc::new(principal));
-                    let Ok(response) = self.mcp.clone().oneshot(request).await;
-                    response
-                }
-                None => self.unauthorized(token.is_some()),
-            };
-        }
-        if path == "/.well-known/oauth-protected-resource/mcp" || path == "/.well-known/oauth-protected-resource" {
-            let body = serde_json::json!({
-                "resource": self.resource,
-                "authorization_servers": [self.issuer],
-                "scopes_supported": ["notes:read", "notes:write"],
-                "bearer_methods_supported": ["header"],
-            });
-            let mut response = Response::new(ResponseBody::full(body.to_string()));
-            response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            return response;
-        }
-        let Ok(response) = self.authorization.clone().oneshot(request).await;
-        response
-    }
-
-    fn unauthorized(&self, had_token: bool) -> Response<ResponseBody> {
-        let error = if had_token { ", error=\"invalid_token\"" } else { "" };
-        let challenge = format!("Bearer resource_metadata=\"{}\"{error}", self.resource_metadata_url());
-        let mut response = Response::new(ResponseBody::empty());
-        *response.status_mut() = StatusCode::UNAUTHORIZED;
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            response.headers_mut().insert(WWW_AUTHENTICATE, value);
-        }
+        let to_mcp = path == "/mcp" || path.starts_with("/.well-known/oauth-protected-resource");
+        let Ok(response) = if to_mcp {
+            self.mcp.clone().oneshot(request).await
+        } else {
+            self.authorization.clone().oneshot(request).await
+        };
         response
     }
 }
@@ -241,8 +128,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         authorization.register_client(client)?;
     }
 
-    let mcp = mcp_server().http_service(HttpConfig::default());
-    let app = Arc::new(App { authorization, mcp: mcp.clone(), issuer: issuer.clone(), resource });
+    let config = notes::http_config(&issuer, &format!("{issuer}/jwks"), &resource, |jwt| jwt)
+        .map_err(|e| format!("resource server configuration: {e}"))?;
+    let mcp = notes::server().http_service(config);
+    let app = Arc::new(App { authorization, mcp: mcp.clone() });
     println!("listening on {issuer} (authorization server {issuer}, MCP server {issuer}/mcp)");
 
     let shutdown = shutdown_signal();

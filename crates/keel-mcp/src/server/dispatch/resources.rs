@@ -14,18 +14,20 @@ use crate::server::catalog::Catalog;
 use crate::server::error::Disclosed;
 use crate::server::input::StateBinding;
 use crate::server::request::{
-    Caller, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish, input_required,
-    legacy_only, open_input, paginate, scope,
+    Access, Caller, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish, input_required,
+    legacy_only, open_input, scope,
 };
 
 /// `resources/list`.
-pub(super) fn list(req: Incoming<'_>) -> Outcome {
+pub(super) fn list(req: Incoming<'_>, call: &Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     let params: ListResourcesParams = decode_params(params)?;
     let scope = scope(server, session, params.meta(), false, headers)?;
     declared(server.capabilities.resources.is_some(), method)?;
     let catalog = server.catalog();
-    let (page, next_cursor) = paginate(&catalog.resources, params.cursor.as_deref(), server.page_size)?;
+    let access = Access::of(call);
+    let (page, next_cursor) =
+        super::visible_page(&catalog.resources, &access, |r| &r.scopes, params.cursor.as_deref(), server.page_size)?;
     let mut result = ListResourcesResult {
         resources: page.iter().map(|r| r.resource.clone()).collect(),
         next_cursor,
@@ -36,13 +38,15 @@ pub(super) fn list(req: Incoming<'_>) -> Outcome {
 }
 
 /// `resources/templates/list`.
-pub(super) fn templates(req: Incoming<'_>) -> Outcome {
+pub(super) fn templates(req: Incoming<'_>, call: &Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     let params: ListResourceTemplatesParams = decode_params(params)?;
     let scope = scope(server, session, params.meta(), false, headers)?;
     declared(server.capabilities.resources.is_some(), method)?;
     let catalog = server.catalog();
-    let (page, next_cursor) = paginate(&catalog.templates, params.cursor.as_deref(), server.page_size)?;
+    let access = Access::of(call);
+    let (page, next_cursor) =
+        super::visible_page(&catalog.templates, &access, |t| &t.scopes, params.cursor.as_deref(), server.page_size)?;
     let mut result = ListResourceTemplatesResult {
         resource_templates: page.iter().map(|t| t.template.clone()).collect(),
         next_cursor,
@@ -62,7 +66,8 @@ pub(super) async fn read(req: Incoming<'_>, call: Caller) -> Outcome {
     check_uri_length(server, &uri)?;
     check_name(headers, &uri)?;
     let catalog = server.catalog();
-    let (read, vars) = find_resource(&catalog, &uri).ok_or_else(|| resource_not_found(&scope, &uri))?;
+    let (read, vars, scopes) = find_resource(&catalog, &uri).ok_or_else(|| resource_not_found(&scope, &uri))?;
+    Access::of(&call).require(scopes)?;
     let binding = StateBinding { method, target: &uri, arguments: None };
     let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
     let ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
@@ -125,11 +130,15 @@ fn check_uri_length(server: &crate::server::inner::ServerInner, uri: &str) -> Re
 }
 type Reader = crate::server::resource::ErasedRead;
 
-fn find_resource(catalog: &Catalog, uri: &str) -> Option<(Reader, crate::server::resource::TemplateVars)> {
+/// The reader of `uri`, the template variables it matched, and the scopes reading it needs.
+fn find_resource<'a>(
+    catalog: &'a Catalog,
+    uri: &str,
+) -> Option<(Reader, crate::server::resource::TemplateVars, &'a [String])> {
     if let Some(resource) = catalog.resource(uri) {
-        return Some((resource.read.clone(), BTreeMap::new()));
+        return Some((resource.read.clone(), BTreeMap::new(), &resource.scopes));
     }
-    catalog.match_template(uri).map(|(template, vars)| (template.read.clone(), vars))
+    catalog.match_template(uri).map(|(template, vars)| (template.read.clone(), vars, &template.scopes[..]))
 }
 
 /// Resource not found: -32602 with `data.uri` from 2026-07-28 on (SEP-2164), -32002 before.
