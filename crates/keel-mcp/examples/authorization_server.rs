@@ -16,7 +16,10 @@
 //! metadata does not advertise `none`, so a client reading it sends its secret. A line containing
 //! `listening` is printed when the server accepts connections; SIGTERM or Ctrl-C stops it.
 //!
-//! `--auto-approve` approves every authorization request as the user `demo-user`: development only.
+//! Without `--auto-approve` each authorization shows the built-in consent page (the client's name, logo and
+//! redirect host, the scopes; Allow / Deny) for the single user `demo-user`; `--auto-approve` approves every
+//! request at once as that user. Both are for development on loopback: anyone who reaches the page is the
+//! user.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,7 +28,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use keel_mcp::auth::server::{AuthorizationServer, AutoApprove, Client, ClientAuthMethod};
+use keel_mcp::auth::server::{AuthorizationServer, AutoApprove, Client, ClientAuthMethod, ConsentPage};
 use keel_mcp::server::http::{McpService, PeerAddr, ResponseBody};
 use tower::ServiceExt as _;
 
@@ -94,18 +97,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args().map_err(|e| {
         format!("{e}\nusage: authorization_server --port P [--auto-approve] [--token-ttl SECONDS] [--public-client-id ID] [--confidential-client-id ID --client-secret S]")
     })?;
-    if !args.auto_approve {
-        return Err("the consent page is not available in this build: run with --auto-approve".into());
-    }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await?;
     let port = listener.local_addr()?.port();
     let issuer = format!("http://127.0.0.1:{port}");
     let resource = format!("{issuer}/mcp");
 
-    let mut builder = AuthorizationServer::builder(&issuer)
-        .resource(&resource)
-        .scopes(["notes:read", "notes:write"])
-        .consent(AutoApprove::as_user("demo-user"));
+    let builder = AuthorizationServer::builder(&issuer).resource(&resource).scopes(["notes:read", "notes:write"]);
+    let mut builder = if args.auto_approve {
+        builder.consent(AutoApprove::as_user("demo-user"))
+    } else {
+        // The owner of this server is whoever reaches the page: fine on loopback, not on a network.
+        builder.consent(ConsentPage::single_user("demo-user")?)
+    };
     if let Some(ttl) = args.token_ttl {
         builder = builder.token_ttl(Duration::from_secs(ttl));
     }

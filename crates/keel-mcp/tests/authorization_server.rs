@@ -6,7 +6,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
-use keel_mcp::auth::server::{AuthorizationServer, AutoApprove, CimdPolicy, Client, ClientAuthMethod, RateLimits};
+use keel_mcp::auth::server::{
+    AuthorizationServer, AutoApprove, CimdPolicy, Client, ClientAuthMethod, ConsentPage, RateLimits,
+};
 use keel_mcp::server::http::{PeerAddr, ResponseBody};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -763,4 +765,107 @@ async fn a_cimd_client_id_on_a_private_address_is_refused_without_a_fetch() {
     let lenient = server_with(|b| b.client_id_metadata_documents(Some(CimdPolicy::allowing_private_addresses())));
     let answer = get(&lenient, &authorize_uri("https://127.0.0.1:1/client.json", &[])).await;
     assert_eq!(answer.error(), "invalid_client");
+}
+
+/// The consent page's HTML, its cookie and its form fields.
+struct Page {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    html: String,
+}
+
+impl Page {
+    fn fields(&self) -> Vec<(String, String)> {
+        self.html
+            .split("<input type=\"hidden\" ")
+            .skip(1)
+            .map(|tag| {
+                let attr = |name: &str| {
+                    let start = tag.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                    let end = start + tag[start..].find('"').unwrap();
+                    tag[start..end]
+                        .replace("&amp;", "&")
+                        .replace("&quot;", "\"")
+                        .replace("&lt;", "<")
+                        .replace("&gt;", ">")
+                };
+                (attr("name"), attr("value"))
+            })
+            .collect()
+    }
+
+    fn cookie(&self) -> String {
+        self.headers["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned()
+    }
+}
+
+async fn page(server: &AuthorizationServer, request: Request<String>) -> Page {
+    let response: Response<ResponseBody> = server.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let html = String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    Page { status: parts.status, headers: parts.headers, html }
+}
+
+fn consent_post(fields: &[(String, String)], cookie: Option<&str>, choice: &str) -> Request<String> {
+    let mut pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    pairs.push(("consent", choice));
+    let mut request = Request::post("/authorize").header("content-type", "application/x-www-form-urlencoded");
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    request.body(form(&pairs)).unwrap()
+}
+
+#[tokio::test]
+async fn the_consent_page_shows_the_request_and_needs_its_csrf_token() {
+    let server = server_with(|b| b.consent(ConsentPage::single_user("owner").unwrap()));
+    let mut evil = Client::public("shown", vec![CALLBACK.into()]).name("<script>alert(1)</script> Notes");
+    evil.logo_uri = Some("https://app.example/logo.png".into());
+    server.register_client(evil).unwrap();
+    let shown = page(
+        &server,
+        Request::get(authorize_uri("shown", &[("scope", "notes:read offline_access")])).body(String::new()).unwrap(),
+    )
+    .await;
+    assert_eq!(shown.status, StatusCode::OK);
+    assert!(shown.html.contains("&lt;script&gt;alert(1)&lt;/script&gt; Notes"), "escaped name");
+    assert!(!shown.html.contains("<script"), "no script at all");
+    assert!(shown.html.contains("<li>notes:read</li>"));
+    assert!(shown.html.contains("offline_access"));
+    assert!(shown.html.contains("127.0.0.1:3000"), "the redirect host");
+    assert!(shown.html.contains(r#"src="https://app.example/logo.png""#));
+    let csp = shown.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'") && !csp.contains("script-src")
+    );
+    assert_eq!(shown.headers["x-frame-options"], "DENY");
+    let cookie = shown.cookie();
+    assert!(shown.headers["set-cookie"].to_str().unwrap().contains("SameSite=Strict"));
+    let fields = shown.fields();
+
+    // Forged: no cookie, another browser's cookie, tampered parameters.
+    let no_cookie = page(&server, consent_post(&fields, None, "approve")).await;
+    assert_eq!(no_cookie.status, StatusCode::FORBIDDEN);
+    let other =
+        page(&server, consent_post(&fields, Some(&format!("keel_consent={}", "A".repeat(43))), "approve")).await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    let mut tampered = fields.clone();
+    for (k, v) in tampered.iter_mut() {
+        if k == "redirect_uri" {
+            *v = "http://127.0.0.1:4444/callback".into();
+        }
+    }
+    assert_eq!(page(&server, consent_post(&tampered, Some(&cookie), "approve")).await.status, StatusCode::FORBIDDEN);
+
+    // Approve: a code for the page's user; deny: access_denied.
+    let approved = send(&server, consent_post(&fields, Some(&cookie), "approve")).await;
+    assert_eq!(approved.status, StatusCode::FOUND);
+    let code = approved.query("code").unwrap();
+    assert_eq!(approved.query("iss").as_deref(), Some(ISSUER));
+    let tokens = redeem(&server, "shown", &code).await;
+    assert_eq!(claims(tokens.body["access_token"].as_str().unwrap())["sub"], "owner");
+    let denied = send(&server, consent_post(&fields, Some(&cookie), "deny")).await;
+    assert_eq!(denied.query("error").as_deref(), Some("access_denied"));
+    assert_eq!(denied.query("state").as_deref(), Some("st4te"));
+    assert!(denied.query("code").is_none());
 }

@@ -27,7 +27,8 @@
 //! * Authorization endpoint (GET and POST): the client and its exact redirect URI are checked before
 //!   anything is redirected (a loopback redirect URI matches on any port, RFC 8252 §7.3); PKCE S256 is
 //!   required; `state` is echoed and `iss` added to every response (RFC 9207); `resource` (RFC 8707) is bound
-//!   to the code. Consent is a [`Consent`] policy.
+//!   to the code. Consent is a [`Consent`] policy: [`AutoApprove`] for
+//!   tests, or the built-in HTML [`ConsentPage`].
 //! * Token endpoint: `authorization_code` (PKCE verified, codes single-use and short-lived, a replayed code
 //!   revokes what it issued, redirect URI and resource must match), `refresh_token` (issued only to clients
 //!   that registered the grant and were granted `offline_access`; rotated on every use; reuse of a rotated-out
@@ -47,6 +48,7 @@ mod cimd;
 mod client;
 mod client_auth;
 mod consent;
+mod consent_page;
 mod error;
 mod keys;
 mod metadata;
@@ -67,6 +69,7 @@ pub use client::{
     redirect_uri_matches,
 };
 pub use consent::{AutoApprove, Consent, ConsentDecision, ConsentRequest};
+pub use consent_page::ConsentPage;
 pub use error::AuthServerError;
 pub use rate_limit::RateLimits;
 pub use store::{CodeGrant, CodeRedemption, MemoryStore, RefreshGrant, RefreshUse, Store, StoreLimits, token_key};
