@@ -97,7 +97,7 @@ impl CimdResolver {
             return Ok(client);
         }
         let refuse = |why: &str| OAuthError::invalid_client(format!("client metadata document refused: {why}"));
-        check_client_id_url(url, self.policy.allow_private).map_err(|why| refuse(why))?;
+        check_client_id_url(url, self.policy.allow_private).map_err(refuse)?;
         let fetched =
             tokio::time::timeout(self.policy.fetch_timeout, self.http.get_json_capped(url, self.policy.max_bytes))
                 .await

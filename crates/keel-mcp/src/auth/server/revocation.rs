@@ -28,10 +28,10 @@ where
     // The hint only speeds up a lookup (§2.1); there is one lookup here, so it is read only to refuse repeats.
     params.get("token_type_hint")?;
     // Only the client a token was issued to may revoke it; for anyone else it is "unknown" (§2.2).
-    if let Some(grant) = inner.store.refresh_token(&token_key(token))? {
-        if grant.client_id == client.client_id {
-            inner.store.revoke_family(&grant.family)?;
-        }
+    if let Some(grant) = inner.store.refresh_token(&token_key(token))?
+        && grant.client_id == client.client_id
+    {
+        inner.store.revoke_family(&grant.family)?;
     }
     Ok(response::json(StatusCode::OK, &json!({})))
 }
