@@ -33,10 +33,7 @@ where
 {
     let (parts, body) = request.into_parts();
     let params = if parts.method == http::Method::POST {
-        if !response::content_type_is(&parts.headers, "application/x-www-form-urlencoded") {
-            return Err(OAuthError::invalid_request("POST a form (application/x-www-form-urlencoded)"));
-        }
-        Params::parse(&response::read_body(body).await?)?
+        response::read_form(&parts.headers, body).await?
     } else {
         let query = parts.uri.query().unwrap_or("");
         if query.len() > MAX_QUERY {

@@ -107,6 +107,21 @@ fn parse_basic(value: &str) -> Result<(String, String), OAuthError> {
     Ok((id, secret))
 }
 
+/// Reads a token or revocation request's form and authenticates the client that sent it.
+pub(crate) async fn authenticated_form<B>(
+    inner: &Inner,
+    request: http::Request<B>,
+) -> Result<(Params, Client), OAuthError>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, body) = request.into_parts();
+    let params = super::response::read_form(&parts.headers, body).await?;
+    let client = authenticate(inner, &parts.headers, &params).await?;
+    Ok((params, client))
+}
+
 /// Authenticates the client that sent `headers` and `params`.
 pub(crate) async fn authenticate(inner: &Inner, headers: &HeaderMap, params: &Params) -> Result<Client, OAuthError> {
     let presented = Presented::read(headers, params)?;

@@ -39,6 +39,18 @@ where
     }
 }
 
+/// The parameters of a form POST (`application/x-www-form-urlencoded`, at most [`MAX_BODY`] bytes).
+pub(crate) async fn read_form<B>(headers: &http::HeaderMap, body: B) -> Result<Params, OAuthError>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if !content_type_is(headers, "application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request("POST a form (application/x-www-form-urlencoded)"));
+    }
+    Params::parse(&read_body(body).await?)
+}
+
 /// Form parameters, in order.
 #[derive(Debug, Default)]
 pub(crate) struct Params(pub Vec<(String, String)>);

@@ -7,9 +7,9 @@ use http::{Request, StatusCode};
 use serde_json::json;
 
 use super::Inner;
-use super::client_auth::authenticate;
+use super::client_auth::authenticated_form;
 use super::error::OAuthError;
-use super::response::{self, Params};
+use super::response;
 use super::store::token_key;
 use crate::server::http::ResponseBody;
 
@@ -18,12 +18,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (parts, body) = request.into_parts();
-    if !response::content_type_is(&parts.headers, "application/x-www-form-urlencoded") {
-        return Err(OAuthError::invalid_request("POST a form (application/x-www-form-urlencoded)"));
-    }
-    let params = Params::parse(&response::read_body(body).await?)?;
-    let client = authenticate(inner, &parts.headers, &params).await?;
+    let (params, client) = authenticated_form(inner, request).await?;
     let token = params.require("token")?;
     // The hint only speeds up a lookup (§2.1); there is one lookup here, so it is read only to refuse repeats.
     params.get("token_type_hint")?;

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::authorize::{random_value, requested_resource, requested_scopes};
 use super::client::{Client, ClientAuthMethod, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN};
-use super::client_auth::authenticate;
+use super::client_auth::authenticated_form;
 use super::error::OAuthError;
 use super::response::{self, Params};
 use super::store::{CodeRedemption, RefreshGrant, RefreshUse, token_key};
@@ -21,12 +21,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let (parts, body) = request.into_parts();
-    if !response::content_type_is(&parts.headers, "application/x-www-form-urlencoded") {
-        return Err(OAuthError::invalid_request("POST a form (application/x-www-form-urlencoded)"));
-    }
-    let params = Params::parse(&response::read_body(body).await?)?;
-    let client = authenticate(inner, &parts.headers, &params).await?;
+    let (params, client) = authenticated_form(inner, request).await?;
     let tokens = match params.require("grant_type")? {
         "authorization_code" => authorization_code(inner, &client, &params)?,
         "refresh_token" => refresh_token(inner, &client, &params)?,
