@@ -38,7 +38,7 @@
 //!   accepted without it, whatever the metadata advertises.
 //! * Dynamic client registration (RFC 7591), client ID metadata documents (fetched with the OAuth client's
 //!   SSRF guards), revocation (RFC 7009), rate limits per IP and per client ([`RateLimits`]), and storage
-//!   behind [`Store`] ([`MemoryStore`] by default).
+//!   behind [`Store`] ([`MemoryStore`] by default; `SqliteStore` with feature `authorization-server-sqlite`).
 //!
 //! Access tokens are stateless JWTs: revoking one is not possible before it expires, so keep
 //! [`AuthorizationServerBuilder::token_ttl`] short. Revocation ends refresh-token families.
@@ -57,6 +57,8 @@ mod registration;
 mod response;
 mod revocation;
 mod service;
+#[cfg(feature = "authorization-server-sqlite")]
+mod sqlite_store;
 mod store;
 mod token;
 
@@ -72,6 +74,8 @@ pub use consent::{AutoApprove, Consent, ConsentDecision, ConsentRequest};
 pub use consent_page::ConsentPage;
 pub use error::AuthServerError;
 pub use rate_limit::RateLimits;
+#[cfg(feature = "authorization-server-sqlite")]
+pub use sqlite_store::SqliteStore;
 pub use store::{CodeGrant, CodeRedemption, MemoryStore, RefreshGrant, RefreshUse, Store, StoreLimits, token_key};
 
 use client::redirect_uri_is_acceptable;
