@@ -305,6 +305,74 @@ async fn token_matrix() {
 }
 
 #[tokio::test]
+async fn eddsa_keys_and_the_at_jwt_type() {
+    use ring::signature::Ed25519KeyPair;
+    let rng = SystemRandom::new();
+    let pair = Ed25519KeyPair::from_pkcs8(Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref()).unwrap();
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed", "alg": "EdDSA", "use": "sig",
+        "x": B64.encode(pair.public_key().as_ref())});
+    let sign = |header: Value| {
+        let input = signing_input(&header, &claims(""));
+        format!("{input}.{}", B64.encode(pair.sign(input.as_bytes()).as_ref()))
+    };
+    let idp = Idp::start(&[]).await;
+    *idp.jwks.lock().unwrap() = vec![jwk];
+    let svc = service(&idp, |j| j.require_at_jwt(true));
+    let typed = sign(json!({"alg": "EdDSA", "typ": "at+jwt", "kid": "ed"}));
+    assert_eq!(whoami_status(&svc, &typed).await.0, StatusCode::OK);
+    let plain = sign(json!({"alg": "EdDSA", "typ": "JWT", "kid": "ed"}));
+    assert_eq!(whoami_status(&svc, &plain).await, (StatusCode::UNAUTHORIZED, invalid_token()), "typ must be at+jwt");
+    // An ES256 header on an EdDSA key is refused whatever the signature.
+    let confused = sign(json!({"alg": "ES256", "typ": "at+jwt", "kid": "ed"}));
+    assert_eq!(whoami_status(&svc, &confused).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn odd_tokens_are_refused_without_a_panic() {
+    let key = Signer::new("k1");
+    let idp = Idp::start(&[&key]).await;
+    let svc = service(&idp, |j| j);
+    let garbage = B64.encode([0xffu8, 0, 7, 42]);
+    let header = B64.encode(json!({"alg": "ES256", "kid": "k1"}).to_string());
+    let unsigned: Vec<String> = vec![
+        ".".into(),
+        "..".into(),
+        "a.b.c".into(),
+        format!("{garbage}.{garbage}.{garbage}"),
+        format!("{header}.{garbage}.{garbage}"),
+        format!("{header}.{header}.{header}.{header}.{header}"),
+        format!("{}.e30.", B64.encode(json!({"alg": "ES256", "kid": ["k1"]}).to_string())),
+        format!("{}.e30.", B64.encode(json!({"alg": "ES256", "kid": "k".repeat(4000)}).to_string())),
+        format!("{}.e30.", B64.encode(json!({"alg": "RS256", "kid": "k1"}).to_string())),
+        format!("{}.e30.", B64.encode(json!({"alg": "HS512", "kid": "k1"}).to_string())),
+    ];
+    for token in unsigned {
+        let (status, _) = whoami_status(&svc, &token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:.60}");
+    }
+    // Properly signed, with claims of the wrong shape: refused, or (when only informative claims are odd)
+    // accepted with what could be read — never a failure of the server.
+    let odd = [
+        ("exp", json!("tomorrow"), false),
+        ("exp", json!(1e300), true),
+        ("nbf", json!({"at": 1}), false),
+        ("iat", json!("now"), false),
+        ("aud", json!({"aud": RESOURCE}), false),
+        ("aud", json!([RESOURCE, 5, null]), true),
+        ("iss", json!(5), false),
+        ("sub", json!(["alice"]), true),
+        ("scope", json!(5), true),
+        ("cnf", json!("jkt"), true),
+    ];
+    for (claim, value, acceptable) in odd {
+        let (status, _) = whoami_status(&svc, &key.sign(&with(claims(""), claim, value.clone()))).await;
+        let allowed =
+            if acceptable { [StatusCode::OK, StatusCode::UNAUTHORIZED] } else { [StatusCode::UNAUTHORIZED; 2] };
+        assert!(allowed.contains(&status), "{claim} = {value}: {status}");
+    }
+}
+
+#[tokio::test]
 async fn a_rotated_key_is_fetched_without_restart() {
     let (old, new) = (Signer::new("old"), Signer::new("new"));
     let idp = Idp::start(&[&old]).await;
@@ -432,6 +500,129 @@ async fn lists_show_only_what_the_caller_may_call() {
         tool_names(&svc, &key.sign(&claims("notes:write notes:read"))).await,
         ["whoami", "list_notes", "add_note"]
     );
+}
+
+/// A verifier of the user's own: the token is the base64url of its space-separated scopes.
+struct StaticVerifier;
+
+impl keel_mcp::auth::resource::TokenVerifier for StaticVerifier {
+    fn verify<'a>(&'a self, token: &'a str) -> keel_mcp::auth::resource::VerifyFuture<'a> {
+        use keel_mcp::auth::resource::{VerifiedToken, VerifyError};
+        let result = match B64.decode(token).ok().and_then(|bytes| String::from_utf8(bytes).ok()) {
+            Some(scopes) => {
+                let mut principal = keel_mcp::server::Principal::default();
+                principal.subject = Some("dave".into());
+                principal.scopes = scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+                Ok(VerifiedToken::new(principal))
+            }
+            None => Err(VerifyError::Invalid("unknown token".into())),
+        };
+        Box::pin(std::future::ready(result))
+    }
+}
+
+/// A token of [`StaticVerifier`] granting `scopes`.
+fn scoped(scopes: &str) -> String {
+    B64.encode(format!(" {scopes}"))
+}
+
+fn scoped_server() -> keel_mcp::server::Server {
+    use keel_mcp::server::{NoArgs, PromptDef, ResourceDef, TemplateDef};
+    keel_mcp::server::Server::builder(keel_mcp::protocol::Implementation::new("scoped", "1"))
+        .resource(ResourceDef::text("file:///open", "open", "text/plain", "open"))
+        .resource(ResourceDef::text("file:///secret", "secret", "text/plain", "secret").scopes(["files:secret"]))
+        .resource_template(
+            TemplateDef::new("file:///vault/{name}", "vault", |_, uri, _| async move {
+                keel_mcp::protocol::ResourceContents::text(uri, Some("text/plain"), "vaulted")
+            })
+            .scopes(["files:vault"]),
+        )
+        .prompt_def(PromptDef::new("plan", |_: NoArgs| async { String::from("plan") }).scopes(["prompts:plan"]))
+        .build()
+}
+
+#[tokio::test]
+async fn resources_templates_and_prompts_need_their_scopes_too() {
+    use keel_mcp::auth::resource::ResourceServerConfig;
+    let protection = ResourceServerConfig::new(RESOURCE, [ISSUER], Arc::new(StaticVerifier))
+        .default_scopes(["files:read"])
+        .method_scopes("resources/read", ["files:read"])
+        .serve_root_metadata(true);
+    let config = keel_mcp::server::http::HttpConfig::default().resource_server(protection).unwrap();
+    let svc = scoped_server().http_service(config);
+    let ask = |method: &str, params: Value, name: Option<&str>, token: &str| {
+        let mut params = params;
+        params["_meta"] = meta();
+        bearer(modern_post(method, name, &rpc(method, params)), token)
+    };
+    let read = |uri: &str, token: &str| ask("resources/read", json!({"uri": uri}), Some(uri), token);
+
+    // The 401 names the default scopes; the root metadata URL is served when configured.
+    let response =
+        send(&svc, modern_post("resources/list", None, &rpc("resources/list", json!({"_meta": meta()})))).await;
+    assert_eq!(challenge(&response), format!("Bearer scope=\"files:read\", resource_metadata=\"{PRM_URL}\""));
+    let root = base(Method::GET, "/.well-known/oauth-protected-resource").body(Full::new(Bytes::new())).unwrap();
+    assert_eq!(send(&svc, root).await.status(), StatusCode::OK);
+
+    // Per-method scopes come first, then the target's; the challenge names both.
+    let response = send(&svc, read("file:///open", &scoped(""))).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(challenge(&response).contains("scope=\"files:read\""));
+    assert_eq!(send(&svc, read("file:///open", &scoped("files:read"))).await.status(), StatusCode::OK);
+    let response = send(&svc, read("file:///secret", &scoped("files:read"))).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(challenge(&response).contains("scope=\"files:read files:secret\""), "{}", challenge(&response));
+    assert_eq!(send(&svc, read("file:///secret", &scoped("files:read files:secret"))).await.status(), StatusCode::OK);
+    let response = send(&svc, read("file:///vault/x", &scoped("files:read"))).await;
+    assert!(challenge(&response).contains("scope=\"files:read files:vault\""));
+    assert_eq!(send(&svc, read("file:///vault/x", &scoped("files:read files:vault"))).await.status(), StatusCode::OK);
+
+    // Prompts, and the suggestions for their arguments.
+    let get = |token: &str| ask("prompts/get", json!({"name": "plan"}), Some("plan"), token);
+    assert_eq!(send(&svc, get(&scoped(""))).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(send(&svc, get(&scoped("prompts:plan"))).await.status(), StatusCode::OK);
+
+    // Lists leave out what the caller may not use.
+    let list = |method: &'static str, key: &'static str, token: &str| {
+        let (svc, token) = (svc.clone(), token.to_owned());
+        async move {
+            let response = send(&svc, ask(method, json!({}), None, &token)).await;
+            let body = json_body(response).await;
+            body["result"][key]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list("resources/list", "resources", &scoped("")).await, ["open"]);
+    assert_eq!(list("resources/list", "resources", &scoped("files:secret")).await, ["open", "secret"]);
+    assert!(list("resources/templates/list", "resourceTemplates", &scoped("")).await.is_empty());
+    assert_eq!(list("resources/templates/list", "resourceTemplates", &scoped("files:vault")).await, ["vault"]);
+    assert!(list("prompts/list", "prompts", &scoped("")).await.is_empty());
+    assert_eq!(list("prompts/list", "prompts", &scoped("prompts:plan")).await, ["plan"]);
+
+    // Filtering off: everything is listed, calls are still checked.
+    let protection = ResourceServerConfig::new(RESOURCE, [ISSUER], Arc::new(StaticVerifier)).filter_lists(false);
+    let svc = scoped_server()
+        .http_service(keel_mcp::server::http::HttpConfig::default().resource_server(protection).unwrap());
+    let response = send(&svc, ask("resources/list", json!({}), None, &scoped(""))).await;
+    assert_eq!(json_body(response).await["result"]["resources"].as_array().unwrap().len(), 2);
+    assert_eq!(send(&svc, read("file:///secret", &scoped(""))).await.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn without_a_principal_scoped_definitions_are_refused_over_http() {
+    // No authorization layer at all: a scoped tool cannot be called over HTTP, and is not listed.
+    let svc = notes::server().http_service(keel_mcp::server::http::HttpConfig::default());
+    let response = send(&svc, call("list_notes", json!({}))).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(json_body(response).await["error"]["code"], -32003);
+    let body = rpc("tools/list", json!({"_meta": meta()}));
+    let response = send(&svc, modern_post("tools/list", None, &body)).await;
+    let tools = json_body(response).await["result"]["tools"].as_array().unwrap().len();
+    assert_eq!(tools, 1, "only whoami");
 }
 
 // ---------------------------------------------------------------------------------------------------------

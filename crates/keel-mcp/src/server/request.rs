@@ -129,6 +129,15 @@ impl<'a> Access<'a> {
     }
 }
 
+/// Refuses the caller of `call` when it lacks a scope of `needed` (see [`Access::require`]). A target that
+/// needs no scope costs nothing: the request's extensions are only read when there is something to check.
+pub(crate) fn require_scopes(call: &Caller, needed: &[String]) -> Result<(), ErrorObject> {
+    if needed.is_empty() {
+        return Ok(());
+    }
+    Access::of(call).require(needed)
+}
+
 /// Params of the methods that name a target and may ask for input, as the server reads them: tool
 /// arguments stay raw until the tool's own argument type decodes them, so they are parsed once.
 #[derive(Deserialize)]

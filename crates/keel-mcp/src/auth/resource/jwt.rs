@@ -120,7 +120,15 @@ pub enum JwtConfigError {
     Client(String),
 }
 
-/// Verifies JWT access tokens against a JWKS URL (see the [module](self) documentation for every check).
+/// Verifies JWT access tokens against a JWKS URL.
+///
+/// What a token must pass, in order: a signature algorithm on the allow-list ([`ALLOWED_ALGORITHMS`]: never
+/// `none`, never an HMAC, so a public key can never serve as a shared secret); `typ` = `at+jwt` when
+/// [required](JwtConfig::require_at_jwt); a key the JWKS publishes for its `kid`, restricted to that algorithm
+/// if the key says so; a valid signature (checked by `jsonwebtoken`); `iss` equal to [`JwtConfig::issuer`],
+/// exactly; `aud` naming [`JwtConfig::audience`] (RFC 8707); `exp` present and `nbf` / `iat` checked, each
+/// with [`JwtConfig::leeway`]. The claims become the [`Principal`]: `sub`, `client_id` (or `azp`), `scope`
+/// (or `scp`), `aud`, `exp`, `iss` and every claim; `cnf.jkt` becomes [`VerifiedToken::jkt`].
 ///
 /// A token that passed is remembered (by its SHA-256) until its `exp`, for at most a minute, so a client that
 /// repeats its token pays for one signature check.
@@ -239,20 +247,23 @@ fn describe(kind: &jsonwebtoken::errors::ErrorKind) -> &'static str {
 /// The principal and key binding a token's claims describe.
 fn verified(claims: Map<String, Value>) -> VerifiedToken {
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
-    let mut principal = Principal::default();
-    principal.issuer = text("iss");
-    principal.subject = text("sub");
-    principal.client_id = text("client_id").or_else(|| text("azp"));
-    principal.scopes = scopes(&claims);
-    principal.audience = match claims.get("aud") {
+    let audience = match claims.get("aud") {
         Some(Value::String(one)) => vec![one.clone()],
         Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
         _ => Vec::new(),
     };
-    principal.expires_at =
+    let expires_at =
         claims.get("exp").and_then(Value::as_u64).and_then(|exp| UNIX_EPOCH.checked_add(Duration::from_secs(exp)));
     let jkt = claims.get("cnf").and_then(|cnf| cnf.get("jkt")).and_then(Value::as_str).map(str::to_owned);
-    principal.claims = claims;
+    let principal = Principal {
+        issuer: text("iss"),
+        subject: text("sub"),
+        client_id: text("client_id").or_else(|| text("azp")),
+        scopes: scopes(&claims),
+        audience,
+        expires_at,
+        claims,
+    };
     VerifiedToken { principal, jkt }
 }
 

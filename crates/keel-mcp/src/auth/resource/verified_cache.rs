@@ -64,9 +64,7 @@ mod tests {
     use crate::server::Principal;
 
     fn token(expires_in: Duration) -> VerifiedToken {
-        let mut principal = Principal::default();
-        principal.expires_at = Some(SystemTime::now() + expires_in);
-        VerifiedToken::new(principal)
+        VerifiedToken::new(Principal { expires_at: Some(SystemTime::now() + expires_in), ..Principal::default() })
     }
 
     #[tokio::test(start_paused = true)]

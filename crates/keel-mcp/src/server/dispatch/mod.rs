@@ -99,10 +99,10 @@ async fn route(
         ListResourcesParams::METHOD => resources::list(req, &call),
         ListResourceTemplatesParams::METHOD => resources::templates(req, &call),
         ReadResourceParams::METHOD => resources::read(req, call).await,
-        SubscribeParams::METHOD | UnsubscribeParams::METHOD => resources::subscribe(req),
+        SubscribeParams::METHOD | UnsubscribeParams::METHOD => resources::subscribe(req, &call),
         ListPromptsParams::METHOD => prompts::list(req, &call),
         GetPromptParams::METHOD => prompts::get(req, call).await,
-        CompleteParams::METHOD => prompts::complete(req).await,
+        CompleteParams::METHOD => prompts::complete(req, &call).await,
         ListenParams::METHOD => subscriptions::listen(req, call).await,
         #[cfg(feature = "skills")]
         ListSkillsParams::METHOD | GetSkillParams::METHOD | ReadDirectoryParams::METHOD => skills::dispatch(req),
@@ -117,15 +117,19 @@ async fn route(
 /// call would refuse. The one place lists narrow per caller; other visibility rules compose here.
 fn visible_page<'a, T>(
     items: &'a [T],
-    access: &Access<'_>,
+    call: &Caller,
     scopes: impl Fn(&T) -> &[String],
     cursor: Option<&str>,
     page_size: usize,
 ) -> Result<(Vec<&'a T>, Option<String>), crate::protocol::ErrorObject> {
-    if access.filters_lists() && items.iter().any(|item| !scopes(item).is_empty()) {
-        let shown: Vec<&T> = items.iter().filter(|item| access.permits(scopes(item))).collect();
-        let (page, next) = paginate(&shown, cursor, page_size)?;
-        return Ok((page.to_vec(), next));
+    // Without scoped items there is nothing to hide, and the caller's access is not even looked up.
+    if items.iter().any(|item| !scopes(item).is_empty()) {
+        let access = Access::of(call);
+        if access.filters_lists() {
+            let shown: Vec<&T> = items.iter().filter(|item| access.permits(scopes(item))).collect();
+            let (page, next) = paginate(&shown, cursor, page_size)?;
+            return Ok((page.to_vec(), next));
+        }
     }
     let (page, next) = paginate(items, cursor, page_size)?;
     Ok((page.iter().collect(), next))

@@ -14,8 +14,8 @@ use crate::server::catalog::Catalog;
 use crate::server::error::Disclosed;
 use crate::server::input::StateBinding;
 use crate::server::request::{
-    Access, Caller, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish, input_required,
-    legacy_only, open_input, scope,
+    Caller, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish, input_required,
+    legacy_only, open_input, require_scopes, scope,
 };
 
 /// `resources/list`.
@@ -25,9 +25,8 @@ pub(super) fn list(req: Incoming<'_>, call: &Caller) -> Outcome {
     let scope = scope(server, session, params.meta(), false, headers)?;
     declared(server.capabilities.resources.is_some(), method)?;
     let catalog = server.catalog();
-    let access = Access::of(call);
     let (page, next_cursor) =
-        super::visible_page(&catalog.resources, &access, |r| &r.scopes, params.cursor.as_deref(), server.page_size)?;
+        super::visible_page(&catalog.resources, call, |r| &r.scopes, params.cursor.as_deref(), server.page_size)?;
     let mut result = ListResourcesResult {
         resources: page.iter().map(|r| r.resource.clone()).collect(),
         next_cursor,
@@ -44,9 +43,8 @@ pub(super) fn templates(req: Incoming<'_>, call: &Caller) -> Outcome {
     let scope = scope(server, session, params.meta(), false, headers)?;
     declared(server.capabilities.resources.is_some(), method)?;
     let catalog = server.catalog();
-    let access = Access::of(call);
     let (page, next_cursor) =
-        super::visible_page(&catalog.templates, &access, |t| &t.scopes, params.cursor.as_deref(), server.page_size)?;
+        super::visible_page(&catalog.templates, call, |t| &t.scopes, params.cursor.as_deref(), server.page_size)?;
     let mut result = ListResourceTemplatesResult {
         resource_templates: page.iter().map(|t| t.template.clone()).collect(),
         next_cursor,
@@ -67,7 +65,7 @@ pub(super) async fn read(req: Incoming<'_>, call: Caller) -> Outcome {
     check_name(headers, &uri)?;
     let catalog = server.catalog();
     let (read, vars, scopes) = find_resource(&catalog, &uri).ok_or_else(|| resource_not_found(&scope, &uri))?;
-    Access::of(&call).require(scopes)?;
+    require_scopes(&call, scopes)?;
     let binding = StateBinding { method, target: &uri, arguments: None };
     let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
     let ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
@@ -88,7 +86,7 @@ pub(super) async fn read(req: Incoming<'_>, call: Caller) -> Outcome {
 }
 
 /// `resources/subscribe` and `resources/unsubscribe` (legacy; replaced by `subscriptions/listen`).
-pub(super) fn subscribe(req: Incoming<'_>) -> Outcome {
+pub(super) fn subscribe(req: Incoming<'_>, call: &Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     let params: SubscribeParams = decode_params(params)?;
     let scope = scope(server, session, params.meta(), false, headers)?;
@@ -97,9 +95,13 @@ pub(super) fn subscribe(req: Incoming<'_>) -> Outcome {
     declared(server.capabilities.resources.as_ref().is_some_and(|r| r.subscribe == Some(true)), method)?;
     check_uri_length(server, &params.uri)?;
     let subscribing = method == SubscribeParams::METHOD;
-    // Only what the server can read can change: a subscription to anything else would never fire.
-    if subscribing && find_resource(&server.catalog(), &params.uri).is_none() {
-        return Err(resource_not_found(&scope, &params.uri));
+    // Only what the server can read can change: a subscription to anything else would never fire. Nor can
+    // a caller follow the changes of what it may not read.
+    if subscribing {
+        let catalog = server.catalog();
+        let (_, _, scopes) =
+            find_resource(&catalog, &params.uri).ok_or_else(|| resource_not_found(&scope, &params.uri))?;
+        require_scopes(call, scopes)?;
     }
     if let Some(session) = session {
         let mut session = session.lock().expect("session lock");

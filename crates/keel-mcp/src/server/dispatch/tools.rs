@@ -5,8 +5,8 @@ use crate::protocol::{ErrorObject, JsonObject, Request as _, decode_params};
 use crate::server::error::NoToolResult;
 use crate::server::input::StateBinding;
 use crate::server::request::{
-    Access, Caller, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required,
-    open_input, scope,
+    Caller, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, open_input,
+    require_scopes, scope,
 };
 use crate::server::tool;
 
@@ -20,9 +20,8 @@ pub(super) fn list(req: Incoming<'_>, call: &Caller) -> Outcome {
     declared(server.capabilities.tools.is_some(), method)?;
     let catalog = server.catalog();
     let tools = catalog.enabled_tools();
-    let access = Access::of(call);
     let (page, next_cursor) =
-        super::visible_page(&tools, &access, |t| &t.scopes, params.cursor.as_deref(), server.page_size)?;
+        super::visible_page(&tools, call, |t| &t.scopes, params.cursor.as_deref(), server.page_size)?;
     let mut result =
         ListToolsResult { tools: page.iter().map(|t| t.tool.clone()).collect(), next_cursor, ..Default::default() };
     (result.ttl_ms, result.cache_scope) = cache(server, &scope);
@@ -39,7 +38,7 @@ pub(super) async fn call(req: Incoming<'_>, call: Caller) -> Outcome {
     check_name(headers, &name)?;
     let catalog = server.catalog();
     let tool = catalog.tool(&name).ok_or_else(|| tool::unknown_tool(&name))?;
-    Access::of(&call).require(&tool.scopes)?;
+    require_scopes(&call, &tool.scopes)?;
     if let Some(headers) = headers
         && !tool.header_params.is_empty()
     {

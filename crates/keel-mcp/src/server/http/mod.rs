@@ -404,7 +404,7 @@ where
         let needed = method_scopes(&inner, &request.method);
         if !needed.is_empty() {
             let access = crate::server::request::Access::Http {
-                principal: parts.extensions.get::<Arc<crate::server::Principal>>().map(|p| &**p),
+                principal: parts.extensions.get::<Arc<crate::server::principal::Principal>>().map(|p| &**p),
                 filter_lists: true,
             };
             if let Err(error) = access.require(needed) {

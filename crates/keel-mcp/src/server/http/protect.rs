@@ -11,7 +11,7 @@ use http::{Request, Response, StatusCode};
 use super::body::{self, ResponseBody};
 use crate::auth::resource::protection::{Protection, Refusal};
 use crate::protocol::ErrorObject;
-use crate::server::Principal;
+use crate::server::principal::Principal;
 use crate::server::request::UnfilteredLists;
 
 /// The answer at a metadata URL; `None` for any other path.

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::server::Principal;
+use crate::server::principal::Principal;
 
 /// Who opened a legacy session: the token's issuer, subject and client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,10 +47,12 @@ mod tests {
     use super::*;
 
     fn with(subject: &str, client: &str) -> http::Extensions {
-        let mut principal = Principal::default();
-        principal.issuer = Some("https://idp.example".into());
-        principal.subject = Some(subject.into());
-        principal.client_id = Some(client.into());
+        let principal = Principal {
+            issuer: Some("https://idp.example".into()),
+            subject: Some(subject.into()),
+            client_id: Some(client.into()),
+            ..Principal::default()
+        };
         let mut extensions = http::Extensions::new();
         extensions.insert(Arc::new(principal));
         extensions
