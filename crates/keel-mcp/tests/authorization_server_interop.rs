@@ -151,7 +151,8 @@ fn keel_oauth_client_logs_in_refreshes_and_reuse_revokes_the_family() {
     let old_refresh = before["tokens"]["refresh_token"].as_str().expect("a refresh token").to_owned();
     let client_id = before["clients"][&issuer]["client_id"].as_str().unwrap().to_owned();
 
-    // Past the two-second lifetime the stored access token is dead: the client refreshes, no browser.
+    // Past the two-second lifetime the stored access token is dead: the client refreshes, no browser. The
+    // lifetime is wall-clock seconds in a JWT another process checks, so real time has to pass.
     std::thread::sleep(Duration::from_millis(2500));
     let second = login_and_whoami(&mcp, &dir, false);
     assert!(second.contains("demo-user"), "{second}");

@@ -198,6 +198,12 @@ impl AuthorizationServer {
         if let Some(bad) = client.redirect_uris.iter().find(|u| !redirect_uri_is_acceptable(u)) {
             return Err(AuthServerError::InvalidClient(format!("redirect URI {bad:?} is not allowed")));
         }
+        if client.auth_method == ClientAuthMethod::PrivateKeyJwt && client.jwks.is_none() {
+            return Err(AuthServerError::InvalidClient(format!(
+                "client {:?}: private_key_jwt needs the client's public keys (jwks)",
+                client.client_id
+            )));
+        }
         if client.auth_method.uses_secret() != client.secret_hash.is_some() {
             return Err(AuthServerError::InvalidClient(format!(
                 "client {:?}: a secret goes with client_secret_basic/_post, and only with them",
