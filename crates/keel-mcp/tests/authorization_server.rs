@@ -869,3 +869,59 @@ async fn the_consent_page_shows_the_request_and_needs_its_csrf_token() {
     assert_eq!(denied.query("state").as_deref(), Some("st4te"));
     assert!(denied.query("code").is_none());
 }
+
+#[tokio::test]
+async fn private_key_jwt_clients_sign_single_use_assertions() {
+    use keel_mcp::auth::client::AssertionKey;
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+
+    let server = server();
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let point = pair.public_key().as_ref();
+    let jwk = json!({"kty": "EC", "crv": "P-256", "alg": "ES256",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65])});
+    let registered = register(
+        &server,
+        json!({"token_endpoint_auth_method": "private_key_jwt", "grant_types": ["client_credentials"], "jwks": {"keys": [jwk]}}),
+    )
+    .await;
+    assert_eq!(registered.status, StatusCode::CREATED, "{:?}", registered.body);
+    assert!(registered.body.get("client_secret").is_none());
+    let id = registered.body["client_id"].as_str().unwrap().to_owned();
+    let key = AssertionKey::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let grant = |assertion: String| {
+        let server = server.clone();
+        async move {
+            post_form(
+                &server,
+                "/token",
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                    ("client_assertion", &assertion),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    let assertion = key.client_assertion(&id, ISSUER).unwrap();
+    let ok = grant(assertion.clone()).await;
+    assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
+    assert_eq!(claims(ok.body["access_token"].as_str().unwrap())["client_id"], id.as_str());
+    let replay = grant(assertion).await;
+    assert_eq!((replay.status, replay.error()), (StatusCode::UNAUTHORIZED, "invalid_client"), "single use");
+    let wrong_audience = grant(key.client_assertion(&id, "https://other.example").unwrap()).await;
+    assert_eq!(wrong_audience.error(), "invalid_client");
+    // Another key, same client id: refused.
+    let other = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    let forged = AssertionKey::from_pkcs8(other.as_ref()).unwrap().client_assertion(&id, ISSUER).unwrap();
+    assert_eq!(grant(forged).await.error(), "invalid_client");
+    // A tampered signature: refused.
+    let mut tampered = key.client_assertion(&id, ISSUER).unwrap();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    assert_eq!(grant(tampered).await.error(), "invalid_client");
+}
