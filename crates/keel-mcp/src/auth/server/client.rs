@@ -195,9 +195,12 @@ pub fn redirect_uri_matches(registered: &str, requested: &str) -> bool {
         return false;
     };
     let loopback = |u: &Url| {
-        u.scheme() == "http"
-            && matches!(u.host(), Some(Host::Ipv4(ip)) if ip.is_loopback())
-                | matches!(u.host(), Some(Host::Ipv6(ip)) if ip.is_loopback())
+        let loopback_ip = match u.host() {
+            Some(Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(Host::Ipv6(ip)) => ip.is_loopback(),
+            _ => false,
+        };
+        u.scheme() == "http" && loopback_ip
     };
     if !loopback(&a) || !loopback(&b) {
         return false;
