@@ -243,17 +243,11 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use super::super::store::fixtures::{code_grant, refresh_grant};
     use super::*;
 
     fn grant(family: &str) -> RefreshGrant {
-        RefreshGrant {
-            family: family.into(),
-            client_id: "c".into(),
-            subject: "u".into(),
-            scopes: vec!["offline_access".into()],
-            resource: "r".into(),
-            expires_at: u64::MAX / 4,
-        }
+        refresh_grant(family, u64::MAX / 4)
     }
 
     #[test]
@@ -266,15 +260,7 @@ mod tests {
             let store = SqliteStore::open(&path).unwrap();
             store.put_client(Client::public("c", vec!["http://127.0.0.1:1/cb".into()])).unwrap();
             store.put_refresh_token("r1".into(), grant("f")).unwrap();
-            let code = CodeGrant {
-                client_id: "c".into(),
-                redirect_uri: None,
-                code_challenge: "x".into(),
-                scopes: vec![],
-                resource: "r".into(),
-                subject: "u".into(),
-                expires_at: 100,
-            };
+            let code = code_grant();
             store.put_code("k".into(), code.clone()).unwrap();
             assert_eq!(store.redeem_code("k", 50).unwrap(), CodeRedemption::Fresh(code));
             store.link_code_family("k", "f").unwrap();

@@ -269,19 +269,44 @@ impl Store for MemoryStore {
     }
 }
 
+/// Records for the stores' tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod fixtures {
+    use super::{CodeGrant, RefreshGrant};
 
-    fn grant(family: &str) -> RefreshGrant {
+    /// A refresh grant of `family` for client `c`, ending at `expires_at`.
+    pub fn refresh_grant(family: &str, expires_at: u64) -> RefreshGrant {
         RefreshGrant {
             family: family.into(),
             client_id: "c".into(),
             subject: "u".into(),
             scopes: vec![],
             resource: "r".into(),
-            expires_at: 1_000,
+            expires_at,
         }
+    }
+
+    /// A code grant for client `c`, expiring at 100.
+    pub fn code_grant() -> CodeGrant {
+        CodeGrant {
+            client_id: "c".into(),
+            redirect_uri: None,
+            code_challenge: "x".into(),
+            scopes: vec![],
+            resource: "r".into(),
+            subject: "u".into(),
+            expires_at: 100,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::code_grant;
+    use super::*;
+
+    fn grant(family: &str) -> RefreshGrant {
+        super::fixtures::refresh_grant(family, 1_000)
     }
 
     #[test]
@@ -297,15 +322,7 @@ mod tests {
     #[test]
     fn codes_are_single_use_and_expire() {
         let store = MemoryStore::new();
-        let code = CodeGrant {
-            client_id: "c".into(),
-            redirect_uri: None,
-            code_challenge: "x".into(),
-            scopes: vec![],
-            resource: "r".into(),
-            subject: "u".into(),
-            expires_at: 100,
-        };
+        let code = code_grant();
         store.put_code("k".into(), code.clone()).unwrap();
         assert_eq!(store.redeem_code("k", 99).unwrap(), CodeRedemption::Fresh(code.clone()));
         store.link_code_family("k", "f").unwrap();
