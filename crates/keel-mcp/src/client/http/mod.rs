@@ -57,6 +57,7 @@ mod era_cache;
 mod exchange;
 mod failure;
 pub mod headers;
+pub mod observer;
 pub mod sse;
 mod streams;
 
@@ -77,6 +78,7 @@ use crate::auth::HttpAuth;
 use crate::error::Error;
 use crate::protocol::Era;
 use crate::transport::{FrameError, FrameReader, FrameWriter, Transport};
+pub use observer::HttpObserver;
 
 /// Authorization attempts per request (the first plus retries after a 401 / 403).
 const MAX_AUTH_ATTEMPTS: usize = 3;
@@ -96,6 +98,7 @@ pub struct HttpTransport {
     http: Option<reqwest::Client>,
     connect_timeout: Duration,
     extra_headers: HeaderMap,
+    observer: Option<Arc<dyn HttpObserver>>,
 }
 
 impl std::fmt::Debug for HttpTransport {
@@ -122,6 +125,7 @@ impl HttpTransport {
             http: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             extra_headers: HeaderMap::new(),
+            observer: None,
         })
     }
 
@@ -207,6 +211,13 @@ impl HttpTransport {
         Ok(self)
     }
 
+    /// Shows every HTTP exchange to `observer`: requests, response heads, SSE event ids (credentials
+    /// redacted). See [`HttpObserver`].
+    pub fn observer(mut self, observer: Arc<dyn HttpObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
     /// The endpoint URL.
     pub fn url(&self) -> &str {
         self.url.as_str()
@@ -247,6 +258,7 @@ impl Transport for HttpTransport {
             auth: self.auth,
             limits: self.limits,
             extra_headers: self.extra_headers,
+            observer: self.observer,
             http: http.as_ref().ok().cloned(),
             inbound: tx,
             closed: closed.clone(),

@@ -1,0 +1,97 @@
+//! `keel info`, `keel ping`, `keel log-level`: the connection itself.
+
+use std::fmt::Write;
+
+use keel_mcp::protocol::logging::LoggingLevel;
+use serde_json::{Value, json};
+
+use crate::args::{LogLevelArgs, TargetArgs};
+use crate::connect::{self, Session};
+use crate::error::CliError;
+use crate::render;
+
+/// What `info` reports: who the server is and what was negotiated.
+fn describe(session: &Session) -> Value {
+    let server = session.client.server();
+    json!({
+        "serverInfo": server.info,
+        "protocolVersion": session.client.protocol_version().as_str(),
+        "era": session.era_name(),
+        "capabilities": server.capabilities,
+        "instructions": server.instructions,
+    })
+}
+
+pub async fn info(args: TargetArgs) -> Result<(), CliError> {
+    let session = connect::open(&args.connect.with_target(args.target)?).await?;
+    let result = describe(&session);
+    session.client.close().await;
+    session.output.result(&result, |out| {
+        let info = &result["serverInfo"];
+        let _ = writeln!(out, "server: {} {}", render::scalar(&info["name"]), render::scalar(&info["version"]));
+        let _ = writeln!(
+            out,
+            "protocol: {} ({})",
+            render::scalar(&result["protocolVersion"]),
+            render::scalar(&result["era"])
+        );
+        let capabilities: Vec<&str> = result["capabilities"]
+            .as_object()
+            .map(|c| c.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k.as_str()).collect())
+            .unwrap_or_default();
+        let _ = writeln!(out, "capabilities: {}", capabilities.join(", "));
+        if let Some(instructions) = result["instructions"].as_str() {
+            let _ = writeln!(out, "instructions: {instructions}");
+        }
+    });
+    Ok(())
+}
+
+pub async fn ping(args: TargetArgs) -> Result<(), CliError> {
+    let session = connect::open(&args.connect.with_target(args.target)?).await?;
+    let started = std::time::Instant::now();
+    // The modern era has no `ping`: a completed `server/discover` handshake already proved the server answers.
+    let result = if session.era_name() == "legacy" {
+        session
+            .timeouts
+            .request(&session.output, |options| async {
+                let _: keel_mcp::protocol::EmptyResult =
+                    session.client.request_with(keel_mcp::protocol::lifecycle::PingParams::default(), options).await?;
+                Ok::<_, CliError>(())
+            })
+            .await
+    } else {
+        Ok(())
+    };
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    session.client.close().await;
+    result?;
+    let result = json!({ "ok": true, "ms": elapsed_ms });
+    session.output.result(&result, |out| {
+        let _ = writeln!(out, "pong in {elapsed_ms:.1} ms");
+    });
+    Ok(())
+}
+
+pub async fn log_level(args: LogLevelArgs) -> Result<(), CliError> {
+    let level: LoggingLevel = serde_json::from_value(json!(args.level.to_lowercase())).map_err(|_| {
+        CliError::usage(format!(
+            "log level {:?}: one of debug, info, notice, warning, error, critical, alert, emergency",
+            args.level
+        ))
+    })?;
+    let session = connect::open(&args.connect.with_target(args.target)?).await?;
+    let result = session
+        .timeouts
+        .request(&session.output, |_options| async {
+            session.client.set_logging_level(level).await.map_err(CliError::from)
+        })
+        .await;
+    session.client.close().await;
+    result?;
+    let result = json!({ "level": level });
+    session.output.result(&result, |out| {
+        let _ = writeln!(out, "log level set to {}", render::scalar(&result["level"]));
+    });
+    Ok(())
+}
