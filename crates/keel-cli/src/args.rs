@@ -167,6 +167,9 @@ pub struct Connect {
     /// Answer elicitation requests: `decline`, `cancel`, or a JSON file whose object is accepted as the content.
     #[arg(long, value_name = "decline|cancel|FILE")]
     pub elicit: Option<String>,
+    /// Ask the server for log messages of this level and above (they stream to stderr).
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
     /// Answer sampling requests (`reject`: declare sampling and refuse each request).
     #[arg(long, value_enum)]
     pub sampling: Option<SamplingChoice>,
@@ -291,11 +294,10 @@ pub struct CompleteArgs {
 
 #[derive(Debug, Args)]
 pub struct LogLevelArgs {
-    /// debug, info, notice, warning, error, critical, alert or emergency.
-    pub level: String,
-    /// The server's URL; or give a command after `--`, or --config/--server.
-    #[arg(value_name = "URL")]
-    pub target: Option<String>,
+    /// `[URL] LEVEL`: the server URL (optional), then debug, info, notice, warning, error, critical, alert
+    /// or emergency.
+    #[arg(value_name = "[URL] LEVEL", required = true, num_args = 1..=2)]
+    pub positionals: Vec<String>,
     #[command(flatten)]
     pub connect: Connect,
 }

@@ -223,7 +223,20 @@ pub async fn open(connect: &Connect) -> Result<Session, CliError> {
         }
         _ => None,
     };
-    open_with(target, oauth, &connect.common, &output, &timeouts, features).await
+    let level = connect.log_level.as_deref().map(crate::commands::server::parse_level).transpose()?;
+    let session = open_with(target, oauth, &connect.common, &output, &timeouts, features).await?;
+    if let Some(level) = level {
+        // Legacy: a `logging/setLevel` round trip; modern: the level rides in every later request's `_meta`.
+        let set = session
+            .timeouts
+            .request(&session.output, |_| async { session.client.set_logging_level(level).await.map_err(CliError::from) })
+            .await;
+        if let Err(e) = set {
+            session.client.close().await;
+            return Err(e);
+        }
+    }
+    Ok(session)
 }
 
 /// Connects to `target`, within the connect deadline.

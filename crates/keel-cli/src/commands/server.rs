@@ -73,14 +73,19 @@ pub async fn ping(args: TargetArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-pub async fn log_level(args: LogLevelArgs) -> Result<(), CliError> {
-    let level: LoggingLevel = serde_json::from_value(json!(args.level.to_lowercase())).map_err(|_| {
+/// Parses a log level name.
+pub fn parse_level(level: &str) -> Result<LoggingLevel, CliError> {
+    serde_json::from_value(json!(level.to_lowercase())).map_err(|_| {
         CliError::usage(format!(
-            "log level {:?}: one of debug, info, notice, warning, error, critical, alert, emergency",
-            args.level
+            "log level {level:?}: one of debug, info, notice, warning, error, critical, alert, emergency"
         ))
-    })?;
-    let session = connect::open(&args.connect.with_target(args.target)?).await?;
+    })
+}
+
+pub async fn log_level(args: LogLevelArgs) -> Result<(), CliError> {
+    let mut positionals = args.positionals;
+    let level = parse_level(&positionals.pop().unwrap_or_default())?;
+    let session = connect::open(&args.connect.with_target(positionals.pop())?).await?;
     let result = session
         .timeouts
         .request(&session.output, |_options| async {
