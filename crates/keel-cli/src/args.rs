@@ -362,3 +362,13 @@ impl Connect {
         Ok((connect, name, rest.collect()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -229,7 +229,9 @@ pub async fn open(connect: &Connect) -> Result<Session, CliError> {
         // Legacy: a `logging/setLevel` round trip; modern: the level rides in every later request's `_meta`.
         let set = session
             .timeouts
-            .request(&session.output, |_| async { session.client.set_logging_level(level).await.map_err(CliError::from) })
+            .request(&session.output, |_| async {
+                session.client.set_logging_level(level).await.map_err(CliError::from)
+            })
             .await;
         if let Err(e) = set {
             session.client.close().await;
