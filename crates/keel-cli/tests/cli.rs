@@ -82,6 +82,8 @@ fn tests() -> Vec<Test> {
         ("client_features_roots_elicit_sampling", client_features_roots_elicit_sampling),
         ("completions_scripts", completions_scripts),
         ("auth_status_logout_and_flags", auth_status_logout_and_flags),
+        ("auth_login_store_refresh_logout", auth_login_store_refresh_logout),
+        ("client_credentials_grant", client_credentials_grant),
         ("usage_errors_exit_1", usage_errors_exit_1),
         ("python_sdk_server", python_sdk_server),
     ]
@@ -307,6 +309,184 @@ fn refuse(stream: TcpStream, port: u16, recorded: &Mutex<Vec<String>>) {
         "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: {challenge}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     );
     let _ = reader.get_mut().write_all(response.as_bytes());
+}
+
+/// One HTTP/1.1 request as the fake servers read it: method, path with query, lower-cased headers, body.
+struct Request {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    fn form(&self, name: &str) -> Option<String> {
+        String::from_utf8_lossy(&self.body).split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == name).then(|| v.replace("%3A", ":").replace("%2F", "/"))
+        })
+    }
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        let (k, v) = line.split_once(':')?;
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+    }
+    let length =
+        headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0usize);
+    let mut body = vec![0; length.min(1 << 20)];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request { method, path, headers, body })
+}
+
+fn respond(stream: &mut TcpStream, status: &str, extra: &str, body: &str) {
+    let response = format!(
+        "HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes());
+}
+
+/// An OAuth-protected MCP server: its own authorization server (metadata, dynamic registration, an authorize
+/// endpoint that approves at once, a token endpoint for the code, refresh and client-credentials grants) in
+/// front of the conformance fixture, which gets every MCP request that carries the current access token.
+struct Protected {
+    url: String,
+    /// The access token the resource accepts; tokens are `tok-N`, each grant issues the next.
+    current: Arc<Mutex<String>>,
+    /// `grant_type client_id` of each token request.
+    grants: Arc<Mutex<Vec<String>>>,
+}
+
+fn protected() -> &'static Protected {
+    static SERVER: OnceLock<Protected> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://127.0.0.1:{}", listener.local_addr().expect("addr").port());
+        let current = Arc::new(Mutex::new(String::new()));
+        let grants = Arc::new(Mutex::new(Vec::new()));
+        let (state, log) = (current.clone(), grants.clone());
+        let upstream = conformance_url().trim_start_matches("http://").trim_end_matches("/mcp").to_owned();
+        let origin = base.clone();
+        std::thread::spawn(move || {
+            let issued = Arc::new(Mutex::new(0u32));
+            for stream in listener.incoming().flatten() {
+                let (base, state, log, upstream, issued) =
+                    (origin.clone(), state.clone(), log.clone(), upstream.clone(), issued.clone());
+                std::thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                    let mut reader = BufReader::new(stream);
+                    let Some(request) = read_request(&mut reader) else { return };
+                    let mut stream = reader.into_inner();
+                    authorization_server(&mut stream, &request, &base, &state, &log, &issued, &upstream);
+                });
+            }
+        });
+        Protected { url: format!("{base}/mcp"), current, grants }
+    })
+}
+
+fn authorization_server(
+    stream: &mut TcpStream,
+    request: &Request,
+    base: &str,
+    current: &Mutex<String>,
+    grants: &Mutex<Vec<String>>,
+    issued: &Mutex<u32>,
+    upstream: &str,
+) {
+    let path = request.path.split('?').next().unwrap_or_default();
+    match (request.method.as_str(), path) {
+        ("GET", "/.well-known/oauth-protected-resource/mcp") => {
+            let prm = json!({"resource": format!("{base}/mcp"), "authorization_servers": [base], "scopes_supported": ["mcp"]});
+            respond(stream, "200 OK", "", &prm.to_string());
+        }
+        ("GET", "/.well-known/oauth-authorization-server") => {
+            let metadata = json!({
+                "issuer": base,
+                "authorization_endpoint": format!("{base}/authorize"),
+                "token_endpoint": format!("{base}/token"),
+                "registration_endpoint": format!("{base}/register"),
+                "response_types_supported": ["code"],
+                "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+                "code_challenge_methods_supported": ["S256"],
+                "token_endpoint_auth_methods_supported": ["none", "client_secret_post"],
+            });
+            respond(stream, "200 OK", "", &metadata.to_string());
+        }
+        ("POST", "/register") => {
+            let asked: Value = serde_json::from_slice(&request.body).unwrap_or_default();
+            let client = json!({
+                "client_id": "registered-client",
+                "redirect_uris": asked["redirect_uris"],
+                "token_endpoint_auth_method": "none",
+                "grant_types": ["authorization_code", "refresh_token"],
+            });
+            respond(stream, "201 Created", "", &client.to_string());
+        }
+        ("GET", "/authorize") => {
+            // The user approves at once: back to the client's redirect URI with a code and its state.
+            let query = request.path.split_once('?').map(|(_, q)| q).unwrap_or_default();
+            let param = |name: &str| {
+                query.split('&').find_map(|p| p.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v.to_owned()))
+            };
+            let redirect = param("redirect_uri").unwrap_or_default().replace("%3A", ":").replace("%2F", "/");
+            let location = format!("{redirect}?code=code-1&state={}", param("state").unwrap_or_default());
+            respond(stream, "302 Found", &format!("Location: {location}\r\n"), "");
+        }
+        ("POST", "/token") => {
+            let grant = request.form("grant_type").unwrap_or_default();
+            grants.lock().unwrap().push(format!("{grant} {}", request.form("client_id").unwrap_or_default()));
+            let mut n = issued.lock().unwrap();
+            *n += 1;
+            let token = format!("tok-{n}");
+            *current.lock().unwrap() = token.clone();
+            let body = json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600, "refresh_token": format!("ref-{n}"), "scope": "mcp"});
+            respond(stream, "200 OK", "", &body.to_string());
+        }
+        (_, "/mcp") => {
+            let expected = format!("Bearer {}", current.lock().unwrap());
+            if request.header("authorization") != Some(expected.as_str()) {
+                let challenge = format!("Bearer resource_metadata=\"{base}/.well-known/oauth-protected-resource/mcp\"");
+                respond(stream, "401 Unauthorized", &format!("WWW-Authenticate: {challenge}\r\n"), "");
+                return;
+            }
+            proxy(stream, request, upstream);
+        }
+        _ => respond(stream, "404 Not Found", "", "{}"),
+    }
+}
+
+/// Forwards an authorized MCP request to the fixture and copies the answer back until it closes.
+fn proxy(stream: &mut TcpStream, request: &Request, upstream: &str) {
+    let Ok(mut server) = TcpStream::connect(upstream) else { return };
+    let mut head = format!("{} /mcp HTTP/1.1\r\nhost: {upstream}\r\nconnection: close\r\n", request.method);
+    for (k, v) in &request.headers {
+        if !matches!(k.as_str(), "host" | "connection" | "authorization") {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    head.push_str("\r\n");
+    if server.write_all(head.as_bytes()).and_then(|()| server.write_all(&request.body)).is_ok() {
+        let _ = std::io::copy(&mut server, stream);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -728,6 +908,104 @@ fn auth_status_logout_and_flags() {
     }
     // A login needs https or loopback http.
     keel(&["auth", "login", "http://mcp.example.com/mcp", "--no-browser"]).expect(1);
+}
+
+fn auth_login_store_refresh_logout() {
+    let server = protected();
+    let dir = temp_dir("login");
+    let dir = dir.to_str().unwrap();
+    let url = server.url.as_str();
+    // Not logged in and not interactive: exit 3 at once.
+    keel(&["tools", "list", url, "--token-dir", dir, "--no-interactive"]).expect(3);
+    // `auth login --no-browser` prints the URL; this test is the browser.
+    let mut login = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["auth", "login", url, "--no-browser", "--token-dir", dir])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("keel auth login");
+    let stderr = login.stderr.take().unwrap();
+    let (url_tx, url_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.starts_with("http://") {
+                let _ = url_tx.send(line);
+            }
+        }
+    });
+    let authorize = url_rx.recv_timeout(Duration::from_secs(30)).expect("the authorization URL on stderr");
+    let location = http_get(&authorize).1.expect("a redirect to the loopback callback");
+    assert!(location.starts_with("http://127.0.0.1:") && location.contains("/callback?code=code-1&state="));
+    assert_eq!(http_get(&location).0, 200, "the callback page");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(login.wait_with_output());
+    });
+    let output = rx.recv_timeout(RUN_BOUND).expect("login exits").expect("login output");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), format!("logged in to {url}\n"));
+    // Stored 0600, used without a browser, shown without its value.
+    #[cfg(unix)]
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", entry.path().display());
+    }
+    let run = keel(&["tools", "list", url, "--token-dir", dir, "--no-interactive"]).expect(0);
+    assert!(run.stdout.contains("test_simple_text"));
+    let status = keel(&["auth", "status", url, "--token-dir", dir, "--format", "json"]).expect(0).result();
+    assert_eq!(status["loggedIn"], true);
+    assert!(!status.to_string().contains("tok-"), "{status}");
+    // The resource stops accepting the token (it takes only the one the next grant issues): the next run
+    // refreshes it on the 401, without a browser.
+    let before = server.grants.lock().unwrap().len();
+    *server.current.lock().unwrap() = "revoked".into();
+    let run = keel(&["tools", "list", url, "--token-dir", dir, "--no-interactive"]);
+    let grants = server.grants.lock().unwrap()[before..].to_vec();
+    assert!(grants.iter().any(|g| g.starts_with("refresh_token")), "{grants:?}");
+    run.expect(0);
+    // Logged out: back to exit 3.
+    keel(&["auth", "logout", url, "--token-dir", dir]).expect(0);
+    keel(&["tools", "list", url, "--token-dir", dir, "--no-interactive"]).expect(3);
+    let status = keel(&["auth", "status", url, "--token-dir", dir, "--format", "json"]).expect(0).result();
+    assert_eq!(status["loggedIn"], false);
+}
+
+fn client_credentials_grant() {
+    let server = protected();
+    let dir = temp_dir("client-credentials");
+    let run = keel(&[
+        "tools",
+        "list",
+        &server.url,
+        "--token-dir",
+        dir.to_str().unwrap(),
+        "--client-id",
+        "ci-bot",
+        "--client-secret",
+        "ci-secret",
+        "--client-credentials",
+    ])
+    .expect(0);
+    assert!(run.stdout.contains("test_simple_text"));
+    assert!(server.grants.lock().unwrap().iter().any(|g| g.starts_with("client_credentials")));
+}
+
+/// A GET without following redirects: the status and the `Location`, if any.
+fn http_get(url: &str) -> (u16, Option<String>) {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = TcpStream::connect(host).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let location = response.lines().find_map(|l| {
+        l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("location")).map(|(_, v)| v.trim().to_owned())
+    });
+    (status, location)
 }
 
 fn usage_errors_exit_1() {
