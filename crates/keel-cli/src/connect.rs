@@ -15,6 +15,7 @@ use keel_mcp::protocol::{
 use keel_mcp::transport::{ChildProcess, Transport};
 use serde::Deserialize;
 use serde_json::Value;
+use tokio::sync::Notify;
 
 use crate::args::{Common, Connect, EraChoice, SamplingChoice};
 use crate::error::{CliError, Kind};
@@ -216,15 +217,16 @@ pub async fn open(connect: &Connect) -> Result<Session, CliError> {
     let timeouts = Timeouts::new(&connect.common)?;
     let target = Target::resolve(connect)?;
     let features = ClientFeatures::from_args(connect)?;
+    let login = Arc::new(Notify::new());
     let oauth = match &target {
         // An explicit Authorization header wins over OAuth.
         Target::Url { url, headers } if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("authorization")) => {
-            crate::commands::auth::oauth_client(url, &connect.oauth, None).await?
+            crate::commands::auth::oauth_client(url, &connect.oauth, None, login.clone()).await?
         }
         _ => None,
     };
     let level = connect.log_level.as_deref().map(crate::commands::server::parse_level).transpose()?;
-    let session = open_with(target, oauth, &connect.common, &output, &timeouts, features).await?;
+    let session = open_with(target, oauth, &login, &connect.common, &output, &timeouts, features).await?;
     if let Some(level) = level {
         // Legacy: a `logging/setLevel` round trip; modern: the level rides in every later request's `_meta`.
         let set = session
@@ -241,10 +243,11 @@ pub async fn open(connect: &Connect) -> Result<Session, CliError> {
     Ok(session)
 }
 
-/// Connects to `target`, within the connect deadline.
+/// Connects to `target`, within the connect deadline (lifted once `login` fires: a user is at the browser).
 pub async fn open_with(
     target: Target,
     oauth: Option<OAuthClient>,
+    login: &Notify,
     common: &Common,
     output: &Output,
     timeouts: &Timeouts,
@@ -256,7 +259,7 @@ pub async fn open_with(
     let builder = features.apply(builder.probe_timeout(probe), output)?;
     let trace = common.trace;
     let client = timeouts
-        .connect(async {
+        .connect(login, async {
             match target {
                 Target::Url { url, headers } => {
                     let mut transport = HttpTransport::new(&url).map_err(CliError::from)?;

@@ -49,30 +49,39 @@ impl Timeouts {
         })
     }
 
-    /// The same deadlines with no connect limit (a login waits for a user at a browser).
-    pub fn without_connect_limit(self) -> Self {
-        Timeouts { connect: None, ..self }
-    }
-
     fn total_expired(&self) -> CliError {
         let secs = self.total.unwrap_or_default().as_secs_f64();
         CliError::new(Kind::Timeout, format!("the command did not finish within --max-total-timeout {secs} s"))
     }
 
     /// Runs the connect (transport start and handshake) within --connect-timeout and the overall deadline.
-    pub async fn connect<T>(&self, connect: impl Future<Output = Result<T, CliError>>) -> Result<T, CliError> {
-        let connect_deadline = self.connect.map(|c| Instant::now() + c);
-        let deadline = earliest(connect_deadline, self.total_deadline);
-        let Some(deadline) = deadline else { return connect.await };
-        match tokio::time::timeout_at(deadline, connect).await {
-            Ok(result) => result,
-            Err(_) if Some(deadline) == self.total_deadline => Err(self.total_expired()),
-            Err(_) => {
-                let secs = self.connect.unwrap_or_default().as_secs_f64();
-                Err(CliError::new(
-                    Kind::Timeout,
-                    format!("no handshake with the server within --connect-timeout {secs} s"),
-                ))
+    /// Once `login` fires (a user is at the browser), only the overall deadline applies.
+    pub async fn connect<T>(
+        &self,
+        login: &Notify,
+        connect: impl Future<Output = Result<T, CliError>>,
+    ) -> Result<T, CliError> {
+        tokio::pin!(connect);
+        let mut connect_deadline = self.connect.map(|c| Instant::now() + c);
+        loop {
+            let deadline = earliest(connect_deadline, self.total_deadline);
+            let expire = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                result = &mut connect => return result,
+                () = login.notified(), if connect_deadline.is_some() => connect_deadline = None,
+                () = expire => {
+                    if deadline == self.total_deadline {
+                        return Err(self.total_expired());
+                    }
+                    let secs = self.connect.unwrap_or_default().as_secs_f64();
+                    let message = format!("no handshake with the server within --connect-timeout {secs} s");
+                    return Err(CliError::new(Kind::Timeout, message));
+                }
             }
         }
     }

@@ -8,12 +8,14 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use keel_mcp::auth::client::redirect::open_browser;
 use keel_mcp::auth::client::{
     AuthError, AuthorizationResponse, ClientCredentials, FileTokenStore, LoopbackRedirect, OAuthClient, RedirectStep,
     TokenStore,
 };
 use keel_mcp::engine::BoxFuture;
 use serde_json::{Value, json};
+use tokio::sync::Notify;
 
 use crate::args::{AuthTarget, LoginArgs, OAuthArgs};
 use crate::connect::{self, Target};
@@ -52,7 +54,13 @@ fn interactive(oauth: &OAuthArgs) -> bool {
 }
 
 /// The OAuth client for `url`, or `None` when the URL cannot carry OAuth (plain http off loopback).
-pub async fn oauth_client(url: &str, oauth: &OAuthArgs, login: Option<u16>) -> Result<Option<OAuthClient>, CliError> {
+/// `login` is `Some(port)` for `keel auth login`; `started` fires when a browser login begins.
+pub async fn oauth_client(
+    url: &str,
+    oauth: &OAuthArgs,
+    login: Option<u16>,
+    started: Arc<Notify>,
+) -> Result<Option<OAuthClient>, CliError> {
     let store = FileTokenStore::new(token_dir(oauth.token_dir.as_ref())?);
     let credentials = oauth.client_id.as_ref().map(|id| ClientCredentials {
         client_id: id.clone(),
@@ -66,8 +74,19 @@ pub async fn oauth_client(url: &str, oauth: &OAuthArgs, login: Option<u16>) -> R
             credentials.clone().ok_or_else(|| CliError::usage("--client-credentials needs --client-id"))?;
         OAuthClient::client_credentials(url, credentials)
     } else if login.is_some() || interactive(oauth) {
-        let redirect = LoopbackRedirect::bind(login.unwrap_or(0)).await.map_err(auth_error)?;
-        let redirect = if oauth.no_browser { redirect.without_browser() } else { redirect };
+        let no_browser = oauth.no_browser;
+        let redirect = LoopbackRedirect::bind(login.unwrap_or(0)).await.map_err(auth_error)?.on_authorization_url(
+            move |authorization_url| {
+                // The user needs more than --connect-timeout: the handshake waits for them from here on.
+                started.notify_one();
+                // The URL is printed either way: a browser launcher can start and still show nothing.
+                if no_browser || open_browser(authorization_url).is_err() {
+                    eprintln!("Open this URL in your browser to authorize:\n{authorization_url}");
+                } else {
+                    eprintln!("Opened your browser to authorize; if nothing appeared, open:\n{authorization_url}");
+                }
+            },
+        );
         OAuthClient::builder(url, redirect)
     } else {
         OAuthClient::builder(url, NoLogin)
@@ -95,13 +114,13 @@ fn auth_error(e: AuthError) -> CliError {
 pub async fn login(args: LoginArgs) -> Result<(), CliError> {
     let output = Output::new(args.common.format, args.common.quiet);
     let timeouts = Timeouts::new(&args.common)?;
-    let oauth = oauth_client(&args.url, &args.oauth, Some(args.port))
+    let started = Arc::new(Notify::new());
+    let oauth = oauth_client(&args.url, &args.oauth, Some(args.port), started.clone())
         .await?
         .ok_or_else(|| CliError::usage(format!("{}: OAuth needs https (or http on loopback)", args.url)))?;
-    // The flow runs inside the handshake; a user at a browser needs more than --connect-timeout.
-    let timeouts = timeouts.without_connect_limit();
     let target = Target::Url { url: args.url.clone(), headers: Vec::new() };
-    let session = connect::open_with(target, Some(oauth), &args.common, &output, &timeouts, Default::default()).await?;
+    let session =
+        connect::open_with(target, Some(oauth), &started, &args.common, &output, &timeouts, Default::default()).await?;
     session.client.close().await;
     let result = json!({ "url": args.url, "loggedIn": true });
     output.result(&result, |out| out.push_str(&format!("logged in to {}\n", args.url)));
