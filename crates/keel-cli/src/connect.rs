@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::args::{Common, Connect, EraChoice, SamplingChoice};
-use crate::error::{CliError, Kind};
+use crate::error::{CLOSED, CliError, Kind};
 use crate::output::Output;
 use crate::timeouts::Timeouts;
 use crate::trace::Traced;
@@ -283,7 +283,10 @@ pub async fn open_with(
                     if common.trace_http {
                         return Err(CliError::usage("--trace-http applies to URL servers only; use --trace"));
                     }
-                    let mut child = ChildProcess::new(&program).args(&args);
+                    // The server's own stderr (a traceback, a config error) is what the user needs to see,
+                    // except where stderr is for machines (--format json) or asked to be quiet.
+                    let inherit = !output.json() && !output.quiet;
+                    let mut child = ChildProcess::new(&program).args(&args).inherit_stderr(inherit);
                     for (k, v) in &env {
                         child = child.env(k, v);
                     }
@@ -294,7 +297,20 @@ pub async fn open_with(
                         CliError::new(Kind::Unreachable, format!("cannot start {program:?}: {e}"))
                             .with_code("spawn_failed")
                     })?;
-                    connect_over(builder, transport, trace, output).await
+                    connect_over(builder, transport, trace, output).await.map_err(|e| match e.kind {
+                        // The process ended before the handshake: the server could not start.
+                        Kind::Unreachable => CliError::new(
+                            Kind::Unreachable,
+                            format!("{program:?} stopped talking before the MCP handshake: {}", e.message),
+                        )
+                        .with_code("server_exited"),
+                        Kind::Protocol if e.message == CLOSED => CliError::new(
+                            Kind::Unreachable,
+                            format!("{program:?} exited before the MCP handshake (see its stderr above)"),
+                        )
+                        .with_code("server_exited"),
+                        _ => e,
+                    })
                 }
             }
         })

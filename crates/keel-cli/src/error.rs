@@ -102,6 +102,9 @@ impl fmt::Display for CliError {
     }
 }
 
+/// The message of [`McpError::Closed`] (a stdio server that exits during the handshake did not start).
+pub const CLOSED: &str = "the server closed the connection";
+
 /// The JSON-RPC code for an unknown tool in recent revisions, and the spec's generic one.
 const INVALID_PARAMS: i64 = -32602;
 const METHOD_NOT_FOUND: i64 = -32601;
@@ -131,7 +134,7 @@ impl From<McpError> for CliError {
                     .with("rpc", serde_json::to_value(&rpc).unwrap_or(Value::Null))
                     .with_code(if code == METHOD_NOT_FOUND { "method_not_found" } else { "rpc_error" })
             }
-            McpError::Closed => CliError::new(Kind::Protocol, "the server closed the connection"),
+            McpError::Closed => CliError::new(Kind::Protocol, CLOSED),
             McpError::Json(e) => CliError::new(Kind::Protocol, format!("invalid message from the server: {e}")),
             McpError::Protocol(why) => CliError::new(Kind::Protocol, why),
             other => CliError::new(Kind::Protocol, other.to_string()),

@@ -632,6 +632,10 @@ fn unreachable_exits_4() {
     assert_eq!(run.error()["code"], "unreachable");
     let run = keel(&["tools", "list", "--", "/nonexistent/keel-test-server"]).expect(4);
     assert_eq!(run.error()["code"], "spawn_failed");
+    // A server that starts and dies at once: its stderr reaches the user, the exit says it never answered.
+    let run = keel(&["tools", "list", "--", "sh", "-c", "echo boom-from-server >&2; exit 3"]).expect(4);
+    assert_eq!(run.error()["code"], "server_exited");
+    assert!(run.stderr.starts_with("boom-from-server\n"), "{}", run.stderr);
 }
 
 fn unauthorized_exits_3() {
