@@ -2,13 +2,14 @@
 //! headers and bearer tokens, OAuth, the era and revision, the client-side features, and the trace wrappers.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use keel_mcp::auth::client::OAuthClient;
 use keel_mcp::client::http::HttpTransport;
-use keel_mcp::client::{Client, ClientBuilder};
+use keel_mcp::client::{Client, ClientBuilder, RequestOptions};
 use keel_mcp::protocol::{
     CreateMessageParams, ElicitParams, ElicitResult, ErrorObject, Implementation, ProtocolVersion, Root,
 };
@@ -113,6 +114,21 @@ pub struct Session {
 }
 
 impl Session {
+    /// Runs one request under the command's timeouts (see [`Timeouts::request`]).
+    pub async fn request<T, Fut>(&self, send: impl FnOnce(RequestOptions) -> Fut) -> Result<T, CliError>
+    where
+        Fut: Future<Output = Result<T, keel_mcp::Error>>,
+    {
+        self.timeouts.request(&self.output, |options| async { send(options).await.map_err(CliError::from) }).await
+    }
+
+    /// Closes the connection (a child process exits, an HTTP session ends), then hands back how to print
+    /// and what the command got.
+    pub async fn finish<T>(self, outcome: Result<T, CliError>) -> Result<(Output, T), CliError> {
+        self.client.close().await;
+        Ok((self.output, outcome?))
+    }
+
     /// The negotiated era, as `info` reports it.
     pub fn era_name(&self) -> &'static str {
         match self.client.era() {
@@ -204,11 +220,24 @@ fn root(path: &Path) -> Result<Root, CliError> {
         std::path::absolute(path).map_err(|e| CliError::usage(format!("--roots {}: {e}", path.display())))?;
     let name = absolute.file_name().map(|n| n.to_string_lossy().into_owned());
     let mut root: Root = serde_json::from_value(serde_json::json!({
-        "uri": format!("file://{}", absolute.display()),
+        "uri": format!("file://{}", percent_encode_path(&absolute.to_string_lossy())),
     }))
     .map_err(|e| CliError::usage(e.to_string()))?;
     root.name = name;
     Ok(root)
+}
+
+/// A path as the path of a `file://` URI: bytes outside RFC 3986's unreserved set (and `/`) percent-encoded.
+fn percent_encode_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// Resolves the target from the flags and connects.
@@ -229,12 +258,7 @@ pub async fn open(connect: &Connect) -> Result<Session, CliError> {
     let session = open_with(target, oauth, &login, &connect.common, &output, &timeouts, features).await?;
     if let Some(level) = level {
         // Legacy: a `logging/setLevel` round trip; modern: the level rides in every later request's `_meta`.
-        let set = session
-            .timeouts
-            .request(&session.output, |_| async {
-                session.client.set_logging_level(level).await.map_err(CliError::from)
-            })
-            .await;
+        let set = session.request(|_| session.client.set_logging_level(level)).await;
         if let Err(e) = set {
             session.client.close().await;
             return Err(e);
@@ -330,4 +354,13 @@ async fn connect_over<T: Transport>(
         builder.connect(transport).await
     };
     client.map_err(CliError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn root_paths_are_percent_encoded() {
+        assert_eq!(super::percent_encode_path("/home/a b/ü%"), "/home/a%20b/%C3%BC%25");
+        assert_eq!(super::percent_encode_path("/srv/app-1.0_x~"), "/srv/app-1.0_x~");
+    }
 }

@@ -65,12 +65,7 @@ impl Timeouts {
         let mut connect_deadline = self.connect.map(|c| Instant::now() + c);
         loop {
             let deadline = earliest(connect_deadline, self.total_deadline);
-            let expire = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let expire = sleep_until(deadline);
             tokio::select! {
                 result = &mut connect => return result,
                 () = login.notified(), if connect_deadline.is_some() => connect_deadline = None,
@@ -111,12 +106,7 @@ impl Timeouts {
         let mut request_deadline = self.request.map(|r| Instant::now() + r);
         loop {
             let deadline = earliest(request_deadline, self.total_deadline);
-            let expire = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let expire = sleep_until(deadline);
             tokio::select! {
                 result = &mut call => return result,
                 () = progressed.notified(), if self.reset_on_progress => {
@@ -132,6 +122,14 @@ impl Timeouts {
                 }
             }
         }
+    }
+}
+
+/// Sleeps until `deadline`; forever when there is none.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -691,6 +691,9 @@ fn silent_server_times_out_11() {
     let run = keel(&["tools", "list", silent_url(), "--connect-timeout", "0.5"]).expect(11);
     assert_eq!(run.error()["code"], "timeout");
     assert!(run.error()["message"].as_str().unwrap().contains("--connect-timeout"));
+    // A stdio server that never reads its stdin.
+    let run = keel(&["info", "--connect-timeout", "0.5", "--", "sleep", "5"]).expect(11);
+    assert_eq!(run.error()["code"], "timeout");
 }
 
 fn request_timeouts() {

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::args::CompleteArgs;
-use crate::commands::key_values;
+use crate::commands::{key_values, to_value};
 use crate::connect;
 use crate::error::CliError;
 
@@ -26,15 +26,10 @@ pub async fn complete(args: CompleteArgs) -> Result<(), CliError> {
     let params: keel_mcp::protocol::CompleteParams =
         serde_json::from_value(params).map_err(|e| CliError::usage(format!("completion request: {e}")))?;
     let session = connect::open(&args.connect.with_target(args.target)?).await?;
-    let completed = session
-        .timeouts
-        .request(&session.output, |options| async {
-            session.client.request_with(params.clone(), options).await.map_err(CliError::from)
-        })
-        .await;
-    session.client.close().await;
-    let result = serde_json::to_value(completed?).unwrap_or(Value::Null);
-    session.output.result(&result, |out| {
+    let completed = session.request(|options| session.client.request_with(params, options)).await;
+    let (output, completed) = session.finish(completed).await?;
+    let result = to_value(completed);
+    output.result(&result, |out| {
         for value in result.pointer("/completion/values").and_then(Value::as_array).into_iter().flatten() {
             out.push_str(value.as_str().unwrap_or_default());
             out.push('\n');

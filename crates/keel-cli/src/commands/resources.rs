@@ -1,69 +1,34 @@
 //! `keel resources list|templates|read URI`.
 
+use keel_mcp::protocol::ReadResourceParams;
 use keel_mcp::protocol::resources::{ListResourceTemplatesParams, ListResourcesParams};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::args::{ListArgs, ReadArgs};
-use crate::commands::list;
+use crate::commands::{list_command, to_value};
 use crate::connect;
 use crate::error::CliError;
 use crate::render;
 
 pub async fn list_resources(args: ListArgs) -> Result<(), CliError> {
-    listing(args, "resources", "uri").await
+    list_command(args, "resources", "uri", |cursor| ListResourcesParams { cursor, meta: None }).await
 }
 
 pub async fn templates(args: ListArgs) -> Result<(), CliError> {
-    listing(args, "resourceTemplates", "uriTemplate").await
-}
-
-async fn listing(args: ListArgs, key: &str, name_key: &str) -> Result<(), CliError> {
-    let session = connect::open(&args.connect.with_target(args.target)?).await?;
-    let listed = list(&session, &args.paging, key, |cursor, options| {
-        let client = &session.client;
-        let templates = key == "resourceTemplates";
-        async move {
-            if templates {
-                client.request_with(ListResourceTemplatesParams { cursor, meta: None }, options).await.map(to_value)
-            } else {
-                client.request_with(ListResourcesParams { cursor, meta: None }, options).await.map(to_value)
-            }
-        }
-    })
-    .await;
-    session.client.close().await;
-    let (items, next) = listed?;
-    let mut result = json!({ key: items });
-    if let Some(next) = &next {
-        result["nextCursor"] = json!(next);
-    }
-    session.output.result(&result, |out| render::listing(out, &items, name_key, next.as_deref()));
-    Ok(())
-}
-
-fn to_value<T: serde::Serialize>(value: T) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
+    list_command(args, "resourceTemplates", "uriTemplate", |cursor| ListResourceTemplatesParams { cursor, meta: None })
+        .await
 }
 
 pub async fn read(args: ReadArgs) -> Result<(), CliError> {
     let mut positionals = args.positionals;
     let uri = positionals.pop().ok_or_else(|| CliError::usage("missing URI"))?;
     let session = connect::open(&args.connect.with_target(positionals.pop())?).await?;
-    let read = session
-        .timeouts
-        .request(&session.output, |options| async {
-            let params = keel_mcp::protocol::ReadResourceParams {
-                uri: uri.clone(),
-                input_responses: None,
-                request_state: None,
-                meta: None,
-            };
-            session.client.call(params, options).await.map_err(CliError::from)
-        })
-        .await;
-    session.client.close().await;
-    let result = to_value(read?);
-    session.output.result(&result, |out| {
+    let params = ReadResourceParams { uri, input_responses: None, request_state: None, meta: None };
+    // `call`: the server may ask for input (elicitation, sampling, roots) before it answers.
+    let read = session.request(|options| session.client.call(params, options)).await;
+    let (output, read) = session.finish(read).await?;
+    let result = to_value(read);
+    output.result(&result, |out| {
         for contents in result.get("contents").and_then(Value::as_array).into_iter().flatten() {
             render::resource_contents(out, contents);
         }

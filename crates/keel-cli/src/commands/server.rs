@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use keel_mcp::protocol::lifecycle::PingParams;
 use keel_mcp::protocol::logging::LoggingLevel;
 use serde_json::{Value, json};
 
@@ -25,8 +26,8 @@ fn describe(session: &Session) -> Value {
 pub async fn info(args: TargetArgs) -> Result<(), CliError> {
     let session = connect::open(&args.connect.with_target(args.target)?).await?;
     let result = describe(&session);
-    session.client.close().await;
-    session.output.result(&result, |out| {
+    let (output, ()) = session.finish(Ok(())).await?;
+    output.result(&result, |out| {
         let info = &result["serverInfo"];
         let _ = writeln!(out, "server: {} {}", render::scalar(&info["name"]), render::scalar(&info["version"]));
         let _ = writeln!(
@@ -51,23 +52,15 @@ pub async fn ping(args: TargetArgs) -> Result<(), CliError> {
     let session = connect::open(&args.connect.with_target(args.target)?).await?;
     let started = std::time::Instant::now();
     // The modern era has no `ping`: a completed `server/discover` handshake already proved the server answers.
-    let result = if session.era_name() == "legacy" {
-        session
-            .timeouts
-            .request(&session.output, |options| async {
-                let _: keel_mcp::protocol::EmptyResult =
-                    session.client.request_with(keel_mcp::protocol::lifecycle::PingParams::default(), options).await?;
-                Ok::<_, CliError>(())
-            })
-            .await
+    let pinged = if session.era_name() == "legacy" {
+        session.request(|options| session.client.request_with(PingParams::default(), options)).await.map(drop)
     } else {
         Ok(())
     };
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    session.client.close().await;
-    result?;
+    let (output, ()) = session.finish(pinged).await?;
     let result = json!({ "ok": true, "ms": elapsed_ms });
-    session.output.result(&result, |out| {
+    output.result(&result, |out| {
         let _ = writeln!(out, "pong in {elapsed_ms:.1} ms");
     });
     Ok(())
@@ -86,16 +79,11 @@ pub async fn log_level(args: LogLevelArgs) -> Result<(), CliError> {
     let mut positionals = args.positionals;
     let level = parse_level(&positionals.pop().unwrap_or_default())?;
     let session = connect::open(&args.connect.with_target(positionals.pop())?).await?;
-    let result = session
-        .timeouts
-        .request(&session.output, |_options| async {
-            session.client.set_logging_level(level).await.map_err(CliError::from)
-        })
-        .await;
-    session.client.close().await;
-    result?;
+    // `logging/setLevel` in the legacy era; the modern era has no request for it (the level rides in `_meta`).
+    let set = session.request(|_| session.client.set_logging_level(level)).await;
+    let (output, ()) = session.finish(set).await?;
     let result = json!({ "level": level });
-    session.output.result(&result, |out| {
+    output.result(&result, |out| {
         let _ = writeln!(out, "log level set to {}", render::scalar(&result["level"]));
     });
     Ok(())

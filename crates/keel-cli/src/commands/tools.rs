@@ -11,30 +11,13 @@ use keel_mcp::protocol::tools::ListToolsParams;
 use serde_json::{Map, Value, json};
 
 use crate::args::{CallArgs, ListArgs};
-use crate::commands::list;
+use crate::commands::{list, list_command, to_value};
 use crate::connect::{self, Session};
 use crate::error::{CliError, Kind, tool_call_error};
 use crate::render;
 
 pub async fn list_tools(args: ListArgs) -> Result<(), CliError> {
-    let session = connect::open(&args.connect.with_target(args.target)?).await?;
-    let listed = list(&session, &args.paging, "tools", |cursor, options| {
-        let client = &session.client;
-        async move { client.request_with(ListToolsParams { cursor, meta: None }, options).await.map(to_value) }
-    })
-    .await;
-    session.client.close().await;
-    let (tools, next) = listed?;
-    let mut result = json!({ "tools": tools });
-    if let Some(next) = &next {
-        result["nextCursor"] = json!(next);
-    }
-    session.output.result(&result, |out| render::listing(out, &tools, "name", next.as_deref()));
-    Ok(())
-}
-
-fn to_value<T: serde::Serialize>(value: T) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
+    list_command(args, "tools", "name", |cursor| ListToolsParams { cursor, meta: None }).await
 }
 
 /// Builds the arguments object from `--args-json` and `k=v` / `k:=json` pairs (pairs win).
@@ -84,11 +67,7 @@ pub fn parse_arguments(pairs: &[String], args_json: Option<&str>) -> Result<Map<
 /// Finds `name` among the server's tools (every page) and checks `arguments` against its input schema.
 async fn validate(session: &Session, name: &str, arguments: &Map<String, Value>) -> Result<(), CliError> {
     let paging = crate::args::Paging { all_pages: true, cursor: None };
-    let (tools, _) = list(session, &paging, "tools", |cursor, options| {
-        let client = &session.client;
-        async move { client.request_with(ListToolsParams { cursor, meta: None }, options).await.map(to_value) }
-    })
-    .await?;
+    let (tools, _) = list(session, &paging, "tools", |cursor| ListToolsParams { cursor, meta: None }).await?;
     let tool = tools.iter().find(|t| t.get("name").and_then(Value::as_str) == Some(name)).ok_or_else(|| {
         CliError::new(Kind::ToolError, format!("the server has no tool named {name:?}")).with_code("tool_not_found")
     })?;
@@ -129,10 +108,10 @@ pub async fn call(args: CallArgs) -> Result<(), CliError> {
             .await
     }
     .await;
-    session.client.close().await;
-    let result = to_value(outcome?);
+    let (output, outcome) = session.finish(outcome).await?;
+    let result = to_value(outcome);
     let is_error = result.get("isError").and_then(Value::as_bool) == Some(true);
-    session.output.result(&result, |out| {
+    output.result(&result, |out| {
         let blocks = result.get("content").and_then(Value::as_array).cloned().unwrap_or_default();
         render::content(out, &blocks);
         if blocks.is_empty()
