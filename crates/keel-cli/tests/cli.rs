@@ -549,7 +549,7 @@ fn text_format_golden() {
 
 fn json_format_is_one_result_object() {
     let url = conformance_url();
-    let result = keel(&["tools", "list", url, "--format", "json"]).expect(0).result();
+    let result = keel(&["tools", "list", "--url", url, "--format", "json"]).expect(0).result();
     let names: Vec<&str> = result["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
     assert!(names.contains(&"test_simple_text") && names.contains(&"greet"), "{names:?}");
     let result = keel(&["tools", "call", "--format", "json", url, "greet", "name=Ada"]).expect(0).result();
@@ -573,6 +573,7 @@ fn era_and_protocol_version() {
             "{flags:?}"
         );
     }
+    keel(&["info", url, "--url", url]).expect(1);
     let run = keel(&["info", url, "--protocol-version", "1999-01-01"]).expect(1);
     assert!(run.error()["message"].as_str().unwrap().contains("known are"));
 }
@@ -925,8 +926,9 @@ fn auth_login_store_refresh_logout() {
     // Not logged in and not interactive: exit 3 at once.
     keel(&["tools", "list", url, "--token-dir", dir, "--no-interactive"]).expect(3);
     // `auth login --no-browser` prints the URL; this test is the browser.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
     let mut login = Command::new(env!("CARGO_BIN_EXE_keel"))
-        .args(["auth", "login", url, "--no-browser", "--token-dir", dir])
+        .args(["auth", "login", url, "--no-browser", "--token-dir", dir, "--port", &port])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -943,7 +945,7 @@ fn auth_login_store_refresh_logout() {
     });
     let authorize = url_rx.recv_timeout(Duration::from_secs(30)).expect("the authorization URL on stderr");
     let location = http_get(&authorize).1.expect("a redirect to the loopback callback");
-    assert!(location.starts_with("http://127.0.0.1:") && location.contains("/callback?code=code-1&state="));
+    assert!(location.starts_with(&format!("http://127.0.0.1:{port}/callback?code=code-1&state=")), "{location}");
     assert_eq!(http_get(&location).0, 200, "the callback page");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
