@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use keel_mcp::auth::client::OAuthClient;
-use keel_mcp::client::http::HttpTransport;
+use keel_mcp::auth::HttpAuth;
+use keel_mcp::client::http::{HttpTransport, reqwest};
 use keel_mcp::client::{Client, ClientBuilder, RequestOptions};
 use keel_mcp::protocol::{
     CreateMessageParams, ElicitParams, ElicitResult, ErrorObject, Implementation, ProtocolVersion, Root,
@@ -19,6 +19,7 @@ use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::args::{Common, Connect, EraChoice, SamplingChoice};
+use crate::commands::auth::LazyOAuth;
 use crate::error::{CLOSED, CliError, Kind};
 use crate::output::Output;
 use crate::timeouts::Timeouts;
@@ -250,12 +251,13 @@ pub async fn open(connect: &Connect) -> Result<Session, CliError> {
     let oauth = match &target {
         // An explicit Authorization header wins over OAuth.
         Target::Url { url, headers } if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("authorization")) => {
-            crate::commands::auth::oauth_client(url, &connect.oauth, None, login.clone()).await?
+            crate::commands::auth::OAuthPlan::new(url, &connect.oauth, None, login.clone())?
         }
         _ => None,
     };
     let level = connect.log_level.as_deref().map(crate::commands::server::parse_level).transpose()?;
-    let session = open_with(target, oauth, &login, &connect.common, &output, &timeouts, features).await?;
+    let auth = oauth.map(|plan| Arc::new(LazyOAuth::new(plan)) as Arc<dyn HttpAuth>);
+    let session = open_with(target, auth, &login, &connect.common, &output, &timeouts, features).await?;
     if let Some(level) = level {
         // Legacy: a `logging/setLevel` round trip; modern: the level rides in every later request's `_meta`.
         let set = session.request(|_| session.client.set_logging_level(level)).await;
@@ -270,7 +272,7 @@ pub async fn open(connect: &Connect) -> Result<Session, CliError> {
 /// Connects to `target`, within the connect deadline (lifted once `login` fires: a user is at the browser).
 pub async fn open_with(
     target: Target,
-    oauth: Option<OAuthClient>,
+    auth: Option<Arc<dyn HttpAuth>>,
     login: &Notify,
     common: &Common,
     output: &Output,
@@ -286,17 +288,14 @@ pub async fn open_with(
         .connect(login, async {
             match target {
                 Target::Url { url, headers } => {
-                    let mut transport = HttpTransport::new(&url).map_err(CliError::from)?;
-                    if let Some(c) = timeouts.connect {
-                        transport = transport.connect_timeout(c);
-                    }
+                    let mut transport = http_transport(&url, timeouts.connect)?;
                     for (name, value) in &headers {
                         transport = transport
                             .header(name, value)
                             .map_err(|e| CliError::usage(format!("--header {name}: {e}")))?;
                     }
-                    if let Some(oauth) = oauth {
-                        transport = transport.auth(Arc::new(oauth));
+                    if let Some(auth) = auth {
+                        transport = transport.auth(auth);
                     }
                     if common.trace_http {
                         transport = transport.observer(Arc::new(crate::trace_http::HttpTrace::new(output.clone())));
@@ -340,6 +339,20 @@ pub async fn open_with(
         })
         .await?;
     Ok(Session { client, output: output.clone(), timeouts: timeouts.clone() })
+}
+
+/// The streamable HTTP transport to `url`. A plain `http://` endpoint gets a client without root
+/// certificates: it never speaks TLS (redirects are not followed, and the HTTP+SSE endpoint must be on the
+/// same origin), and loading the platform's roots is most of what a local `keel` run costs at start-up.
+fn http_transport(url: &str, connect_timeout: Option<Duration>) -> Result<HttpTransport, CliError> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(timeout) = connect_timeout {
+        builder = builder.connect_timeout(timeout);
+    }
+    if url.starts_with("http://") {
+        builder = builder.tls_certs_only(std::iter::empty());
+    }
+    HttpTransport::with_client_builder(url, builder).map_err(CliError::from)
 }
 
 async fn connect_over<T: Transport>(

@@ -9,13 +9,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use keel_mcp::auth::client::redirect::open_browser;
+use keel_mcp::auth::client::url_policy::check_secure;
 use keel_mcp::auth::client::{
     AuthError, AuthorizationResponse, ClientCredentials, FileTokenStore, LoopbackRedirect, OAuthClient, RedirectStep,
     TokenStore,
 };
+use keel_mcp::auth::{Challenge, HttpAuth};
 use keel_mcp::engine::BoxFuture;
 use serde_json::{Value, json};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OnceCell};
 
 use crate::args::{AuthTarget, LoginArgs, OAuthArgs};
 use crate::connect::{self, Target};
@@ -53,56 +55,145 @@ fn interactive(oauth: &OAuthArgs) -> bool {
     !oauth.no_interactive && std::io::stderr().is_terminal()
 }
 
-/// The OAuth client for `url`, or `None` when the URL cannot carry OAuth (plain http off loopback).
-/// `login` is `Some(port)` for `keel auth login`; `started` fires when a browser login begins.
-pub async fn oauth_client(
-    url: &str,
-    oauth: &OAuthArgs,
+/// How to make the OAuth client for one MCP server. Checked up front (usage errors show at once), built only
+/// when needed: making an OAuth client loads the platform's root certificates, which a server that asks for
+/// no authorization should not pay for at start-up.
+#[derive(Clone)]
+pub struct OAuthPlan {
+    url: String,
+    oauth: OAuthArgs,
+    store: FileTokenStore,
+    /// `Some(port)` for `keel auth login`.
     login: Option<u16>,
+    /// Fires when a browser login begins.
     started: Arc<Notify>,
-) -> Result<Option<OAuthClient>, CliError> {
-    let store = FileTokenStore::new(token_dir(oauth.token_dir.as_ref())?);
-    let credentials = oauth.client_id.as_ref().map(|id| ClientCredentials {
-        client_id: id.clone(),
-        client_secret: oauth.client_secret.clone(),
-        token_endpoint_auth_method: None,
-        grant_types: Vec::new(),
-        redirect_uris: Vec::new(),
-    });
-    let mut builder = if oauth.client_credentials {
-        let credentials =
-            credentials.clone().ok_or_else(|| CliError::usage("--client-credentials needs --client-id"))?;
-        OAuthClient::client_credentials(url, credentials)
-    } else if login.is_some() || interactive(oauth) {
-        let no_browser = oauth.no_browser;
-        let redirect = LoopbackRedirect::bind(login.unwrap_or(0)).await.map_err(auth_error)?.on_authorization_url(
-            move |authorization_url| {
-                // The user needs more than --connect-timeout: the handshake waits for them from here on.
-                started.notify_one();
-                // The URL is printed either way: a browser launcher can start and still show nothing.
-                if no_browser || open_browser(authorization_url).is_err() {
-                    eprintln!("Open this URL in your browser to authorize:\n{authorization_url}");
-                } else {
-                    eprintln!("Opened your browser to authorize; if nothing appeared, open:\n{authorization_url}");
-                }
-            },
-        );
-        OAuthClient::builder(url, redirect)
-    } else {
-        OAuthClient::builder(url, NoLogin)
-    };
-    builder = builder.client_name("keel CLI").store(store);
-    if let (Some(credentials), false) = (credentials, oauth.client_credentials) {
-        builder = builder.pre_registered(credentials);
+}
+
+impl OAuthPlan {
+    /// The plan for `url`, or `None` when the URL cannot carry OAuth (plain http off loopback).
+    pub fn new(
+        url: &str,
+        oauth: &OAuthArgs,
+        login: Option<u16>,
+        started: Arc<Notify>,
+    ) -> Result<Option<Self>, CliError> {
+        if check_secure(url).is_err() {
+            return Ok(None);
+        }
+        if oauth.client_credentials && oauth.client_id.is_none() {
+            return Err(CliError::usage("--client-credentials needs --client-id"));
+        }
+        let store = FileTokenStore::new(token_dir(oauth.token_dir.as_ref())?);
+        Ok(Some(OAuthPlan { url: url.to_owned(), oauth: oauth.clone(), store, login, started }))
     }
-    if let Some(cimd) = &oauth.client_metadata_url {
-        builder = builder.client_metadata_url(cimd.clone());
+
+    /// Makes the OAuth client.
+    pub async fn build(&self) -> Result<OAuthClient, AuthError> {
+        let (url, oauth) = (self.url.as_str(), &self.oauth);
+        let credentials = oauth.client_id.as_ref().map(|id| ClientCredentials {
+            client_id: id.clone(),
+            client_secret: oauth.client_secret.clone(),
+            token_endpoint_auth_method: None,
+            grant_types: Vec::new(),
+            redirect_uris: Vec::new(),
+        });
+        let mut builder = match credentials.clone() {
+            Some(credentials) if oauth.client_credentials => OAuthClient::client_credentials(url, credentials),
+            _ if self.login.is_some() || interactive(oauth) => {
+                let no_browser = oauth.no_browser;
+                let started = self.started.clone();
+                let redirect = LoopbackRedirect::bind(self.login.unwrap_or(0)).await?.on_authorization_url(
+                    move |authorization_url| {
+                        // The user needs more than --connect-timeout: the handshake waits for them from here on.
+                        started.notify_one();
+                        // The URL is printed either way: a browser launcher can start and still show nothing.
+                        if no_browser || open_browser(authorization_url).is_err() {
+                            eprintln!("Open this URL in your browser to authorize:\n{authorization_url}");
+                        } else {
+                            eprintln!(
+                                "Opened your browser to authorize; if nothing appeared, open:\n{authorization_url}"
+                            );
+                        }
+                    },
+                );
+                OAuthClient::builder(url, redirect)
+            }
+            _ => OAuthClient::builder(url, NoLogin),
+        };
+        builder = builder.client_name("keel CLI").store(self.store.clone());
+        if let (Some(credentials), false) = (credentials, oauth.client_credentials) {
+            builder = builder.pre_registered(credentials);
+        }
+        if let Some(cimd) = &oauth.client_metadata_url {
+            builder = builder.client_metadata_url(cimd.clone());
+        }
+        builder.build()
     }
-    match builder.build() {
-        Ok(client) => Ok(Some(client)),
-        // Plain http to a non-loopback host can carry no OAuth: the server gets no credentials from us.
-        Err(AuthError::InsecureUrl(u)) if u == url => Ok(None),
-        Err(e) => Err(auth_error(e)),
+}
+
+/// Keel's OAuth client as the transport's [`HttpAuth`], made on first need: when tokens are stored for the
+/// server (they go out with the first request), or on the first 401 / 403.
+pub struct LazyOAuth(Arc<Lazy>);
+
+struct Lazy {
+    plan: OAuthPlan,
+    /// Whether tokens were stored for the server when the run began.
+    stored: OnceCell<bool>,
+    client: OnceCell<OAuthClient>,
+}
+
+impl LazyOAuth {
+    pub fn new(plan: OAuthPlan) -> Self {
+        LazyOAuth(Arc::new(Lazy { plan, stored: OnceCell::new(), client: OnceCell::new() }))
+    }
+}
+
+impl Lazy {
+    async fn client(&self) -> Result<&OAuthClient, keel_mcp::Error> {
+        Ok(self.client.get_or_try_init(|| self.plan.build()).await?)
+    }
+
+    /// The client, if one is needed yet.
+    async fn client_if_needed(&self) -> Result<Option<&OAuthClient>, keel_mcp::Error> {
+        let stored = *self
+            .stored
+            .get_or_init(|| async {
+                let stored = self.plan.store.load(&self.plan.url).await;
+                stored.ok().flatten().is_some_and(|s| s.tokens.is_some())
+            })
+            .await;
+        if stored || self.client.initialized() { Ok(Some(self.client().await?)) } else { Ok(None) }
+    }
+}
+
+impl HttpAuth for LazyOAuth {
+    fn authorization(&self, url: &str) -> BoxFuture<Result<Option<String>, keel_mcp::Error>> {
+        let _ = url;
+        // The transport asks `request_headers`; nothing calls this.
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
+    fn request_headers(&self, method: &str, url: &str) -> BoxFuture<Result<Vec<(String, String)>, keel_mcp::Error>> {
+        let this = self.0.clone();
+        let (method, url) = (method.to_owned(), url.to_owned());
+        Box::pin(async move {
+            match this.client_if_needed().await? {
+                Some(client) => HttpAuth::request_headers(client, &method, &url).await,
+                None => Ok(Vec::new()),
+            }
+        })
+    }
+
+    fn unauthorized(&self, url: &str, challenge: Challenge) -> BoxFuture<Result<bool, keel_mcp::Error>> {
+        let this = self.0.clone();
+        let url = url.to_owned();
+        Box::pin(async move { HttpAuth::unauthorized(this.client().await?, &url, challenge).await })
+    }
+
+    fn dpop_nonce(&self, url: &str, nonce: &str) {
+        if let Some(client) = self.0.client.get() {
+            HttpAuth::dpop_nonce(client, url, nonce);
+        }
     }
 }
 
@@ -115,12 +206,20 @@ pub async fn login(args: LoginArgs) -> Result<(), CliError> {
     let output = Output::new(args.common.format, args.common.quiet);
     let timeouts = Timeouts::new(&args.common)?;
     let started = Arc::new(Notify::new());
-    let oauth = oauth_client(&args.url, &args.oauth, Some(args.port), started.clone())
-        .await?
+    let plan = OAuthPlan::new(&args.url, &args.oauth, Some(args.port), started.clone())?
         .ok_or_else(|| CliError::usage(format!("{}: OAuth needs https (or http on loopback)", args.url)))?;
+    let oauth = plan.build().await.map_err(auth_error)?;
     let target = Target::Url { url: args.url.clone(), headers: Vec::new() };
-    let session =
-        connect::open_with(target, Some(oauth), &started, &args.common, &output, &timeouts, Default::default()).await?;
+    let session = connect::open_with(
+        target,
+        Some(Arc::new(oauth)),
+        &started,
+        &args.common,
+        &output,
+        &timeouts,
+        Default::default(),
+    )
+    .await?;
     session.client.close().await;
     let result = json!({ "url": args.url, "loggedIn": true });
     output.result(&result, |out| out.push_str(&format!("logged in to {}\n", args.url)));

@@ -34,7 +34,9 @@
 //!   skips the probe once, and the client probes after all when `initialize` then fails or when it speaks
 //!   modern revisions only.
 //!
-//! Every body is bounded by [`Limits::max_message_bytes`]; authentication goes through [`HttpAuth`].
+//! Every body is bounded by [`Limits::max_message_bytes`]; authentication goes through [`HttpAuth`]. An
+//! [`HttpObserver`] ([`HttpTransport::observer`]) sees each request, response head and SSE event id as it
+//! happens, with credentials redacted, for wire traces.
 //!
 //! **Errors.** A server that cannot be reached (connection refused, DNS, TLS, a connect timeout) or a
 //! connection that breaks fails the request with [`Error::Transport`]; a 401 or 403 that [`HttpAuth`] could
