@@ -1,5 +1,6 @@
 //! `--trace-http`: prints each HTTP exchange through Keel's [`HttpObserver`] hook — method, URL, status, the
-//! MCP headers and SSE event ids. Only the headers below are printed, so no credential ever is.
+//! MCP headers and SSE event ids. Only the headers below are printed, and query values are masked, so no
+//! credential ever is.
 //!
 //! Text: `[http +0.001234s] > POST http://…/mcp mcp-protocol-version=2025-11-25`, `< 200 POST …`,
 //! `[http …] sse id=3 event=message`. JSON mode: `{"http":{"t":…,"kind":"request"|"response"|"sse",…}}`.
@@ -45,6 +46,24 @@ fn shown(headers: &HeaderMap) -> Map<String, Value> {
     out
 }
 
+/// `url` with every query value replaced: some servers take an API key in the query string.
+fn redact_query(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else { return url.to_owned() };
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (query, None),
+    };
+    let redacted: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) => format!("{key}=…"),
+            None => pair.to_owned(),
+        })
+        .collect();
+    let fragment = fragment.map(|f| format!("#{f}")).unwrap_or_default();
+    format!("{base}?{}{fragment}", redacted.join("&"))
+}
+
 fn pairs(headers: &Map<String, Value>) -> String {
     headers.iter().map(|(k, v)| format!(" {k}={}", v.as_str().unwrap_or_default())).collect()
 }
@@ -52,6 +71,8 @@ fn pairs(headers: &Map<String, Value>) -> String {
 impl HttpObserver for HttpTrace {
     fn request(&self, method: &str, url: &str, headers: &HeaderMap) {
         let t = self.output.elapsed();
+        let url = redact_query(url);
+        let url = url.as_str();
         let headers = shown(headers);
         let text = format!("[http +{t:.6}s] > {method} {url}{}", pairs(&headers));
         let value = json!({ "t": t, "kind": "request", "method": method, "url": url, "headers": headers });
@@ -60,6 +81,8 @@ impl HttpObserver for HttpTrace {
 
     fn response(&self, method: &str, url: &str, status: u16, headers: &HeaderMap) {
         let t = self.output.elapsed();
+        let url = redact_query(url);
+        let url = url.as_str();
         let headers = shown(headers);
         let text = format!("[http +{t:.6}s] < {status} {method} {url}{}", pairs(&headers));
         let value =
@@ -69,9 +92,23 @@ impl HttpObserver for HttpTrace {
 
     fn sse_event(&self, url: &str, event: &str, id: Option<&str>) {
         let t = self.output.elapsed();
+        let url = redact_query(url);
+        let url = url.as_str();
         let event = if event.is_empty() { "message" } else { event };
         let text = format!("[http +{t:.6}s] sse id={} event={event} {url}", id.unwrap_or("-"));
         let value = json!({ "t": t, "kind": "sse", "url": url, "event": event, "id": id });
         self.output.event("http", value, || text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_values_are_redacted() {
+        assert_eq!(super::redact_query("https://a.example/mcp"), "https://a.example/mcp");
+        assert_eq!(
+            super::redact_query("https://a.example/mcp?apiKey=s3cret&flag&x=1#top"),
+            "https://a.example/mcp?apiKey=…&flag&x=…#top"
+        );
     }
 }
