@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use keel_mcp::protocol::lifecycle::PingParams;
+use keel_mcp::protocol::lifecycle::{DiscoverParams, PingParams};
 use keel_mcp::protocol::logging::LoggingLevel;
 use serde_json::{Value, json};
 
@@ -51,11 +51,11 @@ pub async fn info(args: TargetArgs) -> Result<(), CliError> {
 pub async fn ping(args: TargetArgs) -> Result<(), CliError> {
     let session = connect::open(&args.connect.with_target(args.target)?).await?;
     let started = std::time::Instant::now();
-    // The modern era has no `ping`: a completed `server/discover` handshake already proved the server answers.
+    // The modern era has no `ping`: a `server/discover` round trip shows the server answers.
     let pinged = if session.era_name() == "legacy" {
         session.request(|options| session.client.request_with(PingParams::default(), options)).await.map(drop)
     } else {
-        Ok(())
+        session.request(|options| session.client.request_with(DiscoverParams::default(), options)).await.map(drop)
     };
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let (output, ()) = session.finish(pinged).await?;
