@@ -32,7 +32,13 @@ fn main() {
         }
         return;
     }
-    let filter = args.iter().find(|a| !a.starts_with('-'));
+    // libtest's options that take a value; their values are not name filters.
+    const WITH_VALUE: [&str; 6] = ["--test-threads", "--color", "--format", "--skip", "--logfile", "-Z"];
+    let filter = args
+        .iter()
+        .enumerate()
+        .find(|(i, a)| !a.starts_with('-') && !(*i > 0 && WITH_VALUE.contains(&args[i - 1].as_str())))
+        .map(|(_, a)| a);
     let exact = args.iter().any(|a| a == "--exact");
     let selected: Vec<_> = tests
         .into_iter()
