@@ -34,11 +34,17 @@ fn main() {
     }
     // libtest's options that take a value; their values are not name filters.
     const WITH_VALUE: [&str; 6] = ["--test-threads", "--color", "--format", "--skip", "--logfile", "-Z"];
-    let filter = args
-        .iter()
-        .enumerate()
-        .find(|(i, a)| !a.starts_with('-') && !(*i > 0 && WITH_VALUE.contains(&args[i - 1].as_str())))
-        .map(|(_, a)| a);
+    let mut filter = None;
+    let mut is_value = false;
+    for arg in &args {
+        if std::mem::take(&mut is_value) {
+            continue;
+        }
+        is_value = WITH_VALUE.contains(&arg.as_str());
+        if !arg.starts_with('-') && filter.is_none() {
+            filter = Some(arg);
+        }
+    }
     let exact = args.iter().any(|a| a == "--exact");
     let selected: Vec<_> = tests
         .into_iter()
