@@ -946,16 +946,7 @@ fn auth_login_store_refresh_logout() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("keel auth login");
-    let stderr = login.stderr.take().unwrap();
-    let (url_tx, url_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.starts_with("http://") {
-                let _ = url_tx.send(line);
-            }
-        }
-    });
-    let authorize = url_rx.recv_timeout(Duration::from_secs(30)).expect("the authorization URL on stderr");
+    let authorize = stderr_line(&mut login, |line| line.starts_with("http://")).expect("the authorization URL");
     let location = http_get(&authorize).1.expect("a redirect to the loopback callback");
     assert!(location.starts_with(&format!("http://127.0.0.1:{port}/callback?code=code-1&state=")), "{location}");
     assert_eq!(http_get(&location).0, 200, "the callback page");
@@ -1013,6 +1004,21 @@ fn client_credentials_grant() {
     assert!(server.grants.lock().unwrap().iter().any(|g| g.starts_with("client_credentials")));
 }
 
+/// The first line of `child`'s stderr that `matches`, waiting at most 30 s (`None` past that). The rest of
+/// its stderr is read and dropped, so the child never blocks on a full pipe.
+fn stderr_line(child: &mut std::process::Child, matches: fn(&str) -> bool) -> Option<String> {
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if matches(&line) {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30)).ok()
+}
+
 /// A GET without following redirects: the status and the `Location`, if any.
 fn http_get(url: &str) -> (u16, Option<String>) {
     let rest = url.strip_prefix("http://").expect("http URL");
@@ -1063,16 +1069,7 @@ fn python_sdk_server() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the Python server");
-    let stderr = child.stderr.take().unwrap();
-    let (ready_tx, ready_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("Uvicorn running on") {
-                let _ = ready_tx.send(());
-            }
-        }
-    });
-    let ready = ready_rx.recv_timeout(Duration::from_secs(30));
+    let ready = stderr_line(&mut child, |line| line.contains("Uvicorn running on"));
     let outcome = std::panic::catch_unwind(|| {
         ready.expect("the Python server starts within 30 s");
         let url = format!("http://127.0.0.1:{port}/mcp");
