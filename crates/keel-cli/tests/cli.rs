@@ -926,6 +926,9 @@ fn auth_status_logout_and_flags() {
         let run = keel(&args).expect(3);
         assert!(!run.stderr.contains("s3cret"), "{}", run.stderr);
     }
+    // A server that asks for no authorization: nothing to log in to.
+    let run = keel(&["auth", "login", conformance_url(), "--no-browser", "--token-dir", dir]).expect(0);
+    assert!(run.stdout.ends_with("asked for no authorization; nothing stored\n"), "{}", run.stdout);
     // A login needs https or loopback http.
     keel(&["auth", "login", "http://mcp.example.com/mcp", "--no-browser"]).expect(1);
 }

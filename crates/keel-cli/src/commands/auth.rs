@@ -16,7 +16,7 @@ use keel_mcp::auth::client::{
 };
 use keel_mcp::auth::{Challenge, HttpAuth};
 use keel_mcp::engine::BoxFuture;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::{Notify, OnceCell};
 
 use crate::args::{AuthTarget, LoginArgs, OAuthArgs};
@@ -221,8 +221,17 @@ pub async fn login(args: LoginArgs) -> Result<(), CliError> {
     )
     .await?;
     session.client.close().await;
-    let result = json!({ "url": args.url, "loggedIn": true });
-    output.result(&result, |out| out.push_str(&format!("logged in to {}\n", args.url)));
+    // A server that never asked for authorization ran no flow: say so rather than claim a login.
+    let stored = plan.store.load(&args.url).await.map_err(auth_error)?;
+    let logged_in = stored.is_some_and(|s| s.tokens.is_some());
+    let result = json!({ "url": args.url, "loggedIn": logged_in });
+    output.result(&result, |out| {
+        if logged_in {
+            out.push_str(&format!("logged in to {}\n", args.url));
+        } else {
+            out.push_str(&format!("{} asked for no authorization; nothing stored\n", args.url));
+        }
+    });
     Ok(())
 }
 
@@ -233,17 +242,14 @@ pub async fn status(args: AuthTarget) -> Result<(), CliError> {
     let stored = store.load(&args.url).await.map_err(auth_error)?;
     let tokens = stored.as_ref().and_then(|s| s.tokens.as_ref());
     let result = match tokens {
-        Some(t) => {
-            let t = serde_json::to_value(t).unwrap_or(Value::Null);
-            json!({
-                "url": args.url,
-                "loggedIn": true,
-                "issuer": t.get("issuer"),
-                "scope": t.get("scope"),
-                "expiresAt": t.get("expires_at").or(t.get("expiresAt")),
-                "refreshable": t.get("refresh_token").or(t.get("refreshToken")).is_some_and(|r| !r.is_null()),
-            })
-        }
+        Some(t) => json!({
+            "url": args.url,
+            "loggedIn": true,
+            "issuer": t.issuer,
+            "scope": t.scope,
+            "expiresAt": t.expires_at,
+            "refreshable": t.refresh_token.is_some(),
+        }),
         None => json!({ "url": args.url, "loggedIn": false }),
     };
     output.result(&result, |out| {
