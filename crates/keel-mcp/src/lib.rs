@@ -47,3 +47,5 @@ pub mod transport;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "otel")]
+pub mod telemetry;

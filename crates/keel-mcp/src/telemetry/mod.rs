@@ -1,0 +1,186 @@
+//! OpenTelemetry for MCP operations (feature `otel`), following the OpenTelemetry semantic conventions for
+//! MCP (`gen-ai/mcp.md`).
+//!
+//! Every request a Keel server handles becomes a `SERVER` span, and every request a Keel peer sends a
+//! `CLIENT` span, named `{mcp.method.name} {target}` (the tool or prompt name, when the method has one) and
+//! carrying `mcp.method.name`, `jsonrpc.request.id`, `mcp.protocol.version`, `mcp.session.id`,
+//! `network.transport`, `gen_ai.tool.name`, `gen_ai.prompt.name`, `mcp.resource.uri` and, when the operation
+//! fails, `error.type` (the JSON-RPC code, `tool_error` for a tool result with `isError`, or `timeout`,
+//! `cancelled`, ...) with an `ERROR` status. Each operation's duration goes to the histograms
+//! `mcp.server.operation.duration` and `mcp.client.operation.duration` (seconds, with the buckets the
+//! conventions advise).
+//!
+//! **Context propagation.** A sending peer injects the context of its `CLIENT` span into the request's
+//! `params._meta` (`traceparent`, `tracestate`, `baggage`, unprefixed as SEP-414 says) with the global
+//! propagator; the receiving server extracts it and makes it the parent of its `SERVER` span, over stdio and
+//! HTTP alike. The transport's own context — the span of the HTTP request the message came in, as an
+//! [`opentelemetry::Context`] in the HTTP request's extensions or the context current when the server is
+//! called — is recorded as a *link*, never as the parent: one MCP request may take several HTTP requests and
+//! one HTTP stream may carry many MCP requests. While a handler runs, its server span is the current
+//! context, so the handler's own spans and the requests it sends back to the client nest under it.
+//!
+//! **Setup.** Keel uses the application's global providers, read once, at the first MCP operation: set them
+//! before serving. Nothing is exported until the application installs an SDK; without one, each operation
+//! costs a few no-op calls and a scan of the request's params for its target and `_meta`.
+//!
+//! ```no_run
+//! use opentelemetry::global;
+//! use opentelemetry::propagation::TextMapCompositePropagator;
+//! use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+//! use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+//!
+//! // Any exporter will do: OTLP (`opentelemetry-otlp`), stdout, in memory for tests.
+//! let provider = SdkTracerProvider::builder().with_simple_exporter(InMemorySpanExporter::default()).build();
+//! global::set_tracer_provider(provider);
+//! global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+//!     Box::new(TraceContextPropagator::new()),
+//!     Box::new(BaggagePropagator::new()),
+//! ]));
+//! // ... then build and serve the Keel server, or connect the Keel client.
+//! ```
+//!
+//! Emitted directly with the OpenTelemetry API rather than bridged from the `tracing` spans: span kinds,
+//! links, remote parents from `_meta` and the duration histograms are first-class here, and the application
+//! needs no `tracing-opentelemetry` layer in its subscriber. The `mcp.request` / `mcp.send` `tracing` spans
+//! stay for logs.
+
+pub(crate) mod client;
+mod instruments;
+mod propagation;
+#[cfg(feature = "server")]
+pub(crate) mod server;
+
+/// The instrumentation scope Keel's spans and metrics are reported under.
+pub const SCOPE: &str = "keel-mcp";
+
+/// The attribute names Keel records, as the semantic conventions spell them.
+pub mod attributes {
+    /// The request's method.
+    pub const MCP_METHOD_NAME: &str = "mcp.method.name";
+    /// The revision the request speaks.
+    pub const MCP_PROTOCOL_VERSION: &str = "mcp.protocol.version";
+    /// The session the request belongs to (legacy HTTP).
+    pub const MCP_SESSION_ID: &str = "mcp.session.id";
+    /// The resource a `resources/*` request names.
+    pub const MCP_RESOURCE_URI: &str = "mcp.resource.uri";
+    /// The JSON-RPC id of the request.
+    pub const JSONRPC_REQUEST_ID: &str = "jsonrpc.request.id";
+    /// The tool a `tools/call` calls.
+    pub const GEN_AI_TOOL_NAME: &str = "gen_ai.tool.name";
+    /// The prompt a `prompts/get` gets.
+    pub const GEN_AI_PROMPT_NAME: &str = "gen_ai.prompt.name";
+    /// `execute_tool` on `tools/call`.
+    pub const GEN_AI_OPERATION_NAME: &str = "gen_ai.operation.name";
+    /// `pipe` (stdio, in memory) or `tcp` (HTTP).
+    pub const NETWORK_TRANSPORT: &str = "network.transport";
+    /// `http` on HTTP.
+    pub const NETWORK_PROTOCOL_NAME: &str = "network.protocol.name";
+    /// Why the operation failed.
+    pub const ERROR_TYPE: &str = "error.type";
+    /// The JSON-RPC error code of a failed request.
+    pub const RPC_RESPONSE_STATUS_CODE: &str = "rpc.response.status_code";
+}
+
+/// The metric names Keel records.
+pub mod metrics {
+    /// Histogram (seconds): a request as the server saw it, from receipt to the answer.
+    pub const SERVER_OPERATION_DURATION: &str = "mcp.server.operation.duration";
+    /// Histogram (seconds): a request as the sender saw it, from sending to the answer.
+    pub const CLIENT_OPERATION_DURATION: &str = "mcp.client.operation.duration";
+}
+
+use std::borrow::Cow;
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{SpanRef, Status};
+
+use crate::protocol::ErrorObject;
+
+/// Where an operation's target comes from: the tool or prompt named, or the resource read.
+#[derive(Debug, Default)]
+pub(crate) struct Target {
+    tool: Option<String>,
+    prompt: Option<String>,
+    uri: Option<String>,
+}
+
+impl Target {
+    /// Reads the target the way the conventions name it for `method`.
+    pub(crate) fn new(method: &str, name: Option<&str>, uri: Option<&str>) -> Target {
+        match method {
+            "tools/call" => Target { tool: name.map(str::to_owned), ..Target::default() },
+            "prompts/get" => Target { prompt: name.map(str::to_owned), ..Target::default() },
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                Target { uri: uri.map(str::to_owned), ..Target::default() }
+            }
+            _ => Target::default(),
+        }
+    }
+
+    /// `{mcp.method.name} {target}`; the resource URI stays out of the name (high cardinality).
+    pub(crate) fn span_name(&self, method: &str) -> Cow<'static, str> {
+        match self.tool.as_deref().or(self.prompt.as_deref()) {
+            Some(target) => format!("{method} {target}").into(),
+            None => method.to_owned().into(),
+        }
+    }
+
+    /// The attributes shared by the span and the duration metric.
+    pub(crate) fn push(&self, attributes: &mut Vec<KeyValue>) {
+        if let Some(tool) = &self.tool {
+            attributes.push(KeyValue::new(attributes::GEN_AI_TOOL_NAME, tool.clone()));
+            attributes.push(KeyValue::new(attributes::GEN_AI_OPERATION_NAME, "execute_tool"));
+        }
+        if let Some(prompt) = &self.prompt {
+            attributes.push(KeyValue::new(attributes::GEN_AI_PROMPT_NAME, prompt.clone()));
+        }
+    }
+
+    /// The span-only attributes (the URI is opt-in on metrics).
+    pub(crate) fn push_span_only(&self, attributes: &mut Vec<KeyValue>) {
+        if let Some(uri) = &self.uri {
+            attributes.push(KeyValue::new(attributes::MCP_RESOURCE_URI, uri.clone()));
+        }
+    }
+}
+
+/// How an operation ended, as the conventions classify it.
+pub(crate) enum Ending<'a> {
+    Ok,
+    /// A result with `isError: true`.
+    ToolError,
+    /// A JSON-RPC error answer.
+    Rpc(&'a ErrorObject),
+    /// A failure with no answer (`timeout`, `cancelled`, `closed`, ...).
+    Failed(&'static str, String),
+}
+
+impl Ending<'_> {
+    /// Records the ending on the span (status, `error.type`) and adds its metric attributes.
+    pub(crate) fn record(&self, span: &SpanRef<'_>, metric: &mut Vec<KeyValue>) {
+        let (error_type, description): (Cow<'static, str>, String) = match self {
+            Ending::Ok => return,
+            Ending::ToolError => ("tool_error".into(), "the tool reported an error".to_owned()),
+            Ending::Rpc(error) => {
+                let code = error.code.to_string();
+                metric.push(KeyValue::new(attributes::RPC_RESPONSE_STATUS_CODE, code.clone()));
+                span.set_attribute(KeyValue::new(attributes::RPC_RESPONSE_STATUS_CODE, code.clone()));
+                (code.into(), error.message.to_string())
+            }
+            Ending::Failed(kind, message) => ((*kind).into(), message.clone()),
+        };
+        metric.push(KeyValue::new(attributes::ERROR_TYPE, error_type.clone()));
+        span.set_attribute(KeyValue::new(attributes::ERROR_TYPE, error_type));
+        span.set_status(Status::error(description));
+    }
+}
+
+/// Whether an encoded `tools/call` result reports a tool error (`isError: true`).
+pub(crate) fn is_tool_error(result: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct IsError {
+        #[serde(rename = "isError", default)]
+        is_error: bool,
+    }
+    serde_json::from_str::<IsError>(result).is_ok_and(|r| r.is_error)
+}

@@ -1,0 +1,191 @@
+//! The `SERVER` span and duration of each request a Keel server handles, started where dispatch begins.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::propagation::Extractor;
+use opentelemetry::trace::{Link, SpanKind, TraceContextExt as _, Tracer as _};
+use opentelemetry::{Context, KeyValue};
+use serde::Deserialize;
+
+use super::propagation;
+use super::{Ending, Target, attributes, instruments};
+use crate::engine::CancellationToken;
+use crate::protocol::jsonrpc::RawRequest;
+use crate::server::context::Channel;
+use crate::server::request::{Caller, Outcome};
+use crate::server::session::LegacySession;
+
+/// What the span needs from a request's params, read in one pass that skips everything else.
+#[derive(Default, Deserialize)]
+struct Probe<'a> {
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    uri: Option<Cow<'a, str>>,
+    #[serde(rename = "_meta", borrow, default)]
+    meta: Option<ProbeMeta<'a>>,
+}
+
+#[derive(Default, Deserialize)]
+struct ProbeMeta<'a> {
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion", borrow, default)]
+    protocol_version: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    traceparent: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tracestate: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    baggage: Option<Cow<'a, str>>,
+}
+
+impl Extractor for ProbeMeta<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        match key {
+            "traceparent" => self.traceparent.as_deref(),
+            "tracestate" => self.tracestate.as_deref(),
+            "baggage" => self.baggage.as_deref(),
+            _ => None,
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        let keys = [("traceparent", &self.traceparent), ("tracestate", &self.tracestate), ("baggage", &self.baggage)];
+        keys.into_iter().filter(|(_, value)| value.is_some()).map(|(key, _)| key).collect()
+    }
+}
+
+/// One request's operation: its span (current while the handler runs) and what its metric records.
+pub(crate) struct ServerOperation {
+    cx: Context,
+    started: Instant,
+    metric: Vec<KeyValue>,
+    tool_call: bool,
+    /// Fired when the client gives up: the handler may still answer, but nobody gets it.
+    cancellation: CancellationToken,
+}
+
+impl ServerOperation {
+    /// Starts the span of `request`: child of the context its `_meta` carries, linked to the transport's.
+    pub(crate) fn start(
+        request: &RawRequest,
+        call: &Caller,
+        session: Option<&Mutex<LegacySession>>,
+    ) -> ServerOperation {
+        let started = Instant::now();
+        let method = request.method.as_str();
+        // A params object that does not fit (a non-string `name`, say) only loses the target.
+        let probe: Probe<'_> =
+            request.params.as_deref().and_then(|p| serde_json::from_str(p.get()).ok()).unwrap_or_default();
+        let meta = probe.meta.as_ref();
+        let parent = meta.map_or_else(Context::new, |meta| propagation::extract(meta));
+        let target = Target::new(method, probe.name.as_deref(), probe.uri.as_deref());
+
+        let via = Via::of(&call.channel);
+        let mut metric = Vec::with_capacity(6);
+        metric.push(KeyValue::new(attributes::MCP_METHOD_NAME, method.to_owned()));
+        metric.push(KeyValue::new(attributes::NETWORK_TRANSPORT, if via.http { "tcp" } else { "pipe" }));
+        let version = match meta.and_then(|m| m.protocol_version.as_deref()) {
+            Some(version) => Some(version.to_owned()),
+            None => session.and_then(|s| s.lock().ok()?.version.as_ref().map(|v| v.as_str().to_owned())),
+        };
+        if let Some(version) = version {
+            metric.push(KeyValue::new(attributes::MCP_PROTOCOL_VERSION, version));
+        }
+        target.push(&mut metric);
+
+        let mut span_attributes = metric.clone();
+        span_attributes.push(KeyValue::new(attributes::JSONRPC_REQUEST_ID, request.id.to_string()));
+        if via.http {
+            span_attributes.push(KeyValue::new(attributes::NETWORK_PROTOCOL_NAME, "http"));
+        }
+        if let Some(session) = call.channel.client().session_id() {
+            span_attributes.push(KeyValue::new(attributes::MCP_SESSION_ID, session.to_owned()));
+        }
+        target.push_span_only(&mut span_attributes);
+
+        let ambient = via.ambient.unwrap_or_else(Context::current).span().span_context().clone();
+        let links = if ambient.is_valid() { vec![Link::with_context(ambient)] } else { Vec::new() };
+
+        let tracer = &instruments::get().tracer;
+        let span = tracer
+            .span_builder(target.span_name(method))
+            .with_kind(SpanKind::Server)
+            .with_attributes(span_attributes)
+            .with_links(links)
+            .start_with_context(tracer, &parent);
+        ServerOperation {
+            cx: parent.with_span(span),
+            started,
+            metric,
+            tool_call: method == "tools/call",
+            cancellation: call.cancellation.clone(),
+        }
+    }
+
+    /// Runs the request's handling with the span current, then ends the span and records the duration.
+    pub(crate) async fn run(self, work: impl Future<Output = Outcome>) -> Outcome {
+        let mut finish = Finish { operation: self, done: false };
+        let outcome = work.with_context(finish.operation.cx.clone()).await;
+        let ending = match &outcome {
+            _ if finish.operation.cancellation.is_cancelled() => {
+                Ending::Failed("cancelled", "the client cancelled the request".to_owned())
+            }
+            Ok(result) if finish.operation.tool_call && super::is_tool_error(result.get()) => Ending::ToolError,
+            Ok(_) => Ending::Ok,
+            Err(error) => Ending::Rpc(error),
+        };
+        finish.end(&ending);
+        outcome
+    }
+}
+
+/// Ends the operation once: with its outcome, or as `cancelled` when the handling is dropped unfinished.
+struct Finish {
+    operation: ServerOperation,
+    done: bool,
+}
+
+impl Finish {
+    fn end(&mut self, ending: &Ending<'_>) {
+        self.done = true;
+        let operation = &mut self.operation;
+        let span = operation.cx.span();
+        ending.record(&span, &mut operation.metric);
+        span.end();
+        instruments::get().server_duration.record(operation.started.elapsed().as_secs_f64(), &operation.metric);
+    }
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        if !self.done {
+            self.end(&Ending::Failed("cancelled", "the request was cancelled".to_owned()));
+        }
+    }
+}
+
+/// How the request reached the server: over HTTP or a stream, and the transport's trace context when the
+/// application put one (an [`opentelemetry::Context`]) in the HTTP request's extensions.
+struct Via {
+    http: bool,
+    ambient: Option<Context>,
+}
+
+impl Via {
+    #[cfg(feature = "http-server")]
+    fn of(channel: &Channel) -> Via {
+        match channel.client().http_request() {
+            Some(parts) => Via { http: true, ambient: parts.extensions.get::<Context>().cloned() },
+            None => Via { http: false, ambient: None },
+        }
+    }
+
+    #[cfg(not(feature = "http-server"))]
+    fn of(_: &Channel) -> Via {
+        Via { http: false, ambient: None }
+    }
+}
