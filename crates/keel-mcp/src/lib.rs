@@ -49,3 +49,5 @@ pub mod transport;
 pub mod fuzzing;
 #[cfg(feature = "otel")]
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -25,7 +25,7 @@ use crate::protocol::{
 type Callback<P, R> = Arc<dyn Fn(P) -> BoxFuture<Result<R, ErrorObject>> + Send + Sync>;
 
 /// A notification from the server, decoded by method.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum ServerNotification {
     /// `notifications/message`: a log message.
