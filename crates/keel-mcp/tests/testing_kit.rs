@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
-use keel_mcp::client::{RequestOptions, ServerNotification};
+use keel_mcp::client::{CancellationToken, RequestOptions, ServerNotification};
 use keel_mcp::protocol::logging::LoggingLevel;
 use keel_mcp::protocol::tools::CallToolParams;
-use keel_mcp::protocol::{ElicitAction, ElicitResult, Implementation, ProtocolVersion, Root};
-use keel_mcp::server::{HandlerError, NoArgs, RequestContext, Server};
+use keel_mcp::protocol::{ElicitAction, ElicitResult, Implementation, ProtocolVersion, Root, SubscriptionFilter};
+use keel_mcp::server::http::HttpConfig;
+use keel_mcp::server::{HandlerError, NoArgs, RequestContext, Server, ToolDef};
 use keel_mcp::testing::{Direction, Fault, Faults, Script, TestPair};
 use keel_mcp::{Error, Limits};
 use serde_json::{Value, json};
@@ -56,6 +57,29 @@ async fn a_tool_answers_in_both_eras() {
         assert_eq!(pair.client().protocol_version(), version);
         let result = pair.client().call_tool("hello", json!({})).await.unwrap();
         assert_eq!(text(&result), "hello", "{version}");
+        pair.close().await;
+    }
+}
+
+#[tokio::test]
+async fn the_http_service_runs_in_memory_in_both_eras() {
+    let server = server();
+    for version in [ProtocolVersion::V2025_11_25, ProtocolVersion::V2026_07_28] {
+        let pair = TestPair::builder()
+            .protocol_version(version.clone())
+            .over_http(HttpConfig::default())
+            .script(Script::new().sampling_text("roses are red", "scripted-model"))
+            .connect(&server)
+            .await
+            .unwrap();
+        let client = pair.client();
+        assert_eq!(client.protocol_version(), version);
+        assert_eq!(text(&client.call_tool("hello", json!({})).await.unwrap()), "hello", "{version}");
+        // The server's request to the client crosses HTTP too (an SSE stream, or an input-required round).
+        assert_eq!(text(&client.call_tool("poem", json!({})).await.unwrap()), "scripted-model", "{version}");
+        let options = RequestOptions::default().on_progress(pair.notifications().record_progress());
+        assert_eq!(text(&client.call_tool_with("work", json!({}), options).await.unwrap()), "worked");
+        assert_eq!(pair.notifications().wait_progress(|p| p.progress == 2.0).await.total, Some(2.0), "{version}");
         pair.close().await;
     }
 }
@@ -154,5 +178,37 @@ async fn a_truncated_request_is_never_answered_and_reordered_answers_still_match
     let (a, b) = tokio::join!(pair.client().call_tool("hello", json!({})), pair.client().call_tool("work", json!({})));
     assert_eq!(text(&a.unwrap()), "hello");
     assert_eq!(text(&b.unwrap()), "worked");
+    pair.close().await;
+}
+
+#[tokio::test]
+async fn a_modern_listen_stream_over_http_delivers_changes_and_ends_on_cancellation() {
+    let server = server();
+    let pair = TestPair::builder()
+        .protocol_version(ProtocolVersion::V2026_07_28)
+        .over_http(HttpConfig::default())
+        .connect(&server)
+        .await
+        .unwrap();
+    let token = CancellationToken::new();
+    let filter = SubscriptionFilter { tools_list_changed: Some(true), ..Default::default() };
+    let options = RequestOptions { cancellation: Some(token.clone()), ..Default::default() };
+    let listening = pair.client().listen(filter, options);
+    let watching = async {
+        // The subscription starts concurrently: change the list until a change is seen.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            server.add_tool(ToolDef::new("extra", |_: NoArgs| async { "extra" }));
+            let seen = tokio::time::timeout(Duration::from_millis(20), pair.notifications().wait_tools_changed());
+            if seen.await.is_ok() {
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no list change arrived");
+        }
+        // Cancelling closes the stream (the modern revision's cancellation).
+        token.cancel();
+    };
+    let (listened, ()) = tokio::join!(listening, watching);
+    assert!(matches!(listened, Err(Error::Cancelled)), "{listened:?}");
     pair.close().await;
 }

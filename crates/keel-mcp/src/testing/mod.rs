@@ -7,6 +7,9 @@
 //!   `roots/list` requests, queued in advance, and the requests the server made.
 //! - [`Notifications`]: every notification and progress update the client received, with awaitable
 //!   assertions ([`Notifications::wait_for`]) bounded in time.
+//! - [`HttpServiceTransport`]: the client side of the streamable HTTP transport calling the server's
+//!   [`McpService`](crate::server::http::McpService) in memory ([`TestPairBuilder::over_http`]), so the
+//!   HTTP paths (header checks, sessions, SSE streams) run too, still without a socket.
 //! - [`FaultyTransport`]: wraps any transport and delays, drops, reorders or truncates chosen frames
 //!   ([`Faults`]), to exercise retry, timeout and cancellation paths.
 //!
@@ -36,10 +39,12 @@
 
 mod capture;
 mod faults;
+mod http;
 mod pair;
 mod script;
 
 pub use capture::Notifications;
 pub use faults::{Direction, Fault, Faults, FaultyReader, FaultyTransport, FaultyWriter, FrameInfo};
+pub use http::{HttpServiceReader, HttpServiceTransport, HttpServiceWriter};
 pub use pair::{TestPair, TestPairBuilder};
 pub use script::Script;

@@ -6,9 +6,10 @@ use crate::engine::Connection;
 use crate::error::Error;
 use crate::protocol::{Implementation, ProtocolVersion};
 use crate::server::Server;
-use crate::transport::memory;
+use crate::server::http::HttpConfig;
+use crate::transport::{Transport, memory};
 
-use super::{Faults, FaultyTransport, Notifications, Script};
+use super::{Faults, FaultyTransport, HttpServiceTransport, Notifications, Script};
 
 /// A [`Server`] serving a [`Client`] in the same process, over the in-memory transport, with the client's
 /// notifications captured ([`Notifications`]) and its answers to the server scripted ([`Script`]).
@@ -50,7 +51,8 @@ pub struct TestPair {
     client: Client,
     notifications: Notifications,
     script: Script,
-    server: Connection,
+    /// The server's end of the in-memory stream (none over HTTP: each request is its own exchange).
+    server: Option<Connection>,
 }
 
 impl TestPair {
@@ -79,15 +81,18 @@ impl TestPair {
         &self.script
     }
 
-    /// The server's end of the connection (its [`Peer`](crate::engine::Peer) sends to the client).
-    pub fn server(&self) -> &Connection {
-        &self.server
+    /// The server's end of the in-memory stream (its [`Peer`](crate::engine::Peer) sends to the client);
+    /// `None` over HTTP.
+    pub fn server(&self) -> Option<&Connection> {
+        self.server.as_ref()
     }
 
     /// Closes the client and waits until the server has finished with the connection.
     pub async fn close(self) {
         self.client.close().await;
-        self.server.finished().await;
+        if let Some(server) = self.server {
+            server.finished().await;
+        }
     }
 }
 
@@ -99,6 +104,7 @@ pub struct TestPairBuilder {
     notifications: Option<Notifications>,
     faults: Option<Faults>,
     limits: Option<Limits>,
+    http: Option<HttpConfig>,
 }
 
 impl TestPairBuilder {
@@ -132,13 +138,17 @@ impl TestPairBuilder {
         self
     }
 
+    /// Connects through the server's HTTP service (configured by `config`) in memory instead of the
+    /// in-memory stream: the requests take the streamable HTTP transport's paths, each era its own.
+    pub fn over_http(mut self, config: HttpConfig) -> Self {
+        self.http = Some(config);
+        self
+    }
+
     /// Starts `server` on one end of an in-memory connection and connects the client to the other.
     pub async fn connect(self, server: &Server) -> Result<TestPair, Error> {
-        let (server_end, client_end) = memory::pair();
-        let connection = server.serve(server_end);
         let notifications = self.notifications.unwrap_or_default();
-        let mut builder: ClientBuilder =
-            Client::builder(Implementation::new("keel-test-client", env!("CARGO_PKG_VERSION")));
+        let mut builder = Client::builder(Implementation::new("keel-test-client", env!("CARGO_PKG_VERSION")));
         if let Some(version) = self.version {
             builder = builder.protocol_versions([version]);
         }
@@ -146,10 +156,24 @@ impl TestPairBuilder {
             builder = builder.limits(limits);
         }
         builder = notifications.install(self.script.install(builder));
-        let client = match self.faults {
-            Some(faults) => builder.connect(FaultyTransport::new(client_end, faults)).await?,
-            None => builder.connect(client_end).await?,
+        let (client, connection) = match self.http {
+            Some(config) => {
+                let transport = HttpServiceTransport::new(server.http_service(config));
+                (connect(builder, transport, self.faults).await?, None)
+            }
+            None => {
+                let (server_end, client_end) = memory::pair();
+                let connection = server.serve(server_end);
+                (connect(builder, client_end, self.faults).await?, Some(connection))
+            }
         };
         Ok(TestPair { client, notifications, script: self.script, server: connection })
+    }
+}
+
+async fn connect<T: Transport>(builder: ClientBuilder, transport: T, faults: Option<Faults>) -> Result<Client, Error> {
+    match faults {
+        Some(faults) => builder.connect(FaultyTransport::new(transport, faults)).await,
+        None => builder.connect(transport).await,
     }
 }
