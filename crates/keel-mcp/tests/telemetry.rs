@@ -83,6 +83,13 @@ fn server() -> Server {
             ctx.cancellation().cancelled().await;
             "late"
         })
+        .tool("poem", "Asks the client's model", |ctx: RequestContext, _: NoArgs| async move {
+            let params = serde_json::from_value(json!({
+                "messages": [{"role": "user", "content": {"type": "text", "text": "a poem"}}],
+                "maxTokens": 5
+            }))?;
+            Ok::<_, HandlerError>(ctx.create_message("poem", params).await?.model)
+        })
         .prompt("greet", "Greets", |_: NoArgs| async { "hi".to_owned() })
         .resource(ResourceDef::text("mem://note", "note", "text/plain", "a note"))
         .build()
@@ -136,6 +143,38 @@ async fn one_trace_spans_client_and_server_in_memory_in_both_eras() {
         assert_eq!(text(sent, attr::JSONRPC_REQUEST_ID), text(served, attr::JSONRPC_REQUEST_ID));
         client.close().await;
     }
+}
+
+#[tokio::test]
+async fn a_request_the_server_sends_back_nests_under_the_tool_call() {
+    telemetry();
+    let server = server();
+    let (a, b) = memory::pair();
+    let _running = server.serve(a);
+    let client = Client::builder(Implementation::new("c", "1"))
+        .protocol_versions([ProtocolVersion::V2025_11_25])
+        .on_sampling(|_| async {
+            Ok(serde_json::from_value(
+                json!({"role": "assistant", "content": {"type": "text", "text": "hi"}, "model": "m"}),
+            )
+            .unwrap())
+        })
+        .connect(b)
+        .await
+        .unwrap();
+    let (trace, _) = traced(async {
+        client.call_tool("poem", json!({})).await.unwrap();
+    })
+    .await;
+    let spans = spans_of(trace);
+    let tool = one(&spans, "tools/call poem", SpanKind::Server);
+    // The server's handler asks the client: a CLIENT span on the server, a SERVER span on the client.
+    let asked = one(&spans, "sampling/createMessage", SpanKind::Client);
+    let answered = one(&spans, "sampling/createMessage", SpanKind::Server);
+    assert_eq!(asked.parent_span_id, tool.span_context.span_id());
+    assert_eq!(answered.parent_span_id, asked.span_context.span_id());
+    assert_eq!(text(answered, attr::MCP_METHOD_NAME).as_deref(), Some("sampling/createMessage"));
+    client.close().await;
 }
 
 #[tokio::test]

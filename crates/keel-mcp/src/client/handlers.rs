@@ -139,9 +139,13 @@ pub(crate) struct ClientHandler {
 }
 
 impl Handler for ClientHandler {
-    fn handle_request(&self, request: RawRequest, _inbound: Inbound) -> BoxFuture<Result<Box<RawValue>, ErrorObject>> {
+    fn handle_request(&self, request: RawRequest, inbound: Inbound) -> BoxFuture<Result<Box<RawValue>, ErrorObject>> {
         let handlers = self.handlers.clone();
-        Box::pin(async move {
+        #[cfg(feature = "otel")]
+        let operation = crate::telemetry::server::ServerOperation::answered_by_client(&request, &inbound);
+        #[cfg(not(feature = "otel"))]
+        let _ = inbound;
+        let handling = async move {
             let params = request.params.as_deref();
             match request.method.as_str() {
                 PingParams::METHOD => {
@@ -153,7 +157,10 @@ impl Handler for ClientHandler {
                 ListRootsParams::METHOD => encode(&handlers.list_roots(decode_params(params)?).await?),
                 other => Err(ErrorObject::method_not_found(other)),
             }
-        })
+        };
+        #[cfg(feature = "otel")]
+        let handling = operation.run(handling);
+        Box::pin(handling)
     }
 
     fn handle_notification(&self, notification: RawNotification, _peer: Peer) -> BoxFuture<()> {

@@ -47,7 +47,6 @@
 pub(crate) mod client;
 mod instruments;
 mod propagation;
-#[cfg(feature = "server")]
 pub(crate) mod server;
 
 /// The instrumentation scope Keel's spans and metrics are reported under.

@@ -1,7 +1,9 @@
-//! The `SERVER` span and duration of each request a Keel server handles, started where dispatch begins.
+//! The `SERVER` span and duration of each request a Keel peer handles: every request a server dispatches,
+//! and the requests a client answers for its server (sampling, elicitation, roots).
 
 use std::borrow::Cow;
 use std::future::Future;
+#[cfg(feature = "server")]
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -14,10 +16,13 @@ use serde::Deserialize;
 use super::propagation;
 use super::{Ending, Target, attributes, instruments};
 use crate::engine::CancellationToken;
+use crate::protocol::ErrorObject;
 use crate::protocol::jsonrpc::RawRequest;
-use crate::server::context::Channel;
-use crate::server::request::{Caller, Outcome};
-use crate::server::session::LegacySession;
+#[cfg(feature = "server")]
+use crate::server::{context::Channel, request::Caller, session::LegacySession};
+
+/// What handling a request comes to: the encoded result, or the JSON-RPC error to answer with.
+type Outcome = Result<Box<serde_json::value::RawValue>, ErrorObject>;
 
 /// What the span needs from a request's params, read in one pass that skips everything else.
 #[derive(Default, Deserialize)]
@@ -64,17 +69,60 @@ pub(crate) struct ServerOperation {
     started: Instant,
     metric: Vec<KeyValue>,
     tool_call: bool,
-    /// Fired when the client gives up: the handler may still answer, but nobody gets it.
     cancellation: CancellationToken,
 }
 
+/// How a request reached the side that handles it, as far as its span cares.
+pub(crate) struct Arrival<'a> {
+    /// Over HTTP (`Some(true)`), over a stream (`Some(false)`), or not known.
+    pub(crate) http: Option<bool>,
+    /// The transport's own context (the HTTP request's span): linked, not parent.
+    pub(crate) ambient: Option<Context>,
+    pub(crate) session_id: Option<&'a str>,
+    /// The revision of the session the request belongs to, for a request whose `_meta` names none.
+    pub(crate) session_version: Option<String>,
+    /// Fired when the sender gives up: the handler may still answer, but nobody gets it.
+    pub(crate) cancellation: CancellationToken,
+}
+
+#[cfg(feature = "server")]
 impl ServerOperation {
-    /// Starts the span of `request`: child of the context its `_meta` carries, linked to the transport's.
-    pub(crate) fn start(
+    /// The operation of a request a server dispatches.
+    pub(crate) fn dispatched(
         request: &RawRequest,
         call: &Caller,
         session: Option<&Mutex<LegacySession>>,
     ) -> ServerOperation {
+        let via = Via::of(&call.channel);
+        let arrival = Arrival {
+            http: Some(via.http),
+            ambient: via.ambient,
+            session_id: call.channel.client().session_id(),
+            session_version: session.and_then(|s| s.lock().ok()?.version.as_ref().map(|v| v.as_str().to_owned())),
+            cancellation: call.cancellation.clone(),
+        };
+        ServerOperation::start(request, arrival)
+    }
+}
+
+#[cfg(feature = "client")]
+impl ServerOperation {
+    /// The operation of a request a client answers for its server (the transport is not known here).
+    pub(crate) fn answered_by_client(request: &RawRequest, inbound: &crate::engine::Inbound) -> ServerOperation {
+        let arrival = Arrival {
+            http: None,
+            ambient: None,
+            session_id: None,
+            session_version: inbound.peer.protocol_version().map(|v| v.as_str().to_owned()),
+            cancellation: inbound.cancellation.clone(),
+        };
+        ServerOperation::start(request, arrival)
+    }
+}
+
+impl ServerOperation {
+    /// Starts the span of `request`: child of the context its `_meta` carries, linked to the transport's.
+    pub(crate) fn start(request: &RawRequest, arrival: Arrival<'_>) -> ServerOperation {
         let started = Instant::now();
         let method = request.method.as_str();
         // A params object that does not fit (a non-string `name`, say) only loses the target.
@@ -84,14 +132,12 @@ impl ServerOperation {
         let parent = meta.map_or_else(Context::new, |meta| propagation::extract(meta));
         let target = Target::new(method, probe.name.as_deref(), probe.uri.as_deref());
 
-        let via = Via::of(&call.channel);
         let mut metric = Vec::with_capacity(6);
         metric.push(KeyValue::new(attributes::MCP_METHOD_NAME, method.to_owned()));
-        metric.push(KeyValue::new(attributes::NETWORK_TRANSPORT, if via.http { "tcp" } else { "pipe" }));
-        let version = match meta.and_then(|m| m.protocol_version.as_deref()) {
-            Some(version) => Some(version.to_owned()),
-            None => session.and_then(|s| s.lock().ok()?.version.as_ref().map(|v| v.as_str().to_owned())),
-        };
+        if let Some(http) = arrival.http {
+            metric.push(KeyValue::new(attributes::NETWORK_TRANSPORT, if http { "tcp" } else { "pipe" }));
+        }
+        let version = meta.and_then(|m| m.protocol_version.as_deref()).map(str::to_owned).or(arrival.session_version);
         if let Some(version) = version {
             metric.push(KeyValue::new(attributes::MCP_PROTOCOL_VERSION, version));
         }
@@ -99,15 +145,15 @@ impl ServerOperation {
 
         let mut span_attributes = metric.clone();
         span_attributes.push(KeyValue::new(attributes::JSONRPC_REQUEST_ID, request.id.to_string()));
-        if via.http {
+        if arrival.http == Some(true) {
             span_attributes.push(KeyValue::new(attributes::NETWORK_PROTOCOL_NAME, "http"));
         }
-        if let Some(session) = call.channel.client().session_id() {
+        if let Some(session) = arrival.session_id {
             span_attributes.push(KeyValue::new(attributes::MCP_SESSION_ID, session.to_owned()));
         }
         target.push_span_only(&mut span_attributes);
 
-        let ambient = via.ambient.unwrap_or_else(Context::current).span().span_context().clone();
+        let ambient = arrival.ambient.unwrap_or_else(Context::current).span().span_context().clone();
         let links = if ambient.is_valid() { vec![Link::with_context(ambient)] } else { Vec::new() };
 
         let tracer = &instruments::get().tracer;
@@ -122,7 +168,7 @@ impl ServerOperation {
             started,
             metric,
             tool_call: method == "tools/call",
-            cancellation: call.cancellation.clone(),
+            cancellation: arrival.cancellation,
         }
     }
 
@@ -168,6 +214,7 @@ impl Drop for Finish {
     }
 }
 
+#[cfg(feature = "server")]
 /// How the request reached the server: over HTTP or a stream, and the transport's trace context when the
 /// application put one (an [`opentelemetry::Context`]) in the HTTP request's extensions.
 struct Via {
@@ -175,6 +222,7 @@ struct Via {
     ambient: Option<Context>,
 }
 
+#[cfg(feature = "server")]
 impl Via {
     #[cfg(feature = "http-server")]
     fn of(channel: &Channel) -> Via {

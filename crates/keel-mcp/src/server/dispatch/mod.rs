@@ -71,7 +71,7 @@ pub(crate) async fn dispatch(
         span.record("session", session);
     }
     #[cfg(feature = "otel")]
-    let operation = crate::telemetry::server::ServerOperation::start(&request, &call, session);
+    let operation = crate::telemetry::server::ServerOperation::dispatched(&request, &call, session);
     let handling = route(server, session, request, call, headers).instrument(span);
     #[cfg(feature = "otel")]
     let handling = operation.run(handling);
