@@ -13,6 +13,8 @@
 //! - `auth` (feature `http-client`): how the HTTP client gets credentials — the `HttpAuth` trait, a fixed
 //!   `BearerToken`, the `Challenge` of a 401 / 403; with feature `auth`, `auth::client`, the OAuth 2.1 client
 //!   for MCP authorization.
+//! - `telemetry` (feature `otel`): OpenTelemetry spans and metrics per the MCP semantic conventions.
+//! - `testing` (feature `testing`): an in-process client/server pair, scripts, capture and fault injection.
 //!
 //! Features: `client`, `server`, `stdio` and `child-process` by default; `http-server`, `http-client`, `auth`,
 //! `schema-validation` and the `tasks` and `skills` extensions on request. Every buffer, queue and wait is

@@ -220,10 +220,10 @@ fn modern_version(message: &Value) -> Option<ProtocolVersion> {
 
 /// A header value as the transport sends it: as it is when printable ASCII, else wrapped in base64.
 fn header_text(value: &str) -> String {
-    let plain = value.bytes().all(|b| (0x20..0x7f).contains(&b))
-        && !value.starts_with(' ')
-        && !value.ends_with(' ')
-        && !(value.starts_with("=?base64?") && value.ends_with("?="));
+    let printable = value.bytes().all(|b| (0x20..0x7f).contains(&b));
+    let padded = value.starts_with(' ') || value.ends_with(' ');
+    let looks_encoded = value.starts_with("=?base64?") && value.ends_with("?=");
+    let plain = printable && !padded && !looks_encoded;
     if plain {
         value.to_owned()
     } else {
