@@ -6,12 +6,11 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
-use std::time::Duration;
 
-/// Longest wait for anything in this test.
-const BOUND: Duration = Duration::from_secs(10);
+mod server_process;
+use server_process::{BOUND, start};
 
 /// One request the collector received.
 struct Export {
@@ -72,10 +71,6 @@ fn serve_exports(stream: TcpStream, tx: mpsc::Sender<Export>) {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -83,54 +78,28 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[test]
 fn spans_are_posted_as_otlp_protobuf_to_the_endpoint() {
     let (collector, exports) = collector();
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_conformance-server"))
-        .env("PORT", port.to_string())
-        .env("RUST_LOG", "info")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (ready, listening) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("serving MCP") {
-                let _ = ready.send(());
-            }
-        }
-    });
-    let started = listening.recv_timeout(BOUND);
-    let outcome = std::panic::catch_unwind(|| {
-        started.expect("conformance-server listens");
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_read_timeout(Some(BOUND)).unwrap();
-        let body = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
-        let request = format!(
-            "POST /mcp HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
-             accept: application/json, text/event-stream\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-        // Shutting down flushes the batch.
-        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-        let export = exports.recv_timeout(BOUND).expect("the server exported its spans");
-        assert_eq!(export.path, "/v1/traces");
-        assert_eq!(export.content_type, "application/x-protobuf");
-        // Protobuf keeps strings as they are: the span's name and its attributes are readable.
-        assert!(contains(&export.body, b"initialize"), "no initialize span");
-        assert!(contains(&export.body, b"mcp.method.name"));
-        assert!(contains(&export.body, b"keel-conformance-server"), "the service name");
-    });
-    let _ = child.kill();
-    let _ = child.wait();
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    let mut server = start(&[("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}"))]);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(BOUND)).unwrap();
+    let body = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    // Shutting down flushes the batch.
+    let pid = server.child.as_ref().expect("started").id();
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    let export = exports.recv_timeout(BOUND).expect("the server exported its spans");
+    assert_eq!(export.path, "/v1/traces");
+    assert_eq!(export.content_type, "application/x-protobuf");
+    // Protobuf keeps strings as they are: the span's name and its attributes are readable.
+    assert!(contains(&export.body, b"initialize"), "no initialize span");
+    assert!(contains(&export.body, b"mcp.method.name"));
+    assert!(contains(&export.body, b"keel-conformance-server"), "the service name");
+    drop(server.child.take().map(|mut child| child.wait()));
 }

@@ -7,9 +7,9 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use keel_mcp::client::Client;
 use keel_mcp::client::http::HttpTransport;
-use keel_mcp::engine::RequestOptions;
+use keel_mcp::client::{Client, ClientBuilder};
+use keel_mcp::engine::{Connection, RequestOptions};
 use keel_mcp::protocol::{Implementation, ProtocolVersion};
 use keel_mcp::server::http::HttpConfig;
 use keel_mcp::server::{HandlerError, NoArgs, RequestContext, ResourceDef, Server};
@@ -95,6 +95,13 @@ fn server() -> Server {
         .build()
 }
 
+/// Connects `client` to the test server over the in-memory transport.
+async fn connect(client: ClientBuilder) -> (Client, Connection) {
+    let (server_end, client_end) = memory::pair();
+    let running = server().serve(server_end);
+    (client.connect(client_end).await.unwrap(), running)
+}
+
 /// Runs `work` under a root span of the test's own, and returns the root's trace.
 async fn traced<F: std::future::Future<Output = ()>>(work: F) -> (TraceId, SpanId) {
     let root = telemetry().tracer.start("test root");
@@ -109,14 +116,8 @@ async fn traced<F: std::future::Future<Output = ()>>(work: F) -> (TraceId, SpanI
 async fn one_trace_spans_client_and_server_in_memory_in_both_eras() {
     for version in [ProtocolVersion::V2025_11_25, ProtocolVersion::V2026_07_28] {
         telemetry();
-        let server = server();
-        let (a, b) = memory::pair();
-        let _running = server.serve(a);
-        let client = Client::builder(Implementation::new("c", "1"))
-            .protocol_versions([version.clone()])
-            .connect(b)
-            .await
-            .unwrap();
+        let (client, _running) =
+            connect(Client::builder(Implementation::new("c", "1")).protocol_versions([version.clone()])).await;
         let (trace, root) = traced(async {
             client.call_tool("echo", json!({})).await.unwrap();
         })
@@ -148,20 +149,17 @@ async fn one_trace_spans_client_and_server_in_memory_in_both_eras() {
 #[tokio::test]
 async fn a_request_the_server_sends_back_nests_under_the_tool_call() {
     telemetry();
-    let server = server();
-    let (a, b) = memory::pair();
-    let _running = server.serve(a);
-    let client = Client::builder(Implementation::new("c", "1"))
-        .protocol_versions([ProtocolVersion::V2025_11_25])
-        .on_sampling(|_| async {
-            Ok(serde_json::from_value(
-                json!({"role": "assistant", "content": {"type": "text", "text": "hi"}, "model": "m"}),
-            )
-            .unwrap())
-        })
-        .connect(b)
-        .await
-        .unwrap();
+    let (client, _running) = connect(
+        Client::builder(Implementation::new("c", "1")).protocol_versions([ProtocolVersion::V2025_11_25]).on_sampling(
+            |_| async {
+                Ok(serde_json::from_value(
+                    json!({"role": "assistant", "content": {"type": "text", "text": "hi"}, "model": "m"}),
+                )
+                .unwrap())
+            },
+        ),
+    )
+    .await;
     let (trace, _) = traced(async {
         client.call_tool("poem", json!({})).await.unwrap();
     })
@@ -180,14 +178,8 @@ async fn a_request_the_server_sends_back_nests_under_the_tool_call() {
 #[tokio::test]
 async fn every_method_is_named_per_the_conventions() {
     telemetry();
-    let server = server();
-    let (a, b) = memory::pair();
-    let _running = server.serve(a);
-    let client = Client::builder(Implementation::new("c", "1"))
-        .protocol_versions([ProtocolVersion::V2025_11_25])
-        .connect(b)
-        .await
-        .unwrap();
+    let (client, _running) =
+        connect(Client::builder(Implementation::new("c", "1")).protocol_versions([ProtocolVersion::V2025_11_25])).await;
     let (trace, _) = traced(async {
         client.ping().await.unwrap();
         client.list_tools(None).await.unwrap();
@@ -219,14 +211,8 @@ async fn every_method_is_named_per_the_conventions() {
 #[tokio::test]
 async fn failures_carry_error_type_and_an_error_status() {
     telemetry();
-    let server = server();
-    let (a, b) = memory::pair();
-    let _running = server.serve(a);
-    let client = Client::builder(Implementation::new("c", "1"))
-        .protocol_versions([ProtocolVersion::V2025_11_25])
-        .connect(b)
-        .await
-        .unwrap();
+    let (client, _running) =
+        connect(Client::builder(Implementation::new("c", "1")).protocol_versions([ProtocolVersion::V2025_11_25])).await;
     let (trace, _) = traced(async {
         let result = client.call_tool("fails", json!({})).await.unwrap();
         assert_eq!(result.is_error, Some(true));
@@ -329,10 +315,7 @@ async fn over_http_the_server_span_is_the_client_spans_child_and_links_the_http_
 #[tokio::test]
 async fn operation_durations_are_recorded_for_client_and_server() {
     telemetry();
-    let server = server();
-    let (a, b) = memory::pair();
-    let _running = server.serve(a);
-    let client = Client::builder(Implementation::new("c", "1")).connect(b).await.unwrap();
+    let (client, _running) = connect(Client::builder(Implementation::new("c", "1"))).await;
     client.call_tool("echo", json!({})).await.unwrap();
     client.close().await;
     telemetry().meters.force_flush().unwrap();

@@ -8,20 +8,16 @@ use opentelemetry::trace::{SpanKind, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 use serde_json::value::RawValue;
 
-use super::{Ending, Target, attributes, instruments, propagation};
+use super::{Ending, Recording, Side, Target, attributes, instruments, propagation};
 use crate::error::Error;
 use crate::protocol::prompts::GetPromptParams;
 use crate::protocol::resources::{ReadResourceParams, SubscribeParams, UnsubscribeParams};
 use crate::protocol::tools::CallToolParams;
 use crate::protocol::{ProtocolVersion, Request, RequestId};
 
-/// One outgoing request's operation; ends when dropped (a dropped request counts as `cancelled`).
+/// One outgoing request's operation; a request dropped before its answer ends as `cancelled`.
 pub(crate) struct ClientOperation {
-    cx: Context,
-    started: Instant,
-    metric: Vec<KeyValue>,
-    tool_call: bool,
-    done: bool,
+    recording: Recording,
 }
 
 impl ClientOperation {
@@ -56,34 +52,17 @@ impl ClientOperation {
         if cx.span().span_context().is_valid() {
             propagation::inject(&cx, params.meta_mut());
         }
-        ClientOperation { cx, started, metric, tool_call: method == CallToolParams::METHOD, done: false }
+        ClientOperation { recording: Recording::new(cx, started, metric, method, Side::Sender) }
     }
 
     /// Ends the span with the request's outcome and records its duration.
     pub(crate) fn finish(mut self, outcome: &Result<Box<RawValue>, Error>) {
         let ending = match outcome {
-            Ok(result) if self.tool_call && super::is_tool_error(result.get()) => Ending::ToolError,
-            Ok(_) => Ending::Ok,
+            Ok(result) => self.recording.answered(result),
             Err(Error::Rpc(error)) => Ending::Rpc(error),
             Err(error) => Ending::Failed(error_type(error), error.to_string()),
         };
-        self.end(&ending);
-    }
-
-    fn end(&mut self, ending: &Ending<'_>) {
-        self.done = true;
-        let span = self.cx.span();
-        ending.record(&span, &mut self.metric);
-        span.end();
-        instruments::get().client_duration.record(self.started.elapsed().as_secs_f64(), &self.metric);
-    }
-}
-
-impl Drop for ClientOperation {
-    fn drop(&mut self) {
-        if !self.done {
-            self.end(&Ending::Failed("cancelled", "the request was dropped before its answer".to_owned()));
-        }
+        self.recording.end(&ending);
     }
 }
 

@@ -89,11 +89,71 @@ pub mod metrics {
 }
 
 use std::borrow::Cow;
+use std::time::Instant;
 
-use opentelemetry::KeyValue;
-use opentelemetry::trace::{SpanRef, Status};
+use opentelemetry::trace::{SpanRef, Status, TraceContextExt as _};
+use opentelemetry::{Context, KeyValue};
+use serde_json::value::RawValue;
 
 use crate::protocol::ErrorObject;
+
+/// Which side of a request an operation records.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Side {
+    /// The sender (`CLIENT` span, `mcp.client.operation.duration`).
+    Sender,
+    /// The receiver (`SERVER` span, `mcp.server.operation.duration`).
+    Receiver,
+}
+
+/// One operation being recorded: its span (in `cx`), when it began and its metric's attributes. Ends once:
+/// with the outcome, or as `cancelled` when dropped before (the request's future was dropped).
+pub(crate) struct Recording {
+    cx: Context,
+    started: Instant,
+    metric: Vec<KeyValue>,
+    tool_call: bool,
+    side: Side,
+    done: bool,
+}
+
+impl Recording {
+    pub(crate) fn new(cx: Context, started: Instant, metric: Vec<KeyValue>, method: &str, side: Side) -> Recording {
+        Recording { cx, started, metric, tool_call: method == "tools/call", side, done: false }
+    }
+
+    /// The context with the operation's span, to make current while it runs.
+    pub(crate) fn context(&self) -> &Context {
+        &self.cx
+    }
+
+    /// How a request answered with `result` ended: a tool result with `isError` is a failure.
+    pub(crate) fn answered(&self, result: &RawValue) -> Ending<'static> {
+        if self.tool_call && is_tool_error(result.get()) { Ending::ToolError } else { Ending::Ok }
+    }
+
+    /// Ends the span with `ending` and records the duration.
+    pub(crate) fn end(&mut self, ending: &Ending<'_>) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let span = self.cx.span();
+        ending.record(&span, &mut self.metric);
+        span.end();
+        let instruments = instruments::get();
+        let histogram = match self.side {
+            Side::Sender => &instruments.client_duration,
+            Side::Receiver => &instruments.server_duration,
+        };
+        histogram.record(self.started.elapsed().as_secs_f64(), &self.metric);
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        self.end(&Ending::Failed("cancelled", "the request ended before its answer".to_owned()));
+    }
+}
 
 /// Where an operation's target comes from: the tool or prompt named, or the resource read.
 #[derive(Debug, Default)]
@@ -175,7 +235,7 @@ impl Ending<'_> {
 }
 
 /// Whether an encoded `tools/call` result reports a tool error (`isError: true`).
-pub(crate) fn is_tool_error(result: &str) -> bool {
+fn is_tool_error(result: &str) -> bool {
     #[derive(serde::Deserialize)]
     struct IsError {
         #[serde(rename = "isError", default)]

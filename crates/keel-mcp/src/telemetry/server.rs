@@ -14,7 +14,7 @@ use opentelemetry::{Context, KeyValue};
 use serde::Deserialize;
 
 use super::propagation;
-use super::{Ending, Target, attributes, instruments};
+use super::{Ending, Recording, Side, Target, attributes, instruments};
 use crate::engine::CancellationToken;
 use crate::protocol::ErrorObject;
 use crate::protocol::jsonrpc::RawRequest;
@@ -65,10 +65,7 @@ impl Extractor for ProbeMeta<'_> {
 
 /// One request's operation: its span (current while the handler runs) and what its metric records.
 pub(crate) struct ServerOperation {
-    cx: Context,
-    started: Instant,
-    metric: Vec<KeyValue>,
-    tool_call: bool,
+    recording: Recording,
     cancellation: CancellationToken,
 }
 
@@ -163,54 +160,22 @@ impl ServerOperation {
             .with_attributes(span_attributes)
             .with_links(links)
             .start_with_context(tracer, &parent);
-        ServerOperation {
-            cx: parent.with_span(span),
-            started,
-            metric,
-            tool_call: method == "tools/call",
-            cancellation: arrival.cancellation,
-        }
+        let recording = Recording::new(parent.with_span(span), started, metric, method, Side::Receiver);
+        ServerOperation { recording, cancellation: arrival.cancellation }
     }
 
     /// Runs the request's handling with the span current, then ends the span and records the duration.
-    pub(crate) async fn run(self, work: impl Future<Output = Outcome>) -> Outcome {
-        let mut finish = Finish { operation: self, done: false };
-        let outcome = work.with_context(finish.operation.cx.clone()).await;
+    pub(crate) async fn run(mut self, work: impl Future<Output = Outcome>) -> Outcome {
+        let outcome = work.with_context(self.recording.context().clone()).await;
         let ending = match &outcome {
-            _ if finish.operation.cancellation.is_cancelled() => {
+            _ if self.cancellation.is_cancelled() => {
                 Ending::Failed("cancelled", "the client cancelled the request".to_owned())
             }
-            Ok(result) if finish.operation.tool_call && super::is_tool_error(result.get()) => Ending::ToolError,
-            Ok(_) => Ending::Ok,
+            Ok(result) => self.recording.answered(result),
             Err(error) => Ending::Rpc(error),
         };
-        finish.end(&ending);
+        self.recording.end(&ending);
         outcome
-    }
-}
-
-/// Ends the operation once: with its outcome, or as `cancelled` when the handling is dropped unfinished.
-struct Finish {
-    operation: ServerOperation,
-    done: bool,
-}
-
-impl Finish {
-    fn end(&mut self, ending: &Ending<'_>) {
-        self.done = true;
-        let operation = &mut self.operation;
-        let span = operation.cx.span();
-        ending.record(&span, &mut operation.metric);
-        span.end();
-        instruments::get().server_duration.record(operation.started.elapsed().as_secs_f64(), &operation.metric);
-    }
-}
-
-impl Drop for Finish {
-    fn drop(&mut self) {
-        if !self.done {
-            self.end(&Ending::Failed("cancelled", "the request was cancelled".to_owned()));
-        }
     }
 }
 

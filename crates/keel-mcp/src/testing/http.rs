@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use base64::Engine as _;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full};
@@ -16,6 +15,8 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use tower_service::Service as _;
 
+use crate::client::http::headers::encode_text;
+use crate::client::http::sse::SseDecoder;
 use crate::protocol::ProtocolVersion;
 use crate::server::http::{McpService, ResponseBody};
 use crate::transport::{FrameError, FrameReader, FrameWriter, Transport};
@@ -165,7 +166,7 @@ impl HttpServiceWriter {
                     _ => None,
                 };
                 if let Some(name) = name.and_then(Value::as_str) {
-                    request = request.header("mcp-name", header_text(name));
+                    request = request.header("mcp-name", encode_text(name));
                 }
             }
             None => request = self.legacy_headers(request),
@@ -218,19 +219,6 @@ fn modern_version(message: &Value) -> Option<ProtocolVersion> {
     serde_json::from_value::<ProtocolVersion>(version.clone()).ok().filter(ProtocolVersion::is_modern)
 }
 
-/// A header value as the transport sends it: as it is when printable ASCII, else wrapped in base64.
-fn header_text(value: &str) -> String {
-    let printable = value.bytes().all(|b| (0x20..0x7f).contains(&b));
-    let padded = value.starts_with(' ') || value.ends_with(' ');
-    let looks_encoded = value.starts_with("=?base64?") && value.ends_with("?=");
-    let plain = printable && !padded && !looks_encoded;
-    if plain {
-        value.to_owned()
-    } else {
-        format!("=?base64?{}?=", base64::engine::general_purpose::STANDARD.encode(value))
-    }
-}
-
 /// Hands every message of `response` to the client; a request the server refused without a JSON-RPC
 /// answer gets one, so the client does not wait for nothing.
 async fn read_response(
@@ -257,10 +245,12 @@ async fn read_response(
         }
     };
     if event_stream {
-        let mut events = EventParser::default();
+        let mut events = SseDecoder::new(crate::Limits::default().max_message_bytes);
         while let Some(Ok(frame)) = body.frame().await {
             let Ok(chunk) = frame.into_data() else { continue };
-            for data in events.feed(&chunk) {
+            let Ok(events) = events.feed(&chunk) else { break };
+            for event in events.into_iter().filter(|e| !e.data.is_empty()) {
+                let data = event.data.into_bytes();
                 note(&data);
                 if tx.send(data).await.is_err() {
                     return;
@@ -289,31 +279,6 @@ fn note_initialized(session: &Mutex<Session>, message: &Value) {
             .pointer("/result/protocolVersion")
             .and_then(|v| serde_json::from_value::<ProtocolVersion>(v.clone()).ok());
         session.initialize = None;
-    }
-}
-
-/// The `data` of each complete server-sent event, as the chunks arrive.
-#[derive(Default)]
-struct EventParser {
-    buffer: Vec<u8>,
-}
-
-impl EventParser {
-    fn feed(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
-        self.buffer.extend_from_slice(chunk);
-        let mut events = Vec::new();
-        while let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
-            let event: Vec<u8> = self.buffer.drain(..end + 2).collect();
-            let data: Vec<&[u8]> = event
-                .split(|b| *b == b'\n')
-                .filter_map(|line| line.strip_prefix(b"data:"))
-                .map(|data| data.strip_prefix(b" ").unwrap_or(data))
-                .collect();
-            if !data.is_empty() {
-                events.push(data.join(&b'\n'));
-            }
-        }
-        events
     }
 }
 
