@@ -19,6 +19,11 @@
 //! one HTTP stream may carry many MCP requests. While a handler runs, its server span is the current
 //! context, so the handler's own spans and the requests it sends back to the client nest under it.
 //!
+//! **Bounds.** What a peer writes is recorded bounded: tool and prompt names, URIs and request ids are cut
+//! at 1 KiB; a protocol version goes to the metric only when Keel knows it. Method and tool names still
+//! come from the peer, so the metric's attribute sets are bounded by the SDK's cardinality limit (2,000
+//! per instrument by default in `opentelemetry_sdk`, then one overflow set).
+//!
 //! **Setup.** Keel uses the application's global providers, read once, at the first MCP operation: set them
 //! before serving. Nothing is exported until the application installs an SDK; without one, each operation
 //! costs a few no-op calls and a scan of the request's params for its target and `_meta`.
@@ -167,10 +172,10 @@ impl Target {
     /// Reads the target the way the conventions name it for `method`.
     pub(crate) fn new(method: &str, name: Option<&str>, uri: Option<&str>) -> Target {
         match method {
-            "tools/call" => Target { tool: name.map(str::to_owned), ..Target::default() },
-            "prompts/get" => Target { prompt: name.map(str::to_owned), ..Target::default() },
+            "tools/call" => Target { tool: name.map(bounded), ..Target::default() },
+            "prompts/get" => Target { prompt: name.map(bounded), ..Target::default() },
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-                Target { uri: uri.map(str::to_owned), ..Target::default() }
+                Target { uri: uri.map(bounded), ..Target::default() }
             }
             _ => Target::default(),
         }
@@ -201,6 +206,26 @@ impl Target {
             attributes.push(KeyValue::new(attributes::MCP_RESOURCE_URI, uri.clone()));
         }
     }
+}
+
+/// The longest peer-given text (a tool name, a URI, a request id) that goes into a span as it is.
+const MAX_ATTRIBUTE_BYTES: usize = 1024;
+
+/// `text`, cut to [`MAX_ATTRIBUTE_BYTES`] at a character boundary: what a peer sends must not make a span
+/// as large as its message.
+pub(crate) fn bounded(text: &str) -> String {
+    let mut end = text.len().min(MAX_ATTRIBUTE_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+/// The revision a request names, when it is one Keel knows: the metric's attributes stay few whatever a
+/// peer writes there.
+pub(crate) fn known_version(version: &str) -> Option<String> {
+    let known = crate::protocol::ProtocolVersion::ALL.iter().any(|v| v.as_str() == version);
+    known.then(|| version.to_owned())
 }
 
 /// How an operation ended, as the conventions classify it.
@@ -242,4 +267,33 @@ fn is_tool_error(result: &str) -> bool {
         is_error: bool,
     }
     serde_json::from_str::<IsError>(result).is_ok_and(|r| r.is_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_text_is_cut_at_a_character_boundary() {
+        assert_eq!(bounded("get_weather"), "get_weather");
+        let long = "é".repeat(MAX_ATTRIBUTE_BYTES);
+        let cut = bounded(&long);
+        assert!(cut.len() <= MAX_ATTRIBUTE_BYTES && cut.len() >= MAX_ATTRIBUTE_BYTES - 1);
+        assert!(cut.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn only_known_versions_are_recorded() {
+        assert_eq!(known_version("2025-11-25").as_deref(), Some("2025-11-25"));
+        assert_eq!(known_version("9999-01-01"), None);
+    }
+
+    #[test]
+    fn the_target_names_the_span_for_tools_and_prompts_only() {
+        let tool = Target::new("tools/call", Some("echo"), None);
+        assert_eq!(tool.span_name("tools/call"), "tools/call echo");
+        let read = Target::new("resources/read", None, Some("file:///a"));
+        assert_eq!(read.span_name("resources/read"), "resources/read");
+        assert_eq!(Target::new("tools/list", Some("x"), None).span_name("tools/list"), "tools/list");
+    }
 }

@@ -121,7 +121,9 @@ impl ServerOperation {
     /// Starts the span of `request`: child of the context its `_meta` carries, linked to the transport's.
     pub(crate) fn start(request: &RawRequest, arrival: Arrival<'_>) -> ServerOperation {
         let started = Instant::now();
-        let method = request.method.as_str();
+        // The method comes from the peer: bounded like every other text it sends.
+        let method = super::bounded(request.method.as_str());
+        let method = method.as_str();
         // A params object that does not fit (a non-string `name`, say) only loses the target.
         let probe: Probe<'_> =
             request.params.as_deref().and_then(|p| serde_json::from_str(p.get()).ok()).unwrap_or_default();
@@ -134,14 +136,15 @@ impl ServerOperation {
         if let Some(http) = arrival.http {
             metric.push(KeyValue::new(attributes::NETWORK_TRANSPORT, if http { "tcp" } else { "pipe" }));
         }
-        let version = meta.and_then(|m| m.protocol_version.as_deref()).map(str::to_owned).or(arrival.session_version);
+        let version =
+            meta.and_then(|m| m.protocol_version.as_deref()).and_then(super::known_version).or(arrival.session_version);
         if let Some(version) = version {
             metric.push(KeyValue::new(attributes::MCP_PROTOCOL_VERSION, version));
         }
         target.push(&mut metric);
 
         let mut span_attributes = metric.clone();
-        span_attributes.push(KeyValue::new(attributes::JSONRPC_REQUEST_ID, request.id.to_string()));
+        span_attributes.push(KeyValue::new(attributes::JSONRPC_REQUEST_ID, super::bounded(&request.id.to_string())));
         if arrival.http == Some(true) {
             span_attributes.push(KeyValue::new(attributes::NETWORK_PROTOCOL_NAME, "http"));
         }
