@@ -43,5 +43,6 @@ pub fn from_env(service_name: &'static str) -> anyhow::Result<Option<Exporting>>
         Box::new(TraceContextPropagator::new()),
         Box::new(BaggagePropagator::new()),
     ]));
+    keel_mcp::telemetry::enable();
     Ok(Some(Exporting { provider }))
 }

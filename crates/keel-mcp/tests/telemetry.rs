@@ -1,7 +1,8 @@
 //! OpenTelemetry per the MCP semantic conventions (feature `otel`): one trace across a Keel client and a
 //! Keel server over the in-memory transport and over HTTP, spans named `{method} {target}` with the
 //! conventions' attributes, `error.type` on failures, the transport's span linked (not parent), and the
-//! operation-duration histograms. One global provider per test binary (Keel reads the providers once);
+//! operation-duration histograms. One global provider per test binary (Keel reads the providers once, at
+//! `telemetry::enable`);
 //! each test reads only its own trace.
 
 use std::sync::OnceLock;
@@ -46,6 +47,7 @@ fn telemetry() -> &'static Telemetry {
         let metrics = InMemoryMetricExporter::default();
         let meters = SdkMeterProvider::builder().with_reader(PeriodicReader::builder(metrics.clone()).build()).build();
         global::set_meter_provider(meters.clone());
+        keel_mcp::telemetry::enable();
         Telemetry { spans, tracer, metrics, meters }
     })
 }

@@ -159,7 +159,9 @@ impl Handler for ClientHandler {
             }
         };
         #[cfg(feature = "otel")]
-        let handling = operation.run(handling);
+        if let Some(operation) = operation {
+            return Box::pin(operation.run(handling));
+        }
         Box::pin(handling)
     }
 

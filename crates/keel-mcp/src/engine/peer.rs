@@ -214,7 +214,9 @@ impl Peer {
             crate::telemetry::client::ClientOperation::start(method, &id, params, self.protocol_version().as_ref());
         let outcome = self.send_request(id, method, params, options).instrument(span).await;
         #[cfg(feature = "otel")]
-        operation.finish(&outcome);
+        if let Some(operation) = operation {
+            operation.finish(&outcome);
+        }
         outcome
     }
 

@@ -22,13 +22,14 @@ pub(crate) struct ClientOperation {
 
 impl ClientOperation {
     /// Starts the span of request `id` (a child of the current context) and writes its context into the
-    /// params' `_meta`.
+    /// params' `_meta`; `None` while telemetry is not enabled.
     pub(crate) fn start<R: Request>(
         method: &str,
         id: &RequestId,
         params: &mut R,
         version: Option<&ProtocolVersion>,
-    ) -> ClientOperation {
+    ) -> Option<ClientOperation> {
+        let instruments = instruments::get()?;
         let started = Instant::now();
         let target = target(method, params);
         let mut metric = Vec::with_capacity(4);
@@ -41,7 +42,7 @@ impl ClientOperation {
         span_attributes.push(KeyValue::new(attributes::JSONRPC_REQUEST_ID, id.to_string()));
         target.push_span_only(&mut span_attributes);
 
-        let tracer = &instruments::get().tracer;
+        let tracer = &instruments.tracer;
         let parent = Context::current();
         let span = tracer
             .span_builder(target.span_name(method))
@@ -52,7 +53,7 @@ impl ClientOperation {
         if cx.span().span_context().is_valid() {
             propagation::inject(&cx, params.meta_mut());
         }
-        ClientOperation { recording: Recording::new(cx, started, metric, method, Side::Sender) }
+        Some(ClientOperation { recording: Recording::new(instruments, cx, started, metric, method, Side::Sender) })
     }
 
     /// Ends the span with the request's outcome and records its duration.

@@ -1,4 +1,4 @@
-//! The tracer and histograms, taken from the global providers once.
+//! The tracer and histograms, taken from the global providers once, when the application enables telemetry.
 
 use std::sync::OnceLock;
 
@@ -18,10 +18,15 @@ pub(crate) struct Instruments {
 /// The bucket boundaries (seconds) the conventions advise for the operation durations.
 const DURATION_BUCKETS: [f64; 14] = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
 
-/// The instruments, made from the global providers at the first operation. Creating them per operation
-/// would cost an instrument lookup each time; the price is that providers set later are not seen.
-pub(crate) fn get() -> &'static Instruments {
-    static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
+static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
+
+/// The instruments, once [`enable`](super::enable) made them; `None` (record nothing) until then.
+pub(crate) fn get() -> Option<&'static Instruments> {
+    INSTRUMENTS.get()
+}
+
+/// Makes the instruments from the global providers as they are now; later calls change nothing.
+pub(crate) fn init() -> &'static Instruments {
     INSTRUMENTS.get_or_init(|| {
         let scope = InstrumentationScope::builder(SCOPE).with_version(env!("CARGO_PKG_VERSION")).build();
         let meter = global::meter_with_scope(scope.clone());

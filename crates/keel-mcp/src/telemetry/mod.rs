@@ -24,9 +24,10 @@
 //! come from the peer, so the metric's attribute sets are bounded by the SDK's cardinality limit (2,000
 //! per instrument by default in `opentelemetry_sdk`, then one overflow set).
 //!
-//! **Setup.** Keel uses the application's global providers, read once, at the first MCP operation: set them
-//! before serving. Nothing is exported until the application installs an SDK; without one, each operation
-//! costs a few no-op calls and a scan of the request's params for its target and `_meta`.
+//! **Setup.** Keel reports to the application's global providers, read once, when the application calls
+//! [`enable`]: install them first. Before `enable`, each operation costs one atomic load and nothing is
+//! recorded; after it, a scan of the request's params for its target and `_meta`, a span and a histogram
+//! record (no-ops without an SDK).
 //!
 //! ```no_run
 //! use opentelemetry::global;
@@ -41,6 +42,7 @@
 //!     Box::new(TraceContextPropagator::new()),
 //!     Box::new(BaggagePropagator::new()),
 //! ]));
+//! keel_mcp::telemetry::enable();
 //! // ... then build and serve the Keel server, or connect the Keel client.
 //! ```
 //!
@@ -53,6 +55,13 @@ pub(crate) mod client;
 mod instruments;
 mod propagation;
 pub(crate) mod server;
+
+/// Turns Keel's instrumentation on, reporting to the global tracer and meter providers as they are now:
+/// install them (and the propagators) first. Until this is called Keel records nothing, and each MCP
+/// operation costs one atomic load. Later calls change nothing.
+pub fn enable() {
+    instruments::init();
+}
 
 /// The instrumentation scope Keel's spans and metrics are reported under.
 pub const SCOPE: &str = "keel-mcp";
@@ -114,6 +123,7 @@ pub(crate) enum Side {
 /// One operation being recorded: its span (in `cx`), when it began and its metric's attributes. Ends once:
 /// with the outcome, or as `cancelled` when dropped before (the request's future was dropped).
 pub(crate) struct Recording {
+    instruments: &'static instruments::Instruments,
     cx: Context,
     started: Instant,
     metric: Vec<KeyValue>,
@@ -123,8 +133,15 @@ pub(crate) struct Recording {
 }
 
 impl Recording {
-    pub(crate) fn new(cx: Context, started: Instant, metric: Vec<KeyValue>, method: &str, side: Side) -> Recording {
-        Recording { cx, started, metric, tool_call: method == "tools/call", side, done: false }
+    pub(crate) fn new(
+        instruments: &'static instruments::Instruments,
+        cx: Context,
+        started: Instant,
+        metric: Vec<KeyValue>,
+        method: &str,
+        side: Side,
+    ) -> Recording {
+        Recording { instruments, cx, started, metric, tool_call: method == "tools/call", side, done: false }
     }
 
     /// The context with the operation's span, to make current while it runs.
@@ -145,10 +162,9 @@ impl Recording {
         let span = self.cx.span();
         ending.record(&span, &mut self.metric);
         span.end();
-        let instruments = instruments::get();
         let histogram = match self.side {
-            Side::Sender => &instruments.client_duration,
-            Side::Receiver => &instruments.server_duration,
+            Side::Sender => &self.instruments.client_duration,
+            Side::Receiver => &self.instruments.server_duration,
         };
         histogram.record(self.started.elapsed().as_secs_f64(), &self.metric);
     }

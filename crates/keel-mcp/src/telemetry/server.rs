@@ -89,7 +89,8 @@ impl ServerOperation {
         request: &RawRequest,
         call: &Caller,
         session: Option<&Mutex<LegacySession>>,
-    ) -> ServerOperation {
+    ) -> Option<ServerOperation> {
+        instruments::get()?;
         let via = Via::of(&call.channel);
         let arrival = Arrival {
             http: Some(via.http),
@@ -105,7 +106,10 @@ impl ServerOperation {
 #[cfg(feature = "client")]
 impl ServerOperation {
     /// The operation of a request a client answers for its server (the transport is not known here).
-    pub(crate) fn answered_by_client(request: &RawRequest, inbound: &crate::engine::Inbound) -> ServerOperation {
+    pub(crate) fn answered_by_client(
+        request: &RawRequest,
+        inbound: &crate::engine::Inbound,
+    ) -> Option<ServerOperation> {
         let arrival = Arrival {
             http: None,
             ambient: None,
@@ -119,7 +123,9 @@ impl ServerOperation {
 
 impl ServerOperation {
     /// Starts the span of `request`: child of the context its `_meta` carries, linked to the transport's.
-    pub(crate) fn start(request: &RawRequest, arrival: Arrival<'_>) -> ServerOperation {
+    /// `None` while telemetry is not enabled.
+    pub(crate) fn start(request: &RawRequest, arrival: Arrival<'_>) -> Option<ServerOperation> {
+        let instruments = instruments::get()?;
         let started = Instant::now();
         // The method comes from the peer: bounded like every other text it sends.
         let method = super::bounded(request.method.as_str());
@@ -156,15 +162,15 @@ impl ServerOperation {
         let ambient = arrival.ambient.unwrap_or_else(Context::current).span().span_context().clone();
         let links = if ambient.is_valid() { vec![Link::with_context(ambient)] } else { Vec::new() };
 
-        let tracer = &instruments::get().tracer;
+        let tracer = &instruments.tracer;
         let span = tracer
             .span_builder(target.span_name(method))
             .with_kind(SpanKind::Server)
             .with_attributes(span_attributes)
             .with_links(links)
             .start_with_context(tracer, &parent);
-        let recording = Recording::new(parent.with_span(span), started, metric, method, Side::Receiver);
-        ServerOperation { recording, cancellation: arrival.cancellation }
+        let recording = Recording::new(instruments, parent.with_span(span), started, metric, method, Side::Receiver);
+        Some(ServerOperation { recording, cancellation: arrival.cancellation })
     }
 
     /// Runs the request's handling with the span current, then ends the span and records the duration.

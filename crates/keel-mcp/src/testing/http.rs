@@ -80,7 +80,8 @@ impl FrameReader for HttpServiceReader {
     }
 }
 
-/// The sending half of an [`HttpServiceTransport`]. Closing it ends every response stream.
+/// The sending half of an [`HttpServiceTransport`]. Closing it ends every response stream and a legacy
+/// session (`DELETE`).
 #[derive(Debug)]
 pub struct HttpServiceWriter {
     service: McpService,
@@ -140,6 +141,12 @@ impl FrameWriter for HttpServiceWriter {
 
     async fn close(mut self) -> io::Result<()> {
         self.calls.abort_all();
+        // A legacy session ends with the client, as the HTTP transport ends it.
+        if lock(&self.session).id.is_some() {
+            let request = Request::builder().method(Method::DELETE).uri("/mcp").header("host", "localhost");
+            let request = self.legacy_headers(request).body(Full::new(Bytes::new())).unwrap_or_default();
+            let _ = call(self.service.clone(), request).await;
+        }
         Ok(())
     }
 }

@@ -74,7 +74,9 @@ pub(crate) async fn dispatch(
     let operation = crate::telemetry::server::ServerOperation::dispatched(&request, &call, session);
     let handling = route(server, session, request, call, headers).instrument(span);
     #[cfg(feature = "otel")]
-    let handling = operation.run(handling);
+    if let Some(operation) = operation {
+        return operation.run(handling).await;
+    }
     handling.await
 }
 
