@@ -47,9 +47,9 @@ pub(crate) mod input;
 pub(crate) mod peer_addr;
 mod principal;
 mod prompt;
-mod request;
+pub(crate) mod request;
 mod resource;
-mod session;
+pub(crate) mod session;
 #[cfg(feature = "skills")]
 mod skills;
 mod state;
