@@ -35,6 +35,8 @@ pub mod auth;
 pub mod client;
 #[cfg(feature = "engine")]
 pub mod engine;
+#[cfg(feature = "engine")]
+pub mod middleware;
 #[cfg(feature = "server")]
 pub mod server;
 /// The `schemars` (major version 1) that tool and prompt argument types derive `JsonSchema` from. Use it

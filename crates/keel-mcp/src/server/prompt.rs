@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::context::RequestContext;
 use super::error::HandlerError;
+use super::middleware::{Next, OperationLayer};
 use super::tool::schema_of;
 use crate::engine::BoxFuture;
 use crate::protocol::display::Role;
@@ -110,6 +111,8 @@ pub(crate) type ErasedPrompt = Arc<
 pub struct PromptDef {
     pub(crate) prompt: Prompt,
     pub(crate) get: ErasedPrompt,
+    /// This prompt's own operation layers.
+    pub(crate) layers: Option<Next>,
 }
 
 impl std::fmt::Debug for PromptDef {
@@ -134,7 +137,14 @@ impl PromptDef {
         let arguments = arguments_of(&schema_of::<H::Args>());
         let prompt =
             Prompt { name: name.into(), arguments: (!arguments.is_empty()).then_some(arguments), ..Default::default() };
-        PromptDef { prompt, get }
+        PromptDef { prompt, get, layers: None }
+    }
+
+    /// Puts an operation layer ([`middleware`](super::middleware)) around this prompt's handler only: it runs
+    /// after the server-wide layers. Several calls nest, the last outermost.
+    pub fn layer(mut self, layer: impl OperationLayer) -> Self {
+        self.layers = Some(Next::wrap(self.layers.take(), Next::handler_end(), layer));
+        self
     }
 
     /// Sets the description.

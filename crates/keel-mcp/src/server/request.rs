@@ -12,7 +12,9 @@ use super::context::{Channel, RequestContext};
 use super::header_params::HeaderValue;
 use super::inner::ServerInner;
 use super::input::{InputRound, StateBinding};
+use super::middleware::{Layered, Next};
 use super::session::LegacySession;
+use super::visibility::{Target, Viewer};
 use crate::engine::CancellationToken;
 use crate::protocol::capabilities::ClientCapabilities;
 use crate::protocol::jsonrpc::code;
@@ -194,6 +196,36 @@ pub(crate) fn context(
         #[cfg(feature = "tasks")]
         task: None,
     }
+}
+
+/// Whether the caller may see `target`. Every list and every call, read and get asks here, and only here:
+/// the one place where what a caller may see is decided, so lists and calls agree.
+pub(crate) fn visible(server: &ServerInner, viewer: &Viewer<'_>, target: Target<'_>) -> bool {
+    server.visibility.as_ref().is_none_or(|predicate| predicate.allows(viewer, target))
+}
+
+/// One page of the `items` the caller may see (`shown`), each turned into what the list holds (`entry`).
+/// Without a visibility predicate, the page is a slice of `items`: no filtering pass, no extra list.
+pub(crate) fn visible_page<T, U>(
+    server: &ServerInner,
+    items: &[T],
+    shown: impl Fn(&T) -> bool,
+    cursor: Option<&str>,
+    entry: impl Fn(&T) -> U,
+) -> Result<(Vec<U>, Option<String>), ErrorObject> {
+    if server.visibility.is_none() {
+        let (page, next_cursor) = paginate(items, cursor, server.page_size)?;
+        return Ok((page.iter().map(entry).collect(), next_cursor));
+    }
+    let items: Vec<&T> = items.iter().filter(|item| shown(item)).collect();
+    let (page, next_cursor) = paginate(&items, cursor, server.page_size)?;
+    Ok((page.iter().map(|item| entry(item)).collect(), next_cursor))
+}
+
+/// The layers a request for a target with `target_layers` goes through, if any: `None` (no cost) when
+/// neither the server nor the target has layers.
+pub(crate) fn layered(server: &ServerInner, target_layers: Option<&Next>, call: &mut Caller) -> Option<Layered> {
+    Layered::new(server.middleware.as_ref(), target_layers, &mut call.cancellation, server.limits.cancel_grace)
 }
 
 /// Opens the input round of a modern request: verifies the echoed state and keeps the answers.

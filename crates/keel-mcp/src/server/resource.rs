@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::context::RequestContext;
 use super::error::HandlerError;
+use super::middleware::{Next, OperationLayer};
 use super::uri_template::{TemplateError, UriTemplate};
 use crate::engine::BoxFuture;
 use crate::protocol::ResourceContents;
@@ -68,6 +69,8 @@ pub(crate) type ErasedRead = Arc<
 pub struct ResourceDef {
     pub(crate) resource: Resource,
     pub(crate) read: ErasedRead,
+    /// This resource's own operation layers.
+    pub(crate) layers: Option<Next>,
 }
 
 impl std::fmt::Debug for ResourceDef {
@@ -88,7 +91,7 @@ impl ResourceDef {
             let fut = read(ctx, uri);
             Box::pin(async move { fut.await.into_contents() })
         });
-        ResourceDef { resource: Resource::new(uri, name), read }
+        ResourceDef { resource: Resource::new(uri, name), read, layers: None }
     }
 
     /// A resource whose content is fixed text.
@@ -108,6 +111,13 @@ impl ResourceDef {
         let mime: Arc<str> = mime_type.into();
         Self::new(uri, name, move |_, uri| std::future::ready(ResourceContents::blob(uri, Some(&mime), blob.as_ref())))
             .mime_type(mime_type)
+    }
+
+    /// Puts an operation layer ([`middleware`](super::middleware)) around this resource's handler only: it runs
+    /// after the server-wide layers. Several calls nest, the last outermost.
+    pub fn layer(mut self, layer: impl OperationLayer) -> Self {
+        self.layers = Some(Next::wrap(self.layers.take(), Next::handler_end(), layer));
+        self
     }
 
     /// Sets the description.
@@ -158,6 +168,8 @@ pub struct TemplateDef {
     pub(crate) template: ResourceTemplate,
     pub(crate) matcher: UriTemplate,
     pub(crate) read: ErasedRead,
+    /// The operation layers of every read this template serves.
+    pub(crate) layers: Option<Next>,
 }
 
 impl std::fmt::Debug for TemplateDef {
@@ -181,7 +193,7 @@ impl TemplateDef {
         });
         let template =
             ResourceTemplate { uri_template: uri_template.to_owned(), name: name.into(), ..Default::default() };
-        Ok(TemplateDef { template, matcher, read })
+        Ok(TemplateDef { template, matcher, read, layers: None })
     }
 
     /// Like [`TemplateDef::try_new`], for templates written in the source.
@@ -195,6 +207,13 @@ impl TemplateDef {
         R: IntoContents,
     {
         Self::try_new(uri_template, name, read).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Puts an operation layer ([`middleware`](super::middleware)) around this template's handler (every URI it matches) only: it runs
+    /// after the server-wide layers. Several calls nest, the last outermost.
+    pub fn layer(mut self, layer: impl OperationLayer) -> Self {
+        self.layers = Some(Next::wrap(self.layers.take(), Next::handler_end(), layer));
+        self
     }
 
     /// Sets the description.

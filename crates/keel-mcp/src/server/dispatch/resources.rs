@@ -7,53 +7,55 @@ use crate::protocol::jsonrpc::code;
 use crate::protocol::lifecycle::EmptyResult;
 use crate::protocol::resources::{
     ListResourceTemplatesParams, ListResourceTemplatesResult, ListResourcesParams, ListResourcesResult,
-    ReadResourceResult, SubscribeParams,
+    ReadResourceParams, ReadResourceResult, SubscribeParams,
 };
 use crate::protocol::{ErrorObject, Request as _, decode_params};
 use crate::server::catalog::Catalog;
 use crate::server::error::Disclosed;
 use crate::server::input::StateBinding;
+use crate::server::middleware::{Handler, Next, Reply};
 use crate::server::request::{
     Caller, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish, input_required,
-    legacy_only, open_input, paginate, scope,
+    layered, legacy_only, open_input, scope, visible, visible_page,
 };
+use crate::server::resource::{ErasedRead, ResourceDef, TemplateDef, TemplateVars};
+use crate::server::visibility::{Target, Viewer};
 
 /// `resources/list`.
-pub(super) fn list(req: Incoming<'_>) -> Outcome {
+pub(super) fn list(req: Incoming<'_>, call: &Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     let params: ListResourcesParams = decode_params(params)?;
     let scope = scope(server, session, params.meta(), false, headers)?;
     declared(server.capabilities.resources.is_some(), method)?;
     let catalog = server.catalog();
-    let (page, next_cursor) = paginate(&catalog.resources, params.cursor.as_deref(), server.page_size)?;
-    let mut result = ListResourcesResult {
-        resources: page.iter().map(|r| r.resource.clone()).collect(),
-        next_cursor,
-        ..Default::default()
-    };
+    let viewer = Viewer::new(call.channel.client(), &scope.version);
+    let shown = |r: &ResourceDef| visible(server, &viewer, Target::Resource(&r.resource));
+    let cursor = params.cursor.as_deref();
+    let (resources, next_cursor) = visible_page(server, &catalog.resources, shown, cursor, |r| r.resource.clone())?;
+    let mut result = ListResourcesResult { resources, next_cursor, ..Default::default() };
     (result.ttl_ms, result.cache_scope) = cache(server, &scope);
     finish(server, &scope, result)
 }
 
 /// `resources/templates/list`.
-pub(super) fn templates(req: Incoming<'_>) -> Outcome {
+pub(super) fn templates(req: Incoming<'_>, call: &Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     let params: ListResourceTemplatesParams = decode_params(params)?;
     let scope = scope(server, session, params.meta(), false, headers)?;
     declared(server.capabilities.resources.is_some(), method)?;
     let catalog = server.catalog();
-    let (page, next_cursor) = paginate(&catalog.templates, params.cursor.as_deref(), server.page_size)?;
-    let mut result = ListResourceTemplatesResult {
-        resource_templates: page.iter().map(|t| t.template.clone()).collect(),
-        next_cursor,
-        ..Default::default()
-    };
+    let viewer = Viewer::new(call.channel.client(), &scope.version);
+    let shown = |t: &TemplateDef| visible(server, &viewer, Target::Template(&t.template));
+    let cursor = params.cursor.as_deref();
+    let (resource_templates, next_cursor) =
+        visible_page(server, &catalog.templates, shown, cursor, |t| t.template.clone())?;
+    let mut result = ListResourceTemplatesResult { resource_templates, next_cursor, ..Default::default() };
     (result.ttl_ms, result.cache_scope) = cache(server, &scope);
     finish(server, &scope, result)
 }
 
 /// `resources/read`: a listed resource or the first template that matches.
-pub(super) async fn read(req: Incoming<'_>, call: Caller) -> Outcome {
+pub(super) async fn read(req: Incoming<'_>, mut call: Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     let params: TargetedIn = decode_params(params)?;
     let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
@@ -62,11 +64,21 @@ pub(super) async fn read(req: Incoming<'_>, call: Caller) -> Outcome {
     check_uri_length(server, &uri)?;
     check_name(headers, &uri)?;
     let catalog = server.catalog();
-    let (read, vars) = find_resource(&catalog, &uri).ok_or_else(|| resource_not_found(&scope, &uri))?;
+    let viewer = Viewer::new(call.channel.client(), &scope.version);
+    let found = find_resource(&catalog, &uri).filter(|found| visible(server, &viewer, found.target));
+    let Found { read, vars, layers, .. } = found.ok_or_else(|| resource_not_found(&scope, &uri))?;
     let binding = StateBinding { method, target: &uri, arguments: None };
     let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
+    let layered = layered(server, layers, &mut call);
     let ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
-    match read(ctx, uri.clone(), vars).await {
+    let read = match layered {
+        None => read(ctx, uri.clone(), vars),
+        Some(layered) => {
+            let handler = Handler::Resource(read.clone(), vars);
+            layered.run(ReadResourceParams::METHOD, uri.clone(), None, ctx, handler, Reply::into_resource)
+        }
+    };
+    match read.await {
         Ok(contents) if contents.is_empty() => Err(resource_not_found(&scope, &uri)),
         Ok(contents) => {
             let mut result = ReadResourceResult { contents, ..Default::default() };
@@ -83,7 +95,7 @@ pub(super) async fn read(req: Incoming<'_>, call: Caller) -> Outcome {
 }
 
 /// `resources/subscribe` and `resources/unsubscribe` (legacy; replaced by `subscriptions/listen`).
-pub(super) fn subscribe(req: Incoming<'_>) -> Outcome {
+pub(super) fn subscribe(req: Incoming<'_>, call: &Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     let params: SubscribeParams = decode_params(params)?;
     let scope = scope(server, session, params.meta(), false, headers)?;
@@ -93,7 +105,10 @@ pub(super) fn subscribe(req: Incoming<'_>) -> Outcome {
     check_uri_length(server, &params.uri)?;
     let subscribing = method == SubscribeParams::METHOD;
     // Only what the server can read can change: a subscription to anything else would never fire.
-    if subscribing && find_resource(&server.catalog(), &params.uri).is_none() {
+    let viewer = Viewer::new(call.channel.client(), &scope.version);
+    let catalog = server.catalog();
+    let found = find_resource(&catalog, &params.uri).filter(|found| visible(server, &viewer, found.target));
+    if subscribing && found.is_none() {
         return Err(resource_not_found(&scope, &params.uri));
     }
     if let Some(session) = session {
@@ -123,13 +138,23 @@ fn check_uri_length(server: &crate::server::inner::ServerInner, uri: &str) -> Re
     }
     Ok(())
 }
-type Reader = crate::server::resource::ErasedRead;
+/// What a URI reads: a listed resource or the first template that matches it.
+struct Found<'a> {
+    read: &'a ErasedRead,
+    vars: TemplateVars,
+    layers: Option<&'a Next>,
+    /// What the visibility predicate decides on.
+    target: Target<'a>,
+}
 
-fn find_resource(catalog: &Catalog, uri: &str) -> Option<(Reader, crate::server::resource::TemplateVars)> {
+fn find_resource<'a>(catalog: &'a Catalog, uri: &str) -> Option<Found<'a>> {
     if let Some(resource) = catalog.resource(uri) {
-        return Some((resource.read.clone(), BTreeMap::new()));
+        let target = Target::Resource(&resource.resource);
+        return Some(Found { read: &resource.read, vars: BTreeMap::new(), layers: resource.layers.as_ref(), target });
     }
-    catalog.match_template(uri).map(|(template, vars)| (template.read.clone(), vars))
+    let (template, vars) = catalog.match_template(uri)?;
+    let target = Target::Template(&template.template);
+    Some(Found { read: &template.read, vars, layers: template.layers.as_ref(), target })
 }
 
 /// Resource not found: -32602 with `data.uri` from 2026-07-28 on (SEP-2164), -32002 before.
