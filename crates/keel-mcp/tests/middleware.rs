@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 use keel_mcp::client::Client;
+use keel_mcp::client::middleware::Outgoing;
 use keel_mcp::middleware::from_fn;
 use keel_mcp::protocol::tools::CallToolResult;
 use keel_mcp::protocol::{ErrorObject, Implementation, ProtocolVersion};
@@ -365,4 +366,88 @@ async fn without_a_principal_hidden_targets_stay_hidden_on_streams() {
     let tools = client.list_tools(None).await.unwrap();
     assert_eq!(tools.tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["hello"]);
     assert!(client.call_tool("admin_reset", json!({})).await.is_err());
+}
+
+/// A server whose layer refuses the first two attempts at `flaky` and records the tenant each attempt
+/// carried in its `_meta`.
+fn flaky_server(attempts: &Log) -> Server {
+    let attempts = attempts.clone();
+    Server::builder(Implementation::new("t", "1"))
+        .layer(from_fn(move |op: Operation, next: Next| {
+            let attempts = attempts.clone();
+            async move {
+                let tenant = op.meta().and_then(|m| m.other.get("example.com/tenant")).cloned();
+                let count = {
+                    let mut attempts = attempts.lock().unwrap();
+                    attempts.push(format!("{} {tenant:?}", op.target()));
+                    attempts.len()
+                };
+                if count < 3 {
+                    return Err(HandlerError::Protocol(ErrorObject::internal("busy, try again")));
+                }
+                next.run(op).await
+            }
+        }))
+        .tool("flaky", "Works on the third attempt", |_: NoArgs| async { "finally" })
+        .build()
+}
+
+#[tokio::test]
+async fn a_client_layer_retries_tags_and_audits_requests_in_both_eras() {
+    for version in &ERAS {
+        let attempts: Log = Arc::default();
+        let audit: Log = Arc::default();
+        let record = audit.clone();
+        let retry = from_fn(move |mut request: Outgoing, next: keel_mcp::client::middleware::Next| {
+            let record = record.clone();
+            async move {
+                request.meta_mut().insert("example.com/tenant".into(), "acme".into());
+                let mut tries = 0;
+                loop {
+                    tries += 1;
+                    let answer = next.clone().run(request.clone()).await;
+                    record.lock().unwrap().push(format!("{} ok={}", request.method(), answer.is_ok()));
+                    match answer {
+                        Err(keel_mcp::Error::Rpc(e)) if e.message == "busy, try again" && tries < 3 => continue,
+                        other => return other,
+                    }
+                }
+            }
+        });
+        let (a, b) = memory::pair();
+        let _running = flaky_server(&attempts).serve(a);
+        let client = Client::builder(Implementation::new("t", "1"))
+            .protocol_versions([version.clone()])
+            .layer(retry)
+            .connect(b)
+            .await
+            .unwrap();
+        let result = client.call_tool("flaky", json!({})).await.unwrap();
+        assert_eq!(text(&result), "finally", "{version}");
+        assert_eq!(*attempts.lock().unwrap(), [r#"flaky Some(String("acme"))"#; 3], "{version}");
+        assert_eq!(*audit.lock().unwrap(), ["tools/call ok=false", "tools/call ok=false", "tools/call ok=true"]);
+        // Every request goes through the layers, lists included.
+        client.list_tools(None).await.unwrap();
+        assert_eq!(audit.lock().unwrap().last().unwrap(), "tools/list ok=true", "{version}");
+        client.close().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn tower_timeout_works_on_the_client_too() {
+    let server = Server::builder(Implementation::new("t", "1"))
+        .tool("sleepy", "Sleeps", |_: NoArgs| async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            "awake"
+        })
+        .build();
+    let (a, b) = memory::pair();
+    let _running = server.serve(a);
+    let client = Client::builder(Implementation::new("t", "1"))
+        .layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(1)))
+        .connect(b)
+        .await
+        .unwrap();
+    let error = client.call_tool("sleepy", json!({})).await.unwrap_err();
+    assert!(matches!(&error, keel_mcp::Error::Protocol(m) if m.contains("timed out")), "{error:?}");
 }

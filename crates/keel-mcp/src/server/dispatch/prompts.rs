@@ -35,7 +35,7 @@ pub(super) fn list(req: Incoming<'_>, call: &Caller) -> Outcome {
 /// `prompts/get`.
 pub(super) async fn get(req: Incoming<'_>, mut call: Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
-    let params: TargetedIn = decode_params(params)?;
+    let mut params: TargetedIn = decode_params(params)?;
     let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
     declared(server.capabilities.prompts.is_some(), method)?;
     let name = params.name.ok_or_else(|| ErrorObject::invalid_params("missing name"))?;
@@ -60,7 +60,8 @@ pub(super) async fn get(req: Incoming<'_>, mut call: Caller) -> Outcome {
         Some(layered) => {
             let handler = Handler::Prompt(prompt.get.clone(), arguments);
             let raw = params.arguments.clone();
-            layered.run(GetPromptParams::METHOD, name.clone(), raw, ctx, handler, Reply::into_prompt)
+            let meta = params.meta.take();
+            layered.run(GetPromptParams::METHOD, name.clone(), raw, meta, ctx, handler, Reply::into_prompt)
         }
     };
     match get.await {

@@ -57,7 +57,7 @@ pub(super) fn templates(req: Incoming<'_>, call: &Caller) -> Outcome {
 /// `resources/read`: a listed resource or the first template that matches.
 pub(super) async fn read(req: Incoming<'_>, mut call: Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
-    let params: TargetedIn = decode_params(params)?;
+    let mut params: TargetedIn = decode_params(params)?;
     let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
     declared(server.capabilities.resources.is_some(), method)?;
     let uri = params.uri.ok_or_else(|| ErrorObject::invalid_params("missing uri"))?;
@@ -75,7 +75,8 @@ pub(super) async fn read(req: Incoming<'_>, mut call: Caller) -> Outcome {
         None => read(ctx, uri.clone(), vars),
         Some(layered) => {
             let handler = Handler::Resource(read.clone(), vars);
-            layered.run(ReadResourceParams::METHOD, uri.clone(), None, ctx, handler, Reply::into_resource)
+            let meta = params.meta.take();
+            layered.run(ReadResourceParams::METHOD, uri.clone(), None, meta, ctx, handler, Reply::into_resource)
         }
     };
     match read.await {

@@ -35,7 +35,7 @@ pub(super) fn list(req: Incoming<'_>, call: &Caller) -> Outcome {
 /// its outcome into a result, a tool error or an input-required result.
 pub(super) async fn call(req: Incoming<'_>, mut call: Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
-    let params: TargetedIn = decode_params(params)?;
+    let mut params: TargetedIn = decode_params(params)?;
     let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
     let name = params.name.ok_or_else(|| ErrorObject::invalid_params("missing name"))?;
     check_name(headers, &name)?;
@@ -70,7 +70,8 @@ pub(super) async fn call(req: Incoming<'_>, mut call: Caller) -> Outcome {
         Some(layered) => {
             let handler = Handler::Tool(tool.run.clone());
             let arguments = params.arguments.clone();
-            layered.run(CallToolParams::METHOD, name.clone(), arguments, ctx, handler, Reply::into_tool)
+            let meta = params.meta.take();
+            layered.run(CallToolParams::METHOD, name.clone(), arguments, meta, ctx, handler, Reply::into_tool)
         }
     };
     let outcome = match task.run(server, &scope, run).await {

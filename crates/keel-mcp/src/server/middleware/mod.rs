@@ -81,6 +81,7 @@ use super::error::HandlerError;
 use super::principal::Principal;
 use crate::engine::CancellationToken;
 use crate::protocol::ResourceContents;
+use crate::protocol::meta::RequestMeta;
 use crate::protocol::prompts::GetPromptResult;
 use crate::protocol::tools::CallToolResult;
 use crate::protocol::version::Era;
@@ -91,6 +92,7 @@ pub struct Operation {
     method: &'static str,
     target: String,
     arguments: Option<Box<RawValue>>,
+    meta: Option<RequestMeta>,
     context: RequestContext,
     /// The handler at the end of the chain.
     handler: Handler,
@@ -114,6 +116,12 @@ impl Operation {
     /// decodes what it needs.
     pub fn arguments(&self) -> Option<&RawValue> {
         self.arguments.as_deref()
+    }
+
+    /// The request's `_meta`: what the protocol defines (progress token, the 2026-07-28 protocol version
+    /// and capabilities) and, in [`other`](RequestMeta::other), any further keys the client sent.
+    pub fn meta(&self) -> Option<&RequestMeta> {
+        self.meta.as_ref()
     }
 
     /// The context the handler will get: request id, protocol version, principal, cancellation, shared state.

@@ -13,6 +13,7 @@ use tokio::sync::Mutex;
 use super::{BoxError, Layer, Operation, OperationError, Reply, Service, handler_error};
 use crate::engine::{BoxFuture, CancellationToken, cancel_on_drop};
 use crate::protocol::ResourceContents;
+use crate::protocol::meta::RequestMeta;
 use crate::protocol::prompts::GetPromptResult;
 use crate::protocol::tools::CallToolResult;
 use crate::server::context::RequestContext;
@@ -232,6 +233,7 @@ impl Layered {
         method: &'static str,
         target: String,
         arguments: Option<Box<RawValue>>,
+        meta: Option<RequestMeta>,
         context: RequestContext,
         handler: Handler,
         expect: fn(Reply) -> Option<T>,
@@ -241,7 +243,7 @@ impl Layered {
             (Some(server), target) => (server, target),
             (None, target) => (target.unwrap_or_else(Next::handler_end), None),
         };
-        let op = Operation { method, target, arguments, context, handler, target_chain, link };
+        let op = Operation { method, target, arguments, meta, context, handler, target_chain, link };
         Box::pin(async move {
             let reply = chain.run(op).await?;
             expect(reply).ok_or_else(|| {
