@@ -78,7 +78,9 @@ impl Target<'_> {
 
 /// The predicate [`ServerBuilder::visibility`](super::ServerBuilder::visibility) installs.
 #[derive(Clone)]
-pub(crate) struct Predicate(pub(crate) Arc<dyn Fn(&Viewer<'_>, Target<'_>) -> bool + Send + Sync>);
+pub(crate) struct Predicate(pub(crate) Arc<PredicateFn>);
+
+type PredicateFn = dyn Fn(&Viewer<'_>, Target<'_>) -> bool + Send + Sync;
 
 impl fmt::Debug for Predicate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -8,7 +8,7 @@ use crate::protocol::{ErrorObject, Request as _, decode_params};
 use crate::server::completion::{CompletionRequest, CompletionTarget};
 use crate::server::error::Disclosed;
 use crate::server::input::StateBinding;
-use crate::server::middleware::{Handler, Reply};
+use crate::server::middleware::{Handler, Reply, Targeted};
 use crate::server::prompt::PromptDef;
 use crate::server::request::{
     Caller, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, layered,
@@ -59,9 +59,9 @@ pub(super) async fn get(req: Incoming<'_>, mut call: Caller) -> Outcome {
         None => (prompt.get)(ctx, arguments),
         Some(layered) => {
             let handler = Handler::Prompt(prompt.get.clone(), arguments);
-            let raw = params.arguments.clone();
-            let meta = params.meta.take();
-            layered.run(GetPromptParams::METHOD, name.clone(), raw, meta, ctx, handler, Reply::into_prompt)
+            let (arguments, meta) = (params.arguments.clone(), params.meta.take());
+            let request = Targeted { method: GetPromptParams::METHOD, target: name.clone(), arguments, meta };
+            layered.run(request, ctx, handler, Reply::into_prompt)
         }
     };
     match get.await {

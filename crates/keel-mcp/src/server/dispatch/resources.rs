@@ -13,7 +13,7 @@ use crate::protocol::{ErrorObject, Request as _, decode_params};
 use crate::server::catalog::Catalog;
 use crate::server::error::Disclosed;
 use crate::server::input::StateBinding;
-use crate::server::middleware::{Handler, Next, Reply};
+use crate::server::middleware::{Handler, Next, Reply, Targeted};
 use crate::server::request::{
     Caller, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish, input_required,
     layered, legacy_only, open_input, scope, visible, visible_page,
@@ -76,7 +76,8 @@ pub(super) async fn read(req: Incoming<'_>, mut call: Caller) -> Outcome {
         Some(layered) => {
             let handler = Handler::Resource(read.clone(), vars);
             let meta = params.meta.take();
-            layered.run(ReadResourceParams::METHOD, uri.clone(), None, meta, ctx, handler, Reply::into_resource)
+            let request = Targeted { method: ReadResourceParams::METHOD, target: uri.clone(), arguments: None, meta };
+            layered.run(request, ctx, handler, Reply::into_resource)
         }
     };
     match read.await {

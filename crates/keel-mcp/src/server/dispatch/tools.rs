@@ -5,7 +5,7 @@ use crate::protocol::tools::{CallToolResult, ListToolsParams, ListToolsResult};
 use crate::protocol::{ErrorObject, JsonObject, Request as _, decode_params};
 use crate::server::error::NoToolResult;
 use crate::server::input::StateBinding;
-use crate::server::middleware::{Handler, Reply};
+use crate::server::middleware::{Handler, Reply, Targeted};
 use crate::server::request::{
     Caller, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, layered,
     open_input, scope, visible, visible_page,
@@ -69,9 +69,9 @@ pub(super) async fn call(req: Incoming<'_>, mut call: Caller) -> Outcome {
         None => (tool.run)(ctx, params.arguments.as_deref()),
         Some(layered) => {
             let handler = Handler::Tool(tool.run.clone());
-            let arguments = params.arguments.clone();
-            let meta = params.meta.take();
-            layered.run(CallToolParams::METHOD, name.clone(), arguments, meta, ctx, handler, Reply::into_tool)
+            let (arguments, meta) = (params.arguments.clone(), params.meta.take());
+            let request = Targeted { method: CallToolParams::METHOD, target: name.clone(), arguments, meta };
+            layered.run(request, ctx, handler, Reply::into_tool)
         }
     };
     let outcome = match task.run(server, &scope, run).await {

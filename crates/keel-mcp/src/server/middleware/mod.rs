@@ -1,7 +1,7 @@
 //! Operation middleware: tower layers around the MCP operations that run a handler — `tools/call`,
 //! `resources/read`, `prompts/get` — on every transport and in both eras.
 //!
-//! A layer is a [`tower::Layer`](Layer) over [`Next`], whose service takes an [`Operation`] (the method,
+//! A layer is a tower [`Layer`] over [`Next`], whose service takes an [`Operation`] (the method,
 //! the target's name, its raw arguments and the handler's [`RequestContext`]: principal, request id,
 //! protocol version, cancellation) and answers with a [`Reply`]. So a layer can:
 //!
@@ -73,7 +73,7 @@ use serde_json::value::RawValue;
 
 pub use self::next::Next;
 pub use self::next::OperationLayer;
-pub(crate) use self::next::{Handler, Layered, Link};
+pub(crate) use self::next::{Handler, Layered, Link, Targeted};
 pub use crate::middleware::{BoxError, Layer, Service};
 
 use super::context::RequestContext;

@@ -148,19 +148,16 @@ where
 /// The types are the definitions' erased handlers (`tool::ErasedTool`, `resource::ErasedRead`,
 /// `prompt::ErasedPrompt`), spelled out so that this module imports none of the modules that import it.
 pub(crate) enum Handler {
-    Tool(
-        Arc<dyn Fn(RequestContext, Option<&RawValue>) -> BoxFuture<Result<CallToolResult, HandlerError>> + Send + Sync>,
-    ),
-    Resource(
-        Arc<
-            dyn Fn(RequestContext, String, Vars) -> BoxFuture<Result<Vec<ResourceContents>, HandlerError>>
-                + Send
-                + Sync,
-        >,
-        Vars,
-    ),
-    Prompt(Arc<dyn Fn(RequestContext, Vars) -> BoxFuture<Result<GetPromptResult, HandlerError>> + Send + Sync>, Vars),
+    Tool(ToolFn),
+    Resource(ReadFn, Vars),
+    Prompt(PromptFn, Vars),
 }
+
+type ToolFn =
+    Arc<dyn Fn(RequestContext, Option<&RawValue>) -> BoxFuture<Result<CallToolResult, HandlerError>> + Send + Sync>;
+type ReadFn =
+    Arc<dyn Fn(RequestContext, String, Vars) -> BoxFuture<Result<Vec<ResourceContents>, HandlerError>> + Send + Sync>;
+type PromptFn = Arc<dyn Fn(RequestContext, Vars) -> BoxFuture<Result<GetPromptResult, HandlerError>> + Send + Sync>;
 
 /// Template variables, or prompt arguments.
 type Vars = BTreeMap<String, String>;
@@ -230,10 +227,7 @@ impl Layered {
     /// Sends the operation through the chain; `expect` takes the reply apart for the method.
     pub(crate) fn run<T: Send + 'static>(
         self,
-        method: &'static str,
-        target: String,
-        arguments: Option<Box<RawValue>>,
-        meta: Option<RequestMeta>,
+        request: Targeted,
         context: RequestContext,
         handler: Handler,
         expect: fn(Reply) -> Option<T>,
@@ -243,6 +237,7 @@ impl Layered {
             (Some(server), target) => (server, target),
             (None, target) => (target.unwrap_or_else(Next::handler_end), None),
         };
+        let Targeted { method, target, arguments, meta } = request;
         let op = Operation { method, target, arguments, meta, context, handler, target_chain, link };
         Box::pin(async move {
             let reply = chain.run(op).await?;
@@ -251,4 +246,12 @@ impl Layered {
             })
         })
     }
+}
+
+/// What a layered request names: its method, target, arguments and `_meta`.
+pub(crate) struct Targeted {
+    pub(crate) method: &'static str,
+    pub(crate) target: String,
+    pub(crate) arguments: Option<Box<RawValue>>,
+    pub(crate) meta: Option<RequestMeta>,
 }
