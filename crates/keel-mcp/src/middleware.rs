@@ -5,6 +5,12 @@
 //! hand.
 
 use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::sync::Mutex;
+
+use crate::engine::BoxFuture;
 
 pub use tower_layer::Layer;
 pub use tower_service::Service;
@@ -53,5 +59,61 @@ pub struct FromFn<F, S> {
 impl<F, S> fmt::Debug for FromFn<F, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FromFn").finish_non_exhaustive()
+    }
+}
+
+/// A layered service with its types erased, shared by the clones of the chain it heads. Tower services are
+/// driven through `&mut self` (readiness, then one call), so callers take turns through that part; the calls
+/// themselves then run side by side.
+pub(crate) struct Shared<Req, Resp>(Arc<Mutex<Box<dyn ErasedService<Req, Resp>>>>);
+
+impl<Req, Resp> Clone for Shared<Req, Resp> {
+    fn clone(&self) -> Self {
+        Shared(self.0.clone())
+    }
+}
+
+impl<Req: Send + 'static, Resp: 'static> Shared<Req, Resp> {
+    pub(crate) fn new<S>(service: S) -> Self
+    where
+        S: Service<Req, Response = Resp> + Send + 'static,
+        S::Error: Into<BoxError>,
+        S::Future: Send + 'static,
+    {
+        Shared(Arc::new(Mutex::new(Box::new(service))))
+    }
+
+    /// Waits for the service to be ready, calls it, and waits for its answer.
+    pub(crate) fn call(&self, request: Req) -> BoxFuture<Result<Resp, BoxError>> {
+        let service = self.0.clone();
+        Box::pin(async move {
+            let mut service = service.lock().await;
+            std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
+            let answer = service.call(request);
+            // Ready and called: the next caller may get ready while this call runs.
+            drop(service);
+            answer.await
+        })
+    }
+}
+
+trait ErasedService<Req, Resp>: Send {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>>;
+    fn call(&mut self, request: Req) -> BoxFuture<Result<Resp, BoxError>>;
+}
+
+impl<S, Req> ErasedService<Req, S::Response> for S
+where
+    S: Service<Req> + Send,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Service::poll_ready(self, cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: Req) -> BoxFuture<Result<S::Response, BoxError>> {
+        let answer = Service::call(self, request);
+        Box::pin(async move { answer.await.map_err(Into::into) })
     }
 }

@@ -30,16 +30,15 @@
 //! ```
 
 use std::fmt;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use tokio::sync::Mutex;
 
 use crate::engine::{BoxFuture, Peer, RequestOptions};
 use crate::error::Error;
+use crate::middleware::Shared;
 pub use crate::middleware::{BoxError, Layer, Service};
 use crate::protocol::lifecycle::EmptyResult;
 use crate::protocol::meta::RequestMeta;
@@ -127,8 +126,8 @@ pub struct Next {
 enum Kind {
     /// Sends the request on its connection.
     Send,
-    /// A layered service; callers take turns through readiness and the call itself, then run side by side.
-    Layered(Arc<Mutex<Box<dyn ErasedService>>>),
+    /// A layered service.
+    Layered(Shared<Outgoing, Box<RawValue>>),
 }
 
 impl Next {
@@ -165,16 +164,7 @@ impl Service<Outgoing> for Next {
     fn call(&mut self, request: Outgoing) -> Self::Future {
         match &self.kind {
             Kind::Send => Box::pin(async move { send(request).await.map_err(|e| Box::new(e) as BoxError) }),
-            Kind::Layered(service) => {
-                let service = service.clone();
-                Box::pin(async move {
-                    let mut service = service.lock().await;
-                    std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
-                    let answer = service.call(request);
-                    drop(service);
-                    answer.await
-                })
-            }
+            Kind::Layered(service) => service.call(request),
         }
     }
 }
@@ -234,29 +224,7 @@ where
     <L::Service as Service<Outgoing>>::Future: Send + 'static,
 {
     fn wrap_next(self, inner: Next) -> Next {
-        let service: Box<dyn ErasedService> = Box::new(self.layer(inner));
-        Next { kind: Kind::Layered(Arc::new(Mutex::new(service))) }
-    }
-}
-
-trait ErasedService: Send {
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>>;
-    fn call(&mut self, request: Outgoing) -> BoxFuture<Result<Box<RawValue>, BoxError>>;
-}
-
-impl<S> ErasedService for S
-where
-    S: Service<Outgoing, Response = Box<RawValue>> + Send,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-{
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Service::poll_ready(self, cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, request: Outgoing) -> BoxFuture<Result<Box<RawValue>, BoxError>> {
-        let answer = Service::call(self, request);
-        Box::pin(async move { answer.await.map_err(Into::into) })
+        Next { kind: Kind::Layered(Shared::new(self.layer(inner))) }
     }
 }
 

@@ -8,10 +8,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
-use tokio::sync::Mutex;
 
 use super::{BoxError, Layer, Operation, OperationError, Reply, Service, handler_error};
 use crate::engine::{BoxFuture, CancellationToken, cancel_on_drop};
+use crate::middleware::Shared;
 use crate::protocol::ResourceContents;
 use crate::protocol::meta::RequestMeta;
 use crate::protocol::prompts::GetPromptResult;
@@ -33,9 +33,8 @@ enum Kind {
     Target,
     /// The end of a target's chain: its handler.
     Handler,
-    /// A layered service. Tower services are driven through `&mut self` (readiness, then one call), so
-    /// callers take turns through that part; the calls themselves then run side by side.
-    Layered(Arc<Mutex<Box<dyn ErasedService>>>),
+    /// A layered service.
+    Layered(Shared<Operation, Reply>),
 }
 
 impl Next {
@@ -86,17 +85,7 @@ impl Service<Operation> for Next {
                 Some(mut chain) => Service::call(&mut chain, op),
                 None => run_handler(op),
             },
-            Kind::Layered(service) => {
-                let service = service.clone();
-                Box::pin(async move {
-                    let mut service = service.lock().await;
-                    std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
-                    let reply = service.call(op);
-                    // Ready and called: the next caller may get ready while this call runs.
-                    drop(service);
-                    reply.await
-                })
-            }
+            Kind::Layered(service) => service.call(op),
         }
     }
 }
@@ -117,30 +106,7 @@ where
     <L::Service as Service<Operation>>::Future: Send + 'static,
 {
     fn wrap_next(self, inner: Next) -> Next {
-        let service: Box<dyn ErasedService> = Box::new(self.layer(inner));
-        Next { kind: Kind::Layered(Arc::new(Mutex::new(service))) }
-    }
-}
-
-/// A layered service with its types erased.
-trait ErasedService: Send {
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>>;
-    fn call(&mut self, op: Operation) -> BoxFuture<Result<Reply, BoxError>>;
-}
-
-impl<S> ErasedService for S
-where
-    S: Service<Operation, Response = Reply> + Send,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-{
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Service::poll_ready(self, cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, op: Operation) -> BoxFuture<Result<Reply, BoxError>> {
-        let reply = Service::call(self, op);
-        Box::pin(async move { reply.await.map_err(Into::into) })
+        Next { kind: Kind::Layered(Shared::new(self.layer(inner))) }
     }
 }
 
