@@ -69,6 +69,8 @@ pub(crate) type ErasedRead = Arc<
 pub struct ResourceDef {
     pub(crate) resource: Resource,
     pub(crate) read: ErasedRead,
+    /// OAuth scopes a caller needs (all of them).
+    pub(crate) scopes: Vec<String>,
     /// This resource's own operation layers.
     pub(crate) layers: Option<Next>,
 }
@@ -91,7 +93,7 @@ impl ResourceDef {
             let fut = read(ctx, uri);
             Box::pin(async move { fut.await.into_contents() })
         });
-        ResourceDef { resource: Resource::new(uri, name), read, layers: None }
+        ResourceDef { resource: Resource::new(uri, name), read, scopes: Vec::new(), layers: None }
     }
 
     /// A resource whose content is fixed text.
@@ -123,6 +125,15 @@ impl ResourceDef {
     /// Sets the description.
     pub fn description(mut self, description: impl Into<String>) -> Self {
         self.resource.description = Some(description.into());
+        self
+    }
+
+    /// Requires these OAuth scopes of the caller (all of them): over HTTP, a caller whose token lacks one is
+    /// refused with 403 `insufficient_scope` naming every scope needed, and lists leave this resource out
+    /// (see [`auth::resource`](crate::auth::resource)). Requests over stdio, a child process or in memory
+    /// carry no token and are not checked.
+    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
         self
     }
 
@@ -168,6 +179,8 @@ pub struct TemplateDef {
     pub(crate) template: ResourceTemplate,
     pub(crate) matcher: UriTemplate,
     pub(crate) read: ErasedRead,
+    /// OAuth scopes a caller needs (all of them) to read what the template matches.
+    pub(crate) scopes: Vec<String>,
     /// The operation layers of every read this template serves.
     pub(crate) layers: Option<Next>,
 }
@@ -193,7 +206,7 @@ impl TemplateDef {
         });
         let template =
             ResourceTemplate { uri_template: uri_template.to_owned(), name: name.into(), ..Default::default() };
-        Ok(TemplateDef { template, matcher, read, layers: None })
+        Ok(TemplateDef { template, matcher, read, scopes: Vec::new(), layers: None })
     }
 
     /// Like [`TemplateDef::try_new`], for templates written in the source.
@@ -219,6 +232,15 @@ impl TemplateDef {
     /// Sets the description.
     pub fn description(mut self, description: impl Into<String>) -> Self {
         self.template.description = Some(description.into());
+        self
+    }
+
+    /// Requires these OAuth scopes of the caller (all of them): over HTTP, a caller whose token lacks one is
+    /// refused with 403 `insufficient_scope` naming every scope needed, and lists leave this template out
+    /// (see [`auth::resource`](crate::auth::resource)). Requests over stdio, a child process or in memory
+    /// carry no token and are not checked.
+    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
         self
     }
 

@@ -9,10 +9,9 @@ use crate::server::completion::{CompletionRequest, CompletionTarget};
 use crate::server::error::Disclosed;
 use crate::server::input::StateBinding;
 use crate::server::middleware::{Handler, Reply, Targeted};
-use crate::server::prompt::PromptDef;
 use crate::server::request::{
     Caller, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, layered,
-    open_input, scope, visible, visible_page,
+    open_input, require_scopes, scope, visible,
 };
 use crate::server::visibility::{Target, Viewer};
 
@@ -23,11 +22,20 @@ pub(super) fn list(req: Incoming<'_>, call: &Caller) -> Outcome {
     let scope = scope(server, session, params.meta(), false, headers)?;
     declared(server.capabilities.prompts.is_some(), method)?;
     let catalog = server.catalog();
-    let viewer = Viewer::new(call.channel.client(), &scope.version);
-    let shown = |p: &PromptDef| visible(server, &viewer, Target::Prompt(&p.prompt));
-    let (prompts, next_cursor) =
-        visible_page(server, &catalog.prompts, shown, params.cursor.as_deref(), |p| p.prompt.clone())?;
-    let mut result = ListPromptsResult { prompts, next_cursor, ..Default::default() };
+    let cursor = params.cursor.as_deref();
+    let (page, next_cursor) = super::visible_page(
+        server,
+        &scope,
+        call,
+        &catalog.prompts,
+        |p| (&p.scopes, Target::Prompt(&p.prompt)),
+        cursor,
+    )?;
+    let mut result = ListPromptsResult {
+        prompts: page.iter().map(|p| p.prompt.clone()).collect(),
+        next_cursor,
+        ..Default::default()
+    };
     (result.ttl_ms, result.cache_scope) = cache(server, &scope);
     finish(server, &scope, result)
 }
@@ -46,6 +54,7 @@ pub(super) async fn get(req: Incoming<'_>, mut call: Caller) -> Outcome {
         .prompt(&name)
         .filter(|p| visible(server, &viewer, Target::Prompt(&p.prompt)))
         .ok_or_else(|| unknown_prompt(&name))?;
+    require_scopes(&call, &prompt.scopes)?;
     let arguments: BTreeMap<String, String> = match &params.arguments {
         Some(raw) => serde_json::from_str(raw.get())
             .map_err(|e| ErrorObject::invalid_params(format!("prompt arguments must be strings: {e}")))?,
@@ -90,10 +99,12 @@ pub(super) async fn complete(req: Incoming<'_>, call: &Caller) -> Outcome {
     let viewer = Viewer::new(call.channel.client(), &scope.version);
     let target = match &params.reference {
         CompletionReference::Prompt(p) => {
-            catalog
+            let prompt = catalog
                 .prompt(&p.name)
                 .filter(|found| visible(server, &viewer, Target::Prompt(&found.prompt)))
                 .ok_or_else(|| unknown_prompt(&p.name))?;
+            // Suggestions for a prompt's arguments are part of what its scopes guard.
+            require_scopes(call, &prompt.scopes)?;
             Some(CompletionTarget::Prompt(p.name.clone()))
         }
         CompletionReference::Resource(r) => {

@@ -16,9 +16,9 @@ use crate::server::input::StateBinding;
 use crate::server::middleware::{Handler, Next, Reply, Targeted};
 use crate::server::request::{
     Caller, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish, input_required,
-    layered, legacy_only, open_input, scope, visible, visible_page,
+    layered, legacy_only, open_input, require_scopes, scope, visible,
 };
-use crate::server::resource::{ErasedRead, ResourceDef, TemplateDef, TemplateVars};
+use crate::server::resource::{ErasedRead, TemplateVars};
 use crate::server::visibility::{Target, Viewer};
 
 /// `resources/list`.
@@ -28,11 +28,20 @@ pub(super) fn list(req: Incoming<'_>, call: &Caller) -> Outcome {
     let scope = scope(server, session, params.meta(), false, headers)?;
     declared(server.capabilities.resources.is_some(), method)?;
     let catalog = server.catalog();
-    let viewer = Viewer::new(call.channel.client(), &scope.version);
-    let shown = |r: &ResourceDef| visible(server, &viewer, Target::Resource(&r.resource));
     let cursor = params.cursor.as_deref();
-    let (resources, next_cursor) = visible_page(server, &catalog.resources, shown, cursor, |r| r.resource.clone())?;
-    let mut result = ListResourcesResult { resources, next_cursor, ..Default::default() };
+    let (page, next_cursor) = super::visible_page(
+        server,
+        &scope,
+        call,
+        &catalog.resources,
+        |r| (&r.scopes, Target::Resource(&r.resource)),
+        cursor,
+    )?;
+    let mut result = ListResourcesResult {
+        resources: page.iter().map(|r| r.resource.clone()).collect(),
+        next_cursor,
+        ..Default::default()
+    };
     (result.ttl_ms, result.cache_scope) = cache(server, &scope);
     finish(server, &scope, result)
 }
@@ -44,12 +53,20 @@ pub(super) fn templates(req: Incoming<'_>, call: &Caller) -> Outcome {
     let scope = scope(server, session, params.meta(), false, headers)?;
     declared(server.capabilities.resources.is_some(), method)?;
     let catalog = server.catalog();
-    let viewer = Viewer::new(call.channel.client(), &scope.version);
-    let shown = |t: &TemplateDef| visible(server, &viewer, Target::Template(&t.template));
     let cursor = params.cursor.as_deref();
-    let (resource_templates, next_cursor) =
-        visible_page(server, &catalog.templates, shown, cursor, |t| t.template.clone())?;
-    let mut result = ListResourceTemplatesResult { resource_templates, next_cursor, ..Default::default() };
+    let (page, next_cursor) = super::visible_page(
+        server,
+        &scope,
+        call,
+        &catalog.templates,
+        |t| (&t.scopes, Target::Template(&t.template)),
+        cursor,
+    )?;
+    let mut result = ListResourceTemplatesResult {
+        resource_templates: page.iter().map(|t| t.template.clone()).collect(),
+        next_cursor,
+        ..Default::default()
+    };
     (result.ttl_ms, result.cache_scope) = cache(server, &scope);
     finish(server, &scope, result)
 }
@@ -66,7 +83,8 @@ pub(super) async fn read(req: Incoming<'_>, mut call: Caller) -> Outcome {
     let catalog = server.catalog();
     let viewer = Viewer::new(call.channel.client(), &scope.version);
     let found = find_resource(&catalog, &uri).filter(|found| visible(server, &viewer, found.target));
-    let Found { read, vars, layers, .. } = found.ok_or_else(|| resource_not_found(&scope, &uri))?;
+    let Found { read, vars, layers, scopes, .. } = found.ok_or_else(|| resource_not_found(&scope, &uri))?;
+    require_scopes(&call, scopes)?;
     let binding = StateBinding { method, target: &uri, arguments: None };
     let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
     let layered = layered(server, layers, &mut call);
@@ -106,12 +124,14 @@ pub(super) fn subscribe(req: Incoming<'_>, call: &Caller) -> Outcome {
     declared(server.capabilities.resources.as_ref().is_some_and(|r| r.subscribe == Some(true)), method)?;
     check_uri_length(server, &params.uri)?;
     let subscribing = method == SubscribeParams::METHOD;
-    // Only what the server can read can change: a subscription to anything else would never fire.
-    let viewer = Viewer::new(call.channel.client(), &scope.version);
-    let catalog = server.catalog();
-    let found = find_resource(&catalog, &params.uri).filter(|found| visible(server, &viewer, found.target));
-    if subscribing && found.is_none() {
-        return Err(resource_not_found(&scope, &params.uri));
+    // Only what the server can read can change: a subscription to anything else would never fire. Nor can
+    // a caller follow the changes of what it may not read.
+    if subscribing {
+        let viewer = Viewer::new(call.channel.client(), &scope.version);
+        let catalog = server.catalog();
+        let found = find_resource(&catalog, &params.uri).filter(|found| visible(server, &viewer, found.target));
+        let found = found.ok_or_else(|| resource_not_found(&scope, &params.uri))?;
+        require_scopes(call, found.scopes)?;
     }
     if let Some(session) = session {
         let mut session = session.lock().expect("session lock");
@@ -145,6 +165,8 @@ struct Found<'a> {
     read: &'a ErasedRead,
     vars: TemplateVars,
     layers: Option<&'a Next>,
+    /// The OAuth scopes reading it needs.
+    scopes: &'a [String],
     /// What the visibility predicate decides on.
     target: Target<'a>,
 }
@@ -152,11 +174,12 @@ struct Found<'a> {
 fn find_resource<'a>(catalog: &'a Catalog, uri: &str) -> Option<Found<'a>> {
     if let Some(resource) = catalog.resource(uri) {
         let target = Target::Resource(&resource.resource);
-        return Some(Found { read: &resource.read, vars: BTreeMap::new(), layers: resource.layers.as_ref(), target });
+        let (read, layers, scopes) = (&resource.read, resource.layers.as_ref(), &resource.scopes[..]);
+        return Some(Found { read, vars: BTreeMap::new(), layers, scopes, target });
     }
     let (template, vars) = catalog.match_template(uri)?;
     let target = Target::Template(&template.template);
-    Some(Found { read: &template.read, vars, layers: template.layers.as_ref(), target })
+    Some(Found { read: &template.read, vars, layers: template.layers.as_ref(), scopes: &template.scopes, target })
 }
 
 /// Resource not found: -32602 with `data.uri` from 2026-07-28 on (SEP-2164), -32002 before.

@@ -1,16 +1,15 @@
 //! `tools/list` and `tools/call`.
 
-use crate::protocol::tools::CallToolParams;
-use crate::protocol::tools::{CallToolResult, ListToolsParams, ListToolsResult};
+use crate::protocol::tools::{CallToolParams, CallToolResult, ListToolsParams, ListToolsResult};
 use crate::protocol::{ErrorObject, JsonObject, Request as _, decode_params};
 use crate::server::error::NoToolResult;
 use crate::server::input::StateBinding;
 use crate::server::middleware::{Handler, Reply, Targeted};
 use crate::server::request::{
     Caller, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, layered,
-    open_input, scope, visible, visible_page,
+    open_input, require_scopes, scope, visible,
 };
-use crate::server::tool::{self, ToolDef};
+use crate::server::tool;
 use crate::server::visibility::{Target, Viewer};
 
 use super::tasks::TaskOffer;
@@ -23,10 +22,16 @@ pub(super) fn list(req: Incoming<'_>, call: &Caller) -> Outcome {
     declared(server.capabilities.tools.is_some(), method)?;
     let catalog = server.catalog();
     let tools = catalog.enabled_tools();
-    let viewer = Viewer::new(call.channel.client(), &scope.version);
-    let shown = |t: &&ToolDef| visible(server, &viewer, Target::Tool(&t.tool));
-    let (tools, next_cursor) = visible_page(server, &tools, shown, params.cursor.as_deref(), |t| t.tool.clone())?;
-    let mut result = ListToolsResult { tools, next_cursor, ..Default::default() };
+    let (page, next_cursor) = super::visible_page(
+        server,
+        &scope,
+        call,
+        &tools,
+        |t| (&t.scopes, Target::Tool(&t.tool)),
+        params.cursor.as_deref(),
+    )?;
+    let mut result =
+        ListToolsResult { tools: page.iter().map(|t| t.tool.clone()).collect(), next_cursor, ..Default::default() };
     (result.ttl_ms, result.cache_scope) = cache(server, &scope);
     finish(server, &scope, result)
 }
@@ -45,6 +50,7 @@ pub(super) async fn call(req: Incoming<'_>, mut call: Caller) -> Outcome {
     if !visible(server, &Viewer::new(call.channel.client(), &scope.version), Target::Tool(&tool.tool)) {
         return Err(tool::unknown_tool(&name));
     }
+    require_scopes(&call, &tool.scopes)?;
     if let Some(headers) = headers
         && !tool.header_params.is_empty()
     {

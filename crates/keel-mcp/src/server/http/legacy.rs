@@ -23,6 +23,7 @@ use super::body::{self, ResponseBody, sse_event};
 use super::event_log::{EventLog, Reader, parse_event_id};
 use super::modern::{Started, start};
 use super::session::{Busy, HttpSession, InFlight, lock};
+use super::session_owner::{self, SessionOwner};
 use super::shutdown::{StreamStop, shutting_down};
 use super::{HttpInner, RequestSlot, ResponseChannel, accepts, header};
 use crate::engine::{BoxFuture, run_with_grace};
@@ -32,7 +33,7 @@ use crate::protocol::{ErrorObject, Implementation, Notification as _, ProtocolVe
 use crate::server::context::Channel;
 use crate::server::dispatch::dispatch;
 use crate::server::peer_addr::PeerAddr;
-use crate::server::request::Caller;
+use crate::server::request::{Caller, INSUFFICIENT_SCOPE};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
@@ -72,7 +73,8 @@ pub(super) async fn initialize(inner: &Arc<HttpInner>, parts: Parts, message: Me
         return body::rpc_error(StatusCode::BAD_REQUEST, Some(&request.id), &error);
     }
     let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
-    let session = inner.sessions.create(peer, inner.server.limits.max_pending_requests, &inner.config);
+    let owner = SessionOwner::of(&parts.extensions);
+    let session = inner.sessions.create(peer, owner, inner.server.limits.max_pending_requests, &inner.config);
     let id = request.id.clone();
     let outcome = run_inline(inner, &session, request, parts).await;
     if let Err(error) = &outcome {
@@ -164,7 +166,7 @@ pub(super) async fn post(
     slot: RequestSlot,
 ) -> Response<ResponseBody> {
     let headers = &parts.headers;
-    let Some(session) = inner.sessions.get(session_id) else { return unknown_session() };
+    let Some(session) = owned_session(inner, session_id, &parts.extensions) else { return unknown_session() };
     if let Some(version) = header(headers, "mcp-protocol-version") {
         let version = ProtocolVersion::new(version.to_owned());
         if !inner.server.versions.contains(&version) {
@@ -221,6 +223,7 @@ async fn call(
     slot: RequestSlot,
 ) -> Response<ResponseBody> {
     let id = request.id.clone();
+    let method_scopes = super::method_scopes(inner, &request.method);
     let in_flight = match session.begin(&id) {
         Ok(in_flight) => in_flight,
         Err(Busy::Full) => {
@@ -272,6 +275,12 @@ async fn call(
         Started::Done(outcome) => {
             if in_flight.cancellation.is_cancelled() {
                 return body::empty(StatusCode::ACCEPTED);
+            }
+            // Refused for a missing scope: an HTTP-level refusal the client can step up on, in this era too.
+            if let Err(error) = &outcome
+                && error.code == INSUFFICIENT_SCOPE
+            {
+                return super::insufficient_scope(inner, &id, error, method_scopes);
             }
             // Legacy HTTP answers JSON-RPC errors with 200, like results.
             body::json(StatusCode::OK, jsonrpc::encode_answer(&id, &outcome))
@@ -420,8 +429,13 @@ async fn run_inline(inner: &HttpInner, session: &Arc<HttpSession>, request: RawR
 
 /// GET: resume a stream with `Last-Event-ID`, or open the session's standalone stream. The standalone
 /// stream ends when its GET does (the client hanging up included), so the client can open another.
-pub(super) async fn get(inner: &Arc<HttpInner>, session_id: &str, headers: &HeaderMap) -> Response<ResponseBody> {
-    let Some(session) = inner.sessions.get(session_id) else { return unknown_session() };
+pub(super) async fn get(
+    inner: &Arc<HttpInner>,
+    session_id: &str,
+    headers: &HeaderMap,
+    extensions: &http::Extensions,
+) -> Response<ResponseBody> {
+    let Some(session) = owned_session(inner, session_id, extensions) else { return unknown_session() };
     if !accepts(headers, "text/event-stream") {
         let error = ErrorObject::invalid_request("GET needs Accept: text/event-stream");
         return body::rpc_error(StatusCode::NOT_ACCEPTABLE, None, &error);
@@ -452,8 +466,22 @@ pub(super) async fn get(inner: &Arc<HttpInner>, session_id: &str, headers: &Head
 }
 
 /// DELETE: the client ends its session.
-pub(super) fn delete(inner: &Arc<HttpInner>, session_id: &str) -> Response<ResponseBody> {
-    if inner.sessions.remove(session_id) { body::empty(StatusCode::OK) } else { unknown_session() }
+pub(super) fn delete(
+    inner: &Arc<HttpInner>,
+    session_id: &str,
+    extensions: &http::Extensions,
+) -> Response<ResponseBody> {
+    if owned_session(inner, session_id, extensions).is_some() && inner.sessions.remove(session_id) {
+        body::empty(StatusCode::OK)
+    } else {
+        unknown_session()
+    }
+}
+
+/// The live session `session_id`, if the request (by its principal) may use it. A session another
+/// principal opened looks exactly like an unknown one.
+fn owned_session(inner: &HttpInner, session_id: &str, extensions: &http::Extensions) -> Option<Arc<HttpSession>> {
+    inner.sessions.get(session_id).filter(|session| session_owner::may_use(session.owner.as_ref(), extensions))
 }
 
 fn unknown_session() -> Response<ResponseBody> {

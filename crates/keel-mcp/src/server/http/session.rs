@@ -23,6 +23,7 @@ use crate::engine::CancellationToken;
 use super::HttpConfig;
 use super::event_log::EventLog;
 use super::event_store::EventStore;
+use super::session_owner::SessionOwner;
 use crate::engine::PendingRequests;
 use crate::protocol::RequestId;
 use crate::server::peer_addr::PeerKey;
@@ -63,6 +64,9 @@ pub(crate) struct HttpSession {
     /// Ends every stream of the session (DELETE, expiry).
     pub(crate) closed: CancellationToken,
     store: Arc<dyn EventStore>,
+    /// The principal that opened the session, when an authorization layer verified one: only it may use
+    /// the session.
+    pub(crate) owner: Option<SessionOwner>,
 }
 
 #[derive(Debug, Default)]
@@ -92,7 +96,13 @@ impl Drop for InFlight {
 }
 
 impl HttpSession {
-    fn new(id: Arc<str>, peer: Option<PeerKey>, max_pending: usize, config: &HttpConfig) -> Self {
+    fn new(
+        id: Arc<str>,
+        peer: Option<PeerKey>,
+        owner: Option<SessionOwner>,
+        max_pending: usize,
+        config: &HttpConfig,
+    ) -> Self {
         let now = Instant::now();
         HttpSession {
             id,
@@ -107,6 +117,7 @@ impl HttpSession {
             peer,
             closed: CancellationToken::new(),
             store: config.event_store.clone(),
+            owner,
         }
     }
 
@@ -279,12 +290,19 @@ impl SessionStore {
         }
     }
 
-    /// A new session for `peer`, evicting another when the store (or the peer's share) is full.
-    pub(crate) fn create(&self, peer: Option<IpAddr>, max_pending: usize, config: &HttpConfig) -> Arc<HttpSession> {
+    /// A new session for `peer`, opened by `owner`, evicting another when the store (or the peer's share) is
+    /// full.
+    pub(crate) fn create(
+        &self,
+        peer: Option<IpAddr>,
+        owner: Option<SessionOwner>,
+        max_pending: usize,
+        config: &HttpConfig,
+    ) -> Arc<HttpSession> {
         self.sweep_if_due();
         let peer = peer.map(PeerKey::of);
         let id: Arc<str> = new_session_id(self.counter.fetch_add(1, Ordering::Relaxed)).into();
-        let session = Arc::new(HttpSession::new(id.clone(), peer, max_pending, config));
+        let session = Arc::new(HttpSession::new(id.clone(), peer, owner, max_pending, config));
         let mut evicted = Vec::new();
         {
             let mut table = lock(&self.table);
@@ -407,20 +425,20 @@ mod tests {
     fn a_full_store_evicts_stalled_handshakes_first_then_the_longest_idle() {
         let config = config(3, 10);
         let store = SessionStore::new(&config);
-        let a = store.create(peer(1), 8, &config);
-        let b = store.create(peer(2), 8, &config);
-        let c = store.create(peer(3), 8, &config);
+        let a = store.create(peer(1), None, 8, &config);
+        let b = store.create(peer(2), None, 8, &config);
+        let c = store.create(peer(3), None, 8, &config);
         a.mark_initialized();
         c.mark_initialized();
         // b never said `notifications/initialized`: it goes first, whatever the idle times.
-        let d = store.create(peer(4), 8, &config);
+        let d = store.create(peer(4), None, 8, &config);
         assert!(b.closed.is_cancelled() && store.get(&b.id).is_none());
         d.mark_initialized();
         std::thread::sleep(Duration::from_millis(2));
         store.get(&c.id);
         store.get(&d.id);
         // Everyone completed the handshake: the one idle longest (a) goes.
-        store.create(peer(5), 8, &config);
+        store.create(peer(5), None, 8, &config);
         assert!(a.closed.is_cancelled());
         assert!(store.get(&c.id).is_some() && store.get(&d.id).is_some());
         assert_eq!(store.len(), 3);
@@ -430,18 +448,18 @@ mod tests {
     fn a_peer_past_its_share_evicts_its_own_sessions_only() {
         let config = config(100, 2);
         let store = SessionStore::new(&config);
-        let other = store.create(peer(9), 8, &config);
-        let first = store.create(peer(1), 8, &config);
-        let second = store.create(peer(1), 8, &config);
-        let third = store.create(peer(1), 8, &config);
+        let other = store.create(peer(9), None, 8, &config);
+        let first = store.create(peer(1), None, 8, &config);
+        let second = store.create(peer(1), None, 8, &config);
+        let third = store.create(peer(1), None, 8, &config);
         assert!(first.closed.is_cancelled());
         assert!(!second.closed.is_cancelled() && !third.closed.is_cancelled() && !other.closed.is_cancelled());
         assert_eq!(store.len(), 3);
         // IPv6 peers count by /64.
         let v6 = |tail: u16| Some(IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, tail]));
-        let x = store.create(v6(1), 8, &config);
-        store.create(v6(2), 8, &config);
-        store.create(v6(3), 8, &config);
+        let x = store.create(v6(1), None, 8, &config);
+        store.create(v6(2), None, 8, &config);
+        store.create(v6(3), None, 8, &config);
         assert!(x.closed.is_cancelled());
     }
 
@@ -449,7 +467,7 @@ mod tests {
     fn idle_sessions_expire() {
         let config = config(2, 2).session_idle_timeout(Duration::from_millis(30));
         let store = SessionStore::new(&config);
-        let a = store.create(None, 8, &config);
+        let a = store.create(None, None, 8, &config);
         assert!(store.get(&a.id).is_some());
         std::thread::sleep(Duration::from_millis(40));
         assert!(store.get(&a.id).is_none(), "expired");
@@ -460,7 +478,7 @@ mod tests {
     fn reopened_standalone_streams_do_not_pile_up() {
         let config = config(2, 2);
         let store = SessionStore::new(&config);
-        let session = store.create(None, 8, &config);
+        let session = store.create(None, None, 8, &config);
         for _ in 0..200 {
             let log = session.open_standalone().expect("the previous one ended");
             drop(log.attach(true));
@@ -472,7 +490,7 @@ mod tests {
     fn in_flight_requests_are_bounded_unique_and_released_on_drop() {
         let config = config(2, 2).max_requests_per_session(2);
         let store = SessionStore::new(&config);
-        let session = store.create(None, 8, &config);
+        let session = store.create(None, None, 8, &config);
         let one = session.begin(&RequestId::Number(1)).unwrap();
         assert_eq!(session.begin(&RequestId::Number(1)).unwrap_err(), Busy::DuplicateId);
         let _two = session.begin(&RequestId::Number(2)).unwrap();
