@@ -451,3 +451,36 @@ async fn tower_timeout_works_on_the_client_too() {
     let error = client.call_tool("sleepy", json!({})).await.unwrap_err();
     assert!(matches!(&error, keel_mcp::Error::Protocol(m) if m.contains("timed out")), "{error:?}");
 }
+
+#[tokio::test]
+async fn visibility_and_definition_scopes_compose_in_lists_and_calls() {
+    let server = Server::builder(Implementation::new("t", "1"))
+        .visibility(who_is_admin)
+        .tool("admin_reset", "Resets", |_: NoArgs| async { "reset" })
+        .tool_def(ToolDef::new("notes", |_: NoArgs| async { "notes" }).scopes(["notes:read"]))
+        .tool("hello", "Says hello", |_: NoArgs| async { "hello" })
+        .build();
+    let service = server.http_service(HttpConfig::default());
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}});
+    let post = |method: &str, params: Value, scopes: &[&str]| {
+        let mut params = params;
+        params["_meta"] = meta.clone();
+        http_post(&json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}), true, None, scopes)
+    };
+    for (scopes, expected) in [
+        (&[][..], &["hello"][..]),
+        (&["notes:read"][..], &["notes", "hello"][..]),
+        (&["admin", "notes:read"][..], &["admin_reset", "notes", "hello"][..]),
+    ] {
+        let tools = answer(&service, post("tools/list", json!({}), scopes)).await;
+        assert_eq!(names(&tools, "tools", "name"), expected, "scopes {scopes:?}");
+    }
+    // Hidden is unknown; visible but not granted is an insufficient-scope refusal the client can step up from.
+    let hidden = answer(&service, post("tools/call", json!({"name": "admin_reset"}), &["notes:read"])).await;
+    assert_eq!(hidden["error"]["code"], -32602, "{hidden}");
+    let scoped = answer(&service, post("tools/call", json!({"name": "notes"}), &[])).await;
+    assert_eq!(scoped["error"]["code"], -32003, "{scoped}");
+    let granted = answer(&service, post("tools/call", json!({"name": "notes"}), &["notes:read"])).await;
+    assert_eq!(granted["result"]["content"][0]["text"], "notes");
+}
