@@ -45,7 +45,7 @@ mod inner;
 pub(crate) mod input;
 pub mod middleware;
 #[cfg(feature = "http-server")]
-mod peer_addr;
+pub(crate) mod peer_addr;
 mod principal;
 mod prompt;
 mod request;
