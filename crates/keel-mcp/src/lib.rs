@@ -10,6 +10,9 @@
 //! - `transport`: stdio, child-process and in-memory transports.
 //! - `server` (with `server::http`, feature `http-server`) and `client` (with its streamable HTTP transport,
 //!   feature `http-client`): the APIs most users touch.
+//! - [`middleware`]: tower layers around the server's operations (`server::middleware`, with one visibility
+//!   predicate for lists and calls, `server::visibility`) and around the client's requests
+//!   (`client::middleware`).
 //! - `auth` (feature `http-client`): how the HTTP client gets credentials — the `HttpAuth` trait, a fixed
 //!   `BearerToken`, the `Challenge` of a 401 / 403; with feature `auth`, `auth::client`, the OAuth 2.1 client
 //!   for MCP authorization; with feature `resource-server`, `auth::resource`, which makes Keel's HTTP server
@@ -38,6 +41,8 @@ pub mod auth;
 pub mod client;
 #[cfg(feature = "engine")]
 pub mod engine;
+#[cfg(feature = "engine")]
+pub mod middleware;
 #[cfg(feature = "server")]
 pub mod server;
 /// The `schemars` (major version 1) that tool and prompt argument types derive `JsonSchema` from. Use it

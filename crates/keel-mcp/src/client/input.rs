@@ -41,7 +41,7 @@ impl Client {
         for _ in 0..self.max_input_rounds {
             // A fresh copy per round, so the engine allocates a new id and progress token each time.
             let mut round = params.clone();
-            let raw = self.peer.request_raw(&mut round, options.clone()).await?;
+            let raw = self.send(&mut round, options.clone()).await?;
             match peek_result_type(raw.get())? {
                 ResultType::Complete => return Ok(serde_json::from_str(raw.get())?),
                 ResultType::InputRequired => {

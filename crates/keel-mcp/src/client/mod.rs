@@ -54,6 +54,8 @@ pub mod http;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::value::RawValue;
+
 use crate::Limits;
 use crate::engine::peer::Identity;
 use crate::engine::{Connection, Peer};
@@ -72,6 +74,7 @@ use crate::transport::Transport;
 mod calls;
 mod handlers;
 mod input;
+pub mod middleware;
 
 pub use crate::engine::{CancellationToken, Progress, ProgressCallback, RequestOptions};
 pub use handlers::ServerNotification;
@@ -88,9 +91,19 @@ pub struct ClientBuilder {
     probe_timeout: Duration,
     handlers: Handlers,
     max_input_rounds: usize,
+    middleware: Option<middleware::Next>,
 }
 
 impl ClientBuilder {
+    /// Puts a request layer ([`middleware`]) around every request the client sends once connected: any
+    /// tower layer over [`middleware::Next`], or a [`from_fn`](crate::middleware::from_fn) (retries, audit,
+    /// extra `_meta`). Several calls nest, the last outermost. Without a layer, requests go straight to the
+    /// connection at no cost.
+    pub fn layer(mut self, layer: impl middleware::RequestLayer) -> Self {
+        self.middleware = Some(middleware::Next::wrap(self.middleware.take(), layer));
+        self
+    }
+
     /// Answers the server's `sampling/createMessage` requests (declares the `sampling` capability).
     pub fn on_sampling<F, Fut>(mut self, f: F) -> Self
     where
@@ -197,6 +210,7 @@ impl ClientBuilder {
             handlers: self.handlers,
             max_input_rounds: self.max_input_rounds,
             log_level: std::sync::Mutex::new(None),
+            middleware: self.middleware,
         };
         match client.negotiate(&self.versions, self.probe_timeout).await {
             Ok(version) => {
@@ -233,6 +247,7 @@ pub struct Client {
     handlers: Handlers,
     max_input_rounds: usize,
     log_level: std::sync::Mutex<Option<LoggingLevel>>,
+    middleware: Option<middleware::Next>,
 }
 
 impl Client {
@@ -246,6 +261,7 @@ impl Client {
             probe_timeout: Duration::from_secs(10),
             handlers: Handlers::default(),
             max_input_rounds: 8,
+            middleware: None,
         }
     }
 
@@ -277,7 +293,16 @@ impl Client {
     /// Sends a typed request with options (timeout, progress, cancellation).
     pub async fn request_with<R: Request>(&self, mut params: R, options: RequestOptions) -> Result<R::Result, Error> {
         self.stamp_log_level(&mut params);
-        self.peer.request_with(params, options).await
+        let raw = self.send(&mut params, options).await?;
+        Ok(serde_json::from_str(raw.get())?)
+    }
+
+    /// Sends a request through the layers, if any, and returns the raw result.
+    async fn send<R: Request>(&self, params: &mut R, options: RequestOptions) -> Result<Box<RawValue>, Error> {
+        match &self.middleware {
+            None => self.peer.request_raw(params, options).await,
+            Some(chain) => chain.clone().run(middleware::Outgoing::new(params, options, self.peer.clone())?).await,
+        }
     }
 
     /// The capabilities this client declared.

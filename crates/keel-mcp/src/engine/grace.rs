@@ -48,8 +48,8 @@ pub(crate) fn run_with_grace<T: Send + 'static>(
 /// Runs `future` to its end; only dropping the returned future (the HTTP request going away) cancels:
 /// `token` fires and the rest of `future` gets `grace` in a task of its own, in the same tracing span. For
 /// callers whose token fires by nothing else, this spares [`run_with_grace`]'s wait on the token.
-/// Only stateless HTTP calls have such a token.
-#[cfg(any(test, feature = "http-server"))]
+/// Stateless HTTP calls have such a token, and so do handlers behind operation layers (`server::middleware`).
+#[cfg(any(test, feature = "server"))]
 pub(crate) fn cancel_on_drop<T: Send + 'static>(
     future: BoxFuture<T>,
     token: CancellationToken,

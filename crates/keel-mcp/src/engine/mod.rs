@@ -15,7 +15,7 @@ mod pending;
 
 pub use cancellation::{CancellationToken, DropGuard};
 pub use connection::{Connection, Handler, serve};
-#[cfg(feature = "http-server")]
+#[cfg(feature = "server")]
 pub(crate) use grace::cancel_on_drop;
 pub(crate) use grace::run_with_grace;
 pub use peer::{Inbound, Peer, Progress, ProgressCallback, RequestOptions};

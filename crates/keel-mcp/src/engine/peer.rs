@@ -201,7 +201,7 @@ impl Peer {
     }
 
     /// One span per outgoing request (`mcp.send`, with the method and the id it gets).
-    async fn request_raw_with<R: Request>(
+    pub(crate) async fn request_raw_with<R: Request>(
         &self,
         method: &str,
         params: &mut R,

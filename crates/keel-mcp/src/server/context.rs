@@ -71,6 +71,17 @@ pub(crate) trait ClientChannel: fmt::Debug + Send + Sync {
     }
 }
 
+/// The verified caller an authorization layer put in the extensions of the HTTP request the MCP request came
+/// in (an `Arc<Principal>`); `None` elsewhere.
+#[cfg_attr(not(feature = "http-server"), expect(unused_variables, reason = "only HTTP carries a principal"))]
+pub(crate) fn principal_of(client: &dyn ClientChannel) -> Option<&Principal> {
+    #[cfg(feature = "http-server")]
+    if let Some(parts) = client.http_request() {
+        return parts.extensions.get::<Arc<Principal>>().map(|principal| &**principal);
+    }
+    None
+}
+
 /// The future of a [`ClientChannel`] call.
 pub(crate) type ChannelFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -228,11 +239,7 @@ impl RequestContext {
     /// }
     /// ```
     pub fn principal(&self) -> Option<&Principal> {
-        #[cfg(feature = "http-server")]
-        if let Some(parts) = self.http_request() {
-            return parts.extensions.get::<Arc<Principal>>().map(|principal| &**principal);
-        }
-        None
+        principal_of(self.channel.client())
     }
 
     /// Whether the client cancelled the request.

@@ -8,9 +8,11 @@ use tokio::sync::broadcast;
 
 use super::catalog::{Catalog, Change};
 use super::input::StateSealer;
+use super::middleware::Next;
 use super::state::StateMap;
 #[cfg(feature = "tasks")]
 use super::tasks::TaskStore;
+use super::visibility::Predicate;
 use crate::Limits;
 use crate::protocol::capabilities::ServerCapabilities;
 use crate::protocol::{CacheHint, Implementation, ProtocolVersion};
@@ -36,6 +38,10 @@ pub(crate) struct ServerInner {
     pub(crate) states: Arc<StateMap>,
     #[cfg(feature = "tasks")]
     pub(crate) tasks: Arc<TaskStore>,
+    /// The server-wide operation layers ([`ServerBuilder::layer`](super::ServerBuilder::layer)).
+    pub(crate) middleware: Option<Next>,
+    /// Who may see what ([`ServerBuilder::visibility`](super::ServerBuilder::visibility)).
+    pub(crate) visibility: Option<Predicate>,
 }
 
 impl ServerInner {

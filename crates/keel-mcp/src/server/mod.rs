@@ -43,6 +43,7 @@ pub(crate) mod header_params;
 pub mod http;
 mod inner;
 pub(crate) mod input;
+pub mod middleware;
 #[cfg(feature = "http-server")]
 pub(crate) mod peer_addr;
 mod principal;
@@ -59,6 +60,7 @@ mod tool;
 pub mod uri_template;
 #[cfg(feature = "schema-validation")]
 mod validation;
+pub mod visibility;
 
 pub use catalog::Change;
 pub use completion::CompletionRequest;
@@ -96,6 +98,8 @@ pub struct ServerBuilder {
     state_key: Option<[u8; 32]>,
     extensions: Vec<(String, JsonObject)>,
     states: state::StateMap,
+    middleware: Option<middleware::Next>,
+    visibility: Option<visibility::Predicate>,
 }
 
 impl ServerBuilder {
@@ -271,6 +275,59 @@ impl ServerBuilder {
         self
     }
 
+    /// Puts an operation layer ([`middleware`]) around every `tools/call`, `resources/read` and `prompts/get`
+    /// of this server, on every transport and in both eras: any tower layer over [`middleware::Next`] (tower's
+    /// timeout, concurrency limit, rate limit) or a [`from_fn`](crate::middleware::from_fn). Several calls
+    /// nest, the last outermost; the layers of a tool, resource or prompt ([`ToolDef::layer`]) run inside
+    /// these.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use keel_mcp::protocol::Implementation;
+    /// use keel_mcp::server::{NoArgs, Server};
+    ///
+    /// let server = Server::builder(Implementation::new("demo", "1.0.0"))
+    ///     .layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(30)))
+    ///     .tool("hello", "Says hello", |_: NoArgs| async { "hello" })
+    ///     .build();
+    /// # let _ = server;
+    /// ```
+    pub fn layer(mut self, layer: impl middleware::OperationLayer) -> Self {
+        self.middleware = Some(middleware::Next::wrap(self.middleware.take(), middleware::Next::target_end(), layer));
+        self
+    }
+
+    /// Decides which tools, resources, templates and prompts each caller may see: `tools/list`,
+    /// `resources/list`, `resources/templates/list` and `prompts/list` show only what `visible` allows, and a
+    /// call, read, get or completion of anything else is refused as if it did not exist (unknown tool,
+    /// resource not found, unknown prompt) — one predicate for both, so lists and calls never disagree.
+    /// Called once per listed item and per call: keep it cheap, and stable for a caller (pagination counts
+    /// what it shows). A second call replaces the first.
+    ///
+    /// ```
+    /// use keel_mcp::protocol::Implementation;
+    /// use keel_mcp::server::visibility::{Target, Viewer};
+    /// use keel_mcp::server::{NoArgs, Server};
+    ///
+    /// // Tools named `admin_*` exist only for callers whose token grants the `admin` scope.
+    /// let server = Server::builder(Implementation::new("demo", "1.0.0"))
+    ///     .tool("admin_reset", "Resets everything", |_: NoArgs| async { "reset" })
+    ///     .tool("hello", "Says hello", |_: NoArgs| async { "hello" })
+    ///     .visibility(|viewer: &Viewer<'_>, target: Target<'_>| {
+    ///         !target.name().starts_with("admin_")
+    ///             || viewer.principal().is_some_and(|p| p.scopes.iter().any(|s| s == "admin"))
+    ///     })
+    ///     .build();
+    /// # let _ = server;
+    /// ```
+    pub fn visibility<F>(mut self, visible: F) -> Self
+    where
+        F: Fn(&visibility::Viewer<'_>, visibility::Target<'_>) -> bool + Send + Sync + 'static,
+    {
+        self.visibility = Some(visibility::Predicate(Arc::new(visible)));
+        self
+    }
+
     /// Sets the instructions given to the model.
     pub fn instructions(mut self, instructions: impl Into<String>) -> Self {
         self.instructions = Some(instructions.into());
@@ -371,6 +428,8 @@ impl ServerBuilder {
                 #[cfg(feature = "tasks")]
                 tasks,
                 states: Arc::new(self.states),
+                middleware: self.middleware,
+                visibility: self.visibility,
                 sealer: match self.state_key {
                     Some(key) => input::StateSealer::with_key(key),
                     None => input::StateSealer::random(),
@@ -400,6 +459,8 @@ impl Server {
             state_key: None,
             extensions: Vec::new(),
             states: state::StateMap::default(),
+            middleware: None,
+            visibility: None,
         }
     }
 

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::context::RequestContext;
 use super::error::HandlerError;
+use super::middleware::{Next, OperationLayer};
 use super::tool::schema_of;
 use crate::engine::BoxFuture;
 use crate::protocol::display::Role;
@@ -112,6 +113,8 @@ pub struct PromptDef {
     pub(crate) get: ErasedPrompt,
     /// OAuth scopes a caller needs (all of them).
     pub(crate) scopes: Vec<String>,
+    /// This prompt's own operation layers.
+    pub(crate) layers: Option<Next>,
 }
 
 impl std::fmt::Debug for PromptDef {
@@ -136,7 +139,14 @@ impl PromptDef {
         let arguments = arguments_of(&schema_of::<H::Args>());
         let prompt =
             Prompt { name: name.into(), arguments: (!arguments.is_empty()).then_some(arguments), ..Default::default() };
-        PromptDef { prompt, get, scopes: Vec::new() }
+        PromptDef { prompt, get, scopes: Vec::new(), layers: None }
+    }
+
+    /// Puts an operation layer ([`middleware`](super::middleware)) around this prompt's handler only: it runs
+    /// after the server-wide layers. Several calls nest, the last outermost.
+    pub fn layer(mut self, layer: impl OperationLayer) -> Self {
+        self.layers = Some(Next::wrap(self.layers.take(), Next::handler_end(), layer));
+        self
     }
 
     /// Sets the description.

@@ -12,7 +12,9 @@ use super::context::{Channel, RequestContext};
 use super::header_params::HeaderValue;
 use super::inner::ServerInner;
 use super::input::{InputRound, StateBinding};
+use super::middleware::{Layered, Next};
 use super::session::LegacySession;
+use super::visibility::{Target, Viewer};
 use crate::engine::CancellationToken;
 use crate::protocol::capabilities::ClientCapabilities;
 use crate::protocol::jsonrpc::code;
@@ -262,6 +264,18 @@ pub(crate) fn context(
         #[cfg(feature = "tasks")]
         task: None,
     }
+}
+
+/// Whether the caller may see `target`. Every list and every call, read and get asks here, and only here:
+/// the one place where what a caller may see is decided, so lists and calls agree.
+pub(crate) fn visible(server: &ServerInner, viewer: &Viewer<'_>, target: Target<'_>) -> bool {
+    server.visibility.as_ref().is_none_or(|predicate| predicate.allows(viewer, target))
+}
+
+/// The layers a request for a target with `target_layers` goes through, if any: `None` (no cost) when
+/// neither the server nor the target has layers.
+pub(crate) fn layered(server: &ServerInner, target_layers: Option<&Next>, call: &mut Caller) -> Option<Layered> {
+    Layered::new(server.middleware.as_ref(), target_layers, &mut call.cancellation, server.limits.cancel_grace)
 }
 
 /// Opens the input round of a modern request: verifies the echoed state and keeps the answers.

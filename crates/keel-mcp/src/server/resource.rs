@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::context::RequestContext;
 use super::error::HandlerError;
+use super::middleware::{Next, OperationLayer};
 use super::uri_template::{TemplateError, UriTemplate};
 use crate::engine::BoxFuture;
 use crate::protocol::ResourceContents;
@@ -70,6 +71,8 @@ pub struct ResourceDef {
     pub(crate) read: ErasedRead,
     /// OAuth scopes a caller needs (all of them).
     pub(crate) scopes: Vec<String>,
+    /// This resource's own operation layers.
+    pub(crate) layers: Option<Next>,
 }
 
 impl std::fmt::Debug for ResourceDef {
@@ -90,7 +93,7 @@ impl ResourceDef {
             let fut = read(ctx, uri);
             Box::pin(async move { fut.await.into_contents() })
         });
-        ResourceDef { resource: Resource::new(uri, name), read, scopes: Vec::new() }
+        ResourceDef { resource: Resource::new(uri, name), read, scopes: Vec::new(), layers: None }
     }
 
     /// A resource whose content is fixed text.
@@ -110,6 +113,13 @@ impl ResourceDef {
         let mime: Arc<str> = mime_type.into();
         Self::new(uri, name, move |_, uri| std::future::ready(ResourceContents::blob(uri, Some(&mime), blob.as_ref())))
             .mime_type(mime_type)
+    }
+
+    /// Puts an operation layer ([`middleware`](super::middleware)) around this resource's handler only: it runs
+    /// after the server-wide layers. Several calls nest, the last outermost.
+    pub fn layer(mut self, layer: impl OperationLayer) -> Self {
+        self.layers = Some(Next::wrap(self.layers.take(), Next::handler_end(), layer));
+        self
     }
 
     /// Sets the description.
@@ -171,6 +181,8 @@ pub struct TemplateDef {
     pub(crate) read: ErasedRead,
     /// OAuth scopes a caller needs (all of them) to read what the template matches.
     pub(crate) scopes: Vec<String>,
+    /// The operation layers of every read this template serves.
+    pub(crate) layers: Option<Next>,
 }
 
 impl std::fmt::Debug for TemplateDef {
@@ -194,7 +206,7 @@ impl TemplateDef {
         });
         let template =
             ResourceTemplate { uri_template: uri_template.to_owned(), name: name.into(), ..Default::default() };
-        Ok(TemplateDef { template, matcher, read, scopes: Vec::new() })
+        Ok(TemplateDef { template, matcher, read, scopes: Vec::new(), layers: None })
     }
 
     /// Like [`TemplateDef::try_new`], for templates written in the source.
@@ -208,6 +220,13 @@ impl TemplateDef {
         R: IntoContents,
     {
         Self::try_new(uri_template, name, read).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Puts an operation layer ([`middleware`](super::middleware)) around this template's handler (every URI it matches) only: it runs
+    /// after the server-wide layers. Several calls nest, the last outermost.
+    pub fn layer(mut self, layer: impl OperationLayer) -> Self {
+        self.layers = Some(Next::wrap(self.layers.take(), Next::handler_end(), layer));
+        self
     }
 
     /// Sets the description.

@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 
 use super::context::RequestContext;
 use super::error::HandlerError;
+use super::middleware::{Next, OperationLayer};
 use crate::engine::BoxFuture;
 use crate::protocol::content::ContentBlock;
 use crate::protocol::tools::{CallToolResult, Tool, ToolAnnotations};
@@ -190,6 +191,8 @@ pub struct ToolDef {
     pub(crate) task_support: super::tasks::TaskSupport,
     #[cfg(feature = "schema-validation")]
     pub(crate) validators: Option<super::validation::ToolValidators>,
+    /// This tool's own operation layers.
+    pub(crate) layers: Option<Next>,
 }
 
 impl ToolDef {
@@ -287,7 +290,25 @@ impl ToolDef {
                 meta: None,
             },
             run,
+            layers: None,
         }
+    }
+
+    /// Puts an operation layer ([`middleware`](super::middleware)) around this tool's handler only: it runs
+    /// after the server-wide layers. Several calls nest, the last outermost.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use keel_mcp::server::{NoArgs, ToolDef};
+    ///
+    /// // This tool may run for at most two seconds; its handler then sees its cancellation fire.
+    /// let report = ToolDef::new("report", |_: NoArgs| async { "done" })
+    ///     .layer(tower::timeout::TimeoutLayer::new(Duration::from_secs(2)));
+    /// # let _ = report;
+    /// ```
+    pub fn layer(mut self, layer: impl OperationLayer) -> Self {
+        self.layers = Some(Next::wrap(self.layers.take(), Next::handler_end(), layer));
+        self
     }
 
     /// Sets the description.

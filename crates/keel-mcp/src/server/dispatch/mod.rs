@@ -25,8 +25,9 @@ use serde_json::value::RawValue;
 use tracing::Instrument as _;
 
 use super::inner::ServerInner;
-use super::request::{Access, Caller, HeaderChecks, Incoming, Outcome, paginate};
+use super::request::{Access, Caller, HeaderChecks, Incoming, Outcome, Scope, paginate, visible};
 use super::session::LegacySession;
+use super::visibility::{Target, Viewer};
 use crate::protocol::completion::CompleteParams;
 use crate::protocol::jsonrpc::RawRequest;
 use crate::protocol::lifecycle::{DiscoverParams, InitializeParams, PingParams};
@@ -120,26 +121,35 @@ async fn route(
     }
 }
 
-/// One page of a list as this caller sees it: when lists are filtered by scope (the default over HTTP once
-/// definitions name scopes), only the items whose scopes the caller holds, so the list never shows what a
-/// call would refuse. The one place lists narrow per caller; other visibility rules compose here.
+/// One page of a list as this caller sees it: only the items the visibility predicate shows
+/// ([`ServerBuilder::visibility`](super::ServerBuilder::visibility)) and, when lists are filtered by scope (the
+/// default over HTTP once definitions name scopes), whose scopes the caller holds — so the list never shows
+/// what a call would refuse. The one place lists narrow per caller; `about` gives each item's scopes and what
+/// the predicate sees of it.
 fn visible_page<'a, T>(
-    items: &'a [T],
+    server: &ServerInner,
+    scope: &Scope,
     call: &Caller,
-    scopes: impl Fn(&T) -> &[String],
+    items: &'a [T],
+    about: impl Fn(&'a T) -> (&'a [String], Target<'a>),
     cursor: Option<&str>,
-    page_size: usize,
 ) -> Result<(Vec<&'a T>, Option<String>), crate::protocol::ErrorObject> {
-    // Without scoped items there is nothing to hide, and the caller's access is not even looked up.
-    if items.iter().any(|item| !scopes(item).is_empty()) {
-        let access = Access::of(call);
-        if access.filters_lists() {
-            let shown: Vec<&T> = items.iter().filter(|item| access.permits(scopes(item))).collect();
-            let (page, next) = paginate(&shown, cursor, page_size)?;
-            return Ok((page.to_vec(), next));
-        }
+    // Without scoped items there is nothing to hide by scope, and the caller's access is not even looked up.
+    let access = items.iter().any(|item| !about(item).0.is_empty()).then(|| Access::of(call));
+    let access = access.filter(Access::filters_lists);
+    if access.is_some() || server.visibility.is_some() {
+        let viewer = Viewer::new(call.channel.client(), &scope.version);
+        let shown: Vec<&T> = items
+            .iter()
+            .filter(|item| {
+                let (scopes, target) = about(item);
+                access.as_ref().is_none_or(|access| access.permits(scopes)) && visible(server, &viewer, target)
+            })
+            .collect();
+        let (page, next) = paginate(&shown, cursor, server.page_size)?;
+        return Ok((page.to_vec(), next));
     }
-    let (page, next) = paginate(items, cursor, page_size)?;
+    let (page, next) = paginate(items, cursor, server.page_size)?;
     Ok((page.iter().collect(), next))
 }
 

@@ -7,16 +7,19 @@ use crate::protocol::jsonrpc::code;
 use crate::protocol::lifecycle::EmptyResult;
 use crate::protocol::resources::{
     ListResourceTemplatesParams, ListResourceTemplatesResult, ListResourcesParams, ListResourcesResult,
-    ReadResourceResult, SubscribeParams,
+    ReadResourceParams, ReadResourceResult, SubscribeParams,
 };
 use crate::protocol::{ErrorObject, Request as _, decode_params};
 use crate::server::catalog::Catalog;
 use crate::server::error::Disclosed;
 use crate::server::input::StateBinding;
+use crate::server::middleware::{Handler, Next, Reply, Targeted};
 use crate::server::request::{
     Caller, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish, input_required,
-    legacy_only, open_input, require_scopes, scope,
+    layered, legacy_only, open_input, require_scopes, scope, visible,
 };
+use crate::server::resource::{ErasedRead, TemplateVars};
+use crate::server::visibility::{Target, Viewer};
 
 /// `resources/list`.
 pub(super) fn list(req: Incoming<'_>, call: &Caller) -> Outcome {
@@ -25,8 +28,15 @@ pub(super) fn list(req: Incoming<'_>, call: &Caller) -> Outcome {
     let scope = scope(server, session, params.meta(), false, headers)?;
     declared(server.capabilities.resources.is_some(), method)?;
     let catalog = server.catalog();
-    let (page, next_cursor) =
-        super::visible_page(&catalog.resources, call, |r| &r.scopes, params.cursor.as_deref(), server.page_size)?;
+    let cursor = params.cursor.as_deref();
+    let (page, next_cursor) = super::visible_page(
+        server,
+        &scope,
+        call,
+        &catalog.resources,
+        |r| (&r.scopes, Target::Resource(&r.resource)),
+        cursor,
+    )?;
     let mut result = ListResourcesResult {
         resources: page.iter().map(|r| r.resource.clone()).collect(),
         next_cursor,
@@ -43,8 +53,15 @@ pub(super) fn templates(req: Incoming<'_>, call: &Caller) -> Outcome {
     let scope = scope(server, session, params.meta(), false, headers)?;
     declared(server.capabilities.resources.is_some(), method)?;
     let catalog = server.catalog();
-    let (page, next_cursor) =
-        super::visible_page(&catalog.templates, call, |t| &t.scopes, params.cursor.as_deref(), server.page_size)?;
+    let cursor = params.cursor.as_deref();
+    let (page, next_cursor) = super::visible_page(
+        server,
+        &scope,
+        call,
+        &catalog.templates,
+        |t| (&t.scopes, Target::Template(&t.template)),
+        cursor,
+    )?;
     let mut result = ListResourceTemplatesResult {
         resource_templates: page.iter().map(|t| t.template.clone()).collect(),
         next_cursor,
@@ -55,21 +72,33 @@ pub(super) fn templates(req: Incoming<'_>, call: &Caller) -> Outcome {
 }
 
 /// `resources/read`: a listed resource or the first template that matches.
-pub(super) async fn read(req: Incoming<'_>, call: Caller) -> Outcome {
+pub(super) async fn read(req: Incoming<'_>, mut call: Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
-    let params: TargetedIn = decode_params(params)?;
+    let mut params: TargetedIn = decode_params(params)?;
     let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
     declared(server.capabilities.resources.is_some(), method)?;
     let uri = params.uri.ok_or_else(|| ErrorObject::invalid_params("missing uri"))?;
     check_uri_length(server, &uri)?;
     check_name(headers, &uri)?;
     let catalog = server.catalog();
-    let (read, vars, scopes) = find_resource(&catalog, &uri).ok_or_else(|| resource_not_found(&scope, &uri))?;
+    let viewer = Viewer::new(call.channel.client(), &scope.version);
+    let found = find_resource(&catalog, &uri).filter(|found| visible(server, &viewer, found.target));
+    let Found { read, vars, layers, scopes, .. } = found.ok_or_else(|| resource_not_found(&scope, &uri))?;
     require_scopes(&call, scopes)?;
     let binding = StateBinding { method, target: &uri, arguments: None };
     let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
+    let layered = layered(server, layers, &mut call);
     let ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
-    match read(ctx, uri.clone(), vars).await {
+    let read = match layered {
+        None => read(ctx, uri.clone(), vars),
+        Some(layered) => {
+            let handler = Handler::Resource(read.clone(), vars);
+            let meta = params.meta.take();
+            let request = Targeted { method: ReadResourceParams::METHOD, target: uri.clone(), arguments: None, meta };
+            layered.run(request, ctx, handler, Reply::into_resource)
+        }
+    };
+    match read.await {
         Ok(contents) if contents.is_empty() => Err(resource_not_found(&scope, &uri)),
         Ok(contents) => {
             let mut result = ReadResourceResult { contents, ..Default::default() };
@@ -98,10 +127,11 @@ pub(super) fn subscribe(req: Incoming<'_>, call: &Caller) -> Outcome {
     // Only what the server can read can change: a subscription to anything else would never fire. Nor can
     // a caller follow the changes of what it may not read.
     if subscribing {
+        let viewer = Viewer::new(call.channel.client(), &scope.version);
         let catalog = server.catalog();
-        let (_, _, scopes) =
-            find_resource(&catalog, &params.uri).ok_or_else(|| resource_not_found(&scope, &params.uri))?;
-        require_scopes(call, scopes)?;
+        let found = find_resource(&catalog, &params.uri).filter(|found| visible(server, &viewer, found.target));
+        let found = found.ok_or_else(|| resource_not_found(&scope, &params.uri))?;
+        require_scopes(call, found.scopes)?;
     }
     if let Some(session) = session {
         let mut session = session.lock().expect("session lock");
@@ -130,17 +160,26 @@ fn check_uri_length(server: &crate::server::inner::ServerInner, uri: &str) -> Re
     }
     Ok(())
 }
-type Reader = crate::server::resource::ErasedRead;
+/// What a URI reads: a listed resource or the first template that matches it.
+struct Found<'a> {
+    read: &'a ErasedRead,
+    vars: TemplateVars,
+    layers: Option<&'a Next>,
+    /// The OAuth scopes reading it needs.
+    scopes: &'a [String],
+    /// What the visibility predicate decides on.
+    target: Target<'a>,
+}
 
-/// The reader of `uri`, the template variables it matched, and the scopes reading it needs.
-fn find_resource<'a>(
-    catalog: &'a Catalog,
-    uri: &str,
-) -> Option<(Reader, crate::server::resource::TemplateVars, &'a [String])> {
+fn find_resource<'a>(catalog: &'a Catalog, uri: &str) -> Option<Found<'a>> {
     if let Some(resource) = catalog.resource(uri) {
-        return Some((resource.read.clone(), BTreeMap::new(), &resource.scopes));
+        let target = Target::Resource(&resource.resource);
+        let (read, layers, scopes) = (&resource.read, resource.layers.as_ref(), &resource.scopes[..]);
+        return Some(Found { read, vars: BTreeMap::new(), layers, scopes, target });
     }
-    catalog.match_template(uri).map(|(template, vars)| (template.read.clone(), vars, &template.scopes[..]))
+    let (template, vars) = catalog.match_template(uri)?;
+    let target = Target::Template(&template.template);
+    Some(Found { read: &template.read, vars, layers: template.layers.as_ref(), scopes: &template.scopes, target })
 }
 
 /// Resource not found: -32602 with `data.uri` from 2026-07-28 on (SEP-2164), -32002 before.

@@ -1,14 +1,16 @@
 //! `tools/list` and `tools/call`.
 
-use crate::protocol::tools::{CallToolResult, ListToolsParams, ListToolsResult};
+use crate::protocol::tools::{CallToolParams, CallToolResult, ListToolsParams, ListToolsResult};
 use crate::protocol::{ErrorObject, JsonObject, Request as _, decode_params};
 use crate::server::error::NoToolResult;
 use crate::server::input::StateBinding;
+use crate::server::middleware::{Handler, Reply, Targeted};
 use crate::server::request::{
-    Caller, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, open_input,
-    require_scopes, scope,
+    Caller, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, layered,
+    open_input, require_scopes, scope, visible,
 };
 use crate::server::tool;
+use crate::server::visibility::{Target, Viewer};
 
 use super::tasks::TaskOffer;
 
@@ -20,8 +22,14 @@ pub(super) fn list(req: Incoming<'_>, call: &Caller) -> Outcome {
     declared(server.capabilities.tools.is_some(), method)?;
     let catalog = server.catalog();
     let tools = catalog.enabled_tools();
-    let (page, next_cursor) =
-        super::visible_page(&tools, call, |t| &t.scopes, params.cursor.as_deref(), server.page_size)?;
+    let (page, next_cursor) = super::visible_page(
+        server,
+        &scope,
+        call,
+        &tools,
+        |t| (&t.scopes, Target::Tool(&t.tool)),
+        params.cursor.as_deref(),
+    )?;
     let mut result =
         ListToolsResult { tools: page.iter().map(|t| t.tool.clone()).collect(), next_cursor, ..Default::default() };
     (result.ttl_ms, result.cache_scope) = cache(server, &scope);
@@ -30,14 +38,18 @@ pub(super) fn list(req: Incoming<'_>, call: &Caller) -> Outcome {
 
 /// `tools/call`: checks the name and any `Mcp-Param-*` headers, runs the tool (maybe as a task), and turns
 /// its outcome into a result, a tool error or an input-required result.
-pub(super) async fn call(req: Incoming<'_>, call: Caller) -> Outcome {
+pub(super) async fn call(req: Incoming<'_>, mut call: Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
-    let params: TargetedIn = decode_params(params)?;
+    let mut params: TargetedIn = decode_params(params)?;
     let scope = scope(server, session, params.meta.as_ref(), false, headers)?;
     let name = params.name.ok_or_else(|| ErrorObject::invalid_params("missing name"))?;
     check_name(headers, &name)?;
     let catalog = server.catalog();
     let tool = catalog.tool(&name).ok_or_else(|| tool::unknown_tool(&name))?;
+    // A tool hidden from this caller does not exist for it.
+    if !visible(server, &Viewer::new(call.channel.client(), &scope.version), Target::Tool(&tool.tool)) {
+        return Err(tool::unknown_tool(&name));
+    }
     require_scopes(&call, &tool.scopes)?;
     if let Some(headers) = headers
         && !tool.header_params.is_empty()
@@ -52,13 +64,22 @@ pub(super) async fn call(req: Incoming<'_>, call: Caller) -> Outcome {
     let task = TaskOffer::check(tool, &scope)?;
     let binding = StateBinding { method, target: &name, arguments: params.arguments.as_deref() };
     let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
+    let layered = layered(server, tool.layers.as_ref(), &mut call);
     let mut ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
     let task = task.offer(server, session, tool, &scope, &mut ctx);
     if let Some(why) = tool.invalid_arguments(params.arguments.as_deref()) {
         // SEP-1303: the model can fix its arguments, so this is a tool error, not a protocol error.
         return finish(server, &scope, CallToolResult::error(why));
     }
-    let run = (tool.run)(ctx, params.arguments.as_deref());
+    let run = match layered {
+        None => (tool.run)(ctx, params.arguments.as_deref()),
+        Some(layered) => {
+            let handler = Handler::Tool(tool.run.clone());
+            let (arguments, meta) = (params.arguments.clone(), params.meta.take());
+            let request = Targeted { method: CallToolParams::METHOD, target: name.clone(), arguments, meta };
+            layered.run(request, ctx, handler, Reply::into_tool)
+        }
+    };
     let outcome = match task.run(server, &scope, run).await {
         Ok(outcome) => outcome,
         // The handler goes on in the background; the client polls the task.
