@@ -26,8 +26,11 @@ mod guard;
 mod legacy;
 mod listener;
 pub(crate) mod modern;
+#[cfg(feature = "redis")]
+mod redis_stores;
 mod request_body;
 mod session;
+mod session_store;
 mod shutdown;
 mod slots;
 
@@ -45,9 +48,12 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 pub use super::peer_addr::PeerAddr;
 pub use body::ResponseBody;
 pub(crate) use channel::ResponseChannel;
-pub use event_store::{EventStore, MemoryEventStore};
+pub use event_store::{EventStore, MemoryEventStore, RemoteEvents};
 pub use guard::HostPolicy;
+#[cfg(feature = "redis")]
+pub use redis_stores::{RedisConfig, RedisEventStore, RedisSessionStore, RedisStores};
 use request_body::BodyError;
+pub use session_store::{MemorySessionStore, SessionRecord, SessionStore, StoreError, StoreFuture};
 use shutdown::SHUTTING_DOWN;
 
 use super::inner::ServerInner;
@@ -83,6 +89,10 @@ pub struct HttpConfig {
     pub stream_resume_grace: Duration,
     /// Where legacy SSE events are kept for resumption. Default: in memory, the last 1,024 per stream.
     pub event_store: Arc<dyn EventStore>,
+    /// Where legacy sessions are shared with other instances of this server, so that any instance serves
+    /// any session (see [`SessionStore`]). Default: none, sessions live in this process only. Set a shared
+    /// [`event_store`](Self::event_store) with it, so that streams resume on any instance too.
+    pub session_store: Option<Arc<dyn SessionStore>>,
     /// The `retry` hint (milliseconds) of the priming event that opens a legacy SSE stream (SEP-1699).
     /// Default 1,000.
     pub sse_retry_ms: u64,
@@ -118,6 +128,7 @@ impl Default for HttpConfig {
             max_requests_per_session: 64,
             stream_resume_grace: Duration::from_secs(10),
             event_store: Arc::new(MemoryEventStore::new(1024)),
+            session_store: None,
             sse_retry_ms: 1000,
             max_concurrent_requests: 4096,
             header_read_timeout: Duration::from_secs(10),
@@ -183,6 +194,12 @@ impl HttpConfig {
         self
     }
 
+    /// Sets [`HttpConfig::session_store`].
+    pub fn session_store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.session_store = Some(store);
+        self
+    }
+
     /// Sets [`HttpConfig::max_concurrent_requests`].
     pub fn max_concurrent_requests(mut self, n: usize) -> Self {
         self.max_concurrent_requests = n.max(1);
@@ -230,7 +247,7 @@ pub struct McpService {
 pub(crate) struct HttpInner {
     pub(crate) server: Arc<ServerInner>,
     pub(crate) config: HttpConfig,
-    pub(crate) sessions: session::SessionStore,
+    pub(crate) sessions: session::SessionTable,
     /// Bounds the requests in progress (see [`HttpConfig::max_concurrent_requests`]).
     requests: Arc<slots::Slots>,
     pub(crate) shutdown: shutdown::Shutdown,
@@ -273,7 +290,7 @@ pub(crate) use slots::RequestSlot;
 impl McpService {
     /// The endpoint of `server` ([`Server::http_service`](crate::server::Server::http_service)).
     pub(crate) fn new(server: Arc<ServerInner>, config: HttpConfig) -> McpService {
-        let sessions = session::SessionStore::new(&config);
+        let sessions = session::SessionTable::new(&config);
         let requests = Arc::new(slots::Slots::new(config.max_concurrent_requests));
         let shutdown = shutdown::Shutdown::default();
         McpService { inner: Arc::new(HttpInner { server, config, sessions, requests, shutdown }) }
@@ -316,8 +333,11 @@ where
     match (request.method(), session_id) {
         (&Method::POST, session_id) => post(inner, request, session_id).await,
         (&Method::GET, Some(_)) if inner.shutdown.is_draining() => unavailable(SHUTTING_DOWN),
-        (&Method::GET, Some(session_id)) => legacy::get(&inner, &session_id, request.headers()).await,
-        (&Method::DELETE, Some(session_id)) => legacy::delete(&inner, &session_id),
+        (&Method::GET, Some(session_id)) => {
+            let peer = request.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+            legacy::get(&inner, &session_id, request.headers(), peer).await
+        }
+        (&Method::DELETE, Some(session_id)) => legacy::delete(&inner, &session_id).await,
         // Sessionless GET / DELETE: the 2026-07-28 revision has neither.
         _ => method_not_allowed(),
     }
