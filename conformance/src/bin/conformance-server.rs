@@ -6,6 +6,8 @@
 //!
 //! With `REDIS_URL` set (e.g. `redis://127.0.0.1:6379/`), legacy sessions and their SSE event logs are
 //! shared through that Redis, so that several instances behind a load balancer serve every session.
+//! `REQUEST_STATE_KEYS` (comma-separated 64-hex-digit keys, the current one first) gives the instances a
+//! shared `requestState` key ring.
 
 use keel_conformance::fixture;
 
