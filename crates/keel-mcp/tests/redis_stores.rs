@@ -211,3 +211,40 @@ async fn a_redis_outage_refuses_new_sessions_until_redis_is_back() {
     .await
     .expect("bounded");
 }
+
+#[tokio::test]
+async fn answers_and_cancellations_cross_instances_through_redis() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (a, _sa) = instance(&redis, "bus:").await;
+        let (b, _sb) = instance(&redis, "bus:").await;
+        let id = session(&a).await;
+        // The elicitation of a tool running on A is answered through B.
+        let mut stream = call_tool(&a, &id, 1, "ask", json!({})).await.into_body();
+        let asked = next_request(&mut stream, "elicitation/create").await;
+        let reply = json!({"action": "accept", "content": {"name": "Ada"}});
+        assert_eq!(answer(&b, &id, &asked, reply).await.status(), StatusCode::ACCEPTED);
+        let rest = events(&mut stream, usize::MAX).await;
+        let result = rest.iter().filter_map(|e| e.data.as_ref()).find(|d| d["id"] == 1).expect("the call's answer");
+        assert_eq!(result["result"]["content"][0]["text"], "hello Ada");
+
+        // A call running on A is cancelled through B.
+        let call = {
+            let (a, id) = (a.clone(), id.clone());
+            tokio::spawn(async move { call_tool(&a, &id, 2, "wait_cancel", json!({})).await.status() })
+        };
+        WAIT_STARTED.notified().await;
+        let cancel = json!({"requestId": 2});
+        assert_eq!(notify(&b, &id, "notifications/cancelled", cancel).await.status(), StatusCode::ACCEPTED);
+        WAIT_CANCELLED.notified().await;
+        assert_eq!(call.await.unwrap(), StatusCode::ACCEPTED);
+
+        // DELETE through B closes the standalone stream A holds.
+        let mut standalone = get(&a, &id, None).await.into_body();
+        assert_eq!(events(&mut standalone, 1).await.len(), 1, "the priming event");
+        assert_eq!(delete(&b, &id).await.status(), StatusCode::OK);
+        assert!(events(&mut standalone, usize::MAX).await.is_empty(), "the stream ends");
+    })
+    .await
+    .expect("bounded");
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::StatusCode;
 use keel_mcp::protocol::logging::LoggingLevel;
 use keel_mcp::server::http::{
-    HttpConfig, McpService, MemorySessionStore, SessionRecord, SessionStore, StoreError, StoreFuture,
+    HttpConfig, McpService, MemorySessionBus, MemorySessionStore, SessionRecord, SessionStore, StoreError, StoreFuture,
 };
 use serde_json::json;
 
@@ -17,12 +17,15 @@ mod instances;
 
 use instances::*;
 
-/// Two instances of one server sharing `store`.
+/// Two instances of one server sharing `store` (and a session bus).
 fn pair(store: &Arc<MemorySessionStore>) -> (McpService, McpService) {
-    let a = server().http_service(HttpConfig::default().session_store(store.instance_handle()));
-    let b = server().http_service(HttpConfig::default().session_store(store.instance_handle()));
-    (a, b)
+    let bus = Arc::new(MemorySessionBus::new(1024));
+    let config = || HttpConfig::default().session_store(store.instance_handle()).session_bus(bus.clone());
+    (server().http_service(config()), server().http_service(config()))
 }
+
+/// Every test is bounded: a lost message is a failure, not a stuck run.
+const BOUND: Duration = Duration::from_secs(20);
 
 #[tokio::test]
 async fn any_instance_serves_a_session_another_created() {
@@ -132,4 +135,85 @@ async fn a_store_that_is_down_refuses_new_sessions_but_not_stateless_calls() {
     let response = send(&service, request).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(json_body(response).await["result"]["content"][0]["text"], "still here");
+}
+
+#[tokio::test]
+async fn an_answer_posted_to_another_instance_reaches_the_waiting_handler() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let (a, b) = pair(&store);
+    tokio::time::timeout(BOUND, async {
+        let id = session(&a).await;
+        let response = call_tool(&a, &id, 1, "ask", json!({})).await;
+        let mut stream = response.into_body();
+        let asked = next_request(&mut stream, "elicitation/create").await;
+        let reply = json!({"action": "accept", "content": {"name": "Ada"}});
+        assert_eq!(answer(&b, &id, &asked, reply).await.status(), StatusCode::ACCEPTED);
+        let rest = events(&mut stream, usize::MAX).await;
+        let result = rest.iter().filter_map(|e| e.data.as_ref()).find(|d| d["id"] == 1).expect("the call's answer");
+        assert_eq!(result["result"]["content"][0]["text"], "hello Ada");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_cancellation_posted_to_another_instance_reaches_the_call() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let (a, b) = pair(&store);
+    tokio::time::timeout(BOUND, async {
+        let id = session(&a).await;
+        let call = {
+            let (a, id) = (a.clone(), id.clone());
+            tokio::spawn(async move { call_tool(&a, &id, 7, "wait_cancel", json!({})).await.status() })
+        };
+        WAIT_STARTED.notified().await;
+        let cancel = json!({"requestId": 7, "reason": "changed my mind"});
+        assert_eq!(notify(&b, &id, "notifications/cancelled", cancel).await.status(), StatusCode::ACCEPTED);
+        WAIT_CANCELLED.notified().await;
+        // A cancelled call is answered with nothing.
+        assert_eq!(call.await.unwrap(), StatusCode::ACCEPTED);
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_request_without_a_stream_reaches_the_standalone_stream_another_instance_holds() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let (a, b) = pair(&store);
+    tokio::time::timeout(BOUND, async {
+        let id = session(&a).await;
+        // The client's GET stream is open on B.
+        let response = get(&b, &id, None).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut standalone = response.into_body();
+        assert_eq!(events(&mut standalone, 1).await.len(), 1, "the priming event");
+        // A tool on A, called by a client that takes JSON only, asks on the standalone stream.
+        let call = {
+            let (a, id) = (a.clone(), id.clone());
+            tokio::spawn(async move { json_body(call_tool_json_only(&a, &id, 2, "ask").await).await })
+        };
+        let asked = next_request(&mut standalone, "elicitation/create").await;
+        let reply = json!({"action": "accept", "content": {"name": "Grace"}});
+        assert_eq!(answer(&b, &id, &asked, reply).await.status(), StatusCode::ACCEPTED);
+        assert_eq!(call.await.unwrap()["result"]["content"][0]["text"], "hello Grace");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn delete_closes_the_streams_other_instances_hold() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let (a, b) = pair(&store);
+    tokio::time::timeout(BOUND, async {
+        let id = session(&a).await;
+        let response = get(&b, &id, None).await;
+        let mut standalone = response.into_body();
+        assert_eq!(events(&mut standalone, 1).await.len(), 1, "the priming event");
+        assert_eq!(delete(&a, &id).await.status(), StatusCode::OK);
+        assert!(events(&mut standalone, usize::MAX).await.is_empty(), "the stream ends");
+    })
+    .await
+    .expect("bounded");
 }

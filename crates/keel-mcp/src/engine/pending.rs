@@ -60,6 +60,12 @@ impl PendingRequests {
         PendingRequests { waiters: Mutex::new(HashMap::new()), next_id: AtomicI64::new(first), max }
     }
 
+    /// Whether a request `id` waits for its answer here.
+    #[cfg(feature = "http-server")]
+    pub(crate) fn has(&self, id: &RequestId) -> bool {
+        self.waiters.lock().expect("pending lock").contains_key(id)
+    }
+
     /// A fresh id, unique within this table.
     pub fn next_id(&self) -> RequestId {
         RequestId::Number(self.next_id.fetch_add(1, Ordering::Relaxed) + 1)

@@ -7,8 +7,9 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use keel_mcp::protocol::Implementation;
+use keel_mcp::protocol::elicitation::{ElicitParams, PrimitiveSchema, RequestedSchema};
 use keel_mcp::server::http::{McpService, ResponseBody};
-use keel_mcp::server::{NoArgs, RequestContext, Server};
+use keel_mcp::server::{HandlerError, NoArgs, RequestContext, Server};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -25,8 +26,29 @@ pub fn server() -> Server {
             format!("counted {}", a.n)
         })
         .tool("nothing", "Does nothing", |_: NoArgs| async { "nothing" })
+        .tool("ask", "Asks the user for a name", |ctx: RequestContext, _: NoArgs| async move {
+            let text = json!({"type": "string"});
+            let schema = RequestedSchema::new(
+                vec![("name".into(), PrimitiveSchema::from_object(text.as_object().unwrap().clone()))],
+                &["name"],
+            );
+            let answer = ctx.elicit("name", ElicitParams::form("Name?", schema)).await?;
+            let name = answer.content.and_then(|c| c.get("name").map(|v| json!(v))).unwrap_or_default();
+            Ok::<_, HandlerError>(format!("hello {}", name.as_str().unwrap_or_default()))
+        })
+        .tool("wait_cancel", "Runs until cancelled", |ctx: RequestContext, _: NoArgs| async move {
+            WAIT_STARTED.notify_one();
+            ctx.cancellation().cancelled().await;
+            WAIT_CANCELLED.notify_one();
+            "cancelled"
+        })
         .build()
 }
+
+/// `wait_cancel` started.
+pub static WAIT_STARTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+/// `wait_cancel` saw its cancellation.
+pub static WAIT_CANCELLED: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 pub struct EchoArgs {
@@ -38,7 +60,7 @@ pub struct CountArgs {
     pub n: u32,
 }
 
-fn request(method: Method, session: Option<&str>, body: Option<&Value>) -> Request<Full<Bytes>> {
+pub fn request(method: Method, session: Option<&str>, body: Option<&Value>) -> Request<Full<Bytes>> {
     let mut builder = Request::builder()
         .method(method)
         .uri("/mcp")
@@ -92,6 +114,32 @@ pub async fn call(service: &McpService, session: &str, id: u64, method: &str, pa
 pub async fn notify(service: &McpService, session: &str, method: &str, params: Value) -> Response<ResponseBody> {
     let body = json!({"jsonrpc": "2.0", "method": method, "params": params});
     send(service, request(Method::POST, Some(session), Some(&body))).await
+}
+
+/// `tools/call` of `name` in `session` on `service`, from a client that takes JSON only (so the tool's
+/// messages to the client go on the session's standalone stream).
+pub async fn call_tool_json_only(service: &McpService, session: &str, id: u64, name: &str) -> Response<ResponseBody> {
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": {}}});
+    let mut request = request(Method::POST, Some(session), Some(&body));
+    request.headers_mut().insert("accept", "application/json".parse().unwrap());
+    send(service, request).await
+}
+
+/// The client's answer to server request `id`, POSTed in `session` to `service`.
+pub async fn answer(service: &McpService, session: &str, id: &Value, result: Value) -> Response<ResponseBody> {
+    let body = json!({"jsonrpc": "2.0", "id": id, "result": result});
+    send(service, request(Method::POST, Some(session), Some(&body))).await
+}
+
+/// Reads events from `body` until one carries a request of `method`; its id.
+pub async fn next_request(body: &mut ResponseBody, method: &str) -> Value {
+    loop {
+        let batch = events(body, 1).await;
+        assert!(!batch.is_empty(), "the stream ended before a {method} request");
+        if let Some(data) = batch.iter().filter_map(|e| e.data.as_ref()).find(|d| d["method"] == method) {
+            return data["id"].clone();
+        }
+    }
 }
 
 /// `tools/call` of `name` in `session` on `service`.

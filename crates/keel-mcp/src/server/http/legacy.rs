@@ -20,6 +20,7 @@ use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use super::body::{self, ResponseBody, sse_event};
+use super::bus::Kind;
 use super::event_log::{EventLog, Reader, parse_event_id};
 use super::modern::{Started, start};
 use super::session::{Busy, HttpSession, InFlight, lock};
@@ -209,14 +210,27 @@ pub(super) async fn post(
             } else if notification.method == CancelledParams::METHOD
                 && let Ok(CancelledParams { request_id: Some(id), .. }) =
                     decode_params::<CancelledParams>(notification.params.as_deref())
+                && !session.cancel(&id)
+                && let Some(bus) = &session.bus
+                && let Ok(frame) = jsonrpc::encode_notification(&notification.method, notification.params.as_deref())
             {
-                session.cancel(&id);
+                // The call may run on another instance.
+                bus.publish(Kind::Cancel, &session.id, Some(&frame));
             }
             body::empty(StatusCode::ACCEPTED)
         }
         Message::Response(response) => {
-            if !session.pending.resolve(&response.id, response.outcome) {
-                tracing::debug!(id = %response.id, "answer to no pending server request");
+            let id = response.id;
+            match &session.bus {
+                // The request may wait on another instance: only encode the answer again if it is not ours.
+                Some(bus) if !session.pending.has(&id) => {
+                    bus.publish(Kind::Answer, &session.id, Some(&jsonrpc::encode_answer(&id, &response.outcome)));
+                }
+                _ => {
+                    if !session.pending.resolve(&id, response.outcome) {
+                        tracing::debug!(%id, "answer to no pending server request");
+                    }
+                }
             }
             body::empty(StatusCode::ACCEPTED)
         }
@@ -513,6 +527,9 @@ pub(super) async fn delete(inner: &Arc<HttpInner>, session_id: &str) -> Response
     if shared && !here {
         // This instance held no copy whose end would have dropped the session's events.
         inner.config.event_store.remove_session(session_id);
+    }
+    if shared && let Some(bus) = &inner.bus {
+        bus.publish(Kind::Delete, session_id, None);
     }
     if here || shared { body::empty(StatusCode::OK) } else { unknown_session() }
 }

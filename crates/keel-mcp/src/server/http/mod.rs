@@ -19,6 +19,7 @@
 //! [`Server::serve_http_on`]: crate::server::Server::serve_http_on
 
 mod body;
+mod bus;
 mod channel;
 mod event_log;
 mod event_store;
@@ -47,11 +48,12 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 
 pub use super::peer_addr::PeerAddr;
 pub use body::ResponseBody;
+pub use bus::{MemorySessionBus, SessionBus};
 pub(crate) use channel::ResponseChannel;
 pub use event_store::{EventStore, MemoryEventStore, RemoteEvents};
 pub use guard::HostPolicy;
 #[cfg(feature = "redis")]
-pub use redis_stores::{RedisConfig, RedisEventStore, RedisSessionStore, RedisStores};
+pub use redis_stores::{RedisConfig, RedisEventStore, RedisSessionBus, RedisSessionStore, RedisStores};
 use request_body::BodyError;
 pub use session_store::{MemorySessionStore, SessionRecord, SessionStore, StoreError, StoreFuture};
 use shutdown::SHUTTING_DOWN;
@@ -93,6 +95,9 @@ pub struct HttpConfig {
     /// any session (see [`SessionStore`]). Default: none, sessions live in this process only. Set a shared
     /// [`event_store`](Self::event_store) with it, so that streams resume on any instance too.
     pub session_store: Option<Arc<dyn SessionStore>>,
+    /// How instances sharing sessions reach the one holding a waiting handler, a running call or an open
+    /// stream, and hear each other's resource changes (see [`SessionBus`]). Default: none.
+    pub session_bus: Option<Arc<dyn SessionBus>>,
     /// The `retry` hint (milliseconds) of the priming event that opens a legacy SSE stream (SEP-1699).
     /// Default 1,000.
     pub sse_retry_ms: u64,
@@ -129,6 +134,7 @@ impl Default for HttpConfig {
             stream_resume_grace: Duration::from_secs(10),
             event_store: Arc::new(MemoryEventStore::new(1024)),
             session_store: None,
+            session_bus: None,
             sse_retry_ms: 1000,
             max_concurrent_requests: 4096,
             header_read_timeout: Duration::from_secs(10),
@@ -200,6 +206,12 @@ impl HttpConfig {
         self
     }
 
+    /// Sets [`HttpConfig::session_bus`].
+    pub fn session_bus(mut self, bus: Arc<dyn SessionBus>) -> Self {
+        self.session_bus = Some(bus);
+        self
+    }
+
     /// Sets [`HttpConfig::max_concurrent_requests`].
     pub fn max_concurrent_requests(mut self, n: usize) -> Self {
         self.max_concurrent_requests = n.max(1);
@@ -248,6 +260,8 @@ pub(crate) struct HttpInner {
     pub(crate) server: Arc<ServerInner>,
     pub(crate) config: HttpConfig,
     pub(crate) sessions: session::SessionTable,
+    /// This instance's end of [`HttpConfig::session_bus`].
+    pub(crate) bus: Option<Arc<bus::Bus>>,
     /// Bounds the requests in progress (see [`HttpConfig::max_concurrent_requests`]).
     requests: Arc<slots::Slots>,
     pub(crate) shutdown: shutdown::Shutdown,
@@ -290,10 +304,14 @@ pub(crate) use slots::RequestSlot;
 impl McpService {
     /// The endpoint of `server` ([`Server::http_service`](crate::server::Server::http_service)).
     pub(crate) fn new(server: Arc<ServerInner>, config: HttpConfig) -> McpService {
-        let sessions = session::SessionTable::new(&config);
+        let instance = config.session_store.as_ref().map_or(0, |store| store.instance());
+        let bus = config.session_bus.clone().map(|b| Arc::new(bus::Bus::new(b, instance)));
+        let sessions = session::SessionTable::new(&config, bus.clone());
         let requests = Arc::new(slots::Slots::new(config.max_concurrent_requests));
         let shutdown = shutdown::Shutdown::default();
-        McpService { inner: Arc::new(HttpInner { server, config, sessions, requests, shutdown }) }
+        let inner = Arc::new(HttpInner { server, config, sessions, bus, requests, shutdown });
+        bus::Bus::start(&inner);
+        McpService { inner }
     }
 }
 

@@ -42,9 +42,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, RedisError};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+
+use crate::engine::{CancellationToken, DropGuard};
 
 use super::HttpConfig;
+use super::bus::SessionBus;
 use super::event_store::{EventStore, MemoryEventStore, RemoteEvents};
 use super::session_store::{SessionRecord, SessionStore, StoreError, StoreFuture};
 use crate::protocol::capabilities::ClientCapabilities;
@@ -126,12 +129,13 @@ impl RedisConfig {
     }
 }
 
-/// The Redis-backed stores of one instance: a [`RedisSessionStore`] and a [`RedisEventStore`] sharing a
-/// connection. Give both to the service with [`HttpConfig::redis`].
+/// The Redis-backed stores of one instance: a [`RedisSessionStore`], a [`RedisEventStore`] and a
+/// [`RedisSessionBus`] sharing a connection. Give them to the service with [`HttpConfig::redis`].
 #[derive(Clone, Debug)]
 pub struct RedisStores {
     sessions: Arc<RedisSessionStore>,
     events: Arc<RedisEventStore>,
+    bus: Arc<RedisSessionBus>,
 }
 
 impl RedisStores {
@@ -157,6 +161,7 @@ impl RedisStores {
         let instance = u32::try_from(counter % (1 << 20)).unwrap_or(0).max(1);
         let (writes, queue) = mpsc::channel(config.write_queue.max(1));
         tokio::spawn(write_events(connection.clone(), queue));
+        let bus = RedisSessionBus::start(&client, &config, writes.clone()).await;
         let sessions =
             Arc::new(RedisSessionStore { connection: connection.clone(), prefix: config.key_prefix.clone(), instance });
         let events = Arc::new(RedisEventStore {
@@ -166,7 +171,7 @@ impl RedisStores {
             readers: Arc::new(Semaphore::new(config.max_remote_readers)),
             config,
         });
-        Ok(RedisStores { sessions, events })
+        Ok(RedisStores { sessions, events, bus })
     }
 
     /// The session store.
@@ -178,13 +183,18 @@ impl RedisStores {
     pub fn event_store(&self) -> Arc<RedisEventStore> {
         self.events.clone()
     }
+
+    /// The session bus.
+    pub fn session_bus(&self) -> Arc<RedisSessionBus> {
+        self.bus.clone()
+    }
 }
 
 impl HttpConfig {
-    /// Shares legacy sessions and SSE event logs through Redis: sets [`HttpConfig::session_store`] and
-    /// [`HttpConfig::event_store`] to `stores`.
+    /// Shares legacy sessions and SSE event logs through Redis: sets [`HttpConfig::session_store`],
+    /// [`HttpConfig::event_store`] and [`HttpConfig::session_bus`] to `stores`.
     pub fn redis(self, stores: &RedisStores) -> Self {
-        self.session_store(stores.session_store()).event_store(stores.event_store())
+        self.session_store(stores.session_store()).event_store(stores.event_store()).session_bus(stores.session_bus())
     }
 }
 
@@ -353,23 +363,23 @@ impl From<&SessionRecord> for Stored {
 
 impl From<Stored> for SessionRecord {
     fn from(stored: Stored) -> Self {
-        let mut record = SessionRecord::default();
-        record.version = stored.version;
-        record.client_info = stored.client_info;
-        record.client_capabilities = stored.capabilities;
-        record.log_level = stored.log_level;
-        record.subscriptions = stored.subscriptions;
-        record.principal = stored.principal.map(|p| {
-            let mut principal = Principal::default();
-            principal.subject = p.subject;
-            principal.client_id = p.client_id;
-            principal.scopes = p.scopes;
-            principal.audience = p.audience;
-            principal.expires_at = p.expires_at.map(|s| std::time::UNIX_EPOCH + Duration::from_secs(s));
-            principal.claims = p.claims;
-            Arc::new(principal)
-        });
-        record
+        SessionRecord {
+            version: stored.version,
+            client_info: stored.client_info,
+            client_capabilities: stored.capabilities,
+            log_level: stored.log_level,
+            subscriptions: stored.subscriptions,
+            principal: stored.principal.map(|p| {
+                Arc::new(Principal {
+                    subject: p.subject,
+                    client_id: p.client_id,
+                    scopes: p.scopes,
+                    audience: p.audience,
+                    expires_at: p.expires_at.map(|s| std::time::UNIX_EPOCH + Duration::from_secs(s)),
+                    claims: p.claims,
+                })
+            }),
+        }
     }
 }
 
@@ -396,6 +406,7 @@ enum Write {
     Finish { key: String, cap: usize, ttl: u64 },
     Remove { key: String },
     RemoveSession { set: String },
+    Publish { channel: Arc<str>, message: Bytes },
 }
 
 /// The entry id that marks the end of a stream: above every event's `0-<seq>`.
@@ -571,6 +582,9 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                     pipe.cmd("DEL").arg(&key).ignore();
                 }
                 Write::RemoveSession { set } => sessions.push(set),
+                Write::Publish { channel, message } => {
+                    pipe.cmd("PUBLISH").arg(&*channel).arg(message.as_ref()).ignore();
+                }
             }
         }
         if let Err(error) = pipe.query_async::<()>(&mut connection).await {
@@ -588,5 +602,99 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                 tracing::warn!(%error, "an ended session's events were not removed from Redis (they expire)");
             }
         }
+    }
+}
+
+/// A [`SessionBus`] on Redis pub/sub (channel `<prefix>bus`). Messages are published through the event
+/// writer's queue (in order with the events written before them) and received on a connection of their
+/// own, which reconnects by itself; what is published while it is away is lost for this instance.
+pub struct RedisSessionBus {
+    writes: mpsc::Sender<Write>,
+    channel: Arc<str>,
+    received: broadcast::Sender<Bytes>,
+    /// Stops the listening task when the last handle goes.
+    _listening: DropGuard,
+}
+
+impl fmt::Debug for RedisSessionBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSessionBus").field("channel", &self.channel).finish()
+    }
+}
+
+/// Messages received and not yet taken by a lagging subscriber.
+const BUS_BACKLOG: usize = 4096;
+
+impl RedisSessionBus {
+    /// Subscribes (waiting up to the configured timeout for the first subscription, so that nothing
+    /// published once `connect` returns is missed) and starts listening.
+    async fn start(client: &Client, config: &RedisConfig, writes: mpsc::Sender<Write>) -> Arc<Self> {
+        let channel: Arc<str> = format!("{}bus", config.key_prefix).into();
+        let received = broadcast::channel(BUS_BACKLOG).0;
+        let stop = CancellationToken::new();
+        let (subscribed, first) = oneshot::channel();
+        tokio::spawn(listen(client.clone(), channel.clone(), received.clone(), stop.clone(), subscribed));
+        let _ = tokio::time::timeout(config.timeout, first).await;
+        Arc::new(RedisSessionBus { writes, channel, received, _listening: stop.drop_guard() })
+    }
+}
+
+impl SessionBus for RedisSessionBus {
+    fn publish(&self, message: Bytes) {
+        if self.writes.try_send(Write::Publish { channel: self.channel.clone(), message }).is_err() {
+            tracing::warn!("Redis writes are backed up; a session bus message was dropped");
+        }
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Bytes> {
+        self.received.subscribe()
+    }
+}
+
+/// Receives the bus's messages until stopped, reconnecting with a growing delay (at most 2 s).
+async fn listen(
+    client: Client,
+    channel: Arc<str>,
+    received: broadcast::Sender<Bytes>,
+    stop: CancellationToken,
+    subscribed: oneshot::Sender<()>,
+) {
+    use futures_util::StreamExt as _;
+    let mut subscribed = Some(subscribed);
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let connected = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&*channel).await?;
+            Ok::<_, RedisError>(pubsub)
+        };
+        let pubsub = tokio::select! {
+            pubsub = connected => pubsub,
+            _ = stop.cancelled() => return,
+        };
+        match pubsub {
+            Ok(pubsub) => {
+                if let Some(subscribed) = subscribed.take() {
+                    let _ = subscribed.send(());
+                }
+                delay = Duration::from_millis(50);
+                let mut messages = pubsub.into_on_message();
+                loop {
+                    let message = tokio::select! {
+                        message = messages.next() => message,
+                        _ = stop.cancelled() => return,
+                    };
+                    let Some(message) = message else { break };
+                    let _ = received.send(Bytes::copy_from_slice(message.get_payload_bytes()));
+                }
+                tracing::warn!("the Redis session bus connection dropped; reconnecting");
+            }
+            Err(error) => tracing::debug!(%error, "the Redis session bus cannot subscribe yet"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.cancelled() => return,
+        }
+        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }

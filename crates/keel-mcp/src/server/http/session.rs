@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::engine::CancellationToken;
 
 use super::HttpConfig;
+use super::bus::Bus;
 use super::event_log::EventLog;
 use super::event_store::EventStore;
 use super::session_store::SessionRecord;
@@ -69,6 +70,8 @@ pub(crate) struct HttpSession {
     pub(crate) revision: AtomicU64,
     /// Who created the session, kept in its shared record.
     pub(crate) principal: Option<Arc<Principal>>,
+    /// Reaches the other instances sharing the session.
+    pub(crate) bus: Option<Arc<Bus>>,
 }
 
 #[derive(Debug, Default)]
@@ -98,7 +101,13 @@ impl Drop for InFlight {
 }
 
 impl HttpSession {
-    fn new(id: Arc<str>, peer: Option<PeerKey>, max_pending: usize, config: &HttpConfig) -> Self {
+    fn new(
+        id: Arc<str>,
+        peer: Option<PeerKey>,
+        max_pending: usize,
+        config: &HttpConfig,
+        bus: Option<Arc<Bus>>,
+    ) -> Self {
         let now = Instant::now();
         // With a shared store, instances number streams and server requests from their own base, so that
         // an event id or request id names one stream or request across the cluster.
@@ -118,20 +127,21 @@ impl HttpSession {
             store: config.event_store.clone(),
             revision: AtomicU64::new(0),
             principal: None,
+            bus,
         }
     }
 
     /// What the shared store keeps of this session.
     pub(crate) fn record(&self) -> SessionRecord {
         let state = lock(&self.state);
-        let mut record = SessionRecord::default();
-        record.version = state.version.clone();
-        record.client_info = state.client_info.clone();
-        record.client_capabilities = state.client_capabilities.clone();
-        record.log_level = state.log_level;
-        record.subscriptions = state.subscriptions.iter().cloned().collect();
-        record.principal = self.principal.clone();
-        record
+        SessionRecord {
+            version: state.version.clone(),
+            client_info: state.client_info.clone(),
+            client_capabilities: state.client_capabilities.clone(),
+            log_level: state.log_level,
+            subscriptions: state.subscriptions.iter().cloned().collect(),
+            principal: self.principal.clone(),
+        }
     }
 
     /// Takes over what another instance stored.
@@ -174,10 +184,14 @@ impl HttpSession {
         Ok(InFlight { session: self.clone(), id: id.clone(), cancellation })
     }
 
-    /// Cancels the running request `id` (`notifications/cancelled`).
-    pub(crate) fn cancel(&self, id: &RequestId) {
-        if let Some(token) = lock(&self.in_flight).get(id) {
-            token.cancel();
+    /// Cancels the running request `id` (`notifications/cancelled`); false when it does not run here.
+    pub(crate) fn cancel(&self, id: &RequestId) -> bool {
+        match lock(&self.in_flight).get(id) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
         }
     }
 
@@ -274,6 +288,7 @@ pub(crate) struct SessionTable {
     counter: AtomicU64,
     /// Sessions are also kept in a shared [`SessionStore`](super::SessionStore).
     shared: bool,
+    bus: Option<Arc<Bus>>,
 }
 
 #[derive(Debug, Default)]
@@ -313,7 +328,7 @@ impl Table {
 }
 
 impl SessionTable {
-    pub(crate) fn new(config: &HttpConfig) -> Self {
+    pub(crate) fn new(config: &HttpConfig, bus: Option<Arc<Bus>>) -> Self {
         SessionTable {
             table: Mutex::new(Table::default()),
             idle_timeout: config.session_idle_timeout,
@@ -323,6 +338,7 @@ impl SessionTable {
             last_sweep: Mutex::new(Instant::now()),
             counter: AtomicU64::new(0),
             shared: config.session_store.is_some(),
+            bus,
         }
     }
 
@@ -335,7 +351,7 @@ impl SessionTable {
         config: &HttpConfig,
     ) -> Arc<HttpSession> {
         let id: Arc<str> = new_session_id(self.counter.fetch_add(1, Ordering::Relaxed)).into();
-        let mut session = HttpSession::new(id, peer.map(PeerKey::of), max_pending, config);
+        let mut session = HttpSession::new(id, peer.map(PeerKey::of), max_pending, config, self.bus.clone());
         session.principal = principal;
         self.insert(session)
     }
@@ -353,7 +369,7 @@ impl SessionTable {
         if let Some(session) = lock(&self.table).sessions.get(id) {
             return session.clone();
         }
-        let mut session = HttpSession::new(id.into(), peer.map(PeerKey::of), max_pending, config);
+        let mut session = HttpSession::new(id.into(), peer.map(PeerKey::of), max_pending, config, self.bus.clone());
         session.principal = record.principal.clone();
         session.restore(record, revision);
         session.mark_initialized();
@@ -454,6 +470,11 @@ impl SessionTable {
         if self.shared { session.release() } else { session.terminate() }
     }
 
+    /// The live session `id` as it is, without marking it active (for messages from other instances).
+    pub(crate) fn peek(&self, id: &str) -> Option<Arc<HttpSession>> {
+        lock(&self.table).sessions.get(id).cloned()
+    }
+
     /// Forgets this process's copy of session `id` (another instance ended it).
     pub(crate) fn release(&self, id: &str) {
         if let Some(session) = lock(&self.table).remove(id) {
@@ -502,7 +523,7 @@ mod tests {
     #[test]
     fn a_full_store_evicts_stalled_handshakes_first_then_the_longest_idle() {
         let config = config(3, 10);
-        let store = SessionTable::new(&config);
+        let store = SessionTable::new(&config, None);
         let a = store.create(peer(1), None, 8, &config);
         let b = store.create(peer(2), None, 8, &config);
         let c = store.create(peer(3), None, 8, &config);
@@ -525,7 +546,7 @@ mod tests {
     #[test]
     fn a_peer_past_its_share_evicts_its_own_sessions_only() {
         let config = config(100, 2);
-        let store = SessionTable::new(&config);
+        let store = SessionTable::new(&config, None);
         let other = store.create(peer(9), None, 8, &config);
         let first = store.create(peer(1), None, 8, &config);
         let second = store.create(peer(1), None, 8, &config);
@@ -544,7 +565,7 @@ mod tests {
     #[test]
     fn idle_sessions_expire() {
         let config = config(2, 2).session_idle_timeout(Duration::from_millis(30));
-        let store = SessionTable::new(&config);
+        let store = SessionTable::new(&config, None);
         let a = store.create(None, None, 8, &config);
         assert!(store.get(&a.id).is_some());
         std::thread::sleep(Duration::from_millis(40));
@@ -555,7 +576,7 @@ mod tests {
     #[test]
     fn reopened_standalone_streams_do_not_pile_up() {
         let config = config(2, 2);
-        let store = SessionTable::new(&config);
+        let store = SessionTable::new(&config, None);
         let session = store.create(None, None, 8, &config);
         for _ in 0..200 {
             let log = session.open_standalone().expect("the previous one ended");
@@ -567,7 +588,7 @@ mod tests {
     #[test]
     fn in_flight_requests_are_bounded_unique_and_released_on_drop() {
         let config = config(2, 2).max_requests_per_session(2);
-        let store = SessionTable::new(&config);
+        let store = SessionTable::new(&config, None);
         let session = store.create(None, None, 8, &config);
         let one = session.begin(&RequestId::Number(1)).unwrap();
         assert_eq!(session.begin(&RequestId::Number(1)).unwrap_err(), Busy::DuplicateId);
