@@ -12,7 +12,9 @@
 //!   reaches the instance whose GET stream is open;
 //! - DELETE ends every instance's copy at once (streams close, calls are cancelled);
 //! - [`Server::resource_updated`](crate::server::Server::resource_updated) reaches every instance's
-//!   listeners (`subscriptions/listen`).
+//!   listeners (`subscriptions/listen`);
+//! - `tasks/update` and `tasks/cancel` reach the instance running the task (tasks extension, with the
+//!   Redis stores).
 //!
 //! The bus is best effort, like the pub/sub it models: a message published while an instance is
 //! disconnected is lost for it (a lost answer ends as the request's timeout).
@@ -85,6 +87,8 @@ pub(crate) enum Kind {
     Delete,
     /// Resource `s` changed.
     Updated,
+    /// `m` is a command for task `s` (tasks extension).
+    Task,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -192,6 +196,13 @@ fn deliver(inner: &HttpInner, bytes: &[u8]) {
             injected.push_back(uri.clone());
         }
         let _ = inner.server.changes.send(Change::ResourceUpdated(uri));
+        return;
+    }
+    if envelope.k == Kind::Task {
+        #[cfg(feature = "tasks")]
+        if let Some(command) = envelope.m.and_then(|m| serde_json::from_str(m.get()).ok()) {
+            inner.server.tasks.command(&envelope.s, command);
+        }
         return;
     }
     if envelope.k == Kind::Delete {

@@ -98,6 +98,9 @@ pub struct HttpConfig {
     /// How instances sharing sessions reach the one holding a waiting handler, a running call or an open
     /// stream, and hear each other's resource changes (see [`SessionBus`]). Default: none.
     pub session_bus: Option<Arc<dyn SessionBus>>,
+    /// Where tasks are shared (set by [`HttpConfig::redis`]).
+    #[cfg(all(feature = "redis", feature = "tasks"))]
+    pub(crate) redis_tasks: Option<Arc<redis_stores::RedisTasks>>,
     /// The `retry` hint (milliseconds) of the priming event that opens a legacy SSE stream (SEP-1699).
     /// Default 1,000.
     pub sse_retry_ms: u64,
@@ -135,6 +138,8 @@ impl Default for HttpConfig {
             event_store: Arc::new(MemoryEventStore::new(1024)),
             session_store: None,
             session_bus: None,
+            #[cfg(all(feature = "redis", feature = "tasks"))]
+            redis_tasks: None,
             sse_retry_ms: 1000,
             max_concurrent_requests: 4096,
             header_read_timeout: Duration::from_secs(10),
@@ -309,6 +314,10 @@ impl McpService {
         let sessions = session::SessionTable::new(&config, bus.clone());
         let requests = Arc::new(slots::Slots::new(config.max_concurrent_requests));
         let shutdown = shutdown::Shutdown::default();
+        #[cfg(all(feature = "redis", feature = "tasks"))]
+        if let (Some(tasks), Some(bus)) = (&config.redis_tasks, &bus) {
+            server.tasks.share_with(Arc::new(redis_stores::TaskLink { tasks: tasks.clone(), bus: bus.clone() }));
+        }
         let inner = Arc::new(HttpInner { server, config, sessions, bus, requests, shutdown });
         bus::Bus::start(&inner);
         McpService { inner }

@@ -136,6 +136,8 @@ pub struct RedisStores {
     sessions: Arc<RedisSessionStore>,
     events: Arc<RedisEventStore>,
     bus: Arc<RedisSessionBus>,
+    #[cfg(feature = "tasks")]
+    tasks: Arc<RedisTasks>,
 }
 
 impl RedisStores {
@@ -164,14 +166,21 @@ impl RedisStores {
         let bus = RedisSessionBus::start(&client, &config, writes.clone()).await;
         let sessions =
             Arc::new(RedisSessionStore { connection: connection.clone(), prefix: config.key_prefix.clone(), instance });
-        let events = Arc::new(RedisEventStore {
-            local: MemoryEventStore::new(config.events_per_stream),
-            writes,
-            client,
-            readers: Arc::new(Semaphore::new(config.max_remote_readers)),
-            config,
-        });
-        Ok(RedisStores { sessions, events, bus })
+        #[cfg(feature = "tasks")]
+        let tasks = RedisTasks::start(connection.clone(), &config.key_prefix, instance, writes.clone());
+        Ok(RedisStores {
+            sessions,
+            events: Arc::new(RedisEventStore {
+                local: MemoryEventStore::new(config.events_per_stream),
+                writes,
+                client,
+                readers: Arc::new(Semaphore::new(config.max_remote_readers)),
+                config,
+            }),
+            bus,
+            #[cfg(feature = "tasks")]
+            tasks,
+        })
     }
 
     /// The session store.
@@ -194,7 +203,16 @@ impl HttpConfig {
     /// Shares legacy sessions and SSE event logs through Redis: sets [`HttpConfig::session_store`],
     /// [`HttpConfig::event_store`] and [`HttpConfig::session_bus`] to `stores`.
     pub fn redis(self, stores: &RedisStores) -> Self {
-        self.session_store(stores.session_store()).event_store(stores.event_store()).session_bus(stores.session_bus())
+        #[cfg_attr(not(feature = "tasks"), expect(unused_mut, reason = "only tasks add to it"))]
+        let mut config = self
+            .session_store(stores.session_store())
+            .event_store(stores.event_store())
+            .session_bus(stores.session_bus());
+        #[cfg(feature = "tasks")]
+        {
+            config.redis_tasks = Some(stores.tasks.clone());
+        }
+        config
     }
 }
 
@@ -402,11 +420,35 @@ impl fmt::Debug for RedisEventStore {
 
 /// One write for the background writer, in order.
 enum Write {
-    Append { key: String, set: Option<String>, seq: u64, message: Bytes, cap: usize, ttl: u64 },
-    Finish { key: String, cap: usize, ttl: u64 },
-    Remove { key: String },
-    RemoveSession { set: String },
-    Publish { channel: Arc<str>, message: Bytes },
+    Append {
+        key: String,
+        set: Option<String>,
+        seq: u64,
+        message: Bytes,
+        cap: usize,
+        ttl: u64,
+    },
+    Finish {
+        key: String,
+        cap: usize,
+        ttl: u64,
+    },
+    Remove {
+        key: String,
+    },
+    RemoveSession {
+        set: String,
+    },
+    Publish {
+        channel: Arc<str>,
+        message: Bytes,
+    },
+    #[cfg(feature = "tasks")]
+    Set {
+        key: String,
+        value: Vec<u8>,
+        ttl: u64,
+    },
 }
 
 /// The entry id that marks the end of a stream: above every event's `0-<seq>`.
@@ -585,6 +627,10 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                 Write::Publish { channel, message } => {
                     pipe.cmd("PUBLISH").arg(&*channel).arg(message.as_ref()).ignore();
                 }
+                #[cfg(feature = "tasks")]
+                Write::Set { key, value, ttl } => {
+                    pipe.cmd("SET").arg(&key).arg(value).arg("PX").arg(ttl).ignore();
+                }
             }
         }
         if let Err(error) = pipe.query_async::<()>(&mut connection).await {
@@ -696,5 +742,126 @@ async fn listen(
             _ = stop.cancelled() => return,
         }
         delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Tasks (tasks extension) shared through Redis: `<prefix>task:<id>` holds the state of a task as its
+/// instance last recorded it (JSON, expiring with the task), and `<prefix>alive:<instance>` says an
+/// instance still runs (refreshed every [`HEARTBEAT`], expiring after three). A task another instance
+/// reads as still running on an instance that is gone is `failed` from then on.
+#[cfg(feature = "tasks")]
+#[derive(Debug)]
+pub(crate) struct RedisTasks {
+    connection: ConnectionManager,
+    prefix: String,
+    instance: u32,
+    writes: mpsc::Sender<Write>,
+    _heartbeat: DropGuard,
+}
+
+/// How often an instance says it is alive.
+#[cfg(feature = "tasks")]
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
+#[cfg(feature = "tasks")]
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredTask {
+    /// The instance running the task.
+    i: u32,
+    t: crate::protocol::tasks::extension::DetailedTask,
+}
+
+#[cfg(feature = "tasks")]
+impl RedisTasks {
+    fn start(connection: ConnectionManager, prefix: &str, instance: u32, writes: mpsc::Sender<Write>) -> Arc<Self> {
+        let stop = CancellationToken::new();
+        let alive = format!("{prefix}alive:{instance}");
+        let mut beat = connection.clone();
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(HEARTBEAT);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = stopped.cancelled() => return,
+                }
+                let set = redis::cmd("SET")
+                    .arg(&alive)
+                    .arg(1)
+                    .arg("PX")
+                    .arg(millis(HEARTBEAT * 3))
+                    .query_async::<()>(&mut beat)
+                    .await;
+                if let Err(error) = set {
+                    tracing::debug!(%error, "the instance heartbeat did not reach Redis");
+                }
+            }
+        });
+        Arc::new(RedisTasks { connection, prefix: prefix.to_owned(), instance, writes, _heartbeat: stop.drop_guard() })
+    }
+
+    fn key(&self, id: &str) -> String {
+        format!("{}task:{id}", self.prefix)
+    }
+}
+
+/// The [`TaskShare`](crate::server::tasks::TaskShare) of one service: records in Redis, commands on the bus.
+#[cfg(feature = "tasks")]
+#[derive(Debug)]
+pub(crate) struct TaskLink {
+    pub(crate) tasks: Arc<RedisTasks>,
+    pub(crate) bus: Arc<super::bus::Bus>,
+}
+
+#[cfg(feature = "tasks")]
+impl crate::server::tasks::TaskShare for TaskLink {
+    fn save(&self, id: &str, task: &crate::protocol::tasks::extension::DetailedTask, ttl: Duration) {
+        let Ok(value) = serde_json::to_vec(&StoredTask { i: self.tasks.instance, t: task.clone() }) else { return };
+        let write = Write::Set { key: self.tasks.key(id), value, ttl: millis(ttl) };
+        if self.tasks.writes.try_send(write).is_err() {
+            tracing::warn!("Redis writes are backed up; a task's state was not shared");
+        }
+    }
+
+    fn load<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> crate::server::tasks::ShareFuture<'a, Option<crate::protocol::tasks::extension::DetailedTask>> {
+        Box::pin(async move {
+            let mut connection = self.tasks.connection.clone();
+            let json: Vec<u8> = redis::cmd("GET")
+                .arg(self.tasks.key(id))
+                .query_async::<Option<Vec<u8>>>(&mut connection)
+                .await
+                .inspect_err(|error| tracing::warn!(%error, "a shared task could not be read"))
+                .ok()??;
+            let StoredTask { i, t: mut task } = serde_json::from_slice(&json).ok()?;
+            if task.task.status.is_terminal() {
+                return Some(task);
+            }
+            let alive: bool = redis::cmd("EXISTS")
+                .arg(format!("{}alive:{i}", self.tasks.prefix))
+                .query_async(&mut connection)
+                .await
+                .ok()?;
+            if !alive {
+                // Its instance is gone, and the handler with it: the task failed, for good.
+                task.task.status = crate::protocol::tasks::TaskStatus::Failed;
+                task.task.last_updated_at = crate::server::tasks::timestamp();
+                task.input_requests = None;
+                task.error =
+                    Some(crate::protocol::ErrorObject::internal("the server instance running this task stopped"));
+                let ttl: i64 =
+                    redis::cmd("PTTL").arg(self.tasks.key(id)).query_async(&mut connection).await.unwrap_or(1);
+                self.save(id, &task, Duration::from_millis(u64::try_from(ttl).unwrap_or(1).max(1)));
+            }
+            Some(task)
+        })
+    }
+
+    fn forward(&self, id: &str, command: crate::server::tasks::TaskCommand) {
+        if let Ok(message) = serde_json::to_vec(&command) {
+            self.bus.publish(super::bus::Kind::Task, id, Some(&message));
+        }
     }
 }
