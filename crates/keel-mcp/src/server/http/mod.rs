@@ -12,6 +12,12 @@
 //! A request belongs to the legacy era when it carries a session id or is an `initialize`; every other
 //! POST is treated as modern.
 //!
+//! Several instances behind a load balancer serve every legacy session when they share a
+//! [`SessionStore`], an [`EventStore`] and a [`SessionBus`] (`HttpConfig::redis` sets all three with the
+//! `redis` feature): any instance takes a session over, resumes its streams, and passes answers,
+//! cancellations and stream messages to the instance that holds their target. Modern requests need none of
+//! it.
+//!
 //! [`McpService::shutdown`] drains the service (503 for new requests, a grace for calls in flight, then a
 //! `retry` hint on every open stream); [`Server::serve_http_on`] adds the listener's own limits and calls it
 //! when its shutdown future completes.

@@ -111,11 +111,11 @@ impl HttpSession {
         let now = Instant::now();
         // With a shared store, instances number streams and server requests from their own base, so that
         // an event id or request id names one stream or request across the cluster.
-        let base = config.session_store.as_ref().map_or(0, |store| u64::from(store.instance()) << 32);
+        let base = config.session_store.as_ref().map_or(0, |store| u64::from(store.instance() & 0xF_FFFF) << 32);
         HttpSession {
             id,
             state: Mutex::new(LegacySession::default()),
-            pending: PendingRequests::with_ids_after(max_pending, base as i64),
+            pending: PendingRequests::with_ids_after(max_pending, i64::try_from(base).unwrap_or(0)),
             in_flight: Mutex::new(HashMap::new()),
             max_in_flight: config.max_requests_per_session.max(1),
             streams: Mutex::new(Streams { next: base, ..Streams::default() }),
