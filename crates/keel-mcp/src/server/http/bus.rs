@@ -14,7 +14,7 @@ use super::session::lock;
 use crate::engine::CancellationToken;
 use crate::protocol::cancellation::CancelledParams;
 use crate::protocol::decode_params;
-use crate::protocol::jsonrpc::Message;
+use crate::protocol::jsonrpc::{Message, RequestId};
 use crate::server::Change;
 
 /// Messages between the instances of one server (publish/subscribe). Set it with
@@ -122,6 +122,15 @@ const MAX_INJECTED: usize = 1024;
 impl Bus {
     pub(crate) fn new(bus: Arc<dyn SessionBus>, instance: u32) -> Self {
         Bus { bus, instance, injected: Mutex::new(VecDeque::new()), stop: CancellationToken::new() }
+    }
+
+    /// Whether request `id` is one another instance sent: a number whose high bits name another instance
+    /// (see [`SessionStore::instance`](super::SessionStore::instance)). Only such answers travel, so that a
+    /// client cannot make every instance read what it makes up.
+    pub(crate) fn issued_elsewhere(&self, id: &RequestId) -> bool {
+        let RequestId::Number(n) = id else { return false };
+        let issuer = n >> 32;
+        issuer != 0 && issuer != i64::from(self.instance)
     }
 
     /// Publishes `kind` about `target` (a session id, or a URI), with `message` when there is one.

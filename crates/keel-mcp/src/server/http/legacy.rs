@@ -180,8 +180,7 @@ pub(super) async fn post(
     accepts_sse: bool,
     slot: RequestSlot,
 ) -> Response<ResponseBody> {
-    let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
-    let session = match resolve(inner, session_id, peer).await {
+    let session = match resolve(inner, session_id, &parts.extensions).await {
         Ok(session) => session,
         Err(response) => return response,
     };
@@ -212,7 +211,8 @@ pub(super) async fn post(
                     decode_params::<CancelledParams>(notification.params.as_deref())
                 && !session.cancel(&id)
                 && let Some(bus) = &session.bus
-                && let Ok(frame) = jsonrpc::encode_notification(&notification.method, notification.params.as_deref())
+                && let Ok(frame) =
+                    jsonrpc::encode_notification(CancelledParams::METHOD, Some(&serde_json::json!({"requestId": id})))
             {
                 // The call may run on another instance.
                 bus.publish(Kind::Cancel, &session.id, Some(&frame));
@@ -222,8 +222,8 @@ pub(super) async fn post(
         Message::Response(response) => {
             let id = response.id;
             match &session.bus {
-                // The request may wait on another instance: only encode the answer again if it is not ours.
-                Some(bus) if !session.pending.has(&id) => {
+                // Another instance's request (its number is in the id's high bits): pass the answer on.
+                Some(bus) if bus.issued_elsewhere(&id) && !session.pending.has(&id) => {
                     bus.publish(Kind::Answer, &session.id, Some(&jsonrpc::encode_answer(&id, &response.outcome)));
                 }
                 _ => {
@@ -470,9 +470,9 @@ pub(super) async fn get(
     inner: &Arc<HttpInner>,
     session_id: &str,
     headers: &HeaderMap,
-    peer: Option<std::net::IpAddr>,
+    extensions: &http::Extensions,
 ) -> Response<ResponseBody> {
-    let session = match resolve(inner, session_id, peer).await {
+    let session = match resolve(inner, session_id, extensions).await {
         Ok(session) => session,
         Err(response) => return response,
     };
@@ -540,7 +540,7 @@ pub(super) async fn delete(inner: &Arc<HttpInner>, session_id: &str) -> Response
 async fn resolve(
     inner: &HttpInner,
     id: &str,
-    peer: Option<std::net::IpAddr>,
+    extensions: &http::Extensions,
 ) -> Result<Arc<HttpSession>, Response<ResponseBody>> {
     let local = inner.sessions.get(id);
     let Some(store) = &inner.config.session_store else { return local.ok_or_else(unknown_session) };
@@ -552,6 +552,7 @@ async fn resolve(
         return match store.load(id, ttl).await {
             Ok(Some(found)) => {
                 let max_pending = inner.server.limits.max_pending_requests;
+                let peer = extensions.get::<PeerAddr>().map(|p| p.0.ip());
                 Ok(inner.sessions.adopt(id, found, peer, max_pending, &inner.config))
             }
             Ok(None) => Err(unknown_session()),

@@ -315,7 +315,7 @@ pub(crate) use slots::RequestSlot;
 impl McpService {
     /// The endpoint of `server` ([`Server::http_service`](crate::server::Server::http_service)).
     pub(crate) fn new(server: Arc<ServerInner>, config: HttpConfig) -> McpService {
-        let instance = config.session_store.as_ref().map_or(0, |store| store.instance());
+        let instance = config.session_store.as_ref().map_or(0, |store| store.instance() & 0xF_FFFF);
         let bus = config.session_bus.clone().map(|b| Arc::new(bus::Bus::new(b, instance)));
         let sessions = session::SessionTable::new(&config, bus.clone());
         let requests = Arc::new(slots::Slots::new(config.max_concurrent_requests));
@@ -367,8 +367,7 @@ where
         (&Method::POST, session_id) => post(inner, request, session_id).await,
         (&Method::GET, Some(_)) if inner.shutdown.is_draining() => unavailable(SHUTTING_DOWN),
         (&Method::GET, Some(session_id)) => {
-            let peer = request.extensions().get::<PeerAddr>().map(|p| p.0.ip());
-            legacy::get(&inner, &session_id, request.headers(), peer).await
+            legacy::get(&inner, &session_id, request.headers(), request.extensions()).await
         }
         (&Method::DELETE, Some(session_id)) => legacy::delete(&inner, &session_id).await,
         // Sessionless GET / DELETE: the 2026-07-28 revision has neither.

@@ -122,7 +122,9 @@ impl RedisConfig {
 ///   expiring [`RedisConfig::event_ttl`] after its last event; its end is the entry `1-0`.
 ///   `<prefix>evs:<session id>` lists a session's streams, for DELETE.
 /// - `<prefix>instances`: a counter that gives each instance its number, from which stream numbers and the
-///   ids of server-to-client requests start (so they are unique across instances).
+///   ids of server-to-client requests start (so they are unique across instances). Instances keep their
+///   number through a Redis restart; one started after Redis lost its data may get a number a running
+///   instance holds, so restart the instances too after such a loss (a number repeats only per 2^20).
 /// - `<prefix>bus`: the pub/sub channel of the [`RedisSessionBus`].
 /// - With the `tasks` feature, `<prefix>task:<id>`: a task's state as its instance last recorded it (JSON,
 ///   expiring with the task), and `<prefix>alive:<instance>`: the instance's heartbeat (set every 2 s,

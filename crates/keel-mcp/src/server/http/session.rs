@@ -366,9 +366,6 @@ impl SessionTable {
         max_pending: usize,
         config: &HttpConfig,
     ) -> Arc<HttpSession> {
-        if let Some(session) = lock(&self.table).sessions.get(id) {
-            return session.clone();
-        }
         let mut session = HttpSession::new(id.into(), peer.map(PeerKey::of), max_pending, config, self.bus.clone());
         session.principal = record.principal.clone();
         session.restore(record, revision);
@@ -385,6 +382,10 @@ impl SessionTable {
         let mut evicted = Vec::new();
         {
             let mut table = lock(&self.table);
+            if let Some(existing) = table.sessions.get(&id) {
+                // Two requests adopted the same session at once: the first one's copy is the one.
+                return existing.clone();
+            }
             if let Some(key) = peer
                 && table.per_peer.get(&key).is_some_and(|n| *n >= self.max_per_peer)
                 && let Some(victim) = table.victim(self.init_grace, |s| s.peer == Some(key))
@@ -571,6 +572,22 @@ mod tests {
         std::thread::sleep(Duration::from_millis(40));
         assert!(store.get(&a.id).is_none(), "expired");
         assert!(a.closed.is_cancelled());
+    }
+
+    #[test]
+    fn a_session_adopted_twice_is_one_copy() {
+        let config = config(10, 1);
+        let store = SessionTable::new(&config, None);
+        let record = || (SessionRecord::default(), 1);
+        let first = store.adopt("shared", record(), peer(1), 8, &config);
+        let second = store.adopt("shared", record(), peer(1), 8, &config);
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(store.len(), 1);
+        // The peer's share counts it once: another session of that peer evicts it, and only it.
+        store.create(peer(1), None, 8, &config);
+        assert!(first.closed.is_cancelled());
+        assert_eq!(store.len(), 1);
+        assert!(lock(&store.table).per_peer.values().all(|n| *n == 1));
     }
 
     #[test]
