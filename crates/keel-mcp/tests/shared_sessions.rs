@@ -117,21 +117,7 @@ async fn a_store_that_is_down_refuses_new_sessions_but_not_stateless_calls() {
     let response = call_tool(&service, "someone-elses", 1, "nothing", json!({})).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     // The modern era never needs the store.
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "echo", "arguments": {"text": "still here"},
-        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                  "io.modelcontextprotocol/clientCapabilities": {}}}});
-    let request = http::Request::builder()
-        .method("POST")
-        .uri("/mcp")
-        .header("host", "localhost")
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "echo")
-        .body(http_body_util::Full::new(bytes::Bytes::from(body.to_string())))
-        .unwrap();
+    let request = modern_echo("still here");
     let response = send(&service, request).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(json_body(response).await["result"]["content"][0]["text"], "still here");
@@ -143,14 +129,7 @@ async fn an_answer_posted_to_another_instance_reaches_the_waiting_handler() {
     let (a, b) = pair(&store);
     tokio::time::timeout(BOUND, async {
         let id = session(&a).await;
-        let response = call_tool(&a, &id, 1, "ask", json!({})).await;
-        let mut stream = response.into_body();
-        let asked = next_request(&mut stream, "elicitation/create").await;
-        let reply = json!({"action": "accept", "content": {"name": "Ada"}});
-        assert_eq!(answer(&b, &id, &asked, reply).await.status(), StatusCode::ACCEPTED);
-        let rest = events(&mut stream, usize::MAX).await;
-        let result = rest.iter().filter_map(|e| e.data.as_ref()).find(|d| d["id"] == 1).expect("the call's answer");
-        assert_eq!(result["result"]["content"][0]["text"], "hello Ada");
+        assert_eq!(ask_answered_elsewhere(&a, &b, &id, "Ada").await, "hello Ada");
     })
     .await
     .expect("bounded");

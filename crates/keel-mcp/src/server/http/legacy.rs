@@ -559,23 +559,20 @@ async fn resolve(
             Err(error) => Err(store_unavailable(&error)),
         };
     };
-    match store.touch(id, ttl).await {
-        Ok(Some(revision)) if revision == session.revision.load(std::sync::atomic::Ordering::Relaxed) => Ok(session),
+    let stored = match store.touch(id, ttl).await {
+        Ok(Some(revision)) if revision == session.revision.load(std::sync::atomic::Ordering::Relaxed) => {
+            return Ok(session);
+        }
         // Another instance changed the session (log level, subscriptions): take its version.
-        Ok(Some(_)) => match store.load(id, ttl).await {
-            Ok(Some((record, revision))) => {
-                session.restore(record, revision);
-                Ok(session)
-            }
-            Ok(None) => {
-                inner.sessions.release(id);
-                Err(unknown_session())
-            }
-            Err(error) => {
-                tracing::warn!(%error, "session store unreachable; serving this instance's copy");
-                Ok(session)
-            }
-        },
+        Ok(Some(_)) => store.load(id, ttl).await,
+        Ok(None) => Ok(None),
+        Err(error) => Err(error),
+    };
+    match stored {
+        Ok(Some((record, revision))) => {
+            session.restore(record, revision);
+            Ok(session)
+        }
         // Deleted or expired on another instance.
         Ok(None) => {
             inner.sessions.release(id);
