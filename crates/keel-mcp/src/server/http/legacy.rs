@@ -24,6 +24,7 @@ use super::bus::Kind;
 use super::event_log::{EventLog, Reader, parse_event_id};
 use super::modern::{Started, start};
 use super::session::{Busy, HttpSession, InFlight, lock};
+use super::session_owner;
 use super::session_store::{SessionStore, StoreError};
 use super::shutdown::{StreamStop, shutting_down};
 use super::{HttpInner, RequestSlot, ResponseChannel, accepts, header, unavailable};
@@ -35,7 +36,7 @@ use crate::server::Principal;
 use crate::server::context::Channel;
 use crate::server::dispatch::dispatch;
 use crate::server::peer_addr::PeerAddr;
-use crate::server::request::Caller;
+use crate::server::request::{Caller, INSUFFICIENT_SCOPE};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
@@ -255,6 +256,7 @@ async fn call(
     slot: RequestSlot,
 ) -> Response<ResponseBody> {
     let id = request.id.clone();
+    let method_scopes = super::method_scopes(inner, &request.method);
     let in_flight = match session.begin(&id) {
         Ok(in_flight) => in_flight,
         Err(Busy::Full) => {
@@ -318,6 +320,12 @@ async fn call(
         Started::Done(outcome) => {
             if in_flight.cancellation.is_cancelled() {
                 return body::empty(StatusCode::ACCEPTED);
+            }
+            // Refused for a missing scope: an HTTP-level refusal the client can step up on, in this era too.
+            if let Err(error) = &outcome
+                && error.code == INSUFFICIENT_SCOPE
+            {
+                return super::insufficient_scope(inner, &id, error, method_scopes);
             }
             // Legacy HTTP answers JSON-RPC errors with 200, like results.
             body::json(StatusCode::OK, jsonrpc::encode_answer(&id, &outcome))
@@ -513,11 +521,19 @@ pub(super) async fn get(
     }
 }
 
-/// DELETE: the client ends its session, on every instance when sessions are shared.
-pub(super) async fn delete(inner: &Arc<HttpInner>, session_id: &str) -> Response<ResponseBody> {
+/// DELETE: the client ends its session, on every instance when sessions are shared. Only the principal
+/// that opened a session may end it; for anyone else it does not exist.
+pub(super) async fn delete(
+    inner: &Arc<HttpInner>,
+    session_id: &str,
+    extensions: &http::Extensions,
+) -> Response<ResponseBody> {
+    // Resolving checks the owner (loading the session from a shared store when this instance has no copy).
+    if let Err(response) = resolve(inner, session_id, extensions).await {
+        return response;
+    }
     let here = inner.sessions.remove(session_id);
     let shared = match &inner.config.session_store {
-        Some(_) if session_id.len() > MAX_SESSION_ID_BYTES => false,
         Some(store) => match store.remove(session_id).await {
             Ok(existed) => existed,
             Err(error) => return store_unavailable(&error),
@@ -534,10 +550,21 @@ pub(super) async fn delete(inner: &Arc<HttpInner>, session_id: &str) -> Response
     if here || shared { body::empty(StatusCode::OK) } else { unknown_session() }
 }
 
+/// Session `id`, if the request (by its principal) may use it: a session another principal opened looks
+/// exactly like an unknown one. `Err` is the response to give instead.
+async fn resolve(
+    inner: &HttpInner,
+    id: &str,
+    extensions: &http::Extensions,
+) -> Result<Arc<HttpSession>, Response<ResponseBody>> {
+    let session = find(inner, id, extensions).await?;
+    if session_owner::may_use(session.owner.as_ref(), extensions) { Ok(session) } else { Err(unknown_session()) }
+}
+
 /// Session `id`: this process's copy, or, with a shared [`SessionStore`], the stored session taken over.
 /// With a store, a session this process holds costs one round trip, which refreshes its expiry and tells
-/// whether another instance changed or ended it. `Err` is the response to give instead.
-async fn resolve(
+/// whether another instance changed or ended it.
+async fn find(
     inner: &HttpInner,
     id: &str,
     extensions: &http::Extensions,

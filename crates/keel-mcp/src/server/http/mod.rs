@@ -33,10 +33,13 @@ mod guard;
 mod legacy;
 mod listener;
 pub(crate) mod modern;
+#[cfg(feature = "resource-server")]
+mod protect;
 #[cfg(feature = "redis")]
 mod redis_stores;
 mod request_body;
 mod session;
+mod session_owner;
 mod session_store;
 mod shutdown;
 mod slots;
@@ -128,6 +131,9 @@ pub struct HttpConfig {
     /// On [`McpService::shutdown`], how long calls in flight get to finish before they are cancelled.
     /// Default 5 s.
     pub shutdown_grace: Duration,
+    /// The OAuth 2.1 resource-server protection, when set with [`HttpConfig::resource_server`].
+    #[cfg(feature = "resource-server")]
+    pub(crate) protection: Option<Arc<crate::auth::resource::protection::Protection>>,
 }
 
 impl Default for HttpConfig {
@@ -152,6 +158,8 @@ impl Default for HttpConfig {
             body_read_timeout: Duration::from_secs(30),
             max_connections_per_peer: 256,
             shutdown_grace: Duration::from_secs(5),
+            #[cfg(feature = "resource-server")]
+            protection: None,
         }
     }
 }
@@ -258,6 +266,22 @@ impl HttpConfig {
         self.shutdown_grace = d;
         self
     }
+
+    /// Protects the endpoint as an OAuth 2.1 resource server (feature `resource-server`; see
+    /// [`auth::resource`](crate::auth::resource)): every request needs a token `config.verifier` accepts, and
+    /// the protected resource metadata is served at its well-known URL. Mounted in your own router, route that
+    /// URL (`/.well-known/oauth-protected-resource` followed by the resource's path) to this service too.
+    ///
+    /// Fails when `config.resource` is not an absolute `http(s)` URL without a fragment, or names no
+    /// authorization server.
+    #[cfg(feature = "resource-server")]
+    pub fn resource_server(
+        mut self,
+        config: crate::auth::resource::ResourceServerConfig,
+    ) -> Result<Self, crate::auth::resource::ResourceUrlError> {
+        self.protection = Some(Arc::new(crate::auth::resource::protection::Protection::new(config)?));
+        Ok(self)
+    }
 }
 
 /// The MCP endpoint as a `tower::Service`. Cheap to clone; clones share sessions.
@@ -359,8 +383,24 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // The metadata is public and CORS-readable, so it is served before the Host / Origin check; every
+    // other request is authenticated after it. Unprotected, this costs one branch.
+    #[cfg(feature = "resource-server")]
+    let mut request = request;
+    #[cfg(feature = "resource-server")]
+    if let Some(protection) = &inner.config.protection
+        && let Some(response) = protect::metadata(protection, &request)
+    {
+        return response;
+    }
     if let Err(why) = inner.config.hosts.check(request.uri(), request.headers()) {
         return body::rpc_error(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(why));
+    }
+    #[cfg(feature = "resource-server")]
+    if let Some(protection) = &inner.config.protection
+        && let Err(refusal) = protect::authenticate(protection, &mut request).await
+    {
+        return refusal;
     }
     let session_id = header(request.headers(), "mcp-session-id").map(str::to_owned);
     match (request.method(), session_id) {
@@ -369,7 +409,7 @@ where
         (&Method::GET, Some(session_id)) => {
             legacy::get(&inner, &session_id, request.headers(), request.extensions()).await
         }
-        (&Method::DELETE, Some(session_id)) => legacy::delete(&inner, &session_id).await,
+        (&Method::DELETE, Some(session_id)) => legacy::delete(&inner, &session_id, request.extensions()).await,
         // Sessionless GET / DELETE: the 2026-07-28 revision has neither.
         _ => method_not_allowed(),
     }
@@ -410,6 +450,18 @@ where
     if inner.shutdown.is_draining() && matches!(message, Message::Request(_)) {
         return unavailable(SHUTTING_DOWN);
     }
+    if let Message::Request(request) = &message {
+        let needed = method_scopes(&inner, &request.method);
+        if !needed.is_empty() {
+            let access = crate::server::request::Access::Http {
+                principal: parts.extensions.get::<Arc<crate::server::principal::Principal>>().map(|p| &**p),
+                filter_lists: true,
+            };
+            if let Err(error) = access.require(needed) {
+                return insufficient_scope(&inner, &request.id, &error, needed);
+            }
+        }
+    }
     // Only now, with the whole body in hand: a slow upload must not hold a slot.
     let Some(slot) = inner.requests.try_acquire() else {
         return unavailable("too many requests in progress; retry shortly");
@@ -426,6 +478,49 @@ where
         return response;
     }
     modern::post(&inner, parts, message, accepts_sse, slot).await
+}
+
+/// The scopes every request of `method` needs on this endpoint (none unless it is protected and configured
+/// so).
+pub(crate) fn method_scopes<'a>(inner: &'a HttpInner, method: &str) -> &'a [String] {
+    #[cfg(feature = "resource-server")]
+    if let Some(protection) = &inner.config.protection {
+        return protection.method_scopes(method);
+    }
+    let _ = (inner, method);
+    &[]
+}
+
+/// The answer to a request refused for a missing scope ([`INSUFFICIENT_SCOPE`]): 403, and on a protected
+/// endpoint the `insufficient_scope` challenge naming every scope the request needs — its method's and its
+/// target's (`data.scopes`) — so the client can step up.
+///
+/// [`INSUFFICIENT_SCOPE`]: crate::server::request::INSUFFICIENT_SCOPE
+pub(crate) fn insufficient_scope(
+    inner: &HttpInner,
+    id: &crate::protocol::RequestId,
+    error: &ErrorObject,
+    method_scopes: &[String],
+) -> Response<ResponseBody> {
+    #[cfg_attr(
+        not(feature = "resource-server"),
+        expect(unused_mut, reason = "only a protected endpoint adds a challenge")
+    )]
+    let mut response = body::rpc_error(StatusCode::FORBIDDEN, Some(id), error);
+    #[cfg(feature = "resource-server")]
+    if let Some(protection) = &inner.config.protection {
+        let target: Vec<String> = error
+            .data
+            .as_ref()
+            .and_then(|data| data.get("scopes"))
+            .and_then(|scopes| serde_json::from_value(scopes.clone()).ok())
+            .unwrap_or_default();
+        if let Some(challenge) = protection.insufficient_scope(method_scopes, &target).challenge {
+            response.headers_mut().insert(http::header::WWW_AUTHENTICATE, challenge);
+        }
+    }
+    let _ = (inner, method_scopes);
+    response
 }
 
 /// 503 with `Retry-After`.

@@ -353,6 +353,8 @@ struct Stored {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredPrincipal {
     #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
     subject: Option<String>,
     #[serde(default)]
     client_id: Option<String>,
@@ -376,6 +378,7 @@ impl From<&SessionRecord> for Stored {
             log_level: record.log_level,
             subscriptions: record.subscriptions.clone(),
             principal: record.principal.as_deref().map(|p| StoredPrincipal {
+                issuer: p.issuer.clone(),
                 subject: p.subject.clone(),
                 client_id: p.client_id.clone(),
                 scopes: p.scopes.clone(),
@@ -400,6 +403,7 @@ impl From<Stored> for SessionRecord {
             subscriptions: stored.subscriptions,
             principal: stored.principal.map(|p| {
                 Arc::new(Principal {
+                    issuer: p.issuer,
                     subject: p.subject,
                     client_id: p.client_id,
                     scopes: p.scopes,

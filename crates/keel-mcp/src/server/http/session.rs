@@ -24,6 +24,7 @@ use super::HttpConfig;
 use super::bus::Bus;
 use super::event_log::EventLog;
 use super::event_store::EventStore;
+use super::session_owner::SessionOwner;
 use super::session_store::SessionRecord;
 use crate::engine::PendingRequests;
 use crate::protocol::RequestId;
@@ -72,6 +73,9 @@ pub(crate) struct HttpSession {
     pub(crate) principal: Option<Arc<Principal>>,
     /// Reaches the other instances sharing the session.
     pub(crate) bus: Option<Arc<Bus>>,
+    /// The principal that opened the session, when an authorization layer verified one: only it may use
+    /// the session.
+    pub(crate) owner: Option<SessionOwner>,
 }
 
 #[derive(Debug, Default)]
@@ -128,6 +132,7 @@ impl HttpSession {
             revision: AtomicU64::new(0),
             principal: None,
             bus,
+            owner: None,
         }
     }
 
@@ -352,6 +357,7 @@ impl SessionTable {
     ) -> Arc<HttpSession> {
         let id: Arc<str> = new_session_id(self.counter.fetch_add(1, Ordering::Relaxed)).into();
         let mut session = HttpSession::new(id, peer.map(PeerKey::of), max_pending, config, self.bus.clone());
+        session.owner = principal.as_deref().map(SessionOwner::of_principal);
         session.principal = principal;
         self.insert(session)
     }
@@ -367,6 +373,7 @@ impl SessionTable {
         config: &HttpConfig,
     ) -> Arc<HttpSession> {
         let mut session = HttpSession::new(id.into(), peer.map(PeerKey::of), max_pending, config, self.bus.clone());
+        session.owner = record.principal.as_deref().map(SessionOwner::of_principal);
         session.principal = record.principal.clone();
         session.restore(record, revision);
         session.mark_initialized();
