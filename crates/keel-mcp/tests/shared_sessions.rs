@@ -196,3 +196,37 @@ async fn delete_closes_the_streams_other_instances_hold() {
     .await
     .expect("bounded");
 }
+
+fn as_principal(
+    mut request: http::Request<http_body_util::Full<bytes::Bytes>>,
+    subject: &str,
+) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    let mut principal = keel_mcp::server::Principal::default();
+    principal.issuer = Some("https://idp.example".into());
+    principal.subject = Some(subject.into());
+    request.extensions_mut().insert(Arc::new(principal));
+    request
+}
+
+#[tokio::test]
+async fn only_the_principal_that_opened_a_session_uses_it_on_any_instance() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let (a, b) = pair(&store);
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}});
+    let response = send(&a, as_principal(request(http::Method::POST, None, Some(&init)), "alice")).await;
+    let id = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    // B has no copy: it takes the session over with its owner, and refuses anyone else.
+    let as_bob = send(&b, as_principal(request(http::Method::POST, Some(&id), Some(&list)), "bob")).await;
+    assert_eq!(as_bob.status(), StatusCode::NOT_FOUND);
+    let anonymous = send(&b, request(http::Method::POST, Some(&id), Some(&list))).await;
+    assert_eq!(anonymous.status(), StatusCode::NOT_FOUND);
+    let as_alice = send(&b, as_principal(request(http::Method::POST, Some(&id), Some(&list)), "alice")).await;
+    assert_eq!(as_alice.status(), StatusCode::OK);
+    // Nor may anyone else end it.
+    let delete_as_bob = send(&a, as_principal(request(http::Method::DELETE, Some(&id), None), "bob")).await;
+    assert_eq!(delete_as_bob.status(), StatusCode::NOT_FOUND);
+    let delete_as_alice = send(&b, as_principal(request(http::Method::DELETE, Some(&id), None), "alice")).await;
+    assert_eq!(delete_as_alice.status(), StatusCode::OK);
+}
