@@ -21,11 +21,14 @@ use std::time::{Duration, Instant};
 use crate::engine::CancellationToken;
 
 use super::HttpConfig;
+use super::bus::Bus;
 use super::event_log::EventLog;
 use super::event_store::EventStore;
 use super::session_owner::SessionOwner;
+use super::session_store::SessionRecord;
 use crate::engine::PendingRequests;
 use crate::protocol::RequestId;
+use crate::server::Principal;
 use crate::server::peer_addr::PeerKey;
 use crate::server::session::LegacySession;
 
@@ -64,6 +67,12 @@ pub(crate) struct HttpSession {
     /// Ends every stream of the session (DELETE, expiry).
     pub(crate) closed: CancellationToken,
     store: Arc<dyn EventStore>,
+    /// The revision of the shared record this copy reflects (see [`SessionStore`](super::SessionStore)); 0 without a store.
+    pub(crate) revision: AtomicU64,
+    /// Who created the session, kept in its shared record.
+    pub(crate) principal: Option<Arc<Principal>>,
+    /// Reaches the other instances sharing the session.
+    pub(crate) bus: Option<Arc<Bus>>,
     /// The principal that opened the session, when an authorization layer verified one: only it may use
     /// the session.
     pub(crate) owner: Option<SessionOwner>,
@@ -99,26 +108,58 @@ impl HttpSession {
     fn new(
         id: Arc<str>,
         peer: Option<PeerKey>,
-        owner: Option<SessionOwner>,
         max_pending: usize,
         config: &HttpConfig,
+        bus: Option<Arc<Bus>>,
     ) -> Self {
         let now = Instant::now();
+        // With a shared store, instances number streams and server requests from their own base, so that
+        // an event id or request id names one stream or request across the cluster.
+        let base = config.session_store.as_ref().map_or(0, |store| u64::from(store.instance() & 0xF_FFFF) << 32);
         HttpSession {
             id,
             state: Mutex::new(LegacySession::default()),
-            pending: PendingRequests::new(max_pending),
+            pending: PendingRequests::with_ids_after(max_pending, i64::try_from(base).unwrap_or(0)),
             in_flight: Mutex::new(HashMap::new()),
             max_in_flight: config.max_requests_per_session.max(1),
-            streams: Mutex::new(Streams::default()),
+            streams: Mutex::new(Streams { next: base, ..Streams::default() }),
             created: now,
             last_seen: Mutex::new(now),
             initialized: AtomicBool::new(false),
             peer,
             closed: CancellationToken::new(),
             store: config.event_store.clone(),
-            owner,
+            revision: AtomicU64::new(0),
+            principal: None,
+            bus,
+            owner: None,
         }
+    }
+
+    /// What the shared store keeps of this session.
+    pub(crate) fn record(&self) -> SessionRecord {
+        let state = lock(&self.state);
+        SessionRecord {
+            version: state.version.clone(),
+            client_info: state.client_info.clone(),
+            client_capabilities: state.client_capabilities.clone(),
+            log_level: state.log_level,
+            subscriptions: state.subscriptions.iter().cloned().collect(),
+            principal: self.principal.clone(),
+        }
+    }
+
+    /// Takes over what another instance stored.
+    pub(crate) fn restore(&self, record: SessionRecord, revision: u64) {
+        {
+            let mut state = lock(&self.state);
+            state.version = record.version;
+            state.client_info = record.client_info;
+            state.client_capabilities = record.client_capabilities;
+            state.log_level = record.log_level;
+            state.subscriptions = record.subscriptions.into_iter().collect();
+        }
+        self.revision.store(revision, Ordering::Relaxed);
     }
 
     pub(crate) fn touch(&self) {
@@ -148,10 +189,14 @@ impl HttpSession {
         Ok(InFlight { session: self.clone(), id: id.clone(), cancellation })
     }
 
-    /// Cancels the running request `id` (`notifications/cancelled`).
-    pub(crate) fn cancel(&self, id: &RequestId) {
-        if let Some(token) = lock(&self.in_flight).get(id) {
-            token.cancel();
+    /// Cancels the running request `id` (`notifications/cancelled`); false when it does not run here.
+    pub(crate) fn cancel(&self, id: &RequestId) -> bool {
+        match lock(&self.in_flight).get(id) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
         }
     }
 
@@ -209,8 +254,16 @@ impl HttpSession {
         lock(&self.streams).logs.get(&number).cloned()
     }
 
-    /// Ends the session: streams close, waiting requests fail, running requests are cancelled.
+    /// Ends the session: streams close, waiting requests fail, running requests are cancelled, and its
+    /// events are forgotten.
     pub(crate) fn terminate(&self) {
+        self.release();
+        self.store.remove_session(&self.id);
+    }
+
+    /// Ends this process's copy of the session (what [`HttpSession::terminate`] does, except that the
+    /// events stay in the store): the session may go on on other instances.
+    pub(crate) fn release(&self) {
         self.closed.cancel();
         for token in lock(&self.in_flight).values() {
             token.cancel();
@@ -220,7 +273,6 @@ impl HttpSession {
         for log in streams.logs.values() {
             log.finish();
         }
-        self.store.remove_session(&self.id);
     }
 
     /// Whether the session may be evicted ahead of others: it never completed the handshake within the grace.
@@ -231,7 +283,7 @@ impl HttpSession {
 
 /// The live sessions.
 #[derive(Debug)]
-pub(crate) struct SessionStore {
+pub(crate) struct SessionTable {
     table: Mutex<Table>,
     idle_timeout: Duration,
     max_sessions: usize,
@@ -239,6 +291,9 @@ pub(crate) struct SessionStore {
     init_grace: Duration,
     last_sweep: Mutex<Instant>,
     counter: AtomicU64,
+    /// Sessions are also kept in a shared [`SessionStore`](super::SessionStore).
+    shared: bool,
+    bus: Option<Arc<Bus>>,
 }
 
 #[derive(Debug, Default)]
@@ -277,9 +332,9 @@ impl Table {
     }
 }
 
-impl SessionStore {
-    pub(crate) fn new(config: &HttpConfig) -> Self {
-        SessionStore {
+impl SessionTable {
+    pub(crate) fn new(config: &HttpConfig, bus: Option<Arc<Bus>>) -> Self {
+        SessionTable {
             table: Mutex::new(Table::default()),
             idle_timeout: config.session_idle_timeout,
             max_sessions: config.max_sessions.max(1),
@@ -287,25 +342,57 @@ impl SessionStore {
             init_grace: config.session_init_grace,
             last_sweep: Mutex::new(Instant::now()),
             counter: AtomicU64::new(0),
+            shared: config.session_store.is_some(),
+            bus,
         }
     }
 
-    /// A new session for `peer`, opened by `owner`, evicting another when the store (or the peer's share) is
-    /// full.
+    /// A new session for `peer`, evicting another when the table (or the peer's share) is full.
     pub(crate) fn create(
         &self,
         peer: Option<IpAddr>,
-        owner: Option<SessionOwner>,
+        principal: Option<Arc<Principal>>,
         max_pending: usize,
         config: &HttpConfig,
     ) -> Arc<HttpSession> {
-        self.sweep_if_due();
-        let peer = peer.map(PeerKey::of);
         let id: Arc<str> = new_session_id(self.counter.fetch_add(1, Ordering::Relaxed)).into();
-        let session = Arc::new(HttpSession::new(id.clone(), peer, owner, max_pending, config));
+        let mut session = HttpSession::new(id, peer.map(PeerKey::of), max_pending, config, self.bus.clone());
+        session.owner = principal.as_deref().map(SessionOwner::of_principal);
+        session.principal = principal;
+        self.insert(session)
+    }
+
+    /// This process's copy of session `id`, which another instance created (see [`SessionStore`](super::SessionStore)), within
+    /// the same bounds as [`SessionTable::create`]. When another request adopted it first, that copy.
+    pub(crate) fn adopt(
+        &self,
+        id: &str,
+        (record, revision): (SessionRecord, u64),
+        peer: Option<IpAddr>,
+        max_pending: usize,
+        config: &HttpConfig,
+    ) -> Arc<HttpSession> {
+        let mut session = HttpSession::new(id.into(), peer.map(PeerKey::of), max_pending, config, self.bus.clone());
+        session.owner = record.principal.as_deref().map(SessionOwner::of_principal);
+        session.principal = record.principal.clone();
+        session.restore(record, revision);
+        session.mark_initialized();
+        self.insert(session)
+    }
+
+    /// Puts a new session in the table, evicting others to make room.
+    fn insert(&self, session: HttpSession) -> Arc<HttpSession> {
+        self.sweep_if_due();
+        let peer = session.peer;
+        let id = session.id.clone();
+        let session = Arc::new(session);
         let mut evicted = Vec::new();
         {
             let mut table = lock(&self.table);
+            if let Some(existing) = table.sessions.get(&id) {
+                // Two requests adopted the same session at once: the first one's copy is the one.
+                return existing.clone();
+            }
             if let Some(key) = peer
                 && table.per_peer.get(&key).is_some_and(|n| *n >= self.max_per_peer)
                 && let Some(victim) = table.victim(self.init_grace, |s| s.peer == Some(key))
@@ -327,7 +414,7 @@ impl SessionStore {
         }
         for session in evicted {
             tracing::debug!(session = %session.id, "legacy session evicted to make room");
-            session.terminate();
+            self.end(&session);
         }
         session
     }
@@ -336,7 +423,9 @@ impl SessionStore {
     pub(crate) fn get(&self, id: &str) -> Option<Arc<HttpSession>> {
         let session = lock(&self.table).sessions.get(id).cloned()?;
         if session.idle_for() > self.idle_timeout {
-            self.remove(id);
+            if let Some(session) = lock(&self.table).remove(id) {
+                self.end(&session);
+            }
             return None;
         }
         session.touch();
@@ -379,7 +468,25 @@ impl SessionStore {
     fn sweep(&self) {
         let expired = lock(&self.table).remove_idle(self.idle_timeout);
         for session in expired {
-            session.terminate();
+            self.end(&session);
+        }
+    }
+
+    /// Ends a session this table let go of (evicted, idle): for good without a shared store; only this
+    /// process's copy with one (the shared record has its own expiry, and other instances may serve it).
+    fn end(&self, session: &HttpSession) {
+        if self.shared { session.release() } else { session.terminate() }
+    }
+
+    /// The live session `id` as it is, without marking it active (for messages from other instances).
+    pub(crate) fn peek(&self, id: &str) -> Option<Arc<HttpSession>> {
+        lock(&self.table).sessions.get(id).cloned()
+    }
+
+    /// Forgets this process's copy of session `id` (another instance ended it).
+    pub(crate) fn release(&self, id: &str) {
+        if let Some(session) = lock(&self.table).remove(id) {
+            session.release();
         }
     }
 }
@@ -424,7 +531,7 @@ mod tests {
     #[test]
     fn a_full_store_evicts_stalled_handshakes_first_then_the_longest_idle() {
         let config = config(3, 10);
-        let store = SessionStore::new(&config);
+        let store = SessionTable::new(&config, None);
         let a = store.create(peer(1), None, 8, &config);
         let b = store.create(peer(2), None, 8, &config);
         let c = store.create(peer(3), None, 8, &config);
@@ -447,7 +554,7 @@ mod tests {
     #[test]
     fn a_peer_past_its_share_evicts_its_own_sessions_only() {
         let config = config(100, 2);
-        let store = SessionStore::new(&config);
+        let store = SessionTable::new(&config, None);
         let other = store.create(peer(9), None, 8, &config);
         let first = store.create(peer(1), None, 8, &config);
         let second = store.create(peer(1), None, 8, &config);
@@ -466,7 +573,7 @@ mod tests {
     #[test]
     fn idle_sessions_expire() {
         let config = config(2, 2).session_idle_timeout(Duration::from_millis(30));
-        let store = SessionStore::new(&config);
+        let store = SessionTable::new(&config, None);
         let a = store.create(None, None, 8, &config);
         assert!(store.get(&a.id).is_some());
         std::thread::sleep(Duration::from_millis(40));
@@ -475,9 +582,25 @@ mod tests {
     }
 
     #[test]
+    fn a_session_adopted_twice_is_one_copy() {
+        let config = config(10, 1);
+        let store = SessionTable::new(&config, None);
+        let record = || (SessionRecord::default(), 1);
+        let first = store.adopt("shared", record(), peer(1), 8, &config);
+        let second = store.adopt("shared", record(), peer(1), 8, &config);
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(store.len(), 1);
+        // The peer's share counts it once: another session of that peer evicts it, and only it.
+        store.create(peer(1), None, 8, &config);
+        assert!(first.closed.is_cancelled());
+        assert_eq!(store.len(), 1);
+        assert!(lock(&store.table).per_peer.values().all(|n| *n == 1));
+    }
+
+    #[test]
     fn reopened_standalone_streams_do_not_pile_up() {
         let config = config(2, 2);
-        let store = SessionStore::new(&config);
+        let store = SessionTable::new(&config, None);
         let session = store.create(None, None, 8, &config);
         for _ in 0..200 {
             let log = session.open_standalone().expect("the previous one ended");
@@ -489,7 +612,7 @@ mod tests {
     #[test]
     fn in_flight_requests_are_bounded_unique_and_released_on_drop() {
         let config = config(2, 2).max_requests_per_session(2);
-        let store = SessionStore::new(&config);
+        let store = SessionTable::new(&config, None);
         let session = store.create(None, None, 8, &config);
         let one = session.begin(&RequestId::Number(1)).unwrap();
         assert_eq!(session.begin(&RequestId::Number(1)).unwrap_err(), Busy::DuplicateId);

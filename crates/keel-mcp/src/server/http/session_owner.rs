@@ -15,14 +15,13 @@ pub(crate) struct SessionOwner {
 }
 
 impl SessionOwner {
-    /// The owner of a session opened by the request with these extensions (`None`: no principal).
-    pub(crate) fn of(extensions: &http::Extensions) -> Option<SessionOwner> {
-        let principal = principal(extensions)?;
-        Some(SessionOwner {
+    /// The owner of a session `principal` opened.
+    pub(crate) fn of_principal(principal: &Principal) -> SessionOwner {
+        SessionOwner {
             issuer: principal.issuer.clone(),
             subject: principal.subject.clone(),
             client_id: principal.client_id.clone(),
-        })
+        }
     }
 }
 
@@ -60,7 +59,7 @@ mod tests {
 
     #[test]
     fn only_the_opening_principal_may_use_a_session() {
-        let alice = SessionOwner::of(&with("alice", "app"));
+        let alice = principal(&with("alice", "app")).map(SessionOwner::of_principal);
         assert!(may_use(alice.as_ref(), &with("alice", "app")));
         assert!(!may_use(alice.as_ref(), &with("bob", "app")));
         assert!(!may_use(alice.as_ref(), &with("alice", "other-app")));
