@@ -31,6 +31,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -93,7 +94,7 @@ class Instance:
 class Cluster:
     """A private Redis, `size` conformance-server instances using it, and the proxy in front of them."""
 
-    def __init__(self, binary: Path, size: int, logs: Path, use_redis: bool):
+    def __init__(self, binary: Path, size: int, logs: Path, use_redis: bool, nginx: bool = False):
         self.binary, self.size, self.logs = binary, size, logs
         self.redis: PrivateRedis | None = None
         self.instances: list[Instance] = []
@@ -101,6 +102,7 @@ class Cluster:
         self.proxy_port = 0
         self.proxy_log = logs / "proxy.log"
         self.use_redis = use_redis
+        self.nginx = nginx
 
     def start(self) -> "Cluster":
         if self.use_redis:
@@ -108,12 +110,36 @@ class Cluster:
         for index in range(self.size):
             self.instances.append(self.start_instance(index))
         self.proxy_port = runner.free_port()
-        upstreams = [f"http://127.0.0.1:{i.port}" for i in self.instances]
+        if self.nginx:
+            command = self.nginx_command()
+        else:
+            upstreams = [f"http://127.0.0.1:{i.port}" for i in self.instances]
+            command = [sys.executable, str(HERE / "proxy.py"), "--port", str(self.proxy_port), *upstreams]
         with open(self.proxy_log, "ab") as out:
-            self.proxy = runner.spawn([sys.executable, str(HERE / "proxy.py"), "--port", str(self.proxy_port),
-                                       *upstreams], stdout=out, stderr=subprocess.STDOUT)
+            self.proxy = runner.spawn(command, stdout=out, stderr=subprocess.STDOUT)
         self.wait_listening(self.proxy_port, self.proxy, "the proxy", self.proxy_log)
         return self
+
+    def nginx_command(self) -> list[str]:
+        """nginx with the README's scale-out/nginx.conf, pointed at this cluster, answering `X-Keel-Upstream`."""
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not Path(binary).exists():
+            raise Failure("--proxy nginx: nginx is not installed (apt-get install nginx)")
+        conf = (HERE / "nginx.conf").read_text()
+        servers = "".join(f"        server 127.0.0.1:{i.port};\n" for i in self.instances)
+        conf, count = re.subn(r"(?m)^\s*server 127\.0\.0\.1:\d+;\n(?:\s*server 127\.0\.0\.1:\d+;\n)*", servers, conf)
+        check(count == 1, "scale-out/nginx.conf: no upstream server lines to replace")
+        conf, count = re.subn(r"listen 127\.0\.0\.1:\d+;", f"listen 127.0.0.1:{self.proxy_port};", conf)
+        check(count == 1, "scale-out/nginx.conf: no listen line to replace")
+        index = "".join(f"        127.0.0.1:{i.port} {i.index};\n" for i in self.instances)
+        conf = conf.replace("    upstream keel {", f"    map $upstream_addr $keel_upstream {{\n{index}    }}\n\n"
+                            "    upstream keel {", 1)
+        conf = conf.replace("            proxy_pass http://keel;",
+                            "            proxy_pass http://keel;\n            add_header X-Keel-Upstream $keel_upstream always;", 1)
+        prefix = self.logs / "nginx"
+        prefix.mkdir(exist_ok=True)
+        (prefix / "nginx.conf").write_text(conf)
+        return [binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"]
 
     def start_instance(self, index: int) -> Instance:
         port = runner.free_port()
@@ -313,7 +339,7 @@ class Context:
         logs = self.logs / name
         logs.mkdir(parents=True, exist_ok=True)
         return Cluster(self.binaries["conformance-server"], size or self.args.instances, logs,
-                       use_redis=not self.args.no_redis)
+                       use_redis=not self.args.no_redis, nginx=self.args.proxy == "nginx")
 
 
 def test_suite(ctx: Context, cluster: Cluster) -> None:
@@ -539,6 +565,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("tests", nargs="*", metavar="TEST", help=f"run only these ({', '.join(TESTS)})")
     p.add_argument("--instances", type=int, default=3, help="conformance-server instances (default %(default)s)")
+    p.add_argument("--proxy", choices=("python", "nginx"), default="python",
+                   help="the round-robin proxy: scale-out/proxy.py (default) or nginx with scale-out/nginx.conf")
     p.add_argument("--include-ignored", action="store_true", help="also run the tests marked `needs`")
     p.add_argument("--no-redis", action="store_true",
                    help="start the instances without REDIS_URL (a check of the harness itself with --instances 1)")
@@ -569,7 +597,8 @@ def main(argv: list[str]) -> int:
             bar = "#" * 100
             print(f"{bar}\n### scale-out SKIPPED: {why}\n### None of {', '.join(selected)} ran.\n{bar}", flush=True)
             return 0
-    binaries = runner.build_binaries()
+    runnable = [name for name in selected if args.include_ignored or not NEEDS.get(name)]
+    binaries = runner.build_binaries() if runnable else {}
     logs = runner.cache_dir() / "scale-out" / "logs" / time.strftime("%Y%m%d-%H%M%S")
     logs.mkdir(parents=True, exist_ok=True)
     ctx = Context(args, binaries, Path(tempfile.mkdtemp(prefix="run-", dir=logs)))
@@ -601,7 +630,8 @@ def main(argv: list[str]) -> int:
         finally:
             signal.alarm(0)
             cluster.stop()
-    say(f"{len(passed)} passed, {len(failed)} failed, {len(ignored)} ignored; logs in {ctx.logs}")
+    kept = f"; logs in {ctx.logs}" if failed else ""
+    say(f"{len(passed)} passed, {len(failed)} failed, {len(ignored)} ignored{kept}")
     if not failed:
         shutil.rmtree(ctx.logs, ignore_errors=True)
     return 1 if failed else 0
