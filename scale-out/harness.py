@@ -14,7 +14,9 @@ is stopped when the test ends, failed or not.
   stream-500     test_progress_stream on instance A: 500 progress notifications and one elicitation; the stream is
                  dropped at the 250th and resumed (Last-Event-ID) on C, the answer is POSTed to B; every progress
                  1..500 arrives exactly once and the tool completes with the answer
-  kill-instance  kill -9 of one instance: the next calls through the proxy succeed in the same session
+  kill-instance  kill -9 of one instance while it streams a call: the next calls through the proxy succeed in the
+                 same session, without a new initialize
+  delete-session DELETE on one instance: every instance answers 404 for that session after
   redis-restart  Redis stopped: a new session gets 503 with Retry-After while a stateless (2026-07-28) call still
                  works; Redis started again: the instances recover without a restart
 
@@ -63,6 +65,7 @@ NEEDS: dict[str, str] = {
     "python-sdk": NEEDS_REDIS,
     "stream-500": NEEDS_REDIS,
     "kill-instance": NEEDS_REDIS,
+    "delete-session": NEEDS_REDIS,
     "redis-restart": NEEDS_REDIS,
 }
 
@@ -488,10 +491,18 @@ def test_kill_instance(ctx: Context, cluster: Cluster) -> None:
     check(cluster.size >= 2, "needs at least two instances")
     client = McpHttp(cluster.url)
     client.initialize()
-    reply, result = client.call_tool("test_simple_text", {})
-    check(text_of(result) == SIMPLE_TEXT, f"before the kill: {text_of(result)!r}")
-    victim = int(reply.upstream or 0)
+    # Mid-run: a call is streaming from the victim (it waits for an answer) when the victim is killed.
+    _, body = client.request("tools/call", {"name": "test_progress_stream", "arguments": {"count": 10, "askAfter": 5},
+                                            "_meta": {"progressToken": "doomed"}})
+    conn, response = client.open("POST", body)
+    victim = int(response.headers.get("x-keel-upstream") or 0)
+    check(response.status == 200, f"the streaming call: HTTP {response.status}")
+    for event in sse_events(response):
+        message = event.message() or {}
+        if message.get("method") == "elicitation/create":
+            break
     cluster.kill(victim)
+    conn.close()
     session = client.session
     served = set()
     for attempt in range(cluster.size + 1):  # every survivor, and the dead one's turn
@@ -500,7 +511,21 @@ def test_kill_instance(ctx: Context, cluster: Cluster) -> None:
         check(client.session == session, "the session changed")
         served.add(reply.upstream)
     check(str(victim) not in served, f"the killed instance {victim} answered?")
-    say(f"  killed instance {victim}; {cluster.size + 1} calls in the same session answered by {sorted(served)}")
+    say(f"  killed instance {victim} mid-call; {cluster.size + 1} calls in the same session answered by "
+        f"{sorted(served)} without a new initialize")
+
+
+def test_delete_session(ctx: Context, cluster: Cluster) -> None:
+    client = McpHttp(cluster.url)
+    client.initialize()
+    client.call_tool("test_simple_text", {})
+    reply = client.send("DELETE", None)
+    check(reply.status in (200, 204), f"DELETE: HTTP {reply.status}")
+    for _ in range(cluster.size):  # every instance must have forgotten it
+        _, body = client.request("tools/call", {"name": "test_simple_text", "arguments": {}})
+        after = client.send("POST", body)
+        check(after.status == 404, f"a call in the deleted session: HTTP {after.status} on instance {after.upstream}")
+    say(f"  deleted on instance {reply.upstream}; every instance answers 404 after")
 
 
 def test_redis_restart(ctx: Context, cluster: Cluster) -> None:
@@ -553,6 +578,7 @@ TESTS = {
     "python-sdk": test_python_sdk,
     "stream-500": test_stream_500,
     "kill-instance": test_kill_instance,
+    "delete-session": test_delete_session,
     "redis-restart": test_redis_restart,
 }
 
