@@ -547,15 +547,16 @@ def test_redis_restart(ctx: Context, cluster: Cluster) -> None:
                   "io.modelcontextprotocol/clientCapabilities": {},
                   "io.modelcontextprotocol/clientInfo": {"name": "keel-scale-out", "version": "1"}},
     })
-    reply = down.send("POST", stateless, {"MCP-Protocol-Version": MODERN})
+    reply = down.send("POST", stateless, {"MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call",
+                                          "Mcp-Name": "test_simple_text"})
     check(reply.status == 200, f"a stateless call while Redis is down: HTTP {reply.status}")
     check(text_of(reply.result_for(stateless_id)) == SIMPLE_TEXT, "the stateless call's answer")
     say("  Redis down: new session 503 + Retry-After, stateless call served")
 
     cluster.redis.restart()  # empty: nothing was persisted
-    after = McpHttp(cluster.url)
     deadline = time.monotonic() + 30
-    while True:  # each instance reconnects on its own; a 503 says when to try again
+    while True:  # each instance reconnects on its own; a 503 says when to try again (with a new session)
+        after = McpHttp(cluster.url)
         try:
             after.initialize()
             break
