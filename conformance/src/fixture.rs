@@ -142,6 +142,31 @@ fn rich_schema() -> JsonObject {
     }))
 }
 
+/// The `requestState` key ring from `REQUEST_STATE_KEYS`: comma-separated keys of 64 hex digits, the
+/// current one first. Unset (or malformed, which is reported): each instance draws its own key.
+fn request_state_keys() -> Option<([u8; 32], Vec<[u8; 32]>)> {
+    let text = std::env::var("REQUEST_STATE_KEYS").ok()?;
+    let parse = |hex: &str| -> Option<[u8; 32]> {
+        let hex = hex.trim().as_bytes();
+        let mut key = [0u8; 32];
+        if hex.len() != 64 {
+            return None;
+        }
+        for (byte, pair) in key.iter_mut().zip(hex.chunks(2)) {
+            *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+        }
+        Some(key)
+    };
+    let keys: Option<Vec<[u8; 32]>> = text.split(',').map(parse).collect();
+    match keys.as_deref().and_then(<[_]>::split_first) {
+        Some((current, previous)) => Some((*current, previous.to_vec())),
+        None => {
+            tracing::error!("REQUEST_STATE_KEYS must be comma-separated keys of 64 hex digits; ignored");
+            None
+        }
+    }
+}
+
 /// Builds the conformance server.
 pub fn server() -> Server {
     let builder = Server::builder(Implementation::new("keel-conformance-server", env!("CARGO_PKG_VERSION")))
@@ -469,6 +494,11 @@ pub fn server() -> Server {
         .complete_prompt_argument("test_prompt_with_arguments", "arg1", |request| async move {
             ["paris", "park", "party"].into_iter().filter(|v| v.starts_with(&request.value)).map(str::to_owned).collect()
         });
+    // Several instances behind a load balancer must open each other's `requestState`.
+    let builder = match request_state_keys() {
+        Some((current, previous)) => builder.request_state_keys(current, previous),
+        None => builder,
+    };
     let server_for_triggers = std::sync::Arc::new(std::sync::OnceLock::<Server>::new());
     let (tools_trigger, prompts_trigger) = (server_for_triggers.clone(), server_for_triggers.clone());
     let server = builder

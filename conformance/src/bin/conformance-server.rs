@@ -3,6 +3,11 @@
 //! Serves streamable HTTP on `PORT` (default 3000) at `/mcp`; `conformance-server --stdio` serves the
 //! same fixture on stdin/stdout. On SIGTERM or SIGINT it shuts down gracefully and exits 0 within 2 s, open
 //! streams included.
+//!
+//! With `REDIS_URL` set (e.g. `redis://127.0.0.1:6379/`), legacy sessions and their SSE event logs are
+//! shared through that Redis, so that several instances behind a load balancer serve every session.
+//! `REQUEST_STATE_KEYS` (comma-separated 64-hex-digit keys, the current one first) gives the instances a
+//! shared `requestState` key ring.
 
 use keel_conformance::fixture;
 
@@ -23,7 +28,14 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!("serving MCP on http://localhost:{port}/mcp");
     // A one-second grace keeps the whole shutdown within two seconds.
-    let config = keel_mcp::server::http::HttpConfig::default().shutdown_grace(std::time::Duration::from_secs(1));
+    let mut config = keel_mcp::server::http::HttpConfig::default().shutdown_grace(std::time::Duration::from_secs(1));
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        let stores = keel_mcp::server::http::RedisStores::connect(keel_mcp::server::http::RedisConfig::new(url))
+            .await
+            .map_err(|e| anyhow::anyhow!("REDIS_URL is set but Redis cannot be used: {e}"))?;
+        tracing::info!("sharing legacy sessions through Redis");
+        config = config.redis(&stores);
+    }
     server.serve_http_on(listener, config, termination()).await?;
     Ok(())
 }

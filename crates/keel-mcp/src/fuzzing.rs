@@ -33,7 +33,7 @@ pub struct RequestState(StateSealer);
 impl RequestState {
     /// A sealer with a fixed key.
     pub fn with_key(key: [u8; 32]) -> Self {
-        RequestState(StateSealer::with_key(key))
+        RequestState(StateSealer::with_keys(key, Vec::new()))
     }
 
     /// Seals `state` for a retry of `method` on `target` with `arguments`.

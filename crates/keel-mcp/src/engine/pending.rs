@@ -53,6 +53,19 @@ impl PendingRequests {
         PendingRequests { waiters: Mutex::new(HashMap::new()), next_id: AtomicI64::new(0), max }
     }
 
+    /// A table whose ids start after `first` (HTTP sessions shared by several instances give each its own
+    /// range, so that an answer names one instance's request).
+    #[cfg(feature = "http-server")]
+    pub(crate) fn with_ids_after(max: usize, first: i64) -> Self {
+        PendingRequests { waiters: Mutex::new(HashMap::new()), next_id: AtomicI64::new(first), max }
+    }
+
+    /// Whether a request `id` waits for its answer here.
+    #[cfg(feature = "http-server")]
+    pub(crate) fn has(&self, id: &RequestId) -> bool {
+        self.waiters.lock().expect("pending lock").contains_key(id)
+    }
+
     /// A fresh id, unique within this table.
     pub fn next_id(&self) -> RequestId {
         RequestId::Number(self.next_id.fetch_add(1, Ordering::Relaxed) + 1)

@@ -73,6 +73,9 @@ pub(crate) struct StateBinding<'a> {
 #[derive(Clone)]
 pub(crate) struct StateSealer {
     key: [u8; 32],
+    /// Keys this server sealed with before a rotation (or other instances still seal with): states they
+    /// sealed still open, so rotating keys breaks no round in flight.
+    previous: Vec<[u8; 32]>,
 }
 
 impl std::fmt::Debug for StateSealer {
@@ -100,12 +103,13 @@ impl StateSealer {
     pub(crate) fn random() -> Self {
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).expect("the operating system's random source is available");
-        StateSealer { key }
+        StateSealer { key, previous: Vec::new() }
     }
 
-    /// A sealer with a fixed key (several server instances behind a load balancer must share one).
-    pub(crate) fn with_key(key: [u8; 32]) -> Self {
-        StateSealer { key }
+    /// A sealer with a fixed key (several server instances behind a load balancer must share one), which
+    /// also opens states sealed with the `previous` keys.
+    pub(crate) fn with_keys(key: [u8; 32], previous: Vec<[u8; 32]>) -> Self {
+        StateSealer { key, previous }
     }
 
     /// Seals `state` for a retry of the call `binding` describes.
@@ -127,7 +131,11 @@ impl StateSealer {
         let (payload, mac) = token.split_once('.').ok_or_else(invalid)?;
         let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| invalid())?;
         let mac = URL_SAFE_NO_PAD.decode(mac).map_err(|_| invalid())?;
-        if !constant_time_eq(&mac, &hmac_sha256(&self.key, &payload)) {
+        // Every key is tried (no early exit), so timing tells nothing of which one matched.
+        let matches = std::iter::once(&self.key)
+            .chain(&self.previous)
+            .fold(false, |found, key| constant_time_eq(&mac, &hmac_sha256(key, &payload)) | found);
+        if !matches {
             return Err(invalid());
         }
         let sealed: Sealed = serde_json::from_slice(&payload).map_err(|_| invalid())?;
@@ -202,6 +210,22 @@ mod tests {
         assert!(sealer.open(call("tools/call", "t", None), "garbage").is_err());
         let other = StateSealer::random();
         assert!(other.open(call("tools/call", "t", None), &token).is_err());
+    }
+
+    #[test]
+    fn a_state_opens_under_any_key_of_the_ring() {
+        let old = StateSealer::with_keys([1; 32], Vec::new());
+        let rotated = StateSealer::with_keys([2; 32], vec![[1; 32]]);
+        let stranger = StateSealer::with_keys([3; 32], vec![[4; 32]]);
+        let binding = || call("tools/call", "t", None);
+        // Sealed before the rotation (or on an instance not yet rotated), opened after it.
+        let token = old.seal(binding(), Some("s".into()));
+        assert_eq!(rotated.open(binding(), &token).unwrap().as_deref(), Some("s"));
+        assert!(stranger.open(binding(), &token).is_err());
+        // Sealed after the rotation: instances that still seal with the old key but know the new one open it.
+        let token = rotated.seal(binding(), None);
+        assert!(StateSealer::with_keys([1; 32], vec![[2; 32]]).open(binding(), &token).is_ok());
+        assert!(old.open(binding(), &token).is_err());
     }
 
     #[test]

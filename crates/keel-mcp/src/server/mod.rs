@@ -83,6 +83,10 @@ use crate::engine::Connection;
 use crate::protocol::capabilities::{ListChangedCapability, ResourcesCapability, ServerCapabilities};
 use crate::protocol::{CacheHint, Implementation, JsonObject, ProtocolVersion};
 
+/// Most previous `requestState` keys a server accepts ([`ServerBuilder::request_state_keys`]): each is
+/// one more HMAC per opened state.
+pub const MAX_PREVIOUS_STATE_KEYS: usize = 4;
+
 /// Builds a [`Server`].
 #[derive(Debug)]
 pub struct ServerBuilder {
@@ -94,6 +98,7 @@ pub struct ServerBuilder {
     cache_hint: CacheHint,
     page_size: usize,
     state_key: Option<[u8; 32]>,
+    previous_state_keys: Vec<[u8; 32]>,
     extensions: Vec<(String, JsonObject)>,
     states: state::StateMap,
 }
@@ -308,6 +313,16 @@ impl ServerBuilder {
         self
     }
 
+    /// Sets the key ring of `requestState`: `current` seals, and states sealed with any of `previous`
+    /// (at most [`MAX_PREVIOUS_STATE_KEYS`]; more are ignored) still open. Rotate keys across instances in
+    /// two steps: give every instance the new key as a previous one, then make it current everywhere (the
+    /// old one previous); rounds in flight keep working throughout.
+    pub fn request_state_keys(mut self, current: [u8; 32], previous: impl IntoIterator<Item = [u8; 32]>) -> Self {
+        self.state_key = Some(current);
+        self.previous_state_keys = previous.into_iter().take(MAX_PREVIOUS_STATE_KEYS).collect();
+        self
+    }
+
     /// Builds the server. Registries are shared by every connection; runtime changes go through
     /// [`Server::add_tool`] and friends.
     pub fn build(self) -> Server {
@@ -372,7 +387,7 @@ impl ServerBuilder {
                 tasks,
                 states: Arc::new(self.states),
                 sealer: match self.state_key {
-                    Some(key) => input::StateSealer::with_key(key),
+                    Some(key) => input::StateSealer::with_keys(key, self.previous_state_keys),
                     None => input::StateSealer::random(),
                 },
             }),
@@ -398,6 +413,7 @@ impl Server {
             cache_hint: CacheHint::default(),
             page_size: 100,
             state_key: None,
+            previous_state_keys: Vec::new(),
             extensions: Vec::new(),
             states: state::StateMap::default(),
         }

@@ -57,6 +57,8 @@ pub enum TaskSupport {
 #[derive(Debug)]
 pub(crate) struct TaskStore {
     tasks: Mutex<HashMap<String, Arc<TaskEntry>>>,
+    /// Where tasks are shared with other instances of the server, when they are (HTTP scale-out).
+    share: OnceLock<Arc<dyn TaskShare>>,
     max_tasks: usize,
     max_per_client: usize,
     ttl: Duration,
@@ -77,10 +79,38 @@ pub(crate) enum TaskOwner {
     Unknown,
 }
 
+/// Tasks shared by several instances of a server: each instance records the state of the tasks it runs,
+/// and serves `tasks/*` for the others' from those records, passing answers and cancellations on to the
+/// instance that runs the task.
+pub(crate) trait TaskShare: Send + Sync + std::fmt::Debug + 'static {
+    /// Records task `id`'s state (without waiting), to be kept for `ttl`.
+    fn save(&self, id: &str, task: &DetailedTask, ttl: Duration);
+
+    /// Another instance's task `id`; a task still running on an instance that is gone is `failed`.
+    fn load<'a>(&'a self, id: &'a str) -> ShareFuture<'a, Option<DetailedTask>>;
+
+    /// Passes `command` on to the instance running task `id` (without waiting).
+    fn forward(&self, id: &str, command: TaskCommand);
+}
+
+/// What [`TaskShare::load`] returns.
+pub(crate) type ShareFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What another instance asks of a task this one runs.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum TaskCommand {
+    /// `tasks/update`.
+    Deliver(InputResponses),
+    /// `tasks/cancel`.
+    Cancel,
+}
+
 /// One task.
 #[derive(Debug)]
 pub(crate) struct TaskEntry {
     id: String,
+    share: Option<Arc<dyn TaskShare>>,
     owner: TaskOwner,
     input_timeout: Duration,
     created_at: String,
@@ -108,6 +138,7 @@ impl TaskStore {
     pub(crate) fn new(limits: &crate::Limits, poll_interval: Duration) -> Self {
         TaskStore {
             tasks: Mutex::new(HashMap::new()),
+            share: OnceLock::new(),
             max_tasks: limits.max_tasks.max(1),
             max_per_client: limits.max_tasks_per_client.max(1),
             ttl: limits.task_ttl,
@@ -147,6 +178,7 @@ impl TaskStore {
         let now = timestamp();
         let entry = Arc::new(TaskEntry {
             id: new_task_id(),
+            share: self.share.get().cloned(),
             owner,
             input_timeout: self.input_timeout,
             created_at: now.clone(),
@@ -165,7 +197,30 @@ impl TaskStore {
             cancellation: CancellationToken::new(),
         });
         tasks.insert(entry.id.clone(), entry.clone());
+        drop(tasks);
+        entry.mirror();
         Ok(entry)
+    }
+
+    /// Shares this server's tasks with other instances from now on (the first share set stays).
+    #[cfg_attr(not(feature = "redis"), expect(dead_code, reason = "only the Redis stores share tasks"))]
+    pub(crate) fn share_with(&self, share: Arc<dyn TaskShare>) {
+        let _ = self.share.set(share);
+    }
+
+    /// How tasks are shared with other instances, if they are.
+    pub(crate) fn shared(&self) -> Option<&Arc<dyn TaskShare>> {
+        self.share.get()
+    }
+
+    /// Acts on what another instance passed on for a task this one runs (unknown tasks are ignored).
+    #[cfg_attr(not(feature = "http-server"), expect(dead_code, reason = "commands arrive on the HTTP session bus"))]
+    pub(crate) fn command(&self, id: &str, command: TaskCommand) {
+        let Ok(task) = self.get(id) else { return };
+        match command {
+            TaskCommand::Deliver(responses) => task.deliver(responses),
+            TaskCommand::Cancel => task.cancel(),
+        }
     }
 
     /// Forgets a task that outlived its time to live.
@@ -226,6 +281,14 @@ impl TaskEntry {
             state.updated_at = timestamp();
         }
         self.changed.notify_waiters();
+        self.mirror();
+    }
+
+    /// Records the task's state where other instances read it, when tasks are shared.
+    fn mirror(&self) {
+        if let Some(share) = &self.share {
+            share.save(&self.id, &self.detailed(), self.ttl.saturating_sub(self.created.elapsed()));
+        }
     }
 
     /// Delivers answers (`tasks/update`); answered questions leave the pending list at once.
@@ -287,6 +350,8 @@ impl TaskEntry {
                     state.pending.insert(key.to_owned(), request.clone());
                     state.status = TaskStatus::InputRequired;
                     state.updated_at = timestamp();
+                    drop(state);
+                    self.mirror();
                 }
             }
             tokio::select! {

@@ -107,7 +107,7 @@ async fn route(
         #[cfg(feature = "skills")]
         ListSkillsParams::METHOD | GetSkillParams::METHOD | ReadDirectoryParams::METHOD => skills::dispatch(req),
         #[cfg(feature = "tasks")]
-        GetTaskParams::METHOD | UpdateTaskParams::METHOD | CancelTaskParams::METHOD => tasks::dispatch(req),
+        GetTaskParams::METHOD | UpdateTaskParams::METHOD | CancelTaskParams::METHOD => tasks::dispatch(req).await,
         other => Err(ErrorObject::method_not_found(other)),
     }
 }

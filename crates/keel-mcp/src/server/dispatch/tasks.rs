@@ -22,11 +22,13 @@ use crate::server::inner::ServerInner;
 use crate::server::peer_addr::{PeerAddr, PeerKey};
 use crate::server::request::{Incoming, Outcome, Scope, check_name, finish, scope};
 use crate::server::session::LegacySession;
-use crate::server::tasks::{TaskEntry, TaskOwner, TaskSlot, TaskSupport, extension_required, run_in_background};
+use crate::server::tasks::{
+    TaskCommand, TaskEntry, TaskOwner, TaskSlot, TaskSupport, extension_required, run_in_background,
+};
 use crate::server::tool::ToolDef;
 
 /// `tasks/get`, `tasks/update` and `tasks/cancel` (tasks extension, 2026-07-28 only).
-pub(super) fn dispatch(req: Incoming<'_>) -> Outcome {
+pub(super) async fn dispatch(req: Incoming<'_>) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -47,7 +49,28 @@ pub(super) fn dispatch(req: Incoming<'_>) -> Outcome {
         return Err(extension_required());
     }
     check_name(headers, &params.task_id)?;
-    let task = server.tasks.get(&params.task_id)?;
+    let task = match server.tasks.get(&params.task_id) {
+        Ok(task) => task,
+        // Not running here: another instance sharing tasks may run it.
+        Err(unknown) => {
+            let Some(share) = server.tasks.shared() else { return Err(unknown) };
+            let Some(remote) = share.load(&params.task_id).await else { return Err(unknown) };
+            return match method {
+                GetTaskParams::METHOD => {
+                    finish(server, &scope, GetTaskResult { task: remote, result_type: None, meta: None })
+                }
+                UpdateTaskParams::METHOD => {
+                    let responses = params.input_responses.unwrap_or_default();
+                    share.forward(&params.task_id, TaskCommand::Deliver(responses));
+                    finish(server, &scope, EmptyResult::default())
+                }
+                _ => {
+                    share.forward(&params.task_id, TaskCommand::Cancel);
+                    finish(server, &scope, EmptyResult::default())
+                }
+            };
+        }
+    };
     match method {
         GetTaskParams::METHOD => {
             finish(server, &scope, GetTaskResult { task: task.detailed(), result_type: None, meta: None })

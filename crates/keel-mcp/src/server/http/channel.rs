@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use http::request::Parts;
 use serde_json::value::RawValue;
 
+use super::bus::Kind;
 use super::session::HttpSession;
 use crate::engine::peer::cancelled_by_sender;
 use crate::error::Error;
@@ -48,8 +49,20 @@ impl ResponseChannel {
     }
 
     /// Puts a frame on the session's standalone (GET) stream, the way back for a request without its own.
+    /// When this instance does not hold that stream, the frame goes on the session bus to the one that
+    /// does (if any: the bus cannot tell).
     fn append_standalone(&self, frame: Vec<u8>) -> bool {
-        self.session.as_ref().and_then(|s| s.standalone()).is_some_and(|log| log.append(frame.into()))
+        let Some(session) = &self.session else { return false };
+        if let Some(log) = session.standalone() {
+            return log.append(frame.into());
+        }
+        match &session.bus {
+            Some(bus) => {
+                bus.publish(Kind::Frame, &session.id, Some(&frame));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Drops the client's connection to this request's stream (legacy era only: the client resumes with

@@ -136,7 +136,10 @@ impl EventLog {
 
     /// Marks the end of the stream.
     pub(crate) fn finish(&self) {
-        lock(&self.state).finished = true;
+        let was_finished = std::mem::replace(&mut lock(&self.state).finished, true);
+        if !was_finished {
+            self.store.finish_stream(&self.session, self.stream);
+        }
         self.changed.notify_waiters();
     }
 

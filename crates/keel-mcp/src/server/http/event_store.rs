@@ -4,16 +4,27 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
 use super::session::lock;
+use super::session_store::StoreFuture;
+
+/// The events of a stream another instance holds, oldest first, read from a shared [`EventStore`]; it ends
+/// when that stream ends (or the store stops answering).
+pub type RemoteEvents = Pin<Box<dyn futures_util::Stream<Item = (u64, Bytes)> + Send>>;
 
 /// Keeps the events of SSE streams, per session and stream, for replay.
 ///
 /// Sequence numbers start at 1 in each stream and grow by one per event. Implementations may drop old
 /// events (a resuming client then gets what is left) but must never reorder or alter them.
+///
+/// The instance running a stream appends to it and reads it back ([`events_after`](Self::events_after)) on
+/// the request path, so both must be quick and must not wait on the network: a store shared by several
+/// instances keeps a local copy of its own streams and writes them to the shared backend in the
+/// background. Another instance resumes a stream it does not hold with [`replay`](Self::replay).
 pub trait EventStore: Send + Sync + Debug + 'static {
     /// Stores one event (a JSON-RPC message) of `stream` in `session`; returns its sequence number.
     fn append(&self, session: &str, stream: u64, message: Bytes) -> u64;
@@ -26,6 +37,19 @@ pub trait EventStore: Send + Sync + Debug + 'static {
 
     /// Forgets every stream of a session (it ended or expired).
     fn remove_session(&self, session: &str);
+
+    /// Marks `stream` as ended: readers on other instances stop after its last event. Called once per
+    /// stream. The default does nothing (a store of one process has no remote readers).
+    fn finish_stream(&self, session: &str, stream: u64) {
+        let _ = (session, stream);
+    }
+
+    /// The events after `after` of a stream this instance does not hold, as they come, until the stream
+    /// ends; `None` when the store knows no such stream. The default knows none (a store of one process).
+    fn replay<'a>(&'a self, session: &'a str, stream: u64, after: u64) -> StoreFuture<'a, Option<RemoteEvents>> {
+        let _ = (session, stream, after);
+        Box::pin(std::future::ready(Ok(None)))
+    }
 }
 
 /// The default [`EventStore`]: in memory, at most `capacity` events per stream.

@@ -20,15 +20,18 @@ use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use super::body::{self, ResponseBody, sse_event};
+use super::bus::Kind;
 use super::event_log::{EventLog, Reader, parse_event_id};
 use super::modern::{Started, start};
 use super::session::{Busy, HttpSession, InFlight, lock};
+use super::session_store::{SessionStore, StoreError};
 use super::shutdown::{StreamStop, shutting_down};
-use super::{HttpInner, RequestSlot, ResponseChannel, accepts, header};
+use super::{HttpInner, RequestSlot, ResponseChannel, accepts, header, unavailable};
 use crate::engine::{BoxFuture, run_with_grace};
 use crate::protocol::cancellation::CancelledParams;
 use crate::protocol::jsonrpc::{self, Message, RawRequest, RequestId};
 use crate::protocol::{ErrorObject, Implementation, Notification as _, ProtocolVersion, decode_params};
+use crate::server::Principal;
 use crate::server::context::Channel;
 use crate::server::dispatch::dispatch;
 use crate::server::peer_addr::PeerAddr;
@@ -52,6 +55,13 @@ pub(crate) const MAX_CAPABILITIES_VALUES: usize = 128;
 /// The other fields (icons, description, website) are not kept.
 const MAX_CLIENT_INFO_FIELD_BYTES: usize = 256;
 
+/// Longest session id looked up in a shared [`SessionStore`], in bytes (Keel's own are 49 at most); a
+/// longer one is unknown without asking the store.
+const MAX_SESSION_ID_BYTES: usize = 64;
+
+/// What a 503 says when the shared session store cannot be reached.
+const STORE_UNAVAILABLE: &str = "the session store is unavailable; retry shortly";
+
 type Outcome = Result<Box<RawValue>, ErrorObject>;
 
 pub(super) async fn initialize(inner: &Arc<HttpInner>, parts: Parts, message: Message) -> Response<ResponseBody> {
@@ -72,7 +82,8 @@ pub(super) async fn initialize(inner: &Arc<HttpInner>, parts: Parts, message: Me
         return body::rpc_error(StatusCode::BAD_REQUEST, Some(&request.id), &error);
     }
     let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
-    let session = inner.sessions.create(peer, inner.server.limits.max_pending_requests, &inner.config);
+    let principal = parts.extensions.get::<Arc<Principal>>().cloned();
+    let session = inner.sessions.create(peer, principal, inner.server.limits.max_pending_requests, &inner.config);
     let id = request.id.clone();
     let outcome = run_inline(inner, &session, request, parts).await;
     if let Err(error) = &outcome {
@@ -80,6 +91,12 @@ pub(super) async fn initialize(inner: &Arc<HttpInner>, parts: Parts, message: Me
         return body::rpc_error(StatusCode::OK, Some(&id), error);
     }
     trim_client_info(&mut lock(&session.state).client_info);
+    if let Some(store) = &inner.config.session_store
+        && let Err(error) = save(&**store, inner, &session).await
+    {
+        inner.sessions.remove(&session.id);
+        return store_unavailable(&error);
+    }
     let mut response = body::json(StatusCode::OK, jsonrpc::encode_answer(&id, &outcome));
     if let Ok(value) = HeaderValue::from_str(&session.id) {
         response.headers_mut().insert(SESSION_HEADER, value);
@@ -163,8 +180,12 @@ pub(super) async fn post(
     accepts_sse: bool,
     slot: RequestSlot,
 ) -> Response<ResponseBody> {
+    let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
+    let session = match resolve(inner, session_id, peer).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
     let headers = &parts.headers;
-    let Some(session) = inner.sessions.get(session_id) else { return unknown_session() };
     if let Some(version) = header(headers, "mcp-protocol-version") {
         let version = ProtocolVersion::new(version.to_owned());
         if !inner.server.versions.contains(&version) {
@@ -189,14 +210,27 @@ pub(super) async fn post(
             } else if notification.method == CancelledParams::METHOD
                 && let Ok(CancelledParams { request_id: Some(id), .. }) =
                     decode_params::<CancelledParams>(notification.params.as_deref())
+                && !session.cancel(&id)
+                && let Some(bus) = &session.bus
+                && let Ok(frame) = jsonrpc::encode_notification(&notification.method, notification.params.as_deref())
             {
-                session.cancel(&id);
+                // The call may run on another instance.
+                bus.publish(Kind::Cancel, &session.id, Some(&frame));
             }
             body::empty(StatusCode::ACCEPTED)
         }
         Message::Response(response) => {
-            if !session.pending.resolve(&response.id, response.outcome) {
-                tracing::debug!(id = %response.id, "answer to no pending server request");
+            let id = response.id;
+            match &session.bus {
+                // The request may wait on another instance: only encode the answer again if it is not ours.
+                Some(bus) if !session.pending.has(&id) => {
+                    bus.publish(Kind::Answer, &session.id, Some(&jsonrpc::encode_answer(&id, &response.outcome)));
+                }
+                _ => {
+                    if !session.pending.resolve(&id, response.outcome) {
+                        tracing::debug!(%id, "answer to no pending server request");
+                    }
+                }
             }
             body::empty(StatusCode::ACCEPTED)
         }
@@ -254,14 +288,26 @@ async fn call(
     // Shared by the call and, once it streams, the stream's body, which takes the slot over.
     let slot = Arc::new(std::sync::Mutex::new(Some(slot)));
     let held = slot.clone();
+    // Other instances see what this request changes in the session once it is saved, before the answer.
+    let saves = inner.config.session_store.is_some() && changes_record(&request.method);
+    let save_to = saves.then(|| inner.clone());
     let dispatched: BoxFuture<Outcome> = Box::pin(async move {
         let _slot = held;
         let call = Caller { id: call_id, cancellation: call_token, channel: Channel::Shared(channel) };
-        tokio::select! {
+        let outcome = tokio::select! {
             biased;
             outcome = dispatch(&server, Some(&call_session.state), request, call, None) => outcome,
             _ = stop.fired() => Err(shutting_down()),
+        };
+        if let Some(inner) = save_to
+            && outcome.is_ok()
+            && let Some(store) = &inner.config.session_store
+            && let Err(error) = save(&**store, &inner, &call_session).await
+        {
+            tracing::warn!(%error, "the session's change was not saved to the shared store");
+            return Err(ErrorObject::internal(STORE_UNAVAILABLE));
         }
+        outcome
     });
     // `notifications/cancelled` (or the client dropping a plain-JSON answer) fires the handler's token first;
     // it gets a grace period, and a cancelled request is answered with nothing.
@@ -420,8 +466,16 @@ async fn run_inline(inner: &HttpInner, session: &Arc<HttpSession>, request: RawR
 
 /// GET: resume a stream with `Last-Event-ID`, or open the session's standalone stream. The standalone
 /// stream ends when its GET does (the client hanging up included), so the client can open another.
-pub(super) async fn get(inner: &Arc<HttpInner>, session_id: &str, headers: &HeaderMap) -> Response<ResponseBody> {
-    let Some(session) = inner.sessions.get(session_id) else { return unknown_session() };
+pub(super) async fn get(
+    inner: &Arc<HttpInner>,
+    session_id: &str,
+    headers: &HeaderMap,
+    peer: Option<std::net::IpAddr>,
+) -> Response<ResponseBody> {
+    let session = match resolve(inner, session_id, peer).await {
+        Ok(session) => session,
+        Err(response) => return response,
+    };
     if !accepts(headers, "text/event-stream") {
         let error = ErrorObject::invalid_request("GET needs Accept: text/event-stream");
         return body::rpc_error(StatusCode::NOT_ACCEPTABLE, None, &error);
@@ -431,11 +485,19 @@ pub(super) async fn get(inner: &Arc<HttpInner>, session_id: &str, headers: &Head
             let error = ErrorObject::invalid_request("unknown Last-Event-ID");
             return body::rpc_error(StatusCode::BAD_REQUEST, None, &error);
         };
-        return match session.stream(stream) {
-            Some(log) => body::sse(replay(session, log.attach(false), seq, None, None, StreamStop::new(inner))),
-            None => {
+        if let Some(log) = session.stream(stream) {
+            return body::sse(replay(session, log.attach(false), seq, None, None, StreamStop::new(inner)));
+        }
+        // Another instance ran the stream (or this one did, and forgot it): the shared store may hold it.
+        return match inner.config.event_store.replay(session_id, stream, seq).await {
+            Ok(Some(events)) => body::sse(replay_remote(session, stream, events, StreamStop::new(inner))),
+            Ok(None) => {
                 let error = ErrorObject::invalid_request("that stream is no longer available");
                 body::rpc_error(StatusCode::NOT_FOUND, None, &error)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not resume a stream from the shared event store");
+                unavailable("the event store is unavailable; retry shortly")
             }
         };
     }
@@ -451,9 +513,133 @@ pub(super) async fn get(inner: &Arc<HttpInner>, session_id: &str, headers: &Head
     }
 }
 
-/// DELETE: the client ends its session.
-pub(super) fn delete(inner: &Arc<HttpInner>, session_id: &str) -> Response<ResponseBody> {
-    if inner.sessions.remove(session_id) { body::empty(StatusCode::OK) } else { unknown_session() }
+/// DELETE: the client ends its session, on every instance when sessions are shared.
+pub(super) async fn delete(inner: &Arc<HttpInner>, session_id: &str) -> Response<ResponseBody> {
+    let here = inner.sessions.remove(session_id);
+    let shared = match &inner.config.session_store {
+        Some(_) if session_id.len() > MAX_SESSION_ID_BYTES => false,
+        Some(store) => match store.remove(session_id).await {
+            Ok(existed) => existed,
+            Err(error) => return store_unavailable(&error),
+        },
+        None => false,
+    };
+    if shared && !here {
+        // This instance held no copy whose end would have dropped the session's events.
+        inner.config.event_store.remove_session(session_id);
+    }
+    if shared && let Some(bus) = &inner.bus {
+        bus.publish(Kind::Delete, session_id, None);
+    }
+    if here || shared { body::empty(StatusCode::OK) } else { unknown_session() }
+}
+
+/// Session `id`: this process's copy, or, with a shared [`SessionStore`], the stored session taken over.
+/// With a store, a session this process holds costs one round trip, which refreshes its expiry and tells
+/// whether another instance changed or ended it. `Err` is the response to give instead.
+async fn resolve(
+    inner: &HttpInner,
+    id: &str,
+    peer: Option<std::net::IpAddr>,
+) -> Result<Arc<HttpSession>, Response<ResponseBody>> {
+    let local = inner.sessions.get(id);
+    let Some(store) = &inner.config.session_store else { return local.ok_or_else(unknown_session) };
+    if id.len() > MAX_SESSION_ID_BYTES {
+        return Err(unknown_session());
+    }
+    let ttl = inner.config.session_idle_timeout;
+    let Some(session) = local else {
+        return match store.load(id, ttl).await {
+            Ok(Some(found)) => {
+                let max_pending = inner.server.limits.max_pending_requests;
+                Ok(inner.sessions.adopt(id, found, peer, max_pending, &inner.config))
+            }
+            Ok(None) => Err(unknown_session()),
+            Err(error) => Err(store_unavailable(&error)),
+        };
+    };
+    match store.touch(id, ttl).await {
+        Ok(Some(revision)) if revision == session.revision.load(std::sync::atomic::Ordering::Relaxed) => Ok(session),
+        // Another instance changed the session (log level, subscriptions): take its version.
+        Ok(Some(_)) => match store.load(id, ttl).await {
+            Ok(Some((record, revision))) => {
+                session.restore(record, revision);
+                Ok(session)
+            }
+            Ok(None) => {
+                inner.sessions.release(id);
+                Err(unknown_session())
+            }
+            Err(error) => {
+                tracing::warn!(%error, "session store unreachable; serving this instance's copy");
+                Ok(session)
+            }
+        },
+        // Deleted or expired on another instance.
+        Ok(None) => {
+            inner.sessions.release(id);
+            Err(unknown_session())
+        }
+        // The session is here: serve it while the store is away.
+        Err(error) => {
+            tracing::warn!(%error, "session store unreachable; serving this instance's copy");
+            Ok(session)
+        }
+    }
+}
+
+/// Saves `session`'s record to `store` and notes the revision this copy now reflects.
+async fn save(store: &dyn SessionStore, inner: &HttpInner, session: &HttpSession) -> Result<(), StoreError> {
+    let revision = store.save(&session.id, &session.record(), inner.config.session_idle_timeout).await?;
+    session.revision.store(revision, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+/// Whether a successful request of `method` changes what a session's shared record holds.
+fn changes_record(method: &str) -> bool {
+    matches!(method, "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe")
+}
+
+fn store_unavailable(error: &StoreError) -> Response<ResponseBody> {
+    tracing::warn!(%error, "legacy session refused: the shared session store is unavailable");
+    unavailable(STORE_UNAVAILABLE)
+}
+
+/// An SSE body relaying the events of stream `stream` that another instance ran, read from the shared
+/// event store, until that stream or the session ends.
+fn replay_remote(
+    session: Arc<HttpSession>,
+    stream: u64,
+    events: super::RemoteEvents,
+    stop: StreamStop,
+) -> impl Stream<Item = Bytes> + Send {
+    struct State {
+        session: Arc<HttpSession>,
+        stream: u64,
+        events: super::RemoteEvents,
+        stop: StreamStop,
+        finished: bool,
+    }
+    let state = State { session, stream, events, stop, finished: false };
+    futures_util::stream::unfold(state, |mut state| async move {
+        use futures_util::StreamExt as _;
+        if state.finished {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            event = state.events.next() => {
+                let (seq, message) = event?;
+                let event = sse_event(Some(&format!("{}_{seq}", state.stream)), None, &message);
+                Some((event, state))
+            }
+            _ = state.session.closed.cancelled() => None,
+            _ = state.stop.fired() => {
+                state.finished = true;
+                Some((state.stop.final_event(), state))
+            }
+        }
+    })
 }
 
 fn unknown_session() -> Response<ResponseBody> {

@@ -19,6 +19,7 @@
 //! [`Server::serve_http_on`]: crate::server::Server::serve_http_on
 
 mod body;
+mod bus;
 mod channel;
 mod event_log;
 mod event_store;
@@ -26,8 +27,11 @@ mod guard;
 mod legacy;
 mod listener;
 pub(crate) mod modern;
+#[cfg(feature = "redis")]
+mod redis_stores;
 mod request_body;
 mod session;
+mod session_store;
 mod shutdown;
 mod slots;
 
@@ -44,10 +48,14 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 
 pub use super::peer_addr::PeerAddr;
 pub use body::ResponseBody;
+pub use bus::{MemorySessionBus, SessionBus};
 pub(crate) use channel::ResponseChannel;
-pub use event_store::{EventStore, MemoryEventStore};
+pub use event_store::{EventStore, MemoryEventStore, RemoteEvents};
 pub use guard::HostPolicy;
+#[cfg(feature = "redis")]
+pub use redis_stores::{RedisConfig, RedisEventStore, RedisSessionBus, RedisSessionStore, RedisStores};
 use request_body::BodyError;
+pub use session_store::{MemorySessionStore, SessionRecord, SessionStore, StoreError, StoreFuture};
 use shutdown::SHUTTING_DOWN;
 
 use super::inner::ServerInner;
@@ -83,6 +91,16 @@ pub struct HttpConfig {
     pub stream_resume_grace: Duration,
     /// Where legacy SSE events are kept for resumption. Default: in memory, the last 1,024 per stream.
     pub event_store: Arc<dyn EventStore>,
+    /// Where legacy sessions are shared with other instances of this server, so that any instance serves
+    /// any session (see [`SessionStore`]). Default: none, sessions live in this process only. Set a shared
+    /// [`event_store`](Self::event_store) with it, so that streams resume on any instance too.
+    pub session_store: Option<Arc<dyn SessionStore>>,
+    /// How instances sharing sessions reach the one holding a waiting handler, a running call or an open
+    /// stream, and hear each other's resource changes (see [`SessionBus`]). Default: none.
+    pub session_bus: Option<Arc<dyn SessionBus>>,
+    /// Where tasks are shared (set by [`HttpConfig::redis`]).
+    #[cfg(all(feature = "redis", feature = "tasks"))]
+    pub(crate) redis_tasks: Option<Arc<redis_stores::RedisTasks>>,
     /// The `retry` hint (milliseconds) of the priming event that opens a legacy SSE stream (SEP-1699).
     /// Default 1,000.
     pub sse_retry_ms: u64,
@@ -118,6 +136,10 @@ impl Default for HttpConfig {
             max_requests_per_session: 64,
             stream_resume_grace: Duration::from_secs(10),
             event_store: Arc::new(MemoryEventStore::new(1024)),
+            session_store: None,
+            session_bus: None,
+            #[cfg(all(feature = "redis", feature = "tasks"))]
+            redis_tasks: None,
             sse_retry_ms: 1000,
             max_concurrent_requests: 4096,
             header_read_timeout: Duration::from_secs(10),
@@ -183,6 +205,18 @@ impl HttpConfig {
         self
     }
 
+    /// Sets [`HttpConfig::session_store`].
+    pub fn session_store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.session_store = Some(store);
+        self
+    }
+
+    /// Sets [`HttpConfig::session_bus`].
+    pub fn session_bus(mut self, bus: Arc<dyn SessionBus>) -> Self {
+        self.session_bus = Some(bus);
+        self
+    }
+
     /// Sets [`HttpConfig::max_concurrent_requests`].
     pub fn max_concurrent_requests(mut self, n: usize) -> Self {
         self.max_concurrent_requests = n.max(1);
@@ -230,7 +264,9 @@ pub struct McpService {
 pub(crate) struct HttpInner {
     pub(crate) server: Arc<ServerInner>,
     pub(crate) config: HttpConfig,
-    pub(crate) sessions: session::SessionStore,
+    pub(crate) sessions: session::SessionTable,
+    /// This instance's end of [`HttpConfig::session_bus`].
+    pub(crate) bus: Option<Arc<bus::Bus>>,
     /// Bounds the requests in progress (see [`HttpConfig::max_concurrent_requests`]).
     requests: Arc<slots::Slots>,
     pub(crate) shutdown: shutdown::Shutdown,
@@ -273,10 +309,18 @@ pub(crate) use slots::RequestSlot;
 impl McpService {
     /// The endpoint of `server` ([`Server::http_service`](crate::server::Server::http_service)).
     pub(crate) fn new(server: Arc<ServerInner>, config: HttpConfig) -> McpService {
-        let sessions = session::SessionStore::new(&config);
+        let instance = config.session_store.as_ref().map_or(0, |store| store.instance());
+        let bus = config.session_bus.clone().map(|b| Arc::new(bus::Bus::new(b, instance)));
+        let sessions = session::SessionTable::new(&config, bus.clone());
         let requests = Arc::new(slots::Slots::new(config.max_concurrent_requests));
         let shutdown = shutdown::Shutdown::default();
-        McpService { inner: Arc::new(HttpInner { server, config, sessions, requests, shutdown }) }
+        #[cfg(all(feature = "redis", feature = "tasks"))]
+        if let (Some(tasks), Some(bus)) = (&config.redis_tasks, &bus) {
+            server.tasks.share_with(Arc::new(redis_stores::TaskLink { tasks: tasks.clone(), bus: bus.clone() }));
+        }
+        let inner = Arc::new(HttpInner { server, config, sessions, bus, requests, shutdown });
+        bus::Bus::start(&inner);
+        McpService { inner }
     }
 }
 
@@ -316,8 +360,11 @@ where
     match (request.method(), session_id) {
         (&Method::POST, session_id) => post(inner, request, session_id).await,
         (&Method::GET, Some(_)) if inner.shutdown.is_draining() => unavailable(SHUTTING_DOWN),
-        (&Method::GET, Some(session_id)) => legacy::get(&inner, &session_id, request.headers()).await,
-        (&Method::DELETE, Some(session_id)) => legacy::delete(&inner, &session_id),
+        (&Method::GET, Some(session_id)) => {
+            let peer = request.extensions().get::<PeerAddr>().map(|p| p.0.ip());
+            legacy::get(&inner, &session_id, request.headers(), peer).await
+        }
+        (&Method::DELETE, Some(session_id)) => legacy::delete(&inner, &session_id).await,
         // Sessionless GET / DELETE: the 2026-07-28 revision has neither.
         _ => method_not_allowed(),
     }

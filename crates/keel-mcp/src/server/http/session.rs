@@ -21,10 +21,13 @@ use std::time::{Duration, Instant};
 use crate::engine::CancellationToken;
 
 use super::HttpConfig;
+use super::bus::Bus;
 use super::event_log::EventLog;
 use super::event_store::EventStore;
+use super::session_store::SessionRecord;
 use crate::engine::PendingRequests;
 use crate::protocol::RequestId;
+use crate::server::Principal;
 use crate::server::peer_addr::PeerKey;
 use crate::server::session::LegacySession;
 
@@ -63,6 +66,12 @@ pub(crate) struct HttpSession {
     /// Ends every stream of the session (DELETE, expiry).
     pub(crate) closed: CancellationToken,
     store: Arc<dyn EventStore>,
+    /// The revision of the shared record this copy reflects (see [`SessionStore`](super::SessionStore)); 0 without a store.
+    pub(crate) revision: AtomicU64,
+    /// Who created the session, kept in its shared record.
+    pub(crate) principal: Option<Arc<Principal>>,
+    /// Reaches the other instances sharing the session.
+    pub(crate) bus: Option<Arc<Bus>>,
 }
 
 #[derive(Debug, Default)]
@@ -92,22 +101,60 @@ impl Drop for InFlight {
 }
 
 impl HttpSession {
-    fn new(id: Arc<str>, peer: Option<PeerKey>, max_pending: usize, config: &HttpConfig) -> Self {
+    fn new(
+        id: Arc<str>,
+        peer: Option<PeerKey>,
+        max_pending: usize,
+        config: &HttpConfig,
+        bus: Option<Arc<Bus>>,
+    ) -> Self {
         let now = Instant::now();
+        // With a shared store, instances number streams and server requests from their own base, so that
+        // an event id or request id names one stream or request across the cluster.
+        let base = config.session_store.as_ref().map_or(0, |store| u64::from(store.instance()) << 32);
         HttpSession {
             id,
             state: Mutex::new(LegacySession::default()),
-            pending: PendingRequests::new(max_pending),
+            pending: PendingRequests::with_ids_after(max_pending, base as i64),
             in_flight: Mutex::new(HashMap::new()),
             max_in_flight: config.max_requests_per_session.max(1),
-            streams: Mutex::new(Streams::default()),
+            streams: Mutex::new(Streams { next: base, ..Streams::default() }),
             created: now,
             last_seen: Mutex::new(now),
             initialized: AtomicBool::new(false),
             peer,
             closed: CancellationToken::new(),
             store: config.event_store.clone(),
+            revision: AtomicU64::new(0),
+            principal: None,
+            bus,
         }
+    }
+
+    /// What the shared store keeps of this session.
+    pub(crate) fn record(&self) -> SessionRecord {
+        let state = lock(&self.state);
+        SessionRecord {
+            version: state.version.clone(),
+            client_info: state.client_info.clone(),
+            client_capabilities: state.client_capabilities.clone(),
+            log_level: state.log_level,
+            subscriptions: state.subscriptions.iter().cloned().collect(),
+            principal: self.principal.clone(),
+        }
+    }
+
+    /// Takes over what another instance stored.
+    pub(crate) fn restore(&self, record: SessionRecord, revision: u64) {
+        {
+            let mut state = lock(&self.state);
+            state.version = record.version;
+            state.client_info = record.client_info;
+            state.client_capabilities = record.client_capabilities;
+            state.log_level = record.log_level;
+            state.subscriptions = record.subscriptions.into_iter().collect();
+        }
+        self.revision.store(revision, Ordering::Relaxed);
     }
 
     pub(crate) fn touch(&self) {
@@ -137,10 +184,14 @@ impl HttpSession {
         Ok(InFlight { session: self.clone(), id: id.clone(), cancellation })
     }
 
-    /// Cancels the running request `id` (`notifications/cancelled`).
-    pub(crate) fn cancel(&self, id: &RequestId) {
-        if let Some(token) = lock(&self.in_flight).get(id) {
-            token.cancel();
+    /// Cancels the running request `id` (`notifications/cancelled`); false when it does not run here.
+    pub(crate) fn cancel(&self, id: &RequestId) -> bool {
+        match lock(&self.in_flight).get(id) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
         }
     }
 
@@ -198,8 +249,16 @@ impl HttpSession {
         lock(&self.streams).logs.get(&number).cloned()
     }
 
-    /// Ends the session: streams close, waiting requests fail, running requests are cancelled.
+    /// Ends the session: streams close, waiting requests fail, running requests are cancelled, and its
+    /// events are forgotten.
     pub(crate) fn terminate(&self) {
+        self.release();
+        self.store.remove_session(&self.id);
+    }
+
+    /// Ends this process's copy of the session (what [`HttpSession::terminate`] does, except that the
+    /// events stay in the store): the session may go on on other instances.
+    pub(crate) fn release(&self) {
         self.closed.cancel();
         for token in lock(&self.in_flight).values() {
             token.cancel();
@@ -209,7 +268,6 @@ impl HttpSession {
         for log in streams.logs.values() {
             log.finish();
         }
-        self.store.remove_session(&self.id);
     }
 
     /// Whether the session may be evicted ahead of others: it never completed the handshake within the grace.
@@ -220,7 +278,7 @@ impl HttpSession {
 
 /// The live sessions.
 #[derive(Debug)]
-pub(crate) struct SessionStore {
+pub(crate) struct SessionTable {
     table: Mutex<Table>,
     idle_timeout: Duration,
     max_sessions: usize,
@@ -228,6 +286,9 @@ pub(crate) struct SessionStore {
     init_grace: Duration,
     last_sweep: Mutex<Instant>,
     counter: AtomicU64,
+    /// Sessions are also kept in a shared [`SessionStore`](super::SessionStore).
+    shared: bool,
+    bus: Option<Arc<Bus>>,
 }
 
 #[derive(Debug, Default)]
@@ -266,9 +327,9 @@ impl Table {
     }
 }
 
-impl SessionStore {
-    pub(crate) fn new(config: &HttpConfig) -> Self {
-        SessionStore {
+impl SessionTable {
+    pub(crate) fn new(config: &HttpConfig, bus: Option<Arc<Bus>>) -> Self {
+        SessionTable {
             table: Mutex::new(Table::default()),
             idle_timeout: config.session_idle_timeout,
             max_sessions: config.max_sessions.max(1),
@@ -276,15 +337,51 @@ impl SessionStore {
             init_grace: config.session_init_grace,
             last_sweep: Mutex::new(Instant::now()),
             counter: AtomicU64::new(0),
+            shared: config.session_store.is_some(),
+            bus,
         }
     }
 
-    /// A new session for `peer`, evicting another when the store (or the peer's share) is full.
-    pub(crate) fn create(&self, peer: Option<IpAddr>, max_pending: usize, config: &HttpConfig) -> Arc<HttpSession> {
-        self.sweep_if_due();
-        let peer = peer.map(PeerKey::of);
+    /// A new session for `peer`, evicting another when the table (or the peer's share) is full.
+    pub(crate) fn create(
+        &self,
+        peer: Option<IpAddr>,
+        principal: Option<Arc<Principal>>,
+        max_pending: usize,
+        config: &HttpConfig,
+    ) -> Arc<HttpSession> {
         let id: Arc<str> = new_session_id(self.counter.fetch_add(1, Ordering::Relaxed)).into();
-        let session = Arc::new(HttpSession::new(id.clone(), peer, max_pending, config));
+        let mut session = HttpSession::new(id, peer.map(PeerKey::of), max_pending, config, self.bus.clone());
+        session.principal = principal;
+        self.insert(session)
+    }
+
+    /// This process's copy of session `id`, which another instance created (see [`SessionStore`](super::SessionStore)), within
+    /// the same bounds as [`SessionTable::create`]. When another request adopted it first, that copy.
+    pub(crate) fn adopt(
+        &self,
+        id: &str,
+        (record, revision): (SessionRecord, u64),
+        peer: Option<IpAddr>,
+        max_pending: usize,
+        config: &HttpConfig,
+    ) -> Arc<HttpSession> {
+        if let Some(session) = lock(&self.table).sessions.get(id) {
+            return session.clone();
+        }
+        let mut session = HttpSession::new(id.into(), peer.map(PeerKey::of), max_pending, config, self.bus.clone());
+        session.principal = record.principal.clone();
+        session.restore(record, revision);
+        session.mark_initialized();
+        self.insert(session)
+    }
+
+    /// Puts a new session in the table, evicting others to make room.
+    fn insert(&self, session: HttpSession) -> Arc<HttpSession> {
+        self.sweep_if_due();
+        let peer = session.peer;
+        let id = session.id.clone();
+        let session = Arc::new(session);
         let mut evicted = Vec::new();
         {
             let mut table = lock(&self.table);
@@ -309,7 +406,7 @@ impl SessionStore {
         }
         for session in evicted {
             tracing::debug!(session = %session.id, "legacy session evicted to make room");
-            session.terminate();
+            self.end(&session);
         }
         session
     }
@@ -318,7 +415,9 @@ impl SessionStore {
     pub(crate) fn get(&self, id: &str) -> Option<Arc<HttpSession>> {
         let session = lock(&self.table).sessions.get(id).cloned()?;
         if session.idle_for() > self.idle_timeout {
-            self.remove(id);
+            if let Some(session) = lock(&self.table).remove(id) {
+                self.end(&session);
+            }
             return None;
         }
         session.touch();
@@ -361,7 +460,25 @@ impl SessionStore {
     fn sweep(&self) {
         let expired = lock(&self.table).remove_idle(self.idle_timeout);
         for session in expired {
-            session.terminate();
+            self.end(&session);
+        }
+    }
+
+    /// Ends a session this table let go of (evicted, idle): for good without a shared store; only this
+    /// process's copy with one (the shared record has its own expiry, and other instances may serve it).
+    fn end(&self, session: &HttpSession) {
+        if self.shared { session.release() } else { session.terminate() }
+    }
+
+    /// The live session `id` as it is, without marking it active (for messages from other instances).
+    pub(crate) fn peek(&self, id: &str) -> Option<Arc<HttpSession>> {
+        lock(&self.table).sessions.get(id).cloned()
+    }
+
+    /// Forgets this process's copy of session `id` (another instance ended it).
+    pub(crate) fn release(&self, id: &str) {
+        if let Some(session) = lock(&self.table).remove(id) {
+            session.release();
         }
     }
 }
@@ -406,21 +523,21 @@ mod tests {
     #[test]
     fn a_full_store_evicts_stalled_handshakes_first_then_the_longest_idle() {
         let config = config(3, 10);
-        let store = SessionStore::new(&config);
-        let a = store.create(peer(1), 8, &config);
-        let b = store.create(peer(2), 8, &config);
-        let c = store.create(peer(3), 8, &config);
+        let store = SessionTable::new(&config, None);
+        let a = store.create(peer(1), None, 8, &config);
+        let b = store.create(peer(2), None, 8, &config);
+        let c = store.create(peer(3), None, 8, &config);
         a.mark_initialized();
         c.mark_initialized();
         // b never said `notifications/initialized`: it goes first, whatever the idle times.
-        let d = store.create(peer(4), 8, &config);
+        let d = store.create(peer(4), None, 8, &config);
         assert!(b.closed.is_cancelled() && store.get(&b.id).is_none());
         d.mark_initialized();
         std::thread::sleep(Duration::from_millis(2));
         store.get(&c.id);
         store.get(&d.id);
         // Everyone completed the handshake: the one idle longest (a) goes.
-        store.create(peer(5), 8, &config);
+        store.create(peer(5), None, 8, &config);
         assert!(a.closed.is_cancelled());
         assert!(store.get(&c.id).is_some() && store.get(&d.id).is_some());
         assert_eq!(store.len(), 3);
@@ -429,27 +546,27 @@ mod tests {
     #[test]
     fn a_peer_past_its_share_evicts_its_own_sessions_only() {
         let config = config(100, 2);
-        let store = SessionStore::new(&config);
-        let other = store.create(peer(9), 8, &config);
-        let first = store.create(peer(1), 8, &config);
-        let second = store.create(peer(1), 8, &config);
-        let third = store.create(peer(1), 8, &config);
+        let store = SessionTable::new(&config, None);
+        let other = store.create(peer(9), None, 8, &config);
+        let first = store.create(peer(1), None, 8, &config);
+        let second = store.create(peer(1), None, 8, &config);
+        let third = store.create(peer(1), None, 8, &config);
         assert!(first.closed.is_cancelled());
         assert!(!second.closed.is_cancelled() && !third.closed.is_cancelled() && !other.closed.is_cancelled());
         assert_eq!(store.len(), 3);
         // IPv6 peers count by /64.
         let v6 = |tail: u16| Some(IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, tail]));
-        let x = store.create(v6(1), 8, &config);
-        store.create(v6(2), 8, &config);
-        store.create(v6(3), 8, &config);
+        let x = store.create(v6(1), None, 8, &config);
+        store.create(v6(2), None, 8, &config);
+        store.create(v6(3), None, 8, &config);
         assert!(x.closed.is_cancelled());
     }
 
     #[test]
     fn idle_sessions_expire() {
         let config = config(2, 2).session_idle_timeout(Duration::from_millis(30));
-        let store = SessionStore::new(&config);
-        let a = store.create(None, 8, &config);
+        let store = SessionTable::new(&config, None);
+        let a = store.create(None, None, 8, &config);
         assert!(store.get(&a.id).is_some());
         std::thread::sleep(Duration::from_millis(40));
         assert!(store.get(&a.id).is_none(), "expired");
@@ -459,8 +576,8 @@ mod tests {
     #[test]
     fn reopened_standalone_streams_do_not_pile_up() {
         let config = config(2, 2);
-        let store = SessionStore::new(&config);
-        let session = store.create(None, 8, &config);
+        let store = SessionTable::new(&config, None);
+        let session = store.create(None, None, 8, &config);
         for _ in 0..200 {
             let log = session.open_standalone().expect("the previous one ended");
             drop(log.attach(true));
@@ -471,8 +588,8 @@ mod tests {
     #[test]
     fn in_flight_requests_are_bounded_unique_and_released_on_drop() {
         let config = config(2, 2).max_requests_per_session(2);
-        let store = SessionStore::new(&config);
-        let session = store.create(None, 8, &config);
+        let store = SessionTable::new(&config, None);
+        let session = store.create(None, None, 8, &config);
         let one = session.begin(&RequestId::Number(1)).unwrap();
         assert_eq!(session.begin(&RequestId::Number(1)).unwrap_err(), Busy::DuplicateId);
         let _two = session.begin(&RequestId::Number(2)).unwrap();

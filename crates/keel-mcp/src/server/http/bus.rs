@@ -1,0 +1,296 @@
+//! [`SessionBus`]: how instances sharing legacy sessions reach the one that holds what a request needs.
+//!
+//! A session's state is shared through the [`SessionStore`](super::SessionStore), but some of it cannot
+//! move: the handler waiting for the answer to its elicitation, the running call a client cancels, the GET
+//! stream a client reads. So the instance that receives such a message and does not hold its target
+//! publishes it on the bus, and the instance that holds it acts on it:
+//!
+//! - a client's answer to a server-to-client request (elicitation, sampling, roots) reaches the waiting
+//!   handler;
+//! - `notifications/cancelled` reaches the running call;
+//! - a message for the session's standalone stream (a notification or request with no stream of its own)
+//!   reaches the instance whose GET stream is open;
+//! - DELETE ends every instance's copy at once (streams close, calls are cancelled);
+//! - [`Server::resource_updated`](crate::server::Server::resource_updated) reaches every instance's
+//!   listeners (`subscriptions/listen`);
+//! - `tasks/update` and `tasks/cancel` reach the instance running the task (tasks extension, with the
+//!   Redis stores).
+//!
+//! The bus is best effort, like the pub/sub it models: a message published while an instance is
+//! disconnected is lost for it (a lost answer ends as the request's timeout).
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex, Weak};
+
+use bytes::Bytes;
+use serde_json::value::RawValue;
+use tokio::sync::broadcast;
+
+use super::HttpInner;
+use super::session::lock;
+use crate::engine::CancellationToken;
+use crate::protocol::cancellation::CancelledParams;
+use crate::protocol::decode_params;
+use crate::protocol::jsonrpc::Message;
+use crate::server::Change;
+
+/// Messages between the instances of one server (publish/subscribe). Set it with
+/// [`HttpConfig::session_bus`](super::HttpConfig::session_bus), with a shared
+/// [`SessionStore`](super::SessionStore).
+pub trait SessionBus: Send + Sync + Debug + 'static {
+    /// Sends `message` to every instance subscribed, this one included (it ignores its own). Must not wait:
+    /// queue it, or drop it when the queue is full.
+    fn publish(&self, message: Bytes);
+
+    /// Every message published from now on, by any instance. A receiver that falls behind loses the
+    /// oldest (and is told so).
+    fn subscribe(&self) -> broadcast::Receiver<Bytes>;
+}
+
+/// A [`SessionBus`] within this process, for tests and for several services in one process. It keeps the
+/// last `capacity` messages for subscribers that fall behind.
+#[derive(Debug)]
+pub struct MemorySessionBus {
+    sender: broadcast::Sender<Bytes>,
+}
+
+impl MemorySessionBus {
+    /// A bus keeping up to `capacity` messages per lagging subscriber.
+    pub fn new(capacity: usize) -> Self {
+        MemorySessionBus { sender: broadcast::channel(capacity.max(1)).0 }
+    }
+}
+
+impl SessionBus for MemorySessionBus {
+    fn publish(&self, message: Bytes) {
+        let _ = self.sender.send(message);
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Bytes> {
+        self.sender.subscribe()
+    }
+}
+
+/// What a bus message asks of the instance that holds its target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Kind {
+    /// `m` answers a server-to-client request of session `s`.
+    Answer,
+    /// `m` is a `notifications/cancelled` for a call of session `s`.
+    Cancel,
+    /// `m` goes on session `s`'s standalone stream.
+    Frame,
+    /// Session `s` ended.
+    Delete,
+    /// Resource `s` changed.
+    Updated,
+    /// `m` is a command for task `s` (tasks extension).
+    Task,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Envelope<'a> {
+    /// The instance that published it.
+    from: u32,
+    k: Kind,
+    /// The session id (the resource URI for [`Kind::Updated`]).
+    #[serde(borrow)]
+    s: Cow<'a, str>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    m: Option<&'a RawValue>,
+}
+
+/// An instance's end of the bus.
+#[derive(Debug)]
+pub(crate) struct Bus {
+    bus: Arc<dyn SessionBus>,
+    instance: u32,
+    /// Resource changes that came from other instances, in the order they were announced here, so that
+    /// the relay does not send them back out (see [`forward_changes`]).
+    injected: Mutex<VecDeque<String>>,
+    /// Stops the relay tasks when the service goes.
+    stop: CancellationToken,
+}
+
+/// Most remote resource changes awaiting their echo on the local change channel; past it the oldest are
+/// forgotten (one may then be published twice, never lost).
+const MAX_INJECTED: usize = 1024;
+
+impl Bus {
+    pub(crate) fn new(bus: Arc<dyn SessionBus>, instance: u32) -> Self {
+        Bus { bus, instance, injected: Mutex::new(VecDeque::new()), stop: CancellationToken::new() }
+    }
+
+    /// Publishes `kind` about `target` (a session id, or a URI), with `message` when there is one.
+    pub(crate) fn publish(&self, kind: Kind, target: &str, message: Option<&[u8]>) {
+        let m = match message.map(serde_json::from_slice::<&RawValue>) {
+            Some(Ok(raw)) => Some(raw),
+            Some(Err(_)) => return,
+            None => None,
+        };
+        let envelope = Envelope { from: self.instance, k: kind, s: Cow::Borrowed(target), m };
+        if let Ok(bytes) = serde_json::to_vec(&envelope) {
+            self.bus.publish(Bytes::from(bytes));
+        }
+    }
+
+    /// Starts relaying what other instances publish to `inner`'s sessions, and this instance's resource
+    /// changes to the others, until the service is dropped. Needs a Tokio runtime; without one the bus stays
+    /// silent (and says so).
+    pub(crate) fn start(inner: &Arc<HttpInner>) {
+        let Some(bus) = &inner.bus else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("HttpConfig::session_bus needs a Tokio runtime when the service is built; not relaying");
+            return;
+        };
+        runtime.spawn(relay(Arc::downgrade(inner), bus.bus.subscribe(), bus.stop.clone()));
+        runtime.spawn(forward_changes(Arc::downgrade(inner), inner.server.changes.subscribe(), bus.stop.clone()));
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Acts on messages other instances publish, for the sessions this one holds.
+async fn relay(inner: Weak<HttpInner>, mut messages: broadcast::Receiver<Bytes>, stop: CancellationToken) {
+    loop {
+        let message = tokio::select! {
+            message = messages.recv() => message,
+            _ = stop.cancelled() => return,
+        };
+        let bytes = match message {
+            Ok(bytes) => bytes,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "session bus messages lost: this instance fell behind");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        deliver(&inner, &bytes);
+    }
+}
+
+fn deliver(inner: &HttpInner, bytes: &[u8]) {
+    let Some(bus) = &inner.bus else { return };
+    let Ok(envelope) = serde_json::from_slice::<Envelope<'_>>(bytes) else {
+        tracing::debug!("unreadable session bus message ignored");
+        return;
+    };
+    if envelope.from == bus.instance {
+        return;
+    }
+    if envelope.k == Kind::Updated {
+        let uri = envelope.s.into_owned();
+        {
+            let mut injected = lock(&bus.injected);
+            if injected.len() == MAX_INJECTED {
+                injected.pop_front();
+            }
+            injected.push_back(uri.clone());
+        }
+        let _ = inner.server.changes.send(Change::ResourceUpdated(uri));
+        return;
+    }
+    if envelope.k == Kind::Task {
+        #[cfg(feature = "tasks")]
+        if let Some(command) = envelope.m.and_then(|m| serde_json::from_str(m.get()).ok()) {
+            inner.server.tasks.command(&envelope.s, command);
+        }
+        return;
+    }
+    if envelope.k == Kind::Delete {
+        inner.sessions.release(&envelope.s);
+        return;
+    }
+    let Some(session) = inner.sessions.peek(&envelope.s) else { return };
+    let Some(raw) = envelope.m else { return };
+    match (envelope.k, Message::decode(raw.get().as_bytes())) {
+        (Kind::Answer, Ok(Message::Response(response))) => {
+            session.pending.resolve(&response.id, response.outcome);
+        }
+        (Kind::Cancel, Ok(Message::Notification(notification))) => {
+            if let Ok(CancelledParams { request_id: Some(id), .. }) =
+                decode_params::<CancelledParams>(notification.params.as_deref())
+            {
+                session.cancel(&id);
+            }
+        }
+        (Kind::Frame, Ok(_)) => {
+            if let Some(log) = session.standalone() {
+                log.append(Bytes::copy_from_slice(raw.get().as_bytes()));
+            }
+        }
+        _ => tracing::debug!("session bus message of the wrong shape ignored"),
+    }
+}
+
+/// Publishes this instance's resource changes (not those it relayed from others) to the other instances.
+async fn forward_changes(inner: Weak<HttpInner>, mut changes: broadcast::Receiver<Change>, stop: CancellationToken) {
+    loop {
+        let change = tokio::select! {
+            change = changes.recv() => change,
+            _ = stop.cancelled() => return,
+        };
+        let uri = match change {
+            Ok(Change::ResourceUpdated(uri)) => uri,
+            Ok(_) => continue,
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                // What was relayed in the gap may never be seen here: start the bookkeeping afresh.
+                if let Some(inner) = inner.upgrade()
+                    && let Some(bus) = &inner.bus
+                {
+                    lock(&bus.injected).clear();
+                }
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let Some(inner) = inner.upgrade() else { return };
+        let Some(bus) = &inner.bus else { return };
+        {
+            let mut injected = lock(&bus.injected);
+            if injected.front() == Some(&uri) {
+                // Relayed from another instance: it was published there already.
+                injected.pop_front();
+                continue;
+            }
+        }
+        bus.publish(Kind::Updated, &uri, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Implementation;
+    use crate::server::Server;
+    use crate::server::http::{HttpConfig, MemorySessionStore};
+
+    #[tokio::test]
+    async fn resource_changes_reach_every_instance_once() {
+        let store = Arc::new(MemorySessionStore::new(8));
+        let bus: Arc<dyn SessionBus> = Arc::new(MemorySessionBus::new(64));
+        let config = || HttpConfig::default().session_store(store.instance_handle()).session_bus(bus.clone());
+        let server_a = Server::builder(Implementation::new("a", "1")).build();
+        let server_b = Server::builder(Implementation::new("b", "1")).build();
+        let _a = server_a.http_service(config());
+        let _b = server_b.http_service(config());
+        let mut heard_a = server_a.inner.changes.subscribe();
+        let mut heard_b = server_b.inner.changes.subscribe();
+        server_a.resource_updated("file:///x");
+        assert_eq!(heard_b.recv().await.unwrap(), Change::ResourceUpdated("file:///x".into()));
+        // B relays it to its listeners without publishing it back: A hears its own change once, then B's.
+        server_b.resource_updated("file:///y");
+        assert_eq!(heard_a.recv().await.unwrap(), Change::ResourceUpdated("file:///x".into()));
+        assert_eq!(heard_a.recv().await.unwrap(), Change::ResourceUpdated("file:///y".into()));
+        assert_eq!(heard_b.recv().await.unwrap(), Change::ResourceUpdated("file:///y".into()));
+        assert!(heard_a.try_recv().is_err() && heard_b.try_recv().is_err());
+    }
+}

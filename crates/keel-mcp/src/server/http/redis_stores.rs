@@ -1,0 +1,867 @@
+//! Legacy sessions and SSE event logs shared through Redis (feature `redis`), so that several instances of
+//! one server serve every session behind a plain load balancer (no sticky sessions).
+//!
+//! ```no_run
+//! # async fn run(server: keel_mcp::server::Server) -> Result<(), Box<dyn std::error::Error>> {
+//! use keel_mcp::server::http::{HttpConfig, RedisConfig, RedisStores};
+//!
+//! let stores = RedisStores::connect(RedisConfig::new("redis://127.0.0.1:6379/")).await?;
+//! let config = HttpConfig::default().redis(&stores);
+//! server.serve_http("0.0.0.0:8080".parse()?, config).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # What is stored
+//!
+//! - `<prefix>s:<session id>`: a hash with the session's record (`r`, JSON: protocol version, client
+//!   info and capabilities, log level, subscriptions, principal) and its revision (`v`). It expires after
+//!   [`HttpConfig::session_idle_timeout`](super::HttpConfig::session_idle_timeout) without use; every request
+//!   of the session refreshes it (one round trip: `PEXPIRE` and `HGET` pipelined).
+//! - `<prefix>ev:<session id>:<stream>`: a Redis stream with the events of one SSE stream (entry id
+//!   `0-<seq>`, field `m`), at most [`RedisConfig::events_per_stream`] (approximately: `MAXLEN ~`) and
+//!   expiring [`RedisConfig::event_ttl`] after its last event; its end is the entry `1-0`.
+//!   `<prefix>evs:<session id>` lists a session's streams, for DELETE.
+//! - `<prefix>instances`: a counter that gives each instance its number, from which stream numbers and the
+//!   ids of server-to-client requests start (so they are unique across instances).
+//!
+//! # Failures
+//!
+//! Nothing panics and the client reconnects by itself (exponential backoff). While Redis is unreachable,
+//! `initialize` gets 503 with `Retry-After`, and so does a request naming a session this instance does not
+//! hold; sessions an instance holds keep working from its copy; modern (2026-07-28) requests never touch
+//! Redis. Events are written to Redis in the background, in order, through a queue of
+//! [`RedisConfig::write_queue`] writes: past it (Redis too slow or away), writes are dropped and logged, so
+//! a client resuming on another instance may miss those events (resuming on the instance that ran the
+//! stream misses nothing: it keeps its own copy).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{AsyncConnectionConfig, Client, RedisError};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
+
+use crate::engine::{CancellationToken, DropGuard};
+
+use super::HttpConfig;
+use super::bus::SessionBus;
+use super::event_store::{EventStore, MemoryEventStore, RemoteEvents};
+use super::session_store::{SessionRecord, SessionStore, StoreError, StoreFuture};
+use crate::protocol::capabilities::ClientCapabilities;
+use crate::protocol::logging::LoggingLevel;
+use crate::protocol::{Implementation, JsonObject, ProtocolVersion};
+use crate::server::Principal;
+
+/// How to reach Redis and what to keep there. Every bound has a default.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RedisConfig {
+    /// The server, as a `redis://` (or `rediss://`, `unix://`) URL.
+    pub url: String,
+    /// Prefix of every key and channel, so that several servers share one Redis. Default `keel:`.
+    pub key_prefix: String,
+    /// Events kept per SSE stream for resumption on another instance (approximately: Redis trims by
+    /// whole nodes). Default 1,024.
+    pub events_per_stream: usize,
+    /// A stream's events expire this long after its last event. Default 1 hour.
+    pub event_ttl: Duration,
+    /// Event writes waiting to reach Redis; past it they are dropped (and logged). Default 65,536.
+    pub write_queue: usize,
+    /// Streams this instance relays from Redis at once for clients resuming streams another instance ran
+    /// (each holds a connection); past it such a resumption gets 503. Default 256.
+    pub max_remote_readers: usize,
+    /// Longest wait for Redis to answer (or accept a connection); past it the request fails (503 where a
+    /// client waits on it). Default 2 s.
+    pub timeout: Duration,
+}
+
+impl RedisConfig {
+    /// The defaults, for the Redis at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisConfig {
+            url: url.into(),
+            key_prefix: "keel:".into(),
+            events_per_stream: 1024,
+            event_ttl: Duration::from_secs(3600),
+            write_queue: 65_536,
+            max_remote_readers: 256,
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// Sets [`RedisConfig::key_prefix`].
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Sets [`RedisConfig::events_per_stream`] (at least 1).
+    pub fn events_per_stream(mut self, n: usize) -> Self {
+        self.events_per_stream = n.max(1);
+        self
+    }
+
+    /// Sets [`RedisConfig::event_ttl`].
+    pub fn event_ttl(mut self, ttl: Duration) -> Self {
+        self.event_ttl = ttl;
+        self
+    }
+
+    /// Sets [`RedisConfig::write_queue`] (at least 1).
+    pub fn write_queue(mut self, n: usize) -> Self {
+        self.write_queue = n.max(1);
+        self
+    }
+
+    /// Sets [`RedisConfig::max_remote_readers`].
+    pub fn max_remote_readers(mut self, n: usize) -> Self {
+        self.max_remote_readers = n;
+        self
+    }
+
+    /// Sets [`RedisConfig::timeout`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+/// The Redis-backed stores of one instance: a [`RedisSessionStore`], a [`RedisEventStore`] and a
+/// [`RedisSessionBus`] sharing a connection. Give them to the service with [`HttpConfig::redis`].
+#[derive(Clone, Debug)]
+pub struct RedisStores {
+    sessions: Arc<RedisSessionStore>,
+    events: Arc<RedisEventStore>,
+    bus: Arc<RedisSessionBus>,
+    #[cfg(feature = "tasks")]
+    tasks: Arc<RedisTasks>,
+}
+
+impl RedisStores {
+    /// Connects to Redis and takes this instance's number. Fails when Redis cannot be reached now; later
+    /// outages are survived (see the [module docs](self)). Must run inside a Tokio runtime (it starts the
+    /// task that writes events).
+    pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
+        let client = Client::open(config.url.as_str()).map_err(|e| StoreError::new(format!("bad Redis URL: {e}")))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.timeout))
+            .set_response_timeout(Some(config.timeout))
+            .set_max_delay(Duration::from_secs(2))
+            .set_number_of_retries(3);
+        let mut connection =
+            ConnectionManager::new_with_config(client.clone(), manager_config).await.map_err(failed)?;
+        let counter: u64 = redis::cmd("INCR")
+            .arg(format!("{}instances", config.key_prefix))
+            .query_async(&mut connection)
+            .await
+            .map_err(failed)?;
+        // Numbers stay below 2^20, so that request ids (number << 32) stay exact in JSON numbers read as
+        // doubles.
+        let instance = u32::try_from(counter % (1 << 20)).unwrap_or(0).max(1);
+        let (writes, queue) = mpsc::channel(config.write_queue.max(1));
+        tokio::spawn(write_events(connection.clone(), queue));
+        let bus = RedisSessionBus::start(&client, &config, writes.clone()).await;
+        let sessions =
+            Arc::new(RedisSessionStore { connection: connection.clone(), prefix: config.key_prefix.clone(), instance });
+        #[cfg(feature = "tasks")]
+        let tasks = RedisTasks::start(connection.clone(), &config.key_prefix, instance, writes.clone());
+        Ok(RedisStores {
+            sessions,
+            events: Arc::new(RedisEventStore {
+                local: MemoryEventStore::new(config.events_per_stream),
+                writes,
+                client,
+                readers: Arc::new(Semaphore::new(config.max_remote_readers)),
+                config,
+            }),
+            bus,
+            #[cfg(feature = "tasks")]
+            tasks,
+        })
+    }
+
+    /// The session store.
+    pub fn session_store(&self) -> Arc<RedisSessionStore> {
+        self.sessions.clone()
+    }
+
+    /// The event store.
+    pub fn event_store(&self) -> Arc<RedisEventStore> {
+        self.events.clone()
+    }
+
+    /// The session bus.
+    pub fn session_bus(&self) -> Arc<RedisSessionBus> {
+        self.bus.clone()
+    }
+}
+
+impl HttpConfig {
+    /// Shares legacy sessions and SSE event logs through Redis: sets [`HttpConfig::session_store`],
+    /// [`HttpConfig::event_store`] and [`HttpConfig::session_bus`] to `stores`.
+    pub fn redis(self, stores: &RedisStores) -> Self {
+        #[cfg_attr(not(feature = "tasks"), expect(unused_mut, reason = "only tasks add to it"))]
+        let mut config = self
+            .session_store(stores.session_store())
+            .event_store(stores.event_store())
+            .session_bus(stores.session_bus());
+        #[cfg(feature = "tasks")]
+        {
+            config.redis_tasks = Some(stores.tasks.clone());
+        }
+        config
+    }
+}
+
+fn failed(error: RedisError) -> StoreError {
+    StoreError::new(format!("Redis: {error}"))
+}
+
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// A [`SessionStore`] in Redis: one hash per session (see the [module docs](self)). The hot path, a
+/// request in a session this instance holds, costs one round trip ([`SessionStore::touch`]).
+pub struct RedisSessionStore {
+    connection: ConnectionManager,
+    prefix: String,
+    instance: u32,
+}
+
+impl fmt::Debug for RedisSessionStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSessionStore").field("prefix", &self.prefix).field("instance", &self.instance).finish()
+    }
+}
+
+impl RedisSessionStore {
+    fn key(&self, id: &str) -> String {
+        format!("{}s:{id}", self.prefix)
+    }
+}
+
+impl SessionStore for RedisSessionStore {
+    fn instance(&self) -> u32 {
+        self.instance
+    }
+
+    fn save<'a>(&'a self, id: &'a str, record: &'a SessionRecord, ttl: Duration) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let key = self.key(id);
+            let json = serde_json::to_vec(&Stored::from(record)).map_err(|e| StoreError::new(e.to_string()))?;
+            let (revision,): (u64,) = redis::pipe()
+                .atomic()
+                .cmd("HSET")
+                .arg(&key)
+                .arg("r")
+                .arg(json)
+                .ignore()
+                .cmd("HINCRBY")
+                .arg(&key)
+                .arg("v")
+                .arg(1)
+                .cmd("PEXPIRE")
+                .arg(&key)
+                .arg(millis(ttl))
+                .ignore()
+                .query_async(&mut self.connection.clone())
+                .await
+                .map_err(failed)?;
+            Ok(revision)
+        })
+    }
+
+    fn load<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
+        Box::pin(async move {
+            let key = self.key(id);
+            let (_, (json, revision)): (bool, (Option<Vec<u8>>, Option<u64>)) = redis::pipe()
+                .cmd("PEXPIRE")
+                .arg(&key)
+                .arg(millis(ttl))
+                .cmd("HMGET")
+                .arg(&key)
+                .arg("r")
+                .arg("v")
+                .query_async(&mut self.connection.clone())
+                .await
+                .map_err(failed)?;
+            let (Some(json), Some(revision)) = (json, revision) else { return Ok(None) };
+            let stored: Stored = serde_json::from_slice(&json)
+                .map_err(|e| StoreError::new(format!("unreadable session record: {e}")))?;
+            Ok(Some((stored.into(), revision)))
+        })
+    }
+
+    fn touch<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<u64>> {
+        Box::pin(async move {
+            let key = self.key(id);
+            let (_, revision): (bool, Option<u64>) = redis::pipe()
+                .cmd("PEXPIRE")
+                .arg(&key)
+                .arg(millis(ttl))
+                .cmd("HGET")
+                .arg(&key)
+                .arg("v")
+                .query_async(&mut self.connection.clone())
+                .await
+                .map_err(failed)?;
+            Ok(revision)
+        })
+    }
+
+    fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let removed: u64 =
+                redis::cmd("DEL").arg(self.key(id)).query_async(&mut self.connection.clone()).await.map_err(failed)?;
+            Ok(removed > 0)
+        })
+    }
+}
+
+/// A session record as stored (JSON).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<ProtocolVersion>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_info: Option<Implementation>,
+    #[serde(default)]
+    capabilities: ClientCapabilities,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    log_level: Option<LoggingLevel>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    subscriptions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    principal: Option<StoredPrincipal>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredPrincipal {
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    audience: Vec<String>,
+    /// Seconds since the Unix epoch.
+    #[serde(default)]
+    expires_at: Option<u64>,
+    #[serde(default)]
+    claims: JsonObject,
+}
+
+impl From<&SessionRecord> for Stored {
+    fn from(record: &SessionRecord) -> Self {
+        Stored {
+            version: record.version.clone(),
+            client_info: record.client_info.clone(),
+            capabilities: record.client_capabilities.clone(),
+            log_level: record.log_level,
+            subscriptions: record.subscriptions.clone(),
+            principal: record.principal.as_deref().map(|p| StoredPrincipal {
+                subject: p.subject.clone(),
+                client_id: p.client_id.clone(),
+                scopes: p.scopes.clone(),
+                audience: p.audience.clone(),
+                expires_at: p
+                    .expires_at
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs()),
+                claims: p.claims.clone(),
+            }),
+        }
+    }
+}
+
+impl From<Stored> for SessionRecord {
+    fn from(stored: Stored) -> Self {
+        SessionRecord {
+            version: stored.version,
+            client_info: stored.client_info,
+            client_capabilities: stored.capabilities,
+            log_level: stored.log_level,
+            subscriptions: stored.subscriptions,
+            principal: stored.principal.map(|p| {
+                Arc::new(Principal {
+                    subject: p.subject,
+                    client_id: p.client_id,
+                    scopes: p.scopes,
+                    audience: p.audience,
+                    expires_at: p.expires_at.map(|s| std::time::UNIX_EPOCH + Duration::from_secs(s)),
+                    claims: p.claims,
+                })
+            }),
+        }
+    }
+}
+
+/// An [`EventStore`] in Redis streams (see the [module docs](self)). The instance running a stream serves
+/// it from its own bounded copy (as [`MemoryEventStore`] does) and writes it to Redis in the background;
+/// other instances resume it from Redis, following it live until it ends.
+pub struct RedisEventStore {
+    local: MemoryEventStore,
+    writes: mpsc::Sender<Write>,
+    client: Client,
+    readers: Arc<Semaphore>,
+    config: RedisConfig,
+}
+
+impl fmt::Debug for RedisEventStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisEventStore").field("prefix", &self.config.key_prefix).finish()
+    }
+}
+
+/// One write for the background writer, in order.
+enum Write {
+    Append {
+        key: String,
+        set: Option<String>,
+        seq: u64,
+        message: Bytes,
+        cap: usize,
+        ttl: u64,
+    },
+    Finish {
+        key: String,
+        cap: usize,
+        ttl: u64,
+    },
+    Remove {
+        key: String,
+    },
+    RemoveSession {
+        set: String,
+    },
+    Publish {
+        channel: Arc<str>,
+        message: Bytes,
+    },
+    #[cfg(feature = "tasks")]
+    Set {
+        key: String,
+        value: Vec<u8>,
+        ttl: u64,
+    },
+}
+
+/// The entry id that marks the end of a stream: above every event's `0-<seq>`.
+const END_ID: &str = "1-0";
+
+impl RedisEventStore {
+    fn key(&self, session: &str, stream: u64) -> String {
+        format!("{}ev:{session}:{stream}", self.config.key_prefix)
+    }
+
+    fn set_key(&self, session: &str) -> String {
+        format!("{}evs:{session}", self.config.key_prefix)
+    }
+
+    fn queue(&self, write: Write) {
+        if self.writes.try_send(write).is_err() {
+            tracing::warn!("Redis event writes are backed up; an event was not shared with other instances");
+        }
+    }
+}
+
+impl EventStore for RedisEventStore {
+    fn append(&self, session: &str, stream: u64, message: Bytes) -> u64 {
+        let seq = self.local.append(session, stream, message.clone());
+        let set = (seq == 1).then(|| self.set_key(session));
+        let (cap, ttl) = (self.config.events_per_stream, millis(self.config.event_ttl));
+        self.queue(Write::Append { key: self.key(session, stream), set, seq, message, cap, ttl });
+        seq
+    }
+
+    fn events_after(&self, session: &str, stream: u64, after: u64) -> Vec<(u64, Bytes)> {
+        self.local.events_after(session, stream, after)
+    }
+
+    fn remove_stream(&self, session: &str, stream: u64) {
+        self.local.remove_stream(session, stream);
+        self.queue(Write::Remove { key: self.key(session, stream) });
+    }
+
+    fn remove_session(&self, session: &str) {
+        self.local.remove_session(session);
+        self.queue(Write::RemoveSession { set: self.set_key(session) });
+    }
+
+    fn finish_stream(&self, session: &str, stream: u64) {
+        let (cap, ttl) = (self.config.events_per_stream, millis(self.config.event_ttl));
+        self.queue(Write::Finish { key: self.key(session, stream), cap, ttl });
+    }
+
+    fn replay<'a>(&'a self, session: &'a str, stream: u64, after: u64) -> StoreFuture<'a, Option<RemoteEvents>> {
+        Box::pin(async move {
+            let permit = self
+                .readers
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| StoreError::new("too many streams relayed from Redis at once"))?;
+            let key = self.key(session, stream);
+            // A connection of its own: a blocking XREAD would hold up every request sharing one.
+            let block = Duration::from_secs(10);
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(self.config.timeout))
+                .set_response_timeout(Some(block + self.config.timeout));
+            let mut connection =
+                self.client.get_multiplexed_async_connection_with_config(&config).await.map_err(failed)?;
+            let exists: bool = redis::cmd("EXISTS").arg(&key).query_async(&mut connection).await.map_err(failed)?;
+            if !exists {
+                return Ok(None);
+            }
+            let state = Tail {
+                connection,
+                key,
+                cursor: after,
+                block,
+                queued: Default::default(),
+                ended: false,
+                _permit: permit,
+            };
+            let events = futures_util::stream::unfold(state, |mut state| async move {
+                loop {
+                    if let Some(event) = state.queued.pop_front() {
+                        return Some((event, state));
+                    }
+                    if state.ended {
+                        return None;
+                    }
+                    state.read().await?;
+                }
+            });
+            Ok(Some(Box::pin(events) as RemoteEvents))
+        })
+    }
+}
+
+/// A live read of a stream another instance runs.
+struct Tail {
+    connection: MultiplexedConnection,
+    key: String,
+    cursor: u64,
+    block: Duration,
+    queued: std::collections::VecDeque<(u64, Bytes)>,
+    ended: bool,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// XREAD's answer: per stream, its entries (id, field-value pairs).
+type XRead = Option<Vec<(String, Vec<(String, Vec<Vec<u8>>)>)>>;
+
+impl Tail {
+    /// Reads what follows the cursor, waiting for it; `None` when the stream should end here (Redis went
+    /// away, or nothing came for a whole block: the stream's instance may have died, and the client can
+    /// resume again).
+    async fn read(&mut self) -> Option<()> {
+        let reply: XRead = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(256)
+            .arg("BLOCK")
+            .arg(millis(self.block))
+            .arg("STREAMS")
+            .arg(&self.key)
+            .arg(format!("0-{}", self.cursor))
+            .query_async(&mut self.connection)
+            .await
+            .inspect_err(|error| tracing::debug!(%error, "relaying a stream from Redis failed"))
+            .ok()?;
+        let entries = reply?.into_iter().next()?.1;
+        for (id, fields) in entries {
+            if id == END_ID {
+                self.ended = true;
+                break;
+            }
+            let seq = id.strip_prefix("0-").and_then(|s| s.parse::<u64>().ok());
+            let message = fields.into_iter().nth(1);
+            if let (Some(seq), Some(message)) = (seq, message) {
+                self.cursor = seq;
+                self.queued.push_back((seq, Bytes::from(message)));
+            }
+        }
+        Some(())
+    }
+}
+
+/// Writes events to Redis in order, a pipeline per batch. A failed batch is logged and dropped: the
+/// instance that runs the streams still has them, and the connection reconnects by itself.
+async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiver<Write>) {
+    const BATCH: usize = 256;
+    let mut batch = Vec::with_capacity(BATCH);
+    while queue.recv_many(&mut batch, BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        let mut sessions = Vec::new();
+        for write in batch.drain(..) {
+            match write {
+                Write::Append { key, set, seq, message, cap, ttl } => {
+                    pipe.cmd("XADD")
+                        .arg(&key)
+                        .arg("MAXLEN")
+                        .arg("~")
+                        .arg(cap)
+                        .arg(format!("0-{seq}"))
+                        .arg("m")
+                        .arg(message.as_ref())
+                        .ignore();
+                    pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
+                    if let Some(set) = set {
+                        pipe.cmd("SADD").arg(&set).arg(&key).ignore();
+                        pipe.cmd("PEXPIRE").arg(&set).arg(ttl).ignore();
+                    }
+                }
+                Write::Finish { key, cap, ttl } => {
+                    pipe.cmd("XADD").arg(&key).arg("MAXLEN").arg("~").arg(cap).arg(END_ID).arg("end").arg(1).ignore();
+                    pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
+                }
+                Write::Remove { key } => {
+                    pipe.cmd("DEL").arg(&key).ignore();
+                }
+                Write::RemoveSession { set } => sessions.push(set),
+                Write::Publish { channel, message } => {
+                    pipe.cmd("PUBLISH").arg(&*channel).arg(message.as_ref()).ignore();
+                }
+                #[cfg(feature = "tasks")]
+                Write::Set { key, value, ttl } => {
+                    pipe.cmd("SET").arg(&key).arg(value).arg("PX").arg(ttl).ignore();
+                }
+            }
+        }
+        if let Err(error) = pipe.query_async::<()>(&mut connection).await {
+            tracing::warn!(%error, "SSE events not written to Redis; other instances cannot resume them");
+        }
+        for set in sessions {
+            let keys: redis::RedisResult<Vec<String>> =
+                redis::cmd("SMEMBERS").arg(&set).query_async(&mut connection).await;
+            let mut delete = redis::cmd("DEL");
+            delete.arg(&set);
+            for key in keys.unwrap_or_default() {
+                delete.arg(key);
+            }
+            if let Err(error) = delete.query_async::<()>(&mut connection).await {
+                tracing::warn!(%error, "an ended session's events were not removed from Redis (they expire)");
+            }
+        }
+    }
+}
+
+/// A [`SessionBus`] on Redis pub/sub (channel `<prefix>bus`). Messages are published through the event
+/// writer's queue (in order with the events written before them) and received on a connection of their
+/// own, which reconnects by itself; what is published while it is away is lost for this instance.
+pub struct RedisSessionBus {
+    writes: mpsc::Sender<Write>,
+    channel: Arc<str>,
+    received: broadcast::Sender<Bytes>,
+    /// Stops the listening task when the last handle goes.
+    _listening: DropGuard,
+}
+
+impl fmt::Debug for RedisSessionBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSessionBus").field("channel", &self.channel).finish()
+    }
+}
+
+/// Messages received and not yet taken by a lagging subscriber.
+const BUS_BACKLOG: usize = 4096;
+
+impl RedisSessionBus {
+    /// Subscribes (waiting up to the configured timeout for the first subscription, so that nothing
+    /// published once `connect` returns is missed) and starts listening.
+    async fn start(client: &Client, config: &RedisConfig, writes: mpsc::Sender<Write>) -> Arc<Self> {
+        let channel: Arc<str> = format!("{}bus", config.key_prefix).into();
+        let received = broadcast::channel(BUS_BACKLOG).0;
+        let stop = CancellationToken::new();
+        let (subscribed, first) = oneshot::channel();
+        tokio::spawn(listen(client.clone(), channel.clone(), received.clone(), stop.clone(), subscribed));
+        let _ = tokio::time::timeout(config.timeout, first).await;
+        Arc::new(RedisSessionBus { writes, channel, received, _listening: stop.drop_guard() })
+    }
+}
+
+impl SessionBus for RedisSessionBus {
+    fn publish(&self, message: Bytes) {
+        if self.writes.try_send(Write::Publish { channel: self.channel.clone(), message }).is_err() {
+            tracing::warn!("Redis writes are backed up; a session bus message was dropped");
+        }
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Bytes> {
+        self.received.subscribe()
+    }
+}
+
+/// Receives the bus's messages until stopped, reconnecting with a growing delay (at most 2 s).
+async fn listen(
+    client: Client,
+    channel: Arc<str>,
+    received: broadcast::Sender<Bytes>,
+    stop: CancellationToken,
+    subscribed: oneshot::Sender<()>,
+) {
+    use futures_util::StreamExt as _;
+    let mut subscribed = Some(subscribed);
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let connected = async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&*channel).await?;
+            Ok::<_, RedisError>(pubsub)
+        };
+        let pubsub = tokio::select! {
+            pubsub = connected => pubsub,
+            _ = stop.cancelled() => return,
+        };
+        match pubsub {
+            Ok(pubsub) => {
+                if let Some(subscribed) = subscribed.take() {
+                    let _ = subscribed.send(());
+                }
+                delay = Duration::from_millis(50);
+                let mut messages = pubsub.into_on_message();
+                loop {
+                    let message = tokio::select! {
+                        message = messages.next() => message,
+                        _ = stop.cancelled() => return,
+                    };
+                    let Some(message) = message else { break };
+                    let _ = received.send(Bytes::copy_from_slice(message.get_payload_bytes()));
+                }
+                tracing::warn!("the Redis session bus connection dropped; reconnecting");
+            }
+            Err(error) => tracing::debug!(%error, "the Redis session bus cannot subscribe yet"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.cancelled() => return,
+        }
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Tasks (tasks extension) shared through Redis: `<prefix>task:<id>` holds the state of a task as its
+/// instance last recorded it (JSON, expiring with the task), and `<prefix>alive:<instance>` says an
+/// instance still runs (refreshed every [`HEARTBEAT`], expiring after three). A task another instance
+/// reads as still running on an instance that is gone is `failed` from then on.
+#[cfg(feature = "tasks")]
+#[derive(Debug)]
+pub(crate) struct RedisTasks {
+    connection: ConnectionManager,
+    prefix: String,
+    instance: u32,
+    writes: mpsc::Sender<Write>,
+    _heartbeat: DropGuard,
+}
+
+/// How often an instance says it is alive.
+#[cfg(feature = "tasks")]
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
+#[cfg(feature = "tasks")]
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredTask {
+    /// The instance running the task.
+    i: u32,
+    t: crate::protocol::tasks::extension::DetailedTask,
+}
+
+#[cfg(feature = "tasks")]
+impl RedisTasks {
+    fn start(connection: ConnectionManager, prefix: &str, instance: u32, writes: mpsc::Sender<Write>) -> Arc<Self> {
+        let stop = CancellationToken::new();
+        let alive = format!("{prefix}alive:{instance}");
+        let mut beat = connection.clone();
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(HEARTBEAT);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = stopped.cancelled() => return,
+                }
+                let set = redis::cmd("SET")
+                    .arg(&alive)
+                    .arg(1)
+                    .arg("PX")
+                    .arg(millis(HEARTBEAT * 3))
+                    .query_async::<()>(&mut beat)
+                    .await;
+                if let Err(error) = set {
+                    tracing::debug!(%error, "the instance heartbeat did not reach Redis");
+                }
+            }
+        });
+        Arc::new(RedisTasks { connection, prefix: prefix.to_owned(), instance, writes, _heartbeat: stop.drop_guard() })
+    }
+
+    fn key(&self, id: &str) -> String {
+        format!("{}task:{id}", self.prefix)
+    }
+}
+
+/// The [`TaskShare`](crate::server::tasks::TaskShare) of one service: records in Redis, commands on the bus.
+#[cfg(feature = "tasks")]
+#[derive(Debug)]
+pub(crate) struct TaskLink {
+    pub(crate) tasks: Arc<RedisTasks>,
+    pub(crate) bus: Arc<super::bus::Bus>,
+}
+
+#[cfg(feature = "tasks")]
+impl crate::server::tasks::TaskShare for TaskLink {
+    fn save(&self, id: &str, task: &crate::protocol::tasks::extension::DetailedTask, ttl: Duration) {
+        let Ok(value) = serde_json::to_vec(&StoredTask { i: self.tasks.instance, t: task.clone() }) else { return };
+        let write = Write::Set { key: self.tasks.key(id), value, ttl: millis(ttl) };
+        if self.tasks.writes.try_send(write).is_err() {
+            tracing::warn!("Redis writes are backed up; a task's state was not shared");
+        }
+    }
+
+    fn load<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> crate::server::tasks::ShareFuture<'a, Option<crate::protocol::tasks::extension::DetailedTask>> {
+        Box::pin(async move {
+            let mut connection = self.tasks.connection.clone();
+            let json: Vec<u8> = redis::cmd("GET")
+                .arg(self.tasks.key(id))
+                .query_async::<Option<Vec<u8>>>(&mut connection)
+                .await
+                .inspect_err(|error| tracing::warn!(%error, "a shared task could not be read"))
+                .ok()??;
+            let StoredTask { i, t: mut task } = serde_json::from_slice(&json).ok()?;
+            if task.task.status.is_terminal() {
+                return Some(task);
+            }
+            let alive: bool = redis::cmd("EXISTS")
+                .arg(format!("{}alive:{i}", self.tasks.prefix))
+                .query_async(&mut connection)
+                .await
+                .ok()?;
+            if !alive {
+                // Its instance is gone, and the handler with it: the task failed, for good.
+                task.task.status = crate::protocol::tasks::TaskStatus::Failed;
+                task.task.last_updated_at = crate::server::tasks::timestamp();
+                task.input_requests = None;
+                task.error =
+                    Some(crate::protocol::ErrorObject::internal("the server instance running this task stopped"));
+                let ttl: i64 =
+                    redis::cmd("PTTL").arg(self.tasks.key(id)).query_async(&mut connection).await.unwrap_or(1);
+                self.save(id, &task, Duration::from_millis(u64::try_from(ttl).unwrap_or(1).max(1)));
+            }
+            Some(task)
+        })
+    }
+
+    fn forward(&self, id: &str, command: crate::server::tasks::TaskCommand) {
+        if let Ok(message) = serde_json::to_vec(&command) {
+            self.bus.publish(super::bus::Kind::Task, id, Some(&message));
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! [`SessionStore`]: where legacy sessions are kept when several server instances share them (behind a load
+//! balancer, without sticky sessions). Without one (the default), a session lives only in the process that
+//! created it, in the bounded table of [`session`](super::session).
+//!
+//! With a store, each instance still keeps the sessions it serves in its own table (the pending server
+//! requests, running calls and open streams are per process); the store holds what another instance needs
+//! to take a session over: the negotiated protocol state, and when it expires. A request naming a session
+//! this instance does not hold loads it from the store; a request in a session it holds costs one store
+//! round trip ([`SessionStore::touch`]), which refreshes the expiry and says whether the record changed.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::session::lock;
+use crate::protocol::capabilities::ClientCapabilities;
+use crate::protocol::logging::LoggingLevel;
+use crate::protocol::{Implementation, ProtocolVersion};
+use crate::server::Principal;
+
+/// The future a [`SessionStore`] (or a shared [`EventStore`](super::EventStore)) returns.
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A shared store could not be reached or answered nonsense. Requests that need the store get 503 with
+/// `Retry-After`; the store's own client reconnects.
+#[derive(Debug)]
+pub struct StoreError(String);
+
+impl StoreError {
+    /// An error saying what failed.
+    pub fn new(message: impl Into<String>) -> Self {
+        StoreError(message.into())
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "session store: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// What a legacy session keeps in a shared store: everything `initialize` and later requests
+/// (`logging/setLevel`, `resources/subscribe`) set up, so that any instance can serve the session.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct SessionRecord {
+    /// The protocol revision `initialize` negotiated.
+    pub version: Option<ProtocolVersion>,
+    /// The client's `clientInfo`, trimmed to its identifying text.
+    pub client_info: Option<Implementation>,
+    /// What the client declared it supports.
+    pub client_capabilities: ClientCapabilities,
+    /// The level `logging/setLevel` chose.
+    pub log_level: Option<LoggingLevel>,
+    /// The resources the client subscribed to.
+    pub subscriptions: Vec<String>,
+    /// The verified caller that created the session, when an authorization layer put one in the
+    /// `initialize` request's extensions.
+    pub principal: Option<Arc<Principal>>,
+}
+
+/// Legacy sessions shared by several server instances. Set it with
+/// [`HttpConfig::session_store`](super::HttpConfig::session_store).
+///
+/// Every method takes the session's time to live: a record not touched for that long is gone for every
+/// instance (idle expiry). Implementations must refresh it on [`load`](Self::load) and
+/// [`touch`](Self::touch), and count a revision up on each [`save`](Self::save), so that instances holding a
+/// copy notice the change.
+pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
+    /// A number no other instance sharing this store holds, fixed for the store's life. Stream numbers and
+    /// the ids of server-to-client requests start from it, so that they stay unique across instances.
+    fn instance(&self) -> u32;
+
+    /// Stores (creates or replaces) the record of session `id`; returns its new revision.
+    fn save<'a>(&'a self, id: &'a str, record: &'a SessionRecord, ttl: Duration) -> StoreFuture<'a, u64>;
+
+    /// The record of session `id` and its revision, refreshing its expiry; `None` when there is none.
+    fn load<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>>;
+
+    /// Refreshes the expiry of session `id`, in use; its revision, or `None` when the session is gone
+    /// (deleted or expired, by any instance).
+    fn touch<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<u64>>;
+
+    /// Forgets session `id`; whether it existed.
+    fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool>;
+}
+
+/// A [`SessionStore`] in this process's memory, for tests and for several services in one process: at
+/// most `capacity` records (expired ones are dropped first; past it, [`save`](SessionStore::save) of a new
+/// session fails).
+#[derive(Debug)]
+pub struct MemorySessionStore {
+    capacity: usize,
+    instances: std::sync::atomic::AtomicU32,
+    records: Mutex<HashMap<String, Stored>>,
+}
+
+#[derive(Debug)]
+struct Stored {
+    record: SessionRecord,
+    revision: u64,
+    expires: Instant,
+}
+
+impl MemorySessionStore {
+    /// A store holding at most `capacity` sessions.
+    pub fn new(capacity: usize) -> Self {
+        MemorySessionStore {
+            capacity: capacity.max(1),
+            instances: std::sync::atomic::AtomicU32::new(0),
+            records: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The store as seen by one more instance: a handle with its own [`SessionStore::instance`] number.
+    pub fn instance_handle(self: &Arc<Self>) -> Arc<dyn SessionStore> {
+        let number = self.instances.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        Arc::new(MemoryInstance { store: self.clone(), number })
+    }
+
+    fn live<'a>(records: &'a mut HashMap<String, Stored>, id: &str, ttl: Duration) -> Option<&'a mut Stored> {
+        let now = Instant::now();
+        if records.get(id).is_some_and(|s| s.expires <= now) {
+            records.remove(id);
+        }
+        let stored = records.get_mut(id)?;
+        stored.expires = now + ttl;
+        Some(stored)
+    }
+}
+
+/// One instance's handle on a [`MemorySessionStore`].
+#[derive(Debug)]
+struct MemoryInstance {
+    store: Arc<MemorySessionStore>,
+    number: u32,
+}
+
+impl SessionStore for MemoryInstance {
+    fn instance(&self) -> u32 {
+        self.number
+    }
+
+    fn save<'a>(&'a self, id: &'a str, record: &'a SessionRecord, ttl: Duration) -> StoreFuture<'a, u64> {
+        self.store.save(id, record, ttl)
+    }
+
+    fn load<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
+        self.store.load(id, ttl)
+    }
+
+    fn touch<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<u64>> {
+        self.store.touch(id, ttl)
+    }
+
+    fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
+        self.store.remove(id)
+    }
+}
+
+impl SessionStore for MemorySessionStore {
+    fn instance(&self) -> u32 {
+        0
+    }
+
+    fn save<'a>(&'a self, id: &'a str, record: &'a SessionRecord, ttl: Duration) -> StoreFuture<'a, u64> {
+        let mut records = lock(&self.records);
+        let now = Instant::now();
+        if !records.contains_key(id) && records.len() >= self.capacity {
+            records.retain(|_, s| s.expires > now);
+            if records.len() >= self.capacity {
+                return Box::pin(std::future::ready(Err(StoreError::new("the in-memory store is full"))));
+            }
+        }
+        let revision = records.get(id).map_or(0, |s| s.revision) + 1;
+        records.insert(id.to_owned(), Stored { record: record.clone(), revision, expires: now + ttl });
+        Box::pin(std::future::ready(Ok(revision)))
+    }
+
+    fn load<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
+        let mut records = lock(&self.records);
+        let found = Self::live(&mut records, id, ttl).map(|s| (s.record.clone(), s.revision));
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn touch<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<u64>> {
+        let mut records = lock(&self.records);
+        let found = Self::live(&mut records, id, ttl).map(|s| s.revision);
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
+        let removed = lock(&self.records).remove(id).is_some();
+        Box::pin(std::future::ready(Ok(removed)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn records_expire_unless_touched_and_revisions_count_up() {
+        let store = Arc::new(MemorySessionStore::new(2));
+        let a = store.instance_handle();
+        let b = store.instance_handle();
+        assert_ne!(a.instance(), b.instance());
+        let ttl = Duration::from_secs(60);
+        let mut record = SessionRecord::default();
+        assert_eq!(a.save("s", &record, ttl).await.unwrap(), 1);
+        record.log_level = Some(LoggingLevel::Debug);
+        assert_eq!(b.save("s", &record, ttl).await.unwrap(), 2);
+        assert_eq!(a.touch("s", ttl).await.unwrap(), Some(2));
+        assert_eq!(a.load("s", ttl).await.unwrap(), Some((record.clone(), 2)));
+        // Expired: gone for everyone.
+        a.save("t", &record, Duration::ZERO).await.unwrap();
+        assert_eq!(b.touch("t", ttl).await.unwrap(), None);
+        // Full: an expired record makes room, a live one does not.
+        a.save("u", &record, Duration::ZERO).await.unwrap();
+        a.save("v", &record, ttl).await.unwrap();
+        assert!(a.save("w", &record, ttl).await.is_err());
+        assert!(b.remove("s").await.unwrap());
+        assert!(!b.remove("s").await.unwrap());
+        assert_eq!(a.load("s", ttl).await.unwrap(), None);
+    }
+}

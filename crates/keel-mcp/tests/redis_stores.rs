@@ -1,0 +1,247 @@
+//! The Redis stores against a real, private `redis-server` (skipped loudly when it is not installed):
+//! sessions roam between instances, a dropped SSE stream resumes on another instance with every event
+//! exactly once, the hot path costs one round trip, and a Redis outage refuses new sessions with 503 until
+//! Redis is back, with no restart of the instances.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use http_body_util::BodyExt;
+use keel_mcp::protocol::logging::LoggingLevel;
+use keel_mcp::server::http::{HttpConfig, McpService, RedisConfig, RedisStores, SessionStore};
+use serde_json::{Value, json};
+
+#[path = "support/instances.rs"]
+mod instances;
+#[path = "support/redis.rs"]
+mod redis_server;
+
+use instances::*;
+use redis_server::RedisServer;
+
+/// Every test is bounded: a hang is a failure, not a stuck CI job.
+const BOUND: Duration = Duration::from_secs(60);
+
+async fn instance(redis: &RedisServer, prefix: &str) -> (McpService, RedisStores) {
+    let config = RedisConfig::new(redis.url()).key_prefix(prefix).timeout(Duration::from_millis(500));
+    let stores = RedisStores::connect(config).await.expect("Redis is up");
+    (server().http_service(HttpConfig::default().redis(&stores)), stores)
+}
+
+/// A raw connection, to look at what the stores wrote.
+async fn raw(redis: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap()
+}
+
+#[tokio::test]
+async fn sessions_roam_change_and_end_across_instances() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (a, stores_a) = instance(&redis, "roam:").await;
+        let (b, _stores_b) = instance(&redis, "roam:").await;
+        assert_ne!(stores_a.session_store().instance(), _stores_b.session_store().instance());
+        let id = session(&a).await;
+        let response = call_tool(&b, &id, 1, "echo", json!({"text": "via b"})).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(json_body(response).await["result"]["content"][0]["text"], "via b");
+
+        // The record expires after the idle timeout (30 minutes by default), refreshed on use.
+        let mut conn = raw(&redis).await;
+        let ttl: i64 = redis::cmd("PTTL").arg(format!("roam:s:{id}")).query_async(&mut conn).await.unwrap();
+        assert!(ttl > 29 * 60 * 1000 && ttl <= 30 * 60 * 1000, "ttl {ttl}");
+
+        // A change made through B is what A (and the store) see next.
+        assert_eq!(call(&b, &id, 2, "logging/setLevel", json!({"level": "error"})).await.status(), StatusCode::OK);
+        let (record, _) = stores_a.session_store().load(&id, Duration::from_secs(60)).await.unwrap().unwrap();
+        assert_eq!(record.log_level, Some(LoggingLevel::Error));
+        assert_eq!(call_tool(&a, &id, 3, "nothing", json!({})).await.status(), StatusCode::OK);
+
+        // DELETE on A ends it on B too.
+        assert_eq!(delete(&a, &id).await.status(), StatusCode::OK);
+        assert_eq!(call_tool(&b, &id, 4, "nothing", json!({})).await.status(), StatusCode::NOT_FOUND);
+        let exists: bool = redis::cmd("EXISTS").arg(format!("roam:s:{id}")).query_async(&mut conn).await.unwrap();
+        assert!(!exists);
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_call_in_a_held_session_costs_one_round_trip() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (a, _stores) = instance(&redis, "hot:").await;
+        let id = session(&a).await;
+        let mut conn = raw(&redis).await;
+        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
+        assert_eq!(call_tool(&a, &id, 1, "echo", json!({"text": "x"})).await.status(), StatusCode::OK);
+        let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+        let mut commands: Vec<&str> = info
+            .lines()
+            .filter_map(|l| l.strip_prefix("cmdstat_"))
+            // Leave out the test's own commands, and the instance heartbeat (`SET`, every 2 s with tasks).
+            .filter(|l| !l.starts_with("config") && !l.starts_with("info") && !l.starts_with("set:"))
+            .collect();
+        commands.sort_unstable();
+        // One pipeline, each command once: PEXPIRE (refresh the expiry) and HGET (the record's revision).
+        assert_eq!(commands.len(), 2, "{info}");
+        assert!(commands[0].starts_with("hget:calls=1,") && commands[1].starts_with("pexpire:calls=1,"), "{info}");
+    })
+    .await
+    .expect("bounded");
+}
+
+/// The progress notifications' `progress` values and the final result's text, in the order received.
+fn summarize(events: &[Event]) -> (Vec<u64>, Option<String>) {
+    let mut progress = Vec::new();
+    let mut result = None;
+    for data in events.iter().filter_map(|e| e.data.as_ref()) {
+        if data["method"] == "notifications/progress" {
+            progress.push(data["params"]["progress"].as_f64().unwrap() as u64);
+        } else if let Some(text) = data["result"]["content"][0]["text"].as_str() {
+            result = Some(text.to_owned());
+        }
+    }
+    (progress, result)
+}
+
+#[tokio::test]
+async fn a_dropped_stream_resumes_on_another_instance_with_every_event_once() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (a, _sa) = instance(&redis, "resume:").await;
+        let (b, _sb) = instance(&redis, "resume:").await;
+        let id = session(&a).await;
+        let params = json!({"name": "count", "arguments": {"n": 200}, "_meta": {"progressToken": "p"}});
+        let response = call(&a, &id, 1, "tools/call", params).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut body = response.into_body();
+        // The priming event, then the first 50 notifications; then the client loses the connection.
+        let mut first = events(&mut body, 51).await;
+        first.truncate(51);
+        drop(body);
+        let last = first.last().and_then(|e| e.id.clone()).expect("events carry ids");
+        let response = get(&b, &id, Some(&last)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut body = response.into_body();
+        let rest = events(&mut body, usize::MAX).await;
+        let (mut progress, _) = summarize(&first);
+        let (more, result) = summarize(&rest);
+        progress.extend(more);
+        assert_eq!(progress, (1..=200).collect::<Vec<u64>>(), "each notification exactly once, in order");
+        assert_eq!(result.as_deref(), Some("counted 200"));
+        // Event ids name the stream and go on where the first connection stopped.
+        let ids: Vec<&str> = first.iter().chain(&rest).filter_map(|e| e.id.as_deref()).collect();
+        let stream = ids[0].split('_').next().unwrap();
+        assert!(ids.iter().all(|i| i.starts_with(&format!("{stream}_"))));
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn an_unknown_stream_is_404_on_any_instance() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (a, _sa) = instance(&redis, "gone:").await;
+        let (b, _sb) = instance(&redis, "gone:").await;
+        let id = session(&a).await;
+        assert_eq!(get(&b, &id, Some("99_1")).await.status(), StatusCode::NOT_FOUND);
+        assert_eq!(get(&b, &id, Some("garbage")).await.status(), StatusCode::BAD_REQUEST);
+    })
+    .await
+    .expect("bounded");
+}
+
+fn modern_echo() -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "echo", "arguments": {"text": "stateless"},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}});
+    http::Request::builder()
+        .method("POST")
+        .uri("/mcp")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "echo")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_redis_outage_refuses_new_sessions_until_redis_is_back() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (a, _sa) = instance(&redis, "outage:").await;
+        let held = session(&a).await;
+        redis.stop();
+        let response = initialize(&a).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key("retry-after"));
+        // Stateless calls never touch Redis; a session this instance holds is served from its copy.
+        let response = send(&a, modern_echo()).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(call_tool(&a, &held, 1, "nothing", json!({})).await.status(), StatusCode::OK);
+
+        // Redis comes back (empty): the connection recovers by itself, new sessions work again.
+        redis.restart();
+        let mut attempts = 0;
+        let recovered = loop {
+            attempts += 1;
+            let response = initialize(&a).await;
+            if response.status() == StatusCode::OK {
+                break response;
+            }
+            assert!(attempts < 100, "no recovery after {attempts} attempts");
+            // The client reconnects in the background and tells no one: poll, at a bounded pace.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let id = recovered.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+        let value: Value = json_body(recovered).await;
+        assert_eq!(value["result"]["protocolVersion"], LEGACY);
+        assert_eq!(call_tool(&a, &id, 2, "nothing", json!({})).await.status(), StatusCode::OK);
+        let _ = BodyExt::collect(send(&a, modern_echo()).await.into_body()).await;
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn answers_and_cancellations_cross_instances_through_redis() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (a, _sa) = instance(&redis, "bus:").await;
+        let (b, _sb) = instance(&redis, "bus:").await;
+        let id = session(&a).await;
+        // The elicitation of a tool running on A is answered through B.
+        let mut stream = call_tool(&a, &id, 1, "ask", json!({})).await.into_body();
+        let asked = next_request(&mut stream, "elicitation/create").await;
+        let reply = json!({"action": "accept", "content": {"name": "Ada"}});
+        assert_eq!(answer(&b, &id, &asked, reply).await.status(), StatusCode::ACCEPTED);
+        let rest = events(&mut stream, usize::MAX).await;
+        let result = rest.iter().filter_map(|e| e.data.as_ref()).find(|d| d["id"] == 1).expect("the call's answer");
+        assert_eq!(result["result"]["content"][0]["text"], "hello Ada");
+
+        // A call running on A is cancelled through B.
+        let call = {
+            let (a, id) = (a.clone(), id.clone());
+            tokio::spawn(async move { call_tool(&a, &id, 2, "wait_cancel", json!({})).await.status() })
+        };
+        WAIT_STARTED.notified().await;
+        let cancel = json!({"requestId": 2});
+        assert_eq!(notify(&b, &id, "notifications/cancelled", cancel).await.status(), StatusCode::ACCEPTED);
+        WAIT_CANCELLED.notified().await;
+        assert_eq!(call.await.unwrap(), StatusCode::ACCEPTED);
+
+        // DELETE through B closes the standalone stream A holds.
+        let mut standalone = get(&a, &id, None).await.into_body();
+        assert_eq!(events(&mut standalone, 1).await.len(), 1, "the priming event");
+        assert_eq!(delete(&b, &id).await.status(), StatusCode::OK);
+        assert!(events(&mut standalone, usize::MAX).await.is_empty(), "the stream ends");
+    })
+    .await
+    .expect("bounded");
+}

@@ -1,0 +1,162 @@
+//! Tasks (tasks extension) shared through Redis by several instances (skipped loudly without
+//! `redis-server`): `tasks/get`, `tasks/update` and `tasks/cancel` work on any instance, and a task whose
+//! instance died ends `failed`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::{BodyExt, Full};
+use keel_mcp::protocol::Implementation;
+use keel_mcp::protocol::elicitation::{ElicitParams, PrimitiveSchema, RequestedSchema};
+use keel_mcp::server::http::{HttpConfig, McpService, RedisConfig, RedisStores, SessionStore};
+use keel_mcp::server::{HandlerError, NoArgs, RequestContext, Server, TaskSupport, ToolDef};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+#[path = "support/redis.rs"]
+mod redis_server;
+
+use redis_server::RedisServer;
+
+const BOUND: Duration = Duration::from_secs(60);
+const MODERN: &str = "2026-07-28";
+
+fn server() -> Server {
+    let text = json!({"type": "string"});
+    let form = move || {
+        let property = PrimitiveSchema::from_object(text.as_object().unwrap().clone());
+        ElicitParams::form("Name?", RequestedSchema::new(vec![("name".into(), property)], &["name"]))
+    };
+    Server::builder(Implementation::new("tasks-test", "1.0.0"))
+        .tool_def(
+            ToolDef::new("task_ask", move |ctx: RequestContext, _: NoArgs| {
+                let form = form.clone();
+                async move {
+                    ctx.continue_as_task().await?;
+                    let answer = ctx.elicit("name", form()).await?;
+                    let name = answer.content.and_then(|c| c.get("name").map(|v| json!(v))).unwrap_or_default();
+                    Ok::<_, HandlerError>(format!("hello {}", name.as_str().unwrap_or_default()))
+                }
+            })
+            .task_support(TaskSupport::Optional),
+        )
+        .tool_def(
+            ToolDef::new("task_wait", |ctx: RequestContext, _: NoArgs| async move {
+                ctx.continue_as_task().await?;
+                // Runs until cancelled (the task's cancellation drops it).
+                std::future::pending::<()>().await;
+                Ok::<_, HandlerError>("never")
+            })
+            .task_support(TaskSupport::Optional),
+        )
+        .build()
+}
+
+async fn instance(redis: &RedisServer) -> (McpService, RedisStores) {
+    let config = RedisConfig::new(redis.url()).key_prefix("tasks:").timeout(Duration::from_millis(500));
+    let stores = RedisStores::connect(config).await.expect("Redis is up");
+    (server().http_service(HttpConfig::default().redis(&stores)), stores)
+}
+
+/// A modern request: `name` goes in `Mcp-Name`.
+async fn modern(service: &McpService, method: &str, name: &str, mut params: Value) -> Value {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}},
+    });
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let request = http::Request::builder()
+        .method("POST")
+        .uri("/mcp")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", method)
+        .header("mcp-name", name)
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let response = service.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let answer: Value = serde_json::from_slice(&bytes).unwrap();
+    // Modern errors have their own statuses; results are 200.
+    assert!(status == StatusCode::OK || answer["error"].is_object(), "{status}: {answer}");
+    answer
+}
+
+async fn task_get(service: &McpService, task: &str) -> Value {
+    modern(service, "tasks/get", task, json!({"taskId": task})).await
+}
+
+/// `tasks/get` on `service` until the task reaches `status`. The instance running it writes its state to
+/// Redis in the background and tells no one: poll, at a bounded pace.
+async fn wait_for(service: &McpService, task: &str, status: &str) -> Value {
+    for _ in 0..200 {
+        let answer = task_get(service, task).await;
+        if answer["result"]["status"] == status {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("task {task} never reached {status}");
+}
+
+#[tokio::test]
+async fn a_task_is_read_answered_and_cancelled_through_any_instance() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (a, _sa) = instance(&redis).await;
+        let (b, _sb) = instance(&redis).await;
+        let created = modern(&a, "tools/call", "task_ask", json!({"name": "task_ask", "arguments": {}})).await;
+        let task = created["result"]["taskId"].as_str().expect("a task").to_owned();
+        // B reads the task A runs, questions included, and passes the answer on to A.
+        let asked = wait_for(&b, &task, "input_required").await;
+        assert!(asked["result"]["inputRequests"]["name"].is_object(), "{asked}");
+        let answer = json!({"name": {"action": "accept", "content": {"name": "Ada"}}});
+        let updated = modern(&b, "tasks/update", &task, json!({"taskId": task, "inputResponses": answer})).await;
+        assert!(updated["result"].is_object(), "{updated}");
+        let done = wait_for(&b, &task, "completed").await;
+        assert_eq!(done["result"]["result"]["content"][0]["text"], "hello Ada");
+
+        // A task A runs is cancelled through B.
+        let created = modern(&a, "tools/call", "task_wait", json!({"name": "task_wait", "arguments": {}})).await;
+        let task = created["result"]["taskId"].as_str().expect("a task").to_owned();
+        wait_for(&b, &task, "working").await;
+        let cancelled = modern(&b, "tasks/cancel", &task, json!({"taskId": task})).await;
+        assert!(cancelled["result"].is_object(), "{cancelled}");
+        wait_for(&b, &task, "cancelled").await;
+        assert_eq!(task_get(&a, &task).await["result"]["status"], "cancelled");
+
+        // Unknown everywhere.
+        let unknown = task_get(&b, "no-such-task").await;
+        assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_task_whose_instance_died_ends_failed() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (a, stores_a) = instance(&redis).await;
+        let (b, _sb) = instance(&redis).await;
+        let created = modern(&a, "tools/call", "task_wait", json!({"name": "task_wait", "arguments": {}})).await;
+        let task = created["result"]["taskId"].as_str().expect("a task").to_owned();
+        wait_for(&b, &task, "working").await;
+        // A dies: its heartbeat stops, and its "alive" key lapses (here at once).
+        let instance = stores_a.session_store().instance();
+        drop((a, stores_a));
+        let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::cmd("DEL").arg(format!("tasks:alive:{instance}")).query_async(&mut conn).await.unwrap();
+        let failed = task_get(&b, &task).await;
+        assert_eq!(failed["result"]["status"], "failed", "{failed}");
+        assert!(failed["result"]["error"]["message"].as_str().unwrap().contains("stopped"), "{failed}");
+        // For good.
+        assert_eq!(task_get(&b, &task).await["result"]["status"], "failed");
+    })
+    .await
+    .expect("bounded");
+}

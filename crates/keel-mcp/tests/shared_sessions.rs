@@ -1,0 +1,219 @@
+//! Legacy sessions shared by several instances through a [`SessionStore`] (here the in-memory one): any
+//! instance serves any session, changes and DELETE are seen everywhere, and a store that fails refuses
+//! new sessions with 503 while stateless requests go on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::StatusCode;
+use keel_mcp::protocol::logging::LoggingLevel;
+use keel_mcp::server::http::{
+    HttpConfig, McpService, MemorySessionBus, MemorySessionStore, SessionRecord, SessionStore, StoreError, StoreFuture,
+};
+use serde_json::json;
+
+#[path = "support/instances.rs"]
+mod instances;
+
+use instances::*;
+
+/// Two instances of one server sharing `store` (and a session bus).
+fn pair(store: &Arc<MemorySessionStore>) -> (McpService, McpService) {
+    let bus = Arc::new(MemorySessionBus::new(1024));
+    let config = || HttpConfig::default().session_store(store.instance_handle()).session_bus(bus.clone());
+    (server().http_service(config()), server().http_service(config()))
+}
+
+/// Every test is bounded: a lost message is a failure, not a stuck run.
+const BOUND: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn any_instance_serves_a_session_another_created() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let (a, b) = pair(&store);
+    let id = session(&a).await;
+    let response = call_tool(&b, &id, 1, "echo", json!({"text": "roamed"})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json_body(response).await["result"]["content"][0]["text"], "roamed");
+    // The record carries what `initialize` negotiated.
+    let (record, _) = store.load(&id, Duration::from_secs(60)).await.unwrap().unwrap();
+    assert_eq!(record.version.as_ref().map(|v| v.as_str().to_owned()).as_deref(), Some(LEGACY));
+    assert_eq!(record.client_info.unwrap().name, "shared-test-client");
+    // An unknown session is unknown everywhere.
+    assert_eq!(call_tool(&b, "nope", 2, "echo", json!({"text": "x"})).await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_change_on_one_instance_is_saved_for_the_others() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let (a, b) = pair(&store);
+    let id = session(&a).await;
+    let before = store.touch(&id, Duration::from_secs(60)).await.unwrap().unwrap();
+    let response = call(&b, &id, 1, "logging/setLevel", json!({"level": "error"})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let (record, after) = store.load(&id, Duration::from_secs(60)).await.unwrap().unwrap();
+    assert_eq!(record.log_level, Some(LoggingLevel::Error));
+    assert!(after > before);
+    // A, which holds an older copy, takes the new revision and keeps serving.
+    assert_eq!(call_tool(&a, &id, 2, "nothing", json!({})).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn delete_on_one_instance_ends_the_session_on_all() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let (a, b) = pair(&store);
+    let id = session(&a).await;
+    assert_eq!(call_tool(&b, &id, 1, "nothing", json!({})).await.status(), StatusCode::OK);
+    assert_eq!(delete(&b, &id).await.status(), StatusCode::OK);
+    assert_eq!(call_tool(&a, &id, 2, "nothing", json!({})).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(call_tool(&b, &id, 3, "nothing", json!({})).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(delete(&a, &id).await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_idle_session_expires_for_every_instance() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let config = |store: &Arc<MemorySessionStore>| {
+        HttpConfig::default().session_store(store.instance_handle()).session_idle_timeout(Duration::from_millis(1))
+    };
+    let a = server().http_service(config(&store));
+    let b = server().http_service(config(&store));
+    let response = initialize(&a).await;
+    let id = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    // The record's time to live is the idle timeout: it lapses for B as it does for A.
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(call_tool(&b, &id, 1, "nothing", json!({})).await.status(), StatusCode::NOT_FOUND);
+}
+
+/// A store that cannot be reached.
+#[derive(Debug)]
+struct Down;
+
+impl SessionStore for Down {
+    fn instance(&self) -> u32 {
+        1
+    }
+    fn save<'a>(&'a self, _: &'a str, _: &'a SessionRecord, _: Duration) -> StoreFuture<'a, u64> {
+        Box::pin(async { Err(StoreError::new("down")) })
+    }
+    fn load<'a>(&'a self, _: &'a str, _: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
+        Box::pin(async { Err(StoreError::new("down")) })
+    }
+    fn touch<'a>(&'a self, _: &'a str, _: Duration) -> StoreFuture<'a, Option<u64>> {
+        Box::pin(async { Err(StoreError::new("down")) })
+    }
+    fn remove<'a>(&'a self, _: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async { Err(StoreError::new("down")) })
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_is_down_refuses_new_sessions_but_not_stateless_calls() {
+    let service = server().http_service(HttpConfig::default().session_store(Arc::new(Down)));
+    let response = initialize(&service).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    // A session this instance does not hold cannot be looked up either.
+    let response = call_tool(&service, "someone-elses", 1, "nothing", json!({})).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // The modern era never needs the store.
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "echo", "arguments": {"text": "still here"},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let request = http::Request::builder()
+        .method("POST")
+        .uri("/mcp")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "echo")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body.to_string())))
+        .unwrap();
+    let response = send(&service, request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(json_body(response).await["result"]["content"][0]["text"], "still here");
+}
+
+#[tokio::test]
+async fn an_answer_posted_to_another_instance_reaches_the_waiting_handler() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let (a, b) = pair(&store);
+    tokio::time::timeout(BOUND, async {
+        let id = session(&a).await;
+        let response = call_tool(&a, &id, 1, "ask", json!({})).await;
+        let mut stream = response.into_body();
+        let asked = next_request(&mut stream, "elicitation/create").await;
+        let reply = json!({"action": "accept", "content": {"name": "Ada"}});
+        assert_eq!(answer(&b, &id, &asked, reply).await.status(), StatusCode::ACCEPTED);
+        let rest = events(&mut stream, usize::MAX).await;
+        let result = rest.iter().filter_map(|e| e.data.as_ref()).find(|d| d["id"] == 1).expect("the call's answer");
+        assert_eq!(result["result"]["content"][0]["text"], "hello Ada");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_cancellation_posted_to_another_instance_reaches_the_call() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let (a, b) = pair(&store);
+    tokio::time::timeout(BOUND, async {
+        let id = session(&a).await;
+        let call = {
+            let (a, id) = (a.clone(), id.clone());
+            tokio::spawn(async move { call_tool(&a, &id, 7, "wait_cancel", json!({})).await.status() })
+        };
+        WAIT_STARTED.notified().await;
+        let cancel = json!({"requestId": 7, "reason": "changed my mind"});
+        assert_eq!(notify(&b, &id, "notifications/cancelled", cancel).await.status(), StatusCode::ACCEPTED);
+        WAIT_CANCELLED.notified().await;
+        // A cancelled call is answered with nothing.
+        assert_eq!(call.await.unwrap(), StatusCode::ACCEPTED);
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_request_without_a_stream_reaches_the_standalone_stream_another_instance_holds() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let (a, b) = pair(&store);
+    tokio::time::timeout(BOUND, async {
+        let id = session(&a).await;
+        // The client's GET stream is open on B.
+        let response = get(&b, &id, None).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut standalone = response.into_body();
+        assert_eq!(events(&mut standalone, 1).await.len(), 1, "the priming event");
+        // A tool on A, called by a client that takes JSON only, asks on the standalone stream.
+        let call = {
+            let (a, id) = (a.clone(), id.clone());
+            tokio::spawn(async move { json_body(call_tool_json_only(&a, &id, 2, "ask").await).await })
+        };
+        let asked = next_request(&mut standalone, "elicitation/create").await;
+        let reply = json!({"action": "accept", "content": {"name": "Grace"}});
+        assert_eq!(answer(&b, &id, &asked, reply).await.status(), StatusCode::ACCEPTED);
+        assert_eq!(call.await.unwrap()["result"]["content"][0]["text"], "hello Grace");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn delete_closes_the_streams_other_instances_hold() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let (a, b) = pair(&store);
+    tokio::time::timeout(BOUND, async {
+        let id = session(&a).await;
+        let response = get(&b, &id, None).await;
+        let mut standalone = response.into_body();
+        assert_eq!(events(&mut standalone, 1).await.len(), 1, "the priming event");
+        assert_eq!(delete(&a, &id).await.status(), StatusCode::OK);
+        assert!(events(&mut standalone, usize::MAX).await.is_empty(), "the stream ends");
+    })
+    .await
+    .expect("bounded");
+}
