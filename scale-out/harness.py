@@ -101,6 +101,7 @@ class Cluster:
         self.proxy_port = 0
         self.proxy_log = logs / "proxy.log"
         self.use_redis = use_redis
+        self.state_key = os.urandom(32).hex()
         self.nginx = nginx
 
     def start(self) -> "Cluster":
@@ -147,6 +148,9 @@ class Cluster:
         env.pop("REDIS_URL", None)
         if self.redis:
             env["REDIS_URL"] = self.redis.url
+        # One requestState key ring for the cluster, as a deployment configures it: each instance opens the
+        # states the others sealed (modern-era input-required rounds).
+        env["REQUEST_STATE_KEYS"] = self.state_key
         log = self.logs / f"instance-{index}.log"
         with open(log, "ab") as out:
             proc = runner.spawn([str(self.binary)], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
