@@ -12,7 +12,8 @@
 //!   feature `http-client`): the APIs most users touch.
 //! - `auth` (feature `http-client`): how the HTTP client gets credentials — the `HttpAuth` trait, a fixed
 //!   `BearerToken`, the `Challenge` of a 401 / 403; with feature `auth`, `auth::client`, the OAuth 2.1 client
-//!   for MCP authorization.
+//!   for MCP authorization; with feature `resource-server`, `auth::resource`, which makes Keel's HTTP server
+//!   an OAuth 2.1 resource server (bearer challenges, protected resource metadata, JWT verification).
 //!
 //! Features: `client`, `server`, `stdio` and `child-process` by default; `http-server`, `http-client`, `auth`,
 //! `schema-validation` and the `tasks` and `skills` extensions on request. Every buffer, queue and wait is
@@ -29,7 +30,7 @@ mod limits;
 pub use error::Error;
 pub use limits::Limits;
 
-#[cfg(feature = "http-client")]
+#[cfg(any(feature = "http-client", feature = "resource-server"))]
 pub mod auth;
 #[cfg(feature = "client")]
 pub mod client;

@@ -153,24 +153,6 @@ async fn an_unknown_stream_is_404_on_any_instance() {
     .expect("bounded");
 }
 
-fn modern_echo() -> http::Request<http_body_util::Full<bytes::Bytes>> {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "echo", "arguments": {"text": "stateless"},
-        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                  "io.modelcontextprotocol/clientCapabilities": {}}}});
-    http::Request::builder()
-        .method("POST")
-        .uri("/mcp")
-        .header("host", "localhost")
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "echo")
-        .body(http_body_util::Full::new(bytes::Bytes::from(body.to_string())))
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_redis_outage_refuses_new_sessions_until_redis_is_back() {
     let Some(mut redis) = RedisServer::start() else { return };
@@ -182,7 +164,7 @@ async fn a_redis_outage_refuses_new_sessions_until_redis_is_back() {
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(response.headers().contains_key("retry-after"));
         // Stateless calls never touch Redis; a session this instance holds is served from its copy.
-        let response = send(&a, modern_echo()).await;
+        let response = send(&a, modern_echo("stateless")).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(call_tool(&a, &held, 1, "nothing", json!({})).await.status(), StatusCode::OK);
 
@@ -203,7 +185,7 @@ async fn a_redis_outage_refuses_new_sessions_until_redis_is_back() {
         let value: Value = json_body(recovered).await;
         assert_eq!(value["result"]["protocolVersion"], LEGACY);
         assert_eq!(call_tool(&a, &id, 2, "nothing", json!({})).await.status(), StatusCode::OK);
-        let _ = BodyExt::collect(send(&a, modern_echo()).await.into_body()).await;
+        let _ = BodyExt::collect(send(&a, modern_echo("stateless")).await.into_body()).await;
     })
     .await
     .expect("bounded");
@@ -217,13 +199,7 @@ async fn answers_and_cancellations_cross_instances_through_redis() {
         let (b, _sb) = instance(&redis, "bus:").await;
         let id = session(&a).await;
         // The elicitation of a tool running on A is answered through B.
-        let mut stream = call_tool(&a, &id, 1, "ask", json!({})).await.into_body();
-        let asked = next_request(&mut stream, "elicitation/create").await;
-        let reply = json!({"action": "accept", "content": {"name": "Ada"}});
-        assert_eq!(answer(&b, &id, &asked, reply).await.status(), StatusCode::ACCEPTED);
-        let rest = events(&mut stream, usize::MAX).await;
-        let result = rest.iter().filter_map(|e| e.data.as_ref()).find(|d| d["id"] == 1).expect("the call's answer");
-        assert_eq!(result["result"]["content"][0]["text"], "hello Ada");
+        assert_eq!(ask_answered_elsewhere(&a, &b, &id, "Ada").await, "hello Ada");
 
         // A call running on A is cancelled through B.
         let call = {

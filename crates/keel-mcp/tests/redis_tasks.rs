@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::StatusCode;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use keel_mcp::protocol::Implementation;
 use keel_mcp::protocol::elicitation::{ElicitParams, PrimitiveSchema, RequestedSchema};
 use keel_mcp::server::http::{HttpConfig, McpService, RedisConfig, RedisStores, SessionStore};
@@ -14,13 +13,14 @@ use keel_mcp::server::{HandlerError, NoArgs, RequestContext, Server, TaskSupport
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+#[path = "support/instances.rs"]
+mod instances;
 #[path = "support/redis.rs"]
 mod redis_server;
 
 use redis_server::RedisServer;
 
 const BOUND: Duration = Duration::from_secs(60);
-const MODERN: &str = "2026-07-28";
 
 fn server() -> Server {
     let text = json!({"type": "string"});
@@ -59,24 +59,10 @@ async fn instance(redis: &RedisServer) -> (McpService, RedisStores) {
     (server().http_service(HttpConfig::default().redis(&stores)), stores)
 }
 
-/// A modern request: `name` goes in `Mcp-Name`.
-async fn modern(service: &McpService, method: &str, name: &str, mut params: Value) -> Value {
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": MODERN,
-        "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}},
-    });
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let request = http::Request::builder()
-        .method("POST")
-        .uri("/mcp")
-        .header("host", "localhost")
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", MODERN)
-        .header("mcp-method", method)
-        .header("mcp-name", name)
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap();
+/// A modern request on `service`, from a client with the tasks extension; `name` goes in `Mcp-Name`.
+async fn modern(service: &McpService, method: &str, name: &str, params: Value) -> Value {
+    let capabilities = json!({"elicitation": {}, "extensions": {"io.modelcontextprotocol/tasks": {}}});
+    let request = instances::modern(method, name, params, capabilities);
     let response = service.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();

@@ -117,21 +117,7 @@ async fn a_store_that_is_down_refuses_new_sessions_but_not_stateless_calls() {
     let response = call_tool(&service, "someone-elses", 1, "nothing", json!({})).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     // The modern era never needs the store.
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-        "name": "echo", "arguments": {"text": "still here"},
-        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-                  "io.modelcontextprotocol/clientCapabilities": {}}}});
-    let request = http::Request::builder()
-        .method("POST")
-        .uri("/mcp")
-        .header("host", "localhost")
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", "echo")
-        .body(http_body_util::Full::new(bytes::Bytes::from(body.to_string())))
-        .unwrap();
+    let request = modern_echo("still here");
     let response = send(&service, request).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(json_body(response).await["result"]["content"][0]["text"], "still here");
@@ -143,14 +129,7 @@ async fn an_answer_posted_to_another_instance_reaches_the_waiting_handler() {
     let (a, b) = pair(&store);
     tokio::time::timeout(BOUND, async {
         let id = session(&a).await;
-        let response = call_tool(&a, &id, 1, "ask", json!({})).await;
-        let mut stream = response.into_body();
-        let asked = next_request(&mut stream, "elicitation/create").await;
-        let reply = json!({"action": "accept", "content": {"name": "Ada"}});
-        assert_eq!(answer(&b, &id, &asked, reply).await.status(), StatusCode::ACCEPTED);
-        let rest = events(&mut stream, usize::MAX).await;
-        let result = rest.iter().filter_map(|e| e.data.as_ref()).find(|d| d["id"] == 1).expect("the call's answer");
-        assert_eq!(result["result"]["content"][0]["text"], "hello Ada");
+        assert_eq!(ask_answered_elsewhere(&a, &b, &id, "Ada").await, "hello Ada");
     })
     .await
     .expect("bounded");
@@ -216,4 +195,38 @@ async fn delete_closes_the_streams_other_instances_hold() {
     })
     .await
     .expect("bounded");
+}
+
+fn as_principal(
+    mut request: http::Request<http_body_util::Full<bytes::Bytes>>,
+    subject: &str,
+) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    let mut principal = keel_mcp::server::Principal::default();
+    principal.issuer = Some("https://idp.example".into());
+    principal.subject = Some(subject.into());
+    request.extensions_mut().insert(Arc::new(principal));
+    request
+}
+
+#[tokio::test]
+async fn only_the_principal_that_opened_a_session_uses_it_on_any_instance() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let (a, b) = pair(&store);
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}});
+    let response = send(&a, as_principal(request(http::Method::POST, None, Some(&init)), "alice")).await;
+    let id = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    // B has no copy: it takes the session over with its owner, and refuses anyone else.
+    let as_bob = send(&b, as_principal(request(http::Method::POST, Some(&id), Some(&list)), "bob")).await;
+    assert_eq!(as_bob.status(), StatusCode::NOT_FOUND);
+    let anonymous = send(&b, request(http::Method::POST, Some(&id), Some(&list))).await;
+    assert_eq!(anonymous.status(), StatusCode::NOT_FOUND);
+    let as_alice = send(&b, as_principal(request(http::Method::POST, Some(&id), Some(&list)), "alice")).await;
+    assert_eq!(as_alice.status(), StatusCode::OK);
+    // Nor may anyone else end it.
+    let delete_as_bob = send(&a, as_principal(request(http::Method::DELETE, Some(&id), None), "bob")).await;
+    assert_eq!(delete_as_bob.status(), StatusCode::NOT_FOUND);
+    let delete_as_alice = send(&b, as_principal(request(http::Method::DELETE, Some(&id), None), "alice")).await;
+    assert_eq!(delete_as_alice.status(), StatusCode::OK);
 }

@@ -88,7 +88,7 @@ async fn sse_events_survive_forced_disconnects_without_loss_or_duplicates() {
             let progress = message["params"]["progress"].as_f64().unwrap() as u64;
             assert_eq!(progress, next, "every event exactly once, in order");
             next += 1;
-            if progress % BATCH == 0 {
+            if progress.is_multiple_of(BATCH) {
                 permits.add_permits(1);
             }
             on_connection += 1;

@@ -25,17 +25,31 @@
 //!
 //! The OAuth 2.1 client (`auth::client`, feature `auth`) implements [`HttpAuth`] with discovery,
 //! registration, the authorization-code flow and refresh.
+//!
+//! The server side is `auth::resource` (feature `resource-server`): Keel's HTTP server as an OAuth 2.1
+//! resource server.
+#![cfg_attr(
+    not(feature = "http-client"),
+    doc = "\n(This build has feature `resource-server` without `http-client`: only `auth::resource` is here.)"
+)]
 
+#[cfg(feature = "http-client")]
 use crate::engine::BoxFuture;
+#[cfg(feature = "http-client")]
 use crate::error::Error;
 
+#[cfg(feature = "http-client")]
 mod challenge;
 #[cfg(feature = "auth")]
 pub mod client;
+#[cfg(feature = "resource-server")]
+pub mod resource;
 
+#[cfg(feature = "http-client")]
 pub use challenge::Challenge;
 
 /// Supplies credentials for requests to one MCP server URL.
+#[cfg(feature = "http-client")]
 pub trait HttpAuth: Send + Sync + 'static {
     /// The `Authorization` header value for the next request to `url` (e.g. `Bearer …`), if any.
     fn authorization(&self, url: &str) -> BoxFuture<Result<Option<String>, Error>>;
@@ -63,9 +77,11 @@ pub trait HttpAuth: Send + Sync + 'static {
 }
 
 /// A fixed bearer token (e.g. from the environment), never refreshed.
+#[cfg(feature = "http-client")]
 #[derive(Clone)]
 pub struct BearerToken(String);
 
+#[cfg(feature = "http-client")]
 impl BearerToken {
     /// A token sent as `Authorization: Bearer <token>`.
     pub fn new(token: impl Into<String>) -> Self {
@@ -73,6 +89,7 @@ impl BearerToken {
     }
 }
 
+#[cfg(feature = "http-client")]
 impl std::fmt::Debug for BearerToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Tokens never reach logs.
@@ -80,6 +97,7 @@ impl std::fmt::Debug for BearerToken {
     }
 }
 
+#[cfg(feature = "http-client")]
 impl HttpAuth for BearerToken {
     fn authorization(&self, _url: &str) -> BoxFuture<Result<Option<String>, Error>> {
         let header = format!("Bearer {}", self.0);

@@ -24,6 +24,8 @@ use crate::protocol::JsonObject;
 #[derive(Clone, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub struct Principal {
+    /// The issuer (`iss`) of the token: the authorization server that vouches for the subject.
+    pub issuer: Option<String>,
     /// The subject (`sub`): the user or service the token was issued for.
     pub subject: Option<String>,
     /// The OAuth client the token was issued to (`client_id` / `azp`).

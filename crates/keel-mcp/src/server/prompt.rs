@@ -110,6 +110,8 @@ pub(crate) type ErasedPrompt = Arc<
 pub struct PromptDef {
     pub(crate) prompt: Prompt,
     pub(crate) get: ErasedPrompt,
+    /// OAuth scopes a caller needs (all of them).
+    pub(crate) scopes: Vec<String>,
 }
 
 impl std::fmt::Debug for PromptDef {
@@ -134,12 +136,21 @@ impl PromptDef {
         let arguments = arguments_of(&schema_of::<H::Args>());
         let prompt =
             Prompt { name: name.into(), arguments: (!arguments.is_empty()).then_some(arguments), ..Default::default() };
-        PromptDef { prompt, get }
+        PromptDef { prompt, get, scopes: Vec::new() }
     }
 
     /// Sets the description.
     pub fn description(mut self, description: impl Into<String>) -> Self {
         self.prompt.description = Some(description.into());
+        self
+    }
+
+    /// Requires these OAuth scopes of the caller (all of them): over HTTP, a caller whose token lacks one is
+    /// refused with 403 `insufficient_scope` naming every scope needed, and lists leave this prompt out
+    /// (see [`auth::resource`](crate::auth::resource)). Requests over stdio, a child process or in memory
+    /// carry no token and are not checked.
+    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
         self
     }
 

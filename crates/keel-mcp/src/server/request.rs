@@ -70,6 +70,74 @@ pub(crate) struct HeaderChecks {
     pub(crate) params: Vec<(String, HeaderValue)>,
 }
 
+/// Keel's JSON-RPC error code for a request whose token lacks a scope its target needs; `data.scopes` lists
+/// every scope the target needs. The HTTP service answers it with 403 and an `insufficient_scope` challenge.
+pub(crate) const INSUFFICIENT_SCOPE: i64 = -32003;
+
+/// Turns off scope filtering of lists for one HTTP request (the resource server's
+/// [`filter_lists`](crate::auth::resource::ResourceServerConfig::filter_lists) set to `false`): an HTTP
+/// request extension.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UnfilteredLists;
+
+/// Who asks, as far as scopes go.
+pub(crate) enum Access<'a> {
+    /// Not over HTTP (stdio, a child process, in memory): no token, nothing to check.
+    Local,
+    /// Over HTTP: the principal an authorization layer verified (`None`: nobody did, so no scope is held).
+    Http { principal: Option<&'a super::principal::Principal>, filter_lists: bool },
+}
+
+impl<'a> Access<'a> {
+    /// The access of the request `call` waits on.
+    pub(crate) fn of(call: &'a Caller) -> Self {
+        #[cfg(feature = "http-server")]
+        if let Some(parts) = call.channel.client().http_request() {
+            let principal = parts.extensions.get::<Arc<super::principal::Principal>>().map(|p| &**p);
+            let filter_lists = parts.extensions.get::<UnfilteredLists>().is_none();
+            return Access::Http { principal, filter_lists };
+        }
+        let _ = call;
+        Access::Local
+    }
+
+    /// Whether the caller holds every scope of `needed`.
+    pub(crate) fn permits(&self, needed: &[String]) -> bool {
+        match self {
+            _ if needed.is_empty() => true,
+            Access::Local => true,
+            Access::Http { principal: Some(p), .. } => needed.iter().all(|scope| p.has_scope(scope)),
+            Access::Http { principal: None, .. } => false,
+        }
+    }
+
+    /// Refuses a caller that lacks a scope of `needed` ([`INSUFFICIENT_SCOPE`], naming them all).
+    pub(crate) fn require(&self, needed: &[String]) -> Result<(), ErrorObject> {
+        if self.permits(needed) {
+            return Ok(());
+        }
+        Err(ErrorObject::new(
+            INSUFFICIENT_SCOPE,
+            format!("insufficient scope: this request needs {}", needed.join(" ")),
+        )
+        .with_data(serde_json::json!({ "scopes": needed })))
+    }
+
+    /// Whether lists leave out what the caller may not use.
+    pub(crate) fn filters_lists(&self) -> bool {
+        matches!(self, Access::Http { filter_lists: true, .. })
+    }
+}
+
+/// Refuses the caller of `call` when it lacks a scope of `needed` (see [`Access::require`]). A target that
+/// needs no scope costs nothing: the request's extensions are only read when there is something to check.
+pub(crate) fn require_scopes(call: &Caller, needed: &[String]) -> Result<(), ErrorObject> {
+    if needed.is_empty() {
+        return Ok(());
+    }
+    Access::of(call).require(needed)
+}
+
 /// Params of the methods that name a target and may ask for input, as the server reads them: tool
 /// arguments stay raw until the tool's own argument type decodes them, so they are parsed once.
 #[derive(Deserialize)]

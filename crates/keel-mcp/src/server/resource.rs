@@ -68,6 +68,8 @@ pub(crate) type ErasedRead = Arc<
 pub struct ResourceDef {
     pub(crate) resource: Resource,
     pub(crate) read: ErasedRead,
+    /// OAuth scopes a caller needs (all of them).
+    pub(crate) scopes: Vec<String>,
 }
 
 impl std::fmt::Debug for ResourceDef {
@@ -88,7 +90,7 @@ impl ResourceDef {
             let fut = read(ctx, uri);
             Box::pin(async move { fut.await.into_contents() })
         });
-        ResourceDef { resource: Resource::new(uri, name), read }
+        ResourceDef { resource: Resource::new(uri, name), read, scopes: Vec::new() }
     }
 
     /// A resource whose content is fixed text.
@@ -113,6 +115,15 @@ impl ResourceDef {
     /// Sets the description.
     pub fn description(mut self, description: impl Into<String>) -> Self {
         self.resource.description = Some(description.into());
+        self
+    }
+
+    /// Requires these OAuth scopes of the caller (all of them): over HTTP, a caller whose token lacks one is
+    /// refused with 403 `insufficient_scope` naming every scope needed, and lists leave this resource out
+    /// (see [`auth::resource`](crate::auth::resource)). Requests over stdio, a child process or in memory
+    /// carry no token and are not checked.
+    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
         self
     }
 
@@ -158,6 +169,8 @@ pub struct TemplateDef {
     pub(crate) template: ResourceTemplate,
     pub(crate) matcher: UriTemplate,
     pub(crate) read: ErasedRead,
+    /// OAuth scopes a caller needs (all of them) to read what the template matches.
+    pub(crate) scopes: Vec<String>,
 }
 
 impl std::fmt::Debug for TemplateDef {
@@ -181,7 +194,7 @@ impl TemplateDef {
         });
         let template =
             ResourceTemplate { uri_template: uri_template.to_owned(), name: name.into(), ..Default::default() };
-        Ok(TemplateDef { template, matcher, read })
+        Ok(TemplateDef { template, matcher, read, scopes: Vec::new() })
     }
 
     /// Like [`TemplateDef::try_new`], for templates written in the source.
@@ -200,6 +213,15 @@ impl TemplateDef {
     /// Sets the description.
     pub fn description(mut self, description: impl Into<String>) -> Self {
         self.template.description = Some(description.into());
+        self
+    }
+
+    /// Requires these OAuth scopes of the caller (all of them): over HTTP, a caller whose token lacks one is
+    /// refused with 403 `insufficient_scope` naming every scope needed, and lists leave this template out
+    /// (see [`auth::resource`](crate::auth::resource)). Requests over stdio, a child process or in memory
+    /// carry no token and are not checked.
+    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
         self
     }
 

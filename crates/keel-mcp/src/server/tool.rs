@@ -184,6 +184,8 @@ pub struct ToolDef {
     pub(crate) run: ErasedTool,
     /// Arguments mirrored into `Mcp-Param-*` headers, read once from the input schema.
     pub(crate) header_params: Vec<super::header_params::HeaderParam>,
+    /// OAuth scopes a caller needs (all of them).
+    pub(crate) scopes: Vec<String>,
     #[cfg(feature = "tasks")]
     pub(crate) task_support: super::tasks::TaskSupport,
     #[cfg(feature = "schema-validation")]
@@ -272,6 +274,7 @@ impl ToolDef {
             #[cfg(feature = "tasks")]
             task_support: super::tasks::TaskSupport::Forbidden,
             header_params: super::header_params::declared(&input_schema),
+            scopes: Vec::new(),
             tool: Tool {
                 name,
                 title: None,
@@ -308,6 +311,15 @@ impl ToolDef {
     /// Sets behaviour hints.
     pub fn annotations(mut self, annotations: ToolAnnotations) -> Self {
         self.tool.annotations = Some(annotations);
+        self
+    }
+
+    /// Requires these OAuth scopes of the caller (all of them): over HTTP, a caller whose token lacks one is
+    /// refused with 403 `insufficient_scope` naming every scope needed, and lists leave this tool out
+    /// (see [`auth::resource`](crate::auth::resource)). Requests over stdio, a child process or in memory
+    /// carry no token and are not checked.
+    pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
         self
     }
 

@@ -116,6 +116,42 @@ pub async fn notify(service: &McpService, session: &str, method: &str, params: V
     send(service, request(Method::POST, Some(session), Some(&body))).await
 }
 
+/// A modern (2026-07-28) request with its headers; `name` goes in `Mcp-Name`.
+pub fn modern(method: &str, name: &str, mut params: Value, capabilities: Value) -> Request<Full<Bytes>> {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+    });
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    Request::builder()
+        .method(Method::POST)
+        .uri("/mcp")
+        .header("host", "localhost")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method)
+        .header("mcp-name", name)
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap()
+}
+
+/// A modern `tools/call` of `echo`, which needs no session.
+pub fn modern_echo(text: &str) -> Request<Full<Bytes>> {
+    modern("tools/call", "echo", json!({"name": "echo", "arguments": {"text": text}}), json!({}))
+}
+
+/// Calls `ask` on `on` and answers its elicitation with `name` through `via`; the call's answer text.
+pub async fn ask_answered_elsewhere(on: &McpService, via: &McpService, session: &str, name: &str) -> String {
+    let mut stream = call_tool(on, session, 1, "ask", json!({})).await.into_body();
+    let asked = next_request(&mut stream, "elicitation/create").await;
+    let reply = json!({"action": "accept", "content": {"name": name}});
+    assert_eq!(answer(via, session, &asked, reply).await.status(), StatusCode::ACCEPTED);
+    let rest = events(&mut stream, usize::MAX).await;
+    let result = rest.iter().filter_map(|e| e.data.as_ref()).find(|d| d["id"] == 1).expect("the call's answer");
+    result["result"]["content"][0]["text"].as_str().expect("a text result").to_owned()
+}
+
 /// `tools/call` of `name` in `session` on `service`, from a client that takes JSON only (so the tool's
 /// messages to the client go on the session's standalone stream).
 pub async fn call_tool_json_only(service: &McpService, session: &str, id: u64, name: &str) -> Response<ResponseBody> {

@@ -25,7 +25,7 @@ use serde_json::value::RawValue;
 use tracing::Instrument as _;
 
 use super::inner::ServerInner;
-use super::request::{Caller, HeaderChecks, Incoming, Outcome};
+use super::request::{Access, Caller, HeaderChecks, Incoming, Outcome, paginate};
 use super::session::LegacySession;
 use crate::protocol::completion::CompleteParams;
 use crate::protocol::jsonrpc::RawRequest;
@@ -94,15 +94,15 @@ async fn route(
         PingParams::METHOD => lifecycle::ping(req),
         DiscoverParams::METHOD => lifecycle::discover(req),
         SetLevelParams::METHOD => lifecycle::set_level(req),
-        ListToolsParams::METHOD => tools::list(req),
+        ListToolsParams::METHOD => tools::list(req, &call),
         CallToolParams::METHOD => tools::call(req, call).await,
-        ListResourcesParams::METHOD => resources::list(req),
-        ListResourceTemplatesParams::METHOD => resources::templates(req),
+        ListResourcesParams::METHOD => resources::list(req, &call),
+        ListResourceTemplatesParams::METHOD => resources::templates(req, &call),
         ReadResourceParams::METHOD => resources::read(req, call).await,
-        SubscribeParams::METHOD | UnsubscribeParams::METHOD => resources::subscribe(req),
-        ListPromptsParams::METHOD => prompts::list(req),
+        SubscribeParams::METHOD | UnsubscribeParams::METHOD => resources::subscribe(req, &call),
+        ListPromptsParams::METHOD => prompts::list(req, &call),
         GetPromptParams::METHOD => prompts::get(req, call).await,
-        CompleteParams::METHOD => prompts::complete(req).await,
+        CompleteParams::METHOD => prompts::complete(req, &call).await,
         ListenParams::METHOD => subscriptions::listen(req, call).await,
         #[cfg(feature = "skills")]
         ListSkillsParams::METHOD | GetSkillParams::METHOD | ReadDirectoryParams::METHOD => skills::dispatch(req),
@@ -110,6 +110,29 @@ async fn route(
         GetTaskParams::METHOD | UpdateTaskParams::METHOD | CancelTaskParams::METHOD => tasks::dispatch(req).await,
         other => Err(ErrorObject::method_not_found(other)),
     }
+}
+
+/// One page of a list as this caller sees it: when lists are filtered by scope (the default over HTTP once
+/// definitions name scopes), only the items whose scopes the caller holds, so the list never shows what a
+/// call would refuse. The one place lists narrow per caller; other visibility rules compose here.
+fn visible_page<'a, T>(
+    items: &'a [T],
+    call: &Caller,
+    scopes: impl Fn(&T) -> &[String],
+    cursor: Option<&str>,
+    page_size: usize,
+) -> Result<(Vec<&'a T>, Option<String>), crate::protocol::ErrorObject> {
+    // Without scoped items there is nothing to hide, and the caller's access is not even looked up.
+    if items.iter().any(|item| !scopes(item).is_empty()) {
+        let access = Access::of(call);
+        if access.filters_lists() {
+            let shown: Vec<&T> = items.iter().filter(|item| access.permits(scopes(item))).collect();
+            let (page, next) = paginate(&shown, cursor, page_size)?;
+            return Ok((page.to_vec(), next));
+        }
+    }
+    let (page, next) = paginate(items, cursor, page_size)?;
+    Ok((page.iter().collect(), next))
 }
 
 /// Methods the 2026-07-28 revision removed (besides `initialize`, which never reaches a modern scope).

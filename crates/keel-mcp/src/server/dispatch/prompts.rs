@@ -10,17 +10,18 @@ use crate::server::error::Disclosed;
 use crate::server::input::StateBinding;
 use crate::server::request::{
     Caller, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, open_input,
-    paginate, scope,
+    require_scopes, scope,
 };
 
 /// `prompts/list`.
-pub(super) fn list(req: Incoming<'_>) -> Outcome {
+pub(super) fn list(req: Incoming<'_>, call: &Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     let params: ListPromptsParams = decode_params(params)?;
     let scope = scope(server, session, params.meta(), false, headers)?;
     declared(server.capabilities.prompts.is_some(), method)?;
     let catalog = server.catalog();
-    let (page, next_cursor) = paginate(&catalog.prompts, params.cursor.as_deref(), server.page_size)?;
+    let (page, next_cursor) =
+        super::visible_page(&catalog.prompts, call, |p| &p.scopes, params.cursor.as_deref(), server.page_size)?;
     let mut result = ListPromptsResult {
         prompts: page.iter().map(|p| p.prompt.clone()).collect(),
         next_cursor,
@@ -40,6 +41,7 @@ pub(super) async fn get(req: Incoming<'_>, call: Caller) -> Outcome {
     check_name(headers, &name)?;
     let catalog = server.catalog();
     let prompt = catalog.prompt(&name).ok_or_else(|| ErrorObject::invalid_params(format!("unknown prompt: {name}")))?;
+    require_scopes(&call, &prompt.scopes)?;
     let arguments: BTreeMap<String, String> = match &params.arguments {
         Some(raw) => serde_json::from_str(raw.get())
             .map_err(|e| ErrorObject::invalid_params(format!("prompt arguments must be strings: {e}")))?,
@@ -65,7 +67,7 @@ pub(super) async fn get(req: Incoming<'_>, call: Caller) -> Outcome {
 }
 
 /// `completion/complete`, for prompt arguments and resource template variables.
-pub(super) async fn complete(req: Incoming<'_>) -> Outcome {
+pub(super) async fn complete(req: Incoming<'_>, call: &Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     let params: CompleteParams = decode_params(params)?;
     let scope = scope(server, session, params.meta(), false, headers)?;
@@ -73,9 +75,11 @@ pub(super) async fn complete(req: Incoming<'_>) -> Outcome {
     let catalog = server.catalog();
     let target = match &params.reference {
         CompletionReference::Prompt(p) => {
-            catalog
+            let prompt = catalog
                 .prompt(&p.name)
                 .ok_or_else(|| ErrorObject::invalid_params(format!("unknown prompt: {}", p.name)))?;
+            // Suggestions for a prompt's arguments are part of what its scopes guard.
+            require_scopes(call, &prompt.scopes)?;
             CompletionTarget::Prompt(p.name.clone())
         }
         CompletionReference::Resource(r) => CompletionTarget::Template(r.uri.clone()),

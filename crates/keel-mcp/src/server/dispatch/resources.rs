@@ -15,17 +15,18 @@ use crate::server::error::Disclosed;
 use crate::server::input::StateBinding;
 use crate::server::request::{
     Caller, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish, input_required,
-    legacy_only, open_input, paginate, scope,
+    legacy_only, open_input, require_scopes, scope,
 };
 
 /// `resources/list`.
-pub(super) fn list(req: Incoming<'_>) -> Outcome {
+pub(super) fn list(req: Incoming<'_>, call: &Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     let params: ListResourcesParams = decode_params(params)?;
     let scope = scope(server, session, params.meta(), false, headers)?;
     declared(server.capabilities.resources.is_some(), method)?;
     let catalog = server.catalog();
-    let (page, next_cursor) = paginate(&catalog.resources, params.cursor.as_deref(), server.page_size)?;
+    let (page, next_cursor) =
+        super::visible_page(&catalog.resources, call, |r| &r.scopes, params.cursor.as_deref(), server.page_size)?;
     let mut result = ListResourcesResult {
         resources: page.iter().map(|r| r.resource.clone()).collect(),
         next_cursor,
@@ -36,13 +37,14 @@ pub(super) fn list(req: Incoming<'_>) -> Outcome {
 }
 
 /// `resources/templates/list`.
-pub(super) fn templates(req: Incoming<'_>) -> Outcome {
+pub(super) fn templates(req: Incoming<'_>, call: &Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     let params: ListResourceTemplatesParams = decode_params(params)?;
     let scope = scope(server, session, params.meta(), false, headers)?;
     declared(server.capabilities.resources.is_some(), method)?;
     let catalog = server.catalog();
-    let (page, next_cursor) = paginate(&catalog.templates, params.cursor.as_deref(), server.page_size)?;
+    let (page, next_cursor) =
+        super::visible_page(&catalog.templates, call, |t| &t.scopes, params.cursor.as_deref(), server.page_size)?;
     let mut result = ListResourceTemplatesResult {
         resource_templates: page.iter().map(|t| t.template.clone()).collect(),
         next_cursor,
@@ -62,7 +64,8 @@ pub(super) async fn read(req: Incoming<'_>, call: Caller) -> Outcome {
     check_uri_length(server, &uri)?;
     check_name(headers, &uri)?;
     let catalog = server.catalog();
-    let (read, vars) = find_resource(&catalog, &uri).ok_or_else(|| resource_not_found(&scope, &uri))?;
+    let (read, vars, scopes) = find_resource(&catalog, &uri).ok_or_else(|| resource_not_found(&scope, &uri))?;
+    require_scopes(&call, scopes)?;
     let binding = StateBinding { method, target: &uri, arguments: None };
     let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
     let ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
@@ -83,7 +86,7 @@ pub(super) async fn read(req: Incoming<'_>, call: Caller) -> Outcome {
 }
 
 /// `resources/subscribe` and `resources/unsubscribe` (legacy; replaced by `subscriptions/listen`).
-pub(super) fn subscribe(req: Incoming<'_>) -> Outcome {
+pub(super) fn subscribe(req: Incoming<'_>, call: &Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     let params: SubscribeParams = decode_params(params)?;
     let scope = scope(server, session, params.meta(), false, headers)?;
@@ -92,9 +95,13 @@ pub(super) fn subscribe(req: Incoming<'_>) -> Outcome {
     declared(server.capabilities.resources.as_ref().is_some_and(|r| r.subscribe == Some(true)), method)?;
     check_uri_length(server, &params.uri)?;
     let subscribing = method == SubscribeParams::METHOD;
-    // Only what the server can read can change: a subscription to anything else would never fire.
-    if subscribing && find_resource(&server.catalog(), &params.uri).is_none() {
-        return Err(resource_not_found(&scope, &params.uri));
+    // Only what the server can read can change: a subscription to anything else would never fire. Nor can
+    // a caller follow the changes of what it may not read.
+    if subscribing {
+        let catalog = server.catalog();
+        let (_, _, scopes) =
+            find_resource(&catalog, &params.uri).ok_or_else(|| resource_not_found(&scope, &params.uri))?;
+        require_scopes(call, scopes)?;
     }
     if let Some(session) = session {
         let mut session = session.lock().expect("session lock");
@@ -125,11 +132,15 @@ fn check_uri_length(server: &crate::server::inner::ServerInner, uri: &str) -> Re
 }
 type Reader = crate::server::resource::ErasedRead;
 
-fn find_resource(catalog: &Catalog, uri: &str) -> Option<(Reader, crate::server::resource::TemplateVars)> {
+/// The reader of `uri`, the template variables it matched, and the scopes reading it needs.
+fn find_resource<'a>(
+    catalog: &'a Catalog,
+    uri: &str,
+) -> Option<(Reader, crate::server::resource::TemplateVars, &'a [String])> {
     if let Some(resource) = catalog.resource(uri) {
-        return Some((resource.read.clone(), BTreeMap::new()));
+        return Some((resource.read.clone(), BTreeMap::new(), &resource.scopes));
     }
-    catalog.match_template(uri).map(|(template, vars)| (template.read.clone(), vars))
+    catalog.match_template(uri).map(|(template, vars)| (template.read.clone(), vars, &template.scopes[..]))
 }
 
 /// Resource not found: -32602 with `data.uri` from 2026-07-28 on (SEP-2164), -32002 before.

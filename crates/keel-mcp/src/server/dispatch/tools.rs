@@ -6,21 +6,22 @@ use crate::server::error::NoToolResult;
 use crate::server::input::StateBinding;
 use crate::server::request::{
     Caller, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, open_input,
-    paginate, scope,
+    require_scopes, scope,
 };
 use crate::server::tool;
 
 use super::tasks::TaskOffer;
 
 /// `tools/list`.
-pub(super) fn list(req: Incoming<'_>) -> Outcome {
+pub(super) fn list(req: Incoming<'_>, call: &Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     let params: ListToolsParams = decode_params(params)?;
     let scope = scope(server, session, params.meta(), false, headers)?;
     declared(server.capabilities.tools.is_some(), method)?;
     let catalog = server.catalog();
     let tools = catalog.enabled_tools();
-    let (page, next_cursor) = paginate(&tools, params.cursor.as_deref(), server.page_size)?;
+    let (page, next_cursor) =
+        super::visible_page(&tools, call, |t| &t.scopes, params.cursor.as_deref(), server.page_size)?;
     let mut result =
         ListToolsResult { tools: page.iter().map(|t| t.tool.clone()).collect(), next_cursor, ..Default::default() };
     (result.ttl_ms, result.cache_scope) = cache(server, &scope);
@@ -37,6 +38,7 @@ pub(super) async fn call(req: Incoming<'_>, call: Caller) -> Outcome {
     check_name(headers, &name)?;
     let catalog = server.catalog();
     let tool = catalog.tool(&name).ok_or_else(|| tool::unknown_tool(&name))?;
+    require_scopes(&call, &tool.scopes)?;
     if let Some(headers) = headers
         && !tool.header_params.is_empty()
     {

@@ -131,6 +131,7 @@ pub(crate) fn status_for(error: &ErrorObject) -> StatusCode {
     match error.code {
         code::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
         code::INTERNAL_ERROR => StatusCode::INTERNAL_SERVER_ERROR,
+        crate::server::request::INSUFFICIENT_SCOPE => StatusCode::FORBIDDEN,
         _ => StatusCode::BAD_REQUEST,
     }
 }

@@ -1,23 +1,4 @@
 //! [`SessionBus`]: how instances sharing legacy sessions reach the one that holds what a request needs.
-//!
-//! A session's state is shared through the [`SessionStore`](super::SessionStore), but some of it cannot
-//! move: the handler waiting for the answer to its elicitation, the running call a client cancels, the GET
-//! stream a client reads. So the instance that receives such a message and does not hold its target
-//! publishes it on the bus, and the instance that holds it acts on it:
-//!
-//! - a client's answer to a server-to-client request (elicitation, sampling, roots) reaches the waiting
-//!   handler;
-//! - `notifications/cancelled` reaches the running call;
-//! - a message for the session's standalone stream (a notification or request with no stream of its own)
-//!   reaches the instance whose GET stream is open;
-//! - DELETE ends every instance's copy at once (streams close, calls are cancelled);
-//! - [`Server::resource_updated`](crate::server::Server::resource_updated) reaches every instance's
-//!   listeners (`subscriptions/listen`);
-//! - `tasks/update` and `tasks/cancel` reach the instance running the task (tasks extension, with the
-//!   Redis stores).
-//!
-//! The bus is best effort, like the pub/sub it models: a message published while an instance is
-//! disconnected is lost for it (a lost answer ends as the request's timeout).
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -33,12 +14,31 @@ use super::session::lock;
 use crate::engine::CancellationToken;
 use crate::protocol::cancellation::CancelledParams;
 use crate::protocol::decode_params;
-use crate::protocol::jsonrpc::Message;
+use crate::protocol::jsonrpc::{Message, RequestId};
 use crate::server::Change;
 
 /// Messages between the instances of one server (publish/subscribe). Set it with
 /// [`HttpConfig::session_bus`](super::HttpConfig::session_bus), with a shared
 /// [`SessionStore`](super::SessionStore).
+///
+/// A session's state is shared through the [`SessionStore`](super::SessionStore), but some of it cannot
+/// move: the handler waiting for the answer to its elicitation, the running call a client cancels, the GET
+/// stream a client reads. So the instance that receives such a message and does not hold its target
+/// publishes it on the bus, and the instance that holds it acts on it:
+///
+/// - a client's answer to a server-to-client request (elicitation, sampling, roots) reaches the waiting
+///   handler;
+/// - `notifications/cancelled` reaches the running call;
+/// - a message for the session's standalone stream (a notification or request with no stream of its own)
+///   reaches the instance whose GET stream is open;
+/// - DELETE ends every instance's copy at once (streams close, calls are cancelled);
+/// - [`Server::resource_updated`](crate::server::Server::resource_updated) reaches every instance's
+///   listeners (`subscriptions/listen`);
+/// - `tasks/update` and `tasks/cancel` reach the instance running the task (tasks extension, with the
+///   Redis stores).
+///
+/// The bus is best effort, like the pub/sub it models: a message published while an instance is
+/// disconnected is lost for it (a lost answer ends as the request's timeout).
 pub trait SessionBus: Send + Sync + Debug + 'static {
     /// Sends `message` to every instance subscribed, this one included (it ignores its own). Must not wait:
     /// queue it, or drop it when the queue is full.
@@ -122,6 +122,15 @@ const MAX_INJECTED: usize = 1024;
 impl Bus {
     pub(crate) fn new(bus: Arc<dyn SessionBus>, instance: u32) -> Self {
         Bus { bus, instance, injected: Mutex::new(VecDeque::new()), stop: CancellationToken::new() }
+    }
+
+    /// Whether request `id` is one another instance sent: a number whose high bits name another instance
+    /// (see [`SessionStore::instance`](super::SessionStore::instance)). Only such answers travel, so that a
+    /// client cannot make every instance read what it makes up.
+    pub(crate) fn issued_elsewhere(&self, id: &RequestId) -> bool {
+        let RequestId::Number(n) = id else { return false };
+        let issuer = n >> 32;
+        issuer != 0 && issuer != i64::from(self.instance)
     }
 
     /// Publishes `kind` about `target` (a session id, or a URI), with `message` when there is one.

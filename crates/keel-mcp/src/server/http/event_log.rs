@@ -53,12 +53,13 @@ impl Reader {
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        {
+        let ended = {
             let mut state = lock(&self.log.state);
             state.readers = state.readers.saturating_sub(1);
-            if self.ends_stream {
-                state.finished = true;
-            }
+            self.ends_stream && !std::mem::replace(&mut state.finished, true)
+        };
+        if ended {
+            self.log.store.finish_stream(&self.log.session, self.log.stream);
         }
         if self.ends_stream {
             self.log.changed.notify_waiters();

@@ -24,6 +24,7 @@ use super::bus::Kind;
 use super::event_log::{EventLog, Reader, parse_event_id};
 use super::modern::{Started, start};
 use super::session::{Busy, HttpSession, InFlight, lock};
+use super::session_owner;
 use super::session_store::{SessionStore, StoreError};
 use super::shutdown::{StreamStop, shutting_down};
 use super::{HttpInner, RequestSlot, ResponseChannel, accepts, header, unavailable};
@@ -35,7 +36,7 @@ use crate::server::Principal;
 use crate::server::context::Channel;
 use crate::server::dispatch::dispatch;
 use crate::server::peer_addr::PeerAddr;
-use crate::server::request::Caller;
+use crate::server::request::{Caller, INSUFFICIENT_SCOPE};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
@@ -180,8 +181,7 @@ pub(super) async fn post(
     accepts_sse: bool,
     slot: RequestSlot,
 ) -> Response<ResponseBody> {
-    let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
-    let session = match resolve(inner, session_id, peer).await {
+    let session = match resolve(inner, session_id, &parts.extensions).await {
         Ok(session) => session,
         Err(response) => return response,
     };
@@ -212,7 +212,8 @@ pub(super) async fn post(
                     decode_params::<CancelledParams>(notification.params.as_deref())
                 && !session.cancel(&id)
                 && let Some(bus) = &session.bus
-                && let Ok(frame) = jsonrpc::encode_notification(&notification.method, notification.params.as_deref())
+                && let Ok(frame) =
+                    jsonrpc::encode_notification(CancelledParams::METHOD, Some(&serde_json::json!({"requestId": id})))
             {
                 // The call may run on another instance.
                 bus.publish(Kind::Cancel, &session.id, Some(&frame));
@@ -222,8 +223,8 @@ pub(super) async fn post(
         Message::Response(response) => {
             let id = response.id;
             match &session.bus {
-                // The request may wait on another instance: only encode the answer again if it is not ours.
-                Some(bus) if !session.pending.has(&id) => {
+                // Another instance's request (its number is in the id's high bits): pass the answer on.
+                Some(bus) if bus.issued_elsewhere(&id) && !session.pending.has(&id) => {
                     bus.publish(Kind::Answer, &session.id, Some(&jsonrpc::encode_answer(&id, &response.outcome)));
                 }
                 _ => {
@@ -255,6 +256,7 @@ async fn call(
     slot: RequestSlot,
 ) -> Response<ResponseBody> {
     let id = request.id.clone();
+    let method_scopes = super::method_scopes(inner, &request.method);
     let in_flight = match session.begin(&id) {
         Ok(in_flight) => in_flight,
         Err(Busy::Full) => {
@@ -318,6 +320,12 @@ async fn call(
         Started::Done(outcome) => {
             if in_flight.cancellation.is_cancelled() {
                 return body::empty(StatusCode::ACCEPTED);
+            }
+            // Refused for a missing scope: an HTTP-level refusal the client can step up on, in this era too.
+            if let Err(error) = &outcome
+                && error.code == INSUFFICIENT_SCOPE
+            {
+                return super::insufficient_scope(inner, &id, error, method_scopes);
             }
             // Legacy HTTP answers JSON-RPC errors with 200, like results.
             body::json(StatusCode::OK, jsonrpc::encode_answer(&id, &outcome))
@@ -470,9 +478,9 @@ pub(super) async fn get(
     inner: &Arc<HttpInner>,
     session_id: &str,
     headers: &HeaderMap,
-    peer: Option<std::net::IpAddr>,
+    extensions: &http::Extensions,
 ) -> Response<ResponseBody> {
-    let session = match resolve(inner, session_id, peer).await {
+    let session = match resolve(inner, session_id, extensions).await {
         Ok(session) => session,
         Err(response) => return response,
     };
@@ -513,11 +521,19 @@ pub(super) async fn get(
     }
 }
 
-/// DELETE: the client ends its session, on every instance when sessions are shared.
-pub(super) async fn delete(inner: &Arc<HttpInner>, session_id: &str) -> Response<ResponseBody> {
+/// DELETE: the client ends its session, on every instance when sessions are shared. Only the principal
+/// that opened a session may end it; for anyone else it does not exist.
+pub(super) async fn delete(
+    inner: &Arc<HttpInner>,
+    session_id: &str,
+    extensions: &http::Extensions,
+) -> Response<ResponseBody> {
+    // Resolving checks the owner (loading the session from a shared store when this instance has no copy).
+    if let Err(response) = resolve(inner, session_id, extensions).await {
+        return response;
+    }
     let here = inner.sessions.remove(session_id);
     let shared = match &inner.config.session_store {
-        Some(_) if session_id.len() > MAX_SESSION_ID_BYTES => false,
         Some(store) => match store.remove(session_id).await {
             Ok(existed) => existed,
             Err(error) => return store_unavailable(&error),
@@ -534,13 +550,24 @@ pub(super) async fn delete(inner: &Arc<HttpInner>, session_id: &str) -> Response
     if here || shared { body::empty(StatusCode::OK) } else { unknown_session() }
 }
 
-/// Session `id`: this process's copy, or, with a shared [`SessionStore`], the stored session taken over.
-/// With a store, a session this process holds costs one round trip, which refreshes its expiry and tells
-/// whether another instance changed or ended it. `Err` is the response to give instead.
+/// Session `id`, if the request (by its principal) may use it: a session another principal opened looks
+/// exactly like an unknown one. `Err` is the response to give instead.
 async fn resolve(
     inner: &HttpInner,
     id: &str,
-    peer: Option<std::net::IpAddr>,
+    extensions: &http::Extensions,
+) -> Result<Arc<HttpSession>, Response<ResponseBody>> {
+    let session = find(inner, id, extensions).await?;
+    if session_owner::may_use(session.owner.as_ref(), extensions) { Ok(session) } else { Err(unknown_session()) }
+}
+
+/// Session `id`: this process's copy, or, with a shared [`SessionStore`], the stored session taken over.
+/// With a store, a session this process holds costs one round trip, which refreshes its expiry and tells
+/// whether another instance changed or ended it.
+async fn find(
+    inner: &HttpInner,
+    id: &str,
+    extensions: &http::Extensions,
 ) -> Result<Arc<HttpSession>, Response<ResponseBody>> {
     let local = inner.sessions.get(id);
     let Some(store) = &inner.config.session_store else { return local.ok_or_else(unknown_session) };
@@ -552,29 +579,27 @@ async fn resolve(
         return match store.load(id, ttl).await {
             Ok(Some(found)) => {
                 let max_pending = inner.server.limits.max_pending_requests;
+                let peer = extensions.get::<PeerAddr>().map(|p| p.0.ip());
                 Ok(inner.sessions.adopt(id, found, peer, max_pending, &inner.config))
             }
             Ok(None) => Err(unknown_session()),
             Err(error) => Err(store_unavailable(&error)),
         };
     };
-    match store.touch(id, ttl).await {
-        Ok(Some(revision)) if revision == session.revision.load(std::sync::atomic::Ordering::Relaxed) => Ok(session),
+    let stored = match store.touch(id, ttl).await {
+        Ok(Some(revision)) if revision == session.revision.load(std::sync::atomic::Ordering::Relaxed) => {
+            return Ok(session);
+        }
         // Another instance changed the session (log level, subscriptions): take its version.
-        Ok(Some(_)) => match store.load(id, ttl).await {
-            Ok(Some((record, revision))) => {
-                session.restore(record, revision);
-                Ok(session)
-            }
-            Ok(None) => {
-                inner.sessions.release(id);
-                Err(unknown_session())
-            }
-            Err(error) => {
-                tracing::warn!(%error, "session store unreachable; serving this instance's copy");
-                Ok(session)
-            }
-        },
+        Ok(Some(_)) => store.load(id, ttl).await,
+        Ok(None) => Ok(None),
+        Err(error) => Err(error),
+    };
+    match stored {
+        Ok(Some((record, revision))) => {
+            session.restore(record, revision);
+            Ok(session)
+        }
         // Deleted or expired on another instance.
         Ok(None) => {
             inner.sessions.release(id);

@@ -194,6 +194,18 @@ struct PathFilter {
     first_request: Arc<AtomicBool>,
 }
 
+impl PathFilter {
+    /// Whether `path` is where a protected endpoint's resource metadata is served.
+    fn is_metadata_path(&self, path: &str) -> bool {
+        #[cfg(feature = "resource-server")]
+        if let Some(protection) = &self.inner.inner.config.protection {
+            return protection.is_metadata_path(path);
+        }
+        let _ = path;
+        false
+    }
+}
+
 // A hyper service rather than a tower one: hyper calls it by reference, with no clone per request.
 impl hyper::service::Service<Request<Incoming>> for PathFilter {
     type Response = Response<ResponseBody>;
@@ -202,7 +214,7 @@ impl hyper::service::Service<Request<Incoming>> for PathFilter {
 
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
         self.first_request.store(true, Ordering::Release);
-        if request.uri().path() != self.path {
+        if request.uri().path() != self.path && !self.is_metadata_path(request.uri().path()) {
             return Box::pin(std::future::ready(Ok(body::empty(StatusCode::NOT_FOUND))));
         }
         request.extensions_mut().insert(self.peer);

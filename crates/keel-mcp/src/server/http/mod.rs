@@ -12,6 +12,12 @@
 //! A request belongs to the legacy era when it carries a session id or is an `initialize`; every other
 //! POST is treated as modern.
 //!
+//! Several instances behind a load balancer serve every legacy session when they share a
+//! [`SessionStore`], an [`EventStore`] and a [`SessionBus`] (`HttpConfig::redis` sets all three with the
+//! `redis` feature): any instance takes a session over, resumes its streams, and passes answers,
+//! cancellations and stream messages to the instance that holds their target. Modern requests need none of
+//! it.
+//!
 //! [`McpService::shutdown`] drains the service (503 for new requests, a grace for calls in flight, then a
 //! `retry` hint on every open stream); [`Server::serve_http_on`] adds the listener's own limits and calls it
 //! when its shutdown future completes.
@@ -27,10 +33,13 @@ mod guard;
 mod legacy;
 mod listener;
 pub(crate) mod modern;
+#[cfg(feature = "resource-server")]
+mod protect;
 #[cfg(feature = "redis")]
 mod redis_stores;
 mod request_body;
 mod session;
+mod session_owner;
 mod session_store;
 mod shutdown;
 mod slots;
@@ -122,6 +131,9 @@ pub struct HttpConfig {
     /// On [`McpService::shutdown`], how long calls in flight get to finish before they are cancelled.
     /// Default 5 s.
     pub shutdown_grace: Duration,
+    /// The OAuth 2.1 resource-server protection, when set with [`HttpConfig::resource_server`].
+    #[cfg(feature = "resource-server")]
+    pub(crate) protection: Option<Arc<crate::auth::resource::protection::Protection>>,
 }
 
 impl Default for HttpConfig {
@@ -146,6 +158,8 @@ impl Default for HttpConfig {
             body_read_timeout: Duration::from_secs(30),
             max_connections_per_peer: 256,
             shutdown_grace: Duration::from_secs(5),
+            #[cfg(feature = "resource-server")]
+            protection: None,
         }
     }
 }
@@ -252,6 +266,22 @@ impl HttpConfig {
         self.shutdown_grace = d;
         self
     }
+
+    /// Protects the endpoint as an OAuth 2.1 resource server (feature `resource-server`; see
+    /// [`auth::resource`](crate::auth::resource)): every request needs a token `config.verifier` accepts, and
+    /// the protected resource metadata is served at its well-known URL. Mounted in your own router, route that
+    /// URL (`/.well-known/oauth-protected-resource` followed by the resource's path) to this service too.
+    ///
+    /// Fails when `config.resource` is not an absolute `http(s)` URL without a fragment, or names no
+    /// authorization server.
+    #[cfg(feature = "resource-server")]
+    pub fn resource_server(
+        mut self,
+        config: crate::auth::resource::ResourceServerConfig,
+    ) -> Result<Self, crate::auth::resource::ResourceUrlError> {
+        self.protection = Some(Arc::new(crate::auth::resource::protection::Protection::new(config)?));
+        Ok(self)
+    }
 }
 
 /// The MCP endpoint as a `tower::Service`. Cheap to clone; clones share sessions.
@@ -309,7 +339,7 @@ pub(crate) use slots::RequestSlot;
 impl McpService {
     /// The endpoint of `server` ([`Server::http_service`](crate::server::Server::http_service)).
     pub(crate) fn new(server: Arc<ServerInner>, config: HttpConfig) -> McpService {
-        let instance = config.session_store.as_ref().map_or(0, |store| store.instance());
+        let instance = config.session_store.as_ref().map_or(0, |store| store.instance() & 0xF_FFFF);
         let bus = config.session_bus.clone().map(|b| Arc::new(bus::Bus::new(b, instance)));
         let sessions = session::SessionTable::new(&config, bus.clone());
         let requests = Arc::new(slots::Slots::new(config.max_concurrent_requests));
@@ -353,18 +383,33 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // The metadata is public and CORS-readable, so it is served before the Host / Origin check; every
+    // other request is authenticated after it. Unprotected, this costs one branch.
+    #[cfg(feature = "resource-server")]
+    let mut request = request;
+    #[cfg(feature = "resource-server")]
+    if let Some(protection) = &inner.config.protection
+        && let Some(response) = protect::metadata(protection, &request)
+    {
+        return response;
+    }
     if let Err(why) = inner.config.hosts.check(request.uri(), request.headers()) {
         return body::rpc_error(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(why));
+    }
+    #[cfg(feature = "resource-server")]
+    if let Some(protection) = &inner.config.protection
+        && let Err(refusal) = protect::authenticate(protection, &mut request).await
+    {
+        return refusal;
     }
     let session_id = header(request.headers(), "mcp-session-id").map(str::to_owned);
     match (request.method(), session_id) {
         (&Method::POST, session_id) => post(inner, request, session_id).await,
         (&Method::GET, Some(_)) if inner.shutdown.is_draining() => unavailable(SHUTTING_DOWN),
         (&Method::GET, Some(session_id)) => {
-            let peer = request.extensions().get::<PeerAddr>().map(|p| p.0.ip());
-            legacy::get(&inner, &session_id, request.headers(), peer).await
+            legacy::get(&inner, &session_id, request.headers(), request.extensions()).await
         }
-        (&Method::DELETE, Some(session_id)) => legacy::delete(&inner, &session_id).await,
+        (&Method::DELETE, Some(session_id)) => legacy::delete(&inner, &session_id, request.extensions()).await,
         // Sessionless GET / DELETE: the 2026-07-28 revision has neither.
         _ => method_not_allowed(),
     }
@@ -405,6 +450,18 @@ where
     if inner.shutdown.is_draining() && matches!(message, Message::Request(_)) {
         return unavailable(SHUTTING_DOWN);
     }
+    if let Message::Request(request) = &message {
+        let needed = method_scopes(&inner, &request.method);
+        if !needed.is_empty() {
+            let access = crate::server::request::Access::Http {
+                principal: parts.extensions.get::<Arc<crate::server::principal::Principal>>().map(|p| &**p),
+                filter_lists: true,
+            };
+            if let Err(error) = access.require(needed) {
+                return insufficient_scope(&inner, &request.id, &error, needed);
+            }
+        }
+    }
     // Only now, with the whole body in hand: a slow upload must not hold a slot.
     let Some(slot) = inner.requests.try_acquire() else {
         return unavailable("too many requests in progress; retry shortly");
@@ -421,6 +478,49 @@ where
         return response;
     }
     modern::post(&inner, parts, message, accepts_sse, slot).await
+}
+
+/// The scopes every request of `method` needs on this endpoint (none unless it is protected and configured
+/// so).
+pub(crate) fn method_scopes<'a>(inner: &'a HttpInner, method: &str) -> &'a [String] {
+    #[cfg(feature = "resource-server")]
+    if let Some(protection) = &inner.config.protection {
+        return protection.method_scopes(method);
+    }
+    let _ = (inner, method);
+    &[]
+}
+
+/// The answer to a request refused for a missing scope ([`INSUFFICIENT_SCOPE`]): 403, and on a protected
+/// endpoint the `insufficient_scope` challenge naming every scope the request needs — its method's and its
+/// target's (`data.scopes`) — so the client can step up.
+///
+/// [`INSUFFICIENT_SCOPE`]: crate::server::request::INSUFFICIENT_SCOPE
+pub(crate) fn insufficient_scope(
+    inner: &HttpInner,
+    id: &crate::protocol::RequestId,
+    error: &ErrorObject,
+    method_scopes: &[String],
+) -> Response<ResponseBody> {
+    #[cfg_attr(
+        not(feature = "resource-server"),
+        expect(unused_mut, reason = "only a protected endpoint adds a challenge")
+    )]
+    let mut response = body::rpc_error(StatusCode::FORBIDDEN, Some(id), error);
+    #[cfg(feature = "resource-server")]
+    if let Some(protection) = &inner.config.protection {
+        let target: Vec<String> = error
+            .data
+            .as_ref()
+            .and_then(|data| data.get("scopes"))
+            .and_then(|scopes| serde_json::from_value(scopes.clone()).ok())
+            .unwrap_or_default();
+        if let Some(challenge) = protection.insufficient_scope(method_scopes, &target).challenge {
+            response.headers_mut().insert(http::header::WWW_AUTHENTICATE, challenge);
+        }
+    }
+    let _ = (inner, method_scopes);
+    response
 }
 
 /// 503 with `Retry-After`.

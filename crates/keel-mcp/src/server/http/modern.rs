@@ -21,7 +21,7 @@ use crate::protocol::jsonrpc::{self, Message, RawRequest, RequestId, code};
 use crate::protocol::subscriptions::ListenParams;
 use crate::server::context::Channel;
 use crate::server::dispatch::dispatch;
-use crate::server::request::{Caller, HeaderChecks};
+use crate::server::request::{Caller, HeaderChecks, INSUFFICIENT_SCOPE};
 
 type Outcome = Result<Box<RawValue>, ErrorObject>;
 
@@ -43,6 +43,7 @@ pub(super) async fn post(
         }
     };
     let id = request.id.clone();
+    let method_scopes = super::method_scopes(inner, &request.method);
     let checks = match header_checks(headers, &request.method) {
         Ok(checks) => checks,
         Err(error) => return body::rpc_error(StatusCode::BAD_REQUEST, Some(&id), &error),
@@ -76,6 +77,9 @@ pub(super) async fn post(
     // The client going away is the only cancellation: the handler sees its token fire and gets a grace period.
     let call: BoxFuture<Outcome> = Box::pin(cancel_on_drop(call, token, inner.server.limits.cancel_grace));
     match start(call, frames).await {
+        Started::Done(Err(error)) if error.code == INSUFFICIENT_SCOPE => {
+            super::insufficient_scope(inner, &id, &error, method_scopes)
+        }
         Started::Done(outcome) => answer_json(&id, outcome),
         Started::Streaming { first, frames, call } => {
             body::sse(stream_call(first, frames, call, id, guard, StreamStop::new(inner)))

@@ -1,39 +1,5 @@
-//! Legacy sessions and SSE event logs shared through Redis (feature `redis`), so that several instances of
-//! one server serve every session behind a plain load balancer (no sticky sessions).
-//!
-//! ```no_run
-//! # async fn run(server: keel_mcp::server::Server) -> Result<(), Box<dyn std::error::Error>> {
-//! use keel_mcp::server::http::{HttpConfig, RedisConfig, RedisStores};
-//!
-//! let stores = RedisStores::connect(RedisConfig::new("redis://127.0.0.1:6379/")).await?;
-//! let config = HttpConfig::default().redis(&stores);
-//! server.serve_http("0.0.0.0:8080".parse()?, config).await?;
-//! # Ok(())
-//! # }
-//! ```
-//!
-//! # What is stored
-//!
-//! - `<prefix>s:<session id>`: a hash with the session's record (`r`, JSON: protocol version, client
-//!   info and capabilities, log level, subscriptions, principal) and its revision (`v`). It expires after
-//!   [`HttpConfig::session_idle_timeout`](super::HttpConfig::session_idle_timeout) without use; every request
-//!   of the session refreshes it (one round trip: `PEXPIRE` and `HGET` pipelined).
-//! - `<prefix>ev:<session id>:<stream>`: a Redis stream with the events of one SSE stream (entry id
-//!   `0-<seq>`, field `m`), at most [`RedisConfig::events_per_stream`] (approximately: `MAXLEN ~`) and
-//!   expiring [`RedisConfig::event_ttl`] after its last event; its end is the entry `1-0`.
-//!   `<prefix>evs:<session id>` lists a session's streams, for DELETE.
-//! - `<prefix>instances`: a counter that gives each instance its number, from which stream numbers and the
-//!   ids of server-to-client requests start (so they are unique across instances).
-//!
-//! # Failures
-//!
-//! Nothing panics and the client reconnects by itself (exponential backoff). While Redis is unreachable,
-//! `initialize` gets 503 with `Retry-After`, and so does a request naming a session this instance does not
-//! hold; sessions an instance holds keep working from its copy; modern (2026-07-28) requests never touch
-//! Redis. Events are written to Redis in the background, in order, through a queue of
-//! [`RedisConfig::write_queue`] writes: past it (Redis too slow or away), writes are dropped and logged, so
-//! a client resuming on another instance may miss those events (resuming on the instance that ran the
-//! stream misses nothing: it keeps its own copy).
+//! Legacy sessions, SSE event logs, the session bus and tasks shared through Redis (feature `redis`): see
+//! [`RedisStores`].
 
 use std::fmt;
 use std::sync::Arc;
@@ -130,7 +96,52 @@ impl RedisConfig {
 }
 
 /// The Redis-backed stores of one instance: a [`RedisSessionStore`], a [`RedisEventStore`] and a
-/// [`RedisSessionBus`] sharing a connection. Give them to the service with [`HttpConfig::redis`].
+/// [`RedisSessionBus`] sharing a connection (and, with the `tasks` feature, the instance's tasks). Give them
+/// to the service with [`HttpConfig::redis`], and several instances of one server serve every legacy
+/// session behind a plain load balancer (no sticky sessions).
+///
+/// ```no_run
+/// # async fn run(server: keel_mcp::server::Server) -> Result<(), Box<dyn std::error::Error>> {
+/// use keel_mcp::server::http::{HttpConfig, RedisConfig, RedisStores};
+///
+/// let stores = RedisStores::connect(RedisConfig::new("redis://127.0.0.1:6379/")).await?;
+/// let config = HttpConfig::default().redis(&stores);
+/// server.serve_http("0.0.0.0:8080".parse()?, config).await?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # What is stored
+///
+/// - `<prefix>s:<session id>`: a hash with the session's record (`r`, JSON: protocol version, client
+///   info and capabilities, log level, subscriptions, principal) and its revision (`v`). It expires after
+///   [`HttpConfig::session_idle_timeout`](super::HttpConfig::session_idle_timeout) without use; every request
+///   of the session refreshes it (one round trip: `PEXPIRE` and `HGET` pipelined).
+/// - `<prefix>ev:<session id>:<stream>`: a Redis stream with the events of one SSE stream (entry id
+///   `0-<seq>`, field `m`), at most [`RedisConfig::events_per_stream`] (approximately: `MAXLEN ~`) and
+///   expiring [`RedisConfig::event_ttl`] after its last event; its end is the entry `1-0`.
+///   `<prefix>evs:<session id>` lists a session's streams, for DELETE.
+/// - `<prefix>instances`: a counter that gives each instance its number, from which stream numbers and the
+///   ids of server-to-client requests start (so they are unique across instances). Instances keep their
+///   number through a Redis restart; one started after Redis lost its data may get a number a running
+///   instance holds, so restart the instances too after such a loss (a number repeats only per 2^20).
+/// - `<prefix>bus`: the pub/sub channel of the [`RedisSessionBus`].
+/// - With the `tasks` feature, `<prefix>task:<id>`: a task's state as its instance last recorded it (JSON,
+///   expiring with the task), and `<prefix>alive:<instance>`: the instance's heartbeat (set every 2 s,
+///   expiring after 6 s). A task still running on an instance whose heartbeat lapsed is `failed`.
+///
+/// # Failures
+///
+/// Nothing panics and the client reconnects by itself (exponential backoff). While Redis is unreachable,
+/// `initialize` gets 503 with `Retry-After`, and so does a request naming a session this instance does not
+/// hold; sessions an instance holds keep working from its copy; modern (2026-07-28) requests never touch
+/// Redis. Events are written to Redis in the background, in order, through a queue of
+/// [`RedisConfig::write_queue`] writes: past it (Redis too slow or away), writes are dropped and logged, so
+/// a client resuming on another instance may miss those events (resuming on the instance that ran the
+/// stream misses nothing: it keeps its own copy). Bus messages published while an instance's subscription
+/// is down are lost for it (a lost answer ends as the waiting request's timeout). An instance that dies
+/// loses only what it held: its streams (clients resume elsewhere from Redis) and its running calls and
+/// tasks.
 #[derive(Clone, Debug)]
 pub struct RedisStores {
     sessions: Arc<RedisSessionStore>,
@@ -142,7 +153,7 @@ pub struct RedisStores {
 
 impl RedisStores {
     /// Connects to Redis and takes this instance's number. Fails when Redis cannot be reached now; later
-    /// outages are survived (see the [module docs](self)). Must run inside a Tokio runtime (it starts the
+    /// outages are survived (see [`RedisStores`]). Must run inside a Tokio runtime (it starts the
     /// task that writes events).
     pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
         let client = Client::open(config.url.as_str()).map_err(|e| StoreError::new(format!("bad Redis URL: {e}")))?;
@@ -224,7 +235,7 @@ fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// A [`SessionStore`] in Redis: one hash per session (see the [module docs](self)). The hot path, a
+/// A [`SessionStore`] in Redis: one hash per session (see [`RedisStores`]). The hot path, a
 /// request in a session this instance holds, costs one round trip ([`SessionStore::touch`]).
 pub struct RedisSessionStore {
     connection: ConnectionManager,
@@ -342,6 +353,8 @@ struct Stored {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct StoredPrincipal {
     #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
     subject: Option<String>,
     #[serde(default)]
     client_id: Option<String>,
@@ -365,6 +378,7 @@ impl From<&SessionRecord> for Stored {
             log_level: record.log_level,
             subscriptions: record.subscriptions.clone(),
             principal: record.principal.as_deref().map(|p| StoredPrincipal {
+                issuer: p.issuer.clone(),
                 subject: p.subject.clone(),
                 client_id: p.client_id.clone(),
                 scopes: p.scopes.clone(),
@@ -389,6 +403,7 @@ impl From<Stored> for SessionRecord {
             subscriptions: stored.subscriptions,
             principal: stored.principal.map(|p| {
                 Arc::new(Principal {
+                    issuer: p.issuer,
                     subject: p.subject,
                     client_id: p.client_id,
                     scopes: p.scopes,
@@ -401,7 +416,7 @@ impl From<Stored> for SessionRecord {
     }
 }
 
-/// An [`EventStore`] in Redis streams (see the [module docs](self)). The instance running a stream serves
+/// An [`EventStore`] in Redis streams (see [`RedisStores`]). The instance running a stream serves
 /// it from its own bounded copy (as [`MemoryEventStore`] does) and writes it to Redis in the background;
 /// other instances resume it from Redis, following it live until it ends.
 pub struct RedisEventStore {

@@ -24,6 +24,7 @@ use super::HttpConfig;
 use super::bus::Bus;
 use super::event_log::EventLog;
 use super::event_store::EventStore;
+use super::session_owner::SessionOwner;
 use super::session_store::SessionRecord;
 use crate::engine::PendingRequests;
 use crate::protocol::RequestId;
@@ -72,6 +73,9 @@ pub(crate) struct HttpSession {
     pub(crate) principal: Option<Arc<Principal>>,
     /// Reaches the other instances sharing the session.
     pub(crate) bus: Option<Arc<Bus>>,
+    /// The principal that opened the session, when an authorization layer verified one: only it may use
+    /// the session.
+    pub(crate) owner: Option<SessionOwner>,
 }
 
 #[derive(Debug, Default)]
@@ -111,11 +115,11 @@ impl HttpSession {
         let now = Instant::now();
         // With a shared store, instances number streams and server requests from their own base, so that
         // an event id or request id names one stream or request across the cluster.
-        let base = config.session_store.as_ref().map_or(0, |store| u64::from(store.instance()) << 32);
+        let base = config.session_store.as_ref().map_or(0, |store| u64::from(store.instance() & 0xF_FFFF) << 32);
         HttpSession {
             id,
             state: Mutex::new(LegacySession::default()),
-            pending: PendingRequests::with_ids_after(max_pending, base as i64),
+            pending: PendingRequests::with_ids_after(max_pending, i64::try_from(base).unwrap_or(0)),
             in_flight: Mutex::new(HashMap::new()),
             max_in_flight: config.max_requests_per_session.max(1),
             streams: Mutex::new(Streams { next: base, ..Streams::default() }),
@@ -128,6 +132,7 @@ impl HttpSession {
             revision: AtomicU64::new(0),
             principal: None,
             bus,
+            owner: None,
         }
     }
 
@@ -352,6 +357,7 @@ impl SessionTable {
     ) -> Arc<HttpSession> {
         let id: Arc<str> = new_session_id(self.counter.fetch_add(1, Ordering::Relaxed)).into();
         let mut session = HttpSession::new(id, peer.map(PeerKey::of), max_pending, config, self.bus.clone());
+        session.owner = principal.as_deref().map(SessionOwner::of_principal);
         session.principal = principal;
         self.insert(session)
     }
@@ -366,10 +372,8 @@ impl SessionTable {
         max_pending: usize,
         config: &HttpConfig,
     ) -> Arc<HttpSession> {
-        if let Some(session) = lock(&self.table).sessions.get(id) {
-            return session.clone();
-        }
         let mut session = HttpSession::new(id.into(), peer.map(PeerKey::of), max_pending, config, self.bus.clone());
+        session.owner = record.principal.as_deref().map(SessionOwner::of_principal);
         session.principal = record.principal.clone();
         session.restore(record, revision);
         session.mark_initialized();
@@ -385,6 +389,10 @@ impl SessionTable {
         let mut evicted = Vec::new();
         {
             let mut table = lock(&self.table);
+            if let Some(existing) = table.sessions.get(&id) {
+                // Two requests adopted the same session at once: the first one's copy is the one.
+                return existing.clone();
+            }
             if let Some(key) = peer
                 && table.per_peer.get(&key).is_some_and(|n| *n >= self.max_per_peer)
                 && let Some(victim) = table.victim(self.init_grace, |s| s.peer == Some(key))
@@ -571,6 +579,22 @@ mod tests {
         std::thread::sleep(Duration::from_millis(40));
         assert!(store.get(&a.id).is_none(), "expired");
         assert!(a.closed.is_cancelled());
+    }
+
+    #[test]
+    fn a_session_adopted_twice_is_one_copy() {
+        let config = config(10, 1);
+        let store = SessionTable::new(&config, None);
+        let record = || (SessionRecord::default(), 1);
+        let first = store.adopt("shared", record(), peer(1), 8, &config);
+        let second = store.adopt("shared", record(), peer(1), 8, &config);
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!(store.len(), 1);
+        // The peer's share counts it once: another session of that peer evicts it, and only it.
+        store.create(peer(1), None, 8, &config);
+        assert!(first.closed.is_cancelled());
+        assert_eq!(store.len(), 1);
+        assert!(lock(&store.table).per_peer.values().all(|n| *n == 1));
     }
 
     #[test]

@@ -1,12 +1,4 @@
-//! [`SessionStore`]: where legacy sessions are kept when several server instances share them (behind a load
-//! balancer, without sticky sessions). Without one (the default), a session lives only in the process that
-//! created it, in the bounded table of [`session`](super::session).
-//!
-//! With a store, each instance still keeps the sessions it serves in its own table (the pending server
-//! requests, running calls and open streams are per process); the store holds what another instance needs
-//! to take a session over: the negotiated protocol state, and when it expires. A request naming a session
-//! this instance does not hold loads it from the store; a request in a session it holds costs one store
-//! round trip ([`SessionStore::touch`]), which refreshes the expiry and says whether the record changed.
+//! [`SessionStore`]: legacy sessions shared by several server instances, and an in-memory one.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -67,13 +59,25 @@ pub struct SessionRecord {
 /// Legacy sessions shared by several server instances. Set it with
 /// [`HttpConfig::session_store`](super::HttpConfig::session_store).
 ///
+/// Where legacy sessions are kept when several server instances share them (behind a load
+/// balancer, without sticky sessions). Without one (the default), a session lives only in the process that
+/// created it, in the bounded table of [`HttpConfig::max_sessions`](super::HttpConfig::max_sessions).
+///
+/// With a store, each instance still keeps the sessions it serves in its own table (the pending server
+/// requests, running calls and open streams are per process); the store holds what another instance needs
+/// to take a session over: the negotiated protocol state, and when it expires. A request naming a session
+/// this instance does not hold loads it from the store; a request in a session it holds costs one store
+/// round trip ([`SessionStore::touch`]), which refreshes the expiry and says whether the record changed.
+///
 /// Every method takes the session's time to live: a record not touched for that long is gone for every
 /// instance (idle expiry). Implementations must refresh it on [`load`](Self::load) and
 /// [`touch`](Self::touch), and count a revision up on each [`save`](Self::save), so that instances holding a
 /// copy notice the change.
 pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// A number no other instance sharing this store holds, fixed for the store's life. Stream numbers and
-    /// the ids of server-to-client requests start from it, so that they stay unique across instances.
+    /// the ids of server-to-client requests start from it (times 2^32), so that they stay unique across
+    /// instances. Only its low 20 bits are used, so that those ids stay exact for clients that read JSON
+    /// numbers as doubles.
     fn instance(&self) -> u32;
 
     /// Stores (creates or replaces) the record of session `id`; returns its new revision.
