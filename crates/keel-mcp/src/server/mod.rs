@@ -44,7 +44,7 @@ pub mod http;
 mod inner;
 pub(crate) mod input;
 #[cfg(feature = "http-server")]
-mod peer_addr;
+pub(crate) mod peer_addr;
 mod principal;
 mod prompt;
 mod request;
