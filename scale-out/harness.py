@@ -21,7 +21,7 @@ is stopped when the test ends, failed or not.
                  works; Redis started again: the instances recover without a restart
 
 A test marked `needs` below is reported IGNORED with its reason (run it anyway with --include-ignored), like
-`#[ignore = "..."]` in Rust: it checks something that does not exist on this branch yet.
+`#[ignore = "..."]` in Rust: it checks something that does not work yet.
 
 Exit: 0 when every selected test passed (or was ignored), 1 when one failed, 2 on a setup error.
 """
@@ -292,7 +292,8 @@ class McpHttp:
         finally:
             conn.close()
 
-    def request(self, method: str, params: dict | None = None, extra: dict[str, str] | None = None) -> tuple[int, dict]:
+    def request(self, method: str, params: dict | None = None) -> tuple[int, dict]:
+        """A JSON-RPC request with the next id (not sent): (id, body)."""
         request_id = self.next_id
         self.next_id += 1
         body = {"jsonrpc": "2.0", "id": request_id, "method": method}
