@@ -337,18 +337,97 @@ pub async fn round(
     measure: Duration,
     check_all: bool,
 ) -> anyhow::Result<Stats> {
+    timed_round(conns, warmup, measure, |count_from, until| worker(port, era, count_from, until, check_all)).await
+}
+
+/// Runs `conns` workers made by `worker(count_from, until)` at once and gathers their latencies.
+async fn timed_round<W, F>(conns: usize, warmup: Duration, measure: Duration, worker: W) -> anyhow::Result<Stats>
+where
+    W: Fn(Instant, Instant) -> F,
+    F: std::future::Future<Output = anyhow::Result<Vec<u32>>> + Send + 'static,
+{
     let start = Instant::now() + Duration::from_millis(50);
     let count_from = start + warmup;
     let until = count_from + measure;
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..conns {
-        set.spawn(worker(port, era, count_from, until, check_all));
+        set.spawn(worker(count_from, until));
     }
     let mut all = Vec::new();
     while let Some(r) = set.join_next().await {
         all.extend(r??);
     }
     Ok(stats(all, measure))
+}
+
+/// One connection's loop with its session spread over several instances (see `SpreadSession`), as behind a
+/// round-robin load balancer.
+async fn spread_worker(
+    ports: Vec<u16>,
+    count_from: Instant,
+    until: Instant,
+    check_all: bool,
+) -> anyhow::Result<Vec<u32>> {
+    let mut session = SpreadSession::open(&ports).await?;
+    let mut lat = Vec::with_capacity(65536);
+    loop {
+        let start = Instant::now();
+        if start >= until {
+            break;
+        }
+        // The first call on each instance is always checked.
+        session.call(check_all || session.sent < ports.len() as u64).await?;
+        if start >= count_from {
+            lat.push(start.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        }
+    }
+    Ok(lat)
+}
+
+/// A legacy round whose sessions are spread over `ports` (see `spread_worker`); one port is an ordinary round.
+pub async fn spread_round(
+    ports: &[u16],
+    conns: usize,
+    warmup: Duration,
+    measure: Duration,
+    check_all: bool,
+) -> anyhow::Result<Stats> {
+    timed_round(conns, warmup, measure, |count_from, until| spread_worker(ports.to_vec(), count_from, until, check_all))
+        .await
+}
+
+/// A legacy session opened on the first of `ports`, with one keep-alive connection to each: call `n` goes to
+/// instance `n % ports.len()`.
+pub struct SpreadSession {
+    conns: Vec<Conn>,
+    calls: Vec<CallRequest>,
+    sent: u64,
+}
+
+impl SpreadSession {
+    pub async fn open(ports: &[u16]) -> anyhow::Result<SpreadSession> {
+        anyhow::ensure!(!ports.is_empty(), "no instance to call");
+        let mut conns = Vec::with_capacity(ports.len());
+        for &port in ports {
+            conns.push(Conn::connect(port).await?);
+        }
+        let session = conns[0].open_session(ports[0]).await?;
+        let calls = ports.iter().map(|&p| CallRequest::new(p, Era::Legacy, Some(&session))).collect();
+        Ok(SpreadSession { conns, calls, sent: 0 })
+    }
+
+    /// One `tools/call`, on the next instance in turn; its answer checked when `check`.
+    pub async fn call(&mut self, check: bool) -> anyhow::Result<()> {
+        self.sent += 1;
+        let at = (self.sent % self.conns.len() as u64) as usize;
+        self.calls[at].set_id(self.sent)?;
+        let answer = self.conns[at].exchange(&self.calls[at].bytes).await?;
+        anyhow::ensure!(answer.status == 200, "tools/call answered {}: {}", answer.status, text_of(answer.body));
+        if check {
+            check_sum(&message_of(answer.body)?, self.sent)?;
+        }
+        Ok(())
+    }
 }
 
 pub fn stats(mut lat: Vec<u32>, measure: Duration) -> Stats {

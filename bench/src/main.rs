@@ -12,6 +12,7 @@ mod build_cost;
 mod client_load;
 mod codec;
 mod http_load;
+mod scale_out;
 mod servers;
 mod stdio_load;
 
@@ -125,15 +126,39 @@ struct ServerProc {
 
 impl ServerProc {
     fn spawn(kind: &str) -> anyhow::Result<ServerProc> {
+        ServerProc::spawn_with_env(kind, &[])
+    }
+
+    /// Spawns with extra environment variables (`REDIS_URL` for `keel-redis`).
+    fn spawn_with_env(kind: &str, env: &[(&str, &str)]) -> anyhow::Result<ServerProc> {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0")?;
             l.local_addr()?.port()
         };
-        let child = server_command(kind, Some(port), true).stderr(std::process::Stdio::null()).spawn()?;
+        let mut cmd = server_command(kind, Some(port), true);
+        cmd.envs(env.iter().copied());
+        // What a server says before it listens is kept, to say why one did not start.
+        let log = std::env::temp_dir().join(format!("keel-bench-{}-{port}.stderr", std::process::id()));
+        let mut child = cmd.stderr(std::fs::File::create(&log)?).spawn()?;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            anyhow::ensure!(std::time::Instant::now() < deadline, "server {kind} did not start");
+        let started = loop {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break Ok(());
+            }
+            if let Some(status) = child.try_wait()? {
+                break Err(format!("exited ({status})"));
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break Err("did not listen within 10 s".to_owned());
+            }
             std::thread::sleep(Duration::from_millis(20));
+        };
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        if let Err(why) = started {
+            anyhow::bail!("server {kind} {why}: {}", said.trim());
         }
         Ok(ServerProc { child, port })
     }
@@ -330,7 +355,7 @@ async fn client_bench(report: &mut Report, plan: &Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
-const SECTIONS: &[&str] = &["http-modern", "http-legacy", "stdio", "memory", "client", "codec"];
+const SECTIONS: &[&str] = &["http-modern", "http-legacy", "stdio", "memory", "client", "codec", "scale-out"];
 const USAGE: &str = "keel-bench [--quick] [--json out.json] [--build-cost] [--only section,...]";
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -404,6 +429,9 @@ fn main() -> anyhow::Result<()> {
         }
         if opts.runs("client") {
             client_bench(&mut report, &plan).await?;
+        }
+        if opts.runs("scale-out") {
+            scale_out::bench(&mut report, &plan, opts.quick).await?;
         }
         anyhow::Ok(())
     })?;

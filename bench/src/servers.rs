@@ -153,6 +153,16 @@ fn serve_echo_stdio() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Keel's HTTP configuration in every row. The load generator opens up to 256 connections from one address per
+/// round, while the previous round's may still be closing, and the idle-session row opens 10,000 sessions from
+/// 127.0.0.1: no per-peer caps here.
+fn keel_http_config() -> keel_mcp::server::http::HttpConfig {
+    keel_mcp::server::http::HttpConfig::default()
+        .max_sessions(1_000_000)
+        .max_connections_per_peer(usize::MAX)
+        .max_sessions_per_peer(1_000_000)
+}
+
 /// `keel-bench serve <kind> [--port N]`: runs one server until killed. Servers use a single-threaded runtime:
 /// they are pinned to one core, so more workers would only contend.
 pub fn serve(kind: &str, port: u16) -> anyhow::Result<()> {
@@ -165,15 +175,19 @@ pub fn serve(kind: &str, port: u16) -> anyhow::Result<()> {
         match kind {
             "floor" => serve_floor(tokio::net::TcpListener::bind(addr).await?).await,
             "keel" => {
-                // The load generator opens up to 256 connections from one address per round, while the
-                // previous round's may still be closing, and the idle-session row opens 10,000 sessions from
-                // 127.0.0.1: no per-peer caps here.
-                let config = keel_mcp::server::http::HttpConfig::default()
-                    .max_sessions(1_000_000)
-                    .max_connections_per_peer(usize::MAX)
-                    .max_sessions_per_peer(1_000_000);
                 let listener = tokio::net::TcpListener::bind(addr).await?;
-                keel_server().serve_http_on(listener, config, std::future::pending()).await?;
+                keel_server().serve_http_on(listener, keel_http_config(), std::future::pending()).await?;
+                Ok(())
+            }
+            "keel-redis" => {
+                // Sessions and event logs in the Redis at REDIS_URL (the scale-out rows).
+                use keel_mcp::server::http::{RedisConfig, RedisStores};
+                let url = std::env::var("REDIS_URL").map_err(|_| anyhow::anyhow!("keel-redis needs REDIS_URL"))?;
+                let stores = RedisStores::connect(RedisConfig::new(url)).await?;
+                let listener = tokio::net::TcpListener::bind(addr).await?;
+                keel_server()
+                    .serve_http_on(listener, keel_http_config().redis(&stores), std::future::pending())
+                    .await?;
                 Ok(())
             }
             "rmcp" => serve_rmcp_http(tokio::net::TcpListener::bind(addr).await?, false).await,

@@ -87,6 +87,20 @@ struct SecondsArg {
 }
 
 #[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct StreamArgs {
+    /// How many progress notifications to send (at most 10,000).
+    count: u32,
+    /// Ask the user one question right after this many notifications (0: never).
+    #[serde(default)]
+    ask_after: u32,
+}
+
+/// Most progress notifications `test_progress_stream` sends: more than one SSE stream replays (1,024 in memory) is
+/// pointless, and a caller must not make the fixture spin forever.
+const MAX_STREAMED: u32 = 10_000;
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
 struct RegionArgs {
     region: String,
 }
@@ -248,6 +262,24 @@ pub fn server() -> Server {
             tokio::time::sleep(Duration::from_millis(100)).await;
             "Reconnection test completed"
         })
+        .tool(
+            "test_progress_stream",
+            "Sends `count` progress notifications (progress 1..count) and, after `askAfter` of them, asks one question; \
+             scale-out/run drops and resumes its stream on other instances",
+            |ctx: RequestContext, StreamArgs { count, ask_after }: StreamArgs| async move {
+                let count = count.min(MAX_STREAMED);
+                let mut answer = String::from("none");
+                for step in 1..=count {
+                    ctx.progress(f64::from(step), Some(f64::from(count)), None).await;
+                    if step == ask_after {
+                        let fields = [("answer", json!({"type": "string"}))];
+                        let reply = ctx.elicit("question", form("Your answer?", &fields, &["answer"])).await?;
+                        answer = field(&reply, "answer");
+                    }
+                }
+                Ok::<_, HandlerError>(format!("sent {count} progress notifications; answer={answer}"))
+            },
+        )
         .tool_def(
             ToolDef::new("test_custom_header", |args: RegionArgs| async move { format!("region={}", args.region) })
                 .description("A tool whose region argument is mirrored into the Mcp-Param-Region header")
