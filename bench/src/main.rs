@@ -12,6 +12,7 @@ mod build_cost;
 mod client_load;
 mod codec;
 mod http_load;
+mod protected;
 mod servers;
 mod stdio_load;
 
@@ -125,11 +126,19 @@ struct ServerProc {
 
 impl ServerProc {
     fn spawn(kind: &str) -> anyhow::Result<ServerProc> {
+        ServerProc::spawn_with(kind, &[])
+    }
+
+    /// [`ServerProc::spawn`] with extra environment variables for the server.
+    fn spawn_with(kind: &str, env: &[(&str, &str)]) -> anyhow::Result<ServerProc> {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0")?;
             l.local_addr()?.port()
         };
-        let child = server_command(kind, Some(port), true).stderr(std::process::Stdio::null()).spawn()?;
+        let child = server_command(kind, Some(port), true)
+            .envs(env.iter().copied())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             anyhow::ensure!(std::time::Instant::now() < deadline, "server {kind} did not start");
@@ -248,6 +257,52 @@ async fn http_bench(report: &mut Report, plan: &Plan, era: Era, quick: bool) -> 
     Ok(())
 }
 
+/// Protected `tools/call` as a share of the same server unprotected, in both eras. Every request carries the same
+/// token, as a client's do: `JwtVerifier` checks its signature once (after fetching the JWKS once) and then finds
+/// it in its verified-token cache, so the row measures what protection costs a steady client. Both servers run
+/// side by side and the rounds alternate between them, as in [`http_bench`].
+async fn protected_bench(report: &mut Report, plan: &Plan, quick: bool) -> anyhow::Result<()> {
+    report.section(
+        "HTTP, protected `tools/call` (one ES256 JWT checked by `JwtVerifier`: JWKS and verified token cached; \
+         goal ≥ 90 %)",
+        &["era", "connections", "unprotected req/s", "protected req/s", "protected p50 µs", "% of unprotected"],
+    );
+    let credentials = protected::credentials()?;
+    let plain = ServerProc::spawn("keel")?;
+    let guarded = ServerProc::spawn_with("keel-protected", &[(protected::JWK_ENV, &credentials.jwk)])?;
+    let refused = http_load::call_status(guarded.port, None).await?;
+    anyhow::ensure!(refused == 401, "the protected server answered {refused} to a call without a token, not 401");
+    let mut rows = Vec::new();
+    for (era, era_name) in [(Era::Modern, "modern"), (Era::Legacy, "legacy")] {
+        for &conns in plan.conns {
+            let (mut open, mut shut) = (Vec::new(), Vec::new());
+            for _ in 0..plan.rounds {
+                open.push(http_load::round(plain.port, era, conns, plan.warmup, plan.measure, quick).await?);
+                let token = Some(credentials.token.clone());
+                shut.push(
+                    http_load::round_as(guarded.port, era, conns, plan.warmup, plan.measure, quick, token).await?,
+                );
+            }
+            let rps = |s: &[http_load::Stats]| median(s.iter().map(|s| s.rps).collect());
+            let (open_rps, shut_rps) = (rps(&open), rps(&shut));
+            let p50 = median(shut.iter().map(|s| s.p50_us).collect());
+            anyhow::ensure!(shut_rps > 0.0, "the protected server answered nothing at {conns} connections");
+            report.row(&[
+                era_name.into(),
+                conns.to_string(),
+                format!("{open_rps:.0}"),
+                format!("{shut_rps:.0}"),
+                format!("{p50:.0}"),
+                pct(shut_rps, open_rps),
+            ]);
+            rows.push(json!({"era": era_name, "connections": conns, "unprotected_rps": open_rps,
+                "protected_rps": shut_rps, "protected_p50_us": p50}));
+        }
+    }
+    report.json.insert("http_protected".into(), rows.into());
+    Ok(())
+}
+
 /// stdio is measured two ways. With the child on the harness's own core, a round trip costs two context switches
 /// and the rest is each side's CPU work, so the ratio shows what the SDK spends per message. With the child on the
 /// other core, every round trip waits for two cross-core wake-ups, which dominate and hide most of that work.
@@ -330,7 +385,7 @@ async fn client_bench(report: &mut Report, plan: &Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
-const SECTIONS: &[&str] = &["http-modern", "http-legacy", "stdio", "memory", "client", "codec"];
+const SECTIONS: &[&str] = &["http-modern", "http-legacy", "stdio", "memory", "client", "codec", "protected"];
 const USAGE: &str = "keel-bench [--quick] [--json out.json] [--build-cost] [--only section,...]";
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -395,6 +450,9 @@ fn main() -> anyhow::Result<()> {
         }
         if opts.runs("http-legacy") {
             http_bench(&mut report, &plan, Era::Legacy, opts.quick).await?;
+        }
+        if opts.runs("protected") {
+            protected_bench(&mut report, &plan, opts.quick).await?;
         }
         if opts.runs("stdio") {
             stdio_bench(&mut report, &plan, opts.quick).await?;

@@ -164,14 +164,17 @@ pub fn serve(kind: &str, port: u16) -> anyhow::Result<()> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         match kind {
             "floor" => serve_floor(tokio::net::TcpListener::bind(addr).await?).await,
-            "keel" => {
+            "keel" | "keel-protected" => {
                 // The load generator opens up to 256 connections from one address per round, while the
                 // previous round's may still be closing, and the idle-session row opens 10,000 sessions from
                 // 127.0.0.1: no per-peer caps here.
-                let config = keel_mcp::server::http::HttpConfig::default()
+                let mut config = keel_mcp::server::http::HttpConfig::default()
                     .max_sessions(1_000_000)
                     .max_connections_per_peer(usize::MAX)
                     .max_sessions_per_peer(1_000_000);
+                if kind == "keel-protected" {
+                    config = config.resource_server(crate::protected::protection().await?)?;
+                }
                 let listener = tokio::net::TcpListener::bind(addr).await?;
                 keel_server().serve_http_on(listener, config, std::future::pending()).await?;
                 Ok(())
