@@ -342,20 +342,9 @@ async fn worker(
     Ok(lat)
 }
 
-/// One round: `conns` connections for `warmup + measure`, counting only the measured part.
+/// One round: `conns` connections for `warmup + measure`, counting only the measured part. With `bearer`, every
+/// request (the legacy `initialize` too) carries `Authorization: Bearer <bearer>`.
 pub async fn round(
-    port: u16,
-    era: Era,
-    conns: usize,
-    warmup: Duration,
-    measure: Duration,
-    check_all: bool,
-) -> anyhow::Result<Stats> {
-    round_as(port, era, conns, warmup, measure, check_all, None).await
-}
-
-/// [`round`] with every request (the legacy `initialize` too) carrying `Authorization: Bearer <bearer>`.
-pub async fn round_as(
     port: u16,
     era: Era,
     conns: usize,

@@ -226,7 +226,7 @@ async fn http_bench(report: &mut Report, plan: &Plan, era: Era, quick: bool) -> 
         let mut rounds: Vec<Vec<http_load::Stats>> = servers.iter().map(|_| Vec::new()).collect();
         for _ in 0..plan.rounds {
             for ((_, server), rounds) in servers.iter().zip(&mut rounds) {
-                rounds.push(http_load::round(server.port, era, conns, plan.warmup, plan.measure, quick).await?);
+                rounds.push(http_load::round(server.port, era, conns, plan.warmup, plan.measure, quick, None).await?);
             }
         }
         for ((name, _), rounds) in servers.iter().zip(rounds) {
@@ -277,11 +277,9 @@ async fn protected_bench(report: &mut Report, plan: &Plan, quick: bool) -> anyho
         for &conns in plan.conns {
             let (mut open, mut shut) = (Vec::new(), Vec::new());
             for _ in 0..plan.rounds {
-                open.push(http_load::round(plain.port, era, conns, plan.warmup, plan.measure, quick).await?);
+                open.push(http_load::round(plain.port, era, conns, plan.warmup, plan.measure, quick, None).await?);
                 let token = Some(credentials.token.clone());
-                shut.push(
-                    http_load::round_as(guarded.port, era, conns, plan.warmup, plan.measure, quick, token).await?,
-                );
+                shut.push(http_load::round(guarded.port, era, conns, plan.warmup, plan.measure, quick, token).await?);
             }
             let rps = |s: &[http_load::Stats]| median(s.iter().map(|s| s.rps).collect());
             let (open_rps, shut_rps) = (rps(&open), rps(&shut));

@@ -50,7 +50,7 @@ import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from driver import LIVE, RUN_TIMEOUT, START_TIMEOUT, Failed, Keel, Run, expect, http_request, kill
+from driver import LIVE, RUN_TIMEOUT, START_TIMEOUT, Failed, Keel, Run, Server, Suite, expect, kill, stop_group
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SUBJECT = "interop-user"
@@ -95,16 +95,7 @@ class Process:
                     return line
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=5)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.process.wait()
+        stop_group(self.process)
         self.log.close()
 
 
@@ -121,22 +112,13 @@ def wait_port(port: int, process: Process) -> None:
     raise Failed(f"nothing listened on port {port} within {START_TIMEOUT:.0f}s")
 
 
-class AuthServer:
-    """What driver.Keel needs of a server: the MCP URL and the authorization server's events."""
+class AuthServer(Server):
+    """What driver.Keel needs of a server (the MCP URL, the authorization server's new events), for servers this
+    driver starts itself."""
 
     def __init__(self, as_url: str, mcp_url: str) -> None:
+        # Not Server.__init__, which starts the combined server process of driver.py's suites.
         self.as_url, self.mcp_url, self.seen = as_url, mcp_url, 0
-
-    def events(self) -> list[dict[str, Any]]:
-        status, _, data = http_request("GET", self.as_url + "/_test/events")
-        if status != 200:
-            raise Failed(f"/_test/events answered {status}")
-        return json.loads(data)
-
-    def new_events(self) -> list[dict[str, Any]]:
-        events = self.events()
-        fresh, self.seen = events[self.seen :], len(events)
-        return fresh
 
 
 REQUEST = re.compile(r"^(GET|POST|DELETE|HEAD|OPTIONS|PUT|PATCH) (\S+) HTTP/1\.[01]$")
@@ -224,31 +206,6 @@ def check_step_up_authorization(authorize: dict[str, Any], token: dict[str, Any]
     expect(WRITE in asked and READ in asked, f"the re-authorization asked for {asked}, not {READ} + {WRITE}")
     granted = ((token or {}).get("response") or {}).get("scope", "").split()
     expect(WRITE in granted, f"the new token's scope is {granted}")
-
-
-class Suite:
-    def __init__(self) -> None:
-        self.passed: set[str] = set()
-        self.failed = False
-
-    def scenario(self, name: str, needs: list[str], check: Any) -> None:
-        missing = [n for n in needs if n not in self.passed]
-        why: str | None = None
-        if missing:
-            why = f"not run: {', '.join(missing)} failed"
-        else:
-            try:
-                check()
-            except Failed as failure:
-                why = str(failure)
-            except Exception as error:  # a driver bug or an odd answer: this scenario fails, the others still run
-                why = f"{type(error).__name__}: {error}"
-        if why is None:
-            self.passed.add(name)
-            print(f"scenario {name} ok", flush=True)
-        else:
-            self.failed = True
-            print(f"scenario {name} FAILED: {why}", flush=True)
 
 
 def where(events: list[dict[str, Any]], path: str) -> list[dict[str, Any]]:
@@ -391,7 +348,7 @@ def main() -> int:
         parser.error("--client keel needs --keel")
     os.makedirs(args.logs, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    suite = Suite()
+    suite = Suite(args)
     processes: list[Process] = []
     work = tempfile.mkdtemp(prefix="keel-protected-interop-")
     try:
@@ -424,7 +381,7 @@ def main() -> int:
         for process in processes:
             process.stop()
         shutil.rmtree(work, ignore_errors=True)
-    return 1 if suite.failed else 0
+    return 0 if all(why is None for _, why in suite.results) else 1
 
 
 if __name__ == "__main__":
