@@ -17,6 +17,11 @@ What it does, in order:
 4. Hands the results to `conformance-score` (the `keel-conformance` crate's `scoring` module, with unit tests),
    which judges every scenario from its `checks.json` with the strict rule, compares with
    `conformance/expected-failures.yml` and decides the exit status.
+5. Runs the harness's authorization-server mode (`conformance authorization`) against the
+   `authorization_server` example of keel-mcp, once with a pre-registered public client and once with a
+   confidential one, answering the harness's "open this URL in a browser" without a browser: GET the
+   authorize URL without following redirects, then GET the `Location` (the harness's callback). Every check
+   must be SUCCESS — a WARNING, a FAILURE, a SKIPPED or a missing check id fails the run.
 
 Standard library only (Python >= 3.9).
 """
@@ -48,6 +53,8 @@ PACKAGE_JSON = CONFORMANCE_DIR / "package.json"
 PACKAGE_LOCK = CONFORMANCE_DIR / "package-lock.json"
 
 SIDES = ("server", "client")
+AUTH_SIDE = "authorization"  # the harness's authorization-server mode, against the authorization_server example
+AUTH_CHECKS = ("authorization-server-metadata", "authorization-server-metadata-cimd", "authorization-code-grant")
 DEFAULT_LABEL = "default"  # the run without --spec-version
 MATRIX = ("2025-11-25", "2026-07-28", DEFAULT_LABEL)
 VERSION_ALIASES = {"draft": "2026-07-28", "none": DEFAULT_LABEL}
@@ -408,6 +415,146 @@ def run_harness(run: Run, tools: Toolchain, args, binaries: dict[str, Path], sce
     run.record()
 
 
+# ------------------------------------------------------------------------------------- authorization server
+
+
+def build_authorization_server() -> Path:
+    cmd = [
+        "cargo", "build", "-p", "keel-mcp", "--example", "authorization_server", "--features", "authorization-server,resource-server",
+        "--message-format=json-render-diagnostics",
+    ]
+    say("build: " + " ".join(cmd))
+    proc = subprocess.run(cmd, cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise SetupError(f"cargo build of the authorization_server example failed (exit {proc.returncode})")
+    for line in proc.stdout.splitlines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if msg.get("reason") == "compiler-artifact" and msg.get("executable") and msg["target"]["name"] == "authorization_server":
+            return Path(msg["executable"])
+    raise SetupError("cargo build produced no authorization_server executable")
+
+
+def _get_no_redirect(url: str, timeout: float = 10.0) -> tuple[int, str | None]:
+    """GET `url` without following redirects: the status and the Location header."""
+    import http.client
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        conn.request("GET", parts.path + ("?" + parts.query if parts.query else ""))
+        response = conn.getresponse()
+        response.read()
+        return response.status, response.getheader("Location")
+    finally:
+        conn.close()
+
+
+def _wait_for(path: Path, pattern: re.Pattern, proc: subprocess.Popen, seconds: float) -> re.Match | None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            found = pattern.search(path.read_text(errors="replace"))
+        except OSError:
+            found = None
+        if found:
+            return found
+        if proc.poll() is not None:
+            return None
+        time.sleep(0.05)
+    return None
+
+
+def run_authorization_profile(tools: Toolchain, binary: Path, out_dir: Path, profile: str) -> list[str]:
+    """One harness run against a fresh example process; returns what went wrong (empty when all passed)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    client_id = f"conformance-{profile}"
+    secret = hashlib.sha256(os.urandom(32)).hexdigest() if profile == "confidential" else None
+    flags = ["--public-client-id", client_id] if secret is None else [
+        "--confidential-client-id", client_id, "--client-secret", secret]
+    as_log = out_dir / "authorization_server.log"
+    with open(as_log, "wb") as out:
+        server = spawn([str(binary), "--port", "0", "--auto-approve", *flags], stdout=out, stderr=subprocess.STDOUT)
+    errors: list[str] = []
+    harness = None
+    try:
+        ready = _wait_for(as_log, re.compile(r"listening on (http://127\.0\.0\.1:\d+)"), server, 30)
+        if not ready:
+            return [f"the example did not print its listening line: {' | '.join(tail(as_log, 5))}"]
+        issuer = ready.group(1)
+        harness_log = out_dir / "harness.log"
+        cli_args = [
+            "authorization", "--url", issuer, "--client-id", client_id, "--resource", f"{issuer}/mcp",
+            "-p", str(free_port()), "-o", str(out_dir / "results"),
+        ]
+        if secret:
+            cli_args += ["--client-secret", secret]
+        with open(harness_log, "wb") as out:
+            harness = spawn(tools.command(*cli_args), env=tools.env(), stdout=out, stderr=subprocess.STDOUT)
+        # The harness prints the authorize URL and waits for a browser; play the browser.
+        authorize = re.compile(r"^(" + re.escape(issuer) + r"/authorize\?\S+)$", re.M)
+        found = _wait_for(harness_log, authorize, harness, 60)
+        if not found:
+            errors.append("the harness printed no authorization URL")
+        else:
+            status, location = _get_no_redirect(found.group(1))
+            if status not in (302, 303) or not location:
+                errors.append(f"the authorization endpoint answered {status} without a redirect")
+            else:
+                for _ in range(100):  # the callback listener binds after the URL is printed
+                    try:
+                        _get_no_redirect(location)
+                        break
+                    except OSError:
+                        time.sleep(0.1)
+                else:
+                    errors.append("the harness's callback listener never answered")
+        try:
+            code = harness.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            code = None
+            errors.append("the harness did not finish within 120 s")
+        if code not in (0, None):
+            errors.append(f"the harness exited with code {code}")
+        checks = []
+        for path in sorted((out_dir / "results").glob("*/checks.json")):
+            checks.extend(json.loads(path.read_text()))
+        seen = {c.get("id"): c.get("status") for c in checks}
+        for check in checks:
+            if check.get("status") != "SUCCESS":
+                errors.append(f"{check.get('id')}: {check.get('status')} {one_line(json.dumps(check.get('details', '')), 160)}")
+        errors.extend(f"{name}: missing" for name in AUTH_CHECKS if name not in seen)
+        if errors:
+            errors.extend("harness log: " + line for line in tail(harness_log, 8))
+            errors.extend("server log: " + line for line in tail(as_log, 5))
+        return errors
+    finally:
+        if harness:
+            stop(harness)
+        stop(server)
+
+
+def run_authorization(tools: Toolchain, results_root: Path) -> int:
+    binary = build_authorization_server()
+    heading("authorization server (conformance authorization)")
+    failed = 0
+    for profile in ("public", "confidential"):
+        started = time.monotonic()
+        errors = run_authorization_profile(tools, binary, results_root / f"authorization-{profile}", profile)
+        took = time.monotonic() - started
+        if errors:
+            failed += 1
+            say(colour(f"  {profile:<13} FAILED ({took:.1f} s)", "31"))
+            for line in errors:
+                say(f"    {one_line(line)}")
+        else:
+            say(colour(f"  {profile:<13} ok: {', '.join(AUTH_CHECKS)} all SUCCESS ({took:.1f} s)", "32"))
+    return failed
+
+
 # ------------------------------------------------------------------------------------------------------- main
 
 
@@ -424,7 +571,10 @@ def parse_args(argv: list[str]):
         "  conformance/run --only client --spec-version 2026-07-28 --scenario auth/metadata-default\n"
         "  conformance/run --write-expected                   # make the list match what fails now",
     )
-    p.add_argument("--only", choices=SIDES, help="run only the server or only the client suites")
+    p.add_argument(
+        "--only", choices=SIDES + (AUTH_SIDE,),
+        help="run only the server or only the client suites, or only the authorization-server mode",
+    )
     p.add_argument(
         "--spec-version", action="append", metavar="V",
         help="run only this configuration: 2025-11-25, 2026-07-28 (alias draft) or default (no --spec-version); "
@@ -463,7 +613,7 @@ def parse_args(argv: list[str]):
         if v not in labels:
             labels.append(v)
     args.labels = labels or list(MATRIX)
-    args.sides = [args.only] if args.only else list(SIDES)
+    args.sides = [args.only] if args.only else list(SIDES) + [AUTH_SIDE]
     if args.write_expected and (args.scenario or sorted(args.labels) != sorted(MATRIX)):
         p.error("--write-expected needs the full matrix: drop --scenario and --spec-version")
     return args
@@ -482,7 +632,8 @@ def main(argv: list[str]) -> int:
 
     # `conformance list` (one per run) runs while cargo builds.
     t = time.monotonic()
-    listing = {(side, label): list_scenarios_async(tools, side, label) for side in args.sides for label in args.labels}
+    suite_sides = [side for side in args.sides if side in SIDES]
+    listing = {(side, label): list_scenarios_async(tools, side, label) for side in suite_sides for label in args.labels}
     try:
         binaries = build_binaries()
     except BaseException:
@@ -495,6 +646,8 @@ def main(argv: list[str]) -> int:
     if subprocess.run(score + ["check", str(args.expected)], stdin=subprocess.DEVNULL).returncode != 0:
         raise SetupError(f"{args.expected}: fix the expected-failures file first")
 
+    run_auth = AUTH_SIDE in args.sides and not args.scenario and not args.write_expected
+    args.sides = suite_sides
     if args.scenario:
         known = {side for (side, _), names in scenarios.items() if args.scenario in names}
         if not known:
@@ -534,20 +687,31 @@ def main(argv: list[str]) -> int:
             phases.append((run.title, run.seconds))
             runs.append(run)
 
+    auth_failures = 0
+    if run_auth:
+        t = time.monotonic()
+        auth_failures = run_authorization(tools, results_root)
+        phases.append(("authorization server", time.monotonic() - t))
+
     heading("timings")
     phases.append(("total", time.monotonic() - t0))
     for name, seconds in phases:
         say(f"  {name:<40} {seconds:7.1f} s")
 
-    if not runs:
+    if not runs and not run_auth:
         raise SetupError("no run was selected")
-    # The verdict (tables, unexpected results, exit status) is conformance-score's.
-    score += ["score", "--expected", str(args.expected), "--results", str(results_root)]
-    if args.write_expected:
-        score.append("--write-expected")
-    code = subprocess.run(score, stdin=subprocess.DEVNULL).returncode
-    if code not in (EXIT_OK, EXIT_UNEXPECTED):
-        raise SetupError(f"conformance-score failed (exit {code}); results in {results_root}")
+    code = EXIT_OK
+    if runs:
+        # The verdict on the suites (tables, unexpected results, exit status) is conformance-score's.
+        score += ["score", "--expected", str(args.expected), "--results", str(results_root)]
+        if args.write_expected:
+            score.append("--write-expected")
+        code = subprocess.run(score, stdin=subprocess.DEVNULL).returncode
+        if code not in (EXIT_OK, EXIT_UNEXPECTED):
+            raise SetupError(f"conformance-score failed (exit {code}); results in {results_root}")
+    if auth_failures:
+        say(colour(f"\nauthorization server: {auth_failures} profile(s) failed", "31"))
+        code = EXIT_UNEXPECTED
     keep = keep or code != EXIT_OK
     if keep:
         if results_root in _scratch:

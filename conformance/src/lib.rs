@@ -6,3 +6,4 @@ pub mod client_scenarios;
 pub mod fixture;
 pub mod scoring;
 pub mod skills_host;
+pub mod telemetry;

@@ -3,57 +3,13 @@
 
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Longest wait for anything in this test.
-const BOUND: Duration = Duration::from_secs(10);
-
-/// A port that was free a moment ago (the server takes its port from `PORT`).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The child process, killed if a test fails before it exits.
-struct Server {
-    child: Option<Child>,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Starts the server and waits for its "serving" log line, written once it listens.
-fn start() -> Server {
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_conformance-server"))
-        .env("PORT", port.to_string())
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (ready, listening) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("serving MCP") {
-                let _ = ready.send(());
-            }
-        }
-    });
-    listening.recv_timeout(BOUND).expect("conformance-server listens");
-    Server { child: Some(child), addr: SocketAddr::from(([127, 0, 0, 1], port)) }
-}
+mod server_process;
+use server_process::{BOUND, start};
 
 fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).unwrap();
@@ -104,7 +60,7 @@ fn open_legacy_stream(addr: SocketAddr) -> TcpStream {
 }
 
 fn exits_cleanly_on(signal: &str) {
-    let mut server = start();
+    let mut server = start(&[]);
     let mut stream = open_legacy_stream(server.addr);
     let sent = Instant::now();
     let mut child = server.child.take().expect("started above");

@@ -3,6 +3,9 @@
 //! Serves streamable HTTP on `PORT` (default 3000) at `/mcp`; `conformance-server --stdio` serves the
 //! same fixture on stdin/stdout. On SIGTERM or SIGINT it shuts down gracefully and exits 0 within 2 s, open
 //! streams included.
+//!
+//! With `OTEL_EXPORTER_OTLP_ENDPOINT` set, it exports its spans (per the MCP semantic conventions) over
+//! OTLP http/protobuf to that endpoint; without it, it records nothing.
 
 use keel_conformance::fixture;
 
@@ -13,6 +16,8 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(false)
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .init();
+    // Flushes the spans on the way out.
+    let _exporting = keel_conformance::telemetry::from_env("keel-conformance-server")?;
     let server = fixture::server();
     if std::env::args().any(|a| a == "--stdio") {
         server.serve_stdio().await?;

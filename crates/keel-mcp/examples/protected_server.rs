@@ -7,6 +7,10 @@
 //!     --resource http://127.0.0.1:8080/mcp
 //! ```
 //!
+//! With `--introspection-url URL --client-id ID --client-secret S` tokens are checked by RFC 7662
+//! introspection at URL (authenticating with `client_secret_basic`) instead of as JWTs; with `--dpop` every
+//! token must be DPoP-bound and come with a DPoP proof (RFC 9449), and bearer tokens are refused.
+//!
 //! Scopes: `notes:read`, `notes:write`. Tools: `whoami` (any valid token; `{"sub","client_id","scopes"}`),
 //! `list_notes` (`notes:read`), `add_note` (`notes:write`, `{"text": string}`). Prints a line containing
 //! `listening` once it accepts connections, and exits cleanly on SIGTERM or Ctrl-C. `--port 0` picks a free
@@ -16,12 +20,27 @@
 mod notes;
 
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use keel_mcp::auth::resource::dpop::DpopVerifier;
+use keel_mcp::auth::resource::introspection::IntrospectionVerifier;
+use keel_mcp::auth::resource::{JwtConfig, JwtVerifier, TokenVerifier};
+use keel_mcp::server::http::HttpConfig;
 
 struct Args {
     port: u16,
     issuer: String,
     jwks_url: String,
     resource: String,
+    introspection: Option<Introspection>,
+    dpop: bool,
+}
+
+/// Where and how to introspect tokens.
+struct Introspection {
+    url: String,
+    client_id: String,
+    client_secret: String,
 }
 
 const USAGE: &str = "usage: protected_server --port P --issuer ISS --jwks-url URL --resource URL \
@@ -29,7 +48,7 @@ const USAGE: &str = "usage: protected_server --port P --issuer ISS --jwks-url UR
 
 fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
     let (mut port, mut issuer, mut jwks_url, mut resource) = (None, None, None, None);
-    let mut not_yet = Vec::new();
+    let (mut introspection_url, mut client_id, mut client_secret, mut dpop) = (None, None, None, false);
     while let Some(flag) = raw.next() {
         let mut value = || raw.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -37,24 +56,46 @@ fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
             "--issuer" => issuer = Some(value()?),
             "--jwks-url" => jwks_url = Some(value()?),
             "--resource" => resource = Some(value()?),
-            "--introspection-url" | "--client-id" | "--client-secret" => {
-                value()?;
-                not_yet.push(flag);
-            }
-            "--dpop" => not_yet.push(flag),
+            "--introspection-url" => introspection_url = Some(value()?),
+            "--client-id" => client_id = Some(value()?),
+            "--client-secret" => client_secret = Some(value()?),
+            "--dpop" => dpop = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if !not_yet.is_empty() {
-        return Err(format!("{} not supported by this build yet (introspection and DPoP)", not_yet.join(", ")));
-    }
     let missing = |name: &str| format!("{name} is required");
+    let introspection = match (introspection_url, client_id, client_secret) {
+        (None, None, None) => None,
+        (Some(url), Some(client_id), Some(client_secret)) => Some(Introspection { url, client_id, client_secret }),
+        _ => return Err("--introspection-url, --client-id and --client-secret go together".into()),
+    };
     Ok(Args {
         port: port.ok_or_else(|| missing("--port"))?,
         issuer: issuer.ok_or_else(|| missing("--issuer"))?,
         jwks_url: jwks_url.ok_or_else(|| missing("--jwks-url"))?,
         resource: resource.ok_or_else(|| missing("--resource"))?,
+        introspection,
+        dpop,
     })
+}
+
+/// The protection the arguments ask for: JWTs checked against the JWKS, or introspection; DPoP required
+/// with `--dpop`.
+fn http_config(args: &Args) -> Result<HttpConfig, Box<dyn std::error::Error + Send + Sync>> {
+    let verifier: Arc<dyn TokenVerifier> = match &args.introspection {
+        Some(i) => Arc::new(
+            IntrospectionVerifier::builder(&i.url, &args.resource)
+                .client_secret_basic(&i.client_id, &i.client_secret)
+                .issuer(&args.issuer)
+                .build()?,
+        ),
+        None => Arc::new(JwtVerifier::new(JwtConfig::new(&args.issuer, &args.jwks_url, &args.resource))?),
+    };
+    let mut protection = notes::protection(&args.issuer, &args.resource, verifier);
+    if args.dpop {
+        protection = protection.dpop(DpopVerifier::new(), true);
+    }
+    Ok(HttpConfig::default().resource_server(protection)?)
 }
 
 #[tokio::main]
@@ -66,7 +107,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match notes::http_config(&args.issuer, &args.jwks_url, &args.resource, |jwt| jwt) {
+    let config = match http_config(&args) {
         Ok(config) => config,
         Err(why) => {
             eprintln!("protected_server: {why}");

@@ -14,6 +14,8 @@
 //!   `BearerToken`, the `Challenge` of a 401 / 403; with feature `auth`, `auth::client`, the OAuth 2.1 client
 //!   for MCP authorization; with feature `resource-server`, `auth::resource`, which makes Keel's HTTP server
 //!   an OAuth 2.1 resource server (bearer challenges, protected resource metadata, JWT verification).
+//! - `telemetry` (feature `otel`): OpenTelemetry spans and metrics per the MCP semantic conventions.
+//! - `testing` (feature `testing`): an in-process client/server pair, scripts, capture and fault injection.
 //!
 //! Features: `client`, `server`, `stdio` and `child-process` by default; `http-server`, `http-client`, `auth`,
 //! `schema-validation` and the `tasks` and `skills` extensions on request. Every buffer, queue and wait is
@@ -48,3 +50,7 @@ pub mod transport;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "otel")]
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;

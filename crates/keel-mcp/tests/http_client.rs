@@ -325,3 +325,53 @@ async fn a_server_upgraded_to_modern_only_is_probed_after_initialize_fails() {
     client.close().await;
     assert_eq!(HttpTransport::new(&url).unwrap().cached_era(), Some(Era::Modern));
 }
+
+/// Records what an [`HttpObserver`](keel_mcp::client::http::HttpObserver) sees.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl keel_mcp::client::http::HttpObserver for Recorder {
+    fn request(&self, method: &str, _url: &str, headers: &keel_mcp::client::http::reqwest::header::HeaderMap) {
+        let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("-");
+        let session = headers.contains_key("mcp-session-id");
+        self.0.lock().unwrap().push(format!("> {method} auth={auth} session={session}"));
+    }
+
+    fn response(
+        &self,
+        method: &str,
+        _url: &str,
+        status: u16,
+        _headers: &keel_mcp::client::http::reqwest::header::HeaderMap,
+    ) {
+        self.0.lock().unwrap().push(format!("< {status} {method}"));
+    }
+
+    fn sse_event(&self, _url: &str, event: &str, id: Option<&str>) {
+        self.0.lock().unwrap().push(format!("sse {event} id={}", id.is_some()));
+    }
+}
+
+#[tokio::test]
+async fn an_observer_sees_each_exchange_and_sse_event_without_credentials() {
+    let (url, _stop) = serve().await;
+    let recorder = Arc::new(Recorder::default());
+    let transport =
+        HttpTransport::new(&url).unwrap().header("Authorization", "Bearer s3cret").unwrap().observer(recorder.clone());
+    let client = Client::builder(Implementation::new("t", "1"))
+        .protocol_versions([ProtocolVersion::V2025_11_25])
+        .connect(transport)
+        .await
+        .unwrap();
+    let options = RequestOptions::default().on_progress(|_| {});
+    client.call_tool_with("count", json!({}), options).await.unwrap();
+    client.close().await;
+    let seen = recorder.0.lock().unwrap().clone();
+    assert!(seen.iter().all(|line| !line.contains("s3cret")), "{seen:?}");
+    assert_eq!(seen.first().map(String::as_str), Some("> POST auth=[redacted] session=false"), "{seen:?}");
+    assert!(seen.iter().any(|l| l == "> POST auth=[redacted] session=true"), "{seen:?}");
+    assert!(seen.iter().any(|l| l == "< 200 POST"), "{seen:?}");
+    // Event type `""` is a `message` event; the server numbers its events.
+    assert!(seen.iter().any(|l| l == "sse  id=true"), "{seen:?}");
+    assert!(seen.iter().any(|l| l.starts_with("> DELETE")), "{seen:?}");
+}

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use keel_mcp::auth::resource::{JwtConfig, JwtVerifier, ResourceServerConfig};
+use keel_mcp::auth::resource::{JwtConfig, JwtVerifier, ResourceServerConfig, TokenVerifier};
 use keel_mcp::protocol::Implementation;
 use keel_mcp::server::http::HttpConfig;
 use keel_mcp::server::{HandlerError, Json, NoArgs, RequestContext, Server, ToolDef};
@@ -70,6 +70,7 @@ pub fn server() -> Server {
 
 /// The HTTP configuration: tokens from `issuer`, signed with the keys at `jwks_url`, for `resource`.
 /// `jwt` may adjust the verifier (tests shorten the refetch interval).
+#[allow(dead_code, reason = "the tests' entry point; the example chooses its verifier from its arguments")]
 pub fn http_config(
     issuer: &str,
     jwks_url: &str,
@@ -77,8 +78,13 @@ pub fn http_config(
     jwt: impl FnOnce(JwtConfig) -> JwtConfig,
 ) -> Result<HttpConfig, Box<dyn std::error::Error + Send + Sync>> {
     let verifier = JwtVerifier::new(jwt(JwtConfig::new(issuer, jwks_url, resource)))?;
-    let protection = ResourceServerConfig::new(resource, [issuer], Arc::new(verifier))
+    Ok(HttpConfig::default().resource_server(protection(issuer, resource, Arc::new(verifier)))?)
+}
+
+/// The resource-server configuration: tokens from `issuer` for `resource`, checked by `verifier`, with the
+/// notes scopes advertised.
+pub fn protection(issuer: &str, resource: &str, verifier: Arc<dyn TokenVerifier>) -> ResourceServerConfig {
+    ResourceServerConfig::new(resource, [issuer], verifier)
         .scopes_supported([READ, WRITE])
-        .resource_name("Protected notes (Keel example)");
-    Ok(HttpConfig::default().resource_server(protection)?)
+        .resource_name("Protected notes (Keel example)")
 }

@@ -44,6 +44,8 @@ mod challenge;
 pub mod client;
 #[cfg(feature = "resource-server")]
 pub mod resource;
+#[cfg(feature = "authorization-server")]
+pub mod server;
 
 #[cfg(feature = "http-client")]
 pub use challenge::Challenge;

@@ -25,7 +25,7 @@ use crate::protocol::{
 type Callback<P, R> = Arc<dyn Fn(P) -> BoxFuture<Result<R, ErrorObject>> + Send + Sync>;
 
 /// A notification from the server, decoded by method.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum ServerNotification {
     /// `notifications/message`: a log message.
@@ -139,9 +139,13 @@ pub(crate) struct ClientHandler {
 }
 
 impl Handler for ClientHandler {
-    fn handle_request(&self, request: RawRequest, _inbound: Inbound) -> BoxFuture<Result<Box<RawValue>, ErrorObject>> {
+    fn handle_request(&self, request: RawRequest, inbound: Inbound) -> BoxFuture<Result<Box<RawValue>, ErrorObject>> {
         let handlers = self.handlers.clone();
-        Box::pin(async move {
+        #[cfg(feature = "otel")]
+        let operation = crate::telemetry::server::ServerOperation::answered_by_client(&request, &inbound);
+        #[cfg(not(feature = "otel"))]
+        let _ = inbound;
+        let handling = async move {
             let params = request.params.as_deref();
             match request.method.as_str() {
                 PingParams::METHOD => {
@@ -153,7 +157,12 @@ impl Handler for ClientHandler {
                 ListRootsParams::METHOD => encode(&handlers.list_roots(decode_params(params)?).await?),
                 other => Err(ErrorObject::method_not_found(other)),
             }
-        })
+        };
+        #[cfg(feature = "otel")]
+        if let Some(operation) = operation {
+            return Box::pin(operation.run(handling));
+        }
+        Box::pin(handling)
     }
 
     fn handle_notification(&self, notification: RawNotification, _peer: Peer) -> BoxFuture<()> {

@@ -207,12 +207,22 @@ impl Peer {
         params: &mut R,
         options: RequestOptions,
     ) -> Result<Box<RawValue>, Error> {
-        let span = tracing::info_span!("mcp.send", method, id = tracing::field::Empty);
-        self.send_request(method, params, options).instrument(span).await
+        let id = self.shared.pending.next_id();
+        let span = tracing::info_span!("mcp.send", method, id = %id);
+        #[cfg(feature = "otel")]
+        let operation =
+            crate::telemetry::client::ClientOperation::start(method, &id, params, self.protocol_version().as_ref());
+        let outcome = self.send_request(id, method, params, options).instrument(span).await;
+        #[cfg(feature = "otel")]
+        if let Some(operation) = operation {
+            operation.finish(&outcome);
+        }
+        outcome
     }
 
     async fn send_request<R: Request>(
         &self,
+        id: RequestId,
         method: &str,
         params: &mut R,
         options: RequestOptions,
@@ -223,8 +233,6 @@ impl Peer {
         if let Some(version) = self.protocol_version() {
             self.stamp(params, &version);
         }
-        let id = self.shared.pending.next_id();
-        tracing::Span::current().record("id", tracing::field::display(&id));
         if options.on_progress.is_some() {
             params.meta_mut().get_or_insert_with(Default::default).progress_token = Some(id.clone());
         }

@@ -175,7 +175,7 @@ pub struct RawRequest {
 }
 
 /// A notification whose params are still raw JSON.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct RawNotification {
     /// The method name.
     pub method: String,

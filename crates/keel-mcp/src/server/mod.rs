@@ -44,12 +44,12 @@ pub mod http;
 mod inner;
 pub(crate) mod input;
 #[cfg(feature = "http-server")]
-mod peer_addr;
+pub(crate) mod peer_addr;
 mod principal;
 mod prompt;
-mod request;
+pub(crate) mod request;
 mod resource;
-mod session;
+pub(crate) mod session;
 #[cfg(feature = "skills")]
 mod skills;
 mod state;

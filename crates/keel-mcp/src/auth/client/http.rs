@@ -183,17 +183,33 @@ impl OAuthHttp {
         self.send(url, req).await
     }
 
+    /// GET a JSON document of at most `max_bytes` (the authorization server's client metadata documents).
+    #[cfg(feature = "authorization-server")]
+    pub(crate) async fn get_json_capped(&self, url: &str, max_bytes: usize) -> Result<JsonResponse, AuthError> {
+        let req = self.client.get(url).header("accept", "application/json");
+        self.send_capped(url, req, max_bytes).await
+    }
+
     async fn send(&self, url: &str, req: reqwest::RequestBuilder) -> Result<JsonResponse, AuthError> {
+        self.send_capped(url, req, MAX_BODY).await
+    }
+
+    async fn send_capped(
+        &self,
+        url: &str,
+        req: reqwest::RequestBuilder,
+        max_bytes: usize,
+    ) -> Result<JsonResponse, AuthError> {
         let fail = |e: &dyn std::fmt::Display| AuthError::Http { url: redact_url(url), reason: e.to_string() };
         let mut resp = req.send().await.map_err(|e| fail(&e.without_url()))?;
         let status = resp.status().as_u16();
         let dpop_nonce = resp.headers().get("dpop-nonce").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let mut bytes = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| fail(&e.without_url()))? {
-            if bytes.len() + chunk.len() > MAX_BODY {
+            if bytes.len() + chunk.len() > max_bytes {
                 return Err(AuthError::InvalidResponse {
                     url: redact_url(url),
-                    reason: "body larger than 4 MiB".into(),
+                    reason: format!("body larger than {max_bytes} bytes"),
                 });
             }
             bytes.extend_from_slice(&chunk);

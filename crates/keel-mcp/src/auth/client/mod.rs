@@ -77,7 +77,7 @@ pub mod discovery;
 pub mod dpop;
 mod error;
 mod flow;
-mod http;
+pub(crate) mod http;
 pub mod iss;
 #[cfg(test)]
 mod memory_as;

@@ -41,7 +41,27 @@ pub(crate) fn bearer(
         params.push(("scope", scopes.join(" ")));
     }
     params.push(("resource_metadata", resource_metadata.to_owned()));
-    let mut text = String::from("Bearer ");
+    render("Bearer ", &params)
+}
+
+/// `DPoP` challenge text (RFC 9449 §7.1): `algs` (the accepted proof algorithms), `error` and
+/// `error_description` when there is an error, and `resource_metadata`.
+pub(crate) fn dpop(algs: &str, error: Option<&str>, description: Option<&str>, resource_metadata: &str) -> String {
+    let mut params: Vec<(&str, String)> = Vec::with_capacity(4);
+    params.push(("algs", algs.to_owned()));
+    if let Some(error) = error {
+        params.push(("error", error.to_owned()));
+    }
+    if let Some(description) = description {
+        params.push(("error_description", description.to_owned()));
+    }
+    params.push(("resource_metadata", resource_metadata.to_owned()));
+    render("DPoP ", &params)
+}
+
+/// `scheme` followed by the parameters as quoted strings.
+fn render(scheme: &str, params: &[(&str, String)]) -> String {
+    let mut text = String::from(scheme);
     for (i, (name, value)) in params.iter().enumerate() {
         if i > 0 {
             text.push_str(", ");
@@ -108,6 +128,14 @@ mod tests {
         );
         assert!(
             http::HeaderValue::from_str(&bearer(Some(ChallengeError::InvalidToken), Some("é\n"), &[], PRM)).is_ok()
+        );
+    }
+
+    #[test]
+    fn dpop_challenges_name_the_algorithms() {
+        assert_eq!(
+            dpop("ES256 EdDSA", Some("use_dpop_nonce"), None, PRM),
+            format!("DPoP algs=\"ES256 EdDSA\", error=\"use_dpop_nonce\", resource_metadata=\"{PRM}\"")
         );
     }
 

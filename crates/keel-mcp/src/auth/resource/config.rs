@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::TokenVerifier;
+use super::dpop::DpopVerifier;
 
 /// How Keel's HTTP service protects itself as an OAuth 2.1 resource server; hand it to
 /// [`HttpConfig::resource_server`](crate::server::http::HttpConfig::resource_server).
@@ -44,6 +45,11 @@ pub struct ResourceServerConfig {
     pub serve_root_metadata: bool,
     /// Checks each token.
     pub verifier: Arc<dyn TokenVerifier>,
+    /// DPoP (RFC 9449): checks the proof that must come with every DPoP-bound token. Default: none (a
+    /// DPoP-bound token is refused, `Authorization: DPoP` is not accepted).
+    pub dpop: Option<Arc<DpopVerifier>>,
+    /// Whether every token must be DPoP-bound and presented with a proof (`Bearer` refused). Default `false`.
+    pub dpop_required: bool,
 }
 
 /// Default of [`ResourceServerConfig::max_authorization_bytes`]: 8 KiB, room for a JWT with many claims.
@@ -69,6 +75,8 @@ impl ResourceServerConfig {
             filter_lists: true,
             serve_root_metadata: false,
             verifier,
+            dpop: None,
+            dpop_required: false,
         }
     }
 
@@ -118,6 +126,19 @@ impl ResourceServerConfig {
         self
     }
 
+    /// Accepts DPoP-bound tokens (`Authorization: DPoP <token>` with a `DPoP` proof header), checked by
+    /// `verifier`; with `required`, plain bearer tokens are refused. Sets [`ResourceServerConfig::dpop`] and
+    /// [`ResourceServerConfig::dpop_required`]; the metadata then advertises the proof algorithms.
+    ///
+    /// A proof's `htu` must name the resource's origin (scheme, host, port) followed by the request's path:
+    /// the origin comes from [`ResourceServerConfig::resource`], never from the `Host` header, so a
+    /// TLS-terminating proxy in front is fine, but one that rewrites the path is not.
+    pub fn dpop(mut self, verifier: DpopVerifier, required: bool) -> Self {
+        self.dpop = Some(Arc::new(verifier));
+        self.dpop_required = required;
+        self
+    }
+
     /// Sets [`ResourceServerConfig::serve_root_metadata`].
     pub fn serve_root_metadata(mut self, on: bool) -> Self {
         self.serve_root_metadata = on;
@@ -136,6 +157,8 @@ impl fmt::Debug for ResourceServerConfig {
             .field("max_authorization_bytes", &self.max_authorization_bytes)
             .field("filter_lists", &self.filter_lists)
             .field("serve_root_metadata", &self.serve_root_metadata)
+            .field("dpop", &self.dpop)
+            .field("dpop_required", &self.dpop_required)
             .finish_non_exhaustive()
     }
 }

@@ -66,6 +66,10 @@ pub(crate) fn document(config: &ResourceServerConfig) -> Map<String, Value> {
     if let Some(docs) = &config.resource_documentation {
         doc.insert("resource_documentation".into(), docs.clone().into());
     }
+    if let Some(dpop) = &config.dpop {
+        doc.insert("dpop_signing_alg_values_supported".into(), dpop.algorithm_names().into());
+        doc.insert("dpop_bound_access_tokens_required".into(), config.dpop_required.into());
+    }
     doc
 }
 
@@ -142,6 +146,11 @@ mod tests {
         assert_eq!(doc["bearer_methods_supported"], serde_json::json!(["header"]));
         assert_eq!(doc["resource_name"], "Notes");
         assert!(!doc.contains_key("resource_documentation"));
+        assert!(!doc.contains_key("dpop_signing_alg_values_supported"), "no DPoP unless configured");
+        let config = config.dpop(crate::auth::resource::dpop::DpopVerifier::new(), true);
+        let doc = document(&config);
+        assert_eq!(doc["dpop_signing_alg_values_supported"], serde_json::json!(["ES256", "RS256", "PS256", "EdDSA"]));
+        assert_eq!(doc["dpop_bound_access_tokens_required"], true);
     }
 
     #[test]

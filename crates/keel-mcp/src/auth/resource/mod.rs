@@ -16,6 +16,10 @@
 //!
 //! Tokens are checked by a [`TokenVerifier`]: [`JwtVerifier`] checks JWT access tokens against the
 //! authorization server's keys (a JWKS URL); implement the trait for anything else.
+//! [`IntrospectionVerifier`](introspection::IntrospectionVerifier) asks the authorization server about each
+//! token instead (RFC 7662), with a bounded cache, failing closed. DPoP-bound tokens (RFC 9449) are
+//! accepted with a proof checked by a [`DpopVerifier`](dpop::DpopVerifier), configured with
+//! [`ResourceServerConfig::dpop`].
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -47,6 +51,8 @@
 mod challenge;
 mod config;
 mod credentials;
+pub mod dpop;
+pub mod introspection;
 mod jwks;
 mod jwt;
 mod metadata;

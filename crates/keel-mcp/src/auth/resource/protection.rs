@@ -8,12 +8,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 
+use self::dpop::DpopGate;
+
 use super::VerifyError;
 use super::challenge::{self, ChallengeError};
 use super::config::ResourceServerConfig;
 use super::credentials::{self, CredentialError, Credentials};
 use super::metadata::{self, MetadataAnswer, MetadataLocation, ResourceUrlError};
 use crate::server::Principal;
+
+mod dpop;
 
 /// A request the resource server turns away, as data; the HTTP service renders it.
 #[derive(Debug)]
@@ -25,6 +29,10 @@ pub(crate) struct Refusal {
     pub(crate) retry_after: Option<Duration>,
     /// What the client reads in the JSON-RPC error body (never the token).
     pub(crate) message: &'static str,
+    /// A second `WWW-Authenticate` value: the `DPoP` challenge, when DPoP is on.
+    pub(crate) dpop_challenge: Option<HeaderValue>,
+    /// The `DPoP-Nonce` value, when DPoP proofs need server nonces.
+    pub(crate) dpop_nonce: Option<HeaderValue>,
 }
 
 /// A resource server configuration, compiled.
@@ -37,6 +45,8 @@ pub(crate) struct Protection {
     missing: HeaderValue,
     /// The 401 challenge of a bad token.
     invalid_token: HeaderValue,
+    /// DPoP checks, when configured.
+    dpop: Option<DpopGate>,
 }
 
 impl Protection {
@@ -54,7 +64,8 @@ impl Protection {
             &[],
             &location.url,
         ));
-        Ok(Protection { config, location, document, missing, invalid_token })
+        let dpop = config.dpop.clone().map(|v| DpopGate::new(v, &config.resource, &location.url));
+        Ok(Protection { config, location, document, missing, invalid_token, dpop })
     }
 
     /// Whether `path` is one of the metadata URLs.
@@ -68,13 +79,29 @@ impl Protection {
     }
 
     /// Checks the credentials of a request for the MCP endpoint: the verified principal, or the refusal.
-    pub(crate) async fn authenticate(&self, uri: &Uri, headers: &HeaderMap) -> Result<Arc<Principal>, Refusal> {
+    pub(crate) async fn authenticate(
+        &self,
+        method: &Method,
+        uri: &Uri,
+        headers: &HeaderMap,
+    ) -> Result<Arc<Principal>, Refusal> {
         let token = match credentials::read(uri, headers, self.config.max_authorization_bytes) {
+            Ok(Credentials::Bearer(_)) if self.config.dpop_required => {
+                return Err(self.dpop_refusal(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_token",
+                    "this resource requires DPoP",
+                ));
+            }
             Ok(Credentials::Bearer(token)) => token,
             Ok(Credentials::Missing | Credentials::OtherScheme) => {
-                return Err(self.refuse(StatusCode::UNAUTHORIZED, self.missing.clone(), "authorization required"));
+                let refusal = self.refuse(StatusCode::UNAUTHORIZED, self.missing.clone(), "authorization required");
+                return Err(self.with_dpop_challenge(refusal));
             }
-            // No DPoP support here: a DPoP-scheme token cannot be checked, so it is refused as invalid.
+            Ok(Credentials::Dpop(token)) if self.dpop.is_some() => {
+                return self.authenticate_dpop(method, uri, headers, token).await;
+            }
+            // No DPoP configured: a DPoP-scheme token cannot be checked, so it is refused as invalid.
             Ok(Credentials::Dpop(_)) => {
                 return Err(self.refuse(
                     StatusCode::UNAUTHORIZED,
@@ -97,6 +124,8 @@ impl Protection {
                     challenge: None,
                     retry_after: None,
                     message: "the Authorization header is too large",
+                    dpop_challenge: None,
+                    dpop_nonce: None,
                 });
             }
             Err(CredentialError::Malformed) => {
@@ -110,7 +139,9 @@ impl Protection {
         match self.config.verifier.verify(token).await {
             // A DPoP-bound token (RFC 9449 §7.1) is worthless without its proof: never accepted as Bearer.
             Ok(verified) if verified.jkt.is_some() => {
-                Err(self.refuse(StatusCode::UNAUTHORIZED, self.invalid_token.clone(), "this token requires DPoP"))
+                let refusal =
+                    self.refuse(StatusCode::UNAUTHORIZED, self.invalid_token.clone(), "this token requires DPoP");
+                Err(self.with_dpop_challenge(refusal))
             }
             Ok(verified) => Ok(Arc::new(verified.principal)),
             Err(VerifyError::Invalid(why)) => {
@@ -124,6 +155,8 @@ impl Protection {
                     challenge: None,
                     retry_after: Some(retry_after),
                     message: "the access token cannot be verified now; retry later",
+                    dpop_challenge: None,
+                    dpop_nonce: None,
                 })
             }
         }
@@ -144,15 +177,36 @@ impl Protection {
             &self.location.url,
         );
         let challenge = HeaderValue::from_str(&text).ok();
-        Refusal { status: StatusCode::FORBIDDEN, challenge, retry_after: None, message: "insufficient scope" }
+        Refusal {
+            status: StatusCode::FORBIDDEN,
+            challenge,
+            retry_after: None,
+            message: "insufficient scope",
+            dpop_challenge: None,
+            dpop_nonce: None,
+        }
     }
 
     fn refuse(&self, status: StatusCode, challenge: HeaderValue, message: &'static str) -> Refusal {
-        Refusal { status, challenge: Some(challenge), retry_after: None, message }
+        Refusal {
+            status,
+            challenge: Some(challenge),
+            retry_after: None,
+            message,
+            dpop_challenge: None,
+            dpop_nonce: None,
+        }
     }
 
     fn request_error(&self, status: StatusCode, message: &'static str) -> Refusal {
         let text = challenge::bearer(Some(ChallengeError::InvalidRequest), Some(message), &[], &self.location.url);
-        Refusal { status, challenge: HeaderValue::from_str(&text).ok(), retry_after: None, message }
+        Refusal {
+            status,
+            challenge: HeaderValue::from_str(&text).ok(),
+            retry_after: None,
+            message,
+            dpop_challenge: None,
+            dpop_nonce: None,
+        }
     }
 }

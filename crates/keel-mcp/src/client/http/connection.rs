@@ -46,6 +46,7 @@ pub(super) struct Inner {
     pub(super) auth: Option<Arc<dyn HttpAuth>>,
     pub(super) limits: Limits,
     pub(super) extra_headers: HeaderMap,
+    pub(super) observer: Option<Arc<dyn super::HttpObserver>>,
     pub(super) http: Option<reqwest::Client>,
     pub(super) inbound: mpsc::Sender<Result<Vec<u8>, FrameError>>,
     pub(super) closed: CancellationToken,
@@ -476,7 +477,7 @@ impl Inner {
                 request = request.headers(credentials);
             }
             // 404 / 405 mean there is nothing (more) to end.
-            match request.send().await {
+            match self.send_observed("DELETE", request).await {
                 Ok(r) => tracing::debug!(status = %r.status(), "session ended"),
                 Err(e) => tracing::debug!(error = %e, "DELETE of the session failed"),
             }

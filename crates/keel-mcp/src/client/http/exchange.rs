@@ -56,7 +56,7 @@ impl Inner {
                 request = request.headers(credential_headers(auth.request_headers(method, target.as_str()).await?)?);
             }
             let response = tokio::select! {
-                r = request.send() => r.map_err(transport_error)?,
+                r = self.send_observed(method, request) => r.map_err(transport_error)?,
                 _ = self.closed.cancelled() => return Err(Error::Closed),
             };
             if response.url() != target {
@@ -93,6 +93,29 @@ impl Inner {
                 continue;
             }
             return Err(Error::Unauthorized(Box::new(challenge)));
+        }
+    }
+
+    /// Sends `request`, showing it and its response head to the [`HttpObserver`](super::HttpObserver), if any.
+    pub(super) async fn send_observed(
+        &self,
+        method: &str,
+        request: reqwest::RequestBuilder,
+    ) -> reqwest::Result<reqwest::Response> {
+        let Some(observer) = &self.observer else { return request.send().await };
+        let (client, built) = request.build_split();
+        let built = built?;
+        let url = built.url().to_string();
+        observer.request(method, &url, &super::observer::redacted(built.headers()));
+        let response = client.execute(built).await?;
+        observer.response(method, &url, response.status().as_u16(), &super::observer::redacted(response.headers()));
+        Ok(response)
+    }
+
+    /// Shows a decoded SSE event to the observer, if any.
+    pub(super) fn observe_event(&self, event: &super::sse::Event) {
+        if let Some(observer) = &self.observer {
+            observer.sse_event(self.url.as_str(), &event.event, event.id.as_deref());
         }
     }
 
@@ -191,6 +214,7 @@ impl Inner {
                 }
             };
             for event in events {
+                self.observe_event(&event);
                 end.events += 1;
                 if event.data.trim().is_empty() || !(event.event.is_empty() || event.event == "message") {
                     continue;

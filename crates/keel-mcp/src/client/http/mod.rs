@@ -34,7 +34,9 @@
 //!   skips the probe once, and the client probes after all when `initialize` then fails or when it speaks
 //!   modern revisions only.
 //!
-//! Every body is bounded by [`Limits::max_message_bytes`]; authentication goes through [`HttpAuth`].
+//! Every body is bounded by [`Limits::max_message_bytes`]; authentication goes through [`HttpAuth`]. An
+//! [`HttpObserver`] ([`HttpTransport::observer`]) sees each request, response head and SSE event id as it
+//! happens, with credentials redacted, for wire traces.
 //!
 //! **Errors.** A server that cannot be reached (connection refused, DNS, TLS, a connect timeout) or a
 //! connection that breaks fails the request with [`Error::Transport`]; a 401 or 403 that [`HttpAuth`] could
@@ -57,6 +59,7 @@ mod era_cache;
 mod exchange;
 mod failure;
 pub mod headers;
+pub mod observer;
 pub mod sse;
 mod streams;
 
@@ -77,6 +80,7 @@ use crate::auth::HttpAuth;
 use crate::error::Error;
 use crate::protocol::Era;
 use crate::transport::{FrameError, FrameReader, FrameWriter, Transport};
+pub use observer::HttpObserver;
 
 /// Authorization attempts per request (the first plus retries after a 401 / 403).
 const MAX_AUTH_ATTEMPTS: usize = 3;
@@ -96,6 +100,7 @@ pub struct HttpTransport {
     http: Option<reqwest::Client>,
     connect_timeout: Duration,
     extra_headers: HeaderMap,
+    observer: Option<Arc<dyn HttpObserver>>,
 }
 
 impl std::fmt::Debug for HttpTransport {
@@ -122,6 +127,7 @@ impl HttpTransport {
             http: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             extra_headers: HeaderMap::new(),
+            observer: None,
         })
     }
 
@@ -207,6 +213,13 @@ impl HttpTransport {
         Ok(self)
     }
 
+    /// Shows every HTTP exchange to `observer`: requests, response heads, SSE event ids (credentials
+    /// redacted). See [`HttpObserver`].
+    pub fn observer(mut self, observer: Arc<dyn HttpObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
     /// The endpoint URL.
     pub fn url(&self) -> &str {
         self.url.as_str()
@@ -247,6 +260,7 @@ impl Transport for HttpTransport {
             auth: self.auth,
             limits: self.limits,
             extra_headers: self.extra_headers,
+            observer: self.observer,
             http: http.as_ref().ok().cloned(),
             inbound: tx,
             closed: closed.clone(),

@@ -83,6 +83,7 @@ impl Inner {
             loop {
                 let chunk = response.chunk().await.ok()??;
                 for event in decoder.feed(&chunk).ok()? {
+                    self.observe_event(&event);
                     if event.event == "endpoint" {
                         let mut endpoint = self.url.join(event.data.trim()).ok()?;
                         endpoint.set_fragment(None);
@@ -109,6 +110,7 @@ impl Inner {
                 let Ok(Some(chunk)) = chunk else { break };
                 let Ok(events) = decoder.feed(&chunk) else { break };
                 for event in events {
+                    this.observe_event(&event);
                     if (event.event.is_empty() || event.event == "message") && !event.data.trim().is_empty() {
                         this.deliver(event.data.as_bytes(), "").await;
                     }

@@ -49,6 +49,7 @@ use crate::protocol::{ErrorObject, Request, decode_params};
 ///
 /// Everything it does runs in one `mcp.request` span (method, id, era once known, HTTP session), which the
 /// handler and whatever it spawns with `in_current_span` inherit. Without a subscriber the span is a no-op.
+/// With the `otel` feature, the request is also an OpenTelemetry operation ([`crate::telemetry`]).
 pub(crate) async fn dispatch(
     server: &ServerInner,
     session: Option<&Mutex<LegacySession>>,
@@ -69,7 +70,14 @@ pub(crate) async fn dispatch(
     {
         span.record("session", session);
     }
-    route(server, session, request, call, headers).instrument(span).await
+    #[cfg(feature = "otel")]
+    let operation = crate::telemetry::server::ServerOperation::dispatched(&request, &call, session);
+    let handling = route(server, session, request, call, headers).instrument(span);
+    #[cfg(feature = "otel")]
+    if let Some(operation) = operation {
+        return operation.run(handling).await;
+    }
+    handling.await
 }
 
 async fn route(

@@ -25,7 +25,7 @@ pub(super) async fn authenticate<B>(
     protection: &Protection,
     request: &mut Request<B>,
 ) -> Result<(), Response<ResponseBody>> {
-    match protection.authenticate(request.uri(), request.headers()).await {
+    match protection.authenticate(request.method(), request.uri(), request.headers()).await {
         Ok(principal) => {
             let extensions = request.extensions_mut();
             extensions.insert::<Arc<Principal>>(principal);
@@ -63,6 +63,12 @@ pub(super) fn refused(refusal: Refusal) -> Response<ResponseBody> {
     let headers = response.headers_mut();
     if let Some(challenge) = refusal.challenge {
         headers.insert(WWW_AUTHENTICATE, challenge);
+    }
+    if let Some(challenge) = refusal.dpop_challenge {
+        headers.append(WWW_AUTHENTICATE, challenge);
+    }
+    if let Some(nonce) = refusal.dpop_nonce {
+        headers.insert("dpop-nonce", nonce);
     }
     if let Some(after) = refusal.retry_after {
         headers.insert(RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
