@@ -8,6 +8,7 @@
 //! the ceiling.
 
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -61,8 +62,9 @@ pub fn check_sum(msg: &Value, id: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A whole HTTP/1.1 `POST /mcp` request with the MCP headers for `method`.
-fn post(port: u16, version: &str, method: &str, session: Option<&str>, body: &[u8]) -> Vec<u8> {
+/// A whole HTTP/1.1 `POST /mcp` request with the MCP headers for `method` (and `Authorization: Bearer` when the
+/// server is protected).
+fn post(port: u16, version: &str, method: &str, session: Option<&str>, bearer: Option<&str>, body: &[u8]) -> Vec<u8> {
     let mut head = format!(
         "POST /mcp HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n\
          accept: application/json, text/event-stream\r\nmcp-protocol-version: {version}\r\nmcp-method: {method}\r\n"
@@ -72,6 +74,9 @@ fn post(port: u16, version: &str, method: &str, session: Option<&str>, body: &[u
     }
     if let Some(s) = session {
         head.push_str(&format!("mcp-session-id: {s}\r\n"));
+    }
+    if let Some(token) = bearer {
+        head.push_str(&format!("authorization: Bearer {token}\r\n"));
     }
     head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
     let mut request = head.into_bytes();
@@ -92,11 +97,11 @@ struct CallRequest {
 }
 
 impl CallRequest {
-    fn new(port: u16, era: Era, session: Option<&str>) -> CallRequest {
+    fn new(port: u16, era: Era, session: Option<&str>, bearer: Option<&str>) -> CallRequest {
         let placeholder = 10u64.pow(ID_WIDTH as u32) - 1;
         let body = call_body(era, placeholder);
         let version = if era == Era::Modern { MODERN } else { LEGACY };
-        let bytes = post(port, version, "tools/call", session, &body);
+        let bytes = post(port, version, "tools/call", session, bearer, &body);
         let field = format!("\"id\":{placeholder}");
         let at = bytes.windows(field.len()).position(|w| w == field.as_bytes()).expect("id in the request");
         let end = at + field.len();
@@ -252,17 +257,18 @@ impl Conn {
     }
 
     /// Opens a legacy session on this connection: `initialize`, then `notifications/initialized`.
-    async fn open_session(&mut self, port: u16) -> anyhow::Result<String> {
+    async fn open_session(&mut self, port: u16, bearer: Option<&str>) -> anyhow::Result<String> {
         let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
             "protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "keel-bench", "version": "0"}}});
-        let request = post(port, LEGACY, "initialize", None, &serde_json::to_vec(&init)?);
+        let request = post(port, LEGACY, "initialize", None, bearer, &serde_json::to_vec(&init)?);
         let answer = self.exchange(&request).await?;
         anyhow::ensure!(answer.status == 200, "initialize answered {}: {}", answer.status, text_of(answer.body));
         let session = answer.session.ok_or_else(|| anyhow::anyhow!("initialize gave no Mcp-Session-Id"))?.to_owned();
         let msg = message_of(answer.body)?;
         anyhow::ensure!(msg["result"]["protocolVersion"].is_string(), "bad initialize result: {msg}");
         let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-        let request = post(port, LEGACY, "notifications/initialized", Some(&session), &serde_json::to_vec(&note)?);
+        let request =
+            post(port, LEGACY, "notifications/initialized", Some(&session), bearer, &serde_json::to_vec(&note)?);
         let answer = self.exchange(&request).await?;
         anyhow::ensure!(answer.status == 202, "notifications/initialized answered {}", answer.status);
         Ok(session)
@@ -305,10 +311,18 @@ fn text_of(body: &[u8]) -> String {
 }
 
 /// One connection's loop: send calls until `until`, recording latencies (after `count_from`).
-async fn worker(port: u16, era: Era, count_from: Instant, until: Instant, check_all: bool) -> anyhow::Result<Vec<u32>> {
+async fn worker(
+    port: u16,
+    era: Era,
+    count_from: Instant,
+    until: Instant,
+    check_all: bool,
+    bearer: Option<Arc<str>>,
+) -> anyhow::Result<Vec<u32>> {
     let mut conn = Conn::connect(port).await?;
-    let session = if era == Era::Legacy { Some(conn.open_session(port).await?) } else { None };
-    let mut call = CallRequest::new(port, era, session.as_deref());
+    let bearer = bearer.as_deref();
+    let session = if era == Era::Legacy { Some(conn.open_session(port, bearer).await?) } else { None };
+    let mut call = CallRequest::new(port, era, session.as_deref(), bearer);
     let mut lat = Vec::with_capacity(65536);
     for n in 1u64.. {
         let start = Instant::now();
@@ -328,7 +342,8 @@ async fn worker(port: u16, era: Era, count_from: Instant, until: Instant, check_
     Ok(lat)
 }
 
-/// One round: `conns` connections for `warmup + measure`, counting only the measured part.
+/// One round: `conns` connections for `warmup + measure`, counting only the measured part. With `bearer`, every
+/// request (the legacy `initialize` too) carries `Authorization: Bearer <bearer>`.
 pub async fn round(
     port: u16,
     era: Era,
@@ -336,8 +351,12 @@ pub async fn round(
     warmup: Duration,
     measure: Duration,
     check_all: bool,
+    bearer: Option<Arc<str>>,
 ) -> anyhow::Result<Stats> {
-    timed_round(conns, warmup, measure, |count_from, until| worker(port, era, count_from, until, check_all)).await
+    timed_round(conns, warmup, measure, |count_from, until| {
+        worker(port, era, count_from, until, check_all, bearer.clone())
+    })
+    .await
 }
 
 /// Runs `conns` workers made by `worker(count_from, until)` at once and gathers their latencies.
@@ -411,8 +430,8 @@ impl SpreadSession {
         for &port in ports {
             conns.push(Conn::connect(port).await?);
         }
-        let session = conns[0].open_session(ports[0]).await?;
-        let calls = ports.iter().map(|&p| CallRequest::new(p, Era::Legacy, Some(&session))).collect();
+        let session = conns[0].open_session(ports[0], None).await?;
+        let calls = ports.iter().map(|&p| CallRequest::new(p, Era::Legacy, Some(&session), None)).collect();
         Ok(SpreadSession { conns, calls, sent: 0 })
     }
 
@@ -436,6 +455,15 @@ pub fn stats(mut lat: Vec<u32>, measure: Duration) -> Stats {
     Stats { rps: lat.len() as f64 / measure.as_secs_f64(), p50_us: pct(0.5), p99_us: pct(0.99) }
 }
 
+/// The HTTP status of one modern `tools/call` (with `bearer` when given): a protected server must refuse a call
+/// without a token, or its row would measure nothing.
+pub async fn call_status(port: u16, bearer: Option<&str>) -> anyhow::Result<u16> {
+    let mut conn = Conn::connect(port).await?;
+    let mut call = CallRequest::new(port, Era::Modern, None, bearer);
+    call.set_id(1)?;
+    Ok(conn.exchange(&call.bytes).await?.status)
+}
+
 /// Opens `n` idle legacy sessions over a few keep-alive connections.
 pub async fn open_sessions(port: u16, n: usize) -> anyhow::Result<()> {
     let conns = 8;
@@ -445,7 +473,7 @@ pub async fn open_sessions(port: u16, n: usize) -> anyhow::Result<()> {
         set.spawn(async move {
             let mut conn = Conn::connect(port).await?;
             for _ in 0..share {
-                conn.open_session(port).await?;
+                conn.open_session(port, None).await?;
             }
             anyhow::Ok(())
         });
@@ -501,7 +529,7 @@ mod tests {
 
     #[test]
     fn call_ids_are_patched_in_place() {
-        let mut call = CallRequest::new(1, Era::Modern, None);
+        let mut call = CallRequest::new(1, Era::Modern, None, None);
         let len = call.bytes.len();
         call.set_id(42).expect("fits");
         assert_eq!(call.bytes.len(), len);

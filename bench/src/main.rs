@@ -12,6 +12,7 @@ mod build_cost;
 mod client_load;
 mod codec;
 mod http_load;
+mod protected;
 mod scale_out;
 mod servers;
 mod stdio_load;
@@ -242,7 +243,7 @@ async fn http_bench(report: &mut Report, plan: &Plan, era: Era, quick: bool) -> 
         let mut rounds: Vec<Vec<http_load::Stats>> = servers.iter().map(|_| Vec::new()).collect();
         for _ in 0..plan.rounds {
             for ((_, server), rounds) in servers.iter().zip(&mut rounds) {
-                rounds.push(http_load::round(server.port, era, conns, plan.warmup, plan.measure, quick).await?);
+                rounds.push(http_load::round(server.port, era, conns, plan.warmup, plan.measure, quick, None).await?);
             }
         }
         for ((name, _), rounds) in servers.iter().zip(rounds) {
@@ -270,6 +271,50 @@ async fn http_bench(report: &mut Report, plan: &Plan, era: Era, quick: bool) -> 
         rows.push(json!({"server": name, "connections": conns, "rps": rps, "p50_us": p50, "p99_us": p99}));
     }
     report.json.insert(key.into(), rows.into());
+    Ok(())
+}
+
+/// Protected `tools/call` as a share of the same server unprotected, in both eras. Every request carries the same
+/// token, as a client's do: `JwtVerifier` checks its signature once (after fetching the JWKS once) and then finds
+/// it in its verified-token cache, so the row measures what protection costs a steady client. Both servers run
+/// side by side and the rounds alternate between them, as in [`http_bench`].
+async fn protected_bench(report: &mut Report, plan: &Plan, quick: bool) -> anyhow::Result<()> {
+    report.section(
+        "HTTP, protected `tools/call` (one ES256 JWT checked by `JwtVerifier`: JWKS and verified token cached; \
+         goal ≥ 90 %)",
+        &["era", "connections", "unprotected req/s", "protected req/s", "protected p50 µs", "% of unprotected"],
+    );
+    let credentials = protected::credentials()?;
+    let plain = ServerProc::spawn("keel")?;
+    let guarded = ServerProc::spawn_with_env("keel-protected", &[(protected::JWK_ENV, &credentials.jwk)])?;
+    let refused = http_load::call_status(guarded.port, None).await?;
+    anyhow::ensure!(refused == 401, "the protected server answered {refused} to a call without a token, not 401");
+    let mut rows = Vec::new();
+    for (era, era_name) in [(Era::Modern, "modern"), (Era::Legacy, "legacy")] {
+        for &conns in plan.conns {
+            let (mut open, mut shut) = (Vec::new(), Vec::new());
+            for _ in 0..plan.rounds {
+                open.push(http_load::round(plain.port, era, conns, plan.warmup, plan.measure, quick, None).await?);
+                let token = Some(credentials.token.clone());
+                shut.push(http_load::round(guarded.port, era, conns, plan.warmup, plan.measure, quick, token).await?);
+            }
+            let rps = |s: &[http_load::Stats]| median(s.iter().map(|s| s.rps).collect());
+            let (open_rps, shut_rps) = (rps(&open), rps(&shut));
+            let p50 = median(shut.iter().map(|s| s.p50_us).collect());
+            anyhow::ensure!(shut_rps > 0.0, "the protected server answered nothing at {conns} connections");
+            report.row(&[
+                era_name.into(),
+                conns.to_string(),
+                format!("{open_rps:.0}"),
+                format!("{shut_rps:.0}"),
+                format!("{p50:.0}"),
+                pct(shut_rps, open_rps),
+            ]);
+            rows.push(json!({"era": era_name, "connections": conns, "unprotected_rps": open_rps,
+                "protected_rps": shut_rps, "protected_p50_us": p50}));
+        }
+    }
+    report.json.insert("http_protected".into(), rows.into());
     Ok(())
 }
 
@@ -355,7 +400,8 @@ async fn client_bench(report: &mut Report, plan: &Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
-const SECTIONS: &[&str] = &["http-modern", "http-legacy", "stdio", "memory", "client", "codec", "scale-out"];
+const SECTIONS: &[&str] =
+    &["http-modern", "http-legacy", "stdio", "memory", "client", "codec", "protected", "scale-out"];
 const USAGE: &str = "keel-bench [--quick] [--json out.json] [--build-cost] [--only section,...]";
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -420,6 +466,9 @@ fn main() -> anyhow::Result<()> {
         }
         if opts.runs("http-legacy") {
             http_bench(&mut report, &plan, Era::Legacy, opts.quick).await?;
+        }
+        if opts.runs("protected") {
+            protected_bench(&mut report, &plan, opts.quick).await?;
         }
         if opts.runs("stdio") {
             stdio_bench(&mut report, &plan, opts.quick).await?;

@@ -174,9 +174,13 @@ pub fn serve(kind: &str, port: u16) -> anyhow::Result<()> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         match kind {
             "floor" => serve_floor(tokio::net::TcpListener::bind(addr).await?).await,
-            "keel" => {
+            "keel" | "keel-protected" => {
+                let mut config = keel_http_config();
+                if kind == "keel-protected" {
+                    config = config.resource_server(crate::protected::protection().await?)?;
+                }
                 let listener = tokio::net::TcpListener::bind(addr).await?;
-                keel_server().serve_http_on(listener, keel_http_config(), std::future::pending()).await?;
+                keel_server().serve_http_on(listener, config, std::future::pending()).await?;
                 Ok(())
             }
             "keel-redis" => {

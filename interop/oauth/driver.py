@@ -195,17 +195,22 @@ class Server:
         return json.loads(data)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=5)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.process.wait()
+        stop_group(self.process)
         self.log.close()
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process group of a server started with start_new_session, SIGKILL after 5 s."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=5)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait()
 
 
 class Keel:
@@ -215,14 +220,15 @@ class Keel:
         self.exe, self.token_dir, self.logs, self.prefix = exe, token_dir, logs, prefix
         self.runs: list[Run] = []
 
-    def run(self, server: Server, label: str) -> Run:
+    def run(self, server: Server, label: str, tool: tuple[str, ...] = ("add", TOOL_ARGS)) -> Run:
+        """One run of `EXE MCP_URL TOOL [JSON_ARGS]` (`server` needs only `mcp_url` and `new_events()`)."""
         run = Run(label)
         # Loopback only, whatever proxy the environment names; dynamic registration, not a CIMD URL from outside.
         env = dict(os.environ, KEEL_OAUTH_NO_BROWSER="1", KEEL_TOKEN_DIR=self.token_dir, NO_PROXY="127.0.0.1")
         env.pop("KEEL_CLIENT_METADATA_URL", None)
         server.new_events()  # only this run's events count
         process = subprocess.Popen(
-            [self.exe, server.mcp_url, "add", TOOL_ARGS],
+            [self.exe, server.mcp_url, *tool],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
