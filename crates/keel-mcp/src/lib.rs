@@ -16,12 +16,15 @@
 //! - `auth` (feature `http-client`): how the HTTP client gets credentials — the `HttpAuth` trait, a fixed
 //!   `BearerToken`, the `Challenge` of a 401 / 403; with feature `auth`, `auth::client`, the OAuth 2.1 client
 //!   for MCP authorization; with feature `resource-server`, `auth::resource`, which makes Keel's HTTP server
-//!   an OAuth 2.1 resource server (bearer challenges, protected resource metadata, JWT verification).
+//!   an OAuth 2.1 resource server (bearer challenges, protected resource metadata, JWT verification,
+//!   introspection, DPoP); with feature `authorization-server`, `auth::server`, an embedded OAuth 2.1
+//!   authorization server.
 //! - `telemetry` (feature `otel`): OpenTelemetry spans and metrics per the MCP semantic conventions.
 //! - `testing` (feature `testing`): an in-process client/server pair, scripts, capture and fault injection.
 //!
 //! Features: `client`, `server`, `stdio` and `child-process` by default; `http-server`, `http-client`, `auth`,
-//! `schema-validation` and the `tasks` and `skills` extensions on request. Every buffer, queue and wait is
+//! `schema-validation`, the `tasks` and `skills` extensions, `resource-server`, `authorization-server`
+//! (`authorization-server-sqlite`), `redis`, `otel` and `testing` on request. Every buffer, queue and wait is
 //! bounded ([`Limits`]).
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -41,7 +44,7 @@ pub mod auth;
 pub mod client;
 #[cfg(feature = "engine")]
 pub mod engine;
-#[cfg(feature = "engine")]
+#[cfg(any(feature = "client", feature = "server"))]
 pub mod middleware;
 #[cfg(feature = "server")]
 pub mod server;

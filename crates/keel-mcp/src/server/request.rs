@@ -80,6 +80,7 @@ pub(crate) const INSUFFICIENT_SCOPE: i64 = -32003;
 /// [`filter_lists`](crate::auth::resource::ResourceServerConfig::filter_lists) set to `false`): an HTTP
 /// request extension.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(feature = "http-server"), expect(dead_code, reason = "only the HTTP service sets it"))]
 pub(crate) struct UnfilteredLists;
 
 /// Who asks, as far as scopes go.
@@ -87,6 +88,7 @@ pub(crate) enum Access<'a> {
     /// Not over HTTP (stdio, a child process, in memory): no token, nothing to check.
     Local,
     /// Over HTTP: the principal an authorization layer verified (`None`: nobody did, so no scope is held).
+    #[cfg_attr(not(feature = "http-server"), expect(dead_code, reason = "only HTTP requests carry a principal"))]
     Http { principal: Option<&'a super::principal::Principal>, filter_lists: bool },
 }
 

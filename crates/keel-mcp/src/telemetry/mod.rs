@@ -50,6 +50,10 @@
 //! links, remote parents from `_meta` and the duration histograms are first-class here, and the application
 //! needs no `tracing-opentelemetry` layer in its subscriber. The `mcp.request` / `mcp.send` `tracing` spans
 //! stay for logs.
+#![cfg_attr(
+    not(any(feature = "client", feature = "server")),
+    allow(dead_code, reason = "the client and the server record operations; with neither, nothing does")
+)]
 
 pub(crate) mod client;
 mod instruments;
