@@ -15,7 +15,7 @@ use crate::engine::CancellationToken;
 use crate::protocol::cancellation::CancelledParams;
 use crate::protocol::decode_params;
 use crate::protocol::jsonrpc::{Message, RequestId};
-use crate::server::Change;
+use crate::server::catalog::Change;
 
 /// Messages between the instances of one server (publish/subscribe). Set it with
 /// [`HttpConfig::session_bus`](super::HttpConfig::session_bus), with a shared

@@ -32,7 +32,7 @@ use crate::engine::{BoxFuture, run_with_grace};
 use crate::protocol::cancellation::CancelledParams;
 use crate::protocol::jsonrpc::{self, Message, RawRequest, RequestId};
 use crate::protocol::{ErrorObject, Implementation, Notification as _, ProtocolVersion, decode_params};
-use crate::server::Principal;
+use crate::server::principal::Principal;
 use crate::server::context::Channel;
 use crate::server::dispatch::dispatch;
 use crate::server::peer_addr::PeerAddr;

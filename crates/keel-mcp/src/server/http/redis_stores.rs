@@ -19,7 +19,7 @@ use super::session_store::{SessionRecord, SessionStore, StoreError, StoreFuture}
 use crate::protocol::capabilities::ClientCapabilities;
 use crate::protocol::logging::LoggingLevel;
 use crate::protocol::{Implementation, JsonObject, ProtocolVersion};
-use crate::server::Principal;
+use crate::server::principal::Principal;
 
 /// How to reach Redis and what to keep there. Every bound has a default.
 #[derive(Clone, Debug)]

@@ -28,7 +28,7 @@ use super::session_owner::SessionOwner;
 use super::session_store::SessionRecord;
 use crate::engine::PendingRequests;
 use crate::protocol::RequestId;
-use crate::server::Principal;
+use crate::server::principal::Principal;
 use crate::server::peer_addr::PeerKey;
 use crate::server::session::LegacySession;
 

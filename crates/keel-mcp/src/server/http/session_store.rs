@@ -11,7 +11,7 @@ use super::session::lock;
 use crate::protocol::capabilities::ClientCapabilities;
 use crate::protocol::logging::LoggingLevel;
 use crate::protocol::{Implementation, ProtocolVersion};
-use crate::server::Principal;
+use crate::server::principal::Principal;
 
 /// The future a [`SessionStore`] (or a shared [`EventStore`](super::EventStore)) returns.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
