@@ -59,11 +59,7 @@ TEST_TIMEOUT = 240  # seconds per test, setup of its cluster included
 
 # Tests that check something not working yet, each with the reason (reported IGNORED; `--include-ignored` runs
 # them regardless). Remove an entry once its reason is fixed.
-NEEDS: dict[str, str] = {
-    "suite": "needs a fix in the Redis event store (issue 14): server-sse-polling resumes with Last-Event-ID on "
-             "another instance right after a stream closed and gets 404; the instances log \"SSE events not "
-             "written to Redis ... empty command\"",
-}
+NEEDS: dict[str, str] = {}
 
 
 class Failure(Exception):

@@ -8,13 +8,15 @@ use std::time::Duration;
 use http::StatusCode;
 use http_body_util::BodyExt;
 use keel_mcp::protocol::logging::LoggingLevel;
-use keel_mcp::server::http::{HttpConfig, McpService, RedisConfig, RedisStores, SessionStore};
+use keel_mcp::server::http::{EventStore, HttpConfig, McpService, RedisConfig, RedisStores, SessionStore};
 use serde_json::{Value, json};
 
 #[path = "support/instances.rs"]
 mod instances;
 #[path = "support/redis.rs"]
 mod redis_server;
+#[path = "span_capture/mod.rs"]
+mod span_capture;
 
 use instances::*;
 use redis_server::RedisServer;
@@ -137,6 +139,53 @@ async fn a_dropped_stream_resumes_on_another_instance_with_every_event_once() {
     })
     .await
     .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_stream_closed_for_polling_resumes_at_once_on_another_instance() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (a, _sa) = instance(&redis, "poll:").await;
+        let (b, _sb) = instance(&redis, "poll:").await;
+        let id = session(&a).await;
+        // `poll` closes its stream before sending anything: the client gets the priming event, then the end.
+        let response = call_tool(&a, &id, 1, "poll", json!({})).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let first = events(&mut response.into_body(), usize::MAX).await;
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert!(first[0].data.is_none(), "the priming event has no data: {first:?}");
+        let last = first[0].id.clone().expect("the priming event has an id");
+        // The client reconnects at once, to another instance, while the call still runs on A.
+        let response = get(&b, &id, Some(&last)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        POLL_GO_ON.notify_one();
+        let rest = events(&mut response.into_body(), usize::MAX).await;
+        let stream = last.split('_').next().unwrap();
+        assert_eq!(rest.len(), 1, "{rest:?}");
+        assert_eq!(rest[0].id.as_deref(), Some(format!("{stream}_1").as_str()));
+        assert_eq!(rest[0].data.as_ref().unwrap()["result"]["content"][0]["text"], "polled");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn ending_a_session_sends_redis_no_empty_command() {
+    let Some(redis) = RedisServer::start() else { return };
+    // The writer runs on this (current-thread) runtime, so this thread's subscriber sees its warnings.
+    let (logged, _guard) = span_capture::capture(tracing::Level::WARN);
+    tokio::time::timeout(BOUND, async {
+        let (_a, stores) = instance(&redis, "empty:").await;
+        let events = stores.event_store();
+        // A batch holding only a session's removal (a round trip lets the writer take it alone)...
+        events.remove_session("ended");
+        stores.session_store().touch("ended", Duration::from_secs(1)).await.unwrap();
+        // ...and this returns once every earlier write went through.
+        events.keep_resumable("ended", 1).await.expect("the writes reached Redis");
+    })
+    .await
+    .expect("bounded");
+    assert!(!logged.text().contains("not written to Redis"), "{}", logged.text());
 }
 
 #[tokio::test]

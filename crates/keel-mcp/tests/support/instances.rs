@@ -15,7 +15,7 @@ use tower::ServiceExt;
 
 pub const LEGACY: &str = "2025-11-25";
 
-/// The server every instance runs: `echo`, and `count`, which streams `n` progress notifications.
+/// The server every instance runs: `echo`, `count`, which streams `n` progress notifications, and more.
 pub fn server() -> Server {
     Server::builder(Implementation::new("shared-test", "1.0.0"))
         .tool("echo", "Echoes", |a: EchoArgs| async move { a.text })
@@ -36,6 +36,15 @@ pub fn server() -> Server {
             let name = answer.content.and_then(|c| c.get("name").map(|v| json!(v))).unwrap_or_default();
             Ok::<_, HandlerError>(format!("hello {}", name.as_str().unwrap_or_default()))
         })
+        .tool(
+            "poll",
+            "Closes its SSE stream (SEP-1699 polling), then answers once let go",
+            |ctx: RequestContext, _: NoArgs| async move {
+                ctx.close_sse_stream().await;
+                POLL_GO_ON.notified().await;
+                "polled"
+            },
+        )
         .tool("wait_cancel", "Runs until cancelled", |ctx: RequestContext, _: NoArgs| async move {
             WAIT_STARTED.notify_one();
             ctx.cancellation().cancelled().await;
@@ -45,6 +54,8 @@ pub fn server() -> Server {
         .build()
 }
 
+/// Lets `poll` answer.
+pub static POLL_GO_ON: tokio::sync::Notify = tokio::sync::Notify::const_new();
 /// `wait_cancel` started.
 pub static WAIT_STARTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
 /// `wait_cancel` saw its cancellation.

@@ -148,8 +148,12 @@ impl EventLog {
         lock(&self.state).finished
     }
 
-    /// Drops the connections currently reading the stream; the stream goes on for readers that resume.
-    pub(crate) fn disconnect(&self) {
+    /// Drops the connections currently reading the stream; the stream goes on for readers that resume, on
+    /// any instance: it is in the shared store before the connections drop.
+    pub(crate) async fn disconnect(&self) {
+        if let Err(error) = self.store.keep_resumable(&self.session, self.stream).await {
+            tracing::warn!(%error, "a stream closed for polling may not resume on other instances");
+        }
         lock(&self.state).disconnects += 1;
         self.changed.notify_waiters();
     }
@@ -213,7 +217,7 @@ mod tests {
     async fn a_disconnect_ends_earlier_readers_only() {
         let log = log(3, 8);
         let epoch = log.epoch();
-        log.disconnect();
+        log.disconnect().await;
         let batch = log.next_after(0, epoch).await;
         assert!(batch.disconnected && batch.events.is_empty() && !batch.finished);
         log.append(Bytes::from_static(b"later"));

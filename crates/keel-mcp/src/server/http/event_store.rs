@@ -44,6 +44,16 @@ pub trait EventStore: Send + Sync + Debug + 'static {
         let _ = (session, stream);
     }
 
+    /// Makes `stream` resumable on every instance before the server drops the connections reading it
+    /// (SEP-1699 polling), since the client may reconnect to another instance at once: resolves once the
+    /// shared backend holds the events appended so far and knows the stream, even one with no event yet.
+    /// Bounded by the store's own timeout; an error leaves the stream resumable on this instance only. The
+    /// default resolves at once (a store of one process).
+    fn keep_resumable<'a>(&'a self, session: &'a str, stream: u64) -> StoreFuture<'a, ()> {
+        let _ = (session, stream);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     /// The events after `after` of a stream this instance does not hold, as they come, until the stream
     /// ends; `None` when the store knows no such stream. The default knows none (a store of one process).
     fn replay<'a>(&'a self, session: &'a str, stream: u64, after: u64) -> StoreFuture<'a, Option<RemoteEvents>> {

@@ -335,7 +335,7 @@ async fn call(
             let priming = priming(inner, &session, &log);
             let slot = lock(&slot).take();
             let body = replay(session, log.attach(false), 0, priming, slot, StreamStop::new(inner));
-            record(&log, first);
+            record(&log, first).await;
             let grace = inner.config.stream_resume_grace;
             let background = finish_in_background(log, frames, call, id, in_flight, grace);
             tokio::spawn(tracing::Instrument::in_current_span(background));
@@ -360,7 +360,7 @@ async fn finish_in_background(
     let outcome = loop {
         tokio::select! {
             biased;
-            Some(frame) = frames.recv() => record(&log, frame),
+            Some(frame) = frames.recv() => record(&log, frame).await,
             outcome = &mut call => break outcome,
             _ = &mut abandoned, if !in_flight.cancellation.is_cancelled() => {
                 tracing::debug!(%id, "legacy stream abandoned by its client; cancelling the call");
@@ -369,7 +369,7 @@ async fn finish_in_background(
         }
     };
     while let Ok(frame) = frames.try_recv() {
-        record(&log, frame);
+        record(&log, frame).await;
     }
     if !in_flight.cancellation.is_cancelled() {
         log.append(jsonrpc::encode_answer(&id, &outcome).into());
@@ -379,9 +379,9 @@ async fn finish_in_background(
 
 /// Logs a frame from the handler; an empty frame is the handler asking to drop the connection
 /// ([`RequestContext::close_sse_stream`](crate::server::RequestContext::close_sse_stream)).
-fn record(log: &EventLog, frame: Vec<u8>) {
+async fn record(log: &EventLog, frame: Vec<u8>) {
     if frame.is_empty() {
-        log.disconnect();
+        log.disconnect().await;
     } else {
         log.append(frame.into());
     }

@@ -120,7 +120,8 @@ impl RedisConfig {
 /// - `<prefix>ev:<session id>:<stream>`: a Redis stream with the events of one SSE stream (entry id
 ///   `0-<seq>`, field `m`), at most [`RedisConfig::events_per_stream`] (approximately: `MAXLEN ~`) and
 ///   expiring [`RedisConfig::event_ttl`] after its last event; its end is the entry `1-0`.
-///   `<prefix>evs:<session id>` lists a session's streams, for DELETE.
+///   `<prefix>evs:<session id>` lists a session's streams, for DELETE and for resuming a stream closed for
+///   polling (SEP-1699) before its first event, which is listed there before its connections drop.
 /// - `<prefix>instances`: a counter that gives each instance its number, from which stream numbers and the
 ///   ids of server-to-client requests start (so they are unique across instances). Instances keep their
 ///   number through a Redis restart; one started after Redis lost its data may get a number a running
@@ -450,6 +451,15 @@ enum Write {
     },
     Remove {
         key: String,
+        set: String,
+    },
+    /// Lists a stream in its session's set, so that other instances know it before its first event;
+    /// `done` says whether this and every earlier write reached Redis.
+    KeepResumable {
+        key: String,
+        set: String,
+        ttl: u64,
+        done: oneshot::Sender<bool>,
     },
     RemoveSession {
         set: String,
@@ -500,7 +510,7 @@ impl EventStore for RedisEventStore {
 
     fn remove_stream(&self, session: &str, stream: u64) {
         self.local.remove_stream(session, stream);
-        self.queue(Write::Remove { key: self.key(session, stream) });
+        self.queue(Write::Remove { key: self.key(session, stream), set: self.set_key(session) });
     }
 
     fn remove_session(&self, session: &str) {
@@ -511,6 +521,21 @@ impl EventStore for RedisEventStore {
     fn finish_stream(&self, session: &str, stream: u64) {
         let (cap, ttl) = (self.config.events_per_stream, millis(self.config.event_ttl));
         self.queue(Write::Finish { key: self.key(session, stream), cap, ttl });
+    }
+
+    fn keep_resumable<'a>(&'a self, session: &'a str, stream: u64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let (done, written) = oneshot::channel();
+            let (key, set, ttl) = (self.key(session, stream), self.set_key(session), millis(self.config.event_ttl));
+            self.writes
+                .try_send(Write::KeepResumable { key, set, ttl, done })
+                .map_err(|_| StoreError::new("Redis event writes are backed up"))?;
+            match tokio::time::timeout(self.config.timeout, written).await {
+                Ok(Ok(true)) => Ok(()),
+                Ok(_) => Err(StoreError::new("Redis did not take the stream's events")),
+                Err(_) => Err(StoreError::new("Redis did not take the stream's events in time")),
+            }
+        })
     }
 
     fn replay<'a>(&'a self, session: &'a str, stream: u64, after: u64) -> StoreFuture<'a, Option<RemoteEvents>> {
@@ -528,8 +553,17 @@ impl EventStore for RedisEventStore {
                 .set_response_timeout(Some(block + self.config.timeout));
             let mut connection =
                 self.client.get_multiplexed_async_connection_with_config(&config).await.map_err(failed)?;
-            let exists: bool = redis::cmd("EXISTS").arg(&key).query_async(&mut connection).await.map_err(failed)?;
-            if !exists {
+            // A stream closed for polling before its first event is known only by its session's set.
+            let (exists, listed): (bool, bool) = redis::pipe()
+                .cmd("EXISTS")
+                .arg(&key)
+                .cmd("SISMEMBER")
+                .arg(self.set_key(session))
+                .arg(&key)
+                .query_async(&mut connection)
+                .await
+                .map_err(failed)?;
+            if !exists && !listed {
                 return Ok(None);
             }
             let state = Tail {
@@ -613,6 +647,7 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
     while queue.recv_many(&mut batch, BATCH).await > 0 {
         let mut pipe = redis::pipe();
         let mut sessions = Vec::new();
+        let mut waiting = Vec::new();
         for write in batch.drain(..) {
             match write {
                 Write::Append { key, set, seq, message, cap, ttl } => {
@@ -635,8 +670,14 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                     pipe.cmd("XADD").arg(&key).arg("MAXLEN").arg("~").arg(cap).arg(END_ID).arg("end").arg(1).ignore();
                     pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
                 }
-                Write::Remove { key } => {
+                Write::Remove { key, set } => {
                     pipe.cmd("DEL").arg(&key).ignore();
+                    pipe.cmd("SREM").arg(&set).arg(&key).ignore();
+                }
+                Write::KeepResumable { key, set, ttl, done } => {
+                    pipe.cmd("SADD").arg(&set).arg(&key).ignore();
+                    pipe.cmd("PEXPIRE").arg(&set).arg(ttl).ignore();
+                    waiting.push(done);
                 }
                 Write::RemoveSession { set } => sessions.push(set),
                 Write::Publish { channel, message } => {
@@ -648,8 +689,17 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                 }
             }
         }
-        if let Err(error) = pipe.query_async::<()>(&mut connection).await {
-            tracing::warn!(%error, "SSE events not written to Redis; other instances cannot resume them");
+        // A batch of session removals alone leaves the pipeline empty, which Redis cannot be sent.
+        let written = pipe.is_empty()
+            || pipe
+                .query_async::<()>(&mut connection)
+                .await
+                .inspect_err(|error| {
+                    tracing::warn!(%error, "SSE events not written to Redis; other instances cannot resume them");
+                })
+                .is_ok();
+        for done in waiting {
+            let _ = done.send(written);
         }
         for set in sessions {
             let keys: redis::RedisResult<Vec<String>> =
