@@ -32,10 +32,10 @@ use crate::engine::{BoxFuture, run_with_grace};
 use crate::protocol::cancellation::CancelledParams;
 use crate::protocol::jsonrpc::{self, Message, RawRequest, RequestId};
 use crate::protocol::{ErrorObject, Implementation, Notification as _, ProtocolVersion, decode_params};
-use crate::server::principal::Principal;
 use crate::server::context::Channel;
 use crate::server::dispatch::dispatch;
 use crate::server::peer_addr::PeerAddr;
+use crate::server::principal::Principal;
 use crate::server::request::{Caller, INSUFFICIENT_SCOPE};
 
 const SESSION_HEADER: &str = "mcp-session-id";

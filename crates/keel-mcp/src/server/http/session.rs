@@ -28,8 +28,8 @@ use super::session_owner::SessionOwner;
 use super::session_store::SessionRecord;
 use crate::engine::PendingRequests;
 use crate::protocol::RequestId;
-use crate::server::principal::Principal;
 use crate::server::peer_addr::PeerKey;
+use crate::server::principal::Principal;
 use crate::server::session::LegacySession;
 
 /// Locks a mutex, going on with the data even if a panicking thread poisoned it: every critical section
