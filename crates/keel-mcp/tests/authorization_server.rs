@@ -882,14 +882,18 @@ async fn private_key_jwt_clients_sign_single_use_assertions() {
     let point = pair.public_key().as_ref();
     let jwk = json!({"kty": "EC", "crv": "P-256", "alg": "ES256",
         "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65])});
-    let registered = register(
+    // Anyone may register, so a client_credentials client is the operator's to register, never dynamic.
+    let dynamic = register(
         &server,
-        json!({"token_endpoint_auth_method": "private_key_jwt", "grant_types": ["client_credentials"], "jwks": {"keys": [jwk]}}),
+        json!({"token_endpoint_auth_method": "private_key_jwt", "grant_types": ["client_credentials"], "jwks": {"keys": [jwk.clone()]}}),
     )
     .await;
-    assert_eq!(registered.status, StatusCode::CREATED, "{:?}", registered.body);
-    assert!(registered.body.get("client_secret").is_none());
-    let id = registered.body["client_id"].as_str().unwrap().to_owned();
+    assert_eq!((dynamic.status, dynamic.error()), (StatusCode::BAD_REQUEST, "invalid_client_metadata"));
+    let mut machine = Client::public("machine-jwt", vec![]).grant_types(&["client_credentials"]);
+    machine.auth_method = keel_mcp::auth::server::ClientAuthMethod::PrivateKeyJwt;
+    machine.jwks = Some(json!({"keys": [jwk]}));
+    server.register_client(machine).unwrap();
+    let id = "machine-jwt".to_owned();
     let key = AssertionKey::from_pkcs8(pkcs8.as_ref()).unwrap();
     let grant = |assertion: String| {
         let server = server.clone();

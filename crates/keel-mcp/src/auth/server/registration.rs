@@ -117,8 +117,10 @@ pub(crate) fn client_from_metadata(
     {
         return Err(bad(format!("grant type {g:?} is not supported")));
     }
-    if grant_types.iter().any(|g| g == GRANT_CLIENT_CREDENTIALS) && auth_method == ClientAuthMethod::None {
-        return Err(bad("client_credentials needs a client that authenticates"));
+    // Anyone may register: a self-registered client_credentials client would get tokens that no user ever
+    // approved. Machine clients are registered by the operator (`AuthorizationServer::register_client`).
+    if grant_types.iter().any(|g| g == GRANT_CLIENT_CREDENTIALS) {
+        return Err(bad("client_credentials clients are registered by the operator, not dynamically"));
     }
     let uses_code = grant_types.iter().any(|g| g == GRANT_AUTHORIZATION_CODE);
     if let Some(types) = strings("response_types")? {
