@@ -19,7 +19,6 @@ use crate::server::context::{ChannelFuture, ClientChannel};
 
 /// The way back to the client for one HTTP request, and that request. Allocated once per request, in an
 /// `Arc` the handler's context shares.
-#[derive(Debug)]
 pub(crate) struct ResponseChannel {
     /// The HTTP request the MCP request came in (`RequestContext::http_request`).
     pub(crate) parts: Parts,
@@ -29,6 +28,20 @@ pub(crate) struct ResponseChannel {
     pub(crate) session: Option<Arc<HttpSession>>,
     /// How long a server-to-client request waits for its answer.
     pub(crate) timeout: Duration,
+}
+
+// By hand: `RequestContext`'s `Debug` reaches this, and the request's header values (`Authorization`, `DPoP`,
+// cookies) and query must never reach a log; header names, the method and the path are enough to debug.
+impl std::fmt::Debug for ResponseChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseChannel")
+            .field("method", &self.parts.method)
+            .field("path", &self.parts.uri.path())
+            .field("headers", &self.parts.headers.keys().collect::<Vec<_>>())
+            .field("streamed", &self.stream.is_some())
+            .field("session", &self.session.as_ref().map(|session| &session.id))
+            .finish_non_exhaustive()
+    }
 }
 
 impl ResponseChannel {
@@ -151,5 +164,29 @@ impl Drop for Waiting<'_> {
             // Best effort: the client bounds its own work on a request nobody waits for.
             let _ = self.channel.try_send(frame);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_credential_or_query() {
+        let request = http::Request::builder()
+            .method("POST")
+            .uri("/mcp?access_token=query-secret")
+            .header("authorization", "Bearer header-secret")
+            .header("dpop", "proof-secret")
+            .header("cookie", "session=cookie-secret")
+            .body(())
+            .unwrap();
+        let channel =
+            ResponseChannel { parts: request.into_parts().0, stream: None, session: None, timeout: Duration::ZERO };
+        let shown = format!("{channel:?}");
+        for secret in ["query-secret", "header-secret", "proof-secret", "cookie-secret"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("authorization") && shown.contains("/mcp"), "{shown}");
     }
 }
