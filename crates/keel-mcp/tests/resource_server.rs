@@ -612,6 +612,71 @@ async fn resources_templates_and_prompts_need_their_scopes_too() {
     assert_eq!(send(&svc, read("file:///secret", &scoped(""))).await.status(), StatusCode::FORBIDDEN);
 }
 
+/// The first SSE event of a streamed answer whose text contains `marker`, within a bound.
+async fn first_event_with(response: Response<ResponseBody>, marker: &str) -> String {
+    let mut body = response.into_body();
+    let mut seen = String::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame.unwrap().into_data() {
+                seen.push_str(&String::from_utf8_lossy(&data));
+                if let Some(event) = seen.split("\n\n").find(|event| event.contains(marker)) {
+                    return event.to_owned();
+                }
+            }
+        }
+        panic!("the stream ended without {marker}: {seen}")
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {marker} within 10 s: {seen}"))
+}
+
+#[tokio::test]
+async fn suggestions_and_followed_changes_need_the_scopes_too() {
+    use keel_mcp::auth::resource::ResourceServerConfig;
+    use keel_mcp::server::{ResourceDef, TemplateDef};
+    let server = keel_mcp::server::Server::builder(keel_mcp::protocol::Implementation::new("scoped", "1"))
+        .resource(ResourceDef::text("file:///open", "open", "text/plain", "open"))
+        .resource(ResourceDef::text("file:///secret", "secret", "text/plain", "secret").scopes(["files:secret"]))
+        .resource_template(
+            TemplateDef::new("file:///vault/{name}", "vault", |_, uri, _| async move {
+                keel_mcp::protocol::ResourceContents::text(uri, Some("text/plain"), "vaulted")
+            })
+            .scopes(["files:vault"]),
+        )
+        .complete_template_variable("file:///vault/{name}", "name", |_| async { vec!["diary".to_owned()] })
+        .build();
+    let protection = ResourceServerConfig::new(RESOURCE, [ISSUER], Arc::new(StaticVerifier));
+    let svc = server.http_service(keel_mcp::server::http::HttpConfig::default().resource_server(protection).unwrap());
+    let ask = |method: &str, params: Value, token: &str| {
+        let mut params = params;
+        params["_meta"] = meta();
+        bearer(modern_post(method, None, &rpc(method, params)), token)
+    };
+
+    // Suggestions for a template's variables: only for a caller holding the template's scopes.
+    let complete = |token: &str| {
+        let params = json!({"ref": {"type": "ref/resource", "uri": "file:///vault/{name}"},
+            "argument": {"name": "name", "value": ""}});
+        ask("completion/complete", params, token)
+    };
+    let response = send(&svc, complete(&scoped(""))).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(challenge(&response).contains("scope=\"files:vault\""), "{}", challenge(&response));
+    let body = json_body(send(&svc, complete(&scoped("files:vault"))).await).await;
+    assert_eq!(body["result"]["completion"]["values"], json!(["diary"]), "{body}");
+
+    // subscriptions/listen honours only the resources the caller may read.
+    let listen = |token: &str| {
+        let params = json!({"notifications": {"resourceSubscriptions": ["file:///open", "file:///secret"]}});
+        ask("subscriptions/listen", params, token)
+    };
+    let ack = first_event_with(send(&svc, listen(&scoped(""))).await, "acknowledged").await;
+    assert!(ack.contains("file:///open") && !ack.contains("file:///secret"), "{ack}");
+    let ack = first_event_with(send(&svc, listen(&scoped("files:secret"))).await, "acknowledged").await;
+    assert!(ack.contains("file:///open") && ack.contains("file:///secret"), "{ack}");
+}
+
 #[tokio::test]
 async fn without_a_principal_scoped_definitions_are_refused_over_http() {
     // No authorization layer at all: a scoped tool cannot be called over HTTP, and is not listed.

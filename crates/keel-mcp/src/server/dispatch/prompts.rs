@@ -111,6 +111,10 @@ pub(super) async fn complete(req: Incoming<'_>, call: &Caller) -> Outcome {
             // A template hidden from the caller suggests nothing, like one without a completer.
             let template = catalog.templates.iter().find(|t| t.template.uri_template == r.uri);
             let hidden = template.is_some_and(|t| !visible(server, &viewer, Target::Template(&t.template)));
+            // Suggestions for a template's variables are part of what its scopes guard, as for prompts.
+            if let Some(template) = template.filter(|_| !hidden) {
+                require_scopes(call, &template.scopes)?;
+            }
             (!hidden).then(|| CompletionTarget::Template(r.uri.clone()))
         }
     };

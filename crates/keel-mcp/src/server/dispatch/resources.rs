@@ -12,10 +12,11 @@ use crate::protocol::resources::{
 use crate::protocol::{ErrorObject, Request as _, decode_params};
 use crate::server::catalog::Catalog;
 use crate::server::error::Disclosed;
+use crate::server::inner::ServerInner;
 use crate::server::input::StateBinding;
 use crate::server::middleware::{Handler, Next, Reply, Targeted};
 use crate::server::request::{
-    Caller, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish, input_required,
+    Access, Caller, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish, input_required,
     layered, legacy_only, open_input, require_scopes, scope, visible,
 };
 use crate::server::resource::{ErasedRead, TemplateVars};
@@ -169,6 +170,14 @@ struct Found<'a> {
     scopes: &'a [String],
     /// What the visibility predicate decides on.
     target: Target<'a>,
+}
+
+/// Whether the caller may follow the changes of `uri`: the server can read it, and the caller may see it
+/// and holds its scopes (what `resources/subscribe` checks, and `subscriptions/listen` filters by).
+pub(super) fn may_follow(server: &ServerInner, viewer: &Viewer<'_>, call: &Caller, uri: &str) -> bool {
+    let catalog = server.catalog();
+    find_resource(&catalog, uri)
+        .is_some_and(|found| visible(server, viewer, found.target) && Access::of(call).permits(found.scopes))
 }
 
 fn find_resource<'a>(catalog: &'a Catalog, uri: &str) -> Option<Found<'a>> {

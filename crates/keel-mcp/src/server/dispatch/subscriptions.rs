@@ -13,6 +13,7 @@ use crate::protocol::{ErrorObject, Request as _, decode_params};
 use crate::server::catalog::Change;
 use crate::server::inner::ServerInner;
 use crate::server::request::{Caller, Incoming, Outcome, finish, scope};
+use crate::server::visibility::Viewer;
 
 /// `subscriptions/listen` (modern era only).
 pub(super) async fn listen(req: Incoming<'_>, call: Caller) -> Outcome {
@@ -22,7 +23,13 @@ pub(super) async fn listen(req: Incoming<'_>, call: Caller) -> Outcome {
     if !scope.modern() {
         return Err(ErrorObject::method_not_found(method));
     }
-    let result = relay(server, params.notifications, call).await;
+    // Nobody follows the changes of what they may not read (as for `resources/subscribe`).
+    let mut asked = params.notifications;
+    if let Some(uris) = asked.resource_subscriptions.as_mut() {
+        let viewer = Viewer::new(call.channel.client(), &scope.version);
+        uris.retain(|uri| super::resources::may_follow(server, &viewer, &call, uri));
+    }
+    let result = relay(server, asked, call).await;
     finish(server, &scope, result)
 }
 
