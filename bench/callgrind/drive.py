@@ -2,10 +2,13 @@
 
     python3 drive.py PORT N modern|legacy
 
+Extra headers for every request come from CALLGRIND_HEADERS (one `name: value` per line).
+
 Raw sockets, so that the client costs nothing measurable and the server sees the same bytes every run. Every
 answer is checked (the `add` tool of `keel-bench serve keel` must say 3).
 """
 import json
+import os
 import socket
 import sys
 
@@ -13,13 +16,14 @@ port, count, era = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 version = "2026-07-28" if era == "modern" else "2025-11-25"
 sock = socket.create_connection(("127.0.0.1", port))
 pending = b""
+extra = "".join(f"{line.strip()}\r\n" for line in os.environ.get("CALLGRIND_HEADERS", "").splitlines() if line.strip())
 
 
 def post(body, method, name=None, session=None):
     head = (
         f"POST /mcp HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\n"
         f"accept: application/json, text/event-stream\r\nmcp-protocol-version: {version}\r\nmcp-method: {method}\r\n"
-    )
+    ) + extra
     if name:
         head += f"mcp-name: {name}\r\n"
     if session:
