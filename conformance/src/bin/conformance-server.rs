@@ -40,19 +40,6 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("sharing legacy sessions through Redis");
         config = config.redis(&stores);
     }
-    server.serve_http_on(listener, config, termination()).await?;
+    server.serve_http_on(listener, config, keel_mcp::server::http::shutdown_signal()).await?;
     Ok(())
-}
-
-/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-async fn termination() {
-    #[cfg(unix)]
-    if let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
-        return;
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

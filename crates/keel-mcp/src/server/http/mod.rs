@@ -66,6 +66,7 @@ pub use redis_stores::{RedisConfig, RedisEventStore, RedisSessionBus, RedisSessi
 use request_body::BodyError;
 pub use session_store::{MemorySessionStore, SessionRecord, SessionStore, StoreError, StoreFuture};
 use shutdown::SHUTTING_DOWN;
+pub use shutdown::shutdown_signal;
 
 use super::inner::ServerInner;
 use crate::protocol::jsonrpc::Message;

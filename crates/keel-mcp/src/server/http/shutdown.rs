@@ -90,3 +90,57 @@ pub(crate) async fn run(inner: &HttpInner) {
         let _ = tokio::time::timeout(AFTER_STOP_WAIT, inner.requests.all_free()).await;
     }
 }
+
+/// Completes when the process is asked to stop: Ctrl-C (SIGINT) or, on Unix, SIGTERM (what `docker stop`,
+/// systemd and Kubernetes send). Give it to [`Server::serve_http_on`](crate::server::Server::serve_http_on) as
+/// the shutdown future, or, with axum, to `with_graceful_shutdown` followed by
+/// [`McpService::shutdown`](super::McpService::shutdown).
+///
+/// A signal that cannot be watched (no handler could be installed) never completes it, rather than
+/// completing it at once and stopping the server as soon as it starts.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn shutdown_signal_completes_on_sigterm_only() {
+        let waiting = tokio::spawn(super::shutdown_signal());
+        // Let the task install its handlers before the signal is sent.
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "shutdown_signal completed with no signal sent");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &std::process::id().to_string()])
+            .status()
+            .map(|status| status.success());
+        assert_eq!(sent.ok(), Some(true), "could not send SIGTERM to the test process");
+        tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .map_err(|_| "shutdown_signal did not complete after SIGTERM")
+            .and_then(|joined| joined.map_err(|_| "the waiting task panicked"))
+            .unwrap_or_else(|why| panic!("{why}"));
+    }
+}
