@@ -931,3 +931,62 @@ async fn private_key_jwt_clients_sign_single_use_assertions() {
     let tampered: String = tampered.into_iter().collect();
     assert_eq!(grant(tampered).await.error(), "invalid_client");
 }
+
+/// A form POST from `ip`.
+async fn post_form_from(
+    server: &AuthorizationServer,
+    ip: [u8; 4],
+    pairs: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> Answer {
+    let mut request = Request::post("/token").header("content-type", "application/x-www-form-urlencoded");
+    if let Some((id, secret)) = basic {
+        request = request.header("authorization", format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))));
+    }
+    let mut request = request.body(form(pairs)).unwrap();
+    request.extensions_mut().insert(PeerAddr(std::net::SocketAddr::from((ip, 1234))));
+    send(server, request).await
+}
+
+#[tokio::test]
+async fn a_stranger_cannot_spend_a_clients_rate_limit() {
+    // Default limits: 60 token requests a minute per client and address before authentication.
+    let server = server_with(|b| b.rate_limits(RateLimits::default()));
+    let attacker = [10, 0, 0, 66];
+    let junk = [("grant_type", "client_credentials")];
+    let mut statuses = Vec::new();
+    for _ in 0..61 {
+        statuses.push(post_form_from(&server, attacker, &junk, Some(("conf", "wrong"))).await.status);
+        statuses.push(
+            post_form_from(
+                &server,
+                attacker,
+                &[("grant_type", "refresh_token"), ("refresh_token", "x"), ("client_id", "pub")],
+                None,
+            )
+            .await
+            .status,
+        );
+    }
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "the attacker is slowed down");
+    // The real clients, from their own addresses, are not.
+    let c = code(&server, "pub", &[]).await;
+    let pairs = [
+        ("grant_type", "authorization_code"),
+        ("code", c.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", VERIFIER),
+        ("client_id", "pub"),
+    ];
+    let ok = post_form_from(&server, [10, 0, 0, 1], &pairs, None).await;
+    assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
+    let c = code(&server, "conf", &[]).await;
+    let pairs = [
+        ("grant_type", "authorization_code"),
+        ("code", c.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", VERIFIER),
+    ];
+    let ok = post_form_from(&server, [10, 0, 0, 2], &pairs, Some(("conf", "s3cret"))).await;
+    assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
+}

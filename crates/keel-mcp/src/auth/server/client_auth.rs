@@ -118,12 +118,18 @@ where
 {
     let (parts, body) = request.into_parts();
     let params = super::response::read_form(&parts.headers, body).await?;
-    let client = authenticate(inner, &parts.headers, &params).await?;
+    let ip = parts.extensions.get::<crate::server::http::PeerAddr>().map(|p| p.0.ip());
+    let client = authenticate(inner, &parts.headers, &params, ip).await?;
     Ok((params, client))
 }
 
-/// Authenticates the client that sent `headers` and `params`.
-pub(crate) async fn authenticate(inner: &Inner, headers: &HeaderMap, params: &Params) -> Result<Client, OAuthError> {
+/// Authenticates the client that sent `headers` and `params` from `ip`.
+pub(crate) async fn authenticate(
+    inner: &Inner,
+    headers: &HeaderMap,
+    params: &Params,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Client, OAuthError> {
     let presented = Presented::read(headers, params)?;
     let basic = presented.basic();
     let fail = |why: &str| OAuthError::invalid_client(why).with_basic_challenge(basic);
@@ -134,7 +140,8 @@ pub(crate) async fn authenticate(inner: &Inner, headers: &HeaderMap, params: &Pa
             assertion_subject(assertion).ok_or_else(|| fail("bad client assertion"))?
         }
     };
-    if !inner.limiter.allow_client(&id) {
+    // Anyone can name any client: before authentication only this address's attempts are counted.
+    if !inner.limiter.allow_client_attempt(&id, ip) {
         return Err(OAuthError::rate_limited());
     }
     let client = inner.client(&id).await?.ok_or_else(|| fail("unknown client"))?;
@@ -148,20 +155,24 @@ pub(crate) async fn authenticate(inner: &Inner, headers: &HeaderMap, params: &Pa
         return Err(fail("this client authentication method is not accepted here"));
     }
     match (&presented, client.auth_method) {
-        (Presented::Id(_), ClientAuthMethod::None) => Ok(client),
+        // A public client proves nothing, so it has no budget of its own that a request could fairly spend.
+        (Presented::Id(_), ClientAuthMethod::None) => return Ok(client),
         (Presented::Basic { secret, .. } | Presented::Post { secret, .. }, registered) if registered.uses_secret() => {
             match &client.secret_hash {
-                Some(hash) if hash.verify(secret) => Ok(client),
-                _ => Err(fail("client authentication failed")),
+                Some(hash) if hash.verify(secret) => {}
+                _ => return Err(fail("client authentication failed")),
             }
         }
         (Presented::Assertion { assertion, .. }, ClientAuthMethod::PrivateKeyJwt) => {
             verify_assertion(inner, &client, assertion)?;
-            Ok(client)
         }
         // A public client sending a secret, or a confidential one sending none: refused either way.
-        _ => Err(fail("client authentication failed")),
+        _ => return Err(fail("client authentication failed")),
     }
+    if !inner.limiter.allow_authenticated_client(&client.client_id) {
+        return Err(OAuthError::rate_limited());
+    }
+    Ok(client)
 }
 
 /// The unverified `sub` of an assertion, only to find the client whose keys verify it.
