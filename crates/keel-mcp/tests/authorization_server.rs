@@ -990,3 +990,48 @@ async fn a_stranger_cannot_spend_a_clients_rate_limit() {
     let ok = post_form_from(&server, [10, 0, 0, 2], &pairs, Some(("conf", "s3cret"))).await;
     assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
 }
+
+async fn refresh_with(server: &AuthorizationServer, token: &str) -> Answer {
+    post_form(
+        server,
+        "/token",
+        &[("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", "pub")],
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_refresh_loop_does_not_fill_the_store() {
+    let mut limits = keel_mcp::auth::server::StoreLimits::default();
+    limits.max_refresh_tokens = 2;
+    let server = server_with(|b| b.store(keel_mcp::auth::server::MemoryStore::with_limits(limits)));
+    let offline = [("scope", "notes:read offline_access")];
+    let c = code(&server, "pub", &offline).await;
+    let first = redeem(&server, "pub", &c).await.body["refresh_token"].as_str().unwrap().to_owned();
+    // Rotation replaces a grant's token: spent ones take no room, however long the loop.
+    let mut current = first.clone();
+    for round in 0..20 {
+        let answer = refresh_with(&server, &current).await;
+        assert_eq!(answer.status, StatusCode::OK, "round {round}: {:?}", answer.body);
+        current = answer.body["refresh_token"].as_str().unwrap().to_owned();
+    }
+    // A second grant fits; a third finds the store full and says so, and the others keep refreshing.
+    let c = code(&server, "pub", &offline).await;
+    let other = redeem(&server, "pub", &c).await.body["refresh_token"].as_str().unwrap().to_owned();
+    let c = code(&server, "pub", &offline).await;
+    let full = redeem(&server, "pub", &c).await;
+    assert_eq!((full.status, full.error()), (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"));
+    assert!(full.body["error_description"].as_str().unwrap().contains("refresh"), "{:?}", full.body);
+    assert!(full.body.get("access_token").is_none());
+    let answer = refresh_with(&server, &current).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    current = answer.body["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(refresh_with(&server, &other).await.status, StatusCode::OK);
+    // The very first token, spent twenty rotations ago, is still recognised: its reuse revokes the grant.
+    assert_eq!(refresh_with(&server, &first).await.error(), "invalid_grant");
+    assert_eq!(refresh_with(&server, &current).await.error(), "invalid_grant", "the family is revoked");
+    // And its room is free again.
+    let c = code(&server, "pub", &offline).await;
+    assert_eq!(redeem(&server, "pub", &c).await.status, StatusCode::OK);
+}
