@@ -1035,3 +1035,22 @@ async fn a_refresh_loop_does_not_fill_the_store() {
     let c = code(&server, "pub", &offline).await;
     assert_eq!(redeem(&server, "pub", &c).await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_registered_scope_does_not_stop_a_later_step_up() {
+    // MCP clients register with the scope of their first challenge and ask for more after a 403
+    // insufficient_scope; anyone may register a new client anyway, so the registered scope is no limit.
+    let server = server();
+    let registered = register(
+        &server,
+        json!({"redirect_uris": [CALLBACK], "token_endpoint_auth_method": "none", "scope": "notes:read"}),
+    )
+    .await;
+    assert_eq!(registered.status, StatusCode::CREATED, "{:?}", registered.body);
+    let id = registered.body["client_id"].as_str().unwrap().to_owned();
+    let c = code(&server, &id, &[("scope", "notes:read notes:write")]).await;
+    let tokens = redeem(&server, &id, &c).await;
+    assert_eq!(claims(tokens.body["access_token"].as_str().unwrap())["scope"], "notes:read notes:write");
+    let unsupported = get(&server, &authorize_uri(&id, &[("scope", "admin")])).await;
+    assert_eq!(unsupported.query("error").as_deref(), Some("invalid_scope"));
+}
