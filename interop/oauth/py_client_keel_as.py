@@ -37,29 +37,13 @@ import httpx2
 from mcp import ClientSession
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 from mcp.types import Implementation
+
+from protected_py_client import MemoryStorage, structured  # the sibling script's token store and result digest
 
 READ, WRITE = "notes:read", "notes:write"
 SUBJECT = "demo-user"
-
-
-class MemoryStorage:
-    def __init__(self) -> None:
-        self.tokens: OAuthToken | None = None
-        self.client: OAuthClientInformationFull | None = None
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client = client_info
 
 
 class Browser:
@@ -98,11 +82,6 @@ class Session:
         self.mcp_statuses: list[tuple[int, str]] = []  # (status, WWW-Authenticate) of every /mcp answer
         self.results: list[tuple[str, dict[str, Any]]] = []
         self.error: str | None = None
-
-
-def structured(result: Any) -> dict[str, Any]:
-    texts = [c.text for c in result.content if getattr(c, "text", None) is not None]
-    return {"isError": bool(result.is_error), "structured": result.structured_content, "text": texts}
 
 
 async def run_session(mcp_url: str, browser: Browser, seen: Session, timeout: float) -> None:

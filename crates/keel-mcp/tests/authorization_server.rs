@@ -108,20 +108,20 @@ async fn code(server: &AuthorizationServer, client_id: &str, extra: &[(&str, &st
     answer.query("code").expect("a code")
 }
 
+/// The form of a token request redeeming `code` (naming `client_id` when given).
+fn code_exchange<'a>(code: &'a str, client_id: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
+    let mut pairs = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", VERIFIER),
+    ];
+    pairs.extend(client_id.map(|id| ("client_id", id)));
+    pairs
+}
+
 async fn redeem(server: &AuthorizationServer, client_id: &str, code: &str) -> Answer {
-    post_form(
-        server,
-        "/token",
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", VERIFIER),
-            ("client_id", client_id),
-        ],
-        None,
-    )
-    .await
+    post_form(server, "/token", &code_exchange(code, Some(client_id)), None).await
 }
 
 fn claims(jwt: &str) -> Value {
@@ -971,23 +971,10 @@ async fn a_stranger_cannot_spend_a_clients_rate_limit() {
     assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "the attacker is slowed down");
     // The real clients, from their own addresses, are not.
     let c = code(&server, "pub", &[]).await;
-    let pairs = [
-        ("grant_type", "authorization_code"),
-        ("code", c.as_str()),
-        ("redirect_uri", CALLBACK),
-        ("code_verifier", VERIFIER),
-        ("client_id", "pub"),
-    ];
-    let ok = post_form_from(&server, [10, 0, 0, 1], &pairs, None).await;
+    let ok = post_form_from(&server, [10, 0, 0, 1], &code_exchange(&c, Some("pub")), None).await;
     assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
     let c = code(&server, "conf", &[]).await;
-    let pairs = [
-        ("grant_type", "authorization_code"),
-        ("code", c.as_str()),
-        ("redirect_uri", CALLBACK),
-        ("code_verifier", VERIFIER),
-    ];
-    let ok = post_form_from(&server, [10, 0, 0, 2], &pairs, Some(("conf", "s3cret"))).await;
+    let ok = post_form_from(&server, [10, 0, 0, 2], &code_exchange(&c, None), Some(("conf", "s3cret"))).await;
     assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
 }
 
