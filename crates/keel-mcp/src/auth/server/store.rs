@@ -61,7 +61,7 @@ pub enum CodeRedemption {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[non_exhaustive]
 pub struct RefreshGrant {
-    /// The family (one per authorization).
+    /// The family's id, one per authorization: the [`token_key`] of the secret all its tokens start with.
     pub family: String,
     /// The client it was issued to.
     pub client_id: String,
