@@ -130,8 +130,8 @@ pub enum JwtConfigError {
 /// with [`JwtConfig::leeway`]. The claims become the [`Principal`]: `sub`, `client_id` (or `azp`), `scope`
 /// (or `scp`), `aud`, `exp`, `iss` and every claim; `cnf.jkt` becomes [`VerifiedToken::jkt`].
 ///
-/// A token that passed is remembered (by its SHA-256) until its `exp`, for at most a minute, so a client that
-/// repeats its token pays for one signature check.
+/// A token that passed is remembered until its `exp`, for at most a minute, so a client that repeats its token
+/// pays for one signature check; a repeat costs a keyed hash, a comparison and a shared read lock.
 pub struct JwtVerifier {
     config: JwtConfig,
     keys: KeyCache,
@@ -168,12 +168,11 @@ impl JwtVerifier {
     }
 
     async fn check(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
-        let digest = VerifiedCache::digest(token);
-        if let Some(verified) = self.verified.get(&digest) {
+        if let Some(verified) = self.verified.get(token) {
             return Ok(verified);
         }
         let verified = self.check_uncached(token).await?;
-        self.verified.put(digest, &verified);
+        self.verified.put(token, &verified);
         Ok(verified)
     }
 
@@ -264,7 +263,7 @@ fn verified(claims: Map<String, Value>) -> VerifiedToken {
         expires_at,
         claims,
     };
-    VerifiedToken { principal, jkt }
+    VerifiedToken { principal: principal.into(), jkt }
 }
 
 /// The granted scopes: `scope` (RFC 9068, space-separated) or `scp` (a list, or a string, as some issuers

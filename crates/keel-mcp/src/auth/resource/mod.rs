@@ -59,6 +59,7 @@ mod metadata;
 pub(crate) mod protection;
 mod verified_cache;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use config::{DEFAULT_MAX_AUTHORIZATION_BYTES, ResourceServerConfig};
@@ -84,17 +85,18 @@ pub trait TokenVerifier: Send + Sync + 'static {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct VerifiedToken {
-    /// Who the token stands for (subject, client, scopes, audience, expiry, every claim).
-    pub principal: Principal,
+    /// Who the token stands for (subject, client, scopes, audience, expiry, every claim). Shared: a verifier
+    /// that caches its answers hands out the same principal on every hit, without copying its claims.
+    pub principal: Arc<Principal>,
     /// The JWK SHA-256 thumbprint the token is bound to (RFC 9449 `cnf.jkt`), if it is DPoP-bound: such a
     /// token is only accepted with a DPoP proof made with that key, never as a plain bearer token.
     pub jkt: Option<String>,
 }
 
 impl VerifiedToken {
-    /// A token standing for `principal`, bound to no key.
-    pub fn new(principal: Principal) -> Self {
-        VerifiedToken { principal, jkt: None }
+    /// A token standing for `principal` (a [`Principal`] or an `Arc<Principal>`), bound to no key.
+    pub fn new(principal: impl Into<Arc<Principal>>) -> Self {
+        VerifiedToken { principal: principal.into(), jkt: None }
     }
 
     /// Binds the token to the key with JWK thumbprint `jkt` (RFC 9449 `cnf.jkt`).

@@ -108,7 +108,7 @@ impl Protection {
         let url = format!("{}{}", gate.origin, uri.path());
         let request = DpopRequest { method: method.as_str(), url: &url, access_token: token, jkt };
         match gate.verifier.verify(proof, &request) {
-            Ok(()) => Ok(Arc::new(verified.principal)),
+            Ok(()) => Ok(verified.principal),
             Err(DpopError::ReplayCacheFull) => {
                 tracing::warn!("DPoP replay cache full; refusing new proofs until older ones expire");
                 Err(self.unavailable(REPLAY_FULL_RETRY, "too many DPoP proofs at once; retry later"))
