@@ -10,7 +10,9 @@
 //!   answers 503 with `Retry-After` when the verifier cannot decide (never 200);
 //! - puts the verified [`Principal`] into the request's extensions, where
 //!   [`RequestContext::principal`](crate::server::RequestContext::principal) finds it, in both eras;
-//! - binds each legacy session to the principal that created it (another principal gets 404);
+//! - binds each legacy session to the principal that created it (another principal gets 404), and each task
+//!   likewise (to another principal, `tasks/get`, `tasks/update` and `tasks/cancel` answer as for an unknown
+//!   task);
 //! - refuses a tool, resource or prompt whose required scopes ([`ToolDef::scopes`] and friends) the token
 //!   lacks with 403 `error="insufficient_scope", scope="…"`, and leaves it out of the lists.
 //!

@@ -1,0 +1,149 @@
+//! Tasks on a protected server belong to the principal whose request created them: `tasks/get`,
+//! `tasks/update` and `tasks/cancel` from another principal get exactly the answer of an unknown task, on the
+//! instance that runs the task and, with tasks shared through Redis, on any other (skipped loudly without
+//! `redis-server`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use keel_mcp::auth::resource::{ResourceServerConfig, TokenVerifier, VerifiedToken, VerifyError, VerifyFuture};
+use keel_mcp::protocol::Implementation;
+use keel_mcp::server::http::{HttpConfig, McpService};
+use keel_mcp::server::{HandlerError, NoArgs, Principal, RequestContext, Server, TaskSupport, ToolDef};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+#[path = "support/instances.rs"]
+mod instances;
+#[cfg(feature = "redis")]
+#[path = "support/redis.rs"]
+mod redis_server;
+
+const BOUND: Duration = Duration::from_secs(60);
+const ISSUER: &str = "https://idp.example";
+const RESOURCE: &str = "http://localhost/mcp";
+
+/// Tokens `alice` and `bob`, standing for the subjects of those names (same issuer, same client).
+struct Subjects;
+
+impl TokenVerifier for Subjects {
+    fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
+        let answer = match token {
+            "alice" | "bob" => {
+                let mut principal = Principal::default();
+                principal.issuer = Some(ISSUER.into());
+                principal.subject = Some(token.into());
+                principal.client_id = Some("app".into());
+                Ok(VerifiedToken::new(principal))
+            }
+            _ => Err(VerifyError::Invalid("unknown token".into())),
+        };
+        Box::pin(std::future::ready(answer))
+    }
+}
+
+fn server() -> Server {
+    Server::builder(Implementation::new("tasks-test", "1.0.0"))
+        .tool_def(
+            ToolDef::new("task_wait", |ctx: RequestContext, _: NoArgs| async move {
+                ctx.continue_as_task().await?;
+                std::future::pending::<()>().await;
+                Ok::<_, HandlerError>("never")
+            })
+            .task_support(TaskSupport::Optional),
+        )
+        .build()
+}
+
+fn config() -> HttpConfig {
+    let protection = ResourceServerConfig::new(RESOURCE, [ISSUER], Arc::new(Subjects));
+    HttpConfig::default().resource_server(protection).unwrap()
+}
+
+/// A modern request by the holder of `token`, from a client with the tasks extension; the JSON-RPC answer.
+async fn modern(service: &McpService, token: &str, method: &str, name: &str, params: Value) -> Value {
+    let capabilities = json!({"extensions": {"io.modelcontextprotocol/tasks": {}}});
+    let mut request = instances::modern(method, name, params, capabilities);
+    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let response = service.clone().oneshot(request).await.unwrap();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+async fn start_task(service: &McpService, token: &str) -> String {
+    let created = modern(service, token, "tools/call", "task_wait", json!({"name": "task_wait", "arguments": {}})).await;
+    created["result"]["taskId"].as_str().expect("a task").to_owned()
+}
+
+/// What `tasks/get`, `tasks/update` and `tasks/cancel` of task `id` answer the holder of `token`.
+async fn steer(service: &McpService, token: &str, id: &str) -> [Value; 3] {
+    [
+        modern(service, token, "tasks/get", id, json!({"taskId": id})).await,
+        modern(service, token, "tasks/update", id, json!({"taskId": id, "inputResponses": {}})).await,
+        modern(service, token, "tasks/cancel", id, json!({"taskId": id})).await,
+    ]
+}
+
+/// Another principal's task answers as a task that does not exist, error message included (the id alone).
+fn assert_unknown(answers: [Value; 3], foreign: &str, unknown: [Value; 3]) {
+    for (answer, unknown) in answers.into_iter().zip(unknown) {
+        assert_eq!(answer["error"]["code"], -32602, "{answer}");
+        assert_eq!(answer["error"]["code"], unknown["error"]["code"]);
+        let (message, reference) = (answer["error"]["message"].as_str().unwrap(), unknown["error"]["message"].as_str());
+        assert_eq!(message.replace(foreign, "ID"), reference.unwrap().replace("no-such-task", "ID"), "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn another_principal_cannot_see_or_steer_a_task() {
+    tokio::time::timeout(BOUND, async {
+        let service = server().http_service(config());
+        let task = start_task(&service, "alice").await;
+        let unknown = steer(&service, "bob", "no-such-task").await;
+        assert_unknown(steer(&service, "bob", &task).await, &task, unknown);
+        // Bob's cancel did nothing: alice's task still runs, and alice steers it.
+        let got = modern(&service, "alice", "tasks/get", &task, json!({"taskId": task})).await;
+        assert_eq!(got["result"]["status"], "working", "{got}");
+        let cancelled = modern(&service, "alice", "tasks/cancel", &task, json!({"taskId": task})).await;
+        assert!(cancelled["result"].is_object(), "{cancelled}");
+        let got = modern(&service, "alice", "tasks/get", &task, json!({"taskId": task})).await;
+        assert_eq!(got["result"]["status"], "cancelled", "{got}");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn another_principal_cannot_see_a_task_through_another_instance() {
+    use keel_mcp::server::http::{RedisConfig, RedisStores};
+    let Some(redis) = redis_server::RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let instance = || async {
+            let shared = RedisConfig::new(redis.url()).key_prefix("owned:").timeout(Duration::from_millis(500));
+            let stores = RedisStores::connect(shared).await.expect("Redis is up");
+            (server().http_service(config().redis(&stores)), stores)
+        };
+        let (a, _sa) = instance().await;
+        let (b, _sb) = instance().await;
+        let task = start_task(&a, "alice").await;
+        // B learns of the task from Redis (written in the background): alice sees it there first.
+        let mut seen = false;
+        for _ in 0..200 {
+            let got = modern(&b, "alice", "tasks/get", &task, json!({"taskId": task})).await;
+            if got["result"]["status"] == "working" {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(seen, "the task never reached the other instance");
+        let unknown = steer(&b, "bob", "no-such-task").await;
+        assert_unknown(steer(&b, "bob", &task).await, &task, unknown);
+        let got = modern(&a, "alice", "tasks/get", &task, json!({"taskId": task})).await;
+        assert_eq!(got["result"]["status"], "working", "bob's cancel through B reached nothing: {got}");
+    })
+    .await
+    .expect("bounded");
+}
