@@ -17,9 +17,9 @@ use tokio::sync::{Notify, oneshot};
 
 use super::error::HandlerError;
 use super::error::NoToolResult;
-use super::principal::{Principal, PrincipalId, same_caller};
 #[cfg(feature = "http-server")]
 use super::peer_addr::PeerKey;
+use super::principal::{Principal, PrincipalId, same_caller};
 use crate::protocol::jsonrpc::code;
 use crate::protocol::tasks::TaskStatus;
 use crate::protocol::tasks::extension::{DetailedTask, Task};

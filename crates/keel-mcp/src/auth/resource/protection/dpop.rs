@@ -116,7 +116,8 @@ impl Protection {
             }
             Err(DpopError::KeyQuotaExceeded) => {
                 tracing::debug!("one DPoP key holds its whole share of the replay cache; refusing its new proofs");
-                let mut refusal = self.unavailable(REPLAY_FULL_RETRY, "too many DPoP proofs from this key; retry later");
+                let mut refusal =
+                    self.unavailable(REPLAY_FULL_RETRY, "too many DPoP proofs from this key; retry later");
                 refusal.status = StatusCode::TOO_MANY_REQUESTS;
                 Err(refusal)
             }

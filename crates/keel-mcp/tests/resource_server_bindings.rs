@@ -1,10 +1,12 @@
-//! Tasks on a protected server belong to the principal whose request created them: `tasks/get`,
-//! `tasks/update` and `tasks/cancel` from another principal get exactly the answer of an unknown task, on the
-//! instance that runs the task and, with tasks shared through Redis, on any other (skipped loudly without
-//! `redis-server`).
+//! What a protected server binds to the principal of a token. Tasks belong to the principal whose request
+//! created them: `tasks/get`, `tasks/update` and `tasks/cancel` from another principal get exactly the answer
+//! of an unknown task, on the instance that runs the task and, with tasks shared through Redis, on any other
+//! (skipped loudly without `redis-server`). A response stream lasts no longer than the token that opened it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use http::{Method, StatusCode};
 
 use http_body_util::BodyExt;
 use keel_mcp::auth::resource::{ResourceServerConfig, TokenVerifier, VerifiedToken, VerifyError, VerifyFuture};
@@ -23,8 +25,10 @@ mod redis_server;
 const BOUND: Duration = Duration::from_secs(60);
 const ISSUER: &str = "https://idp.example";
 const RESOURCE: &str = "http://localhost/mcp";
+const SHORT_LIFE: Duration = Duration::from_secs(30);
 
-/// Tokens `alice` and `bob`, standing for the subjects of those names (same issuer, same client).
+/// Tokens `alice` and `bob`, standing for the subjects of those names (same issuer, same client), and
+/// `short`, for carol, which expires [`SHORT_LIFE`] after it is checked.
 struct Subjects;
 
 impl TokenVerifier for Subjects {
@@ -35,6 +39,12 @@ impl TokenVerifier for Subjects {
                 principal.issuer = Some(ISSUER.into());
                 principal.subject = Some(token.into());
                 principal.client_id = Some("app".into());
+                Ok(VerifiedToken::new(principal))
+            }
+            "short" => {
+                let mut principal = Principal::default();
+                principal.subject = Some("carol".into());
+                principal.expires_at = Some(SystemTime::now() + SHORT_LIFE);
                 Ok(VerifiedToken::new(principal))
             }
             _ => Err(VerifyError::Invalid("unknown token".into())),
@@ -72,7 +82,8 @@ async fn modern(service: &McpService, token: &str, method: &str, name: &str, par
 }
 
 async fn start_task(service: &McpService, token: &str) -> String {
-    let created = modern(service, token, "tools/call", "task_wait", json!({"name": "task_wait", "arguments": {}})).await;
+    let created =
+        modern(service, token, "tools/call", "task_wait", json!({"name": "task_wait", "arguments": {}})).await;
     created["result"]["taskId"].as_str().expect("a task").to_owned()
 }
 
@@ -146,4 +157,49 @@ async fn another_principal_cannot_see_a_task_through_another_instance() {
     })
     .await
     .expect("bounded");
+}
+
+/// `request` with the bearer `token`.
+fn with_token(
+    mut request: http::Request<http_body_util::Full<bytes::Bytes>>,
+    token: &str,
+) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_legacy_get_stream_ends_when_its_token_expires() {
+    let protection =
+        ResourceServerConfig::new(RESOURCE, [ISSUER], Arc::new(Subjects)).stream_expiry_grace(Duration::ZERO);
+    let service = server().http_service(HttpConfig::default().resource_server(protection).unwrap());
+    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": instances::LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let response =
+        instances::send(&service, with_token(instances::request(Method::POST, None, Some(&initialize)), "short")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let request = with_token(instances::request(Method::POST, Some(&session), Some(&initialized)), "short");
+    assert_eq!(instances::send(&service, request).await.status(), StatusCode::ACCEPTED);
+    let opened = tokio::time::Instant::now();
+    let get =
+        instances::send(&service, with_token(instances::request(Method::GET, Some(&session), None), "short")).await;
+    assert_eq!(get.status(), StatusCode::OK);
+    let mut stream = get.into_body();
+    // Open (whatever it sends meanwhile) until the token expires, then ended cleanly: the client reconnects.
+    let ended = tokio::time::timeout(SHORT_LIFE * 2, async {
+        while let Some(frame) = stream.frame().await {
+            frame.unwrap();
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its token");
+    let lived = opened.elapsed();
+    assert!(lived >= SHORT_LIFE - Duration::from_secs(1) && lived <= SHORT_LIFE + Duration::from_secs(1), "{lived:?}");
+    // The session's stream slot is free again: the client reconnects with its fresh token.
+    drop(stream);
+    let again =
+        instances::send(&service, with_token(instances::request(Method::GET, Some(&session), None), "short")).await;
+    assert_eq!(again.status(), StatusCode::OK);
 }
