@@ -28,7 +28,8 @@ const RESOURCE: &str = "http://localhost/mcp";
 const SHORT_LIFE: Duration = Duration::from_secs(30);
 
 /// Tokens `alice` and `bob`, standing for the subjects of those names (same issuer, same client), and
-/// `short`, for carol, which expires [`SHORT_LIFE`] after it is checked.
+/// `short`, for carol, which expires [`SHORT_LIFE`] after it is checked, and `nameless`, which names neither a
+/// subject nor a client.
 struct Subjects;
 
 impl TokenVerifier for Subjects {
@@ -47,6 +48,12 @@ impl TokenVerifier for Subjects {
                 principal.expires_at = Some(SystemTime::now() + SHORT_LIFE);
                 Ok(VerifiedToken::new(principal))
             }
+            // Neither a subject nor a client: nothing to bind a session or a task to.
+            "nameless" => {
+                let mut principal = Principal::default();
+                principal.issuer = Some(ISSUER.into());
+                Ok(VerifiedToken::new(principal))
+            }
             _ => Err(VerifyError::Invalid("unknown token".into())),
         };
         Box::pin(std::future::ready(answer))
@@ -60,6 +67,15 @@ fn server() -> Server {
                 ctx.continue_as_task().await?;
                 std::future::pending::<()>().await;
                 Ok::<_, HandlerError>("never")
+            })
+            .task_support(TaskSupport::Optional),
+        )
+        .tool_def(
+            ToolDef::new("task_quick", |ctx: RequestContext, _: NoArgs| async move {
+                ctx.continue_as_task().await?;
+                // Pending once: the call has become a task by the time it ends (when it may become one).
+                tokio::task::yield_now().await;
+                Ok::<_, HandlerError>("done")
             })
             .task_support(TaskSupport::Optional),
         )
@@ -202,4 +218,26 @@ async fn a_legacy_get_stream_ends_when_its_token_expires() {
     let again =
         instances::send(&service, with_token(instances::request(Method::GET, Some(&session), None), "short")).await;
     assert_eq!(again.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_token_naming_nobody_gets_no_session_and_no_task() {
+    tokio::time::timeout(BOUND, async {
+        let service = server().http_service(config());
+        let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": instances::LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+        let request = with_token(instances::request(Method::POST, None, Some(&initialize)), "nameless");
+        let refused = instances::send(&service, request).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert!(refused.headers().get("mcp-session-id").is_none());
+        // The same call that is a task for alice runs to its end for the nameless token.
+        let call = json!({"name": "task_quick", "arguments": {}});
+        let alice = modern(&service, "alice", "tools/call", "task_quick", call.clone()).await;
+        assert!(alice["result"]["taskId"].is_string(), "{alice}");
+        let nameless = modern(&service, "nameless", "tools/call", "task_quick", call).await;
+        assert!(nameless["result"]["taskId"].is_null(), "{nameless}");
+        assert_eq!(nameless["result"]["content"][0]["text"], "done", "{nameless}");
+    })
+    .await
+    .expect("bounded");
 }

@@ -69,6 +69,13 @@ impl PrincipalId {
         }
     }
 
+    /// Whether `principal` says who it is well enough to own something: a subject or a client. A token with
+    /// neither (some client-credentials tokens, some introspection answers) would share one identity with
+    /// every other such token of its issuer.
+    pub(crate) fn can_own(principal: &Principal) -> bool {
+        principal.subject.is_some() || principal.client_id.is_some()
+    }
+
     /// Whether `principal` has this identity (no copy made).
     pub(crate) fn is(&self, principal: &Principal) -> bool {
         self.issuer == principal.issuer && self.subject == principal.subject && self.client_id == principal.client_id

@@ -124,6 +124,11 @@ impl TaskOffer {
             Some(session) => TaskOwner::Session(session.lock().expect("session lock").client),
             None => TaskOwner::stateless(ctx),
         };
+        // A principal naming neither a subject nor a client could not be told from others of its issuer: its
+        // calls run to the end instead of becoming tasks that those others could read.
+        if ctx.principal().is_some_and(|p| !PrincipalId::can_own(p)) {
+            return TaskRun { escalated: None };
+        }
         let principal = ctx.principal().map(PrincipalId::of_principal);
         let (slot, escalated) = TaskSlot::new(server.tasks.clone(), owner, principal);
         ctx.task = Some(slot);

@@ -84,6 +84,14 @@ pub(super) async fn initialize(inner: &Arc<HttpInner>, parts: Parts, message: Me
     }
     let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
     let principal = parts.extensions.get::<Arc<Principal>>().cloned();
+    if principal.as_deref().is_some_and(|p| !SessionOwner::can_own(p)) {
+        // Bound to (issuer, nobody), the session would be open to every other such token of the issuer.
+        let error = ErrorObject::invalid_request(
+            "the access token names neither a subject nor a client, so no session can be bound to it; \
+             use the 2026-07-28 protocol (no sessions) or a token with `sub`",
+        );
+        return body::rpc_error(StatusCode::FORBIDDEN, Some(&request.id), &error);
+    }
     let session = inner.sessions.create(peer, principal, inner.server.limits.max_pending_requests, &inner.config);
     let id = request.id.clone();
     let outcome = run_inline(inner, &session, request, parts).await;
