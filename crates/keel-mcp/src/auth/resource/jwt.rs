@@ -167,10 +167,7 @@ impl JwtVerifier {
         Ok(JwtVerifier { config, keys, verified: VerifiedCache::default() })
     }
 
-    async fn check(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
-        if let Some(verified) = self.verified.get(token) {
-            return Ok(verified);
-        }
+    async fn check_and_remember(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
         let verified = self.check_uncached(token).await?;
         self.verified.put(token, &verified);
         Ok(verified)
@@ -223,7 +220,11 @@ impl JwtVerifier {
 
 impl TokenVerifier for JwtVerifier {
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
-        Box::pin(self.check(token))
+        // A hit is answered by a ready future: the (large) checking future is not even built.
+        match self.verified.get(token) {
+            Some(verified) => Box::pin(std::future::ready(Ok(verified))),
+            None => Box::pin(self.check_and_remember(token)),
+        }
     }
 }
 

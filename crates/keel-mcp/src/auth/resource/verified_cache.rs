@@ -1,7 +1,8 @@
 //! [`VerifiedCache`]: remembers tokens a [`JwtVerifier`](super::JwtVerifier) already checked, so a client
 //! that sends the same token on every request pays for one signature check, not one per request.
 //!
-//! A hit is the hot path of every protected request, so it costs little: a keyed SipHash of the token picks
+//! A hit is the hot path of every protected request, so it costs little: a keyed SipHash of the token's
+//! length and last bytes (its signature) picks
 //! an entry in one of [`SHARDS`] read-mostly maps (concurrent requests share a read lock instead of queueing
 //! on one mutex), the cached token is compared in full with the presented one, and the answer is the
 //! verified token as it was built on the miss (the principal behind an `Arc`, never rebuilt or copied).
@@ -27,6 +28,8 @@ pub(crate) const MAX_AGE: Duration = Duration::from_secs(60);
 pub(crate) const MAX_ENTRIES: usize = 4096;
 /// Independently locked parts of the cache.
 const SHARDS: usize = 16;
+/// How many bytes at the end of a token its hash covers (an ES256 signature is 86 characters, RS256 342).
+const HASHED_TAIL: usize = 64;
 
 struct Entry {
     /// The token itself: a hit must be this exact token, not merely one with the same hash.
@@ -52,7 +55,11 @@ impl Default for VerifiedCache {
 
 impl VerifiedCache {
     fn locate(&self, token: &str) -> (u64, &RwLock<Shard>) {
-        let hash = self.keys.hash_one(token.as_bytes());
+        // The length and the last bytes: a JWT ends with its signature, which differs between any two tokens,
+        // so hashing the rest would buy nothing (a collision costs a miss, never a wrong hit).
+        let bytes = token.as_bytes();
+        let tail = bytes.get(bytes.len().saturating_sub(HASHED_TAIL)..).unwrap_or(bytes);
+        let hash = self.keys.hash_one((bytes.len(), tail));
         // The high bits pick the shard; the map indexes by the low ones.
         (hash, &self.shards[(hash >> 56) as usize % SHARDS])
     }
@@ -159,6 +166,11 @@ mod tests {
         assert!(std::sync::Arc::ptr_eq(&hit.principal, &verified.principal), "no copy of the principal");
         assert!(cache.get("header.payload.signaturf").is_none());
         assert!(cache.get("header.payload.signature=").is_none());
+        // Same length and the same hashed tail, another head: the full comparison refuses it.
+        let tail = "s".repeat(HASHED_TAIL);
+        cache.put(&format!("aaaa.{tail}"), &verified);
+        assert!(cache.get(&format!("aaaa.{tail}")).is_some());
+        assert!(cache.get(&format!("bbbb.{tail}")).is_none());
         // A colliding hash with another token is no hit: plant one under the real token's hash.
         let (hash, shard) = cache.locate("the-real-token");
         let planted = Entry { token: "another-token".into(), verified, until: Instant::now() + MAX_AGE };

@@ -8,7 +8,6 @@ use std::time::SystemTime;
 
 use http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
-use tokio::time::Instant;
 
 use super::body::{self, ResponseBody};
 use crate::auth::resource::protection::{Protection, Refusal};
@@ -27,14 +26,11 @@ pub(super) fn metadata<B>(protection: &Protection, request: &Request<B>) -> Opti
 pub(super) async fn authenticate<B>(
     protection: &Protection,
     request: &mut Request<B>,
-) -> Result<Option<Instant>, Response<ResponseBody>> {
+) -> Result<Option<SystemTime>, Response<ResponseBody>> {
     match protection.authenticate(request.method(), request.uri(), request.headers()).await {
         Ok(principal) => {
-            let streams_end = principal.expires_at.map(|expiry| {
-                // Measured on the tokio clock, so that paused time in tests moves it.
-                let left = expiry.duration_since(SystemTime::now()).unwrap_or_default();
-                Instant::now() + left.saturating_add(protection.config.stream_expiry_grace)
-            });
+            let grace = protection.config.stream_expiry_grace;
+            let streams_end = principal.expires_at.map(|expiry| expiry.checked_add(grace).unwrap_or(expiry));
             let extensions = request.extensions_mut();
             extensions.insert::<Arc<Principal>>(principal);
             if !protection.config.filter_lists {
