@@ -90,8 +90,7 @@ fn config() -> HttpConfig {
 /// A modern request by the holder of `token`, from a client with the tasks extension; the JSON-RPC answer.
 async fn modern(service: &McpService, token: &str, method: &str, name: &str, params: Value) -> Value {
     let capabilities = json!({"extensions": {"io.modelcontextprotocol/tasks": {}}});
-    let mut request = instances::modern(method, name, params, capabilities);
-    request.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let request = with_token(instances::modern(method, name, params, capabilities), token);
     let response = service.clone().oneshot(request).await.unwrap();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     serde_json::from_slice(&bytes).unwrap()

@@ -252,7 +252,7 @@ impl TaskStore {
 }
 
 /// The answer about a task that does not exist, or that belongs to another principal.
-pub(crate) fn unknown_task(id: &str) -> ErrorObject {
+fn unknown_task(id: &str) -> ErrorObject {
     ErrorObject::invalid_params(format!("unknown task: {id}"))
 }
 

@@ -541,7 +541,7 @@ impl ReplayCache {
             }
             self.seen.remove(old);
             if let Some(held) = self.per_key.get_mut(owner) {
-                *held -= 1;
+                *held = held.saturating_sub(1);
                 if *held == 0 {
                     self.per_key.remove(owner);
                 }

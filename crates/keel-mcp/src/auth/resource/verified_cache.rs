@@ -2,10 +2,10 @@
 //! that sends the same token on every request pays for one signature check, not one per request.
 //!
 //! A hit is the hot path of every protected request, so it costs little: a keyed SipHash of the token's
-//! length and last bytes (its signature) picks
-//! an entry in one of [`SHARDS`] read-mostly maps (concurrent requests share a read lock instead of queueing
-//! on one mutex), the cached token is compared in full with the presented one, and the answer is the
-//! verified token as it was built on the miss (the principal behind an `Arc`, never rebuilt or copied).
+//! length and last bytes (its signature) picks an entry in one of [`SHARDS`] read-mostly maps (concurrent
+//! requests share a read lock instead of queueing on one mutex), the cached token is compared in full with
+//! the presented one, and the answer is the verified token as it was built on the miss (the principal behind
+//! an `Arc`, never rebuilt or copied).
 //!
 //! Entries live until the token's `exp` or [`MAX_AGE`], whichever comes first, so a key withdrawn from the
 //! JWKS stops working within [`MAX_AGE`]. At most [`MAX_ENTRIES`] tokens are kept; past a shard's share of

@@ -563,8 +563,9 @@ pub(super) async fn delete(
 ///
 /// This process's copy, or, with a shared [`SessionStore`], the stored session taken over. With a store, a
 /// session this process holds costs one round trip, which refreshes its expiry and tells whether another
-/// instance changed or ended it. The owner is checked first: another principal's request neither marks
-/// the session active, nor refreshes it in the store, nor makes this process take it over.
+/// instance changed or ended it. The owner is checked first: another principal's request neither marks a
+/// copy held here active nor refreshes it in the store, and never makes this process take over a stored
+/// session (though reading the record refreshes its expiry in the store).
 async fn resolve(
     inner: &HttpInner,
     id: &str,
