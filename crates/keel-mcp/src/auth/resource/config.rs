@@ -56,7 +56,8 @@ pub struct ResourceServerConfig {
     /// reconnects with a fresh token. Default [`DEFAULT_STREAM_EXPIRY_GRACE`]: the default
     /// [`JwtConfig::leeway`](super::JwtConfig::leeway), so a stream is never cut while its token would
     /// still be accepted (keep it at least the verifier's leeway, or a client whose token is within the
-    /// leeway gets a stream that ends at once).
+    /// leeway gets a stream that ends at once). A call still answering on such a stream sees what a dropped
+    /// connection does: calls that may outlive a token should run as tasks.
     pub stream_expiry_grace: Duration,
 }
 
