@@ -27,6 +27,9 @@ const ISSUER: &str = "https://idp.example";
 const RESOURCE: &str = "http://localhost/mcp";
 const SHORT_LIFE: Duration = Duration::from_secs(30);
 
+/// `progress_forever` saw its cancellation.
+static PROGRESS_CANCELLED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 /// Tokens `alice` and `bob`, standing for the subjects of those names (same issuer, same client), and
 /// `short`, for carol, which expires [`SHORT_LIFE`] after it is checked, and `nameless`, which names neither a
 /// subject nor a client.
@@ -69,6 +72,16 @@ fn server() -> Server {
                 Ok::<_, HandlerError>("never")
             })
             .task_support(TaskSupport::Optional),
+        )
+        .tool(
+            "progress_forever",
+            "Reports progress, then runs until cancelled",
+            |ctx: RequestContext, _: NoArgs| async move {
+                ctx.progress(1.0, None, None).await;
+                ctx.cancellation().cancelled().await;
+                PROGRESS_CANCELLED.notify_one();
+                "cancelled"
+            },
         )
         .tool_def(
             ToolDef::new("task_quick", |ctx: RequestContext, _: NoArgs| async move {
@@ -239,4 +252,34 @@ async fn a_token_naming_nobody_gets_no_session_and_no_task() {
     })
     .await
     .expect("bounded");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_modern_streamed_call_ends_when_its_token_expires() {
+    let protection =
+        ResourceServerConfig::new(RESOURCE, [ISSUER], Arc::new(Subjects)).stream_expiry_grace(Duration::ZERO);
+    let service = server().http_service(HttpConfig::default().resource_server(protection).unwrap());
+    let mut request =
+        instances::modern("tools/call", "progress_forever", json!({"name": "progress_forever"}), json!({}));
+    // A progress token makes the answer a stream; `instances::modern` wrote the rest of `_meta`.
+    let mut body: Value = serde_json::from_slice(&request.body().clone().collect().await.unwrap().to_bytes()).unwrap();
+    body["params"]["_meta"]["progressToken"] = json!("p");
+    *request.body_mut() = http_body_util::Full::new(bytes::Bytes::from(body.to_string()));
+    let response = instances::send(&service, with_token(request, "short")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut stream = response.into_body();
+    let first = stream.frame().await.expect("an event").unwrap().into_data().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("notifications/progress"));
+    let opened = tokio::time::Instant::now();
+    let ended = tokio::time::timeout(SHORT_LIFE * 2, async {
+        while let Some(frame) = stream.frame().await {
+            frame.unwrap();
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its token");
+    assert!(opened.elapsed() <= SHORT_LIFE + Duration::from_secs(1));
+    // As for a client gone away: the call is cancelled.
+    drop(stream);
+    tokio::time::timeout(BOUND, PROGRESS_CANCELLED.notified()).await.expect("the call was cancelled");
 }
