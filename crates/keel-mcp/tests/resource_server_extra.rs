@@ -51,7 +51,8 @@ struct Introspection {
 }
 
 impl Introspection {
-    /// Knows `alice-token` (active), `bound-token` (active, bound to `jkt`), `expired-token` (active per the
+    /// Knows `alice-token` (active), `bound-token` (active, bound to `jkt`), `bound-to-<thumbprint>` (active,
+    /// bound to that key), `expired-token` (active per the
     /// server but past `exp`); every other token is inactive. Checks the client's Basic credentials.
     async fn start(jkt: Option<String>) -> Introspection {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -116,6 +117,12 @@ fn answer(token: &str, jkt: Option<&str>) -> Value {
         "bound-token" => {
             let mut bound = active;
             bound["cnf"] = json!({"jkt": jkt});
+            bound
+        }
+        // A token bound to the key whose thumbprint follows the prefix.
+        t if t.starts_with("bound-to-") => {
+            let mut bound = active;
+            bound["cnf"] = json!({"jkt": &t["bound-to-".len()..]});
             bound
         }
         "expired-token" => {
@@ -267,6 +274,24 @@ async fn dpop_valid_proof_from_keels_client_is_admitted_once() {
     assert_dpop_error(&send(&s.svc, dpop("bound-token", &proof)).await, "invalid_dpop_proof");
     // Unbound bearer tokens still work when DPoP is optional.
     assert_eq!(send(&s.svc, bearer("alice-token")).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn dpop_one_key_cannot_fill_the_replay_cache_for_the_others() {
+    let s = dpop_setup(DpopVerifier::new().replay_quota_per_key(2), false).await;
+    let proof = || s.key.proof("POST", RESOURCE, Some("bound-token"), None).unwrap();
+    for _ in 0..2 {
+        assert_eq!(send(&s.svc, dpop("bound-token", &proof())).await.status(), StatusCode::OK);
+    }
+    // The flooding key is told to slow down, with a time to wait; nobody else is.
+    let refused = send(&s.svc, dpop("bound-token", &proof())).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(text(refused).await.contains("too many DPoP proofs from this key"));
+    let other = Dpop::generate().unwrap();
+    let token = format!("bound-to-{}", thumbprint(other.jwk()));
+    let theirs = other.proof("POST", RESOURCE, Some(&token), None).unwrap();
+    assert_eq!(send(&s.svc, dpop(&token, &theirs)).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]

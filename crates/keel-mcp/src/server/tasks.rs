@@ -19,6 +19,7 @@ use super::error::HandlerError;
 use super::error::NoToolResult;
 #[cfg(feature = "http-server")]
 use super::peer_addr::PeerKey;
+use super::principal::{Principal, PrincipalId, same_caller};
 use crate::protocol::jsonrpc::code;
 use crate::protocol::tasks::TaskStatus;
 use crate::protocol::tasks::extension::{DetailedTask, Task};
@@ -83,11 +84,12 @@ pub(crate) enum TaskOwner {
 /// and serves `tasks/*` for the others' from those records, passing answers and cancellations on to the
 /// instance that runs the task.
 pub(crate) trait TaskShare: Send + Sync + std::fmt::Debug + 'static {
-    /// Records task `id`'s state (without waiting), to be kept for `ttl`.
-    fn save(&self, id: &str, task: &DetailedTask, ttl: Duration);
+    /// Records task `id`'s state and the principal that created it (without waiting), to be kept for `ttl`.
+    fn save(&self, id: &str, task: &DetailedTask, principal: Option<&PrincipalId>, ttl: Duration);
 
-    /// Another instance's task `id`; a task still running on an instance that is gone is `failed`.
-    fn load<'a>(&'a self, id: &'a str) -> ShareFuture<'a, Option<DetailedTask>>;
+    /// Another instance's task `id` and the principal that created it; a task still running on an instance
+    /// that is gone is `failed`.
+    fn load<'a>(&'a self, id: &'a str) -> ShareFuture<'a, Option<(DetailedTask, Option<PrincipalId>)>>;
 
     /// Passes `command` on to the instance running task `id` (without waiting).
     fn forward(&self, id: &str, command: TaskCommand);
@@ -112,6 +114,8 @@ pub(crate) struct TaskEntry {
     id: String,
     share: Option<Arc<dyn TaskShare>>,
     owner: TaskOwner,
+    /// The principal whose request created the task: only it may see or steer the task.
+    principal: Option<PrincipalId>,
     input_timeout: Duration,
     created_at: String,
     created: Instant,
@@ -147,8 +151,13 @@ impl TaskStore {
         }
     }
 
-    /// Creates a task in `working` state for `owner`; it can be read back at once (durable creation).
-    pub(crate) fn create(&self, owner: TaskOwner) -> Result<Arc<TaskEntry>, ErrorObject> {
+    /// Creates a task in `working` state for `owner`, bound to `principal`; it can be read back at once
+    /// (durable creation).
+    pub(crate) fn create(
+        &self,
+        owner: TaskOwner,
+        principal: Option<PrincipalId>,
+    ) -> Result<Arc<TaskEntry>, ErrorObject> {
         let mut tasks = self.tasks.lock().expect("task store lock");
         tasks.retain(|_, t| {
             let live = t.created.elapsed() < t.ttl;
@@ -180,6 +189,7 @@ impl TaskStore {
             id: new_task_id(),
             share: self.share.get().cloned(),
             owner,
+            principal,
             input_timeout: self.input_timeout,
             created_at: now.clone(),
             created: Instant::now(),
@@ -232,15 +242,26 @@ impl TaskStore {
     /// A live task by id; unknown ids are invalid params.
     pub(crate) fn get(&self, id: &str) -> Result<Arc<TaskEntry>, ErrorObject> {
         let tasks = self.tasks.lock().expect("task store lock");
-        tasks
-            .get(id)
-            .filter(|t| t.created.elapsed() < t.ttl)
-            .cloned()
-            .ok_or_else(|| ErrorObject::invalid_params(format!("unknown task: {id}")))
+        tasks.get(id).filter(|t| t.created.elapsed() < t.ttl).cloned().ok_or_else(|| unknown_task(id))
+    }
+
+    /// A live task by id, for `caller`: another principal's task is as unknown as a task that never existed.
+    pub(crate) fn get_for(&self, id: &str, caller: Option<&Principal>) -> Result<Arc<TaskEntry>, ErrorObject> {
+        self.get(id).and_then(|task| if task.belongs_to(caller) { Ok(task) } else { Err(unknown_task(id)) })
     }
 }
 
+/// The answer about a task that does not exist, or that belongs to another principal.
+fn unknown_task(id: &str) -> ErrorObject {
+    ErrorObject::invalid_params(format!("unknown task: {id}"))
+}
+
 impl TaskEntry {
+    /// Whether `caller` is the principal that created the task (or neither has one).
+    pub(crate) fn belongs_to(&self, caller: Option<&Principal>) -> bool {
+        same_caller(self.principal.as_ref(), caller)
+    }
+
     fn status(&self) -> TaskStatus {
         self.state.lock().expect("task lock").status
     }
@@ -287,7 +308,8 @@ impl TaskEntry {
     /// Records the task's state where other instances read it, when tasks are shared.
     fn mirror(&self) {
         if let Some(share) = &self.share {
-            share.save(&self.id, &self.detailed(), self.ttl.saturating_sub(self.created.elapsed()));
+            let ttl = self.ttl.saturating_sub(self.created.elapsed());
+            share.save(&self.id, &self.detailed(), self.principal.as_ref(), ttl);
         }
     }
 
@@ -414,20 +436,27 @@ where
 pub(crate) struct TaskSlot {
     store: Arc<TaskStore>,
     owner: TaskOwner,
+    principal: Option<PrincipalId>,
     escalate: Mutex<Option<oneshot::Sender<Arc<TaskEntry>>>>,
     pub(crate) entry: OnceLock<Arc<TaskEntry>>,
 }
 
 impl TaskSlot {
-    pub(crate) fn new(store: Arc<TaskStore>, owner: TaskOwner) -> (Arc<TaskSlot>, oneshot::Receiver<Arc<TaskEntry>>) {
+    /// The slot of a request by `owner`, made by `principal` (which the task will be bound to).
+    pub(crate) fn new(
+        store: Arc<TaskStore>,
+        owner: TaskOwner,
+        principal: Option<PrincipalId>,
+    ) -> (Arc<TaskSlot>, oneshot::Receiver<Arc<TaskEntry>>) {
         let (tx, rx) = oneshot::channel();
-        (Arc::new(TaskSlot { store, owner, escalate: Mutex::new(Some(tx)), entry: OnceLock::new() }), rx)
+        let slot = TaskSlot { store, owner, principal, escalate: Mutex::new(Some(tx)), entry: OnceLock::new() };
+        (Arc::new(slot), rx)
     }
 
     /// Turns the request into a task: creates it and tells the dispatcher to answer with it.
     pub(crate) fn escalate(&self) -> Result<(), HandlerError> {
         let Some(tx) = self.escalate.lock().expect("slot lock").take() else { return Ok(()) };
-        let entry = self.store.create(self.owner)?;
+        let entry = self.store.create(self.owner, self.principal.clone())?;
         let _ = self.entry.set(entry.clone());
         let _ = tx.send(entry);
         Ok(())
@@ -486,7 +515,7 @@ mod tests {
     #[tokio::test]
     async fn input_round_trip_and_cancellation() {
         let store = TaskStore::new(&crate::Limits::default(), Duration::from_millis(100));
-        let task = store.create(TaskOwner::Unknown).unwrap();
+        let task = store.create(TaskOwner::Unknown, None).unwrap();
         assert_eq!(store.get(&task.id).unwrap().status(), TaskStatus::Working);
         let asker = {
             let task = task.clone();

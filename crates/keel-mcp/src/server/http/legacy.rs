@@ -23,8 +23,8 @@ use super::body::{self, ResponseBody, sse_event};
 use super::bus::Kind;
 use super::event_log::{EventLog, Reader, parse_event_id};
 use super::modern::{Started, start};
-use super::session::{Busy, HttpSession, InFlight, lock};
-use super::session_owner;
+use super::session::{Busy, Found, HttpSession, InFlight, lock};
+use super::session_owner::{self, SessionOwner};
 use super::session_store::{SessionStore, StoreError};
 use super::shutdown::{StreamStop, shutting_down};
 use super::{HttpInner, RequestSlot, ResponseChannel, accepts, header, unavailable};
@@ -84,6 +84,14 @@ pub(super) async fn initialize(inner: &Arc<HttpInner>, parts: Parts, message: Me
     }
     let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
     let principal = parts.extensions.get::<Arc<Principal>>().cloned();
+    if principal.as_deref().is_some_and(|p| !SessionOwner::can_own(p)) {
+        // Bound to (issuer, nobody), the session would be open to every other such token of the issuer.
+        let error = ErrorObject::invalid_request(
+            "the access token names neither a subject nor a client, so no session can be bound to it; \
+             use the 2026-07-28 protocol (no sessions) or a token with `sub`",
+        );
+        return body::rpc_error(StatusCode::FORBIDDEN, Some(&request.id), &error);
+    }
     let session = inner.sessions.create(peer, principal, inner.server.limits.max_pending_requests, &inner.config);
     let id = request.id.clone();
     let outcome = run_inline(inner, &session, request, parts).await;
@@ -552,24 +560,22 @@ pub(super) async fn delete(
 
 /// Session `id`, if the request (by its principal) may use it: a session another principal opened looks
 /// exactly like an unknown one. `Err` is the response to give instead.
+///
+/// This process's copy, or, with a shared [`SessionStore`], the stored session taken over. With a store, a
+/// session this process holds costs one round trip, which refreshes its expiry and tells whether another
+/// instance changed or ended it. The owner is checked first: another principal's request neither marks a
+/// copy held here active nor refreshes it in the store, and never makes this process take over a stored
+/// session (though reading the record refreshes its expiry in the store).
 async fn resolve(
     inner: &HttpInner,
     id: &str,
     extensions: &http::Extensions,
 ) -> Result<Arc<HttpSession>, Response<ResponseBody>> {
-    let session = find(inner, id, extensions).await?;
-    if session_owner::may_use(session.owner.as_ref(), extensions) { Ok(session) } else { Err(unknown_session()) }
-}
-
-/// Session `id`: this process's copy, or, with a shared [`SessionStore`], the stored session taken over.
-/// With a store, a session this process holds costs one round trip, which refreshes its expiry and tells
-/// whether another instance changed or ended it.
-async fn find(
-    inner: &HttpInner,
-    id: &str,
-    extensions: &http::Extensions,
-) -> Result<Arc<HttpSession>, Response<ResponseBody>> {
-    let local = inner.sessions.get(id);
+    let local = match inner.sessions.get(id, |s| session_owner::may_use(s.owner.as_ref(), extensions)) {
+        Found::Here(session) => Some(session),
+        Found::NotYours => return Err(unknown_session()),
+        Found::Absent => None,
+    };
     let Some(store) = &inner.config.session_store else { return local.ok_or_else(unknown_session) };
     if id.len() > MAX_SESSION_ID_BYTES {
         return Err(unknown_session());
@@ -577,6 +583,15 @@ async fn find(
     let ttl = inner.config.session_idle_timeout;
     let Some(session) = local else {
         return match store.load(id, ttl).await {
+            // (Loading refreshed the record's expiry: the store has no read without it.)
+            Ok(Some(found))
+                if !session_owner::may_use(
+                    found.0.principal.as_deref().map(SessionOwner::of_principal).as_ref(),
+                    extensions,
+                ) =>
+            {
+                Err(unknown_session())
+            }
             Ok(Some(found)) => {
                 let max_pending = inner.server.limits.max_pending_requests;
                 let peer = extensions.get::<PeerAddr>().map(|p| p.0.ip());

@@ -397,12 +397,30 @@ where
     if let Err(why) = inner.config.hosts.check(request.uri(), request.headers()) {
         return body::rpc_error(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(why));
     }
+    // A stream opened with a token ends when the token does (plus a grace): the client then reconnects with a
+    // fresh one, instead of being served on an expired or revoked token for as long as it keeps the stream.
     #[cfg(feature = "resource-server")]
-    if let Some(protection) = &inner.config.protection
-        && let Err(refusal) = protect::authenticate(protection, &mut request).await
-    {
-        return refusal;
+    let streams_end = match &inner.config.protection {
+        Some(protection) => match protect::authenticate(protection, &mut request).await {
+            Ok(streams_end) => streams_end,
+            Err(refusal) => return refusal,
+        },
+        None => None,
+    };
+    let response = route(inner, request).await;
+    #[cfg(feature = "resource-server")]
+    if let Some(deadline) = streams_end {
+        return response.map(|body| body.until(deadline));
     }
+    response
+}
+
+/// The answer to an admitted request for the MCP endpoint.
+async fn route<B>(inner: Arc<HttpInner>, request: Request<B>) -> Response<ResponseBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let session_id = header(request.headers(), "mcp-session-id").map(str::to_owned);
     match (request.method(), session_id) {
         (&Method::POST, session_id) => post(inner, request, session_id).await,

@@ -834,6 +834,9 @@ struct StoredTask {
     /// The instance running the task.
     i: u32,
     t: crate::protocol::tasks::extension::DetailedTask,
+    /// The principal that created the task (only it may see the task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<crate::server::principal::PrincipalId>,
 }
 
 #[cfg(feature = "tasks")]
@@ -880,8 +883,15 @@ pub(crate) struct TaskLink {
 
 #[cfg(feature = "tasks")]
 impl crate::server::tasks::TaskShare for TaskLink {
-    fn save(&self, id: &str, task: &crate::protocol::tasks::extension::DetailedTask, ttl: Duration) {
-        let Ok(value) = serde_json::to_vec(&StoredTask { i: self.tasks.instance, t: task.clone() }) else { return };
+    fn save(
+        &self,
+        id: &str,
+        task: &crate::protocol::tasks::extension::DetailedTask,
+        principal: Option<&crate::server::principal::PrincipalId>,
+        ttl: Duration,
+    ) {
+        let stored = StoredTask { i: self.tasks.instance, t: task.clone(), p: principal.cloned() };
+        let Ok(value) = serde_json::to_vec(&stored) else { return };
         let write = Write::Set { key: self.tasks.key(id), value, ttl: millis(ttl) };
         if self.tasks.writes.try_send(write).is_err() {
             tracing::warn!("Redis writes are backed up; a task's state was not shared");
@@ -891,7 +901,10 @@ impl crate::server::tasks::TaskShare for TaskLink {
     fn load<'a>(
         &'a self,
         id: &'a str,
-    ) -> crate::server::tasks::ShareFuture<'a, Option<crate::protocol::tasks::extension::DetailedTask>> {
+    ) -> crate::server::tasks::ShareFuture<
+        'a,
+        Option<(crate::protocol::tasks::extension::DetailedTask, Option<crate::server::principal::PrincipalId>)>,
+    > {
         Box::pin(async move {
             let mut connection = self.tasks.connection.clone();
             let json: Vec<u8> = redis::cmd("GET")
@@ -900,9 +913,9 @@ impl crate::server::tasks::TaskShare for TaskLink {
                 .await
                 .inspect_err(|error| tracing::warn!(%error, "a shared task could not be read"))
                 .ok()??;
-            let StoredTask { i, t: mut task } = serde_json::from_slice(&json).ok()?;
+            let StoredTask { i, t: mut task, p: principal } = serde_json::from_slice(&json).ok()?;
             if task.task.status.is_terminal() {
-                return Some(task);
+                return Some((task, principal));
             }
             let alive: bool = redis::cmd("EXISTS")
                 .arg(format!("{}alive:{i}", self.tasks.prefix))
@@ -918,9 +931,10 @@ impl crate::server::tasks::TaskShare for TaskLink {
                     Some(crate::protocol::ErrorObject::internal("the server instance running this task stopped"));
                 let ttl: i64 =
                     redis::cmd("PTTL").arg(self.tasks.key(id)).query_async(&mut connection).await.unwrap_or(1);
-                self.save(id, &task, Duration::from_millis(u64::try_from(ttl).unwrap_or(1).max(1)));
+                let ttl = Duration::from_millis(u64::try_from(ttl).unwrap_or(1).max(1));
+                self.save(id, &task, principal.as_ref(), ttl);
             }
-            Some(task)
+            Some((task, principal))
         })
     }
 

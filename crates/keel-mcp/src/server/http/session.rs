@@ -332,6 +332,16 @@ impl Table {
     }
 }
 
+/// What [`SessionTable::get`] found.
+pub(crate) enum Found {
+    /// The session, which the request may use (now marked as active).
+    Here(Arc<HttpSession>),
+    /// A live session here that the request may not use (another principal's): left untouched.
+    NotYours,
+    /// No live session by that id here.
+    Absent,
+}
+
 impl SessionTable {
     pub(crate) fn new(config: &HttpConfig, bus: Option<Arc<Bus>>) -> Self {
         SessionTable {
@@ -419,17 +429,21 @@ impl SessionTable {
         session
     }
 
-    /// The live session `id`, if any; marks it as active.
-    pub(crate) fn get(&self, id: &str) -> Option<Arc<HttpSession>> {
-        let session = lock(&self.table).sessions.get(id).cloned()?;
+    /// The live session `id`, if any, when `allowed` lets this request use it: only then is it marked as
+    /// active (a request that may not use a session must not keep it alive).
+    pub(crate) fn get(&self, id: &str, allowed: impl FnOnce(&HttpSession) -> bool) -> Found {
+        let Some(session) = lock(&self.table).sessions.get(id).cloned() else { return Found::Absent };
         if session.idle_for() > self.idle_timeout {
             if let Some(session) = lock(&self.table).remove(id) {
                 self.end(&session);
             }
-            return None;
+            return Found::Absent;
+        }
+        if !allowed(&session) {
+            return Found::NotYours;
         }
         session.touch();
-        Some(session)
+        Found::Here(session)
     }
 
     /// Ends and forgets session `id`; false when there was none.
@@ -528,6 +542,24 @@ mod tests {
         Some(IpAddr::from([127, 0, 0, last]))
     }
 
+    /// Whether session `id` is live in `store` (marking it active, as a request of its owner does).
+    fn here(store: &SessionTable, id: &str) -> bool {
+        matches!(store.get(id, |_| true), Found::Here(_))
+    }
+
+    #[test]
+    fn a_request_that_may_not_use_a_session_does_not_keep_it_alive() {
+        let config = config(10, 10);
+        let store = SessionTable::new(&config, None);
+        let a = store.create(None, None, 8, &config);
+        let long_ago = Instant::now().checked_sub(Duration::from_secs(10)).unwrap();
+        *lock(&a.last_seen) = long_ago;
+        assert!(matches!(store.get(&a.id, |_| false), Found::NotYours));
+        assert_eq!(*lock(&a.last_seen), long_ago, "not marked active");
+        assert!(here(&store, &a.id));
+        assert!(*lock(&a.last_seen) > long_ago);
+    }
+
     #[test]
     fn a_full_store_evicts_stalled_handshakes_first_then_the_longest_idle() {
         let config = config(3, 10);
@@ -539,15 +571,15 @@ mod tests {
         c.mark_initialized();
         // b never said `notifications/initialized`: it goes first, whatever the idle times.
         let d = store.create(peer(4), None, 8, &config);
-        assert!(b.closed.is_cancelled() && store.get(&b.id).is_none());
+        assert!(b.closed.is_cancelled() && !here(&store, &b.id));
         d.mark_initialized();
         std::thread::sleep(Duration::from_millis(2));
-        store.get(&c.id);
-        store.get(&d.id);
+        here(&store, &c.id);
+        here(&store, &d.id);
         // Everyone completed the handshake: the one idle longest (a) goes.
         store.create(peer(5), None, 8, &config);
         assert!(a.closed.is_cancelled());
-        assert!(store.get(&c.id).is_some() && store.get(&d.id).is_some());
+        assert!(here(&store, &c.id) && here(&store, &d.id));
         assert_eq!(store.len(), 3);
     }
 
@@ -575,9 +607,9 @@ mod tests {
         let config = config(2, 2).session_idle_timeout(Duration::from_millis(30));
         let store = SessionTable::new(&config, None);
         let a = store.create(None, None, 8, &config);
-        assert!(store.get(&a.id).is_some());
+        assert!(here(&store, &a.id));
         std::thread::sleep(Duration::from_millis(40));
-        assert!(store.get(&a.id).is_none(), "expired");
+        assert!(!here(&store, &a.id), "expired");
         assert!(a.closed.is_cancelled());
     }
 
