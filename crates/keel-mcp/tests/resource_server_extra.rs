@@ -22,6 +22,10 @@ use keel_mcp::server::{NoArgs, RequestContext, Server};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+#[path = "support/example_process.rs"]
+mod example_process;
+use example_process::ExampleProcess;
+
 const RESOURCE: &str = "http://localhost:3000/mcp";
 const PRM_PATH: &str = "/.well-known/oauth-protected-resource/mcp";
 const ISSUER: &str = "https://idp.example";
@@ -396,14 +400,6 @@ async fn dpop_nonce_round_trip() {
 // ---------------------------------------------------------------------------------------------------------
 // The `protected_server` example with `--introspection-url … --dpop`, over TCP.
 
-/// `target/<profile>/examples/protected_server`, built by `cargo test --all-features` with the examples.
-fn example_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe.parent().and_then(|deps| deps.parent()).unwrap().join("examples").join("protected_server");
-    assert!(binary.exists(), "build it first: cargo build --example protected_server --features resource-server");
-    binary
-}
-
 async fn over_tcp(port: u16, request: Request<Full<Bytes>>) -> Response<hyper::body::Incoming> {
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let (mut sender, connection) =
@@ -414,20 +410,14 @@ async fn over_tcp(port: u16, request: Request<Full<Bytes>>) -> Response<hyper::b
 
 #[tokio::test]
 async fn the_example_with_introspection_and_dpop() {
-    use tokio::io::AsyncBufReadExt as _;
     let key = Dpop::generate().unwrap();
     let idp = Introspection::start(Some(thumbprint(key.jwk()))).await;
-    let mut child = tokio::process::Command::new(example_binary())
-        .args(["--port", "0", "--issuer", ISSUER, "--jwks-url", "https://idp.example/jwks", "--resource", RESOURCE])
-        .args(["--introspection-url", &idp.url, "--client-id", "rs", "--client-secret", "rs-secret", "--dpop"])
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
-    assert!(line.contains("listening"), "{line}");
-    let port: u16 = line.split("127.0.0.1:").nth(1).and_then(|rest| rest.split('/').next()).unwrap().parse().unwrap();
+    let args = ["--port", "0", "--issuer", ISSUER, "--jwks-url", "https://idp.example/jwks", "--resource", RESOURCE];
+    let introspection =
+        ["--introspection-url", &idp.url, "--client-id", "rs", "--client-secret", "rs-secret", "--dpop"];
+    let example =
+        ExampleProcess::start("protected_server", "resource-server", &[&args[..], &introspection[..]].concat()).await;
+    let port = example.port;
 
     // Bearer is refused outright; the challenge is DPoP's.
     let refused = over_tcp(port, bearer("alice-token")).await;
@@ -442,8 +432,5 @@ async fn the_example_with_introspection_and_dpop() {
     assert_eq!(body["result"]["structuredContent"]["scopes"], json!(["notes:read"]));
     assert!(idp.calls.load(Ordering::SeqCst) >= 1, "the token was introspected");
 
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
-    assert!(exit.success(), "exits cleanly on SIGTERM: {exit:?}");
+    example.stop_with_sigterm().await;
 }
