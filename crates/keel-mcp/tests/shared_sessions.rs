@@ -10,7 +10,7 @@ use keel_mcp::protocol::logging::LoggingLevel;
 use keel_mcp::server::http::{
     HttpConfig, McpService, MemorySessionBus, MemorySessionStore, SessionRecord, SessionStore, StoreError, StoreFuture,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[path = "support/instances.rs"]
 mod instances;
@@ -229,4 +229,57 @@ async fn only_the_principal_that_opened_a_session_uses_it_on_any_instance() {
     assert_eq!(delete_as_bob.status(), StatusCode::NOT_FOUND);
     let delete_as_alice = send(&b, as_principal(request(http::Method::DELETE, Some(&id), None), "alice")).await;
     assert_eq!(delete_as_alice.status(), StatusCode::OK);
+}
+
+/// Two instances sharing `store`, B holding at most one session copy at a time.
+fn pair_with_one_copy_on_b(store: &Arc<MemorySessionStore>) -> (McpService, McpService) {
+    let bus = Arc::new(MemorySessionBus::new(1024));
+    let config = || HttpConfig::default().session_store(store.instance_handle()).session_bus(bus.clone());
+    (server().http_service(config()), server().http_service(config().max_sessions(1)))
+}
+
+/// Calls `ask` in `session` on `service` as request `id` and answers it with `name` there: the stream
+/// number, the elicitation's id, and every event the stream carried.
+async fn ask_and_answer(service: &McpService, session: &str, id: u64, name: &str) -> (String, Value, Vec<Event>) {
+    let response = call_tool(service, session, id, "ask", json!({})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut seen = Vec::new();
+    let asked = loop {
+        let batch = events(&mut body, 1).await;
+        assert!(!batch.is_empty(), "the stream ended before its elicitation: {seen:?}");
+        seen.extend(batch);
+        if let Some(data) = seen.last().and_then(|e| e.data.as_ref()).filter(|d| d["method"] == "elicitation/create") {
+            break data["id"].clone();
+        }
+    };
+    let reply = json!({"action": "accept", "content": {"name": name}});
+    assert_eq!(answer(service, session, &asked, reply).await.status(), StatusCode::ACCEPTED);
+    seen.extend(events(&mut body, usize::MAX).await);
+    let stream = seen[0].id.as_deref().and_then(|i| i.split('_').next()).expect("a priming event with an id");
+    (stream.to_owned(), asked, seen)
+}
+
+#[tokio::test]
+async fn a_session_taken_over_again_gets_new_stream_numbers_and_request_ids() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let (a, b) = pair_with_one_copy_on_b(&store);
+    tokio::time::timeout(BOUND, async {
+        let first = session(&a).await;
+        let second = session(&a).await;
+        let (stream_1, asked_1, _) = ask_and_answer(&b, &first, 1, "one").await;
+        // Taking `second` over lets B's copy of `first` go; its next request takes `first` over again.
+        assert_eq!(call_tool(&b, &second, 1, "nothing", json!({})).await.status(), StatusCode::OK);
+        let (stream_2, asked_2, seen) = ask_and_answer(&b, &first, 2, "two").await;
+        assert_ne!(stream_1, stream_2, "a new stream number");
+        assert_ne!(asked_1, asked_2, "a new server-to-client request id");
+        // Only the new stream's events: its elicitation, then its answer; nothing of the first call.
+        let data: Vec<&Value> = seen.iter().filter_map(|e| e.data.as_ref()).collect();
+        assert_eq!(data.len(), 2, "{seen:?}");
+        assert_eq!(data[1]["id"], 2);
+        assert_eq!(data[1]["result"]["content"][0]["text"], "hello two");
+        assert!(seen.iter().filter_map(|e| e.id.as_deref()).all(|i| i.starts_with(&format!("{stream_2}_"))));
+    })
+    .await
+    .expect("bounded");
 }

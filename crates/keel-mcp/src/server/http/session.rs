@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -76,11 +76,43 @@ pub(crate) struct HttpSession {
     /// The principal that opened the session, when an authorization layer verified one: only it may use
     /// the session.
     pub(crate) owner: Option<SessionOwner>,
+    /// Where stream numbers come from: this process's, shared by all its sessions.
+    numbers: Arc<Numbers>,
+}
+
+/// The numbers a process gives its sessions' streams and server-to-client requests. One counter per
+/// process, never one per session: a session this instance let go of (idle, evicted) and takes over again
+/// later gets a fresh copy, which must not reuse the old copy's numbers (its events would be replayed
+/// as the new stream's, and a late answer would reach the wrong request). With a shared
+/// [`SessionStore`](super::SessionStore), numbers start at the instance's base (its number << 32), so that
+/// an event id or request id names one stream or request across the cluster.
+#[derive(Debug)]
+pub(crate) struct Numbers {
+    base: u64,
+    streams: AtomicU64,
+    /// The last server-to-client request id handed out (see [`PendingRequests::with_shared_ids`]).
+    requests: Arc<AtomicI64>,
+}
+
+impl Numbers {
+    fn new(config: &HttpConfig) -> Self {
+        let base = config.session_store.as_ref().map_or(0, |store| u64::from(store.instance() & 0xF_FFFF) << 32);
+        Numbers {
+            base,
+            streams: AtomicU64::new(0),
+            requests: Arc::new(AtomicI64::new(i64::try_from(base).unwrap_or(0))),
+        }
+    }
+
+    /// A stream number within the instance's range: repeats only after 2^32 - 1 streams of this process,
+    /// long after any client could still resume the earlier stream.
+    fn next_stream(&self) -> u64 {
+        self.base + 1 + self.streams.fetch_add(1, Ordering::Relaxed) % u64::from(u32::MAX)
+    }
 }
 
 #[derive(Debug, Default)]
 struct Streams {
-    next: u64,
     logs: HashMap<u64, Arc<EventLog>>,
     /// The stream opened by GET, which carries messages unrelated to any request.
     standalone: Option<Arc<EventLog>>,
@@ -111,18 +143,16 @@ impl HttpSession {
         max_pending: usize,
         config: &HttpConfig,
         bus: Option<Arc<Bus>>,
+        numbers: Arc<Numbers>,
     ) -> Self {
         let now = Instant::now();
-        // With a shared store, instances number streams and server requests from their own base, so that
-        // an event id or request id names one stream or request across the cluster.
-        let base = config.session_store.as_ref().map_or(0, |store| u64::from(store.instance() & 0xF_FFFF) << 32);
         HttpSession {
             id,
             state: Mutex::new(LegacySession::default()),
-            pending: PendingRequests::with_ids_after(max_pending, i64::try_from(base).unwrap_or(0)),
+            pending: PendingRequests::with_shared_ids(max_pending, numbers.requests.clone()),
             in_flight: Mutex::new(HashMap::new()),
             max_in_flight: config.max_requests_per_session.max(1),
-            streams: Mutex::new(Streams { next: base, ..Streams::default() }),
+            streams: Mutex::new(Streams::default()),
             created: now,
             last_seen: Mutex::new(now),
             initialized: AtomicBool::new(false),
@@ -133,6 +163,7 @@ impl HttpSession {
             principal: None,
             bus,
             owner: None,
+            numbers,
         }
     }
 
@@ -213,8 +244,7 @@ impl HttpSession {
 
     /// A new stream's log, forgetting the oldest finished streams past [`RETAINED_STREAMS`].
     fn new_log(&self, streams: &mut Streams) -> Arc<EventLog> {
-        streams.next += 1;
-        let number = streams.next;
+        let number = self.numbers.next_stream();
         let log = Arc::new(EventLog::new(self.id.clone(), number, self.store.clone()));
         streams.logs.insert(number, log.clone());
         if streams.logs.len() > RETAINED_STREAMS {
@@ -294,6 +324,7 @@ pub(crate) struct SessionTable {
     /// Sessions are also kept in a shared [`SessionStore`](super::SessionStore).
     shared: bool,
     bus: Option<Arc<Bus>>,
+    numbers: Arc<Numbers>,
 }
 
 #[derive(Debug, Default)]
@@ -344,6 +375,7 @@ impl SessionTable {
             counter: AtomicU64::new(0),
             shared: config.session_store.is_some(),
             bus,
+            numbers: Arc::new(Numbers::new(config)),
         }
     }
 
@@ -356,7 +388,8 @@ impl SessionTable {
         config: &HttpConfig,
     ) -> Arc<HttpSession> {
         let id: Arc<str> = new_session_id(self.counter.fetch_add(1, Ordering::Relaxed)).into();
-        let mut session = HttpSession::new(id, peer.map(PeerKey::of), max_pending, config, self.bus.clone());
+        let numbers = self.numbers.clone();
+        let mut session = HttpSession::new(id, peer.map(PeerKey::of), max_pending, config, self.bus.clone(), numbers);
         session.owner = principal.as_deref().map(SessionOwner::of_principal);
         session.principal = principal;
         self.insert(session)
@@ -372,7 +405,9 @@ impl SessionTable {
         max_pending: usize,
         config: &HttpConfig,
     ) -> Arc<HttpSession> {
-        let mut session = HttpSession::new(id.into(), peer.map(PeerKey::of), max_pending, config, self.bus.clone());
+        let numbers = self.numbers.clone();
+        let mut session =
+            HttpSession::new(id.into(), peer.map(PeerKey::of), max_pending, config, self.bus.clone(), numbers);
         session.owner = record.principal.as_deref().map(SessionOwner::of_principal);
         session.principal = record.principal.clone();
         session.restore(record, revision);
