@@ -2,13 +2,15 @@
 //! instance serves any session, changes and DELETE are seen everywhere, and a store that fails refuses
 //! new sessions with 503 while stateless requests go on.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
 use keel_mcp::protocol::logging::LoggingLevel;
 use keel_mcp::server::http::{
-    HttpConfig, McpService, MemorySessionBus, MemorySessionStore, SessionRecord, SessionStore, StoreError, StoreFuture,
+    EventStore, HttpConfig, McpService, MemoryEventStore, MemorySessionBus, MemorySessionStore, SessionRecord,
+    SessionStore, StoreError, StoreFuture,
 };
 use serde_json::{Value, json};
 
@@ -279,6 +281,80 @@ async fn a_session_taken_over_again_gets_new_stream_numbers_and_request_ids() {
         assert_eq!(data[1]["id"], 2);
         assert_eq!(data[1]["result"]["content"][0]["text"], "hello two");
         assert!(seen.iter().filter_map(|e| e.id.as_deref()).all(|i| i.starts_with(&format!("{stream_2}_"))));
+    })
+    .await
+    .expect("bounded");
+}
+
+/// An event store that says which streams it holds, so that a test can see them go.
+#[derive(Debug)]
+struct Watched {
+    events: MemoryEventStore,
+    held: tokio::sync::watch::Sender<HashSet<(String, u64)>>,
+}
+
+impl Watched {
+    fn new() -> Arc<Self> {
+        Arc::new(Watched { events: MemoryEventStore::new(64), held: tokio::sync::watch::channel(HashSet::new()).0 })
+    }
+
+    /// Waits until the store holds no stream of `session`.
+    async fn wait_released(&self, session: &str) {
+        let mut held = self.held.subscribe();
+        held.wait_for(|streams| streams.iter().all(|(s, _)| s != session)).await.unwrap();
+    }
+}
+
+impl EventStore for Watched {
+    fn append(&self, session: &str, stream: u64, message: bytes::Bytes) -> u64 {
+        self.held.send_modify(|held| {
+            held.insert((session.to_owned(), stream));
+        });
+        self.events.append(session, stream, message)
+    }
+
+    fn events_after(&self, session: &str, stream: u64, after: u64) -> Vec<(u64, bytes::Bytes)> {
+        self.events.events_after(session, stream, after)
+    }
+
+    fn remove_stream(&self, session: &str, stream: u64) {
+        self.events.remove_stream(session, stream);
+        self.held.send_modify(|held| {
+            held.remove(&(session.to_owned(), stream));
+        });
+    }
+
+    fn remove_session(&self, session: &str) {
+        self.events.remove_session(session);
+        self.held.send_modify(|held| held.retain(|(s, _)| s != session));
+    }
+
+    fn release_stream(&self, session: &str, stream: u64) {
+        self.remove_stream(session, stream);
+    }
+}
+
+#[tokio::test]
+async fn an_instance_forgets_the_events_of_a_session_copy_it_let_go() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let bus = Arc::new(MemorySessionBus::new(1024));
+    let watched = Watched::new();
+    let config = || HttpConfig::default().session_store(store.instance_handle()).session_bus(bus.clone());
+    let a = server().http_service(config());
+    let b = server().http_service(config().max_sessions(1).event_store(watched.clone()));
+    tokio::time::timeout(BOUND, async {
+        let first = session(&a).await;
+        let second = session(&a).await;
+        ask_and_answer(&b, &first, 1, "one").await;
+        assert!(watched.held.borrow().iter().any(|(s, _)| *s == first), "B kept the stream's events");
+        // Taking `second` over lets B's copy of `first` go, and the events it kept with it (the session
+        // lives on: another instance may serve it).
+        assert_eq!(call_tool(&b, &second, 1, "nothing", json!({})).await.status(), StatusCode::OK);
+        watched.wait_released(&first).await;
+        // DELETE through another instance lets B's copy of `second` go too.
+        ask_and_answer(&b, &second, 2, "two").await;
+        assert_eq!(delete(&a, &second).await.status(), StatusCode::OK);
+        watched.wait_released(&second).await;
     })
     .await
     .expect("bounded");

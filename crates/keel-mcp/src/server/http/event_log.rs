@@ -68,6 +68,15 @@ impl Drop for Reader {
     }
 }
 
+/// The log goes once neither its session's copy nor a reader nor the running call holds it: the store
+/// then frees what this process kept of the stream, however the copy went (ended, idle, evicted, or let go
+/// because another instance ended the session).
+impl Drop for EventLog {
+    fn drop(&mut self) {
+        self.store.release_stream(&self.session, self.stream);
+    }
+}
+
 /// What a reader gets: events after its cursor and whether the stream has ended.
 pub(crate) struct Batch {
     pub(crate) events: Vec<(u64, Bytes)>,

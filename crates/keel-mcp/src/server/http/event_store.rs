@@ -38,6 +38,16 @@ pub trait EventStore: Send + Sync + Debug + 'static {
     /// Forgets every stream of a session (it ended or expired).
     fn remove_session(&self, session: &str);
 
+    /// This process no longer serves `stream`: the session's copy here let go of it (the session ended,
+    /// went idle or was evicted here, or the stream was one too many to retain). Drop what the process keeps
+    /// of it, and keep what other instances resume from. Called once per stream, when its log goes.
+    ///
+    /// The default does nothing, which suits a store that keeps nothing in the process; a store that keeps a
+    /// local copy must free it here, or it grows with every session the instance ever served.
+    fn release_stream(&self, session: &str, stream: u64) {
+        let _ = (session, stream);
+    }
+
     /// Marks `stream` as ended: readers on other instances stop after its last event. Called once per
     /// stream. The default does nothing (a store of one process has no remote readers).
     fn finish_stream(&self, session: &str, stream: u64) {
@@ -108,6 +118,11 @@ impl EventStore for MemoryEventStore {
 
     fn remove_session(&self, session: &str) {
         lock(&self.streams).retain(|(s, _), _| s.as_ref() != session);
+    }
+
+    /// Only this process reads these events: once its log goes, nobody can.
+    fn release_stream(&self, session: &str, stream: u64) {
+        self.remove_stream(session, stream);
     }
 }
 

@@ -518,6 +518,11 @@ impl EventStore for RedisEventStore {
         self.queue(Write::RemoveSession { set: self.set_key(session) });
     }
 
+    /// Other instances resume the stream from Redis; only the local copy goes.
+    fn release_stream(&self, session: &str, stream: u64) {
+        self.local.remove_stream(session, stream);
+    }
+
     fn finish_stream(&self, session: &str, stream: u64) {
         let (cap, ttl) = (self.config.events_per_stream, millis(self.config.event_ttl));
         self.queue(Write::Finish { key: self.key(session, stream), cap, ttl });
