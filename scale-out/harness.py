@@ -621,8 +621,10 @@ def main(argv: list[str]) -> int:
         binary, why = ensure_redis_server()
         if not binary:
             bar = "#" * 100
-            print(f"{bar}\n### scale-out SKIPPED: {why}\n### None of {', '.join(selected)} ran.\n{bar}", flush=True)
-            return 0
+            required = os.environ.get("KEEL_REQUIRE_REDIS") == "1"
+            verdict = "FAILED (KEEL_REQUIRE_REDIS=1)" if required else "SKIPPED"
+            print(f"{bar}\n### scale-out {verdict}: {why}\n### None of {', '.join(selected)} ran.\n{bar}", flush=True)
+            return 1 if required else 0
     runnable = [name for name in selected if args.include_ignored or not NEEDS.get(name)]
     binaries = runner.build_binaries() if runnable else {}
     logs = runner.cache_dir() / "scale-out" / "logs" / time.strftime("%Y%m%d-%H%M%S")
