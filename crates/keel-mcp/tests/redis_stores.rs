@@ -270,3 +270,53 @@ async fn answers_and_cancellations_cross_instances_through_redis() {
     .await
     .expect("bounded");
 }
+
+#[tokio::test]
+async fn a_call_lives_while_its_stream_is_read_on_another_instance_and_no_longer() {
+    let Some(redis) = RedisServer::start() else { return };
+    let grace = Duration::from_millis(300);
+    let url = redis.url();
+    let instance = |prefix| {
+        let url = url.clone();
+        async move {
+            let config = RedisConfig::new(url).key_prefix(prefix).timeout(Duration::from_millis(500));
+            let stores = RedisStores::connect(config).await.expect("Redis is up");
+            let config = HttpConfig::default().stream_resume_grace(grace).redis(&stores);
+            (server().http_service(config), stores)
+        }
+    };
+    tokio::time::timeout(BOUND, async {
+        let (a, _sa) = instance("reading:").await;
+        let (b, _sb) = instance("reading:").await;
+        let id = session(&a).await;
+        let linger = json!({"name": "linger", "arguments": {}, "_meta": {"progressToken": "p"}});
+        // The client reads the priming event and the progress notification on A, then resumes on B.
+        let mut body = call(&a, &id, 1, "tools/call", linger.clone()).await.into_body();
+        let first = events(&mut body, 2).await;
+        drop(body);
+        let last = first.last().and_then(|e| e.id.clone()).expect("events carry ids");
+        let response = get(&b, &id, Some(&last)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut resumed = response.into_body();
+        // Several graces pass with the client reading on B only (time passing is what is tested): A keeps
+        // the call.
+        let read = tokio::time::timeout(grace * 4, events(&mut resumed, 1)).await;
+        assert!(read.is_err(), "nothing to read until the call answers: {read:?}");
+        LINGER_GO_ON.notify_one();
+        let rest = events(&mut resumed, usize::MAX).await;
+        let (_, result) = summarize(&rest);
+        assert_eq!(result.as_deref(), Some("let go"), "the call answered: {rest:?}");
+        // Once the client reads nowhere, the grace applies: the call is cancelled.
+        let mut body = call(&a, &id, 2, "tools/call", linger).await.into_body();
+        let first = events(&mut body, 2).await;
+        drop(body);
+        let last = first.last().and_then(|e| e.id.clone()).expect("events carry ids");
+        let mut resumed = get(&b, &id, Some(&last)).await.into_body();
+        let read = tokio::time::timeout(grace, events(&mut resumed, 1)).await;
+        assert!(read.is_err(), "nothing to read yet: {read:?}");
+        drop(resumed);
+        LINGER_CANCELLED.notified().await;
+    })
+    .await
+    .expect("bounded");
+}

@@ -45,6 +45,20 @@ pub fn server() -> Server {
                 "polled"
             },
         )
+        .tool(
+            "linger",
+            "Sends one progress notification, then runs until let go or cancelled",
+            |ctx: RequestContext, _: NoArgs| async move {
+                ctx.progress(1.0, None, None).await;
+                tokio::select! {
+                    _ = LINGER_GO_ON.notified() => "let go",
+                    _ = ctx.cancellation().cancelled() => {
+                        LINGER_CANCELLED.notify_one();
+                        "cancelled"
+                    }
+                }
+            },
+        )
         .tool("wait_cancel", "Runs until cancelled", |ctx: RequestContext, _: NoArgs| async move {
             WAIT_STARTED.notify_one();
             ctx.cancellation().cancelled().await;
@@ -56,6 +70,10 @@ pub fn server() -> Server {
 
 /// Lets `poll` answer.
 pub static POLL_GO_ON: tokio::sync::Notify = tokio::sync::Notify::const_new();
+/// Lets `linger` answer.
+pub static LINGER_GO_ON: tokio::sync::Notify = tokio::sync::Notify::const_new();
+/// `linger` saw its cancellation.
+pub static LINGER_CANCELLED: tokio::sync::Notify = tokio::sync::Notify::const_new();
 /// `wait_cancel` started.
 pub static WAIT_STARTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
 /// `wait_cancel` saw its cancellation.

@@ -105,7 +105,14 @@ impl EventLog {
         Reader { log: self.clone(), ends_stream }
     }
 
-    /// Completes once the stream has had no reader for `grace` in a row.
+    /// A client reads the stream on another instance (from the shared event store): it counts as a reader
+    /// for the next `grace`, so the call goes on ([`EventLog::abandoned`] starts over).
+    pub(crate) fn read_elsewhere(&self) {
+        self.readers_changed.notify_waiters();
+    }
+
+    /// Completes once the stream has had no reader, here or elsewhere ([`EventLog::read_elsewhere`]), for
+    /// `grace` in a row.
     pub(crate) async fn abandoned(&self, grace: Duration) {
         loop {
             let changed = self.readers_changed.notified();

@@ -498,7 +498,10 @@ pub(super) async fn get(
         }
         // Another instance ran the stream (or this one did, and forgot it): the shared store may hold it.
         return match inner.config.event_store.replay(session_id, stream, seq).await {
-            Ok(Some(events)) => body::sse(replay_remote(session, stream, events, StreamStop::new(inner))),
+            Ok(Some(events)) => {
+                let grace = inner.config.stream_resume_grace;
+                body::sse(replay_remote(session, stream, events, grace, StreamStop::new(inner)))
+            }
             Ok(None) => {
                 let error = ErrorObject::invalid_request("that stream is no longer available");
                 body::rpc_error(StatusCode::NOT_FOUND, None, &error)
@@ -631,37 +634,51 @@ fn store_unavailable(error: &StoreError) -> Response<ResponseBody> {
 }
 
 /// An SSE body relaying the events of stream `stream` that another instance ran, read from the shared
-/// event store, until that stream or the session ends.
+/// event store, until that stream or the session ends. While the client reads, the instance running the
+/// stream's call hears so on the bus every half `grace`, so that it does not cancel the call as abandoned.
 fn replay_remote(
     session: Arc<HttpSession>,
     stream: u64,
     events: super::RemoteEvents,
+    grace: std::time::Duration,
     stop: StreamStop,
 ) -> impl Stream<Item = Bytes> + Send {
     struct State {
         session: Arc<HttpSession>,
         stream: u64,
         events: super::RemoteEvents,
+        reading: tokio::time::Interval,
         stop: StreamStop,
         finished: bool,
     }
-    let state = State { session, stream, events, stop, finished: false };
+    // The first tick is at once: the running instance may be close to giving up.
+    let mut reading = tokio::time::interval((grace / 2).max(std::time::Duration::from_millis(1)));
+    reading.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let state = State { session, stream, events, reading, stop, finished: false };
     futures_util::stream::unfold(state, |mut state| async move {
         use futures_util::StreamExt as _;
         if state.finished {
             return None;
         }
-        tokio::select! {
-            biased;
-            event = state.events.next() => {
-                let (seq, message) = event?;
-                let event = sse_event(Some(&format!("{}_{seq}", state.stream)), None, &message);
-                Some((event, state))
-            }
-            _ = state.session.closed.cancelled() => None,
-            _ = state.stop.fired() => {
-                state.finished = true;
-                Some((state.stop.final_event(), state))
+        loop {
+            tokio::select! {
+                // First: a relay that always has events ready must still say it reads.
+                biased;
+                _ = state.reading.tick() => {
+                    if let Some(bus) = &state.session.bus {
+                        bus.publish(Kind::Reading, &state.session.id, Some(state.stream.to_string().as_bytes()));
+                    }
+                }
+                event = state.events.next() => {
+                    let (seq, message) = event?;
+                    let event = sse_event(Some(&format!("{}_{seq}", state.stream)), None, &message);
+                    return Some((event, state));
+                }
+                _ = state.session.closed.cancelled() => return None,
+                _ = state.stop.fired() => {
+                    state.finished = true;
+                    return Some((state.stop.final_event(), state));
+                }
             }
         }
     })

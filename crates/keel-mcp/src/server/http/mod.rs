@@ -95,8 +95,8 @@ pub struct HttpConfig {
     /// with `Retry-After`. Default 64.
     pub max_requests_per_session: usize,
     /// How long a legacy streaming call goes on with no client reading its stream (the client hung up and
-    /// has not resumed with `Last-Event-ID`) before it is cancelled. Keep it above
-    /// [`HttpConfig::sse_retry_ms`]. Default 10 s.
+    /// has not resumed with `Last-Event-ID`, on this instance or, with a [`SessionBus`], on another one
+    /// sharing the session) before it is cancelled. Keep it above [`HttpConfig::sse_retry_ms`]. Default 10 s.
     pub stream_resume_grace: Duration,
     /// Where legacy SSE events are kept for resumption. Default: in memory, the last 1,024 per stream.
     pub event_store: Arc<dyn EventStore>,
