@@ -359,3 +359,27 @@ async fn an_instance_forgets_the_events_of_a_session_copy_it_let_go() {
     .await
     .expect("bounded");
 }
+
+#[tokio::test]
+async fn an_instance_never_lets_go_of_a_copy_with_a_running_call() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let (a, b) = pair_with_one_copy_on_b(&store);
+    tokio::time::timeout(BOUND, async {
+        let first = session(&a).await;
+        let second = session(&a).await;
+        // A call runs on B in `first`; the client reads its stream there.
+        let linger = json!({"name": "linger", "arguments": {}, "_meta": {"progressToken": "p"}});
+        let response = call(&b, &first, 1, "tools/call", linger).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut body = response.into_body();
+        assert_eq!(events(&mut body, 2).await.len(), 2, "the priming event and the progress notification");
+        // B takes `second` over: its copy of `first` has work under way, so it stays, and so does the call.
+        assert_eq!(call_tool(&b, &second, 1, "nothing", json!({})).await.status(), StatusCode::OK);
+        LINGER_GO_ON.notify_one();
+        let rest = events(&mut body, usize::MAX).await;
+        let text = rest.iter().filter_map(|e| e.data.as_ref()).find_map(|d| d["result"]["content"][0]["text"].as_str());
+        assert_eq!(text, Some("let go"), "{rest:?}");
+    })
+    .await
+    .expect("bounded");
+}

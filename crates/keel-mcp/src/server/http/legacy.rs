@@ -560,18 +560,14 @@ async fn resolve(
     id: &str,
     extensions: &http::Extensions,
 ) -> Result<Arc<HttpSession>, Response<ResponseBody>> {
-    let session = find(inner, id, extensions).await?;
+    let session = find(inner, id).await?;
     if session_owner::may_use(session.owner.as_ref(), extensions) { Ok(session) } else { Err(unknown_session()) }
 }
 
 /// Session `id`: this process's copy, or, with a shared [`SessionStore`], the stored session taken over.
 /// With a store, a session this process holds costs one round trip, which refreshes its expiry and tells
 /// whether another instance changed or ended it.
-async fn find(
-    inner: &HttpInner,
-    id: &str,
-    extensions: &http::Extensions,
-) -> Result<Arc<HttpSession>, Response<ResponseBody>> {
+async fn find(inner: &HttpInner, id: &str) -> Result<Arc<HttpSession>, Response<ResponseBody>> {
     let local = inner.sessions.get(id);
     let Some(store) = &inner.config.session_store else { return local.ok_or_else(unknown_session) };
     if id.len() > MAX_SESSION_ID_BYTES {
@@ -582,8 +578,7 @@ async fn find(
         return match store.load(id, ttl).await {
             Ok(Some(found)) => {
                 let max_pending = inner.server.limits.max_pending_requests;
-                let peer = extensions.get::<PeerAddr>().map(|p| p.0.ip());
-                Ok(inner.sessions.adopt(id, found, peer, max_pending, &inner.config))
+                Ok(inner.sessions.adopt(id, found, max_pending, &inner.config))
             }
             Ok(None) => Err(unknown_session()),
             Err(error) => Err(store_unavailable(&error)),

@@ -84,9 +84,19 @@ pub struct HttpConfig {
     pub session_idle_timeout: Duration,
     /// Most live legacy sessions. Past it, `initialize` evicts a session: first one that never completed
     /// the handshake within [`HttpConfig::session_init_grace`], else the one idle longest. Default 10,000.
+    ///
+    /// With a shared [`SessionStore`], this bounds the copies this instance holds (evicting one ends nothing
+    /// for its client: the next request takes the session over again), and a copy with work under way
+    /// (running calls, server requests awaiting an answer, open streams) is never evicted, so the table may
+    /// hold more than this while such copies are all there is.
     pub max_sessions: usize,
     /// Most live legacy sessions per peer (IP address; an IPv6 /64, read from [`PeerAddr`]). Past it, the
     /// peer's own sessions are evicted the same way. Default 64.
+    ///
+    /// Behind a reverse proxy every request comes from the proxy's address unless you put the client's
+    /// address (from a header only your proxy sets) in [`PeerAddr`]; raise this bound otherwise. With a
+    /// shared [`SessionStore`], only the sessions `initialize` created here count: a copy taken over from
+    /// another instance counts toward no peer.
     pub max_sessions_per_peer: usize,
     /// How long a new legacy session may go without `notifications/initialized` before it is the first to
     /// be evicted when room is needed. Default 10 s.
