@@ -320,3 +320,55 @@ async fn a_call_lives_while_its_stream_is_read_on_another_instance_and_no_longer
     .await
     .expect("bounded");
 }
+
+#[tokio::test]
+async fn the_stream_of_an_instance_that_is_gone_ends_at_once_elsewhere() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (b, stores_b) = instance(&redis, "gone:").await;
+        let id = session(&b).await;
+        // Instance 999 ran a stream of the session and died before its end: its events are in Redis, its
+        // heartbeat is not.
+        let stream = (999u64 << 32) + 1;
+        let key = format!("gone:ev:{id}:{stream}");
+        let mut redis_connection = raw(&redis).await;
+        for seq in 1..=2 {
+            let message = json!({"jsonrpc": "2.0", "method": "notifications/message",
+                "params": {"level": "info", "data": seq}});
+            let _: String = redis::cmd("XADD")
+                .arg(&key)
+                .arg(format!("0-{seq}"))
+                .arg("m")
+                .arg(message.to_string())
+                .query_async(&mut redis_connection)
+                .await
+                .unwrap();
+        }
+        let _: u64 = redis::cmd("SADD")
+            .arg(format!("gone:evs:{id}"))
+            .arg(&key)
+            .query_async(&mut redis_connection)
+            .await
+            .unwrap();
+        // The client resumes after event 1: it gets event 2, then the end, without waiting for more.
+        let response = get(&b, &id, Some(&format!("{stream}_1"))).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let rest = tokio::time::timeout(Duration::from_secs(5), events(&mut response.into_body(), usize::MAX))
+            .await
+            .expect("the relay ends at once");
+        assert_eq!(rest.len(), 1, "{rest:?}");
+        assert_eq!(rest[0].id.as_deref(), Some(format!("{stream}_2").as_str()));
+        // Resuming after the last event: nothing is left, nothing will come.
+        let response = get(&b, &id, Some(&format!("{stream}_2"))).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        // A live instance's stream is still followed: B's own heartbeat is there.
+        let alive: bool = redis::cmd("EXISTS")
+            .arg(format!("gone:alive:{}", stores_b.session_store().instance()))
+            .query_async(&mut redis_connection)
+            .await
+            .unwrap();
+        assert!(alive, "an instance says it runs from the start, without the tasks feature too");
+    })
+    .await
+    .expect("bounded");
+}

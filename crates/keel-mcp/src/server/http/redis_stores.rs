@@ -127,9 +127,11 @@ impl RedisConfig {
 ///   number through a Redis restart; one started after Redis lost its data may get a number a running
 ///   instance holds, so restart the instances too after such a loss (a number repeats only per 2^20).
 /// - `<prefix>bus`: the pub/sub channel of the [`RedisSessionBus`].
+/// - `<prefix>alive:<instance>`: the instance's heartbeat (set every 2 s, expiring after 6 s). A client
+///   resuming a stream whose instance has no heartbeat gets what is left of it, then the end (or 404 when
+///   nothing is left), instead of waiting for events that will never come.
 /// - With the `tasks` feature, `<prefix>task:<id>`: a task's state as its instance last recorded it (JSON,
-///   expiring with the task), and `<prefix>alive:<instance>`: the instance's heartbeat (set every 2 s,
-///   expiring after 6 s). A task still running on an instance whose heartbeat lapsed is `failed`.
+///   expiring with the task). A task still running on an instance whose heartbeat lapsed is `failed`.
 ///
 /// # Failures
 ///
@@ -173,6 +175,7 @@ impl RedisStores {
         // Numbers stay below 2^20, so that request ids (number << 32) stay exact in JSON numbers read as
         // doubles.
         let instance = u32::try_from(counter % (1 << 20)).unwrap_or(0).max(1);
+        let heartbeat = start_heartbeat(connection.clone(), &config.key_prefix, instance).await;
         let (writes, queue) = mpsc::channel(config.write_queue.max(1));
         tokio::spawn(write_events(connection.clone(), queue));
         let bus = RedisSessionBus::start(&client, &config, writes.clone()).await;
@@ -187,7 +190,9 @@ impl RedisStores {
                 writes,
                 client,
                 readers: Arc::new(Semaphore::new(config.max_remote_readers)),
+                instance,
                 config,
+                _heartbeat: heartbeat,
             }),
             bus,
             #[cfg(feature = "tasks")]
@@ -425,7 +430,11 @@ pub struct RedisEventStore {
     writes: mpsc::Sender<Write>,
     client: Client,
     readers: Arc<Semaphore>,
+    /// This instance's number: the high bits of the streams it runs.
+    instance: u32,
     config: RedisConfig,
+    /// Says this instance runs (see [`start_heartbeat`]) as long as its stores are in use.
+    _heartbeat: DropGuard,
 }
 
 impl fmt::Debug for RedisEventStore {
@@ -559,27 +568,40 @@ impl EventStore for RedisEventStore {
             let mut connection =
                 self.client.get_multiplexed_async_connection_with_config(&config).await.map_err(failed)?;
             // A stream closed for polling before its first event is known only by its session's set.
-            let (exists, listed): (bool, bool) = redis::pipe()
+            let owner = stream >> 32;
+            let (exists, listed, owner_alive): (bool, bool, bool) = redis::pipe()
                 .cmd("EXISTS")
                 .arg(&key)
                 .cmd("SISMEMBER")
                 .arg(self.set_key(session))
                 .arg(&key)
+                .cmd("EXISTS")
+                .arg(alive_key(&self.config.key_prefix, owner))
                 .query_async(&mut connection)
                 .await
                 .map_err(failed)?;
             if !exists && !listed {
                 return Ok(None);
             }
-            let state = Tail {
+            // The instance that ran the stream is gone (its heartbeat lapsed), and its stream will never
+            // go on: relay what is left, without waiting for more, and call it unknown when nothing is.
+            let owner_alive = owner_alive || owner == u64::from(self.instance);
+            let mut state = Tail {
                 connection,
                 key,
                 cursor: after,
                 block,
+                owner_alive,
                 queued: Default::default(),
                 ended: false,
                 _permit: permit,
             };
+            if !state.owner_alive {
+                state.read().await.ok_or_else(|| StoreError::new("Redis did not answer"))?;
+                if state.queued.is_empty() {
+                    return Ok(None);
+                }
+            }
             let events = futures_util::stream::unfold(state, |mut state| async move {
                 loop {
                     if let Some(event) = state.queued.pop_front() {
@@ -602,6 +624,9 @@ struct Tail {
     key: String,
     cursor: u64,
     block: Duration,
+    /// Whether the instance running the stream had a heartbeat when the relay started; without one,
+    /// nothing more will come, so reads do not wait.
+    owner_alive: bool,
     queued: std::collections::VecDeque<(u64, Bytes)>,
     ended: bool,
     _permit: tokio::sync::OwnedSemaphorePermit,
@@ -611,15 +636,16 @@ struct Tail {
 type XRead = Option<Vec<(String, Vec<(String, Vec<Vec<u8>>)>)>>;
 
 impl Tail {
-    /// Reads what follows the cursor, waiting for it; `None` when the stream should end here (Redis went
-    /// away, or nothing came for a whole block: the stream's instance may have died, and the client can
-    /// resume again).
+    /// Reads what follows the cursor, waiting for it while the stream's instance runs; `None` when the
+    /// stream should end here (Redis went away, or nothing came for a whole block: the stream's instance
+    /// may have died since, and the client can resume again, which then ends promptly).
     async fn read(&mut self) -> Option<()> {
-        let reply: XRead = redis::cmd("XREAD")
-            .arg("COUNT")
-            .arg(256)
-            .arg("BLOCK")
-            .arg(millis(self.block))
+        let mut read = redis::cmd("XREAD");
+        read.arg("COUNT").arg(256);
+        if self.owner_alive {
+            read.arg("BLOCK").arg(millis(self.block));
+        }
+        let reply: XRead = read
             .arg("STREAMS")
             .arg(&self.key)
             .arg(format!("0-{}", self.cursor))
@@ -627,7 +653,12 @@ impl Tail {
             .await
             .inspect_err(|error| tracing::debug!(%error, "relaying a stream from Redis failed"))
             .ok()?;
-        let entries = reply?.into_iter().next()?.1;
+        let Some(reply) = reply else {
+            // Nothing more: the end, when nobody will write more.
+            self.ended = !self.owner_alive;
+            return self.ended.then_some(());
+        };
+        let entries = reply.into_iter().next()?.1;
         for (id, fields) in entries {
             if id == END_ID {
                 self.ended = true;
@@ -642,6 +673,45 @@ impl Tail {
         }
         Some(())
     }
+}
+
+/// How often an instance says it is alive.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// `<prefix>alive:<instance>`: present while the instance runs.
+fn alive_key(prefix: &str, instance: u64) -> String {
+    format!("{prefix}alive:{instance}")
+}
+
+/// Says that this instance runs: sets `<prefix>alive:<instance>` now (so that its streams and tasks never
+/// look orphaned) and every [`HEARTBEAT`], expiring after three, until the guard drops. Other instances
+/// end the relay of a stream, and fail a task, whose instance has no heartbeat.
+async fn start_heartbeat(connection: ConnectionManager, prefix: &str, instance: u32) -> DropGuard {
+    let alive = alive_key(prefix, u64::from(instance));
+    let mut beat = connection;
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    let set = move |beat: &mut ConnectionManager| {
+        let command = redis::cmd("SET").arg(&alive).arg(1).arg("PX").arg(millis(HEARTBEAT * 3)).to_owned();
+        let mut beat = beat.clone();
+        async move {
+            if let Err(error) = command.query_async::<()>(&mut beat).await {
+                tracing::debug!(%error, "the instance heartbeat did not reach Redis");
+            }
+        }
+    };
+    set(&mut beat).await;
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stopped.cancelled() => return,
+            }
+            set(&mut beat).await;
+        }
+    });
+    stop.drop_guard()
 }
 
 /// Writes events to Redis in order, a pipeline per batch. A failed batch is logged and dropped: the
@@ -826,12 +896,7 @@ pub(crate) struct RedisTasks {
     prefix: String,
     instance: u32,
     writes: mpsc::Sender<Write>,
-    _heartbeat: DropGuard,
 }
-
-/// How often an instance says it is alive.
-#[cfg(feature = "tasks")]
-const HEARTBEAT: Duration = Duration::from_secs(2);
 
 #[cfg(feature = "tasks")]
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -844,30 +909,7 @@ struct StoredTask {
 #[cfg(feature = "tasks")]
 impl RedisTasks {
     fn start(connection: ConnectionManager, prefix: &str, instance: u32, writes: mpsc::Sender<Write>) -> Arc<Self> {
-        let stop = CancellationToken::new();
-        let alive = format!("{prefix}alive:{instance}");
-        let mut beat = connection.clone();
-        let stopped = stop.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(HEARTBEAT);
-            loop {
-                tokio::select! {
-                    _ = every.tick() => {}
-                    _ = stopped.cancelled() => return,
-                }
-                let set = redis::cmd("SET")
-                    .arg(&alive)
-                    .arg(1)
-                    .arg("PX")
-                    .arg(millis(HEARTBEAT * 3))
-                    .query_async::<()>(&mut beat)
-                    .await;
-                if let Err(error) = set {
-                    tracing::debug!(%error, "the instance heartbeat did not reach Redis");
-                }
-            }
-        });
-        Arc::new(RedisTasks { connection, prefix: prefix.to_owned(), instance, writes, _heartbeat: stop.drop_guard() })
+        Arc::new(RedisTasks { connection, prefix: prefix.to_owned(), instance, writes })
     }
 
     fn key(&self, id: &str) -> String {
@@ -910,7 +952,7 @@ impl crate::server::tasks::TaskShare for TaskLink {
                 return Some(task);
             }
             let alive: bool = redis::cmd("EXISTS")
-                .arg(format!("{}alive:{i}", self.tasks.prefix))
+                .arg(alive_key(&self.tasks.prefix, u64::from(i)))
                 .query_async(&mut connection)
                 .await
                 .ok()?;
