@@ -54,7 +54,7 @@ pub(super) async fn dispatch(req: Incoming<'_>) -> Outcome {
         // Not running here: another instance sharing tasks may run it.
         Err(unknown) => {
             let Some(share) = server.tasks.shared() else { return Err(unknown) };
-            let Some(remote) = share.load(&params.task_id).await else { return Err(unknown) };
+            let Some(remote) = share.load(&params.task_id).await? else { return Err(unknown) };
             return match method {
                 GetTaskParams::METHOD => {
                     finish(server, &scope, GetTaskResult { task: remote, result_type: None, meta: None })
@@ -144,6 +144,12 @@ impl TaskRun {
             biased;
             outcome = &mut run => Ok(outcome),
             Ok(task) = escalated => {
+                // Other instances must know the task before its client does (it may poll any of them).
+                if let Err(error) = task.persist().await {
+                    tracing::warn!(%error.message, "a task could not be shared; cancelling it");
+                    task.cancel();
+                    return Err(Err(error));
+                }
                 run_in_background(server.tasks.clone(), task.clone(), run);
                 Err(finish(server, scope, CreateTaskResult::new(task.summary())))
             }

@@ -142,7 +142,9 @@ impl RedisConfig {
 /// [`RedisConfig::write_queue`] writes: past it (Redis too slow or away), writes are dropped and logged, so
 /// a client resuming on another instance may miss those events (resuming on the instance that ran the
 /// stream misses nothing: it keeps its own copy). Bus messages published while an instance's subscription
-/// is down are lost for it (a lost answer ends as the waiting request's timeout). An instance that dies
+/// is down are lost for it (a lost answer ends as the waiting request's timeout). A task's state reaches
+/// Redis before its creation is answered (otherwise the call gets -32603 and the task is not started) and
+/// once it ended; in between, its updates are written in the background. An instance that dies
 /// loses only what it held: its streams (clients resume elsewhere from Redis) and its running calls and
 /// tasks.
 #[derive(Clone, Debug)]
@@ -182,7 +184,7 @@ impl RedisStores {
         let sessions =
             Arc::new(RedisSessionStore { connection: connection.clone(), prefix: config.key_prefix.clone(), instance });
         #[cfg(feature = "tasks")]
-        let tasks = RedisTasks::start(connection.clone(), &config.key_prefix, instance, writes.clone());
+        let tasks = RedisTasks::start(connection.clone(), &config, instance, writes.clone());
         Ok(RedisStores {
             sessions,
             events: Arc::new(RedisEventStore {
@@ -477,11 +479,13 @@ enum Write {
         channel: Arc<str>,
         message: Bytes,
     },
+    /// `done`, when given, says whether this and every earlier write of its batch reached Redis.
     #[cfg(feature = "tasks")]
     Set {
         key: String,
         value: Vec<u8>,
         ttl: u64,
+        done: Option<oneshot::Sender<bool>>,
     },
 }
 
@@ -675,6 +679,10 @@ impl Tail {
     }
 }
 
+/// What a client reads when the shared task records cannot be reached (-32603: retry).
+#[cfg(feature = "tasks")]
+const TASKS_UNAVAILABLE: &str = "the shared task store is unavailable; retry shortly";
+
 /// How often an instance says it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(2);
 
@@ -759,8 +767,9 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                     pipe.cmd("PUBLISH").arg(&*channel).arg(message.as_ref()).ignore();
                 }
                 #[cfg(feature = "tasks")]
-                Write::Set { key, value, ttl } => {
+                Write::Set { key, value, ttl, done } => {
                     pipe.cmd("SET").arg(&key).arg(value).arg("PX").arg(ttl).ignore();
+                    waiting.extend(done);
                 }
             }
         }
@@ -896,6 +905,8 @@ pub(crate) struct RedisTasks {
     prefix: String,
     instance: u32,
     writes: mpsc::Sender<Write>,
+    /// [`RedisConfig::timeout`].
+    timeout: Duration,
 }
 
 #[cfg(feature = "tasks")]
@@ -908,8 +919,14 @@ struct StoredTask {
 
 #[cfg(feature = "tasks")]
 impl RedisTasks {
-    fn start(connection: ConnectionManager, prefix: &str, instance: u32, writes: mpsc::Sender<Write>) -> Arc<Self> {
-        Arc::new(RedisTasks { connection, prefix: prefix.to_owned(), instance, writes })
+    fn start(
+        connection: ConnectionManager,
+        config: &RedisConfig,
+        instance: u32,
+        writes: mpsc::Sender<Write>,
+    ) -> Arc<Self> {
+        let prefix = config.key_prefix.clone();
+        Arc::new(RedisTasks { connection, prefix, instance, writes, timeout: config.timeout })
     }
 
     fn key(&self, id: &str) -> String {
@@ -929,33 +946,66 @@ pub(crate) struct TaskLink {
 impl crate::server::tasks::TaskShare for TaskLink {
     fn save(&self, id: &str, task: &crate::protocol::tasks::extension::DetailedTask, ttl: Duration) {
         let Ok(value) = serde_json::to_vec(&StoredTask { i: self.tasks.instance, t: task.clone() }) else { return };
-        let write = Write::Set { key: self.tasks.key(id), value, ttl: millis(ttl) };
+        let write = Write::Set { key: self.tasks.key(id), value, ttl: millis(ttl), done: None };
         if self.tasks.writes.try_send(write).is_err() {
             tracing::warn!("Redis writes are backed up; a task's state was not shared");
         }
     }
 
+    fn save_now<'a>(
+        &'a self,
+        id: &'a str,
+        task: &'a crate::protocol::tasks::extension::DetailedTask,
+        ttl: Duration,
+    ) -> crate::server::tasks::ShareFuture<'a, Result<(), crate::protocol::ErrorObject>> {
+        Box::pin(async move {
+            let unshared = |why: &str| {
+                tracing::warn!(task = %id, "a task's state did not reach Redis: {why}");
+                crate::protocol::ErrorObject::internal(TASKS_UNAVAILABLE)
+            };
+            let value = serde_json::to_vec(&StoredTask { i: self.tasks.instance, t: task.clone() })
+                .map_err(|e| unshared(&e.to_string()))?;
+            let (done, written) = oneshot::channel();
+            let write = Write::Set { key: self.tasks.key(id), value, ttl: millis(ttl), done: Some(done) };
+            self.tasks.writes.try_send(write).map_err(|_| unshared("writes are backed up"))?;
+            match tokio::time::timeout(self.tasks.timeout, written).await {
+                Ok(Ok(true)) => Ok(()),
+                Ok(_) => Err(unshared("the write failed")),
+                Err(_) => Err(unshared("no answer in time")),
+            }
+        })
+    }
+
     fn load<'a>(
         &'a self,
         id: &'a str,
-    ) -> crate::server::tasks::ShareFuture<'a, Option<crate::protocol::tasks::extension::DetailedTask>> {
+    ) -> crate::server::tasks::ShareFuture<
+        'a,
+        Result<Option<crate::protocol::tasks::extension::DetailedTask>, crate::protocol::ErrorObject>,
+    > {
         Box::pin(async move {
+            let unavailable = |error: RedisError| {
+                tracing::warn!(%error, "a shared task could not be read");
+                crate::protocol::ErrorObject::internal(TASKS_UNAVAILABLE)
+            };
             let mut connection = self.tasks.connection.clone();
-            let json: Vec<u8> = redis::cmd("GET")
+            let Some(json) = redis::cmd("GET")
                 .arg(self.tasks.key(id))
                 .query_async::<Option<Vec<u8>>>(&mut connection)
                 .await
-                .inspect_err(|error| tracing::warn!(%error, "a shared task could not be read"))
-                .ok()??;
-            let StoredTask { i, t: mut task } = serde_json::from_slice(&json).ok()?;
+                .map_err(unavailable)?
+            else {
+                return Ok(None);
+            };
+            let Ok(StoredTask { i, t: mut task }) = serde_json::from_slice(&json) else { return Ok(None) };
             if task.task.status.is_terminal() {
-                return Some(task);
+                return Ok(Some(task));
             }
             let alive: bool = redis::cmd("EXISTS")
                 .arg(alive_key(&self.tasks.prefix, u64::from(i)))
                 .query_async(&mut connection)
                 .await
-                .ok()?;
+                .map_err(unavailable)?;
             if !alive {
                 // Its instance is gone, and the handler with it: the task failed, for good.
                 task.task.status = crate::protocol::tasks::TaskStatus::Failed;
@@ -967,7 +1017,7 @@ impl crate::server::tasks::TaskShare for TaskLink {
                     redis::cmd("PTTL").arg(self.tasks.key(id)).query_async(&mut connection).await.unwrap_or(1);
                 self.save(id, &task, Duration::from_millis(u64::try_from(ttl).unwrap_or(1).max(1)));
             }
-            Some(task)
+            Ok(Some(task))
         })
     }
 
