@@ -372,3 +372,26 @@ async fn the_stream_of_an_instance_that_is_gone_ends_at_once_elsewhere() {
     .await
     .expect("bounded");
 }
+
+#[tokio::test]
+async fn a_redis_that_does_not_answer_delays_a_held_session_by_the_timeout_at_most() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (a, _sa) = instance(&redis, "silent:").await;
+        let held = session(&a).await;
+        // Redis goes, and something takes its port that accepts connections and never answers (what a
+        // blackholed or stalled Redis looks like): reconnecting hangs.
+        redis.stop();
+        let _silent = std::net::TcpListener::bind(("127.0.0.1", redis.port())).expect("Redis's port is free");
+        // The instance's configured timeout is 500 ms: each request of the session it holds waits that long
+        // at most, then is served from the copy.
+        for id in 1..=3 {
+            let started = std::time::Instant::now();
+            assert_eq!(call_tool(&a, &held, id, "nothing", json!({})).await.status(), StatusCode::OK);
+            let waited = started.elapsed();
+            assert!(waited < Duration::from_millis(1500), "request {id} waited {waited:?}");
+        }
+    })
+    .await
+    .expect("bounded");
+}

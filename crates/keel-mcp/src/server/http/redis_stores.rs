@@ -181,8 +181,12 @@ impl RedisStores {
         let (writes, queue) = mpsc::channel(config.write_queue.max(1));
         tokio::spawn(write_events(connection.clone(), queue));
         let bus = RedisSessionBus::start(&client, &config, writes.clone()).await;
-        let sessions =
-            Arc::new(RedisSessionStore { connection: connection.clone(), prefix: config.key_prefix.clone(), instance });
+        let sessions = Arc::new(RedisSessionStore {
+            connection: connection.clone(),
+            prefix: config.key_prefix.clone(),
+            instance,
+            timeout: config.timeout,
+        });
         #[cfg(feature = "tasks")]
         let tasks = RedisTasks::start(connection.clone(), &config, instance, writes.clone());
         Ok(RedisStores {
@@ -239,6 +243,13 @@ fn failed(error: RedisError) -> StoreError {
     StoreError::new(format!("Redis: {error}"))
 }
 
+/// `work`, or an error once `timeout` has passed. The connection's own timeouts do not bound everything: a
+/// request made while the connection manager reconnects waits for the whole reconnection (several
+/// attempts), which against a Redis that accepts connections and never answers takes seconds.
+async fn bounded<T>(timeout: Duration, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::time::timeout(timeout, work).await.unwrap_or_else(|_| Err(StoreError::new("Redis did not answer in time")))
+}
+
 fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
@@ -249,6 +260,8 @@ pub struct RedisSessionStore {
     connection: ConnectionManager,
     prefix: String,
     instance: u32,
+    /// [`RedisConfig::timeout`]: the longest any call waits.
+    timeout: Duration,
 }
 
 impl fmt::Debug for RedisSessionStore {
@@ -269,7 +282,7 @@ impl SessionStore for RedisSessionStore {
     }
 
     fn save<'a>(&'a self, id: &'a str, record: &'a SessionRecord, ttl: Duration) -> StoreFuture<'a, u64> {
-        Box::pin(async move {
+        Box::pin(bounded(self.timeout, async move {
             let key = self.key(id);
             let json = serde_json::to_vec(&Stored::from(record)).map_err(|e| StoreError::new(e.to_string()))?;
             let (revision,): (u64,) = redis::pipe()
@@ -291,11 +304,11 @@ impl SessionStore for RedisSessionStore {
                 .await
                 .map_err(failed)?;
             Ok(revision)
-        })
+        }))
     }
 
     fn load<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
-        Box::pin(async move {
+        Box::pin(bounded(self.timeout, async move {
             let key = self.key(id);
             let (_, (json, revision)): (bool, (Option<Vec<u8>>, Option<u64>)) = redis::pipe()
                 .cmd("PEXPIRE")
@@ -312,11 +325,11 @@ impl SessionStore for RedisSessionStore {
             let stored: Stored = serde_json::from_slice(&json)
                 .map_err(|e| StoreError::new(format!("unreadable session record: {e}")))?;
             Ok(Some((stored.into(), revision)))
-        })
+        }))
     }
 
     fn touch<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<u64>> {
-        Box::pin(async move {
+        Box::pin(bounded(self.timeout, async move {
             let key = self.key(id);
             let (_, revision): (bool, Option<u64>) = redis::pipe()
                 .cmd("PEXPIRE")
@@ -329,15 +342,15 @@ impl SessionStore for RedisSessionStore {
                 .await
                 .map_err(failed)?;
             Ok(revision)
-        })
+        }))
     }
 
     fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
+        Box::pin(bounded(self.timeout, async move {
             let removed: u64 =
                 redis::cmd("DEL").arg(self.key(id)).query_async(&mut self.connection.clone()).await.map_err(failed)?;
             Ok(removed > 0)
-        })
+        }))
     }
 }
 
@@ -569,11 +582,14 @@ impl EventStore for RedisEventStore {
             let config = AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(self.config.timeout))
                 .set_response_timeout(Some(block + self.config.timeout));
-            let mut connection =
-                self.client.get_multiplexed_async_connection_with_config(&config).await.map_err(failed)?;
+            let timeout = self.config.timeout;
+            let mut connection = bounded(timeout, async {
+                self.client.get_multiplexed_async_connection_with_config(&config).await.map_err(failed)
+            })
+            .await?;
             // A stream closed for polling before its first event is known only by its session's set.
             let owner = stream >> 32;
-            let (exists, listed, owner_alive): (bool, bool, bool) = redis::pipe()
+            let probe = redis::pipe()
                 .cmd("EXISTS")
                 .arg(&key)
                 .cmd("SISMEMBER")
@@ -581,9 +597,9 @@ impl EventStore for RedisEventStore {
                 .arg(&key)
                 .cmd("EXISTS")
                 .arg(alive_key(&self.config.key_prefix, owner))
-                .query_async(&mut connection)
-                .await
-                .map_err(failed)?;
+                .to_owned();
+            let (exists, listed, owner_alive): (bool, bool, bool) =
+                bounded(timeout, async { probe.query_async(&mut connection).await.map_err(failed) }).await?;
             if !exists && !listed {
                 return Ok(None);
             }
@@ -984,40 +1000,45 @@ impl crate::server::tasks::TaskShare for TaskLink {
         Result<Option<crate::protocol::tasks::extension::DetailedTask>, crate::protocol::ErrorObject>,
     > {
         Box::pin(async move {
-            let unavailable = |error: RedisError| {
-                tracing::warn!(%error, "a shared task could not be read");
-                crate::protocol::ErrorObject::internal(TASKS_UNAVAILABLE)
+            let read = async move {
+                let unavailable = |error: RedisError| {
+                    tracing::warn!(%error, "a shared task could not be read");
+                    crate::protocol::ErrorObject::internal(TASKS_UNAVAILABLE)
+                };
+                let mut connection = self.tasks.connection.clone();
+                let Some(json) = redis::cmd("GET")
+                    .arg(self.tasks.key(id))
+                    .query_async::<Option<Vec<u8>>>(&mut connection)
+                    .await
+                    .map_err(unavailable)?
+                else {
+                    return Ok(None);
+                };
+                let Ok(StoredTask { i, t: mut task }) = serde_json::from_slice(&json) else { return Ok(None) };
+                if task.task.status.is_terminal() {
+                    return Ok(Some(task));
+                }
+                let alive: bool = redis::cmd("EXISTS")
+                    .arg(alive_key(&self.tasks.prefix, u64::from(i)))
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(unavailable)?;
+                if !alive {
+                    // Its instance is gone, and the handler with it: the task failed, for good.
+                    task.task.status = crate::protocol::tasks::TaskStatus::Failed;
+                    task.task.last_updated_at = crate::server::tasks::timestamp();
+                    task.input_requests = None;
+                    task.error =
+                        Some(crate::protocol::ErrorObject::internal("the server instance running this task stopped"));
+                    let ttl: i64 =
+                        redis::cmd("PTTL").arg(self.tasks.key(id)).query_async(&mut connection).await.unwrap_or(1);
+                    self.save(id, &task, Duration::from_millis(u64::try_from(ttl).unwrap_or(1).max(1)));
+                }
+                Ok(Some(task))
             };
-            let mut connection = self.tasks.connection.clone();
-            let Some(json) = redis::cmd("GET")
-                .arg(self.tasks.key(id))
-                .query_async::<Option<Vec<u8>>>(&mut connection)
+            tokio::time::timeout(self.tasks.timeout, read)
                 .await
-                .map_err(unavailable)?
-            else {
-                return Ok(None);
-            };
-            let Ok(StoredTask { i, t: mut task }) = serde_json::from_slice(&json) else { return Ok(None) };
-            if task.task.status.is_terminal() {
-                return Ok(Some(task));
-            }
-            let alive: bool = redis::cmd("EXISTS")
-                .arg(alive_key(&self.tasks.prefix, u64::from(i)))
-                .query_async(&mut connection)
-                .await
-                .map_err(unavailable)?;
-            if !alive {
-                // Its instance is gone, and the handler with it: the task failed, for good.
-                task.task.status = crate::protocol::tasks::TaskStatus::Failed;
-                task.task.last_updated_at = crate::server::tasks::timestamp();
-                task.input_requests = None;
-                task.error =
-                    Some(crate::protocol::ErrorObject::internal("the server instance running this task stopped"));
-                let ttl: i64 =
-                    redis::cmd("PTTL").arg(self.tasks.key(id)).query_async(&mut connection).await.unwrap_or(1);
-                self.save(id, &task, Duration::from_millis(u64::try_from(ttl).unwrap_or(1).max(1)));
-            }
-            Ok(Some(task))
+                .unwrap_or_else(|_| Err(crate::protocol::ErrorObject::internal(TASKS_UNAVAILABLE)))
         })
     }
 
