@@ -395,3 +395,101 @@ async fn a_redis_that_does_not_answer_delays_a_held_session_by_the_timeout_at_mo
     .await
     .expect("bounded");
 }
+
+/// A TCP relay to Redis whose connections can go silent: once frozen, the connections it holds stay open
+/// and carry nothing more (a half-open connection, as a NAT or firewall that forgot it leaves); the
+/// connections it accepts afterwards work.
+struct Relay {
+    port: u16,
+    frozen: tokio::sync::watch::Sender<u64>,
+}
+
+/// Completes once the relay is frozen past `epoch`.
+async fn frozen_after(freeze: &mut tokio::sync::watch::Receiver<u64>, epoch: u64) {
+    while *freeze.borrow_and_update() <= epoch {
+        if freeze.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Relay {
+    async fn start(to: u16) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = tokio::sync::watch::channel(0u64).0;
+        let freezes = frozen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut freeze = freezes.subscribe();
+                let epoch = *freeze.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = frozen_after(&mut freeze, epoch) => {
+                            // Silent, but open on both sides.
+                            let _open = (client, server);
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                });
+            }
+        });
+        Relay { port, frozen }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Silences every connection open now.
+    fn freeze(&self) {
+        self.frozen.send_modify(|f| *f += 1);
+    }
+}
+
+#[tokio::test]
+async fn a_bus_connection_gone_silent_is_replaced() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let relay = Relay::start(redis.port()).await;
+        let connect = |url: String| async move {
+            let config = RedisConfig::new(url).key_prefix("silent-bus:").timeout(Duration::from_millis(500));
+            let stores = RedisStores::connect(config).await.expect("Redis is up");
+            (server().http_service(HttpConfig::default().redis(&stores)), stores)
+        };
+        // A reaches Redis through the relay, B directly.
+        let (a, _sa) = connect(relay.url()).await;
+        let (b, _sb) = connect(redis.url()).await;
+        let id = session(&a).await;
+        let mut direct = raw(&redis).await;
+        let subscribers = |direct: &mut redis::aio::MultiplexedConnection| {
+            let mut direct = direct.clone();
+            async move {
+                let (_, n): (String, u64) = redis::cmd("PUBSUB")
+                    .arg("NUMSUB")
+                    .arg("silent-bus:bus")
+                    .query_async::<Vec<(String, u64)>>(&mut direct)
+                    .await
+                    .unwrap()
+                    .remove(0);
+                n
+            }
+        };
+        assert_eq!(subscribers(&mut direct).await, 2);
+        // A's connections go silent; Redis still counts its subscription. A notices and subscribes anew.
+        relay.freeze();
+        let mut polls = 0;
+        while subscribers(&mut direct).await < 3 {
+            polls += 1;
+            assert!(polls < 150, "A never subscribed again");
+            // A reconnects by itself and tells no one: poll, at a bounded pace.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The bus works for A again: an answer posted to B reaches A's handler.
+        assert_eq!(ask_answered_elsewhere(&a, &b, &id, "Ada").await, "hello Ada");
+    })
+    .await
+    .expect("bounded");
+}

@@ -818,7 +818,8 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
 
 /// A [`SessionBus`] on Redis pub/sub (channel `<prefix>bus`). Messages are published through the event
 /// writer's queue (in order with the events written before them) and received on a connection of their
-/// own, which reconnects by itself; what is published while it is away is lost for this instance.
+/// own, which reconnects by itself, also when it stops answering its periodic `PING`; what is published
+/// while it is away is lost for this instance.
 pub struct RedisSessionBus {
     writes: mpsc::Sender<Write>,
     channel: Arc<str>,
@@ -844,7 +845,14 @@ impl RedisSessionBus {
         let received = broadcast::channel(BUS_BACKLOG).0;
         let stop = CancellationToken::new();
         let (subscribed, first) = oneshot::channel();
-        tokio::spawn(listen(client.clone(), channel.clone(), received.clone(), stop.clone(), subscribed));
+        let listening = Listening {
+            client: client.clone(),
+            channel: channel.clone(),
+            received: received.clone(),
+            timeout: config.timeout,
+            stop: stop.clone(),
+        };
+        tokio::spawn(listen(listening, subscribed));
         let _ = tokio::time::timeout(config.timeout, first).await;
         Arc::new(RedisSessionBus { writes, channel, received, _listening: stop.drop_guard() })
     }
@@ -862,15 +870,25 @@ impl SessionBus for RedisSessionBus {
     }
 }
 
-/// Receives the bus's messages until stopped, reconnecting with a growing delay (at most 2 s).
-async fn listen(
+/// What the bus's listening task needs.
+struct Listening {
     client: Client,
     channel: Arc<str>,
     received: broadcast::Sender<Bytes>,
+    /// [`RedisConfig::timeout`]: for subscribing, and for the answer to each `PING`.
+    timeout: Duration,
     stop: CancellationToken,
-    subscribed: oneshot::Sender<()>,
-) {
+}
+
+/// Receives the bus's messages until stopped, reconnecting with a growing delay (at most 2 s).
+///
+/// A subscriber only reads, so a connection that died without a word (a NAT or firewall forgetting it, a
+/// partition, a failover to another address) would look quiet forever: the listener sends `PING` every
+/// twice the timeout (at least every second) and reconnects when no answer comes within the timeout.
+async fn listen(listening: Listening, subscribed: oneshot::Sender<()>) {
     use futures_util::StreamExt as _;
+    let Listening { client, channel, received, timeout, stop } = listening;
+    let every = (timeout * 2).max(Duration::from_secs(1));
     let mut subscribed = Some(subscribed);
     let mut delay = Duration::from_millis(50);
     loop {
@@ -880,27 +898,39 @@ async fn listen(
             Ok::<_, RedisError>(pubsub)
         };
         let pubsub = tokio::select! {
-            pubsub = connected => pubsub,
+            pubsub = tokio::time::timeout(timeout, connected) => pubsub,
             _ = stop.cancelled() => return,
         };
         match pubsub {
-            Ok(pubsub) => {
+            Ok(Ok(pubsub)) => {
                 if let Some(subscribed) = subscribed.take() {
                     let _ = subscribed.send(());
                 }
                 delay = Duration::from_millis(50);
-                let mut messages = pubsub.into_on_message();
+                let (mut sink, mut messages) = pubsub.split();
+                let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
                 loop {
-                    let message = tokio::select! {
-                        message = messages.next() => message,
+                    tokio::select! {
+                        message = messages.next() => {
+                            let Some(message) = message else {
+                                tracing::warn!("the Redis session bus connection dropped; reconnecting");
+                                break;
+                            };
+                            let _ = received.send(Bytes::copy_from_slice(message.get_payload_bytes()));
+                        }
+                        _ = ping.tick() => {
+                            let answered = tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await;
+                            if !matches!(answered, Ok(Ok(_))) {
+                                tracing::warn!("the Redis session bus connection stopped answering; reconnecting");
+                                break;
+                            }
+                        }
                         _ = stop.cancelled() => return,
-                    };
-                    let Some(message) = message else { break };
-                    let _ = received.send(Bytes::copy_from_slice(message.get_payload_bytes()));
+                    }
                 }
-                tracing::warn!("the Redis session bus connection dropped; reconnecting");
             }
-            Err(error) => tracing::debug!(%error, "the Redis session bus cannot subscribe yet"),
+            Ok(Err(error)) => tracing::debug!(%error, "the Redis session bus cannot subscribe yet"),
+            Err(_) => tracing::debug!("the Redis session bus cannot subscribe yet: no answer in time"),
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
