@@ -493,3 +493,45 @@ async fn a_bus_connection_gone_silent_is_replaced() {
     .await
     .expect("bounded");
 }
+
+#[tokio::test]
+async fn a_resumption_elsewhere_waits_for_a_running_stream_redis_does_not_know_yet() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (b, _sb) = instance(&redis, "early:").await;
+        let id = session(&b).await;
+        // Instance 998 runs (its heartbeat is there) a stream whose first event has not reached Redis yet
+        // when the client, which saw it, resumes on B.
+        let stream = (998u64 << 32) + 1;
+        let mut direct = raw(&redis).await;
+        let _: () = redis::cmd("SET").arg("early:alive:998").arg(1).query_async(&mut direct).await.unwrap();
+        let resumed = {
+            let b = b.clone();
+            let (id, last) = (id.clone(), format!("{stream}_0"));
+            tokio::spawn(async move { get(&b, &id, Some(&last)).await })
+        };
+        // The write lands a little later (here 200 ms, within B's 500 ms timeout).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let message =
+            json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": 1}});
+        let _: String = redis::cmd("XADD")
+            .arg(format!("early:ev:{id}:{stream}"))
+            .arg("0-1")
+            .arg("m")
+            .arg(message.to_string())
+            .query_async(&mut direct)
+            .await
+            .unwrap();
+        let response = resumed.await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let first = events(&mut response.into_body(), 1).await;
+        assert_eq!(first[0].id.as_deref(), Some(format!("{stream}_1").as_str()));
+        // A stream nobody runs is still unknown at once.
+        let started = std::time::Instant::now();
+        let unknown = get(&b, &id, Some(&format!("{}_0", (997u64 << 32) + 1))).await;
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+        assert!(started.elapsed() < Duration::from_millis(400));
+    })
+    .await
+    .expect("bounded");
+}

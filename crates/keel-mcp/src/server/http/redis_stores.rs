@@ -600,7 +600,8 @@ impl EventStore for RedisEventStore {
                 .to_owned();
             let (exists, listed, owner_alive): (bool, bool, bool) =
                 bounded(timeout, async { probe.query_async(&mut connection).await.map_err(failed) }).await?;
-            if !exists && !listed {
+            let runs_elsewhere = owner_alive && owner != 0 && owner != u64::from(self.instance);
+            if !exists && !listed && !runs_elsewhere {
                 return Ok(None);
             }
             // The instance that ran the stream is gone (its heartbeat lapsed), and its stream will never
@@ -616,7 +617,17 @@ impl EventStore for RedisEventStore {
                 ended: false,
                 _permit: permit,
             };
-            if !state.owner_alive {
+            if !exists && !listed {
+                // A running instance's stream Redis does not know yet: the client dropped the connection
+                // right after the first events, and their writes are still on their way. Wait for them, for
+                // the timeout at most.
+                state.block = timeout;
+                let first = state.read().await;
+                state.block = block;
+                if first.is_none() || state.queued.is_empty() && !state.ended {
+                    return Ok(None);
+                }
+            } else if !state.owner_alive {
                 state.read().await.ok_or_else(|| StoreError::new("Redis did not answer"))?;
                 if state.queued.is_empty() {
                     return Ok(None);
