@@ -321,6 +321,20 @@ async fn a_call_lives_while_its_stream_is_read_on_another_instance_and_no_longer
     .expect("bounded");
 }
 
+/// Writes event `seq` (a log notification) to the Redis stream `key`, as the instance running it would.
+async fn write_event(connection: &mut redis::aio::MultiplexedConnection, key: &str, seq: u64) {
+    let message =
+        json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": seq}});
+    let _: String = redis::cmd("XADD")
+        .arg(key)
+        .arg(format!("0-{seq}"))
+        .arg("m")
+        .arg(message.to_string())
+        .query_async(connection)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn the_stream_of_an_instance_that_is_gone_ends_at_once_elsewhere() {
     let Some(redis) = RedisServer::start() else { return };
@@ -333,16 +347,7 @@ async fn the_stream_of_an_instance_that_is_gone_ends_at_once_elsewhere() {
         let key = format!("gone:ev:{id}:{stream}");
         let mut redis_connection = raw(&redis).await;
         for seq in 1..=2 {
-            let message = json!({"jsonrpc": "2.0", "method": "notifications/message",
-                "params": {"level": "info", "data": seq}});
-            let _: String = redis::cmd("XADD")
-                .arg(&key)
-                .arg(format!("0-{seq}"))
-                .arg("m")
-                .arg(message.to_string())
-                .query_async(&mut redis_connection)
-                .await
-                .unwrap();
+            write_event(&mut redis_connection, &key, seq).await;
         }
         let _: u64 = redis::cmd("SADD")
             .arg(format!("gone:evs:{id}"))
@@ -512,16 +517,7 @@ async fn a_resumption_elsewhere_waits_for_a_running_stream_redis_does_not_know_y
         };
         // The write lands a little later (here 200 ms, within B's 500 ms timeout).
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let message =
-            json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": 1}});
-        let _: String = redis::cmd("XADD")
-            .arg(format!("early:ev:{id}:{stream}"))
-            .arg("0-1")
-            .arg("m")
-            .arg(message.to_string())
-            .query_async(&mut direct)
-            .await
-            .unwrap();
+        write_event(&mut direct, &format!("early:ev:{id}:{stream}"), 1).await;
         let response = resumed.await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         let first = events(&mut response.into_body(), 1).await;
