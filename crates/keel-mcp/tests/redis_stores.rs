@@ -531,3 +531,36 @@ async fn a_resumption_elsewhere_waits_for_a_running_stream_redis_does_not_know_y
     .await
     .expect("bounded");
 }
+
+#[tokio::test]
+async fn a_request_for_a_standalone_stream_nobody_holds_fails_at_once() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (a, _sa) = instance(&redis, "standalone:").await;
+        let (b, _sb) = instance(&redis, "standalone:").await;
+        let id = session(&a).await;
+        // No instance holds a GET stream of the session: the handler's question has nowhere to go, and its
+        // call ends at once instead of waiting for the request timeout.
+        let alone = tokio::time::timeout(Duration::from_secs(5), async {
+            json_body(call_tool_json_only(&a, &id, 1, "ask").await).await
+        })
+        .await
+        .expect("the call ends at once");
+        assert!(alone["result"]["isError"] == true || alone["error"].is_object(), "{alone}");
+        // B holds one: the question reaches the client there.
+        let response = get(&b, &id, None).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut standalone = response.into_body();
+        assert_eq!(events(&mut standalone, 1).await.len(), 1, "the priming event");
+        let call = {
+            let (a, id) = (a.clone(), id.clone());
+            tokio::spawn(async move { json_body(call_tool_json_only(&a, &id, 2, "ask").await).await })
+        };
+        let asked = next_request(&mut standalone, "elicitation/create").await;
+        let reply = json!({"action": "accept", "content": {"name": "Grace"}});
+        assert_eq!(answer(&b, &id, &asked, reply).await.status(), StatusCode::ACCEPTED);
+        assert_eq!(call.await.unwrap()["result"]["content"][0]["text"], "hello Grace");
+    })
+    .await
+    .expect("bounded");
+}

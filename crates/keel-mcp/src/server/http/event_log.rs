@@ -62,6 +62,10 @@ impl Drop for Reader {
             self.log.store.finish_stream(&self.log.session, self.log.stream);
         }
         if self.ends_stream {
+            // The standalone stream: other instances stop sending it messages.
+            self.log.store.standalone_closed(&self.log.session, self.log.stream);
+        }
+        if self.ends_stream {
             self.log.changed.notify_waiters();
         }
         self.log.readers_changed.notify_waiters();
@@ -130,6 +134,11 @@ impl EventLog {
     /// Forgets the stream's stored events.
     pub(crate) fn forget(&self) {
         self.store.remove_stream(&self.session, self.stream);
+    }
+
+    /// The stream's number.
+    pub(crate) fn number(&self) -> u64 {
+        self.stream
     }
 
     /// The wire id of event `seq`.

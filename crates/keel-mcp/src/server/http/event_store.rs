@@ -54,6 +54,27 @@ pub trait EventStore: Send + Sync + Debug + 'static {
         let _ = (session, stream);
     }
 
+    /// The client opened the session's standalone (GET) stream `stream` on this instance: let the other
+    /// instances know (see [`standalone_open`](Self::standalone_open)) before the client can be told it is
+    /// open. Bounded by the store's own timeout. The default has nothing to tell (a store of one process).
+    fn standalone_opened<'a>(&'a self, session: &'a str, stream: u64) -> StoreFuture<'a, ()> {
+        let _ = (session, stream);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// The standalone stream `stream`, which [`standalone_opened`](Self::standalone_opened) announced, ended.
+    fn standalone_closed(&self, session: &str, stream: u64) {
+        let _ = (session, stream);
+    }
+
+    /// Whether any instance holds the session's standalone stream open, so that a message for it sent on
+    /// the [`SessionBus`](super::SessionBus) reaches a client; `None` when the store cannot tell (the
+    /// default), and such messages are sent anyway.
+    fn standalone_open<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Option<bool>> {
+        let _ = session;
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
     /// Makes `stream` resumable on every instance before the server drops the connections reading it
     /// (SEP-1699 polling), since the client may reconnect to another instance at once: resolves once the
     /// shared backend holds the events appended so far and knows the stream, even one with no event yet.

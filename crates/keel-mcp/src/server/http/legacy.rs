@@ -514,8 +514,13 @@ pub(super) async fn get(
     }
     match session.open_standalone() {
         Some(log) => {
+            let reader = log.attach(true);
+            // Other instances send their messages for this stream here once they know it is open.
+            if let Err(error) = inner.config.event_store.standalone_opened(session_id, log.number()).await {
+                tracing::warn!(%error, "other instances may not know of this standalone stream");
+            }
             let priming = priming(inner, &session, &log);
-            body::sse(replay(session, log.attach(true), 0, priming, None, StreamStop::new(inner)))
+            body::sse(replay(session, reader, 0, priming, None, StreamStop::new(inner)))
         }
         None => {
             let error = ErrorObject::invalid_request("the session's standalone stream is already open");

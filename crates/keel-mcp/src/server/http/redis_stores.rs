@@ -15,6 +15,7 @@ use crate::engine::{CancellationToken, DropGuard};
 use super::HttpConfig;
 use super::bus::SessionBus;
 use super::event_store::{EventStore, MemoryEventStore, RemoteEvents};
+use super::session::lock;
 use super::session_store::{SessionRecord, SessionStore, StoreError, StoreFuture};
 use crate::protocol::capabilities::ClientCapabilities;
 use crate::protocol::logging::LoggingLevel;
@@ -127,6 +128,9 @@ impl RedisConfig {
 ///   number through a Redis restart; one started after Redis lost its data may get a number a running
 ///   instance holds, so restart the instances too after such a loss (a number repeats only per 2^20).
 /// - `<prefix>bus`: the pub/sub channel of the [`RedisSessionBus`].
+/// - `<prefix>gs:<session id>`: the session's standalone (GET) streams open on some instance, refreshed by
+///   its heartbeat (expiring after 6 s). A server-to-client request with no stream of its own is sent on
+///   the bus only while one is open; otherwise it fails at once, as on a single instance.
 /// - `<prefix>alive:<instance>`: the instance's heartbeat (set every 2 s, expiring after 6 s). A client
 ///   resuming a stream whose instance has no heartbeat gets what is left of it, then the end (or 404 when
 ///   nothing is left), instead of waiting for events that will never come.
@@ -177,9 +181,16 @@ impl RedisStores {
         // Numbers stay below 2^20, so that request ids (number << 32) stay exact in JSON numbers read as
         // doubles.
         let instance = u32::try_from(counter % (1 << 20)).unwrap_or(0).max(1);
-        let heartbeat = start_heartbeat(connection.clone(), &config.key_prefix, instance).await;
         let (writes, queue) = mpsc::channel(config.write_queue.max(1));
         tokio::spawn(write_events(connection.clone(), queue));
+        let standalone = StandaloneStreams::default();
+        let beat = Beat {
+            prefix: config.key_prefix.clone(),
+            instance,
+            standalone: standalone.clone(),
+            writes: writes.clone(),
+        };
+        let heartbeat = start_heartbeat(connection.clone(), beat).await;
         let bus = RedisSessionBus::start(&client, &config, writes.clone()).await;
         let sessions = Arc::new(RedisSessionStore {
             connection: connection.clone(),
@@ -193,6 +204,8 @@ impl RedisStores {
             sessions,
             events: Arc::new(RedisEventStore {
                 local: MemoryEventStore::new(config.events_per_stream),
+                connection: connection.clone(),
+                standalone,
                 writes,
                 client,
                 readers: Arc::new(Semaphore::new(config.max_remote_readers)),
@@ -442,6 +455,9 @@ impl From<Stored> for SessionRecord {
 /// other instances resume it from Redis, following it live until it ends.
 pub struct RedisEventStore {
     local: MemoryEventStore,
+    connection: ConnectionManager,
+    /// The standalone streams this instance holds open, announced in Redis (see [`start_heartbeat`]).
+    standalone: StandaloneStreams,
     writes: mpsc::Sender<Write>,
     client: Client,
     readers: Arc<Semaphore>,
@@ -488,6 +504,17 @@ enum Write {
     RemoveSession {
         set: String,
     },
+    /// Records (or refreshes) standalone stream `stream` as open in hash `key`; see `KeepResumable` for `done`.
+    Standalone {
+        key: String,
+        stream: u64,
+        ttl: u64,
+        done: Option<oneshot::Sender<bool>>,
+    },
+    StandaloneClosed {
+        key: String,
+        stream: u64,
+    },
     Publish {
         channel: Arc<str>,
         message: Bytes,
@@ -512,6 +539,10 @@ impl RedisEventStore {
 
     fn set_key(&self, session: &str) -> String {
         format!("{}evs:{session}", self.config.key_prefix)
+    }
+
+    fn standalone_key(&self, session: &str) -> String {
+        standalone_key(&self.config.key_prefix, session)
     }
 
     fn queue(&self, write: Write) {
@@ -542,6 +573,39 @@ impl EventStore for RedisEventStore {
     fn remove_session(&self, session: &str) {
         self.local.remove_session(session);
         self.queue(Write::RemoveSession { set: self.set_key(session) });
+    }
+
+    fn standalone_opened<'a>(&'a self, session: &'a str, stream: u64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            lock(&self.standalone).insert((session.into(), stream));
+            let (done, written) = oneshot::channel();
+            let key = self.standalone_key(session);
+            self.writes
+                .try_send(Write::Standalone { key, stream, ttl: millis(HEARTBEAT * 3), done: Some(done) })
+                .map_err(|_| StoreError::new("Redis writes are backed up"))?;
+            match tokio::time::timeout(self.config.timeout, written).await {
+                Ok(Ok(true)) => Ok(()),
+                Ok(_) => Err(StoreError::new("Redis did not record the standalone stream")),
+                Err(_) => Err(StoreError::new("Redis did not record the standalone stream in time")),
+            }
+        })
+    }
+
+    fn standalone_closed(&self, session: &str, stream: u64) {
+        if lock(&self.standalone).remove(&(session.into(), stream)) {
+            self.queue(Write::StandaloneClosed { key: self.standalone_key(session), stream });
+        }
+    }
+
+    fn standalone_open<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Option<bool>> {
+        Box::pin(bounded(self.config.timeout, async move {
+            let open: bool = redis::cmd("EXISTS")
+                .arg(self.standalone_key(session))
+                .query_async(&mut self.connection.clone())
+                .await
+                .map_err(failed)?;
+            Ok(Some(open))
+        }))
     }
 
     /// Other instances resume the stream from Redis; only the local copy goes.
@@ -718,11 +782,30 @@ fn alive_key(prefix: &str, instance: u64) -> String {
     format!("{prefix}alive:{instance}")
 }
 
+/// `<prefix>gs:<session>`: a hash of the session's standalone streams open on some instance.
+fn standalone_key(prefix: &str, session: &str) -> String {
+    format!("{prefix}gs:{session}")
+}
+
+/// The standalone streams an instance holds open: (session, stream).
+type StandaloneStreams = Arc<std::sync::Mutex<std::collections::HashSet<(Arc<str>, u64)>>>;
+
+/// What the heartbeat keeps saying.
+struct Beat {
+    prefix: String,
+    instance: u32,
+    standalone: StandaloneStreams,
+    writes: mpsc::Sender<Write>,
+}
+
 /// Says that this instance runs: sets `<prefix>alive:<instance>` now (so that its streams and tasks never
 /// look orphaned) and every [`HEARTBEAT`], expiring after three, until the guard drops. Other instances
-/// end the relay of a stream, and fail a task, whose instance has no heartbeat.
-async fn start_heartbeat(connection: ConnectionManager, prefix: &str, instance: u32) -> DropGuard {
-    let alive = alive_key(prefix, u64::from(instance));
+/// end the relay of a stream, and fail a task, whose instance has no heartbeat. Each beat also refreshes
+/// the `<prefix>gs:<session>` entries of the standalone streams the instance holds, which expire as
+/// `alive` does: a message for a session's standalone stream goes on the bus only while one is open.
+async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGuard {
+    let Beat { prefix, instance, standalone, writes } = beat_of;
+    let alive = alive_key(&prefix, u64::from(instance));
     let mut beat = connection;
     let stop = CancellationToken::new();
     let stopped = stop.clone();
@@ -744,6 +827,14 @@ async fn start_heartbeat(connection: ConnectionManager, prefix: &str, instance: 
                 _ = stopped.cancelled() => return,
             }
             set(&mut beat).await;
+            let open: Vec<(Arc<str>, u64)> = lock(&standalone).iter().cloned().collect();
+            for (session, stream) in open {
+                let key = standalone_key(&prefix, &session);
+                let refresh = Write::Standalone { key, stream, ttl: millis(HEARTBEAT * 3), done: None };
+                if writes.try_send(refresh).is_err() {
+                    tracing::warn!("Redis writes are backed up; a standalone stream was not refreshed");
+                }
+            }
         }
     });
     stop.drop_guard()
@@ -790,6 +881,14 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                     waiting.push(done);
                 }
                 Write::RemoveSession { set } => sessions.push(set),
+                Write::Standalone { key, stream, ttl, done } => {
+                    pipe.cmd("HSET").arg(&key).arg(stream).arg(1).ignore();
+                    pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
+                    waiting.extend(done);
+                }
+                Write::StandaloneClosed { key, stream } => {
+                    pipe.cmd("HDEL").arg(&key).arg(stream).ignore();
+                }
                 Write::Publish { channel, message } => {
                     pipe.cmd("PUBLISH").arg(&*channel).arg(message.as_ref()).ignore();
                 }

@@ -280,6 +280,12 @@ impl HttpSession {
         Some(log)
     }
 
+    /// Whether an instance holds this session's standalone stream open, as far as the event store can
+    /// tell (`None`: it cannot).
+    pub(crate) async fn standalone_open(&self) -> Option<bool> {
+        self.store.standalone_open(&self.id).await.unwrap_or(None)
+    }
+
     /// The standalone stream, when a client has one open.
     pub(crate) fn standalone(&self) -> Option<Arc<EventLog>> {
         lock(&self.streams).standalone.clone().filter(|s| !s.is_finished())
