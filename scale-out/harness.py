@@ -16,7 +16,7 @@ is stopped when the test ends, failed or not.
                  1..500 arrives exactly once and the tool completes with the answer
   kill-instance  kill -9 of one instance while it streams a call: the next calls through the proxy succeed in the
                  same session, without a new initialize; resuming the killed call's stream elsewhere ends (404)
-                 within 30 s, not after the events' hour in Redis
+                 within 45 s, not after the events' hour in Redis
   delete-session DELETE on one instance: every instance answers 404 for that session after
   redis-restart  Redis stopped: a new session gets 503 with Retry-After while a stateless (2026-07-28) call still
                  works; Redis started again: the instances recover without a restart
@@ -516,13 +516,13 @@ def test_kill_instance(ctx: Context, cluster: Cluster) -> None:
     say(f"  killed instance {victim} mid-call; {cluster.size + 1} calls in the same session answered by "
         f"{sorted(served)} without a new initialize")
     # The client resumes the killed call's stream elsewhere, reconnecting as often as it is let go: once the
-    # dead instance's heartbeat lapsed (6 s), nothing more is waited for, and the stream is unknown (404).
+    # dead instance's heartbeat lapsed (15 s), nothing more is waited for, and the stream is unknown (404).
     check(last_id is not None, "the killed call's events carry ids")
     started, resumptions = time.monotonic(), 0
     while True:
         resumptions += 1
         elapsed = time.monotonic() - started
-        check(elapsed < 30, f"the killed call's stream still resumes after {elapsed:.0f} s ({resumptions} times)")
+        check(elapsed < 45, f"the killed call's stream still resumes after {elapsed:.0f} s ({resumptions} times)")
         conn, response = client.open("GET", None, {"Last-Event-ID": last_id, "Accept": "text/event-stream"})
         try:
             if response.status == 404:

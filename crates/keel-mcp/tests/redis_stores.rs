@@ -374,6 +374,13 @@ async fn the_stream_of_an_instance_that_is_gone_ends_at_once_elsewhere() {
             .await
             .unwrap();
         assert!(alive, "an instance says it runs from the start, without the tasks feature too");
+        // Its heartbeat outlasts a Redis stall the connection rides out (timeout and reconnection).
+        let lapse: u64 = redis::cmd("PTTL")
+            .arg(format!("gone:alive:{}", stores_b.session_store().instance()))
+            .query_async(&mut redis_connection)
+            .await
+            .unwrap();
+        assert!(lapse > 10_000, "the heartbeat lapses after {lapse} ms");
     })
     .await
     .expect("bounded");

@@ -129,9 +129,9 @@ impl RedisConfig {
 ///   instance holds, so restart the instances too after such a loss (a number repeats only per 2^20).
 /// - `<prefix>bus`: the pub/sub channel of the [`RedisSessionBus`].
 /// - `<prefix>gs:<session id>`: the session's standalone (GET) streams open on some instance, refreshed by
-///   its heartbeat (expiring after 6 s). A server-to-client request with no stream of its own is sent on
+///   its heartbeat (expiring after 15 s). A server-to-client request with no stream of its own is sent on
 ///   the bus only while one is open; otherwise it fails at once, as on a single instance.
-/// - `<prefix>alive:<instance>`: the instance's heartbeat (set every 2 s, expiring after 6 s). A client
+/// - `<prefix>alive:<instance>`: the instance's heartbeat (set every 2 s, expiring after 15 s). A client
 ///   resuming a stream whose instance has no heartbeat gets what is left of it, then the end (or 404 when
 ///   nothing is left), instead of waiting for events that will never come.
 /// - With the `tasks` feature, `<prefix>task:<id>`: a task's state as its instance last recorded it (JSON,
@@ -581,7 +581,7 @@ impl EventStore for RedisEventStore {
             let (done, written) = oneshot::channel();
             let key = self.standalone_key(session);
             self.writes
-                .try_send(Write::Standalone { key, stream, ttl: millis(HEARTBEAT * 3), done: Some(done) })
+                .try_send(Write::Standalone { key, stream, ttl: millis(ALIVE_LAPSE), done: Some(done) })
                 .map_err(|_| StoreError::new("Redis writes are backed up"))?;
             match tokio::time::timeout(self.config.timeout, written).await {
                 Ok(Ok(true)) => Ok(()),
@@ -770,12 +770,26 @@ impl Tail {
     }
 }
 
+/// Sets `KEYS[1]` to `ARGV[2]`, keeping its expiry, only if it still holds `ARGV[1]`; 1 when it did.
+#[cfg(feature = "tasks")]
+const REPLACE_IF_UNCHANGED: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl) end
+return 1
+";
+
 /// What a client reads when the shared task records cannot be reached (-32603: retry).
 #[cfg(feature = "tasks")]
 const TASKS_UNAVAILABLE: &str = "the shared task store is unavailable; retry shortly";
 
 /// How often an instance says it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// How long an instance's heartbeat lasts without being renewed: longer than a Redis stall the connection
+/// rides out (its timeout, plus reconnecting), so that a slow Redis does not make live instances look dead
+/// (their tasks `failed`, their streams ended).
+const ALIVE_LAPSE: Duration = Duration::from_secs(15);
 
 /// `<prefix>alive:<instance>`: present while the instance runs.
 fn alive_key(prefix: &str, instance: u64) -> String {
@@ -799,7 +813,7 @@ struct Beat {
 }
 
 /// Says that this instance runs: sets `<prefix>alive:<instance>` now (so that its streams and tasks never
-/// look orphaned) and every [`HEARTBEAT`], expiring after three, until the guard drops. Other instances
+/// look orphaned) and every [`HEARTBEAT`], expiring after [`ALIVE_LAPSE`], until the guard drops. Other instances
 /// end the relay of a stream, and fail a task, whose instance has no heartbeat. Each beat also refreshes
 /// the `<prefix>gs:<session>` entries of the standalone streams the instance holds, which expire as
 /// `alive` does: a message for a session's standalone stream goes on the bus only while one is open.
@@ -810,7 +824,7 @@ async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGu
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     let set = move |beat: &mut ConnectionManager| {
-        let command = redis::cmd("SET").arg(&alive).arg(1).arg("PX").arg(millis(HEARTBEAT * 3)).to_owned();
+        let command = redis::cmd("SET").arg(&alive).arg(1).arg("PX").arg(millis(ALIVE_LAPSE)).to_owned();
         let mut beat = beat.clone();
         async move {
             if let Err(error) = command.query_async::<()>(&mut beat).await {
@@ -830,7 +844,7 @@ async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGu
             let open: Vec<(Arc<str>, u64)> = lock(&standalone).iter().cloned().collect();
             for (session, stream) in open {
                 let key = standalone_key(&prefix, &session);
-                let refresh = Write::Standalone { key, stream, ttl: millis(HEARTBEAT * 3), done: None };
+                let refresh = Write::Standalone { key, stream, ttl: millis(ALIVE_LAPSE), done: None };
                 if writes.try_send(refresh).is_err() {
                     tracing::warn!("Redis writes are backed up; a standalone stream was not refreshed");
                 }
@@ -1052,7 +1066,7 @@ async fn listen(listening: Listening, subscribed: oneshot::Sender<()>) {
 
 /// Tasks (tasks extension) shared through Redis: `<prefix>task:<id>` holds the state of a task as its
 /// instance last recorded it (JSON, expiring with the task), and `<prefix>alive:<instance>` says an
-/// instance still runs (refreshed every [`HEARTBEAT`], expiring after three). A task another instance
+/// instance still runs (refreshed every [`HEARTBEAT`], expiring after [`ALIVE_LAPSE`]). A task another instance
 /// reads as still running on an instance that is gone is `failed` from then on.
 #[cfg(feature = "tasks")]
 #[derive(Debug)]
@@ -1170,9 +1184,29 @@ impl crate::server::tasks::TaskShare for TaskLink {
                     task.input_requests = None;
                     task.error =
                         Some(crate::protocol::ErrorObject::internal("the server instance running this task stopped"));
-                    let ttl: i64 =
-                        redis::cmd("PTTL").arg(self.tasks.key(id)).query_async(&mut connection).await.unwrap_or(1);
-                    self.save(id, &task, Duration::from_millis(u64::try_from(ttl).unwrap_or(1).max(1)));
+                    // Recorded only over the record just read: if its instance wrote since, it runs after all.
+                    let failed = serde_json::to_vec(&StoredTask { i, t: task.clone() })
+                        .map_err(|_| crate::protocol::ErrorObject::internal(TASKS_UNAVAILABLE))?;
+                    let replaced: bool = redis::cmd("EVAL")
+                        .arg(REPLACE_IF_UNCHANGED)
+                        .arg(1)
+                        .arg(self.tasks.key(id))
+                        .arg(json)
+                        .arg(failed)
+                        .query_async(&mut connection)
+                        .await
+                        .map_err(unavailable)?;
+                    if !replaced {
+                        let Some(json) = redis::cmd("GET")
+                            .arg(self.tasks.key(id))
+                            .query_async::<Option<Vec<u8>>>(&mut connection)
+                            .await
+                            .map_err(unavailable)?
+                        else {
+                            return Ok(None);
+                        };
+                        return Ok(serde_json::from_slice::<StoredTask>(&json).ok().map(|stored| stored.t));
+                    }
                 }
                 Ok(Some(task))
             };
