@@ -688,7 +688,7 @@ impl EventStore for RedisEventStore {
                 state.block = timeout;
                 let first = state.read().await;
                 state.block = block;
-                if first.is_none() || state.queued.is_empty() && !state.ended {
+                if first.is_none() || (state.queued.is_empty() && !state.ended) {
                     return Ok(None);
                 }
             } else if !state.owner_alive {
