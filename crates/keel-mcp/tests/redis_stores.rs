@@ -562,18 +562,7 @@ async fn a_request_for_a_standalone_stream_nobody_holds_fails_at_once() {
         .expect("the call ends at once");
         assert!(alone["result"]["isError"] == true || alone["error"].is_object(), "{alone}");
         // B holds one: the question reaches the client there.
-        let response = get(&b, &id, None).await;
-        assert_eq!(response.status(), StatusCode::OK);
-        let mut standalone = response.into_body();
-        assert_eq!(events(&mut standalone, 1).await.len(), 1, "the priming event");
-        let call = {
-            let (a, id) = (a.clone(), id.clone());
-            tokio::spawn(async move { json_body(call_tool_json_only(&a, &id, 2, "ask").await).await })
-        };
-        let asked = next_request(&mut standalone, "elicitation/create").await;
-        let reply = json!({"action": "accept", "content": {"name": "Grace"}});
-        assert_eq!(answer(&b, &id, &asked, reply).await.status(), StatusCode::ACCEPTED);
-        assert_eq!(call.await.unwrap()["result"]["content"][0]["text"], "hello Grace");
+        assert_eq!(ask_through_standalone(&a, &b, &id, 2, "Grace").await, "hello Grace");
     })
     .await
     .expect("bounded");

@@ -164,20 +164,9 @@ async fn a_request_without_a_stream_reaches_the_standalone_stream_another_instan
     let (a, b) = pair(&store);
     tokio::time::timeout(BOUND, async {
         let id = session(&a).await;
-        // The client's GET stream is open on B.
-        let response = get(&b, &id, None).await;
-        assert_eq!(response.status(), StatusCode::OK);
-        let mut standalone = response.into_body();
-        assert_eq!(events(&mut standalone, 1).await.len(), 1, "the priming event");
-        // A tool on A, called by a client that takes JSON only, asks on the standalone stream.
-        let call = {
-            let (a, id) = (a.clone(), id.clone());
-            tokio::spawn(async move { json_body(call_tool_json_only(&a, &id, 2, "ask").await).await })
-        };
-        let asked = next_request(&mut standalone, "elicitation/create").await;
-        let reply = json!({"action": "accept", "content": {"name": "Grace"}});
-        assert_eq!(answer(&b, &id, &asked, reply).await.status(), StatusCode::ACCEPTED);
-        assert_eq!(call.await.unwrap()["result"]["content"][0]["text"], "hello Grace");
+        // The client's GET stream is open on B; a tool on A, called by a client that takes JSON only, asks
+        // on it.
+        assert_eq!(ask_through_standalone(&a, &b, &id, 2, "Grace").await, "hello Grace");
     })
     .await
     .expect("bounded");

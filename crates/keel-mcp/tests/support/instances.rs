@@ -181,6 +181,25 @@ pub async fn ask_answered_elsewhere(on: &McpService, via: &McpService, session: 
     result["result"]["content"][0]["text"].as_str().expect("a text result").to_owned()
 }
 
+/// With the client's standalone stream open on `via` (its priming event read), calls `ask` as request `id`
+/// on `on` from a client that takes JSON only, and answers the question that reaches `via`'s stream with
+/// `name`; the call's answer text.
+pub async fn ask_through_standalone(on: &McpService, via: &McpService, session: &str, id: u64, name: &str) -> String {
+    let response = get(via, session, None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut standalone = response.into_body();
+    assert_eq!(events(&mut standalone, 1).await.len(), 1, "the priming event");
+    let call = {
+        let (on, session) = (on.clone(), session.to_owned());
+        tokio::spawn(async move { json_body(call_tool_json_only(&on, &session, id, "ask").await).await })
+    };
+    let asked = next_request(&mut standalone, "elicitation/create").await;
+    let reply = json!({"action": "accept", "content": {"name": name}});
+    assert_eq!(answer(via, session, &asked, reply).await.status(), StatusCode::ACCEPTED);
+    let answered = call.await.unwrap();
+    answered["result"]["content"][0]["text"].as_str().expect("a text result").to_owned()
+}
+
 /// `tools/call` of `name` in `session` on `service`, from a client that takes JSON only (so the tool's
 /// messages to the client go on the session's standalone stream).
 pub async fn call_tool_json_only(service: &McpService, session: &str, id: u64, name: &str) -> Response<ResponseBody> {

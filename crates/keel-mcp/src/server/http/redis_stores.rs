@@ -1160,12 +1160,8 @@ impl crate::server::tasks::TaskShare for TaskLink {
                     crate::protocol::ErrorObject::internal(TASKS_UNAVAILABLE)
                 };
                 let mut connection = self.tasks.connection.clone();
-                let Some(json) = redis::cmd("GET")
-                    .arg(self.tasks.key(id))
-                    .query_async::<Option<Vec<u8>>>(&mut connection)
-                    .await
-                    .map_err(unavailable)?
-                else {
+                let get = redis::cmd("GET").arg(self.tasks.key(id)).to_owned();
+                let Some(json) = get.query_async::<Option<Vec<u8>>>(&mut connection).await.map_err(unavailable)? else {
                     return Ok(None);
                 };
                 let Ok(StoredTask { i, t: mut task }) = serde_json::from_slice(&json) else { return Ok(None) };
@@ -1197,15 +1193,8 @@ impl crate::server::tasks::TaskShare for TaskLink {
                         .await
                         .map_err(unavailable)?;
                     if !replaced {
-                        let Some(json) = redis::cmd("GET")
-                            .arg(self.tasks.key(id))
-                            .query_async::<Option<Vec<u8>>>(&mut connection)
-                            .await
-                            .map_err(unavailable)?
-                        else {
-                            return Ok(None);
-                        };
-                        return Ok(serde_json::from_slice::<StoredTask>(&json).ok().map(|stored| stored.t));
+                        let json = get.query_async::<Option<Vec<u8>>>(&mut connection).await.map_err(unavailable)?;
+                        return Ok(json.and_then(|json| serde_json::from_slice::<StoredTask>(&json).ok()).map(|s| s.t));
                     }
                 }
                 Ok(Some(task))
