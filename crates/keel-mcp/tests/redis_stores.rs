@@ -411,10 +411,28 @@ async fn a_redis_that_does_not_answer_delays_a_held_session_by_the_timeout_at_mo
 
 /// A TCP relay to Redis whose connections can go silent: once frozen, the connections it holds stay open
 /// and carry nothing more (a half-open connection, as a NAT or firewall that forgot it leaves); the
-/// connections it accepts afterwards work.
+/// connections it accepts afterwards work. It may also hold what clients send for `delay` (a slow link).
 struct Relay {
     port: u16,
     frozen: tokio::sync::watch::Sender<u64>,
+}
+
+/// Copies `from` to `to`, holding each chunk for `delay`, until either side closes.
+async fn pump(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    delay: Duration,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buffer = vec![0u8; 16 * 1024];
+    while let Ok(read @ 1..) = from.read(&mut buffer).await {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Completes once the relay is frozen past `epoch`.
@@ -427,7 +445,7 @@ async fn frozen_after(freeze: &mut tokio::sync::watch::Receiver<u64>, epoch: u64
 }
 
 impl Relay {
-    async fn start(to: u16) -> Relay {
+    async fn start(to: u16, delay: Duration) -> Relay {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let frozen = tokio::sync::watch::channel(0u64).0;
@@ -438,9 +456,13 @@ impl Relay {
                 let epoch = *freeze.borrow_and_update();
                 tokio::spawn(async move {
                     let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else { return };
+                    let relayed = async {
+                        let ((client_in, client_out), (server_in, server_out)) = (client.split(), server.split());
+                        tokio::join!(pump(client_in, server_out, delay), pump(server_in, client_out, Duration::ZERO));
+                    };
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = frozen_after(&mut freeze, epoch) => {
+                        () = relayed => {}
+                        () = frozen_after(&mut freeze, epoch) => {
                             // Silent, but open on both sides.
                             let _open = (client, server);
                             std::future::pending::<()>().await;
@@ -466,7 +488,7 @@ impl Relay {
 async fn a_bus_connection_gone_silent_is_replaced() {
     let Some(redis) = RedisServer::start() else { return };
     tokio::time::timeout(BOUND, async {
-        let relay = Relay::start(redis.port()).await;
+        let relay = Relay::start(redis.port(), Duration::ZERO).await;
         let connect = |url: String| async move {
             let config = RedisConfig::new(url).key_prefix("silent-bus:").timeout(Duration::from_millis(500));
             let stores = RedisStores::connect(config).await.expect("Redis is up");
@@ -563,6 +585,42 @@ async fn a_request_for_a_standalone_stream_nobody_holds_fails_at_once() {
         assert!(alone["result"]["isError"] == true || alone["error"].is_object(), "{alone}");
         // B holds one: the question reaches the client there.
         assert_eq!(ask_through_standalone(&a, &b, &id, 2, "Grace").await, "hello Grace");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_waits_for_the_last_events_to_reach_redis() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        // A reaches Redis over a slow link: what it writes lands 300 ms later.
+        let relay = Relay::start(redis.port(), Duration::from_millis(300)).await;
+        let config = RedisConfig::new(relay.url()).key_prefix("drain:").timeout(Duration::from_secs(5));
+        let stores = RedisStores::connect(config).await.expect("Redis is up");
+        let a = server().http_service(HttpConfig::default().shutdown_grace(Duration::ZERO).redis(&stores));
+        let id = session(&a).await;
+        let linger = json!({"name": "linger", "arguments": {}, "_meta": {"progressToken": "p"}});
+        let mut body = call(&a, &id, 1, "tools/call", linger).await.into_body();
+        let first = events(&mut body, 2).await;
+        let stream = first[0].id.as_deref().and_then(|i| i.split('_').next()).expect("ids").to_owned();
+        let reading = tokio::spawn(async move { events(&mut body, usize::MAX).await });
+        // The shutdown cancels the call (its answer says so) and ends the stream; once it returns, Redis has
+        // both, for a client resuming elsewhere.
+        a.shutdown().await;
+        let mut direct = raw(&redis).await;
+        let ids: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(format!("drain:ev:{id}:{stream}"))
+            .arg("-")
+            .arg("+")
+            .query_async(&mut direct)
+            .await
+            .unwrap();
+        let ids: Vec<&str> = ids.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids.last(), Some(&"1-0"), "the stream's end is in Redis: {ids:?}");
+        assert!(ids.len() >= 3, "the progress notification, the answer and the end: {ids:?}");
+        let rest = reading.await.unwrap();
+        assert!(!rest.is_empty(), "the client saw the stream end: {rest:?}");
     })
     .await
     .expect("bounded");

@@ -54,6 +54,13 @@ pub trait EventStore: Send + Sync + Debug + 'static {
         let _ = (session, stream);
     }
 
+    /// Resolves once every event appended so far is in the shared backend (bounded by the store's own
+    /// timeout), before the process goes: graceful shutdown waits for it. The default resolves at once (a
+    /// store of one process).
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
     /// The client opened the session's standalone (GET) stream `stream` on this instance: let the other
     /// instances know (see [`standalone_open`](Self::standalone_open)) before the client can be told it is
     /// open. Bounded by the store's own timeout. The default has nothing to tell (a store of one process).

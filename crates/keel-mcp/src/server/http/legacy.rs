@@ -337,7 +337,11 @@ async fn call(
             let body = replay(session, log.attach(false), 0, priming, slot, StreamStop::new(inner));
             record(&log, first).await;
             let grace = inner.config.stream_resume_grace;
-            let background = finish_in_background(log, frames, call, id, in_flight, grace);
+            let counted = inner.shutdown.streamed_call();
+            let background = async move {
+                finish_in_background(log, frames, call, id, in_flight, grace).await;
+                drop(counted);
+            };
             tokio::spawn(tracing::Instrument::in_current_span(background));
             body::sse(body)
         }

@@ -321,8 +321,10 @@ impl McpService {
     /// cancelled (their answer is an internal error saying the server is shutting down). Then open SSE
     /// streams — legacy GET streams and the streams of POSTed requests — end with a final event carrying a
     /// `retry` hint, so clients reconnect elsewhere. Resolves when nothing is in flight (waiting at most a
-    /// quarter of a second more, after the grace, for calls whose client stopped reading). Every clone of
-    /// the service shares this state; calling it again waits again.
+    /// quarter of a second more, after the grace, for calls whose client stopped reading) and, with a shared
+    /// [`EventStore`] (Redis), once the streams' last events reached it (bounded by its own timeout), so that
+    /// clients resuming on another instance get them. Every clone of the service shares this state; calling
+    /// it again waits again.
     ///
     /// Mounted in axum, call it from the future given to `with_graceful_shutdown`, so that open streams end
     /// and the server can stop:

@@ -515,6 +515,10 @@ enum Write {
         key: String,
         stream: u64,
     },
+    /// Nothing to write: `done` says whether every earlier write of its batch reached Redis.
+    Flush {
+        done: oneshot::Sender<bool>,
+    },
     Publish {
         channel: Arc<str>,
         message: Bytes,
@@ -587,6 +591,18 @@ impl EventStore for RedisEventStore {
                 Ok(Ok(true)) => Ok(()),
                 Ok(_) => Err(StoreError::new("Redis did not record the standalone stream")),
                 Err(_) => Err(StoreError::new("Redis did not record the standalone stream in time")),
+            }
+        })
+    }
+
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let (done, written) = oneshot::channel();
+            self.writes.try_send(Write::Flush { done }).map_err(|_| StoreError::new("Redis writes are backed up"))?;
+            match tokio::time::timeout(self.config.timeout, written).await {
+                Ok(Ok(true)) => Ok(()),
+                Ok(_) => Err(StoreError::new("Redis did not take the last writes")),
+                Err(_) => Err(StoreError::new("Redis did not take the last writes in time")),
             }
         })
     }
@@ -903,6 +919,7 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                 Write::StandaloneClosed { key, stream } => {
                     pipe.cmd("HDEL").arg(&key).arg(stream).ignore();
                 }
+                Write::Flush { done } => waiting.push(done),
                 Write::Publish { channel, message } => {
                     pipe.cmd("PUBLISH").arg(&*channel).arg(message.as_ref()).ignore();
                 }
