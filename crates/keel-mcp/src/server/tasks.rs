@@ -87,9 +87,22 @@ pub(crate) trait TaskShare: Send + Sync + std::fmt::Debug + 'static {
     /// Records task `id`'s state and the principal that created it (without waiting), to be kept for `ttl`.
     fn save(&self, id: &str, task: &DetailedTask, principal: Option<&PrincipalId>, ttl: Duration);
 
-    /// Another instance's task `id` and the principal that created it; a task still running on an instance
-    /// that is gone is `failed`.
-    fn load<'a>(&'a self, id: &'a str) -> ShareFuture<'a, Option<(DetailedTask, Option<PrincipalId>)>>;
+    /// Records task `id`'s state and creator, after every earlier save, and resolves once the other instances
+    /// can read it; an error (bounded by the store's own timeout) when they may not.
+    fn save_now<'a>(
+        &'a self,
+        id: &'a str,
+        task: &'a DetailedTask,
+        principal: Option<&'a PrincipalId>,
+        ttl: Duration,
+    ) -> ShareFuture<'a, Result<(), ErrorObject>>;
+
+    /// Another instance's task `id` and the principal that created it (`None`: no such task); a task still
+    /// running on an instance that is gone is `failed`. An error (retryable) when the store cannot say.
+    fn load<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> ShareFuture<'a, Result<Option<(DetailedTask, Option<PrincipalId>)>, ErrorObject>>;
 
     /// Passes `command` on to the instance running task `id` (without waiting).
     fn forward(&self, id: &str, command: TaskCommand);
@@ -208,7 +221,7 @@ impl TaskStore {
         });
         tasks.insert(entry.id.clone(), entry.clone());
         drop(tasks);
-        entry.mirror();
+        // Shared by whoever answers its creation (see `TaskEntry::persist`).
         Ok(entry)
     }
 
@@ -303,6 +316,18 @@ impl TaskEntry {
         }
         self.changed.notify_waiters();
         self.mirror();
+    }
+
+    /// Records the task's state where other instances read it, when tasks are shared, and waits until they
+    /// can (bounded by the store's timeout): before its creation is answered, and once it ended.
+    pub(crate) async fn persist(&self) -> Result<(), ErrorObject> {
+        match &self.share {
+            Some(share) => {
+                let ttl = self.ttl.saturating_sub(self.created.elapsed());
+                share.save_now(&self.id, &self.detailed(), self.principal.as_ref(), ttl).await
+            }
+            None => Ok(()),
+        }
     }
 
     /// Records the task's state where other instances read it, when tasks are shared.
@@ -413,6 +438,9 @@ impl TaskEntry {
     }
 }
 
+/// How many times an ended task's state is written to the shared store before giving up (and logging).
+const FINAL_SAVE_ATTEMPTS: u32 = 3;
+
 /// Runs a task's handler in the background until it ends, the client cancels the task, or the task outlives
 /// its time to live (then it is cancelled and forgotten). Either way the handler is dropped here.
 pub(crate) fn run_in_background<F>(store: Arc<TaskStore>, task: Arc<TaskEntry>, run: F)
@@ -424,7 +452,17 @@ where
         tokio::select! {
             outcome = run => task.finish(outcome),
             _ = task.cancellation.cancelled() => {}
-            _ = expiry => store.expire(&task),
+            _ = expiry => return store.expire(&task),
+        }
+        // Its final state must reach the other instances, or they would say `working` until it expires.
+        for attempt in 1..=FINAL_SAVE_ATTEMPTS {
+            match task.persist().await {
+                Ok(()) => break,
+                Err(error) if attempt == FINAL_SAVE_ATTEMPTS => {
+                    tracing::warn!(%error.message, task = %task.id, "a task's final state was not shared");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200) * attempt).await,
+            }
         }
     };
     // Still in the request's span: the task's logs say which call it was.

@@ -57,7 +57,7 @@ pub(super) async fn dispatch(req: Incoming<'_>, call: &Caller) -> Outcome {
         // Not running here: another instance sharing tasks may run it.
         Err(unknown) => {
             let Some(share) = server.tasks.shared() else { return Err(unknown) };
-            let Some((remote, owner)) = share.load(&params.task_id).await else { return Err(unknown) };
+            let Some((remote, owner)) = share.load(&params.task_id).await? else { return Err(unknown) };
             if !same_caller(owner.as_ref(), caller) {
                 return Err(unknown);
             }
@@ -156,6 +156,12 @@ impl TaskRun {
             biased;
             outcome = &mut run => Ok(outcome),
             Ok(task) = escalated => {
+                // Other instances must know the task before its client does (it may poll any of them).
+                if let Err(error) = task.persist().await {
+                    tracing::warn!(%error.message, "a task could not be shared; cancelling it");
+                    task.cancel();
+                    return Err(Err(error));
+                }
                 run_in_background(server.tasks.clone(), task.clone(), run);
                 Err(finish(server, scope, CreateTaskResult::new(task.summary())))
             }

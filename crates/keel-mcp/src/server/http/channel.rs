@@ -95,6 +95,14 @@ impl ResponseChannel {
                 "a 2026-07-28 server sends no requests to the client; return an input-required result instead".into(),
             ));
         };
+        if self.stream.is_none()
+            && session.standalone().is_none()
+            && session.bus.is_some()
+            && session.standalone_open().await == Some(false)
+        {
+            // No instance holds the session's standalone stream: nobody would see the request.
+            return Err(Error::Protocol("no open stream to the client to send the request on".into()));
+        }
         let id = session.pending.next_id();
         let frame = jsonrpc::encode_request(&id, method, &params)?;
         let answer = session.pending.insert(id.clone(), None)?;

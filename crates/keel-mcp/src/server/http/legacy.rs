@@ -345,7 +345,11 @@ async fn call(
             let body = replay(session, log.attach(false), 0, priming, slot, StreamStop::new(inner));
             record(&log, first).await;
             let grace = inner.config.stream_resume_grace;
-            let background = finish_in_background(log, frames, call, id, in_flight, grace);
+            let counted = inner.shutdown.streamed_call();
+            let background = async move {
+                finish_in_background(log, frames, call, id, in_flight, grace).await;
+                drop(counted);
+            };
             tokio::spawn(tracing::Instrument::in_current_span(background));
             body::sse(body)
         }
@@ -506,7 +510,10 @@ pub(super) async fn get(
         }
         // Another instance ran the stream (or this one did, and forgot it): the shared store may hold it.
         return match inner.config.event_store.replay(session_id, stream, seq).await {
-            Ok(Some(events)) => body::sse(replay_remote(session, stream, events, StreamStop::new(inner))),
+            Ok(Some(events)) => {
+                let grace = inner.config.stream_resume_grace;
+                body::sse(replay_remote(session, stream, events, grace, StreamStop::new(inner)))
+            }
             Ok(None) => {
                 let error = ErrorObject::invalid_request("that stream is no longer available");
                 body::rpc_error(StatusCode::NOT_FOUND, None, &error)
@@ -519,8 +526,13 @@ pub(super) async fn get(
     }
     match session.open_standalone() {
         Some(log) => {
+            let reader = log.attach(true);
+            // Other instances send their messages for this stream here once they know it is open.
+            if let Err(error) = inner.config.event_store.standalone_opened(session_id, log.number()).await {
+                tracing::warn!(%error, "other instances may not know of this standalone stream");
+            }
             let priming = priming(inner, &session, &log);
-            body::sse(replay(session, log.attach(true), 0, priming, None, StreamStop::new(inner)))
+            body::sse(replay(session, reader, 0, priming, None, StreamStop::new(inner)))
         }
         None => {
             let error = ErrorObject::invalid_request("the session's standalone stream is already open");
@@ -594,8 +606,7 @@ async fn resolve(
             }
             Ok(Some(found)) => {
                 let max_pending = inner.server.limits.max_pending_requests;
-                let peer = extensions.get::<PeerAddr>().map(|p| p.0.ip());
-                Ok(inner.sessions.adopt(id, found, peer, max_pending, &inner.config))
+                Ok(inner.sessions.adopt(id, found, max_pending, &inner.config))
             }
             Ok(None) => Err(unknown_session()),
             Err(error) => Err(store_unavailable(&error)),
@@ -646,37 +657,51 @@ fn store_unavailable(error: &StoreError) -> Response<ResponseBody> {
 }
 
 /// An SSE body relaying the events of stream `stream` that another instance ran, read from the shared
-/// event store, until that stream or the session ends.
+/// event store, until that stream or the session ends. While the client reads, the instance running the
+/// stream's call hears so on the bus every half `grace`, so that it does not cancel the call as abandoned.
 fn replay_remote(
     session: Arc<HttpSession>,
     stream: u64,
     events: super::RemoteEvents,
+    grace: std::time::Duration,
     stop: StreamStop,
 ) -> impl Stream<Item = Bytes> + Send {
     struct State {
         session: Arc<HttpSession>,
         stream: u64,
         events: super::RemoteEvents,
+        reading: tokio::time::Interval,
         stop: StreamStop,
         finished: bool,
     }
-    let state = State { session, stream, events, stop, finished: false };
+    // The first tick is at once: the running instance may be close to giving up.
+    let mut reading = tokio::time::interval((grace / 2).max(std::time::Duration::from_millis(1)));
+    reading.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let state = State { session, stream, events, reading, stop, finished: false };
     futures_util::stream::unfold(state, |mut state| async move {
         use futures_util::StreamExt as _;
         if state.finished {
             return None;
         }
-        tokio::select! {
-            biased;
-            event = state.events.next() => {
-                let (seq, message) = event?;
-                let event = sse_event(Some(&format!("{}_{seq}", state.stream)), None, &message);
-                Some((event, state))
-            }
-            _ = state.session.closed.cancelled() => None,
-            _ = state.stop.fired() => {
-                state.finished = true;
-                Some((state.stop.final_event(), state))
+        loop {
+            tokio::select! {
+                // First: a relay that always has events ready must still say it reads.
+                biased;
+                _ = state.reading.tick() => {
+                    if let Some(bus) = &state.session.bus {
+                        bus.publish(Kind::Reading, &state.session.id, Some(state.stream.to_string().as_bytes()));
+                    }
+                }
+                event = state.events.next() => {
+                    let (seq, message) = event?;
+                    let event = sse_event(Some(&format!("{}_{seq}", state.stream)), None, &message);
+                    return Some((event, state));
+                }
+                _ = state.session.closed.cancelled() => return None,
+                _ = state.stop.fired() => {
+                    state.finished = true;
+                    return Some((state.stop.final_event(), state));
+                }
             }
         }
     })

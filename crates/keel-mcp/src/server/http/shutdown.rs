@@ -23,12 +23,34 @@ use crate::protocol::ErrorObject;
 const AFTER_STOP_WAIT: Duration = Duration::from_millis(250);
 
 /// The service's shutdown state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Shutdown {
     /// Set by the first `shutdown`: a plain flag, since every request reads it.
     draining: AtomicBool,
     /// Cancelled when the grace is over.
     stopped: CancellationToken,
+    /// Streamed calls still running in the background: their answers and stream ends are not logged yet.
+    streamed: tokio::sync::watch::Sender<usize>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown {
+            draining: AtomicBool::new(false),
+            stopped: CancellationToken::new(),
+            streamed: tokio::sync::watch::channel(0).0,
+        }
+    }
+}
+
+/// A streamed call running in the background, counted until it has logged its end.
+#[derive(Debug)]
+pub(crate) struct StreamedCall(tokio::sync::watch::Sender<usize>);
+
+impl Drop for StreamedCall {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl Shutdown {
@@ -40,6 +62,22 @@ impl Shutdown {
     /// Fires when running calls must end and open streams close.
     pub(crate) fn stopped(&self) -> &CancellationToken {
         &self.stopped
+    }
+
+    /// Counts a streamed call until the guard drops.
+    pub(crate) fn streamed_call(&self) -> StreamedCall {
+        self.streamed.send_modify(|n| *n += 1);
+        StreamedCall(self.streamed.clone())
+    }
+
+    /// Completes once no streamed call runs.
+    async fn streamed_calls_done(&self) {
+        let mut count = self.streamed.subscribe();
+        while *count.borrow_and_update() > 0 {
+            if count.changed().await.is_err() {
+                return;
+            }
+        }
     }
 }
 
@@ -88,6 +126,12 @@ pub(crate) async fn run(inner: &HttpInner) {
     inner.shutdown.stopped.cancel();
     if !was_idle {
         let _ = tokio::time::timeout(AFTER_STOP_WAIT, inner.requests.all_free()).await;
+    }
+    // What the streamed calls logged last (their answers, their ends) must reach a shared event store before
+    // the process goes, or clients resuming elsewhere would wait for it in vain.
+    let _ = tokio::time::timeout(AFTER_STOP_WAIT, inner.shutdown.streamed_calls_done()).await;
+    if let Err(error) = inner.config.event_store.flush().await {
+        tracing::warn!(%error, "the last SSE events may not have reached the shared event store");
     }
 }
 
