@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::StatusCode;
 use http_body_util::BodyExt;
 use keel_mcp::protocol::logging::LoggingLevel;
-use keel_mcp::server::http::{EventStore, HttpConfig, McpService, RedisConfig, RedisStores, SessionStore};
+use keel_mcp::server::http::{EventStore, HttpConfig, McpService, RedisConfig, RedisStores, SessionStore, Update};
 use serde_json::{Value, json};
 
 #[path = "support/instances.rs"]
@@ -63,6 +63,29 @@ async fn sessions_roam_change_and_end_across_instances() {
         assert_eq!(call_tool(&b, &id, 4, "nothing", json!({})).await.status(), StatusCode::NOT_FOUND);
         let exists: bool = redis::cmd("EXISTS").arg(format!("roam:s:{id}")).query_async(&mut conn).await.unwrap();
         assert!(!exists);
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_change_is_saved_only_over_the_revision_read_and_never_brings_a_session_back() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (a, stores) = instance(&redis, "update:").await;
+        let store = stores.session_store();
+        let id = session(&a).await;
+        let ttl = Duration::from_secs(60);
+        let (mut record, revision) = store.load(&id, ttl).await.unwrap().unwrap();
+        record.log_level = Some(LoggingLevel::Error);
+        assert_eq!(store.update(&id, &record, revision + 1, ttl).await.unwrap(), Update::Stale);
+        assert_eq!(store.update(&id, &record, revision, ttl).await.unwrap(), Update::Saved(revision + 1));
+        assert_eq!(store.load(&id, ttl).await.unwrap(), Some((record.clone(), revision + 1)));
+        assert!(store.remove(&id).await.unwrap());
+        assert_eq!(store.update(&id, &record, revision + 1, ttl).await.unwrap(), Update::Gone);
+        let exists: bool =
+            redis::cmd("EXISTS").arg(format!("update:s:{id}")).query_async(&mut raw(&redis).await).await.unwrap();
+        assert!(!exists, "the deleted session came back");
     })
     .await
     .expect("bounded");

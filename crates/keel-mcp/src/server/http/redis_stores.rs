@@ -16,7 +16,7 @@ use super::HttpConfig;
 use super::bus::SessionBus;
 use super::event_store::{EventStore, MemoryEventStore, RemoteEvents};
 use super::session::lock;
-use super::session_store::{SessionRecord, SessionStore, StoreError, StoreFuture};
+use super::session_store::{SessionRecord, SessionStore, StoreError, StoreFuture, Update};
 use crate::protocol::capabilities::ClientCapabilities;
 use crate::protocol::logging::LoggingLevel;
 use crate::protocol::{Implementation, JsonObject, ProtocolVersion};
@@ -320,6 +320,33 @@ impl SessionStore for RedisSessionStore {
         }))
     }
 
+    fn update<'a>(
+        &'a self,
+        id: &'a str,
+        record: &'a SessionRecord,
+        revision: u64,
+        ttl: Duration,
+    ) -> StoreFuture<'a, Update> {
+        Box::pin(bounded(self.timeout, async move {
+            let json = serde_json::to_vec(&Stored::from(record)).map_err(|e| StoreError::new(e.to_string()))?;
+            let saved: i64 = redis::cmd("EVAL")
+                .arg(UPDATE_SESSION)
+                .arg(1)
+                .arg(self.key(id))
+                .arg(json)
+                .arg(revision)
+                .arg(millis(ttl))
+                .query_async(&mut self.connection.clone())
+                .await
+                .map_err(failed)?;
+            Ok(match saved {
+                GONE => Update::Gone,
+                STALE => Update::Stale,
+                revision => Update::Saved(u64::try_from(revision).map_err(|_| StoreError::new("bad revision"))?),
+            })
+        }))
+    }
+
     fn load<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
         Box::pin(bounded(self.timeout, async move {
             let key = self.key(id);
@@ -366,6 +393,23 @@ impl SessionStore for RedisSessionStore {
         }))
     }
 }
+
+/// [`SessionStore::update`] in one step: replaces the record (`ARGV[1]`) only while the hash exists at
+/// revision `ARGV[2]`, counts the revision up and refreshes the expiry (`ARGV[3]` ms); the new revision, or
+/// [`GONE`] or [`STALE`].
+const UPDATE_SESSION: &str = r"
+local revision = redis.call('HGET', KEYS[1], 'v')
+if not revision then return -1 end
+if revision ~= ARGV[2] then return -2 end
+redis.call('HSET', KEYS[1], 'r', ARGV[1])
+local next = redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return next
+";
+/// [`UPDATE_SESSION`]: no such session.
+const GONE: i64 = -1;
+/// [`UPDATE_SESSION`]: the session is at another revision.
+const STALE: i64 = -2;
 
 /// A session record as stored (JSON).
 #[derive(serde::Serialize, serde::Deserialize)]
