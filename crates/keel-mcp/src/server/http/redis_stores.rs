@@ -123,15 +123,18 @@ impl RedisConfig {
 ///   expiring [`RedisConfig::event_ttl`] after its last event; its end is the entry `1-0`.
 ///   `<prefix>evs:<session id>` lists a session's streams, for DELETE and for resuming a stream closed for
 ///   polling (SEP-1699) before its first event, which is listed there before its connections drop.
-/// - `<prefix>instances`: a counter that gives each instance its number, from which stream numbers and the
-///   ids of server-to-client requests start (so they are unique across instances). Instances keep their
-///   number through a Redis restart; one started after Redis lost its data may get a number a running
-///   instance holds, so restart the instances too after such a loss (a number repeats only per 2^20).
+/// - `<prefix>instances`: a counter from which each instance takes its number, from which stream numbers
+///   and the ids of server-to-client requests start (so they are unique across instances). The number is
+///   the instance's only while it holds `<prefix>alive:<instance>` (below): a number whose claim another
+///   instance holds is skipped, so a counter that started over after Redis lost its data gives no running
+///   instance's number again.
 /// - `<prefix>bus`: the pub/sub channel of the [`RedisSessionBus`].
 /// - `<prefix>gs:<session id>`: the session's standalone (GET) streams open on some instance, refreshed by
 ///   its heartbeat (expiring after 15 s). A server-to-client request with no stream of its own is sent on
 ///   the bus only while one is open; otherwise it fails at once, as on a single instance.
-/// - `<prefix>alive:<instance>`: the instance's heartbeat (set every 2 s, expiring after 15 s). A client
+/// - `<prefix>alive:<instance>`: the instance's claim on its number and its heartbeat (a random token of
+///   the instance, taken with `SET NX`, renewed every 2 s, expiring after 15 s; renewed again at once when
+///   Redis comes back without it, and an error is logged if another instance took it meanwhile). A client
 ///   resuming a stream whose instance has no heartbeat gets what is left of it, then the end (or 404 when
 ///   nothing is left), instead of waiting for events that will never come.
 /// - With the `tasks` feature, `<prefix>task:<id>`: a task's state as its instance last recorded it (JSON,
@@ -173,20 +176,17 @@ impl RedisStores {
             .set_number_of_retries(3);
         let mut connection =
             ConnectionManager::new_with_config(client.clone(), manager_config).await.map_err(failed)?;
-        let counter: u64 = redis::cmd("INCR")
-            .arg(format!("{}instances", config.key_prefix))
-            .query_async(&mut connection)
-            .await
-            .map_err(failed)?;
-        // Numbers stay below 2^20, so that request ids (number << 32) stay exact in JSON numbers read as
-        // doubles.
-        let instance = u32::try_from(counter % (1 << 20)).unwrap_or(0).max(1);
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| StoreError::new(format!("no random source: {e}")))?;
+        let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let instance = claim_number(&mut connection, &config.key_prefix, &nonce).await?;
         let (writes, queue) = mpsc::channel(config.write_queue.max(1));
         tokio::spawn(write_events(connection.clone(), queue));
         let standalone = StandaloneStreams::default();
         let beat = Beat {
             prefix: config.key_prefix.clone(),
             instance,
+            nonce,
             standalone: standalone.clone(),
             writes: writes.clone(),
         };
@@ -864,31 +864,87 @@ fn standalone_key(prefix: &str, session: &str) -> String {
 /// The standalone streams an instance holds open: (session, stream).
 type StandaloneStreams = Arc<std::sync::Mutex<std::collections::HashSet<(Arc<str>, u64)>>>;
 
+/// Numbers tried, from the `instances` counter on, before an instance gives up taking one.
+const NUMBER_PROBES: u64 = 1024;
+
+/// Takes an instance number no running instance holds: from the `<prefix>instances` counter on, the first
+/// whose `<prefix>alive:<n>` this instance claims (`SET NX`, with its `nonce`). The counter alone would give
+/// a running instance's number again once Redis lost its data.
+async fn claim_number(connection: &mut ConnectionManager, prefix: &str, nonce: &str) -> Result<u32, StoreError> {
+    let counter: u64 =
+        redis::cmd("INCR").arg(format!("{prefix}instances")).query_async(connection).await.map_err(failed)?;
+    for candidate in counter..counter.saturating_add(NUMBER_PROBES) {
+        // Numbers stay below 2^20, so that request ids (number << 32) stay exact in JSON numbers read as
+        // doubles; 0 is the number of no instance.
+        let number = u32::try_from(candidate % (1 << 20)).unwrap_or(0).max(1);
+        let claimed: Option<String> = redis::cmd("SET")
+            .arg(alive_key(prefix, u64::from(number)))
+            .arg(nonce)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(ALIVE_LAPSE))
+            .query_async(connection)
+            .await
+            .map_err(failed)?;
+        if claimed.is_some() {
+            return Ok(number);
+        }
+    }
+    Err(StoreError::new(format!("no free instance number in the {NUMBER_PROBES} after the counter")))
+}
+
+/// Renews an instance's claim on its number (`KEYS[1]`, token `ARGV[1]`, for `ARGV[2]` ms), taking it back
+/// when Redis lost it; 0 when another instance holds it.
+const RENEW_CLAIM: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+";
+
 /// What the heartbeat keeps saying.
 struct Beat {
     prefix: String,
     instance: u32,
+    /// The token of this instance's claim on its number.
+    nonce: String,
     standalone: StandaloneStreams,
     writes: mpsc::Sender<Write>,
 }
 
-/// Says that this instance runs: sets `<prefix>alive:<instance>` now (so that its streams and tasks never
-/// look orphaned) and every [`HEARTBEAT`], expiring after [`ALIVE_LAPSE`], until the guard drops. Other instances
+/// Says that this instance runs: renews its claim `<prefix>alive:<instance>` now (so that its streams and
+/// tasks never look orphaned) and every [`HEARTBEAT`], expiring after [`ALIVE_LAPSE`], until the guard drops;
+/// the first beat after Redis lost its data takes the claim back. Other instances
 /// end the relay of a stream, and fail a task, whose instance has no heartbeat. Each beat also refreshes
 /// the `<prefix>gs:<session>` entries of the standalone streams the instance holds, which expire as
 /// `alive` does: a message for a session's standalone stream goes on the bus only while one is open.
 async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGuard {
-    let Beat { prefix, instance, standalone, writes } = beat_of;
+    let Beat { prefix, instance, nonce, standalone, writes } = beat_of;
     let alive = alive_key(&prefix, u64::from(instance));
     let mut beat = connection;
     let stop = CancellationToken::new();
     let stopped = stop.clone();
+    // Whether another instance holds this one's number: said once, not at every beat.
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let set = move |beat: &mut ConnectionManager| {
-        let command = redis::cmd("SET").arg(&alive).arg(1).arg("PX").arg(millis(ALIVE_LAPSE)).to_owned();
-        let mut beat = beat.clone();
+        let command =
+            redis::cmd("EVAL").arg(RENEW_CLAIM).arg(1).arg(&alive).arg(&nonce).arg(millis(ALIVE_LAPSE)).to_owned();
+        let (mut beat, lost) = (beat.clone(), lost.clone());
         async move {
-            if let Err(error) = command.query_async::<()>(&mut beat).await {
-                tracing::debug!(%error, "the instance heartbeat did not reach Redis");
+            match command.query_async::<bool>(&mut beat).await {
+                Ok(held) => {
+                    let was_lost = lost.swap(!held, std::sync::atomic::Ordering::Relaxed);
+                    if !held && !was_lost {
+                        tracing::error!(
+                            instance,
+                            "another instance took this instance's number after Redis lost its data: their \
+                             stream numbers and request ids collide; restart this instance"
+                        );
+                    } else if held && was_lost {
+                        tracing::warn!(instance, "this instance holds its number again");
+                    }
+                }
+                Err(error) => tracing::debug!(%error, "the instance heartbeat did not reach Redis"),
             }
         }
     };
