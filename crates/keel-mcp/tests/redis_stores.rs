@@ -113,6 +113,29 @@ async fn an_instance_number_is_never_given_twice_after_redis_loses_its_data() {
 }
 
 #[tokio::test]
+async fn a_session_keeps_its_list_of_streams_as_long_as_a_stream_gets_events() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (_a, stores) = instance(&redis, "listed:").await;
+        let events = stores.event_store();
+        let mut conn = raw(&redis).await;
+        events.append("s", 7, bytes::Bytes::from_static(b"{}"));
+        events.flush().await.unwrap();
+        // As if most of the event TTL had passed since the stream's first event.
+        let _: () = redis::cmd("PEXPIRE").arg("listed:evs:s").arg(1_000).query_async(&mut conn).await.unwrap();
+        events.append("s", 7, bytes::Bytes::from_static(b"{}"));
+        events.flush().await.unwrap();
+        let ttl: i64 = redis::cmd("PTTL").arg("listed:evs:s").query_async(&mut conn).await.unwrap();
+        assert!(ttl > 1_000, "the list of the session's streams expires before its stream: {ttl} ms");
+        let listed: bool =
+            redis::cmd("SISMEMBER").arg("listed:evs:s").arg("listed:ev:s:7").query_async(&mut conn).await.unwrap();
+        assert!(listed);
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
 async fn a_call_in_a_held_session_costs_one_round_trip() {
     let Some(redis) = RedisServer::start() else { return };
     tokio::time::timeout(BOUND, async {

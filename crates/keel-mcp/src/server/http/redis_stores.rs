@@ -122,7 +122,8 @@ impl RedisConfig {
 ///   `0-<seq>`, field `m`), at most [`RedisConfig::events_per_stream`] (approximately: `MAXLEN ~`) and
 ///   expiring [`RedisConfig::event_ttl`] after its last event; its end is the entry `1-0`.
 ///   `<prefix>evs:<session id>` lists a session's streams, for DELETE and for resuming a stream closed for
-///   polling (SEP-1699) before its first event, which is listed there before its connections drop.
+///   polling (SEP-1699) before its first event, which is listed there before its connections drop; it
+///   expires [`RedisConfig::event_ttl`] after the last event of any of them.
 /// - `<prefix>instances`: a counter from which each instance takes its number, from which stream numbers
 ///   and the ids of server-to-client requests start (so they are unique across instances). The number is
 ///   the instance's only while it holds `<prefix>alive:<instance>` (below): a number whose claim another
@@ -522,7 +523,8 @@ impl fmt::Debug for RedisEventStore {
 enum Write {
     Append {
         key: String,
-        set: Option<String>,
+        /// The session's `evs:` set, which lists the stream and lives as long as it does.
+        set: String,
         seq: u64,
         message: Bytes,
         cap: usize,
@@ -603,9 +605,15 @@ impl RedisEventStore {
 impl EventStore for RedisEventStore {
     fn append(&self, session: &str, stream: u64, message: Bytes) -> u64 {
         let seq = self.local.append(session, stream, message.clone());
-        let set = (seq == 1).then(|| self.set_key(session));
         let (cap, ttl) = (self.config.events_per_stream, millis(self.config.event_ttl));
-        self.queue(Write::Append { key: self.key(session, stream), set, seq, message, cap, ttl });
+        self.queue(Write::Append {
+            key: self.key(session, stream),
+            set: self.set_key(session),
+            seq,
+            message,
+            cap,
+            ttl,
+        });
         seq
     }
 
@@ -979,6 +987,8 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
         let mut pipe = redis::pipe();
         let mut sessions = Vec::new();
         let mut waiting = Vec::new();
+        // The stream of the batch's last append, listed already in this batch.
+        let mut listed = String::new();
         for write in batch.drain(..) {
             match write {
                 Write::Append { key, set, seq, message, cap, ttl } => {
@@ -992,9 +1002,12 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                         .arg(message.as_ref())
                         .ignore();
                     pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
-                    if let Some(set) = set {
+                    // The set expires with its last stream, not its first: DELETE finds every stream.
+                    // Consecutive events of one stream refresh it once.
+                    if listed != key {
                         pipe.cmd("SADD").arg(&set).arg(&key).ignore();
                         pipe.cmd("PEXPIRE").arg(&set).arg(ttl).ignore();
+                        listed = key;
                     }
                 }
                 Write::Finish { key, cap, ttl } => {
