@@ -257,6 +257,39 @@ async fn ending_a_session_sends_redis_no_empty_command() {
 }
 
 #[tokio::test]
+async fn ending_a_session_removes_its_streams_in_one_command() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (_a, stores) = instance(&redis, "ending:").await;
+        let events = stores.event_store();
+        for stream in [1, 2] {
+            events.append("s", stream, bytes::Bytes::from_static(b"{}"));
+        }
+        events.flush().await.unwrap();
+        let mut conn = raw(&redis).await;
+        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
+        events.remove_session("s");
+        events.flush().await.unwrap();
+        for key in ["ending:evs:s", "ending:ev:s:1", "ending:ev:s:2"] {
+            let exists: bool = redis::cmd("EXISTS").arg(key).query_async(&mut conn).await.unwrap();
+            assert!(!exists, "{key} is left");
+        }
+        // One script, not a read of the set and then a deletion: the writer waits for one round trip, not two.
+        let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+        // (The heartbeat's `EVAL` may land here too, never an `SMEMBERS`: count the removal's by the `DEL`s.)
+        let calls = |command: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+                .and_then(|rest| rest.split(',').next()?.parse::<u32>().ok())
+                .unwrap_or(0)
+        };
+        assert!(calls("eval") >= 1 && calls("smembers") == 1 && calls("del") == 2, "{info}");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
 async fn an_unknown_stream_is_404_on_any_instance() {
     let Some(redis) = RedisServer::start() else { return };
     tokio::time::timeout(BOUND, async {

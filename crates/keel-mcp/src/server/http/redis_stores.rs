@@ -985,7 +985,6 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
         let mut pipe = redis::pipe();
-        let mut sessions = Vec::new();
         let mut waiting = Vec::new();
         // The stream of the batch's last append, listed already in this batch.
         let mut listed = String::new();
@@ -1023,7 +1022,9 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                     pipe.cmd("PEXPIRE").arg(&set).arg(ttl).ignore();
                     waiting.push(done);
                 }
-                Write::RemoveSession { set } => sessions.push(set),
+                Write::RemoveSession { set } => {
+                    pipe.cmd("EVAL").arg(REMOVE_SESSION).arg(1).arg(&set).ignore();
+                }
                 Write::Standalone { key, stream, ttl, done } => {
                     pipe.cmd("HSET").arg(&key).arg(stream).arg(1).ignore();
                     pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
@@ -1043,7 +1044,7 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                 }
             }
         }
-        // A batch of session removals alone leaves the pipeline empty, which Redis cannot be sent.
+        // A batch of flushes alone leaves the pipeline empty, which Redis cannot be sent.
         let written = pipe.is_empty()
             || pipe
                 .query_async::<()>(&mut connection)
@@ -1055,20 +1056,19 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
         for done in waiting {
             let _ = done.send(written);
         }
-        for set in sessions {
-            let keys: redis::RedisResult<Vec<String>> =
-                redis::cmd("SMEMBERS").arg(&set).query_async(&mut connection).await;
-            let mut delete = redis::cmd("DEL");
-            delete.arg(&set);
-            for key in keys.unwrap_or_default() {
-                delete.arg(key);
-            }
-            if let Err(error) = delete.query_async::<()>(&mut connection).await {
-                tracing::warn!(%error, "an ended session's events were not removed from Redis (they expire)");
-            }
-        }
     }
 }
+
+/// Removes an ended session's streams and their list (`KEYS[1]`) in the writer's pipeline: no round trip
+/// of its own to read the list first. Deletes in chunks, within Lua's limit on `unpack`.
+const REMOVE_SESSION: &str = r"
+local streams = redis.call('SMEMBERS', KEYS[1])
+for i = 1, #streams, 512 do
+  redis.call('DEL', unpack(streams, i, math.min(i + 511, #streams)))
+end
+redis.call('DEL', KEYS[1])
+return #streams
+";
 
 /// A [`SessionBus`] on Redis pub/sub (channel `<prefix>bus`). Messages are published through the event
 /// writer's queue (in order with the events written before them) and received on a connection of their
