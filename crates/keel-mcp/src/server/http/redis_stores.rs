@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client, RedisError};
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo as _, RedisError};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 use crate::engine::{CancellationToken, DropGuard};
@@ -169,7 +169,11 @@ impl RedisStores {
     /// outages are survived (see [`RedisStores`]). Must run inside a Tokio runtime (it starts the
     /// task that writes events).
     pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
-        let client = Client::open(config.url.as_str()).map_err(|e| StoreError::new(format!("bad Redis URL: {e}")))?;
+        let bad_url = |e: RedisError| StoreError::new(format!("bad Redis URL: {e}"));
+        // The writer sends whole pipelines and requests are small: no waiting for more to send (Nagle).
+        let info = config.url.as_str().into_connection_info().map_err(bad_url)?;
+        let client = Client::open(info.set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true)))
+            .map_err(bad_url)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.timeout))
             .set_response_timeout(Some(config.timeout))
