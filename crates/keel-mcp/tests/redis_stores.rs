@@ -586,6 +586,39 @@ impl Relay {
 }
 
 #[tokio::test]
+async fn a_slow_first_bus_subscription_is_logged() {
+    let Some(redis) = RedisServer::start() else { return };
+    // `connect` runs on this (current-thread) runtime, so this thread's subscriber sees its warning.
+    let (logged, _guard) = span_capture::capture(tracing::Level::WARN);
+    tokio::time::timeout(BOUND, async {
+        // The first connection (the stores' own) reaches Redis; later ones (the bus's) are accepted and never
+        // answered.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let to = redis.port();
+        tokio::spawn(async move {
+            let Ok((mut client, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else { return };
+                let ((client_in, client_out), (server_in, server_out)) = (client.split(), server.split());
+                tokio::join!(pump(client_in, server_out, Duration::ZERO), pump(server_in, client_out, Duration::ZERO));
+            });
+            let mut silent = Vec::new();
+            while let Ok((client, _)) = listener.accept().await {
+                silent.push(client);
+            }
+        });
+        let config = RedisConfig::new(format!("redis://127.0.0.1:{port}/"))
+            .key_prefix("slow-bus:")
+            .timeout(Duration::from_millis(300));
+        let _stores = RedisStores::connect(config).await.expect("Redis is up");
+    })
+    .await
+    .expect("bounded");
+    assert!(logged.text().contains("session bus is not subscribed"), "{}", logged.text());
+}
+
+#[tokio::test]
 async fn a_bus_connection_gone_silent_is_replaced() {
     let Some(redis) = RedisServer::start() else { return };
     tokio::time::timeout(BOUND, async {

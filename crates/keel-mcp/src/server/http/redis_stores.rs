@@ -1111,7 +1111,13 @@ impl RedisSessionBus {
             stop: stop.clone(),
         };
         tokio::spawn(listen(listening, subscribed));
-        let _ = tokio::time::timeout(config.timeout, first).await;
+        if tokio::time::timeout(config.timeout, first).await.is_err() {
+            tracing::warn!(
+                timeout = ?config.timeout,
+                "the Redis session bus is not subscribed yet; until it is, messages other instances publish \
+                 (answers, cancellations, deletions) are lost for this one"
+            );
+        }
         Arc::new(RedisSessionBus { writes, channel, received, _listening: stop.drop_guard() })
     }
 }
