@@ -31,7 +31,9 @@ pub struct RedisConfig {
     /// Prefix of every key and channel, so that several servers share one Redis. Default `keel:`.
     pub key_prefix: String,
     /// Events kept per SSE stream for resumption on another instance (approximately: Redis trims by
-    /// whole nodes). Default 1,024.
+    /// whole nodes). Default 1,024. It is the resumption window: a client resuming from an event older
+    /// than the ones kept gets the kept ones, with no sign of the gap, so make it exceed the most events a
+    /// stream may send while its client is away.
     pub events_per_stream: usize,
     /// A stream's events expire this long after its last event. Default 1 hour.
     pub event_ttl: Duration,
