@@ -264,11 +264,10 @@ mod tests {
 
     #[test]
     fn sealed_state_is_bound_to_the_caller() {
-        let person = |subject: &str| {
-            let mut principal = Principal::default();
-            principal.issuer = Some("https://idp.example".into());
-            principal.subject = Some(subject.into());
-            principal
+        let person = |subject: &str| Principal {
+            issuer: Some("https://idp.example".into()),
+            subject: Some(subject.into()),
+            ..Principal::default()
         };
         let (alice, bob) = (person("alice"), person("bob"));
         let mut alice_refreshed = alice.clone();

@@ -1304,10 +1304,7 @@ impl crate::server::tasks::TaskShare for TaskLink {
         id: &'a str,
     ) -> crate::server::tasks::ShareFuture<
         'a,
-        Result<
-            Option<(crate::protocol::tasks::extension::DetailedTask, Option<crate::server::principal::PrincipalId>)>,
-            crate::protocol::ErrorObject,
-        >,
+        Result<Option<crate::server::tasks::SharedTask>, crate::protocol::ErrorObject>,
     > {
         Box::pin(async move {
             let read = async move {
