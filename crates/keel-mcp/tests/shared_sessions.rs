@@ -196,12 +196,18 @@ impl SessionStore for Racing {
     }
 }
 
-#[tokio::test]
-async fn a_change_saved_after_a_delete_elsewhere_does_not_bring_the_session_back() {
+/// An instance on a [`Racing`] handle, with a session: the store, the handle, the instance, the session id.
+async fn racing_session() -> (Arc<MemorySessionStore>, Arc<Racing>, McpService, String) {
     let store = Arc::new(MemorySessionStore::new(100));
     let racing = Racing::new(&store);
     let a = server().http_service(HttpConfig::default().session_store(racing.clone()));
     let id = session(&a).await;
+    (store, racing, a, id)
+}
+
+#[tokio::test]
+async fn a_change_saved_after_a_delete_elsewhere_does_not_bring_the_session_back() {
+    let (store, racing, a, id) = racing_session().await;
     racing.arm(Race::Delete);
     let answer = json_body(call(&a, &id, 1, "logging/setLevel", json!({"level": "error"})).await).await;
     assert!(answer["error"].is_object(), "{answer}");
@@ -211,10 +217,7 @@ async fn a_change_saved_after_a_delete_elsewhere_does_not_bring_the_session_back
 
 #[tokio::test]
 async fn changes_made_at_once_on_two_instances_are_both_kept() {
-    let store = Arc::new(MemorySessionStore::new(100));
-    let racing = Racing::new(&store);
-    let a = server().http_service(HttpConfig::default().session_store(racing.clone()));
-    let id = session(&a).await;
+    let (store, racing, a, id) = racing_session().await;
     // Another instance subscribes just as A sets the level: A's save must not drop the subscription.
     racing.arm(Race::Subscribe("test://subscribed"));
     let answer = json_body(call(&a, &id, 1, "logging/setLevel", json!({"level": "error"})).await).await;
