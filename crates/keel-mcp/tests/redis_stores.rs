@@ -8,7 +8,9 @@ use std::time::Duration;
 use http::StatusCode;
 use http_body_util::BodyExt;
 use keel_mcp::protocol::logging::LoggingLevel;
-use keel_mcp::server::http::{EventStore, HttpConfig, McpService, RedisConfig, RedisStores, SessionStore, Update};
+use keel_mcp::server::http::{
+    EventStore, HttpConfig, McpService, RedisConfig, RedisStores, SessionStore, SessionUpdate,
+};
 use serde_json::{Value, json};
 
 #[path = "support/instances.rs"]
@@ -78,11 +80,11 @@ async fn a_change_is_saved_only_over_the_revision_read_and_never_brings_a_sessio
         let ttl = Duration::from_secs(60);
         let (mut record, revision) = store.load(&id, ttl).await.unwrap().unwrap();
         record.log_level = Some(LoggingLevel::Error);
-        assert_eq!(store.update(&id, &record, revision + 1, ttl).await.unwrap(), Update::Stale);
-        assert_eq!(store.update(&id, &record, revision, ttl).await.unwrap(), Update::Saved(revision + 1));
+        assert_eq!(store.update(&id, &record, revision + 1, ttl).await.unwrap(), SessionUpdate::Stale);
+        assert_eq!(store.update(&id, &record, revision, ttl).await.unwrap(), SessionUpdate::Saved(revision + 1));
         assert_eq!(store.load(&id, ttl).await.unwrap(), Some((record.clone(), revision + 1)));
         assert!(store.remove(&id).await.unwrap());
-        assert_eq!(store.update(&id, &record, revision + 1, ttl).await.unwrap(), Update::Gone);
+        assert_eq!(store.update(&id, &record, revision + 1, ttl).await.unwrap(), SessionUpdate::Gone);
         let exists: bool =
             redis::cmd("EXISTS").arg(format!("update:s:{id}")).query_async(&mut raw(&redis).await).await.unwrap();
         assert!(!exists, "the deleted session came back");

@@ -10,7 +10,7 @@ use http::StatusCode;
 use keel_mcp::protocol::logging::LoggingLevel;
 use keel_mcp::server::http::{
     EventStore, HttpConfig, McpService, MemoryEventStore, MemorySessionBus, MemorySessionStore, SessionRecord,
-    SessionStore, StoreError, StoreFuture, Update,
+    SessionStore, SessionUpdate, StoreError, StoreFuture,
 };
 use serde_json::{Value, json};
 
@@ -98,7 +98,7 @@ impl SessionStore for Down {
     fn save<'a>(&'a self, _: &'a str, _: &'a SessionRecord, _: Duration) -> StoreFuture<'a, u64> {
         Box::pin(async { Err(StoreError::new("down")) })
     }
-    fn update<'a>(&'a self, _: &'a str, _: &'a SessionRecord, _: u64, _: Duration) -> StoreFuture<'a, Update> {
+    fn update<'a>(&'a self, _: &'a str, _: &'a SessionRecord, _: u64, _: Duration) -> StoreFuture<'a, SessionUpdate> {
         Box::pin(async { Err(StoreError::new("down")) })
     }
     fn load<'a>(&'a self, _: &'a str, _: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
@@ -167,7 +167,7 @@ impl SessionStore for Racing {
         record: &'a SessionRecord,
         revision: u64,
         ttl: Duration,
-    ) -> StoreFuture<'a, Update> {
+    ) -> StoreFuture<'a, SessionUpdate> {
         self.handle.update(id, record, revision, ttl)
     }
     fn load<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {

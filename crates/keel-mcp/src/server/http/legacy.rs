@@ -27,7 +27,7 @@ use super::event_log::{EventLog, Reader, parse_event_id};
 use super::modern::{Started, start};
 use super::session::{Busy, Found, HttpSession, InFlight, lock};
 use super::session_owner::{self, SessionOwner};
-use super::session_store::{SessionRecord, SessionStore, StoreError, Update};
+use super::session_store::{SessionRecord, SessionStore, SessionUpdate, StoreError};
 use super::shutdown::{StreamStop, shutting_down};
 use super::{HttpInner, RequestSlot, ResponseChannel, accepts, header, unavailable};
 use crate::engine::{BoxFuture, run_with_grace};
@@ -671,12 +671,12 @@ async fn save_change(
     };
     for _ in 0..SAVE_ATTEMPTS {
         let current = match store.update(&session.id, &record, revision, ttl).await.map_err(unsaved)? {
-            Update::Saved(saved) => {
+            SessionUpdate::Saved(saved) => {
                 session.restore(record, saved);
                 return Ok(());
             }
-            Update::Stale => store.load(&session.id, ttl).await.map_err(unsaved)?,
-            Update::Gone => None,
+            SessionUpdate::Stale => store.load(&session.id, ttl).await.map_err(unsaved)?,
+            SessionUpdate::Gone => None,
         };
         let Some((current, current_revision)) = current else {
             // Deleted or expired on another instance while the request ran (this copy goes at the session's

@@ -16,7 +16,7 @@ use super::HttpConfig;
 use super::bus::SessionBus;
 use super::event_store::{EventStore, MemoryEventStore, RemoteEvents};
 use super::session::lock;
-use super::session_store::{SessionRecord, SessionStore, StoreError, StoreFuture, Update};
+use super::session_store::{SessionRecord, SessionStore, SessionUpdate, StoreError, StoreFuture};
 use crate::protocol::capabilities::ClientCapabilities;
 use crate::protocol::logging::LoggingLevel;
 use crate::protocol::{Implementation, JsonObject, ProtocolVersion};
@@ -333,7 +333,7 @@ impl SessionStore for RedisSessionStore {
         record: &'a SessionRecord,
         revision: u64,
         ttl: Duration,
-    ) -> StoreFuture<'a, Update> {
+    ) -> StoreFuture<'a, SessionUpdate> {
         Box::pin(bounded(self.timeout, async move {
             let json = serde_json::to_vec(&Stored::from(record)).map_err(|e| StoreError::new(e.to_string()))?;
             let saved: i64 = redis::cmd("EVAL")
@@ -347,9 +347,9 @@ impl SessionStore for RedisSessionStore {
                 .await
                 .map_err(failed)?;
             Ok(match saved {
-                GONE => Update::Gone,
-                STALE => Update::Stale,
-                revision => Update::Saved(u64::try_from(revision).map_err(|_| StoreError::new("bad revision"))?),
+                GONE => SessionUpdate::Gone,
+                STALE => SessionUpdate::Stale,
+                revision => SessionUpdate::Saved(u64::try_from(revision).map_err(|_| StoreError::new("bad revision"))?),
             })
         }))
     }
@@ -1022,6 +1022,7 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                 Write::Remove { key, set } => {
                     pipe.cmd("DEL").arg(&key).ignore();
                     pipe.cmd("SREM").arg(&set).arg(&key).ignore();
+                    listed.clear();
                 }
                 Write::KeepResumable { key, set, ttl, done } => {
                     pipe.cmd("SADD").arg(&set).arg(&key).ignore();
@@ -1030,6 +1031,7 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                 }
                 Write::RemoveSession { set } => {
                     pipe.cmd("EVAL").arg(REMOVE_SESSION).arg(1).arg(&set).ignore();
+                    listed.clear();
                 }
                 Write::Standalone { key, stream, ttl, done } => {
                     pipe.cmd("HSET").arg(&key).arg(stream).arg(1).ignore();

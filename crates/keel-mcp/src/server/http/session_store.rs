@@ -94,7 +94,7 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         record: &'a SessionRecord,
         revision: u64,
         ttl: Duration,
-    ) -> StoreFuture<'a, Update>;
+    ) -> StoreFuture<'a, SessionUpdate>;
 
     /// The record of session `id` and its revision, refreshing its expiry; `None` when there is none.
     fn load<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>>;
@@ -109,7 +109,7 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 
 /// What [`SessionStore::update`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Update {
+pub enum SessionUpdate {
     /// The record was replaced; its new revision.
     Saved(u64),
     /// Another instance saved the record since the given revision: nothing was written.
@@ -188,7 +188,7 @@ impl SessionStore for MemoryInstance {
         record: &'a SessionRecord,
         revision: u64,
         ttl: Duration,
-    ) -> StoreFuture<'a, Update> {
+    ) -> StoreFuture<'a, SessionUpdate> {
         self.store.update(id, record, revision, ttl)
     }
 
@@ -226,15 +226,15 @@ impl SessionStore for MemorySessionStore {
         record: &'a SessionRecord,
         revision: u64,
         ttl: Duration,
-    ) -> StoreFuture<'a, Update> {
+    ) -> StoreFuture<'a, SessionUpdate> {
         let mut records = lock(&self.records);
         let outcome = match Self::live(&mut records, id, ttl) {
-            None => Update::Gone,
-            Some(stored) if stored.revision != revision => Update::Stale,
+            None => SessionUpdate::Gone,
+            Some(stored) if stored.revision != revision => SessionUpdate::Stale,
             Some(stored) => {
                 stored.record = record.clone();
                 stored.revision += 1;
-                Update::Saved(stored.revision)
+                SessionUpdate::Saved(stored.revision)
             }
         };
         Box::pin(std::future::ready(Ok(outcome)))
@@ -284,9 +284,9 @@ mod tests {
         assert!(a.save("w", &record, ttl).await.is_err());
         // A change over the revision read is saved; over an older one, or of a session gone, it is not.
         record.log_level = Some(LoggingLevel::Error);
-        assert_eq!(a.update("s", &record, 1, ttl).await.unwrap(), Update::Stale);
-        assert_eq!(a.update("s", &record, 2, ttl).await.unwrap(), Update::Saved(3));
-        assert_eq!(a.update("t", &record, 1, ttl).await.unwrap(), Update::Gone);
+        assert_eq!(a.update("s", &record, 1, ttl).await.unwrap(), SessionUpdate::Stale);
+        assert_eq!(a.update("s", &record, 2, ttl).await.unwrap(), SessionUpdate::Saved(3));
+        assert_eq!(a.update("t", &record, 1, ttl).await.unwrap(), SessionUpdate::Gone);
         assert_eq!(a.touch("t", ttl).await.unwrap(), None);
         assert!(b.remove("s").await.unwrap());
         assert!(!b.remove("s").await.unwrap());
