@@ -8,7 +8,9 @@ use std::time::Duration;
 use http::StatusCode;
 use http_body_util::BodyExt;
 use keel_mcp::protocol::logging::LoggingLevel;
-use keel_mcp::server::http::{EventStore, HttpConfig, McpService, RedisConfig, RedisStores, SessionStore};
+use keel_mcp::server::http::{
+    EventStore, HttpConfig, McpService, RedisConfig, RedisStores, SessionStore, SessionUpdate,
+};
 use serde_json::{Value, json};
 
 #[path = "support/instances.rs"]
@@ -69,6 +71,73 @@ async fn sessions_roam_change_and_end_across_instances() {
 }
 
 #[tokio::test]
+async fn a_change_is_saved_only_over_the_revision_read_and_never_brings_a_session_back() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (a, stores) = instance(&redis, "update:").await;
+        let store = stores.session_store();
+        let id = session(&a).await;
+        let ttl = Duration::from_secs(60);
+        let (mut record, revision) = store.load(&id, ttl).await.unwrap().unwrap();
+        record.log_level = Some(LoggingLevel::Error);
+        assert_eq!(store.update(&id, &record, revision + 1, ttl).await.unwrap(), SessionUpdate::Stale);
+        assert_eq!(store.update(&id, &record, revision, ttl).await.unwrap(), SessionUpdate::Saved(revision + 1));
+        assert_eq!(store.load(&id, ttl).await.unwrap(), Some((record.clone(), revision + 1)));
+        assert!(store.remove(&id).await.unwrap());
+        assert_eq!(store.update(&id, &record, revision + 1, ttl).await.unwrap(), SessionUpdate::Gone);
+        let exists: bool =
+            redis::cmd("EXISTS").arg(format!("update:s:{id}")).query_async(&mut raw(&redis).await).await.unwrap();
+        assert!(!exists, "the deleted session came back");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn an_instance_number_is_never_given_twice_after_redis_loses_its_data() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (_a, stores_a) = instance(&redis, "numbers:").await;
+        let number = stores_a.session_store().instance();
+        // Redis comes back empty: the instances counter starts over, but A's claim on its number is back with
+        // A's next heartbeat.
+        redis.restart();
+        let mut conn = raw(&redis).await;
+        let claim = format!("numbers:alive:{number}");
+        while !redis::cmd("EXISTS").arg(&claim).query_async::<bool>(&mut conn).await.unwrap() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (_b, stores_b) = instance(&redis, "numbers:").await;
+        assert_ne!(stores_b.session_store().instance(), number, "two running instances share a number");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_session_keeps_its_list_of_streams_as_long_as_a_stream_gets_events() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (_a, stores) = instance(&redis, "listed:").await;
+        let events = stores.event_store();
+        let mut conn = raw(&redis).await;
+        events.append("s", 7, bytes::Bytes::from_static(b"{}"));
+        events.flush().await.unwrap();
+        // As if most of the event TTL had passed since the stream's first event.
+        let _: () = redis::cmd("PEXPIRE").arg("listed:evs:s").arg(1_000).query_async(&mut conn).await.unwrap();
+        events.append("s", 7, bytes::Bytes::from_static(b"{}"));
+        events.flush().await.unwrap();
+        let ttl: i64 = redis::cmd("PTTL").arg("listed:evs:s").query_async(&mut conn).await.unwrap();
+        assert!(ttl > 1_000, "the list of the session's streams expires before its stream: {ttl} ms");
+        let listed: bool =
+            redis::cmd("SISMEMBER").arg("listed:evs:s").arg("listed:ev:s:7").query_async(&mut conn).await.unwrap();
+        assert!(listed);
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
 async fn a_call_in_a_held_session_costs_one_round_trip() {
     let Some(redis) = RedisServer::start() else { return };
     tokio::time::timeout(BOUND, async {
@@ -81,8 +150,9 @@ async fn a_call_in_a_held_session_costs_one_round_trip() {
         let mut commands: Vec<&str> = info
             .lines()
             .filter_map(|l| l.strip_prefix("cmdstat_"))
-            // Leave out the test's own commands, and the instance heartbeat (`SET`, every 2 s with tasks).
-            .filter(|l| !l.starts_with("config") && !l.starts_with("info") && !l.starts_with("set:"))
+            // Leave out the test's own commands, and the instance heartbeat (every 2 s: an `EVAL` that runs
+            // `GET` and `SET`).
+            .filter(|l| !["config", "info", "eval:", "get:", "set:"].iter().any(|heartbeat| l.starts_with(heartbeat)))
             .collect();
         commands.sort_unstable();
         // One pipeline, each command once: PEXPIRE (refresh the expiry) and HGET (the record's revision).
@@ -186,6 +256,39 @@ async fn ending_a_session_sends_redis_no_empty_command() {
     .await
     .expect("bounded");
     assert!(!logged.text().contains("not written to Redis"), "{}", logged.text());
+}
+
+#[tokio::test]
+async fn ending_a_session_removes_its_streams_in_one_command() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (_a, stores) = instance(&redis, "ending:").await;
+        let events = stores.event_store();
+        for stream in [1, 2] {
+            events.append("s", stream, bytes::Bytes::from_static(b"{}"));
+        }
+        events.flush().await.unwrap();
+        let mut conn = raw(&redis).await;
+        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
+        events.remove_session("s");
+        events.flush().await.unwrap();
+        for key in ["ending:evs:s", "ending:ev:s:1", "ending:ev:s:2"] {
+            let exists: bool = redis::cmd("EXISTS").arg(key).query_async(&mut conn).await.unwrap();
+            assert!(!exists, "{key} is left");
+        }
+        // One script, not a read of the set and then a deletion: the writer waits for one round trip, not two.
+        let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+        // (The heartbeat's `EVAL` may land here too, never an `SMEMBERS`: count the removal's by the `DEL`s.)
+        let calls = |command: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+                .and_then(|rest| rest.split(',').next()?.parse::<u32>().ok())
+                .unwrap_or(0)
+        };
+        assert!(calls("eval") >= 1 && calls("smembers") == 1 && calls("del") == 2, "{info}");
+    })
+    .await
+    .expect("bounded");
 }
 
 #[tokio::test]
@@ -482,6 +585,39 @@ impl Relay {
     fn freeze(&self) {
         self.frozen.send_modify(|f| *f += 1);
     }
+}
+
+#[tokio::test]
+async fn a_slow_first_bus_subscription_is_logged() {
+    let Some(redis) = RedisServer::start() else { return };
+    // `connect` runs on this (current-thread) runtime, so this thread's subscriber sees its warning.
+    let (logged, _guard) = span_capture::capture(tracing::Level::WARN);
+    tokio::time::timeout(BOUND, async {
+        // The first connection (the stores' own) reaches Redis; later ones (the bus's) are accepted and never
+        // answered.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let to = redis.port();
+        tokio::spawn(async move {
+            let Ok((mut client, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else { return };
+                let ((client_in, client_out), (server_in, server_out)) = (client.split(), server.split());
+                tokio::join!(pump(client_in, server_out, Duration::ZERO), pump(server_in, client_out, Duration::ZERO));
+            });
+            let mut silent = Vec::new();
+            while let Ok((client, _)) = listener.accept().await {
+                silent.push(client);
+            }
+        });
+        let config = RedisConfig::new(format!("redis://127.0.0.1:{port}/"))
+            .key_prefix("slow-bus:")
+            .timeout(Duration::from_millis(300));
+        let _stores = RedisStores::connect(config).await.expect("Redis is up");
+    })
+    .await
+    .expect("bounded");
+    assert!(logged.text().contains("session bus is not subscribed"), "{}", logged.text());
 }
 
 #[tokio::test]

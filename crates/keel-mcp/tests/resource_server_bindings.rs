@@ -2,6 +2,7 @@
 //! created them: `tasks/get`, `tasks/update` and `tasks/cancel` from another principal get exactly the answer
 //! of an unknown task, on the instance that runs the task and, with tasks shared through Redis, on any other
 //! (skipped loudly without `redis-server`). A response stream lasts no longer than the token that opened it.
+//! A modern call's `requestState` opens only for the principal it was issued to.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -11,6 +12,7 @@ use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use keel_mcp::auth::resource::{ResourceServerConfig, TokenVerifier, VerifiedToken, VerifyError, VerifyFuture};
 use keel_mcp::protocol::Implementation;
+use keel_mcp::protocol::elicitation::{ElicitParams, RequestedSchema};
 use keel_mcp::server::http::{HttpConfig, McpService};
 use keel_mcp::server::{HandlerError, NoArgs, Principal, RequestContext, Server, TaskSupport, ToolDef};
 use serde_json::{Value, json};
@@ -83,6 +85,10 @@ fn server() -> Server {
                 "cancelled"
             },
         )
+        .tool("ask", "Asks the user to confirm", |ctx: RequestContext, _: NoArgs| async move {
+            let answer = ctx.elicit("ok", ElicitParams::form("Go on?", RequestedSchema::new(vec![], &[]))).await?;
+            Ok::<_, HandlerError>(format!("{:?}", answer.action))
+        })
         .tool_def(
             ToolDef::new("task_quick", |ctx: RequestContext, _: NoArgs| async move {
                 ctx.continue_as_task().await?;
@@ -182,6 +188,36 @@ async fn another_principal_cannot_see_a_task_through_another_instance() {
         assert_unknown(steer(&b, "bob", &task).await, &task, unknown);
         let got = modern(&a, "alice", "tasks/get", &task, json!({"taskId": task})).await;
         assert_eq!(got["result"]["status"], "working", "bob's cancel through B reached nothing: {got}");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn another_principal_cannot_open_a_request_state() {
+    tokio::time::timeout(BOUND, async {
+        let service = server().http_service(config());
+        let ask = |token: &'static str, params: Value| {
+            let request = instances::modern("tools/call", "ask", params, json!({"elicitation": {}}));
+            let service = service.clone();
+            async move {
+                let response = service.oneshot(with_token(request, token)).await.unwrap();
+                let bytes = response.into_body().collect().await.unwrap().to_bytes();
+                serde_json::from_slice::<Value>(&bytes).unwrap()
+            }
+        };
+        let round1 = ask("alice", json!({"name": "ask"})).await;
+        assert_eq!(round1["result"]["resultType"], "input_required", "{round1}");
+        let state = round1["result"]["requestState"].as_str().expect("a requestState").to_owned();
+        let answers = json!({"ok": {"action": "accept", "content": {}}});
+        let retry = |state: String| json!({"name": "ask", "inputResponses": answers, "requestState": state});
+        let tampered = ask("alice", retry(format!("{state}x"))).await;
+        assert_eq!(tampered["error"]["code"], -32602, "{tampered}");
+        // Bob replays alice's state: refused exactly as a tampered one, so he learns nothing from the answer.
+        let replayed = ask("bob", retry(state.clone())).await;
+        assert_eq!(replayed["error"], tampered["error"], "{replayed}");
+        let finished = ask("alice", retry(state)).await;
+        assert_eq!(finished["result"]["resultType"], "complete", "{finished}");
     })
     .await
     .expect("bounded");

@@ -10,7 +10,7 @@ use http::StatusCode;
 use keel_mcp::protocol::logging::LoggingLevel;
 use keel_mcp::server::http::{
     EventStore, HttpConfig, McpService, MemoryEventStore, MemorySessionBus, MemorySessionStore, SessionRecord,
-    SessionStore, StoreError, StoreFuture,
+    SessionStore, SessionUpdate, StoreError, StoreFuture,
 };
 use serde_json::{Value, json};
 
@@ -98,6 +98,9 @@ impl SessionStore for Down {
     fn save<'a>(&'a self, _: &'a str, _: &'a SessionRecord, _: Duration) -> StoreFuture<'a, u64> {
         Box::pin(async { Err(StoreError::new("down")) })
     }
+    fn update<'a>(&'a self, _: &'a str, _: &'a SessionRecord, _: u64, _: Duration) -> StoreFuture<'a, SessionUpdate> {
+        Box::pin(async { Err(StoreError::new("down")) })
+    }
     fn load<'a>(&'a self, _: &'a str, _: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
         Box::pin(async { Err(StoreError::new("down")) })
     }
@@ -123,6 +126,105 @@ async fn a_store_that_is_down_refuses_new_sessions_but_not_stateless_calls() {
     let response = send(&service, request).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(json_body(response).await["result"]["content"][0]["text"], "still here");
+}
+
+/// What lands on the shared record right after an instance checked it, before that instance saves the
+/// change its request made: another instance's DELETE (or the record's expiry), or another instance's change.
+#[derive(Debug)]
+enum Race {
+    Delete,
+    Subscribe(&'static str),
+}
+
+/// One instance's handle on `store` that makes the armed [`Race`] happen right after its next `touch`.
+#[derive(Debug)]
+struct Racing {
+    store: Arc<MemorySessionStore>,
+    handle: Arc<dyn SessionStore>,
+    race: std::sync::Mutex<Option<Race>>,
+}
+
+impl Racing {
+    fn new(store: &Arc<MemorySessionStore>) -> Arc<Self> {
+        Arc::new(Racing { store: store.clone(), handle: store.instance_handle(), race: Default::default() })
+    }
+
+    fn arm(&self, race: Race) {
+        *self.race.lock().unwrap() = Some(race);
+    }
+}
+
+impl SessionStore for Racing {
+    fn instance(&self) -> u32 {
+        self.handle.instance()
+    }
+    fn save<'a>(&'a self, id: &'a str, record: &'a SessionRecord, ttl: Duration) -> StoreFuture<'a, u64> {
+        self.handle.save(id, record, ttl)
+    }
+    fn update<'a>(
+        &'a self,
+        id: &'a str,
+        record: &'a SessionRecord,
+        revision: u64,
+        ttl: Duration,
+    ) -> StoreFuture<'a, SessionUpdate> {
+        self.handle.update(id, record, revision, ttl)
+    }
+    fn load<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
+        self.handle.load(id, ttl)
+    }
+    fn touch<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<u64>> {
+        Box::pin(async move {
+            let revision = self.handle.touch(id, ttl).await?;
+            let race = self.race.lock().unwrap().take();
+            match race {
+                Some(Race::Delete) => {
+                    self.store.remove(id).await?;
+                }
+                Some(Race::Subscribe(uri)) => {
+                    let (mut record, _) = self.store.load(id, ttl).await?.expect("the session is stored");
+                    record.subscriptions.push(uri.into());
+                    self.store.save(id, &record, ttl).await?;
+                }
+                None => {}
+            }
+            Ok(revision)
+        })
+    }
+    fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
+        self.handle.remove(id)
+    }
+}
+
+/// An instance on a [`Racing`] handle, with a session: the store, the handle, the instance, the session id.
+async fn racing_session() -> (Arc<MemorySessionStore>, Arc<Racing>, McpService, String) {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let racing = Racing::new(&store);
+    let a = server().http_service(HttpConfig::default().session_store(racing.clone()));
+    let id = session(&a).await;
+    (store, racing, a, id)
+}
+
+#[tokio::test]
+async fn a_change_saved_after_a_delete_elsewhere_does_not_bring_the_session_back() {
+    let (store, racing, a, id) = racing_session().await;
+    racing.arm(Race::Delete);
+    let answer = json_body(call(&a, &id, 1, "logging/setLevel", json!({"level": "error"})).await).await;
+    assert!(answer["error"].is_object(), "{answer}");
+    assert_eq!(store.load(&id, Duration::from_secs(60)).await.unwrap(), None, "the deleted session came back");
+    assert_eq!(call_tool(&a, &id, 2, "nothing", json!({})).await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn changes_made_at_once_on_two_instances_are_both_kept() {
+    let (store, racing, a, id) = racing_session().await;
+    // Another instance subscribes just as A sets the level: A's save must not drop the subscription.
+    racing.arm(Race::Subscribe("test://subscribed"));
+    let answer = json_body(call(&a, &id, 1, "logging/setLevel", json!({"level": "error"})).await).await;
+    assert!(answer["result"].is_object(), "{answer}");
+    let (record, _) = store.load(&id, Duration::from_secs(60)).await.unwrap().unwrap();
+    assert_eq!(record.log_level, Some(LoggingLevel::Error));
+    assert_eq!(record.subscriptions, ["test://subscribed"]);
 }
 
 #[tokio::test]

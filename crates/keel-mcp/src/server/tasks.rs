@@ -80,6 +80,9 @@ pub(crate) enum TaskOwner {
     Unknown,
 }
 
+/// A task as another instance recorded it, and the principal that created it.
+pub(crate) type SharedTask = (DetailedTask, Option<PrincipalId>);
+
 /// Tasks shared by several instances of a server: each instance records the state of the tasks it runs,
 /// and serves `tasks/*` for the others' from those records, passing answers and cancellations on to the
 /// instance that runs the task.
@@ -99,10 +102,7 @@ pub(crate) trait TaskShare: Send + Sync + std::fmt::Debug + 'static {
 
     /// Another instance's task `id` and the principal that created it (`None`: no such task); a task still
     /// running on an instance that is gone is `failed`. An error (retryable) when the store cannot say.
-    fn load<'a>(
-        &'a self,
-        id: &'a str,
-    ) -> ShareFuture<'a, Result<Option<(DetailedTask, Option<PrincipalId>)>, ErrorObject>>;
+    fn load<'a>(&'a self, id: &'a str) -> ShareFuture<'a, Result<Option<SharedTask>, ErrorObject>>;
 
     /// Passes `command` on to the instance running task `id` (without waiting).
     fn forward(&self, id: &str, command: TaskCommand);

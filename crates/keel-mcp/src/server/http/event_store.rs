@@ -114,7 +114,8 @@ struct Stream {
 }
 
 impl MemoryEventStore {
-    /// A store keeping the last `capacity` events of each stream.
+    /// A store keeping the last `capacity` events of each stream: the resumption window. A client resuming
+    /// from an event older than those gets the kept ones, with no sign of the gap.
     pub fn new(capacity: usize) -> Self {
         MemoryEventStore { capacity: capacity.max(1), streams: Mutex::new(HashMap::new()) }
     }

@@ -8,7 +8,9 @@
 //! `clientInfo`), and streams nobody reads
 //! ([`HttpConfig::stream_resume_grace`](super::HttpConfig::stream_resume_grace)).
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crate::engine::CancellationToken;
 use bytes::Bytes;
@@ -25,7 +27,7 @@ use super::event_log::{EventLog, Reader, parse_event_id};
 use super::modern::{Started, start};
 use super::session::{Busy, Found, HttpSession, InFlight, lock};
 use super::session_owner::{self, SessionOwner};
-use super::session_store::{SessionStore, StoreError};
+use super::session_store::{SessionRecord, SessionStore, SessionUpdate, StoreError};
 use super::shutdown::{StreamStop, shutting_down};
 use super::{HttpInner, RequestSlot, ResponseChannel, accepts, header, unavailable};
 use crate::engine::{BoxFuture, run_with_grace};
@@ -303,6 +305,9 @@ async fn call(
     let save_to = saves.then(|| inner.clone());
     let dispatched: BoxFuture<Outcome> = Box::pin(async move {
         let _slot = held;
+        // What the copy was before the change: the revision first, so that a copy restored meanwhile is
+        // seen as stale rather than overwritten.
+        let before = save_to.is_some().then(|| (call_session.revision.load(Ordering::Relaxed), call_session.record()));
         let call = Caller { id: call_id, cancellation: call_token, channel: Channel::Shared(channel) };
         let outcome = tokio::select! {
             biased;
@@ -310,12 +315,11 @@ async fn call(
             _ = stop.fired() => Err(shutting_down()),
         };
         if let Some(inner) = save_to
+            && let Some(before) = before
             && outcome.is_ok()
             && let Some(store) = &inner.config.session_store
-            && let Err(error) = save(&**store, &inner, &call_session).await
         {
-            tracing::warn!(%error, "the session's change was not saved to the shared store");
-            return Err(ErrorObject::internal(STORE_UNAVAILABLE));
+            save_change(&**store, &inner, &call_session, before).await?;
         }
         outcome
     });
@@ -646,6 +650,62 @@ async fn save(store: &dyn SessionStore, inner: &HttpInner, session: &HttpSession
     Ok(())
 }
 
+/// How often a change is re-applied over other instances' changes before the request gives up.
+const SAVE_ATTEMPTS: usize = 8;
+
+/// Saves the change a request made to `session` (from `before`, at its revision, to what the copy holds
+/// now) over the shared record: never over a record another instance changed since (that one is loaded and
+/// the change re-applied to it), and never bringing back a session deleted or expired meanwhile.
+async fn save_change(
+    store: &dyn SessionStore,
+    inner: &HttpInner,
+    session: &HttpSession,
+    (mut revision, before): (u64, SessionRecord),
+) -> Result<(), ErrorObject> {
+    let ttl = inner.config.session_idle_timeout;
+    let after = session.record();
+    let mut record = after.clone();
+    let unsaved = |error: StoreError| {
+        tracing::warn!(%error, "the session's change was not saved to the shared store");
+        ErrorObject::internal(STORE_UNAVAILABLE)
+    };
+    for _ in 0..SAVE_ATTEMPTS {
+        let current = match store.update(&session.id, &record, revision, ttl).await.map_err(unsaved)? {
+            SessionUpdate::Saved(saved) => {
+                session.restore(record, saved);
+                return Ok(());
+            }
+            SessionUpdate::Stale => store.load(&session.id, ttl).await.map_err(unsaved)?,
+            SessionUpdate::Gone => None,
+        };
+        let Some((current, current_revision)) = current else {
+            // Deleted or expired on another instance while the request ran (this copy goes at the session's
+            // next request, which finds it gone: releasing it here would cancel this very request).
+            return Err(ErrorObject::invalid_request(UNKNOWN_SESSION));
+        };
+        record = reapply(&before, &after, current);
+        revision = current_revision;
+    }
+    Err(unsaved(StoreError::new("other instances kept changing the record")))
+}
+
+/// `current` with the change from `before` to `after` made to it: the log level and the subscriptions a
+/// request set, over what another instance saved meanwhile.
+fn reapply(before: &SessionRecord, after: &SessionRecord, mut current: SessionRecord) -> SessionRecord {
+    if after.log_level != before.log_level {
+        current.log_level = after.log_level;
+    }
+    let (was, is): (HashSet<&String>, HashSet<&String>) =
+        (before.subscriptions.iter().collect(), after.subscriptions.iter().collect());
+    current.subscriptions.retain(|uri| !was.contains(uri) || is.contains(uri));
+    for &uri in is.difference(&was) {
+        if !current.subscriptions.contains(uri) {
+            current.subscriptions.push(uri.clone());
+        }
+    }
+    current
+}
+
 /// Whether a successful request of `method` changes what a session's shared record holds.
 fn changes_record(method: &str) -> bool {
     matches!(method, "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe")
@@ -707,7 +767,10 @@ fn replay_remote(
     })
 }
 
+/// What a request naming a session nobody holds gets.
+const UNKNOWN_SESSION: &str = "unknown or expired session; initialize a new one";
+
 fn unknown_session() -> Response<ResponseBody> {
-    let error = ErrorObject::invalid_request("unknown or expired session; initialize a new one");
+    let error = ErrorObject::invalid_request(UNKNOWN_SESSION);
     body::rpc_error(StatusCode::NOT_FOUND, None, &error)
 }

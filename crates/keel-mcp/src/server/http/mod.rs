@@ -64,7 +64,7 @@ pub use guard::HostPolicy;
 #[cfg(feature = "redis")]
 pub use redis_stores::{RedisConfig, RedisEventStore, RedisSessionBus, RedisSessionStore, RedisStores};
 use request_body::BodyError;
-pub use session_store::{MemorySessionStore, SessionRecord, SessionStore, StoreError, StoreFuture};
+pub use session_store::{MemorySessionStore, SessionRecord, SessionStore, SessionUpdate, StoreError, StoreFuture};
 use shutdown::SHUTTING_DOWN;
 pub use shutdown::shutdown_signal;
 

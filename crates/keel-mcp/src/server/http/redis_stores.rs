@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client, RedisError};
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo as _, RedisError};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 use crate::engine::{CancellationToken, DropGuard};
@@ -16,7 +16,7 @@ use super::HttpConfig;
 use super::bus::SessionBus;
 use super::event_store::{EventStore, MemoryEventStore, RemoteEvents};
 use super::session::lock;
-use super::session_store::{SessionRecord, SessionStore, StoreError, StoreFuture};
+use super::session_store::{SessionRecord, SessionStore, SessionUpdate, StoreError, StoreFuture};
 use crate::protocol::capabilities::ClientCapabilities;
 use crate::protocol::logging::LoggingLevel;
 use crate::protocol::{Implementation, JsonObject, ProtocolVersion};
@@ -31,7 +31,9 @@ pub struct RedisConfig {
     /// Prefix of every key and channel, so that several servers share one Redis. Default `keel:`.
     pub key_prefix: String,
     /// Events kept per SSE stream for resumption on another instance (approximately: Redis trims by
-    /// whole nodes). Default 1,024.
+    /// whole nodes). Default 1,024. It is the resumption window: a client resuming from an event older
+    /// than the ones kept gets the kept ones, with no sign of the gap, so make it exceed the most events a
+    /// stream may send while its client is away.
     pub events_per_stream: usize,
     /// A stream's events expire this long after its last event. Default 1 hour.
     pub event_ttl: Duration,
@@ -122,16 +124,20 @@ impl RedisConfig {
 ///   `0-<seq>`, field `m`), at most [`RedisConfig::events_per_stream`] (approximately: `MAXLEN ~`) and
 ///   expiring [`RedisConfig::event_ttl`] after its last event; its end is the entry `1-0`.
 ///   `<prefix>evs:<session id>` lists a session's streams, for DELETE and for resuming a stream closed for
-///   polling (SEP-1699) before its first event, which is listed there before its connections drop.
-/// - `<prefix>instances`: a counter that gives each instance its number, from which stream numbers and the
-///   ids of server-to-client requests start (so they are unique across instances). Instances keep their
-///   number through a Redis restart; one started after Redis lost its data may get a number a running
-///   instance holds, so restart the instances too after such a loss (a number repeats only per 2^20).
+///   polling (SEP-1699) before its first event, which is listed there before its connections drop; it
+///   expires [`RedisConfig::event_ttl`] after the last event of any of them.
+/// - `<prefix>instances`: a counter from which each instance takes its number, from which stream numbers
+///   and the ids of server-to-client requests start (so they are unique across instances). The number is
+///   the instance's only while it holds `<prefix>alive:<instance>` (below): a number whose claim another
+///   instance holds is skipped, so a counter that started over after Redis lost its data gives no running
+///   instance's number again.
 /// - `<prefix>bus`: the pub/sub channel of the [`RedisSessionBus`].
 /// - `<prefix>gs:<session id>`: the session's standalone (GET) streams open on some instance, refreshed by
 ///   its heartbeat (expiring after 15 s). A server-to-client request with no stream of its own is sent on
 ///   the bus only while one is open; otherwise it fails at once, as on a single instance.
-/// - `<prefix>alive:<instance>`: the instance's heartbeat (set every 2 s, expiring after 15 s). A client
+/// - `<prefix>alive:<instance>`: the instance's claim on its number and its heartbeat (a random token of
+///   the instance, taken with `SET NX`, renewed every 2 s, expiring after 15 s; renewed again at once when
+///   Redis comes back without it, and an error is logged if another instance took it meanwhile). A client
 ///   resuming a stream whose instance has no heartbeat gets what is left of it, then the end (or 404 when
 ///   nothing is left), instead of waiting for events that will never come.
 /// - With the `tasks` feature, `<prefix>task:<id>`: a task's state as its instance last recorded it (JSON,
@@ -165,7 +171,11 @@ impl RedisStores {
     /// outages are survived (see [`RedisStores`]). Must run inside a Tokio runtime (it starts the
     /// task that writes events).
     pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
-        let client = Client::open(config.url.as_str()).map_err(|e| StoreError::new(format!("bad Redis URL: {e}")))?;
+        let bad_url = |e: RedisError| StoreError::new(format!("bad Redis URL: {e}"));
+        // The writer sends whole pipelines and requests are small: no waiting for more to send (Nagle).
+        let info = config.url.as_str().into_connection_info().map_err(bad_url)?;
+        let client = Client::open(info.set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true)))
+            .map_err(bad_url)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.timeout))
             .set_response_timeout(Some(config.timeout))
@@ -173,20 +183,17 @@ impl RedisStores {
             .set_number_of_retries(3);
         let mut connection =
             ConnectionManager::new_with_config(client.clone(), manager_config).await.map_err(failed)?;
-        let counter: u64 = redis::cmd("INCR")
-            .arg(format!("{}instances", config.key_prefix))
-            .query_async(&mut connection)
-            .await
-            .map_err(failed)?;
-        // Numbers stay below 2^20, so that request ids (number << 32) stay exact in JSON numbers read as
-        // doubles.
-        let instance = u32::try_from(counter % (1 << 20)).unwrap_or(0).max(1);
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| StoreError::new(format!("no random source: {e}")))?;
+        let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let instance = claim_number(&mut connection, &config.key_prefix, &nonce).await?;
         let (writes, queue) = mpsc::channel(config.write_queue.max(1));
         tokio::spawn(write_events(connection.clone(), queue));
         let standalone = StandaloneStreams::default();
         let beat = Beat {
             prefix: config.key_prefix.clone(),
             instance,
+            nonce,
             standalone: standalone.clone(),
             writes: writes.clone(),
         };
@@ -320,6 +327,33 @@ impl SessionStore for RedisSessionStore {
         }))
     }
 
+    fn update<'a>(
+        &'a self,
+        id: &'a str,
+        record: &'a SessionRecord,
+        revision: u64,
+        ttl: Duration,
+    ) -> StoreFuture<'a, SessionUpdate> {
+        Box::pin(bounded(self.timeout, async move {
+            let json = serde_json::to_vec(&Stored::from(record)).map_err(|e| StoreError::new(e.to_string()))?;
+            let saved: i64 = redis::cmd("EVAL")
+                .arg(UPDATE_SESSION)
+                .arg(1)
+                .arg(self.key(id))
+                .arg(json)
+                .arg(revision)
+                .arg(millis(ttl))
+                .query_async(&mut self.connection.clone())
+                .await
+                .map_err(failed)?;
+            Ok(match saved {
+                GONE => SessionUpdate::Gone,
+                STALE => SessionUpdate::Stale,
+                revision => SessionUpdate::Saved(u64::try_from(revision).map_err(|_| StoreError::new("bad revision"))?),
+            })
+        }))
+    }
+
     fn load<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
         Box::pin(bounded(self.timeout, async move {
             let key = self.key(id);
@@ -366,6 +400,23 @@ impl SessionStore for RedisSessionStore {
         }))
     }
 }
+
+/// [`SessionStore::update`] in one step: replaces the record (`ARGV[1]`) only while the hash exists at
+/// revision `ARGV[2]`, counts the revision up and refreshes the expiry (`ARGV[3]` ms); the new revision, or
+/// [`GONE`] or [`STALE`].
+const UPDATE_SESSION: &str = r"
+local revision = redis.call('HGET', KEYS[1], 'v')
+if not revision then return -1 end
+if revision ~= ARGV[2] then return -2 end
+redis.call('HSET', KEYS[1], 'r', ARGV[1])
+local next = redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return next
+";
+/// [`UPDATE_SESSION`]: no such session.
+const GONE: i64 = -1;
+/// [`UPDATE_SESSION`]: the session is at another revision.
+const STALE: i64 = -2;
 
 /// A session record as stored (JSON).
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -478,7 +529,8 @@ impl fmt::Debug for RedisEventStore {
 enum Write {
     Append {
         key: String,
-        set: Option<String>,
+        /// The session's `evs:` set, which lists the stream and lives as long as it does.
+        set: String,
         seq: u64,
         message: Bytes,
         cap: usize,
@@ -559,9 +611,15 @@ impl RedisEventStore {
 impl EventStore for RedisEventStore {
     fn append(&self, session: &str, stream: u64, message: Bytes) -> u64 {
         let seq = self.local.append(session, stream, message.clone());
-        let set = (seq == 1).then(|| self.set_key(session));
         let (cap, ttl) = (self.config.events_per_stream, millis(self.config.event_ttl));
-        self.queue(Write::Append { key: self.key(session, stream), set, seq, message, cap, ttl });
+        self.queue(Write::Append {
+            key: self.key(session, stream),
+            set: self.set_key(session),
+            seq,
+            message,
+            cap,
+            ttl,
+        });
         seq
     }
 
@@ -820,31 +878,87 @@ fn standalone_key(prefix: &str, session: &str) -> String {
 /// The standalone streams an instance holds open: (session, stream).
 type StandaloneStreams = Arc<std::sync::Mutex<std::collections::HashSet<(Arc<str>, u64)>>>;
 
+/// Numbers tried, from the `instances` counter on, before an instance gives up taking one.
+const NUMBER_PROBES: u64 = 1024;
+
+/// Takes an instance number no running instance holds: from the `<prefix>instances` counter on, the first
+/// whose `<prefix>alive:<n>` this instance claims (`SET NX`, with its `nonce`). The counter alone would give
+/// a running instance's number again once Redis lost its data.
+async fn claim_number(connection: &mut ConnectionManager, prefix: &str, nonce: &str) -> Result<u32, StoreError> {
+    let counter: u64 =
+        redis::cmd("INCR").arg(format!("{prefix}instances")).query_async(connection).await.map_err(failed)?;
+    for candidate in counter..counter.saturating_add(NUMBER_PROBES) {
+        // Numbers stay below 2^20, so that request ids (number << 32) stay exact in JSON numbers read as
+        // doubles; 0 is the number of no instance.
+        let number = u32::try_from(candidate % (1 << 20)).unwrap_or(0).max(1);
+        let claimed: Option<String> = redis::cmd("SET")
+            .arg(alive_key(prefix, u64::from(number)))
+            .arg(nonce)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(ALIVE_LAPSE))
+            .query_async(connection)
+            .await
+            .map_err(failed)?;
+        if claimed.is_some() {
+            return Ok(number);
+        }
+    }
+    Err(StoreError::new(format!("no free instance number in the {NUMBER_PROBES} after the counter")))
+}
+
+/// Renews an instance's claim on its number (`KEYS[1]`, token `ARGV[1]`, for `ARGV[2]` ms), taking it back
+/// when Redis lost it; 0 when another instance holds it.
+const RENEW_CLAIM: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+";
+
 /// What the heartbeat keeps saying.
 struct Beat {
     prefix: String,
     instance: u32,
+    /// The token of this instance's claim on its number.
+    nonce: String,
     standalone: StandaloneStreams,
     writes: mpsc::Sender<Write>,
 }
 
-/// Says that this instance runs: sets `<prefix>alive:<instance>` now (so that its streams and tasks never
-/// look orphaned) and every [`HEARTBEAT`], expiring after [`ALIVE_LAPSE`], until the guard drops. Other instances
+/// Says that this instance runs: renews its claim `<prefix>alive:<instance>` now (so that its streams and
+/// tasks never look orphaned) and every [`HEARTBEAT`], expiring after [`ALIVE_LAPSE`], until the guard drops;
+/// the first beat after Redis lost its data takes the claim back. Other instances
 /// end the relay of a stream, and fail a task, whose instance has no heartbeat. Each beat also refreshes
 /// the `<prefix>gs:<session>` entries of the standalone streams the instance holds, which expire as
 /// `alive` does: a message for a session's standalone stream goes on the bus only while one is open.
 async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGuard {
-    let Beat { prefix, instance, standalone, writes } = beat_of;
+    let Beat { prefix, instance, nonce, standalone, writes } = beat_of;
     let alive = alive_key(&prefix, u64::from(instance));
     let mut beat = connection;
     let stop = CancellationToken::new();
     let stopped = stop.clone();
+    // Whether another instance holds this one's number: said once, not at every beat.
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let set = move |beat: &mut ConnectionManager| {
-        let command = redis::cmd("SET").arg(&alive).arg(1).arg("PX").arg(millis(ALIVE_LAPSE)).to_owned();
-        let mut beat = beat.clone();
+        let command =
+            redis::cmd("EVAL").arg(RENEW_CLAIM).arg(1).arg(&alive).arg(&nonce).arg(millis(ALIVE_LAPSE)).to_owned();
+        let (mut beat, lost) = (beat.clone(), lost.clone());
         async move {
-            if let Err(error) = command.query_async::<()>(&mut beat).await {
-                tracing::debug!(%error, "the instance heartbeat did not reach Redis");
+            match command.query_async::<bool>(&mut beat).await {
+                Ok(held) => {
+                    let was_lost = lost.swap(!held, std::sync::atomic::Ordering::Relaxed);
+                    if !held && !was_lost {
+                        tracing::error!(
+                            instance,
+                            "another instance took this instance's number after Redis lost its data: their \
+                             stream numbers and request ids collide; restart this instance"
+                        );
+                    } else if held && was_lost {
+                        tracing::warn!(instance, "this instance holds its number again");
+                    }
+                }
+                Err(error) => tracing::debug!(%error, "the instance heartbeat did not reach Redis"),
             }
         }
     };
@@ -877,8 +991,9 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
         let mut pipe = redis::pipe();
-        let mut sessions = Vec::new();
         let mut waiting = Vec::new();
+        // The stream of the batch's last append, listed already in this batch.
+        let mut listed = String::new();
         for write in batch.drain(..) {
             match write {
                 Write::Append { key, set, seq, message, cap, ttl } => {
@@ -892,9 +1007,12 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                         .arg(message.as_ref())
                         .ignore();
                     pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
-                    if let Some(set) = set {
+                    // The set expires with its last stream, not its first: DELETE finds every stream.
+                    // Consecutive events of one stream refresh it once.
+                    if listed != key {
                         pipe.cmd("SADD").arg(&set).arg(&key).ignore();
                         pipe.cmd("PEXPIRE").arg(&set).arg(ttl).ignore();
+                        listed = key;
                     }
                 }
                 Write::Finish { key, cap, ttl } => {
@@ -904,13 +1022,17 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                 Write::Remove { key, set } => {
                     pipe.cmd("DEL").arg(&key).ignore();
                     pipe.cmd("SREM").arg(&set).arg(&key).ignore();
+                    listed.clear();
                 }
                 Write::KeepResumable { key, set, ttl, done } => {
                     pipe.cmd("SADD").arg(&set).arg(&key).ignore();
                     pipe.cmd("PEXPIRE").arg(&set).arg(ttl).ignore();
                     waiting.push(done);
                 }
-                Write::RemoveSession { set } => sessions.push(set),
+                Write::RemoveSession { set } => {
+                    pipe.cmd("EVAL").arg(REMOVE_SESSION).arg(1).arg(&set).ignore();
+                    listed.clear();
+                }
                 Write::Standalone { key, stream, ttl, done } => {
                     pipe.cmd("HSET").arg(&key).arg(stream).arg(1).ignore();
                     pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
@@ -930,7 +1052,7 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                 }
             }
         }
-        // A batch of session removals alone leaves the pipeline empty, which Redis cannot be sent.
+        // A batch of flushes alone leaves the pipeline empty, which Redis cannot be sent.
         let written = pipe.is_empty()
             || pipe
                 .query_async::<()>(&mut connection)
@@ -942,20 +1064,19 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
         for done in waiting {
             let _ = done.send(written);
         }
-        for set in sessions {
-            let keys: redis::RedisResult<Vec<String>> =
-                redis::cmd("SMEMBERS").arg(&set).query_async(&mut connection).await;
-            let mut delete = redis::cmd("DEL");
-            delete.arg(&set);
-            for key in keys.unwrap_or_default() {
-                delete.arg(key);
-            }
-            if let Err(error) = delete.query_async::<()>(&mut connection).await {
-                tracing::warn!(%error, "an ended session's events were not removed from Redis (they expire)");
-            }
-        }
     }
 }
+
+/// Removes an ended session's streams and their list (`KEYS[1]`) in the writer's pipeline: no round trip
+/// of its own to read the list first. Deletes in chunks, within Lua's limit on `unpack`.
+const REMOVE_SESSION: &str = r"
+local streams = redis.call('SMEMBERS', KEYS[1])
+for i = 1, #streams, 512 do
+  redis.call('DEL', unpack(streams, i, math.min(i + 511, #streams)))
+end
+redis.call('DEL', KEYS[1])
+return #streams
+";
 
 /// A [`SessionBus`] on Redis pub/sub (channel `<prefix>bus`). Messages are published through the event
 /// writer's queue (in order with the events written before them) and received on a connection of their
@@ -994,7 +1115,13 @@ impl RedisSessionBus {
             stop: stop.clone(),
         };
         tokio::spawn(listen(listening, subscribed));
-        let _ = tokio::time::timeout(config.timeout, first).await;
+        if tokio::time::timeout(config.timeout, first).await.is_err() {
+            tracing::warn!(
+                timeout = ?config.timeout,
+                "the Redis session bus is not subscribed yet; until it is, messages other instances publish \
+                 (answers, cancellations, deletions) are lost for this one"
+            );
+        }
         Arc::new(RedisSessionBus { writes, channel, received, _listening: stop.drop_guard() })
     }
 }
@@ -1179,10 +1306,7 @@ impl crate::server::tasks::TaskShare for TaskLink {
         id: &'a str,
     ) -> crate::server::tasks::ShareFuture<
         'a,
-        Result<
-            Option<(crate::protocol::tasks::extension::DetailedTask, Option<crate::server::principal::PrincipalId>)>,
-            crate::protocol::ErrorObject,
-        >,
+        Result<Option<crate::server::tasks::SharedTask>, crate::protocol::ErrorObject>,
     > {
         Box::pin(async move {
             let read = async move {
