@@ -106,8 +106,8 @@ impl DpopError {
     }
 }
 
-/// The request a proof must match.
-#[derive(Clone, Copy, Debug)]
+/// The request a proof must match. Its `Debug` leaves the access token out.
+#[derive(Clone, Copy)]
 pub struct DpopRequest<'a> {
     /// The HTTP method, as sent (`POST`).
     pub method: &'a str,
@@ -118,6 +118,16 @@ pub struct DpopRequest<'a> {
     pub access_token: &'a str,
     /// The token's `cnf.jkt`: the RFC 7638 SHA-256 thumbprint of the key the token is bound to.
     pub jkt: &'a str,
+}
+
+impl std::fmt::Debug for DpopRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("jkt", &self.jkt)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Checks DPoP proofs for one resource server: the algorithm allow-list, the `iat` window, the `jti`
@@ -570,6 +580,16 @@ impl ReplayCache {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_request_debug_never_shows_the_token() {
+        let request = DpopRequest { method: "POST", url: "https://rs/mcp", access_token: "s3cret-token", jkt: "k" };
+        let shown = format!("{request:?}");
+        assert!(!shown.contains("s3cret-token"), "{shown}");
+        assert!(shown.contains("https://rs/mcp"), "{shown}");
+        let credentials = crate::auth::resource::credentials::Credentials::Dpop("s3cret-token");
+        assert!(!format!("{credentials:?}").contains("s3cret"));
+    }
+
     use super::*;
     use ring::rand::SystemRandom;
     use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};

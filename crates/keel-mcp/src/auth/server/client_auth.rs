@@ -36,8 +36,7 @@ const MAX_SEEN_IDS: usize = 10_000;
 /// Clock skew allowed on an assertion's `exp`: its id is remembered for as long.
 const ASSERTION_LEEWAY: u64 = 30;
 
-/// What the request carried.
-#[derive(Debug)]
+/// What the request carried. Its `Debug` shows the client id only, never a secret or an assertion.
 pub(crate) enum Presented {
     /// Only a `client_id`.
     Id(String),
@@ -47,6 +46,18 @@ pub(crate) enum Presented {
     Post { id: String, secret: String },
     /// `client_assertion` (`private_key_jwt`).
     Assertion { id: Option<String>, assertion: String },
+}
+
+impl std::fmt::Debug for Presented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (method, id) = match self {
+            Presented::Id(id) => ("none", Some(id)),
+            Presented::Basic { id, .. } => ("client_secret_basic", Some(id)),
+            Presented::Post { id, .. } => ("client_secret_post", Some(id)),
+            Presented::Assertion { id, .. } => ("private_key_jwt", id.as_ref()),
+        };
+        f.debug_struct("Presented").field("method", &method).field("client_id", &id).finish_non_exhaustive()
+    }
 }
 
 impl Presented {
@@ -316,6 +327,20 @@ mod tests {
             h.insert(http::header::AUTHORIZATION, a.parse().unwrap());
         }
         h
+    }
+
+    #[test]
+    fn presented_credentials_debug_redacted() {
+        let shown = [
+            format!("{:?}", Presented::Basic { id: "a".into(), secret: "s3cret-basic".into() }),
+            format!("{:?}", Presented::Post { id: "a".into(), secret: "s3cret-post".into() }),
+            format!("{:?}", Presented::Assertion { id: None, assertion: "s3cret-jwt".into() }),
+        ];
+        for shown in shown {
+            assert!(!shown.contains("s3cret"), "{shown}");
+        }
+        let form = Params::parse(b"client_id=a&client_secret=s3cret&code=s3cret-code").unwrap();
+        assert!(!format!("{form:?}").contains("s3cret"));
     }
 
     #[test]
