@@ -59,6 +59,11 @@ pub struct ResourceServerConfig {
     /// leeway gets a stream that ends at once). A call still answering on such a stream sees what a dropped
     /// connection does: calls that may outlive a token should run as tasks.
     pub stream_expiry_grace: Duration,
+    /// How long a response stream opened with a token that has no expiry (introspection answers may omit
+    /// `exp`) may last; then it ends as for an expired token, and the client reconnects with its token,
+    /// which is checked again — so a revoked token's stream does not run on for ever. Default
+    /// [`DEFAULT_STREAM_LIFETIME_WITHOUT_EXPIRY`].
+    pub stream_lifetime_without_expiry: Duration,
 }
 
 /// Default of [`ResourceServerConfig::max_authorization_bytes`]: 8 KiB, room for a JWT with many claims.
@@ -66,6 +71,9 @@ pub const DEFAULT_MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
 
 /// Default of [`ResourceServerConfig::stream_expiry_grace`]: 60 s.
 pub const DEFAULT_STREAM_EXPIRY_GRACE: Duration = Duration::from_secs(60);
+
+/// Default of [`ResourceServerConfig::stream_lifetime_without_expiry`]: 10 min.
+pub const DEFAULT_STREAM_LIFETIME_WITHOUT_EXPIRY: Duration = Duration::from_secs(10 * 60);
 
 impl ResourceServerConfig {
     /// Protects the resource `resource` (the MCP endpoint's canonical URL) with tokens from
@@ -90,6 +98,7 @@ impl ResourceServerConfig {
             dpop: None,
             dpop_required: false,
             stream_expiry_grace: DEFAULT_STREAM_EXPIRY_GRACE,
+            stream_lifetime_without_expiry: DEFAULT_STREAM_LIFETIME_WITHOUT_EXPIRY,
         }
     }
 
@@ -158,6 +167,12 @@ impl ResourceServerConfig {
         self
     }
 
+    /// Sets [`ResourceServerConfig::stream_lifetime_without_expiry`].
+    pub fn stream_lifetime_without_expiry(mut self, lifetime: Duration) -> Self {
+        self.stream_lifetime_without_expiry = lifetime;
+        self
+    }
+
     /// Sets [`ResourceServerConfig::serve_root_metadata`].
     pub fn serve_root_metadata(mut self, on: bool) -> Self {
         self.serve_root_metadata = on;
@@ -179,6 +194,7 @@ impl fmt::Debug for ResourceServerConfig {
             .field("dpop", &self.dpop)
             .field("dpop_required", &self.dpop_required)
             .field("stream_expiry_grace", &self.stream_expiry_grace)
+            .field("stream_lifetime_without_expiry", &self.stream_lifetime_without_expiry)
             .finish_non_exhaustive()
     }
 }

@@ -64,7 +64,10 @@ mod verified_cache;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use config::{DEFAULT_MAX_AUTHORIZATION_BYTES, DEFAULT_STREAM_EXPIRY_GRACE, ResourceServerConfig};
+pub use config::{
+    DEFAULT_MAX_AUTHORIZATION_BYTES, DEFAULT_STREAM_EXPIRY_GRACE, DEFAULT_STREAM_LIFETIME_WITHOUT_EXPIRY,
+    ResourceServerConfig,
+};
 pub use jwt::{ALLOWED_ALGORITHMS, JwtConfig, JwtConfigError, JwtVerifier, MAX_LEEWAY};
 pub use metadata::ResourceUrlError;
 
