@@ -51,6 +51,14 @@ impl TokenVerifier for Subjects {
                 principal.expires_at = Some(SystemTime::now() + SHORT_LIFE);
                 Ok(VerifiedToken::new(principal))
             }
+            // A client but no subject (client_credentials, or an authorization server that leaves `sub` out
+            // of introspection answers): every user of the client app would share this identity.
+            "app-only" => {
+                let mut principal = Principal::default();
+                principal.issuer = Some(ISSUER.into());
+                principal.client_id = Some("app".into());
+                Ok(VerifiedToken::new(principal))
+            }
             // Neither a subject nor a client: nothing to bind a session or a task to.
             "nameless" => {
                 let mut principal = Principal::default();
@@ -248,6 +256,37 @@ async fn a_stream_opened_with_a_token_without_expiry_ends_too() {
     let lived = lifetime(&mut stream, Duration::from_secs(3600)).await.expect("the stream never ends");
     let default = keel_mcp::auth::resource::DEFAULT_STREAM_LIFETIME_WITHOUT_EXPIRY;
     assert!(lived >= default - Duration::from_secs(1) && lived <= default + Duration::from_secs(1), "{lived:?}");
+}
+
+/// What a legacy `initialize` by the holder of `token` gets.
+async fn initialize_status(service: &McpService, token: &str) -> StatusCode {
+    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": instances::LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let request = with_token(instances::request(Method::POST, None, Some(&initialize)), token);
+    instances::send(service, request).await.status()
+}
+
+#[tokio::test]
+async fn a_token_naming_only_a_client_owns_nothing_unless_configured() {
+    tokio::time::timeout(BOUND, async {
+        // By default: Alice's and Bob's tokens of one client app without `sub` would be one owner.
+        let service = server().http_service(config());
+        assert_eq!(initialize_status(&service, "app-only").await, StatusCode::FORBIDDEN);
+        let call = json!({"name": "task_quick", "arguments": {}});
+        let answer = modern(&service, "app-only", "tools/call", "task_quick", call.clone()).await;
+        assert!(answer["result"]["taskId"].is_null(), "{answer}");
+        assert_eq!(answer["result"]["content"][0]["text"], "done", "{answer}");
+        // A client_credentials deployment, where each client is one party, says so.
+        let protection =
+            ResourceServerConfig::new(RESOURCE, [ISSUER], Arc::new(Subjects)).bind_client_only_tokens(true);
+        let service = server().http_service(HttpConfig::default().resource_server(protection).unwrap());
+        assert_eq!(initialize_status(&service, "app-only").await, StatusCode::OK);
+        let answer = modern(&service, "app-only", "tools/call", "task_quick", call.clone()).await;
+        assert!(answer["result"]["taskId"].is_string(), "{answer}");
+        assert_eq!(initialize_status(&service, "nameless").await, StatusCode::FORBIDDEN, "still needs a client");
+    })
+    .await
+    .expect("bounded");
 }
 
 #[tokio::test]

@@ -64,6 +64,14 @@ pub struct ResourceServerConfig {
     /// which is checked again — so a revoked token's stream does not run on for ever. Default
     /// [`DEFAULT_STREAM_LIFETIME_WITHOUT_EXPIRY`].
     pub stream_lifetime_without_expiry: Duration,
+    /// Whether a token that names a client but no subject (`sub`) may own legacy sessions and tasks, bound to
+    /// its issuer and client. Default `false`: such a token gets 403 on a legacy `initialize`, and its calls
+    /// run to the end instead of becoming tasks — an authorization server may leave `sub` out (of an
+    /// introspection answer, say), and then every user of one client app would share one owner and could
+    /// use each other's sessions and tasks. Turn it on for a `client_credentials` deployment whose clients
+    /// are each one party. Tokens whose `sub` is the client id (Keel's authorization server issues such for
+    /// `client_credentials`) name a subject and need nothing.
+    pub bind_client_only_tokens: bool,
 }
 
 /// Default of [`ResourceServerConfig::max_authorization_bytes`]: 8 KiB, room for a JWT with many claims.
@@ -99,6 +107,7 @@ impl ResourceServerConfig {
             dpop_required: false,
             stream_expiry_grace: DEFAULT_STREAM_EXPIRY_GRACE,
             stream_lifetime_without_expiry: DEFAULT_STREAM_LIFETIME_WITHOUT_EXPIRY,
+            bind_client_only_tokens: false,
         }
     }
 
@@ -173,6 +182,12 @@ impl ResourceServerConfig {
         self
     }
 
+    /// Sets [`ResourceServerConfig::bind_client_only_tokens`].
+    pub fn bind_client_only_tokens(mut self, on: bool) -> Self {
+        self.bind_client_only_tokens = on;
+        self
+    }
+
     /// Sets [`ResourceServerConfig::serve_root_metadata`].
     pub fn serve_root_metadata(mut self, on: bool) -> Self {
         self.serve_root_metadata = on;
@@ -195,6 +210,7 @@ impl fmt::Debug for ResourceServerConfig {
             .field("dpop_required", &self.dpop_required)
             .field("stream_expiry_grace", &self.stream_expiry_grace)
             .field("stream_lifetime_without_expiry", &self.stream_lifetime_without_expiry)
+            .field("bind_client_only_tokens", &self.bind_client_only_tokens)
             .finish_non_exhaustive()
     }
 }

@@ -12,7 +12,7 @@ use http::{Request, Response, StatusCode};
 use super::body::{self, ResponseBody};
 use crate::auth::resource::protection::{Protection, Refusal};
 use crate::protocol::ErrorObject;
-use crate::server::principal::Principal;
+use crate::server::principal::{ClientOnlyOwners, Principal};
 use crate::server::request::UnfilteredLists;
 
 /// The answer at a metadata URL; `None` for any other path.
@@ -39,6 +39,9 @@ pub(super) async fn authenticate<B>(
             extensions.insert::<Arc<Principal>>(principal);
             if !protection.config.filter_lists {
                 extensions.insert(UnfilteredLists);
+            }
+            if protection.config.bind_client_only_tokens {
+                extensions.insert(ClientOnlyOwners);
             }
             Ok(streams_end)
         }
