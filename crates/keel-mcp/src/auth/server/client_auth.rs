@@ -22,8 +22,8 @@ use crate::auth::client::token::now_secs;
 
 /// Signature algorithms accepted for client assertions (asymmetric only).
 pub(crate) const ASSERTION_ALGORITHMS: [&str; 5] = ["ES256", "ES384", "RS256", "PS256", "EdDSA"];
-/// Longest accepted lifetime of a client assertion (`exp` at most this far ahead): an id is remembered for
-/// as long, so the shorter, the less a client can make the server hold. Common clients (Keel's own, the
+/// Longest accepted lifetime of a client assertion (`exp` at most this far ahead, plus the leeway): an id
+/// is remembered for as long, so the shorter, the less a client can make the server hold. Common clients (Keel's own, the
 /// Python SDK) sign assertions valid for 300 s or less.
 const MAX_ASSERTION_LIFETIME: u64 = 300;
 /// Most live assertion ids remembered per client for replay detection (a client past it is refused until
@@ -301,7 +301,9 @@ fn verify_assertion(inner: &Inner, client: &Client, assertion: &str) -> Result<A
         .find_map(|key| jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation).ok())
         .ok_or_else(fail)?
         .claims;
-    if claims.exp > now_secs() + MAX_ASSERTION_LIFETIME || claims.jti.is_empty() || claims.jti.len() > 256 {
+    // The leeway covers a client whose clock runs ahead (one signing for the full lifetime included).
+    let latest_exp = now_secs() + MAX_ASSERTION_LIFETIME + ASSERTION_LEEWAY;
+    if claims.exp > latest_exp || claims.jti.is_empty() || claims.jti.len() > 256 {
         return Err(fail());
     }
     Ok(claims)
