@@ -998,10 +998,11 @@ mod tests {
     #[test]
     fn principal_keys_do_not_collide_by_concatenation() {
         let principal = |iss: Option<&str>, sub: Option<&str>| {
-            let mut p = crate::server::Principal::default();
-            p.issuer = iss.map(str::to_owned);
-            p.subject = sub.map(str::to_owned);
-            principal_key(&p)
+            principal_key(&crate::server::Principal {
+                issuer: iss.map(str::to_owned),
+                subject: sub.map(str::to_owned),
+                ..Default::default()
+            })
         };
         assert_ne!(principal(Some("ab"), Some("c")), principal(Some("a"), Some("bc")));
         assert_ne!(principal(Some(""), None), principal(None, Some("")));
