@@ -962,6 +962,22 @@ async fn a_rate_limited_assertion_is_not_used_up() {
     }
 }
 
+#[tokio::test]
+async fn a_replayed_assertion_does_not_spend_its_clients_budget() {
+    let mut limits = RateLimits::off();
+    limits.per_client_per_minute = Some(2);
+    let server = server_with(|b| b.rate_limits(limits));
+    let (key, _) = machine_jwt_client(&server);
+    let seen = key.client_assertion("machine-jwt", ISSUER).unwrap();
+    assert_eq!(assertion_grant(&server, &seen).await.status, StatusCode::OK);
+    // Whoever saw that assertion replays it: refused, without using up what the client has left.
+    for _ in 0..3 {
+        assert_eq!(assertion_grant(&server, &seen).await.error(), "invalid_client");
+    }
+    let fresh = assertion_grant(&server, &key.client_assertion("machine-jwt", ISSUER).unwrap()).await;
+    assert_eq!(fresh.status, StatusCode::OK, "{:?}", fresh.body);
+}
+
 /// A form POST from `ip`.
 async fn post_form_from(
     server: &AuthorizationServer,

@@ -23,8 +23,8 @@ use crate::auth::client::token::now_secs;
 /// Signature algorithms accepted for client assertions (asymmetric only).
 pub(crate) const ASSERTION_ALGORITHMS: [&str; 5] = ["ES256", "ES384", "RS256", "PS256", "EdDSA"];
 /// Longest accepted lifetime of a client assertion (`exp` at most this far ahead, plus the leeway): an id
-/// is remembered for as long, so the shorter, the less a client can make the server hold. Common clients (Keel's own, the
-/// Python SDK) sign assertions valid for 300 s or less.
+/// is remembered for as long, so the shorter, the less a client can make the server hold. Common clients
+/// (Keel's own, the Python SDK) sign assertions valid for 300 s or less.
 const MAX_ASSERTION_LIFETIME: u64 = 300;
 /// Most live assertion ids remembered per client for replay detection (a client past it is refused until
 /// its assertions expire; others are not affected).
@@ -189,7 +189,14 @@ pub(crate) async fn authenticate(
         // A public client sending a secret, or a confidential one sending none: refused either way.
         _ => return Err(fail("client authentication failed")),
     };
-    // Before the assertion's id is remembered: a request refused here must not take a replay-table slot.
+    // A replay is refused before it could spend the client's budget (whoever saw an assertion could
+    // otherwise lock its client out with it); the rate check comes before the id is remembered, so a
+    // request refused for the rate takes no replay-table slot.
+    if let Some(claims) = &assertion
+        && inner.assertion_ids.seen(&client.client_id, client.registered_by_operator, &claims.jti)
+    {
+        return Err(OAuthError::invalid_client("client assertion replayed"));
+    }
     if !inner.limiter.allow_authenticated_client(&client.client_id) {
         return Err(OAuthError::rate_limited());
     }
@@ -244,6 +251,13 @@ impl SeenTable {
 }
 
 impl SeenAssertions {
+    /// Whether `client`'s `jti` is remembered (an expired id may still be: the caller checked `exp`).
+    fn seen(&self, client: &str, by_operator: bool, jti: &str) -> bool {
+        let table = if by_operator { &self.operator } else { &self.others };
+        let table = table.lock().unwrap_or_else(|e| e.into_inner());
+        table.by_client.get(client).is_some_and(|ids| ids.contains_key(jti))
+    }
+
     /// `false` when `client`'s `jti` was seen (a replay), or when `client` or its table is full of live
     /// ids. `exp` is the assertion's; the id is kept until `exp` plus the leeway.
     fn first_use(&self, client: &str, by_operator: bool, jti: &str, exp: u64, now: u64) -> bool {
