@@ -945,12 +945,19 @@ async fn private_key_jwt_clients_sign_single_use_assertions() {
     assert_eq!(grant(tampered).await.error(), "invalid_client");
 }
 
-#[tokio::test]
-async fn a_rate_limited_assertion_is_not_used_up() {
+/// A server whose only rate limit is `per_minute` requests of an authenticated client, and the signing key
+/// of its `machine-jwt` client.
+fn server_with_client_budget(per_minute: u32) -> (AuthorizationServer, keel_mcp::auth::client::AssertionKey) {
     let mut limits = RateLimits::off();
-    limits.per_client_per_minute = Some(1);
+    limits.per_client_per_minute = Some(per_minute);
     let server = server_with(|b| b.rate_limits(limits));
     let (key, _) = machine_jwt_client(&server);
+    (server, key)
+}
+
+#[tokio::test]
+async fn a_rate_limited_assertion_is_not_used_up() {
+    let (server, key) = server_with_client_budget(1);
     let first = assertion_grant(&server, &key.client_assertion("machine-jwt", ISSUER).unwrap()).await;
     assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
     // Over the client's budget: refused before its id is remembered, so it takes no replay-table slot and
@@ -964,10 +971,7 @@ async fn a_rate_limited_assertion_is_not_used_up() {
 
 #[tokio::test]
 async fn a_replayed_assertion_does_not_spend_its_clients_budget() {
-    let mut limits = RateLimits::off();
-    limits.per_client_per_minute = Some(2);
-    let server = server_with(|b| b.rate_limits(limits));
-    let (key, _) = machine_jwt_client(&server);
+    let (server, key) = server_with_client_budget(2);
     let seen = key.client_assertion("machine-jwt", ISSUER).unwrap();
     assert_eq!(assertion_grant(&server, &seen).await.status, StatusCode::OK);
     // Whoever saw that assertion replays it: refused, without using up what the client has left.
