@@ -870,46 +870,59 @@ async fn the_consent_page_shows_the_request_and_needs_its_csrf_token() {
     assert!(denied.query("code").is_none());
 }
 
-#[tokio::test]
-async fn private_key_jwt_clients_sign_single_use_assertions() {
+/// The operator's `private_key_jwt` client `machine-jwt` (the `client_credentials` grant), registered on
+/// `server`: its signing key, and its public key as a JWK.
+fn machine_jwt_client(server: &AuthorizationServer) -> (keel_mcp::auth::client::AssertionKey, Value) {
     use keel_mcp::auth::client::AssertionKey;
     use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
 
-    let server = server();
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
     let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
     let point = pair.public_key().as_ref();
     let jwk = json!({"kty": "EC", "crv": "P-256", "alg": "ES256",
         "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65])});
+    let mut machine = Client::public("machine-jwt", vec![]).grant_types(&["client_credentials"]);
+    machine.auth_method = ClientAuthMethod::PrivateKeyJwt;
+    machine.jwks = Some(json!({"keys": [jwk.clone()]}));
+    server.register_client(machine).unwrap();
+    (AssertionKey::from_pkcs8(pkcs8.as_ref()).unwrap(), jwk)
+}
+
+/// A `client_credentials` grant request authenticated by `assertion`.
+async fn assertion_grant(server: &AuthorizationServer, assertion: &str) -> Answer {
+    post_form(
+        server,
+        "/token",
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", assertion),
+        ],
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn private_key_jwt_clients_sign_single_use_assertions() {
+    use keel_mcp::auth::client::AssertionKey;
+    use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+
+    let server = server();
+    let rng = ring::rand::SystemRandom::new();
+    let (key, jwk) = machine_jwt_client(&server);
     // Anyone may register, so a client_credentials client is the operator's to register, never dynamic.
     let dynamic = register(
         &server,
-        json!({"token_endpoint_auth_method": "private_key_jwt", "grant_types": ["client_credentials"], "jwks": {"keys": [jwk.clone()]}}),
+        json!({"token_endpoint_auth_method": "private_key_jwt", "grant_types": ["client_credentials"], "jwks": {"keys": [jwk]}}),
     )
     .await;
     assert_eq!((dynamic.status, dynamic.error()), (StatusCode::BAD_REQUEST, "invalid_client_metadata"));
-    let mut machine = Client::public("machine-jwt", vec![]).grant_types(&["client_credentials"]);
-    machine.auth_method = keel_mcp::auth::server::ClientAuthMethod::PrivateKeyJwt;
-    machine.jwks = Some(json!({"keys": [jwk]}));
-    server.register_client(machine).unwrap();
     let id = "machine-jwt".to_owned();
-    let key = AssertionKey::from_pkcs8(pkcs8.as_ref()).unwrap();
     let grant = |assertion: String| {
         let server = server.clone();
-        async move {
-            post_form(
-                &server,
-                "/token",
-                &[
-                    ("grant_type", "client_credentials"),
-                    ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-                    ("client_assertion", &assertion),
-                ],
-                None,
-            )
-            .await
-        }
+        async move { assertion_grant(&server, &assertion).await }
     };
     let assertion = key.client_assertion(&id, ISSUER).unwrap();
     let ok = grant(assertion.clone()).await;
@@ -930,6 +943,43 @@ async fn private_key_jwt_clients_sign_single_use_assertions() {
     tampered[i] = if tampered[i] == 'A' { 'B' } else { 'A' };
     let tampered: String = tampered.into_iter().collect();
     assert_eq!(grant(tampered).await.error(), "invalid_client");
+}
+
+/// A server whose only rate limit is `per_minute` requests of an authenticated client, and the signing key
+/// of its `machine-jwt` client.
+fn server_with_client_budget(per_minute: u32) -> (AuthorizationServer, keel_mcp::auth::client::AssertionKey) {
+    let mut limits = RateLimits::off();
+    limits.per_client_per_minute = Some(per_minute);
+    let server = server_with(|b| b.rate_limits(limits));
+    let (key, _) = machine_jwt_client(&server);
+    (server, key)
+}
+
+#[tokio::test]
+async fn a_rate_limited_assertion_is_not_used_up() {
+    let (server, key) = server_with_client_budget(1);
+    let first = assertion_grant(&server, &key.client_assertion("machine-jwt", ISSUER).unwrap()).await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    // Over the client's budget: refused before its id is remembered, so it takes no replay-table slot and
+    // stays usable once the budget allows (here: refused for the rate again, not as a replay).
+    let second = key.client_assertion("machine-jwt", ISSUER).unwrap();
+    for _ in 0..2 {
+        let answer = assertion_grant(&server, &second).await;
+        assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", answer.body);
+    }
+}
+
+#[tokio::test]
+async fn a_replayed_assertion_does_not_spend_its_clients_budget() {
+    let (server, key) = server_with_client_budget(2);
+    let seen = key.client_assertion("machine-jwt", ISSUER).unwrap();
+    assert_eq!(assertion_grant(&server, &seen).await.status, StatusCode::OK);
+    // Whoever saw that assertion replays it: refused, without using up what the client has left.
+    for _ in 0..3 {
+        assert_eq!(assertion_grant(&server, &seen).await.error(), "invalid_client");
+    }
+    let fresh = assertion_grant(&server, &key.client_assertion("machine-jwt", ISSUER).unwrap()).await;
+    assert_eq!(fresh.status, StatusCode::OK, "{:?}", fresh.body);
 }
 
 /// A form POST from `ip`.

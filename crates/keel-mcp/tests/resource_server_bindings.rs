@@ -53,6 +53,14 @@ impl TokenVerifier for Subjects {
                 principal.expires_at = Some(SystemTime::now() + SHORT_LIFE);
                 Ok(VerifiedToken::new(principal))
             }
+            // A client but no subject (client_credentials, or an authorization server that leaves `sub` out
+            // of introspection answers): every user of the client app would share this identity.
+            "app-only" => {
+                let mut principal = Principal::default();
+                principal.issuer = Some(ISSUER.into());
+                principal.client_id = Some("app".into());
+                Ok(VerifiedToken::new(principal))
+            }
             // Neither a subject nor a client: nothing to bind a session or a task to.
             "nameless" => {
                 let mut principal = Principal::default();
@@ -232,40 +240,89 @@ fn with_token(
     request
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_legacy_get_stream_ends_when_its_token_expires() {
-    let protection =
-        ResourceServerConfig::new(RESOURCE, [ISSUER], Arc::new(Subjects)).stream_expiry_grace(Duration::ZERO);
-    let service = server().http_service(HttpConfig::default().resource_server(protection).unwrap());
+/// A legacy session of the holder of `token`, and its standalone (GET) stream.
+async fn legacy_get_stream(service: &McpService, token: &str) -> (String, keel_mcp::server::http::ResponseBody) {
     let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": instances::LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
     let response =
-        instances::send(&service, with_token(instances::request(Method::POST, None, Some(&initialize)), "short")).await;
+        instances::send(service, with_token(instances::request(Method::POST, None, Some(&initialize)), token)).await;
     assert_eq!(response.status(), StatusCode::OK);
     let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let request = with_token(instances::request(Method::POST, Some(&session), Some(&initialized)), "short");
-    assert_eq!(instances::send(&service, request).await.status(), StatusCode::ACCEPTED);
-    let opened = tokio::time::Instant::now();
-    let get =
-        instances::send(&service, with_token(instances::request(Method::GET, Some(&session), None), "short")).await;
+    let request = with_token(instances::request(Method::POST, Some(&session), Some(&initialized)), token);
+    assert_eq!(instances::send(service, request).await.status(), StatusCode::ACCEPTED);
+    let get = instances::send(service, with_token(instances::request(Method::GET, Some(&session), None), token)).await;
     assert_eq!(get.status(), StatusCode::OK);
-    let mut stream = get.into_body();
-    // Open (whatever it sends meanwhile) until the token expires, then ended cleanly: the client reconnects.
-    let ended = tokio::time::timeout(SHORT_LIFE * 2, async {
+    (session, get.into_body())
+}
+
+/// How long `stream` stays open (whatever it sends meanwhile), if it ends cleanly within `bound`.
+async fn lifetime(stream: &mut keel_mcp::server::http::ResponseBody, bound: Duration) -> Option<Duration> {
+    let opened = tokio::time::Instant::now();
+    let ended = tokio::time::timeout(bound, async {
         while let Some(frame) = stream.frame().await {
             frame.unwrap();
         }
     })
     .await;
-    assert!(ended.is_ok(), "the stream outlived its token");
-    let lived = opened.elapsed();
+    ended.ok().map(|()| opened.elapsed())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_legacy_get_stream_ends_when_its_token_expires() {
+    let protection =
+        ResourceServerConfig::new(RESOURCE, [ISSUER], Arc::new(Subjects)).stream_expiry_grace(Duration::ZERO);
+    let service = server().http_service(HttpConfig::default().resource_server(protection).unwrap());
+    let (session, mut stream) = legacy_get_stream(&service, "short").await;
+    // Open until the token expires, then ended cleanly: the client reconnects.
+    let lived = lifetime(&mut stream, SHORT_LIFE * 2).await.expect("the stream outlived its token");
     assert!(lived >= SHORT_LIFE - Duration::from_secs(1) && lived <= SHORT_LIFE + Duration::from_secs(1), "{lived:?}");
     // The session's stream slot is free again: the client reconnects with its fresh token.
     drop(stream);
     let again =
         instances::send(&service, with_token(instances::request(Method::GET, Some(&session), None), "short")).await;
     assert_eq!(again.status(), StatusCode::OK);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_opened_with_a_token_without_expiry_ends_too() {
+    // Introspection answers may omit `exp`: a revoked token's stream must still end.
+    let service = server().http_service(config());
+    let (_, mut stream) = legacy_get_stream(&service, "alice").await;
+    let lived = lifetime(&mut stream, Duration::from_secs(3600)).await.expect("the stream never ends");
+    let default = keel_mcp::auth::resource::DEFAULT_STREAM_LIFETIME_WITHOUT_EXPIRY;
+    assert!(lived >= default - Duration::from_secs(1) && lived <= default + Duration::from_secs(1), "{lived:?}");
+}
+
+/// What a legacy `initialize` by the holder of `token` gets.
+async fn initialize_status(service: &McpService, token: &str) -> StatusCode {
+    let initialize = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": instances::LEGACY, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let request = with_token(instances::request(Method::POST, None, Some(&initialize)), token);
+    instances::send(service, request).await.status()
+}
+
+#[tokio::test]
+async fn a_token_naming_only_a_client_owns_nothing_unless_configured() {
+    tokio::time::timeout(BOUND, async {
+        // By default: Alice's and Bob's tokens of one client app without `sub` would be one owner.
+        let service = server().http_service(config());
+        assert_eq!(initialize_status(&service, "app-only").await, StatusCode::FORBIDDEN);
+        let call = json!({"name": "task_quick", "arguments": {}});
+        let answer = modern(&service, "app-only", "tools/call", "task_quick", call.clone()).await;
+        assert!(answer["result"]["taskId"].is_null(), "{answer}");
+        assert_eq!(answer["result"]["content"][0]["text"], "done", "{answer}");
+        // A client_credentials deployment, where each client is one party, says so.
+        let protection =
+            ResourceServerConfig::new(RESOURCE, [ISSUER], Arc::new(Subjects)).bind_client_only_tokens(true);
+        let service = server().http_service(HttpConfig::default().resource_server(protection).unwrap());
+        assert_eq!(initialize_status(&service, "app-only").await, StatusCode::OK);
+        let answer = modern(&service, "app-only", "tools/call", "task_quick", call.clone()).await;
+        assert!(answer["result"]["taskId"].is_string(), "{answer}");
+        assert_eq!(initialize_status(&service, "nameless").await, StatusCode::FORBIDDEN, "still needs a client");
+    })
+    .await
+    .expect("bounded");
 }
 
 #[tokio::test]

@@ -129,6 +129,13 @@ fn answer(token: &str, jkt: Option<&str>) -> Value {
             bound["cnf"] = json!({"jkt": &t["bound-to-".len()..]});
             bound
         }
+        // The same, for bob.
+        t if t.starts_with("bob-bound-to-") => {
+            let mut bound = active;
+            bound["sub"] = json!("bob");
+            bound["cnf"] = json!({"jkt": &t["bob-bound-to-".len()..]});
+            bound
+        }
         "expired-token" => {
             let mut expired = active;
             expired["exp"] = json!(now() - 1);
@@ -296,6 +303,28 @@ async fn dpop_one_key_cannot_fill_the_replay_cache_for_the_others() {
     let token = format!("bound-to-{}", thumbprint(other.jwk()));
     let theirs = other.proof("POST", RESOURCE, Some(&token), None).unwrap();
     assert_eq!(send(&s.svc, dpop(&token, &theirs)).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn dpop_one_principal_cannot_fill_the_replay_cache_with_many_keys() {
+    // Keys are free: one user with many keys is held to one share too (1% of the capacity: 10 here).
+    let s = dpop_setup(DpopVerifier::new().replay_capacity(1_000), false).await;
+    let fresh_key = |prefix: &str| {
+        let key = Dpop::generate().unwrap();
+        let token = format!("{prefix}{}", thumbprint(key.jwk()));
+        let proof = key.proof("POST", RESOURCE, Some(&token), None).unwrap();
+        (token, proof)
+    };
+    for _ in 0..10 {
+        let (token, proof) = fresh_key("bound-to-");
+        assert_eq!(send(&s.svc, dpop(&token, &proof)).await.status(), StatusCode::OK);
+    }
+    let (token, proof) = fresh_key("bound-to-");
+    let refused = send(&s.svc, dpop(&token, &proof)).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    let (token, proof) = fresh_key("bob-bound-to-");
+    assert_eq!(send(&s.svc, dpop(&token, &proof)).await.status(), StatusCode::OK, "another user is not held back");
 }
 
 #[tokio::test]

@@ -87,6 +87,17 @@ pub(crate) fn shared_principal_of(client: &dyn ClientChannel) -> Option<&Arc<Pri
     None
 }
 
+/// Whether a principal naming only a client may own sessions and tasks on this request
+/// ([`ClientOnlyOwners`](super::principal::ClientOnlyOwners)).
+pub(crate) fn client_only_owners(client: &dyn ClientChannel) -> bool {
+    #[cfg(feature = "http-server")]
+    if let Some(parts) = client.http_request() {
+        return parts.extensions.get::<super::principal::ClientOnlyOwners>().is_some();
+    }
+    let _ = client;
+    false
+}
+
 /// The future of a [`ClientChannel`] call.
 pub(crate) type ChannelFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -11,7 +11,8 @@ use std::net::{IpAddr, SocketAddr};
 /// axum's `ConnectInfo<SocketAddr>`, or the client's address a trusted proxy forwards); without it, every
 /// session counts as coming from one unknown peer that has no per-peer limit, and only
 /// [`HttpConfig::max_sessions`](crate::server::http::HttpConfig::max_sessions) applies, and every stateless request
-/// shares one task allowance.
+/// shares one task allowance. The authorization server's rate limits
+/// (`auth::server::RateLimits`, feature `authorization-server`) count per address too.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerAddr(pub SocketAddr);
 

@@ -9,7 +9,9 @@ use crate::protocol::JsonObject;
 /// [`RequestContext::principal`](super::RequestContext::principal); it never holds the token itself.
 ///
 /// An authorization layer in front of Keel's HTTP service makes it visible by inserting an
-/// `Arc<Principal>` into the HTTP request's extensions. The struct is `#[non_exhaustive]`: build one with
+/// `Arc<Principal>` into the HTTP request's extensions. Legacy sessions and tasks are bound to the issuer,
+/// subject and client of the principal that created them; a principal without a subject owns none (for a
+/// machine client that is one party, set the subject to its client id). The struct is `#[non_exhaustive]`: build one with
 /// [`Principal::default`] and set the fields.
 ///
 /// ```
@@ -69,11 +71,13 @@ impl PrincipalId {
         }
     }
 
-    /// Whether `principal` says who it is well enough to own something: a subject or a client. A token with
-    /// neither (some client-credentials tokens, some introspection answers) would share one identity with
-    /// every other such token of its issuer.
-    pub(crate) fn can_own(principal: &Principal) -> bool {
-        principal.subject.is_some() || principal.client_id.is_some()
+    /// Whether `principal` says who it is well enough to own something: a subject, or — only when
+    /// `client_only` (the deployment said each client is one party) — a client. A token naming a client but
+    /// no subject would otherwise share one identity with every other user of that client app (an
+    /// authorization server may leave `sub` out of introspection answers); one naming neither, with every
+    /// such token of its issuer.
+    pub(crate) fn can_own(principal: &Principal, client_only: bool) -> bool {
+        principal.subject.is_some() || (client_only && principal.client_id.is_some())
     }
 
     /// Whether `principal` has this identity (no copy made).
@@ -81,6 +85,14 @@ impl PrincipalId {
         self.issuer == principal.issuer && self.subject == principal.subject && self.client_id == principal.client_id
     }
 }
+
+/// Lets a principal naming a client but no subject own legacy sessions and tasks for one HTTP request (the
+/// resource server's
+/// [`bind_client_only_tokens`](crate::auth::resource::ResourceServerConfig::bind_client_only_tokens)): an
+/// HTTP request extension.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(feature = "resource-server"), expect(dead_code, reason = "only the resource server sets it"))]
+pub(crate) struct ClientOnlyOwners;
 
 /// Whether `caller` may use what was created by `owner`: the same principal, or no principal on either side.
 pub(crate) fn same_caller(owner: Option<&PrincipalId>, caller: Option<&Principal>) -> bool {

@@ -59,6 +59,19 @@ pub struct ResourceServerConfig {
     /// leeway gets a stream that ends at once). A call still answering on such a stream sees what a dropped
     /// connection does: calls that may outlive a token should run as tasks.
     pub stream_expiry_grace: Duration,
+    /// How long a response stream opened with a token that has no expiry (introspection answers may omit
+    /// `exp`) may last; then it ends as for an expired token, and the client reconnects with its token,
+    /// which is checked again — so a revoked token's stream does not run on for ever. Default
+    /// [`DEFAULT_STREAM_LIFETIME_WITHOUT_EXPIRY`].
+    pub stream_lifetime_without_expiry: Duration,
+    /// Whether a token that names a client but no subject (`sub`) may own legacy sessions and tasks, bound to
+    /// its issuer and client. Default `false`: such a token gets 403 on a legacy `initialize`, and its calls
+    /// run to the end instead of becoming tasks — an authorization server may leave `sub` out (of an
+    /// introspection answer, say), and then every user of one client app would share one owner and could
+    /// use each other's sessions and tasks. Turn it on for a `client_credentials` deployment whose clients
+    /// are each one party. Tokens whose `sub` is the client id (Keel's authorization server issues such for
+    /// `client_credentials`) name a subject and need nothing.
+    pub bind_client_only_tokens: bool,
 }
 
 /// Default of [`ResourceServerConfig::max_authorization_bytes`]: 8 KiB, room for a JWT with many claims.
@@ -66,6 +79,9 @@ pub const DEFAULT_MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
 
 /// Default of [`ResourceServerConfig::stream_expiry_grace`]: 60 s.
 pub const DEFAULT_STREAM_EXPIRY_GRACE: Duration = Duration::from_secs(60);
+
+/// Default of [`ResourceServerConfig::stream_lifetime_without_expiry`]: 10 min.
+pub const DEFAULT_STREAM_LIFETIME_WITHOUT_EXPIRY: Duration = Duration::from_secs(10 * 60);
 
 impl ResourceServerConfig {
     /// Protects the resource `resource` (the MCP endpoint's canonical URL) with tokens from
@@ -90,6 +106,8 @@ impl ResourceServerConfig {
             dpop: None,
             dpop_required: false,
             stream_expiry_grace: DEFAULT_STREAM_EXPIRY_GRACE,
+            stream_lifetime_without_expiry: DEFAULT_STREAM_LIFETIME_WITHOUT_EXPIRY,
+            bind_client_only_tokens: false,
         }
     }
 
@@ -158,6 +176,18 @@ impl ResourceServerConfig {
         self
     }
 
+    /// Sets [`ResourceServerConfig::stream_lifetime_without_expiry`].
+    pub fn stream_lifetime_without_expiry(mut self, lifetime: Duration) -> Self {
+        self.stream_lifetime_without_expiry = lifetime;
+        self
+    }
+
+    /// Sets [`ResourceServerConfig::bind_client_only_tokens`].
+    pub fn bind_client_only_tokens(mut self, on: bool) -> Self {
+        self.bind_client_only_tokens = on;
+        self
+    }
+
     /// Sets [`ResourceServerConfig::serve_root_metadata`].
     pub fn serve_root_metadata(mut self, on: bool) -> Self {
         self.serve_root_metadata = on;
@@ -179,6 +209,8 @@ impl fmt::Debug for ResourceServerConfig {
             .field("dpop", &self.dpop)
             .field("dpop_required", &self.dpop_required)
             .field("stream_expiry_grace", &self.stream_expiry_grace)
+            .field("stream_lifetime_without_expiry", &self.stream_lifetime_without_expiry)
+            .field("bind_client_only_tokens", &self.bind_client_only_tokens)
             .finish_non_exhaustive()
     }
 }

@@ -4,8 +4,8 @@
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Uri};
 
-/// The credentials a request presents.
-#[derive(Debug, PartialEq, Eq)]
+/// The credentials a request presents. Its `Debug` names the scheme, never the token.
+#[derive(PartialEq, Eq)]
 pub(crate) enum Credentials<'a> {
     /// No `Authorization` header.
     Missing,
@@ -15,6 +15,17 @@ pub(crate) enum Credentials<'a> {
     Dpop(&'a str),
     /// Another scheme (`Basic`, …): nothing this resource accepts.
     OtherScheme,
+}
+
+impl std::fmt::Debug for Credentials<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Credentials::Missing => "Missing",
+            Credentials::Bearer(_) => "Bearer(..)",
+            Credentials::Dpop(_) => "Dpop(..)",
+            Credentials::OtherScheme => "OtherScheme",
+        })
+    }
 }
 
 /// Why the credentials of a request are refused before any verification.
@@ -102,7 +113,11 @@ mod tests {
 
     fn read_with(uri: &str, values: &[&'static str]) -> Result<String, CredentialError> {
         let h = headers(values);
-        read(&uri.parse().unwrap(), &h, 64).map(|c| format!("{c:?}"))
+        read(&uri.parse().unwrap(), &h, 64).map(|c| match c {
+            Credentials::Bearer(token) => format!("Bearer({token:?})"),
+            Credentials::Dpop(token) => format!("Dpop({token:?})"),
+            other => format!("{other:?}"),
+        })
     }
 
     #[test]

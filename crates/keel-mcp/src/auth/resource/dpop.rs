@@ -40,9 +40,14 @@ pub const DEFAULT_IAT_SKEW: Duration = Duration::from_secs(5);
 /// How many `jti`s the replay cache holds by default.
 pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 
-/// How many `jti`s of one key the replay cache holds by default: a tenth of it, about 150 proofs a second
+/// How many `jti`s of one key the replay cache holds by default: a hundredth of it, about 15 proofs a second
 /// per key sustained over the default `iat` window and skew, so one key cannot fill the cache for the others.
-pub const DEFAULT_REPLAY_QUOTA_PER_KEY: usize = DEFAULT_REPLAY_CAPACITY / 10;
+pub const DEFAULT_REPLAY_QUOTA_PER_KEY: usize = DEFAULT_REPLAY_CAPACITY / 100;
+
+/// How many `jti`s of one principal (the token's issuer, subject and client) the replay cache holds by
+/// default: a hundredth of it, as for one key. Keys cost nothing to make, so without this one user with many
+/// keys could fill the cache.
+pub const DEFAULT_REPLAY_QUOTA_PER_PRINCIPAL: usize = DEFAULT_REPLAY_CAPACITY / 100;
 
 /// Smallest and largest RSA modulus accepted in a proof's key, in bits (a huge key is a slow check).
 const MIN_RSA_BITS: usize = 2048;
@@ -77,6 +82,9 @@ pub enum DpopError {
     /// This key has as many proofs in the replay cache as [`DpopVerifier::replay_quota_per_key`] allows:
     /// 429 with `Retry-After` for this client only, until its older proofs leave their `iat` window.
     KeyQuotaExceeded,
+    /// The principal the token names has as many proofs in the replay cache, over all its keys, as
+    /// [`DpopVerifier::replay_quota_per_principal`] allows: 429 with `Retry-After` for this principal only.
+    PrincipalQuotaExceeded,
 }
 
 impl std::fmt::Display for DpopError {
@@ -87,6 +95,7 @@ impl std::fmt::Display for DpopError {
             DpopError::UseNonce => f.write_str("the resource server requires a DPoP nonce"),
             DpopError::ReplayCacheFull => f.write_str("DPoP replay cache full; retry shortly"),
             DpopError::KeyQuotaExceeded => f.write_str("too many DPoP proofs from this key; retry shortly"),
+            DpopError::PrincipalQuotaExceeded => f.write_str("too many DPoP proofs for this principal; retry shortly"),
         }
     }
 }
@@ -94,20 +103,21 @@ impl std::fmt::Display for DpopError {
 impl std::error::Error for DpopError {}
 
 impl DpopError {
-    /// The OAuth error code for the `WWW-Authenticate` challenge, or `None` for [`DpopError::ReplayCacheFull`]
-    /// and [`DpopError::KeyQuotaExceeded`] (a 503 or 429, not a challenge).
+    /// The OAuth error code for the `WWW-Authenticate` challenge, or `None` for [`DpopError::ReplayCacheFull`],
+    /// [`DpopError::KeyQuotaExceeded`] and [`DpopError::PrincipalQuotaExceeded`] (a 503 or 429, not a
+    /// challenge).
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
             DpopError::InvalidProof(_) => Some("invalid_dpop_proof"),
             DpopError::KeyMismatch => Some("invalid_token"),
             DpopError::UseNonce => Some("use_dpop_nonce"),
-            DpopError::ReplayCacheFull | DpopError::KeyQuotaExceeded => None,
+            DpopError::ReplayCacheFull | DpopError::KeyQuotaExceeded | DpopError::PrincipalQuotaExceeded => None,
         }
     }
 }
 
-/// The request a proof must match.
-#[derive(Clone, Copy, Debug)]
+/// The request a proof must match. Its `Debug` leaves the access token out.
+#[derive(Clone, Copy)]
 pub struct DpopRequest<'a> {
     /// The HTTP method, as sent (`POST`).
     pub method: &'a str,
@@ -118,6 +128,20 @@ pub struct DpopRequest<'a> {
     pub access_token: &'a str,
     /// The token's `cnf.jkt`: the RFC 7638 SHA-256 thumbprint of the key the token is bound to.
     pub jkt: &'a str,
+    /// Who the token names, when known: the replay cache then counts the proof against this principal's
+    /// quota (its issuer, subject and client) as well as the key's.
+    pub principal: Option<&'a crate::server::Principal>,
+}
+
+impl std::fmt::Debug for DpopRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("jkt", &self.jkt)
+            .field("principal", &self.principal.map(|p| (&p.issuer, &p.subject, &p.client_id)))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Checks DPoP proofs for one resource server: the algorithm allow-list, the `iat` window, the `jti`
@@ -165,14 +189,15 @@ impl Default for DpopVerifier {
 impl DpopVerifier {
     /// A verifier with the defaults: [`DEFAULT_ALGORITHMS`], proofs up to [`DEFAULT_MAX_PROOF_BYTES`], `iat`
     /// at most [`DEFAULT_IAT_WINDOW`] old and [`DEFAULT_IAT_SKEW`] ahead, [`DEFAULT_REPLAY_CAPACITY`] `jti`s
-    /// remembered (at most [`DEFAULT_REPLAY_QUOTA_PER_KEY`] per key), no nonces.
+    /// remembered (at most [`DEFAULT_REPLAY_QUOTA_PER_KEY`] per key and [`DEFAULT_REPLAY_QUOTA_PER_PRINCIPAL`]
+    /// per principal), no nonces.
     pub fn new() -> Self {
         DpopVerifier {
             algorithms: DEFAULT_ALGORITHMS.to_vec(),
             max_proof_bytes: DEFAULT_MAX_PROOF_BYTES,
             iat_window: DEFAULT_IAT_WINDOW,
             iat_skew: DEFAULT_IAT_SKEW,
-            replay: Mutex::new(ReplayCache::new(DEFAULT_REPLAY_CAPACITY, None)),
+            replay: Mutex::new(ReplayCache::new(DEFAULT_REPLAY_CAPACITY, None, None)),
             nonce: None,
             shared_nonce_key: None,
         }
@@ -221,7 +246,8 @@ impl DpopVerifier {
 
     /// How many `jti`s the replay cache holds. Past it, new proofs are refused with
     /// [`DpopError::ReplayCacheFull`] until old ones leave their `iat` window. Unless
-    /// [`DpopVerifier::replay_quota_per_key`] says otherwise, one key may hold a tenth of it.
+    /// [`DpopVerifier::replay_quota_per_key`] and [`DpopVerifier::replay_quota_per_principal`] say otherwise,
+    /// one key, and one principal, may hold a hundredth of it.
     pub fn replay_capacity(self, capacity: usize) -> Self {
         self.replay.lock().unwrap_or_else(|e| e.into_inner()).capacity = capacity;
         self
@@ -229,10 +255,20 @@ impl DpopVerifier {
 
     /// How many `jti`s of one key (the token's `cnf.jkt`) the replay cache holds (at least 1). Past it, that
     /// key's new proofs are refused with [`DpopError::KeyQuotaExceeded`] until its older ones leave their `iat`
-    /// window; other keys are unaffected. Default: a tenth of the [capacity](DpopVerifier::replay_capacity),
-    /// [`DEFAULT_REPLAY_QUOTA_PER_KEY`] with the default capacity.
+    /// window; other keys are unaffected. Default: a hundredth of the
+    /// [capacity](DpopVerifier::replay_capacity), [`DEFAULT_REPLAY_QUOTA_PER_KEY`] with the default capacity.
     pub fn replay_quota_per_key(self, quota: usize) -> Self {
         self.replay.lock().unwrap_or_else(|e| e.into_inner()).quota = Some(quota.max(1));
+        self
+    }
+
+    /// How many `jti`s of one principal ([`DpopRequest::principal`]: issuer, subject and client), over all
+    /// its keys, the replay cache holds (at least 1). Past it, that principal's new proofs are refused with
+    /// [`DpopError::PrincipalQuotaExceeded`] until its older ones leave their `iat` window; other principals
+    /// are unaffected. Default: a hundredth of the [capacity](DpopVerifier::replay_capacity),
+    /// [`DEFAULT_REPLAY_QUOTA_PER_PRINCIPAL`] with the default capacity.
+    pub fn replay_quota_per_principal(self, quota: usize) -> Self {
+        self.replay.lock().unwrap_or_else(|e| e.into_inner()).principal_quota = Some(quota.max(1));
         self
     }
 
@@ -334,8 +370,9 @@ impl DpopVerifier {
         key.update([0u8]);
         key.update(claims.jti.as_bytes());
         let remember_for = self.iat_window + self.iat_skew;
+        let principal = request.principal.map(principal_key);
         let mut replay = self.replay.lock().unwrap_or_else(|e| e.into_inner());
-        replay.insert(key.finalize(), request.jkt, Instant::now(), remember_for)
+        replay.insert(key.finalize(), request.jkt, principal, Instant::now(), remember_for)
     }
 
     /// The JOSE header checks of RFC 9449 §4.3 (2-7): three parts, `typ`, an allowed `alg`, a public `jwk`
@@ -414,6 +451,23 @@ struct ProofClaims {
     ath: Option<String>,
     #[serde(default)]
     nonce: Option<String>,
+}
+
+/// The replay cache's key for a principal: a hash of its issuer, subject and client, each length-prefixed
+/// so that no two different triples collide by concatenation.
+fn principal_key(principal: &crate::server::Principal) -> [u8; 32] {
+    let mut hash = hmac_sha256::Hash::new();
+    for part in [&principal.issuer, &principal.subject, &principal.client_id] {
+        match part {
+            Some(value) => {
+                hash.update([1u8]);
+                hash.update((value.len() as u64).to_be_bytes());
+                hash.update(value.as_bytes());
+            }
+            None => hash.update([0u8]),
+        }
+    }
+    hash.finalize()
 }
 
 /// `ath`: base64url(SHA-256(access token)) (RFC 9449 §4.2).
@@ -517,44 +571,80 @@ impl NonceSource {
 
 /// The `jti`s (hashed with the `htu`) of accepted proofs, each kept until no proof carrying it could pass
 /// the `iat` check any more. Entries expire in insertion order (every one lives as long), so a queue finds
-/// the expired ones without a scan. Each key (`jkt`) may hold at most `quota` of them, so one key cannot
-/// fill the cache and make every other client's proofs fail.
+/// the expired ones without a scan. Each key (`jkt`) may hold at most `quota` of them, and each principal
+/// `principal_quota` over all its keys, so neither one key nor one user with many keys can fill the cache
+/// and make every other client's proofs fail.
 struct ReplayCache {
     capacity: usize,
-    /// Entries one key may hold; `None`: a tenth of the capacity.
+    /// Entries one key may hold; `None`: a hundredth of the capacity.
     quota: Option<usize>,
+    /// Entries one principal may hold; `None`: a hundredth of the capacity.
+    principal_quota: Option<usize>,
     seen: HashSet<[u8; 32]>,
-    order: VecDeque<([u8; 32], Instant, Arc<str>)>,
+    order: VecDeque<Held>,
     /// Entries held per key; a key with none is removed.
     per_key: HashMap<Arc<str>, usize>,
+    /// Entries held per principal (by [`principal_key`]); a principal with none is removed.
+    per_principal: HashMap<[u8; 32], usize>,
+}
+
+/// One remembered proof and whose it is.
+struct Held {
+    jti: [u8; 32],
+    expires: Instant,
+    jkt: Arc<str>,
+    principal: Option<[u8; 32]>,
+}
+
+/// Takes one from `owner`'s count, forgetting an owner with none left.
+fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, owner: &K) {
+    if let Some(held) = counts.get_mut(owner) {
+        *held = held.saturating_sub(1);
+        if *held == 0 {
+            counts.remove(owner);
+        }
+    }
 }
 
 impl ReplayCache {
-    fn new(capacity: usize, quota: Option<usize>) -> Self {
-        ReplayCache { capacity, quota, seen: HashSet::new(), order: VecDeque::new(), per_key: HashMap::new() }
+    fn new(capacity: usize, quota: Option<usize>, principal_quota: Option<usize>) -> Self {
+        ReplayCache {
+            capacity,
+            quota,
+            principal_quota,
+            seen: HashSet::new(),
+            order: VecDeque::new(),
+            per_key: HashMap::new(),
+            per_principal: HashMap::new(),
+        }
     }
 
-    fn insert(&mut self, key: [u8; 32], jkt: &str, now: Instant, ttl: Duration) -> Result<(), DpopError> {
-        while let Some((old, expires, owner)) = self.order.front() {
-            if *expires > now {
-                break;
+    fn insert(
+        &mut self,
+        jti: [u8; 32],
+        jkt: &str,
+        principal: Option<[u8; 32]>,
+        now: Instant,
+        ttl: Duration,
+    ) -> Result<(), DpopError> {
+        while self.order.front().is_some_and(|held| held.expires <= now) {
+            let Some(held) = self.order.pop_front() else { break };
+            self.seen.remove(&held.jti);
+            release(&mut self.per_key, &held.jkt);
+            if let Some(principal) = &held.principal {
+                release(&mut self.per_principal, principal);
             }
-            self.seen.remove(old);
-            if let Some(held) = self.per_key.get_mut(owner) {
-                *held = held.saturating_sub(1);
-                if *held == 0 {
-                    self.per_key.remove(owner);
-                }
-            }
-            self.order.pop_front();
         }
-        if self.seen.contains(&key) {
+        if self.seen.contains(&jti) {
             return Err(DpopError::InvalidProof("jti replayed"));
         }
-        let quota = self.quota.unwrap_or(self.capacity / 10).max(1);
         let held = self.per_key.get_key_value(jkt);
-        if held.is_some_and(|(_, held)| *held >= quota) {
+        if held.is_some_and(|(_, held)| *held >= self.quota.unwrap_or(self.capacity / 100).max(1)) {
             return Err(DpopError::KeyQuotaExceeded);
+        }
+        let principal_quota = self.principal_quota.unwrap_or(self.capacity / 100).max(1);
+        if principal.and_then(|p| self.per_principal.get(&p)).is_some_and(|held| *held >= principal_quota) {
+            return Err(DpopError::PrincipalQuotaExceeded);
         }
         if self.seen.len() >= self.capacity {
             return Err(DpopError::ReplayCacheFull);
@@ -562,14 +652,33 @@ impl ReplayCache {
         // One shared copy of the thumbprint per key, however many of its proofs are held.
         let owner = held.map_or_else(|| Arc::from(jkt), |(owner, _)| owner.clone());
         *self.per_key.entry(owner.clone()).or_insert(0) += 1;
-        self.seen.insert(key);
-        self.order.push_back((key, now + ttl, owner));
+        if let Some(principal) = principal {
+            *self.per_principal.entry(principal).or_insert(0) += 1;
+        }
+        self.seen.insert(jti);
+        self.order.push_back(Held { jti, expires: now + ttl, jkt: owner, principal });
         Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_request_debug_never_shows_the_token() {
+        let request = DpopRequest {
+            method: "POST",
+            url: "https://rs/mcp",
+            access_token: "s3cret-token",
+            jkt: "k",
+            principal: None,
+        };
+        let shown = format!("{request:?}");
+        assert!(!shown.contains("s3cret-token"), "{shown}");
+        assert!(shown.contains("https://rs/mcp"), "{shown}");
+        let credentials = crate::auth::resource::credentials::Credentials::Dpop("s3cret-token");
+        assert!(!format!("{credentials:?}").contains("s3cret"));
+    }
+
     use super::*;
     use ring::rand::SystemRandom;
     use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
@@ -643,7 +752,7 @@ mod tests {
     }
 
     fn request(jkt: &str) -> DpopRequest<'_> {
-        DpopRequest { method: "POST", url: URL, access_token: TOKEN, jkt }
+        DpopRequest { method: "POST", url: URL, access_token: TOKEN, jkt, principal: None }
     }
 
     #[test]
@@ -665,8 +774,13 @@ mod tests {
         let now = unix_now_f64();
         let proof = key.sign(&json!({"jti": "x", "htm": "GET", "htu": "HTTPS://MCP.example:443/a/../mcp",
                                      "iat": now, "ath": access_token_hash(TOKEN)}));
-        let req =
-            DpopRequest { method: "GET", url: "https://mcp.example/mcp?q=1", access_token: TOKEN, jkt: &key.jkt() };
+        let req = DpopRequest {
+            method: "GET",
+            url: "https://mcp.example/mcp?q=1",
+            access_token: TOKEN,
+            jkt: &key.jkt(),
+            principal: None,
+        };
         assert_eq!(v.verify_at(&proof, &req, now), Ok(()), "htu is compared normalized, without the query");
     }
 
@@ -835,32 +949,63 @@ mod tests {
 
     #[test]
     fn replay_cache_is_bounded_in_size_and_time() {
-        let mut cache = ReplayCache::new(2, Some(2));
+        let mut cache = ReplayCache::new(2, Some(2), None);
         let t0 = Instant::now();
         let ttl = Duration::from_secs(65);
-        assert_eq!(cache.insert([1; 32], "k", t0, ttl), Ok(()));
-        assert_eq!(cache.insert([2; 32], "l", t0, ttl), Ok(()));
-        assert_eq!(cache.insert([1; 32], "k", t0, ttl), Err(DpopError::InvalidProof("jti replayed")));
-        assert_eq!(cache.insert([3; 32], "m", t0, ttl), Err(DpopError::ReplayCacheFull), "full: fail closed");
+        assert_eq!(cache.insert([1; 32], "k", None, t0, ttl), Ok(()));
+        assert_eq!(cache.insert([2; 32], "l", None, t0, ttl), Ok(()));
+        assert_eq!(cache.insert([1; 32], "k", None, t0, ttl), Err(DpopError::InvalidProof("jti replayed")));
+        assert_eq!(cache.insert([3; 32], "m", None, t0, ttl), Err(DpopError::ReplayCacheFull), "full: fail closed");
         // Once the first entries leave their window, their slots are free again.
         let later = t0 + ttl;
-        assert_eq!(cache.insert([3; 32], "m", later, ttl), Ok(()));
+        assert_eq!(cache.insert([3; 32], "m", None, later, ttl), Ok(()));
         assert_eq!(cache.seen.len(), 1);
         assert_eq!(cache.per_key.len(), 1, "keys with nothing held are forgotten");
-        assert_eq!(cache.insert([1; 32], "k", later, ttl), Ok(()), "an expired jti cannot pass iat any more anyway");
+        assert_eq!(
+            cache.insert([1; 32], "k", None, later, ttl),
+            Ok(()),
+            "an expired jti cannot pass iat any more anyway"
+        );
     }
 
     #[test]
     fn one_key_cannot_fill_the_replay_cache() {
-        let mut cache = ReplayCache::new(100, Some(3));
+        let mut cache = ReplayCache::new(100, Some(3), None);
         let t0 = Instant::now();
         let ttl = Duration::from_secs(65);
         for i in 0..3 {
-            assert_eq!(cache.insert([i; 32], "flooder", t0, ttl), Ok(()));
+            assert_eq!(cache.insert([i; 32], "flooder", None, t0, ttl), Ok(()));
         }
-        assert_eq!(cache.insert([9; 32], "flooder", t0, ttl), Err(DpopError::KeyQuotaExceeded));
-        assert_eq!(cache.insert([10; 32], "someone-else", t0, ttl), Ok(()), "other keys still pass");
-        assert_eq!(cache.insert([9; 32], "flooder", t0 + ttl, ttl), Ok(()), "the quota frees as proofs expire");
+        assert_eq!(cache.insert([9; 32], "flooder", None, t0, ttl), Err(DpopError::KeyQuotaExceeded));
+        assert_eq!(cache.insert([10; 32], "someone-else", None, t0, ttl), Ok(()), "other keys still pass");
+        assert_eq!(cache.insert([9; 32], "flooder", None, t0 + ttl, ttl), Ok(()), "the quota frees as proofs expire");
+    }
+
+    #[test]
+    fn one_principal_cannot_fill_the_replay_cache_with_many_keys() {
+        let mut cache = ReplayCache::new(100, Some(3), Some(2));
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(65);
+        let (alice, bob) = (Some([1; 32]), Some([2; 32]));
+        assert_eq!(cache.insert([1; 32], "k1", alice, t0, ttl), Ok(()));
+        assert_eq!(cache.insert([2; 32], "k2", alice, t0, ttl), Ok(()));
+        assert_eq!(cache.insert([3; 32], "k3", alice, t0, ttl), Err(DpopError::PrincipalQuotaExceeded));
+        assert_eq!(cache.insert([4; 32], "k4", bob, t0, ttl), Ok(()), "other principals still pass");
+        assert_eq!(cache.insert([3; 32], "k3", alice, t0 + ttl, ttl), Ok(()), "the quota frees as proofs expire");
+        assert_eq!(cache.per_principal.len(), 1, "principals with nothing held are forgotten");
+    }
+
+    #[test]
+    fn principal_keys_do_not_collide_by_concatenation() {
+        let principal = |iss: Option<&str>, sub: Option<&str>| {
+            principal_key(&crate::server::Principal {
+                issuer: iss.map(str::to_owned),
+                subject: sub.map(str::to_owned),
+                ..Default::default()
+            })
+        };
+        assert_ne!(principal(Some("ab"), Some("c")), principal(Some("a"), Some("bc")));
+        assert_ne!(principal(Some(""), None), principal(None, Some("")));
     }
 
     #[test]

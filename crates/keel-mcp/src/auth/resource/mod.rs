@@ -12,7 +12,9 @@
 //!   [`RequestContext::principal`](crate::server::RequestContext::principal) finds it, in both eras;
 //! - binds each legacy session to the principal that created it (another principal gets 404), and each task
 //!   likewise (to another principal, `tasks/get`, `tasks/update` and `tasks/cancel` answer as for an unknown
-//!   task);
+//!   task). A principal is its issuer, subject and client; a token without a subject owns neither sessions
+//!   nor tasks (403 on a legacy `initialize`; its calls run to the end) unless
+//!   [`ResourceServerConfig::bind_client_only_tokens`] says each client is one party;
 //! - refuses a tool, resource or prompt whose required scopes ([`ToolDef::scopes`] and friends) the token
 //!   lacks with 403 `error="insufficient_scope", scope="…"`, and leaves it out of the lists.
 //!
@@ -64,7 +66,10 @@ mod verified_cache;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use config::{DEFAULT_MAX_AUTHORIZATION_BYTES, DEFAULT_STREAM_EXPIRY_GRACE, ResourceServerConfig};
+pub use config::{
+    DEFAULT_MAX_AUTHORIZATION_BYTES, DEFAULT_STREAM_EXPIRY_GRACE, DEFAULT_STREAM_LIFETIME_WITHOUT_EXPIRY,
+    ResourceServerConfig,
+};
 pub use jwt::{ALLOWED_ALGORITHMS, JwtConfig, JwtConfigError, JwtVerifier, MAX_LEEWAY};
 pub use metadata::ResourceUrlError;
 

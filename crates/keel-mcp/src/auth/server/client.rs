@@ -81,6 +81,10 @@ pub struct Client {
     pub jwks: Option<serde_json::Value>,
     /// Seconds since the epoch when it was registered.
     pub issued_at: u64,
+    /// Registered by the operator ([`super::AuthorizationServer::register_client`]), not by dynamic
+    /// registration or a metadata document: such clients get capacity that outsiders cannot fill.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) registered_by_operator: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -110,6 +114,7 @@ impl Client {
             client_uri: None,
             jwks: None,
             issued_at: crate::auth::client::token::now_secs(),
+            registered_by_operator: false,
         }
     }
 

@@ -22,18 +22,21 @@ use crate::auth::client::token::now_secs;
 
 /// Signature algorithms accepted for client assertions (asymmetric only).
 pub(crate) const ASSERTION_ALGORITHMS: [&str; 5] = ["ES256", "ES384", "RS256", "PS256", "EdDSA"];
-/// Longest accepted lifetime of a client assertion.
-const MAX_ASSERTION_LIFETIME: u64 = 600;
+/// Longest accepted lifetime of a client assertion (`exp` at most this far ahead, plus the leeway): an id
+/// is remembered for as long, so the shorter, the less a client can make the server hold. Common clients
+/// (Keel's own, the Python SDK) sign assertions valid for 300 s or less.
+const MAX_ASSERTION_LIFETIME: u64 = 300;
 /// Most live assertion ids remembered per client for replay detection (a client past it is refused until
 /// its assertions expire; others are not affected).
-const MAX_SEEN_PER_CLIENT: usize = 1_000;
-/// Most clients with live assertion ids remembered.
-const MAX_SEEN_CLIENTS: usize = 1_000;
+const MAX_SEEN_PER_CLIENT: usize = 500;
+/// Most live assertion ids remembered over all clients of one kind: operator-registered clients have
+/// one such table, dynamically registered and metadata-document clients share another, so outsiders
+/// filling theirs never lock out the operator's clients.
+const MAX_SEEN_IDS: usize = 10_000;
 /// Clock skew allowed on an assertion's `exp`: its id is remembered for as long.
 const ASSERTION_LEEWAY: u64 = 30;
 
-/// What the request carried.
-#[derive(Debug)]
+/// What the request carried. Its `Debug` shows the client id only, never a secret or an assertion.
 pub(crate) enum Presented {
     /// Only a `client_id`.
     Id(String),
@@ -43,6 +46,18 @@ pub(crate) enum Presented {
     Post { id: String, secret: String },
     /// `client_assertion` (`private_key_jwt`).
     Assertion { id: Option<String>, assertion: String },
+}
+
+impl std::fmt::Debug for Presented {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (method, id) = match self {
+            Presented::Id(id) => ("none", Some(id)),
+            Presented::Basic { id, .. } => ("client_secret_basic", Some(id)),
+            Presented::Post { id, .. } => ("client_secret_post", Some(id)),
+            Presented::Assertion { id, .. } => ("private_key_jwt", id.as_ref()),
+        };
+        f.debug_struct("Presented").field("method", &method).field("client_id", &id).finish_non_exhaustive()
+    }
 }
 
 impl Presented {
@@ -159,23 +174,34 @@ pub(crate) async fn authenticate(
     if !inner.auth_methods.contains(&used) {
         return Err(fail("this client authentication method is not accepted here"));
     }
-    match (&presented, client.auth_method) {
+    let assertion = match (&presented, client.auth_method) {
         // A public client proves nothing, so it has no budget of its own that a request could fairly spend.
         (Presented::Id(_), ClientAuthMethod::None) => return Ok(client),
         (Presented::Basic { secret, .. } | Presented::Post { secret, .. }, registered) if registered.uses_secret() => {
             match &client.secret_hash {
-                Some(hash) if hash.verify(secret) => {}
+                Some(hash) if hash.verify(secret) => None,
                 _ => return Err(fail("client authentication failed")),
             }
         }
         (Presented::Assertion { assertion, .. }, ClientAuthMethod::PrivateKeyJwt) => {
-            verify_assertion(inner, &client, assertion)?;
+            Some(verify_assertion(inner, &client, assertion)?)
         }
         // A public client sending a secret, or a confidential one sending none: refused either way.
         _ => return Err(fail("client authentication failed")),
+    };
+    // A replay is refused before it could spend the client's budget (whoever saw an assertion could
+    // otherwise lock its client out with it); the rate check comes before the id is remembered, so a
+    // request refused for the rate takes no replay-table slot.
+    if let Some(claims) = &assertion
+        && inner.assertion_ids.seen(&client.client_id, client.registered_by_operator, &claims.jti)
+    {
+        return Err(OAuthError::invalid_client("client assertion replayed"));
     }
     if !inner.limiter.allow_authenticated_client(&client.client_id) {
         return Err(OAuthError::rate_limited());
+    }
+    if let Some(claims) = &assertion {
+        record_assertion(inner, &client, claims)?;
     }
     Ok(client)
 }
@@ -195,39 +221,80 @@ struct AssertionClaims {
     jti: String,
 }
 
-/// Assertion ids already used per client, kept until the assertions can no longer be accepted.
+/// Assertion ids already used per client, kept until the assertions can no longer be accepted: one table
+/// for operator-registered clients and one for all others, each bounded in total and per client.
 #[derive(Debug, Default)]
-pub(crate) struct SeenAssertions(Mutex<HashMap<String, HashMap<String, u64>>>);
+pub(crate) struct SeenAssertions {
+    operator: Mutex<SeenTable>,
+    others: Mutex<SeenTable>,
+}
+
+/// One bounded table of live assertion ids by client.
+#[derive(Debug, Default)]
+struct SeenTable {
+    by_client: HashMap<String, HashMap<String, u64>>,
+    /// Ids over all clients.
+    total: usize,
+    /// When expired ids were last dropped from every client: a full table is swept at most once a second.
+    swept_at: u64,
+}
+
+impl SeenTable {
+    fn sweep(&mut self, now: u64) {
+        self.swept_at = now;
+        self.by_client.retain(|_, ids| {
+            ids.retain(|_, until| *until >= now);
+            !ids.is_empty()
+        });
+        self.total = self.by_client.values().map(HashMap::len).sum();
+    }
+}
 
 impl SeenAssertions {
-    /// `false` when `client`'s `jti` was seen (a replay), or when `client` (or the table of clients) is
-    /// full of live ids. `exp` is the assertion's; the id is kept until `exp` plus the leeway.
-    fn first_use(&self, client: &str, jti: &str, exp: u64, now: u64) -> bool {
-        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.len() >= MAX_SEEN_CLIENTS && !seen.contains_key(client) {
-            seen.retain(|_, ids| {
-                ids.retain(|_, until| *until >= now);
-                !ids.is_empty()
-            });
-            if seen.len() >= MAX_SEEN_CLIENTS {
+    /// Whether `client`'s `jti` is remembered (an expired id may still be: the caller checked `exp`).
+    fn seen(&self, client: &str, by_operator: bool, jti: &str) -> bool {
+        let table = if by_operator { &self.operator } else { &self.others };
+        let table = table.lock().unwrap_or_else(|e| e.into_inner());
+        table.by_client.get(client).is_some_and(|ids| ids.contains_key(jti))
+    }
+
+    /// `false` when `client`'s `jti` was seen (a replay), or when `client` or its table is full of live
+    /// ids. `exp` is the assertion's; the id is kept until `exp` plus the leeway.
+    fn first_use(&self, client: &str, by_operator: bool, jti: &str, exp: u64, now: u64) -> bool {
+        let table = if by_operator { &self.operator } else { &self.others };
+        let mut table = table.lock().unwrap_or_else(|e| e.into_inner());
+        if table.total >= MAX_SEEN_IDS && table.swept_at != now {
+            table.sweep(now);
+        }
+        if let Some(ids) = table.by_client.get_mut(client) {
+            if ids.contains_key(jti) {
                 return false;
             }
+            if ids.len() >= MAX_SEEN_PER_CLIENT {
+                let before = ids.len();
+                ids.retain(|_, until| *until >= now);
+                let dropped = before - ids.len();
+                table.total -= dropped;
+            }
         }
-        let ids = seen.entry(client.to_owned()).or_default();
+        let table = &mut *table;
+        if table.total >= MAX_SEEN_IDS {
+            return false;
+        }
+        let ids = table.by_client.entry(client.to_owned()).or_default();
         if ids.len() >= MAX_SEEN_PER_CLIENT {
-            ids.retain(|_, until| *until >= now);
-        }
-        if ids.len() >= MAX_SEEN_PER_CLIENT || ids.contains_key(jti) {
             return false;
         }
         ids.insert(jti.to_owned(), exp.saturating_add(ASSERTION_LEEWAY));
+        table.total += 1;
         true
     }
 }
 
 /// Verifies a `private_key_jwt` assertion with the client's registered keys: signature, `iss` = `sub` =
-/// client id, `aud` the issuer or the token endpoint, a short lifetime, and a `jti` used once.
-fn verify_assertion(inner: &Inner, client: &Client, assertion: &str) -> Result<(), OAuthError> {
+/// client id, `aud` the issuer or the token endpoint, a short lifetime. Its `jti` is recorded apart
+/// ([`record_assertion`]), once the client's rate limit allowed the request.
+fn verify_assertion(inner: &Inner, client: &Client, assertion: &str) -> Result<AssertionClaims, OAuthError> {
     let fail = || OAuthError::invalid_client("client assertion rejected");
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| fail())?;
     let alg = format!("{:?}", header.alg);
@@ -248,14 +315,22 @@ fn verify_assertion(inner: &Inner, client: &Client, assertion: &str) -> Result<(
         .find_map(|key| jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation).ok())
         .ok_or_else(fail)?
         .claims;
-    let now = now_secs();
-    if claims.exp > now + MAX_ASSERTION_LIFETIME || claims.jti.is_empty() || claims.jti.len() > 256 {
+    // The leeway covers a client whose clock runs ahead (one signing for the full lifetime included).
+    let latest_exp = now_secs() + MAX_ASSERTION_LIFETIME + ASSERTION_LEEWAY;
+    if claims.exp > latest_exp || claims.jti.is_empty() || claims.jti.len() > 256 {
         return Err(fail());
     }
-    if !inner.assertion_ids.first_use(&client.client_id, &claims.jti, claims.exp, now) {
-        return Err(OAuthError::invalid_client("client assertion replayed"));
+    Ok(claims)
+}
+
+/// Remembers a verified assertion's id; refused if it was used before.
+fn record_assertion(inner: &Inner, client: &Client, claims: &AssertionClaims) -> Result<(), OAuthError> {
+    let by_operator = client.registered_by_operator;
+    if inner.assertion_ids.first_use(&client.client_id, by_operator, &claims.jti, claims.exp, now_secs()) {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_client("client assertion replayed"))
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -268,6 +343,20 @@ mod tests {
             h.insert(http::header::AUTHORIZATION, a.parse().unwrap());
         }
         h
+    }
+
+    #[test]
+    fn presented_credentials_debug_redacted() {
+        let shown = [
+            format!("{:?}", Presented::Basic { id: "a".into(), secret: "s3cret-basic".into() }),
+            format!("{:?}", Presented::Post { id: "a".into(), secret: "s3cret-post".into() }),
+            format!("{:?}", Presented::Assertion { id: None, assertion: "s3cret-jwt".into() }),
+        ];
+        for shown in shown {
+            assert!(!shown.contains("s3cret"), "{shown}");
+        }
+        let form = Params::parse(b"client_id=a&client_secret=s3cret&code=s3cret-code").unwrap();
+        assert!(!format!("{form:?}").contains("s3cret"));
     }
 
     #[test]
@@ -293,21 +382,23 @@ mod tests {
     #[test]
     fn replayed_assertions() {
         let seen = SeenAssertions::default();
-        assert!(seen.first_use("c", "a", 10, 1));
-        assert!(!seen.first_use("c", "a", 10, 1));
-        assert!(seen.first_use("c", "b", 10, 1));
-        assert!(seen.first_use("d", "a", 10, 1), "ids are per client");
+        assert!(seen.first_use("c", false, "a", 10, 1));
+        assert!(!seen.first_use("c", false, "a", 10, 1));
+        assert!(seen.first_use("c", false, "b", 10, 1));
+        assert!(seen.first_use("d", false, "a", 10, 1), "ids are per client");
+        assert!(seen.first_use("op", true, "a", 10, 1));
+        assert!(!seen.first_use("op", true, "a", 10, 1));
     }
 
     #[test]
     fn an_assertion_is_remembered_as_long_as_it_is_accepted() {
         let seen = SeenAssertions::default();
-        assert!(seen.first_use("c", "a", 10, 1));
+        assert!(seen.first_use("c", false, "a", 10, 1));
         // Past `exp` but within the leeway the assertion still verifies; a full table is pruned meanwhile.
         for i in 1..MAX_SEEN_PER_CLIENT {
-            assert!(seen.first_use("c", &format!("filler{i}"), 5, 1));
+            assert!(seen.first_use("c", false, &format!("filler{i}"), 5, 1));
         }
-        assert!(!seen.first_use("c", "a", 10, 11 + ASSERTION_LEEWAY - 1), "still a replay");
+        assert!(!seen.first_use("c", false, "a", 10, 11 + ASSERTION_LEEWAY - 1), "still a replay");
     }
 
     #[test]
@@ -315,9 +406,24 @@ mod tests {
         let seen = SeenAssertions::default();
         let mut refused = 0;
         for i in 0..MAX_SEEN_PER_CLIENT + 5 {
-            refused += usize::from(!seen.first_use("flood", &i.to_string(), 1_000, 1));
+            refused += usize::from(!seen.first_use("flood", false, &i.to_string(), 1_000, 1));
         }
         assert_eq!(refused, 5, "the flooding client is refused past its share");
-        assert!(seen.first_use("other", "x", 1_000, 1), "another client is not");
+        assert!(seen.first_use("other", false, "x", 1_000, 1), "another client is not");
+    }
+
+    #[test]
+    fn outsiders_cannot_lock_out_the_operators_clients() {
+        let seen = SeenAssertions::default();
+        // Many dynamic clients, each with its share of ids: the shared table fills, and stays bounded.
+        let mut accepted = 0;
+        for i in 0..2 * MAX_SEEN_IDS {
+            accepted += usize::from(seen.first_use(&format!("dynamic{}", i % 100), false, &i.to_string(), 1_000, 1));
+        }
+        assert_eq!(accepted, MAX_SEEN_IDS, "the shared table holds at most its total");
+        assert!(!seen.first_use("dynamic-new", false, "x", 1_000, 1), "other outsiders wait");
+        assert!(seen.first_use("operator", true, "x", 1_000, 1), "an operator-registered client is still served");
+        // Once the outsiders' ids expire, the table is swept and serves again.
+        assert!(seen.first_use("dynamic-new", false, "x", 1_000, 1_000 + ASSERTION_LEEWAY + 1));
     }
 }

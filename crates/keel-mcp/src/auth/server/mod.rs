@@ -198,7 +198,7 @@ impl AuthorizationServer {
 
     /// Registers (or replaces) a client, e.g. one configured ahead of time. Its redirect URIs must be https,
     /// http on a loopback host, or a native app's private-use scheme.
-    pub fn register_client(&self, client: Client) -> Result<(), AuthServerError> {
+    pub fn register_client(&self, mut client: Client) -> Result<(), AuthServerError> {
         if let Some(bad) = client.redirect_uris.iter().find(|u| !redirect_uri_is_acceptable(u)) {
             return Err(AuthServerError::InvalidClient(format!("redirect URI {bad:?} is not allowed")));
         }
@@ -214,6 +214,7 @@ impl AuthorizationServer {
                 client.client_id
             )));
         }
+        client.registered_by_operator = true;
         self.inner.store.put_client(client)
     }
 }

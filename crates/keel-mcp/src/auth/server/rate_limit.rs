@@ -20,6 +20,13 @@ pub struct RateLimits {
     pub per_ip_per_minute: Option<u32>,
     /// Token and revocation requests per minute naming one `client_id` from one IP address (IPv6: one
     /// /64), counted before the client is authenticated. Default 60.
+    ///
+    /// It keeps strangers from spending a client's budget only while addresses tell callers apart: behind
+    /// a proxy whose address every request carries, or with no [`PeerAddr`](crate::server::http::PeerAddr) in the
+    /// requests (then all count as one unknown address), anyone who names a client can use up this budget
+    /// and lock the client out for the minute. Give the service the caller's address (from the proxy's
+    /// forwarded header, if you trust it) in `PeerAddr`. The budget still applies without an address,
+    /// since it is the only bound on guessing a client's secret.
     pub per_client_per_ip_per_minute: Option<u32>,
     /// Token and revocation requests per minute of one client that proved its secret or key, from any
     /// address (a public client proves nothing, so only the per-address budgets apply to it). Default 60.

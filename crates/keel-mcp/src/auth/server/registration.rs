@@ -183,6 +183,7 @@ pub(crate) fn client_from_metadata(
         client_uri: https_uri("client_uri")?,
         jwks,
         issued_at: now_secs(),
+        registered_by_operator: false,
     };
     Ok((client, secret))
 }

@@ -51,9 +51,15 @@ where
     Params::parse(&read_body(body).await?)
 }
 
-/// Form parameters, in order.
-#[derive(Debug, Default)]
+/// Form parameters, in order. Its `Debug` shows the names only: values include secrets, codes and tokens.
+#[derive(Default)]
 pub(crate) struct Params(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|(name, _)| name)).finish()
+    }
+}
 
 impl Params {
     /// Parses `application/x-www-form-urlencoded` bytes.

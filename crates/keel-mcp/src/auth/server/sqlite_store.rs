@@ -38,6 +38,13 @@ fn json_err(e: serde_json::Error) -> AuthServerError {
     AuthServerError::Store(format!("stored record unreadable: {e}"))
 }
 
+/// The schema version this code reads and writes, kept in SQLite's `PRAGMA user_version`.
+///
+/// 0: no version written: an empty file, the first release's schema (codes marked `spent`, one row per
+/// refresh token in `refresh`, revocations in `revoked`), or this schema written before it had a version.
+/// 1: [`SCHEMA`].
+const SCHEMA_VERSION: i64 = 1;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS clients (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS codes (key TEXT PRIMARY KEY, doc TEXT NOT NULL, expires INTEGER NOT NULL,
@@ -48,6 +55,10 @@ CREATE TABLE IF NOT EXISTS refresh_families (family TEXT PRIMARY KEY, doc TEXT, 
 
 impl SqliteStore {
     /// Opens (or creates, mode 0600) the database at `path`, with the default [`StoreLimits`].
+    ///
+    /// The schema's version is kept in the file (`PRAGMA user_version`). A file of the first release's
+    /// schema is migrated: its clients are kept, its pending codes and refresh tokens dropped (their
+    /// clients log in again). A file written by a newer Keel is refused with [`AuthServerError::Store`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, AuthServerError> {
         Self::open_with_limits(path, StoreLimits::default())
     }
@@ -65,14 +76,56 @@ impl SqliteStore {
                 .open(path)
                 .map_err(|e| AuthServerError::Store(format!("{}: {e}", path.display())))?;
         }
-        let conn = Connection::open(path).map_err(db)?;
-        conn.execute_batch(SCHEMA).map_err(db)?;
+        let mut conn = Connection::open(path).map_err(db)?;
+        migrate(&mut conn).map_err(|e| match e {
+            AuthServerError::Store(why) => AuthServerError::Store(format!("{}: {why}", path.display())),
+            other => other,
+        })?;
         Ok(SqliteStore { conn: Mutex::new(conn), limits })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Brings the database to [`SCHEMA_VERSION`], in one transaction, or refuses a newer one.
+///
+/// The first release's codes and refresh tokens cannot be carried over — its codes' `spent` mark is not
+/// in this schema (read as unspent, a code could be redeemed twice) and its refresh tokens do not name
+/// their family — so they are dropped: a login in progress starts again, and clients holding a refresh
+/// token from before the upgrade log in again. Clients are kept.
+fn migrate(conn: &mut Connection) -> Result<(), AuthServerError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)?;
+    if version > SCHEMA_VERSION {
+        return Err(AuthServerError::Store(format!(
+            "the database has schema version {version}, newer than this version of Keel reads \
+             ({SCHEMA_VERSION}): upgrade Keel, or give this server another file"
+        )));
+    }
+    if version == 0 {
+        let first_release: bool = tx
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name IN ('refresh', 'revoked')
+                 UNION SELECT 1 FROM pragma_table_info('codes') WHERE name = 'spent'",
+                [],
+                |_| Ok(true),
+            )
+            .optional()
+            .map_err(db)?
+            .unwrap_or(false);
+        if first_release {
+            tracing::warn!(
+                "authorization server store: migrating from the first schema; pending codes and refresh tokens are dropped"
+            );
+            tx.execute_batch("DROP TABLE IF EXISTS codes; DROP TABLE IF EXISTS refresh; DROP TABLE IF EXISTS revoked;")
+                .map_err(db)?;
+        }
+    }
+    tx.execute_batch(SCHEMA).map_err(db)?;
+    tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};")).map_err(db)?;
+    tx.commit().map_err(db)
 }
 
 fn count(conn: &Connection, table: &str) -> Result<usize, AuthServerError> {
@@ -314,6 +367,62 @@ mod tests {
             assert!(matches!(small.rotate_refresh_token("f", &key, next, 20).unwrap(), RefreshUse::Current(_)));
         }
         assert!(matches!(small.start_refresh_family("b".into(), grant("g")), Err(AuthServerError::StoreFull(_))));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("keel-sqlite-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_database_of_the_first_schema_is_migrated_and_its_spent_codes_stay_spent() {
+        let dir = scratch("v0");
+        let path = dir.join("as.db");
+        {
+            // The schema of the first release: codes marked `spent`, one row per refresh token.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE clients (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+                 CREATE TABLE codes (key TEXT PRIMARY KEY, doc TEXT NOT NULL, expires INTEGER NOT NULL,
+                     spent INTEGER NOT NULL DEFAULT 0, family TEXT);
+                 CREATE TABLE refresh (key TEXT PRIMARY KEY, doc TEXT NOT NULL, family TEXT NOT NULL,
+                     expires INTEGER NOT NULL, spent INTEGER NOT NULL DEFAULT 0);
+                 CREATE TABLE revoked (family TEXT PRIMARY KEY, until INTEGER NOT NULL);",
+            )
+            .unwrap();
+            let client = serde_json::to_string(&Client::public("c", vec![])).unwrap();
+            conn.execute("INSERT INTO clients (id, doc) VALUES ('c', ?1)", params![client]).unwrap();
+            let code = serde_json::to_string(&code_grant()).unwrap();
+            conn.execute(
+                "INSERT INTO codes (key, doc, expires, spent) VALUES ('k', ?1, ?2, 1)",
+                params![code, secs(u64::MAX / 4)],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert!(store.client("c").unwrap().is_some(), "clients are kept");
+        assert!(
+            !matches!(store.redeem_code("k", "f", 10).unwrap(), CodeRedemption::Fresh(_)),
+            "a spent code stays spent"
+        );
+        assert!(store.start_refresh_family("r".into(), grant("f2")).unwrap(), "the new tables work");
+        drop(store);
+        assert!(SqliteStore::open(&path).unwrap().client("c").unwrap().is_some(), "opens again once migrated");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_database_of_a_newer_schema_is_refused() {
+        let dir = scratch("future");
+        let path = dir.join("as.db");
+        Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 99;").unwrap();
+        let Err(AuthServerError::Store(message)) = SqliteStore::open(&path) else {
+            panic!("a newer schema must be refused")
+        };
+        assert!(message.contains("newer"), "{message}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

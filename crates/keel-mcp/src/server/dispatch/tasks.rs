@@ -124,9 +124,10 @@ impl TaskOffer {
             Some(session) => TaskOwner::Session(session.lock().expect("session lock").client),
             None => TaskOwner::stateless(ctx),
         };
-        // A principal naming neither a subject nor a client could not be told from others of its issuer: its
-        // calls run to the end instead of becoming tasks that those others could read.
-        if ctx.principal().is_some_and(|p| !PrincipalId::can_own(p)) {
+        // A principal naming no subject could not be told from other users of its client (or, naming no
+        // client either, of its issuer): its calls run to the end instead of becoming tasks they could read.
+        let client_only = crate::server::context::client_only_owners(ctx.channel.client());
+        if ctx.principal().is_some_and(|p| !PrincipalId::can_own(p, client_only)) {
             return TaskRun { escalated: None };
         }
         let principal = ctx.principal().map(PrincipalId::of_principal);

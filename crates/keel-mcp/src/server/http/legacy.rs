@@ -86,11 +86,12 @@ pub(super) async fn initialize(inner: &Arc<HttpInner>, parts: Parts, message: Me
     }
     let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
     let principal = parts.extensions.get::<Arc<Principal>>().cloned();
-    if principal.as_deref().is_some_and(|p| !SessionOwner::can_own(p)) {
-        // Bound to (issuer, nobody), the session would be open to every other such token of the issuer.
+    let client_only = parts.extensions.get::<crate::server::principal::ClientOnlyOwners>().is_some();
+    if principal.as_deref().is_some_and(|p| !SessionOwner::can_own(p, client_only)) {
+        // Bound to (issuer, no subject, client), the session would be open to every other user of the client.
         let error = ErrorObject::invalid_request(
-            "the access token names neither a subject nor a client, so no session can be bound to it; \
-             use the 2026-07-28 protocol (no sessions) or a token with `sub`",
+            "the access token names no subject, so no session can be bound to it; use the 2026-07-28 \
+             protocol (no sessions) or a token with `sub`",
         );
         return body::rpc_error(StatusCode::FORBIDDEN, Some(&request.id), &error);
     }

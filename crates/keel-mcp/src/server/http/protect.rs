@@ -12,7 +12,7 @@ use http::{Request, Response, StatusCode};
 use super::body::{self, ResponseBody};
 use crate::auth::resource::protection::{Protection, Refusal};
 use crate::protocol::ErrorObject;
-use crate::server::principal::Principal;
+use crate::server::principal::{ClientOnlyOwners, Principal};
 use crate::server::request::UnfilteredLists;
 
 /// The answer at a metadata URL; `None` for any other path.
@@ -22,19 +22,26 @@ pub(super) fn metadata<B>(protection: &Protection, request: &Request<B>) -> Opti
 
 /// Authenticates a request for the MCP endpoint: its verified principal goes into its extensions, or the
 /// refusal is the answer. `Ok` carries when a response stream opened by this request must end: the token's
-/// expiry plus the configured grace (`None` for a token without expiry).
+/// expiry plus the configured grace, or — for a token without expiry — the configured lifetime from now
+/// (`None` only when that is past what the clock can represent).
 pub(super) async fn authenticate<B>(
     protection: &Protection,
     request: &mut Request<B>,
 ) -> Result<Option<SystemTime>, Response<ResponseBody>> {
     match protection.authenticate(request.method(), request.uri(), request.headers()).await {
         Ok(principal) => {
-            let grace = protection.config.stream_expiry_grace;
-            let streams_end = principal.expires_at.map(|expiry| expiry.checked_add(grace).unwrap_or(expiry));
+            let config = &protection.config;
+            let streams_end = match principal.expires_at {
+                Some(expiry) => Some(expiry.checked_add(config.stream_expiry_grace).unwrap_or(expiry)),
+                None => SystemTime::now().checked_add(config.stream_lifetime_without_expiry),
+            };
             let extensions = request.extensions_mut();
             extensions.insert::<Arc<Principal>>(principal);
             if !protection.config.filter_lists {
                 extensions.insert(UnfilteredLists);
+            }
+            if protection.config.bind_client_only_tokens {
+                extensions.insert(ClientOnlyOwners);
             }
             Ok(streams_end)
         }

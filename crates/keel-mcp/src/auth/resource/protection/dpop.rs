@@ -107,17 +107,22 @@ impl Protection {
             return Err(self.dpop_refusal(StatusCode::UNAUTHORIZED, "invalid_token", "the token is not DPoP-bound"));
         };
         let url = format!("{}{}", gate.origin, uri.path());
-        let request = DpopRequest { method: method.as_str(), url: &url, access_token: token, jkt };
+        let principal = Some(&*verified.principal);
+        let request = DpopRequest { method: method.as_str(), url: &url, access_token: token, jkt, principal };
         match gate.verifier.verify(proof, &request) {
             Ok(()) => Ok(verified.principal),
             Err(DpopError::ReplayCacheFull) => {
                 tracing::warn!("DPoP replay cache full; refusing new proofs until older ones expire");
                 Err(self.unavailable(REPLAY_FULL_RETRY, "too many DPoP proofs at once; retry later"))
             }
-            Err(DpopError::KeyQuotaExceeded) => {
-                tracing::debug!("one DPoP key holds its whole share of the replay cache; refusing its new proofs");
-                let mut refusal =
-                    self.unavailable(REPLAY_FULL_RETRY, "too many DPoP proofs from this key; retry later");
+            Err(error @ (DpopError::KeyQuotaExceeded | DpopError::PrincipalQuotaExceeded)) => {
+                let message = if error == DpopError::KeyQuotaExceeded {
+                    "too many DPoP proofs from this key; retry later"
+                } else {
+                    "too many DPoP proofs for this principal; retry later"
+                };
+                tracing::debug!(reason = %error, "a DPoP key or principal holds its whole share of the replay cache");
+                let mut refusal = self.unavailable(REPLAY_FULL_RETRY, message);
                 refusal.status = StatusCode::TOO_MANY_REQUESTS;
                 Err(refusal)
             }
