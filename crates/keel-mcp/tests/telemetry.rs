@@ -108,6 +108,20 @@ async fn connect(client: ClientBuilder) -> (Client, Connection) {
     (client.connect(client_end).await.unwrap(), running)
 }
 
+/// Connects `client`, speaking `version` only, to the server at `url` over HTTP.
+async fn connect_http(url: &str, version: &ProtocolVersion, client: ClientBuilder) -> Client {
+    client.protocol_versions([version.clone()]).connect(HttpTransport::new(url).unwrap()).await.unwrap()
+}
+
+/// Calls `echo` in a trace of its own: the trace and its spans.
+async fn echo_spans(client: &Client) -> (TraceId, Vec<SpanData>) {
+    let (trace, _) = traced(async {
+        client.call_tool("echo", json!({})).await.unwrap();
+    })
+    .await;
+    (trace, spans_of(trace))
+}
+
 /// Runs `work` under a root span of the test's own, and returns the root's trace.
 async fn traced<F: std::future::Future<Output = ()>>(work: F) -> (TraceId, SpanId) {
     let root = telemetry().tracer.start("test root");
@@ -289,16 +303,8 @@ async fn over_http_the_server_span_is_the_client_spans_child_and_links_the_http_
         }
     });
     for version in [ProtocolVersion::V2026_07_28, ProtocolVersion::V2025_11_25] {
-        let client = Client::builder(Implementation::new("c", "1"))
-            .protocol_versions([version.clone()])
-            .connect(HttpTransport::new(&url).unwrap())
-            .await
-            .unwrap();
-        let (trace, _) = traced(async {
-            client.call_tool("echo", json!({})).await.unwrap();
-        })
-        .await;
-        let spans = spans_of(trace);
+        let client = connect_http(&url, &version, Client::builder(Implementation::new("c", "1"))).await;
+        let (trace, spans) = echo_spans(&client).await;
         let sent = one(&spans, "tools/call echo", SpanKind::Client);
         let served = one(&spans, "tools/call echo", SpanKind::Server);
         assert_eq!(served.parent_span_id, sent.span_context.span_id(), "{version}");
@@ -378,27 +384,16 @@ async fn client_spans_name_the_transport_and_the_session() {
     telemetry();
     let (client, _running) =
         connect(Client::builder(Implementation::new("c", "1")).protocol_versions([ProtocolVersion::V2025_11_25])).await;
-    let (trace, _) = traced(async {
-        client.call_tool("echo", json!({})).await.unwrap();
-    })
-    .await;
-    let sent = one(&spans_of(trace), "tools/call echo", SpanKind::Client).clone();
-    assert_eq!(text(&sent, attr::NETWORK_TRANSPORT).as_deref(), Some("pipe"));
-    assert_eq!(text(&sent, attr::MCP_SESSION_ID), None, "a stream has no session");
+    let (_, spans) = echo_spans(&client).await;
+    let sent = one(&spans, "tools/call echo", SpanKind::Client);
+    assert_eq!(text(sent, attr::NETWORK_TRANSPORT).as_deref(), Some("pipe"));
+    assert_eq!(text(sent, attr::MCP_SESSION_ID), None, "a stream has no session");
     client.close().await;
 
     let url = serve_http().await;
     for version in [ProtocolVersion::V2025_11_25, ProtocolVersion::V2026_07_28] {
-        let client = Client::builder(Implementation::new("c", "1"))
-            .protocol_versions([version.clone()])
-            .connect(HttpTransport::new(&url).unwrap())
-            .await
-            .unwrap();
-        let (trace, _) = traced(async {
-            client.call_tool("echo", json!({})).await.unwrap();
-        })
-        .await;
-        let spans = spans_of(trace);
+        let client = connect_http(&url, &version, Client::builder(Implementation::new("c", "1"))).await;
+        let (_, spans) = echo_spans(&client).await;
         let sent = one(&spans, "tools/call echo", SpanKind::Client);
         let served = one(&spans, "tools/call echo", SpanKind::Server);
         assert_eq!(text(sent, attr::NETWORK_TRANSPORT).as_deref(), Some("tcp"), "{version}");
@@ -451,11 +446,8 @@ async fn notifications_get_a_span_where_sent_and_where_received() {
     // Over legacy HTTP: the same, with the session named on both sides.
     let url = serve_http().await;
     let (trace, _) = traced(async {
-        let client = Client::builder(Implementation::new("c", "1"))
-            .protocol_versions([ProtocolVersion::V2025_11_25])
-            .connect(HttpTransport::new(&url).unwrap())
-            .await
-            .unwrap();
+        let client =
+            connect_http(&url, &ProtocolVersion::V2025_11_25, Client::builder(Implementation::new("c", "1"))).await;
         call_count(&client).await;
         client.close().await;
     })
@@ -471,11 +463,12 @@ async fn notifications_get_a_span_where_sent_and_where_received() {
 async fn over_http_a_request_the_server_sends_back_has_a_client_span() {
     telemetry();
     let url = serve_http().await;
-    let client = answers_sampling(Client::builder(Implementation::new("c", "1")))
-        .protocol_versions([ProtocolVersion::V2025_11_25])
-        .connect(HttpTransport::new(&url).unwrap())
-        .await
-        .unwrap();
+    let client = connect_http(
+        &url,
+        &ProtocolVersion::V2025_11_25,
+        answers_sampling(Client::builder(Implementation::new("c", "1"))),
+    )
+    .await;
     let (trace, _) = traced(async {
         client.call_tool("poem", json!({})).await.unwrap();
     })
