@@ -170,28 +170,12 @@ async fn one_trace_spans_client_and_server_in_memory_in_both_eras() {
 async fn a_request_the_server_sends_back_nests_under_the_tool_call() {
     telemetry();
     let (client, _running) = connect(
-        Client::builder(Implementation::new("c", "1")).protocol_versions([ProtocolVersion::V2025_11_25]).on_sampling(
-            |_| async {
-                Ok(serde_json::from_value(
-                    json!({"role": "assistant", "content": {"type": "text", "text": "hi"}, "model": "m"}),
-                )
-                .unwrap())
-            },
-        ),
+        answers_sampling(Client::builder(Implementation::new("c", "1")))
+            .protocol_versions([ProtocolVersion::V2025_11_25]),
     )
     .await;
-    let (trace, _) = traced(async {
-        client.call_tool("poem", json!({})).await.unwrap();
-    })
-    .await;
-    let spans = spans_of(trace);
-    let tool = one(&spans, "tools/call poem", SpanKind::Server);
-    // The server's handler asks the client: a CLIENT span on the server, a SERVER span on the client.
-    let asked = one(&spans, "sampling/createMessage", SpanKind::Client);
-    let answered = one(&spans, "sampling/createMessage", SpanKind::Server);
-    assert_eq!(asked.parent_span_id, tool.span_context.span_id());
-    assert_eq!(answered.parent_span_id, asked.span_context.span_id());
-    assert_eq!(text(answered, attr::MCP_METHOD_NAME).as_deref(), Some("sampling/createMessage"));
+    let (_, answered) = sampling_spans(&client).await;
+    assert_eq!(text(&answered, attr::MCP_METHOD_NAME).as_deref(), Some("sampling/createMessage"));
     client.close().await;
 }
 
@@ -373,6 +357,22 @@ fn answers_sampling(client: ClientBuilder) -> ClientBuilder {
     })
 }
 
+/// Calls `poem`, whose handler asks the client's model: a `CLIENT` span on the server (a child of the tool
+/// call's) and a `SERVER` span on the client (its child).
+async fn sampling_spans(client: &Client) -> (SpanData, SpanData) {
+    let (trace, _) = traced(async {
+        client.call_tool("poem", json!({})).await.unwrap();
+    })
+    .await;
+    let spans = spans_of(trace);
+    let tool = one(&spans, "tools/call poem", SpanKind::Server);
+    let asked = one(&spans, "sampling/createMessage", SpanKind::Client);
+    let answered = one(&spans, "sampling/createMessage", SpanKind::Server);
+    assert_eq!(asked.parent_span_id, tool.span_context.span_id(), "the server's request nests under the tool call");
+    assert_eq!(answered.parent_span_id, asked.span_context.span_id(), "the client's span is its child");
+    (asked.clone(), answered.clone())
+}
+
 /// Calls `count` asking for its progress, so that the server sends a notification back.
 async fn call_count(client: &Client) {
     let params = keel_mcp::protocol::tools::CallToolParams::new("count", None);
@@ -469,21 +469,12 @@ async fn over_http_a_request_the_server_sends_back_has_a_client_span() {
         answers_sampling(Client::builder(Implementation::new("c", "1"))),
     )
     .await;
-    let (trace, _) = traced(async {
-        client.call_tool("poem", json!({})).await.unwrap();
-    })
-    .await;
-    let spans = spans_of(trace);
-    let tool = one(&spans, "tools/call poem", SpanKind::Server);
-    let asked = one(&spans, "sampling/createMessage", SpanKind::Client);
-    let answered = one(&spans, "sampling/createMessage", SpanKind::Server);
-    assert_eq!(asked.parent_span_id, tool.span_context.span_id(), "the server's request nests under the tool call");
-    assert_eq!(answered.parent_span_id, asked.span_context.span_id(), "the client's span is its child");
-    for span in [asked, answered] {
+    let (asked, answered) = sampling_spans(&client).await;
+    for span in [&asked, &answered] {
         assert_eq!(text(span, attr::NETWORK_TRANSPORT).as_deref(), Some("tcp"));
         assert_eq!(text(span, attr::MCP_PROTOCOL_VERSION).as_deref(), Some("2025-11-25"));
         assert!(text(span, attr::MCP_SESSION_ID).is_some());
     }
-    assert_eq!(text(asked, attr::JSONRPC_REQUEST_ID), text(answered, attr::JSONRPC_REQUEST_ID));
+    assert_eq!(text(&asked, attr::JSONRPC_REQUEST_ID), text(&answered, attr::JSONRPC_REQUEST_ID));
     client.close().await;
 }
