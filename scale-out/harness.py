@@ -15,7 +15,8 @@ is stopped when the test ends, failed or not.
                  dropped at the 250th and resumed (Last-Event-ID) on C, the answer is POSTed to B; every progress
                  1..500 arrives exactly once and the tool completes with the answer
   kill-instance  kill -9 of one instance while it streams a call: the next calls through the proxy succeed in the
-                 same session, without a new initialize
+                 same session, without a new initialize; resuming the killed call's stream elsewhere ends (404)
+                 within 45 s, not after the events' hour in Redis
   delete-session DELETE on one instance: every instance answers 404 for that session after
   redis-restart  Redis stopped: a new session gets 503 with Retry-After while a stateless (2026-07-28) call still
                  works; Redis started again: the instances recover without a restart
@@ -495,7 +496,9 @@ def test_kill_instance(ctx: Context, cluster: Cluster) -> None:
     conn, response = client.open("POST", body)
     victim = int(response.headers.get("x-keel-upstream") or 0)
     check(response.status == 200, f"the streaming call: HTTP {response.status}")
+    last_id = None
     for event in sse_events(response):
+        last_id = event.id or last_id
         message = event.message() or {}
         if message.get("method") == "elicitation/create":
             break
@@ -512,6 +515,25 @@ def test_kill_instance(ctx: Context, cluster: Cluster) -> None:
     check(str(victim) not in served, f"the killed instance {victim} answered?")
     say(f"  killed instance {victim} mid-call; {cluster.size + 1} calls in the same session answered by "
         f"{sorted(served)} without a new initialize")
+    # The client resumes the killed call's stream elsewhere, reconnecting as often as it is let go: once the
+    # dead instance's heartbeat lapsed (15 s), nothing more is waited for, and the stream is unknown (404).
+    check(last_id is not None, "the killed call's events carry ids")
+    started, resumptions = time.monotonic(), 0
+    while True:
+        resumptions += 1
+        elapsed = time.monotonic() - started
+        check(elapsed < 45, f"the killed call's stream still resumes after {elapsed:.0f} s ({resumptions} times)")
+        conn, response = client.open("GET", None, {"Last-Event-ID": last_id, "Accept": "text/event-stream"})
+        try:
+            if response.status == 404:
+                break
+            check(response.status == 200, f"resuming the killed call's stream: HTTP {response.status}")
+            for event in sse_events(response):
+                last_id = event.id or last_id
+        finally:
+            conn.close()
+    say(f"  its stream, resumed elsewhere, ended for good after {time.monotonic() - started:.1f} s "
+        f"({resumptions} resumptions)")
 
 
 def test_delete_session(ctx: Context, cluster: Cluster) -> None:
@@ -621,8 +643,10 @@ def main(argv: list[str]) -> int:
         binary, why = ensure_redis_server()
         if not binary:
             bar = "#" * 100
-            print(f"{bar}\n### scale-out SKIPPED: {why}\n### None of {', '.join(selected)} ran.\n{bar}", flush=True)
-            return 0
+            required = os.environ.get("KEEL_REQUIRE_REDIS") == "1"
+            verdict = "FAILED (KEEL_REQUIRE_REDIS=1)" if required else "SKIPPED"
+            print(f"{bar}\n### scale-out {verdict}: {why}\n### None of {', '.join(selected)} ran.\n{bar}", flush=True)
+            return 1 if required else 0
     runnable = [name for name in selected if args.include_ignored or not NEEDS.get(name)]
     binaries = runner.build_binaries() if runnable else {}
     logs = runner.cache_dir() / "scale-out" / "logs" / time.strftime("%Y%m%d-%H%M%S")

@@ -478,6 +478,14 @@ fn main() -> anyhow::Result<()> {
         };
         return servers::serve(kind, port);
     }
+    // `keel-bench credentials`: a fresh JWK and a matching token, as shell assignments, for driving
+    // `serve keel-protected` by hand (bench/callgrind/run --kind keel-protected).
+    if args.get(1).map(String::as_str) == Some("credentials") {
+        let credentials = protected::credentials()?;
+        println!("{}='{}'", protected::JWK_ENV, credentials.jwk);
+        println!("KEEL_BENCH_TOKEN='{}'", credentials.token);
+        return Ok(());
+    }
     let opts = parse_args()?;
     // Pin the load generator to core 1 (servers go to core 0) by re-running ourselves under taskset.
     if !pinned() && has_taskset() {

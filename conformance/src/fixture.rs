@@ -142,10 +142,16 @@ fn rich_schema() -> JsonObject {
     }))
 }
 
+/// The current `requestState` key and the previous ones, still accepted.
+pub type KeyRing = ([u8; 32], Vec<[u8; 32]>);
+
 /// The `requestState` key ring from `REQUEST_STATE_KEYS`: comma-separated keys of 64 hex digits, the
-/// current one first. Unset (or malformed, which is reported): each instance draws its own key.
-fn request_state_keys() -> Option<([u8; 32], Vec<[u8; 32]>)> {
-    let text = std::env::var("REQUEST_STATE_KEYS").ok()?;
+/// current one first; `None` when unset (each instance then draws its own key). A malformed ring is an
+/// error, never a key of this instance's own: the other instances would refuse every state it seals.
+pub fn request_state_keys() -> anyhow::Result<Option<KeyRing>> {
+    let Some(text) = std::env::var_os("REQUEST_STATE_KEYS") else { return Ok(None) };
+    let malformed = || anyhow::anyhow!("REQUEST_STATE_KEYS must be comma-separated keys of 64 hex digits");
+    let text = text.into_string().map_err(|_| malformed())?;
     let parse = |hex: &str| -> Option<[u8; 32]> {
         let hex = hex.trim().as_bytes();
         let mut key = [0u8; 32];
@@ -157,18 +163,19 @@ fn request_state_keys() -> Option<([u8; 32], Vec<[u8; 32]>)> {
         }
         Some(key)
     };
-    let keys: Option<Vec<[u8; 32]>> = text.split(',').map(parse).collect();
-    match keys.as_deref().and_then(<[_]>::split_first) {
-        Some((current, previous)) => Some((*current, previous.to_vec())),
-        None => {
-            tracing::error!("REQUEST_STATE_KEYS must be comma-separated keys of 64 hex digits; ignored");
-            None
-        }
-    }
+    let keys: Vec<[u8; 32]> = text.split(',').map(parse).collect::<Option<_>>().ok_or_else(malformed)?;
+    let (current, previous) = keys.split_first().ok_or_else(malformed)?;
+    Ok(Some((*current, previous.to_vec())))
 }
 
-/// Builds the conformance server.
+/// Builds the conformance server, with each instance's own `requestState` key.
 pub fn server() -> Server {
+    server_with_keys(None)
+}
+
+/// Builds the conformance server; several instances behind a load balancer must share `keys` to open each
+/// other's `requestState`.
+pub fn server_with_keys(keys: Option<KeyRing>) -> Server {
     let builder = Server::builder(Implementation::new("keel-conformance-server", env!("CARGO_PKG_VERSION")))
         .tool("test_simple_text", "Returns simple text", |_: NoArgs| async {
             "This is a simple text response for testing."
@@ -494,8 +501,7 @@ pub fn server() -> Server {
         .complete_prompt_argument("test_prompt_with_arguments", "arg1", |request| async move {
             ["paris", "park", "party"].into_iter().filter(|v| v.starts_with(&request.value)).map(str::to_owned).collect()
         });
-    // Several instances behind a load balancer must open each other's `requestState`.
-    let builder = match request_state_keys() {
+    let builder = match keys {
         Some((current, previous)) => builder.request_state_keys(current, previous),
         None => builder,
     };

@@ -9,7 +9,7 @@
 //! With `REDIS_URL` set (e.g. `redis://127.0.0.1:6379/`), legacy sessions and their SSE event logs are
 //! shared through that Redis, so that several instances behind a load balancer serve every session.
 //! `REQUEST_STATE_KEYS` (comma-separated 64-hex-digit keys, the current one first) gives the instances a
-//! shared `requestState` key ring.
+//! shared `requestState` key ring; a malformed one stops the server before it serves.
 
 use keel_conformance::fixture;
 
@@ -22,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     // Flushes the spans on the way out.
     let _exporting = keel_conformance::telemetry::from_env("keel-conformance-server")?;
-    let server = fixture::server();
+    let server = fixture::server_with_keys(fixture::request_state_keys()?);
     if std::env::args().any(|a| a == "--stdio") {
         server.serve_stdio().await?;
         return Ok(());
@@ -40,19 +40,6 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("sharing legacy sessions through Redis");
         config = config.redis(&stores);
     }
-    server.serve_http_on(listener, config, termination()).await?;
+    server.serve_http_on(listener, config, keel_mcp::server::http::shutdown_signal()).await?;
     Ok(())
-}
-
-/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-async fn termination() {
-    #[cfg(unix)]
-    if let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
-        return;
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -10,7 +10,8 @@
 //!
 //! The issuer is exactly `http://127.0.0.1:PORT`; the MCP endpoint `http://127.0.0.1:PORT/mcp` answers 401
 //! with a `resource_metadata` pointer until a request carries an access token from this issuer for that
-//! resource. Clients given on the command line are pre-registered with the redirect URI
+//! resource; that 401 asks for `notes:read` only, so a client steps up to `notes:write` (a 403
+//! `insufficient_scope`, then a new authorization) when it first calls `add_note`. Clients given on the command line are pre-registered with the redirect URI
 //! `http://127.0.0.1:3000/callback` (any loopback port is accepted) and the `authorization_code` and
 //! `refresh_token` grants; others register dynamically. With only a confidential client configured the
 //! metadata does not advertise `none`, so a client reading it sends its secret. A line containing
@@ -28,8 +29,9 @@ use std::time::Duration;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use keel_mcp::auth::resource::{JwtConfig, JwtVerifier};
 use keel_mcp::auth::server::{AuthorizationServer, AutoApprove, Client, ClientAuthMethod, ConsentPage};
-use keel_mcp::server::http::{McpService, PeerAddr, ResponseBody};
+use keel_mcp::server::http::{HttpConfig, McpService, PeerAddr, ResponseBody};
 use tower::ServiceExt as _;
 
 const CALLBACK: &str = "http://127.0.0.1:3000/callback";
@@ -131,13 +133,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         authorization.register_client(client)?;
     }
 
-    let config = notes::http_config(&issuer, &format!("{issuer}/jwks"), &resource, |jwt| jwt)
-        .map_err(|e| format!("resource server configuration: {e}"))?;
+    // The 401 asks for `notes:read` only: a client starts with the least and steps up to `notes:write`
+    // (a 403 `insufficient_scope`, then a new authorization) when it first adds a note.
+    let verifier = JwtVerifier::new(JwtConfig::new(&issuer, format!("{issuer}/jwks"), &resource))?;
+    let protection = notes::protection(&issuer, &resource, Arc::new(verifier)).default_scopes([notes::READ]);
+    let config =
+        HttpConfig::default().resource_server(protection).map_err(|e| format!("resource server configuration: {e}"))?;
     let mcp = notes::server().http_service(config);
     let app = Arc::new(App { authorization, mcp: mcp.clone() });
     println!("listening on {issuer} (authorization server {issuer}, MCP server {issuer}/mcp)");
 
-    let shutdown = shutdown_signal();
+    let shutdown = keel_mcp::server::http::shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -160,26 +166,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     mcp.shutdown().await;
     Ok(())
-}
-
-/// Ctrl-C, or SIGTERM where there is one.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
-    }
 }

@@ -62,18 +62,5 @@ async fn main() -> Result<(), keel_mcp::Error> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("serving MCP on http://{addr}/mcp");
     let config = HttpConfig::default().shutdown_grace(std::time::Duration::from_secs(1));
-    server.serve_http_on(listener, config, termination()).await
-}
-
-/// Completes on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-async fn termination() {
-    #[cfg(unix)]
-    if let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
-        return;
-    }
-    let _ = tokio::signal::ctrl_c().await;
+    server.serve_http_on(listener, config, keel_mcp::server::http::shutdown_signal()).await
 }

@@ -123,14 +123,7 @@ async fn main() -> ExitCode {
     };
     let port = listener.local_addr().map_or(args.port, |a| a.port());
     println!("protected_server listening on http://127.0.0.1:{port}/mcp (resource {})", args.resource);
-    let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
-    };
-    match notes::server().serve_http_on(listener, config, shutdown).await {
+    match notes::server().serve_http_on(listener, config, keel_mcp::server::http::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(why) => {
             eprintln!("protected_server: {why}");

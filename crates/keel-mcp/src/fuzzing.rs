@@ -38,7 +38,7 @@ impl RequestState {
 
     /// Seals `state` for a retry of `method` on `target` with `arguments`.
     pub fn seal(&self, method: &str, target: &str, arguments: Option<&RawValue>, state: Option<String>) -> String {
-        self.0.seal(StateBinding { method, target, arguments }, state)
+        self.0.seal(StateBinding { method, target, arguments }, None, state)
     }
 
     /// Opens a `requestState` a client sent back with a call of `method` on `target` with `arguments`.
@@ -49,6 +49,6 @@ impl RequestState {
         arguments: Option<&RawValue>,
         token: &str,
     ) -> Result<Option<String>, ErrorObject> {
-        self.0.open(StateBinding { method, target, arguments }, token)
+        self.0.open(StateBinding { method, target, arguments }, None, token)
     }
 }

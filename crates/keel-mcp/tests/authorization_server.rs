@@ -108,20 +108,20 @@ async fn code(server: &AuthorizationServer, client_id: &str, extra: &[(&str, &st
     answer.query("code").expect("a code")
 }
 
+/// The form of a token request redeeming `code` (naming `client_id` when given).
+fn code_exchange<'a>(code: &'a str, client_id: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
+    let mut pairs = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", VERIFIER),
+    ];
+    pairs.extend(client_id.map(|id| ("client_id", id)));
+    pairs
+}
+
 async fn redeem(server: &AuthorizationServer, client_id: &str, code: &str) -> Answer {
-    post_form(
-        server,
-        "/token",
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", VERIFIER),
-            ("client_id", client_id),
-        ],
-        None,
-    )
-    .await
+    post_form(server, "/token", &code_exchange(code, Some(client_id)), None).await
 }
 
 fn claims(jwt: &str) -> Value {
@@ -930,4 +930,114 @@ async fn private_key_jwt_clients_sign_single_use_assertions() {
     tampered[i] = if tampered[i] == 'A' { 'B' } else { 'A' };
     let tampered: String = tampered.into_iter().collect();
     assert_eq!(grant(tampered).await.error(), "invalid_client");
+}
+
+/// A form POST from `ip`.
+async fn post_form_from(
+    server: &AuthorizationServer,
+    ip: [u8; 4],
+    pairs: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> Answer {
+    let mut request = Request::post("/token").header("content-type", "application/x-www-form-urlencoded");
+    if let Some((id, secret)) = basic {
+        request = request.header("authorization", format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))));
+    }
+    let mut request = request.body(form(pairs)).unwrap();
+    request.extensions_mut().insert(PeerAddr(std::net::SocketAddr::from((ip, 1234))));
+    send(server, request).await
+}
+
+#[tokio::test]
+async fn a_stranger_cannot_spend_a_clients_rate_limit() {
+    // Default limits: 60 token requests a minute per client and address before authentication.
+    let server = server_with(|b| b.rate_limits(RateLimits::default()));
+    let attacker = [10, 0, 0, 66];
+    let junk = [("grant_type", "client_credentials")];
+    let mut statuses = Vec::new();
+    for _ in 0..61 {
+        statuses.push(post_form_from(&server, attacker, &junk, Some(("conf", "wrong"))).await.status);
+        statuses.push(
+            post_form_from(
+                &server,
+                attacker,
+                &[("grant_type", "refresh_token"), ("refresh_token", "x"), ("client_id", "pub")],
+                None,
+            )
+            .await
+            .status,
+        );
+    }
+    assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "the attacker is slowed down");
+    // The real clients, from their own addresses, are not.
+    let c = code(&server, "pub", &[]).await;
+    let ok = post_form_from(&server, [10, 0, 0, 1], &code_exchange(&c, Some("pub")), None).await;
+    assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
+    let c = code(&server, "conf", &[]).await;
+    let ok = post_form_from(&server, [10, 0, 0, 2], &code_exchange(&c, None), Some(("conf", "s3cret"))).await;
+    assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
+}
+
+async fn refresh_with(server: &AuthorizationServer, token: &str) -> Answer {
+    post_form(
+        server,
+        "/token",
+        &[("grant_type", "refresh_token"), ("refresh_token", token), ("client_id", "pub")],
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_refresh_loop_does_not_fill_the_store() {
+    let mut limits = keel_mcp::auth::server::StoreLimits::default();
+    limits.max_refresh_tokens = 2;
+    let server = server_with(|b| b.store(keel_mcp::auth::server::MemoryStore::with_limits(limits)));
+    let offline = [("scope", "notes:read offline_access")];
+    let c = code(&server, "pub", &offline).await;
+    let first = redeem(&server, "pub", &c).await.body["refresh_token"].as_str().unwrap().to_owned();
+    // Rotation replaces a grant's token: spent ones take no room, however long the loop.
+    let mut current = first.clone();
+    for round in 0..20 {
+        let answer = refresh_with(&server, &current).await;
+        assert_eq!(answer.status, StatusCode::OK, "round {round}: {:?}", answer.body);
+        current = answer.body["refresh_token"].as_str().unwrap().to_owned();
+    }
+    // A second grant fits; a third finds the store full and says so, and the others keep refreshing.
+    let c = code(&server, "pub", &offline).await;
+    let other = redeem(&server, "pub", &c).await.body["refresh_token"].as_str().unwrap().to_owned();
+    let c = code(&server, "pub", &offline).await;
+    let full = redeem(&server, "pub", &c).await;
+    assert_eq!((full.status, full.error()), (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"));
+    assert!(full.body["error_description"].as_str().unwrap().contains("refresh"), "{:?}", full.body);
+    assert!(full.body.get("access_token").is_none());
+    let answer = refresh_with(&server, &current).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    current = answer.body["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(refresh_with(&server, &other).await.status, StatusCode::OK);
+    // The very first token, spent twenty rotations ago, is still recognised: its reuse revokes the grant.
+    assert_eq!(refresh_with(&server, &first).await.error(), "invalid_grant");
+    assert_eq!(refresh_with(&server, &current).await.error(), "invalid_grant", "the family is revoked");
+    // And its room is free again.
+    let c = code(&server, "pub", &offline).await;
+    assert_eq!(redeem(&server, "pub", &c).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_registered_scope_does_not_stop_a_later_step_up() {
+    // MCP clients register with the scope of their first challenge and ask for more after a 403
+    // insufficient_scope; anyone may register a new client anyway, so the registered scope is no limit.
+    let server = server();
+    let registered = register(
+        &server,
+        json!({"redirect_uris": [CALLBACK], "token_endpoint_auth_method": "none", "scope": "notes:read"}),
+    )
+    .await;
+    assert_eq!(registered.status, StatusCode::CREATED, "{:?}", registered.body);
+    let id = registered.body["client_id"].as_str().unwrap().to_owned();
+    let c = code(&server, &id, &[("scope", "notes:read notes:write")]).await;
+    let tokens = redeem(&server, &id, &c).await;
+    assert_eq!(claims(tokens.body["access_token"].as_str().unwrap())["scope"], "notes:read notes:write");
+    let unsupported = get(&server, &authorize_uri(&id, &[("scope", "admin")])).await;
+    assert_eq!(unsupported.query("error").as_deref(), Some("invalid_scope"));
 }

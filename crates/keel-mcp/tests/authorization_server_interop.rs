@@ -1,6 +1,7 @@
 //! Interop through the real programs: Keel's `oauth_client` example logs into the `authorization_server`
 //! example (dynamic registration, PKCE, the loopback redirect played headless), calls `whoami`, refreshes
-//! after `--token-ttl`, and a reused refresh token revokes its family.
+//! after `--token-ttl`, and a reused refresh token revokes its family; and it steps up from `notes:read` to
+//! `notes:write` after the MCP server's 403 `insufficient_scope`.
 //!
 //! The examples are built by `cargo test` (all targets); run alone, build them first:
 //! `cargo build -p keel-mcp --examples --features authorization-server,resource-server`.
@@ -93,10 +94,16 @@ fn post_form(url: &str, body: &str) -> Value {
     serde_json::from_str(json).unwrap_or(Value::Null)
 }
 
-/// Runs `oauth_client URL whoami`; plays the browser if it asks for one. Returns its stdout.
+/// Runs `oauth_client URL whoami`; plays the browser if it asks for one. Returns its `result` line.
 fn login_and_whoami(mcp: &str, token_dir: &std::path::Path, expect_browser: bool) -> String {
+    call_tool(mcp, token_dir, &["whoami"], expect_browser)
+}
+
+/// Runs `oauth_client URL TOOL [ARGS]`; plays the browser (once) if it asks for one. Returns its `result` line.
+fn call_tool(mcp: &str, token_dir: &std::path::Path, tool: &[&str], expect_browser: bool) -> String {
     let mut child = Command::new(example("oauth_client"))
-        .args([mcp, "whoami"])
+        .arg(mcp)
+        .args(tool)
         .env("KEEL_OAUTH_NO_BROWSER", "1")
         .env("KEEL_TOKEN_DIR", token_dir)
         .stdout(Stdio::piped())
@@ -130,17 +137,31 @@ fn stored_tokens(dir: &std::path::Path) -> Value {
     serde_json::from_slice(&std::fs::read(file.path()).unwrap()).unwrap()
 }
 
-#[test]
-fn keel_oauth_client_logs_in_refreshes_and_reuse_revokes_the_family() {
+/// Starts the `authorization_server` example with `args` (plus a free port and `--auto-approve`): the
+/// running process and its issuer.
+fn start_example(args: &[&str]) -> (Running, String) {
     let mut server = Command::new(example("authorization_server"))
-        .args(["--port", "0", "--auto-approve", "--token-ttl", "2"])
+        .args(["--port", "0", "--auto-approve"])
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let out = lines(server.stdout.take().unwrap());
-    let _server = Running(server);
+    let server = Running(server);
     let listening = next_matching(&out, |l| l.contains("listening"));
     let issuer = listening.split_whitespace().find(|w| w.starts_with("http://127.0.0.1:")).unwrap().to_owned();
+    (server, issuer)
+}
+
+/// The `whoami` answer in a `result` line.
+fn whoami(result: &str) -> Value {
+    let result: Value = serde_json::from_str(result.trim_start_matches("result ")).unwrap();
+    result["structuredContent"].clone()
+}
+
+#[test]
+fn keel_oauth_client_logs_in_refreshes_and_reuse_revokes_the_family() {
+    let (_server, issuer) = start_example(&["--token-ttl", "2"]);
     let mcp = format!("{issuer}/mcp");
     let dir = std::env::temp_dir().join(format!("keel-as-interop-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -170,5 +191,34 @@ fn keel_oauth_client_logs_in_refreshes_and_reuse_revokes_the_family() {
     assert_eq!(reuse["error"], "invalid_grant", "{reuse}");
     let current = post_form(&format!("{issuer}/token"), &form(&new_refresh));
     assert_eq!(current["error"], "invalid_grant", "{current}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn keel_oauth_client_steps_up_after_insufficient_scope() {
+    let (_server, issuer) = start_example(&[]);
+    let mcp = format!("{issuer}/mcp");
+    let dir = std::env::temp_dir().join(format!("keel-as-step-up-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // The 401 asks for notes:read: that is what the first login gets.
+    let first = whoami(&login_and_whoami(&mcp, &dir, true));
+    assert_eq!(first["sub"], "demo-user", "{first}");
+    let scopes = |who: &Value| -> Vec<String> {
+        who["scopes"].as_array().unwrap().iter().filter_map(|s| s.as_str().map(str::to_owned)).collect()
+    };
+    assert!(scopes(&first).contains(&"notes:read".to_owned()), "{first}");
+    assert!(!scopes(&first).contains(&"notes:write".to_owned()), "{first}");
+
+    // add_note needs notes:write: 403 insufficient_scope, one new authorization (the browser once), success.
+    let added = call_tool(&mcp, &dir, &["add_note", r#"{"text":"stepped up"}"#], true);
+    let added: Value = serde_json::from_str(added.trim_start_matches("result ")).unwrap();
+    assert_ne!(added["isError"], true, "{added}");
+    assert_eq!(added["content"][0]["text"], "added", "{added}");
+
+    // The stored token now carries both scopes; no browser needed.
+    let after = whoami(&login_and_whoami(&mcp, &dir, false));
+    assert!(scopes(&after).contains(&"notes:write".to_owned()), "{after}");
+    assert!(scopes(&after).contains(&"notes:read".to_owned()), "{after}");
     let _ = std::fs::remove_dir_all(&dir);
 }

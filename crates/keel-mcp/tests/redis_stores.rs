@@ -8,7 +8,9 @@ use std::time::Duration;
 use http::StatusCode;
 use http_body_util::BodyExt;
 use keel_mcp::protocol::logging::LoggingLevel;
-use keel_mcp::server::http::{EventStore, HttpConfig, McpService, RedisConfig, RedisStores, SessionStore};
+use keel_mcp::server::http::{
+    EventStore, HttpConfig, McpService, RedisConfig, RedisStores, SessionStore, SessionUpdate,
+};
 use serde_json::{Value, json};
 
 #[path = "support/instances.rs"]
@@ -69,6 +71,73 @@ async fn sessions_roam_change_and_end_across_instances() {
 }
 
 #[tokio::test]
+async fn a_change_is_saved_only_over_the_revision_read_and_never_brings_a_session_back() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (a, stores) = instance(&redis, "update:").await;
+        let store = stores.session_store();
+        let id = session(&a).await;
+        let ttl = Duration::from_secs(60);
+        let (mut record, revision) = store.load(&id, ttl).await.unwrap().unwrap();
+        record.log_level = Some(LoggingLevel::Error);
+        assert_eq!(store.update(&id, &record, revision + 1, ttl).await.unwrap(), SessionUpdate::Stale);
+        assert_eq!(store.update(&id, &record, revision, ttl).await.unwrap(), SessionUpdate::Saved(revision + 1));
+        assert_eq!(store.load(&id, ttl).await.unwrap(), Some((record.clone(), revision + 1)));
+        assert!(store.remove(&id).await.unwrap());
+        assert_eq!(store.update(&id, &record, revision + 1, ttl).await.unwrap(), SessionUpdate::Gone);
+        let exists: bool =
+            redis::cmd("EXISTS").arg(format!("update:s:{id}")).query_async(&mut raw(&redis).await).await.unwrap();
+        assert!(!exists, "the deleted session came back");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn an_instance_number_is_never_given_twice_after_redis_loses_its_data() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (_a, stores_a) = instance(&redis, "numbers:").await;
+        let number = stores_a.session_store().instance();
+        // Redis comes back empty: the instances counter starts over, but A's claim on its number is back with
+        // A's next heartbeat.
+        redis.restart();
+        let mut conn = raw(&redis).await;
+        let claim = format!("numbers:alive:{number}");
+        while !redis::cmd("EXISTS").arg(&claim).query_async::<bool>(&mut conn).await.unwrap() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (_b, stores_b) = instance(&redis, "numbers:").await;
+        assert_ne!(stores_b.session_store().instance(), number, "two running instances share a number");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_session_keeps_its_list_of_streams_as_long_as_a_stream_gets_events() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (_a, stores) = instance(&redis, "listed:").await;
+        let events = stores.event_store();
+        let mut conn = raw(&redis).await;
+        events.append("s", 7, bytes::Bytes::from_static(b"{}"));
+        events.flush().await.unwrap();
+        // As if most of the event TTL had passed since the stream's first event.
+        let _: () = redis::cmd("PEXPIRE").arg("listed:evs:s").arg(1_000).query_async(&mut conn).await.unwrap();
+        events.append("s", 7, bytes::Bytes::from_static(b"{}"));
+        events.flush().await.unwrap();
+        let ttl: i64 = redis::cmd("PTTL").arg("listed:evs:s").query_async(&mut conn).await.unwrap();
+        assert!(ttl > 1_000, "the list of the session's streams expires before its stream: {ttl} ms");
+        let listed: bool =
+            redis::cmd("SISMEMBER").arg("listed:evs:s").arg("listed:ev:s:7").query_async(&mut conn).await.unwrap();
+        assert!(listed);
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
 async fn a_call_in_a_held_session_costs_one_round_trip() {
     let Some(redis) = RedisServer::start() else { return };
     tokio::time::timeout(BOUND, async {
@@ -81,8 +150,9 @@ async fn a_call_in_a_held_session_costs_one_round_trip() {
         let mut commands: Vec<&str> = info
             .lines()
             .filter_map(|l| l.strip_prefix("cmdstat_"))
-            // Leave out the test's own commands, and the instance heartbeat (`SET`, every 2 s with tasks).
-            .filter(|l| !l.starts_with("config") && !l.starts_with("info") && !l.starts_with("set:"))
+            // Leave out the test's own commands, and the instance heartbeat (every 2 s: an `EVAL` that runs
+            // `GET` and `SET`).
+            .filter(|l| !["config", "info", "eval:", "get:", "set:"].iter().any(|heartbeat| l.starts_with(heartbeat)))
             .collect();
         commands.sort_unstable();
         // One pipeline, each command once: PEXPIRE (refresh the expiry) and HGET (the record's revision).
@@ -189,6 +259,39 @@ async fn ending_a_session_sends_redis_no_empty_command() {
 }
 
 #[tokio::test]
+async fn ending_a_session_removes_its_streams_in_one_command() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (_a, stores) = instance(&redis, "ending:").await;
+        let events = stores.event_store();
+        for stream in [1, 2] {
+            events.append("s", stream, bytes::Bytes::from_static(b"{}"));
+        }
+        events.flush().await.unwrap();
+        let mut conn = raw(&redis).await;
+        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
+        events.remove_session("s");
+        events.flush().await.unwrap();
+        for key in ["ending:evs:s", "ending:ev:s:1", "ending:ev:s:2"] {
+            let exists: bool = redis::cmd("EXISTS").arg(key).query_async(&mut conn).await.unwrap();
+            assert!(!exists, "{key} is left");
+        }
+        // One script, not a read of the set and then a deletion: the writer waits for one round trip, not two.
+        let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+        // (The heartbeat's `EVAL` may land here too, never an `SMEMBERS`: count the removal's by the `DEL`s.)
+        let calls = |command: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+                .and_then(|rest| rest.split(',').next()?.parse::<u32>().ok())
+                .unwrap_or(0)
+        };
+        assert!(calls("eval") >= 1 && calls("smembers") == 1 && calls("del") == 2, "{info}");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
 async fn an_unknown_stream_is_404_on_any_instance() {
     let Some(redis) = RedisServer::start() else { return };
     tokio::time::timeout(BOUND, async {
@@ -266,6 +369,394 @@ async fn answers_and_cancellations_cross_instances_through_redis() {
         assert_eq!(events(&mut standalone, 1).await.len(), 1, "the priming event");
         assert_eq!(delete(&b, &id).await.status(), StatusCode::OK);
         assert!(events(&mut standalone, usize::MAX).await.is_empty(), "the stream ends");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_call_lives_while_its_stream_is_read_on_another_instance_and_no_longer() {
+    let Some(redis) = RedisServer::start() else { return };
+    // Long enough that a loaded machine's bus latency does not look like an abandoned stream.
+    let grace = Duration::from_secs(1);
+    let url = redis.url();
+    let instance = |prefix| {
+        let url = url.clone();
+        async move {
+            let config = RedisConfig::new(url).key_prefix(prefix).timeout(Duration::from_millis(500));
+            let stores = RedisStores::connect(config).await.expect("Redis is up");
+            let config = HttpConfig::default().stream_resume_grace(grace).redis(&stores);
+            (server().http_service(config), stores)
+        }
+    };
+    tokio::time::timeout(BOUND, async {
+        let (a, _sa) = instance("reading:").await;
+        let (b, _sb) = instance("reading:").await;
+        let id = session(&a).await;
+        let linger = json!({"name": "linger", "arguments": {}, "_meta": {"progressToken": "p"}});
+        // The client reads the priming event and the progress notification on A, then resumes on B.
+        let mut body = call(&a, &id, 1, "tools/call", linger.clone()).await.into_body();
+        let first = events(&mut body, 2).await;
+        drop(body);
+        let last = first.last().and_then(|e| e.id.clone()).expect("events carry ids");
+        let response = get(&b, &id, Some(&last)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut resumed = response.into_body();
+        // Several graces pass with the client reading on B only (time passing is what is tested): A keeps
+        // the call.
+        let read = tokio::time::timeout(grace * 4, events(&mut resumed, 1)).await;
+        assert!(read.is_err(), "nothing to read until the call answers: {read:?}");
+        LINGER_GO_ON.notify_one();
+        let rest = events(&mut resumed, usize::MAX).await;
+        let (_, result) = summarize(&rest);
+        assert_eq!(result.as_deref(), Some("let go"), "the call answered: {rest:?}");
+        // Once the client reads nowhere, the grace applies: the call is cancelled.
+        let mut body = call(&a, &id, 2, "tools/call", linger).await.into_body();
+        let first = events(&mut body, 2).await;
+        drop(body);
+        let last = first.last().and_then(|e| e.id.clone()).expect("events carry ids");
+        let mut resumed = get(&b, &id, Some(&last)).await.into_body();
+        let read = tokio::time::timeout(grace, events(&mut resumed, 1)).await;
+        assert!(read.is_err(), "nothing to read yet: {read:?}");
+        drop(resumed);
+        LINGER_CANCELLED.notified().await;
+    })
+    .await
+    .expect("bounded");
+}
+
+/// Writes event `seq` (a log notification) to the Redis stream `key`, as the instance running it would.
+async fn write_event(connection: &mut redis::aio::MultiplexedConnection, key: &str, seq: u64) {
+    let message =
+        json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": seq}});
+    let _: String = redis::cmd("XADD")
+        .arg(key)
+        .arg(format!("0-{seq}"))
+        .arg("m")
+        .arg(message.to_string())
+        .query_async(connection)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_stream_of_an_instance_that_is_gone_ends_at_once_elsewhere() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (b, stores_b) = instance(&redis, "gone:").await;
+        let id = session(&b).await;
+        // Instance 999 ran a stream of the session and died before its end: its events are in Redis, its
+        // heartbeat is not.
+        let stream = (999u64 << 32) + 1;
+        let key = format!("gone:ev:{id}:{stream}");
+        let mut redis_connection = raw(&redis).await;
+        for seq in 1..=2 {
+            write_event(&mut redis_connection, &key, seq).await;
+        }
+        let _: u64 = redis::cmd("SADD")
+            .arg(format!("gone:evs:{id}"))
+            .arg(&key)
+            .query_async(&mut redis_connection)
+            .await
+            .unwrap();
+        // The client resumes after event 1: it gets event 2, then the end, without waiting for more.
+        let response = get(&b, &id, Some(&format!("{stream}_1"))).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let rest = tokio::time::timeout(Duration::from_secs(5), events(&mut response.into_body(), usize::MAX))
+            .await
+            .expect("the relay ends at once");
+        assert_eq!(rest.len(), 1, "{rest:?}");
+        assert_eq!(rest[0].id.as_deref(), Some(format!("{stream}_2").as_str()));
+        // Resuming after the last event: nothing is left, nothing will come.
+        let response = get(&b, &id, Some(&format!("{stream}_2"))).await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        // A live instance's stream is still followed: B's own heartbeat is there.
+        let alive: bool = redis::cmd("EXISTS")
+            .arg(format!("gone:alive:{}", stores_b.session_store().instance()))
+            .query_async(&mut redis_connection)
+            .await
+            .unwrap();
+        assert!(alive, "an instance says it runs from the start, without the tasks feature too");
+        // Its heartbeat outlasts a Redis stall the connection rides out (timeout and reconnection).
+        let lapse: u64 = redis::cmd("PTTL")
+            .arg(format!("gone:alive:{}", stores_b.session_store().instance()))
+            .query_async(&mut redis_connection)
+            .await
+            .unwrap();
+        assert!(lapse > 10_000, "the heartbeat lapses after {lapse} ms");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_redis_that_does_not_answer_delays_a_held_session_by_the_timeout_at_most() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (a, _sa) = instance(&redis, "silent:").await;
+        let held = session(&a).await;
+        // Redis goes, and something takes its port that accepts connections and never answers (what a
+        // blackholed or stalled Redis looks like): reconnecting hangs.
+        redis.stop();
+        let _silent = std::net::TcpListener::bind(("127.0.0.1", redis.port())).expect("Redis's port is free");
+        // The instance's configured timeout is 500 ms: each request of the session it holds waits that long
+        // at most, then is served from the copy.
+        for id in 1..=3 {
+            let started = std::time::Instant::now();
+            assert_eq!(call_tool(&a, &held, id, "nothing", json!({})).await.status(), StatusCode::OK);
+            let waited = started.elapsed();
+            assert!(waited < Duration::from_millis(1500), "request {id} waited {waited:?}");
+        }
+    })
+    .await
+    .expect("bounded");
+}
+
+/// A TCP relay to Redis whose connections can go silent: once frozen, the connections it holds stay open
+/// and carry nothing more (a half-open connection, as a NAT or firewall that forgot it leaves); the
+/// connections it accepts afterwards work. It may also hold what clients send for `delay` (a slow link).
+struct Relay {
+    port: u16,
+    frozen: tokio::sync::watch::Sender<u64>,
+}
+
+/// Copies `from` to `to`, holding each chunk for `delay`, until either side closes.
+async fn pump(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    delay: Duration,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buffer = vec![0u8; 16 * 1024];
+    while let Ok(read @ 1..) = from.read(&mut buffer).await {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Completes once the relay is frozen past `epoch`.
+async fn frozen_after(freeze: &mut tokio::sync::watch::Receiver<u64>, epoch: u64) {
+    while *freeze.borrow_and_update() <= epoch {
+        if freeze.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Relay {
+    async fn start(to: u16, delay: Duration) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = tokio::sync::watch::channel(0u64).0;
+        let freezes = frozen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut freeze = freezes.subscribe();
+                let epoch = *freeze.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else { return };
+                    let relayed = async {
+                        let ((client_in, client_out), (server_in, server_out)) = (client.split(), server.split());
+                        tokio::join!(pump(client_in, server_out, delay), pump(server_in, client_out, Duration::ZERO));
+                    };
+                    tokio::select! {
+                        () = relayed => {}
+                        () = frozen_after(&mut freeze, epoch) => {
+                            // Silent, but open on both sides.
+                            let _open = (client, server);
+                            std::future::pending::<()>().await;
+                        }
+                    }
+                });
+            }
+        });
+        Relay { port, frozen }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Silences every connection open now.
+    fn freeze(&self) {
+        self.frozen.send_modify(|f| *f += 1);
+    }
+}
+
+#[tokio::test]
+async fn a_slow_first_bus_subscription_is_logged() {
+    let Some(redis) = RedisServer::start() else { return };
+    // `connect` runs on this (current-thread) runtime, so this thread's subscriber sees its warning.
+    let (logged, _guard) = span_capture::capture(tracing::Level::WARN);
+    tokio::time::timeout(BOUND, async {
+        // The first connection (the stores' own) reaches Redis; later ones (the bus's) are accepted and never
+        // answered.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let to = redis.port();
+        tokio::spawn(async move {
+            let Ok((mut client, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else { return };
+                let ((client_in, client_out), (server_in, server_out)) = (client.split(), server.split());
+                tokio::join!(pump(client_in, server_out, Duration::ZERO), pump(server_in, client_out, Duration::ZERO));
+            });
+            let mut silent = Vec::new();
+            while let Ok((client, _)) = listener.accept().await {
+                silent.push(client);
+            }
+        });
+        let config = RedisConfig::new(format!("redis://127.0.0.1:{port}/"))
+            .key_prefix("slow-bus:")
+            .timeout(Duration::from_millis(300));
+        let _stores = RedisStores::connect(config).await.expect("Redis is up");
+    })
+    .await
+    .expect("bounded");
+    assert!(logged.text().contains("session bus is not subscribed"), "{}", logged.text());
+}
+
+#[tokio::test]
+async fn a_bus_connection_gone_silent_is_replaced() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let relay = Relay::start(redis.port(), Duration::ZERO).await;
+        let connect = |url: String| async move {
+            let config = RedisConfig::new(url).key_prefix("silent-bus:").timeout(Duration::from_millis(500));
+            let stores = RedisStores::connect(config).await.expect("Redis is up");
+            (server().http_service(HttpConfig::default().redis(&stores)), stores)
+        };
+        // A reaches Redis through the relay, B directly.
+        let (a, _sa) = connect(relay.url()).await;
+        let (b, _sb) = connect(redis.url()).await;
+        let id = session(&a).await;
+        let mut direct = raw(&redis).await;
+        let subscribers = |direct: &mut redis::aio::MultiplexedConnection| {
+            let mut direct = direct.clone();
+            async move {
+                let (_, n): (String, u64) = redis::cmd("PUBSUB")
+                    .arg("NUMSUB")
+                    .arg("silent-bus:bus")
+                    .query_async::<Vec<(String, u64)>>(&mut direct)
+                    .await
+                    .unwrap()
+                    .remove(0);
+                n
+            }
+        };
+        assert_eq!(subscribers(&mut direct).await, 2);
+        // A's connections go silent; Redis still counts its subscription. A notices and subscribes anew.
+        relay.freeze();
+        let mut polls = 0;
+        while subscribers(&mut direct).await < 3 {
+            polls += 1;
+            assert!(polls < 150, "A never subscribed again");
+            // A reconnects by itself and tells no one: poll, at a bounded pace.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The bus works for A again: an answer posted to B reaches A's handler.
+        assert_eq!(ask_answered_elsewhere(&a, &b, &id, "Ada").await, "hello Ada");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_resumption_elsewhere_waits_for_a_running_stream_redis_does_not_know_yet() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (b, _sb) = instance(&redis, "early:").await;
+        let id = session(&b).await;
+        // Instance 998 runs (its heartbeat is there) a stream whose first event has not reached Redis yet
+        // when the client, which saw it, resumes on B.
+        let stream = (998u64 << 32) + 1;
+        let mut direct = raw(&redis).await;
+        let _: () = redis::cmd("SET").arg("early:alive:998").arg(1).query_async(&mut direct).await.unwrap();
+        let resumed = {
+            let b = b.clone();
+            let (id, last) = (id.clone(), format!("{stream}_0"));
+            tokio::spawn(async move { get(&b, &id, Some(&last)).await })
+        };
+        // The write lands a little later (here 200 ms, within B's 500 ms timeout).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        write_event(&mut direct, &format!("early:ev:{id}:{stream}"), 1).await;
+        let response = resumed.await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let first = events(&mut response.into_body(), 1).await;
+        assert_eq!(first[0].id.as_deref(), Some(format!("{stream}_1").as_str()));
+        // A stream nobody runs is still unknown at once.
+        let started = std::time::Instant::now();
+        let unknown = get(&b, &id, Some(&format!("{}_0", (997u64 << 32) + 1))).await;
+        assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+        assert!(started.elapsed() < Duration::from_millis(400));
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_request_for_a_standalone_stream_nobody_holds_fails_at_once() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        // A generous timeout: a store that cannot tell in time makes the instance send the request anyway.
+        let instance = || async {
+            let config = RedisConfig::new(redis.url()).key_prefix("standalone:").timeout(Duration::from_secs(2));
+            let stores = RedisStores::connect(config).await.expect("Redis is up");
+            (server().http_service(HttpConfig::default().redis(&stores)), stores)
+        };
+        let (a, _sa) = instance().await;
+        let (b, _sb) = instance().await;
+        let id = session(&a).await;
+        // No instance holds a GET stream of the session: the handler's question has nowhere to go, and its
+        // call ends at once instead of waiting for the request timeout.
+        let alone = tokio::time::timeout(Duration::from_secs(5), async {
+            json_body(call_tool_json_only(&a, &id, 1, "ask").await).await
+        })
+        .await
+        .expect("the call ends at once");
+        assert!(alone["result"]["isError"] == true || alone["error"].is_object(), "{alone}");
+        // B holds one: the question reaches the client there.
+        assert_eq!(ask_through_standalone(&a, &b, &id, 2, "Grace").await, "hello Grace");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_waits_for_the_last_events_to_reach_redis() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        // A reaches Redis over a slow link: what it writes lands 300 ms later.
+        let relay = Relay::start(redis.port(), Duration::from_millis(300)).await;
+        let config = RedisConfig::new(relay.url()).key_prefix("drain:").timeout(Duration::from_secs(5));
+        let stores = RedisStores::connect(config).await.expect("Redis is up");
+        let a = server().http_service(HttpConfig::default().shutdown_grace(Duration::ZERO).redis(&stores));
+        let id = session(&a).await;
+        let linger = json!({"name": "linger", "arguments": {}, "_meta": {"progressToken": "p"}});
+        let mut body = call(&a, &id, 1, "tools/call", linger).await.into_body();
+        let first = events(&mut body, 2).await;
+        let stream = first[0].id.as_deref().and_then(|i| i.split('_').next()).expect("ids").to_owned();
+        let reading = tokio::spawn(async move { events(&mut body, usize::MAX).await });
+        // The shutdown cancels the call (its answer says so) and ends the stream; once it returns, Redis has
+        // both, for a client resuming elsewhere.
+        a.shutdown().await;
+        let mut direct = raw(&redis).await;
+        let ids: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(format!("drain:ev:{id}:{stream}"))
+            .arg("-")
+            .arg("+")
+            .query_async(&mut direct)
+            .await
+            .unwrap();
+        let ids: Vec<&str> = ids.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids.last(), Some(&"1-0"), "the stream's end is in Redis: {ids:?}");
+        assert!(ids.len() >= 3, "the progress notification, the answer and the end: {ids:?}");
+        let rest = reading.await.unwrap();
+        assert!(!rest.is_empty(), "the client saw the stream end: {rest:?}");
     })
     .await
     .expect("bounded");

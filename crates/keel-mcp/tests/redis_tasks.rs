@@ -97,6 +97,9 @@ async fn a_task_is_read_answered_and_cancelled_through_any_instance() {
         let (b, _sb) = instance(&redis).await;
         let created = modern(&a, "tools/call", "task_ask", json!({"name": "task_ask", "arguments": {}})).await;
         let task = created["result"]["taskId"].as_str().expect("a task").to_owned();
+        // The task was shared before its creation was answered: B knows it at once.
+        let first = task_get(&b, &task).await;
+        assert!(first["result"].is_object(), "{first}");
         // B reads the task A runs, questions included, and passes the answer on to A.
         let asked = wait_for(&b, &task, "input_required").await;
         assert!(asked["result"]["inputRequests"]["name"].is_object(), "{asked}");
@@ -142,6 +145,24 @@ async fn a_task_whose_instance_died_ends_failed() {
         assert!(failed["result"]["error"]["message"].as_str().unwrap().contains("stopped"), "{failed}");
         // For good.
         assert_eq!(task_get(&b, &task).await["result"]["status"], "failed");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn without_redis_a_task_is_not_started_and_reading_one_is_retryable() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (a, _sa) = instance(&redis).await;
+        let (b, _sb) = instance(&redis).await;
+        redis.stop();
+        // Another instance could not read the task: it is not started, and the client hears why.
+        let created = modern(&a, "tools/call", "task_wait", json!({"name": "task_wait", "arguments": {}})).await;
+        assert_eq!(created["error"]["code"], -32603, "{created}");
+        // An instance that cannot ask Redis does not call a task unknown (-32602, final), but unavailable.
+        let read = task_get(&b, "some-task").await;
+        assert_eq!(read["error"]["code"], -32603, "{read}");
     })
     .await
     .expect("bounded");

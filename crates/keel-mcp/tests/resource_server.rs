@@ -5,8 +5,11 @@
 //! HTTP server serving a JWKS, and tokens are minted here with test keys. The last tests run the example
 //! binary itself (built by `cargo test` with the examples) over TCP.
 
+#[path = "support/example_process.rs"]
+mod example_process;
 #[path = "../examples/protected_app/notes.rs"]
 mod notes;
+use example_process::{ExampleProcess, example_binary};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -774,22 +777,6 @@ async fn the_principal_reaches_handlers_in_both_eras() {
 // ---------------------------------------------------------------------------------------------------------
 // The example binary itself, over TCP.
 
-/// `target/<profile>/examples/protected_server`, which `cargo test` builds with the examples (a run limited
-/// to `--test resource_server` does not: build it first with `cargo build --example protected_server
-/// --features resource-server`).
-fn example_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let binary = profile_dir.join("examples").join("protected_server");
-    assert!(
-        binary.exists(),
-        "{} is missing: run `cargo test --all-features` (it builds the examples) or `cargo build --example \
-         protected_server --features resource-server` first",
-        binary.display()
-    );
-    binary
-}
-
 async fn over_tcp(addr: SocketAddr, request: Request<Full<Bytes>>) -> (StatusCode, http::HeaderMap, Value) {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, connection) =
@@ -803,20 +790,11 @@ async fn over_tcp(addr: SocketAddr, request: Request<Full<Bytes>>) -> (StatusCod
 
 #[tokio::test]
 async fn the_example_binary_enforces_its_configuration_and_stops_on_sigterm() {
-    use tokio::io::AsyncBufReadExt as _;
     let key = Signer::new("k1");
     let idp = Idp::start(&[&key]).await;
-    let mut child = tokio::process::Command::new(example_binary())
-        .args(["--port", "0", "--issuer", ISSUER, "--jwks-url", &idp.url, "--resource", RESOURCE])
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
-    assert!(line.contains("listening"), "{line}");
-    let port: u16 = line.split("127.0.0.1:").nth(1).and_then(|rest| rest.split('/').next()).unwrap().parse().unwrap();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let args = ["--port", "0", "--issuer", ISSUER, "--jwks-url", &idp.url, "--resource", RESOURCE];
+    let example = ExampleProcess::start("protected_server", "resource-server", &args).await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], example.port));
 
     let (status, headers, _) = over_tcp(addr, call("whoami", json!({}))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -832,16 +810,13 @@ async fn the_example_binary_enforces_its_configuration_and_stops_on_sigterm() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(headers["www-authenticate"].to_str().unwrap().contains("scope=\"notes:write\""));
 
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
-    assert!(exit.success(), "exits cleanly on SIGTERM: {exit:?}");
+    example.stop_with_sigterm().await;
 }
 
 #[tokio::test]
 async fn the_example_refuses_incomplete_introspection_options() {
     for extra in [&["--introspection-url", "https://idp.example/introspect"][..], &["--client-secret", "s"][..]] {
-        let output = tokio::process::Command::new(example_binary())
+        let output = tokio::process::Command::new(example_binary("protected_server", "resource-server"))
             .args(["--port", "0", "--issuer", ISSUER, "--jwks-url", "https://idp.example/jwks", "--resource", RESOURCE])
             .args(extra)
             .output()

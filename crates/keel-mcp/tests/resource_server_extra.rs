@@ -22,6 +22,10 @@ use keel_mcp::server::{NoArgs, RequestContext, Server};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+#[path = "support/example_process.rs"]
+mod example_process;
+use example_process::ExampleProcess;
+
 const RESOURCE: &str = "http://localhost:3000/mcp";
 const PRM_PATH: &str = "/.well-known/oauth-protected-resource/mcp";
 const ISSUER: &str = "https://idp.example";
@@ -51,7 +55,8 @@ struct Introspection {
 }
 
 impl Introspection {
-    /// Knows `alice-token` (active), `bound-token` (active, bound to `jkt`), `expired-token` (active per the
+    /// Knows `alice-token` (active), `bound-token` (active, bound to `jkt`), `bound-to-<thumbprint>` (active,
+    /// bound to that key), `expired-token` (active per the
     /// server but past `exp`); every other token is inactive. Checks the client's Basic credentials.
     async fn start(jkt: Option<String>) -> Introspection {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -116,6 +121,12 @@ fn answer(token: &str, jkt: Option<&str>) -> Value {
         "bound-token" => {
             let mut bound = active;
             bound["cnf"] = json!({"jkt": jkt});
+            bound
+        }
+        // A token bound to the key whose thumbprint follows the prefix.
+        t if t.starts_with("bound-to-") => {
+            let mut bound = active;
+            bound["cnf"] = json!({"jkt": &t["bound-to-".len()..]});
             bound
         }
         "expired-token" => {
@@ -270,6 +281,24 @@ async fn dpop_valid_proof_from_keels_client_is_admitted_once() {
 }
 
 #[tokio::test]
+async fn dpop_one_key_cannot_fill_the_replay_cache_for_the_others() {
+    let s = dpop_setup(DpopVerifier::new().replay_quota_per_key(2), false).await;
+    let proof = || s.key.proof("POST", RESOURCE, Some("bound-token"), None).unwrap();
+    for _ in 0..2 {
+        assert_eq!(send(&s.svc, dpop("bound-token", &proof())).await.status(), StatusCode::OK);
+    }
+    // The flooding key is told to slow down, with a time to wait; nobody else is.
+    let refused = send(&s.svc, dpop("bound-token", &proof())).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert!(text(refused).await.contains("too many DPoP proofs from this key"));
+    let other = Dpop::generate().unwrap();
+    let token = format!("bound-to-{}", thumbprint(other.jwk()));
+    let theirs = other.proof("POST", RESOURCE, Some(&token), None).unwrap();
+    assert_eq!(send(&s.svc, dpop(&token, &theirs)).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
 async fn dpop_proofs_that_do_not_fit_the_request_are_refused() {
     let s = dpop_setup(DpopVerifier::new(), false).await;
     let other_url = s.key.proof("POST", "http://localhost:3000/other", Some("bound-token"), None).unwrap();
@@ -371,14 +400,6 @@ async fn dpop_nonce_round_trip() {
 // ---------------------------------------------------------------------------------------------------------
 // The `protected_server` example with `--introspection-url … --dpop`, over TCP.
 
-/// `target/<profile>/examples/protected_server`, built by `cargo test --all-features` with the examples.
-fn example_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let binary = exe.parent().and_then(|deps| deps.parent()).unwrap().join("examples").join("protected_server");
-    assert!(binary.exists(), "build it first: cargo build --example protected_server --features resource-server");
-    binary
-}
-
 async fn over_tcp(port: u16, request: Request<Full<Bytes>>) -> Response<hyper::body::Incoming> {
     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
     let (mut sender, connection) =
@@ -389,20 +410,14 @@ async fn over_tcp(port: u16, request: Request<Full<Bytes>>) -> Response<hyper::b
 
 #[tokio::test]
 async fn the_example_with_introspection_and_dpop() {
-    use tokio::io::AsyncBufReadExt as _;
     let key = Dpop::generate().unwrap();
     let idp = Introspection::start(Some(thumbprint(key.jwk()))).await;
-    let mut child = tokio::process::Command::new(example_binary())
-        .args(["--port", "0", "--issuer", ISSUER, "--jwks-url", "https://idp.example/jwks", "--resource", RESOURCE])
-        .args(["--introspection-url", &idp.url, "--client-id", "rs", "--client-secret", "rs-secret", "--dpop"])
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await.unwrap().unwrap().unwrap();
-    assert!(line.contains("listening"), "{line}");
-    let port: u16 = line.split("127.0.0.1:").nth(1).and_then(|rest| rest.split('/').next()).unwrap().parse().unwrap();
+    let args = ["--port", "0", "--issuer", ISSUER, "--jwks-url", "https://idp.example/jwks", "--resource", RESOURCE];
+    let introspection =
+        ["--introspection-url", &idp.url, "--client-id", "rs", "--client-secret", "rs-secret", "--dpop"];
+    let example =
+        ExampleProcess::start("protected_server", "resource-server", &[&args[..], &introspection[..]].concat()).await;
+    let port = example.port;
 
     // Bearer is refused outright; the challenge is DPoP's.
     let refused = over_tcp(port, bearer("alice-token")).await;
@@ -417,8 +432,5 @@ async fn the_example_with_introspection_and_dpop() {
     assert_eq!(body["result"]["structuredContent"]["scopes"], json!(["notes:read"]));
     assert!(idp.calls.load(Ordering::SeqCst) >= 1, "the token was introspected");
 
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.unwrap().unwrap();
-    assert!(exit.success(), "exits cleanly on SIGTERM: {exit:?}");
+    example.stop_with_sigterm().await;
 }

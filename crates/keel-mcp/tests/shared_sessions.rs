@@ -2,15 +2,17 @@
 //! instance serves any session, changes and DELETE are seen everywhere, and a store that fails refuses
 //! new sessions with 503 while stateless requests go on.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
 use keel_mcp::protocol::logging::LoggingLevel;
 use keel_mcp::server::http::{
-    HttpConfig, McpService, MemorySessionBus, MemorySessionStore, SessionRecord, SessionStore, StoreError, StoreFuture,
+    EventStore, HttpConfig, McpService, MemoryEventStore, MemorySessionBus, MemorySessionStore, SessionRecord,
+    SessionStore, SessionUpdate, StoreError, StoreFuture,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[path = "support/instances.rs"]
 mod instances;
@@ -96,6 +98,9 @@ impl SessionStore for Down {
     fn save<'a>(&'a self, _: &'a str, _: &'a SessionRecord, _: Duration) -> StoreFuture<'a, u64> {
         Box::pin(async { Err(StoreError::new("down")) })
     }
+    fn update<'a>(&'a self, _: &'a str, _: &'a SessionRecord, _: u64, _: Duration) -> StoreFuture<'a, SessionUpdate> {
+        Box::pin(async { Err(StoreError::new("down")) })
+    }
     fn load<'a>(&'a self, _: &'a str, _: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
         Box::pin(async { Err(StoreError::new("down")) })
     }
@@ -121,6 +126,105 @@ async fn a_store_that_is_down_refuses_new_sessions_but_not_stateless_calls() {
     let response = send(&service, request).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(json_body(response).await["result"]["content"][0]["text"], "still here");
+}
+
+/// What lands on the shared record right after an instance checked it, before that instance saves the
+/// change its request made: another instance's DELETE (or the record's expiry), or another instance's change.
+#[derive(Debug)]
+enum Race {
+    Delete,
+    Subscribe(&'static str),
+}
+
+/// One instance's handle on `store` that makes the armed [`Race`] happen right after its next `touch`.
+#[derive(Debug)]
+struct Racing {
+    store: Arc<MemorySessionStore>,
+    handle: Arc<dyn SessionStore>,
+    race: std::sync::Mutex<Option<Race>>,
+}
+
+impl Racing {
+    fn new(store: &Arc<MemorySessionStore>) -> Arc<Self> {
+        Arc::new(Racing { store: store.clone(), handle: store.instance_handle(), race: Default::default() })
+    }
+
+    fn arm(&self, race: Race) {
+        *self.race.lock().unwrap() = Some(race);
+    }
+}
+
+impl SessionStore for Racing {
+    fn instance(&self) -> u32 {
+        self.handle.instance()
+    }
+    fn save<'a>(&'a self, id: &'a str, record: &'a SessionRecord, ttl: Duration) -> StoreFuture<'a, u64> {
+        self.handle.save(id, record, ttl)
+    }
+    fn update<'a>(
+        &'a self,
+        id: &'a str,
+        record: &'a SessionRecord,
+        revision: u64,
+        ttl: Duration,
+    ) -> StoreFuture<'a, SessionUpdate> {
+        self.handle.update(id, record, revision, ttl)
+    }
+    fn load<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
+        self.handle.load(id, ttl)
+    }
+    fn touch<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<u64>> {
+        Box::pin(async move {
+            let revision = self.handle.touch(id, ttl).await?;
+            let race = self.race.lock().unwrap().take();
+            match race {
+                Some(Race::Delete) => {
+                    self.store.remove(id).await?;
+                }
+                Some(Race::Subscribe(uri)) => {
+                    let (mut record, _) = self.store.load(id, ttl).await?.expect("the session is stored");
+                    record.subscriptions.push(uri.into());
+                    self.store.save(id, &record, ttl).await?;
+                }
+                None => {}
+            }
+            Ok(revision)
+        })
+    }
+    fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
+        self.handle.remove(id)
+    }
+}
+
+/// An instance on a [`Racing`] handle, with a session: the store, the handle, the instance, the session id.
+async fn racing_session() -> (Arc<MemorySessionStore>, Arc<Racing>, McpService, String) {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let racing = Racing::new(&store);
+    let a = server().http_service(HttpConfig::default().session_store(racing.clone()));
+    let id = session(&a).await;
+    (store, racing, a, id)
+}
+
+#[tokio::test]
+async fn a_change_saved_after_a_delete_elsewhere_does_not_bring_the_session_back() {
+    let (store, racing, a, id) = racing_session().await;
+    racing.arm(Race::Delete);
+    let answer = json_body(call(&a, &id, 1, "logging/setLevel", json!({"level": "error"})).await).await;
+    assert!(answer["error"].is_object(), "{answer}");
+    assert_eq!(store.load(&id, Duration::from_secs(60)).await.unwrap(), None, "the deleted session came back");
+    assert_eq!(call_tool(&a, &id, 2, "nothing", json!({})).await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn changes_made_at_once_on_two_instances_are_both_kept() {
+    let (store, racing, a, id) = racing_session().await;
+    // Another instance subscribes just as A sets the level: A's save must not drop the subscription.
+    racing.arm(Race::Subscribe("test://subscribed"));
+    let answer = json_body(call(&a, &id, 1, "logging/setLevel", json!({"level": "error"})).await).await;
+    assert!(answer["result"].is_object(), "{answer}");
+    let (record, _) = store.load(&id, Duration::from_secs(60)).await.unwrap().unwrap();
+    assert_eq!(record.log_level, Some(LoggingLevel::Error));
+    assert_eq!(record.subscriptions, ["test://subscribed"]);
 }
 
 #[tokio::test]
@@ -162,20 +266,9 @@ async fn a_request_without_a_stream_reaches_the_standalone_stream_another_instan
     let (a, b) = pair(&store);
     tokio::time::timeout(BOUND, async {
         let id = session(&a).await;
-        // The client's GET stream is open on B.
-        let response = get(&b, &id, None).await;
-        assert_eq!(response.status(), StatusCode::OK);
-        let mut standalone = response.into_body();
-        assert_eq!(events(&mut standalone, 1).await.len(), 1, "the priming event");
-        // A tool on A, called by a client that takes JSON only, asks on the standalone stream.
-        let call = {
-            let (a, id) = (a.clone(), id.clone());
-            tokio::spawn(async move { json_body(call_tool_json_only(&a, &id, 2, "ask").await).await })
-        };
-        let asked = next_request(&mut standalone, "elicitation/create").await;
-        let reply = json!({"action": "accept", "content": {"name": "Grace"}});
-        assert_eq!(answer(&b, &id, &asked, reply).await.status(), StatusCode::ACCEPTED);
-        assert_eq!(call.await.unwrap()["result"]["content"][0]["text"], "hello Grace");
+        // The client's GET stream is open on B; a tool on A, called by a client that takes JSON only, asks
+        // on it.
+        assert_eq!(ask_through_standalone(&a, &b, &id, 2, "Grace").await, "hello Grace");
     })
     .await
     .expect("bounded");
@@ -229,4 +322,155 @@ async fn only_the_principal_that_opened_a_session_uses_it_on_any_instance() {
     assert_eq!(delete_as_bob.status(), StatusCode::NOT_FOUND);
     let delete_as_alice = send(&b, as_principal(request(http::Method::DELETE, Some(&id), None), "alice")).await;
     assert_eq!(delete_as_alice.status(), StatusCode::OK);
+}
+
+/// Two instances sharing `store`, B holding at most one session copy at a time.
+fn pair_with_one_copy_on_b(store: &Arc<MemorySessionStore>) -> (McpService, McpService) {
+    let bus = Arc::new(MemorySessionBus::new(1024));
+    let config = || HttpConfig::default().session_store(store.instance_handle()).session_bus(bus.clone());
+    (server().http_service(config()), server().http_service(config().max_sessions(1)))
+}
+
+/// Calls `ask` in `session` on `service` as request `id` and answers it with `name` there: the stream
+/// number, the elicitation's id, and every event the stream carried.
+async fn ask_and_answer(service: &McpService, session: &str, id: u64, name: &str) -> (String, Value, Vec<Event>) {
+    let response = call_tool(service, session, id, "ask", json!({})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut seen = Vec::new();
+    let asked = loop {
+        let batch = events(&mut body, 1).await;
+        assert!(!batch.is_empty(), "the stream ended before its elicitation: {seen:?}");
+        seen.extend(batch);
+        if let Some(data) = seen.last().and_then(|e| e.data.as_ref()).filter(|d| d["method"] == "elicitation/create") {
+            break data["id"].clone();
+        }
+    };
+    let reply = json!({"action": "accept", "content": {"name": name}});
+    assert_eq!(answer(service, session, &asked, reply).await.status(), StatusCode::ACCEPTED);
+    seen.extend(events(&mut body, usize::MAX).await);
+    let stream = seen[0].id.as_deref().and_then(|i| i.split('_').next()).expect("a priming event with an id");
+    (stream.to_owned(), asked, seen)
+}
+
+#[tokio::test]
+async fn a_session_taken_over_again_gets_new_stream_numbers_and_request_ids() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let (a, b) = pair_with_one_copy_on_b(&store);
+    tokio::time::timeout(BOUND, async {
+        let first = session(&a).await;
+        let second = session(&a).await;
+        let (stream_1, asked_1, _) = ask_and_answer(&b, &first, 1, "one").await;
+        // Taking `second` over lets B's copy of `first` go; its next request takes `first` over again.
+        assert_eq!(call_tool(&b, &second, 1, "nothing", json!({})).await.status(), StatusCode::OK);
+        let (stream_2, asked_2, seen) = ask_and_answer(&b, &first, 2, "two").await;
+        assert_ne!(stream_1, stream_2, "a new stream number");
+        assert_ne!(asked_1, asked_2, "a new server-to-client request id");
+        // Only the new stream's events: its elicitation, then its answer; nothing of the first call.
+        let data: Vec<&Value> = seen.iter().filter_map(|e| e.data.as_ref()).collect();
+        assert_eq!(data.len(), 2, "{seen:?}");
+        assert_eq!(data[1]["id"], 2);
+        assert_eq!(data[1]["result"]["content"][0]["text"], "hello two");
+        assert!(seen.iter().filter_map(|e| e.id.as_deref()).all(|i| i.starts_with(&format!("{stream_2}_"))));
+    })
+    .await
+    .expect("bounded");
+}
+
+/// An event store that says which streams it holds, so that a test can see them go.
+#[derive(Debug)]
+struct Watched {
+    events: MemoryEventStore,
+    held: tokio::sync::watch::Sender<HashSet<(String, u64)>>,
+}
+
+impl Watched {
+    fn new() -> Arc<Self> {
+        Arc::new(Watched { events: MemoryEventStore::new(64), held: tokio::sync::watch::channel(HashSet::new()).0 })
+    }
+
+    /// Waits until the store holds no stream of `session`.
+    async fn wait_released(&self, session: &str) {
+        let mut held = self.held.subscribe();
+        held.wait_for(|streams| streams.iter().all(|(s, _)| s != session)).await.unwrap();
+    }
+}
+
+impl EventStore for Watched {
+    fn append(&self, session: &str, stream: u64, message: bytes::Bytes) -> u64 {
+        self.held.send_modify(|held| {
+            held.insert((session.to_owned(), stream));
+        });
+        self.events.append(session, stream, message)
+    }
+
+    fn events_after(&self, session: &str, stream: u64, after: u64) -> Vec<(u64, bytes::Bytes)> {
+        self.events.events_after(session, stream, after)
+    }
+
+    fn remove_stream(&self, session: &str, stream: u64) {
+        self.events.remove_stream(session, stream);
+        self.held.send_modify(|held| {
+            held.remove(&(session.to_owned(), stream));
+        });
+    }
+
+    fn remove_session(&self, session: &str) {
+        self.events.remove_session(session);
+        self.held.send_modify(|held| held.retain(|(s, _)| s != session));
+    }
+
+    fn release_stream(&self, session: &str, stream: u64) {
+        self.remove_stream(session, stream);
+    }
+}
+
+#[tokio::test]
+async fn an_instance_forgets_the_events_of_a_session_copy_it_let_go() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let bus = Arc::new(MemorySessionBus::new(1024));
+    let watched = Watched::new();
+    let config = || HttpConfig::default().session_store(store.instance_handle()).session_bus(bus.clone());
+    let a = server().http_service(config());
+    let b = server().http_service(config().max_sessions(1).event_store(watched.clone()));
+    tokio::time::timeout(BOUND, async {
+        let first = session(&a).await;
+        let second = session(&a).await;
+        ask_and_answer(&b, &first, 1, "one").await;
+        assert!(watched.held.borrow().iter().any(|(s, _)| *s == first), "B kept the stream's events");
+        // Taking `second` over lets B's copy of `first` go, and the events it kept with it (the session
+        // lives on: another instance may serve it).
+        assert_eq!(call_tool(&b, &second, 1, "nothing", json!({})).await.status(), StatusCode::OK);
+        watched.wait_released(&first).await;
+        // DELETE through another instance lets B's copy of `second` go too.
+        ask_and_answer(&b, &second, 2, "two").await;
+        assert_eq!(delete(&a, &second).await.status(), StatusCode::OK);
+        watched.wait_released(&second).await;
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn an_instance_never_lets_go_of_a_copy_with_a_running_call() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let (a, b) = pair_with_one_copy_on_b(&store);
+    tokio::time::timeout(BOUND, async {
+        let first = session(&a).await;
+        let second = session(&a).await;
+        // A call runs on B in `first`; the client reads its stream there.
+        let linger = json!({"name": "linger", "arguments": {}, "_meta": {"progressToken": "p"}});
+        let response = call(&b, &first, 1, "tools/call", linger).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let mut body = response.into_body();
+        assert_eq!(events(&mut body, 2).await.len(), 2, "the priming event and the progress notification");
+        // B takes `second` over: its copy of `first` has work under way, so it stays, and so does the call.
+        assert_eq!(call_tool(&b, &second, 1, "nothing", json!({})).await.status(), StatusCode::OK);
+        LINGER_GO_ON.notify_one();
+        let rest = events(&mut body, usize::MAX).await;
+        let text = rest.iter().filter_map(|e| e.data.as_ref()).find_map(|d| d["result"]["content"][0]["text"].as_str());
+        assert_eq!(text, Some("let go"), "{rest:?}");
+    })
+    .await
+    .expect("bounded");
 }

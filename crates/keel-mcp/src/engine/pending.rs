@@ -5,8 +5,8 @@
 //! [`Peer`]: super::Peer
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde_json::value::RawValue;
 use tokio::sync::oneshot;
@@ -37,7 +37,9 @@ struct Waiter {
 /// The table of requests this side sent and still waits for.
 pub struct PendingRequests {
     waiters: Mutex<HashMap<RequestId, Waiter>>,
-    next_id: AtomicI64,
+    /// The last id handed out; shared by every copy of a session an instance holds over time, so that an
+    /// id is never handed out twice by one process.
+    next_id: Arc<AtomicI64>,
     max: usize,
 }
 
@@ -50,14 +52,16 @@ impl std::fmt::Debug for PendingRequests {
 impl PendingRequests {
     /// A table holding at most `max` waiting requests.
     pub fn new(max: usize) -> Self {
-        PendingRequests { waiters: Mutex::new(HashMap::new()), next_id: AtomicI64::new(0), max }
+        PendingRequests { waiters: Mutex::new(HashMap::new()), next_id: Arc::new(AtomicI64::new(0)), max }
     }
 
-    /// A table whose ids start after `first` (HTTP sessions shared by several instances give each its own
-    /// range, so that an answer names one instance's request).
+    /// A table that takes its ids from `ids` (the last id handed out), which other tables may share: HTTP
+    /// sessions draw from one counter per process, starting at the instance's own range when several
+    /// instances share sessions, so that an answer names one request of one instance, and a session that
+    /// leaves this process and comes back never reuses an id.
     #[cfg(feature = "http-server")]
-    pub(crate) fn with_ids_after(max: usize, first: i64) -> Self {
-        PendingRequests { waiters: Mutex::new(HashMap::new()), next_id: AtomicI64::new(first), max }
+    pub(crate) fn with_shared_ids(max: usize, ids: Arc<AtomicI64>) -> Self {
+        PendingRequests { waiters: Mutex::new(HashMap::new()), next_id: ids, max }
     }
 
     /// Whether a request `id` waits for its answer here.

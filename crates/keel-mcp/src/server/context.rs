@@ -80,11 +80,16 @@ pub(crate) trait ClientChannel: fmt::Debug + Send + Sync {
 
 /// The verified caller an authorization layer put in the extensions of the HTTP request the MCP request came
 /// in (an `Arc<Principal>`); `None` elsewhere.
-#[cfg_attr(not(feature = "http-server"), expect(unused_variables, reason = "only HTTP carries a principal"))]
 pub(crate) fn principal_of(client: &dyn ClientChannel) -> Option<&Principal> {
+    shared_principal_of(client).map(|principal| &**principal)
+}
+
+/// [`principal_of`], shared: for what outlives the borrow of the channel.
+#[cfg_attr(not(feature = "http-server"), expect(unused_variables, reason = "only HTTP carries a principal"))]
+pub(crate) fn shared_principal_of(client: &dyn ClientChannel) -> Option<&Arc<Principal>> {
     #[cfg(feature = "http-server")]
     if let Some(parts) = client.http_request() {
-        return parts.extensions.get::<Arc<Principal>>().map(|principal| &**principal);
+        return parts.extensions.get::<Arc<Principal>>();
     }
     None
 }

@@ -8,24 +8,27 @@
 //!
 //! `requestState` travels through the client, so it is attacker-controlled: Keel seals it with an
 //! HMAC-SHA256 under a per-server key, bound to the call it was issued for — the method, the target (tool,
-//! prompt or URI) and a SHA-256 digest of the arguments — and to an expiry (15 minutes).
+//! prompt or URI) and a SHA-256 digest of the arguments —, to the caller (the issuer, subject and client of
+//! the request's [`Principal`], when an authorization layer verified one) and to an expiry (15 minutes).
 //!
 //! What that protects: a client cannot forge or alter a state, cannot replay a state issued for one call on
-//! another (a different tool, prompt or resource, or the same one with different arguments), and cannot use
-//! it after it expires. A client can replay a state on the very call it was issued for until it expires:
+//! another (a different tool, prompt or resource, or the same one with different arguments), cannot replay
+//! a state issued to another principal (with the key ring shared by every instance, on any of them), and
+//! cannot use it after it expires. A client can replay a state on the very call it was issued for until it expires:
 //! the server keeps nothing per round, so treat a round's state as "what this call had reached", never as
 //! a one-time authorisation. The state is signed, not encrypted: the client can read it, so a handler must
 //! not put secrets in [`RequestContext::set_input_state`](super::RequestContext::set_input_state).
 //! (Encryption would need an AEAD cipher, which the server feature does not otherwise depend on.)
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::value::RawValue;
 
+use super::principal::{Principal, PrincipalId, same_caller};
 use crate::protocol::{ErrorObject, InputRequest, InputRequests, InputResponses};
 
 /// How long a sealed request state stays valid.
@@ -43,11 +46,17 @@ pub(crate) struct InputRound {
     pub(crate) requested: Mutex<InputRequests>,
     /// State the handler wants carried to the next round.
     pub(crate) next_state: Mutex<Option<String>>,
+    /// Who made the request: the next round's state is sealed to them.
+    pub(crate) caller: Option<Arc<Principal>>,
 }
 
 impl InputRound {
-    pub(crate) fn new(responses: Option<InputResponses>, state: Option<String>) -> Self {
-        InputRound { responses: responses.unwrap_or_default(), state, ..Default::default() }
+    pub(crate) fn new(
+        responses: Option<InputResponses>,
+        state: Option<String>,
+        caller: Option<Arc<Principal>>,
+    ) -> Self {
+        InputRound { responses: responses.unwrap_or_default(), state, caller, ..Default::default() }
     }
 
     /// Records a request for input under `key`.
@@ -94,6 +103,9 @@ struct Sealed {
     a: String,
     /// Expiry, seconds since the epoch.
     e: u64,
+    /// The principal the state was issued to; absent when no authorization layer verified one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<PrincipalId>,
     /// The handler's state.
     s: Option<String>,
 }
@@ -112,20 +124,26 @@ impl StateSealer {
         StateSealer { key, previous }
     }
 
-    /// Seals `state` for a retry of the call `binding` describes.
-    pub(crate) fn seal(&self, binding: StateBinding<'_>, state: Option<String>) -> String {
+    /// Seals `state` for a retry, by `caller`, of the call `binding` describes.
+    pub(crate) fn seal(&self, binding: StateBinding<'_>, caller: Option<&Principal>, state: Option<String>) -> String {
         let expiry = (SystemTime::now() + STATE_TTL).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let StateBinding { method, target, arguments } = binding;
         let a = arguments_digest(arguments);
-        let sealed = Sealed { m: method.to_owned(), t: target.to_owned(), a, e: expiry, s: state };
+        let p = caller.map(PrincipalId::of_principal);
+        let sealed = Sealed { m: method.to_owned(), t: target.to_owned(), a, e: expiry, p, s: state };
         let payload = serde_json::to_vec(&sealed).expect("state encodes");
         let mac = hmac_sha256(&self.key, &payload);
         format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(mac))
     }
 
-    /// Opens a state the client echoed; any tampering, a wrong method, target or arguments, or expiry is
-    /// -32602.
-    pub(crate) fn open(&self, binding: StateBinding<'_>, token: &str) -> Result<Option<String>, ErrorObject> {
+    /// Opens a state `caller` echoed; any tampering, a wrong method, target, arguments or caller, or expiry
+    /// is the same -32602, so a caller learns nothing of why.
+    pub(crate) fn open(
+        &self,
+        binding: StateBinding<'_>,
+        caller: Option<&Principal>,
+        token: &str,
+    ) -> Result<Option<String>, ErrorObject> {
         let StateBinding { method, target, arguments } = binding;
         let invalid = || ErrorObject::invalid_params("invalid requestState");
         let (payload, mac) = token.split_once('.').ok_or_else(invalid)?;
@@ -140,7 +158,12 @@ impl StateSealer {
         }
         let sealed: Sealed = serde_json::from_slice(&payload).map_err(|_| invalid())?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if sealed.m != method || sealed.t != target || sealed.e < now || sealed.a != arguments_digest(arguments) {
+        if sealed.m != method
+            || sealed.t != target
+            || sealed.e < now
+            || sealed.a != arguments_digest(arguments)
+            || !same_caller(sealed.p.as_ref(), caller)
+        {
             return Err(invalid());
         }
         Ok(sealed.s)
@@ -202,14 +225,14 @@ mod tests {
     #[test]
     fn sealed_state_round_trips_and_rejects_tampering() {
         let sealer = StateSealer::random();
-        let token = sealer.seal(call("tools/call", "t", None), Some("step-1".into()));
-        assert_eq!(sealer.open(call("tools/call", "t", None), &token).unwrap(), Some("step-1".into()));
-        assert!(sealer.open(call("tools/call", "other", None), &token).is_err());
-        assert!(sealer.open(call("prompts/get", "t", None), &token).is_err());
-        assert!(sealer.open(call("tools/call", "t", None), &format!("{token}-TAMPERED")).is_err());
-        assert!(sealer.open(call("tools/call", "t", None), "garbage").is_err());
+        let token = sealer.seal(call("tools/call", "t", None), None, Some("step-1".into()));
+        assert_eq!(sealer.open(call("tools/call", "t", None), None, &token).unwrap(), Some("step-1".into()));
+        assert!(sealer.open(call("tools/call", "other", None), None, &token).is_err());
+        assert!(sealer.open(call("prompts/get", "t", None), None, &token).is_err());
+        assert!(sealer.open(call("tools/call", "t", None), None, &format!("{token}-TAMPERED")).is_err());
+        assert!(sealer.open(call("tools/call", "t", None), None, "garbage").is_err());
         let other = StateSealer::random();
-        assert!(other.open(call("tools/call", "t", None), &token).is_err());
+        assert!(other.open(call("tools/call", "t", None), None, &token).is_err());
     }
 
     #[test]
@@ -219,13 +242,13 @@ mod tests {
         let stranger = StateSealer::with_keys([3; 32], vec![[4; 32]]);
         let binding = || call("tools/call", "t", None);
         // Sealed before the rotation (or on an instance not yet rotated), opened after it.
-        let token = old.seal(binding(), Some("s".into()));
-        assert_eq!(rotated.open(binding(), &token).unwrap().as_deref(), Some("s"));
-        assert!(stranger.open(binding(), &token).is_err());
+        let token = old.seal(binding(), None, Some("s".into()));
+        assert_eq!(rotated.open(binding(), None, &token).unwrap().as_deref(), Some("s"));
+        assert!(stranger.open(binding(), None, &token).is_err());
         // Sealed after the rotation: instances that still seal with the old key but know the new one open it.
-        let token = rotated.seal(binding(), None);
-        assert!(StateSealer::with_keys([1; 32], vec![[2; 32]]).open(binding(), &token).is_ok());
-        assert!(old.open(binding(), &token).is_err());
+        let token = rotated.seal(binding(), None, None);
+        assert!(StateSealer::with_keys([1; 32], vec![[2; 32]]).open(binding(), None, &token).is_ok());
+        assert!(old.open(binding(), None, &token).is_err());
     }
 
     #[test]
@@ -233,9 +256,29 @@ mod tests {
         let raw = |s: &str| RawValue::from_string(s.to_owned()).unwrap();
         let (a1, a1_reordered, a2) = (raw(r#"{"a":1,"b":[2]}"#), raw(r#"{ "b": [2], "a": 1 }"#), raw(r#"{"a":2}"#));
         let sealer = StateSealer::random();
-        let token = sealer.seal(call("tools/call", "t", Some(&a1)), None);
-        assert!(sealer.open(call("tools/call", "t", Some(&a1_reordered)), &token).is_ok());
-        assert!(sealer.open(call("tools/call", "t", Some(&a2)), &token).is_err());
-        assert!(sealer.open(call("tools/call", "t", None), &token).is_err());
+        let token = sealer.seal(call("tools/call", "t", Some(&a1)), None, None);
+        assert!(sealer.open(call("tools/call", "t", Some(&a1_reordered)), None, &token).is_ok());
+        assert!(sealer.open(call("tools/call", "t", Some(&a2)), None, &token).is_err());
+        assert!(sealer.open(call("tools/call", "t", None), None, &token).is_err());
+    }
+
+    #[test]
+    fn sealed_state_is_bound_to_the_caller() {
+        let person = |subject: &str| Principal {
+            issuer: Some("https://idp.example".into()),
+            subject: Some(subject.into()),
+            ..Principal::default()
+        };
+        let (alice, bob) = (person("alice"), person("bob"));
+        let mut alice_refreshed = alice.clone();
+        alice_refreshed.scopes = vec!["more".into()];
+        let sealer = StateSealer::random();
+        let binding = || call("tools/call", "t", None);
+        let token = sealer.seal(binding(), Some(&alice), None);
+        assert!(sealer.open(binding(), Some(&alice_refreshed), &token).is_ok());
+        assert!(sealer.open(binding(), Some(&bob), &token).is_err());
+        assert!(sealer.open(binding(), None, &token).is_err());
+        let anonymous = sealer.seal(binding(), None, None);
+        assert!(sealer.open(binding(), Some(&alice), &anonymous).is_err());
     }
 }

@@ -46,3 +46,47 @@ impl Principal {
         self.scopes.iter().any(|granted| granted == scope)
     }
 }
+
+/// Who a principal is, for binding what it creates (a legacy session, a task) to it: the issuer, the subject
+/// and the client. Scopes and expiry are left out: a refreshed token of the same caller is the same caller.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PrincipalId {
+    #[serde(default, rename = "iss", skip_serializing_if = "Option::is_none")]
+    issuer: Option<String>,
+    #[serde(default, rename = "sub", skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+}
+
+impl PrincipalId {
+    /// The identity of `principal`.
+    pub(crate) fn of_principal(principal: &Principal) -> PrincipalId {
+        PrincipalId {
+            issuer: principal.issuer.clone(),
+            subject: principal.subject.clone(),
+            client_id: principal.client_id.clone(),
+        }
+    }
+
+    /// Whether `principal` says who it is well enough to own something: a subject or a client. A token with
+    /// neither (some client-credentials tokens, some introspection answers) would share one identity with
+    /// every other such token of its issuer.
+    pub(crate) fn can_own(principal: &Principal) -> bool {
+        principal.subject.is_some() || principal.client_id.is_some()
+    }
+
+    /// Whether `principal` has this identity (no copy made).
+    pub(crate) fn is(&self, principal: &Principal) -> bool {
+        self.issuer == principal.issuer && self.subject == principal.subject && self.client_id == principal.client_id
+    }
+}
+
+/// Whether `caller` may use what was created by `owner`: the same principal, or no principal on either side.
+pub(crate) fn same_caller(owner: Option<&PrincipalId>, caller: Option<&Principal>) -> bool {
+    match (owner, caller) {
+        (None, None) => true,
+        (Some(owner), Some(caller)) => owner.is(caller),
+        _ => false,
+    }
+}

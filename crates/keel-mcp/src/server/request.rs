@@ -281,9 +281,11 @@ pub(crate) fn layered(server: &ServerInner, target_layers: Option<&Next>, call: 
 }
 
 /// Opens the input round of a modern request: verifies the echoed state and keeps the answers.
+/// The round remembers `call`'s principal, to whom the next state is sealed.
 pub(crate) fn open_input(
     server: &ServerInner,
     scope: &Scope,
+    call: &Caller,
     binding: StateBinding<'_>,
     responses: Option<InputResponses>,
     state: Option<String>,
@@ -291,11 +293,12 @@ pub(crate) fn open_input(
     if !scope.modern() {
         return Ok(None);
     }
+    let caller = super::context::shared_principal_of(call.channel.client());
     let state = match state {
-        Some(token) => server.sealer.open(binding, &token)?,
+        Some(token) => server.sealer.open(binding, caller.map(|p| &**p), &token)?,
         None => None,
     };
-    Ok(Some(Arc::new(InputRound::new(responses, state))))
+    Ok(Some(Arc::new(InputRound::new(responses, state, caller.cloned()))))
 }
 
 /// The input-required result a handler's requests for input turn into.
@@ -313,7 +316,7 @@ pub(crate) fn input_required(
         return Err(ErrorObject::internal("the handler asked for input but recorded no input request"));
     }
     let state = input.next_state.lock().expect("input lock").take();
-    let sealed = server.sealer.seal(binding, state);
+    let sealed = server.sealer.seal(binding, input.caller.as_deref(), state);
     finish(server, scope, InputRequiredResult::new(Some(requests), Some(sealed)))
 }
 

@@ -19,6 +19,7 @@ use super::error::HandlerError;
 use super::error::NoToolResult;
 #[cfg(feature = "http-server")]
 use super::peer_addr::PeerKey;
+use super::principal::{Principal, PrincipalId, same_caller};
 use crate::protocol::jsonrpc::code;
 use crate::protocol::tasks::TaskStatus;
 use crate::protocol::tasks::extension::{DetailedTask, Task};
@@ -79,15 +80,29 @@ pub(crate) enum TaskOwner {
     Unknown,
 }
 
+/// A task as another instance recorded it, and the principal that created it.
+pub(crate) type SharedTask = (DetailedTask, Option<PrincipalId>);
+
 /// Tasks shared by several instances of a server: each instance records the state of the tasks it runs,
 /// and serves `tasks/*` for the others' from those records, passing answers and cancellations on to the
 /// instance that runs the task.
 pub(crate) trait TaskShare: Send + Sync + std::fmt::Debug + 'static {
-    /// Records task `id`'s state (without waiting), to be kept for `ttl`.
-    fn save(&self, id: &str, task: &DetailedTask, ttl: Duration);
+    /// Records task `id`'s state and the principal that created it (without waiting), to be kept for `ttl`.
+    fn save(&self, id: &str, task: &DetailedTask, principal: Option<&PrincipalId>, ttl: Duration);
 
-    /// Another instance's task `id`; a task still running on an instance that is gone is `failed`.
-    fn load<'a>(&'a self, id: &'a str) -> ShareFuture<'a, Option<DetailedTask>>;
+    /// Records task `id`'s state and creator, after every earlier save, and resolves once the other instances
+    /// can read it; an error (bounded by the store's own timeout) when they may not.
+    fn save_now<'a>(
+        &'a self,
+        id: &'a str,
+        task: &'a DetailedTask,
+        principal: Option<&'a PrincipalId>,
+        ttl: Duration,
+    ) -> ShareFuture<'a, Result<(), ErrorObject>>;
+
+    /// Another instance's task `id` and the principal that created it (`None`: no such task); a task still
+    /// running on an instance that is gone is `failed`. An error (retryable) when the store cannot say.
+    fn load<'a>(&'a self, id: &'a str) -> ShareFuture<'a, Result<Option<SharedTask>, ErrorObject>>;
 
     /// Passes `command` on to the instance running task `id` (without waiting).
     fn forward(&self, id: &str, command: TaskCommand);
@@ -112,6 +127,8 @@ pub(crate) struct TaskEntry {
     id: String,
     share: Option<Arc<dyn TaskShare>>,
     owner: TaskOwner,
+    /// The principal whose request created the task: only it may see or steer the task.
+    principal: Option<PrincipalId>,
     input_timeout: Duration,
     created_at: String,
     created: Instant,
@@ -147,8 +164,13 @@ impl TaskStore {
         }
     }
 
-    /// Creates a task in `working` state for `owner`; it can be read back at once (durable creation).
-    pub(crate) fn create(&self, owner: TaskOwner) -> Result<Arc<TaskEntry>, ErrorObject> {
+    /// Creates a task in `working` state for `owner`, bound to `principal`; it can be read back at once
+    /// (durable creation).
+    pub(crate) fn create(
+        &self,
+        owner: TaskOwner,
+        principal: Option<PrincipalId>,
+    ) -> Result<Arc<TaskEntry>, ErrorObject> {
         let mut tasks = self.tasks.lock().expect("task store lock");
         tasks.retain(|_, t| {
             let live = t.created.elapsed() < t.ttl;
@@ -180,6 +202,7 @@ impl TaskStore {
             id: new_task_id(),
             share: self.share.get().cloned(),
             owner,
+            principal,
             input_timeout: self.input_timeout,
             created_at: now.clone(),
             created: Instant::now(),
@@ -198,7 +221,7 @@ impl TaskStore {
         });
         tasks.insert(entry.id.clone(), entry.clone());
         drop(tasks);
-        entry.mirror();
+        // Shared by whoever answers its creation (see `TaskEntry::persist`).
         Ok(entry)
     }
 
@@ -232,15 +255,26 @@ impl TaskStore {
     /// A live task by id; unknown ids are invalid params.
     pub(crate) fn get(&self, id: &str) -> Result<Arc<TaskEntry>, ErrorObject> {
         let tasks = self.tasks.lock().expect("task store lock");
-        tasks
-            .get(id)
-            .filter(|t| t.created.elapsed() < t.ttl)
-            .cloned()
-            .ok_or_else(|| ErrorObject::invalid_params(format!("unknown task: {id}")))
+        tasks.get(id).filter(|t| t.created.elapsed() < t.ttl).cloned().ok_or_else(|| unknown_task(id))
+    }
+
+    /// A live task by id, for `caller`: another principal's task is as unknown as a task that never existed.
+    pub(crate) fn get_for(&self, id: &str, caller: Option<&Principal>) -> Result<Arc<TaskEntry>, ErrorObject> {
+        self.get(id).and_then(|task| if task.belongs_to(caller) { Ok(task) } else { Err(unknown_task(id)) })
     }
 }
 
+/// The answer about a task that does not exist, or that belongs to another principal.
+fn unknown_task(id: &str) -> ErrorObject {
+    ErrorObject::invalid_params(format!("unknown task: {id}"))
+}
+
 impl TaskEntry {
+    /// Whether `caller` is the principal that created the task (or neither has one).
+    pub(crate) fn belongs_to(&self, caller: Option<&Principal>) -> bool {
+        same_caller(self.principal.as_ref(), caller)
+    }
+
     fn status(&self) -> TaskStatus {
         self.state.lock().expect("task lock").status
     }
@@ -284,10 +318,23 @@ impl TaskEntry {
         self.mirror();
     }
 
+    /// Records the task's state where other instances read it, when tasks are shared, and waits until they
+    /// can (bounded by the store's timeout): before its creation is answered, and once it ended.
+    pub(crate) async fn persist(&self) -> Result<(), ErrorObject> {
+        match &self.share {
+            Some(share) => {
+                let ttl = self.ttl.saturating_sub(self.created.elapsed());
+                share.save_now(&self.id, &self.detailed(), self.principal.as_ref(), ttl).await
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Records the task's state where other instances read it, when tasks are shared.
     fn mirror(&self) {
         if let Some(share) = &self.share {
-            share.save(&self.id, &self.detailed(), self.ttl.saturating_sub(self.created.elapsed()));
+            let ttl = self.ttl.saturating_sub(self.created.elapsed());
+            share.save(&self.id, &self.detailed(), self.principal.as_ref(), ttl);
         }
     }
 
@@ -391,6 +438,9 @@ impl TaskEntry {
     }
 }
 
+/// How many times an ended task's state is written to the shared store before giving up (and logging).
+const FINAL_SAVE_ATTEMPTS: u32 = 3;
+
 /// Runs a task's handler in the background until it ends, the client cancels the task, or the task outlives
 /// its time to live (then it is cancelled and forgotten). Either way the handler is dropped here.
 pub(crate) fn run_in_background<F>(store: Arc<TaskStore>, task: Arc<TaskEntry>, run: F)
@@ -402,7 +452,17 @@ where
         tokio::select! {
             outcome = run => task.finish(outcome),
             _ = task.cancellation.cancelled() => {}
-            _ = expiry => store.expire(&task),
+            _ = expiry => return store.expire(&task),
+        }
+        // Its final state must reach the other instances, or they would say `working` until it expires.
+        for attempt in 1..=FINAL_SAVE_ATTEMPTS {
+            match task.persist().await {
+                Ok(()) => break,
+                Err(error) if attempt == FINAL_SAVE_ATTEMPTS => {
+                    tracing::warn!(%error.message, task = %task.id, "a task's final state was not shared");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200) * attempt).await,
+            }
         }
     };
     // Still in the request's span: the task's logs say which call it was.
@@ -414,20 +474,27 @@ where
 pub(crate) struct TaskSlot {
     store: Arc<TaskStore>,
     owner: TaskOwner,
+    principal: Option<PrincipalId>,
     escalate: Mutex<Option<oneshot::Sender<Arc<TaskEntry>>>>,
     pub(crate) entry: OnceLock<Arc<TaskEntry>>,
 }
 
 impl TaskSlot {
-    pub(crate) fn new(store: Arc<TaskStore>, owner: TaskOwner) -> (Arc<TaskSlot>, oneshot::Receiver<Arc<TaskEntry>>) {
+    /// The slot of a request by `owner`, made by `principal` (which the task will be bound to).
+    pub(crate) fn new(
+        store: Arc<TaskStore>,
+        owner: TaskOwner,
+        principal: Option<PrincipalId>,
+    ) -> (Arc<TaskSlot>, oneshot::Receiver<Arc<TaskEntry>>) {
         let (tx, rx) = oneshot::channel();
-        (Arc::new(TaskSlot { store, owner, escalate: Mutex::new(Some(tx)), entry: OnceLock::new() }), rx)
+        let slot = TaskSlot { store, owner, principal, escalate: Mutex::new(Some(tx)), entry: OnceLock::new() };
+        (Arc::new(slot), rx)
     }
 
     /// Turns the request into a task: creates it and tells the dispatcher to answer with it.
     pub(crate) fn escalate(&self) -> Result<(), HandlerError> {
         let Some(tx) = self.escalate.lock().expect("slot lock").take() else { return Ok(()) };
-        let entry = self.store.create(self.owner)?;
+        let entry = self.store.create(self.owner, self.principal.clone())?;
         let _ = self.entry.set(entry.clone());
         let _ = tx.send(entry);
         Ok(())
@@ -486,7 +553,7 @@ mod tests {
     #[tokio::test]
     async fn input_round_trip_and_cancellation() {
         let store = TaskStore::new(&crate::Limits::default(), Duration::from_millis(100));
-        let task = store.create(TaskOwner::Unknown).unwrap();
+        let task = store.create(TaskOwner::Unknown, None).unwrap();
         assert_eq!(store.get(&task.id).unwrap().status(), TaskStatus::Working);
         let asker = {
             let task = task.clone();

@@ -45,6 +45,20 @@ pub fn server() -> Server {
                 "polled"
             },
         )
+        .tool(
+            "linger",
+            "Sends one progress notification, then runs until let go or cancelled",
+            |ctx: RequestContext, _: NoArgs| async move {
+                ctx.progress(1.0, None, None).await;
+                tokio::select! {
+                    _ = LINGER_GO_ON.notified() => "let go",
+                    _ = ctx.cancellation().cancelled() => {
+                        LINGER_CANCELLED.notify_one();
+                        "cancelled"
+                    }
+                }
+            },
+        )
         .tool("wait_cancel", "Runs until cancelled", |ctx: RequestContext, _: NoArgs| async move {
             WAIT_STARTED.notify_one();
             ctx.cancellation().cancelled().await;
@@ -56,6 +70,10 @@ pub fn server() -> Server {
 
 /// Lets `poll` answer.
 pub static POLL_GO_ON: tokio::sync::Notify = tokio::sync::Notify::const_new();
+/// Lets `linger` answer.
+pub static LINGER_GO_ON: tokio::sync::Notify = tokio::sync::Notify::const_new();
+/// `linger` saw its cancellation.
+pub static LINGER_CANCELLED: tokio::sync::Notify = tokio::sync::Notify::const_new();
 /// `wait_cancel` started.
 pub static WAIT_STARTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
 /// `wait_cancel` saw its cancellation.
@@ -161,6 +179,25 @@ pub async fn ask_answered_elsewhere(on: &McpService, via: &McpService, session: 
     let rest = events(&mut stream, usize::MAX).await;
     let result = rest.iter().filter_map(|e| e.data.as_ref()).find(|d| d["id"] == 1).expect("the call's answer");
     result["result"]["content"][0]["text"].as_str().expect("a text result").to_owned()
+}
+
+/// With the client's standalone stream open on `via` (its priming event read), calls `ask` as request `id`
+/// on `on` from a client that takes JSON only, and answers the question that reaches `via`'s stream with
+/// `name`; the call's answer text.
+pub async fn ask_through_standalone(on: &McpService, via: &McpService, session: &str, id: u64, name: &str) -> String {
+    let response = get(via, session, None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut standalone = response.into_body();
+    assert_eq!(events(&mut standalone, 1).await.len(), 1, "the priming event");
+    let call = {
+        let (on, session) = (on.clone(), session.to_owned());
+        tokio::spawn(async move { json_body(call_tool_json_only(&on, &session, id, "ask").await).await })
+    };
+    let asked = next_request(&mut standalone, "elicitation/create").await;
+    let reply = json!({"action": "accept", "content": {"name": name}});
+    assert_eq!(answer(via, session, &asked, reply).await.status(), StatusCode::ACCEPTED);
+    let answered = call.await.unwrap();
+    answered["result"]["content"][0]["text"].as_str().expect("a text result").to_owned()
 }
 
 /// `tools/call` of `name` in `session` on `service`, from a client that takes JSON only (so the tool's

@@ -1,8 +1,9 @@
 //! A private Redis for a test: `redis-server` on a free loopback port, no persistence, killed when dropped.
 //!
 //! Include it with `#[path = "support/redis.rs"] mod redis_server;`. When `redis-server` is not installed,
-//! [`RedisServer::start`] says so loudly on stderr and returns `None`: the test should return early (skip).
-//! Install it with `apt-get install -y redis-server`.
+//! [`RedisServer::start`] says so loudly on stderr and returns `None`: the test should return early (skip),
+//! unless `KEEL_REQUIRE_REDIS=1` (set in CI), where it fails instead. Install it with
+//! `apt-get install -y redis-server`.
 
 #![allow(dead_code, reason = "each test file uses part of the helper")]
 
@@ -22,9 +23,14 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
-    /// Starts one on a free loopback port; `None` (after a loud message) when `redis-server` is missing.
+    /// Starts one on a free loopback port; `None` (after a loud message) when `redis-server` is missing,
+    /// or a panic then with `KEEL_REQUIRE_REDIS=1`.
     pub fn start() -> Option<RedisServer> {
         if Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_err() {
+            assert!(
+                std::env::var("KEEL_REQUIRE_REDIS").is_err(),
+                "KEEL_REQUIRE_REDIS is set but `redis-server` is not installed (apt-get install -y redis-server)"
+            );
             eprintln!(
                 "\n*** SKIPPED: `redis-server` is not installed, so this Redis test did not run. \
                  Install it (apt-get install -y redis-server) to run it. ***\n"

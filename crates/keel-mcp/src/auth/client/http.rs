@@ -130,6 +130,16 @@ impl OAuthHttp {
         if policy.allow_private || proxied { Self::new() } else { Self::public_only() }
     }
 
+    /// A client that trusts only the certificate `root_der` and resolves names unchecked. Test builds only:
+    /// the authorization server's tests serve client metadata documents over https on loopback with a
+    /// certificate made for the test.
+    #[cfg(all(test, feature = "authorization-server"))]
+    pub(crate) fn trusting_only_for_tests(root_der: &[u8]) -> Result<Self, AuthError> {
+        let http = |e: reqwest::Error| AuthError::Http { url: String::new(), reason: e.to_string() };
+        let root = reqwest::Certificate::from_der(root_der).map_err(http)?;
+        Ok(OAuthHttp { client: client_builder().tls_certs_only([root]).build().map_err(http)? })
+    }
+
     /// A client whose resolver refuses names of special-purpose addresses.
     fn public_only() -> Result<Self, AuthError> {
         let client = client_builder()

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::TokenVerifier;
 use super::dpop::DpopVerifier;
@@ -50,10 +51,21 @@ pub struct ResourceServerConfig {
     pub dpop: Option<Arc<DpopVerifier>>,
     /// Whether every token must be DPoP-bound and presented with a proof (`Bearer` refused). Default `false`.
     pub dpop_required: bool,
+    /// How long a response stream (a legacy `GET` stream, a `POST` answered as SSE, `subscriptions/listen`)
+    /// may outlive the expiry (`exp`) of the token that opened it; then the stream ends and the client
+    /// reconnects with a fresh token. Default [`DEFAULT_STREAM_EXPIRY_GRACE`]: the default
+    /// [`JwtConfig::leeway`](super::JwtConfig::leeway), so a stream is never cut while its token would
+    /// still be accepted (keep it at least the verifier's leeway, or a client whose token is within the
+    /// leeway gets a stream that ends at once). A call still answering on such a stream sees what a dropped
+    /// connection does: calls that may outlive a token should run as tasks.
+    pub stream_expiry_grace: Duration,
 }
 
 /// Default of [`ResourceServerConfig::max_authorization_bytes`]: 8 KiB, room for a JWT with many claims.
 pub const DEFAULT_MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
+
+/// Default of [`ResourceServerConfig::stream_expiry_grace`]: 60 s.
+pub const DEFAULT_STREAM_EXPIRY_GRACE: Duration = Duration::from_secs(60);
 
 impl ResourceServerConfig {
     /// Protects the resource `resource` (the MCP endpoint's canonical URL) with tokens from
@@ -77,6 +89,7 @@ impl ResourceServerConfig {
             verifier,
             dpop: None,
             dpop_required: false,
+            stream_expiry_grace: DEFAULT_STREAM_EXPIRY_GRACE,
         }
     }
 
@@ -139,6 +152,12 @@ impl ResourceServerConfig {
         self
     }
 
+    /// Sets [`ResourceServerConfig::stream_expiry_grace`].
+    pub fn stream_expiry_grace(mut self, grace: Duration) -> Self {
+        self.stream_expiry_grace = grace;
+        self
+    }
+
     /// Sets [`ResourceServerConfig::serve_root_metadata`].
     pub fn serve_root_metadata(mut self, on: bool) -> Self {
         self.serve_root_metadata = on;
@@ -159,6 +178,7 @@ impl fmt::Debug for ResourceServerConfig {
             .field("serve_root_metadata", &self.serve_root_metadata)
             .field("dpop", &self.dpop)
             .field("dpop_required", &self.dpop_required)
+            .field("stream_expiry_grace", &self.stream_expiry_grace)
             .finish_non_exhaustive()
     }
 }

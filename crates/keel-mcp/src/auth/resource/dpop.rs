@@ -13,8 +13,8 @@
 //! proof carrying it could still pass the `iat` check, and nonces are MACs of the current rotation period,
 //! so no per-client state is kept for them.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -40,6 +40,10 @@ pub const DEFAULT_IAT_SKEW: Duration = Duration::from_secs(5);
 /// How many `jti`s the replay cache holds by default.
 pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 
+/// How many `jti`s of one key the replay cache holds by default: a tenth of it, about 150 proofs a second
+/// per key sustained over the default `iat` window and skew, so one key cannot fill the cache for the others.
+pub const DEFAULT_REPLAY_QUOTA_PER_KEY: usize = DEFAULT_REPLAY_CAPACITY / 10;
+
 /// Smallest and largest RSA modulus accepted in a proof's key, in bits (a huge key is a slow check).
 const MIN_RSA_BITS: usize = 2048;
 const MAX_RSA_BITS: usize = 8192;
@@ -55,6 +59,7 @@ const PRIVATE_JWK_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", 
 
 /// Why a DPoP proof was refused. Each maps to one answer of the resource server (RFC 9449 §7.1, §9).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DpopError {
     /// The proof is malformed, badly signed, or does not fit this request: 401 with
     /// `WWW-Authenticate: DPoP error="invalid_dpop_proof"`. The text says which check failed; it never
@@ -69,6 +74,9 @@ pub enum DpopError {
     /// The replay cache is full of proofs still inside their `iat` window, so a new `jti` cannot be
     /// remembered: 503 (fail closed rather than forget a `jti` that could then be replayed).
     ReplayCacheFull,
+    /// This key has as many proofs in the replay cache as [`DpopVerifier::replay_quota_per_key`] allows:
+    /// 429 with `Retry-After` for this client only, until its older proofs leave their `iat` window.
+    KeyQuotaExceeded,
 }
 
 impl std::fmt::Display for DpopError {
@@ -78,6 +86,7 @@ impl std::fmt::Display for DpopError {
             DpopError::KeyMismatch => f.write_str("the DPoP proof is not signed by the key the token is bound to"),
             DpopError::UseNonce => f.write_str("the resource server requires a DPoP nonce"),
             DpopError::ReplayCacheFull => f.write_str("DPoP replay cache full; retry shortly"),
+            DpopError::KeyQuotaExceeded => f.write_str("too many DPoP proofs from this key; retry shortly"),
         }
     }
 }
@@ -86,13 +95,13 @@ impl std::error::Error for DpopError {}
 
 impl DpopError {
     /// The OAuth error code for the `WWW-Authenticate` challenge, or `None` for [`DpopError::ReplayCacheFull`]
-    /// (a 503, not a challenge).
+    /// and [`DpopError::KeyQuotaExceeded`] (a 503 or 429, not a challenge).
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
             DpopError::InvalidProof(_) => Some("invalid_dpop_proof"),
             DpopError::KeyMismatch => Some("invalid_token"),
             DpopError::UseNonce => Some("use_dpop_nonce"),
-            DpopError::ReplayCacheFull => None,
+            DpopError::ReplayCacheFull | DpopError::KeyQuotaExceeded => None,
         }
     }
 }
@@ -156,14 +165,14 @@ impl Default for DpopVerifier {
 impl DpopVerifier {
     /// A verifier with the defaults: [`DEFAULT_ALGORITHMS`], proofs up to [`DEFAULT_MAX_PROOF_BYTES`], `iat`
     /// at most [`DEFAULT_IAT_WINDOW`] old and [`DEFAULT_IAT_SKEW`] ahead, [`DEFAULT_REPLAY_CAPACITY`] `jti`s
-    /// remembered, no nonces.
+    /// remembered (at most [`DEFAULT_REPLAY_QUOTA_PER_KEY`] per key), no nonces.
     pub fn new() -> Self {
         DpopVerifier {
             algorithms: DEFAULT_ALGORITHMS.to_vec(),
             max_proof_bytes: DEFAULT_MAX_PROOF_BYTES,
             iat_window: DEFAULT_IAT_WINDOW,
             iat_skew: DEFAULT_IAT_SKEW,
-            replay: Mutex::new(ReplayCache::new(DEFAULT_REPLAY_CAPACITY)),
+            replay: Mutex::new(ReplayCache::new(DEFAULT_REPLAY_CAPACITY, None)),
             nonce: None,
             shared_nonce_key: None,
         }
@@ -211,9 +220,19 @@ impl DpopVerifier {
     }
 
     /// How many `jti`s the replay cache holds. Past it, new proofs are refused with
-    /// [`DpopError::ReplayCacheFull`] until old ones leave their `iat` window.
-    pub fn replay_capacity(mut self, capacity: usize) -> Self {
-        self.replay = Mutex::new(ReplayCache::new(capacity));
+    /// [`DpopError::ReplayCacheFull`] until old ones leave their `iat` window. Unless
+    /// [`DpopVerifier::replay_quota_per_key`] says otherwise, one key may hold a tenth of it.
+    pub fn replay_capacity(self, capacity: usize) -> Self {
+        self.replay.lock().unwrap_or_else(|e| e.into_inner()).capacity = capacity;
+        self
+    }
+
+    /// How many `jti`s of one key (the token's `cnf.jkt`) the replay cache holds (at least 1). Past it, that
+    /// key's new proofs are refused with [`DpopError::KeyQuotaExceeded`] until its older ones leave their `iat`
+    /// window; other keys are unaffected. Default: a tenth of the [capacity](DpopVerifier::replay_capacity),
+    /// [`DEFAULT_REPLAY_QUOTA_PER_KEY`] with the default capacity.
+    pub fn replay_quota_per_key(self, quota: usize) -> Self {
+        self.replay.lock().unwrap_or_else(|e| e.into_inner()).quota = Some(quota.max(1));
         self
     }
 
@@ -315,7 +334,8 @@ impl DpopVerifier {
         key.update([0u8]);
         key.update(claims.jti.as_bytes());
         let remember_for = self.iat_window + self.iat_skew;
-        self.replay.lock().unwrap_or_else(|e| e.into_inner()).insert(key.finalize(), Instant::now(), remember_for)
+        let mut replay = self.replay.lock().unwrap_or_else(|e| e.into_inner());
+        replay.insert(key.finalize(), request.jkt, Instant::now(), remember_for)
     }
 
     /// The JOSE header checks of RFC 9449 §4.3 (2-7): three parts, `typ`, an allowed `alg`, a public `jwk`
@@ -497,34 +517,53 @@ impl NonceSource {
 
 /// The `jti`s (hashed with the `htu`) of accepted proofs, each kept until no proof carrying it could pass
 /// the `iat` check any more. Entries expire in insertion order (every one lives as long), so a queue finds
-/// the expired ones without a scan.
+/// the expired ones without a scan. Each key (`jkt`) may hold at most `quota` of them, so one key cannot
+/// fill the cache and make every other client's proofs fail.
 struct ReplayCache {
     capacity: usize,
+    /// Entries one key may hold; `None`: a tenth of the capacity.
+    quota: Option<usize>,
     seen: HashSet<[u8; 32]>,
-    order: VecDeque<([u8; 32], Instant)>,
+    order: VecDeque<([u8; 32], Instant, Arc<str>)>,
+    /// Entries held per key; a key with none is removed.
+    per_key: HashMap<Arc<str>, usize>,
 }
 
 impl ReplayCache {
-    fn new(capacity: usize) -> Self {
-        ReplayCache { capacity, seen: HashSet::new(), order: VecDeque::new() }
+    fn new(capacity: usize, quota: Option<usize>) -> Self {
+        ReplayCache { capacity, quota, seen: HashSet::new(), order: VecDeque::new(), per_key: HashMap::new() }
     }
 
-    fn insert(&mut self, key: [u8; 32], now: Instant, ttl: Duration) -> Result<(), DpopError> {
-        while let Some((old, expires)) = self.order.front() {
+    fn insert(&mut self, key: [u8; 32], jkt: &str, now: Instant, ttl: Duration) -> Result<(), DpopError> {
+        while let Some((old, expires, owner)) = self.order.front() {
             if *expires > now {
                 break;
             }
             self.seen.remove(old);
+            if let Some(held) = self.per_key.get_mut(owner) {
+                *held = held.saturating_sub(1);
+                if *held == 0 {
+                    self.per_key.remove(owner);
+                }
+            }
             self.order.pop_front();
         }
         if self.seen.contains(&key) {
             return Err(DpopError::InvalidProof("jti replayed"));
         }
+        let quota = self.quota.unwrap_or(self.capacity / 10).max(1);
+        let held = self.per_key.get_key_value(jkt);
+        if held.is_some_and(|(_, held)| *held >= quota) {
+            return Err(DpopError::KeyQuotaExceeded);
+        }
         if self.seen.len() >= self.capacity {
             return Err(DpopError::ReplayCacheFull);
         }
+        // One shared copy of the thumbprint per key, however many of its proofs are held.
+        let owner = held.map_or_else(|| Arc::from(jkt), |(owner, _)| owner.clone());
+        *self.per_key.entry(owner.clone()).or_insert(0) += 1;
         self.seen.insert(key);
-        self.order.push_back((key, now + ttl));
+        self.order.push_back((key, now + ttl, owner));
         Ok(())
     }
 }
@@ -796,18 +835,32 @@ mod tests {
 
     #[test]
     fn replay_cache_is_bounded_in_size_and_time() {
-        let mut cache = ReplayCache::new(2);
+        let mut cache = ReplayCache::new(2, Some(2));
         let t0 = Instant::now();
         let ttl = Duration::from_secs(65);
-        assert_eq!(cache.insert([1; 32], t0, ttl), Ok(()));
-        assert_eq!(cache.insert([2; 32], t0, ttl), Ok(()));
-        assert_eq!(cache.insert([1; 32], t0, ttl), Err(DpopError::InvalidProof("jti replayed")));
-        assert_eq!(cache.insert([3; 32], t0, ttl), Err(DpopError::ReplayCacheFull), "full: fail closed");
+        assert_eq!(cache.insert([1; 32], "k", t0, ttl), Ok(()));
+        assert_eq!(cache.insert([2; 32], "l", t0, ttl), Ok(()));
+        assert_eq!(cache.insert([1; 32], "k", t0, ttl), Err(DpopError::InvalidProof("jti replayed")));
+        assert_eq!(cache.insert([3; 32], "m", t0, ttl), Err(DpopError::ReplayCacheFull), "full: fail closed");
         // Once the first entries leave their window, their slots are free again.
         let later = t0 + ttl;
-        assert_eq!(cache.insert([3; 32], later, ttl), Ok(()));
+        assert_eq!(cache.insert([3; 32], "m", later, ttl), Ok(()));
         assert_eq!(cache.seen.len(), 1);
-        assert_eq!(cache.insert([1; 32], later, ttl), Ok(()), "an expired jti cannot pass iat any more anyway");
+        assert_eq!(cache.per_key.len(), 1, "keys with nothing held are forgotten");
+        assert_eq!(cache.insert([1; 32], "k", later, ttl), Ok(()), "an expired jti cannot pass iat any more anyway");
+    }
+
+    #[test]
+    fn one_key_cannot_fill_the_replay_cache() {
+        let mut cache = ReplayCache::new(100, Some(3));
+        let t0 = Instant::now();
+        let ttl = Duration::from_secs(65);
+        for i in 0..3 {
+            assert_eq!(cache.insert([i; 32], "flooder", t0, ttl), Ok(()));
+        }
+        assert_eq!(cache.insert([9; 32], "flooder", t0, ttl), Err(DpopError::KeyQuotaExceeded));
+        assert_eq!(cache.insert([10; 32], "someone-else", t0, ttl), Ok(()), "other keys still pass");
+        assert_eq!(cache.insert([9; 32], "flooder", t0 + ttl, ttl), Ok(()), "the quota frees as proofs expire");
     }
 
     #[test]

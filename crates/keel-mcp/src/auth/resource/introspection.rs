@@ -6,6 +6,11 @@
 //! longer than the token's `exp` and the configured TTL. The verifier fails closed: an endpoint that is
 //! down, slow, answers an error status or anything but a JSON object makes the request fail with
 //! [`VerifyError::Unavailable`] (503 with `Retry-After`), never succeed.
+//!
+//! An answer is accepted when `active` is `true`, `exp` / `nbf` allow it now, `iss` (when present) is the
+//! configured issuer, `aud` names the resource (required unless configured otherwise) and `token_type`, when
+//! present, is an access token's (`Bearer`, `DPoP`, `access_token` or the RFC 8693 access-token URN): many
+//! authorization servers report refresh tokens as active too.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -345,6 +350,11 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The `token_type` values of an access token in an introspection answer: the RFC 6749 / RFC 9449 types it
+/// is used with, OAuth's `access_token`, and the RFC 8693 URN.
+const ACCESS_TOKEN_TYPES: [&str; 4] =
+    ["Bearer", "DPoP", "access_token", "urn:ietf:params:oauth:token-type:access_token"];
+
 /// What an introspection response says about the token: the verified token and its `exp`, or why it is
 /// refused. `now` is in Unix seconds.
 fn judge(
@@ -357,6 +367,13 @@ fn judge(
     // RFC 7662 §2.2: anything but the JSON `true` is inactive.
     if body.get("active") != Some(&Value::Bool(true)) {
         return Err("token is not active".into());
+    }
+    // Many authorization servers report refresh tokens as active too (some with an `aud`): when the answer
+    // says what kind of token it is, it must be an access token.
+    if let Some(kind) = body.get("token_type")
+        && !kind.as_str().is_some_and(|kind| ACCESS_TOKEN_TYPES.iter().any(|t| kind.eq_ignore_ascii_case(t)))
+    {
+        return Err("not an access token (token_type)".into());
     }
     let exp = match body.get("exp") {
         None => None,
@@ -506,6 +523,12 @@ mod tests {
             (with("aud", json!(["https://other", 3])), "aud is malformed"),
             (with("aud", json!([])), "token is not meant for this resource"),
             (without("aud"), "token is not meant for this resource"),
+            (with("token_type", json!("refresh_token")), "not an access token (token_type)"),
+            (
+                with("token_type", json!("urn:ietf:params:oauth:token-type:refresh_token")),
+                "not an access token (token_type)",
+            ),
+            (with("token_type", json!(1)), "not an access token (token_type)"),
         ];
         for (b, why) in refused {
             assert_eq!(
@@ -518,6 +541,9 @@ mod tests {
         assert!(judge(&body(without("aud")), RESOURCE, None, false, now).is_ok(), "aud optional when configured");
         assert!(judge(&body(with("iss", json!("x"))), RESOURCE, None, true, now).is_ok(), "iss checked only when set");
         assert!(judge(&body(without("iss")), RESOURCE, Some("https://as"), true, now).is_ok(), "iss is optional");
+        for kind in ["Bearer", "bearer", "DPoP", "access_token", "urn:ietf:params:oauth:token-type:access_token"] {
+            assert!(judge(&body(with("token_type", json!(kind))), RESOURCE, None, true, now).is_ok(), "{kind}");
+        }
     }
 
     #[test]

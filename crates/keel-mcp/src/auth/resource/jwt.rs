@@ -130,8 +130,8 @@ pub enum JwtConfigError {
 /// with [`JwtConfig::leeway`]. The claims become the [`Principal`]: `sub`, `client_id` (or `azp`), `scope`
 /// (or `scp`), `aud`, `exp`, `iss` and every claim; `cnf.jkt` becomes [`VerifiedToken::jkt`].
 ///
-/// A token that passed is remembered (by its SHA-256) until its `exp`, for at most a minute, so a client that
-/// repeats its token pays for one signature check.
+/// A token that passed is remembered until its `exp`, for at most a minute, so a client that repeats its token
+/// pays for one signature check; a repeat costs a keyed hash, a comparison and a shared read lock.
 pub struct JwtVerifier {
     config: JwtConfig,
     keys: KeyCache,
@@ -167,13 +167,9 @@ impl JwtVerifier {
         Ok(JwtVerifier { config, keys, verified: VerifiedCache::default() })
     }
 
-    async fn check(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
-        let digest = VerifiedCache::digest(token);
-        if let Some(verified) = self.verified.get(&digest) {
-            return Ok(verified);
-        }
+    async fn check_and_remember(&self, token: &str) -> Result<VerifiedToken, VerifyError> {
         let verified = self.check_uncached(token).await?;
-        self.verified.put(digest, &verified);
+        self.verified.put(token, &verified);
         Ok(verified)
     }
 
@@ -224,7 +220,11 @@ impl JwtVerifier {
 
 impl TokenVerifier for JwtVerifier {
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
-        Box::pin(self.check(token))
+        // A hit is answered by a ready future: the (large) checking future is not even built.
+        match self.verified.get(token) {
+            Some(verified) => Box::pin(std::future::ready(Ok(verified))),
+            None => Box::pin(self.check_and_remember(token)),
+        }
     }
 }
 
@@ -264,7 +264,7 @@ fn verified(claims: Map<String, Value>) -> VerifiedToken {
         expires_at,
         claims,
     };
-    VerifiedToken { principal, jkt }
+    VerifiedToken { principal: principal.into(), jkt }
 }
 
 /// The granted scopes: `scope` (RFC 9068, space-separated) or `scp` (a list, or a string, as some issuers

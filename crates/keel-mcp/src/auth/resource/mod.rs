@@ -10,7 +10,9 @@
 //!   answers 503 with `Retry-After` when the verifier cannot decide (never 200);
 //! - puts the verified [`Principal`] into the request's extensions, where
 //!   [`RequestContext::principal`](crate::server::RequestContext::principal) finds it, in both eras;
-//! - binds each legacy session to the principal that created it (another principal gets 404);
+//! - binds each legacy session to the principal that created it (another principal gets 404), and each task
+//!   likewise (to another principal, `tasks/get`, `tasks/update` and `tasks/cancel` answer as for an unknown
+//!   task);
 //! - refuses a tool, resource or prompt whose required scopes ([`ToolDef::scopes`] and friends) the token
 //!   lacks with 403 `error="insufficient_scope", scope="…"`, and leaves it out of the lists.
 //!
@@ -59,9 +61,10 @@ mod metadata;
 pub(crate) mod protection;
 mod verified_cache;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use config::{DEFAULT_MAX_AUTHORIZATION_BYTES, ResourceServerConfig};
+pub use config::{DEFAULT_MAX_AUTHORIZATION_BYTES, DEFAULT_STREAM_EXPIRY_GRACE, ResourceServerConfig};
 pub use jwt::{ALLOWED_ALGORITHMS, JwtConfig, JwtConfigError, JwtVerifier, MAX_LEEWAY};
 pub use metadata::ResourceUrlError;
 
@@ -84,17 +87,18 @@ pub trait TokenVerifier: Send + Sync + 'static {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct VerifiedToken {
-    /// Who the token stands for (subject, client, scopes, audience, expiry, every claim).
-    pub principal: Principal,
+    /// Who the token stands for (subject, client, scopes, audience, expiry, every claim). Shared: a verifier
+    /// that caches its answers hands out the same principal on every hit, without copying its claims.
+    pub principal: Arc<Principal>,
     /// The JWK SHA-256 thumbprint the token is bound to (RFC 9449 `cnf.jkt`), if it is DPoP-bound: such a
     /// token is only accepted with a DPoP proof made with that key, never as a plain bearer token.
     pub jkt: Option<String>,
 }
 
 impl VerifiedToken {
-    /// A token standing for `principal`, bound to no key.
-    pub fn new(principal: Principal) -> Self {
-        VerifiedToken { principal, jkt: None }
+    /// A token standing for `principal` (a [`Principal`] or an `Arc<Principal>`), bound to no key.
+    pub fn new(principal: impl Into<Arc<Principal>>) -> Self {
+        VerifiedToken { principal: principal.into(), jkt: None }
     }
 
     /// Binds the token to the key with JWK thumbprint `jkt` (RFC 9449 `cnf.jkt`).

@@ -143,7 +143,7 @@ impl Protection {
                     self.refuse(StatusCode::UNAUTHORIZED, self.invalid_token.clone(), "this token requires DPoP");
                 Err(self.with_dpop_challenge(refusal))
             }
-            Ok(verified) => Ok(Arc::new(verified.principal)),
+            Ok(verified) => Ok(verified.principal),
             Err(VerifyError::Invalid(why)) => {
                 tracing::debug!(reason = %why, "access token refused");
                 Err(self.refuse(StatusCode::UNAUTHORIZED, self.invalid_token.clone(), "invalid access token"))

@@ -75,6 +75,17 @@ impl CimdResolver {
         Ok(CimdResolver { policy, http, cache: Mutex::default() })
     }
 
+    /// Test builds only: fetches trusting only the certificate `root_der` (the tests' loopback document
+    /// server). The policy must allow private addresses, as that server is on loopback.
+    #[cfg(test)]
+    pub fn trusting_test_root(policy: CimdPolicy, root_der: &[u8]) -> Result<Self, AuthServerError> {
+        if !policy.allow_private {
+            return Err(AuthServerError::Config("a test document server on loopback needs allow_private".into()));
+        }
+        let http = OAuthHttp::trusting_only_for_tests(root_der).map_err(|e| AuthServerError::Config(e.to_string()))?;
+        Ok(CimdResolver { policy, http, cache: Mutex::default() })
+    }
+
     fn cached(&self, url: &str) -> Option<Client> {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.get(url).filter(|(at, _)| at.elapsed() < self.policy.cache_ttl).map(|(_, c)| c.clone())

@@ -24,8 +24,13 @@ use crate::auth::client::token::now_secs;
 pub(crate) const ASSERTION_ALGORITHMS: [&str; 5] = ["ES256", "ES384", "RS256", "PS256", "EdDSA"];
 /// Longest accepted lifetime of a client assertion.
 const MAX_ASSERTION_LIFETIME: u64 = 600;
-/// Most assertion ids remembered for replay detection.
-const MAX_SEEN_ASSERTIONS: usize = 10_000;
+/// Most live assertion ids remembered per client for replay detection (a client past it is refused until
+/// its assertions expire; others are not affected).
+const MAX_SEEN_PER_CLIENT: usize = 1_000;
+/// Most clients with live assertion ids remembered.
+const MAX_SEEN_CLIENTS: usize = 1_000;
+/// Clock skew allowed on an assertion's `exp`: its id is remembered for as long.
+const ASSERTION_LEEWAY: u64 = 30;
 
 /// What the request carried.
 #[derive(Debug)]
@@ -118,12 +123,18 @@ where
 {
     let (parts, body) = request.into_parts();
     let params = super::response::read_form(&parts.headers, body).await?;
-    let client = authenticate(inner, &parts.headers, &params).await?;
+    let ip = parts.extensions.get::<crate::server::http::PeerAddr>().map(|p| p.0.ip());
+    let client = authenticate(inner, &parts.headers, &params, ip).await?;
     Ok((params, client))
 }
 
-/// Authenticates the client that sent `headers` and `params`.
-pub(crate) async fn authenticate(inner: &Inner, headers: &HeaderMap, params: &Params) -> Result<Client, OAuthError> {
+/// Authenticates the client that sent `headers` and `params` from `ip`.
+pub(crate) async fn authenticate(
+    inner: &Inner,
+    headers: &HeaderMap,
+    params: &Params,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Client, OAuthError> {
     let presented = Presented::read(headers, params)?;
     let basic = presented.basic();
     let fail = |why: &str| OAuthError::invalid_client(why).with_basic_challenge(basic);
@@ -134,7 +145,8 @@ pub(crate) async fn authenticate(inner: &Inner, headers: &HeaderMap, params: &Pa
             assertion_subject(assertion).ok_or_else(|| fail("bad client assertion"))?
         }
     };
-    if !inner.limiter.allow_client(&id) {
+    // Anyone can name any client: before authentication only this address's attempts are counted.
+    if !inner.limiter.allow_client_attempt(&id, ip) {
         return Err(OAuthError::rate_limited());
     }
     let client = inner.client(&id).await?.ok_or_else(|| fail("unknown client"))?;
@@ -148,20 +160,24 @@ pub(crate) async fn authenticate(inner: &Inner, headers: &HeaderMap, params: &Pa
         return Err(fail("this client authentication method is not accepted here"));
     }
     match (&presented, client.auth_method) {
-        (Presented::Id(_), ClientAuthMethod::None) => Ok(client),
+        // A public client proves nothing, so it has no budget of its own that a request could fairly spend.
+        (Presented::Id(_), ClientAuthMethod::None) => return Ok(client),
         (Presented::Basic { secret, .. } | Presented::Post { secret, .. }, registered) if registered.uses_secret() => {
             match &client.secret_hash {
-                Some(hash) if hash.verify(secret) => Ok(client),
-                _ => Err(fail("client authentication failed")),
+                Some(hash) if hash.verify(secret) => {}
+                _ => return Err(fail("client authentication failed")),
             }
         }
         (Presented::Assertion { assertion, .. }, ClientAuthMethod::PrivateKeyJwt) => {
             verify_assertion(inner, &client, assertion)?;
-            Ok(client)
         }
         // A public client sending a secret, or a confidential one sending none: refused either way.
-        _ => Err(fail("client authentication failed")),
+        _ => return Err(fail("client authentication failed")),
     }
+    if !inner.limiter.allow_authenticated_client(&client.client_id) {
+        return Err(OAuthError::rate_limited());
+    }
+    Ok(client)
 }
 
 /// The unverified `sub` of an assertion, only to find the client whose keys verify it.
@@ -179,21 +195,32 @@ struct AssertionClaims {
     jti: String,
 }
 
-/// Assertion ids already used, kept until the assertions expire.
+/// Assertion ids already used per client, kept until the assertions can no longer be accepted.
 #[derive(Debug, Default)]
-pub(crate) struct SeenAssertions(Mutex<HashMap<String, u64>>);
+pub(crate) struct SeenAssertions(Mutex<HashMap<String, HashMap<String, u64>>>);
 
 impl SeenAssertions {
-    /// `false` when `jti` was seen (a replay) or the table is full of live ids.
-    fn first_use(&self, jti: &str, exp: u64, now: u64) -> bool {
+    /// `false` when `client`'s `jti` was seen (a replay), or when `client` (or the table of clients) is
+    /// full of live ids. `exp` is the assertion's; the id is kept until `exp` plus the leeway.
+    fn first_use(&self, client: &str, jti: &str, exp: u64, now: u64) -> bool {
         let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.len() >= MAX_SEEN_ASSERTIONS {
-            seen.retain(|_, until| *until > now);
+        if seen.len() >= MAX_SEEN_CLIENTS && !seen.contains_key(client) {
+            seen.retain(|_, ids| {
+                ids.retain(|_, until| *until >= now);
+                !ids.is_empty()
+            });
+            if seen.len() >= MAX_SEEN_CLIENTS {
+                return false;
+            }
         }
-        if seen.len() >= MAX_SEEN_ASSERTIONS || seen.contains_key(jti) {
+        let ids = seen.entry(client.to_owned()).or_default();
+        if ids.len() >= MAX_SEEN_PER_CLIENT {
+            ids.retain(|_, until| *until >= now);
+        }
+        if ids.len() >= MAX_SEEN_PER_CLIENT || ids.contains_key(jti) {
             return false;
         }
-        seen.insert(jti.to_owned(), exp);
+        ids.insert(jti.to_owned(), exp.saturating_add(ASSERTION_LEEWAY));
         true
     }
 }
@@ -214,7 +241,7 @@ fn verify_assertion(inner: &Inner, client: &Client, assertion: &str) -> Result<(
     validation.set_audience(&[inner.issuer.clone(), inner.endpoint("token")]);
     validation.sub = Some(client.client_id.clone());
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-    validation.leeway = 30;
+    validation.leeway = ASSERTION_LEEWAY;
     let candidates = jwks.keys.iter().filter(|k| header.kid.is_none() || k.common.key_id == header.kid);
     let claims = candidates
         .filter_map(|jwk| jsonwebtoken::DecodingKey::from_jwk(jwk).ok())
@@ -225,7 +252,7 @@ fn verify_assertion(inner: &Inner, client: &Client, assertion: &str) -> Result<(
     if claims.exp > now + MAX_ASSERTION_LIFETIME || claims.jti.is_empty() || claims.jti.len() > 256 {
         return Err(fail());
     }
-    if !inner.assertion_ids.first_use(&format!("{}\u{0}{}", client.client_id, claims.jti), claims.exp, now) {
+    if !inner.assertion_ids.first_use(&client.client_id, &claims.jti, claims.exp, now) {
         return Err(OAuthError::invalid_client("client assertion replayed"));
     }
     Ok(())
@@ -266,8 +293,31 @@ mod tests {
     #[test]
     fn replayed_assertions() {
         let seen = SeenAssertions::default();
-        assert!(seen.first_use("a", 10, 1));
-        assert!(!seen.first_use("a", 10, 1));
-        assert!(seen.first_use("b", 10, 1));
+        assert!(seen.first_use("c", "a", 10, 1));
+        assert!(!seen.first_use("c", "a", 10, 1));
+        assert!(seen.first_use("c", "b", 10, 1));
+        assert!(seen.first_use("d", "a", 10, 1), "ids are per client");
+    }
+
+    #[test]
+    fn an_assertion_is_remembered_as_long_as_it_is_accepted() {
+        let seen = SeenAssertions::default();
+        assert!(seen.first_use("c", "a", 10, 1));
+        // Past `exp` but within the leeway the assertion still verifies; a full table is pruned meanwhile.
+        for i in 1..MAX_SEEN_PER_CLIENT {
+            assert!(seen.first_use("c", &format!("filler{i}"), 5, 1));
+        }
+        assert!(!seen.first_use("c", "a", 10, 11 + ASSERTION_LEEWAY - 1), "still a replay");
+    }
+
+    #[test]
+    fn a_flooding_client_fills_only_its_own_table() {
+        let seen = SeenAssertions::default();
+        let mut refused = 0;
+        for i in 0..MAX_SEEN_PER_CLIENT + 5 {
+            refused += usize::from(!seen.first_use("flood", &i.to_string(), 1_000, 1));
+        }
+        assert_eq!(refused, 5, "the flooding client is refused past its share");
+        assert!(seen.first_use("other", "x", 1_000, 1), "another client is not");
     }
 }

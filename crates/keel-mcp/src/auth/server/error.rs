@@ -13,9 +13,13 @@ pub enum AuthServerError {
     /// A client registration was refused (the message says which field and why).
     #[error("invalid client registration: {0}")]
     InvalidClient(String),
-    /// The store failed or is full.
+    /// The store failed.
     #[error("authorization server store: {0}")]
     Store(String),
+    /// The store holds its maximum of something ([`super::StoreLimits`]); peers get 503
+    /// `temporarily_unavailable`.
+    #[error("authorization server store full: {0}")]
+    StoreFull(String),
     /// A signing key could not be made or read.
     #[error("signing key: {0}")]
     Key(String),
@@ -102,6 +106,14 @@ impl OAuthError {
 
 impl From<AuthServerError> for OAuthError {
     fn from(e: AuthServerError) -> Self {
+        if let AuthServerError::StoreFull(what) = &e {
+            tracing::warn!(error = %e, "authorization server store full");
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                format!("{what}; try again later"),
+            );
+        }
         // Store and key failures are the server's, not the client's; their details stay in the log.
         tracing::warn!(error = %e, "authorization server failure");
         OAuthError::server_error("the authorization server failed; try again later")

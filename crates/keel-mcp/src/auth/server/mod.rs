@@ -45,6 +45,8 @@
 
 mod authorize;
 mod cimd;
+#[cfg(test)]
+mod cimd_fetch_tests;
 mod client;
 mod client_auth;
 mod consent;
@@ -168,6 +170,8 @@ impl AuthorizationServer {
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             rate_limits: RateLimits::default(),
             cimd: Some(CimdPolicy::default()),
+            #[cfg(test)]
+            cimd_test_root: None,
         }
     }
 
@@ -230,6 +234,9 @@ pub struct AuthorizationServerBuilder {
     refresh_ttl: Duration,
     rate_limits: RateLimits,
     cimd: Option<CimdPolicy>,
+    /// Test builds only: the certificate the CIMD fetcher trusts instead of the system's roots.
+    #[cfg(test)]
+    cimd_test_root: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for AuthorizationServerBuilder {
@@ -320,8 +327,33 @@ impl AuthorizationServerBuilder {
         self
     }
 
+    /// Test builds only: client metadata documents are fetched trusting only the certificate `der` (with
+    /// [`CimdPolicy::allow_private`], for a document server on loopback). No production build has it.
+    #[cfg(test)]
+    pub(crate) fn cimd_test_root(mut self, der: Vec<u8>) -> Self {
+        self.cimd_test_root = Some(der);
+        self
+    }
+
+    #[cfg(not(test))]
+    fn cimd_resolver(&self, policy: CimdPolicy) -> Result<cimd::CimdResolver, AuthServerError> {
+        cimd::CimdResolver::new(policy)
+    }
+
+    #[cfg(test)]
+    fn cimd_resolver(&self, policy: CimdPolicy) -> Result<cimd::CimdResolver, AuthServerError> {
+        match &self.cimd_test_root {
+            Some(root) => cimd::CimdResolver::trusting_test_root(policy, root),
+            None => cimd::CimdResolver::new(policy),
+        }
+    }
+
     /// The server.
     pub fn build(self) -> Result<AuthorizationServer, AuthServerError> {
+        let cimd = match self.cimd {
+            Some(policy) => Some(self.cimd_resolver(policy)?),
+            None => None,
+        };
         let issuer_url = crate::auth::client::url_policy::check_secure(&self.issuer).map_err(|_| {
             AuthServerError::Config(format!(
                 "issuer {:?} must be https (or http on localhost/127.0.0.1/[::1]) with no fragment",
@@ -354,10 +386,6 @@ impl AuthorizationServerBuilder {
         let path = issuer_url.path().trim_end_matches('/').to_owned();
         let base = self.issuer.trim_end_matches('/').to_owned();
         let keys = SigningKeys::new(self.signing_key.as_deref())?;
-        let cimd = match self.cimd {
-            Some(policy) => Some(cimd::CimdResolver::new(policy)?),
-            None => None,
-        };
         let inner = Inner {
             issuer: self.issuer,
             path,

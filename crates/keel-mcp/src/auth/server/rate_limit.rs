@@ -1,5 +1,9 @@
 //! Rate limits per peer IP address (an IPv6 peer by its /64) and per client: fixed one-minute windows,
-//! counted in a bounded table. Dynamic registration has its own, stricter, hourly budget per address.
+//! counted in bounded tables. Dynamic registration has its own, stricter, hourly budget per address.
+//!
+//! A client's budget is split so that nobody can spend another's: before authentication a request counts
+//! against the `client_id` *from that address* (anyone can claim any id), and only a request that proved
+//! the client's secret or key counts against the client's own, address-independent budget.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -14,7 +18,11 @@ use crate::server::peer_addr::PeerKey;
 pub struct RateLimits {
     /// Requests per minute from one IP address (IPv6: one /64), over all endpoints. Default 300.
     pub per_ip_per_minute: Option<u32>,
-    /// Token and revocation requests per minute for one `client_id`. Default 60.
+    /// Token and revocation requests per minute naming one `client_id` from one IP address (IPv6: one
+    /// /64), counted before the client is authenticated. Default 60.
+    pub per_client_per_ip_per_minute: Option<u32>,
+    /// Token and revocation requests per minute of one client that proved its secret or key, from any
+    /// address (a public client proves nothing, so only the per-address budgets apply to it). Default 60.
     pub per_client_per_minute: Option<u32>,
     /// Dynamic registrations per hour from one IP address. Default 20.
     pub registrations_per_ip_per_hour: Option<u32>,
@@ -24,6 +32,7 @@ impl Default for RateLimits {
     fn default() -> Self {
         RateLimits {
             per_ip_per_minute: Some(300),
+            per_client_per_ip_per_minute: Some(60),
             per_client_per_minute: Some(60),
             registrations_per_ip_per_hour: Some(20),
         }
@@ -33,7 +42,12 @@ impl Default for RateLimits {
 impl RateLimits {
     /// No limits (tests, or a deployment whose proxy limits instead).
     pub fn off() -> Self {
-        RateLimits { per_ip_per_minute: None, per_client_per_minute: None, registrations_per_ip_per_hour: None }
+        RateLimits {
+            per_ip_per_minute: None,
+            per_client_per_ip_per_minute: None,
+            per_client_per_minute: None,
+            registrations_per_ip_per_hour: None,
+        }
     }
 }
 
@@ -80,6 +94,7 @@ impl<K: std::hash::Hash + Eq + Clone> Windows<K> {
 pub(crate) struct RateLimiter {
     pub limits: RateLimits,
     per_ip: Windows<PeerKey>,
+    per_client_ip: Windows<(String, Option<PeerKey>)>,
     per_client: Windows<String>,
     registrations: Windows<PeerKey>,
 }
@@ -89,6 +104,7 @@ impl RateLimiter {
         RateLimiter {
             limits,
             per_ip: Windows::new(Duration::from_secs(60)),
+            per_client_ip: Windows::new(Duration::from_secs(60)),
             per_client: Windows::new(Duration::from_secs(60)),
             registrations: Windows::new(Duration::from_secs(3600)),
         }
@@ -99,10 +115,15 @@ impl RateLimiter {
         ip.is_none_or(|ip| self.per_ip.allow(&PeerKey::of(ip), self.limits.per_ip_per_minute, Instant::now()))
     }
 
-    pub fn allow_client(&self, client_id: &str) -> bool {
-        // Long ids are counted by a prefix: the table's memory is bounded per key as well.
-        let key: String = client_id.chars().take(256).collect();
-        self.per_client.allow(&key, self.limits.per_client_per_minute, Instant::now())
+    /// A request naming `client_id` from `ip`, before the client is authenticated.
+    pub fn allow_client_attempt(&self, client_id: &str, ip: Option<IpAddr>) -> bool {
+        let key = (bounded_id(client_id), ip.map(PeerKey::of));
+        self.per_client_ip.allow(&key, self.limits.per_client_per_ip_per_minute, Instant::now())
+    }
+
+    /// A request of `client_id` once it proved its secret or key.
+    pub fn allow_authenticated_client(&self, client_id: &str) -> bool {
+        self.per_client.allow(&bounded_id(client_id), self.limits.per_client_per_minute, Instant::now())
     }
 
     pub fn allow_registration(&self, ip: Option<IpAddr>) -> bool {
@@ -110,6 +131,11 @@ impl RateLimiter {
             self.registrations.allow(&PeerKey::of(ip), self.limits.registrations_per_ip_per_hour, Instant::now())
         })
     }
+}
+
+/// Long ids are counted by a prefix: the tables' memory is bounded per key as well.
+fn bounded_id(client_id: &str) -> String {
+    client_id.chars().take(256).collect()
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use serde_json::{Map, Value, json};
 
+use super::Inner;
 use super::authorize::random_value;
 use super::client::{
     Client, ClientAuthMethod, GRANT_AUTHORIZATION_CODE, GRANT_CLIENT_CREDENTIALS, GRANT_REFRESH_TOKEN, SecretHash,
@@ -14,7 +15,6 @@ use super::client::{
 };
 use super::error::OAuthError;
 use super::response;
-use super::{Inner, OFFLINE_ACCESS};
 use crate::auth::client::token::now_secs;
 use crate::server::http::ResponseBody;
 
@@ -59,9 +59,6 @@ where
         if let Some(v) = value {
             answer[field] = json!(v);
         }
-    }
-    if let Some(scopes) = &client.scopes {
-        answer["scope"] = json!(scopes.join(" "));
     }
     if let Some(jwks) = &client.jwks {
         answer["jwks"] = jwks.clone();
@@ -141,20 +138,14 @@ pub(crate) fn client_from_metadata(
             "redirect URI {uri:?} must be https, http on a loopback address, or a private-use scheme, without fragment"
         )));
     }
-    let scopes = match string("scope", 1024)? {
-        None => None,
-        Some(scope) => {
-            let scopes: Vec<String> = scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
-            if let Some(s) = scopes.iter().find(|s| !inner.scopes.contains(s)) {
-                return Err(bad(format!("scope {s:?} is not supported")));
-            }
-            let mut scopes = scopes;
-            if !scopes.iter().any(|s| s == OFFLINE_ACCESS) {
-                scopes.push(OFFLINE_ACCESS.into());
-            }
-            Some(scopes)
-        }
-    };
+    // The scope a client registers is checked but not kept as a limit: MCP clients register with the scope
+    // of their first challenge and ask for more after a 403 `insufficient_scope` (step-up), and anyone can
+    // register another client anyway. RFC 7591 §3.2.1 lets the server replace it; the answer omits it.
+    if let Some(scope) = string("scope", 1024)?
+        && let Some(s) = scope.split(' ').filter(|s| !s.is_empty()).find(|s| !inner.scopes.iter().any(|x| x == s))
+    {
+        return Err(bad(format!("scope {s:?} is not supported")));
+    }
     let https_uri = |field: &str| -> Result<Option<String>, OAuthError> {
         let value = string(field, 2048)?;
         match &value {
@@ -186,7 +177,7 @@ pub(crate) fn client_from_metadata(
         auth_method,
         redirect_uris,
         grant_types,
-        scopes,
+        scopes: None,
         client_name,
         logo_uri: https_uri("logo_uri")?,
         client_uri: https_uri("client_uri")?,

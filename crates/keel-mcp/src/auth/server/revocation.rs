@@ -10,7 +10,8 @@ use super::Inner;
 use super::client_auth::authenticated_form;
 use super::error::OAuthError;
 use super::response;
-use super::store::token_key;
+use super::token::refresh_token_family;
+use crate::auth::client::token::now_secs;
 use crate::server::http::ResponseBody;
 
 pub(crate) async fn handle<B>(inner: &Inner, request: Request<B>) -> Result<http::Response<ResponseBody>, OAuthError>
@@ -23,10 +24,11 @@ where
     // The hint only speeds up a lookup (§2.1); there is one lookup here, so it is read only to refuse repeats.
     params.get("token_type_hint")?;
     // Only the client a token was issued to may revoke it; for anyone else it is "unknown" (§2.2).
-    if let Some(grant) = inner.store.refresh_token(&token_key(token))?
+    if let Some((_, family)) = refresh_token_family(token)
+        && let Some(grant) = inner.store.refresh_family(&family, now_secs())?
         && grant.client_id == client.client_id
     {
-        inner.store.revoke_family(&grant.family)?;
+        inner.store.revoke_family(&grant.family, grant.expires_at)?;
     }
     Ok(response::json(StatusCode::OK, &json!({})))
 }

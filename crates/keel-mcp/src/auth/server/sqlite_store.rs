@@ -2,8 +2,9 @@
 //! `authorization-server-sqlite`), so a small deployment keeps its clients and refresh tokens across restarts.
 //!
 //! Rows hold the same JSON the in-memory store keeps as values, under the same hashed keys; the decisions
-//! that must be atomic (redeeming a code, using a refresh token) run in one transaction each, behind one
-//! connection. The file is created with mode 0600.
+//! that must be atomic (redeeming a code, rotating a refresh token) run in one transaction each, behind one
+//! connection. A refresh-token family is one row (its grant and the key of its current token; a row with
+//! neither is a family refused before it started). The file is created with mode 0600.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -12,7 +13,9 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::client::Client;
 use super::error::AuthServerError;
+use super::store::full;
 use super::store::{CodeGrant, CodeRedemption, RefreshGrant, RefreshUse, Store, StoreLimits};
+use crate::auth::client::pkce::constant_time_eq;
 use crate::auth::client::token::now_secs;
 
 /// A [`Store`] in a SQLite database file.
@@ -38,11 +41,9 @@ fn json_err(e: serde_json::Error) -> AuthServerError {
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS clients (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS codes (key TEXT PRIMARY KEY, doc TEXT NOT NULL, expires INTEGER NOT NULL,
-    spent INTEGER NOT NULL DEFAULT 0, family TEXT);
-CREATE TABLE IF NOT EXISTS refresh (key TEXT PRIMARY KEY, doc TEXT NOT NULL, family TEXT NOT NULL,
-    expires INTEGER NOT NULL, spent INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS refresh_family ON refresh(family);
-CREATE TABLE IF NOT EXISTS revoked (family TEXT PRIMARY KEY, until INTEGER NOT NULL);
+    family TEXT);
+CREATE TABLE IF NOT EXISTS refresh_families (family TEXT PRIMARY KEY, doc TEXT, current TEXT,
+    expires INTEGER NOT NULL);
 ";
 
 impl SqliteStore {
@@ -77,10 +78,6 @@ impl SqliteStore {
 fn count(conn: &Connection, table: &str) -> Result<usize, AuthServerError> {
     let n: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0)).map_err(db)?;
     Ok(usize::try_from(n).unwrap_or(usize::MAX))
-}
-
-fn full(what: &str) -> AuthServerError {
-    AuthServerError::Store(format!("the store holds its maximum of {what}"))
 }
 
 fn secs(t: u64) -> i64 {
@@ -130,24 +127,24 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn redeem_code(&self, key: &str, now: u64) -> Result<CodeRedemption, AuthServerError> {
+    fn redeem_code(&self, key: &str, family: &str, now: u64) -> Result<CodeRedemption, AuthServerError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(db)?;
-        let row: Option<(String, i64, bool, Option<String>)> = tx
-            .query_row("SELECT doc, expires, spent, family FROM codes WHERE key = ?1", params![key], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        let row: Option<(String, i64, Option<String>)> = tx
+            .query_row("SELECT doc, expires, family FROM codes WHERE key = ?1", params![key], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()
             .map_err(db)?;
         let outcome = match row {
             None => CodeRedemption::Unknown,
-            Some((_, _, true, family)) => CodeRedemption::Replayed { family },
-            Some((_, expires, false, _)) if expires <= secs(now) => {
+            Some((_, _, Some(family))) => CodeRedemption::Replayed { family: Some(family) },
+            Some((_, expires, None)) if expires <= secs(now) => {
                 tx.execute("DELETE FROM codes WHERE key = ?1", params![key]).map_err(db)?;
                 CodeRedemption::Unknown
             }
-            Some((doc, _, false, _)) => {
-                tx.execute("UPDATE codes SET spent = 1 WHERE key = ?1", params![key]).map_err(db)?;
+            Some((doc, _, None)) => {
+                tx.execute("UPDATE codes SET family = ?2 WHERE key = ?1", params![key, family]).map_err(db)?;
                 CodeRedemption::Fresh(serde_json::from_str(&doc).map_err(json_err)?)
             }
         };
@@ -155,88 +152,104 @@ impl Store for SqliteStore {
         Ok(outcome)
     }
 
-    fn link_code_family(&self, key: &str, family: &str) -> Result<(), AuthServerError> {
-        self.conn().execute("UPDATE codes SET family = ?2 WHERE key = ?1", params![key, family]).map_err(db)?;
-        Ok(())
-    }
-
-    fn put_refresh_token(&self, key: String, grant: RefreshGrant) -> Result<(), AuthServerError> {
-        let conn = self.conn();
-        if count(&conn, "refresh")? >= self.limits.max_refresh_tokens {
-            let now = secs(now_secs());
-            conn.execute("DELETE FROM refresh WHERE expires <= ?1", params![now]).map_err(db)?;
-            conn.execute("DELETE FROM revoked WHERE until <= ?1", params![now]).map_err(db)?;
-            if count(&conn, "refresh")? >= self.limits.max_refresh_tokens {
+    fn start_refresh_family(&self, key: String, grant: RefreshGrant) -> Result<bool, AuthServerError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(db)?;
+        let now = secs(now_secs());
+        let blocked: bool = tx
+            .query_row(
+                "SELECT 1 FROM refresh_families WHERE family = ?1 AND expires > ?2",
+                params![grant.family, now],
+                |_| Ok(true),
+            )
+            .optional()
+            .map_err(db)?
+            .unwrap_or(false);
+        if blocked {
+            return Ok(false);
+        }
+        if count(&tx, "refresh_families")? >= self.limits.max_refresh_tokens {
+            tx.execute("DELETE FROM refresh_families WHERE expires <= ?1", params![now]).map_err(db)?;
+            if count(&tx, "refresh_families")? >= self.limits.max_refresh_tokens {
                 return Err(full("refresh tokens"));
             }
         }
         let doc = serde_json::to_string(&grant).map_err(json_err)?;
-        conn.execute(
-            "INSERT OR REPLACE INTO refresh (key, doc, family, expires) VALUES (?1, ?2, ?3, ?4)",
-            params![key, doc, grant.family, secs(grant.expires_at)],
+        tx.execute(
+            "INSERT OR REPLACE INTO refresh_families (family, doc, current, expires) VALUES (?1, ?2, ?3, ?4)",
+            params![grant.family, doc, key, secs(grant.expires_at)],
         )
         .map_err(db)?;
-        Ok(())
+        tx.commit().map_err(db)?;
+        Ok(true)
     }
 
-    fn use_refresh_token(&self, key: &str, now: u64) -> Result<RefreshUse, AuthServerError> {
+    fn rotate_refresh_token(
+        &self,
+        family: &str,
+        key: &str,
+        next: String,
+        now: u64,
+    ) -> Result<RefreshUse, AuthServerError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(db)?;
-        let row: Option<(String, String, i64, bool)> = tx
-            .query_row("SELECT doc, family, expires, spent FROM refresh WHERE key = ?1", params![key], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        let row: Option<(Option<String>, Option<String>, i64)> = tx
+            .query_row("SELECT doc, current, expires FROM refresh_families WHERE family = ?1", params![family], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })
             .optional()
             .map_err(db)?;
         let outcome = match row {
-            None => RefreshUse::Unknown,
-            Some((doc, family, expires, spent)) => {
-                let revoked: bool = tx
-                    .query_row("SELECT 1 FROM revoked WHERE family = ?1", params![family], |_| Ok(true))
-                    .optional()
-                    .map_err(db)?
-                    .unwrap_or(false);
-                if expires <= secs(now) || revoked {
-                    RefreshUse::Unknown
-                } else if spent {
-                    tx.execute(
-                        "INSERT OR REPLACE INTO revoked (family, until) VALUES (?1, ?2)",
-                        params![family, expires],
-                    )
-                    .map_err(db)?;
-                    tx.execute("DELETE FROM refresh WHERE family = ?1", params![family]).map_err(db)?;
-                    RefreshUse::Reused
-                } else {
-                    tx.execute("UPDATE refresh SET spent = 1 WHERE key = ?1", params![key]).map_err(db)?;
+            Some((Some(doc), Some(current), expires)) if expires > secs(now) => {
+                if constant_time_eq(&current, key) {
+                    tx.execute("UPDATE refresh_families SET current = ?2 WHERE family = ?1", params![family, next])
+                        .map_err(db)?;
                     RefreshUse::Current(serde_json::from_str(&doc).map_err(json_err)?)
+                } else {
+                    tx.execute("DELETE FROM refresh_families WHERE family = ?1", params![family]).map_err(db)?;
+                    RefreshUse::Reused
                 }
             }
+            _ => RefreshUse::Unknown,
         };
         tx.commit().map_err(db)?;
         Ok(outcome)
     }
 
-    fn refresh_token(&self, key: &str) -> Result<Option<RefreshGrant>, AuthServerError> {
-        let doc: Option<String> = self
+    fn refresh_family(&self, family: &str, now: u64) -> Result<Option<RefreshGrant>, AuthServerError> {
+        let doc: Option<Option<String>> = self
             .conn()
-            .query_row("SELECT doc FROM refresh WHERE key = ?1", params![key], |r| r.get(0))
+            .query_row(
+                "SELECT doc FROM refresh_families WHERE family = ?1 AND expires > ?2",
+                params![family, secs(now)],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(db)?;
-        doc.map(|d| serde_json::from_str(&d).map_err(json_err)).transpose()
+        doc.flatten().map(|d| serde_json::from_str(&d).map_err(json_err)).transpose()
     }
 
-    fn revoke_family(&self, family: &str) -> Result<(), AuthServerError> {
+    fn revoke_family(&self, family: &str, until: u64) -> Result<(), AuthServerError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(db)?;
-        let until: Option<i64> = tx
-            .query_row("SELECT MAX(expires) FROM refresh WHERE family = ?1", params![family], |r| r.get(0))
+        let live: bool = tx
+            .query_row("SELECT 1 FROM refresh_families WHERE family = ?1 AND doc IS NOT NULL", params![family], |_| {
+                Ok(true)
+            })
+            .optional()
+            .map_err(db)?
+            .unwrap_or(false);
+        if live {
+            // Its tokens name it: once it is gone they are unknown.
+            tx.execute("DELETE FROM refresh_families WHERE family = ?1", params![family]).map_err(db)?;
+        } else {
+            // Not started yet: a marker keeps it from starting until `until`.
+            tx.execute(
+                "INSERT OR REPLACE INTO refresh_families (family, doc, current, expires) VALUES (?1, NULL, NULL, ?2)",
+                params![family, secs(until)],
+            )
             .map_err(db)?;
-        tx.execute(
-            "INSERT OR REPLACE INTO revoked (family, until) VALUES (?1, ?2)",
-            params![family, until.unwrap_or(i64::MAX)],
-        )
-        .map_err(db)?;
-        tx.execute("DELETE FROM refresh WHERE family = ?1", params![family]).map_err(db)?;
+        }
         tx.commit().map_err(db)
     }
 }
@@ -259,12 +272,15 @@ mod tests {
         {
             let store = SqliteStore::open(&path).unwrap();
             store.put_client(Client::public("c", vec!["http://127.0.0.1:1/cb".into()])).unwrap();
-            store.put_refresh_token("r1".into(), grant("f")).unwrap();
+            assert!(store.start_refresh_family("r1".into(), grant("f")).unwrap());
             let code = code_grant();
             store.put_code("k".into(), code.clone()).unwrap();
-            assert_eq!(store.redeem_code("k", 50).unwrap(), CodeRedemption::Fresh(code));
-            store.link_code_family("k", "f").unwrap();
-            assert_eq!(store.redeem_code("k", 51).unwrap(), CodeRedemption::Replayed { family: Some("f".into()) });
+            assert_eq!(store.redeem_code("k", "h", 50).unwrap(), CodeRedemption::Fresh(code));
+            // A replay racing the first redemption already knows the family, and stops it from starting.
+            let replay = store.redeem_code("k", "other", 51).unwrap();
+            assert_eq!(replay, CodeRedemption::Replayed { family: Some("h".into()) });
+            store.revoke_family("h", u64::MAX / 4).unwrap();
+            assert!(!store.start_refresh_family("h1".into(), grant("h")).unwrap());
         }
         #[cfg(unix)]
         {
@@ -273,23 +289,31 @@ mod tests {
         }
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(store.client("c").unwrap().unwrap().client_id, "c", "clients survive a restart");
-        assert!(matches!(store.use_refresh_token("r1", 10).unwrap(), RefreshUse::Current(_)));
-        store.put_refresh_token("r2".into(), grant("f")).unwrap();
-        assert_eq!(store.use_refresh_token("r1", 11).unwrap(), RefreshUse::Reused);
-        assert_eq!(store.use_refresh_token("r2", 12).unwrap(), RefreshUse::Unknown, "the family is revoked");
-        store.put_refresh_token("g1".into(), grant("g")).unwrap();
-        store.revoke_family("g").unwrap();
-        assert_eq!(store.use_refresh_token("g1", 13).unwrap(), RefreshUse::Unknown);
-        assert_eq!(store.redeem_code("nope", 1).unwrap(), CodeRedemption::Unknown);
+        assert_eq!(store.refresh_family("f", 10).unwrap().unwrap().family, "f");
+        assert!(matches!(store.rotate_refresh_token("f", "r1", "r2".into(), 10).unwrap(), RefreshUse::Current(_)));
+        assert!(matches!(store.rotate_refresh_token("f", "r2", "r3".into(), 10).unwrap(), RefreshUse::Current(_)));
+        assert_eq!(store.rotate_refresh_token("f", "r1", "x".into(), 11).unwrap(), RefreshUse::Reused);
+        assert_eq!(store.rotate_refresh_token("f", "r3", "y".into(), 12).unwrap(), RefreshUse::Unknown, "revoked");
+        assert!(store.start_refresh_family("g1".into(), grant("g")).unwrap());
+        store.revoke_family("g", 0).unwrap();
+        assert_eq!(store.rotate_refresh_token("g", "g1", "g2".into(), 13).unwrap(), RefreshUse::Unknown);
+        assert_eq!(store.redeem_code("nope", "z", 1).unwrap(), CodeRedemption::Unknown);
 
         let small = SqliteStore::open_with_limits(
             dir.join("small.db"),
-            StoreLimits { max_clients: 1, ..StoreLimits::default() },
+            StoreLimits { max_clients: 1, max_refresh_tokens: 1, ..StoreLimits::default() },
         )
         .unwrap();
         small.put_client(Client::public("a", vec![])).unwrap();
         small.put_client(Client::public("a", vec![])).unwrap();
         assert!(small.put_client(Client::public("b", vec![])).is_err());
+        assert!(small.start_refresh_family("a".into(), grant("f")).unwrap());
+        for round in 0..5 {
+            let (key, next) = (format!("k{round}"), format!("k{}", round + 1));
+            let key = if round == 0 { "a".to_owned() } else { key };
+            assert!(matches!(small.rotate_refresh_token("f", &key, next, 20).unwrap(), RefreshUse::Current(_)));
+        }
+        assert!(matches!(small.start_refresh_family("b".into(), grant("g")), Err(AuthServerError::StoreFull(_))));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Codes and refresh tokens are stored under the SHA-256 of their value ([`token_key`]), so a copy of the
 //! store gives nobody a usable credential. The operations that decide a credential's fate —
-//! [`Store::redeem_code`] and [`Store::use_refresh_token`] — are single atomic steps, so two concurrent
+//! [`Store::redeem_code`] and [`Store::rotate_refresh_token`] — are single atomic steps, so two concurrent
 //! redemptions of one code cannot both succeed.
 
 use std::collections::HashMap;
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::client::Client;
 use super::error::AuthServerError;
+use crate::auth::client::pkce::constant_time_eq;
 
 /// The key a code or refresh token is stored under: base64url(SHA-256(value)).
 pub fn token_key(value: &str) -> String {
@@ -60,7 +61,7 @@ pub enum CodeRedemption {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[non_exhaustive]
 pub struct RefreshGrant {
-    /// The family (one per authorization).
+    /// The family's id, one per authorization: the [`token_key`] of the secret all its tokens start with.
     pub family: String,
     /// The client it was issued to.
     pub client_id: String,
@@ -74,20 +75,25 @@ pub struct RefreshGrant {
     pub expires_at: u64,
 }
 
-/// What using a refresh token found.
+/// What presenting a refresh token found.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum RefreshUse {
-    /// The current token of a live family: it is now spent.
+    /// The current token of a live family: it is spent and the next token is current.
     Current(RefreshGrant),
-    /// A token that was already rotated out: its whole family is now revoked.
+    /// Another token of a live family (one rotated out, or a forgery by someone who saw one): the whole
+    /// family is now revoked.
     Reused,
-    /// Unknown, expired or revoked.
+    /// Unknown, expired or revoked family.
     Unknown,
 }
 
 /// Storage for the authorization server. Calls are short and synchronous (the server calls them from its
 /// request futures): an implementation on a database should keep them fast or use a local cache.
+///
+/// Refresh tokens are kept per family (one per authorization): only the family's grant and the key of its
+/// current token. A refresh token names its family, so any other token of the family — however long ago it
+/// was rotated out — is recognised as reuse without storing spent tokens.
 pub trait Store: Send + Sync + 'static {
     /// Adds or replaces a client. Fails when the store holds its maximum of clients.
     fn put_client(&self, client: Client) -> Result<(), AuthServerError>;
@@ -95,21 +101,31 @@ pub trait Store: Send + Sync + 'static {
     fn client(&self, client_id: &str) -> Result<Option<Client>, AuthServerError>;
     /// Stores a fresh code under `key` ([`token_key`] of the code).
     fn put_code(&self, key: String, grant: CodeGrant) -> Result<(), AuthServerError>;
-    /// Redeems the code under `key` once: the first call gets its grant, later calls learn it was replayed.
-    fn redeem_code(&self, key: &str, now: u64) -> Result<CodeRedemption, AuthServerError>;
-    /// Records the refresh-token family issued for the code under `key`, so a replay can revoke it.
-    fn link_code_family(&self, key: &str, family: &str) -> Result<(), AuthServerError>;
-    /// Stores a fresh refresh token under `key`.
-    fn put_refresh_token(&self, key: String, grant: RefreshGrant) -> Result<(), AuthServerError>;
-    /// Uses the refresh token under `key` once (see [`RefreshUse`]).
-    fn use_refresh_token(&self, key: &str, now: u64) -> Result<RefreshUse, AuthServerError>;
-    /// The grant of the refresh token under `key`, without using it (for revocation).
-    fn refresh_token(&self, key: &str) -> Result<Option<RefreshGrant>, AuthServerError>;
-    /// Revokes every token of `family`.
-    fn revoke_family(&self, family: &str) -> Result<(), AuthServerError>;
+    /// Redeems the code under `key` once: the first call gets its grant and records `family` as the
+    /// refresh-token family issued for it, in the same step, so that a replay — even one racing this
+    /// redemption — learns which family to revoke. Later calls learn it was replayed.
+    fn redeem_code(&self, key: &str, family: &str, now: u64) -> Result<CodeRedemption, AuthServerError>;
+    /// Starts the family `grant.family` with its first token under `key`. `Ok(false)` when the family was
+    /// revoked before it started (its code was replayed meanwhile); [`AuthServerError::StoreFull`] when the
+    /// store holds its maximum of families.
+    fn start_refresh_family(&self, key: String, grant: RefreshGrant) -> Result<bool, AuthServerError>;
+    /// Presents the token under `key` of `family`. When it is the family's current token, `next` becomes
+    /// current in the same step ([`RefreshUse::Current`]); any other token revokes the family.
+    fn rotate_refresh_token(
+        &self,
+        family: &str,
+        key: &str,
+        next: String,
+        now: u64,
+    ) -> Result<RefreshUse, AuthServerError>;
+    /// The grant of `family` while it is live, without using any token (to check its client, or revoke).
+    fn refresh_family(&self, family: &str, now: u64) -> Result<Option<RefreshGrant>, AuthServerError>;
+    /// Revokes every token of `family`. A family that has not started yet can no longer start before `until`
+    /// (seconds since the epoch).
+    fn revoke_family(&self, family: &str, until: u64) -> Result<(), AuthServerError>;
 }
 
-/// Bounds of the [`MemoryStore`]; past them new entries are refused (after expired ones are dropped).
+/// Bounds of the stores; past them new entries are refused (after expired ones are dropped).
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
 pub struct StoreLimits {
@@ -117,7 +133,9 @@ pub struct StoreLimits {
     pub max_clients: usize,
     /// Most outstanding authorization codes. Default 10,000.
     pub max_codes: usize,
-    /// Most refresh tokens, spent ones included until their family ends. Default 100,000.
+    /// Most live refresh tokens, which is most live refresh-token families: rotation replaces a family's
+    /// token and spent tokens are not kept. Past it a code redemption that would start a family gets 503
+    /// `temporarily_unavailable`; existing families keep refreshing. Default 100,000.
     pub max_refresh_tokens: usize,
 }
 
@@ -138,22 +156,31 @@ pub struct MemoryStore {
 struct MemoryState {
     clients: HashMap<String, Client>,
     codes: HashMap<String, CodeEntry>,
-    refresh: HashMap<String, RefreshEntry>,
-    /// Revoked families and when they would have ended (kept until then).
-    revoked: HashMap<String, u64>,
+    families: HashMap<String, Family>,
 }
 
 #[derive(Debug)]
 struct CodeEntry {
     grant: CodeGrant,
-    spent: bool,
+    /// Set when the code is redeemed.
     family: Option<String>,
 }
 
 #[derive(Debug)]
-struct RefreshEntry {
-    grant: RefreshGrant,
-    spent: bool,
+enum Family {
+    /// A live family and the key of its current token.
+    Live { grant: RefreshGrant, current: String },
+    /// Revoked before it started: refused until then.
+    Refused { until: u64 },
+}
+
+impl Family {
+    fn ends(&self) -> u64 {
+        match self {
+            Family::Live { grant, .. } => grant.expires_at,
+            Family::Refused { until } => *until,
+        }
+    }
 }
 
 impl MemoryStore {
@@ -172,8 +199,8 @@ impl MemoryStore {
     }
 }
 
-fn full(what: &str) -> AuthServerError {
-    AuthServerError::Store(format!("the store holds its maximum of {what}"))
+pub(crate) fn full(what: &str) -> AuthServerError {
+    AuthServerError::StoreFull(format!("the store holds its maximum of {what}"))
 }
 
 impl Store for MemoryStore {
@@ -199,14 +226,14 @@ impl Store for MemoryStore {
                 return Err(full("authorization codes"));
             }
         }
-        state.codes.insert(key, CodeEntry { grant, spent: false, family: None });
+        state.codes.insert(key, CodeEntry { grant, family: None });
         Ok(())
     }
 
-    fn redeem_code(&self, key: &str, now: u64) -> Result<CodeRedemption, AuthServerError> {
+    fn redeem_code(&self, key: &str, family: &str, now: u64) -> Result<CodeRedemption, AuthServerError> {
         let mut state = self.state();
         let Some(entry) = state.codes.get_mut(key) else { return Ok(CodeRedemption::Unknown) };
-        if entry.spent {
+        if entry.family.is_some() {
             return Ok(CodeRedemption::Replayed { family: entry.family.clone() });
         }
         if entry.grant.expires_at <= now {
@@ -214,57 +241,71 @@ impl Store for MemoryStore {
             return Ok(CodeRedemption::Unknown);
         }
         // Spent, but kept until it expires so a replay is recognised as one.
-        entry.spent = true;
+        entry.family = Some(family.to_owned());
         Ok(CodeRedemption::Fresh(entry.grant.clone()))
     }
 
-    fn link_code_family(&self, key: &str, family: &str) -> Result<(), AuthServerError> {
-        if let Some(entry) = self.state().codes.get_mut(key) {
-            entry.family = Some(family.to_owned());
-        }
-        Ok(())
-    }
-
-    fn put_refresh_token(&self, key: String, grant: RefreshGrant) -> Result<(), AuthServerError> {
+    fn start_refresh_family(&self, key: String, grant: RefreshGrant) -> Result<bool, AuthServerError> {
         let mut state = self.state();
-        if state.refresh.len() >= self.limits.max_refresh_tokens {
-            let now = crate::auth::client::token::now_secs();
-            state.refresh.retain(|_, r| r.grant.expires_at > now);
-            state.revoked.retain(|_, until| *until > now);
-            if state.refresh.len() >= self.limits.max_refresh_tokens {
+        let now = crate::auth::client::token::now_secs();
+        match state.families.get(&grant.family) {
+            Some(family) if family.ends() > now => return Ok(false),
+            _ => {}
+        }
+        if state.families.len() >= self.limits.max_refresh_tokens {
+            state.families.retain(|_, f| f.ends() > now);
+            if state.families.len() >= self.limits.max_refresh_tokens {
                 return Err(full("refresh tokens"));
             }
         }
-        state.refresh.insert(key, RefreshEntry { grant, spent: false });
-        Ok(())
+        state.families.insert(grant.family.clone(), Family::Live { grant, current: key });
+        Ok(true)
     }
 
-    fn use_refresh_token(&self, key: &str, now: u64) -> Result<RefreshUse, AuthServerError> {
+    fn rotate_refresh_token(
+        &self,
+        family: &str,
+        key: &str,
+        next: String,
+        now: u64,
+    ) -> Result<RefreshUse, AuthServerError> {
         let mut state = self.state();
-        let state = &mut *state;
-        let Some(entry) = state.refresh.get_mut(key) else { return Ok(RefreshUse::Unknown) };
-        if entry.grant.expires_at <= now || state.revoked.contains_key(&entry.grant.family) {
+        let Some(Family::Live { grant, current }) = state.families.get_mut(family) else {
+            return Ok(RefreshUse::Unknown);
+        };
+        if grant.expires_at <= now {
+            state.families.remove(family);
             return Ok(RefreshUse::Unknown);
         }
-        if entry.spent {
-            let (family, expires_at) = (entry.grant.family.clone(), entry.grant.expires_at);
-            state.revoked.insert(family.clone(), expires_at);
-            state.refresh.retain(|_, r| r.grant.family != family);
+        if !constant_time_eq(current, key) {
+            state.families.remove(family);
             return Ok(RefreshUse::Reused);
         }
-        entry.spent = true;
-        Ok(RefreshUse::Current(entry.grant.clone()))
+        *current = next;
+        Ok(RefreshUse::Current(grant.clone()))
     }
 
-    fn refresh_token(&self, key: &str) -> Result<Option<RefreshGrant>, AuthServerError> {
-        Ok(self.state().refresh.get(key).map(|r| r.grant.clone()))
+    fn refresh_family(&self, family: &str, now: u64) -> Result<Option<RefreshGrant>, AuthServerError> {
+        Ok(match self.state().families.get(family) {
+            Some(Family::Live { grant, .. }) if grant.expires_at > now => Some(grant.clone()),
+            _ => None,
+        })
     }
 
-    fn revoke_family(&self, family: &str) -> Result<(), AuthServerError> {
+    fn revoke_family(&self, family: &str, until: u64) -> Result<(), AuthServerError> {
         let mut state = self.state();
-        let until = state.refresh.values().filter(|r| r.grant.family == family).map(|r| r.grant.expires_at).max();
-        state.refresh.retain(|_, r| r.grant.family != family);
-        state.revoked.insert(family.to_owned(), until.unwrap_or(u64::MAX));
+        match state.families.get(family) {
+            // Its tokens name it: once it is gone they are unknown.
+            Some(Family::Live { .. }) => {
+                state.families.remove(family);
+            }
+            // Not started (a replayed code racing its first redemption): keep it from starting. The marker
+            // takes a family's room until `until`, and is not refused when the store is full, since it is
+            // what stops a stolen code.
+            _ => {
+                state.families.insert(family.to_owned(), Family::Refused { until });
+            }
+        }
         Ok(())
     }
 }
@@ -306,17 +347,18 @@ mod tests {
     use super::*;
 
     fn grant(family: &str) -> RefreshGrant {
-        super::fixtures::refresh_grant(family, 1_000)
+        super::fixtures::refresh_grant(family, u64::MAX / 4)
     }
 
     #[test]
     fn refresh_reuse_revokes_the_family() {
         let store = MemoryStore::new();
-        store.put_refresh_token("a".into(), grant("f")).unwrap();
-        assert!(matches!(store.use_refresh_token("a", 10).unwrap(), RefreshUse::Current(_)));
-        store.put_refresh_token("b".into(), grant("f")).unwrap();
-        assert_eq!(store.use_refresh_token("a", 11).unwrap(), RefreshUse::Reused);
-        assert_eq!(store.use_refresh_token("b", 12).unwrap(), RefreshUse::Unknown, "the family is gone");
+        assert!(store.start_refresh_family("a".into(), grant("f")).unwrap());
+        assert!(matches!(store.rotate_refresh_token("f", "a", "b".into(), 10).unwrap(), RefreshUse::Current(_)));
+        assert!(matches!(store.rotate_refresh_token("f", "b", "c".into(), 10).unwrap(), RefreshUse::Current(_)));
+        assert_eq!(store.rotate_refresh_token("f", "a", "x".into(), 11).unwrap(), RefreshUse::Reused);
+        assert_eq!(store.rotate_refresh_token("f", "c", "y".into(), 12).unwrap(), RefreshUse::Unknown, "gone");
+        assert_eq!(store.refresh_family("f", 12).unwrap(), None);
     }
 
     #[test]
@@ -324,12 +366,25 @@ mod tests {
         let store = MemoryStore::new();
         let code = code_grant();
         store.put_code("k".into(), code.clone()).unwrap();
-        assert_eq!(store.redeem_code("k", 99).unwrap(), CodeRedemption::Fresh(code.clone()));
-        store.link_code_family("k", "f").unwrap();
-        assert_eq!(store.redeem_code("k", 99).unwrap(), CodeRedemption::Replayed { family: Some("f".into()) });
+        assert_eq!(store.redeem_code("k", "f", 99).unwrap(), CodeRedemption::Fresh(code.clone()));
+        assert_eq!(store.redeem_code("k", "g", 99).unwrap(), CodeRedemption::Replayed { family: Some("f".into()) });
         store.put_code("late".into(), code).unwrap();
-        assert_eq!(store.redeem_code("late", 100).unwrap(), CodeRedemption::Unknown);
-        assert_eq!(store.redeem_code("nope", 1).unwrap(), CodeRedemption::Unknown);
+        assert_eq!(store.redeem_code("late", "h", 100).unwrap(), CodeRedemption::Unknown);
+        assert_eq!(store.redeem_code("nope", "i", 1).unwrap(), CodeRedemption::Unknown);
+    }
+
+    #[test]
+    fn a_replay_racing_the_first_redemption_stops_its_family() {
+        let store = MemoryStore::new();
+        store.put_code("k".into(), code_grant()).unwrap();
+        assert!(matches!(store.redeem_code("k", "f", 50).unwrap(), CodeRedemption::Fresh(_)));
+        // The replay lands before the first redemption has issued anything: it already knows the family.
+        let CodeRedemption::Replayed { family: Some(family) } = store.redeem_code("k", "g", 51).unwrap() else {
+            panic!("the family is linked at redemption")
+        };
+        store.revoke_family(&family, u64::MAX / 4).unwrap();
+        assert!(!store.start_refresh_family("r".into(), grant("f")).unwrap(), "the family never starts");
+        assert_eq!(store.refresh_family("f", 52).unwrap(), None);
     }
 
     #[test]
@@ -338,5 +393,12 @@ mod tests {
         store.put_client(Client::public("a", vec![])).unwrap();
         store.put_client(Client::public("a", vec![])).unwrap();
         assert!(store.put_client(Client::public("b", vec![])).is_err());
+        let store = MemoryStore::with_limits(StoreLimits { max_refresh_tokens: 1, ..StoreLimits::default() });
+        assert!(store.start_refresh_family("a".into(), grant("f")).unwrap());
+        let full = store.start_refresh_family("b".into(), grant("g")).unwrap_err();
+        assert!(matches!(full, AuthServerError::StoreFull(_)), "{full}");
+        // An ended family makes room.
+        store.revoke_family("f", 0).unwrap();
+        assert!(store.start_refresh_family("b".into(), grant("g")).unwrap());
     }
 }

@@ -37,12 +37,17 @@ fn authorization_code(inner: &Inner, client: &Client, params: &Params) -> Result
     let redirect_uri = params.get("redirect_uri")?;
     let resource = params.get("resource")?;
     let key = token_key(code);
-    let grant = match inner.store.redeem_code(&key, now_secs())? {
+    // The family is named before the code is spent, so a replay racing this redemption can revoke it.
+    let family_secret = random_value()?;
+    let family = token_key(&family_secret);
+    let grant = match inner.store.redeem_code(&key, &family, now_secs())? {
         CodeRedemption::Fresh(grant) => grant,
         CodeRedemption::Replayed { family } => {
-            // A code seen twice was stolen or leaked: what the first redemption issued is revoked too.
+            // A code seen twice was stolen or leaked: what the first redemption issued is revoked too. The
+            // first redemption may not have started the family yet; it cannot once its code has expired.
             if let Some(family) = family {
-                inner.store.revoke_family(&family)?;
+                let until = now_secs() + inner.code_ttl.as_secs() + 60;
+                inner.store.revoke_family(&family, until)?;
             }
             return Err(OAuthError::invalid_grant("authorization code already used"));
         }
@@ -65,41 +70,54 @@ fn authorization_code(inner: &Inner, client: &Client, params: &Params) -> Result
     if resource.is_some_and(|r| r != grant.resource) {
         return Err(OAuthError::invalid_target("resource differs from the authorization request"));
     }
-    let family = if client.has_grant(GRANT_REFRESH_TOKEN) && grant.scopes.iter().any(|s| s == OFFLINE_ACCESS) {
-        let family = random_value()?;
-        inner.store.link_code_family(&key, &family)?;
-        Some(RefreshGrant {
-            family,
-            client_id: client.client_id.clone(),
-            subject: grant.subject.clone(),
-            scopes: grant.scopes.clone(),
-            resource: grant.resource.clone(),
-            expires_at: now_secs() + inner.refresh_ttl.as_secs(),
-        })
+    let refresh = if client.has_grant(GRANT_REFRESH_TOKEN) && grant.scopes.iter().any(|s| s == OFFLINE_ACCESS) {
+        let token = refresh_token_value(&family_secret)?;
+        let started = inner.store.start_refresh_family(
+            token_key(&token),
+            RefreshGrant {
+                family,
+                client_id: client.client_id.clone(),
+                subject: grant.subject.clone(),
+                scopes: grant.scopes.clone(),
+                resource: grant.resource.clone(),
+                expires_at: now_secs() + inner.refresh_ttl.as_secs(),
+            },
+        )?;
+        if !started {
+            return Err(OAuthError::invalid_grant("authorization code already used"));
+        }
+        Some(token)
     } else {
         None
     };
-    issue(inner, client, &grant.subject, &grant.scopes, &grant.resource, family)
+    issue(inner, client, &grant.subject, &grant.scopes, &grant.resource, refresh)
+}
+
+/// A refresh token of the family whose secret is `family_secret`: `{family secret}.{random}`. The family
+/// part lets the store recognise every token of a family, spent ones included, without keeping them.
+fn refresh_token_value(family_secret: &str) -> Result<String, OAuthError> {
+    Ok(format!("{family_secret}.{}", random_value()?))
+}
+
+/// The family secret of a refresh token and the family's key, or `None` when it is not one of ours.
+pub(crate) fn refresh_token_family(token: &str) -> Option<(&str, String)> {
+    token.split_once('.').map(|(family_secret, _)| (family_secret, token_key(family_secret)))
 }
 
 fn refresh_token(inner: &Inner, client: &Client, params: &Params) -> Result<Value, OAuthError> {
+    let unknown = || OAuthError::invalid_grant("unknown, expired or revoked refresh token");
     let token = params.require("refresh_token")?;
-    let key = token_key(token);
+    let (family_secret, family) = refresh_token_family(token).ok_or_else(unknown)?;
+    let now = now_secs();
     // Bound to its client: another client presenting it learns nothing and spends nothing.
-    match inner.store.refresh_token(&key)? {
-        Some(grant) if grant.client_id == client.client_id => {}
-        _ => return Err(OAuthError::invalid_grant("unknown, expired or revoked refresh token")),
-    }
+    let grant = match inner.store.refresh_family(&family, now)? {
+        Some(grant) if grant.client_id == client.client_id => grant,
+        _ => return Err(unknown()),
+    };
     if !client.has_grant(GRANT_REFRESH_TOKEN) {
         return Err(OAuthError::unauthorized_client("the client did not register the refresh_token grant"));
     }
-    let grant = match inner.store.use_refresh_token(&key, now_secs())? {
-        RefreshUse::Current(grant) => grant,
-        RefreshUse::Reused => {
-            return Err(OAuthError::invalid_grant("refresh token reused: every token of this grant is revoked"));
-        }
-        _ => return Err(OAuthError::invalid_grant("unknown, expired or revoked refresh token")),
-    };
+    // Checked before the token is spent: a refused request leaves the client its grant.
     let scopes = match params.get("scope")? {
         None => grant.scopes.clone(),
         Some(scope) => {
@@ -113,9 +131,15 @@ fn refresh_token(inner: &Inner, client: &Client, params: &Params) -> Result<Valu
     if params.get("resource")?.is_some_and(|r| r != grant.resource) {
         return Err(OAuthError::invalid_target("resource differs from the original grant"));
     }
-    let subject = grant.subject.clone();
-    let resource = grant.resource.clone();
-    issue(inner, client, &subject, &scopes, &resource, Some(grant))
+    let next = refresh_token_value(family_secret)?;
+    let grant = match inner.store.rotate_refresh_token(&family, &token_key(token), token_key(&next), now)? {
+        RefreshUse::Current(grant) => grant,
+        RefreshUse::Reused => {
+            return Err(OAuthError::invalid_grant("refresh token reused: every token of this grant is revoked"));
+        }
+        _ => return Err(unknown()),
+    };
+    issue(inner, client, &grant.subject, &scopes, &grant.resource, Some(next))
 }
 
 fn client_credentials(inner: &Inner, client: &Client, params: &Params) -> Result<Value, OAuthError> {
@@ -128,14 +152,14 @@ fn client_credentials(inner: &Inner, client: &Client, params: &Params) -> Result
     issue(inner, client, &client.client_id, &scopes, &resource, None)
 }
 
-/// The token response: a signed access token, and a fresh refresh token of `family` when there is one.
+/// The token response: a signed access token, and `refresh_token` (already stored) when there is one.
 fn issue(
     inner: &Inner,
     client: &Client,
     subject: &str,
     scopes: &[String],
     resource: &str,
-    family: Option<RefreshGrant>,
+    refresh_token: Option<String>,
 ) -> Result<Value, OAuthError> {
     let now = now_secs();
     let ttl = inner.token_ttl.as_secs().max(1);
@@ -159,9 +183,7 @@ fn issue(
         "expires_in": ttl,
         "scope": scope,
     });
-    if let Some(grant) = family {
-        let refresh = random_value()?;
-        inner.store.put_refresh_token(token_key(&refresh), grant)?;
+    if let Some(refresh) = refresh_token {
         body["refresh_token"] = json!(refresh);
     }
     Ok(body)

@@ -116,7 +116,9 @@ async fn route(
         #[cfg(feature = "skills")]
         ListSkillsParams::METHOD | GetSkillParams::METHOD | ReadDirectoryParams::METHOD => skills::dispatch(req),
         #[cfg(feature = "tasks")]
-        GetTaskParams::METHOD | UpdateTaskParams::METHOD | CancelTaskParams::METHOD => tasks::dispatch(req).await,
+        GetTaskParams::METHOD | UpdateTaskParams::METHOD | CancelTaskParams::METHOD => {
+            tasks::dispatch(req, &call).await
+        }
         other => Err(ErrorObject::method_not_found(other)),
     }
 }

@@ -61,7 +61,7 @@ pub(super) async fn get(req: Incoming<'_>, mut call: Caller) -> Outcome {
         None => BTreeMap::new(),
     };
     let binding = StateBinding { method, target: &name, arguments: params.arguments.as_deref() };
-    let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
+    let input = open_input(server, &scope, &call, binding, params.input_responses, params.request_state)?;
     let layered = layered(server, prompt.layers.as_ref(), &mut call);
     let ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
     let get = match layered {

@@ -87,7 +87,7 @@ pub(super) async fn read(req: Incoming<'_>, mut call: Caller) -> Outcome {
     let Found { read, vars, layers, scopes, .. } = found.ok_or_else(|| resource_not_found(&scope, &uri))?;
     require_scopes(&call, scopes)?;
     let binding = StateBinding { method, target: &uri, arguments: None };
-    let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
+    let input = open_input(server, &scope, &call, binding, params.input_responses, params.request_state)?;
     let layered = layered(server, layers, &mut call);
     let ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
     let read = match layered {

@@ -14,13 +14,14 @@ use crate::protocol::meta::RequestMeta;
 use crate::protocol::tasks::extension::{CreateTaskResult, GetTaskParams, GetTaskResult, UpdateTaskParams};
 use crate::protocol::tools::CallToolResult;
 use crate::protocol::{ErrorObject, InputResponses, Request, decode_params};
-use crate::server::context::RequestContext;
+use crate::server::context::{RequestContext, principal_of};
 use crate::server::error::HandlerError;
 use crate::server::inner::ServerInner;
 use crate::server::middleware::Run;
 #[cfg(feature = "http-server")]
 use crate::server::peer_addr::{PeerAddr, PeerKey};
-use crate::server::request::{Incoming, Outcome, Scope, check_name, finish, scope};
+use crate::server::principal::{PrincipalId, same_caller};
+use crate::server::request::{Caller, Incoming, Outcome, Scope, check_name, finish, scope};
 use crate::server::session::LegacySession;
 use crate::server::tasks::{
     TaskCommand, TaskEntry, TaskOwner, TaskSlot, TaskSupport, extension_required, run_in_background,
@@ -28,7 +29,7 @@ use crate::server::tasks::{
 use crate::server::tool::ToolDef;
 
 /// `tasks/get`, `tasks/update` and `tasks/cancel` (tasks extension, 2026-07-28 only).
-pub(super) async fn dispatch(req: Incoming<'_>) -> Outcome {
+pub(super) async fn dispatch(req: Incoming<'_>, call: &Caller) -> Outcome {
     let Incoming { server, session, method, params, headers } = req;
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -49,12 +50,17 @@ pub(super) async fn dispatch(req: Incoming<'_>) -> Outcome {
         return Err(extension_required());
     }
     check_name(headers, &params.task_id)?;
-    let task = match server.tasks.get(&params.task_id) {
+    // A task answers only the principal that created it; to anyone else it does not exist.
+    let caller = principal_of(call.channel.client());
+    let task = match server.tasks.get_for(&params.task_id, caller) {
         Ok(task) => task,
         // Not running here: another instance sharing tasks may run it.
         Err(unknown) => {
             let Some(share) = server.tasks.shared() else { return Err(unknown) };
-            let Some(remote) = share.load(&params.task_id).await else { return Err(unknown) };
+            let Some((remote, owner)) = share.load(&params.task_id).await? else { return Err(unknown) };
+            if !same_caller(owner.as_ref(), caller) {
+                return Err(unknown);
+            }
             return match method {
                 GetTaskParams::METHOD => {
                     finish(server, &scope, GetTaskResult { task: remote, result_type: None, meta: None })
@@ -118,7 +124,13 @@ impl TaskOffer {
             Some(session) => TaskOwner::Session(session.lock().expect("session lock").client),
             None => TaskOwner::stateless(ctx),
         };
-        let (slot, escalated) = TaskSlot::new(server.tasks.clone(), owner);
+        // A principal naming neither a subject nor a client could not be told from others of its issuer: its
+        // calls run to the end instead of becoming tasks that those others could read.
+        if ctx.principal().is_some_and(|p| !PrincipalId::can_own(p)) {
+            return TaskRun { escalated: None };
+        }
+        let principal = ctx.principal().map(PrincipalId::of_principal);
+        let (slot, escalated) = TaskSlot::new(server.tasks.clone(), owner, principal);
         ctx.task = Some(slot);
         TaskRun { escalated: Some(escalated) }
     }
@@ -144,6 +156,12 @@ impl TaskRun {
             biased;
             outcome = &mut run => Ok(outcome),
             Ok(task) = escalated => {
+                // Other instances must know the task before its client does (it may poll any of them).
+                if let Err(error) = task.persist().await {
+                    tracing::warn!(%error.message, "a task could not be shared; cancelling it");
+                    task.cancel();
+                    return Err(Err(error));
+                }
                 run_in_background(server.tasks.clone(), task.clone(), run);
                 Err(finish(server, scope, CreateTaskResult::new(task.summary())))
             }

@@ -63,7 +63,7 @@ pub(super) async fn call(req: Incoming<'_>, mut call: Caller) -> Outcome {
     }
     let task = TaskOffer::check(tool, &scope)?;
     let binding = StateBinding { method, target: &name, arguments: params.arguments.as_deref() };
-    let input = open_input(server, &scope, binding, params.input_responses, params.request_state)?;
+    let input = open_input(server, &scope, &call, binding, params.input_responses, params.request_state)?;
     let layered = layered(server, tool.layers.as_ref(), &mut call);
     let mut ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
     let task = task.offer(server, session, tool, &scope, &mut ctx);

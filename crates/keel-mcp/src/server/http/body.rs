@@ -47,6 +47,21 @@ impl ResponseBody {
     pub fn stream(stream: impl Stream<Item = Bytes> + Send + 'static) -> Self {
         ResponseBody { kind: Kind::Stream(Box::pin(stream)) }
     }
+
+    /// This body, ending at `deadline` if it is a stream (a whole body is left as it is). The stream ends
+    /// between two chunks, so the client never sees half an event.
+    #[cfg(feature = "resource-server")]
+    pub(crate) fn until(self, deadline: std::time::SystemTime) -> Self {
+        use futures_util::StreamExt as _;
+        match self.kind {
+            Kind::Stream(stream) => {
+                // Timed on the tokio clock, so that paused time in tests moves it.
+                let left = deadline.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+                ResponseBody::stream(stream.take_until(tokio::time::sleep(left)))
+            }
+            whole => ResponseBody { kind: whole },
+        }
+    }
 }
 
 impl Body for ResponseBody {

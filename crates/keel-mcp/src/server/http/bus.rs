@@ -31,6 +31,9 @@ use crate::server::catalog::Change;
 /// - `notifications/cancelled` reaches the running call;
 /// - a message for the session's standalone stream (a notification or request with no stream of its own)
 ///   reaches the instance whose GET stream is open;
+/// - a client reading, on another instance, a stream whose call runs here keeps that call alive (a call
+///   nobody reads anywhere for [`HttpConfig::stream_resume_grace`](super::HttpConfig::stream_resume_grace)
+///   is cancelled);
 /// - DELETE ends every instance's copy at once (streams close, calls are cancelled);
 /// - [`Server::resource_updated`](crate::server::Server::resource_updated) reaches every instance's
 ///   listeners (`subscriptions/listen`);
@@ -89,6 +92,10 @@ pub(crate) enum Kind {
     Updated,
     /// `m` is a command for task `s` (tasks extension).
     Task,
+    /// A client reads stream `m` of session `s` on the publishing instance, from the shared event store;
+    /// sent again every half [`HttpConfig::stream_resume_grace`](super::HttpConfig::stream_resume_grace)
+    /// while it does.
+    Reading,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -220,6 +227,14 @@ fn deliver(inner: &HttpInner, bytes: &[u8]) {
     }
     let Some(session) = inner.sessions.peek(&envelope.s) else { return };
     let Some(raw) = envelope.m else { return };
+    if envelope.k == Kind::Reading {
+        if let Ok(stream) = raw.get().parse::<u64>()
+            && let Some(log) = session.stream(stream)
+        {
+            log.read_elsewhere();
+        }
+        return;
+    }
     match (envelope.k, Message::decode(raw.get().as_bytes())) {
         (Kind::Answer, Ok(Message::Response(response))) => {
             session.pending.resolve(&response.id, response.outcome);

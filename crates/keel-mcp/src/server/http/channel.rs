@@ -96,6 +96,14 @@ impl ResponseChannel {
         params: Box<RawValue>,
     ) -> Result<Box<RawValue>, Error> {
         let Some(session) = &self.session else { return Err(no_requests()) };
+        if self.stream.is_none()
+            && session.standalone().is_none()
+            && session.bus.is_some()
+            && session.standalone_open().await == Some(false)
+        {
+            // No instance holds the session's standalone stream: nobody would see the request.
+            return Err(Error::Protocol("no open stream to the client to send the request on".into()));
+        }
         let frame = jsonrpc::encode_request(&id, method, &params)?;
         let answer = session.pending.insert(id.clone(), None)?;
         if !self.send(&id, frame).await {

@@ -62,9 +62,22 @@ impl Drop for Reader {
             self.log.store.finish_stream(&self.log.session, self.log.stream);
         }
         if self.ends_stream {
+            // The standalone stream: other instances stop sending it messages.
+            self.log.store.standalone_closed(&self.log.session, self.log.stream);
+        }
+        if self.ends_stream {
             self.log.changed.notify_waiters();
         }
         self.log.readers_changed.notify_waiters();
+    }
+}
+
+/// The log goes once neither its session's copy nor a reader nor the running call holds it: the store
+/// then frees what this process kept of the stream, however the copy went (ended, idle, evicted, or let go
+/// because another instance ended the session).
+impl Drop for EventLog {
+    fn drop(&mut self) {
+        self.store.release_stream(&self.session, self.stream);
     }
 }
 
@@ -96,7 +109,14 @@ impl EventLog {
         Reader { log: self.clone(), ends_stream }
     }
 
-    /// Completes once the stream has had no reader for `grace` in a row.
+    /// A client reads the stream on another instance (from the shared event store): it counts as a reader
+    /// for the next `grace`, so the call goes on ([`EventLog::abandoned`] starts over).
+    pub(crate) fn read_elsewhere(&self) {
+        self.readers_changed.notify_waiters();
+    }
+
+    /// Completes once the stream has had no reader, here or elsewhere ([`EventLog::read_elsewhere`]), for
+    /// `grace` in a row.
     pub(crate) async fn abandoned(&self, grace: Duration) {
         loop {
             let changed = self.readers_changed.notified();
@@ -114,6 +134,11 @@ impl EventLog {
     /// Forgets the stream's stored events.
     pub(crate) fn forget(&self) {
         self.store.remove_stream(&self.session, self.stream);
+    }
+
+    /// The stream's number.
+    pub(crate) fn number(&self) -> u64 {
+        self.stream
     }
 
     /// The wire id of event `seq`.

@@ -38,10 +38,48 @@ pub trait EventStore: Send + Sync + Debug + 'static {
     /// Forgets every stream of a session (it ended or expired).
     fn remove_session(&self, session: &str);
 
+    /// This process no longer serves `stream`: the session's copy here let go of it (the session ended,
+    /// went idle or was evicted here, or the stream was one too many to retain). Drop what the process keeps
+    /// of it, and keep what other instances resume from. Called once per stream, when its log goes.
+    ///
+    /// The default does nothing, which suits a store that keeps nothing in the process; a store that keeps a
+    /// local copy must free it here, or it grows with every session the instance ever served.
+    fn release_stream(&self, session: &str, stream: u64) {
+        let _ = (session, stream);
+    }
+
     /// Marks `stream` as ended: readers on other instances stop after its last event. Called once per
     /// stream. The default does nothing (a store of one process has no remote readers).
     fn finish_stream(&self, session: &str, stream: u64) {
         let _ = (session, stream);
+    }
+
+    /// Resolves once every event appended so far is in the shared backend (bounded by the store's own
+    /// timeout), before the process goes: graceful shutdown waits for it. The default resolves at once (a
+    /// store of one process).
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// The client opened the session's standalone (GET) stream `stream` on this instance: let the other
+    /// instances know (see [`standalone_open`](Self::standalone_open)) before the client can be told it is
+    /// open. Bounded by the store's own timeout. The default has nothing to tell (a store of one process).
+    fn standalone_opened<'a>(&'a self, session: &'a str, stream: u64) -> StoreFuture<'a, ()> {
+        let _ = (session, stream);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// The standalone stream `stream`, which [`standalone_opened`](Self::standalone_opened) announced, ended.
+    fn standalone_closed(&self, session: &str, stream: u64) {
+        let _ = (session, stream);
+    }
+
+    /// Whether any instance holds the session's standalone stream open, so that a message for it sent on
+    /// the [`SessionBus`](super::SessionBus) reaches a client; `None` when the store cannot tell (the
+    /// default), and such messages are sent anyway.
+    fn standalone_open<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Option<bool>> {
+        let _ = session;
+        Box::pin(std::future::ready(Ok(None)))
     }
 
     /// Makes `stream` resumable on every instance before the server drops the connections reading it
@@ -76,7 +114,8 @@ struct Stream {
 }
 
 impl MemoryEventStore {
-    /// A store keeping the last `capacity` events of each stream.
+    /// A store keeping the last `capacity` events of each stream: the resumption window. A client resuming
+    /// from an event older than those gets the kept ones, with no sign of the gap.
     pub fn new(capacity: usize) -> Self {
         MemoryEventStore { capacity: capacity.max(1), streams: Mutex::new(HashMap::new()) }
     }
@@ -108,6 +147,11 @@ impl EventStore for MemoryEventStore {
 
     fn remove_session(&self, session: &str) {
         lock(&self.streams).retain(|(s, _), _| s.as_ref() != session);
+    }
+
+    /// Only this process reads these events: once its log goes, nobody can.
+    fn release_stream(&self, session: &str, stream: u64) {
+        self.remove_stream(session, stream);
     }
 }
 

@@ -8,7 +8,9 @@
 //! `clientInfo`), and streams nobody reads
 //! ([`HttpConfig::stream_resume_grace`](super::HttpConfig::stream_resume_grace)).
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use crate::engine::CancellationToken;
 use bytes::Bytes;
@@ -23,9 +25,9 @@ use super::body::{self, ResponseBody, sse_event};
 use super::bus::Kind;
 use super::event_log::{EventLog, Reader, parse_event_id};
 use super::modern::{Started, start};
-use super::session::{Busy, HttpSession, InFlight, lock};
-use super::session_owner;
-use super::session_store::{SessionStore, StoreError};
+use super::session::{Busy, Found, HttpSession, InFlight, lock};
+use super::session_owner::{self, SessionOwner};
+use super::session_store::{SessionRecord, SessionStore, SessionUpdate, StoreError};
 use super::shutdown::{StreamStop, shutting_down};
 use super::{HttpInner, RequestSlot, ResponseChannel, accepts, header, unavailable};
 use crate::engine::{BoxFuture, run_with_grace};
@@ -84,6 +86,14 @@ pub(super) async fn initialize(inner: &Arc<HttpInner>, parts: Parts, message: Me
     }
     let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
     let principal = parts.extensions.get::<Arc<Principal>>().cloned();
+    if principal.as_deref().is_some_and(|p| !SessionOwner::can_own(p)) {
+        // Bound to (issuer, nobody), the session would be open to every other such token of the issuer.
+        let error = ErrorObject::invalid_request(
+            "the access token names neither a subject nor a client, so no session can be bound to it; \
+             use the 2026-07-28 protocol (no sessions) or a token with `sub`",
+        );
+        return body::rpc_error(StatusCode::FORBIDDEN, Some(&request.id), &error);
+    }
     let session = inner.sessions.create(peer, principal, inner.server.limits.max_pending_requests, &inner.config);
     let id = request.id.clone();
     let outcome = run_inline(inner, &session, request, parts).await;
@@ -306,6 +316,9 @@ async fn call(
     let save_to = saves.then(|| inner.clone());
     let dispatched: BoxFuture<Outcome> = Box::pin(async move {
         let _slot = held;
+        // What the copy was before the change: the revision first, so that a copy restored meanwhile is
+        // seen as stale rather than overwritten.
+        let before = save_to.is_some().then(|| (call_session.revision.load(Ordering::Relaxed), call_session.record()));
         let call = Caller { id: call_id, cancellation: call_token, channel: Channel::Shared(channel) };
         let outcome = tokio::select! {
             biased;
@@ -313,12 +326,11 @@ async fn call(
             _ = stop.fired() => Err(shutting_down()),
         };
         if let Some(inner) = save_to
+            && let Some(before) = before
             && outcome.is_ok()
             && let Some(store) = &inner.config.session_store
-            && let Err(error) = save(&**store, &inner, &call_session).await
         {
-            tracing::warn!(%error, "the session's change was not saved to the shared store");
-            return Err(ErrorObject::internal(STORE_UNAVAILABLE));
+            save_change(&**store, &inner, &call_session, before).await?;
         }
         outcome
     });
@@ -348,7 +360,11 @@ async fn call(
             let body = replay(session, log.attach(false), 0, priming, slot, StreamStop::new(inner));
             record(&log, first).await;
             let grace = inner.config.stream_resume_grace;
-            let background = finish_in_background(log, frames, call, id, in_flight, grace);
+            let counted = inner.shutdown.streamed_call();
+            let background = async move {
+                finish_in_background(log, frames, call, id, in_flight, grace).await;
+                drop(counted);
+            };
             tokio::spawn(tracing::Instrument::in_current_span(background));
             body::sse(body)
         }
@@ -509,7 +525,10 @@ pub(super) async fn get(
         }
         // Another instance ran the stream (or this one did, and forgot it): the shared store may hold it.
         return match inner.config.event_store.replay(session_id, stream, seq).await {
-            Ok(Some(events)) => body::sse(replay_remote(session, stream, events, StreamStop::new(inner))),
+            Ok(Some(events)) => {
+                let grace = inner.config.stream_resume_grace;
+                body::sse(replay_remote(session, stream, events, grace, StreamStop::new(inner)))
+            }
             Ok(None) => {
                 let error = ErrorObject::invalid_request("that stream is no longer available");
                 body::rpc_error(StatusCode::NOT_FOUND, None, &error)
@@ -522,8 +541,13 @@ pub(super) async fn get(
     }
     match session.open_standalone() {
         Some(log) => {
+            let reader = log.attach(true);
+            // Other instances send their messages for this stream here once they know it is open.
+            if let Err(error) = inner.config.event_store.standalone_opened(session_id, log.number()).await {
+                tracing::warn!(%error, "other instances may not know of this standalone stream");
+            }
             let priming = priming(inner, &session, &log);
-            body::sse(replay(session, log.attach(true), 0, priming, None, StreamStop::new(inner)))
+            body::sse(replay(session, reader, 0, priming, None, StreamStop::new(inner)))
         }
         None => {
             let error = ErrorObject::invalid_request("the session's standalone stream is already open");
@@ -563,24 +587,22 @@ pub(super) async fn delete(
 
 /// Session `id`, if the request (by its principal) may use it: a session another principal opened looks
 /// exactly like an unknown one. `Err` is the response to give instead.
+///
+/// This process's copy, or, with a shared [`SessionStore`], the stored session taken over. With a store, a
+/// session this process holds costs one round trip, which refreshes its expiry and tells whether another
+/// instance changed or ended it. The owner is checked first: another principal's request neither marks a
+/// copy held here active nor refreshes it in the store, and never makes this process take over a stored
+/// session (though reading the record refreshes its expiry in the store).
 async fn resolve(
     inner: &HttpInner,
     id: &str,
     extensions: &http::Extensions,
 ) -> Result<Arc<HttpSession>, Response<ResponseBody>> {
-    let session = find(inner, id, extensions).await?;
-    if session_owner::may_use(session.owner.as_ref(), extensions) { Ok(session) } else { Err(unknown_session()) }
-}
-
-/// Session `id`: this process's copy, or, with a shared [`SessionStore`], the stored session taken over.
-/// With a store, a session this process holds costs one round trip, which refreshes its expiry and tells
-/// whether another instance changed or ended it.
-async fn find(
-    inner: &HttpInner,
-    id: &str,
-    extensions: &http::Extensions,
-) -> Result<Arc<HttpSession>, Response<ResponseBody>> {
-    let local = inner.sessions.get(id);
+    let local = match inner.sessions.get(id, |s| session_owner::may_use(s.owner.as_ref(), extensions)) {
+        Found::Here(session) => Some(session),
+        Found::NotYours => return Err(unknown_session()),
+        Found::Absent => None,
+    };
     let Some(store) = &inner.config.session_store else { return local.ok_or_else(unknown_session) };
     if id.len() > MAX_SESSION_ID_BYTES {
         return Err(unknown_session());
@@ -588,10 +610,18 @@ async fn find(
     let ttl = inner.config.session_idle_timeout;
     let Some(session) = local else {
         return match store.load(id, ttl).await {
+            // (Loading refreshed the record's expiry: the store has no read without it.)
+            Ok(Some(found))
+                if !session_owner::may_use(
+                    found.0.principal.as_deref().map(SessionOwner::of_principal).as_ref(),
+                    extensions,
+                ) =>
+            {
+                Err(unknown_session())
+            }
             Ok(Some(found)) => {
                 let max_pending = inner.server.limits.max_pending_requests;
-                let peer = extensions.get::<PeerAddr>().map(|p| p.0.ip());
-                Ok(inner.sessions.adopt(id, found, peer, max_pending, &inner.config))
+                Ok(inner.sessions.adopt(id, found, max_pending, &inner.config))
             }
             Ok(None) => Err(unknown_session()),
             Err(error) => Err(store_unavailable(&error)),
@@ -631,6 +661,62 @@ async fn save(store: &dyn SessionStore, inner: &HttpInner, session: &HttpSession
     Ok(())
 }
 
+/// How often a change is re-applied over other instances' changes before the request gives up.
+const SAVE_ATTEMPTS: usize = 8;
+
+/// Saves the change a request made to `session` (from `before`, at its revision, to what the copy holds
+/// now) over the shared record: never over a record another instance changed since (that one is loaded and
+/// the change re-applied to it), and never bringing back a session deleted or expired meanwhile.
+async fn save_change(
+    store: &dyn SessionStore,
+    inner: &HttpInner,
+    session: &HttpSession,
+    (mut revision, before): (u64, SessionRecord),
+) -> Result<(), ErrorObject> {
+    let ttl = inner.config.session_idle_timeout;
+    let after = session.record();
+    let mut record = after.clone();
+    let unsaved = |error: StoreError| {
+        tracing::warn!(%error, "the session's change was not saved to the shared store");
+        ErrorObject::internal(STORE_UNAVAILABLE)
+    };
+    for _ in 0..SAVE_ATTEMPTS {
+        let current = match store.update(&session.id, &record, revision, ttl).await.map_err(unsaved)? {
+            SessionUpdate::Saved(saved) => {
+                session.restore(record, saved);
+                return Ok(());
+            }
+            SessionUpdate::Stale => store.load(&session.id, ttl).await.map_err(unsaved)?,
+            SessionUpdate::Gone => None,
+        };
+        let Some((current, current_revision)) = current else {
+            // Deleted or expired on another instance while the request ran (this copy goes at the session's
+            // next request, which finds it gone: releasing it here would cancel this very request).
+            return Err(ErrorObject::invalid_request(UNKNOWN_SESSION));
+        };
+        record = reapply(&before, &after, current);
+        revision = current_revision;
+    }
+    Err(unsaved(StoreError::new("other instances kept changing the record")))
+}
+
+/// `current` with the change from `before` to `after` made to it: the log level and the subscriptions a
+/// request set, over what another instance saved meanwhile.
+fn reapply(before: &SessionRecord, after: &SessionRecord, mut current: SessionRecord) -> SessionRecord {
+    if after.log_level != before.log_level {
+        current.log_level = after.log_level;
+    }
+    let (was, is): (HashSet<&String>, HashSet<&String>) =
+        (before.subscriptions.iter().collect(), after.subscriptions.iter().collect());
+    current.subscriptions.retain(|uri| !was.contains(uri) || is.contains(uri));
+    for &uri in is.difference(&was) {
+        if !current.subscriptions.contains(uri) {
+            current.subscriptions.push(uri.clone());
+        }
+    }
+    current
+}
+
 /// Whether a successful request of `method` changes what a session's shared record holds.
 fn changes_record(method: &str) -> bool {
     matches!(method, "logging/setLevel" | "resources/subscribe" | "resources/unsubscribe")
@@ -642,43 +728,60 @@ fn store_unavailable(error: &StoreError) -> Response<ResponseBody> {
 }
 
 /// An SSE body relaying the events of stream `stream` that another instance ran, read from the shared
-/// event store, until that stream or the session ends.
+/// event store, until that stream or the session ends. While the client reads, the instance running the
+/// stream's call hears so on the bus every half `grace`, so that it does not cancel the call as abandoned.
 fn replay_remote(
     session: Arc<HttpSession>,
     stream: u64,
     events: super::RemoteEvents,
+    grace: std::time::Duration,
     stop: StreamStop,
 ) -> impl Stream<Item = Bytes> + Send {
     struct State {
         session: Arc<HttpSession>,
         stream: u64,
         events: super::RemoteEvents,
+        reading: tokio::time::Interval,
         stop: StreamStop,
         finished: bool,
     }
-    let state = State { session, stream, events, stop, finished: false };
+    // The first tick is at once: the running instance may be close to giving up.
+    let mut reading = tokio::time::interval((grace / 2).max(std::time::Duration::from_millis(1)));
+    reading.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let state = State { session, stream, events, reading, stop, finished: false };
     futures_util::stream::unfold(state, |mut state| async move {
         use futures_util::StreamExt as _;
         if state.finished {
             return None;
         }
-        tokio::select! {
-            biased;
-            event = state.events.next() => {
-                let (seq, message) = event?;
-                let event = sse_event(Some(&format!("{}_{seq}", state.stream)), None, &message);
-                Some((event, state))
-            }
-            _ = state.session.closed.cancelled() => None,
-            _ = state.stop.fired() => {
-                state.finished = true;
-                Some((state.stop.final_event(), state))
+        loop {
+            tokio::select! {
+                // First: a relay that always has events ready must still say it reads.
+                biased;
+                _ = state.reading.tick() => {
+                    if let Some(bus) = &state.session.bus {
+                        bus.publish(Kind::Reading, &state.session.id, Some(state.stream.to_string().as_bytes()));
+                    }
+                }
+                event = state.events.next() => {
+                    let (seq, message) = event?;
+                    let event = sse_event(Some(&format!("{}_{seq}", state.stream)), None, &message);
+                    return Some((event, state));
+                }
+                _ = state.session.closed.cancelled() => return None,
+                _ = state.stop.fired() => {
+                    state.finished = true;
+                    return Some((state.stop.final_event(), state));
+                }
             }
         }
     })
 }
 
+/// What a request naming a session nobody holds gets.
+const UNKNOWN_SESSION: &str = "unknown or expired session; initialize a new one";
+
 fn unknown_session() -> Response<ResponseBody> {
-    let error = ErrorObject::invalid_request("unknown or expired session; initialize a new one");
+    let error = ErrorObject::invalid_request(UNKNOWN_SESSION);
     body::rpc_error(StatusCode::NOT_FOUND, None, &error)
 }

@@ -64,8 +64,9 @@ pub use guard::HostPolicy;
 #[cfg(feature = "redis")]
 pub use redis_stores::{RedisConfig, RedisEventStore, RedisSessionBus, RedisSessionStore, RedisStores};
 use request_body::BodyError;
-pub use session_store::{MemorySessionStore, SessionRecord, SessionStore, StoreError, StoreFuture};
+pub use session_store::{MemorySessionStore, SessionRecord, SessionStore, SessionUpdate, StoreError, StoreFuture};
 use shutdown::SHUTTING_DOWN;
+pub use shutdown::shutdown_signal;
 
 use super::inner::ServerInner;
 use crate::protocol::jsonrpc::Message;
@@ -84,9 +85,19 @@ pub struct HttpConfig {
     pub session_idle_timeout: Duration,
     /// Most live legacy sessions. Past it, `initialize` evicts a session: first one that never completed
     /// the handshake within [`HttpConfig::session_init_grace`], else the one idle longest. Default 10,000.
+    ///
+    /// With a shared [`SessionStore`], this bounds the copies this instance holds (evicting one ends nothing
+    /// for its client: the next request takes the session over again), and a copy with work under way
+    /// (running calls, server requests awaiting an answer, open streams) is never evicted, so the table may
+    /// hold more than this while such copies are all there is.
     pub max_sessions: usize,
     /// Most live legacy sessions per peer (IP address; an IPv6 /64, read from [`PeerAddr`]). Past it, the
     /// peer's own sessions are evicted the same way. Default 64.
+    ///
+    /// Behind a reverse proxy every request comes from the proxy's address unless you put the client's
+    /// address (from a header only your proxy sets) in [`PeerAddr`]; raise this bound otherwise. With a
+    /// shared [`SessionStore`], only the sessions `initialize` created here count: a copy taken over from
+    /// another instance counts toward no peer.
     pub max_sessions_per_peer: usize,
     /// How long a new legacy session may go without `notifications/initialized` before it is the first to
     /// be evicted when room is needed. Default 10 s.
@@ -95,8 +106,8 @@ pub struct HttpConfig {
     /// with `Retry-After`. Default 64.
     pub max_requests_per_session: usize,
     /// How long a legacy streaming call goes on with no client reading its stream (the client hung up and
-    /// has not resumed with `Last-Event-ID`) before it is cancelled. Keep it above
-    /// [`HttpConfig::sse_retry_ms`]. Default 10 s.
+    /// has not resumed with `Last-Event-ID`, on this instance or, with a [`SessionBus`], on another one
+    /// sharing the session) before it is cancelled. Keep it above [`HttpConfig::sse_retry_ms`]. Default 10 s.
     pub stream_resume_grace: Duration,
     /// Where legacy SSE events are kept for resumption. Default: in memory, the last 1,024 per stream.
     pub event_store: Arc<dyn EventStore>,
@@ -311,8 +322,10 @@ impl McpService {
     /// cancelled (their answer is an internal error saying the server is shutting down). Then open SSE
     /// streams — legacy GET streams and the streams of POSTed requests — end with a final event carrying a
     /// `retry` hint, so clients reconnect elsewhere. Resolves when nothing is in flight (waiting at most a
-    /// quarter of a second more, after the grace, for calls whose client stopped reading). Every clone of
-    /// the service shares this state; calling it again waits again.
+    /// quarter of a second more, after the grace, for calls whose client stopped reading) and, with a shared
+    /// [`EventStore`] (Redis), once the streams' last events reached it (bounded by its own timeout), so that
+    /// clients resuming on another instance get them. Every clone of the service shares this state; calling
+    /// it again waits again.
     ///
     /// Mounted in axum, call it from the future given to `with_graceful_shutdown`, so that open streams end
     /// and the server can stop:
@@ -396,12 +409,30 @@ where
     if let Err(why) = inner.config.hosts.check(request.uri(), request.headers()) {
         return body::rpc_error(StatusCode::FORBIDDEN, None, &ErrorObject::invalid_request(why));
     }
+    // A stream opened with a token ends when the token does (plus a grace): the client then reconnects with a
+    // fresh one, instead of being served on an expired or revoked token for as long as it keeps the stream.
     #[cfg(feature = "resource-server")]
-    if let Some(protection) = &inner.config.protection
-        && let Err(refusal) = protect::authenticate(protection, &mut request).await
-    {
-        return refusal;
+    let streams_end = match &inner.config.protection {
+        Some(protection) => match protect::authenticate(protection, &mut request).await {
+            Ok(streams_end) => streams_end,
+            Err(refusal) => return refusal,
+        },
+        None => None,
+    };
+    let response = route(inner, request).await;
+    #[cfg(feature = "resource-server")]
+    if let Some(deadline) = streams_end {
+        return response.map(|body| body.until(deadline));
     }
+    response
+}
+
+/// The answer to an admitted request for the MCP endpoint.
+async fn route<B>(inner: Arc<HttpInner>, request: Request<B>) -> Response<ResponseBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let session_id = header(request.headers(), "mcp-session-id").map(str::to_owned);
     match (request.method(), session_id) {
         (&Method::POST, session_id) => post(inner, request, session_id).await,

@@ -4,6 +4,7 @@
 //! only turns them into responses.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use http::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
@@ -20,19 +21,22 @@ pub(super) fn metadata<B>(protection: &Protection, request: &Request<B>) -> Opti
 }
 
 /// Authenticates a request for the MCP endpoint: its verified principal goes into its extensions, or the
-/// refusal is the answer.
+/// refusal is the answer. `Ok` carries when a response stream opened by this request must end: the token's
+/// expiry plus the configured grace (`None` for a token without expiry).
 pub(super) async fn authenticate<B>(
     protection: &Protection,
     request: &mut Request<B>,
-) -> Result<(), Response<ResponseBody>> {
+) -> Result<Option<SystemTime>, Response<ResponseBody>> {
     match protection.authenticate(request.method(), request.uri(), request.headers()).await {
         Ok(principal) => {
+            let grace = protection.config.stream_expiry_grace;
+            let streams_end = principal.expires_at.map(|expiry| expiry.checked_add(grace).unwrap_or(expiry));
             let extensions = request.extensions_mut();
             extensions.insert::<Arc<Principal>>(principal);
             if !protection.config.filter_lists {
                 extensions.insert(UnfilteredLists);
             }
-            Ok(())
+            Ok(streams_end)
         }
         Err(refusal) => Err(refused(refusal)),
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{AsyncConnectionConfig, Client, RedisError};
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo as _, RedisError};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 use crate::engine::{CancellationToken, DropGuard};
@@ -15,7 +15,8 @@ use crate::engine::{CancellationToken, DropGuard};
 use super::HttpConfig;
 use super::bus::SessionBus;
 use super::event_store::{EventStore, MemoryEventStore, RemoteEvents};
-use super::session_store::{SessionRecord, SessionStore, StoreError, StoreFuture};
+use super::session::lock;
+use super::session_store::{SessionRecord, SessionStore, SessionUpdate, StoreError, StoreFuture};
 use crate::protocol::capabilities::ClientCapabilities;
 use crate::protocol::logging::LoggingLevel;
 use crate::protocol::{Implementation, JsonObject, ProtocolVersion};
@@ -30,7 +31,9 @@ pub struct RedisConfig {
     /// Prefix of every key and channel, so that several servers share one Redis. Default `keel:`.
     pub key_prefix: String,
     /// Events kept per SSE stream for resumption on another instance (approximately: Redis trims by
-    /// whole nodes). Default 1,024.
+    /// whole nodes). Default 1,024. It is the resumption window: a client resuming from an event older
+    /// than the ones kept gets the kept ones, with no sign of the gap, so make it exceed the most events a
+    /// stream may send while its client is away.
     pub events_per_stream: usize,
     /// A stream's events expire this long after its last event. Default 1 hour.
     pub event_ttl: Duration,
@@ -121,15 +124,24 @@ impl RedisConfig {
 ///   `0-<seq>`, field `m`), at most [`RedisConfig::events_per_stream`] (approximately: `MAXLEN ~`) and
 ///   expiring [`RedisConfig::event_ttl`] after its last event; its end is the entry `1-0`.
 ///   `<prefix>evs:<session id>` lists a session's streams, for DELETE and for resuming a stream closed for
-///   polling (SEP-1699) before its first event, which is listed there before its connections drop.
-/// - `<prefix>instances`: a counter that gives each instance its number, from which stream numbers and the
-///   ids of server-to-client requests start (so they are unique across instances). Instances keep their
-///   number through a Redis restart; one started after Redis lost its data may get a number a running
-///   instance holds, so restart the instances too after such a loss (a number repeats only per 2^20).
+///   polling (SEP-1699) before its first event, which is listed there before its connections drop; it
+///   expires [`RedisConfig::event_ttl`] after the last event of any of them.
+/// - `<prefix>instances`: a counter from which each instance takes its number, from which stream numbers
+///   and the ids of server-to-client requests start (so they are unique across instances). The number is
+///   the instance's only while it holds `<prefix>alive:<instance>` (below): a number whose claim another
+///   instance holds is skipped, so a counter that started over after Redis lost its data gives no running
+///   instance's number again.
 /// - `<prefix>bus`: the pub/sub channel of the [`RedisSessionBus`].
+/// - `<prefix>gs:<session id>`: the session's standalone (GET) streams open on some instance, refreshed by
+///   its heartbeat (expiring after 15 s). A server-to-client request with no stream of its own is sent on
+///   the bus only while one is open; otherwise it fails at once, as on a single instance.
+/// - `<prefix>alive:<instance>`: the instance's claim on its number and its heartbeat (a random token of
+///   the instance, taken with `SET NX`, renewed every 2 s, expiring after 15 s; renewed again at once when
+///   Redis comes back without it, and an error is logged if another instance took it meanwhile). A client
+///   resuming a stream whose instance has no heartbeat gets what is left of it, then the end (or 404 when
+///   nothing is left), instead of waiting for events that will never come.
 /// - With the `tasks` feature, `<prefix>task:<id>`: a task's state as its instance last recorded it (JSON,
-///   expiring with the task), and `<prefix>alive:<instance>`: the instance's heartbeat (set every 2 s,
-///   expiring after 6 s). A task still running on an instance whose heartbeat lapsed is `failed`.
+///   expiring with the task). A task still running on an instance whose heartbeat lapsed is `failed`.
 ///
 /// # Failures
 ///
@@ -140,7 +152,9 @@ impl RedisConfig {
 /// [`RedisConfig::write_queue`] writes: past it (Redis too slow or away), writes are dropped and logged, so
 /// a client resuming on another instance may miss those events (resuming on the instance that ran the
 /// stream misses nothing: it keeps its own copy). Bus messages published while an instance's subscription
-/// is down are lost for it (a lost answer ends as the waiting request's timeout). An instance that dies
+/// is down are lost for it (a lost answer ends as the waiting request's timeout). A task's state reaches
+/// Redis before its creation is answered (otherwise the call gets -32603 and the task is not started) and
+/// once it ended; in between, its updates are written in the background. An instance that dies
 /// loses only what it held: its streams (clients resume elsewhere from Redis) and its running calls and
 /// tasks.
 #[derive(Clone, Debug)]
@@ -157,7 +171,11 @@ impl RedisStores {
     /// outages are survived (see [`RedisStores`]). Must run inside a Tokio runtime (it starts the
     /// task that writes events).
     pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
-        let client = Client::open(config.url.as_str()).map_err(|e| StoreError::new(format!("bad Redis URL: {e}")))?;
+        let bad_url = |e: RedisError| StoreError::new(format!("bad Redis URL: {e}"));
+        // The writer sends whole pipelines and requests are small: no waiting for more to send (Nagle).
+        let info = config.url.as_str().into_connection_info().map_err(bad_url)?;
+        let client = Client::open(info.set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true)))
+            .map_err(bad_url)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.timeout))
             .set_response_timeout(Some(config.timeout))
@@ -165,29 +183,42 @@ impl RedisStores {
             .set_number_of_retries(3);
         let mut connection =
             ConnectionManager::new_with_config(client.clone(), manager_config).await.map_err(failed)?;
-        let counter: u64 = redis::cmd("INCR")
-            .arg(format!("{}instances", config.key_prefix))
-            .query_async(&mut connection)
-            .await
-            .map_err(failed)?;
-        // Numbers stay below 2^20, so that request ids (number << 32) stay exact in JSON numbers read as
-        // doubles.
-        let instance = u32::try_from(counter % (1 << 20)).unwrap_or(0).max(1);
+        let mut nonce = [0u8; 16];
+        getrandom::fill(&mut nonce).map_err(|e| StoreError::new(format!("no random source: {e}")))?;
+        let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+        let instance = claim_number(&mut connection, &config.key_prefix, &nonce).await?;
         let (writes, queue) = mpsc::channel(config.write_queue.max(1));
         tokio::spawn(write_events(connection.clone(), queue));
+        let standalone = StandaloneStreams::default();
+        let beat = Beat {
+            prefix: config.key_prefix.clone(),
+            instance,
+            nonce,
+            standalone: standalone.clone(),
+            writes: writes.clone(),
+        };
+        let heartbeat = start_heartbeat(connection.clone(), beat).await;
         let bus = RedisSessionBus::start(&client, &config, writes.clone()).await;
-        let sessions =
-            Arc::new(RedisSessionStore { connection: connection.clone(), prefix: config.key_prefix.clone(), instance });
+        let sessions = Arc::new(RedisSessionStore {
+            connection: connection.clone(),
+            prefix: config.key_prefix.clone(),
+            instance,
+            timeout: config.timeout,
+        });
         #[cfg(feature = "tasks")]
-        let tasks = RedisTasks::start(connection.clone(), &config.key_prefix, instance, writes.clone());
+        let tasks = RedisTasks::start(connection.clone(), &config, instance, writes.clone());
         Ok(RedisStores {
             sessions,
             events: Arc::new(RedisEventStore {
                 local: MemoryEventStore::new(config.events_per_stream),
+                connection: connection.clone(),
+                standalone,
                 writes,
                 client,
                 readers: Arc::new(Semaphore::new(config.max_remote_readers)),
+                instance,
                 config,
+                _heartbeat: heartbeat,
             }),
             bus,
             #[cfg(feature = "tasks")]
@@ -232,6 +263,13 @@ fn failed(error: RedisError) -> StoreError {
     StoreError::new(format!("Redis: {error}"))
 }
 
+/// `work`, or an error once `timeout` has passed. The connection's own timeouts do not bound everything: a
+/// request made while the connection manager reconnects waits for the whole reconnection (several
+/// attempts), which against a Redis that accepts connections and never answers takes seconds.
+async fn bounded<T>(timeout: Duration, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+    tokio::time::timeout(timeout, work).await.unwrap_or_else(|_| Err(StoreError::new("Redis did not answer in time")))
+}
+
 fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
@@ -242,6 +280,8 @@ pub struct RedisSessionStore {
     connection: ConnectionManager,
     prefix: String,
     instance: u32,
+    /// [`RedisConfig::timeout`]: the longest any call waits.
+    timeout: Duration,
 }
 
 impl fmt::Debug for RedisSessionStore {
@@ -262,7 +302,7 @@ impl SessionStore for RedisSessionStore {
     }
 
     fn save<'a>(&'a self, id: &'a str, record: &'a SessionRecord, ttl: Duration) -> StoreFuture<'a, u64> {
-        Box::pin(async move {
+        Box::pin(bounded(self.timeout, async move {
             let key = self.key(id);
             let json = serde_json::to_vec(&Stored::from(record)).map_err(|e| StoreError::new(e.to_string()))?;
             let (revision,): (u64,) = redis::pipe()
@@ -284,11 +324,38 @@ impl SessionStore for RedisSessionStore {
                 .await
                 .map_err(failed)?;
             Ok(revision)
-        })
+        }))
+    }
+
+    fn update<'a>(
+        &'a self,
+        id: &'a str,
+        record: &'a SessionRecord,
+        revision: u64,
+        ttl: Duration,
+    ) -> StoreFuture<'a, SessionUpdate> {
+        Box::pin(bounded(self.timeout, async move {
+            let json = serde_json::to_vec(&Stored::from(record)).map_err(|e| StoreError::new(e.to_string()))?;
+            let saved: i64 = redis::cmd("EVAL")
+                .arg(UPDATE_SESSION)
+                .arg(1)
+                .arg(self.key(id))
+                .arg(json)
+                .arg(revision)
+                .arg(millis(ttl))
+                .query_async(&mut self.connection.clone())
+                .await
+                .map_err(failed)?;
+            Ok(match saved {
+                GONE => SessionUpdate::Gone,
+                STALE => SessionUpdate::Stale,
+                revision => SessionUpdate::Saved(u64::try_from(revision).map_err(|_| StoreError::new("bad revision"))?),
+            })
+        }))
     }
 
     fn load<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
-        Box::pin(async move {
+        Box::pin(bounded(self.timeout, async move {
             let key = self.key(id);
             let (_, (json, revision)): (bool, (Option<Vec<u8>>, Option<u64>)) = redis::pipe()
                 .cmd("PEXPIRE")
@@ -305,11 +372,11 @@ impl SessionStore for RedisSessionStore {
             let stored: Stored = serde_json::from_slice(&json)
                 .map_err(|e| StoreError::new(format!("unreadable session record: {e}")))?;
             Ok(Some((stored.into(), revision)))
-        })
+        }))
     }
 
     fn touch<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<u64>> {
-        Box::pin(async move {
+        Box::pin(bounded(self.timeout, async move {
             let key = self.key(id);
             let (_, revision): (bool, Option<u64>) = redis::pipe()
                 .cmd("PEXPIRE")
@@ -322,17 +389,34 @@ impl SessionStore for RedisSessionStore {
                 .await
                 .map_err(failed)?;
             Ok(revision)
-        })
+        }))
     }
 
     fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
+        Box::pin(bounded(self.timeout, async move {
             let removed: u64 =
                 redis::cmd("DEL").arg(self.key(id)).query_async(&mut self.connection.clone()).await.map_err(failed)?;
             Ok(removed > 0)
-        })
+        }))
     }
 }
+
+/// [`SessionStore::update`] in one step: replaces the record (`ARGV[1]`) only while the hash exists at
+/// revision `ARGV[2]`, counts the revision up and refreshes the expiry (`ARGV[3]` ms); the new revision, or
+/// [`GONE`] or [`STALE`].
+const UPDATE_SESSION: &str = r"
+local revision = redis.call('HGET', KEYS[1], 'v')
+if not revision then return -1 end
+if revision ~= ARGV[2] then return -2 end
+redis.call('HSET', KEYS[1], 'r', ARGV[1])
+local next = redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return next
+";
+/// [`UPDATE_SESSION`]: no such session.
+const GONE: i64 = -1;
+/// [`UPDATE_SESSION`]: the session is at another revision.
+const STALE: i64 = -2;
 
 /// A session record as stored (JSON).
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -422,10 +506,17 @@ impl From<Stored> for SessionRecord {
 /// other instances resume it from Redis, following it live until it ends.
 pub struct RedisEventStore {
     local: MemoryEventStore,
+    connection: ConnectionManager,
+    /// The standalone streams this instance holds open, announced in Redis (see [`start_heartbeat`]).
+    standalone: StandaloneStreams,
     writes: mpsc::Sender<Write>,
     client: Client,
     readers: Arc<Semaphore>,
+    /// This instance's number: the high bits of the streams it runs.
+    instance: u32,
     config: RedisConfig,
+    /// Says this instance runs (see [`start_heartbeat`]) as long as its stores are in use.
+    _heartbeat: DropGuard,
 }
 
 impl fmt::Debug for RedisEventStore {
@@ -438,7 +529,8 @@ impl fmt::Debug for RedisEventStore {
 enum Write {
     Append {
         key: String,
-        set: Option<String>,
+        /// The session's `evs:` set, which lists the stream and lives as long as it does.
+        set: String,
         seq: u64,
         message: Bytes,
         cap: usize,
@@ -464,15 +556,32 @@ enum Write {
     RemoveSession {
         set: String,
     },
+    /// Records (or refreshes) standalone stream `stream` as open in hash `key`; see `KeepResumable` for `done`.
+    Standalone {
+        key: String,
+        stream: u64,
+        ttl: u64,
+        done: Option<oneshot::Sender<bool>>,
+    },
+    StandaloneClosed {
+        key: String,
+        stream: u64,
+    },
+    /// Nothing to write: `done` says whether every earlier write of its batch reached Redis.
+    Flush {
+        done: oneshot::Sender<bool>,
+    },
     Publish {
         channel: Arc<str>,
         message: Bytes,
     },
+    /// `done`, when given, says whether this and every earlier write of its batch reached Redis.
     #[cfg(feature = "tasks")]
     Set {
         key: String,
         value: Vec<u8>,
         ttl: u64,
+        done: Option<oneshot::Sender<bool>>,
     },
 }
 
@@ -488,6 +597,10 @@ impl RedisEventStore {
         format!("{}evs:{session}", self.config.key_prefix)
     }
 
+    fn standalone_key(&self, session: &str) -> String {
+        standalone_key(&self.config.key_prefix, session)
+    }
+
     fn queue(&self, write: Write) {
         if self.writes.try_send(write).is_err() {
             tracing::warn!("Redis event writes are backed up; an event was not shared with other instances");
@@ -498,9 +611,15 @@ impl RedisEventStore {
 impl EventStore for RedisEventStore {
     fn append(&self, session: &str, stream: u64, message: Bytes) -> u64 {
         let seq = self.local.append(session, stream, message.clone());
-        let set = (seq == 1).then(|| self.set_key(session));
         let (cap, ttl) = (self.config.events_per_stream, millis(self.config.event_ttl));
-        self.queue(Write::Append { key: self.key(session, stream), set, seq, message, cap, ttl });
+        self.queue(Write::Append {
+            key: self.key(session, stream),
+            set: self.set_key(session),
+            seq,
+            message,
+            cap,
+            ttl,
+        });
         seq
     }
 
@@ -516,6 +635,56 @@ impl EventStore for RedisEventStore {
     fn remove_session(&self, session: &str) {
         self.local.remove_session(session);
         self.queue(Write::RemoveSession { set: self.set_key(session) });
+    }
+
+    fn standalone_opened<'a>(&'a self, session: &'a str, stream: u64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            lock(&self.standalone).insert((session.into(), stream));
+            let (done, written) = oneshot::channel();
+            let key = self.standalone_key(session);
+            self.writes
+                .try_send(Write::Standalone { key, stream, ttl: millis(ALIVE_LAPSE), done: Some(done) })
+                .map_err(|_| StoreError::new("Redis writes are backed up"))?;
+            match tokio::time::timeout(self.config.timeout, written).await {
+                Ok(Ok(true)) => Ok(()),
+                Ok(_) => Err(StoreError::new("Redis did not record the standalone stream")),
+                Err(_) => Err(StoreError::new("Redis did not record the standalone stream in time")),
+            }
+        })
+    }
+
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            let (done, written) = oneshot::channel();
+            self.writes.try_send(Write::Flush { done }).map_err(|_| StoreError::new("Redis writes are backed up"))?;
+            match tokio::time::timeout(self.config.timeout, written).await {
+                Ok(Ok(true)) => Ok(()),
+                Ok(_) => Err(StoreError::new("Redis did not take the last writes")),
+                Err(_) => Err(StoreError::new("Redis did not take the last writes in time")),
+            }
+        })
+    }
+
+    fn standalone_closed(&self, session: &str, stream: u64) {
+        if lock(&self.standalone).remove(&(session.into(), stream)) {
+            self.queue(Write::StandaloneClosed { key: self.standalone_key(session), stream });
+        }
+    }
+
+    fn standalone_open<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Option<bool>> {
+        Box::pin(bounded(self.config.timeout, async move {
+            let open: bool = redis::cmd("EXISTS")
+                .arg(self.standalone_key(session))
+                .query_async(&mut self.connection.clone())
+                .await
+                .map_err(failed)?;
+            Ok(Some(open))
+        }))
+    }
+
+    /// Other instances resume the stream from Redis; only the local copy goes.
+    fn release_stream(&self, session: &str, stream: u64) {
+        self.local.remove_stream(session, stream);
     }
 
     fn finish_stream(&self, session: &str, stream: u64) {
@@ -551,30 +720,57 @@ impl EventStore for RedisEventStore {
             let config = AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(self.config.timeout))
                 .set_response_timeout(Some(block + self.config.timeout));
-            let mut connection =
-                self.client.get_multiplexed_async_connection_with_config(&config).await.map_err(failed)?;
+            let timeout = self.config.timeout;
+            let mut connection = bounded(timeout, async {
+                self.client.get_multiplexed_async_connection_with_config(&config).await.map_err(failed)
+            })
+            .await?;
             // A stream closed for polling before its first event is known only by its session's set.
-            let (exists, listed): (bool, bool) = redis::pipe()
+            let owner = stream >> 32;
+            let probe = redis::pipe()
                 .cmd("EXISTS")
                 .arg(&key)
                 .cmd("SISMEMBER")
                 .arg(self.set_key(session))
                 .arg(&key)
-                .query_async(&mut connection)
-                .await
-                .map_err(failed)?;
-            if !exists && !listed {
+                .cmd("EXISTS")
+                .arg(alive_key(&self.config.key_prefix, owner))
+                .to_owned();
+            let (exists, listed, owner_alive): (bool, bool, bool) =
+                bounded(timeout, async { probe.query_async(&mut connection).await.map_err(failed) }).await?;
+            let runs_elsewhere = owner_alive && owner != 0 && owner != u64::from(self.instance);
+            if !exists && !listed && !runs_elsewhere {
                 return Ok(None);
             }
-            let state = Tail {
+            // The instance that ran the stream is gone (its heartbeat lapsed), and its stream will never
+            // go on: relay what is left, without waiting for more, and call it unknown when nothing is.
+            let owner_alive = owner_alive || owner == u64::from(self.instance);
+            let mut state = Tail {
                 connection,
                 key,
                 cursor: after,
                 block,
+                owner_alive,
                 queued: Default::default(),
                 ended: false,
                 _permit: permit,
             };
+            if !exists && !listed {
+                // A running instance's stream Redis does not know yet: the client dropped the connection
+                // right after the first events, and their writes are still on their way. Wait for them, for
+                // the timeout at most.
+                state.block = timeout;
+                let first = state.read().await;
+                state.block = block;
+                if first.is_none() || (state.queued.is_empty() && !state.ended) {
+                    return Ok(None);
+                }
+            } else if !state.owner_alive {
+                state.read().await.ok_or_else(|| StoreError::new("Redis did not answer"))?;
+                if state.queued.is_empty() {
+                    return Ok(None);
+                }
+            }
             let events = futures_util::stream::unfold(state, |mut state| async move {
                 loop {
                     if let Some(event) = state.queued.pop_front() {
@@ -597,6 +793,9 @@ struct Tail {
     key: String,
     cursor: u64,
     block: Duration,
+    /// Whether the instance running the stream had a heartbeat when the relay started; without one,
+    /// nothing more will come, so reads do not wait.
+    owner_alive: bool,
     queued: std::collections::VecDeque<(u64, Bytes)>,
     ended: bool,
     _permit: tokio::sync::OwnedSemaphorePermit,
@@ -606,15 +805,16 @@ struct Tail {
 type XRead = Option<Vec<(String, Vec<(String, Vec<Vec<u8>>)>)>>;
 
 impl Tail {
-    /// Reads what follows the cursor, waiting for it; `None` when the stream should end here (Redis went
-    /// away, or nothing came for a whole block: the stream's instance may have died, and the client can
-    /// resume again).
+    /// Reads what follows the cursor, waiting for it while the stream's instance runs; `None` when the
+    /// stream should end here (Redis went away, or nothing came for a whole block: the stream's instance
+    /// may have died since, and the client can resume again, which then ends promptly).
     async fn read(&mut self) -> Option<()> {
-        let reply: XRead = redis::cmd("XREAD")
-            .arg("COUNT")
-            .arg(256)
-            .arg("BLOCK")
-            .arg(millis(self.block))
+        let mut read = redis::cmd("XREAD");
+        read.arg("COUNT").arg(256);
+        if self.owner_alive {
+            read.arg("BLOCK").arg(millis(self.block));
+        }
+        let reply: XRead = read
             .arg("STREAMS")
             .arg(&self.key)
             .arg(format!("0-{}", self.cursor))
@@ -622,7 +822,12 @@ impl Tail {
             .await
             .inspect_err(|error| tracing::debug!(%error, "relaying a stream from Redis failed"))
             .ok()?;
-        let entries = reply?.into_iter().next()?.1;
+        let Some(reply) = reply else {
+            // Nothing more: the end, when nobody will write more.
+            self.ended = !self.owner_alive;
+            return self.ended.then_some(());
+        };
+        let entries = reply.into_iter().next()?.1;
         for (id, fields) in entries {
             if id == END_ID {
                 self.ended = true;
@@ -639,6 +844,146 @@ impl Tail {
     }
 }
 
+/// Sets `KEYS[1]` to `ARGV[2]`, keeping its expiry, only if it still holds `ARGV[1]`; 1 when it did.
+#[cfg(feature = "tasks")]
+const REPLACE_IF_UNCHANGED: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl) end
+return 1
+";
+
+/// What a client reads when the shared task records cannot be reached (-32603: retry).
+#[cfg(feature = "tasks")]
+const TASKS_UNAVAILABLE: &str = "the shared task store is unavailable; retry shortly";
+
+/// How often an instance says it is alive.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// How long an instance's heartbeat lasts without being renewed: longer than a Redis stall the connection
+/// rides out (its timeout, plus reconnecting), so that a slow Redis does not make live instances look dead
+/// (their tasks `failed`, their streams ended).
+const ALIVE_LAPSE: Duration = Duration::from_secs(15);
+
+/// `<prefix>alive:<instance>`: present while the instance runs.
+fn alive_key(prefix: &str, instance: u64) -> String {
+    format!("{prefix}alive:{instance}")
+}
+
+/// `<prefix>gs:<session>`: a hash of the session's standalone streams open on some instance.
+fn standalone_key(prefix: &str, session: &str) -> String {
+    format!("{prefix}gs:{session}")
+}
+
+/// The standalone streams an instance holds open: (session, stream).
+type StandaloneStreams = Arc<std::sync::Mutex<std::collections::HashSet<(Arc<str>, u64)>>>;
+
+/// Numbers tried, from the `instances` counter on, before an instance gives up taking one.
+const NUMBER_PROBES: u64 = 1024;
+
+/// Takes an instance number no running instance holds: from the `<prefix>instances` counter on, the first
+/// whose `<prefix>alive:<n>` this instance claims (`SET NX`, with its `nonce`). The counter alone would give
+/// a running instance's number again once Redis lost its data.
+async fn claim_number(connection: &mut ConnectionManager, prefix: &str, nonce: &str) -> Result<u32, StoreError> {
+    let counter: u64 =
+        redis::cmd("INCR").arg(format!("{prefix}instances")).query_async(connection).await.map_err(failed)?;
+    for candidate in counter..counter.saturating_add(NUMBER_PROBES) {
+        // Numbers stay below 2^20, so that request ids (number << 32) stay exact in JSON numbers read as
+        // doubles; 0 is the number of no instance.
+        let number = u32::try_from(candidate % (1 << 20)).unwrap_or(0).max(1);
+        let claimed: Option<String> = redis::cmd("SET")
+            .arg(alive_key(prefix, u64::from(number)))
+            .arg(nonce)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(ALIVE_LAPSE))
+            .query_async(connection)
+            .await
+            .map_err(failed)?;
+        if claimed.is_some() {
+            return Ok(number);
+        }
+    }
+    Err(StoreError::new(format!("no free instance number in the {NUMBER_PROBES} after the counter")))
+}
+
+/// Renews an instance's claim on its number (`KEYS[1]`, token `ARGV[1]`, for `ARGV[2]` ms), taking it back
+/// when Redis lost it; 0 when another instance holds it.
+const RENEW_CLAIM: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+";
+
+/// What the heartbeat keeps saying.
+struct Beat {
+    prefix: String,
+    instance: u32,
+    /// The token of this instance's claim on its number.
+    nonce: String,
+    standalone: StandaloneStreams,
+    writes: mpsc::Sender<Write>,
+}
+
+/// Says that this instance runs: renews its claim `<prefix>alive:<instance>` now (so that its streams and
+/// tasks never look orphaned) and every [`HEARTBEAT`], expiring after [`ALIVE_LAPSE`], until the guard drops;
+/// the first beat after Redis lost its data takes the claim back. Other instances
+/// end the relay of a stream, and fail a task, whose instance has no heartbeat. Each beat also refreshes
+/// the `<prefix>gs:<session>` entries of the standalone streams the instance holds, which expire as
+/// `alive` does: a message for a session's standalone stream goes on the bus only while one is open.
+async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGuard {
+    let Beat { prefix, instance, nonce, standalone, writes } = beat_of;
+    let alive = alive_key(&prefix, u64::from(instance));
+    let mut beat = connection;
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    // Whether another instance holds this one's number: said once, not at every beat.
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let set = move |beat: &mut ConnectionManager| {
+        let command =
+            redis::cmd("EVAL").arg(RENEW_CLAIM).arg(1).arg(&alive).arg(&nonce).arg(millis(ALIVE_LAPSE)).to_owned();
+        let (mut beat, lost) = (beat.clone(), lost.clone());
+        async move {
+            match command.query_async::<bool>(&mut beat).await {
+                Ok(held) => {
+                    let was_lost = lost.swap(!held, std::sync::atomic::Ordering::Relaxed);
+                    if !held && !was_lost {
+                        tracing::error!(
+                            instance,
+                            "another instance took this instance's number after Redis lost its data: their \
+                             stream numbers and request ids collide; restart this instance"
+                        );
+                    } else if held && was_lost {
+                        tracing::warn!(instance, "this instance holds its number again");
+                    }
+                }
+                Err(error) => tracing::debug!(%error, "the instance heartbeat did not reach Redis"),
+            }
+        }
+    };
+    set(&mut beat).await;
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stopped.cancelled() => return,
+            }
+            set(&mut beat).await;
+            let open: Vec<(Arc<str>, u64)> = lock(&standalone).iter().cloned().collect();
+            for (session, stream) in open {
+                let key = standalone_key(&prefix, &session);
+                let refresh = Write::Standalone { key, stream, ttl: millis(ALIVE_LAPSE), done: None };
+                if writes.try_send(refresh).is_err() {
+                    tracing::warn!("Redis writes are backed up; a standalone stream was not refreshed");
+                }
+            }
+        }
+    });
+    stop.drop_guard()
+}
+
 /// Writes events to Redis in order, a pipeline per batch. A failed batch is logged and dropped: the
 /// instance that runs the streams still has them, and the connection reconnects by itself.
 async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiver<Write>) {
@@ -646,8 +991,9 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
         let mut pipe = redis::pipe();
-        let mut sessions = Vec::new();
         let mut waiting = Vec::new();
+        // The stream of the batch's last append, listed already in this batch.
+        let mut listed = String::new();
         for write in batch.drain(..) {
             match write {
                 Write::Append { key, set, seq, message, cap, ttl } => {
@@ -661,9 +1007,12 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                         .arg(message.as_ref())
                         .ignore();
                     pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
-                    if let Some(set) = set {
+                    // The set expires with its last stream, not its first: DELETE finds every stream.
+                    // Consecutive events of one stream refresh it once.
+                    if listed != key {
                         pipe.cmd("SADD").arg(&set).arg(&key).ignore();
                         pipe.cmd("PEXPIRE").arg(&set).arg(ttl).ignore();
+                        listed = key;
                     }
                 }
                 Write::Finish { key, cap, ttl } => {
@@ -673,23 +1022,37 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                 Write::Remove { key, set } => {
                     pipe.cmd("DEL").arg(&key).ignore();
                     pipe.cmd("SREM").arg(&set).arg(&key).ignore();
+                    listed.clear();
                 }
                 Write::KeepResumable { key, set, ttl, done } => {
                     pipe.cmd("SADD").arg(&set).arg(&key).ignore();
                     pipe.cmd("PEXPIRE").arg(&set).arg(ttl).ignore();
                     waiting.push(done);
                 }
-                Write::RemoveSession { set } => sessions.push(set),
+                Write::RemoveSession { set } => {
+                    pipe.cmd("EVAL").arg(REMOVE_SESSION).arg(1).arg(&set).ignore();
+                    listed.clear();
+                }
+                Write::Standalone { key, stream, ttl, done } => {
+                    pipe.cmd("HSET").arg(&key).arg(stream).arg(1).ignore();
+                    pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
+                    waiting.extend(done);
+                }
+                Write::StandaloneClosed { key, stream } => {
+                    pipe.cmd("HDEL").arg(&key).arg(stream).ignore();
+                }
+                Write::Flush { done } => waiting.push(done),
                 Write::Publish { channel, message } => {
                     pipe.cmd("PUBLISH").arg(&*channel).arg(message.as_ref()).ignore();
                 }
                 #[cfg(feature = "tasks")]
-                Write::Set { key, value, ttl } => {
+                Write::Set { key, value, ttl, done } => {
                     pipe.cmd("SET").arg(&key).arg(value).arg("PX").arg(ttl).ignore();
+                    waiting.extend(done);
                 }
             }
         }
-        // A batch of session removals alone leaves the pipeline empty, which Redis cannot be sent.
+        // A batch of flushes alone leaves the pipeline empty, which Redis cannot be sent.
         let written = pipe.is_empty()
             || pipe
                 .query_async::<()>(&mut connection)
@@ -701,24 +1064,24 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
         for done in waiting {
             let _ = done.send(written);
         }
-        for set in sessions {
-            let keys: redis::RedisResult<Vec<String>> =
-                redis::cmd("SMEMBERS").arg(&set).query_async(&mut connection).await;
-            let mut delete = redis::cmd("DEL");
-            delete.arg(&set);
-            for key in keys.unwrap_or_default() {
-                delete.arg(key);
-            }
-            if let Err(error) = delete.query_async::<()>(&mut connection).await {
-                tracing::warn!(%error, "an ended session's events were not removed from Redis (they expire)");
-            }
-        }
     }
 }
 
+/// Removes an ended session's streams and their list (`KEYS[1]`) in the writer's pipeline: no round trip
+/// of its own to read the list first. Deletes in chunks, within Lua's limit on `unpack`.
+const REMOVE_SESSION: &str = r"
+local streams = redis.call('SMEMBERS', KEYS[1])
+for i = 1, #streams, 512 do
+  redis.call('DEL', unpack(streams, i, math.min(i + 511, #streams)))
+end
+redis.call('DEL', KEYS[1])
+return #streams
+";
+
 /// A [`SessionBus`] on Redis pub/sub (channel `<prefix>bus`). Messages are published through the event
 /// writer's queue (in order with the events written before them) and received on a connection of their
-/// own, which reconnects by itself; what is published while it is away is lost for this instance.
+/// own, which reconnects by itself, also when it stops answering its periodic `PING`; what is published
+/// while it is away is lost for this instance.
 pub struct RedisSessionBus {
     writes: mpsc::Sender<Write>,
     channel: Arc<str>,
@@ -744,8 +1107,21 @@ impl RedisSessionBus {
         let received = broadcast::channel(BUS_BACKLOG).0;
         let stop = CancellationToken::new();
         let (subscribed, first) = oneshot::channel();
-        tokio::spawn(listen(client.clone(), channel.clone(), received.clone(), stop.clone(), subscribed));
-        let _ = tokio::time::timeout(config.timeout, first).await;
+        let listening = Listening {
+            client: client.clone(),
+            channel: channel.clone(),
+            received: received.clone(),
+            timeout: config.timeout,
+            stop: stop.clone(),
+        };
+        tokio::spawn(listen(listening, subscribed));
+        if tokio::time::timeout(config.timeout, first).await.is_err() {
+            tracing::warn!(
+                timeout = ?config.timeout,
+                "the Redis session bus is not subscribed yet; until it is, messages other instances publish \
+                 (answers, cancellations, deletions) are lost for this one"
+            );
+        }
         Arc::new(RedisSessionBus { writes, channel, received, _listening: stop.drop_guard() })
     }
 }
@@ -762,15 +1138,25 @@ impl SessionBus for RedisSessionBus {
     }
 }
 
-/// Receives the bus's messages until stopped, reconnecting with a growing delay (at most 2 s).
-async fn listen(
+/// What the bus's listening task needs.
+struct Listening {
     client: Client,
     channel: Arc<str>,
     received: broadcast::Sender<Bytes>,
+    /// [`RedisConfig::timeout`]: for subscribing, and for the answer to each `PING`.
+    timeout: Duration,
     stop: CancellationToken,
-    subscribed: oneshot::Sender<()>,
-) {
+}
+
+/// Receives the bus's messages until stopped, reconnecting with a growing delay (at most 2 s).
+///
+/// A subscriber only reads, so a connection that died without a word (a NAT or firewall forgetting it, a
+/// partition, a failover to another address) would look quiet forever: the listener sends `PING` every
+/// twice the timeout (at least every second) and reconnects when no answer comes within the timeout.
+async fn listen(listening: Listening, subscribed: oneshot::Sender<()>) {
     use futures_util::StreamExt as _;
+    let Listening { client, channel, received, timeout, stop } = listening;
+    let every = (timeout * 2).max(Duration::from_secs(1));
     let mut subscribed = Some(subscribed);
     let mut delay = Duration::from_millis(50);
     loop {
@@ -780,27 +1166,39 @@ async fn listen(
             Ok::<_, RedisError>(pubsub)
         };
         let pubsub = tokio::select! {
-            pubsub = connected => pubsub,
+            pubsub = tokio::time::timeout(timeout, connected) => pubsub,
             _ = stop.cancelled() => return,
         };
         match pubsub {
-            Ok(pubsub) => {
+            Ok(Ok(pubsub)) => {
                 if let Some(subscribed) = subscribed.take() {
                     let _ = subscribed.send(());
                 }
                 delay = Duration::from_millis(50);
-                let mut messages = pubsub.into_on_message();
+                let (mut sink, mut messages) = pubsub.split();
+                let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
                 loop {
-                    let message = tokio::select! {
-                        message = messages.next() => message,
+                    tokio::select! {
+                        message = messages.next() => {
+                            let Some(message) = message else {
+                                tracing::warn!("the Redis session bus connection dropped; reconnecting");
+                                break;
+                            };
+                            let _ = received.send(Bytes::copy_from_slice(message.get_payload_bytes()));
+                        }
+                        _ = ping.tick() => {
+                            let answered = tokio::time::timeout(timeout, sink.ping::<redis::Value>()).await;
+                            if !matches!(answered, Ok(Ok(_))) {
+                                tracing::warn!("the Redis session bus connection stopped answering; reconnecting");
+                                break;
+                            }
+                        }
                         _ = stop.cancelled() => return,
-                    };
-                    let Some(message) = message else { break };
-                    let _ = received.send(Bytes::copy_from_slice(message.get_payload_bytes()));
+                    }
                 }
-                tracing::warn!("the Redis session bus connection dropped; reconnecting");
             }
-            Err(error) => tracing::debug!(%error, "the Redis session bus cannot subscribe yet"),
+            Ok(Err(error)) => tracing::debug!(%error, "the Redis session bus cannot subscribe yet"),
+            Err(_) => tracing::debug!("the Redis session bus cannot subscribe yet: no answer in time"),
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
@@ -812,7 +1210,7 @@ async fn listen(
 
 /// Tasks (tasks extension) shared through Redis: `<prefix>task:<id>` holds the state of a task as its
 /// instance last recorded it (JSON, expiring with the task), and `<prefix>alive:<instance>` says an
-/// instance still runs (refreshed every [`HEARTBEAT`], expiring after three). A task another instance
+/// instance still runs (refreshed every [`HEARTBEAT`], expiring after [`ALIVE_LAPSE`]). A task another instance
 /// reads as still running on an instance that is gone is `failed` from then on.
 #[cfg(feature = "tasks")]
 #[derive(Debug)]
@@ -821,12 +1219,9 @@ pub(crate) struct RedisTasks {
     prefix: String,
     instance: u32,
     writes: mpsc::Sender<Write>,
-    _heartbeat: DropGuard,
+    /// [`RedisConfig::timeout`].
+    timeout: Duration,
 }
-
-/// How often an instance says it is alive.
-#[cfg(feature = "tasks")]
-const HEARTBEAT: Duration = Duration::from_secs(2);
 
 #[cfg(feature = "tasks")]
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -834,35 +1229,21 @@ struct StoredTask {
     /// The instance running the task.
     i: u32,
     t: crate::protocol::tasks::extension::DetailedTask,
+    /// The principal that created the task (only it may see the task).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<crate::server::principal::PrincipalId>,
 }
 
 #[cfg(feature = "tasks")]
 impl RedisTasks {
-    fn start(connection: ConnectionManager, prefix: &str, instance: u32, writes: mpsc::Sender<Write>) -> Arc<Self> {
-        let stop = CancellationToken::new();
-        let alive = format!("{prefix}alive:{instance}");
-        let mut beat = connection.clone();
-        let stopped = stop.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(HEARTBEAT);
-            loop {
-                tokio::select! {
-                    _ = every.tick() => {}
-                    _ = stopped.cancelled() => return,
-                }
-                let set = redis::cmd("SET")
-                    .arg(&alive)
-                    .arg(1)
-                    .arg("PX")
-                    .arg(millis(HEARTBEAT * 3))
-                    .query_async::<()>(&mut beat)
-                    .await;
-                if let Err(error) = set {
-                    tracing::debug!(%error, "the instance heartbeat did not reach Redis");
-                }
-            }
-        });
-        Arc::new(RedisTasks { connection, prefix: prefix.to_owned(), instance, writes, _heartbeat: stop.drop_guard() })
+    fn start(
+        connection: ConnectionManager,
+        config: &RedisConfig,
+        instance: u32,
+        writes: mpsc::Sender<Write>,
+    ) -> Arc<Self> {
+        let prefix = config.key_prefix.clone();
+        Arc::new(RedisTasks { connection, prefix, instance, writes, timeout: config.timeout })
     }
 
     fn key(&self, id: &str) -> String {
@@ -880,47 +1261,105 @@ pub(crate) struct TaskLink {
 
 #[cfg(feature = "tasks")]
 impl crate::server::tasks::TaskShare for TaskLink {
-    fn save(&self, id: &str, task: &crate::protocol::tasks::extension::DetailedTask, ttl: Duration) {
-        let Ok(value) = serde_json::to_vec(&StoredTask { i: self.tasks.instance, t: task.clone() }) else { return };
-        let write = Write::Set { key: self.tasks.key(id), value, ttl: millis(ttl) };
+    fn save(
+        &self,
+        id: &str,
+        task: &crate::protocol::tasks::extension::DetailedTask,
+        principal: Option<&crate::server::principal::PrincipalId>,
+        ttl: Duration,
+    ) {
+        let stored = StoredTask { i: self.tasks.instance, t: task.clone(), p: principal.cloned() };
+        let Ok(value) = serde_json::to_vec(&stored) else { return };
+        let write = Write::Set { key: self.tasks.key(id), value, ttl: millis(ttl), done: None };
         if self.tasks.writes.try_send(write).is_err() {
             tracing::warn!("Redis writes are backed up; a task's state was not shared");
         }
     }
 
+    fn save_now<'a>(
+        &'a self,
+        id: &'a str,
+        task: &'a crate::protocol::tasks::extension::DetailedTask,
+        principal: Option<&'a crate::server::principal::PrincipalId>,
+        ttl: Duration,
+    ) -> crate::server::tasks::ShareFuture<'a, Result<(), crate::protocol::ErrorObject>> {
+        Box::pin(async move {
+            let unshared = |why: &str| {
+                tracing::warn!(task = %id, "a task's state did not reach Redis: {why}");
+                crate::protocol::ErrorObject::internal(TASKS_UNAVAILABLE)
+            };
+            let stored = StoredTask { i: self.tasks.instance, t: task.clone(), p: principal.cloned() };
+            let value = serde_json::to_vec(&stored).map_err(|e| unshared(&e.to_string()))?;
+            let (done, written) = oneshot::channel();
+            let write = Write::Set { key: self.tasks.key(id), value, ttl: millis(ttl), done: Some(done) };
+            self.tasks.writes.try_send(write).map_err(|_| unshared("writes are backed up"))?;
+            match tokio::time::timeout(self.tasks.timeout, written).await {
+                Ok(Ok(true)) => Ok(()),
+                Ok(_) => Err(unshared("the write failed")),
+                Err(_) => Err(unshared("no answer in time")),
+            }
+        })
+    }
+
     fn load<'a>(
         &'a self,
         id: &'a str,
-    ) -> crate::server::tasks::ShareFuture<'a, Option<crate::protocol::tasks::extension::DetailedTask>> {
+    ) -> crate::server::tasks::ShareFuture<
+        'a,
+        Result<Option<crate::server::tasks::SharedTask>, crate::protocol::ErrorObject>,
+    > {
         Box::pin(async move {
-            let mut connection = self.tasks.connection.clone();
-            let json: Vec<u8> = redis::cmd("GET")
-                .arg(self.tasks.key(id))
-                .query_async::<Option<Vec<u8>>>(&mut connection)
+            let read = async move {
+                let unavailable = |error: RedisError| {
+                    tracing::warn!(%error, "a shared task could not be read");
+                    crate::protocol::ErrorObject::internal(TASKS_UNAVAILABLE)
+                };
+                let mut connection = self.tasks.connection.clone();
+                let get = redis::cmd("GET").arg(self.tasks.key(id)).to_owned();
+                let Some(json) = get.query_async::<Option<Vec<u8>>>(&mut connection).await.map_err(unavailable)? else {
+                    return Ok(None);
+                };
+                let Ok(StoredTask { i, t: mut task, p: principal }) = serde_json::from_slice(&json) else {
+                    return Ok(None);
+                };
+                if task.task.status.is_terminal() {
+                    return Ok(Some((task, principal)));
+                }
+                let alive: bool = redis::cmd("EXISTS")
+                    .arg(alive_key(&self.tasks.prefix, u64::from(i)))
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(unavailable)?;
+                if !alive {
+                    // Its instance is gone, and the handler with it: the task failed, for good.
+                    task.task.status = crate::protocol::tasks::TaskStatus::Failed;
+                    task.task.last_updated_at = crate::server::tasks::timestamp();
+                    task.input_requests = None;
+                    task.error =
+                        Some(crate::protocol::ErrorObject::internal("the server instance running this task stopped"));
+                    // Recorded only over the record just read: if its instance wrote since, it runs after all.
+                    let failed = serde_json::to_vec(&StoredTask { i, t: task.clone(), p: principal.clone() })
+                        .map_err(|_| crate::protocol::ErrorObject::internal(TASKS_UNAVAILABLE))?;
+                    let replaced: bool = redis::cmd("EVAL")
+                        .arg(REPLACE_IF_UNCHANGED)
+                        .arg(1)
+                        .arg(self.tasks.key(id))
+                        .arg(json)
+                        .arg(failed)
+                        .query_async(&mut connection)
+                        .await
+                        .map_err(unavailable)?;
+                    if !replaced {
+                        let json = get.query_async::<Option<Vec<u8>>>(&mut connection).await.map_err(unavailable)?;
+                        let stored = json.and_then(|json| serde_json::from_slice::<StoredTask>(&json).ok());
+                        return Ok(stored.map(|s| (s.t, s.p)));
+                    }
+                }
+                Ok(Some((task, principal)))
+            };
+            tokio::time::timeout(self.tasks.timeout, read)
                 .await
-                .inspect_err(|error| tracing::warn!(%error, "a shared task could not be read"))
-                .ok()??;
-            let StoredTask { i, t: mut task } = serde_json::from_slice(&json).ok()?;
-            if task.task.status.is_terminal() {
-                return Some(task);
-            }
-            let alive: bool = redis::cmd("EXISTS")
-                .arg(format!("{}alive:{i}", self.tasks.prefix))
-                .query_async(&mut connection)
-                .await
-                .ok()?;
-            if !alive {
-                // Its instance is gone, and the handler with it: the task failed, for good.
-                task.task.status = crate::protocol::tasks::TaskStatus::Failed;
-                task.task.last_updated_at = crate::server::tasks::timestamp();
-                task.input_requests = None;
-                task.error =
-                    Some(crate::protocol::ErrorObject::internal("the server instance running this task stopped"));
-                let ttl: i64 =
-                    redis::cmd("PTTL").arg(self.tasks.key(id)).query_async(&mut connection).await.unwrap_or(1);
-                self.save(id, &task, Duration::from_millis(u64::try_from(ttl).unwrap_or(1).max(1)));
-            }
-            Some(task)
+                .unwrap_or_else(|_| Err(crate::protocol::ErrorObject::internal(TASKS_UNAVAILABLE)))
         })
     }
 

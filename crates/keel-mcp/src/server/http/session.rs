@@ -10,11 +10,17 @@
 //! completed the handshake (`notifications/initialized`) within [`HttpConfig::session_init_grace`], else the
 //! one idle longest. Each peer (IP address; an IPv6 /64) holds at most
 //! [`HttpConfig::max_sessions_per_peer`]; past it, its own sessions are evicted the same way.
+//!
+//! With a shared [`SessionStore`](super::SessionStore), the table holds this process's copies of sessions
+//! that live on in the store: letting one go (evicted, idle here) ends nothing for the client, so a copy
+//! with work under way (running calls, requests waiting for the client's answer, open streams) is never let
+//! go, and a copy taken over from another instance does not count toward the peer that sent the request
+//! (behind a proxy every request comes from the proxy's address).
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -76,11 +82,43 @@ pub(crate) struct HttpSession {
     /// The principal that opened the session, when an authorization layer verified one: only it may use
     /// the session.
     pub(crate) owner: Option<SessionOwner>,
+    /// Where stream numbers come from: this process's, shared by all its sessions.
+    numbers: Arc<Numbers>,
+}
+
+/// The numbers a process gives its sessions' streams and server-to-client requests. One counter per
+/// process, never one per session: a session this instance let go of (idle, evicted) and takes over again
+/// later gets a fresh copy, which must not reuse the old copy's numbers (its events would be replayed
+/// as the new stream's, and a late answer would reach the wrong request). With a shared
+/// [`SessionStore`](super::SessionStore), numbers start at the instance's base (its number << 32), so that
+/// an event id or request id names one stream or request across the cluster.
+#[derive(Debug)]
+pub(crate) struct Numbers {
+    base: u64,
+    streams: AtomicU64,
+    /// The last server-to-client request id handed out (see [`PendingRequests::with_shared_ids`]).
+    requests: Arc<AtomicI64>,
+}
+
+impl Numbers {
+    fn new(config: &HttpConfig) -> Self {
+        let base = config.session_store.as_ref().map_or(0, |store| u64::from(store.instance() & 0xF_FFFF) << 32);
+        Numbers {
+            base,
+            streams: AtomicU64::new(0),
+            requests: Arc::new(AtomicI64::new(i64::try_from(base).unwrap_or(0))),
+        }
+    }
+
+    /// A stream number within the instance's range: repeats only after 2^32 - 1 streams of this process,
+    /// long after any client could still resume the earlier stream.
+    fn next_stream(&self) -> u64 {
+        self.base + 1 + self.streams.fetch_add(1, Ordering::Relaxed) % u64::from(u32::MAX)
+    }
 }
 
 #[derive(Debug, Default)]
 struct Streams {
-    next: u64,
     logs: HashMap<u64, Arc<EventLog>>,
     /// The stream opened by GET, which carries messages unrelated to any request.
     standalone: Option<Arc<EventLog>>,
@@ -111,18 +149,16 @@ impl HttpSession {
         max_pending: usize,
         config: &HttpConfig,
         bus: Option<Arc<Bus>>,
+        numbers: Arc<Numbers>,
     ) -> Self {
         let now = Instant::now();
-        // With a shared store, instances number streams and server requests from their own base, so that
-        // an event id or request id names one stream or request across the cluster.
-        let base = config.session_store.as_ref().map_or(0, |store| u64::from(store.instance() & 0xF_FFFF) << 32);
         HttpSession {
             id,
             state: Mutex::new(LegacySession::default()),
-            pending: PendingRequests::with_ids_after(max_pending, i64::try_from(base).unwrap_or(0)),
+            pending: PendingRequests::with_shared_ids(max_pending, numbers.requests.clone()),
             in_flight: Mutex::new(HashMap::new()),
             max_in_flight: config.max_requests_per_session.max(1),
-            streams: Mutex::new(Streams { next: base, ..Streams::default() }),
+            streams: Mutex::new(Streams::default()),
             created: now,
             last_seen: Mutex::new(now),
             initialized: AtomicBool::new(false),
@@ -133,6 +169,7 @@ impl HttpSession {
             principal: None,
             bus,
             owner: None,
+            numbers,
         }
     }
 
@@ -213,8 +250,7 @@ impl HttpSession {
 
     /// A new stream's log, forgetting the oldest finished streams past [`RETAINED_STREAMS`].
     fn new_log(&self, streams: &mut Streams) -> Arc<EventLog> {
-        streams.next += 1;
-        let number = streams.next;
+        let number = self.numbers.next_stream();
         let log = Arc::new(EventLog::new(self.id.clone(), number, self.store.clone()));
         streams.logs.insert(number, log.clone());
         if streams.logs.len() > RETAINED_STREAMS {
@@ -242,6 +278,12 @@ impl HttpSession {
         let log = self.new_log(&mut streams);
         streams.standalone = Some(log.clone());
         Some(log)
+    }
+
+    /// Whether an instance holds this session's standalone stream open, as far as the event store can
+    /// tell (`None`: it cannot).
+    pub(crate) async fn standalone_open(&self) -> Option<bool> {
+        self.store.standalone_open(&self.id).await.unwrap_or(None)
     }
 
     /// The standalone stream, when a client has one open.
@@ -275,6 +317,14 @@ impl HttpSession {
         }
     }
 
+    /// Whether this copy has work under way: running client requests, server requests waiting for their
+    /// answer, or streams that go on (a running call's, an open GET's).
+    fn busy(&self) -> bool {
+        !lock(&self.in_flight).is_empty()
+            || self.pending.len() > 0
+            || lock(&self.streams).logs.values().any(|log| !log.is_finished())
+    }
+
     /// Whether the session may be evicted ahead of others: it never completed the handshake within the grace.
     fn stalled(&self, grace: Duration) -> bool {
         !self.initialized.load(Ordering::Relaxed) && self.created.elapsed() >= grace
@@ -294,6 +344,7 @@ pub(crate) struct SessionTable {
     /// Sessions are also kept in a shared [`SessionStore`](super::SessionStore).
     shared: bool,
     bus: Option<Arc<Bus>>,
+    numbers: Arc<Numbers>,
 }
 
 #[derive(Debug, Default)]
@@ -316,20 +367,36 @@ impl Table {
         Some(session)
     }
 
-    /// Removes (without ending them) the sessions idle for longer than `timeout`.
-    fn remove_idle(&mut self, timeout: Duration) -> Vec<Arc<HttpSession>> {
-        let ids: Vec<Arc<str>> =
-            self.sessions.iter().filter(|(_, s)| s.idle_for() > timeout).map(|(id, _)| id.clone()).collect();
+    /// Removes (without ending them) the sessions idle for longer than `timeout`; with `shared`, not the
+    /// copies with work under way.
+    fn remove_idle(&mut self, timeout: Duration, shared: bool) -> Vec<Arc<HttpSession>> {
+        let ids: Vec<Arc<str>> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.idle_for() > timeout && !(shared && s.busy()))
+            .map(|(id, _)| id.clone())
+            .collect();
         ids.iter().filter_map(|id| self.remove(id)).collect()
     }
 
     /// The session to evict among those `of` admits: one that stalled in its handshake (oldest first), else
-    /// the one idle longest.
-    fn victim(&self, grace: Duration, of: impl Fn(&HttpSession) -> bool) -> Option<Arc<str>> {
-        let candidates = self.sessions.values().filter(|s| of(s));
+    /// the one idle longest. With `shared`, never a copy with work under way: the session lives on in the
+    /// shared store, and letting the copy go would only cancel that work.
+    fn victim(&self, grace: Duration, shared: bool, of: impl Fn(&HttpSession) -> bool) -> Option<Arc<str>> {
+        let candidates = self.sessions.values().filter(|s| of(s) && !(shared && s.busy()));
         let stalled = candidates.clone().filter(|s| s.stalled(grace)).min_by_key(|s| s.created);
         stalled.or_else(|| candidates.max_by_key(|s| s.idle_for())).map(|s| s.id.clone())
     }
+}
+
+/// What [`SessionTable::get`] found.
+pub(crate) enum Found {
+    /// The session, which the request may use (now marked as active).
+    Here(Arc<HttpSession>),
+    /// A live session here that the request may not use (another principal's): left untouched.
+    NotYours,
+    /// No live session by that id here.
+    Absent,
 }
 
 impl SessionTable {
@@ -344,6 +411,7 @@ impl SessionTable {
             counter: AtomicU64::new(0),
             shared: config.session_store.is_some(),
             bus,
+            numbers: Arc::new(Numbers::new(config)),
         }
     }
 
@@ -356,23 +424,26 @@ impl SessionTable {
         config: &HttpConfig,
     ) -> Arc<HttpSession> {
         let id: Arc<str> = new_session_id(self.counter.fetch_add(1, Ordering::Relaxed)).into();
-        let mut session = HttpSession::new(id, peer.map(PeerKey::of), max_pending, config, self.bus.clone());
+        let numbers = self.numbers.clone();
+        let mut session = HttpSession::new(id, peer.map(PeerKey::of), max_pending, config, self.bus.clone(), numbers);
         session.owner = principal.as_deref().map(SessionOwner::of_principal);
         session.principal = principal;
         self.insert(session)
     }
 
     /// This process's copy of session `id`, which another instance created (see [`SessionStore`](super::SessionStore)), within
-    /// the same bounds as [`SessionTable::create`]. When another request adopted it first, that copy.
+    /// the same bounds as [`SessionTable::create`], except that it counts toward no peer's share:
+    /// behind a load balancer every instance takes over every session, and the share would only let one
+    /// client's traffic evict another's copies. When another request adopted it first, that copy.
     pub(crate) fn adopt(
         &self,
         id: &str,
         (record, revision): (SessionRecord, u64),
-        peer: Option<IpAddr>,
         max_pending: usize,
         config: &HttpConfig,
     ) -> Arc<HttpSession> {
-        let mut session = HttpSession::new(id.into(), peer.map(PeerKey::of), max_pending, config, self.bus.clone());
+        let numbers = self.numbers.clone();
+        let mut session = HttpSession::new(id.into(), None, max_pending, config, self.bus.clone(), numbers);
         session.owner = record.principal.as_deref().map(SessionOwner::of_principal);
         session.principal = record.principal.clone();
         session.restore(record, revision);
@@ -395,15 +466,17 @@ impl SessionTable {
             }
             if let Some(key) = peer
                 && table.per_peer.get(&key).is_some_and(|n| *n >= self.max_per_peer)
-                && let Some(victim) = table.victim(self.init_grace, |s| s.peer == Some(key))
+                && let Some(victim) = table.victim(self.init_grace, self.shared, |s| s.peer == Some(key))
             {
                 evicted.extend(table.remove(&victim));
             }
             if table.sessions.len() >= self.max_sessions {
-                evicted.extend(table.remove_idle(self.idle_timeout));
+                evicted.extend(table.remove_idle(self.idle_timeout, self.shared));
             }
+            // With a shared store, when every copy has work under way, the table holds one more for now: such
+            // copies are bounded by the requests and streams that keep them busy.
             if table.sessions.len() >= self.max_sessions
-                && let Some(victim) = table.victim(self.init_grace, |_| true)
+                && let Some(victim) = table.victim(self.init_grace, self.shared, |_| true)
             {
                 evicted.extend(table.remove(&victim));
             }
@@ -419,17 +492,21 @@ impl SessionTable {
         session
     }
 
-    /// The live session `id`, if any; marks it as active.
-    pub(crate) fn get(&self, id: &str) -> Option<Arc<HttpSession>> {
-        let session = lock(&self.table).sessions.get(id).cloned()?;
-        if session.idle_for() > self.idle_timeout {
+    /// The live session `id`, if any, when `allowed` lets this request use it: only then is it marked as
+    /// active (a request that may not use a session must not keep it alive).
+    pub(crate) fn get(&self, id: &str, allowed: impl FnOnce(&HttpSession) -> bool) -> Found {
+        let Some(session) = lock(&self.table).sessions.get(id).cloned() else { return Found::Absent };
+        if session.idle_for() > self.idle_timeout && !(self.shared && session.busy()) {
             if let Some(session) = lock(&self.table).remove(id) {
                 self.end(&session);
             }
-            return None;
+            return Found::Absent;
+        }
+        if !allowed(&session) {
+            return Found::NotYours;
         }
         session.touch();
-        Some(session)
+        Found::Here(session)
     }
 
     /// Ends and forgets session `id`; false when there was none.
@@ -466,7 +543,7 @@ impl SessionTable {
 
     /// Ends every session idle for longer than the timeout.
     fn sweep(&self) {
-        let expired = lock(&self.table).remove_idle(self.idle_timeout);
+        let expired = lock(&self.table).remove_idle(self.idle_timeout, self.shared);
         for session in expired {
             self.end(&session);
         }
@@ -528,6 +605,24 @@ mod tests {
         Some(IpAddr::from([127, 0, 0, last]))
     }
 
+    /// Whether session `id` is live in `store` (marking it active, as a request of its owner does).
+    fn here(store: &SessionTable, id: &str) -> bool {
+        matches!(store.get(id, |_| true), Found::Here(_))
+    }
+
+    #[test]
+    fn a_request_that_may_not_use_a_session_does_not_keep_it_alive() {
+        let config = config(10, 10);
+        let store = SessionTable::new(&config, None);
+        let a = store.create(None, None, 8, &config);
+        let long_ago = Instant::now().checked_sub(Duration::from_secs(10)).unwrap();
+        *lock(&a.last_seen) = long_ago;
+        assert!(matches!(store.get(&a.id, |_| false), Found::NotYours));
+        assert_eq!(*lock(&a.last_seen), long_ago, "not marked active");
+        assert!(here(&store, &a.id));
+        assert!(*lock(&a.last_seen) > long_ago);
+    }
+
     #[test]
     fn a_full_store_evicts_stalled_handshakes_first_then_the_longest_idle() {
         let config = config(3, 10);
@@ -539,15 +634,15 @@ mod tests {
         c.mark_initialized();
         // b never said `notifications/initialized`: it goes first, whatever the idle times.
         let d = store.create(peer(4), None, 8, &config);
-        assert!(b.closed.is_cancelled() && store.get(&b.id).is_none());
+        assert!(b.closed.is_cancelled() && !here(&store, &b.id));
         d.mark_initialized();
         std::thread::sleep(Duration::from_millis(2));
-        store.get(&c.id);
-        store.get(&d.id);
+        here(&store, &c.id);
+        here(&store, &d.id);
         // Everyone completed the handshake: the one idle longest (a) goes.
         store.create(peer(5), None, 8, &config);
         assert!(a.closed.is_cancelled());
-        assert!(store.get(&c.id).is_some() && store.get(&d.id).is_some());
+        assert!(here(&store, &c.id) && here(&store, &d.id));
         assert_eq!(store.len(), 3);
     }
 
@@ -575,9 +670,9 @@ mod tests {
         let config = config(2, 2).session_idle_timeout(Duration::from_millis(30));
         let store = SessionTable::new(&config, None);
         let a = store.create(None, None, 8, &config);
-        assert!(store.get(&a.id).is_some());
+        assert!(here(&store, &a.id));
         std::thread::sleep(Duration::from_millis(40));
-        assert!(store.get(&a.id).is_none(), "expired");
+        assert!(!here(&store, &a.id), "expired");
         assert!(a.closed.is_cancelled());
     }
 
@@ -586,15 +681,35 @@ mod tests {
         let config = config(10, 1);
         let store = SessionTable::new(&config, None);
         let record = || (SessionRecord::default(), 1);
-        let first = store.adopt("shared", record(), peer(1), 8, &config);
-        let second = store.adopt("shared", record(), peer(1), 8, &config);
+        let first = store.adopt("shared", record(), 8, &config);
+        let second = store.adopt("shared", record(), 8, &config);
         assert!(Arc::ptr_eq(&first, &second));
         assert_eq!(store.len(), 1);
-        // The peer's share counts it once: another session of that peer evicts it, and only it.
+        // A copy taken over counts toward no peer's share (behind a proxy, every request comes from one
+        // address): the peer's own session does not evict it.
         store.create(peer(1), None, 8, &config);
-        assert!(first.closed.is_cancelled());
-        assert_eq!(store.len(), 1);
-        assert!(lock(&store.table).per_peer.values().all(|n| *n == 1));
+        assert!(!first.closed.is_cancelled());
+        assert_eq!(store.len(), 2);
+        assert_eq!(lock(&store.table).per_peer.values().sum::<usize>(), 1);
+    }
+
+    #[test]
+    fn a_shared_copy_with_work_under_way_is_neither_expired_nor_evicted() {
+        let store = Arc::new(crate::server::http::MemorySessionStore::new(8));
+        let config =
+            config(1, 1).session_idle_timeout(Duration::from_millis(30)).session_store(store.instance_handle());
+        let table = SessionTable::new(&config, None);
+        let record = || (SessionRecord::default(), 1);
+        let busy = table.adopt("busy", record(), 8, &config);
+        let call = busy.begin(&RequestId::Number(1)).unwrap();
+        // Room is needed and the copy is idle past the timeout, but a call runs in it.
+        table.adopt("other", record(), 8, &config);
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(matches!(table.get("busy", |_| true), Found::Here(_)) && !busy.closed.is_cancelled());
+        drop(call);
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(matches!(table.get("busy", |_| true), Found::Absent), "idle with nothing under way: let go");
+        assert!(busy.closed.is_cancelled());
     }
 
     #[test]

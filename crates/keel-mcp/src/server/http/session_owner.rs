@@ -6,35 +6,13 @@ use std::sync::Arc;
 
 use crate::server::principal::Principal;
 
-/// Who opened a legacy session: the token's issuer, subject and client.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct SessionOwner {
-    issuer: Option<String>,
-    subject: Option<String>,
-    client_id: Option<String>,
-}
-
-impl SessionOwner {
-    /// The owner of a session `principal` opened.
-    pub(crate) fn of_principal(principal: &Principal) -> SessionOwner {
-        SessionOwner {
-            issuer: principal.issuer.clone(),
-            subject: principal.subject.clone(),
-            client_id: principal.client_id.clone(),
-        }
-    }
-}
+/// Who opened a legacy session: the token's issuer, subject and client (as for tasks).
+pub(crate) use crate::server::principal::PrincipalId as SessionOwner;
 
 /// Whether the request with these extensions may use a session opened by `owner`: the same principal, or no
 /// principal on either side.
 pub(crate) fn may_use(owner: Option<&SessionOwner>, extensions: &http::Extensions) -> bool {
-    match (owner, principal(extensions)) {
-        (None, None) => true,
-        (Some(owner), Some(p)) => {
-            owner.issuer == p.issuer && owner.subject == p.subject && owner.client_id == p.client_id
-        }
-        _ => false,
-    }
+    crate::server::principal::same_caller(owner, principal(extensions))
 }
 
 fn principal(extensions: &http::Extensions) -> Option<&Principal> {

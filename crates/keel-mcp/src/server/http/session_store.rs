@@ -71,8 +71,8 @@ pub struct SessionRecord {
 ///
 /// Every method takes the session's time to live: a record not touched for that long is gone for every
 /// instance (idle expiry). Implementations must refresh it on [`load`](Self::load) and
-/// [`touch`](Self::touch), and count a revision up on each [`save`](Self::save), so that instances holding a
-/// copy notice the change.
+/// [`touch`](Self::touch), and count a revision up on each [`save`](Self::save) and
+/// [`update`](Self::update), so that instances holding a copy notice the change.
 pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// A number no other instance sharing this store holds, fixed for the store's life. Stream numbers and
     /// the ids of server-to-client requests start from it (times 2^32), so that they stay unique across
@@ -80,8 +80,21 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// numbers as doubles.
     fn instance(&self) -> u32;
 
-    /// Stores (creates or replaces) the record of session `id`; returns its new revision.
+    /// Stores (creates or replaces) the record of session `id`; returns its new revision. Called once, by
+    /// `initialize`; later changes go through [`update`](Self::update).
     fn save<'a>(&'a self, id: &'a str, record: &'a SessionRecord, ttl: Duration) -> StoreFuture<'a, u64>;
+
+    /// Replaces the record of session `id`, refreshing its expiry, only while it exists at `revision` (the
+    /// one the caller's copy reflects), as one atomic step. Never brings back a session deleted or expired
+    /// meanwhile, and never overwrites a change another instance saved since `revision` (the caller loads
+    /// that, re-applies its own change and tries again).
+    fn update<'a>(
+        &'a self,
+        id: &'a str,
+        record: &'a SessionRecord,
+        revision: u64,
+        ttl: Duration,
+    ) -> StoreFuture<'a, SessionUpdate>;
 
     /// The record of session `id` and its revision, refreshing its expiry; `None` when there is none.
     fn load<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>>;
@@ -92,6 +105,17 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
 
     /// Forgets session `id`; whether it existed.
     fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool>;
+}
+
+/// What [`SessionStore::update`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionUpdate {
+    /// The record was replaced; its new revision.
+    Saved(u64),
+    /// Another instance saved the record since the given revision: nothing was written.
+    Stale,
+    /// The session no longer exists (deleted or expired): nothing was written.
+    Gone,
 }
 
 /// A [`SessionStore`] in this process's memory, for tests and for several services in one process: at
@@ -158,6 +182,16 @@ impl SessionStore for MemoryInstance {
         self.store.load(id, ttl)
     }
 
+    fn update<'a>(
+        &'a self,
+        id: &'a str,
+        record: &'a SessionRecord,
+        revision: u64,
+        ttl: Duration,
+    ) -> StoreFuture<'a, SessionUpdate> {
+        self.store.update(id, record, revision, ttl)
+    }
+
     fn touch<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<u64>> {
         self.store.touch(id, ttl)
     }
@@ -184,6 +218,26 @@ impl SessionStore for MemorySessionStore {
         let revision = records.get(id).map_or(0, |s| s.revision) + 1;
         records.insert(id.to_owned(), Stored { record: record.clone(), revision, expires: now + ttl });
         Box::pin(std::future::ready(Ok(revision)))
+    }
+
+    fn update<'a>(
+        &'a self,
+        id: &'a str,
+        record: &'a SessionRecord,
+        revision: u64,
+        ttl: Duration,
+    ) -> StoreFuture<'a, SessionUpdate> {
+        let mut records = lock(&self.records);
+        let outcome = match Self::live(&mut records, id, ttl) {
+            None => SessionUpdate::Gone,
+            Some(stored) if stored.revision != revision => SessionUpdate::Stale,
+            Some(stored) => {
+                stored.record = record.clone();
+                stored.revision += 1;
+                SessionUpdate::Saved(stored.revision)
+            }
+        };
+        Box::pin(std::future::ready(Ok(outcome)))
     }
 
     fn load<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
@@ -228,6 +282,12 @@ mod tests {
         a.save("u", &record, Duration::ZERO).await.unwrap();
         a.save("v", &record, ttl).await.unwrap();
         assert!(a.save("w", &record, ttl).await.is_err());
+        // A change over the revision read is saved; over an older one, or of a session gone, it is not.
+        record.log_level = Some(LoggingLevel::Error);
+        assert_eq!(a.update("s", &record, 1, ttl).await.unwrap(), SessionUpdate::Stale);
+        assert_eq!(a.update("s", &record, 2, ttl).await.unwrap(), SessionUpdate::Saved(3));
+        assert_eq!(a.update("t", &record, 1, ttl).await.unwrap(), SessionUpdate::Gone);
+        assert_eq!(a.touch("t", ttl).await.unwrap(), None);
         assert!(b.remove("s").await.unwrap());
         assert!(!b.remove("s").await.unwrap());
         assert_eq!(a.load("s", ttl).await.unwrap(), None);

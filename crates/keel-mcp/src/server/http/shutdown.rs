@@ -23,12 +23,34 @@ use crate::protocol::ErrorObject;
 const AFTER_STOP_WAIT: Duration = Duration::from_millis(250);
 
 /// The service's shutdown state.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Shutdown {
     /// Set by the first `shutdown`: a plain flag, since every request reads it.
     draining: AtomicBool,
     /// Cancelled when the grace is over.
     stopped: CancellationToken,
+    /// Streamed calls still running in the background: their answers and stream ends are not logged yet.
+    streamed: tokio::sync::watch::Sender<usize>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown {
+            draining: AtomicBool::new(false),
+            stopped: CancellationToken::new(),
+            streamed: tokio::sync::watch::channel(0).0,
+        }
+    }
+}
+
+/// A streamed call running in the background, counted until it has logged its end.
+#[derive(Debug)]
+pub(crate) struct StreamedCall(tokio::sync::watch::Sender<usize>);
+
+impl Drop for StreamedCall {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl Shutdown {
@@ -40,6 +62,22 @@ impl Shutdown {
     /// Fires when running calls must end and open streams close.
     pub(crate) fn stopped(&self) -> &CancellationToken {
         &self.stopped
+    }
+
+    /// Counts a streamed call until the guard drops.
+    pub(crate) fn streamed_call(&self) -> StreamedCall {
+        self.streamed.send_modify(|n| *n += 1);
+        StreamedCall(self.streamed.clone())
+    }
+
+    /// Completes once no streamed call runs.
+    async fn streamed_calls_done(&self) {
+        let mut count = self.streamed.subscribe();
+        while *count.borrow_and_update() > 0 {
+            if count.changed().await.is_err() {
+                return;
+            }
+        }
     }
 }
 
@@ -88,5 +126,65 @@ pub(crate) async fn run(inner: &HttpInner) {
     inner.shutdown.stopped.cancel();
     if !was_idle {
         let _ = tokio::time::timeout(AFTER_STOP_WAIT, inner.requests.all_free()).await;
+    }
+    // What the streamed calls logged last (their answers, their ends) must reach a shared event store before
+    // the process goes, or clients resuming elsewhere would wait for it in vain.
+    let _ = tokio::time::timeout(AFTER_STOP_WAIT, inner.shutdown.streamed_calls_done()).await;
+    if let Err(error) = inner.config.event_store.flush().await {
+        tracing::warn!(%error, "the last SSE events may not have reached the shared event store");
+    }
+}
+
+/// Completes when the process is asked to stop: Ctrl-C (SIGINT) or, on Unix, SIGTERM (what `docker stop`,
+/// systemd and Kubernetes send). Give it to [`Server::serve_http_on`](crate::server::Server::serve_http_on) as
+/// the shutdown future, or, with axum, to `with_graceful_shutdown` followed by
+/// [`McpService::shutdown`](super::McpService::shutdown).
+///
+/// A signal that cannot be watched (no handler could be installed) never completes it, rather than
+/// completing it at once and stopping the server as soon as it starts.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn shutdown_signal_completes_on_sigterm_only() {
+        let waiting = tokio::spawn(super::shutdown_signal());
+        // Let the task install its handlers before the signal is sent.
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "shutdown_signal completed with no signal sent");
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &std::process::id().to_string()])
+            .status()
+            .map(|status| status.success());
+        assert_eq!(sent.ok(), Some(true), "could not send SIGTERM to the test process");
+        tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .map_err(|_| "shutdown_signal did not complete after SIGTERM")
+            .and_then(|joined| joined.map_err(|_| "the waiting task panicked"))
+            .unwrap_or_else(|why| panic!("{why}"));
     }
 }

@@ -14,7 +14,8 @@ use crate::auth::resource::challenge;
 use crate::auth::resource::dpop::{DpopError, DpopRequest, DpopVerifier};
 use crate::server::Principal;
 
-/// How long a client is asked to wait when the replay cache is full: by then older proofs have left it.
+/// How long a client is asked to wait when the replay cache (or its key's share of it) is full: by then older
+/// proofs have left it.
 const REPLAY_FULL_RETRY: Duration = Duration::from_secs(5);
 
 /// The DPoP configuration of a [`Protection`], compiled.
@@ -108,10 +109,17 @@ impl Protection {
         let url = format!("{}{}", gate.origin, uri.path());
         let request = DpopRequest { method: method.as_str(), url: &url, access_token: token, jkt };
         match gate.verifier.verify(proof, &request) {
-            Ok(()) => Ok(Arc::new(verified.principal)),
+            Ok(()) => Ok(verified.principal),
             Err(DpopError::ReplayCacheFull) => {
                 tracing::warn!("DPoP replay cache full; refusing new proofs until older ones expire");
                 Err(self.unavailable(REPLAY_FULL_RETRY, "too many DPoP proofs at once; retry later"))
+            }
+            Err(DpopError::KeyQuotaExceeded) => {
+                tracing::debug!("one DPoP key holds its whole share of the replay cache; refusing its new proofs");
+                let mut refusal =
+                    self.unavailable(REPLAY_FULL_RETRY, "too many DPoP proofs from this key; retry later");
+                refusal.status = StatusCode::TOO_MANY_REQUESTS;
+                Err(refusal)
             }
             Err(error) => {
                 tracing::debug!(reason = %error, "DPoP proof refused");
