@@ -318,6 +318,47 @@ async fn protected_bench(report: &mut Report, plan: &Plan, quick: bool) -> anyho
     Ok(())
 }
 
+/// What an operation layer and telemetry cost on stateless `tools/call` (modern era), as a share of the same server
+/// without them: `keel-layered` has one `from_fn` layer that only passes operations on (goal ≥ 95 %), `keel-otel`
+/// (built with `--features otel` only) has telemetry on with SDK exporters that discard everything. All run side
+/// by side and the rounds rotate through them, as in [`http_bench`].
+async fn layers_bench(report: &mut Report, plan: &Plan, quick: bool) -> anyhow::Result<()> {
+    report.section(
+        "HTTP, stateless `tools/call` with middleware and telemetry (goal for the no-op layer ≥ 95 %)",
+        &["server", "connections", "req/s", "p50 µs", "% of Keel"],
+    );
+    let mut kinds = vec![("Keel", "keel"), ("Keel + no-op layer", "keel-layered")];
+    if cfg!(feature = "otel") {
+        kinds.push(("Keel + telemetry (exporting nowhere)", "keel-otel"));
+    }
+    let servers =
+        kinds.iter().map(|&(name, kind)| Ok((name, ServerProc::spawn(kind)?))).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut rows = Vec::new();
+    for &conns in plan.conns {
+        let mut rounds: Vec<Vec<http_load::Stats>> = servers.iter().map(|_| Vec::new()).collect();
+        for _ in 0..plan.rounds {
+            for ((_, server), rounds) in servers.iter().zip(&mut rounds) {
+                rounds.push(
+                    http_load::round(server.port, Era::Modern, conns, plan.warmup, plan.measure, quick, None).await?,
+                );
+            }
+        }
+        let rps = |s: &[http_load::Stats]| median(s.iter().map(|s| s.rps).collect());
+        let plain = rps(&rounds[0]);
+        for ((name, _), rounds) in servers.iter().zip(&rounds) {
+            let (rps, p50) = (rps(rounds), median(rounds.iter().map(|s| s.p50_us).collect()));
+            anyhow::ensure!(rps > 0.0, "{name} answered nothing at {conns} connections");
+            report.row(&[(*name).into(), conns.to_string(), format!("{rps:.0}"), format!("{p50:.0}"), pct(rps, plain)]);
+            rows.push(json!({"server": name, "connections": conns, "rps": rps, "p50_us": p50}));
+        }
+    }
+    if !cfg!(feature = "otel") {
+        report.md.push_str("\n(The telemetry row needs keel-bench built with `--features otel`.)\n");
+    }
+    report.json.insert("http_layers".into(), rows.into());
+    Ok(())
+}
+
 /// stdio is measured two ways. With the child on the harness's own core, a round trip costs two context switches
 /// and the rest is each side's CPU work, so the ratio shows what the SDK spends per message. With the child on the
 /// other core, every round trip waits for two cross-core wake-ups, which dominate and hide most of that work.
@@ -401,7 +442,7 @@ async fn client_bench(report: &mut Report, plan: &Plan) -> anyhow::Result<()> {
 }
 
 const SECTIONS: &[&str] =
-    &["http-modern", "http-legacy", "stdio", "memory", "client", "codec", "protected", "scale-out"];
+    &["http-modern", "http-legacy", "stdio", "memory", "client", "codec", "protected", "scale-out", "layers"];
 const USAGE: &str = "keel-bench [--quick] [--json out.json] [--build-cost] [--only section,...]";
 
 fn parse_args() -> anyhow::Result<Options> {
@@ -477,6 +518,9 @@ fn main() -> anyhow::Result<()> {
         }
         if opts.runs("protected") {
             protected_bench(&mut report, &plan, opts.quick).await?;
+        }
+        if opts.runs("layers") {
+            layers_bench(&mut report, &plan, opts.quick).await?;
         }
         if opts.runs("stdio") {
             stdio_bench(&mut report, &plan, opts.quick).await?;

@@ -23,11 +23,73 @@ pub struct Sum {
     pub sum: f64,
 }
 
-fn keel_server() -> keel_mcp::server::Server {
+fn keel_builder() -> keel_mcp::server::ServerBuilder {
     use keel_mcp::server::{Json, Server};
-    Server::builder(keel_mcp::protocol::Implementation::new("keel-bench", "0.1.0"))
-        .tool("add", "Adds two numbers", |AddArgs { a, b }: AddArgs| async move { Json(Sum { sum: a + b }) })
-        .build()
+    Server::builder(keel_mcp::protocol::Implementation::new("keel-bench", "0.1.0")).tool(
+        "add",
+        "Adds two numbers",
+        |AddArgs { a, b }: AddArgs| async move { Json(Sum { sum: a + b }) },
+    )
+}
+
+fn keel_server() -> keel_mcp::server::Server {
+    keel_builder().build()
+}
+
+/// The same server with one operation layer that only passes every operation on: what the middleware
+/// machinery itself costs (issue 15's goal: < 5 % on stateless `tools/call`).
+fn keel_layered_server() -> keel_mcp::server::Server {
+    use keel_mcp::server::middleware::{Next, Operation};
+    keel_builder().layer(keel_mcp::middleware::from_fn(|op: Operation, next: Next| next.run(op))).build()
+}
+
+/// Telemetry on (feature `otel`) with SDK providers whose exporters discard everything: what a server pays
+/// for its spans and duration histograms when the collector is down, without the cost of a real export.
+#[cfg(feature = "otel")]
+mod otel {
+    use std::time::Duration;
+
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::metrics::data::ResourceMetrics;
+    use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+    use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider, Temporality};
+    use opentelemetry_sdk::propagation::TraceContextPropagator;
+    use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+
+    #[derive(Debug)]
+    struct Discard;
+
+    impl SpanExporter for Discard {
+        async fn export(&self, _: Vec<SpanData>) -> OTelSdkResult {
+            Ok(())
+        }
+    }
+
+    impl PushMetricExporter for Discard {
+        async fn export(&self, _: &ResourceMetrics) -> OTelSdkResult {
+            Ok(())
+        }
+        fn force_flush(&self) -> OTelSdkResult {
+            Ok(())
+        }
+        fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
+            Ok(())
+        }
+        fn temporality(&self) -> Temporality {
+            Temporality::Cumulative
+        }
+    }
+
+    /// Installs the discarding providers (batch span export, periodic metric export, as a production setup
+    /// has them) and the W3C propagator, then turns Keel's instrumentation on.
+    pub fn enable() {
+        let tracer = SdkTracerProvider::builder().with_batch_exporter(Discard).build();
+        let meter = SdkMeterProvider::builder().with_reader(PeriodicReader::builder(Discard).build()).build();
+        opentelemetry::global::set_tracer_provider(tracer);
+        opentelemetry::global::set_meter_provider(meter);
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        keel_mcp::telemetry::enable();
+    }
 }
 
 mod rmcp_server {
@@ -183,6 +245,20 @@ pub fn serve(kind: &str, port: u16) -> anyhow::Result<()> {
                 keel_server().serve_http_on(listener, config, std::future::pending()).await?;
                 Ok(())
             }
+            "keel-layered" => {
+                let listener = tokio::net::TcpListener::bind(addr).await?;
+                keel_layered_server().serve_http_on(listener, keel_http_config(), std::future::pending()).await?;
+                Ok(())
+            }
+            #[cfg(feature = "otel")]
+            "keel-otel" => {
+                otel::enable();
+                let listener = tokio::net::TcpListener::bind(addr).await?;
+                keel_server().serve_http_on(listener, keel_http_config(), std::future::pending()).await?;
+                Ok(())
+            }
+            #[cfg(not(feature = "otel"))]
+            "keel-otel" => anyhow::bail!("keel-otel needs keel-bench built with `--features otel`"),
             "keel-redis" => {
                 // Sessions and event logs in the Redis at REDIS_URL (the scale-out rows).
                 use keel_mcp::server::http::{RedisConfig, RedisStores};

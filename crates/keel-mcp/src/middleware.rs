@@ -6,7 +6,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use tokio::sync::Mutex;
 
@@ -65,7 +64,7 @@ impl<F, S> fmt::Debug for FromFn<F, S> {
 /// A layered service with its types erased, shared by the clones of the chain it heads. Tower services are
 /// driven through `&mut self` (readiness, then one call), so callers take turns through that part; the calls
 /// themselves then run side by side.
-pub(crate) struct Shared<Req, Resp>(Arc<Mutex<Box<dyn ErasedService<Req, Resp>>>>);
+pub(crate) struct Shared<Req, Resp>(Arc<dyn Fn(Req) -> BoxFuture<Result<Resp, BoxError>> + Send + Sync>);
 
 impl<Req, Resp> Clone for Shared<Req, Resp> {
     fn clone(&self) -> Self {
@@ -80,40 +79,28 @@ impl<Req: Send + 'static, Resp: 'static> Shared<Req, Resp> {
         S::Error: Into<BoxError>,
         S::Future: Send + 'static,
     {
-        Shared(Arc::new(Mutex::new(Box::new(service))))
+        let service = Arc::new(Mutex::new(service));
+        // One box per call, holding the wait for readiness and the service's own future: the erasure is
+        // this closure, not a trait object whose call would box that future again.
+        Shared(Arc::new(move |request| {
+            let service = service.clone();
+            Box::pin(async move {
+                // Uncontended, the lock is taken without a wait (a queued caller still goes first).
+                let mut service = match service.try_lock() {
+                    Ok(service) => service,
+                    Err(_) => service.lock().await,
+                };
+                std::future::poll_fn(|cx| service.poll_ready(cx)).await.map_err(Into::into)?;
+                let answer = service.call(request);
+                // Ready and called: the next caller may get ready while this call runs.
+                drop(service);
+                answer.await.map_err(Into::into)
+            })
+        }))
     }
 
     /// Waits for the service to be ready, calls it, and waits for its answer.
     pub(crate) fn call(&self, request: Req) -> BoxFuture<Result<Resp, BoxError>> {
-        let service = self.0.clone();
-        Box::pin(async move {
-            let mut service = service.lock().await;
-            std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
-            let answer = service.call(request);
-            // Ready and called: the next caller may get ready while this call runs.
-            drop(service);
-            answer.await
-        })
-    }
-}
-
-trait ErasedService<Req, Resp>: Send {
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>>;
-    fn call(&mut self, request: Req) -> BoxFuture<Result<Resp, BoxError>>;
-}
-
-impl<S, Req> ErasedService<Req, S::Response> for S
-where
-    S: Service<Req> + Send,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-{
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        Service::poll_ready(self, cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, request: Req) -> BoxFuture<Result<S::Response, BoxError>> {
-        let answer = Service::call(self, request);
-        Box::pin(async move { answer.await.map_err(Into::into) })
+        (self.0)(request)
     }
 }

@@ -92,6 +92,10 @@ fn server() -> Server {
             }))?;
             Ok::<_, HandlerError>(ctx.create_message("poem", params).await?.model)
         })
+        .tool("count", "Reports progress once", |ctx: RequestContext, _: NoArgs| async move {
+            ctx.progress(1.0, Some(1.0), None).await;
+            "counted"
+        })
         .prompt("greet", "Greets", |_: NoArgs| async { "hi".to_owned() })
         .resource(ResourceDef::text("mem://note", "note", "text/plain", "a note"))
         .build()
@@ -102,6 +106,20 @@ async fn connect(client: ClientBuilder) -> (Client, Connection) {
     let (server_end, client_end) = memory::pair();
     let running = server().serve(server_end);
     (client.connect(client_end).await.unwrap(), running)
+}
+
+/// Connects `client`, speaking `version` only, to the server at `url` over HTTP.
+async fn connect_http(url: &str, version: &ProtocolVersion, client: ClientBuilder) -> Client {
+    client.protocol_versions([version.clone()]).connect(HttpTransport::new(url).unwrap()).await.unwrap()
+}
+
+/// Calls `echo` in a trace of its own: the trace and its spans.
+async fn echo_spans(client: &Client) -> (TraceId, Vec<SpanData>) {
+    let (trace, _) = traced(async {
+        client.call_tool("echo", json!({})).await.unwrap();
+    })
+    .await;
+    (trace, spans_of(trace))
 }
 
 /// Runs `work` under a root span of the test's own, and returns the root's trace.
@@ -152,28 +170,12 @@ async fn one_trace_spans_client_and_server_in_memory_in_both_eras() {
 async fn a_request_the_server_sends_back_nests_under_the_tool_call() {
     telemetry();
     let (client, _running) = connect(
-        Client::builder(Implementation::new("c", "1")).protocol_versions([ProtocolVersion::V2025_11_25]).on_sampling(
-            |_| async {
-                Ok(serde_json::from_value(
-                    json!({"role": "assistant", "content": {"type": "text", "text": "hi"}, "model": "m"}),
-                )
-                .unwrap())
-            },
-        ),
+        answers_sampling(Client::builder(Implementation::new("c", "1")))
+            .protocol_versions([ProtocolVersion::V2025_11_25]),
     )
     .await;
-    let (trace, _) = traced(async {
-        client.call_tool("poem", json!({})).await.unwrap();
-    })
-    .await;
-    let spans = spans_of(trace);
-    let tool = one(&spans, "tools/call poem", SpanKind::Server);
-    // The server's handler asks the client: a CLIENT span on the server, a SERVER span on the client.
-    let asked = one(&spans, "sampling/createMessage", SpanKind::Client);
-    let answered = one(&spans, "sampling/createMessage", SpanKind::Server);
-    assert_eq!(asked.parent_span_id, tool.span_context.span_id());
-    assert_eq!(answered.parent_span_id, asked.span_context.span_id());
-    assert_eq!(text(answered, attr::MCP_METHOD_NAME).as_deref(), Some("sampling/createMessage"));
+    let (_, answered) = sampling_spans(&client).await;
+    assert_eq!(text(&answered, attr::MCP_METHOD_NAME).as_deref(), Some("sampling/createMessage"));
     client.close().await;
 }
 
@@ -285,16 +287,8 @@ async fn over_http_the_server_span_is_the_client_spans_child_and_links_the_http_
         }
     });
     for version in [ProtocolVersion::V2026_07_28, ProtocolVersion::V2025_11_25] {
-        let client = Client::builder(Implementation::new("c", "1"))
-            .protocol_versions([version.clone()])
-            .connect(HttpTransport::new(&url).unwrap())
-            .await
-            .unwrap();
-        let (trace, _) = traced(async {
-            client.call_tool("echo", json!({})).await.unwrap();
-        })
-        .await;
-        let spans = spans_of(trace);
+        let client = connect_http(&url, &version, Client::builder(Implementation::new("c", "1"))).await;
+        let (trace, spans) = echo_spans(&client).await;
         let sent = one(&spans, "tools/call echo", SpanKind::Client);
         let served = one(&spans, "tools/call echo", SpanKind::Server);
         assert_eq!(served.parent_span_id, sent.span_context.span_id(), "{version}");
@@ -344,4 +338,143 @@ async fn operation_durations_are_recorded_for_client_and_server() {
         assert!(point.count() >= 1);
         assert_eq!(point.bounds().next(), Some(0.01), "{name}: the conventions' buckets");
     }
+}
+
+/// Serves the test server over HTTP on loopback; its URL.
+async fn serve_http() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { server().serve_http_on(listener, HttpConfig::default(), std::future::pending()).await });
+    url
+}
+
+fn answers_sampling(client: ClientBuilder) -> ClientBuilder {
+    client.on_sampling(|_| async {
+        Ok(serde_json::from_value(
+            json!({"role": "assistant", "content": {"type": "text", "text": "hi"}, "model": "m"}),
+        )
+        .unwrap())
+    })
+}
+
+/// Calls `poem`, whose handler asks the client's model: a `CLIENT` span on the server (a child of the tool
+/// call's) and a `SERVER` span on the client (its child).
+async fn sampling_spans(client: &Client) -> (SpanData, SpanData) {
+    let (trace, _) = traced(async {
+        client.call_tool("poem", json!({})).await.unwrap();
+    })
+    .await;
+    let spans = spans_of(trace);
+    let tool = one(&spans, "tools/call poem", SpanKind::Server);
+    let asked = one(&spans, "sampling/createMessage", SpanKind::Client);
+    let answered = one(&spans, "sampling/createMessage", SpanKind::Server);
+    assert_eq!(asked.parent_span_id, tool.span_context.span_id(), "the server's request nests under the tool call");
+    assert_eq!(answered.parent_span_id, asked.span_context.span_id(), "the client's span is its child");
+    (asked.clone(), answered.clone())
+}
+
+/// Calls `count` asking for its progress, so that the server sends a notification back.
+async fn call_count(client: &Client) {
+    let params = keel_mcp::protocol::tools::CallToolParams::new("count", None);
+    client.request_with(params, RequestOptions::default().on_progress(|_| {})).await.unwrap();
+}
+
+#[tokio::test]
+async fn client_spans_name_the_transport_and_the_session() {
+    telemetry();
+    let (client, _running) =
+        connect(Client::builder(Implementation::new("c", "1")).protocol_versions([ProtocolVersion::V2025_11_25])).await;
+    let (_, spans) = echo_spans(&client).await;
+    let sent = one(&spans, "tools/call echo", SpanKind::Client);
+    assert_eq!(text(sent, attr::NETWORK_TRANSPORT).as_deref(), Some("pipe"));
+    assert_eq!(text(sent, attr::MCP_SESSION_ID), None, "a stream has no session");
+    client.close().await;
+
+    let url = serve_http().await;
+    for version in [ProtocolVersion::V2025_11_25, ProtocolVersion::V2026_07_28] {
+        let client = connect_http(&url, &version, Client::builder(Implementation::new("c", "1"))).await;
+        let (_, spans) = echo_spans(&client).await;
+        let sent = one(&spans, "tools/call echo", SpanKind::Client);
+        let served = one(&spans, "tools/call echo", SpanKind::Server);
+        assert_eq!(text(sent, attr::NETWORK_TRANSPORT).as_deref(), Some("tcp"), "{version}");
+        assert_eq!(text(sent, attr::NETWORK_PROTOCOL_NAME).as_deref(), Some("http"), "{version}");
+        if version == ProtocolVersion::V2025_11_25 {
+            let session = text(sent, attr::MCP_SESSION_ID);
+            assert!(session.is_some(), "a legacy HTTP client names its session");
+            assert_eq!(session, text(served, attr::MCP_SESSION_ID), "both sides name the same session");
+        } else {
+            assert_eq!(text(sent, attr::MCP_SESSION_ID), None, "{version} has no session");
+        }
+        client.close().await;
+    }
+}
+
+/// The notification spans of one exchange: `CLIENT` where it was sent, `SERVER` where it arrived, the
+/// receiver's a child of the sender's (through `_meta`), named by method alone and without a request id.
+fn assert_notification_pair(spans: &[SpanData], method: &str, transport: &str) -> (SpanData, SpanData) {
+    let sent = one(spans, method, SpanKind::Client);
+    let received = one(spans, method, SpanKind::Server);
+    assert_eq!(received.parent_span_id, sent.span_context.span_id(), "{method}: the receiver's span is the child");
+    assert!(received.parent_span_is_remote, "{method}");
+    for span in [sent, received] {
+        assert_eq!(text(span, attr::MCP_METHOD_NAME).as_deref(), Some(method));
+        assert_eq!(text(span, attr::NETWORK_TRANSPORT).as_deref(), Some(transport), "{method}");
+        assert_eq!(text(span, attr::JSONRPC_REQUEST_ID), None, "{method}: a notification has no id");
+        assert_eq!(span.status, Status::Unset, "{method}");
+    }
+    (sent.clone(), received.clone())
+}
+
+#[tokio::test]
+async fn notifications_get_a_span_where_sent_and_where_received() {
+    telemetry();
+    // In memory: the client's `notifications/initialized`, and the progress a tool reports back.
+    let (trace, _) = traced(async {
+        let (client, _running) =
+            connect(Client::builder(Implementation::new("c", "1")).protocol_versions([ProtocolVersion::V2025_11_25]))
+                .await;
+        call_count(&client).await;
+        client.close().await;
+    })
+    .await;
+    let spans = spans_of(trace);
+    assert_notification_pair(&spans, "notifications/initialized", "pipe");
+    let (progress, _) = assert_notification_pair(&spans, "notifications/progress", "pipe");
+    let tool = one(&spans, "tools/call count", SpanKind::Server);
+    assert_eq!(progress.parent_span_id, tool.span_context.span_id(), "the handler's notification nests under it");
+
+    // Over legacy HTTP: the same, with the session named on both sides.
+    let url = serve_http().await;
+    let (trace, _) = traced(async {
+        let client =
+            connect_http(&url, &ProtocolVersion::V2025_11_25, Client::builder(Implementation::new("c", "1"))).await;
+        call_count(&client).await;
+        client.close().await;
+    })
+    .await;
+    let spans = spans_of(trace);
+    let (_, initialized) = assert_notification_pair(&spans, "notifications/initialized", "tcp");
+    assert!(text(&initialized, attr::MCP_SESSION_ID).is_some(), "the server names the session");
+    let (progress, _) = assert_notification_pair(&spans, "notifications/progress", "tcp");
+    assert!(text(&progress, attr::MCP_SESSION_ID).is_some(), "the server names the session");
+}
+
+#[tokio::test]
+async fn over_http_a_request_the_server_sends_back_has_a_client_span() {
+    telemetry();
+    let url = serve_http().await;
+    let client = connect_http(
+        &url,
+        &ProtocolVersion::V2025_11_25,
+        answers_sampling(Client::builder(Implementation::new("c", "1"))),
+    )
+    .await;
+    let (asked, answered) = sampling_spans(&client).await;
+    for span in [&asked, &answered] {
+        assert_eq!(text(span, attr::NETWORK_TRANSPORT).as_deref(), Some("tcp"));
+        assert_eq!(text(span, attr::MCP_PROTOCOL_VERSION).as_deref(), Some("2025-11-25"));
+        assert!(text(span, attr::MCP_SESSION_ID).is_some());
+    }
+    assert_eq!(text(&asked, attr::JSONRPC_REQUEST_ID), text(&answered, attr::JSONRPC_REQUEST_ID));
+    client.close().await;
 }

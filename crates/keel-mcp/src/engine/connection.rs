@@ -54,6 +54,8 @@ pub fn serve<T: Transport, H: Handler>(transport: T, handler: Arc<H>, limits: Li
     let (reader, writer) = transport.split();
     let (tx, rx) = mpsc::channel(limits.outbound_queue);
     let peer = Peer::new(tx, limits);
+    #[cfg(feature = "otel")]
+    let _ = peer.shared.wire.set(crate::telemetry::Wire::of(&writer));
     // The connection's tasks stay in the span it was opened in.
     let writer_task = tokio::spawn(write_loop(writer, rx).in_current_span());
     let task = tokio::spawn(read_loop(reader, handler, peer.clone(), writer_task).in_current_span());
@@ -190,11 +192,14 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
                     tokio::spawn(task.instrument(super::current_span()));
                 }
             }
-            Ok(Message::Notification(notification)) => match notification.method.as_str() {
-                CancelledParams::METHOD => on_cancelled(&peer, notification.params.as_deref()),
-                ProgressParams::METHOD if on_progress(&peer, notification.params.as_deref()) => {}
-                _ => handler.handle_notification(notification, peer.clone()).await,
-            },
+            Ok(Message::Notification(notification)) => {
+                #[cfg(feature = "otel")]
+                if let Some(operation) = crate::telemetry::server::ServerOperation::received(&notification, &peer) {
+                    operation.handled(on_notification(&*handler, notification, &peer)).await;
+                    continue;
+                }
+                on_notification(&*handler, notification, &peer).await
+            }
             Ok(Message::Response(response)) => {
                 if !shared.pending.resolve(&response.id, response.outcome) {
                     tracing::debug!(id = %response.id, "answer to no pending request");
@@ -213,6 +218,15 @@ async fn read_loop<R: FrameReader, H: Handler>(mut reader: R, handler: Arc<H>, p
     shared.pending.clear();
     let _ = shared.out.send(Outbound::Shutdown).await;
     let _ = writer.await;
+}
+
+/// Cancellation and progress go to the engine, every other notification to the handler.
+async fn on_notification<H: Handler + ?Sized>(handler: &H, notification: RawNotification, peer: &Peer) {
+    match notification.method.as_str() {
+        CancelledParams::METHOD => on_cancelled(peer, notification.params.as_deref()),
+        ProgressParams::METHOD if on_progress(peer, notification.params.as_deref()) => {}
+        _ => handler.handle_notification(notification, peer.clone()).await,
+    }
 }
 
 fn on_cancelled(peer: &Peer, params: Option<&RawValue>) {

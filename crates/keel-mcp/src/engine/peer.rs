@@ -87,6 +87,9 @@ pub(crate) struct Shared {
     pub(crate) closed: CancellationToken,
     version: RwLock<Option<ProtocolVersion>>,
     identity: RwLock<Option<Arc<Identity>>>,
+    /// The transport, as the connection's spans name it (set once, when the connection starts).
+    #[cfg(feature = "otel")]
+    pub(crate) wire: std::sync::OnceLock<crate::telemetry::Wire>,
 }
 
 /// What a modern-era client puts in every request's `_meta`.
@@ -121,6 +124,8 @@ impl Peer {
                 closed: CancellationToken::new(),
                 version: RwLock::new(None),
                 identity: RwLock::new(None),
+                #[cfg(feature = "otel")]
+                wire: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -210,8 +215,13 @@ impl Peer {
         let id = self.shared.pending.next_id();
         let span = tracing::info_span!("mcp.send", method, id = %id);
         #[cfg(feature = "otel")]
-        let operation =
-            crate::telemetry::client::ClientOperation::start(method, &id, params, self.protocol_version().as_ref());
+        let operation = crate::telemetry::client::ClientOperation::start(
+            method,
+            &id,
+            params,
+            self.protocol_version().as_ref(),
+            || self.wire(),
+        );
         let outcome = self.send_request(id, method, params, options).instrument(span).await;
         #[cfg(feature = "otel")]
         if let Some(operation) = operation {
@@ -257,8 +267,25 @@ impl Peer {
 
     /// Sends a notification.
     pub async fn notify<N: Notification>(&self, params: &N) -> Result<(), Error> {
+        #[cfg(feature = "otel")]
+        if let Some(sending) =
+            crate::telemetry::client::NotificationSend::start(params, self.protocol_version().as_ref(), || self.wire())
+        {
+            let outcome = match sending.frame {
+                Ok(frame) => self.send_frame(frame).await,
+                Err(error) => Err(error.into()),
+            };
+            sending.operation.sent(&outcome);
+            return outcome;
+        }
         let frame = jsonrpc::encode_notification(N::METHOD, Some(params))?;
         self.send_frame(frame).await
+    }
+
+    /// The transport, as this connection's spans name it.
+    #[cfg(feature = "otel")]
+    pub(crate) fn wire(&self) -> crate::telemetry::Wire {
+        self.shared.wire.get().cloned().unwrap_or_default()
     }
 
     /// Sends an already-encoded frame.

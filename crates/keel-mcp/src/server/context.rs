@@ -37,14 +37,21 @@ pub(crate) trait ClientChannel: fmt::Debug + Send + Sync {
     /// Sends an encoded notification on behalf of request `related`; a message with nowhere to go is dropped.
     fn notify<'a>(&'a self, related: &'a RequestId, frame: Vec<u8>) -> ChannelFuture<'a, ()>;
 
-    /// Sends a request whose params are encoded and waits for the client's answer. A stream peer takes its
-    /// requests typed instead, through [`peer`](Self::peer), so that the engine stamps and tracks them.
+    /// The id of the next request to the client, or why this channel sends none.
+    fn next_request_id(&self) -> Result<RequestId, Error> {
+        Err(Error::Protocol("this channel sends no requests to the client".into()))
+    }
+
+    /// Sends request `id` (from [`next_request_id`](Self::next_request_id)), whose params are encoded, and
+    /// waits for the client's answer. A stream peer takes its requests typed instead, through
+    /// [`peer`](Self::peer), so that the engine stamps and tracks them.
     fn request<'a>(
         &'a self,
+        id: RequestId,
         method: &'static str,
         params: Box<RawValue>,
     ) -> ChannelFuture<'a, Result<Box<RawValue>, Error>> {
-        let _ = (method, params);
+        let _ = (id, method, params);
         Box::pin(std::future::ready(Err(Error::Protocol("this channel sends no requests to the client".into()))))
     }
 
@@ -136,8 +143,43 @@ impl Channel {
 
     /// Encodes and sends a notification on behalf of request `related`.
     pub(crate) async fn send_notification<N: Notification>(&self, related: &RequestId, params: &N) {
+        #[cfg(feature = "otel")]
+        if crate::telemetry::enabled() {
+            let (wire, version) = self.telemetry_wire();
+            if let Some(sending) = crate::telemetry::client::NotificationSend::start(params, version.as_ref(), || wire)
+            {
+                let outcome = match sending.frame {
+                    Ok(frame) => {
+                        self.client().notify(related, frame).await;
+                        Ok(())
+                    }
+                    Err(error) => Err(error.into()),
+                };
+                sending.operation.sent(&outcome);
+                return;
+            }
+        }
         let Ok(frame) = jsonrpc::encode_notification(N::METHOD, Some(params)) else { return };
         self.client().notify(related, frame).await
+    }
+
+    /// The transport and revision of this channel, as the spans of what goes through it name them.
+    #[cfg(feature = "otel")]
+    fn telemetry_wire(&self) -> (crate::telemetry::Wire, Option<ProtocolVersion>) {
+        match self {
+            Channel::Peer(peer) => (peer.wire(), peer.protocol_version()),
+            #[cfg(feature = "http-server")]
+            Channel::Shared(channel) => {
+                let version = channel
+                    .http_request()
+                    .and_then(|parts| parts.headers.get("mcp-protocol-version")?.to_str().ok())
+                    .and_then(crate::telemetry::known_version)
+                    .map(ProtocolVersion::new);
+                (crate::telemetry::Wire::http(channel.session_id()), version)
+            }
+            #[cfg(not(feature = "http-server"))]
+            Channel::Shared(_) => (crate::telemetry::Wire::default(), None),
+        }
     }
 }
 
@@ -300,13 +342,32 @@ impl RequestContext {
 
     /// Sends a request to the client and waits for its answer. Only the legacy era has server-to-client
     /// requests; prefer [`RequestContext::elicit`] and friends, which work in both eras.
-    pub async fn request<R: Request>(&self, params: R) -> Result<R::Result, Error> {
+    pub async fn request<R: Request>(
+        &self,
+        #[cfg_attr(not(feature = "otel"), allow(unused_mut))] mut params: R,
+    ) -> Result<R::Result, Error> {
         let client = self.channel.client();
         if let Some(peer) = client.peer() {
             return peer.request(params).await;
         }
-        let answer = client.request(R::METHOD, serde_json::value::to_raw_value(&params)?).await?;
-        Ok(serde_json::from_str(answer.get())?)
+        let id = client.next_request_id()?;
+        #[cfg(feature = "otel")]
+        let operation = crate::telemetry::client::ClientOperation::start(
+            R::METHOD,
+            &id,
+            &mut params,
+            Some(self.protocol_version()),
+            || self.channel.telemetry_wire().0,
+        );
+        let answer = match serde_json::value::to_raw_value(&params) {
+            Ok(params) => client.request(id, R::METHOD, params).await,
+            Err(error) => Err(error.into()),
+        };
+        #[cfg(feature = "otel")]
+        if let Some(operation) = operation {
+            operation.finish(&answer);
+        }
+        Ok(serde_json::from_str(answer?.get())?)
     }
 
     /// Asks the user for input (elicitation). `key` names this question across retries in the modern era.

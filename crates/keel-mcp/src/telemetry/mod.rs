@@ -1,17 +1,20 @@
 //! OpenTelemetry for MCP operations (feature `otel`), following the OpenTelemetry semantic conventions for
 //! MCP (`gen-ai/mcp.md`).
 //!
-//! Every request a Keel server handles becomes a `SERVER` span, and every request a Keel peer sends a
-//! `CLIENT` span, named `{mcp.method.name} {target}` (the tool or prompt name, when the method has one) and
-//! carrying `mcp.method.name`, `jsonrpc.request.id`, `mcp.protocol.version`, `mcp.session.id`,
-//! `network.transport`, `gen_ai.tool.name`, `gen_ai.prompt.name`, `mcp.resource.uri` and, when the operation
-//! fails, `error.type` (the JSON-RPC code, `tool_error` for a tool result with `isError`, or `timeout`,
-//! `cancelled`, ...) with an `ERROR` status. Each operation's duration goes to the histograms
-//! `mcp.server.operation.duration` and `mcp.client.operation.duration` (seconds, with the buckets the
-//! conventions advise).
+//! Every request or notification a Keel peer receives becomes a `SERVER` span, and every request or
+//! notification it sends a `CLIENT` span — on both sides: a server's requests to its client (sampling,
+//! elicitation, roots) and its notifications are `CLIENT` spans too, over stdio and HTTP alike. A span is
+//! named `{mcp.method.name} {target}` (the tool or prompt name, when the method has one) and carries
+//! `mcp.method.name`, `jsonrpc.request.id` (requests), `mcp.protocol.version`, `mcp.session.id` (legacy
+//! HTTP), `network.transport` (`tcp` for HTTP, `pipe` for stdio and other streams), `gen_ai.tool.name`,
+//! `gen_ai.prompt.name`, `mcp.resource.uri` and, when the operation fails, `error.type` (the JSON-RPC
+//! code, `tool_error` for a tool result with `isError`, or `timeout`, `cancelled`, ...) with an `ERROR`
+//! status. Each operation's duration goes to the histograms `mcp.server.operation.duration` and
+//! `mcp.client.operation.duration` (seconds, with the buckets the conventions advise); a notification's
+//! covers its sending (there is no answer) or its handling.
 //!
-//! **Context propagation.** A sending peer injects the context of its `CLIENT` span into the request's
-//! `params._meta` (`traceparent`, `tracestate`, `baggage`, unprefixed as SEP-414 says) with the global
+//! **Context propagation.** A sending peer injects the context of its `CLIENT` span into the request's or
+//! notification's `params._meta` (`traceparent`, `tracestate`, `baggage`, unprefixed as SEP-414 says) with the global
 //! propagator; the receiving server extracts it and makes it the parent of its `SERVER` span, over stdio and
 //! HTTP alike. The transport's own context — the span of the HTTP request the message came in, as an
 //! [`opentelemetry::Context`] in the HTTP request's extensions or the context current when the server is
@@ -59,12 +62,22 @@ pub(crate) mod client;
 mod instruments;
 mod propagation;
 pub(crate) mod server;
+mod wire;
+
+pub(crate) use wire::Wire;
 
 /// Turns Keel's instrumentation on, reporting to the global tracer and meter providers as they are now:
 /// install them (and the propagators) first. Until this is called Keel records nothing, and each MCP
 /// operation costs one atomic load. Later calls change nothing.
 pub fn enable() {
     instruments::init();
+}
+
+/// Whether [`enable`] was called: the sending paths that must gather what a span needs before they know
+/// whether there is one ask first.
+#[cfg(feature = "server")]
+pub(crate) fn enabled() -> bool {
+    instruments::get().is_some()
 }
 
 /// The instrumentation scope Keel's spans and metrics are reported under.
@@ -76,7 +89,7 @@ pub mod attributes {
     pub const MCP_METHOD_NAME: &str = "mcp.method.name";
     /// The revision the request speaks.
     pub const MCP_PROTOCOL_VERSION: &str = "mcp.protocol.version";
-    /// The session the request belongs to (legacy HTTP).
+    /// The session the request or notification belongs to (legacy HTTP).
     pub const MCP_SESSION_ID: &str = "mcp.session.id";
     /// The resource a `resources/*` request names.
     pub const MCP_RESOURCE_URI: &str = "mcp.resource.uri";
@@ -194,7 +207,7 @@ impl Target {
         match method {
             "tools/call" => Target { tool: name.map(bounded), ..Target::default() },
             "prompts/get" => Target { prompt: name.map(bounded), ..Target::default() },
-            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" | "notifications/resources/updated" => {
                 Target { uri: uri.map(bounded), ..Target::default() }
             }
             _ => Target::default(),
@@ -225,6 +238,23 @@ impl Target {
         if let Some(uri) = &self.uri {
             attributes.push(KeyValue::new(attributes::MCP_RESOURCE_URI, uri.clone()));
         }
+    }
+}
+
+/// `network.transport` (span and metric: `tcp` over HTTP, `pipe` over a stream) and, on the span only,
+/// `network.protocol.name` over HTTP and the session.
+pub(crate) fn push_transport(
+    http: bool,
+    session: Option<&str>,
+    metric: &mut Vec<KeyValue>,
+    span_only: &mut Vec<KeyValue>,
+) {
+    metric.push(KeyValue::new(attributes::NETWORK_TRANSPORT, if http { "tcp" } else { "pipe" }));
+    if http {
+        span_only.push(KeyValue::new(attributes::NETWORK_PROTOCOL_NAME, "http"));
+    }
+    if let Some(session) = session {
+        span_only.push(KeyValue::new(attributes::MCP_SESSION_ID, bounded(session)));
     }
 }
 

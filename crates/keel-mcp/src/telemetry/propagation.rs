@@ -13,6 +13,17 @@ pub(crate) fn extract(meta: &dyn Extractor) -> Context {
     global::get_text_map_propagator(|propagator| propagator.extract_with_context(&Context::new(), meta))
 }
 
+/// Writes `cx` into a notification's encoded `_meta` object.
+pub(crate) fn inject_object(cx: &Context, meta: &mut JsonObject) {
+    struct ObjectInjector<'a>(&'a mut JsonObject);
+    impl Injector for ObjectInjector<'_> {
+        fn set(&mut self, key: &str, value: String) {
+            self.0.insert(key.to_owned(), value.into());
+        }
+    }
+    global::get_text_map_propagator(|propagator| propagator.inject_context(cx, &mut ObjectInjector(meta)));
+}
+
 /// Writes `cx` into a request's `_meta`, creating the `_meta` only when the propagator writes something.
 pub(crate) fn inject(cx: &Context, meta: &mut Option<RequestMeta>) {
     struct MetaInjector<'a>(&'a mut Option<RequestMeta>);

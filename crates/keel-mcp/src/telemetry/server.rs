@@ -1,5 +1,6 @@
-//! The `SERVER` span and duration of each request a Keel peer handles: every request a server dispatches,
-//! and the requests a client answers for its server (sampling, elicitation, roots).
+//! The `SERVER` span and duration of each request or notification a Keel peer handles: every request a
+//! server dispatches, the requests a client answers for its server (sampling, elicitation, roots), and the
+//! notifications either receives.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -16,10 +17,12 @@ use serde::Deserialize;
 use super::propagation;
 use super::{Ending, Recording, Side, Target, attributes, instruments};
 use crate::engine::CancellationToken;
-use crate::protocol::ErrorObject;
-use crate::protocol::jsonrpc::RawRequest;
+use crate::engine::Peer;
+use crate::protocol::jsonrpc::{RawNotification, RawRequest};
+use crate::protocol::{ErrorObject, RequestId};
 #[cfg(feature = "server")]
 use crate::server::{context::Channel, request::Caller, session::LegacySession};
+use serde_json::value::RawValue;
 
 /// What handling a request comes to: the encoded result, or the JSON-RPC error to answer with.
 type Outcome = Result<Box<serde_json::value::RawValue>, ErrorObject>;
@@ -71,8 +74,8 @@ pub(crate) struct ServerOperation {
 
 /// How a request reached the side that handles it, as far as its span cares.
 pub(crate) struct Arrival<'a> {
-    /// Over HTTP (`Some(true)`), over a stream (`Some(false)`), or not known.
-    pub(crate) http: Option<bool>,
+    /// Over HTTP (`tcp`), or over a stream (`pipe`).
+    pub(crate) http: bool,
     /// The transport's own context (the HTTP request's span): linked, not parent.
     pub(crate) ambient: Option<Context>,
     pub(crate) session_id: Option<&'a str>,
@@ -93,7 +96,7 @@ impl ServerOperation {
         instruments::get()?;
         let via = Via::of(&call.channel);
         let arrival = Arrival {
-            http: Some(via.http),
+            http: via.http,
             ambient: via.ambient,
             session_id: call.channel.client().session_id(),
             session_version: session.and_then(|s| s.lock().ok()?.version.as_ref().map(|v| v.as_str().to_owned())),
@@ -105,15 +108,18 @@ impl ServerOperation {
 
 #[cfg(feature = "client")]
 impl ServerOperation {
-    /// The operation of a request a client answers for its server (the transport is not known here).
+    /// The operation of a request a client answers for its server.
     pub(crate) fn answered_by_client(
         request: &RawRequest,
         inbound: &crate::engine::Inbound,
     ) -> Option<ServerOperation> {
+        instruments::get()?;
+        let wire = inbound.peer.wire();
+        let session = wire.session();
         let arrival = Arrival {
-            http: None,
+            http: wire.http,
             ambient: None,
-            session_id: None,
+            session_id: session.as_deref(),
             session_version: inbound.peer.protocol_version().map(|v| v.as_str().to_owned()),
             cancellation: inbound.cancellation.clone(),
         };
@@ -125,39 +131,43 @@ impl ServerOperation {
     /// Starts the span of `request`: child of the context its `_meta` carries, linked to the transport's.
     /// `None` while telemetry is not enabled.
     pub(crate) fn start(request: &RawRequest, arrival: Arrival<'_>) -> Option<ServerOperation> {
+        ServerOperation::begin(&request.method, Some(&request.id), request.params.as_deref(), arrival)
+    }
+
+    /// Starts the span of a request (`id`) or notification (no id).
+    fn begin(
+        method: &str,
+        id: Option<&RequestId>,
+        params: Option<&RawValue>,
+        arrival: Arrival<'_>,
+    ) -> Option<ServerOperation> {
         let instruments = instruments::get()?;
         let started = Instant::now();
         // The method comes from the peer: bounded like every other text it sends.
-        let method = super::bounded(request.method.as_str());
+        let method = super::bounded(method);
         let method = method.as_str();
         // A params object that does not fit (a non-string `name`, say) only loses the target.
-        let probe: Probe<'_> =
-            request.params.as_deref().and_then(|p| serde_json::from_str(p.get()).ok()).unwrap_or_default();
+        let probe: Probe<'_> = params.and_then(|p| serde_json::from_str(p.get()).ok()).unwrap_or_default();
         let meta = probe.meta.as_ref();
         let parent = meta.map_or_else(Context::new, |meta| propagation::extract(meta));
         let target = Target::new(method, probe.name.as_deref(), probe.uri.as_deref());
 
         let mut metric = Vec::with_capacity(6);
         metric.push(KeyValue::new(attributes::MCP_METHOD_NAME, method.to_owned()));
-        if let Some(http) = arrival.http {
-            metric.push(KeyValue::new(attributes::NETWORK_TRANSPORT, if http { "tcp" } else { "pipe" }));
-        }
         let version =
             meta.and_then(|m| m.protocol_version.as_deref()).and_then(super::known_version).or(arrival.session_version);
         if let Some(version) = version {
             metric.push(KeyValue::new(attributes::MCP_PROTOCOL_VERSION, version));
         }
         target.push(&mut metric);
-
+        let mut span_only = Vec::with_capacity(4);
+        super::push_transport(arrival.http, arrival.session_id, &mut metric, &mut span_only);
+        if let Some(id) = id {
+            span_only.push(KeyValue::new(attributes::JSONRPC_REQUEST_ID, super::bounded(&id.to_string())));
+        }
+        target.push_span_only(&mut span_only);
         let mut span_attributes = metric.clone();
-        span_attributes.push(KeyValue::new(attributes::JSONRPC_REQUEST_ID, super::bounded(&request.id.to_string())));
-        if arrival.http == Some(true) {
-            span_attributes.push(KeyValue::new(attributes::NETWORK_PROTOCOL_NAME, "http"));
-        }
-        if let Some(session) = arrival.session_id {
-            span_attributes.push(KeyValue::new(attributes::MCP_SESSION_ID, session.to_owned()));
-        }
-        target.push_span_only(&mut span_attributes);
+        span_attributes.append(&mut span_only);
 
         let ambient = arrival.ambient.unwrap_or_else(Context::current).span().span_context().clone();
         let links = if ambient.is_valid() { vec![Link::with_context(ambient)] } else { Vec::new() };
@@ -171,6 +181,53 @@ impl ServerOperation {
             .start_with_context(tracer, &parent);
         let recording = Recording::new(instruments, parent.with_span(span), started, metric, method, Side::Receiver);
         Some(ServerOperation { recording, cancellation: arrival.cancellation })
+    }
+
+    /// Starts the span of a notification that came on an engine connection (stdio, a child process, in
+    /// memory, the HTTP client's streams).
+    pub(crate) fn received(notification: &RawNotification, peer: &Peer) -> Option<ServerOperation> {
+        instruments::get()?;
+        let wire = peer.wire();
+        let session = wire.session();
+        let arrival = Arrival {
+            http: wire.http,
+            ambient: None,
+            session_id: session.as_deref(),
+            session_version: peer.protocol_version().map(|v| v.as_str().to_owned()),
+            cancellation: CancellationToken::default(),
+        };
+        ServerOperation::begin(&notification.method, None, notification.params.as_deref(), arrival)
+    }
+
+    /// Starts the span of a notification a legacy HTTP session received.
+    #[cfg(feature = "http-server")]
+    pub(crate) fn received_over_http(
+        notification: &RawNotification,
+        parts: &http::request::Parts,
+        session_id: &str,
+        session: &Mutex<LegacySession>,
+    ) -> Option<ServerOperation> {
+        instruments::get()?;
+        let arrival = Arrival {
+            http: true,
+            ambient: parts.extensions.get::<Context>().cloned(),
+            session_id: Some(session_id),
+            session_version: session.lock().ok().and_then(|s| s.version.as_ref().map(|v| v.as_str().to_owned())),
+            cancellation: CancellationToken::default(),
+        };
+        ServerOperation::begin(&notification.method, None, notification.params.as_deref(), arrival)
+    }
+
+    /// Runs a notification's handling with the span current, then ends the span and records the duration.
+    pub(crate) async fn handled(mut self, work: impl Future<Output = ()>) {
+        work.with_context(self.recording.context().clone()).await;
+        self.recording.end(&Ending::Ok);
+    }
+
+    /// Ends a notification's span whose handling is already done.
+    #[cfg(feature = "http-server")]
+    pub(crate) fn done(mut self) {
+        self.recording.end(&Ending::Ok);
     }
 
     /// Runs the request's handling with the span current, then ends the span and records the duration.

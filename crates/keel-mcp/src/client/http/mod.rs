@@ -299,6 +299,16 @@ impl std::fmt::Debug for HttpWriter {
     }
 }
 
+#[cfg(feature = "otel")]
+impl HttpWriter {
+    /// Reads the legacy session id for the connection's spans; holds the transport weakly, so that the
+    /// engine's handle on it never keeps the transport alive.
+    pub(crate) fn session_probe(&self) -> Arc<dyn Fn() -> Option<String> + Send + Sync> {
+        let inner = Arc::downgrade(&self.inner);
+        Arc::new(move || inner.upgrade()?.state().session.clone())
+    }
+}
+
 impl FrameWriter for HttpWriter {
     async fn write_frame(&mut self, frame: &[u8]) -> std::io::Result<()> {
         if let Some(e) = &self.startup_error {

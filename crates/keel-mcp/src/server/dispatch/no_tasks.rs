@@ -3,12 +3,12 @@
 
 use std::sync::Mutex;
 
-use crate::engine::BoxFuture;
 use crate::protocol::ErrorObject;
 use crate::protocol::tools::CallToolResult;
 use crate::server::context::RequestContext;
 use crate::server::error::HandlerError;
 use crate::server::inner::ServerInner;
+use crate::server::middleware::Run;
 use crate::server::request::{Outcome, Scope};
 use crate::server::session::LegacySession;
 use crate::server::tool::ToolDef;
@@ -41,7 +41,7 @@ impl TaskRun {
         self,
         _server: &ServerInner,
         _scope: &Scope,
-        run: BoxFuture<Result<CallToolResult, HandlerError>>,
+        run: Run<CallToolResult>,
     ) -> Result<Result<CallToolResult, HandlerError>, Outcome> {
         Ok(run.await)
     }

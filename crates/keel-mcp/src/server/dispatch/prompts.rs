@@ -8,7 +8,7 @@ use crate::protocol::{ErrorObject, Request as _, decode_params};
 use crate::server::completion::{CompletionRequest, CompletionTarget};
 use crate::server::error::Disclosed;
 use crate::server::input::StateBinding;
-use crate::server::middleware::{Handler, Reply, Targeted};
+use crate::server::middleware::{Handler, Reply, Run, Targeted};
 use crate::server::request::{
     Caller, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, layered,
     open_input, require_scopes, scope, visible,
@@ -65,7 +65,7 @@ pub(super) async fn get(req: Incoming<'_>, mut call: Caller) -> Outcome {
     let layered = layered(server, prompt.layers.as_ref(), &mut call);
     let ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
     let get = match layered {
-        None => (prompt.get)(ctx, arguments),
+        None => Run::Handler((prompt.get)(ctx, arguments)),
         Some(layered) => {
             let handler = Handler::Prompt(prompt.get.clone(), arguments);
             let (arguments, meta) = (params.arguments.clone(), params.meta.take());

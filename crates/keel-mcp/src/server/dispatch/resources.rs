@@ -14,7 +14,7 @@ use crate::server::catalog::Catalog;
 use crate::server::error::Disclosed;
 use crate::server::inner::ServerInner;
 use crate::server::input::StateBinding;
-use crate::server::middleware::{Handler, Next, Reply, Targeted};
+use crate::server::middleware::{Handler, Next, Reply, Run, Targeted};
 use crate::server::request::{
     Access, Caller, Incoming, Outcome, Scope, TargetedIn, cache, check_name, context, declared, finish, input_required,
     layered, legacy_only, open_input, require_scopes, scope, visible,
@@ -91,7 +91,7 @@ pub(super) async fn read(req: Incoming<'_>, mut call: Caller) -> Outcome {
     let layered = layered(server, layers, &mut call);
     let ctx = context(server, call, &scope, params.meta.as_ref(), input.clone());
     let read = match layered {
-        None => read(ctx, uri.clone(), vars),
+        None => Run::Handler(read(ctx, uri.clone(), vars)),
         Some(layered) => {
             let handler = Handler::Resource(read.clone(), vars);
             let meta = params.meta.take();

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
-use crate::engine::BoxFuture;
 use crate::protocol::capabilities::extension_ids;
 use crate::protocol::lifecycle::EmptyResult;
 use crate::protocol::meta::RequestMeta;
@@ -18,6 +17,7 @@ use crate::protocol::{ErrorObject, InputResponses, Request, decode_params};
 use crate::server::context::{RequestContext, principal_of};
 use crate::server::error::HandlerError;
 use crate::server::inner::ServerInner;
+use crate::server::middleware::Run;
 #[cfg(feature = "http-server")]
 use crate::server::peer_addr::{PeerAddr, PeerKey};
 use crate::server::principal::{PrincipalId, same_caller};
@@ -149,7 +149,7 @@ impl TaskRun {
         self,
         server: &ServerInner,
         scope: &Scope,
-        run: BoxFuture<Result<CallToolResult, HandlerError>>,
+        run: Run<CallToolResult>,
     ) -> Result<Result<CallToolResult, HandlerError>, Outcome> {
         let Some(escalated) = self.escalated else { return Ok(run.await) };
         let mut run = run;

@@ -4,7 +4,7 @@ use crate::protocol::tools::{CallToolParams, CallToolResult, ListToolsParams, Li
 use crate::protocol::{ErrorObject, JsonObject, Request as _, decode_params};
 use crate::server::error::NoToolResult;
 use crate::server::input::StateBinding;
-use crate::server::middleware::{Handler, Reply, Targeted};
+use crate::server::middleware::{Handler, Reply, Run, Targeted};
 use crate::server::request::{
     Caller, Incoming, Outcome, TargetedIn, cache, check_name, context, declared, finish, input_required, layered,
     open_input, require_scopes, scope, visible,
@@ -72,7 +72,7 @@ pub(super) async fn call(req: Incoming<'_>, mut call: Caller) -> Outcome {
         return finish(server, &scope, CallToolResult::error(why));
     }
     let run = match layered {
-        None => (tool.run)(ctx, params.arguments.as_deref()),
+        None => Run::Handler((tool.run)(ctx, params.arguments.as_deref())),
         Some(layered) => {
             let handler = Handler::Tool(tool.run.clone());
             let (arguments, meta) = (params.arguments.clone(), params.meta.take());

@@ -89,12 +89,13 @@ impl ResponseChannel {
     /// Sends a request to the client and waits for the answer, which arrives in a later POST. A request that
     /// ends unanswered (timeout, or the handler dropped) is forgotten and the client told to stop
     /// (`notifications/cancelled`), as the engine does on stream connections.
-    async fn request_encoded(&self, method: &str, params: Box<RawValue>) -> Result<Box<RawValue>, Error> {
-        let Some(session) = &self.session else {
-            return Err(Error::Protocol(
-                "a 2026-07-28 server sends no requests to the client; return an input-required result instead".into(),
-            ));
-        };
+    async fn request_encoded(
+        &self,
+        id: RequestId,
+        method: &str,
+        params: Box<RawValue>,
+    ) -> Result<Box<RawValue>, Error> {
+        let Some(session) = &self.session else { return Err(no_requests()) };
         if self.stream.is_none()
             && session.standalone().is_none()
             && session.bus.is_some()
@@ -103,7 +104,6 @@ impl ResponseChannel {
             // No instance holds the session's standalone stream: nobody would see the request.
             return Err(Error::Protocol("no open stream to the client to send the request on".into()));
         }
-        let id = session.pending.next_id();
         let frame = jsonrpc::encode_request(&id, method, &params)?;
         let answer = session.pending.insert(id.clone(), None)?;
         if !self.send(&id, frame).await {
@@ -133,12 +133,17 @@ impl ClientChannel for ResponseChannel {
         })
     }
 
+    fn next_request_id(&self) -> Result<RequestId, Error> {
+        self.session.as_ref().map(|session| session.pending.next_id()).ok_or_else(no_requests)
+    }
+
     fn request<'a>(
         &'a self,
+        id: RequestId,
         method: &'static str,
         params: Box<RawValue>,
     ) -> ChannelFuture<'a, Result<Box<RawValue>, Error>> {
-        Box::pin(self.request_encoded(method, params))
+        Box::pin(self.request_encoded(id, method, params))
     }
 
     fn close_stream(&self) -> ChannelFuture<'_, ()> {
@@ -152,6 +157,13 @@ impl ClientChannel for ResponseChannel {
     fn session_id(&self) -> Option<&str> {
         self.session.as_deref().map(|session| &*session.id)
     }
+}
+
+/// Why a request to the client cannot go out: only a legacy session has a way back for one.
+fn no_requests() -> Error {
+    Error::Protocol(
+        "a 2026-07-28 server sends no requests to the client; return an input-required result instead".into(),
+    )
 }
 
 /// A server-to-client request waiting for its answer; cleans up if it ends any other way.

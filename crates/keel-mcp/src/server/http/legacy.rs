@@ -216,6 +216,13 @@ pub(super) async fn post(
             call(inner, session, request, parts, accepts_sse, slot).await
         }
         Message::Notification(notification) => {
+            #[cfg(feature = "otel")]
+            let operation = crate::telemetry::server::ServerOperation::received_over_http(
+                &notification,
+                &parts,
+                &session.id,
+                &session.state,
+            );
             if notification.method == "notifications/initialized" {
                 session.mark_initialized();
             } else if notification.method == CancelledParams::METHOD
@@ -228,6 +235,10 @@ pub(super) async fn post(
             {
                 // The call may run on another instance.
                 bus.publish(Kind::Cancel, &session.id, Some(&frame));
+            }
+            #[cfg(feature = "otel")]
+            if let Some(operation) = operation {
+                operation.done();
             }
             body::empty(StatusCode::ACCEPTED)
         }

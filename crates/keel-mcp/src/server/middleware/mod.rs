@@ -39,8 +39,8 @@
 //! # Cost
 //!
 //! With no layer installed the dispatch path is the one without middleware: no allocation, no boxing. Each
-//! layered request costs a few small allocations (the operation's boxed futures and its own cancellation
-//! token).
+//! layered request costs a few small allocations (the operation, its boxed futures and its own cancellation
+//! token); the operation is one pointer wide, so passing it through layers copies nothing large.
 //!
 //! # Example
 //!
@@ -73,7 +73,7 @@ use serde_json::value::RawValue;
 
 pub use self::next::Next;
 pub use self::next::OperationLayer;
-pub(crate) use self::next::{Handler, Layered, Link, Targeted};
+pub(crate) use self::next::{Handler, Layered, Link, Run, Targeted};
 pub use crate::middleware::{BoxError, Layer, Service};
 
 use super::context::RequestContext;
@@ -88,11 +88,13 @@ use crate::protocol::version::Era;
 use crate::protocol::{ProtocolVersion, RequestId};
 
 /// One MCP operation on its way to a handler: what a layer sees and passes on.
-pub struct Operation {
-    method: &'static str,
-    target: String,
-    arguments: Option<Box<RawValue>>,
-    meta: Option<RequestMeta>,
+pub struct Operation(Box<Parts>);
+
+/// What an [`Operation`] carries, boxed: every layer moves the operation (and every future that holds it
+/// is moved into its box), so it stays one pointer wide.
+struct Parts {
+    /// What the request names (method, target, arguments, `_meta`), as dispatch made it.
+    request: Targeted,
     context: RequestContext,
     /// The handler at the end of the chain.
     handler: Handler,
@@ -104,63 +106,63 @@ pub struct Operation {
 impl Operation {
     /// The JSON-RPC method: `tools/call`, `resources/read` or `prompts/get`.
     pub fn method(&self) -> &'static str {
-        self.method
+        self.0.request.method
     }
 
     /// The tool or prompt name, or the resource URI.
     pub fn target(&self) -> &str {
-        &self.target
+        &self.0.request.target
     }
 
     /// The arguments as the client sent them (tools and prompts), not decoded: a layer that needs them
     /// decodes what it needs.
     pub fn arguments(&self) -> Option<&RawValue> {
-        self.arguments.as_deref()
+        self.0.request.arguments.as_deref()
     }
 
     /// The request's `_meta`: what the protocol defines (progress token, the 2026-07-28 protocol version
     /// and capabilities) and, in [`other`](RequestMeta::other), any further keys the client sent.
     pub fn meta(&self) -> Option<&RequestMeta> {
-        self.meta.as_ref()
+        self.0.request.meta.as_ref()
     }
 
     /// The context the handler will get: request id, protocol version, principal, cancellation, shared state.
     pub fn context(&self) -> &RequestContext {
-        &self.context
+        &self.0.context
     }
 
     /// The verified caller, when an authorization layer in front of the HTTP service put one in the request
     /// ([`RequestContext::principal`]).
     pub fn principal(&self) -> Option<&Principal> {
-        self.context.principal()
+        self.0.context.principal()
     }
 
     /// The request's id.
     pub fn request_id(&self) -> &RequestId {
-        self.context.request_id()
+        self.0.context.request_id()
     }
 
     /// The revision the request speaks.
     pub fn protocol_version(&self) -> &ProtocolVersion {
-        self.context.protocol_version()
+        self.0.context.protocol_version()
     }
 
     /// The era of [`protocol_version`](Self::protocol_version).
     pub fn era(&self) -> Era {
-        self.context.protocol_version().era()
+        self.0.context.protocol_version().era()
     }
 
     /// Fires when the client cancels the request, or a layer gives up on it.
     pub fn cancellation(&self) -> &CancellationToken {
-        self.context.cancellation()
+        self.0.context.cancellation()
     }
 }
 
 impl fmt::Debug for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Operation")
-            .field("method", &self.method)
-            .field("target", &self.target)
+            .field("method", &self.0.request.method)
+            .field("target", &self.0.request.target)
             .field("request_id", self.request_id())
             .field("protocol_version", self.protocol_version())
             .finish_non_exhaustive()
@@ -245,7 +247,7 @@ where
 {
     type Response = Reply;
     type Error = OperationError;
-    type Future = crate::engine::BoxFuture<Result<Reply, OperationError>>;
+    type Future = FromFnFuture<Fut>;
 
     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
         // `Next` is always ready: whatever waits does so inside `run`.
@@ -253,7 +255,29 @@ where
     }
 
     fn call(&mut self, op: Operation) -> Self::Future {
-        let reply = (self.f)(op, self.next.clone());
-        Box::pin(async move { reply.await.map_err(OperationError) })
+        FromFnFuture { reply: (self.f)(op, self.next.clone()) }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a [`from_fn`](crate::middleware::from_fn) layer's service: the function's own, its
+    /// error made an [`OperationError`] (no box of its own: the chain that runs it boxes it once).
+    pub struct FromFnFuture<Fut> {
+        #[pin]
+        reply: Fut,
+    }
+}
+
+impl<Fut: Future<Output = Result<Reply, HandlerError>>> Future for FromFnFuture<Fut> {
+    type Output = Result<Reply, OperationError>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        self.project().reply.poll(cx).map_err(OperationError)
+    }
+}
+
+impl<Fut> fmt::Debug for FromFnFuture<Fut> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FromFnFuture").finish_non_exhaustive()
     }
 }

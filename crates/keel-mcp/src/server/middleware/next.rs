@@ -3,13 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use serde_json::value::RawValue;
 
-use super::{BoxError, Layer, Operation, OperationError, Reply, Service, handler_error};
+use super::{BoxError, Layer, Operation, OperationError, Parts, Reply, Service, handler_error};
 use crate::engine::{BoxFuture, CancellationToken, cancel_on_drop};
 use crate::middleware::Shared;
 use crate::protocol::ResourceContents;
@@ -81,7 +83,7 @@ impl Service<Operation> for Next {
     fn call(&mut self, mut op: Operation) -> Self::Future {
         match &self.kind {
             Kind::Handler => run_handler(op),
-            Kind::Target => match op.target_chain.take() {
+            Kind::Target => match op.0.target_chain.take() {
                 Some(mut chain) => Service::call(&mut chain, op),
                 None => run_handler(op),
             },
@@ -137,16 +139,31 @@ pub(crate) struct Link {
 
 /// Runs the handler. The handler's token is its own: a layer that drops it (a timeout) cancels only the
 /// handler, whose answer — the layer's error — still goes out; a cancelled request cancels the handler too.
+///
+/// The handler's future is made before the box: the box then holds only it and the link, not the context
+/// and arguments the handler took.
 fn run_handler(op: Operation) -> BoxFuture<Result<Reply, BoxError>> {
-    let Operation { target, context, arguments, handler, link, .. } = op;
+    // Field by field out of the box: the request's `_meta`, the largest part, is never copied.
+    let parts = op.0;
+    let (context, handler, link) = (parts.context, parts.handler, parts.link);
+    let own = context.cancellation.clone();
+    match handler {
+        Handler::Tool(run) => finish(run(context, parts.request.arguments.as_deref()), link, own, Reply::Tool),
+        Handler::Resource(read, vars) => finish(read(context, parts.request.target, vars), link, own, Reply::Resource),
+        Handler::Prompt(get, arguments) => finish(get(context, arguments), link, own, Reply::Prompt),
+    }
+}
+
+/// Runs a handler's future [`linked`] to its request, its output made a [`Reply`].
+fn finish<T: Send + 'static>(
+    handler: BoxFuture<Result<T, HandlerError>>,
+    link: Link,
+    own: CancellationToken,
+    reply: fn(T) -> Reply,
+) -> BoxFuture<Result<Reply, BoxError>> {
     Box::pin(async move {
-        let own = context.cancellation.clone();
-        let reply = match handler {
-            Handler::Tool(run) => linked(run(context, arguments.as_deref()), &link, own).await.map(Reply::Tool),
-            Handler::Resource(read, vars) => linked(read(context, target, vars), &link, own).await.map(Reply::Resource),
-            Handler::Prompt(get, arguments) => linked(get(context, arguments), &link, own).await.map(Reply::Prompt),
-        };
-        reply.map_err(|error| Box::new(OperationError(error)) as BoxError)
+        let output = linked(handler, &link, own).await;
+        output.map(reply).map_err(|error| Box::new(OperationError(error)) as BoxError)
     })
 }
 
@@ -154,12 +171,21 @@ fn run_handler(op: Operation) -> BoxFuture<Result<Reply, BoxError>> {
 /// finishes its grace period in a task of its own).
 async fn linked<T: Send + 'static>(handler: BoxFuture<T>, link: &Link, own: CancellationToken) -> T {
     let mut running = std::pin::pin!(cancel_on_drop(handler, own.clone(), link.grace));
-    tokio::select! {
-        biased;
-        output = &mut running => return output,
-        _ = link.request.cancelled() => own.cancel(),
+    // The handler first, and the request's cancellation only while it waits: a handler that answers at
+    // once never registers with the request's token (`select!` would set up both branches every poll).
+    let mut cancelled = std::pin::pin!(link.request.cancelled());
+    let finished = std::future::poll_fn(|cx| match running.as_mut().poll(cx) {
+        Poll::Ready(output) => Poll::Ready(Some(output)),
+        Poll::Pending => cancelled.as_mut().poll(cx).map(|()| None),
+    })
+    .await;
+    match finished {
+        Some(output) => output,
+        None => {
+            own.cancel();
+            running.await
+        }
     }
-    running.await
 }
 
 /// A request some layer applies to: dispatch sends it through the chain instead of straight to its handler.
@@ -191,26 +217,46 @@ impl Layered {
     }
 
     /// Sends the operation through the chain; `expect` takes the reply apart for the method.
-    pub(crate) fn run<T: Send + 'static>(
+    pub(crate) fn run<T>(
         self,
         request: Targeted,
         context: RequestContext,
         handler: Handler,
         expect: fn(Reply) -> Option<T>,
-    ) -> BoxFuture<Result<T, HandlerError>> {
+    ) -> Run<T> {
         let Layered { link, server_chain, target_chain } = self;
-        let (chain, target_chain) = match (server_chain, target_chain) {
+        let (mut chain, target_chain) = match (server_chain, target_chain) {
             (Some(server), target) => (server, target),
             (None, target) => (target.unwrap_or_else(Next::handler_end), None),
         };
-        let Targeted { method, target, arguments, meta } = request;
-        let op = Operation { method, target, arguments, meta, context, handler, target_chain, link };
-        Box::pin(async move {
-            let reply = chain.run(op).await?;
-            expect(reply).ok_or_else(|| {
-                HandlerError::Internal(format!("a layer answered {method} with another method's reply").into())
-            })
-        })
+        let method = request.method;
+        let op = Operation(Box::new(Parts { request, context, handler, target_chain, link }));
+        Run::Layered { chain: Service::call(&mut chain, op), method, expect }
+    }
+}
+
+/// A handler's run, straight or through the layers: one future type for both paths, so that the layered
+/// one needs no box of its own around the chain's.
+pub(crate) enum Run<T> {
+    /// No layer applies: the handler's own future.
+    Handler(BoxFuture<Result<T, HandlerError>>),
+    /// The chain's future, and how to take its reply apart.
+    Layered { chain: BoxFuture<Result<Reply, BoxError>>, method: &'static str, expect: fn(Reply) -> Option<T> },
+}
+
+impl<T> Future for Run<T> {
+    type Output = Result<T, HandlerError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            Run::Handler(run) => run.as_mut().poll(cx),
+            Run::Layered { chain, method, expect } => {
+                let reply = std::task::ready!(chain.as_mut().poll(cx)).map_err(handler_error)?;
+                Poll::Ready(expect(reply).ok_or_else(|| {
+                    HandlerError::Internal(format!("a layer answered {method} with another method's reply").into())
+                }))
+            }
+        }
     }
 }
 
