@@ -95,7 +95,8 @@ pub(crate) fn shared_principal_of(client: &dyn ClientChannel) -> Option<&Arc<Pri
 }
 
 /// Whether a principal naming only a client may own sessions and tasks on this request
-/// ([`ClientOnlyOwners`](super::principal::ClientOnlyOwners)).
+/// ([`ClientOnlyOwners`](super::principal::ClientOnlyOwners)). Only tasks ask.
+#[cfg(feature = "tasks")]
 pub(crate) fn client_only_owners(client: &dyn ClientChannel) -> bool {
     #[cfg(feature = "http-server")]
     if let Some(parts) = client.http_request() {

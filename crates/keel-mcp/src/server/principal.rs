@@ -76,6 +76,10 @@ impl PrincipalId {
     /// no subject would otherwise share one identity with every other user of that client app (an
     /// authorization server may leave `sub` out of introspection answers); one naming neither, with every
     /// such token of its issuer.
+    #[cfg_attr(
+        not(any(feature = "http-server", feature = "tasks")),
+        expect(dead_code, reason = "only HTTP sessions and tasks are owned")
+    )]
     pub(crate) fn can_own(principal: &Principal, client_only: bool) -> bool {
         principal.subject.is_some() || (client_only && principal.client_id.is_some())
     }
@@ -91,7 +95,7 @@ impl PrincipalId {
 /// [`bind_client_only_tokens`](crate::auth::resource::ResourceServerConfig::bind_client_only_tokens)): an
 /// HTTP request extension.
 #[derive(Clone, Copy, Debug)]
-#[cfg_attr(not(feature = "resource-server"), expect(dead_code, reason = "only the resource server sets it"))]
+#[cfg_attr(not(feature = "http-server"), expect(dead_code, reason = "only HTTP requests carry it"))]
 pub(crate) struct ClientOnlyOwners;
 
 /// Whether `caller` may use what was created by `owner`: the same principal, or no principal on either side.
