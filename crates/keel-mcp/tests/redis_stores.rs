@@ -9,7 +9,7 @@ use http::StatusCode;
 use http_body_util::BodyExt;
 use keel_mcp::protocol::logging::LoggingLevel;
 use keel_mcp::server::http::{
-    EventStore, HttpConfig, McpService, RedisConfig, RedisStores, SessionStore, SessionUpdate,
+    EventStore, HttpConfig, McpService, RedisConfig, RedisStores, SessionBus, SessionStore, SessionUpdate,
 };
 use serde_json::{Value, json};
 
@@ -137,27 +137,49 @@ async fn a_session_keeps_its_list_of_streams_as_long_as_a_stream_gets_events() {
     .expect("bounded");
 }
 
+/// The Redis commands run since `CONFIG RESETSTAT`, but the test's own and the background ones (the
+/// instance heartbeat every 2 s: an `EVAL` that runs `GET` and `SET`; the bus subscription's `PING`).
+async fn commands_since_reset(conn: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(conn).await.unwrap();
+    let background = ["config", "info", "eval:", "get:", "set:", "ping:"];
+    let mut commands: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.strip_prefix("cmdstat_"))
+        .filter(|l| !background.iter().any(|b| l.starts_with(b)))
+        .map(str::to_owned)
+        .collect();
+    commands.sort_unstable();
+    commands
+}
+
 #[tokio::test]
-async fn a_call_in_a_held_session_costs_one_round_trip() {
+async fn a_call_in_a_held_session_costs_no_round_trip_between_checks_and_one_per_check() {
     let Some(redis) = RedisServer::start() else { return };
     tokio::time::timeout(BOUND, async {
-        let (a, _stores) = instance(&redis, "hot:").await;
-        let id = session(&a).await;
+        let config = RedisConfig::new(redis.url()).key_prefix("hot:").timeout(Duration::from_millis(500));
+        let stores = RedisStores::connect(config).await.expect("Redis is up");
+        let trusting = server().http_service(HttpConfig::default().redis(&stores));
+        let checking =
+            server().http_service(HttpConfig::default().redis(&stores).session_check_interval(Duration::ZERO));
+        let (held, checked) = (session(&trusting).await, session(&checking).await);
         let mut conn = raw(&redis).await;
+
+        // Within the check interval, with no change announced on the bus: nothing asked of Redis.
         let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
-        assert_eq!(call_tool(&a, &id, 1, "echo", json!({"text": "x"})).await.status(), StatusCode::OK);
-        let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
-        let mut commands: Vec<&str> = info
-            .lines()
-            .filter_map(|l| l.strip_prefix("cmdstat_"))
-            // Leave out the test's own commands, and the instance heartbeat (every 2 s: an `EVAL` that runs
-            // `GET` and `SET`).
-            .filter(|l| !["config", "info", "eval:", "get:", "set:"].iter().any(|heartbeat| l.starts_with(heartbeat)))
-            .collect();
-        commands.sort_unstable();
-        // One pipeline, each command once: PEXPIRE (refresh the expiry) and HGET (the record's revision).
-        assert_eq!(commands.len(), 2, "{info}");
-        assert!(commands[0].starts_with("hget:calls=1,") && commands[1].starts_with("pexpire:calls=1,"), "{info}");
+        for n in 1..=3 {
+            assert_eq!(call_tool(&trusting, &held, n, "echo", json!({"text": "x"})).await.status(), StatusCode::OK);
+        }
+        assert_eq!(commands_since_reset(&mut conn).await, Vec::<String>::new());
+
+        // A check: one pipeline, each command once: PEXPIRE (refresh the expiry) and HGET (the revision).
+        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
+        assert_eq!(call_tool(&checking, &checked, 1, "echo", json!({"text": "x"})).await.status(), StatusCode::OK);
+        let commands = commands_since_reset(&mut conn).await;
+        assert_eq!(commands.len(), 2, "{commands:?}");
+        assert!(
+            commands[0].starts_with("hget:calls=1,") && commands[1].starts_with("pexpire:calls=1,"),
+            "{commands:?}"
+        );
     })
     .await
     .expect("bounded");
@@ -631,7 +653,7 @@ async fn a_bus_connection_gone_silent_is_replaced() {
             (server().http_service(HttpConfig::default().redis(&stores)), stores)
         };
         // A reaches Redis through the relay, B directly.
-        let (a, _sa) = connect(relay.url()).await;
+        let (a, stores_a) = connect(relay.url()).await;
         let (b, _sb) = connect(redis.url()).await;
         let id = session(&a).await;
         let mut direct = raw(&redis).await;
@@ -649,6 +671,7 @@ async fn a_bus_connection_gone_silent_is_replaced() {
             }
         };
         assert_eq!(subscribers(&mut direct).await, 2);
+        assert_eq!(stores_a.session_bus().subscription(), Some(1));
         // A's connections go silent; Redis still counts its subscription. A notices and subscribes anew.
         relay.freeze();
         let mut polls = 0;
@@ -660,6 +683,9 @@ async fn a_bus_connection_gone_silent_is_replaced() {
         }
         // The bus works for A again: an answer posted to B reaches A's handler.
         assert_eq!(ask_answered_elsewhere(&a, &b, &id, "Ada").await, "hello Ada");
+        // A new subscription, so A checks its session copies against Redis again (what was announced
+        // while its connection was silent is lost).
+        assert_eq!(stores_a.session_bus().subscription(), Some(2));
     })
     .await
     .expect("bounded");

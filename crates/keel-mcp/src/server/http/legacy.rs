@@ -581,7 +581,7 @@ pub(super) async fn delete(
         inner.config.event_store.remove_session(session_id);
     }
     if shared && let Some(bus) = &inner.bus {
-        bus.publish(Kind::Delete, session_id, None);
+        bus.publish_heard(Kind::Delete, session_id, None).await;
     }
     if here || shared { body::empty(StatusCode::OK) } else { unknown_session() }
 }
@@ -591,7 +591,9 @@ pub(super) async fn delete(
 ///
 /// This process's copy, or, with a shared [`SessionStore`], the stored session taken over. With a store, a
 /// session this process holds costs one round trip, which refreshes its expiry and tells whether another
-/// instance changed or ended it. The owner is checked first: another principal's request neither marks a
+/// instance changed or ended it; with a [`SessionBus`](super::SessionBus) too, only once per
+/// [`HttpConfig::session_check_interval`](super::HttpConfig::session_check_interval) while no change is
+/// announced (the bus says when another instance changes or ends it). The owner is checked first: another principal's request neither marks a
 /// copy held here active nor refreshes it in the store, and never makes this process take over a stored
 /// session (though reading the record refreshes its expiry in the store).
 async fn resolve(
@@ -621,15 +623,24 @@ async fn resolve(
                 Err(unknown_session())
             }
             Ok(Some(found)) => {
+                let epoch = bus_epoch(inner);
                 let max_pending = inner.server.limits.max_pending_requests;
-                Ok(inner.sessions.adopt(id, found, max_pending, &inner.config))
+                let session = inner.sessions.adopt(id, found, max_pending, &inner.config);
+                session.checked(epoch);
+                Ok(session)
             }
             Ok(None) => Err(unknown_session()),
             Err(error) => Err(store_unavailable(&error)),
         };
     };
+    // Read before the check, so that a subscription lost during the round trip is not trusted after it.
+    let epoch = bus_epoch(inner);
+    if session.current(epoch, inner.config.session_check_interval) {
+        return Ok(session);
+    }
     let stored = match store.touch(id, ttl).await {
         Ok(Some(revision)) if revision == session.revision.load(std::sync::atomic::Ordering::Relaxed) => {
+            session.checked(epoch);
             return Ok(session);
         }
         // Another instance changed the session (log level, subscriptions): take its version.
@@ -640,6 +651,7 @@ async fn resolve(
     match stored {
         Ok(Some((record, revision))) => {
             session.restore(record, revision);
+            session.checked(epoch);
             Ok(session)
         }
         // Deleted or expired on another instance.
@@ -655,10 +667,18 @@ async fn resolve(
     }
 }
 
+/// The state of this instance's session bus subscription, which copies checked against the store are
+/// trusted under; `None` without a bus (or while it is down): every request checks.
+fn bus_epoch(inner: &HttpInner) -> Option<super::bus::BusEpoch> {
+    inner.bus.as_ref()?.epoch()
+}
+
 /// Saves `session`'s record to `store` and notes the revision this copy now reflects.
 async fn save(store: &dyn SessionStore, inner: &HttpInner, session: &HttpSession) -> Result<(), StoreError> {
+    let epoch = bus_epoch(inner);
     let revision = store.save(&session.id, &session.record(), inner.config.session_idle_timeout).await?;
     session.revision.store(revision, std::sync::atomic::Ordering::Relaxed);
+    session.checked(epoch);
     Ok(())
 }
 
@@ -685,6 +705,9 @@ async fn save_change(
         let current = match store.update(&session.id, &record, revision, ttl).await.map_err(unsaved)? {
             SessionUpdate::Saved(saved) => {
                 session.restore(record, saved);
+                if let Some(bus) = &inner.bus {
+                    bus.publish_heard(Kind::Changed, &session.id, Some(saved.to_string().as_bytes())).await;
+                }
                 return Ok(());
             }
             SessionUpdate::Stale => store.load(&session.id, ttl).await.map_err(unsaved)?,

@@ -118,6 +118,14 @@ pub struct HttpConfig {
     /// How instances sharing sessions reach the one holding a waiting handler, a running call or an open
     /// stream, and hear each other's resource changes (see [`SessionBus`]). Default: none.
     pub session_bus: Option<Arc<dyn SessionBus>>,
+    /// With a shared [`SessionStore`] and a [`SessionBus`]: how long this instance serves its copy of a
+    /// session without asking the store. Other instances announce every change to a session's record on
+    /// the bus, so a copy is checked again at once when one is heard, when the bus subscription was down
+    /// (messages may have been lost), and otherwise at the first request this long after the last check;
+    /// that check also refreshes the record's expiry in the store. A change whose announcement was lost
+    /// (the only way a copy serves stale state) is seen within this time. Zero asks the store on every
+    /// request (one round trip), as it does without a bus. Default 2 s.
+    pub session_check_interval: Duration,
     /// Where tasks are shared (set by [`HttpConfig::redis`]).
     #[cfg(all(feature = "redis", feature = "tasks"))]
     pub(crate) redis_tasks: Option<Arc<redis_stores::RedisTasks>>,
@@ -161,6 +169,7 @@ impl Default for HttpConfig {
             event_store: Arc::new(MemoryEventStore::new(1024)),
             session_store: None,
             session_bus: None,
+            session_check_interval: Duration::from_secs(2),
             #[cfg(all(feature = "redis", feature = "tasks"))]
             redis_tasks: None,
             sse_retry_ms: 1000,
@@ -239,6 +248,12 @@ impl HttpConfig {
     /// Sets [`HttpConfig::session_bus`].
     pub fn session_bus(mut self, bus: Arc<dyn SessionBus>) -> Self {
         self.session_bus = Some(bus);
+        self
+    }
+
+    /// Sets [`HttpConfig::session_check_interval`].
+    pub fn session_check_interval(mut self, every: Duration) -> Self {
+        self.session_check_interval = every;
         self
     }
 

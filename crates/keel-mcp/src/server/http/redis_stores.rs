@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -1086,6 +1087,8 @@ pub struct RedisSessionBus {
     writes: mpsc::Sender<Write>,
     channel: Arc<str>,
     received: broadcast::Sender<Bytes>,
+    /// Which subscription delivers messages now (counting from 1); 0 while there is none.
+    subscription: Arc<AtomicU64>,
     /// Stops the listening task when the last handle goes.
     _listening: DropGuard,
 }
@@ -1107,10 +1110,12 @@ impl RedisSessionBus {
         let received = broadcast::channel(BUS_BACKLOG).0;
         let stop = CancellationToken::new();
         let (subscribed, first) = oneshot::channel();
+        let subscription = Arc::new(AtomicU64::new(0));
         let listening = Listening {
             client: client.clone(),
             channel: channel.clone(),
             received: received.clone(),
+            subscription: subscription.clone(),
             timeout: config.timeout,
             stop: stop.clone(),
         };
@@ -1122,7 +1127,7 @@ impl RedisSessionBus {
                  (answers, cancellations, deletions) are lost for this one"
             );
         }
-        Arc::new(RedisSessionBus { writes, channel, received, _listening: stop.drop_guard() })
+        Arc::new(RedisSessionBus { writes, channel, received, subscription, _listening: stop.drop_guard() })
     }
 }
 
@@ -1136,6 +1141,10 @@ impl SessionBus for RedisSessionBus {
     fn subscribe(&self) -> broadcast::Receiver<Bytes> {
         self.received.subscribe()
     }
+
+    fn subscription(&self) -> Option<u64> {
+        Some(self.subscription.load(Ordering::Relaxed)).filter(|&n| n != 0)
+    }
 }
 
 /// What the bus's listening task needs.
@@ -1143,9 +1152,20 @@ struct Listening {
     client: Client,
     channel: Arc<str>,
     received: broadcast::Sender<Bytes>,
+    /// See [`RedisSessionBus::subscription`].
+    subscription: Arc<AtomicU64>,
     /// [`RedisConfig::timeout`]: for subscribing, and for the answer to each `PING`.
     timeout: Duration,
     stop: CancellationToken,
+}
+
+/// Marks the bus subscription as gone when dropped, however the listening loop leaves it.
+struct Unsubscribed<'a>(&'a AtomicU64);
+
+impl Drop for Unsubscribed<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Receives the bus's messages until stopped, reconnecting with a growing delay (at most 2 s).
@@ -1155,7 +1175,8 @@ struct Listening {
 /// twice the timeout (at least every second) and reconnects when no answer comes within the timeout.
 async fn listen(listening: Listening, subscribed: oneshot::Sender<()>) {
     use futures_util::StreamExt as _;
-    let Listening { client, channel, received, timeout, stop } = listening;
+    let Listening { client, channel, received, subscription, timeout, stop } = listening;
+    let mut subscriptions = 0;
     let every = (timeout * 2).max(Duration::from_secs(1));
     let mut subscribed = Some(subscribed);
     let mut delay = Duration::from_millis(50);
@@ -1175,6 +1196,9 @@ async fn listen(listening: Listening, subscribed: oneshot::Sender<()>) {
                     let _ = subscribed.send(());
                 }
                 delay = Duration::from_millis(50);
+                subscriptions += 1;
+                subscription.store(subscriptions, Ordering::Relaxed);
+                let _down = Unsubscribed(&subscription);
                 let (mut sink, mut messages) = pubsub.split();
                 let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
                 loop {

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use crate::engine::CancellationToken;
 
 use super::HttpConfig;
-use super::bus::Bus;
+use super::bus::{Bus, BusEpoch};
 use super::event_log::EventLog;
 use super::event_store::EventStore;
 use super::session_owner::SessionOwner;
@@ -75,6 +75,10 @@ pub(crate) struct HttpSession {
     store: Arc<dyn EventStore>,
     /// The revision of the shared record this copy reflects (see [`SessionStore`](super::SessionStore)); 0 without a store.
     pub(crate) revision: AtomicU64,
+    /// The newest revision other instances announced on the session bus: a copy behind it is stale.
+    announced: AtomicU64,
+    /// When the copy was last found current in the shared store, and under which bus subscription.
+    checked: Mutex<Option<Checked>>,
     /// Who created the session, kept in its shared record.
     pub(crate) principal: Option<Arc<Principal>>,
     /// Reaches the other instances sharing the session.
@@ -115,6 +119,13 @@ impl Numbers {
     fn next_stream(&self) -> u64 {
         self.base + 1 + self.streams.fetch_add(1, Ordering::Relaxed) % u64::from(u32::MAX)
     }
+}
+
+/// A copy found current in the shared store (see [`HttpSession::current`]).
+#[derive(Clone, Copy, Debug)]
+struct Checked {
+    at: Instant,
+    epoch: BusEpoch,
 }
 
 #[derive(Debug, Default)]
@@ -166,6 +177,8 @@ impl HttpSession {
             closed: CancellationToken::new(),
             store: config.event_store.clone(),
             revision: AtomicU64::new(0),
+            announced: AtomicU64::new(0),
+            checked: Mutex::new(None),
             principal: None,
             bus,
             owner: None,
@@ -186,17 +199,41 @@ impl HttpSession {
         }
     }
 
-    /// Takes over what another instance stored.
+    /// Takes over what another instance stored, unless the copy already reflects that revision or a newer
+    /// one (a record read before a concurrent save must not undo it).
     pub(crate) fn restore(&self, record: SessionRecord, revision: u64) {
-        {
-            let mut state = lock(&self.state);
-            state.version = record.version;
-            state.client_info = record.client_info;
-            state.client_capabilities = record.client_capabilities;
-            state.log_level = record.log_level;
-            state.subscriptions = record.subscriptions.into_iter().collect();
+        let mut state = lock(&self.state);
+        // Compared under the state lock, so that two restores apply in revision order.
+        let current = self.revision.load(Ordering::Relaxed);
+        if current != 0 && revision <= current {
+            return;
         }
+        state.version = record.version;
+        state.client_info = record.client_info;
+        state.client_capabilities = record.client_capabilities;
+        state.log_level = record.log_level;
+        state.subscriptions = record.subscriptions.into_iter().collect();
         self.revision.store(revision, Ordering::Relaxed);
+    }
+
+    /// Another instance saved revision `revision` of the session (heard on the session bus).
+    pub(crate) fn announce(&self, revision: u64) {
+        self.announced.fetch_max(revision, Ordering::Relaxed);
+    }
+
+    /// The copy was found current in the shared store, under bus subscription `epoch`.
+    pub(crate) fn checked(&self, epoch: Option<BusEpoch>) {
+        *lock(&self.checked) = epoch.map(|epoch| Checked { at: Instant::now(), epoch });
+    }
+
+    /// Whether the copy may be served without asking the shared store: it was found current less than
+    /// `every` ago, under the bus subscription still running (`epoch`; none while the bus is down), and no
+    /// newer revision was announced since. Other instances announce every change they save, so a copy
+    /// trusted this way is behind only when a bus message was lost, for `every` at most.
+    pub(crate) fn current(&self, epoch: Option<BusEpoch>, every: Duration) -> bool {
+        let Some(epoch) = epoch else { return false };
+        let fresh = lock(&self.checked).is_some_and(|c| c.epoch == epoch && c.at.elapsed() < every);
+        fresh && self.revision.load(Ordering::Relaxed) >= self.announced.load(Ordering::Relaxed)
     }
 
     pub(crate) fn touch(&self) {
@@ -584,6 +621,7 @@ fn new_session_id(counter: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::logging::LoggingLevel;
 
     #[test]
     fn ids_are_visible_ascii_and_unique() {
@@ -691,6 +729,39 @@ mod tests {
         assert!(!first.closed.is_cancelled());
         assert_eq!(store.len(), 2);
         assert_eq!(lock(&store.table).per_peer.values().sum::<usize>(), 1);
+    }
+
+    #[test]
+    fn a_copy_never_goes_back_to_an_older_revision() {
+        let config = config(10, 1);
+        let table = SessionTable::new(&config, None);
+        let at = |level| SessionRecord { log_level: Some(level), ..SessionRecord::default() };
+        let copy = table.adopt("s", (at(LoggingLevel::Info), 3), 8, &config);
+        // A record read before a concurrent save, restored after it, must not undo it.
+        copy.restore(at(LoggingLevel::Error), 5);
+        copy.restore(at(LoggingLevel::Debug), 4);
+        assert_eq!(copy.record().log_level, Some(LoggingLevel::Error));
+        assert_eq!(copy.revision.load(Ordering::Relaxed), 5);
+    }
+
+    #[test]
+    fn a_copy_is_current_only_when_checked_recently_under_the_same_subscription_and_nothing_newer_announced() {
+        let config = config(10, 1);
+        let table = SessionTable::new(&config, None);
+        let copy = table.adopt("s", (SessionRecord::default(), 3), 8, &config);
+        let (one, two) = (Some(BusEpoch::new(1, 0)), Some(BusEpoch::new(2, 0)));
+        let every = Duration::from_secs(60);
+        assert!(!copy.current(one, every), "never checked");
+        copy.checked(one);
+        assert!(copy.current(one, every));
+        assert!(!copy.current(two, every) && !copy.current(None, every), "another subscription, or none");
+        assert!(!copy.current(one, Duration::ZERO), "checked too long ago");
+        copy.announce(3);
+        assert!(copy.current(one, every), "the revision it holds");
+        copy.announce(4);
+        assert!(!copy.current(one, every), "a newer revision was saved elsewhere");
+        copy.restore(SessionRecord::default(), 4);
+        assert!(copy.current(one, every));
     }
 
     #[test]
