@@ -1,6 +1,6 @@
 //! The Redis stores against a real, private `redis-server` (skipped loudly when it is not installed):
 //! sessions roam between instances, a dropped SSE stream resumes on another instance with every event
-//! exactly once, the hot path costs one round trip, and a Redis outage refuses new sessions with 503 until
+//! exactly once, the hot path costs no round trip between checks of a held copy, and a Redis outage refuses new sessions with 503 until
 //! Redis is back, with no restart of the instances.
 
 use std::time::Duration;

@@ -119,8 +119,11 @@ impl RedisConfig {
 ///
 /// - `<prefix>s:<session id>`: a hash with the session's record (`r`, JSON: protocol version, client
 ///   info and capabilities, log level, subscriptions, principal) and its revision (`v`). It expires after
-///   [`HttpConfig::session_idle_timeout`](super::HttpConfig::session_idle_timeout) without use; every request
-///   of the session refreshes it (one round trip: `PEXPIRE` and `HGET` pipelined).
+///   [`HttpConfig::session_idle_timeout`](super::HttpConfig::session_idle_timeout) without use; an instance
+///   holding the session refreshes it when it checks its copy (one round trip: `PEXPIRE` and `HGET`
+///   pipelined), at most once per
+///   [`HttpConfig::session_check_interval`](super::HttpConfig::session_check_interval) unless another
+///   instance announces a change on the bus.
 /// - `<prefix>ev:<session id>:<stream>`: a Redis stream with the events of one SSE stream (entry id
 ///   `0-<seq>`, field `m`), at most [`RedisConfig::events_per_stream`] (approximately: `MAXLEN ~`) and
 ///   expiring [`RedisConfig::event_ttl`] after its last event; its end is the entry `1-0`.
@@ -275,8 +278,9 @@ fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// A [`SessionStore`] in Redis: one hash per session (see [`RedisStores`]). The hot path, a
-/// request in a session this instance holds, costs one round trip ([`SessionStore::touch`]).
+/// A [`SessionStore`] in Redis: one hash per session (see [`RedisStores`]). A request in a session this
+/// instance holds costs no round trip between checks of its copy, and one per check
+/// ([`SessionStore::touch`]; see [`HttpConfig::session_check_interval`](super::HttpConfig::session_check_interval)).
 pub struct RedisSessionStore {
     connection: ConnectionManager,
     prefix: String,
