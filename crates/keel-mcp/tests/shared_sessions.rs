@@ -590,6 +590,10 @@ async fn a_held_copy_costs_no_store_round_trip_until_another_instance_announces_
 
 #[tokio::test]
 async fn without_a_bus_or_with_a_zero_check_interval_every_request_asks_the_store() {
+    tokio::time::timeout(BOUND, without_a_bus_or_with_a_zero_check_interval()).await.expect("bounded");
+}
+
+async fn without_a_bus_or_with_a_zero_check_interval() {
     let store = Arc::new(MemorySessionStore::new(100));
     let bus = Arc::new(MemorySessionBus::new(1024));
     let no_bus = Counting::over(&store);
@@ -614,6 +618,10 @@ async fn without_a_bus_or_with_a_zero_check_interval_every_request_asks_the_stor
 
 #[tokio::test]
 async fn a_copy_is_checked_again_after_the_bus_subscription_was_down() {
+    tokio::time::timeout(BOUND, checked_again_after_the_subscription_was_down()).await.expect("bounded");
+}
+
+async fn checked_again_after_the_subscription_was_down() {
     let store = Arc::new(MemorySessionStore::new(100));
     let bus = Arc::new(Flaky { bus: MemorySessionBus::new(1024), subscription: std::sync::Mutex::new(Some(1)) });
     let counting = Counting::over(&store);
@@ -638,4 +646,56 @@ async fn a_copy_is_checked_again_after_the_bus_subscription_was_down() {
     *bus.subscription.lock().unwrap() = Some(2);
     assert_eq!(call_and_count().await, 1);
     assert_eq!(call_and_count().await, 0);
+}
+
+#[tokio::test]
+async fn a_session_in_use_on_one_instance_never_expires_in_the_store_between_checks() {
+    tokio::time::timeout(BOUND, async {
+        let store = Arc::new(MemorySessionStore::new(100));
+        let bus = Arc::new(MemorySessionBus::new(1024));
+        // A short idle timeout, under the default check interval (2 s): the check must come often enough
+        // to keep the record alive while the session is in use.
+        let idle = Duration::from_millis(400);
+        let a = server().http_service(
+            HttpConfig::default().session_store(store.instance_handle()).session_bus(bus).session_idle_timeout(idle),
+        );
+        let id = session(&a).await;
+        let start = std::time::Instant::now();
+        let mut n = 0;
+        while start.elapsed() < Duration::from_millis(2_500) {
+            n += 1;
+            assert_eq!(call_tool(&a, &id, n, "nothing", json!({})).await.status(), StatusCode::OK, "call {n}");
+            // The client's pace: a call every 100 ms, well within the idle timeout.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(store.touch(&id, idle).await.unwrap().is_some(), "the record expired while in use");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_bus_nothing_relays_is_not_trusted_and_nothing_waits_for_it() {
+    tokio::time::timeout(BOUND, async {
+        let store = Arc::new(MemorySessionStore::new(100));
+        let counting = Counting::over(&store);
+        let config = HttpConfig::default()
+            .session_store(counting.clone())
+            .session_bus(Arc::new(MemorySessionBus::new(1024)))
+            .session_check_interval(NEVER);
+        // Built outside any runtime: its relay never starts (and says so).
+        let a = std::thread::spawn(move || server().http_service(config)).join().unwrap();
+        let id = session(&a).await;
+        let before = counting.asked();
+        for n in 1..=2 {
+            assert_eq!(call_tool(&a, &id, n, "nothing", json!({})).await.status(), StatusCode::OK);
+        }
+        assert_eq!(counting.asked(), before + 2, "a copy trusted on the word of a bus nobody listens to");
+        // A change waits for no echo that cannot come.
+        let started = std::time::Instant::now();
+        assert_eq!(call(&a, &id, 3, "logging/setLevel", json!({"level": "error"})).await.status(), StatusCode::OK);
+        assert!(started.elapsed() < Duration::from_millis(500), "waited {:?}", started.elapsed());
+    })
+    .await
+    .expect("bounded");
 }

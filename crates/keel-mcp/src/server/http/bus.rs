@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt::Debug;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -60,10 +60,13 @@ pub trait SessionBus: Send + Sync + Debug + 'static {
 
     /// Which subscription of this instance delivers messages now (a number that changes each time it is
     /// established again), or `None` while it is down. Messages published in between are lost for this
-    /// instance, so the session copies it holds are checked against the store again. The default, for a
-    /// bus that never drops its subscription, is always `Some(0)`.
+    /// instance, so the session copies it holds are checked against the store again.
+    ///
+    /// The default, `None`, is safe for any bus: every request in a shared session then checks the store
+    /// (one round trip), and nothing waits to hear its own messages back. A bus that never loses its
+    /// subscription ([`MemorySessionBus`]) answers `Some(0)`.
     fn subscription(&self) -> Option<u64> {
-        Some(0)
+        None
     }
 }
 
@@ -104,6 +107,10 @@ impl SessionBus for MemorySessionBus {
 
     fn subscribe(&self) -> broadcast::Receiver<Bytes> {
         self.sender.subscribe()
+    }
+
+    fn subscription(&self) -> Option<u64> {
+        Some(0)
     }
 }
 
@@ -158,8 +165,11 @@ pub(crate) struct Bus {
     stop: CancellationToken,
     /// See [`BusEpoch::lagged`].
     lagged: AtomicU64,
-    /// The last message this instance published to hear it back, and the last it heard back.
-    announced: AtomicU64,
+    /// Whether the relay runs: without it nothing published by others is heard here.
+    relaying: AtomicBool,
+    /// The last message this instance published to hear it back (locked while it is sent, so that the
+    /// numbers go out in order), and the last it heard back.
+    announced: Mutex<u64>,
     echoed: watch::Sender<u64>,
 }
 
@@ -179,13 +189,17 @@ impl Bus {
             injected: Mutex::new(VecDeque::new()),
             stop: CancellationToken::new(),
             lagged: AtomicU64::new(0),
-            announced: AtomicU64::new(0),
+            relaying: AtomicBool::new(false),
+            announced: Mutex::new(0),
             echoed: watch::channel(0).0,
         }
     }
 
-    /// The state of this instance's subscription; `None` while it is down.
+    /// The state of this instance's subscription; `None` while it is down or nothing relays it.
     pub(crate) fn epoch(&self) -> Option<BusEpoch> {
+        if !self.relaying.load(Ordering::Relaxed) {
+            return None;
+        }
         let subscription = self.bus.subscription()?;
         Some(BusEpoch { subscription, lagged: self.lagged.load(Ordering::Relaxed) })
     }
@@ -194,11 +208,15 @@ impl Bus {
     /// the bus: by then the bus has handed it to every other instance too, so a client told that its
     /// change or DELETE is done finds it so on whichever instance its next request reaches.
     pub(crate) async fn publish_heard(&self, kind: Kind, id: &str, message: Option<&[u8]>) {
-        let sequence = self.announced.fetch_add(1, Ordering::Relaxed) + 1;
         let mut echoed = self.echoed.subscribe();
-        self.send(kind, id, message, Some(sequence));
-        if self.bus.subscription().is_none() {
-            return; // Nothing comes back while the subscription is down.
+        let sequence = {
+            let mut announced = lock(&self.announced);
+            *announced += 1;
+            self.send(kind, id, message, Some(*announced));
+            *announced
+        };
+        if self.epoch().is_none() {
+            return; // Nothing comes back while the subscription is down or not relayed.
         }
         if tokio::time::timeout(ECHO_WAIT, echoed.wait_for(|&heard| heard >= sequence)).await.is_err() {
             tracing::debug!(?kind, "a session bus message was not heard back in time; answering anyway");
@@ -240,6 +258,7 @@ impl Bus {
             tracing::warn!("HttpConfig::session_bus needs a Tokio runtime when the service is built; not relaying");
             return;
         };
+        bus.relaying.store(true, Ordering::Relaxed);
         runtime.spawn(relay(Arc::downgrade(inner), bus.bus.subscribe(), bus.stop.clone()));
         runtime.spawn(forward_changes(Arc::downgrade(inner), inner.server.changes.subscribe(), bus.stop.clone()));
     }
@@ -253,6 +272,8 @@ impl Drop for Bus {
 
 /// Acts on messages other instances publish, for the sessions this one holds.
 async fn relay(inner: Weak<HttpInner>, mut messages: broadcast::Receiver<Bytes>, stop: CancellationToken) {
+    // However the relay ends (its runtime shut down too), copies are no longer trusted on its word.
+    let _stopped = NotRelaying(inner.clone());
     loop {
         let message = tokio::select! {
             message = messages.recv() => message,
@@ -350,6 +371,19 @@ fn deliver(inner: &HttpInner, bytes: &[u8]) {
             }
         }
         _ => tracing::debug!("session bus message of the wrong shape ignored"),
+    }
+}
+
+/// Marks the bus as not relayed when dropped.
+struct NotRelaying(Weak<HttpInner>);
+
+impl Drop for NotRelaying {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade()
+            && let Some(bus) = &inner.bus
+        {
+            bus.relaying.store(false, Ordering::Relaxed);
+        }
     }
 }
 

@@ -104,6 +104,9 @@ impl RedisConfig {
 /// to the service with [`HttpConfig::redis`], and several instances of one server serve every legacy
 /// session behind a plain load balancer (no sticky sessions).
 ///
+/// One `RedisStores` per service: the instance number it claims names that service's streams, requests
+/// and bus messages, so two services given the same stores would take each other's for their own.
+///
 /// ```no_run
 /// # async fn run(server: keel_mcp::server::Server) -> Result<(), Box<dyn std::error::Error>> {
 /// use keel_mcp::server::http::{HttpConfig, RedisConfig, RedisStores};
@@ -1196,13 +1199,13 @@ async fn listen(listening: Listening, subscribed: oneshot::Sender<()>) {
         };
         match pubsub {
             Ok(Ok(pubsub)) => {
+                subscriptions += 1;
+                subscription.store(subscriptions, Ordering::Relaxed);
+                let _down = Unsubscribed(&subscription);
                 if let Some(subscribed) = subscribed.take() {
                     let _ = subscribed.send(());
                 }
                 delay = Duration::from_millis(50);
-                subscriptions += 1;
-                subscription.store(subscriptions, Ordering::Relaxed);
-                let _down = Unsubscribed(&subscription);
                 let (mut sink, mut messages) = pubsub.split();
                 let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
                 loop {

@@ -199,21 +199,46 @@ impl HttpSession {
         }
     }
 
-    /// Takes over what another instance stored, unless the copy already reflects that revision or a newer
-    /// one (a record read before a concurrent save must not undo it).
+    /// Takes over what another instance stored.
     pub(crate) fn restore(&self, record: SessionRecord, revision: u64) {
         let mut state = lock(&self.state);
-        // Compared under the state lock, so that two restores apply in revision order.
-        let current = self.revision.load(Ordering::Relaxed);
-        if current != 0 && revision <= current {
-            return;
+        Self::apply(&mut state, record);
+        self.revision.store(revision, Ordering::Relaxed);
+    }
+
+    /// Takes `record` at `revision`, read from the store, only if the copy still reflects revision `seen`
+    /// (the one it held when the read began): a record read before a concurrent save here must not undo
+    /// it. Whether it was taken.
+    ///
+    /// A revision older than `seen` is taken too: the store went back in time (a Redis restored from a
+    /// snapshot, a failover to a replica that was behind), and the store is the truth. Announcements of
+    /// revisions it no longer has are then forgotten, or the copy would never be current again.
+    pub(crate) fn refresh(&self, record: SessionRecord, revision: u64, seen: u64) -> bool {
+        let mut state = lock(&self.state);
+        // Compared under the state lock, so that a concurrent refresh or save cannot interleave.
+        if self.revision.load(Ordering::Relaxed) != seen {
+            return false;
         }
+        Self::apply(&mut state, record);
+        self.revision.store(revision, Ordering::Relaxed);
+        if revision < seen {
+            self.announced.fetch_min(revision, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// The copy now reflects revision `saved`, which this instance saved over revision `over` from what
+    /// the copy holds (nothing to take: changes made here meanwhile stay).
+    pub(crate) fn saved(&self, over: u64, saved: u64) {
+        let _ = self.revision.compare_exchange(over, saved, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    fn apply(state: &mut LegacySession, record: SessionRecord) {
         state.version = record.version;
         state.client_info = record.client_info;
         state.client_capabilities = record.client_capabilities;
         state.log_level = record.log_level;
         state.subscriptions = record.subscriptions.into_iter().collect();
-        self.revision.store(revision, Ordering::Relaxed);
     }
 
     /// Another instance saved revision `revision` of the session (heard on the session bus).
@@ -221,15 +246,17 @@ impl HttpSession {
         self.announced.fetch_max(revision, Ordering::Relaxed);
     }
 
-    /// The copy was found current in the shared store, under bus subscription `epoch`.
-    pub(crate) fn checked(&self, epoch: Option<BusEpoch>) {
-        *lock(&self.checked) = epoch.map(|epoch| Checked { at: Instant::now(), epoch });
+    /// The copy was found current in the shared store by a read that began `at`, under bus subscription
+    /// `epoch`.
+    pub(crate) fn checked(&self, at: Instant, epoch: Option<BusEpoch>) {
+        *lock(&self.checked) = epoch.map(|epoch| Checked { at, epoch });
     }
 
     /// Whether the copy may be served without asking the shared store: it was found current less than
-    /// `every` ago, under the bus subscription still running (`epoch`; none while the bus is down), and no
-    /// newer revision was announced since. Other instances announce every change they save, so a copy
-    /// trusted this way is behind only when a bus message was lost, for `every` at most.
+    /// `every` ago, under the bus subscription still running (`epoch`; none while the bus is down or not
+    /// relayed), and no newer revision was announced since. Other instances announce every change they
+    /// save, so a copy trusted this way is behind while an announcement is on its way, or for `every` at
+    /// most when one was lost.
     pub(crate) fn current(&self, epoch: Option<BusEpoch>, every: Duration) -> bool {
         let Some(epoch) = epoch else { return false };
         let fresh = lock(&self.checked).is_some_and(|c| c.epoch == epoch && c.at.elapsed() < every);
@@ -732,16 +759,39 @@ mod tests {
     }
 
     #[test]
-    fn a_copy_never_goes_back_to_an_older_revision() {
+    fn a_copy_takes_a_record_read_only_while_it_still_holds_the_revision_it_had_when_the_read_began() {
         let config = config(10, 1);
         let table = SessionTable::new(&config, None);
         let at = |level| SessionRecord { log_level: Some(level), ..SessionRecord::default() };
         let copy = table.adopt("s", (at(LoggingLevel::Info), 3), 8, &config);
-        // A record read before a concurrent save, restored after it, must not undo it.
-        copy.restore(at(LoggingLevel::Error), 5);
-        copy.restore(at(LoggingLevel::Debug), 4);
-        assert_eq!(copy.record().log_level, Some(LoggingLevel::Error));
-        assert_eq!(copy.revision.load(Ordering::Relaxed), 5);
+        assert!(copy.refresh(at(LoggingLevel::Error), 5, 3));
+        // Read before a save here moved the copy to 5: that older record must not undo it.
+        assert!(!copy.refresh(at(LoggingLevel::Debug), 4, 3));
+        assert_eq!((copy.record().log_level, copy.revision.load(Ordering::Relaxed)), (Some(LoggingLevel::Error), 5));
+        // A save here over revision 5: the copy keeps what it holds (a change another request made
+        // meanwhile included) and notes the new revision; over a revision it no longer holds, nothing.
+        copy.saved(5, 6);
+        copy.saved(5, 7);
+        assert_eq!((copy.record().log_level, copy.revision.load(Ordering::Relaxed)), (Some(LoggingLevel::Error), 6));
+    }
+
+    #[test]
+    fn a_store_that_went_back_in_time_is_followed_and_its_lost_announcements_forgotten() {
+        let config = config(10, 1);
+        let table = SessionTable::new(&config, None);
+        let copy = table.adopt("s", (SessionRecord::default(), 7), 8, &config);
+        let epoch = Some(BusEpoch::new(1, 0));
+        let every = Duration::from_secs(60);
+        copy.announce(7);
+        // Redis restored from a snapshot holds revision 5: the copy takes it, and is current at it.
+        let restored = SessionRecord { log_level: Some(LoggingLevel::Warning), ..SessionRecord::default() };
+        assert!(copy.refresh(restored, 5, 7));
+        assert_eq!(copy.record().log_level, Some(LoggingLevel::Warning));
+        copy.checked(Instant::now(), epoch);
+        assert!(copy.current(epoch, every), "stuck behind an announcement the store no longer has");
+        // Revisions saved after the restore are announced again, and noticed.
+        copy.announce(6);
+        assert!(!copy.current(epoch, every));
     }
 
     #[test]
@@ -750,17 +800,22 @@ mod tests {
         let table = SessionTable::new(&config, None);
         let copy = table.adopt("s", (SessionRecord::default(), 3), 8, &config);
         let (one, two) = (Some(BusEpoch::new(1, 0)), Some(BusEpoch::new(2, 0)));
+        let lagged = Some(BusEpoch::new(1, 1));
         let every = Duration::from_secs(60);
         assert!(!copy.current(one, every), "never checked");
-        copy.checked(one);
+        copy.checked(Instant::now(), one);
         assert!(copy.current(one, every));
-        assert!(!copy.current(two, every) && !copy.current(None, every), "another subscription, or none");
+        assert!(!copy.current(two, every) && !copy.current(lagged, every), "another subscription, or messages lost");
+        assert!(!copy.current(None, every), "no subscription");
         assert!(!copy.current(one, Duration::ZERO), "checked too long ago");
+        copy.checked(Instant::now() - Duration::from_secs(61), one);
+        assert!(!copy.current(one, every), "the check's age counts from when its read began");
+        copy.checked(Instant::now(), one);
         copy.announce(3);
         assert!(copy.current(one, every), "the revision it holds");
         copy.announce(4);
         assert!(!copy.current(one, every), "a newer revision was saved elsewhere");
-        copy.restore(SessionRecord::default(), 4);
+        assert!(copy.refresh(SessionRecord::default(), 4, 3));
         assert!(copy.current(one, every));
     }
 
