@@ -231,6 +231,30 @@ async fn another_principal_cannot_open_a_request_state() {
     .expect("bounded");
 }
 
+#[tokio::test]
+async fn a_token_naming_no_subject_gets_no_request_state_unless_each_client_is_one_party() {
+    tokio::time::timeout(BOUND, async {
+        let ask = |service: McpService| async move {
+            let request = instances::modern("tools/call", "ask", json!({"name": "ask"}), json!({"elicitation": {}}));
+            let response = service.oneshot(with_token(request, "app-only")).await.unwrap();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            serde_json::from_slice::<Value>(&bytes).unwrap()
+        };
+        // A state sealed to this token would open for every user of the app: none is issued, and the
+        // answer says why.
+        let refused = ask(server().http_service(config())).await;
+        assert_eq!(refused["error"]["code"], -32600, "{refused}");
+        assert!(refused["error"]["message"].as_str().unwrap().contains("names no subject"), "{refused}");
+        // The deployment said each client is one party: the state is bound to the client.
+        let protection =
+            ResourceServerConfig::new(RESOURCE, [ISSUER], Arc::new(Subjects)).bind_client_only_tokens(true);
+        let bound = ask(server().http_service(HttpConfig::default().resource_server(protection).unwrap())).await;
+        assert_eq!(bound["result"]["resultType"], "input_required", "{bound}");
+    })
+    .await
+    .expect("bounded");
+}
+
 /// `request` with the bearer `token`.
 fn with_token(
     mut request: http::Request<http_body_util::Full<bytes::Bytes>>,

@@ -14,7 +14,11 @@
 //! What that protects: a client cannot forge or alter a state, cannot replay a state issued for one call on
 //! another (a different tool, prompt or resource, or the same one with different arguments), cannot replay
 //! a state issued to another principal (with the key ring shared by every instance, on any of them), and
-//! cannot use it after it expires. A client can replay a state on the very call it was issued for until it expires:
+//! cannot use it after it expires. A caller whose token names no subject (only a client, which all users of
+//! that client share) gets no state at all: the call is refused with -32600, unless the resource server is
+//! configured to treat each client as one party
+//! ([`bind_client_only_tokens`](crate::auth::resource::ResourceServerConfig::bind_client_only_tokens)), as
+//! for sessions and tasks. A client can replay a state on the very call it was issued for until it expires:
 //! the server keeps nothing per round, so treat a round's state as "what this call had reached", never as
 //! a one-time authorisation. The state is signed, not encrypted: the client can read it, so a handler must
 //! not put secrets in [`RequestContext::set_input_state`](super::RequestContext::set_input_state).
@@ -48,6 +52,9 @@ pub(crate) struct InputRound {
     pub(crate) next_state: Mutex<Option<String>>,
     /// Who made the request: the next round's state is sealed to them.
     pub(crate) caller: Option<Arc<Principal>>,
+    /// The caller's token cannot be told apart from other users' (no subject; see
+    /// [`PrincipalId::can_own`]): a state sealed to it would open for them too, so none is issued.
+    pub(crate) unbindable: bool,
 }
 
 impl InputRound {
@@ -55,8 +62,10 @@ impl InputRound {
         responses: Option<InputResponses>,
         state: Option<String>,
         caller: Option<Arc<Principal>>,
+        client_only: bool,
     ) -> Self {
-        InputRound { responses: responses.unwrap_or_default(), state, caller, ..Default::default() }
+        let unbindable = caller.as_deref().is_some_and(|p| !PrincipalId::can_own(p, client_only));
+        InputRound { responses: responses.unwrap_or_default(), state, caller, unbindable, ..Default::default() }
     }
 
     /// Records a request for input under `key`.

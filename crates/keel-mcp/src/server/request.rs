@@ -298,7 +298,8 @@ pub(crate) fn open_input(
         Some(token) => server.sealer.open(binding, caller.map(|p| &**p), &token)?,
         None => None,
     };
-    Ok(Some(Arc::new(InputRound::new(responses, state, caller.cloned()))))
+    let client_only = super::context::client_only_owners(call.channel.client());
+    Ok(Some(Arc::new(InputRound::new(responses, state, caller.cloned(), client_only))))
 }
 
 /// The input-required result a handler's requests for input turn into.
@@ -314,6 +315,14 @@ pub(crate) fn input_required(
     let requests = input.take_requests();
     if requests.is_empty() {
         return Err(ErrorObject::internal("the handler asked for input but recorded no input request"));
+    }
+    if input.unbindable {
+        // Sealed to a token every user of its client shares, the state would open for all of them.
+        return Err(ErrorObject::invalid_request(
+            "this tool needs more input, and a requestState is bound to its caller: the access token names no \
+             subject (sub), so it cannot be told from other users of its client. Use a token issued to a user, \
+             or a server configured with bind_client_only_tokens(true)",
+        ));
     }
     let state = input.next_state.lock().expect("input lock").take();
     let sealed = server.sealer.seal(binding, input.caller.as_deref(), state);
