@@ -115,6 +115,34 @@ async fn an_instance_number_is_never_given_twice_after_redis_loses_its_data() {
 }
 
 #[tokio::test]
+async fn a_redis_that_refuses_scripts_fails_the_connection_with_the_cause() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        // A hardened Redis: the instance's user may do everything but run scripts.
+        let mut conn = raw(&redis).await;
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("noscript")
+            .arg("on")
+            .arg(">secret")
+            .arg("~*")
+            .arg("&*")
+            .arg("+@all")
+            .arg("-@scripting")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let url = format!("redis://noscript:secret@127.0.0.1:{}/", redis.port());
+        let config = RedisConfig::new(url).key_prefix("noscript:").timeout(Duration::from_millis(500));
+        let error = RedisStores::connect(config).await.expect_err("an instance that would look dead in 15 s");
+        let message = error.to_string();
+        assert!(message.contains("+@scripting") && message.contains("'eval'"), "{message}");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
 async fn a_session_keeps_its_list_of_streams_as_long_as_a_stream_gets_events() {
     let Some(redis) = RedisServer::start() else { return };
     tokio::time::timeout(BOUND, async {

@@ -143,6 +143,14 @@ impl RedisConfig {
 /// - With the `tasks` feature, `<prefix>task:<id>`: a task's state as its instance last recorded it (JSON,
 ///   expiring with the task). A task still running on an instance whose heartbeat lapsed is `failed`.
 ///
+/// # What Redis it needs
+///
+/// A standalone Redis (or a replicated one behind a single address), whose user may run scripts (`EVAL`,
+/// ACL category `+@scripting`) and reach every key under the prefix: the heartbeat and the changes of
+/// sessions and tasks are Lua scripts, and removing a session's streams deletes keys its script reads
+/// from a set. Redis Cluster, and servers that refuse undeclared keys in scripts, are not supported.
+/// [`RedisStores::connect`] runs the heartbeat's script once and fails when Redis refuses it.
+///
 /// # Failures
 ///
 /// Nothing panics and the client reconnects by itself (exponential backoff). While Redis is unreachable,
@@ -167,8 +175,9 @@ pub struct RedisStores {
 }
 
 impl RedisStores {
-    /// Connects to Redis and takes this instance's number. Fails when Redis cannot be reached now; later
-    /// outages are survived (see [`RedisStores`]). Must run inside a Tokio runtime (it starts the
+    /// Connects to Redis and takes this instance's number. Fails when Redis cannot be reached now, or
+    /// refuses to run scripts (see [What Redis it needs](RedisStores#what-redis-it-needs)); later outages
+    /// are survived (see [`RedisStores`]). Must run inside a Tokio runtime (it starts the
     /// task that writes events).
     pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
         let bad_url = |e: RedisError| StoreError::new(format!("bad Redis URL: {e}"));
@@ -187,6 +196,17 @@ impl RedisStores {
         getrandom::fill(&mut nonce).map_err(|e| StoreError::new(format!("no random source: {e}")))?;
         let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
         let instance = claim_number(&mut connection, &config.key_prefix, &nonce).await?;
+        // Keel's scripts run at every heartbeat and session change: a Redis that refuses them (an ACL user
+        // without `+@scripting`, Redis Cluster) must stop the instance now, not make it look dead in 15 s.
+        renew_claim(&mut connection, &alive_key(&config.key_prefix, u64::from(instance)), &nonce).await.map_err(
+            |error| match error.code() {
+                Some(_) => StoreError::new(format!(
+                    "Redis refused the script that renews this instance's claim ({error}): Keel needs a \
+                     standalone Redis (not Cluster) whose user may run scripts (EVAL, ACL category +@scripting)"
+                )),
+                None => failed(error),
+            },
+        )?;
         let (writes, queue) = mpsc::channel(config.write_queue.max(1));
         tokio::spawn(write_events(connection.clone(), queue));
         let standalone = StandaloneStreams::default();
@@ -916,6 +936,18 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 ";
 
+/// Runs [`RENEW_CLAIM`] on claim `alive` with token `nonce`: whether this instance holds it.
+async fn renew_claim(connection: &mut ConnectionManager, alive: &str, nonce: &str) -> Result<bool, RedisError> {
+    redis::cmd("EVAL")
+        .arg(RENEW_CLAIM)
+        .arg(1)
+        .arg(alive)
+        .arg(nonce)
+        .arg(millis(ALIVE_LAPSE))
+        .query_async(connection)
+        .await
+}
+
 /// What the heartbeat keeps saying.
 struct Beat {
     prefix: String,
@@ -926,8 +958,8 @@ struct Beat {
     writes: mpsc::Sender<Write>,
 }
 
-/// Says that this instance runs: renews its claim `<prefix>alive:<instance>` now (so that its streams and
-/// tasks never look orphaned) and every [`HEARTBEAT`], expiring after [`ALIVE_LAPSE`], until the guard drops;
+/// Says that this instance runs: renews its claim `<prefix>alive:<instance>` (which `connect` renewed
+/// first) every [`HEARTBEAT`], expiring after [`ALIVE_LAPSE`], until the guard drops;
 /// the first beat after Redis lost its data takes the claim back. Other instances
 /// end the relay of a stream, and fail a task, whose instance has no heartbeat. Each beat also refreshes
 /// the `<prefix>gs:<session>` entries of the standalone streams the instance holds, which expire as
@@ -940,13 +972,15 @@ async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGu
     let stopped = stop.clone();
     // Whether another instance holds this one's number: said once, not at every beat.
     let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // When the claim was last renewed: a failure is worth a warning once half its lapse has gone.
+    let renewed = Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
     let set = move |beat: &mut ConnectionManager| {
-        let command =
-            redis::cmd("EVAL").arg(RENEW_CLAIM).arg(1).arg(&alive).arg(&nonce).arg(millis(ALIVE_LAPSE)).to_owned();
-        let (mut beat, lost) = (beat.clone(), lost.clone());
+        let (mut beat, lost, renewed, alive, nonce) =
+            (beat.clone(), lost.clone(), renewed.clone(), alive.clone(), nonce.clone());
         async move {
-            match command.query_async::<bool>(&mut beat).await {
+            match renew_claim(&mut beat, &alive, &nonce).await {
                 Ok(held) => {
+                    *lock(&renewed) = tokio::time::Instant::now();
                     let was_lost = lost.swap(!held, std::sync::atomic::Ordering::Relaxed);
                     if !held && !was_lost {
                         tracing::error!(
@@ -958,11 +992,16 @@ async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGu
                         tracing::warn!(instance, "this instance holds its number again");
                     }
                 }
+                Err(error) if lock(&renewed).elapsed() >= ALIVE_LAPSE / 2 => tracing::warn!(
+                    %error,
+                    instance,
+                    "the instance heartbeat did not reach Redis; once its claim lapses, other instances take this \
+                     one for dead (its tasks fail, its streams end)"
+                ),
                 Err(error) => tracing::debug!(%error, "the instance heartbeat did not reach Redis"),
             }
         }
     };
-    set(&mut beat).await;
     tokio::spawn(async move {
         let mut every = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
         loop {
