@@ -9,7 +9,8 @@ use http::StatusCode;
 use http_body_util::BodyExt;
 use keel_mcp::protocol::logging::LoggingLevel;
 use keel_mcp::server::http::{
-    EventStore, HttpConfig, McpService, RedisConfig, RedisStores, SessionStore, SessionUpdate,
+    EventStore, HttpConfig, McpService, RedisConfig, RedisStores, SessionRecord, SessionStore, SessionUpdate,
+    StoreError, StoreFuture,
 };
 use serde_json::{Value, json};
 
@@ -397,6 +398,63 @@ async fn answers_and_cancellations_cross_instances_through_redis() {
         assert_eq!(events(&mut standalone, 1).await.len(), 1, "the priming event");
         assert_eq!(delete(&b, &id).await.status(), StatusCode::OK);
         assert!(events(&mut standalone, usize::MAX).await.is_empty(), "the stream ends");
+    })
+    .await
+    .expect("bounded");
+}
+
+/// A session store whose removal runs but whose answer is lost (as when Redis answers after the timeout).
+#[derive(Debug)]
+struct LostRemoval(std::sync::Arc<keel_mcp::server::http::RedisSessionStore>);
+
+impl SessionStore for LostRemoval {
+    fn instance(&self) -> u32 {
+        self.0.instance()
+    }
+    fn save<'a>(&'a self, id: &'a str, record: &'a SessionRecord, ttl: Duration) -> StoreFuture<'a, u64> {
+        self.0.save(id, record, ttl)
+    }
+    fn update<'a>(
+        &'a self,
+        id: &'a str,
+        record: &'a SessionRecord,
+        revision: u64,
+        ttl: Duration,
+    ) -> StoreFuture<'a, SessionUpdate> {
+        self.0.update(id, record, revision, ttl)
+    }
+    fn load<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
+        self.0.load(id, ttl)
+    }
+    fn touch<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<u64>> {
+        self.0.touch(id, ttl)
+    }
+    fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            self.0.remove(id).await?;
+            Err(StoreError::new("Redis did not answer in time"))
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_delete_whose_answer_is_lost_still_ends_the_copies_elsewhere() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (a, _sa) = instance(&redis, "lost-delete:").await;
+        let config = RedisConfig::new(redis.url()).key_prefix("lost-delete:").timeout(Duration::from_millis(500));
+        let stores_b = RedisStores::connect(config).await.expect("Redis is up");
+        let lossy = HttpConfig::default()
+            .redis(&stores_b)
+            .session_store(std::sync::Arc::new(LostRemoval(stores_b.session_store())));
+        let b = server().http_service(lossy);
+        let id = session(&a).await;
+        let mut standalone = get(&a, &id, None).await.into_body();
+        assert_eq!(events(&mut standalone, 1).await.len(), 1, "the priming event");
+        // The client hears 503 (and its retry would hear 404): A's copy must end all the same.
+        assert_eq!(delete(&b, &id).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let ended = tokio::time::timeout(Duration::from_secs(5), events(&mut standalone, usize::MAX)).await;
+        assert!(ended.is_ok_and(|rest| rest.is_empty()), "A's standalone stream stays open");
     })
     .await
     .expect("bounded");
