@@ -288,6 +288,41 @@ async fn ending_a_session_sends_redis_no_empty_command() {
 }
 
 #[tokio::test]
+async fn a_write_redis_refuses_fails_only_its_own_waiters() {
+    let Some(redis) = RedisServer::start() else { return };
+    // The writer runs on this (current-thread) runtime, so this thread's subscriber sees its warnings.
+    let (logged, _guard) = span_capture::capture(tracing::Level::WARN);
+    tokio::time::timeout(BOUND, async {
+        let (_a, stores) = instance(&redis, "refused:").await;
+        let events = stores.event_store();
+        // A key of the wrong type where session `secret-id` lists its streams: every write to it is refused.
+        let mut conn = raw(&redis).await;
+        let _: () = redis::cmd("SET").arg("refused:evs:secret-id").arg("x").query_async(&mut conn).await.unwrap();
+        // One batch (nothing runs the writer before the first await): the refused writes, then others'.
+        events.append("secret-id", 7, bytes::Bytes::from_static(b"{}"));
+        let (refused, taken) = tokio::join!(events.keep_resumable("secret-id", 8), events.keep_resumable("good", 1));
+        assert!(refused.is_err(), "a write Redis refused is reported taken");
+        taken.expect("an unrelated write of the same batch is reported lost");
+        let listed: bool = redis::cmd("SISMEMBER")
+            .arg("refused:evs:good")
+            .arg("refused:ev:good:1")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(listed);
+        // The unrelated event of the refused session's batch was written too.
+        let len: u64 = redis::cmd("XLEN").arg("refused:ev:secret-id:7").query_async(&mut conn).await.unwrap();
+        assert_eq!(len, 1);
+    })
+    .await
+    .expect("bounded");
+    // Each refusal is logged with its key, the session id left out.
+    let text = logged.text();
+    assert!(text.contains("SADD refused:evs:…"), "{text}");
+    assert!(!text.contains("secret-id"), "{text}");
+}
+
+#[tokio::test]
 async fn ending_a_session_removes_its_streams_in_one_command() {
     let Some(redis) = RedisServer::start() else { return };
     tokio::time::timeout(BOUND, async {

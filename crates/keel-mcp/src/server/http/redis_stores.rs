@@ -208,7 +208,7 @@ impl RedisStores {
             },
         )?;
         let (writes, queue) = mpsc::channel(config.write_queue.max(1));
-        tokio::spawn(write_events(connection.clone(), queue));
+        tokio::spawn(write_events(connection.clone(), queue, config.key_prefix.clone()));
         let standalone = StandaloneStreams::default();
         let beat = Beat {
             prefix: config.key_prefix.clone(),
@@ -566,7 +566,7 @@ enum Write {
         set: String,
     },
     /// Lists a stream in its session's set, so that other instances know it before its first event;
-    /// `done` says whether this and every earlier write reached Redis.
+    /// `done` says whether Redis took it.
     KeepResumable {
         key: String,
         set: String,
@@ -576,7 +576,8 @@ enum Write {
     RemoveSession {
         set: String,
     },
-    /// Records (or refreshes) standalone stream `stream` as open in hash `key`; see `KeepResumable` for `done`.
+    /// Records (or refreshes) standalone stream `stream` as open in hash `key`; `done` says whether Redis
+    /// took it.
     Standalone {
         key: String,
         stream: u64,
@@ -595,7 +596,7 @@ enum Write {
         channel: Arc<str>,
         message: Bytes,
     },
-    /// `done`, when given, says whether this and every earlier write of its batch reached Redis.
+    /// `done`, when given, says whether Redis took it.
     #[cfg(feature = "tasks")]
     Set {
         key: String,
@@ -1024,16 +1025,20 @@ async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGu
 }
 
 /// Writes events to Redis in order, a pipeline per batch. A failed batch is logged and dropped: the
-/// instance that runs the streams still has them, and the connection reconnects by itself.
-async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiver<Write>) {
+/// instance that runs the streams still has them, and the connection reconnects by itself. A command
+/// Redis refuses (a stale entry id, a key of another type, `OOM`) fails only the writes it belongs to: the
+/// others in its batch were applied, and their waiters hear so.
+async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiver<Write>, prefix: String) {
     const BATCH: usize = 256;
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
         let mut pipe = redis::pipe();
-        let mut waiting = Vec::new();
+        // Each waiter, with the commands whose success it reports (by index in the pipeline).
+        let mut waiting: Vec<(std::ops::Range<usize>, oneshot::Sender<bool>)> = Vec::new();
         // The stream of the batch's last append, listed already in this batch.
         let mut listed = String::new();
         for write in batch.drain(..) {
+            let first = pipe.len();
             match write {
                 Write::Append { key, set, seq, message, cap, ttl } => {
                     pipe.cmd("XADD")
@@ -1043,66 +1048,114 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                         .arg(cap)
                         .arg(format!("0-{seq}"))
                         .arg("m")
-                        .arg(message.as_ref())
-                        .ignore();
-                    pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
+                        .arg(message.as_ref());
+                    pipe.cmd("PEXPIRE").arg(&key).arg(ttl);
                     // The set expires with its last stream, not its first: DELETE finds every stream.
                     // Consecutive events of one stream refresh it once.
                     if listed != key {
-                        pipe.cmd("SADD").arg(&set).arg(&key).ignore();
-                        pipe.cmd("PEXPIRE").arg(&set).arg(ttl).ignore();
+                        pipe.cmd("SADD").arg(&set).arg(&key);
+                        pipe.cmd("PEXPIRE").arg(&set).arg(ttl);
                         listed = key;
                     }
                 }
                 Write::Finish { key, cap, ttl } => {
-                    pipe.cmd("XADD").arg(&key).arg("MAXLEN").arg("~").arg(cap).arg(END_ID).arg("end").arg(1).ignore();
-                    pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
+                    pipe.cmd("XADD").arg(&key).arg("MAXLEN").arg("~").arg(cap).arg(END_ID).arg("end").arg(1);
+                    pipe.cmd("PEXPIRE").arg(&key).arg(ttl);
                 }
                 Write::Remove { key, set } => {
-                    pipe.cmd("DEL").arg(&key).ignore();
-                    pipe.cmd("SREM").arg(&set).arg(&key).ignore();
+                    pipe.cmd("DEL").arg(&key);
+                    pipe.cmd("SREM").arg(&set).arg(&key);
                     listed.clear();
                 }
                 Write::KeepResumable { key, set, ttl, done } => {
-                    pipe.cmd("SADD").arg(&set).arg(&key).ignore();
-                    pipe.cmd("PEXPIRE").arg(&set).arg(ttl).ignore();
-                    waiting.push(done);
+                    pipe.cmd("SADD").arg(&set).arg(&key);
+                    pipe.cmd("PEXPIRE").arg(&set).arg(ttl);
+                    waiting.push((first..pipe.len(), done));
                 }
                 Write::RemoveSession { set } => {
-                    pipe.cmd("EVAL").arg(REMOVE_SESSION).arg(1).arg(&set).ignore();
+                    pipe.cmd("EVAL").arg(REMOVE_SESSION).arg(1).arg(&set);
                     listed.clear();
                 }
                 Write::Standalone { key, stream, ttl, done } => {
-                    pipe.cmd("HSET").arg(&key).arg(stream).arg(1).ignore();
-                    pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
-                    waiting.extend(done);
+                    pipe.cmd("HSET").arg(&key).arg(stream).arg(1);
+                    pipe.cmd("PEXPIRE").arg(&key).arg(ttl);
+                    if let Some(done) = done {
+                        waiting.push((first..pipe.len(), done));
+                    }
                 }
                 Write::StandaloneClosed { key, stream } => {
-                    pipe.cmd("HDEL").arg(&key).arg(stream).ignore();
+                    pipe.cmd("HDEL").arg(&key).arg(stream);
                 }
-                Write::Flush { done } => waiting.push(done),
+                // Every earlier write of the batch.
+                Write::Flush { done } => waiting.push((0..first, done)),
                 Write::Publish { channel, message } => {
-                    pipe.cmd("PUBLISH").arg(&*channel).arg(message.as_ref()).ignore();
+                    pipe.cmd("PUBLISH").arg(&*channel).arg(message.as_ref());
                 }
                 #[cfg(feature = "tasks")]
                 Write::Set { key, value, ttl, done } => {
-                    pipe.cmd("SET").arg(&key).arg(value).arg("PX").arg(ttl).ignore();
-                    waiting.extend(done);
+                    pipe.cmd("SET").arg(&key).arg(value).arg("PX").arg(ttl);
+                    if let Some(done) = done {
+                        waiting.push((first..pipe.len(), done));
+                    }
                 }
             }
         }
         // A batch of flushes alone leaves the pipeline empty, which Redis cannot be sent.
-        let written = pipe.is_empty()
-            || pipe
-                .query_async::<()>(&mut connection)
+        let replies = if pipe.is_empty() {
+            Some(Vec::new())
+        } else {
+            pipe.ignore_errors()
+                .query_async::<Vec<redis::Value>>(&mut connection)
                 .await
                 .inspect_err(|error| {
                     tracing::warn!(%error, "SSE events not written to Redis; other instances cannot resume them");
                 })
-                .is_ok();
-        for done in waiting {
+                .ok()
+        };
+        let refused: Vec<usize> = match &replies {
+            Some(replies) => replies
+                .iter()
+                .enumerate()
+                .filter_map(|(index, reply)| match reply {
+                    redis::Value::ServerError(error) => {
+                        let command = described(&pipe, index, &prefix);
+                        tracing::warn!(%error, %command, "Redis refused a write; other instances miss it");
+                        Some(index)
+                    }
+                    _ => None,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        for (commands, done) in waiting {
+            let written = replies.is_some() && !refused.iter().any(|index| commands.contains(index));
             let _ = done.send(written);
         }
+    }
+}
+
+/// The command at `index` of `pipe` and its key, for a log: the session or task id in the key is left
+/// out (it may be all a client needs to act in the session).
+fn described(pipe: &redis::Pipeline, index: usize, prefix: &str) -> String {
+    let Some(command) = pipe.cmd_iter().nth(index) else { return String::new() };
+    let args: Vec<&[u8]> = command
+        .args_iter()
+        .filter_map(|arg| match arg {
+            redis::Arg::Simple(arg) => Some(arg),
+            _ => None,
+        })
+        .collect();
+    let name = args.first().map(|name| String::from_utf8_lossy(name)).unwrap_or_default();
+    // `EVAL <script> <number of keys> <key>`; every other command here names its key first.
+    let key = if name.eq_ignore_ascii_case("EVAL") { args.get(3) } else { args.get(1) };
+    let key = key.map(|key| String::from_utf8_lossy(key)).unwrap_or_default();
+    let Some(rest) = key.strip_prefix(prefix) else { return format!("{name} …") };
+    let mut parts = rest.split(':');
+    let kind = parts.next().unwrap_or_default();
+    match (parts.next(), parts.next()) {
+        (Some(_), Some(stream)) => format!("{name} {prefix}{kind}:…:{stream}"),
+        (Some(_), None) => format!("{name} {prefix}{kind}:…"),
+        _ => format!("{name} {prefix}{kind}"),
     }
 }
 
