@@ -137,11 +137,14 @@ impl RedisConfig {
 ///   the bus only while one is open; otherwise it fails at once, as on a single instance.
 /// - `<prefix>alive:<instance>`: the instance's claim on its number and its heartbeat (a random token of
 ///   the instance, taken with `SET NX`, renewed every 2 s, expiring after 15 s; renewed again at once when
-///   Redis comes back without it, and an error is logged if another instance took it meanwhile). A client
+///   Redis comes back without it, with a warning that others may have taken the instance for dead
+///   meanwhile, and an error if another instance took it). A client
 ///   resuming a stream whose instance has no heartbeat gets what is left of it, then the end (or 404 when
 ///   nothing is left), instead of waiting for events that will never come.
 /// - With the `tasks` feature, `<prefix>task:<id>`: a task's state as its instance last recorded it (JSON,
-///   expiring with the task). A task still running on an instance whose heartbeat lapsed is `failed`.
+///   expiring with the task). A task still running on an instance whose heartbeat lapsed is `failed`, for
+///   good: should that instance live on, its later saves of the task are refused, and it stops the task's
+///   handler and reports the task `failed` too.
 ///
 /// # What Redis it needs
 ///
@@ -596,13 +599,16 @@ enum Write {
         channel: Arc<str>,
         message: Bytes,
     },
-    /// `done`, when given, says whether Redis took it.
+    /// A task's state as the instance running it saw it, refused over a terminal record (see
+    /// [`SAVE_TASK`]), which the instance then adopts (`overruled`). `done`, when given, says whether
+    /// Redis took or refused it (`false`: it failed).
     #[cfg(feature = "tasks")]
-    Set {
+    SaveTask {
         key: String,
         value: Vec<u8>,
         ttl: u64,
         done: Option<oneshot::Sender<bool>>,
+        overruled: Overruled,
     },
 }
 
@@ -874,6 +880,41 @@ if ttl > 0 then redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl) end
 return 1
 ";
 
+/// Saves a task's state (`ARGV[1]`, for `ARGV[2]` ms) as its instance saw it, unless the record holds
+/// another, terminal state: another instance declared the task failed while this one's heartbeat lapsed,
+/// and told clients so for good. Then it returns that record (and 1 when saved).
+#[cfg(feature = "tasks")]
+const SAVE_TASK: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then
+  local ok, stored = pcall(cjson.decode, current)
+  if ok and type(stored) == 'table' and type(stored.t) == 'table' then
+    local status = stored.t.status
+    if status == 'completed' or status == 'failed' or status == 'cancelled' then return current end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+";
+
+/// Where a task whose save [`SAVE_TASK`] refused lives: its instance adopts the recorded state.
+#[cfg(feature = "tasks")]
+pub(crate) struct Overruled {
+    tasks: std::sync::Weak<crate::server::tasks::TaskStore>,
+    id: String,
+}
+
+#[cfg(feature = "tasks")]
+impl Overruled {
+    /// Makes the task what Redis records (`recorded`, a terminal state), stopping its handler.
+    fn adopt(self, recorded: &[u8]) {
+        let Ok(StoredTask { t: recorded, .. }) = serde_json::from_slice::<StoredTask>(recorded) else { return };
+        if let Some(tasks) = self.tasks.upgrade() {
+            tasks.overruled(&self.id, recorded);
+        }
+    }
+}
+
 /// What a client reads when the shared task records cannot be reached (-32603: retry).
 #[cfg(feature = "tasks")]
 const TASKS_UNAVAILABLE: &str = "the shared task store is unavailable; retry shortly";
@@ -929,24 +970,42 @@ async fn claim_number(connection: &mut ConnectionManager, prefix: &str, nonce: &
 }
 
 /// Renews an instance's claim on its number (`KEYS[1]`, token `ARGV[1]`, for `ARGV[2]` ms), taking it back
-/// when Redis lost it; 0 when another instance holds it.
+/// when it lapsed: 1 when renewed, 2 when taken back, 0 when another instance holds it.
 const RENEW_CLAIM: &str = r"
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return 1
+if holder then return 1 end
+return 2
 ";
 
-/// Runs [`RENEW_CLAIM`] on claim `alive` with token `nonce`: whether this instance holds it.
-async fn renew_claim(connection: &mut ConnectionManager, alive: &str, nonce: &str) -> Result<bool, RedisError> {
-    redis::cmd("EVAL")
+/// What [`RENEW_CLAIM`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Claim {
+    /// Another instance holds the number.
+    Lost,
+    /// Renewed.
+    Held,
+    /// Taken back after it lapsed (Redis lost it, or did not hear from this instance for
+    /// [`ALIVE_LAPSE`]): others may have taken this instance for dead meanwhile.
+    Retaken,
+}
+
+/// Runs [`RENEW_CLAIM`] on claim `alive` with token `nonce`.
+async fn renew_claim(connection: &mut ConnectionManager, alive: &str, nonce: &str) -> Result<Claim, RedisError> {
+    let found: i64 = redis::cmd("EVAL")
         .arg(RENEW_CLAIM)
         .arg(1)
         .arg(alive)
         .arg(nonce)
         .arg(millis(ALIVE_LAPSE))
         .query_async(connection)
-        .await
+        .await?;
+    Ok(match found {
+        0 => Claim::Lost,
+        2 => Claim::Retaken,
+        _ => Claim::Held,
+    })
 }
 
 /// What the heartbeat keeps saying.
@@ -980,17 +1039,23 @@ async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGu
             (beat.clone(), lost.clone(), renewed.clone(), alive.clone(), nonce.clone());
         async move {
             match renew_claim(&mut beat, &alive, &nonce).await {
-                Ok(held) => {
+                Ok(claim) => {
                     *lock(&renewed) = tokio::time::Instant::now();
-                    let was_lost = lost.swap(!held, std::sync::atomic::Ordering::Relaxed);
-                    if !held && !was_lost {
-                        tracing::error!(
+                    let was_lost = lost.swap(claim == Claim::Lost, std::sync::atomic::Ordering::Relaxed);
+                    match claim {
+                        Claim::Lost if !was_lost => tracing::error!(
                             instance,
                             "another instance took this instance's number after Redis lost its data: their \
                              stream numbers and request ids collide; restart this instance"
-                        );
-                    } else if held && was_lost {
-                        tracing::warn!(instance, "this instance holds its number again");
+                        ),
+                        Claim::Retaken => tracing::warn!(
+                            instance,
+                            "this instance's claim had lapsed (Redis lost it, or did not hear from this instance \
+                             in time) and is taken back: meanwhile other instances may have failed its tasks \
+                             (which it then stops) and ended its streams"
+                        ),
+                        Claim::Held if was_lost => tracing::warn!(instance, "this instance holds its number again"),
+                        _ => {}
                     }
                 }
                 Err(error) if lock(&renewed).elapsed() >= ALIVE_LAPSE / 2 => tracing::warn!(
@@ -1037,6 +1102,9 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
         let mut waiting: Vec<(std::ops::Range<usize>, oneshot::Sender<bool>)> = Vec::new();
         // The stream of the batch's last append, listed already in this batch.
         let mut listed = String::new();
+        // The tasks' saves (by index in the pipeline), whose refusals their instance adopts.
+        #[cfg(feature = "tasks")]
+        let mut task_saves = Vec::new();
         for write in batch.drain(..) {
             let first = pipe.len();
             match write {
@@ -1092,8 +1160,9 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                     pipe.cmd("PUBLISH").arg(&*channel).arg(message.as_ref());
                 }
                 #[cfg(feature = "tasks")]
-                Write::Set { key, value, ttl, done } => {
-                    pipe.cmd("SET").arg(&key).arg(value).arg("PX").arg(ttl);
+                Write::SaveTask { key, value, ttl, done, overruled } => {
+                    pipe.cmd("EVAL").arg(SAVE_TASK).arg(1).arg(&key).arg(value).arg(ttl);
+                    task_saves.push((first, overruled));
                     if let Some(done) = done {
                         waiting.push((first..pipe.len(), done));
                     }
@@ -1127,6 +1196,15 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                 .collect(),
             None => Vec::new(),
         };
+        // Before the waiters hear: a refused final save has been adopted once it is answered.
+        #[cfg(feature = "tasks")]
+        if let Some(replies) = &replies {
+            for (index, overruled) in task_saves {
+                if let Some(redis::Value::BulkString(recorded)) = replies.get(index) {
+                    overruled.adopt(recorded);
+                }
+            }
+        }
         for (commands, done) in waiting {
             let written = replies.is_some() && !refused.iter().any(|index| commands.contains(index));
             let _ = done.send(written);
@@ -1349,6 +1427,15 @@ impl RedisTasks {
 pub(crate) struct TaskLink {
     pub(crate) tasks: Arc<RedisTasks>,
     pub(crate) bus: Arc<super::bus::Bus>,
+    /// This instance's tasks (weak: they hold this link), which adopt a state another instance recorded.
+    pub(crate) here: std::sync::Weak<crate::server::tasks::TaskStore>,
+}
+
+#[cfg(feature = "tasks")]
+impl TaskLink {
+    fn overruled(&self, id: &str) -> Overruled {
+        Overruled { tasks: self.here.clone(), id: id.to_owned() }
+    }
 }
 
 #[cfg(feature = "tasks")]
@@ -1362,7 +1449,8 @@ impl crate::server::tasks::TaskShare for TaskLink {
     ) {
         let stored = StoredTask { i: self.tasks.instance, t: task.clone(), p: principal.cloned() };
         let Ok(value) = serde_json::to_vec(&stored) else { return };
-        let write = Write::Set { key: self.tasks.key(id), value, ttl: millis(ttl), done: None };
+        let (key, overruled) = (self.tasks.key(id), self.overruled(id));
+        let write = Write::SaveTask { key, value, ttl: millis(ttl), done: None, overruled };
         if self.tasks.writes.try_send(write).is_err() {
             tracing::warn!("Redis writes are backed up; a task's state was not shared");
         }
@@ -1383,7 +1471,8 @@ impl crate::server::tasks::TaskShare for TaskLink {
             let stored = StoredTask { i: self.tasks.instance, t: task.clone(), p: principal.cloned() };
             let value = serde_json::to_vec(&stored).map_err(|e| unshared(&e.to_string()))?;
             let (done, written) = oneshot::channel();
-            let write = Write::Set { key: self.tasks.key(id), value, ttl: millis(ttl), done: Some(done) };
+            let (key, overruled) = (self.tasks.key(id), self.overruled(id));
+            let write = Write::SaveTask { key, value, ttl: millis(ttl), done: Some(done), overruled };
             self.tasks.writes.try_send(write).map_err(|_| unshared("writes are backed up"))?;
             match tokio::time::timeout(self.tasks.timeout, written).await {
                 Ok(Ok(true)) => Ok(()),
