@@ -28,9 +28,24 @@ use redis_server::RedisServer;
 const BOUND: Duration = Duration::from_secs(60);
 
 async fn instance(redis: &RedisServer, prefix: &str) -> (McpService, RedisStores) {
+    settled(redis, prefix).await;
     let config = RedisConfig::new(redis.url()).key_prefix(prefix).timeout(Duration::from_millis(500));
     let stores = RedisStores::connect(config).await.expect("Redis is up");
     (server().http_service(HttpConfig::default().redis(&stores)), stores)
+}
+
+/// Makes Redis look as if it had held `prefix`'s data for long, as it has but for the first seconds after it
+/// started or lost its data: a new instance then takes its number at once, without waiting for running
+/// instances to renew their claims (`an_instance_number_is_never_given_twice_after_redis_loses_its_data`
+/// tests that wait).
+async fn settled(redis: &RedisServer, prefix: &str) {
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}epoch"))
+        .arg(0)
+        .arg("NX")
+        .query_async(&mut raw(redis).await)
+        .await
+        .unwrap();
 }
 
 /// A raw connection, to look at what the stores wrote.
@@ -100,16 +115,20 @@ async fn an_instance_number_is_never_given_twice_after_redis_loses_its_data() {
     tokio::time::timeout(BOUND, async {
         let (_a, stores_a) = instance(&redis, "numbers:").await;
         let number = stores_a.session_store().instance();
-        // Redis comes back empty: the instances counter starts over, but A's claim on its number is back with
-        // A's next heartbeat.
+        // Redis comes back empty: the instances counter starts over, and A's claim on its number is gone until
+        // A's next heartbeat (up to 2 s away). B starts right away, before that beat.
         redis.restart();
         let mut conn = raw(&redis).await;
         let claim = format!("numbers:alive:{number}");
-        while !redis::cmd("EXISTS").arg(&claim).query_async::<bool>(&mut conn).await.unwrap() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let (_b, stores_b) = instance(&redis, "numbers:").await;
+        assert!(!redis::cmd("EXISTS").arg(&claim).query_async::<bool>(&mut conn).await.unwrap());
+        let config = RedisConfig::new(redis.url()).key_prefix("numbers:").timeout(Duration::from_millis(500));
+        let stores_b = RedisStores::connect(config).await.expect("Redis is up");
         assert_ne!(stores_b.session_store().instance(), number, "two running instances share a number");
+        // A holds its claim (B's tentative one gave way), and the counter skips A's number from now on.
+        let holder: String = redis::cmd("GET").arg(&claim).query_async(&mut conn).await.unwrap();
+        assert!(!holder.starts_with("new:"), "{holder}");
+        let counter: u32 = redis::cmd("GET").arg("numbers:instances").query_async(&mut conn).await.unwrap();
+        assert!(counter >= number, "{counter}");
     })
     .await
     .expect("bounded");

@@ -56,6 +56,10 @@ fn server() -> Server {
 }
 
 async fn instance(redis: &RedisServer) -> (McpService, RedisStores) {
+    // As if Redis had held the data for long: the instance takes its number without waiting for running
+    // instances to renew their claims (tests/redis_stores.rs tests that wait).
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET").arg("tasks:epoch").arg(0).arg("NX").query_async(&mut conn).await.unwrap();
     let config = RedisConfig::new(redis.url()).key_prefix("tasks:").timeout(Duration::from_millis(500));
     let stores = RedisStores::connect(config).await.expect("Redis is up");
     (server().http_service(HttpConfig::default().redis(&stores)), stores)

@@ -129,14 +129,18 @@ impl RedisConfig {
 /// - `<prefix>instances`: a counter from which each instance takes its number, from which stream numbers
 ///   and the ids of server-to-client requests start (so they are unique across instances). The number is
 ///   the instance's only while it holds `<prefix>alive:<instance>` (below): a number whose claim another
-///   instance holds is skipped, so a counter that started over after Redis lost its data gives no running
-///   instance's number again.
+///   instance holds is skipped, and every heartbeat raises the counter to the instance's number, so a
+///   counter that started over after Redis lost its data gives no running instance's number again.
+/// - `<prefix>epoch`: when Redis's data (for the prefix) began. In its first seconds (a heartbeat and
+///   [`RedisConfig::timeout`]), a new instance's claim is tentative: `connect` waits out the rest of that
+///   time, and a running instance whose heartbeat finds its number claimed that way takes it back (the
+///   newcomer moves on to the next number).
 /// - `<prefix>bus`: the pub/sub channel of the [`RedisSessionBus`].
 /// - `<prefix>gs:<session id>`: the session's standalone (GET) streams open on some instance, refreshed by
 ///   its heartbeat (expiring after 15 s). A server-to-client request with no stream of its own is sent on
 ///   the bus only while one is open; otherwise it fails at once, as on a single instance.
 /// - `<prefix>alive:<instance>`: the instance's claim on its number and its heartbeat (a random token of
-///   the instance, taken with `SET NX`, renewed every 2 s, expiring after 15 s; renewed again at once when
+///   the instance, taken with `SET NX`, renewed every 2 s, expiring after 15 s; taken back when
 ///   Redis comes back without it, with a warning that others may have taken the instance for dead
 ///   meanwhile, and an error if another instance took it). A client
 ///   resuming a stream whose instance has no heartbeat gets what is left of it, then the end (or 404 when
@@ -181,7 +185,9 @@ impl RedisStores {
     /// Connects to Redis and takes this instance's number. Fails when Redis cannot be reached now, or
     /// refuses to run scripts (see [What Redis it needs](RedisStores#what-redis-it-needs)); later outages
     /// are survived (see [`RedisStores`]). Must run inside a Tokio runtime (it starts the
-    /// task that writes events).
+    /// task that writes events). In the first seconds after Redis started or lost its data, it waits up
+    /// to 2 s plus [`RedisConfig::timeout`], for running instances to renew their claims (see
+    /// `<prefix>epoch` in [`RedisStores`]).
     pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
         let bad_url = |e: RedisError| StoreError::new(format!("bad Redis URL: {e}"));
         // The writer sends whole pipelines and requests are small: no waiting for more to send (Nagle).
@@ -198,18 +204,7 @@ impl RedisStores {
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|e| StoreError::new(format!("no random source: {e}")))?;
         let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
-        let instance = claim_number(&mut connection, &config.key_prefix, &nonce).await?;
-        // Keel's scripts run at every heartbeat and session change: a Redis that refuses them (an ACL user
-        // without `+@scripting`, Redis Cluster) must stop the instance now, not make it look dead in 15 s.
-        renew_claim(&mut connection, &alive_key(&config.key_prefix, u64::from(instance)), &nonce).await.map_err(
-            |error| match error.code() {
-                Some(_) => StoreError::new(format!(
-                    "Redis refused the script that renews this instance's claim ({error}): Keel needs a \
-                     standalone Redis (not Cluster) whose user may run scripts (EVAL, ACL category +@scripting)"
-                )),
-                None => failed(error),
-            },
-        )?;
+        let instance = claim_number(&mut connection, &config, &nonce).await?;
         let (writes, queue) = mpsc::channel(config.write_queue.max(1));
         tokio::spawn(write_events(connection.clone(), queue, config.key_prefix.clone()));
         let standalone = StandaloneStreams::default();
@@ -944,38 +939,98 @@ type StandaloneStreams = Arc<std::sync::Mutex<std::collections::HashSet<(Arc<str
 const NUMBER_PROBES: u64 = 1024;
 
 /// Takes an instance number no running instance holds: from the `<prefix>instances` counter on, the first
-/// whose `<prefix>alive:<n>` this instance claims (`SET NX`, with its `nonce`). The counter alone would give
-/// a running instance's number again once Redis lost its data.
-async fn claim_number(connection: &mut ConnectionManager, prefix: &str, nonce: &str) -> Result<u32, StoreError> {
+/// whose `<prefix>alive:<n>` this instance claims. The counter alone would give a running instance's number
+/// again once Redis lost its data, and so would a claim alone in the moments before that instance's next
+/// heartbeat puts its claim back: the claim is tentative (`new:<nonce>`, taken with `SET NX`) until a
+/// heartbeat and a timeout have passed since Redis's data began (`<prefix>epoch`: a wait only in the first
+/// seconds after Redis started or lost its data), and a running instance's heartbeat overwrites it
+/// ([`RENEW_CLAIM`]), which sends this instance on to the next number. Each heartbeat also raises the counter to its number,
+/// so that after one beat a counter that started over skips running instances' numbers.
+async fn claim_number(
+    connection: &mut ConnectionManager,
+    config: &RedisConfig,
+    nonce: &str,
+) -> Result<u32, StoreError> {
+    let prefix = &config.key_prefix;
     let counter: u64 =
         redis::cmd("INCR").arg(format!("{prefix}instances")).query_async(connection).await.map_err(failed)?;
+    let tentative = format!("new:{nonce}");
     for candidate in counter..counter.saturating_add(NUMBER_PROBES) {
         // Numbers stay below 2^20, so that request ids (number << 32) stay exact in JSON numbers read as
         // doubles; 0 is the number of no instance.
         let number = u32::try_from(candidate % (1 << 20)).unwrap_or(0).max(1);
-        let claimed: Option<String> = redis::cmd("SET")
-            .arg(alive_key(prefix, u64::from(number)))
-            .arg(nonce)
-            .arg("NX")
-            .arg("PX")
+        let alive = alive_key(prefix, u64::from(number));
+        let age: i64 = redis::cmd("EVAL")
+            .arg(CLAIM)
+            .arg(2)
+            .arg(&alive)
+            .arg(format!("{prefix}epoch"))
+            .arg(&tentative)
             .arg(millis(ALIVE_LAPSE))
             .query_async(connection)
             .await
-            .map_err(failed)?;
-        if claimed.is_some() {
+            .map_err(scripts_refused)?;
+        let Ok(age) = u64::try_from(age) else { continue };
+        // Time for an instance that holds the number, and lost its claim with Redis's data, to renew it.
+        let settled = HEARTBEAT + config.timeout;
+        tokio::time::sleep(settled.saturating_sub(Duration::from_millis(age))).await;
+        let confirmed: bool = redis::cmd("EVAL")
+            .arg(CONFIRM_CLAIM)
+            .arg(1)
+            .arg(&alive)
+            .arg(&tentative)
+            .arg(nonce)
+            .arg(millis(ALIVE_LAPSE))
+            .query_async(connection)
+            .await
+            .map_err(scripts_refused)?;
+        if confirmed {
             return Ok(number);
         }
     }
     Err(StoreError::new(format!("no free instance number in the {NUMBER_PROBES} after the counter")))
 }
 
+/// Keel's scripts run at every heartbeat and session change: a Redis that refuses them (an ACL user without
+/// `+@scripting`, Redis Cluster) must stop the instance at start, not make it look dead 15 s later.
+fn scripts_refused(error: RedisError) -> StoreError {
+    match error.code() {
+        Some(_) => StoreError::new(format!(
+            "Redis refused the script that claims this instance's number ({error}): Keel needs a standalone \
+             Redis (not Cluster) whose user may run scripts (EVAL, ACL category +@scripting)"
+        )),
+        None => failed(error),
+    }
+}
+
+/// Claims `KEYS[1]` tentatively (`SET NX` of `ARGV[1]`, for `ARGV[2]` ms): -1 when it is held, or else how
+/// long ago (ms) the data of the prefix began, as recorded in `KEYS[2]` (set now when missing). Every
+/// running instance has had a heartbeat since, once that is a heartbeat and a timeout ago.
+const CLAIM: &str = r"
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('SET', KEYS[2], ms, 'NX')
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end
+return ms - tonumber(redis.call('GET', KEYS[2]))
+";
+
+/// Turns a tentative claim (`KEYS[1]` holding `ARGV[1]`) into this instance's (token `ARGV[2]`, for
+/// `ARGV[3]` ms); 0 when a running instance took its number back meanwhile.
+const CONFIRM_CLAIM: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+";
+
 /// Renews an instance's claim on its number (`KEYS[1]`, token `ARGV[1]`, for `ARGV[2]` ms), taking it back
-/// when it lapsed: 1 when renewed, 2 when taken back, 0 when another instance holds it.
+/// when it lapsed or a newcomer claims it tentatively, and raises the instances counter (`KEYS[2]`) to the
+/// number (`ARGV[3]`): 1 when renewed, 2 when taken back, 0 when another instance holds it.
 const RENEW_CLAIM: &str = r"
 local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then return 0 end
+if holder and holder ~= ARGV[1] and string.sub(holder, 1, 4) ~= 'new:' then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if holder then return 1 end
+if tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[3]) then redis.call('SET', KEYS[2], ARGV[3]) end
+if holder == ARGV[1] then return 1 end
 return 2
 ";
 
@@ -991,21 +1046,36 @@ enum Claim {
     Retaken,
 }
 
-/// Runs [`RENEW_CLAIM`] on claim `alive` with token `nonce`.
-async fn renew_claim(connection: &mut ConnectionManager, alive: &str, nonce: &str) -> Result<Claim, RedisError> {
-    let found: i64 = redis::cmd("EVAL")
-        .arg(RENEW_CLAIM)
-        .arg(1)
-        .arg(alive)
-        .arg(nonce)
-        .arg(millis(ALIVE_LAPSE))
-        .query_async(connection)
-        .await?;
-    Ok(match found {
-        0 => Claim::Lost,
-        2 => Claim::Retaken,
-        _ => Claim::Held,
-    })
+/// An instance's claim on its number, as its heartbeat renews it.
+struct Claimant {
+    /// `<prefix>alive:<number>`.
+    alive: String,
+    /// `<prefix>instances`.
+    counter: String,
+    number: u32,
+    /// The claim's token.
+    nonce: String,
+}
+
+impl Claimant {
+    /// Runs [`RENEW_CLAIM`].
+    async fn renew(&self, connection: &mut ConnectionManager) -> Result<Claim, RedisError> {
+        let found: i64 = redis::cmd("EVAL")
+            .arg(RENEW_CLAIM)
+            .arg(2)
+            .arg(&self.alive)
+            .arg(&self.counter)
+            .arg(&self.nonce)
+            .arg(millis(ALIVE_LAPSE))
+            .arg(self.number)
+            .query_async(connection)
+            .await?;
+        Ok(match found {
+            0 => Claim::Lost,
+            2 => Claim::Retaken,
+            _ => Claim::Held,
+        })
+    }
 }
 
 /// What the heartbeat keeps saying.
@@ -1026,7 +1096,12 @@ struct Beat {
 /// `alive` does: a message for a session's standalone stream goes on the bus only while one is open.
 async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGuard {
     let Beat { prefix, instance, nonce, standalone, writes } = beat_of;
-    let alive = alive_key(&prefix, u64::from(instance));
+    let claimant = Arc::new(Claimant {
+        alive: alive_key(&prefix, u64::from(instance)),
+        counter: format!("{prefix}instances"),
+        number: instance,
+        nonce,
+    });
     let mut beat = connection;
     let stop = CancellationToken::new();
     let stopped = stop.clone();
@@ -1035,10 +1110,15 @@ async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGu
     // When the claim was last renewed: a failure is worth a warning once half its lapse has gone.
     let renewed = Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
     let set = move |beat: &mut ConnectionManager| {
-        let (mut beat, lost, renewed, alive, nonce) =
-            (beat.clone(), lost.clone(), renewed.clone(), alive.clone(), nonce.clone());
+        let (mut beat, lost, renewed, claimant) = (beat.clone(), lost.clone(), renewed.clone(), claimant.clone());
         async move {
-            match renew_claim(&mut beat, &alive, &nonce).await {
+            // A connection Redis dropped (a restart) is replaced by the first command that fails on it: beat
+            // again at once on the new one, for the claim to be back before a newcomer confirms its own.
+            let mut renewal = claimant.renew(&mut beat).await;
+            if renewal.as_ref().is_err_and(|error| error.is_connection_dropped() || error.is_io_error()) {
+                renewal = claimant.renew(&mut beat).await;
+            }
+            match renewal {
                 Ok(claim) => {
                     *lock(&renewed) = tokio::time::Instant::now();
                     let was_lost = lost.swap(claim == Claim::Lost, std::sync::atomic::Ordering::Relaxed);
