@@ -342,6 +342,40 @@ async fn a_write_redis_refuses_fails_only_its_own_waiters() {
 }
 
 #[tokio::test]
+async fn a_stream_with_a_lost_write_is_never_claimed_resumable() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (_a, stores) = instance(&redis, "holes:").await;
+        let events = stores.event_store();
+        let mut conn = raw(&redis).await;
+        // Stream 7's first event is refused (a key of the wrong type in its place), its second is written.
+        let _: () = redis::cmd("SET").arg("holes:ev:s:7").arg("x").query_async(&mut conn).await.unwrap();
+        events.append("s", 7, bytes::Bytes::from_static(b"{}"));
+        events.append("s", 8, bytes::Bytes::from_static(b"{}"));
+        assert!(events.flush().await.is_err(), "a flush after a lost event");
+        assert!(events.flush().await.is_ok(), "nothing lost since the last flush");
+        let _: () = redis::cmd("DEL").arg("holes:ev:s:7").query_async(&mut conn).await.unwrap();
+        events.append("s", 7, bytes::Bytes::from_static(b"{}"));
+        // A client resuming stream 7 elsewhere would miss its first event, with no sign of it.
+        assert!(events.keep_resumable("s", 7).await.is_err(), "a stream with a hole is called resumable");
+        events.keep_resumable("s", 8).await.expect("a whole stream is resumable");
+
+        // An event dropped at the full queue makes a hole too.
+        let config =
+            RedisConfig::new(redis.url()).key_prefix("holes:").timeout(Duration::from_millis(500)).write_queue(1);
+        let stores = RedisStores::connect(config).await.expect("Redis is up");
+        let events = stores.event_store();
+        events.append("t", 1, bytes::Bytes::from_static(b"{}"));
+        events.append("t", 1, bytes::Bytes::from_static(b"{}"));
+        // A round trip lets the writer empty the queue.
+        stores.session_store().touch("t", Duration::from_secs(1)).await.unwrap();
+        assert!(events.keep_resumable("t", 1).await.is_err(), "a stream with a dropped event is called resumable");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
 async fn ending_a_session_removes_its_streams_in_one_command() {
     let Some(redis) = RedisServer::start() else { return };
     tokio::time::timeout(BOUND, async {

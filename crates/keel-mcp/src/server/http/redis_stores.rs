@@ -166,7 +166,9 @@ impl RedisConfig {
 /// Redis. Events are written to Redis in the background, in order, through a queue of
 /// [`RedisConfig::write_queue`] writes: past it (Redis too slow or away), writes are dropped and logged, so
 /// a client resuming on another instance may miss those events (resuming on the instance that ran the
-/// stream misses nothing: it keeps its own copy). Bus messages published while an instance's subscription
+/// stream misses nothing: it keeps its own copy). Such a stream, and one whose events Redis refused or
+/// lost with a failed batch, is remembered: closing it for polling logs that it may not resume elsewhere,
+/// and the graceful shutdown's wait for the last writes reports the loss. Bus messages published while an instance's subscription
 /// is down are lost for it (a lost answer ends as the waiting request's timeout). A task's state reaches
 /// Redis before its creation is answered (otherwise the call gets -32603 and the task is not started) and
 /// once it ended; in between, its updates are written in the background. An instance that dies
@@ -206,7 +208,8 @@ impl RedisStores {
         let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
         let instance = claim_number(&mut connection, &config, &nonce).await?;
         let (writes, queue) = mpsc::channel(config.write_queue.max(1));
-        tokio::spawn(write_events(connection.clone(), queue, config.key_prefix.clone()));
+        let holes = Holes::shared();
+        tokio::spawn(write_events(connection.clone(), queue, config.key_prefix.clone(), holes.clone()));
         let standalone = StandaloneStreams::default();
         let beat = Beat {
             prefix: config.key_prefix.clone(),
@@ -232,6 +235,7 @@ impl RedisStores {
                 connection: connection.clone(),
                 standalone,
                 writes,
+                holes,
                 client,
                 readers: Arc::new(Semaphore::new(config.max_remote_readers)),
                 instance,
@@ -528,6 +532,8 @@ pub struct RedisEventStore {
     /// The standalone streams this instance holds open, announced in Redis (see [`start_heartbeat`]).
     standalone: StandaloneStreams,
     writes: mpsc::Sender<Write>,
+    /// Streams whose copy in Redis has a hole.
+    holes: Arc<std::sync::Mutex<Holes>>,
     client: Client,
     readers: Arc<Semaphore>,
     /// This instance's number: the high bits of the streams it runs.
@@ -564,7 +570,8 @@ enum Write {
         set: String,
     },
     /// Lists a stream in its session's set, so that other instances know it before its first event;
-    /// `done` says whether Redis took it.
+    /// `done` says whether Redis took it and holds every event of the stream written so far (none was
+    /// dropped, refused or lost with a failed batch: see [`Holes`]).
     KeepResumable {
         key: String,
         set: String,
@@ -586,7 +593,7 @@ enum Write {
         key: String,
         stream: u64,
     },
-    /// Nothing to write: `done` says whether every earlier write of its batch reached Redis.
+    /// Nothing to write: `done` says whether every event write since the last flush reached Redis.
     Flush {
         done: oneshot::Sender<bool>,
     },
@@ -624,8 +631,11 @@ impl RedisEventStore {
     }
 
     fn queue(&self, write: Write) {
-        if self.writes.try_send(write).is_err() {
+        if let Err(dropped) = self.writes.try_send(write) {
             tracing::warn!("Redis event writes are backed up; an event was not shared with other instances");
+            if let Write::Append { key, .. } | Write::Finish { key, .. } = dropped.into_inner() {
+                lock(&self.holes).add(key);
+            }
         }
     }
 }
@@ -1173,13 +1183,21 @@ async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGu
 /// instance that runs the streams still has them, and the connection reconnects by itself. A command
 /// Redis refuses (a stale entry id, a key of another type, `OOM`) fails only the writes it belongs to: the
 /// others in its batch were applied, and their waiters hear so.
-async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiver<Write>, prefix: String) {
+async fn write_events(
+    mut connection: ConnectionManager,
+    mut queue: mpsc::Receiver<Write>,
+    prefix: String,
+    holes: Arc<std::sync::Mutex<Holes>>,
+) {
     const BATCH: usize = 256;
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
         let mut pipe = redis::pipe();
         // Each waiter, with the commands whose success it reports (by index in the pipeline).
-        let mut waiting: Vec<(std::ops::Range<usize>, oneshot::Sender<bool>)> = Vec::new();
+        let mut waiting: Vec<(std::ops::Range<usize>, Waiter)> = Vec::new();
+        // The commands of each event write (the first names its stream), and the streams removed.
+        let mut events = Vec::new();
+        let mut removed = Vec::new();
         // The stream of the batch's last append, listed already in this batch.
         let mut listed = String::new();
         // The tasks' saves (by index in the pipeline), whose refusals their instance adopts.
@@ -1198,6 +1216,7 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                         .arg("m")
                         .arg(message.as_ref());
                     pipe.cmd("PEXPIRE").arg(&key).arg(ttl);
+                    events.push(first..pipe.len());
                     // The set expires with its last stream, not its first: DELETE finds every stream.
                     // Consecutive events of one stream refresh it once.
                     if listed != key {
@@ -1209,16 +1228,18 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                 Write::Finish { key, cap, ttl } => {
                     pipe.cmd("XADD").arg(&key).arg("MAXLEN").arg("~").arg(cap).arg(END_ID).arg("end").arg(1);
                     pipe.cmd("PEXPIRE").arg(&key).arg(ttl);
+                    events.push(first..pipe.len());
                 }
                 Write::Remove { key, set } => {
                     pipe.cmd("DEL").arg(&key);
                     pipe.cmd("SREM").arg(&set).arg(&key);
                     listed.clear();
+                    removed.push(key);
                 }
                 Write::KeepResumable { key, set, ttl, done } => {
                     pipe.cmd("SADD").arg(&set).arg(&key);
                     pipe.cmd("PEXPIRE").arg(&set).arg(ttl);
-                    waiting.push((first..pipe.len(), done));
+                    waiting.push((first..pipe.len(), Waiter::Stream(key, done)));
                 }
                 Write::RemoveSession { set } => {
                     pipe.cmd("EVAL").arg(REMOVE_SESSION).arg(1).arg(&set);
@@ -1228,14 +1249,14 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                     pipe.cmd("HSET").arg(&key).arg(stream).arg(1);
                     pipe.cmd("PEXPIRE").arg(&key).arg(ttl);
                     if let Some(done) = done {
-                        waiting.push((first..pipe.len(), done));
+                        waiting.push((first..pipe.len(), Waiter::Own(done)));
                     }
                 }
                 Write::StandaloneClosed { key, stream } => {
                     pipe.cmd("HDEL").arg(&key).arg(stream);
                 }
                 // Every earlier write of the batch.
-                Write::Flush { done } => waiting.push((0..first, done)),
+                Write::Flush { done } => waiting.push((0..first, Waiter::Flush(done))),
                 Write::Publish { channel, message } => {
                     pipe.cmd("PUBLISH").arg(&*channel).arg(message.as_ref());
                 }
@@ -1244,7 +1265,7 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                     pipe.cmd("EVAL").arg(SAVE_TASK).arg(1).arg(&key).arg(value).arg(ttl);
                     task_saves.push((first, overruled));
                     if let Some(done) = done {
-                        waiting.push((first..pipe.len(), done));
+                        waiting.push((first..pipe.len(), Waiter::Own(done)));
                     }
                 }
             }
@@ -1285,11 +1306,80 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                 }
             }
         }
-        for (commands, done) in waiting {
+        // The streams whose events did not all reach Redis, in this batch or before.
+        let mut known = lock(&holes);
+        for commands in events {
+            if replies.is_none() || refused.iter().any(|index| commands.contains(index)) {
+                known.add(key_of(&pipe, commands.start));
+            }
+        }
+        for key in removed {
+            known.streams.remove(&key);
+        }
+        for (commands, waiter) in waiting {
             let written = replies.is_some() && !refused.iter().any(|index| commands.contains(index));
-            let _ = done.send(written);
+            let _ = match waiter {
+                Waiter::Own(done) => done.send(written),
+                Waiter::Stream(key, done) => done.send(written && !known.streams.contains(&key)),
+                Waiter::Flush(done) => {
+                    let holed = std::mem::take(&mut known.since_flush);
+                    done.send(written && !holed)
+                }
+            };
         }
     }
+}
+
+/// Who waits for a write of the event writer, and what it is told.
+enum Waiter {
+    /// Whether Redis took the write.
+    Own(oneshot::Sender<bool>),
+    /// Whether Redis took the write and holds every event written to stream `key` (see [`Holes`]).
+    Stream(String, oneshot::Sender<bool>),
+    /// Whether every event write since the last flush reached Redis.
+    Flush(oneshot::Sender<bool>),
+}
+
+/// Streams at most remembered in [`Holes`]; past it an arbitrary one is forgotten.
+const MAX_HOLES: usize = 4096;
+
+/// The streams whose copy in Redis has a hole: one of their event writes was dropped at the full queue,
+/// refused by Redis, or lost with its batch. Nothing re-sends it (the instance running the stream still
+/// serves it whole), so nothing may claim them resumable elsewhere: [`EventStore::keep_resumable`] fails
+/// for them, and [`EventStore::flush`] fails after any hole since the last flush. A stream is forgotten
+/// when removed.
+#[derive(Default)]
+struct Holes {
+    streams: std::collections::HashSet<String>,
+    /// An event write failed since the last flush.
+    since_flush: bool,
+}
+
+impl Holes {
+    fn shared() -> Arc<std::sync::Mutex<Holes>> {
+        Arc::default()
+    }
+
+    fn add(&mut self, key: String) {
+        self.since_flush = true;
+        if self.streams.len() >= MAX_HOLES
+            && let Some(forgotten) = self.streams.iter().next().cloned()
+        {
+            self.streams.remove(&forgotten);
+        }
+        self.streams.insert(key);
+    }
+}
+
+/// The key (first argument) of the command at `index` of `pipe`.
+fn key_of(pipe: &redis::Pipeline, index: usize) -> String {
+    let key = pipe.cmd_iter().nth(index).and_then(|command| {
+        command.args_iter().nth(1).and_then(|arg| match arg {
+            redis::Arg::Simple(key) => Some(String::from_utf8_lossy(key).into_owned()),
+            _ => None,
+        })
+    });
+    key.unwrap_or_default()
 }
 
 /// The command at `index` of `pipe` and its key, for a log: the session or task id in the key is left
