@@ -156,7 +156,7 @@ impl RedisConfig {
 /// ACL category `+@scripting`) and reach every key under the prefix: the heartbeat and the changes of
 /// sessions and tasks are Lua scripts, and removing a session's streams deletes keys its script reads
 /// from a set. Redis Cluster, and servers that refuse undeclared keys in scripts, are not supported.
-/// [`RedisStores::connect`] runs the heartbeat's script once and fails when Redis refuses it.
+/// [`RedisStores::connect`] claims the instance's number with a script, and fails when Redis refuses it.
 ///
 /// # Failures
 ///
@@ -168,12 +168,12 @@ impl RedisConfig {
 /// a client resuming on another instance may miss those events (resuming on the instance that ran the
 /// stream misses nothing: it keeps its own copy). Such a stream, and one whose events Redis refused or
 /// lost with a failed batch, is remembered: closing it for polling logs that it may not resume elsewhere,
-/// and the graceful shutdown's wait for the last writes reports the loss. Bus messages published while an instance's subscription
-/// is down are lost for it (a lost answer ends as the waiting request's timeout). A task's state reaches
-/// Redis before its creation is answered (otherwise the call gets -32603 and the task is not started) and
-/// once it ended; in between, its updates are written in the background. An instance that dies
-/// loses only what it held: its streams (clients resume elsewhere from Redis) and its running calls and
-/// tasks.
+/// and the graceful shutdown's wait for the last writes reports the loss. Bus messages published while an
+/// instance's subscription is down are lost for it (a lost answer ends as the waiting request's timeout).
+/// A task's state reaches Redis before its creation is answered (otherwise the call gets -32603 and the
+/// task is not started) and once it ended; in between, its updates are written in the background. An
+/// instance that dies loses only what it held: its streams (clients resume elsewhere from Redis) and its
+/// running calls and tasks.
 #[derive(Clone, Debug)]
 pub struct RedisStores {
     sessions: Arc<RedisSessionStore>,
@@ -954,8 +954,9 @@ const NUMBER_PROBES: u64 = 1024;
 /// heartbeat puts its claim back: the claim is tentative (`new:<nonce>`, taken with `SET NX`) until a
 /// heartbeat and a timeout have passed since Redis's data began (`<prefix>epoch`: a wait only in the first
 /// seconds after Redis started or lost its data), and a running instance's heartbeat overwrites it
-/// ([`RENEW_CLAIM`]), which sends this instance on to the next number. Each heartbeat also raises the counter to its number,
-/// so that after one beat a counter that started over skips running instances' numbers.
+/// ([`RENEW_CLAIM`]), which sends this instance on to the next number. Each heartbeat also raises the
+/// counter to its number, so that after one beat a counter that started over skips running instances'
+/// numbers.
 async fn claim_number(
     connection: &mut ConnectionManager,
     config: &RedisConfig,
@@ -1098,8 +1099,8 @@ struct Beat {
     writes: mpsc::Sender<Write>,
 }
 
-/// Says that this instance runs: renews its claim `<prefix>alive:<instance>` (which `connect` renewed
-/// first) every [`HEARTBEAT`], expiring after [`ALIVE_LAPSE`], until the guard drops;
+/// Says that this instance runs: renews its claim `<prefix>alive:<instance>` (which `connect` took) every
+/// [`HEARTBEAT`], expiring after [`ALIVE_LAPSE`], until the guard drops;
 /// the first beat after Redis lost its data takes the claim back. Other instances
 /// end the relay of a stream, and fail a task, whose instance has no heartbeat. Each beat also refreshes
 /// the `<prefix>gs:<session>` entries of the standalone streams the instance holds, which expire as
