@@ -1005,12 +1005,13 @@ async fn claim_number(
 /// Keel's scripts run at every heartbeat and session change: a Redis that refuses them (an ACL user without
 /// `+@scripting`, Redis Cluster) must stop the instance at start, not make it look dead 15 s later.
 fn scripts_refused(error: RedisError) -> StoreError {
+    // Not a passing state such as `LOADING` or `BUSY`, which says nothing of what Redis allows.
     match error.code() {
-        Some(_) => StoreError::new(format!(
+        Some("NOPERM" | "ERR" | "CROSSSLOT" | "MOVED" | "ASK") => StoreError::new(format!(
             "Redis refused the script that claims this instance's number ({error}): Keel needs a standalone \
              Redis (not Cluster) whose user may run scripts (EVAL, ACL category +@scripting)"
         )),
-        None => failed(error),
+        _ => failed(error),
     }
 }
 
