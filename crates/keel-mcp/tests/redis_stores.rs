@@ -1,6 +1,6 @@
 //! The Redis stores against a real, private `redis-server` (skipped loudly when it is not installed):
 //! sessions roam between instances, a dropped SSE stream resumes on another instance with every event
-//! exactly once, the hot path costs one round trip, and a Redis outage refuses new sessions with 503 until
+//! exactly once, the hot path costs no round trip between checks of a held copy, and a Redis outage refuses new sessions with 503 until
 //! Redis is back, with no restart of the instances.
 
 use std::time::Duration;
@@ -9,8 +9,8 @@ use http::StatusCode;
 use http_body_util::BodyExt;
 use keel_mcp::protocol::logging::LoggingLevel;
 use keel_mcp::server::http::{
-    EventStore, HttpConfig, McpService, RedisConfig, RedisStores, SessionRecord, SessionStore, SessionUpdate,
-    StoreError, StoreFuture,
+    EventStore, HttpConfig, McpService, RedisConfig, RedisStores, SessionBus, SessionRecord, SessionStore,
+    SessionUpdate, StoreError, StoreFuture,
 };
 use serde_json::{Value, json};
 
@@ -65,10 +65,11 @@ async fn sessions_roam_change_and_end_across_instances() {
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(json_body(response).await["result"]["content"][0]["text"], "via b");
 
-        // The record expires after the idle timeout (30 minutes by default), refreshed on use.
+        // The record expires after the idle timeout (30 minutes by default) plus one check interval (2 s: a
+        // copy's last use may come that long after its check refreshed the record).
         let mut conn = raw(&redis).await;
         let ttl: i64 = redis::cmd("PTTL").arg(format!("roam:s:{id}")).query_async(&mut conn).await.unwrap();
-        assert!(ttl > 29 * 60 * 1000 && ttl <= 30 * 60 * 1000, "ttl {ttl}");
+        assert!(ttl > 29 * 60 * 1000 && ttl <= 30 * 60 * 1000 + 2_000, "ttl {ttl}");
 
         // A change made through B is what A (and the store) see next.
         assert_eq!(call(&b, &id, 2, "logging/setLevel", json!({"level": "error"})).await.status(), StatusCode::OK);
@@ -185,27 +186,52 @@ async fn a_session_keeps_its_list_of_streams_as_long_as_a_stream_gets_events() {
     .expect("bounded");
 }
 
+/// The Redis commands run since `CONFIG RESETSTAT`, but the test's own and the background ones (the
+/// instance heartbeat every 2 s: an `EVAL` that runs `GET` and `SET`; the bus subscription's `PING`).
+async fn commands_since_reset(conn: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(conn).await.unwrap();
+    let background = ["config", "info", "eval:", "get:", "set:", "ping:", "subscribe:"];
+    let mut commands: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.strip_prefix("cmdstat_"))
+        .filter(|l| !background.iter().any(|b| l.starts_with(b)))
+        .map(str::to_owned)
+        .collect();
+    commands.sort_unstable();
+    commands
+}
+
 #[tokio::test]
-async fn a_call_in_a_held_session_costs_one_round_trip() {
+async fn a_call_in_a_held_session_costs_no_round_trip_between_checks_and_one_per_check() {
     let Some(redis) = RedisServer::start() else { return };
     tokio::time::timeout(BOUND, async {
-        let (a, _stores) = instance(&redis, "hot:").await;
-        let id = session(&a).await;
+        // A generous timeout: a bus `PING` missed on a loaded machine would resubscribe, and rightly check.
+        let config = || RedisConfig::new(redis.url()).key_prefix("hot:").timeout(Duration::from_secs(5));
+        let (stores, other) =
+            (RedisStores::connect(config()).await.unwrap(), RedisStores::connect(config()).await.unwrap());
+        let trusting =
+            server().http_service(HttpConfig::default().redis(&stores).session_check_interval(Duration::MAX));
+        let checking =
+            server().http_service(HttpConfig::default().redis(&other).session_check_interval(Duration::ZERO));
+        let (held, checked) = (session(&trusting).await, session(&checking).await);
         let mut conn = raw(&redis).await;
+
+        // Within the check interval, with no change announced on the bus: nothing asked of Redis.
         let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
-        assert_eq!(call_tool(&a, &id, 1, "echo", json!({"text": "x"})).await.status(), StatusCode::OK);
-        let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
-        let mut commands: Vec<&str> = info
-            .lines()
-            .filter_map(|l| l.strip_prefix("cmdstat_"))
-            // Leave out the test's own commands, and the instance heartbeat (every 2 s: an `EVAL` that runs
-            // `GET` and `SET`).
-            .filter(|l| !["config", "info", "eval:", "get:", "set:"].iter().any(|heartbeat| l.starts_with(heartbeat)))
-            .collect();
-        commands.sort_unstable();
-        // One pipeline, each command once: PEXPIRE (refresh the expiry) and HGET (the record's revision).
-        assert_eq!(commands.len(), 2, "{info}");
-        assert!(commands[0].starts_with("hget:calls=1,") && commands[1].starts_with("pexpire:calls=1,"), "{info}");
+        for n in 1..=3 {
+            assert_eq!(call_tool(&trusting, &held, n, "echo", json!({"text": "x"})).await.status(), StatusCode::OK);
+        }
+        assert_eq!(commands_since_reset(&mut conn).await, Vec::<String>::new());
+
+        // A check: one pipeline, each command once: PEXPIRE (refresh the expiry) and HGET (the revision).
+        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
+        assert_eq!(call_tool(&checking, &checked, 1, "echo", json!({"text": "x"})).await.status(), StatusCode::OK);
+        let commands = commands_since_reset(&mut conn).await;
+        assert_eq!(commands.len(), 2, "{commands:?}");
+        assert!(
+            commands[0].starts_with("hget:calls=1,") && commands[1].starts_with("pexpire:calls=1,"),
+            "{commands:?}"
+        );
     })
     .await
     .expect("bounded");
@@ -805,7 +831,7 @@ async fn a_bus_connection_gone_silent_is_replaced() {
             (server().http_service(HttpConfig::default().redis(&stores)), stores)
         };
         // A reaches Redis through the relay, B directly.
-        let (a, _sa) = connect(relay.url()).await;
+        let (a, stores_a) = connect(relay.url()).await;
         let (b, _sb) = connect(redis.url()).await;
         let id = session(&a).await;
         let mut direct = raw(&redis).await;
@@ -823,6 +849,7 @@ async fn a_bus_connection_gone_silent_is_replaced() {
             }
         };
         assert_eq!(subscribers(&mut direct).await, 2);
+        assert_eq!(stores_a.session_bus().subscription(), Some(1));
         // A's connections go silent; Redis still counts its subscription. A notices and subscribes anew.
         relay.freeze();
         let mut polls = 0;
@@ -834,6 +861,9 @@ async fn a_bus_connection_gone_silent_is_replaced() {
         }
         // The bus works for A again: an answer posted to B reaches A's handler.
         assert_eq!(ask_answered_elsewhere(&a, &b, &id, "Ada").await, "hello Ada");
+        // A new subscription, so A checks its session copies against Redis again (what was announced
+        // while its connection was silent is lost).
+        assert_eq!(stores_a.session_bus().subscription(), Some(2));
     })
     .await
     .expect("bounded");

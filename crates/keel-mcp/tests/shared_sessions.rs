@@ -9,8 +9,8 @@ use std::time::Duration;
 use http::StatusCode;
 use keel_mcp::protocol::logging::LoggingLevel;
 use keel_mcp::server::http::{
-    EventStore, HttpConfig, McpService, MemoryEventStore, MemorySessionBus, MemorySessionStore, SessionRecord,
-    SessionStore, SessionUpdate, StoreError, StoreFuture,
+    EventStore, HttpConfig, McpService, MemoryEventStore, MemorySessionBus, MemorySessionStore, SessionBus,
+    SessionRecord, SessionStore, SessionUpdate, StoreError, StoreFuture,
 };
 use serde_json::{Value, json};
 
@@ -470,6 +470,231 @@ async fn an_instance_never_lets_go_of_a_copy_with_a_running_call() {
         let rest = events(&mut body, usize::MAX).await;
         let text = rest.iter().filter_map(|e| e.data.as_ref()).find_map(|d| d["result"]["content"][0]["text"].as_str());
         assert_eq!(text, Some("let go"), "{rest:?}");
+    })
+    .await
+    .expect("bounded");
+}
+
+/// A shared store that counts how often a request asks it about a session held here (`touch` and `load`).
+#[derive(Debug)]
+struct Counting {
+    store: Arc<dyn SessionStore>,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl Counting {
+    fn over(store: &Arc<MemorySessionStore>) -> Arc<Counting> {
+        Arc::new(Counting { store: store.instance_handle(), asked: Default::default() })
+    }
+
+    fn asked(&self) -> usize {
+        self.asked.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl SessionStore for Counting {
+    fn instance(&self) -> u32 {
+        self.store.instance()
+    }
+    fn save<'a>(&'a self, id: &'a str, record: &'a SessionRecord, ttl: Duration) -> StoreFuture<'a, u64> {
+        self.store.save(id, record, ttl)
+    }
+    fn update<'a>(
+        &'a self,
+        id: &'a str,
+        r: &'a SessionRecord,
+        rev: u64,
+        ttl: Duration,
+    ) -> StoreFuture<'a, SessionUpdate> {
+        self.store.update(id, r, rev, ttl)
+    }
+    fn load<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.store.load(id, ttl)
+    }
+    fn touch<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<u64>> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.store.touch(id, ttl)
+    }
+    fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
+        self.store.remove(id)
+    }
+}
+
+/// A bus whose subscription the test takes down and brings back.
+#[derive(Debug)]
+struct Flaky {
+    bus: MemorySessionBus,
+    subscription: std::sync::Mutex<Option<u64>>,
+}
+
+impl SessionBus for Flaky {
+    fn publish(&self, message: bytes::Bytes) {
+        self.bus.publish(message);
+    }
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<bytes::Bytes> {
+        self.bus.subscribe()
+    }
+    fn subscription(&self) -> Option<u64> {
+        *self.subscription.lock().unwrap()
+    }
+}
+
+/// Whether `warn` sent its warning in `session` on `service` (it does once the session asked for warnings).
+async fn warns(service: &McpService, session: &str, id: u64) -> bool {
+    let response = call_tool(service, session, id, "warn", json!({})).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    body_text(response).await.contains("notifications/message")
+}
+
+/// Longer than any test: only the bus (or a lost subscription) makes a copy be checked again.
+const NEVER: Duration = Duration::from_secs(3600);
+
+#[tokio::test]
+async fn a_held_copy_costs_no_store_round_trip_until_another_instance_announces_a_change() {
+    tokio::time::timeout(BOUND, async {
+        let store = Arc::new(MemorySessionStore::new(100));
+        let bus = Arc::new(MemorySessionBus::new(1024));
+        let counting = Counting::over(&store);
+        let a = server().http_service(
+            HttpConfig::default()
+                .session_store(counting.clone())
+                .session_bus(bus.clone())
+                .session_check_interval(NEVER),
+        );
+        let b = server().http_service(HttpConfig::default().session_store(store.instance_handle()).session_bus(bus));
+        let id = session(&a).await;
+        let before = counting.asked();
+        for n in 1..=3 {
+            assert_eq!(call_tool(&a, &id, n, "echo", json!({"text": "x"})).await.status(), StatusCode::OK);
+        }
+        assert!(!warns(&a, &id, 4).await, "no level asked for yet");
+        assert_eq!(counting.asked(), before, "a held, current copy was checked against the store");
+
+        // B changes the session and announces it: A checks its copy again at its next request, and serves
+        // the new level, long before its check interval.
+        assert_eq!(call(&b, &id, 5, "logging/setLevel", json!({"level": "warning"})).await.status(), StatusCode::OK);
+        let mut id_n = 6;
+        while !warns(&a, &id, id_n).await {
+            id_n += 1;
+            tokio::task::yield_now().await;
+        }
+        let checked = counting.asked();
+        assert!(checked > before, "A served the change without reading it from the store");
+        assert!(warns(&a, &id, id_n + 1).await);
+        assert_eq!(counting.asked(), checked, "once current again, the copy costs no round trip");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn without_a_bus_or_with_a_zero_check_interval_every_request_asks_the_store() {
+    tokio::time::timeout(BOUND, without_a_bus_or_with_a_zero_check_interval()).await.expect("bounded");
+}
+
+async fn without_a_bus_or_with_a_zero_check_interval() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let bus = Arc::new(MemorySessionBus::new(1024));
+    let no_bus = Counting::over(&store);
+    let zero = Counting::over(&store);
+    let configs = [
+        (HttpConfig::default().session_store(no_bus.clone()).session_check_interval(NEVER), &no_bus),
+        (
+            HttpConfig::default().session_store(zero.clone()).session_bus(bus).session_check_interval(Duration::ZERO),
+            &zero,
+        ),
+    ];
+    for (config, counting) in configs {
+        let service = server().http_service(config);
+        let id = session(&service).await;
+        let before = counting.asked();
+        for n in 1..=3 {
+            assert_eq!(call_tool(&service, &id, n, "nothing", json!({})).await.status(), StatusCode::OK);
+        }
+        assert_eq!(counting.asked(), before + 3, "one check per request");
+    }
+}
+
+#[tokio::test]
+async fn a_copy_is_checked_again_after_the_bus_subscription_was_down() {
+    tokio::time::timeout(BOUND, checked_again_after_the_subscription_was_down()).await.expect("bounded");
+}
+
+async fn checked_again_after_the_subscription_was_down() {
+    let store = Arc::new(MemorySessionStore::new(100));
+    let bus = Arc::new(Flaky { bus: MemorySessionBus::new(1024), subscription: std::sync::Mutex::new(Some(1)) });
+    let counting = Counting::over(&store);
+    let a = server().http_service(
+        HttpConfig::default().session_store(counting.clone()).session_bus(bus.clone()).session_check_interval(NEVER),
+    );
+    let id = session(&a).await;
+    let mut asked = counting.asked();
+    let mut n = 0;
+    let mut call_and_count = async || {
+        n += 1;
+        assert_eq!(call_tool(&a, &id, n, "nothing", json!({})).await.status(), StatusCode::OK);
+        let now = counting.asked();
+        std::mem::replace(&mut asked, now).abs_diff(now)
+    };
+    assert_eq!(call_and_count().await, 0);
+    // While the subscription is down, announcements may be lost: every request checks.
+    *bus.subscription.lock().unwrap() = None;
+    assert_eq!(call_and_count().await, 1);
+    assert_eq!(call_and_count().await, 1);
+    // A new subscription: what was announced in between is lost, so the copy is checked once more.
+    *bus.subscription.lock().unwrap() = Some(2);
+    assert_eq!(call_and_count().await, 1);
+    assert_eq!(call_and_count().await, 0);
+}
+
+#[tokio::test]
+async fn a_session_in_use_on_one_instance_never_expires_in_the_store_between_checks() {
+    tokio::time::timeout(BOUND, async {
+        let store = Arc::new(MemorySessionStore::new(100));
+        let bus = Arc::new(MemorySessionBus::new(1024));
+        // A short idle timeout, under the default check interval (2 s): the check must come often enough
+        // to keep the record alive while the session is in use.
+        let idle = Duration::from_millis(400);
+        let a = server().http_service(
+            HttpConfig::default().session_store(store.instance_handle()).session_bus(bus).session_idle_timeout(idle),
+        );
+        let id = session(&a).await;
+        let start = std::time::Instant::now();
+        let mut n = 0;
+        while start.elapsed() < Duration::from_millis(2_500) {
+            n += 1;
+            assert_eq!(call_tool(&a, &id, n, "nothing", json!({})).await.status(), StatusCode::OK, "call {n}");
+            // The client's pace: a call every 100 ms, well within the idle timeout.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(store.touch(&id, idle).await.unwrap().is_some(), "the record expired while in use");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_bus_nothing_relays_is_not_trusted_and_nothing_waits_for_it() {
+    tokio::time::timeout(BOUND, async {
+        let store = Arc::new(MemorySessionStore::new(100));
+        let counting = Counting::over(&store);
+        let config = HttpConfig::default()
+            .session_store(counting.clone())
+            .session_bus(Arc::new(MemorySessionBus::new(1024)))
+            .session_check_interval(NEVER);
+        // Built outside any runtime: its relay never starts (and says so).
+        let a = std::thread::spawn(move || server().http_service(config)).join().unwrap();
+        let id = session(&a).await;
+        let before = counting.asked();
+        for n in 1..=2 {
+            assert_eq!(call_tool(&a, &id, n, "nothing", json!({})).await.status(), StatusCode::OK);
+        }
+        assert_eq!(counting.asked(), before + 2, "a copy trusted on the word of a bus nobody listens to");
+        // A change waits for no echo that cannot come.
+        let started = std::time::Instant::now();
+        assert_eq!(call(&a, &id, 3, "logging/setLevel", json!({"level": "error"})).await.status(), StatusCode::OK);
+        assert!(started.elapsed() < Duration::from_millis(500), "waited {:?}", started.elapsed());
     })
     .await
     .expect("bounded");

@@ -8,6 +8,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use keel_mcp::protocol::Implementation;
 use keel_mcp::protocol::elicitation::{ElicitParams, PrimitiveSchema, RequestedSchema};
+use keel_mcp::protocol::logging::LoggingLevel;
 use keel_mcp::server::http::{McpService, ResponseBody};
 use keel_mcp::server::{HandlerError, NoArgs, RequestContext, Server};
 use serde_json::{Value, json};
@@ -26,6 +27,14 @@ pub fn server() -> Server {
             format!("counted {}", a.n)
         })
         .tool("nothing", "Does nothing", |_: NoArgs| async { "nothing" })
+        .tool(
+            "warn",
+            "Logs a warning (sent when the session asked for warnings)",
+            |ctx: RequestContext, _: NoArgs| async move {
+                ctx.log(LoggingLevel::Warning, None, "careful").await;
+                "warned"
+            },
+        )
         .tool("ask", "Asks the user for a name", |ctx: RequestContext, _: NoArgs| async move {
             let text = json!({"type": "string"});
             let schema = RequestedSchema::new(

@@ -3,11 +3,13 @@
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use super::HttpInner;
 use super::session::lock;
@@ -40,8 +42,13 @@ use crate::server::catalog::Change;
 /// - `tasks/update` and `tasks/cancel` reach the instance running the task (tasks extension, with the
 ///   Redis stores).
 ///
+/// - a change to a session's record (log level, subscriptions) reaches the instances holding a copy, which
+///   then serve it without asking the [`SessionStore`](super::SessionStore) on every request (see
+///   [`HttpConfig::session_check_interval`](super::HttpConfig::session_check_interval)).
+///
 /// The bus is best effort, like the pub/sub it models: a message published while an instance is
-/// disconnected is lost for it (a lost answer ends as the request's timeout).
+/// disconnected is lost for it (a lost answer ends as the request's timeout; a lost change is seen at the
+/// copy's next check against the store).
 pub trait SessionBus: Send + Sync + Debug + 'static {
     /// Sends `message` to every instance subscribed, this one included (it ignores its own). Must not wait:
     /// queue it, or drop it when the queue is full.
@@ -50,6 +57,33 @@ pub trait SessionBus: Send + Sync + Debug + 'static {
     /// Every message published from now on, by any instance. A receiver that falls behind loses the
     /// oldest (and is told so).
     fn subscribe(&self) -> broadcast::Receiver<Bytes>;
+
+    /// Which subscription of this instance delivers messages now (a number that changes each time it is
+    /// established again), or `None` while it is down. Messages published in between are lost for this
+    /// instance, so the session copies it holds are checked against the store again.
+    ///
+    /// The default, `None`, is safe for any bus: every request in a shared session then checks the store
+    /// (one round trip), and nothing waits to hear its own messages back. A bus that never loses its
+    /// subscription ([`MemorySessionBus`]) answers `Some(0)`.
+    fn subscription(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// The state of an instance's bus subscription: copies found current under one epoch are checked again
+/// under the next (messages may have been lost in between).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BusEpoch {
+    subscription: u64,
+    /// How many times this instance's relay fell behind and lost messages.
+    lagged: u64,
+}
+
+impl BusEpoch {
+    #[cfg(test)]
+    pub(crate) fn new(subscription: u64, lagged: u64) -> Self {
+        BusEpoch { subscription, lagged }
+    }
 }
 
 /// A [`SessionBus`] within this process, for tests and for several services in one process. It keeps the
@@ -74,6 +108,10 @@ impl SessionBus for MemorySessionBus {
     fn subscribe(&self) -> broadcast::Receiver<Bytes> {
         self.sender.subscribe()
     }
+
+    fn subscription(&self) -> Option<u64> {
+        Some(0)
+    }
 }
 
 /// What a bus message asks of the instance that holds its target.
@@ -96,6 +134,8 @@ pub(crate) enum Kind {
     /// sent again every half [`HttpConfig::stream_resume_grace`](super::HttpConfig::stream_resume_grace)
     /// while it does.
     Reading,
+    /// Session `s`'s record was saved at revision `m`.
+    Changed,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -108,6 +148,9 @@ struct Envelope<'a> {
     s: Cow<'a, str>,
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     m: Option<&'a RawValue>,
+    /// Numbers a message its publisher waits to hear back (see [`Bus::publish_heard`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    q: Option<u64>,
 }
 
 /// An instance's end of the bus.
@@ -120,7 +163,19 @@ pub(crate) struct Bus {
     injected: Mutex<VecDeque<String>>,
     /// Stops the relay tasks when the service goes.
     stop: CancellationToken,
+    /// See [`BusEpoch::lagged`].
+    lagged: AtomicU64,
+    /// Whether the relay runs: without it nothing published by others is heard here.
+    relaying: AtomicBool,
+    /// The last message this instance published to hear it back (locked while it is sent, so that the
+    /// numbers go out in order), and the last it heard back.
+    announced: Mutex<u64>,
+    echoed: watch::Sender<u64>,
 }
+
+/// How long a request waits to hear its message back from the bus (see [`Bus::publish_heard`]) before it is
+/// answered anyway.
+const ECHO_WAIT: Duration = Duration::from_secs(1);
 
 /// Most remote resource changes awaiting their echo on the local change channel; past it the oldest are
 /// forgotten (one may then be published twice, never lost).
@@ -128,7 +183,44 @@ const MAX_INJECTED: usize = 1024;
 
 impl Bus {
     pub(crate) fn new(bus: Arc<dyn SessionBus>, instance: u32) -> Self {
-        Bus { bus, instance, injected: Mutex::new(VecDeque::new()), stop: CancellationToken::new() }
+        Bus {
+            bus,
+            instance,
+            injected: Mutex::new(VecDeque::new()),
+            stop: CancellationToken::new(),
+            lagged: AtomicU64::new(0),
+            relaying: AtomicBool::new(false),
+            announced: Mutex::new(0),
+            echoed: watch::channel(0).0,
+        }
+    }
+
+    /// The state of this instance's subscription; `None` while it is down or nothing relays it.
+    pub(crate) fn epoch(&self) -> Option<BusEpoch> {
+        if !self.relaying.load(Ordering::Relaxed) {
+            return None;
+        }
+        let subscription = self.bus.subscription()?;
+        Some(BusEpoch { subscription, lagged: self.lagged.load(Ordering::Relaxed) })
+    }
+
+    /// Publishes `kind` about session `id`, then waits (a bounded time) until the message comes back from
+    /// the bus: by then the bus has handed it to every other instance too, so a client told that its
+    /// change or DELETE is done finds it so on whichever instance its next request reaches.
+    pub(crate) async fn publish_heard(&self, kind: Kind, id: &str, message: Option<&[u8]>) {
+        let mut echoed = self.echoed.subscribe();
+        let sequence = {
+            let mut announced = lock(&self.announced);
+            *announced += 1;
+            self.send(kind, id, message, Some(*announced));
+            *announced
+        };
+        if self.epoch().is_none() {
+            return; // Nothing comes back while the subscription is down or not relayed.
+        }
+        if tokio::time::timeout(ECHO_WAIT, echoed.wait_for(|&heard| heard >= sequence)).await.is_err() {
+            tracing::debug!(?kind, "a session bus message was not heard back in time; answering anyway");
+        }
     }
 
     /// Whether request `id` is one another instance sent: a number whose high bits name another instance
@@ -142,12 +234,16 @@ impl Bus {
 
     /// Publishes `kind` about `target` (a session id, or a URI), with `message` when there is one.
     pub(crate) fn publish(&self, kind: Kind, target: &str, message: Option<&[u8]>) {
+        self.send(kind, target, message, None);
+    }
+
+    fn send(&self, kind: Kind, target: &str, message: Option<&[u8]>, q: Option<u64>) {
         let m = match message.map(serde_json::from_slice::<&RawValue>) {
             Some(Ok(raw)) => Some(raw),
             Some(Err(_)) => return,
             None => None,
         };
-        let envelope = Envelope { from: self.instance, k: kind, s: Cow::Borrowed(target), m };
+        let envelope = Envelope { from: self.instance, k: kind, s: Cow::Borrowed(target), m, q };
         if let Ok(bytes) = serde_json::to_vec(&envelope) {
             self.bus.publish(Bytes::from(bytes));
         }
@@ -162,6 +258,7 @@ impl Bus {
             tracing::warn!("HttpConfig::session_bus needs a Tokio runtime when the service is built; not relaying");
             return;
         };
+        bus.relaying.store(true, Ordering::Relaxed);
         runtime.spawn(relay(Arc::downgrade(inner), bus.bus.subscribe(), bus.stop.clone()));
         runtime.spawn(forward_changes(Arc::downgrade(inner), inner.server.changes.subscribe(), bus.stop.clone()));
     }
@@ -175,6 +272,8 @@ impl Drop for Bus {
 
 /// Acts on messages other instances publish, for the sessions this one holds.
 async fn relay(inner: Weak<HttpInner>, mut messages: broadcast::Receiver<Bytes>, stop: CancellationToken) {
+    // However the relay ends (its runtime shut down too), copies are no longer trusted on its word.
+    let _stopped = NotRelaying(inner.clone());
     loop {
         let message = tokio::select! {
             message = messages.recv() => message,
@@ -184,6 +283,11 @@ async fn relay(inner: Weak<HttpInner>, mut messages: broadcast::Receiver<Bytes>,
             Ok(bytes) => bytes,
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::warn!(missed, "session bus messages lost: this instance fell behind");
+                if let Some(inner) = inner.upgrade()
+                    && let Some(bus) = &inner.bus
+                {
+                    bus.lagged.fetch_add(1, Ordering::Relaxed);
+                }
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => return,
@@ -200,6 +304,15 @@ fn deliver(inner: &HttpInner, bytes: &[u8]) {
         return;
     };
     if envelope.from == bus.instance {
+        if let Some(sequence) = envelope.q {
+            bus.echoed.send_if_modified(|heard| {
+                let later = sequence > *heard;
+                if later {
+                    *heard = sequence;
+                }
+                later
+            });
+        }
         return;
     }
     if envelope.k == Kind::Updated {
@@ -227,6 +340,12 @@ fn deliver(inner: &HttpInner, bytes: &[u8]) {
     }
     let Some(session) = inner.sessions.peek(&envelope.s) else { return };
     let Some(raw) = envelope.m else { return };
+    if envelope.k == Kind::Changed {
+        if let Ok(revision) = raw.get().parse::<u64>() {
+            session.announce(revision);
+        }
+        return;
+    }
     if envelope.k == Kind::Reading {
         if let Ok(stream) = raw.get().parse::<u64>()
             && let Some(log) = session.stream(stream)
@@ -252,6 +371,19 @@ fn deliver(inner: &HttpInner, bytes: &[u8]) {
             }
         }
         _ => tracing::debug!("session bus message of the wrong shape ignored"),
+    }
+}
+
+/// Marks the bus as not relayed when dropped.
+struct NotRelaying(Weak<HttpInner>);
+
+impl Drop for NotRelaying {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade()
+            && let Some(bus) = &inner.bus
+        {
+            bus.relaying.store(false, Ordering::Relaxed);
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use crate::engine::CancellationToken;
 use bytes::Bytes;
@@ -589,7 +590,7 @@ pub(super) async fn delete(
         inner.config.event_store.remove_session(session_id);
     }
     if shared && let Some(bus) = &inner.bus {
-        bus.publish(Kind::Delete, session_id, None);
+        bus.publish_heard(Kind::Delete, session_id, None).await;
     }
     if here || shared { body::empty(StatusCode::OK) } else { unknown_session() }
 }
@@ -599,7 +600,9 @@ pub(super) async fn delete(
 ///
 /// This process's copy, or, with a shared [`SessionStore`], the stored session taken over. With a store, a
 /// session this process holds costs one round trip, which refreshes its expiry and tells whether another
-/// instance changed or ended it. The owner is checked first: another principal's request neither marks a
+/// instance changed or ended it; with a [`SessionBus`](super::SessionBus) too, only once per
+/// [`HttpConfig::session_check_interval`](super::HttpConfig::session_check_interval) while no change is
+/// announced (the bus says when another instance changes or ends it). The owner is checked first: another principal's request neither marks a
 /// copy held here active nor refreshes it in the store, and never makes this process take over a stored
 /// session (though reading the record refreshes its expiry in the store).
 async fn resolve(
@@ -616,7 +619,9 @@ async fn resolve(
     if id.len() > MAX_SESSION_ID_BYTES {
         return Err(unknown_session());
     }
-    let ttl = inner.config.session_idle_timeout;
+    let ttl = record_ttl(inner);
+    // Read before the store, so that a subscription lost during the round trip is not trusted after it.
+    let (epoch, asked) = (bus_epoch(inner), Instant::now());
     let Some(session) = local else {
         return match store.load(id, ttl).await {
             // (Loading refreshed the record's expiry: the store has no read without it.)
@@ -628,6 +633,8 @@ async fn resolve(
             {
                 Err(unknown_session())
             }
+            // Not marked checked: an announcement made while it was read found no copy here to mark stale,
+            // so the copy's next request checks it.
             Ok(Some(found)) => {
                 let max_pending = inner.server.limits.max_pending_requests;
                 Ok(inner.sessions.adopt(id, found, max_pending, &inner.config))
@@ -636,8 +643,13 @@ async fn resolve(
             Err(error) => Err(store_unavailable(&error)),
         };
     };
+    if session.current(epoch, check_interval(inner)) {
+        return Ok(session);
+    }
+    let seen = session.revision.load(std::sync::atomic::Ordering::Relaxed);
     let stored = match store.touch(id, ttl).await {
-        Ok(Some(revision)) if revision == session.revision.load(std::sync::atomic::Ordering::Relaxed) => {
+        Ok(Some(revision)) if revision == seen => {
+            session.checked(asked, epoch);
             return Ok(session);
         }
         // Another instance changed the session (log level, subscriptions): take its version.
@@ -647,7 +659,10 @@ async fn resolve(
     };
     match stored {
         Ok(Some((record, revision))) => {
-            session.restore(record, revision);
+            // Not taken when a request here saved a change meanwhile: the next check reads again.
+            if session.refresh(record, revision, seen) {
+                session.checked(asked, epoch);
+            }
             Ok(session)
         }
         // Deleted or expired on another instance.
@@ -663,10 +678,31 @@ async fn resolve(
     }
 }
 
+/// The state of this instance's session bus subscription, which copies checked against the store are
+/// trusted under; `None` without a bus (or while it is down): every request checks.
+fn bus_epoch(inner: &HttpInner) -> Option<super::bus::BusEpoch> {
+    inner.bus.as_ref()?.epoch()
+}
+
+/// How long a copy checked against the store is served without another check: the configured interval,
+/// at most a quarter of the idle timeout (the check is what refreshes the record's expiry).
+fn check_interval(inner: &HttpInner) -> Duration {
+    inner.config.session_check_interval.min(inner.config.session_idle_timeout / 4)
+}
+
+/// The time to live of a shared session's record, refreshed at each check of a copy: the idle timeout
+/// counted from the session's last use, which may come up to one check interval after the check.
+fn record_ttl(inner: &HttpInner) -> Duration {
+    let between_checks = if inner.bus.is_some() { check_interval(inner) } else { Duration::ZERO };
+    inner.config.session_idle_timeout.saturating_add(between_checks)
+}
+
 /// Saves `session`'s record to `store` and notes the revision this copy now reflects.
 async fn save(store: &dyn SessionStore, inner: &HttpInner, session: &HttpSession) -> Result<(), StoreError> {
-    let revision = store.save(&session.id, &session.record(), inner.config.session_idle_timeout).await?;
+    let (epoch, asked) = (bus_epoch(inner), Instant::now());
+    let revision = store.save(&session.id, &session.record(), record_ttl(inner)).await?;
     session.revision.store(revision, std::sync::atomic::Ordering::Relaxed);
+    session.checked(asked, epoch);
     Ok(())
 }
 
@@ -682,9 +718,10 @@ async fn save_change(
     session: &HttpSession,
     (mut revision, before): (u64, SessionRecord),
 ) -> Result<(), ErrorObject> {
-    let ttl = inner.config.session_idle_timeout;
+    let ttl = record_ttl(inner);
     let after = session.record();
     let mut record = after.clone();
+    let (seen, mut reapplied) = (revision, false);
     let unsaved = |error: StoreError| {
         tracing::warn!(%error, "the session's change was not saved to the shared store");
         ErrorObject::internal(STORE_UNAVAILABLE)
@@ -692,7 +729,17 @@ async fn save_change(
     for _ in 0..SAVE_ATTEMPTS {
         let current = match store.update(&session.id, &record, revision, ttl).await.map_err(unsaved)? {
             SessionUpdate::Saved(saved) => {
-                session.restore(record, saved);
+                if !reapplied {
+                    // Saved over what the copy held: the copy has the change already, and whatever
+                    // another request here changed since, which taking `record` would undo.
+                    session.saved(seen, saved);
+                } else {
+                    // Re-applied over another instance's change, which the copy lacks.
+                    session.refresh(record, saved, seen);
+                }
+                if let Some(bus) = &inner.bus {
+                    bus.publish_heard(Kind::Changed, &session.id, Some(saved.to_string().as_bytes())).await;
+                }
                 return Ok(());
             }
             SessionUpdate::Stale => store.load(&session.id, ttl).await.map_err(unsaved)?,
@@ -705,6 +752,7 @@ async fn save_change(
         };
         record = reapply(&before, &after, current);
         revision = current_revision;
+        reapplied = true;
     }
     Err(unsaved(StoreError::new("other instances kept changing the record")))
 }

@@ -118,6 +118,18 @@ pub struct HttpConfig {
     /// How instances sharing sessions reach the one holding a waiting handler, a running call or an open
     /// stream, and hear each other's resource changes (see [`SessionBus`]). Default: none.
     pub session_bus: Option<Arc<dyn SessionBus>>,
+    /// With a shared [`SessionStore`] and a [`SessionBus`] that reports its subscription
+    /// ([`SessionBus::subscription`]): how long this instance serves its copy of a session without asking
+    /// the store. Other instances announce every change to a session's record, and its end, on the bus
+    /// (and hear the announcement back before they answer), so a copy is checked again as soon as one is
+    /// heard, after the bus subscription was down or fell behind (messages may have been lost), and
+    /// otherwise at the first request this long after the last check; that check also refreshes the
+    /// record's expiry in the store (which is why the interval is at most a quarter of
+    /// [`session_idle_timeout`](Self::session_idle_timeout), and the record lives one interval longer).
+    /// So another instance's change reaches a copy here when its announcement is handled, usually before
+    /// the client's next request, or within this time when the announcement was lost. Zero asks the store
+    /// on every request (one round trip), as it does without a bus. Default 2 s.
+    pub session_check_interval: Duration,
     /// Where tasks are shared (set by [`HttpConfig::redis`]).
     #[cfg(all(feature = "redis", feature = "tasks"))]
     pub(crate) redis_tasks: Option<Arc<redis_stores::RedisTasks>>,
@@ -161,6 +173,7 @@ impl Default for HttpConfig {
             event_store: Arc::new(MemoryEventStore::new(1024)),
             session_store: None,
             session_bus: None,
+            session_check_interval: Duration::from_secs(2),
             #[cfg(all(feature = "redis", feature = "tasks"))]
             redis_tasks: None,
             sse_retry_ms: 1000,
@@ -239,6 +252,12 @@ impl HttpConfig {
     /// Sets [`HttpConfig::session_bus`].
     pub fn session_bus(mut self, bus: Arc<dyn SessionBus>) -> Self {
         self.session_bus = Some(bus);
+        self
+    }
+
+    /// Sets [`HttpConfig::session_check_interval`].
+    pub fn session_check_interval(mut self, every: Duration) -> Self {
+        self.session_check_interval = every;
         self
     }
 

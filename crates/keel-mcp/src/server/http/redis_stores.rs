@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -103,6 +104,9 @@ impl RedisConfig {
 /// to the service with [`HttpConfig::redis`], and several instances of one server serve every legacy
 /// session behind a plain load balancer (no sticky sessions).
 ///
+/// One `RedisStores` per service: the instance number it claims names that service's streams, requests
+/// and bus messages, so two services given the same stores would take each other's for their own.
+///
 /// ```no_run
 /// # async fn run(server: keel_mcp::server::Server) -> Result<(), Box<dyn std::error::Error>> {
 /// use keel_mcp::server::http::{HttpConfig, RedisConfig, RedisStores};
@@ -118,8 +122,11 @@ impl RedisConfig {
 ///
 /// - `<prefix>s:<session id>`: a hash with the session's record (`r`, JSON: protocol version, client
 ///   info and capabilities, log level, subscriptions, principal) and its revision (`v`). It expires after
-///   [`HttpConfig::session_idle_timeout`](super::HttpConfig::session_idle_timeout) without use; every request
-///   of the session refreshes it (one round trip: `PEXPIRE` and `HGET` pipelined).
+///   [`HttpConfig::session_idle_timeout`](super::HttpConfig::session_idle_timeout) without use; an instance
+///   holding the session refreshes it when it checks its copy (one round trip: `PEXPIRE` and `HGET`
+///   pipelined), at most once per
+///   [`HttpConfig::session_check_interval`](super::HttpConfig::session_check_interval) unless another
+///   instance announces a change on the bus.
 /// - `<prefix>ev:<session id>:<stream>`: a Redis stream with the events of one SSE stream (entry id
 ///   `0-<seq>`, field `m`), at most [`RedisConfig::events_per_stream`] (approximately: `MAXLEN ~`) and
 ///   expiring [`RedisConfig::event_ttl`] after its last event; its end is the entry `1-0`.
@@ -296,8 +303,9 @@ fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// A [`SessionStore`] in Redis: one hash per session (see [`RedisStores`]). The hot path, a
-/// request in a session this instance holds, costs one round trip ([`SessionStore::touch`]).
+/// A [`SessionStore`] in Redis: one hash per session (see [`RedisStores`]). A request in a session this
+/// instance holds costs no round trip between checks of its copy, and one per check
+/// ([`SessionStore::touch`]; see [`HttpConfig::session_check_interval`](super::HttpConfig::session_check_interval)).
 pub struct RedisSessionStore {
     connection: ConnectionManager,
     prefix: String,
@@ -1428,6 +1436,8 @@ pub struct RedisSessionBus {
     writes: mpsc::Sender<Write>,
     channel: Arc<str>,
     received: broadcast::Sender<Bytes>,
+    /// Which subscription delivers messages now (counting from 1); 0 while there is none.
+    subscription: Arc<AtomicU64>,
     /// Stops the listening task when the last handle goes.
     _listening: DropGuard,
 }
@@ -1449,10 +1459,12 @@ impl RedisSessionBus {
         let received = broadcast::channel(BUS_BACKLOG).0;
         let stop = CancellationToken::new();
         let (subscribed, first) = oneshot::channel();
+        let subscription = Arc::new(AtomicU64::new(0));
         let listening = Listening {
             client: client.clone(),
             channel: channel.clone(),
             received: received.clone(),
+            subscription: subscription.clone(),
             timeout: config.timeout,
             stop: stop.clone(),
         };
@@ -1464,7 +1476,7 @@ impl RedisSessionBus {
                  (answers, cancellations, deletions) are lost for this one"
             );
         }
-        Arc::new(RedisSessionBus { writes, channel, received, _listening: stop.drop_guard() })
+        Arc::new(RedisSessionBus { writes, channel, received, subscription, _listening: stop.drop_guard() })
     }
 }
 
@@ -1478,6 +1490,10 @@ impl SessionBus for RedisSessionBus {
     fn subscribe(&self) -> broadcast::Receiver<Bytes> {
         self.received.subscribe()
     }
+
+    fn subscription(&self) -> Option<u64> {
+        Some(self.subscription.load(Ordering::Relaxed)).filter(|&n| n != 0)
+    }
 }
 
 /// What the bus's listening task needs.
@@ -1485,9 +1501,20 @@ struct Listening {
     client: Client,
     channel: Arc<str>,
     received: broadcast::Sender<Bytes>,
+    /// See [`RedisSessionBus::subscription`].
+    subscription: Arc<AtomicU64>,
     /// [`RedisConfig::timeout`]: for subscribing, and for the answer to each `PING`.
     timeout: Duration,
     stop: CancellationToken,
+}
+
+/// Marks the bus subscription as gone when dropped, however the listening loop leaves it.
+struct Unsubscribed<'a>(&'a AtomicU64);
+
+impl Drop for Unsubscribed<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Relaxed);
+    }
 }
 
 /// Receives the bus's messages until stopped, reconnecting with a growing delay (at most 2 s).
@@ -1497,7 +1524,8 @@ struct Listening {
 /// twice the timeout (at least every second) and reconnects when no answer comes within the timeout.
 async fn listen(listening: Listening, subscribed: oneshot::Sender<()>) {
     use futures_util::StreamExt as _;
-    let Listening { client, channel, received, timeout, stop } = listening;
+    let Listening { client, channel, received, subscription, timeout, stop } = listening;
+    let mut subscriptions = 0;
     let every = (timeout * 2).max(Duration::from_secs(1));
     let mut subscribed = Some(subscribed);
     let mut delay = Duration::from_millis(50);
@@ -1513,6 +1541,9 @@ async fn listen(listening: Listening, subscribed: oneshot::Sender<()>) {
         };
         match pubsub {
             Ok(Ok(pubsub)) => {
+                subscriptions += 1;
+                subscription.store(subscriptions, Ordering::Relaxed);
+                let _down = Unsubscribed(&subscription);
                 if let Some(subscribed) = subscribed.take() {
                     let _ = subscribed.send(());
                 }

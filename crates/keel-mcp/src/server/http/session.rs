@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use crate::engine::CancellationToken;
 
 use super::HttpConfig;
-use super::bus::Bus;
+use super::bus::{Bus, BusEpoch};
 use super::event_log::EventLog;
 use super::event_store::EventStore;
 use super::session_owner::SessionOwner;
@@ -75,6 +75,10 @@ pub(crate) struct HttpSession {
     store: Arc<dyn EventStore>,
     /// The revision of the shared record this copy reflects (see [`SessionStore`](super::SessionStore)); 0 without a store.
     pub(crate) revision: AtomicU64,
+    /// The newest revision other instances announced on the session bus: a copy behind it is stale.
+    announced: AtomicU64,
+    /// When the copy was last found current in the shared store, and under which bus subscription.
+    checked: Mutex<Option<Checked>>,
     /// Who created the session, kept in its shared record.
     pub(crate) principal: Option<Arc<Principal>>,
     /// Reaches the other instances sharing the session.
@@ -115,6 +119,13 @@ impl Numbers {
     fn next_stream(&self) -> u64 {
         self.base + 1 + self.streams.fetch_add(1, Ordering::Relaxed) % u64::from(u32::MAX)
     }
+}
+
+/// A copy found current in the shared store (see [`HttpSession::current`]).
+#[derive(Clone, Copy, Debug)]
+struct Checked {
+    at: Instant,
+    epoch: BusEpoch,
 }
 
 #[derive(Debug, Default)]
@@ -166,6 +177,8 @@ impl HttpSession {
             closed: CancellationToken::new(),
             store: config.event_store.clone(),
             revision: AtomicU64::new(0),
+            announced: AtomicU64::new(0),
+            checked: Mutex::new(None),
             principal: None,
             bus,
             owner: None,
@@ -188,15 +201,66 @@ impl HttpSession {
 
     /// Takes over what another instance stored.
     pub(crate) fn restore(&self, record: SessionRecord, revision: u64) {
-        {
-            let mut state = lock(&self.state);
-            state.version = record.version;
-            state.client_info = record.client_info;
-            state.client_capabilities = record.client_capabilities;
-            state.log_level = record.log_level;
-            state.subscriptions = record.subscriptions.into_iter().collect();
-        }
+        let mut state = lock(&self.state);
+        Self::apply(&mut state, record);
         self.revision.store(revision, Ordering::Relaxed);
+    }
+
+    /// Takes `record` at `revision`, read from the store, only if the copy still reflects revision `seen`
+    /// (the one it held when the read began): a record read before a concurrent save here must not undo
+    /// it. Whether it was taken.
+    ///
+    /// A revision older than `seen` is taken too: the store went back in time (a Redis restored from a
+    /// snapshot, a failover to a replica that was behind), and the store is the truth. Announcements of
+    /// revisions it no longer has are then forgotten, or the copy would never be current again.
+    pub(crate) fn refresh(&self, record: SessionRecord, revision: u64, seen: u64) -> bool {
+        let mut state = lock(&self.state);
+        // Compared under the state lock, so that a concurrent refresh or save cannot interleave.
+        if self.revision.load(Ordering::Relaxed) != seen {
+            return false;
+        }
+        Self::apply(&mut state, record);
+        self.revision.store(revision, Ordering::Relaxed);
+        if revision < seen {
+            self.announced.fetch_min(revision, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// The copy now reflects revision `saved`, which this instance saved over revision `over` from what
+    /// the copy holds (nothing to take: changes made here meanwhile stay).
+    pub(crate) fn saved(&self, over: u64, saved: u64) {
+        let _ = self.revision.compare_exchange(over, saved, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    fn apply(state: &mut LegacySession, record: SessionRecord) {
+        state.version = record.version;
+        state.client_info = record.client_info;
+        state.client_capabilities = record.client_capabilities;
+        state.log_level = record.log_level;
+        state.subscriptions = record.subscriptions.into_iter().collect();
+    }
+
+    /// Another instance saved revision `revision` of the session (heard on the session bus).
+    pub(crate) fn announce(&self, revision: u64) {
+        self.announced.fetch_max(revision, Ordering::Relaxed);
+    }
+
+    /// The copy was found current in the shared store by a read that began `at`, under bus subscription
+    /// `epoch`.
+    pub(crate) fn checked(&self, at: Instant, epoch: Option<BusEpoch>) {
+        *lock(&self.checked) = epoch.map(|epoch| Checked { at, epoch });
+    }
+
+    /// Whether the copy may be served without asking the shared store: it was found current less than
+    /// `every` ago, under the bus subscription still running (`epoch`; none while the bus is down or not
+    /// relayed), and no newer revision was announced since. Other instances announce every change they
+    /// save, so a copy trusted this way is behind while an announcement is on its way, or for `every` at
+    /// most when one was lost.
+    pub(crate) fn current(&self, epoch: Option<BusEpoch>, every: Duration) -> bool {
+        let Some(epoch) = epoch else { return false };
+        let fresh = lock(&self.checked).is_some_and(|c| c.epoch == epoch && c.at.elapsed() < every);
+        fresh && self.revision.load(Ordering::Relaxed) >= self.announced.load(Ordering::Relaxed)
     }
 
     pub(crate) fn touch(&self) {
@@ -584,6 +648,7 @@ fn new_session_id(counter: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::logging::LoggingLevel;
 
     #[test]
     fn ids_are_visible_ascii_and_unique() {
@@ -691,6 +756,67 @@ mod tests {
         assert!(!first.closed.is_cancelled());
         assert_eq!(store.len(), 2);
         assert_eq!(lock(&store.table).per_peer.values().sum::<usize>(), 1);
+    }
+
+    #[test]
+    fn a_copy_takes_a_record_read_only_while_it_still_holds_the_revision_it_had_when_the_read_began() {
+        let config = config(10, 1);
+        let table = SessionTable::new(&config, None);
+        let at = |level| SessionRecord { log_level: Some(level), ..SessionRecord::default() };
+        let copy = table.adopt("s", (at(LoggingLevel::Info), 3), 8, &config);
+        assert!(copy.refresh(at(LoggingLevel::Error), 5, 3));
+        // Read before a save here moved the copy to 5: that older record must not undo it.
+        assert!(!copy.refresh(at(LoggingLevel::Debug), 4, 3));
+        assert_eq!((copy.record().log_level, copy.revision.load(Ordering::Relaxed)), (Some(LoggingLevel::Error), 5));
+        // A save here over revision 5: the copy keeps what it holds (a change another request made
+        // meanwhile included) and notes the new revision; over a revision it no longer holds, nothing.
+        copy.saved(5, 6);
+        copy.saved(5, 7);
+        assert_eq!((copy.record().log_level, copy.revision.load(Ordering::Relaxed)), (Some(LoggingLevel::Error), 6));
+    }
+
+    #[test]
+    fn a_store_that_went_back_in_time_is_followed_and_its_lost_announcements_forgotten() {
+        let config = config(10, 1);
+        let table = SessionTable::new(&config, None);
+        let copy = table.adopt("s", (SessionRecord::default(), 7), 8, &config);
+        let epoch = Some(BusEpoch::new(1, 0));
+        let every = Duration::from_secs(60);
+        copy.announce(7);
+        // Redis restored from a snapshot holds revision 5: the copy takes it, and is current at it.
+        let restored = SessionRecord { log_level: Some(LoggingLevel::Warning), ..SessionRecord::default() };
+        assert!(copy.refresh(restored, 5, 7));
+        assert_eq!(copy.record().log_level, Some(LoggingLevel::Warning));
+        copy.checked(Instant::now(), epoch);
+        assert!(copy.current(epoch, every), "stuck behind an announcement the store no longer has");
+        // Revisions saved after the restore are announced again, and noticed.
+        copy.announce(6);
+        assert!(!copy.current(epoch, every));
+    }
+
+    #[test]
+    fn a_copy_is_current_only_when_checked_recently_under_the_same_subscription_and_nothing_newer_announced() {
+        let config = config(10, 1);
+        let table = SessionTable::new(&config, None);
+        let copy = table.adopt("s", (SessionRecord::default(), 3), 8, &config);
+        let (one, two) = (Some(BusEpoch::new(1, 0)), Some(BusEpoch::new(2, 0)));
+        let lagged = Some(BusEpoch::new(1, 1));
+        let every = Duration::from_secs(60);
+        assert!(!copy.current(one, every), "never checked");
+        copy.checked(Instant::now(), one);
+        assert!(copy.current(one, every));
+        assert!(!copy.current(two, every) && !copy.current(lagged, every), "another subscription, or messages lost");
+        assert!(!copy.current(None, every), "no subscription");
+        assert!(!copy.current(one, Duration::ZERO), "checked too long ago");
+        copy.checked(Instant::now() - Duration::from_secs(61), one);
+        assert!(!copy.current(one, every), "the check's age counts from when its read began");
+        copy.checked(Instant::now(), one);
+        copy.announce(3);
+        assert!(copy.current(one, every), "the revision it holds");
+        copy.announce(4);
+        assert!(!copy.current(one, every), "a newer revision was saved elsewhere");
+        assert!(copy.refresh(SessionRecord::default(), 4, 3));
+        assert!(copy.current(one, every));
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub struct SessionRecord {
 /// to take a session over: the negotiated protocol state, and when it expires. A request naming a session
 /// this instance does not hold loads it from the store; a request in a session it holds costs one store
 /// round trip ([`SessionStore::touch`]), which refreshes the expiry and says whether the record changed.
+/// With a [`SessionBus`](super::SessionBus) too, on which instances announce the changes they save, that
+/// check happens only when a change is announced, after the bus subscription was down, or once per
+/// [`HttpConfig::session_check_interval`](super::HttpConfig::session_check_interval).
 ///
 /// Every method takes the session's time to live: a record not touched for that long is gone for every
 /// instance (idle expiry). Implementations must refresh it on [`load`](Self::load) and
