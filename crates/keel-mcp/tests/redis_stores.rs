@@ -9,7 +9,8 @@ use http::StatusCode;
 use http_body_util::BodyExt;
 use keel_mcp::protocol::logging::LoggingLevel;
 use keel_mcp::server::http::{
-    EventStore, HttpConfig, McpService, RedisConfig, RedisStores, SessionBus, SessionStore, SessionUpdate,
+    EventStore, HttpConfig, McpService, RedisConfig, RedisStores, SessionBus, SessionRecord, SessionStore,
+    SessionUpdate, StoreError, StoreFuture,
 };
 use serde_json::{Value, json};
 
@@ -27,9 +28,24 @@ use redis_server::RedisServer;
 const BOUND: Duration = Duration::from_secs(60);
 
 async fn instance(redis: &RedisServer, prefix: &str) -> (McpService, RedisStores) {
+    settled(redis, prefix).await;
     let config = RedisConfig::new(redis.url()).key_prefix(prefix).timeout(Duration::from_millis(500));
     let stores = RedisStores::connect(config).await.expect("Redis is up");
     (server().http_service(HttpConfig::default().redis(&stores)), stores)
+}
+
+/// Makes Redis look as if it had held `prefix`'s data for long, as it has but for the first seconds after it
+/// started or lost its data: a new instance then takes its number at once, without waiting for running
+/// instances to renew their claims (`an_instance_number_is_never_given_twice_after_redis_loses_its_data`
+/// tests that wait).
+async fn settled(redis: &RedisServer, prefix: &str) {
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}epoch"))
+        .arg(0)
+        .arg("NX")
+        .query_async(&mut raw(redis).await)
+        .await
+        .unwrap();
 }
 
 /// A raw connection, to look at what the stores wrote.
@@ -100,16 +116,48 @@ async fn an_instance_number_is_never_given_twice_after_redis_loses_its_data() {
     tokio::time::timeout(BOUND, async {
         let (_a, stores_a) = instance(&redis, "numbers:").await;
         let number = stores_a.session_store().instance();
-        // Redis comes back empty: the instances counter starts over, but A's claim on its number is back with
-        // A's next heartbeat.
+        // Redis comes back empty: the instances counter starts over, and A's claim on its number is gone until
+        // A's next heartbeat (up to 2 s away). B starts right away, before that beat.
         redis.restart();
         let mut conn = raw(&redis).await;
         let claim = format!("numbers:alive:{number}");
-        while !redis::cmd("EXISTS").arg(&claim).query_async::<bool>(&mut conn).await.unwrap() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let (_b, stores_b) = instance(&redis, "numbers:").await;
+        assert!(!redis::cmd("EXISTS").arg(&claim).query_async::<bool>(&mut conn).await.unwrap());
+        let config = RedisConfig::new(redis.url()).key_prefix("numbers:").timeout(Duration::from_millis(500));
+        let stores_b = RedisStores::connect(config).await.expect("Redis is up");
         assert_ne!(stores_b.session_store().instance(), number, "two running instances share a number");
+        // A holds its claim (B's tentative one gave way), and the counter skips A's number from now on.
+        let holder: String = redis::cmd("GET").arg(&claim).query_async(&mut conn).await.unwrap();
+        assert!(!holder.starts_with("new:"), "{holder}");
+        let counter: u32 = redis::cmd("GET").arg("numbers:instances").query_async(&mut conn).await.unwrap();
+        assert!(counter >= number, "{counter}");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_redis_that_refuses_scripts_fails_the_connection_with_the_cause() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        // A hardened Redis: the instance's user may do everything but run scripts.
+        let mut conn = raw(&redis).await;
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("noscript")
+            .arg("on")
+            .arg(">secret")
+            .arg("~*")
+            .arg("&*")
+            .arg("+@all")
+            .arg("-@scripting")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let url = format!("redis://noscript:secret@127.0.0.1:{}/", redis.port());
+        let config = RedisConfig::new(url).key_prefix("noscript:").timeout(Duration::from_millis(500));
+        let error = RedisStores::connect(config).await.expect_err("an instance that would look dead in 15 s");
+        let message = error.to_string();
+        assert!(message.contains("+@scripting") && message.contains("'eval'"), "{message}");
     })
     .await
     .expect("bounded");
@@ -157,6 +205,7 @@ async fn commands_since_reset(conn: &mut redis::aio::MultiplexedConnection) -> V
 async fn a_call_in_a_held_session_costs_no_round_trip_between_checks_and_one_per_check() {
     let Some(redis) = RedisServer::start() else { return };
     tokio::time::timeout(BOUND, async {
+        settled(&redis, "hot:").await;
         // A generous timeout: a bus `PING` missed on a loaded machine would resubscribe, and rightly check.
         let config = || RedisConfig::new(redis.url()).key_prefix("hot:").timeout(Duration::from_secs(5));
         let (stores, other) =
@@ -285,6 +334,75 @@ async fn ending_a_session_sends_redis_no_empty_command() {
 }
 
 #[tokio::test]
+async fn a_write_redis_refuses_fails_only_its_own_waiters() {
+    let Some(redis) = RedisServer::start() else { return };
+    // The writer runs on this (current-thread) runtime, so this thread's subscriber sees its warnings.
+    let (logged, _guard) = span_capture::capture(tracing::Level::WARN);
+    tokio::time::timeout(BOUND, async {
+        let (_a, stores) = instance(&redis, "refused:").await;
+        let events = stores.event_store();
+        // A key of the wrong type where session `secret-id` lists its streams: every write to it is refused.
+        let mut conn = raw(&redis).await;
+        let _: () = redis::cmd("SET").arg("refused:evs:secret-id").arg("x").query_async(&mut conn).await.unwrap();
+        // One batch (nothing runs the writer before the first await): the refused writes, then others'.
+        events.append("secret-id", 7, bytes::Bytes::from_static(b"{}"));
+        let (refused, taken) = tokio::join!(events.keep_resumable("secret-id", 8), events.keep_resumable("good", 1));
+        assert!(refused.is_err(), "a write Redis refused is reported taken");
+        taken.expect("an unrelated write of the same batch is reported lost");
+        let listed: bool = redis::cmd("SISMEMBER")
+            .arg("refused:evs:good")
+            .arg("refused:ev:good:1")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(listed);
+        // The unrelated event of the refused session's batch was written too.
+        let len: u64 = redis::cmd("XLEN").arg("refused:ev:secret-id:7").query_async(&mut conn).await.unwrap();
+        assert_eq!(len, 1);
+    })
+    .await
+    .expect("bounded");
+    // Each refusal is logged with its key, the session id left out.
+    let text = logged.text();
+    assert!(text.contains("SADD refused:evs:…"), "{text}");
+    assert!(!text.contains("secret-id"), "{text}");
+}
+
+#[tokio::test]
+async fn a_stream_with_a_lost_write_is_never_claimed_resumable() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (_a, stores) = instance(&redis, "holes:").await;
+        let events = stores.event_store();
+        let mut conn = raw(&redis).await;
+        // Stream 7's first event is refused (a key of the wrong type in its place), its second is written.
+        let _: () = redis::cmd("SET").arg("holes:ev:s:7").arg("x").query_async(&mut conn).await.unwrap();
+        events.append("s", 7, bytes::Bytes::from_static(b"{}"));
+        events.append("s", 8, bytes::Bytes::from_static(b"{}"));
+        assert!(events.flush().await.is_err(), "a flush after a lost event");
+        assert!(events.flush().await.is_ok(), "nothing lost since the last flush");
+        let _: () = redis::cmd("DEL").arg("holes:ev:s:7").query_async(&mut conn).await.unwrap();
+        events.append("s", 7, bytes::Bytes::from_static(b"{}"));
+        // A client resuming stream 7 elsewhere would miss its first event, with no sign of it.
+        assert!(events.keep_resumable("s", 7).await.is_err(), "a stream with a hole is called resumable");
+        events.keep_resumable("s", 8).await.expect("a whole stream is resumable");
+
+        // An event dropped at the full queue makes a hole too.
+        let config =
+            RedisConfig::new(redis.url()).key_prefix("holes:").timeout(Duration::from_millis(500)).write_queue(1);
+        let stores = RedisStores::connect(config).await.expect("Redis is up");
+        let events = stores.event_store();
+        events.append("t", 1, bytes::Bytes::from_static(b"{}"));
+        events.append("t", 1, bytes::Bytes::from_static(b"{}"));
+        // A round trip lets the writer empty the queue.
+        stores.session_store().touch("t", Duration::from_secs(1)).await.unwrap();
+        assert!(events.keep_resumable("t", 1).await.is_err(), "a stream with a dropped event is called resumable");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
 async fn ending_a_session_removes_its_streams_in_one_command() {
     let Some(redis) = RedisServer::start() else { return };
     tokio::time::timeout(BOUND, async {
@@ -395,6 +513,63 @@ async fn answers_and_cancellations_cross_instances_through_redis() {
         assert_eq!(events(&mut standalone, 1).await.len(), 1, "the priming event");
         assert_eq!(delete(&b, &id).await.status(), StatusCode::OK);
         assert!(events(&mut standalone, usize::MAX).await.is_empty(), "the stream ends");
+    })
+    .await
+    .expect("bounded");
+}
+
+/// A session store whose removal runs but whose answer is lost (as when Redis answers after the timeout).
+#[derive(Debug)]
+struct LostRemoval(std::sync::Arc<keel_mcp::server::http::RedisSessionStore>);
+
+impl SessionStore for LostRemoval {
+    fn instance(&self) -> u32 {
+        self.0.instance()
+    }
+    fn save<'a>(&'a self, id: &'a str, record: &'a SessionRecord, ttl: Duration) -> StoreFuture<'a, u64> {
+        self.0.save(id, record, ttl)
+    }
+    fn update<'a>(
+        &'a self,
+        id: &'a str,
+        record: &'a SessionRecord,
+        revision: u64,
+        ttl: Duration,
+    ) -> StoreFuture<'a, SessionUpdate> {
+        self.0.update(id, record, revision, ttl)
+    }
+    fn load<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
+        self.0.load(id, ttl)
+    }
+    fn touch<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<u64>> {
+        self.0.touch(id, ttl)
+    }
+    fn remove<'a>(&'a self, id: &'a str) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            self.0.remove(id).await?;
+            Err(StoreError::new("Redis did not answer in time"))
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_delete_whose_answer_is_lost_still_ends_the_copies_elsewhere() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (a, _sa) = instance(&redis, "lost-delete:").await;
+        let config = RedisConfig::new(redis.url()).key_prefix("lost-delete:").timeout(Duration::from_millis(500));
+        let stores_b = RedisStores::connect(config).await.expect("Redis is up");
+        let lossy = HttpConfig::default()
+            .redis(&stores_b)
+            .session_store(std::sync::Arc::new(LostRemoval(stores_b.session_store())));
+        let b = server().http_service(lossy);
+        let id = session(&a).await;
+        let mut standalone = get(&a, &id, None).await.into_body();
+        assert_eq!(events(&mut standalone, 1).await.len(), 1, "the priming event");
+        // The client hears 503 (and its retry would hear 404): A's copy must end all the same.
+        assert_eq!(delete(&b, &id).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let ended = tokio::time::timeout(Duration::from_secs(5), events(&mut standalone, usize::MAX)).await;
+        assert!(ended.is_ok_and(|rest| rest.is_empty()), "A's standalone stream stays open");
     })
     .await
     .expect("bounded");

@@ -17,6 +17,8 @@ use tower::ServiceExt;
 mod instances;
 #[path = "support/redis.rs"]
 mod redis_server;
+#[path = "span_capture/mod.rs"]
+mod span_capture;
 
 use redis_server::RedisServer;
 
@@ -54,6 +56,10 @@ fn server() -> Server {
 }
 
 async fn instance(redis: &RedisServer) -> (McpService, RedisStores) {
+    // As if Redis had held the data for long: the instance takes its number without waiting for running
+    // instances to renew their claims (tests/redis_stores.rs tests that wait).
+    let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SET").arg("tasks:epoch").arg(0).arg("NX").query_async(&mut conn).await.unwrap();
     let config = RedisConfig::new(redis.url()).key_prefix("tasks:").timeout(Duration::from_millis(500));
     let stores = RedisStores::connect(config).await.expect("Redis is up");
     (server().http_service(HttpConfig::default().redis(&stores)), stores)
@@ -145,6 +151,51 @@ async fn a_task_whose_instance_died_ends_failed() {
         assert!(failed["result"]["error"]["message"].as_str().unwrap().contains("stopped"), "{failed}");
         // For good.
         assert_eq!(task_get(&b, &task).await["result"]["status"], "failed");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_task_failed_elsewhere_while_its_heartbeat_lapsed_stays_failed() {
+    let Some(redis) = RedisServer::start() else { return };
+    // The heartbeat runs on this (current-thread) runtime, so this thread's subscriber sees its warnings.
+    let (logged, _guard) = span_capture::capture(tracing::Level::WARN);
+    tokio::time::timeout(BOUND, async {
+        let (a, stores_a) = instance(&redis).await;
+        let (b, _sb) = instance(&redis).await;
+        let created = modern(&a, "tools/call", "task_ask", json!({"name": "task_ask", "arguments": {}})).await;
+        let task = created["result"]["taskId"].as_str().expect("a task").to_owned();
+        wait_for(&b, &task, "input_required").await;
+        // A's heartbeat lapses (here by hand; a partition or a stalled Redis does it for real), and B, asked
+        // about A's task meanwhile, declares it failed, for good.
+        let claim = format!("tasks:alive:{}", stores_a.session_store().instance());
+        let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+        let failed = loop {
+            let _: () = redis::cmd("DEL").arg(&claim).query_async(&mut conn).await.unwrap();
+            let read = task_get(&b, &task).await;
+            // (A's heartbeat may come back in between: then try again.)
+            if read["result"]["status"] == "failed" {
+                break read;
+            }
+        };
+        assert!(failed["result"]["error"]["message"].as_str().unwrap().contains("stopped"), "{failed}");
+        // A lives on and its handler would complete: the answer reaches it, and yet the task stays failed, on
+        // B and on A (whose handler is stopped).
+        let answer = json!({"name": {"action": "accept", "content": {"name": "Ada"}}});
+        modern(&a, "tasks/update", &task, json!({"taskId": task, "inputResponses": answer})).await;
+        let on_a = wait_for(&a, &task, "failed").await;
+        assert!(on_a["result"]["result"].is_null(), "{on_a}");
+        assert_eq!(task_get(&b, &task).await["result"]["status"], "failed");
+        // A's next beat takes its claim back, and says that others may have taken it for dead.
+        for _ in 0..250 {
+            if logged.text().contains("claim had lapsed") {
+                break;
+            }
+            // The heartbeat runs every 2 s and tells no one: poll, at a bounded pace.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(logged.text().contains("claim had lapsed"), "{}", logged.text());
     })
     .await
     .expect("bounded");

@@ -246,6 +246,31 @@ impl TaskStore {
         }
     }
 
+    /// Makes task `id` what another instance recorded (`recorded`, terminal) while this one's heartbeat
+    /// lapsed, and stops its handler: the clients were told so, for good.
+    #[cfg_attr(not(feature = "redis"), expect(dead_code, reason = "only the Redis stores share tasks"))]
+    pub(crate) fn overruled(&self, id: &str, recorded: DetailedTask) {
+        let Ok(task) = self.get(id) else { return };
+        {
+            let mut state = task.state.lock().expect("task lock");
+            if state.status == recorded.task.status {
+                return;
+            }
+            tracing::warn!(
+                task = %id,
+                status = ?recorded.task.status,
+                "another instance ended this instance's task while its heartbeat had lapsed; the task stops"
+            );
+            state.status = recorded.task.status;
+            state.updated_at = recorded.task.last_updated_at;
+            state.pending.clear();
+            state.result = recorded.result;
+            state.error = recorded.error;
+        }
+        task.changed.notify_waiters();
+        task.cancellation.cancel();
+    }
+
     /// Forgets a task that outlived its time to live.
     fn expire(&self, task: &TaskEntry) {
         task.cancel();

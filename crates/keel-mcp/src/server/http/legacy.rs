@@ -573,7 +573,15 @@ pub(super) async fn delete(
     let shared = match &inner.config.session_store {
         Some(store) => match store.remove(session_id).await {
             Ok(existed) => existed,
-            Err(error) => return store_unavailable(&error),
+            Err(error) => {
+                // The removal may have run though its answer never came, and the retry would then find no
+                // session: end the other instances' copies now (idempotent; a session that survived is
+                // loaded again by its next request).
+                if let Some(bus) = &inner.bus {
+                    bus.publish(Kind::Delete, session_id, None);
+                }
+                return store_unavailable(&error);
+            }
         },
         None => false,
     };

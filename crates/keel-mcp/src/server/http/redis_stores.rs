@@ -136,19 +136,34 @@ impl RedisConfig {
 /// - `<prefix>instances`: a counter from which each instance takes its number, from which stream numbers
 ///   and the ids of server-to-client requests start (so they are unique across instances). The number is
 ///   the instance's only while it holds `<prefix>alive:<instance>` (below): a number whose claim another
-///   instance holds is skipped, so a counter that started over after Redis lost its data gives no running
-///   instance's number again.
+///   instance holds is skipped, and every heartbeat raises the counter to the instance's number, so a
+///   counter that started over after Redis lost its data gives no running instance's number again.
+/// - `<prefix>epoch`: when Redis's data (for the prefix) began. In its first seconds (a heartbeat and
+///   [`RedisConfig::timeout`]), a new instance's claim is tentative: `connect` waits out the rest of that
+///   time, and a running instance whose heartbeat finds its number claimed that way takes it back (the
+///   newcomer moves on to the next number).
 /// - `<prefix>bus`: the pub/sub channel of the [`RedisSessionBus`].
 /// - `<prefix>gs:<session id>`: the session's standalone (GET) streams open on some instance, refreshed by
 ///   its heartbeat (expiring after 15 s). A server-to-client request with no stream of its own is sent on
 ///   the bus only while one is open; otherwise it fails at once, as on a single instance.
 /// - `<prefix>alive:<instance>`: the instance's claim on its number and its heartbeat (a random token of
-///   the instance, taken with `SET NX`, renewed every 2 s, expiring after 15 s; renewed again at once when
-///   Redis comes back without it, and an error is logged if another instance took it meanwhile). A client
+///   the instance, taken with `SET NX`, renewed every 2 s, expiring after 15 s; taken back when
+///   Redis comes back without it, with a warning that others may have taken the instance for dead
+///   meanwhile, and an error if another instance took it). A client
 ///   resuming a stream whose instance has no heartbeat gets what is left of it, then the end (or 404 when
 ///   nothing is left), instead of waiting for events that will never come.
 /// - With the `tasks` feature, `<prefix>task:<id>`: a task's state as its instance last recorded it (JSON,
-///   expiring with the task). A task still running on an instance whose heartbeat lapsed is `failed`.
+///   expiring with the task). A task still running on an instance whose heartbeat lapsed is `failed`, for
+///   good: should that instance live on, its later saves of the task are refused, and it stops the task's
+///   handler and reports the task `failed` too.
+///
+/// # What Redis it needs
+///
+/// A standalone Redis (or a replicated one behind a single address), whose user may run scripts (`EVAL`,
+/// ACL category `+@scripting`) and reach every key under the prefix: the heartbeat and the changes of
+/// sessions and tasks are Lua scripts, and removing a session's streams deletes keys its script reads
+/// from a set. Redis Cluster, and servers that refuse undeclared keys in scripts, are not supported.
+/// [`RedisStores::connect`] claims the instance's number with a script, and fails when Redis refuses it.
 ///
 /// # Failures
 ///
@@ -158,12 +173,14 @@ impl RedisConfig {
 /// Redis. Events are written to Redis in the background, in order, through a queue of
 /// [`RedisConfig::write_queue`] writes: past it (Redis too slow or away), writes are dropped and logged, so
 /// a client resuming on another instance may miss those events (resuming on the instance that ran the
-/// stream misses nothing: it keeps its own copy). Bus messages published while an instance's subscription
-/// is down are lost for it (a lost answer ends as the waiting request's timeout). A task's state reaches
-/// Redis before its creation is answered (otherwise the call gets -32603 and the task is not started) and
-/// once it ended; in between, its updates are written in the background. An instance that dies
-/// loses only what it held: its streams (clients resume elsewhere from Redis) and its running calls and
-/// tasks.
+/// stream misses nothing: it keeps its own copy). Such a stream, and one whose events Redis refused or
+/// lost with a failed batch, is remembered: closing it for polling logs that it may not resume elsewhere,
+/// and the graceful shutdown's wait for the last writes reports the loss. Bus messages published while an
+/// instance's subscription is down are lost for it (a lost answer ends as the waiting request's timeout).
+/// A task's state reaches Redis before its creation is answered (otherwise the call gets -32603 and the
+/// task is not started) and once it ended; in between, its updates are written in the background. An
+/// instance that dies loses only what it held: its streams (clients resume elsewhere from Redis) and its
+/// running calls and tasks.
 #[derive(Clone, Debug)]
 pub struct RedisStores {
     sessions: Arc<RedisSessionStore>,
@@ -174,9 +191,12 @@ pub struct RedisStores {
 }
 
 impl RedisStores {
-    /// Connects to Redis and takes this instance's number. Fails when Redis cannot be reached now; later
-    /// outages are survived (see [`RedisStores`]). Must run inside a Tokio runtime (it starts the
-    /// task that writes events).
+    /// Connects to Redis and takes this instance's number. Fails when Redis cannot be reached now, or
+    /// refuses to run scripts (see [What Redis it needs](RedisStores#what-redis-it-needs)); later outages
+    /// are survived (see [`RedisStores`]). Must run inside a Tokio runtime (it starts the
+    /// task that writes events). In the first seconds after Redis started or lost its data, it waits up
+    /// to 2 s plus [`RedisConfig::timeout`], for running instances to renew their claims (see
+    /// `<prefix>epoch` in [`RedisStores`]).
     pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
         let bad_url = |e: RedisError| StoreError::new(format!("bad Redis URL: {e}"));
         // The writer sends whole pipelines and requests are small: no waiting for more to send (Nagle).
@@ -193,9 +213,10 @@ impl RedisStores {
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|e| StoreError::new(format!("no random source: {e}")))?;
         let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
-        let instance = claim_number(&mut connection, &config.key_prefix, &nonce).await?;
+        let instance = claim_number(&mut connection, &config, &nonce).await?;
         let (writes, queue) = mpsc::channel(config.write_queue.max(1));
-        tokio::spawn(write_events(connection.clone(), queue));
+        let holes = Holes::shared();
+        tokio::spawn(write_events(connection.clone(), queue, config.key_prefix.clone(), holes.clone()));
         let standalone = StandaloneStreams::default();
         let beat = Beat {
             prefix: config.key_prefix.clone(),
@@ -221,6 +242,7 @@ impl RedisStores {
                 connection: connection.clone(),
                 standalone,
                 writes,
+                holes,
                 client,
                 readers: Arc::new(Semaphore::new(config.max_remote_readers)),
                 instance,
@@ -518,6 +540,8 @@ pub struct RedisEventStore {
     /// The standalone streams this instance holds open, announced in Redis (see [`start_heartbeat`]).
     standalone: StandaloneStreams,
     writes: mpsc::Sender<Write>,
+    /// Streams whose copy in Redis has a hole.
+    holes: Arc<std::sync::Mutex<Holes>>,
     client: Client,
     readers: Arc<Semaphore>,
     /// This instance's number: the high bits of the streams it runs.
@@ -554,7 +578,8 @@ enum Write {
         set: String,
     },
     /// Lists a stream in its session's set, so that other instances know it before its first event;
-    /// `done` says whether this and every earlier write reached Redis.
+    /// `done` says whether Redis took it and holds every event of the stream written so far (none was
+    /// dropped, refused or lost with a failed batch: see [`Holes`]).
     KeepResumable {
         key: String,
         set: String,
@@ -564,7 +589,8 @@ enum Write {
     RemoveSession {
         set: String,
     },
-    /// Records (or refreshes) standalone stream `stream` as open in hash `key`; see `KeepResumable` for `done`.
+    /// Records (or refreshes) standalone stream `stream` as open in hash `key`; `done` says whether Redis
+    /// took it.
     Standalone {
         key: String,
         stream: u64,
@@ -575,7 +601,7 @@ enum Write {
         key: String,
         stream: u64,
     },
-    /// Nothing to write: `done` says whether every earlier write of its batch reached Redis.
+    /// Nothing to write: `done` says whether every event write since the last flush reached Redis.
     Flush {
         done: oneshot::Sender<bool>,
     },
@@ -583,13 +609,16 @@ enum Write {
         channel: Arc<str>,
         message: Bytes,
     },
-    /// `done`, when given, says whether this and every earlier write of its batch reached Redis.
+    /// A task's state as the instance running it saw it, refused over a terminal record (see
+    /// [`SAVE_TASK`]), which the instance then adopts (`overruled`). `done`, when given, says whether
+    /// Redis took or refused it (`false`: it failed).
     #[cfg(feature = "tasks")]
-    Set {
+    SaveTask {
         key: String,
         value: Vec<u8>,
         ttl: u64,
         done: Option<oneshot::Sender<bool>>,
+        overruled: Overruled,
     },
 }
 
@@ -610,8 +639,11 @@ impl RedisEventStore {
     }
 
     fn queue(&self, write: Write) {
-        if self.writes.try_send(write).is_err() {
+        if let Err(dropped) = self.writes.try_send(write) {
             tracing::warn!("Redis event writes are backed up; an event was not shared with other instances");
+            if let Write::Append { key, .. } | Write::Finish { key, .. } = dropped.into_inner() {
+                lock(&self.holes).add(key);
+            }
         }
     }
 }
@@ -861,6 +893,41 @@ if ttl > 0 then redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl) end
 return 1
 ";
 
+/// Saves a task's state (`ARGV[1]`, for `ARGV[2]` ms) as its instance saw it, unless the record holds
+/// another, terminal state: another instance declared the task failed while this one's heartbeat lapsed,
+/// and told clients so for good. Then it returns that record (and 1 when saved).
+#[cfg(feature = "tasks")]
+const SAVE_TASK: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current and current ~= ARGV[1] then
+  local ok, stored = pcall(cjson.decode, current)
+  if ok and type(stored) == 'table' and type(stored.t) == 'table' then
+    local status = stored.t.status
+    if status == 'completed' or status == 'failed' or status == 'cancelled' then return current end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+";
+
+/// Where a task whose save [`SAVE_TASK`] refused lives: its instance adopts the recorded state.
+#[cfg(feature = "tasks")]
+pub(crate) struct Overruled {
+    tasks: std::sync::Weak<crate::server::tasks::TaskStore>,
+    id: String,
+}
+
+#[cfg(feature = "tasks")]
+impl Overruled {
+    /// Makes the task what Redis records (`recorded`, a terminal state), stopping its handler.
+    fn adopt(self, recorded: &[u8]) {
+        let Ok(StoredTask { t: recorded, .. }) = serde_json::from_slice::<StoredTask>(recorded) else { return };
+        if let Some(tasks) = self.tasks.upgrade() {
+            tasks.overruled(&self.id, recorded);
+        }
+    }
+}
+
 /// What a client reads when the shared task records cannot be reached (-32603: retry).
 #[cfg(feature = "tasks")]
 const TASKS_UNAVAILABLE: &str = "the shared task store is unavailable; retry shortly";
@@ -890,39 +957,146 @@ type StandaloneStreams = Arc<std::sync::Mutex<std::collections::HashSet<(Arc<str
 const NUMBER_PROBES: u64 = 1024;
 
 /// Takes an instance number no running instance holds: from the `<prefix>instances` counter on, the first
-/// whose `<prefix>alive:<n>` this instance claims (`SET NX`, with its `nonce`). The counter alone would give
-/// a running instance's number again once Redis lost its data.
-async fn claim_number(connection: &mut ConnectionManager, prefix: &str, nonce: &str) -> Result<u32, StoreError> {
+/// whose `<prefix>alive:<n>` this instance claims. The counter alone would give a running instance's number
+/// again once Redis lost its data, and so would a claim alone in the moments before that instance's next
+/// heartbeat puts its claim back: the claim is tentative (`new:<nonce>`, taken with `SET NX`) until a
+/// heartbeat and a timeout have passed since Redis's data began (`<prefix>epoch`: a wait only in the first
+/// seconds after Redis started or lost its data), and a running instance's heartbeat overwrites it
+/// ([`RENEW_CLAIM`]), which sends this instance on to the next number. Each heartbeat also raises the
+/// counter to its number, so that after one beat a counter that started over skips running instances'
+/// numbers.
+async fn claim_number(
+    connection: &mut ConnectionManager,
+    config: &RedisConfig,
+    nonce: &str,
+) -> Result<u32, StoreError> {
+    let prefix = &config.key_prefix;
     let counter: u64 =
         redis::cmd("INCR").arg(format!("{prefix}instances")).query_async(connection).await.map_err(failed)?;
+    let tentative = format!("new:{nonce}");
     for candidate in counter..counter.saturating_add(NUMBER_PROBES) {
         // Numbers stay below 2^20, so that request ids (number << 32) stay exact in JSON numbers read as
         // doubles; 0 is the number of no instance.
         let number = u32::try_from(candidate % (1 << 20)).unwrap_or(0).max(1);
-        let claimed: Option<String> = redis::cmd("SET")
-            .arg(alive_key(prefix, u64::from(number)))
-            .arg(nonce)
-            .arg("NX")
-            .arg("PX")
+        let alive = alive_key(prefix, u64::from(number));
+        let age: i64 = redis::cmd("EVAL")
+            .arg(CLAIM)
+            .arg(2)
+            .arg(&alive)
+            .arg(format!("{prefix}epoch"))
+            .arg(&tentative)
             .arg(millis(ALIVE_LAPSE))
             .query_async(connection)
             .await
-            .map_err(failed)?;
-        if claimed.is_some() {
+            .map_err(scripts_refused)?;
+        let Ok(age) = u64::try_from(age) else { continue };
+        // Time for an instance that holds the number, and lost its claim with Redis's data, to renew it.
+        let settled = HEARTBEAT + config.timeout;
+        tokio::time::sleep(settled.saturating_sub(Duration::from_millis(age))).await;
+        let confirmed: bool = redis::cmd("EVAL")
+            .arg(CONFIRM_CLAIM)
+            .arg(1)
+            .arg(&alive)
+            .arg(&tentative)
+            .arg(nonce)
+            .arg(millis(ALIVE_LAPSE))
+            .query_async(connection)
+            .await
+            .map_err(scripts_refused)?;
+        if confirmed {
             return Ok(number);
         }
     }
     Err(StoreError::new(format!("no free instance number in the {NUMBER_PROBES} after the counter")))
 }
 
-/// Renews an instance's claim on its number (`KEYS[1]`, token `ARGV[1]`, for `ARGV[2]` ms), taking it back
-/// when Redis lost it; 0 when another instance holds it.
-const RENEW_CLAIM: &str = r"
-local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+/// Keel's scripts run at every heartbeat and session change: a Redis that refuses them (an ACL user without
+/// `+@scripting`, Redis Cluster) must stop the instance at start, not make it look dead 15 s later.
+fn scripts_refused(error: RedisError) -> StoreError {
+    // Not a passing state such as `LOADING` or `BUSY`, which says nothing of what Redis allows.
+    match error.code() {
+        Some("NOPERM" | "ERR" | "CROSSSLOT" | "MOVED" | "ASK") => StoreError::new(format!(
+            "Redis refused the script that claims this instance's number ({error}): Keel needs a standalone \
+             Redis (not Cluster) whose user may run scripts (EVAL, ACL category +@scripting)"
+        )),
+        _ => failed(error),
+    }
+}
+
+/// Claims `KEYS[1]` tentatively (`SET NX` of `ARGV[1]`, for `ARGV[2]` ms): -1 when it is held, or else how
+/// long ago (ms) the data of the prefix began, as recorded in `KEYS[2]` (set now when missing). Every
+/// running instance has had a heartbeat since, once that is a heartbeat and a timeout ago.
+const CLAIM: &str = r"
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('SET', KEYS[2], ms, 'NX')
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end
+return ms - tonumber(redis.call('GET', KEYS[2]))
+";
+
+/// Turns a tentative claim (`KEYS[1]` holding `ARGV[1]`) into this instance's (token `ARGV[2]`, for
+/// `ARGV[3]` ms); 0 when a running instance took its number back meanwhile.
+const CONFIRM_CLAIM: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 ";
+
+/// Renews an instance's claim on its number (`KEYS[1]`, token `ARGV[1]`, for `ARGV[2]` ms), taking it back
+/// when it lapsed or a newcomer claims it tentatively, and raises the instances counter (`KEYS[2]`) to the
+/// number (`ARGV[3]`): 1 when renewed, 2 when taken back, 0 when another instance holds it.
+const RENEW_CLAIM: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] and string.sub(holder, 1, 4) ~= 'new:' then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[3]) then redis.call('SET', KEYS[2], ARGV[3]) end
+if holder == ARGV[1] then return 1 end
+return 2
+";
+
+/// What [`RENEW_CLAIM`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Claim {
+    /// Another instance holds the number.
+    Lost,
+    /// Renewed.
+    Held,
+    /// Taken back after it lapsed (Redis lost it, or did not hear from this instance for
+    /// [`ALIVE_LAPSE`]): others may have taken this instance for dead meanwhile.
+    Retaken,
+}
+
+/// An instance's claim on its number, as its heartbeat renews it.
+struct Claimant {
+    /// `<prefix>alive:<number>`.
+    alive: String,
+    /// `<prefix>instances`.
+    counter: String,
+    number: u32,
+    /// The claim's token.
+    nonce: String,
+}
+
+impl Claimant {
+    /// Runs [`RENEW_CLAIM`].
+    async fn renew(&self, connection: &mut ConnectionManager) -> Result<Claim, RedisError> {
+        let found: i64 = redis::cmd("EVAL")
+            .arg(RENEW_CLAIM)
+            .arg(2)
+            .arg(&self.alive)
+            .arg(&self.counter)
+            .arg(&self.nonce)
+            .arg(millis(ALIVE_LAPSE))
+            .arg(self.number)
+            .query_async(connection)
+            .await?;
+        Ok(match found {
+            0 => Claim::Lost,
+            2 => Claim::Retaken,
+            _ => Claim::Held,
+        })
+    }
+}
 
 /// What the heartbeat keeps saying.
 struct Beat {
@@ -934,43 +1108,66 @@ struct Beat {
     writes: mpsc::Sender<Write>,
 }
 
-/// Says that this instance runs: renews its claim `<prefix>alive:<instance>` now (so that its streams and
-/// tasks never look orphaned) and every [`HEARTBEAT`], expiring after [`ALIVE_LAPSE`], until the guard drops;
+/// Says that this instance runs: renews its claim `<prefix>alive:<instance>` (which `connect` took) every
+/// [`HEARTBEAT`], expiring after [`ALIVE_LAPSE`], until the guard drops;
 /// the first beat after Redis lost its data takes the claim back. Other instances
 /// end the relay of a stream, and fail a task, whose instance has no heartbeat. Each beat also refreshes
 /// the `<prefix>gs:<session>` entries of the standalone streams the instance holds, which expire as
 /// `alive` does: a message for a session's standalone stream goes on the bus only while one is open.
 async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGuard {
     let Beat { prefix, instance, nonce, standalone, writes } = beat_of;
-    let alive = alive_key(&prefix, u64::from(instance));
+    let claimant = Arc::new(Claimant {
+        alive: alive_key(&prefix, u64::from(instance)),
+        counter: format!("{prefix}instances"),
+        number: instance,
+        nonce,
+    });
     let mut beat = connection;
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     // Whether another instance holds this one's number: said once, not at every beat.
     let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // When the claim was last renewed: a failure is worth a warning once half its lapse has gone.
+    let renewed = Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
     let set = move |beat: &mut ConnectionManager| {
-        let command =
-            redis::cmd("EVAL").arg(RENEW_CLAIM).arg(1).arg(&alive).arg(&nonce).arg(millis(ALIVE_LAPSE)).to_owned();
-        let (mut beat, lost) = (beat.clone(), lost.clone());
+        let (mut beat, lost, renewed, claimant) = (beat.clone(), lost.clone(), renewed.clone(), claimant.clone());
         async move {
-            match command.query_async::<bool>(&mut beat).await {
-                Ok(held) => {
-                    let was_lost = lost.swap(!held, std::sync::atomic::Ordering::Relaxed);
-                    if !held && !was_lost {
-                        tracing::error!(
+            // A connection Redis dropped (a restart) is replaced by the first command that fails on it: beat
+            // again at once on the new one, for the claim to be back before a newcomer confirms its own.
+            let mut renewal = claimant.renew(&mut beat).await;
+            if renewal.as_ref().is_err_and(|error| error.is_connection_dropped() || error.is_io_error()) {
+                renewal = claimant.renew(&mut beat).await;
+            }
+            match renewal {
+                Ok(claim) => {
+                    *lock(&renewed) = tokio::time::Instant::now();
+                    let was_lost = lost.swap(claim == Claim::Lost, std::sync::atomic::Ordering::Relaxed);
+                    match claim {
+                        Claim::Lost if !was_lost => tracing::error!(
                             instance,
                             "another instance took this instance's number after Redis lost its data: their \
                              stream numbers and request ids collide; restart this instance"
-                        );
-                    } else if held && was_lost {
-                        tracing::warn!(instance, "this instance holds its number again");
+                        ),
+                        Claim::Retaken => tracing::warn!(
+                            instance,
+                            "this instance's claim had lapsed (Redis lost it, or did not hear from this instance \
+                             in time) and is taken back: meanwhile other instances may have failed its tasks \
+                             (which it then stops) and ended its streams"
+                        ),
+                        Claim::Held if was_lost => tracing::warn!(instance, "this instance holds its number again"),
+                        _ => {}
                     }
                 }
+                Err(error) if lock(&renewed).elapsed() >= ALIVE_LAPSE / 2 => tracing::warn!(
+                    %error,
+                    instance,
+                    "the instance heartbeat did not reach Redis; once its claim lapses, other instances take this \
+                     one for dead (its tasks fail, its streams end)"
+                ),
                 Err(error) => tracing::debug!(%error, "the instance heartbeat did not reach Redis"),
             }
         }
     };
-    set(&mut beat).await;
     tokio::spawn(async move {
         let mut every = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
         loop {
@@ -993,16 +1190,31 @@ async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGu
 }
 
 /// Writes events to Redis in order, a pipeline per batch. A failed batch is logged and dropped: the
-/// instance that runs the streams still has them, and the connection reconnects by itself.
-async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiver<Write>) {
+/// instance that runs the streams still has them, and the connection reconnects by itself. A command
+/// Redis refuses (a stale entry id, a key of another type, `OOM`) fails only the writes it belongs to: the
+/// others in its batch were applied, and their waiters hear so.
+async fn write_events(
+    mut connection: ConnectionManager,
+    mut queue: mpsc::Receiver<Write>,
+    prefix: String,
+    holes: Arc<std::sync::Mutex<Holes>>,
+) {
     const BATCH: usize = 256;
     let mut batch = Vec::with_capacity(BATCH);
     while queue.recv_many(&mut batch, BATCH).await > 0 {
         let mut pipe = redis::pipe();
-        let mut waiting = Vec::new();
+        // Each waiter, with the commands whose success it reports (by index in the pipeline).
+        let mut waiting: Vec<(std::ops::Range<usize>, Waiter)> = Vec::new();
+        // The commands of each event write (the first names its stream), and the streams removed.
+        let mut events = Vec::new();
+        let mut removed = Vec::new();
         // The stream of the batch's last append, listed already in this batch.
         let mut listed = String::new();
+        // The tasks' saves (by index in the pipeline), whose refusals their instance adopts.
+        #[cfg(feature = "tasks")]
+        let mut task_saves = Vec::new();
         for write in batch.drain(..) {
+            let first = pipe.len();
             match write {
                 Write::Append { key, set, seq, message, cap, ttl } => {
                     pipe.cmd("XADD")
@@ -1012,66 +1224,196 @@ async fn write_events(mut connection: ConnectionManager, mut queue: mpsc::Receiv
                         .arg(cap)
                         .arg(format!("0-{seq}"))
                         .arg("m")
-                        .arg(message.as_ref())
-                        .ignore();
-                    pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
+                        .arg(message.as_ref());
+                    pipe.cmd("PEXPIRE").arg(&key).arg(ttl);
+                    events.push(first..pipe.len());
                     // The set expires with its last stream, not its first: DELETE finds every stream.
                     // Consecutive events of one stream refresh it once.
                     if listed != key {
-                        pipe.cmd("SADD").arg(&set).arg(&key).ignore();
-                        pipe.cmd("PEXPIRE").arg(&set).arg(ttl).ignore();
+                        pipe.cmd("SADD").arg(&set).arg(&key);
+                        pipe.cmd("PEXPIRE").arg(&set).arg(ttl);
                         listed = key;
                     }
                 }
                 Write::Finish { key, cap, ttl } => {
-                    pipe.cmd("XADD").arg(&key).arg("MAXLEN").arg("~").arg(cap).arg(END_ID).arg("end").arg(1).ignore();
-                    pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
+                    pipe.cmd("XADD").arg(&key).arg("MAXLEN").arg("~").arg(cap).arg(END_ID).arg("end").arg(1);
+                    pipe.cmd("PEXPIRE").arg(&key).arg(ttl);
+                    events.push(first..pipe.len());
                 }
                 Write::Remove { key, set } => {
-                    pipe.cmd("DEL").arg(&key).ignore();
-                    pipe.cmd("SREM").arg(&set).arg(&key).ignore();
+                    pipe.cmd("DEL").arg(&key);
+                    pipe.cmd("SREM").arg(&set).arg(&key);
                     listed.clear();
+                    removed.push(key);
                 }
                 Write::KeepResumable { key, set, ttl, done } => {
-                    pipe.cmd("SADD").arg(&set).arg(&key).ignore();
-                    pipe.cmd("PEXPIRE").arg(&set).arg(ttl).ignore();
-                    waiting.push(done);
+                    pipe.cmd("SADD").arg(&set).arg(&key);
+                    pipe.cmd("PEXPIRE").arg(&set).arg(ttl);
+                    waiting.push((first..pipe.len(), Waiter::Stream(key, done)));
                 }
                 Write::RemoveSession { set } => {
-                    pipe.cmd("EVAL").arg(REMOVE_SESSION).arg(1).arg(&set).ignore();
+                    pipe.cmd("EVAL").arg(REMOVE_SESSION).arg(1).arg(&set);
                     listed.clear();
                 }
                 Write::Standalone { key, stream, ttl, done } => {
-                    pipe.cmd("HSET").arg(&key).arg(stream).arg(1).ignore();
-                    pipe.cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
-                    waiting.extend(done);
+                    pipe.cmd("HSET").arg(&key).arg(stream).arg(1);
+                    pipe.cmd("PEXPIRE").arg(&key).arg(ttl);
+                    if let Some(done) = done {
+                        waiting.push((first..pipe.len(), Waiter::Own(done)));
+                    }
                 }
                 Write::StandaloneClosed { key, stream } => {
-                    pipe.cmd("HDEL").arg(&key).arg(stream).ignore();
+                    pipe.cmd("HDEL").arg(&key).arg(stream);
                 }
-                Write::Flush { done } => waiting.push(done),
+                // Every earlier write of the batch.
+                Write::Flush { done } => waiting.push((0..first, Waiter::Flush(done))),
                 Write::Publish { channel, message } => {
-                    pipe.cmd("PUBLISH").arg(&*channel).arg(message.as_ref()).ignore();
+                    pipe.cmd("PUBLISH").arg(&*channel).arg(message.as_ref());
                 }
                 #[cfg(feature = "tasks")]
-                Write::Set { key, value, ttl, done } => {
-                    pipe.cmd("SET").arg(&key).arg(value).arg("PX").arg(ttl).ignore();
-                    waiting.extend(done);
+                Write::SaveTask { key, value, ttl, done, overruled } => {
+                    pipe.cmd("EVAL").arg(SAVE_TASK).arg(1).arg(&key).arg(value).arg(ttl);
+                    task_saves.push((first, overruled));
+                    if let Some(done) = done {
+                        waiting.push((first..pipe.len(), Waiter::Own(done)));
+                    }
                 }
             }
         }
         // A batch of flushes alone leaves the pipeline empty, which Redis cannot be sent.
-        let written = pipe.is_empty()
-            || pipe
-                .query_async::<()>(&mut connection)
+        let replies = if pipe.is_empty() {
+            Some(Vec::new())
+        } else {
+            pipe.ignore_errors()
+                .query_async::<Vec<redis::Value>>(&mut connection)
                 .await
                 .inspect_err(|error| {
                     tracing::warn!(%error, "SSE events not written to Redis; other instances cannot resume them");
                 })
-                .is_ok();
-        for done in waiting {
-            let _ = done.send(written);
+                .ok()
+        };
+        let refused: Vec<usize> = match &replies {
+            Some(replies) => replies
+                .iter()
+                .enumerate()
+                .filter_map(|(index, reply)| match reply {
+                    redis::Value::ServerError(error) => {
+                        let command = described(&pipe, index, &prefix);
+                        tracing::warn!(%error, %command, "Redis refused a write; other instances miss it");
+                        Some(index)
+                    }
+                    _ => None,
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        // Before the waiters hear: a refused final save has been adopted once it is answered.
+        #[cfg(feature = "tasks")]
+        if let Some(replies) = &replies {
+            for (index, overruled) in task_saves {
+                if let Some(redis::Value::BulkString(recorded)) = replies.get(index) {
+                    overruled.adopt(recorded);
+                }
+            }
         }
+        // The streams whose events did not all reach Redis, in this batch or before.
+        let mut known = lock(&holes);
+        for commands in events {
+            if replies.is_none() || refused.iter().any(|index| commands.contains(index)) {
+                known.add(key_of(&pipe, commands.start));
+            }
+        }
+        for key in removed {
+            known.streams.remove(&key);
+        }
+        for (commands, waiter) in waiting {
+            let written = replies.is_some() && !refused.iter().any(|index| commands.contains(index));
+            let _ = match waiter {
+                Waiter::Own(done) => done.send(written),
+                Waiter::Stream(key, done) => done.send(written && !known.streams.contains(&key)),
+                Waiter::Flush(done) => {
+                    let holed = std::mem::take(&mut known.since_flush);
+                    done.send(written && !holed)
+                }
+            };
+        }
+    }
+}
+
+/// Who waits for a write of the event writer, and what it is told.
+enum Waiter {
+    /// Whether Redis took the write.
+    Own(oneshot::Sender<bool>),
+    /// Whether Redis took the write and holds every event written to stream `key` (see [`Holes`]).
+    Stream(String, oneshot::Sender<bool>),
+    /// Whether every event write since the last flush reached Redis.
+    Flush(oneshot::Sender<bool>),
+}
+
+/// Streams at most remembered in [`Holes`]; past it an arbitrary one is forgotten.
+const MAX_HOLES: usize = 4096;
+
+/// The streams whose copy in Redis has a hole: one of their event writes was dropped at the full queue,
+/// refused by Redis, or lost with its batch. Nothing re-sends it (the instance running the stream still
+/// serves it whole), so nothing may claim them resumable elsewhere: [`EventStore::keep_resumable`] fails
+/// for them, and [`EventStore::flush`] fails after any hole since the last flush. A stream is forgotten
+/// when removed.
+#[derive(Default)]
+struct Holes {
+    streams: std::collections::HashSet<String>,
+    /// An event write failed since the last flush.
+    since_flush: bool,
+}
+
+impl Holes {
+    fn shared() -> Arc<std::sync::Mutex<Holes>> {
+        Arc::default()
+    }
+
+    fn add(&mut self, key: String) {
+        self.since_flush = true;
+        if self.streams.len() >= MAX_HOLES
+            && let Some(forgotten) = self.streams.iter().next().cloned()
+        {
+            self.streams.remove(&forgotten);
+        }
+        self.streams.insert(key);
+    }
+}
+
+/// The key (first argument) of the command at `index` of `pipe`.
+fn key_of(pipe: &redis::Pipeline, index: usize) -> String {
+    let key = pipe.cmd_iter().nth(index).and_then(|command| {
+        command.args_iter().nth(1).and_then(|arg| match arg {
+            redis::Arg::Simple(key) => Some(String::from_utf8_lossy(key).into_owned()),
+            _ => None,
+        })
+    });
+    key.unwrap_or_default()
+}
+
+/// The command at `index` of `pipe` and its key, for a log: the session or task id in the key is left
+/// out (it may be all a client needs to act in the session).
+fn described(pipe: &redis::Pipeline, index: usize, prefix: &str) -> String {
+    let Some(command) = pipe.cmd_iter().nth(index) else { return String::new() };
+    let args: Vec<&[u8]> = command
+        .args_iter()
+        .filter_map(|arg| match arg {
+            redis::Arg::Simple(arg) => Some(arg),
+            _ => None,
+        })
+        .collect();
+    let name = args.first().map(|name| String::from_utf8_lossy(name)).unwrap_or_default();
+    // `EVAL <script> <number of keys> <key>`; every other command here names its key first.
+    let key = if name.eq_ignore_ascii_case("EVAL") { args.get(3) } else { args.get(1) };
+    let key = key.map(|key| String::from_utf8_lossy(key)).unwrap_or_default();
+    let Some(rest) = key.strip_prefix(prefix) else { return format!("{name} …") };
+    let mut parts = rest.split(':');
+    let kind = parts.next().unwrap_or_default();
+    match (parts.next(), parts.next()) {
+        (Some(_), Some(stream)) => format!("{name} {prefix}{kind}:…:{stream}"),
+        (Some(_), None) => format!("{name} {prefix}{kind}:…"),
+        _ => format!("{name} {prefix}{kind}"),
     }
 }
 
@@ -1288,6 +1630,15 @@ impl RedisTasks {
 pub(crate) struct TaskLink {
     pub(crate) tasks: Arc<RedisTasks>,
     pub(crate) bus: Arc<super::bus::Bus>,
+    /// This instance's tasks (weak: they hold this link), which adopt a state another instance recorded.
+    pub(crate) here: std::sync::Weak<crate::server::tasks::TaskStore>,
+}
+
+#[cfg(feature = "tasks")]
+impl TaskLink {
+    fn overruled(&self, id: &str) -> Overruled {
+        Overruled { tasks: self.here.clone(), id: id.to_owned() }
+    }
 }
 
 #[cfg(feature = "tasks")]
@@ -1301,7 +1652,8 @@ impl crate::server::tasks::TaskShare for TaskLink {
     ) {
         let stored = StoredTask { i: self.tasks.instance, t: task.clone(), p: principal.cloned() };
         let Ok(value) = serde_json::to_vec(&stored) else { return };
-        let write = Write::Set { key: self.tasks.key(id), value, ttl: millis(ttl), done: None };
+        let (key, overruled) = (self.tasks.key(id), self.overruled(id));
+        let write = Write::SaveTask { key, value, ttl: millis(ttl), done: None, overruled };
         if self.tasks.writes.try_send(write).is_err() {
             tracing::warn!("Redis writes are backed up; a task's state was not shared");
         }
@@ -1322,7 +1674,8 @@ impl crate::server::tasks::TaskShare for TaskLink {
             let stored = StoredTask { i: self.tasks.instance, t: task.clone(), p: principal.cloned() };
             let value = serde_json::to_vec(&stored).map_err(|e| unshared(&e.to_string()))?;
             let (done, written) = oneshot::channel();
-            let write = Write::Set { key: self.tasks.key(id), value, ttl: millis(ttl), done: Some(done) };
+            let (key, overruled) = (self.tasks.key(id), self.overruled(id));
+            let write = Write::SaveTask { key, value, ttl: millis(ttl), done: Some(done), overruled };
             self.tasks.writes.try_send(write).map_err(|_| unshared("writes are backed up"))?;
             match tokio::time::timeout(self.tasks.timeout, written).await {
                 Ok(Ok(true)) => Ok(()),
