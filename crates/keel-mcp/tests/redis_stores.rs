@@ -95,7 +95,16 @@ async fn a_change_is_saved_only_over_the_revision_read_and_never_brings_a_sessio
         let store = stores.session_store();
         let id = session(&a).await;
         let ttl = Duration::from_secs(60);
+        // A read does not refresh the record's expiry (a load does).
+        let mut conn = raw(&redis).await;
+        let key = format!("update:s:{id}");
+        let _: () = redis::cmd("PEXPIRE").arg(&key).arg(5_000).query_async(&mut conn).await.unwrap();
+        assert!(store.read(&id, ttl).await.unwrap().is_some());
+        let left: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await.unwrap();
+        assert!(left <= 5_000, "a read refreshed the expiry: {left} ms left");
         let (mut record, revision) = store.load(&id, ttl).await.unwrap().unwrap();
+        let left: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await.unwrap();
+        assert!(left > 5_000, "a load did not refresh the expiry: {left} ms left");
         record.log_level = Some(LoggingLevel::Error);
         assert_eq!(store.update(&id, &record, revision + 1, ttl).await.unwrap(), SessionUpdate::Stale);
         assert_eq!(store.update(&id, &record, revision, ttl).await.unwrap(), SessionUpdate::Saved(revision + 1));

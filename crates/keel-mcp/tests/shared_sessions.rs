@@ -699,3 +699,31 @@ async fn a_bus_nothing_relays_is_not_trusted_and_nothing_waits_for_it() {
     .await
     .expect("bounded");
 }
+
+#[tokio::test]
+async fn another_principal_cannot_keep_a_shared_session_alive() {
+    tokio::time::timeout(BOUND, async {
+        let store = Arc::new(MemorySessionStore::new(100));
+        let idle = Duration::from_secs(1);
+        let config = || HttpConfig::default().session_store(store.instance_handle()).session_idle_timeout(idle);
+        let (a, b) = (server().http_service(config()), server().http_service(config()));
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": LEGACY, "capabilities": {}, "clientInfo": {"name": "c", "version": "1"}}});
+        let created = std::time::Instant::now();
+        let response = send(&a, as_principal(request(http::Method::POST, None, Some(&init)), "alice")).await;
+        let id = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+        // Alice leaves the session idle; bob, holding its id, keeps knocking on an instance without a copy.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+        let as_bob = send(&b, as_principal(request(http::Method::POST, Some(&id), Some(&list)), "bob")).await;
+        assert_eq!(as_bob.status(), StatusCode::NOT_FOUND);
+        // Past alice's idle timeout (counted from her last use), the session is gone everywhere.
+        tokio::time::sleep(
+            (created + Duration::from_millis(1_200)).saturating_duration_since(std::time::Instant::now()),
+        )
+        .await;
+        assert!(store.touch(&id, idle).await.unwrap().is_none(), "bob's requests kept alice's session alive");
+    })
+    .await
+    .expect("bounded");
+}

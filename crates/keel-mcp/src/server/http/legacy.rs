@@ -602,9 +602,9 @@ pub(super) async fn delete(
 /// session this process holds costs one round trip, which refreshes its expiry and tells whether another
 /// instance changed or ended it; with a [`SessionBus`](super::SessionBus) too, only once per
 /// [`HttpConfig::session_check_interval`](super::HttpConfig::session_check_interval) while no change is
-/// announced (the bus says when another instance changes or ends it). The owner is checked first: another principal's request neither marks a
-/// copy held here active nor refreshes it in the store, and never makes this process take over a stored
-/// session (though reading the record refreshes its expiry in the store).
+/// announced (the bus says when another instance changes or ends it). The owner is checked first: another
+/// principal's request neither marks a copy held here active nor refreshes the record in the store (it is
+/// read with [`SessionStore::read`]), and never makes this process take over a stored session.
 async fn resolve(
     inner: &HttpInner,
     id: &str,
@@ -623,16 +623,17 @@ async fn resolve(
     // Read before the store, so that a subscription lost during the round trip is not trusted after it.
     let (epoch, asked) = (bus_epoch(inner), Instant::now());
     let Some(session) = local else {
+        // Read without refreshing its expiry until the owner is known: another principal's request must
+        // not keep the session alive.
+        let found = match store.read(id, ttl).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Err(unknown_session()),
+            Err(error) => return Err(store_unavailable(&error)),
+        };
+        if !session_owner::may_use(found.0.principal.as_deref().map(SessionOwner::of_principal).as_ref(), extensions) {
+            return Err(unknown_session());
+        }
         return match store.load(id, ttl).await {
-            // (Loading refreshed the record's expiry: the store has no read without it.)
-            Ok(Some(found))
-                if !session_owner::may_use(
-                    found.0.principal.as_deref().map(SessionOwner::of_principal).as_ref(),
-                    extensions,
-                ) =>
-            {
-                Err(unknown_session())
-            }
             // Not marked checked: an announcement made while it was read found no copy here to mark stale,
             // so the copy's next request checks it.
             Ok(Some(found)) => {

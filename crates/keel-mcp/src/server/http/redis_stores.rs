@@ -405,6 +405,22 @@ impl SessionStore for RedisSessionStore {
         }))
     }
 
+    fn read<'a>(&'a self, id: &'a str, _: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
+        Box::pin(bounded(self.timeout, async move {
+            let (json, revision): (Option<Vec<u8>>, Option<u64>) = redis::cmd("HMGET")
+                .arg(self.key(id))
+                .arg("r")
+                .arg("v")
+                .query_async(&mut self.connection.clone())
+                .await
+                .map_err(failed)?;
+            let (Some(json), Some(revision)) = (json, revision) else { return Ok(None) };
+            let stored: Stored = serde_json::from_slice(&json)
+                .map_err(|e| StoreError::new(format!("unreadable session record: {e}")))?;
+            Ok(Some((stored.into(), revision)))
+        }))
+    }
+
     fn touch<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<u64>> {
         Box::pin(bounded(self.timeout, async move {
             let key = self.key(id);

@@ -102,6 +102,15 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// The record of session `id` and its revision, refreshing its expiry; `None` when there is none.
     fn load<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>>;
 
+    /// The record of session `id` and its revision **without** refreshing its expiry; `None` when there
+    /// is none. An instance reads a session it does not hold this way first, so that a request the
+    /// session's owner did not send (another principal's, holding a leaked id) cannot keep it alive; the
+    /// owner's request then [`load`](Self::load)s it. The default calls `load` (with `ttl`), which does
+    /// refresh it: override it when the store can read without refreshing.
+    fn read<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
+        self.load(id, ttl)
+    }
+
     /// Refreshes the expiry of session `id`, in use; its revision, or `None` when the session is gone
     /// (deleted or expired, by any instance).
     fn touch<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<u64>>;
@@ -185,6 +194,10 @@ impl SessionStore for MemoryInstance {
         self.store.load(id, ttl)
     }
 
+    fn read<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
+        self.store.read(id, ttl)
+    }
+
     fn update<'a>(
         &'a self,
         id: &'a str,
@@ -246,6 +259,12 @@ impl SessionStore for MemorySessionStore {
     fn load<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
         let mut records = lock(&self.records);
         let found = Self::live(&mut records, id, ttl).map(|s| (s.record.clone(), s.revision));
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn read<'a>(&'a self, id: &'a str, _: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
+        let records = lock(&self.records);
+        let found = records.get(id).filter(|s| s.expires > Instant::now()).map(|s| (s.record.clone(), s.revision));
         Box::pin(std::future::ready(Ok(found)))
     }
 
