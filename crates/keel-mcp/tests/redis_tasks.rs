@@ -56,11 +56,16 @@ fn server() -> Server {
 }
 
 async fn instance(redis: &RedisServer) -> (McpService, RedisStores) {
+    instance_with(redis, Duration::from_millis(500)).await
+}
+
+/// An instance whose Redis calls wait up to `timeout`.
+async fn instance_with(redis: &RedisServer, timeout: Duration) -> (McpService, RedisStores) {
     // As if Redis had held the data for long: the instance takes its number without waiting for running
     // instances to renew their claims (tests/redis_stores.rs tests that wait).
     let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("SET").arg("tasks:epoch").arg(0).arg("NX").query_async(&mut conn).await.unwrap();
-    let config = RedisConfig::new(redis.url()).key_prefix("tasks:").timeout(Duration::from_millis(500));
+    let _: () = redis::cmd("SET").arg("tasks:live").arg(1).arg("PX").arg(60_000).query_async(&mut conn).await.unwrap();
+    let config = RedisConfig::new(redis.url()).key_prefix("tasks:").timeout(timeout);
     let stores = RedisStores::connect(config).await.expect("Redis is up");
     (server().http_service(HttpConfig::default().redis(&stores)), stores)
 }
@@ -151,6 +156,36 @@ async fn a_task_whose_instance_died_ends_failed() {
         assert!(failed["result"]["error"]["message"].as_str().unwrap().contains("stopped"), "{failed}");
         // For good.
         assert_eq!(task_get(&b, &task).await["result"]["status"], "failed");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
+async fn a_task_is_not_failed_while_redis_comes_back_without_its_instance_s_heartbeat() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        // A timeout well above a heartbeat: A's claim is back well before Redis's data has settled.
+        let (a, _sa) = instance_with(&redis, Duration::from_secs(5)).await;
+        let (b, _sb) = instance_with(&redis, Duration::from_secs(5)).await;
+        let created = modern(&a, "tools/call", "task_wait", json!({"name": "task_wait", "arguments": {}})).await;
+        let task = created["result"]["taskId"].as_str().expect("a task").to_owned();
+        wait_for(&b, &task, "working").await;
+        // Redis restarts from a snapshot that has the task but no heartbeat (they expired meanwhile).
+        let key = format!("tasks:task:{task}");
+        let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+        let record: Vec<u8> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.unwrap();
+        redis.restart();
+        let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::cmd("SET").arg(&key).arg(record).arg("PX").arg(60_000).query_async(&mut conn).await.unwrap();
+        // B, asked at once (its connection comes back first), does not take A's missing heartbeat for death.
+        let read = loop {
+            let read = task_get(&b, &task).await;
+            if read["error"]["code"] != -32603 {
+                break read;
+            }
+        };
+        assert_eq!(read["result"]["status"], "working", "{read}");
     })
     .await
     .expect("bounded");

@@ -138,10 +138,13 @@ impl RedisConfig {
 ///   the instance's only while it holds `<prefix>alive:<instance>` (below): a number whose claim another
 ///   instance holds is skipped, and every heartbeat raises the counter to the instance's number, so a
 ///   counter that started over after Redis lost its data gives no running instance's number again.
-/// - `<prefix>epoch`: when Redis's data (for the prefix) began. In its first seconds (a heartbeat and
-///   [`RedisConfig::timeout`]), a new instance's claim is tentative: `connect` waits out the rest of that
-///   time, and a running instance whose heartbeat finds its number claimed that way takes it back (the
-///   newcomer moves on to the next number).
+/// - `<prefix>live`: present while instances reach Redis (refreshed by every heartbeat, expiring as a
+///   claim does). Found missing, Redis's data has just begun (Redis started, restored a snapshot or failed
+///   over, persistence or not) or no instance reached it for a lapse: `<prefix>settling` is then set for a
+///   heartbeat and [`RedisConfig::timeout`], while running instances may not have renewed their claims yet.
+///   Meanwhile a new instance's claim is tentative (`connect` waits out the rest of that time, and a
+///   running instance whose heartbeat finds its number claimed that way takes it back: the newcomer moves
+///   on to the next number), and no task is declared failed for its instance's missing heartbeat.
 /// - `<prefix>bus`: the pub/sub channel of the [`RedisSessionBus`].
 /// - `<prefix>gs:<session id>`: the session's standalone (GET) streams open on some instance, refreshed by
 ///   its heartbeat (expiring after 15 s). A server-to-client request with no stream of its own is sent on
@@ -153,8 +156,8 @@ impl RedisConfig {
 ///   resuming a stream whose instance has no heartbeat gets what is left of it, then the end (or 404 when
 ///   nothing is left), instead of waiting for events that will never come.
 /// - With the `tasks` feature, `<prefix>task:<id>`: a task's state as its instance last recorded it (JSON,
-///   expiring with the task). A task still running on an instance whose heartbeat lapsed is `failed`, for
-///   good: should that instance live on, its later saves of the task are refused, and it stops the task's
+///   expiring with the task). A task still running on an instance whose heartbeat lapsed (not merely
+///   missing while Redis's data settles: see `<prefix>live`) is `failed`, for good: should that instance live on, its later saves of the task are refused, and it stops the task's
 ///   handler and reports the task `failed` too.
 ///
 /// # What Redis it needs
@@ -194,9 +197,9 @@ impl RedisStores {
     /// Connects to Redis and takes this instance's number. Fails when Redis cannot be reached now, or
     /// refuses to run scripts (see [What Redis it needs](RedisStores#what-redis-it-needs)); later outages
     /// are survived (see [`RedisStores`]). Must run inside a Tokio runtime (it starts the
-    /// task that writes events). In the first seconds after Redis started or lost its data, it waits up
-    /// to 2 s plus [`RedisConfig::timeout`], for running instances to renew their claims (see
-    /// `<prefix>epoch` in [`RedisStores`]).
+    /// task that writes events). In the first seconds after Redis started or lost its data (or after no
+    /// instance reached it for 15 s), it waits up to 2 s plus [`RedisConfig::timeout`], for running
+    /// instances to renew their claims (see `<prefix>live` in [`RedisStores`]).
     pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
         let bad_url = |e: RedisError| StoreError::new(format!("bad Redis URL: {e}"));
         // The writer sends whole pipelines and requests are small: no waiting for more to send (Nagle).
@@ -222,6 +225,7 @@ impl RedisStores {
             prefix: config.key_prefix.clone(),
             instance,
             nonce,
+            timeout: config.timeout,
             standalone: standalone.clone(),
             writes: writes.clone(),
         };
@@ -926,6 +930,16 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 ";
 
+/// 1 when instance claim `KEYS[1]` is held, or when its absence says nothing yet: Redis's data has just
+/// begun (live marker `KEYS[2]` missing, or settling marker `KEYS[3]` present: see `mark_live!`), and the
+/// instance's next heartbeat may not have put its claim back.
+#[cfg(feature = "tasks")]
+const RUNS_OR_UNSETTLED: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return 1 end
+if redis.call('EXISTS', KEYS[2]) == 0 then return 1 end
+return 0
+";
+
 /// Where a task whose save [`SAVE_TASK`] refused lives: its instance adopts the recorded state.
 #[cfg(feature = "tasks")]
 pub(crate) struct Overruled {
@@ -961,6 +975,23 @@ fn alive_key(prefix: &str, instance: u64) -> String {
     format!("{prefix}alive:{instance}")
 }
 
+/// `<prefix>live`: present while some instance's heartbeat reaches Redis (see `mark_live!`).
+fn live_key(prefix: &str) -> String {
+    format!("{prefix}live")
+}
+
+/// `<prefix>settling`: present in the first moments after Redis's data began, while running instances may
+/// not have renewed their claims yet (see `mark_live!`).
+fn settling_key(prefix: &str) -> String {
+    format!("{prefix}settling")
+}
+
+/// How long after Redis's data began every running instance has renewed its claim: a heartbeat and a
+/// timeout (an instance's own; others' beats may take longer, but their claims come back all the same).
+fn settling(timeout: Duration) -> Duration {
+    HEARTBEAT + timeout
+}
+
 /// `<prefix>gs:<session>`: a hash of the session's standalone streams open on some instance.
 fn standalone_key(prefix: &str, session: &str) -> String {
     format!("{prefix}gs:{session}")
@@ -976,9 +1007,9 @@ const NUMBER_PROBES: u64 = 1024;
 /// whose `<prefix>alive:<n>` this instance claims. The counter alone would give a running instance's number
 /// again once Redis lost its data, and so would a claim alone in the moments before that instance's next
 /// heartbeat puts its claim back: the claim is tentative (`new:<nonce>`, taken with `SET NX`) until a
-/// heartbeat and a timeout have passed since Redis's data began (`<prefix>epoch`: a wait only in the first
-/// seconds after Redis started or lost its data), and a running instance's heartbeat overwrites it
-/// ([`RENEW_CLAIM`]), which sends this instance on to the next number. Each heartbeat also raises the
+/// heartbeat and a timeout have passed since Redis's data began (`<prefix>settling`: a wait only in the
+/// first seconds after Redis started, lost its data, or heard from no instance for a lapse), and a running
+/// instance's heartbeat overwrites it ([`RENEW_CLAIM`]), which sends this instance on to the next number. Each heartbeat also raises the
 /// counter to its number, so that after one beat a counter that started over skips running instances'
 /// numbers.
 async fn claim_number(
@@ -995,32 +1026,42 @@ async fn claim_number(
         // doubles; 0 is the number of no instance.
         let number = u32::try_from(candidate % (1 << 20)).unwrap_or(0).max(1);
         let alive = alive_key(prefix, u64::from(number));
-        let age: i64 = redis::cmd("EVAL")
+        let wait: i64 = redis::cmd("EVAL")
             .arg(CLAIM)
-            .arg(2)
+            .arg(3)
             .arg(&alive)
-            .arg(format!("{prefix}epoch"))
+            .arg(live_key(prefix))
+            .arg(settling_key(prefix))
             .arg(&tentative)
+            // The tentative claim outlives the wait, with a lapse to spare for the confirmation.
+            .arg(millis(settling(config.timeout) + ALIVE_LAPSE))
             .arg(millis(ALIVE_LAPSE))
+            .arg(millis(settling(config.timeout)))
             .query_async(connection)
             .await
             .map_err(scripts_refused)?;
-        let Ok(age) = u64::try_from(age) else { continue };
-        // Time for an instance that holds the number, and lost its claim with Redis's data, to renew it.
-        let settled = HEARTBEAT + config.timeout;
-        tokio::time::sleep(settled.saturating_sub(Duration::from_millis(age))).await;
-        let confirmed: bool = redis::cmd("EVAL")
+        // Held by another instance.
+        let Ok(wait) = u64::try_from(wait) else { continue };
+        tokio::time::sleep(Duration::from_millis(wait).min(settling(config.timeout))).await;
+        let confirmed = redis::cmd("EVAL")
             .arg(CONFIRM_CLAIM)
             .arg(1)
             .arg(&alive)
             .arg(&tentative)
             .arg(nonce)
             .arg(millis(ALIVE_LAPSE))
-            .query_async(connection)
-            .await
-            .map_err(scripts_refused)?;
-        if confirmed {
-            return Ok(number);
+            .query_async::<bool>(connection)
+            .await;
+        match confirmed {
+            Ok(true) => return Ok(number),
+            Ok(false) => {}
+            Err(error) => {
+                // Not left to block the number for its whole life (best effort: Redis may be away).
+                let release = redis::cmd("EVAL").arg(RELEASE_CLAIM).arg(1).arg(&alive).arg(&tentative).to_owned();
+                let _ = bounded(config.timeout, async { release.query_async::<i64>(connection).await.map_err(failed) })
+                    .await;
+                return Err(scripts_refused(error));
+            }
         }
     }
     Err(StoreError::new(format!("no free instance number in the {NUMBER_PROBES} after the counter")))
@@ -1039,15 +1080,36 @@ fn scripts_refused(error: RedisError) -> StoreError {
     }
 }
 
-/// Claims `KEYS[1]` tentatively (`SET NX` of `ARGV[1]`, for `ARGV[2]` ms): -1 when it is held, or else how
-/// long ago (ms) the data of the prefix began, as recorded in `KEYS[2]` (set now when missing). Every
-/// running instance has had a heartbeat since, once that is a heartbeat and a timeout ago.
-const CLAIM: &str = r"
-local now = redis.call('TIME')
-local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-redis.call('SET', KEYS[2], ms, 'NX')
+/// The start of [`CLAIM`] and [`RENEW_CLAIM`]: keeps `<prefix>live` (`KEYS[2]`, for `ARGV[3]` ms) and starts
+/// `<prefix>settling` (`KEYS[3]`, for `ARGV[4]` ms) when it finds `live` missing: Redis's data just began
+/// (it started, restored a snapshot, failed over), or no instance reached it for a lapse. `live` expires as
+/// a claim does, so it cannot outlive a gap in heartbeats the way a key kept by persistence would. (`GET`
+/// and `SET` only: the scripts read no clock, so they need no `redis.replicate_commands`.)
+macro_rules! mark_live {
+    () => {
+        r"
+if not redis.call('GET', KEYS[2]) then redis.call('SET', KEYS[3], 1, 'PX', ARGV[4]) end
+redis.call('SET', KEYS[2], 1, 'PX', ARGV[3])
+"
+    };
+}
+
+/// Claims `KEYS[1]` tentatively (`SET NX` of `ARGV[1]`, for `ARGV[2]` ms): -1 when it is held, or else the
+/// ms left before every running instance has renewed its claim: what is left of the settling marker
+/// `KEYS[3]`, set (for `ARGV[4]` ms) when the live marker `KEYS[2]` is missing (refreshed for `ARGV[3]`
+/// ms; see `mark_live!`). No clock is read: nothing goes wrong when Redis's clock steps.
+const CLAIM: &str = concat!(
+    mark_live!(),
+    r"
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end
-return ms - tonumber(redis.call('GET', KEYS[2]))
+return math.max(0, redis.call('PTTL', KEYS[3]))
+"
+);
+
+/// Deletes a tentative claim (`KEYS[1]` holding `ARGV[1]`) its instance abandons.
+const RELEASE_CLAIM: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 ";
 
 /// Turns a tentative claim (`KEYS[1]` holding `ARGV[1]`) into this instance's (token `ARGV[2]`, for
@@ -1059,16 +1121,20 @@ return 1
 ";
 
 /// Renews an instance's claim on its number (`KEYS[1]`, token `ARGV[1]`, for `ARGV[2]` ms), taking it back
-/// when it lapsed or a newcomer claims it tentatively, and raises the instances counter (`KEYS[2]`) to the
-/// number (`ARGV[3]`): 1 when renewed, 2 when taken back, 0 when another instance holds it.
-const RENEW_CLAIM: &str = r"
+/// when it lapsed or a newcomer claims it tentatively, and raises the instances counter (`KEYS[4]`) to the
+/// number (`ARGV[5]`): 1 when renewed, 2 when taken back, 0 when another instance holds it. It also keeps
+/// the live marker `KEYS[2]` (see `mark_live!`; `ARGV[3]`, `ARGV[4]` and `KEYS[3]` are its).
+const RENEW_CLAIM: &str = concat!(
+    mark_live!(),
+    r"
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] and string.sub(holder, 1, 4) ~= 'new:' then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[3]) then redis.call('SET', KEYS[2], ARGV[3]) end
+if (tonumber(redis.call('GET', KEYS[4])) or 0) < tonumber(ARGV[5]) then redis.call('SET', KEYS[4], ARGV[5]) end
 if holder == ARGV[1] then return 1 end
 return 2
-";
+"
+);
 
 /// What [`RENEW_CLAIM`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1086,6 +1152,11 @@ enum Claim {
 struct Claimant {
     /// `<prefix>alive:<number>`.
     alive: String,
+    /// `<prefix>live` and `<prefix>settling`.
+    live: String,
+    settling: String,
+    /// How long `settling` lasts: [`settling`] of the instance's timeout.
+    settle: Duration,
     /// `<prefix>instances`.
     counter: String,
     number: u32,
@@ -1098,11 +1169,15 @@ impl Claimant {
     async fn renew(&self, connection: &mut ConnectionManager) -> Result<Claim, RedisError> {
         let found: i64 = redis::cmd("EVAL")
             .arg(RENEW_CLAIM)
-            .arg(2)
+            .arg(4)
             .arg(&self.alive)
+            .arg(&self.live)
+            .arg(&self.settling)
             .arg(&self.counter)
             .arg(&self.nonce)
             .arg(millis(ALIVE_LAPSE))
+            .arg(millis(ALIVE_LAPSE))
+            .arg(millis(self.settle))
             .arg(self.number)
             .query_async(connection)
             .await?;
@@ -1120,6 +1195,8 @@ struct Beat {
     instance: u32,
     /// The token of this instance's claim on its number.
     nonce: String,
+    /// [`RedisConfig::timeout`].
+    timeout: Duration,
     standalone: StandaloneStreams,
     writes: mpsc::Sender<Write>,
 }
@@ -1131,9 +1208,12 @@ struct Beat {
 /// the `<prefix>gs:<session>` entries of the standalone streams the instance holds, which expire as
 /// `alive` does: a message for a session's standalone stream goes on the bus only while one is open.
 async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGuard {
-    let Beat { prefix, instance, nonce, standalone, writes } = beat_of;
+    let Beat { prefix, instance, nonce, timeout, standalone, writes } = beat_of;
     let claimant = Arc::new(Claimant {
         alive: alive_key(&prefix, u64::from(instance)),
+        live: live_key(&prefix),
+        settling: settling_key(&prefix),
+        settle: settling(timeout),
         counter: format!("{prefix}instances"),
         number: instance,
         nonce,
@@ -1725,8 +1805,13 @@ impl crate::server::tasks::TaskShare for TaskLink {
                 if task.task.status.is_terminal() {
                     return Ok(Some((task, principal)));
                 }
-                let alive: bool = redis::cmd("EXISTS")
-                    .arg(alive_key(&self.tasks.prefix, u64::from(i)))
+                let prefix = &self.tasks.prefix;
+                let alive: bool = redis::cmd("EVAL")
+                    .arg(RUNS_OR_UNSETTLED)
+                    .arg(3)
+                    .arg(alive_key(prefix, u64::from(i)))
+                    .arg(live_key(prefix))
+                    .arg(settling_key(prefix))
                     .query_async(&mut connection)
                     .await
                     .map_err(unavailable)?;
