@@ -204,6 +204,29 @@ async fn an_instance_number_is_never_given_twice_after_redis_restarts_from_a_sna
 }
 
 #[tokio::test]
+async fn a_heartbeat_mends_an_instances_counter_that_is_not_a_number() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (_a, stores) = instance(&redis, "mend:").await;
+        let number = stores.session_store().instance();
+        let mut conn = raw(&redis).await;
+        let _: () = redis::cmd("SET").arg("mend:instances").arg("garbage").query_async(&mut conn).await.unwrap();
+        let mut counter = String::new();
+        for _ in 0..500 {
+            counter = redis::cmd("GET").arg("mend:instances").query_async(&mut conn).await.unwrap();
+            if counter != "garbage" {
+                break;
+            }
+            // The heartbeat runs every 2 s and tells no one: poll, at a bounded pace.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(counter, number.to_string(), "the heartbeat failed on the counter");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
 async fn a_redis_that_refuses_scripts_fails_the_connection_with_the_cause() {
     let Some(redis) = RedisServer::start() else { return };
     tokio::time::timeout(BOUND, async {

@@ -162,11 +162,18 @@ impl RedisConfig {
 ///
 /// # What Redis it needs
 ///
-/// A standalone Redis (or a replicated one behind a single address), whose user may run scripts (`EVAL`,
+/// Redis 5 or later (event logs are Redis streams), standalone (or replicated behind a single address),
+/// whose user may run scripts (`EVAL`,
 /// ACL category `+@scripting`) and reach every key under the prefix: the heartbeat and the changes of
 /// sessions and tasks are Lua scripts, and removing a session's streams deletes keys its script reads
 /// from a set. Redis Cluster, and servers that refuse undeclared keys in scripts, are not supported.
 /// [`RedisStores::connect`] claims the instance's number with a script, and fails when Redis refuses it.
+///
+/// Configure `maxmemory-policy noeviction` (Redis's default), or give Keel a Redis of its own: a policy
+/// that evicts keys under memory pressure drops the keys closest to expiry first, which are the
+/// instances' claims and heartbeats (others then take live instances for dead and give their numbers
+/// again), sessions and event logs. With `noeviction`, a full Redis refuses writes instead, which Keel
+/// survives (see below).
 ///
 /// # Failures
 ///
