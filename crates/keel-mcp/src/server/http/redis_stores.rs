@@ -157,8 +157,10 @@ impl RedisConfig {
 ///   nothing is left), instead of waiting for events that will never come.
 /// - With the `tasks` feature, `<prefix>task:<id>`: a task's state as its instance last recorded it (JSON,
 ///   expiring with the task). A task still running on an instance whose heartbeat lapsed (not merely
-///   missing while Redis's data settles: see `<prefix>live`) is `failed`, for good: should that instance live on, its later saves of the task are refused, and it stops the task's
-///   handler and reports the task `failed` too.
+///   missing while Redis's data settles: see `<prefix>live`) is `failed`, for good: should that instance
+///   live on, its later saves of the task are refused, and it stops the task's handler and reports the task
+///   `failed` too (at the heartbeat that takes its claim back, when it would save the task, or before it
+///   publishes the handler's result, whichever comes first).
 ///
 /// # What Redis it needs
 ///
@@ -228,6 +230,8 @@ impl RedisStores {
         let holes = Holes::shared();
         tokio::spawn(write_events(connection.clone(), queue, config.key_prefix.clone(), holes.clone()));
         let standalone = StandaloneStreams::default();
+        #[cfg(feature = "tasks")]
+        let tasks = RedisTasks::start(connection.clone(), &config, instance, writes.clone());
         let beat = Beat {
             prefix: config.key_prefix.clone(),
             instance,
@@ -235,6 +239,8 @@ impl RedisStores {
             timeout: config.timeout,
             standalone: standalone.clone(),
             writes: writes.clone(),
+            #[cfg(feature = "tasks")]
+            tasks: tasks.clone(),
         };
         let heartbeat = start_heartbeat(connection.clone(), beat).await;
         let bus = RedisSessionBus::start(&client, &config, writes.clone()).await;
@@ -244,8 +250,6 @@ impl RedisStores {
             instance,
             timeout: config.timeout,
         });
-        #[cfg(feature = "tasks")]
-        let tasks = RedisTasks::start(connection.clone(), &config, instance, writes.clone());
         Ok(RedisStores {
             sessions,
             events: Arc::new(RedisEventStore {
@@ -1206,6 +1210,9 @@ struct Beat {
     timeout: Duration,
     standalone: StandaloneStreams,
     writes: mpsc::Sender<Write>,
+    /// The instance's tasks, checked when its claim lapsed.
+    #[cfg(feature = "tasks")]
+    tasks: Arc<RedisTasks>,
 }
 
 /// Says that this instance runs: renews its claim `<prefix>alive:<instance>` (which `connect` took) every
@@ -1215,7 +1222,16 @@ struct Beat {
 /// the `<prefix>gs:<session>` entries of the standalone streams the instance holds, which expire as
 /// `alive` does: a message for a session's standalone stream goes on the bus only while one is open.
 async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGuard {
-    let Beat { prefix, instance, nonce, timeout, standalone, writes } = beat_of;
+    let Beat {
+        prefix,
+        instance,
+        nonce,
+        timeout,
+        standalone,
+        writes,
+        #[cfg(feature = "tasks")]
+        tasks,
+    } = beat_of;
     let claimant = Arc::new(Claimant {
         alive: alive_key(&prefix, u64::from(instance)),
         live: live_key(&prefix),
@@ -1234,6 +1250,8 @@ async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGu
     let renewed = Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
     let set = move |beat: &mut ConnectionManager| {
         let (mut beat, lost, renewed, claimant) = (beat.clone(), lost.clone(), renewed.clone(), claimant.clone());
+        #[cfg(feature = "tasks")]
+        let tasks = tasks.clone();
         async move {
             // A connection Redis dropped (a restart) is replaced by the first command that fails on it: beat
             // again at once on the new one, for the claim to be back before a newcomer confirms its own.
@@ -1251,12 +1269,16 @@ async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGu
                             "another instance took this instance's number after Redis lost its data: their \
                              stream numbers and request ids collide; restart this instance"
                         ),
-                        Claim::Retaken => tracing::warn!(
-                            instance,
-                            "this instance's claim had lapsed (Redis lost it, or did not hear from this instance \
-                             in time) and is taken back: meanwhile other instances may have failed its tasks \
-                             (which it then stops) and ended its streams"
-                        ),
+                        Claim::Retaken => {
+                            tracing::warn!(
+                                instance,
+                                "this instance's claim had lapsed (Redis lost it, or did not hear from this \
+                                 instance in time) and is taken back: meanwhile other instances may have failed \
+                                 its tasks (which it then stops) and ended its streams"
+                            );
+                            #[cfg(feature = "tasks")]
+                            tasks.adopt_ended(&mut beat).await;
+                        }
                         Claim::Held if was_lost => tracing::warn!(instance, "this instance holds its number again"),
                         _ => {}
                     }
@@ -1697,6 +1719,8 @@ pub(crate) struct RedisTasks {
     writes: mpsc::Sender<Write>,
     /// [`RedisConfig::timeout`].
     timeout: Duration,
+    /// The task stores of the services sharing tasks through these stores (weak: they hold their links).
+    stores: std::sync::Mutex<Vec<std::sync::Weak<crate::server::tasks::TaskStore>>>,
 }
 
 #[cfg(feature = "tasks")]
@@ -1719,7 +1743,44 @@ impl RedisTasks {
         writes: mpsc::Sender<Write>,
     ) -> Arc<Self> {
         let prefix = config.key_prefix.clone();
-        Arc::new(RedisTasks { connection, prefix, instance, writes, timeout: config.timeout })
+        let stores = std::sync::Mutex::default();
+        Arc::new(RedisTasks { connection, prefix, instance, writes, timeout: config.timeout, stores })
+    }
+
+    /// Makes the tasks this instance runs what another instance recorded for them, where that is a
+    /// terminal state: while this instance's claim had lapsed (`Retaken` by its heartbeat), others may have
+    /// declared its tasks failed, for good, and the handlers of those tasks must stop even if they never
+    /// save their state again (a save would be refused and adopted: see [`SAVE_TASK`]).
+    async fn adopt_ended(&self, connection: &mut ConnectionManager) {
+        let stores: Vec<_> = {
+            let mut stores = lock(&self.stores);
+            stores.retain(|store| store.strong_count() > 0);
+            stores.iter().filter_map(std::sync::Weak::upgrade).collect()
+        };
+        for store in stores {
+            for ids in store.running().chunks(256) {
+                let keys: Vec<String> = ids.iter().map(|id| self.key(id)).collect();
+                let read = redis::cmd("MGET").arg(&keys).to_owned();
+                let records = bounded(self.timeout, async {
+                    read.query_async::<Vec<Option<Vec<u8>>>>(&mut *connection).await.map_err(failed)
+                });
+                let records = match records.await {
+                    Ok(records) => records,
+                    Err(error) => {
+                        tracing::warn!(%error, "this instance's tasks could not be checked after its claim lapsed");
+                        return;
+                    }
+                };
+                for (id, record) in ids.iter().zip(records) {
+                    let recorded = record.and_then(|record| serde_json::from_slice::<StoredTask>(&record).ok());
+                    if let Some(StoredTask { t: recorded, .. }) =
+                        recorded.filter(|stored| stored.t.task.status.is_terminal())
+                    {
+                        store.overruled(id, recorded);
+                    }
+                }
+            }
+        }
     }
 
     fn key(&self, id: &str) -> String {
@@ -1731,14 +1792,26 @@ impl RedisTasks {
 #[cfg(feature = "tasks")]
 #[derive(Debug)]
 pub(crate) struct TaskLink {
-    pub(crate) tasks: Arc<RedisTasks>,
-    pub(crate) bus: Arc<super::bus::Bus>,
+    tasks: Arc<RedisTasks>,
+    bus: Arc<super::bus::Bus>,
     /// This instance's tasks (weak: they hold this link), which adopt a state another instance recorded.
-    pub(crate) here: std::sync::Weak<crate::server::tasks::TaskStore>,
+    here: std::sync::Weak<crate::server::tasks::TaskStore>,
 }
 
 #[cfg(feature = "tasks")]
 impl TaskLink {
+    /// The link of `here`, a service's tasks, to `tasks`, whose instance's heartbeat then checks them when
+    /// its claim lapsed (see [`RedisTasks::adopt_ended`]).
+    pub(crate) fn new(
+        tasks: Arc<RedisTasks>,
+        bus: Arc<super::bus::Bus>,
+        here: &Arc<crate::server::tasks::TaskStore>,
+    ) -> Self {
+        let here = Arc::downgrade(here);
+        lock(&tasks.stores).push(here.clone());
+        TaskLink { tasks, bus, here }
+    }
+
     fn overruled(&self, id: &str) -> Overruled {
         Overruled { tasks: self.here.clone(), id: id.to_owned() }
     }
@@ -1859,5 +1932,19 @@ impl crate::server::tasks::TaskShare for TaskLink {
         if let Ok(message) = serde_json::to_vec(&command) {
             self.bus.publish(super::bus::Kind::Task, id, Some(&message));
         }
+    }
+
+    fn ended_elsewhere<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> crate::server::tasks::ShareFuture<'a, Option<crate::protocol::tasks::extension::DetailedTask>> {
+        Box::pin(async move {
+            let mut connection = self.tasks.connection.clone();
+            let get = redis::cmd("GET").arg(self.tasks.key(id)).to_owned();
+            let read = get.query_async::<Option<Vec<u8>>>(&mut connection);
+            let json = tokio::time::timeout(self.tasks.timeout, read).await.ok()?.ok()??;
+            let stored: StoredTask = serde_json::from_slice(&json).ok()?;
+            stored.t.task.status.is_terminal().then_some(stored.t)
+        })
     }
 }
