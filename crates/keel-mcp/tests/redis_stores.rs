@@ -463,6 +463,51 @@ async fn a_write_redis_refuses_fails_only_its_own_waiters() {
 }
 
 #[tokio::test]
+async fn refused_writes_are_logged_once_per_batch() {
+    let Some(redis) = RedisServer::start() else { return };
+    // The writer runs on this (current-thread) runtime, so this thread's subscriber sees its warnings.
+    let (logged, _guard) = span_capture::capture(tracing::Level::WARN);
+    tokio::time::timeout(BOUND, async {
+        let (_a, stores) = instance(&redis, "flood:").await;
+        let events = stores.event_store();
+        // Session `s` lists its streams in a key of the wrong type: every stream's listing is refused.
+        let mut conn = raw(&redis).await;
+        let _: () = redis::cmd("SET").arg("flood:evs:s").arg("x").query_async(&mut conn).await.unwrap();
+        // One batch (nothing runs the writer before the first await).
+        for stream in 1..=20 {
+            events.append("s", stream, bytes::Bytes::from_static(b"{}"));
+        }
+        assert!(events.flush().await.is_err());
+    })
+    .await
+    .expect("bounded");
+    let text = logged.text();
+    assert_eq!(text.matches("Redis refused").count(), 1, "{text}");
+    assert!(text.contains("refused=20"), "{text}");
+}
+
+#[tokio::test]
+async fn a_lost_write_is_forgotten_when_its_session_ends() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        let (_a, stores) = instance(&redis, "forgotten:").await;
+        let events = stores.event_store();
+        let mut conn = raw(&redis).await;
+        // Stream 7's event is refused (a key of the wrong type in its place): a hole.
+        let _: () = redis::cmd("SET").arg("forgotten:ev:s:7").arg("x").query_async(&mut conn).await.unwrap();
+        events.append("s", 7, bytes::Bytes::from_static(b"{}"));
+        assert!(events.keep_resumable("s", 7).await.is_err());
+        // The session ends: its streams are gone, and so is what this instance remembered of them (else the
+        // list of lost streams fills with stale entries).
+        events.remove_session("s");
+        assert!(events.flush().await.is_ok(), "nothing lost since the last flush is remembered");
+        events.keep_resumable("s", 7).await.expect("a hole of an ended session is still remembered");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
 async fn a_stream_with_a_lost_write_is_never_claimed_resumable() {
     let Some(redis) = RedisServer::start() else { return };
     tokio::time::timeout(BOUND, async {

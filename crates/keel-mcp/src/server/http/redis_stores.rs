@@ -227,7 +227,7 @@ impl RedisStores {
         let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
         let instance = claim_number(&mut connection, &config, &nonce).await?;
         let (writes, queue) = mpsc::channel(config.write_queue.max(1));
-        let holes = Holes::shared();
+        let holes = Holes::shared(config.event_ttl);
         tokio::spawn(write_events(connection.clone(), queue, config.key_prefix.clone(), holes.clone()));
         let standalone = StandaloneStreams::default();
         #[cfg(feature = "tasks")]
@@ -673,7 +673,7 @@ impl RedisEventStore {
         if let Err(dropped) = self.writes.try_send(write) {
             tracing::warn!("Redis event writes are backed up; an event was not shared with other instances");
             if let Write::Append { key, .. } | Write::Finish { key, .. } = dropped.into_inner() {
-                lock(&self.holes).add(key);
+                lock(&self.holes).add(key, tokio::time::Instant::now());
             }
         }
     }
@@ -1333,6 +1333,8 @@ async fn write_events(
         // The commands of each event write (the first names its stream), and the streams removed.
         let mut events = Vec::new();
         let mut removed = Vec::new();
+        // The sessions ended: `<prefix>ev:<session>:`, the start of their streams' keys.
+        let mut removed_sessions = Vec::new();
         // The stream of the batch's last append, listed already in this batch.
         let mut listed = String::new();
         // The tasks' saves (by index in the pipeline), whose refusals their instance adopts.
@@ -1378,6 +1380,9 @@ async fn write_events(
                 }
                 Write::RemoveSession { set } => {
                     pipe.cmd("EVAL").arg(REMOVE_SESSION).arg(1).arg(&set);
+                    if let Some(session) = set.strip_prefix(&prefix).and_then(|set| set.strip_prefix("evs:")) {
+                        removed_sessions.push(format!("{prefix}ev:{session}:"));
+                    }
                     listed.clear();
                 }
                 Write::Standalone { key, stream, ttl, done } => {
@@ -1417,21 +1422,37 @@ async fn write_events(
                 })
                 .ok()
         };
+        // The commands Redis refused, in order.
         let refused: Vec<usize> = match &replies {
             Some(replies) => replies
                 .iter()
                 .enumerate()
-                .filter_map(|(index, reply)| match reply {
-                    redis::Value::ServerError(error) => {
-                        let command = described(&pipe, index, &prefix);
-                        tracing::warn!(%error, %command, "Redis refused a write; other instances miss it");
-                        Some(index)
-                    }
-                    _ => None,
-                })
+                .filter_map(|(index, reply)| matches!(reply, redis::Value::ServerError(_)).then_some(index))
                 .collect(),
             None => Vec::new(),
         };
+        // The pipeline's commands by index, listed only when some failed.
+        let commands: Vec<&redis::Cmd> =
+            if replies.is_none() || !refused.is_empty() { pipe.cmd_iter().collect() } else { Vec::new() };
+        // One warning per batch, not per command: near `maxmemory` a batch may have a thousand refusals.
+        if let (Some(replies), Some(&first)) = (&replies, refused.first()) {
+            let error = match replies.get(first) {
+                Some(redis::Value::ServerError(error)) => error.to_string(),
+                _ => String::new(),
+            };
+            let examples: Vec<String> = refused
+                .iter()
+                .take(3)
+                .filter_map(|&index| commands.get(index))
+                .map(|c| described(c, &prefix))
+                .collect();
+            tracing::warn!(
+                refused = refused.len(),
+                %error,
+                commands = ?examples,
+                "Redis refused writes; other instances miss them"
+            );
+        }
         // Before the waiters hear: a refused final save has been adopted once it is answered.
         #[cfg(feature = "tasks")]
         if let Some(replies) = &replies {
@@ -1443,21 +1464,25 @@ async fn write_events(
         }
         // The streams whose events did not all reach Redis, in this batch or before.
         let mut known = lock(&holes);
-        for commands in events {
-            if replies.is_none() || refused.iter().any(|index| commands.contains(index)) {
-                known.add(key_of(&pipe, commands.start));
+        let now = tokio::time::Instant::now();
+        for event in events {
+            if replies.is_none() || any_in(&refused, &event) {
+                known.add(commands.get(event.start).map(|command| key_of(command)).unwrap_or_default(), now);
             }
         }
         for key in removed {
-            known.streams.remove(&key);
+            known.remove(&key);
         }
-        for (commands, waiter) in waiting {
-            let written = replies.is_some() && !refused.iter().any(|index| commands.contains(index));
+        for session in removed_sessions {
+            known.remove_session(&session);
+        }
+        for (range, waiter) in waiting {
+            let written = replies.is_some() && !any_in(&refused, &range);
             let _ = match waiter {
                 Waiter::Own(done) => done.send(written),
-                Waiter::Stream(key, done) => done.send(written && !known.streams.contains(&key)),
+                Waiter::Stream(key, done) => done.send(written && !known.contains(&key)),
                 Waiter::Flush(done) => {
-                    let holed = std::mem::take(&mut known.since_flush);
+                    let holed = known.flushed();
                     done.send(written && !holed)
                 }
             };
@@ -1475,52 +1500,117 @@ enum Waiter {
     Flush(oneshot::Sender<bool>),
 }
 
-/// Streams at most remembered in [`Holes`]; past it an arbitrary one is forgotten.
+/// Streams at most remembered in [`Holes`]; past it the oldest is forgotten.
 const MAX_HOLES: usize = 4096;
 
 /// The streams whose copy in Redis has a hole: one of their event writes was dropped at the full queue,
 /// refused by Redis, or lost with its batch. Nothing re-sends it (the instance running the stream still
 /// serves it whole), so nothing may claim them resumable elsewhere: [`EventStore::keep_resumable`] fails
-/// for them, and [`EventStore::flush`] fails after any hole since the last flush. A stream is forgotten
-/// when removed.
-#[derive(Default)]
+/// for them, and [`EventStore::flush`] fails while one found since the last flush is remembered. A stream
+/// is forgotten when it or its session is removed, or [`RedisConfig::event_ttl`] after its last hole (when
+/// the events around the hole have most likely expired from Redis).
 struct Holes {
-    streams: std::collections::HashSet<String>,
-    /// An event write failed since the last flush.
-    since_flush: bool,
+    /// Each stream's key, and its place in `order`.
+    streams: std::collections::HashMap<String, u64>,
+    /// The streams, oldest hole first: place, key, and when the hole was found.
+    order: std::collections::BTreeMap<u64, (String, tokio::time::Instant)>,
+    /// The place of the next hole found.
+    next: u64,
+    /// Holes found from this place on are news to the next flush.
+    flushed: u64,
+    /// [`RedisConfig::event_ttl`].
+    ttl: Duration,
 }
 
 impl Holes {
-    fn shared() -> Arc<std::sync::Mutex<Holes>> {
-        Arc::default()
+    fn shared(ttl: Duration) -> Arc<std::sync::Mutex<Holes>> {
+        Arc::new(std::sync::Mutex::new(Holes {
+            streams: std::collections::HashMap::new(),
+            order: std::collections::BTreeMap::new(),
+            next: 0,
+            flushed: 0,
+            ttl,
+        }))
     }
 
-    fn add(&mut self, key: String) {
-        self.since_flush = true;
-        if self.streams.len() >= MAX_HOLES
-            && let Some(forgotten) = self.streams.iter().next().cloned()
+    /// Remembers a hole in stream `key`, found `now`.
+    fn add(&mut self, key: String, now: tokio::time::Instant) {
+        self.expire(now);
+        // A stream remembered already moves to the newest place (news to the next flush), evicting none.
+        if let Some(place) = self.streams.get(&key) {
+            self.order.remove(place);
+        } else if self.streams.len() >= MAX_HOLES
+            && let Some((_, (oldest, _))) = self.order.pop_first()
         {
-            self.streams.remove(&forgotten);
+            self.streams.remove(&oldest);
         }
-        self.streams.insert(key);
+        self.streams.insert(key.clone(), self.next);
+        self.order.insert(self.next, (key, now));
+        self.next += 1;
+    }
+
+    /// Forgets the holes whose events Redis no longer holds anyway.
+    fn expire(&mut self, now: tokio::time::Instant) {
+        while let Some(entry) = self.order.first_entry() {
+            if now.duration_since(entry.get().1) < self.ttl {
+                break;
+            }
+            let (_, (key, _)) = entry.remove_entry();
+            self.streams.remove(&key);
+        }
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.streams.contains_key(key)
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some(place) = self.streams.remove(key) {
+            self.order.remove(&place);
+        }
+    }
+
+    /// Forgets the streams whose keys start with `streams` (those of a session).
+    fn remove_session(&mut self, streams: &str) {
+        if self.streams.is_empty() {
+            return;
+        }
+        let order = &mut self.order;
+        self.streams.retain(|key, place| {
+            let keep = !key.starts_with(streams);
+            if !keep {
+                order.remove(place);
+            }
+            keep
+        });
+    }
+
+    /// Whether a hole found since the last flush is still remembered; the next flush starts from here.
+    fn flushed(&mut self) -> bool {
+        let holed = self.order.range(self.flushed..).next().is_some();
+        self.flushed = self.next;
+        holed
     }
 }
 
-/// The key (first argument) of the command at `index` of `pipe`.
-fn key_of(pipe: &redis::Pipeline, index: usize) -> String {
-    let key = pipe.cmd_iter().nth(index).and_then(|command| {
-        command.args_iter().nth(1).and_then(|arg| match arg {
-            redis::Arg::Simple(key) => Some(String::from_utf8_lossy(key).into_owned()),
-            _ => None,
-        })
+/// Whether one of `refused` (in order) is in `range`.
+fn any_in(refused: &[usize], range: &std::ops::Range<usize>) -> bool {
+    let first = refused.partition_point(|&index| index < range.start);
+    refused.get(first).is_some_and(|&index| index < range.end)
+}
+
+/// The key (first argument) of `command`.
+fn key_of(command: &redis::Cmd) -> String {
+    let key = command.args_iter().nth(1).and_then(|arg| match arg {
+        redis::Arg::Simple(key) => Some(String::from_utf8_lossy(key).into_owned()),
+        _ => None,
     });
     key.unwrap_or_default()
 }
 
-/// The command at `index` of `pipe` and its key, for a log: the session or task id in the key is left
-/// out (it may be all a client needs to act in the session).
-fn described(pipe: &redis::Pipeline, index: usize, prefix: &str) -> String {
-    let Some(command) = pipe.cmd_iter().nth(index) else { return String::new() };
+/// `command` and its key, for a log: the session or task id in the key is left out (it may be all a
+/// client needs to act in the session).
+fn described(command: &redis::Cmd, prefix: &str) -> String {
     let args: Vec<&[u8]> = command
         .args_iter()
         .filter_map(|arg| match arg {
@@ -1946,5 +2036,39 @@ impl crate::server::tasks::TaskShare for TaskLink {
             let stored: StoredTask = serde_json::from_slice(&json).ok()?;
             stored.t.task.status.is_terminal().then_some(stored.t)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holes_forget_the_oldest_the_expired_and_the_removed_and_tell_a_flush_what_is_new() {
+        let start = tokio::time::Instant::now();
+        let shared = Holes::shared(Duration::from_secs(60));
+        let mut holes = lock(&shared);
+        for n in 0..MAX_HOLES {
+            holes.add(format!("k:ev:s{}:{n}", n % 2), start);
+        }
+        assert!(holes.flushed());
+        assert!(!holes.flushed(), "nothing new since the last flush");
+        // A stream remembered already evicts none, and is news to the next flush.
+        holes.add("k:ev:s0:0".into(), start);
+        assert!(holes.contains("k:ev:s0:0") && holes.contains("k:ev:s1:1"));
+        assert!(holes.flushed());
+        // The oldest goes first: stream 1 (stream 0 was refreshed).
+        holes.add("k:ev:new:1".into(), start);
+        assert!(!holes.contains("k:ev:s1:1") && holes.contains("k:ev:s0:0") && holes.contains("k:ev:s0:2"));
+        // A removed stream or session is forgotten.
+        holes.remove("k:ev:s0:2");
+        holes.remove_session("k:ev:s1:");
+        assert!(!holes.contains("k:ev:s0:2") && !holes.contains("k:ev:s1:3"));
+        assert_eq!(holes.streams.len(), MAX_HOLES / 2);
+        assert_eq!(holes.order.len(), holes.streams.len());
+        // Past the event TTL, holes whose events Redis no longer holds are forgotten.
+        holes.add("k:ev:late:1".into(), start + Duration::from_secs(61));
+        assert_eq!(holes.streams.len(), 1);
+        assert!(holes.contains("k:ev:late:1"));
     }
 }
