@@ -136,8 +136,9 @@ async fn an_instance_number_is_never_given_twice_after_redis_loses_its_data() {
         redis.restart();
         let mut conn = raw(&redis).await;
         let _: () = redis::cmd("SET").arg("numbers:instances").arg(number - 1).query_async(&mut conn).await.unwrap();
-        // A timeout well above a heartbeat: B waits for A's claim that long, and A's beat needs no luck to land.
-        let config = RedisConfig::new(redis.url()).key_prefix("numbers:").timeout(Duration::from_secs(5));
+        // A timeout well above a heartbeat's round trip: B waits for A's claim a heartbeat, twice that and a
+        // second, and A's beat needs no luck to land.
+        let config = RedisConfig::new(redis.url()).key_prefix("numbers:").timeout(Duration::from_secs(2));
         let stores_b = RedisStores::connect(config).await.expect("Redis is up");
         assert_ne!(stores_b.session_store().instance(), number, "two running instances share a number");
         // A holds its claim (B's tentative one gave way).
@@ -195,7 +196,7 @@ async fn an_instance_number_is_never_given_twice_after_redis_restarts_from_a_sna
             let _: () = redis::cmd("RESTORE").arg(key).arg(0).arg(value).query_async(&mut conn).await.unwrap();
         }
         let _: () = redis::cmd("SET").arg("snapshot:instances").arg(number - 1).query_async(&mut conn).await.unwrap();
-        let config = RedisConfig::new(redis.url()).key_prefix("snapshot:").timeout(Duration::from_secs(5));
+        let config = RedisConfig::new(redis.url()).key_prefix("snapshot:").timeout(Duration::from_secs(2));
         let stores_b = RedisStores::connect(config).await.expect("Redis is up");
         assert_ne!(stores_b.session_store().instance(), number, "two running instances share a number");
     })
@@ -925,6 +926,33 @@ impl Relay {
     fn freeze(&self) {
         self.frozen.send_modify(|f| *f += 1);
     }
+}
+
+#[tokio::test]
+async fn a_heartbeat_whose_connection_went_silent_goes_on_over_a_new_one() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        settled(&redis, "silent-beat:").await;
+        let relay = Relay::start(redis.port(), Duration::ZERO).await;
+        let config = RedisConfig::new(relay.url()).key_prefix("silent-beat:").timeout(Duration::from_millis(500));
+        let stores = RedisStores::connect(config).await.expect("Redis is up");
+        let claim = format!("silent-beat:alive:{}", stores.session_store().instance());
+        // Every connection the instance holds goes silent (a NAT forgot them), and its claim lapses.
+        relay.freeze();
+        let mut conn = raw(&redis).await;
+        let _: () = redis::cmd("DEL").arg(&claim).query_async(&mut conn).await.unwrap();
+        // The heartbeat times out on its silent connection, and beats again over a new one.
+        for _ in 0..750 {
+            if redis::cmd("EXISTS").arg(&claim).query_async::<bool>(&mut conn).await.unwrap() {
+                return;
+            }
+            // The heartbeat runs every 2 s and tells no one: poll, at a bounded pace.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the heartbeat never renewed the claim over a new connection");
+    })
+    .await
+    .expect("bounded");
 }
 
 #[tokio::test]

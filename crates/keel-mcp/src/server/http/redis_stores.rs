@@ -141,7 +141,8 @@ impl RedisConfig {
 /// - `<prefix>live`: present while instances reach Redis (refreshed by every heartbeat, expiring as a
 ///   claim does). Found missing, Redis's data has just begun (Redis started, restored a snapshot or failed
 ///   over, persistence or not) or no instance reached it for a lapse: `<prefix>settling` is then set for a
-///   heartbeat and [`RedisConfig::timeout`], while running instances may not have renewed their claims yet.
+///   heartbeat, twice [`RedisConfig::timeout`] and a second, while running instances may not have renewed
+///   their claims yet (each heartbeat has a connection of its own, made anew after a failed beat).
 ///   Meanwhile a new instance's claim is tentative (`connect` waits out the rest of that time, and a
 ///   running instance whose heartbeat finds its number claimed that way takes it back: the newcomer moves
 ///   on to the next number), and no task is declared failed for its instance's missing heartbeat.
@@ -207,7 +208,7 @@ impl RedisStores {
     /// refuses to run scripts (see [What Redis it needs](RedisStores#what-redis-it-needs)); later outages
     /// are survived (see [`RedisStores`]). Must run inside a Tokio runtime (it starts the
     /// task that writes events). In the first seconds after Redis started or lost its data (or after no
-    /// instance reached it for 15 s), it waits up to 2 s plus [`RedisConfig::timeout`], for running
+    /// instance reached it for 15 s), it waits up to 3 s plus twice [`RedisConfig::timeout`], for running
     /// instances to renew their claims (see `<prefix>live` in [`RedisStores`]).
     pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
         let bad_url = |e: RedisError| StoreError::new(format!("bad Redis URL: {e}"));
@@ -242,7 +243,7 @@ impl RedisStores {
             #[cfg(feature = "tasks")]
             tasks: tasks.clone(),
         };
-        let heartbeat = start_heartbeat(connection.clone(), beat).await;
+        let heartbeat = start_heartbeat(client.clone(), beat).await;
         let bus = RedisSessionBus::start(&client, &config, writes.clone()).await;
         let sessions = Arc::new(RedisSessionStore {
             connection: connection.clone(),
@@ -997,10 +998,12 @@ fn settling_key(prefix: &str) -> String {
     format!("{prefix}settling")
 }
 
-/// How long after Redis's data began every running instance has renewed its claim: a heartbeat and a
-/// timeout (an instance's own; others' beats may take longer, but their claims come back all the same).
+/// How long after Redis's data began every running instance has renewed its claim: a heartbeat, then a beat
+/// over a new connection (after a restart the first fails at once on the dropped one): connecting and the
+/// beat, a timeout each, with a second to spare. (The instance's own timeout: others' beats may take
+/// longer, but their claims come back all the same.)
 fn settling(timeout: Duration) -> Duration {
-    HEARTBEAT + timeout
+    HEARTBEAT + timeout * 2 + Duration::from_secs(1)
 }
 
 /// `<prefix>gs:<session>`: a hash of the session's standalone streams open on some instance.
@@ -1177,7 +1180,7 @@ struct Claimant {
 
 impl Claimant {
     /// Runs [`RENEW_CLAIM`].
-    async fn renew(&self, connection: &mut ConnectionManager) -> Result<Claim, RedisError> {
+    async fn renew(&self, connection: &mut MultiplexedConnection) -> Result<Claim, RedisError> {
         let found: i64 = redis::cmd("EVAL")
             .arg(RENEW_CLAIM)
             .arg(4)
@@ -1221,7 +1224,7 @@ struct Beat {
 /// end the relay of a stream, and fail a task, whose instance has no heartbeat. Each beat also refreshes
 /// the `<prefix>gs:<session>` entries of the standalone streams the instance holds, which expire as
 /// `alive` does: a message for a session's standalone stream goes on the bus only while one is open.
-async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGuard {
+async fn start_heartbeat(client: Client, beat_of: Beat) -> DropGuard {
     let Beat {
         prefix,
         instance,
@@ -1232,7 +1235,7 @@ async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGu
         #[cfg(feature = "tasks")]
         tasks,
     } = beat_of;
-    let claimant = Arc::new(Claimant {
+    let claimant = Claimant {
         alive: alive_key(&prefix, u64::from(instance)),
         live: live_key(&prefix),
         settling: settling_key(&prefix),
@@ -1240,29 +1243,31 @@ async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGu
         counter: format!("{prefix}instances"),
         number: instance,
         nonce,
-    });
-    let mut beat = connection;
+    };
+    let mut connection = BeatConnection { client, timeout, current: None };
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     // Whether another instance holds this one's number: said once, not at every beat.
-    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut lost = false;
     // When the claim was last renewed: a failure is worth a warning once half its lapse has gone.
-    let renewed = Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
-    let set = move |beat: &mut ConnectionManager| {
-        let (mut beat, lost, renewed, claimant) = (beat.clone(), lost.clone(), renewed.clone(), claimant.clone());
-        #[cfg(feature = "tasks")]
-        let tasks = tasks.clone();
-        async move {
-            // A connection Redis dropped (a restart) is replaced by the first command that fails on it: beat
-            // again at once on the new one, for the claim to be back before a newcomer confirms its own.
-            let mut renewal = claimant.renew(&mut beat).await;
-            if renewal.as_ref().is_err_and(|error| error.is_connection_dropped() || error.is_io_error()) {
-                renewal = claimant.renew(&mut beat).await;
+    let mut renewed = tokio::time::Instant::now();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = stopped.cancelled() => return,
+            }
+            let mut renewal = connection.renew(&claimant).await;
+            // A connection Redis dropped (a restart): beat again at once on a new one, for the claim to be
+            // back before a newcomer confirms its own. (One that timed out is replaced at the next beat.)
+            if renewal.as_ref().is_err_and(|failure| failure.dropped) {
+                renewal = connection.renew(&claimant).await;
             }
             match renewal {
                 Ok(claim) => {
-                    *lock(&renewed) = tokio::time::Instant::now();
-                    let was_lost = lost.swap(claim == Claim::Lost, std::sync::atomic::Ordering::Relaxed);
+                    renewed = tokio::time::Instant::now();
+                    let was_lost = std::mem::replace(&mut lost, claim == Claim::Lost);
                     match claim {
                         Claim::Lost if !was_lost => tracing::error!(
                             instance,
@@ -1277,30 +1282,20 @@ async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGu
                                  its tasks (which it then stops) and ended its streams"
                             );
                             #[cfg(feature = "tasks")]
-                            tasks.adopt_ended(&mut beat).await;
+                            tasks.adopt_ended().await;
                         }
                         Claim::Held if was_lost => tracing::warn!(instance, "this instance holds its number again"),
                         _ => {}
                     }
                 }
-                Err(error) if lock(&renewed).elapsed() >= ALIVE_LAPSE / 2 => tracing::warn!(
+                Err(BeatFailure { error, .. }) if renewed.elapsed() >= ALIVE_LAPSE / 2 => tracing::warn!(
                     %error,
                     instance,
                     "the instance heartbeat did not reach Redis; once its claim lapses, other instances take this \
                      one for dead (its tasks fail, its streams end)"
                 ),
-                Err(error) => tracing::debug!(%error, "the instance heartbeat did not reach Redis"),
+                Err(BeatFailure { error, .. }) => tracing::debug!(%error, "the instance heartbeat did not reach Redis"),
             }
-        }
-    };
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
-        loop {
-            tokio::select! {
-                _ = every.tick() => {}
-                _ = stopped.cancelled() => return,
-            }
-            set(&mut beat).await;
             let open: Vec<(Arc<str>, u64)> = lock(&standalone).iter().cloned().collect();
             for (session, stream) in open {
                 let key = standalone_key(&prefix, &session);
@@ -1312,6 +1307,51 @@ async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGu
         }
     });
     stop.drop_guard()
+}
+
+/// The heartbeat's own connection, replaced after any failure. A connection gone silent (a NAT or firewall
+/// forgot it) times out without being dropped, and one shared with other work would be used again until
+/// the kernel gives up on it (many minutes): every beat would fail, and others would take this instance
+/// for dead.
+struct BeatConnection {
+    client: Client,
+    /// [`RedisConfig::timeout`], for connecting and for each beat.
+    timeout: Duration,
+    current: Option<MultiplexedConnection>,
+}
+
+/// Why a beat failed, and whether the connection was dropped (rather than silent or refused).
+struct BeatFailure {
+    error: StoreError,
+    dropped: bool,
+}
+
+impl BeatConnection {
+    /// Runs [`RENEW_CLAIM`] on the connection, made anew when the last beat failed.
+    async fn renew(&mut self, claimant: &Claimant) -> Result<Claim, BeatFailure> {
+        let timeout = self.timeout;
+        let connection = match &mut self.current {
+            Some(connection) => connection,
+            None => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout));
+                let connect = self.client.get_multiplexed_async_connection_with_config(&config);
+                let connection = bounded(timeout, async { connect.await.map_err(failed) })
+                    .await
+                    .map_err(|error| BeatFailure { error, dropped: false })?;
+                self.current.insert(connection)
+            }
+        };
+        let renewal = tokio::time::timeout(timeout, claimant.renew(connection)).await;
+        let failure = match renewal {
+            Ok(Ok(claim)) => return Ok(claim),
+            Ok(Err(error)) => BeatFailure { dropped: error.is_connection_dropped(), error: failed(error) },
+            Err(_) => BeatFailure { error: StoreError::new("Redis did not answer in time"), dropped: false },
+        };
+        self.current = None;
+        Err(failure)
+    }
 }
 
 /// Writes events to Redis in order, a pipeline per batch. A failed batch is logged and dropped: the
@@ -1841,7 +1881,8 @@ impl RedisTasks {
     /// terminal state: while this instance's claim had lapsed (`Retaken` by its heartbeat), others may have
     /// declared its tasks failed, for good, and the handlers of those tasks must stop even if they never
     /// save their state again (a save would be refused and adopted: see [`SAVE_TASK`]).
-    async fn adopt_ended(&self, connection: &mut ConnectionManager) {
+    async fn adopt_ended(&self) {
+        let mut connection = self.connection.clone();
         let stores: Vec<_> = {
             let mut stores = lock(&self.stores);
             stores.retain(|store| store.strong_count() > 0);
@@ -1852,7 +1893,7 @@ impl RedisTasks {
                 let keys: Vec<String> = ids.iter().map(|id| self.key(id)).collect();
                 let read = redis::cmd("MGET").arg(&keys).to_owned();
                 let records = bounded(self.timeout, async {
-                    read.query_async::<Vec<Option<Vec<u8>>>>(&mut *connection).await.map_err(failed)
+                    read.query_async::<Vec<Option<Vec<u8>>>>(&mut connection).await.map_err(failed)
                 });
                 let records = match records.await {
                     Ok(records) => records,
