@@ -137,7 +137,11 @@ impl RedisConfig {
 ///   and the ids of server-to-client requests start (so they are unique across instances). The number is
 ///   the instance's only while it holds `<prefix>alive:<instance>` (below): a number whose claim another
 ///   instance holds is skipped, and every heartbeat raises the counter to the instance's number, so a
-///   counter that started over after Redis lost its data gives no running instance's number again.
+///   counter that started over after Redis lost its data gives a running instance's number again only if
+///   that instance cannot renew its claim while a newcomer waits (see `<prefix>live`), or if Redis came
+///   back from a snapshot less than 15 s old taken before the instance claimed its number (`<prefix>live`
+///   survives that, the claim does not). Then the instance logs an error ("restart this instance") and
+///   keeps serving, its stream numbers and request ids colliding with the newcomer's: restart it.
 /// - `<prefix>live`: present while instances reach Redis (refreshed by every heartbeat, expiring as a
 ///   claim does). Found missing, Redis's data has just begun (Redis started, restored a snapshot or failed
 ///   over, persistence or not) or no instance reached it for a lapse: `<prefix>settling` is then set for a
