@@ -120,35 +120,53 @@ async fn a_change_is_saved_only_over_the_revision_read_and_never_brings_a_sessio
     .expect("bounded");
 }
 
+/// Starts A under `prefix` with number 5; restarts Redis, empty but for a counter restored from an older
+/// snapshot whose next number is A's (and, with `snapshot`, every key of the prefix that has no expiry,
+/// as a restart with persistence brings them back); then starts B at once, most often before A's next
+/// heartbeat puts its claim back (should the beat come first, B finds the number held: the same outcome).
+/// B must not get A's number.
+async fn a_newcomer_right_after_a_restart(redis: &mut RedisServer, prefix: &str, snapshot: bool) -> RedisStores {
+    let counter = format!("{prefix}instances");
+    let mut conn = raw(redis).await;
+    // A number above 1, so that a counter that starts over does not reach it by itself.
+    let _: () = redis::cmd("SET").arg(&counter).arg(4).query_async(&mut conn).await.unwrap();
+    let (_a, stores_a) = instance(redis, prefix).await;
+    let number = stores_a.session_store().instance();
+    assert_eq!(number, 5);
+    let mut lasting = Vec::new();
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.unwrap();
+    for key in keys.into_iter().filter(|key| snapshot && *key != counter) {
+        let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await.unwrap();
+        if ttl == -1 {
+            let value: Vec<u8> = redis::cmd("DUMP").arg(&key).query_async(&mut conn).await.unwrap();
+            lasting.push((key, value));
+        }
+    }
+    redis.restart();
+    let mut conn = raw(redis).await;
+    for (key, value) in lasting {
+        let _: () = redis::cmd("RESTORE").arg(key).arg(0).arg(value).query_async(&mut conn).await.unwrap();
+    }
+    let _: () = redis::cmd("SET").arg(&counter).arg(number - 1).query_async(&mut conn).await.unwrap();
+    // A timeout well above a heartbeat's round trip: B waits for A's claim a heartbeat, twice that and a
+    // second, and A's beat needs no luck to land.
+    let config = RedisConfig::new(redis.url()).key_prefix(prefix).timeout(Duration::from_secs(2));
+    let stores_b = RedisStores::connect(config).await.expect("Redis is up");
+    assert_ne!(stores_b.session_store().instance(), number, "two running instances share a number");
+    // A holds its claim (B's tentative one gave way).
+    let holder: String = redis::cmd("GET").arg(format!("{prefix}alive:{number}")).query_async(&mut conn).await.unwrap();
+    assert!(!holder.starts_with("new:"), "{holder}");
+    stores_a
+}
+
 #[tokio::test]
 async fn an_instance_number_is_never_given_twice_after_redis_loses_its_data() {
     let Some(mut redis) = RedisServer::start() else { return };
     tokio::time::timeout(BOUND, async {
-        // A number above 1, so that a counter that starts over does not reach it by itself.
-        let mut conn = raw(&redis).await;
-        let _: () = redis::cmd("SET").arg("numbers:instances").arg(4).query_async(&mut conn).await.unwrap();
-        let (_a, stores_a) = instance(&redis, "numbers:").await;
+        let stores_a = a_newcomer_right_after_a_restart(&mut redis, "numbers:", false).await;
         let number = stores_a.session_store().instance();
-        assert_eq!(number, 5);
-        // Redis comes back empty but for a counter restored from an older snapshot, whose next number is A's;
-        // A's claim on it is gone until A's next heartbeat (up to 2 s away). B starts right away, most often
-        // before that beat (should the beat come first, B finds the number held: the same outcome).
-        redis.restart();
-        let mut conn = raw(&redis).await;
-        let _: () = redis::cmd("SET").arg("numbers:instances").arg(number - 1).query_async(&mut conn).await.unwrap();
-        // A timeout well above a heartbeat's round trip: B waits for A's claim a heartbeat, twice that and a
-        // second, and A's beat needs no luck to land.
-        let config = RedisConfig::new(redis.url()).key_prefix("numbers:").timeout(Duration::from_secs(2));
-        let stores_b = RedisStores::connect(config).await.expect("Redis is up");
-        assert_ne!(stores_b.session_store().instance(), number, "two running instances share a number");
-        // A holds its claim (B's tentative one gave way).
-        let claim = format!("numbers:alive:{number}");
-        let holder: String = redis::cmd("GET").arg(&claim).query_async(&mut conn).await.unwrap();
-        assert!(!holder.starts_with("new:"), "{holder}");
-
         // Redis comes back empty again: A's heartbeat (B's is gone) raises the counter to A's number, so that a
         // newcomer's first try skips it.
-        drop(stores_b);
         redis.restart();
         let mut conn = raw(&redis).await;
         let mut counter = 0;
@@ -174,34 +192,9 @@ async fn an_instance_number_is_never_given_twice_after_redis_loses_its_data() {
 #[tokio::test]
 async fn an_instance_number_is_never_given_twice_after_redis_restarts_from_a_snapshot() {
     let Some(mut redis) = RedisServer::start() else { return };
-    tokio::time::timeout(BOUND, async {
-        let mut conn = raw(&redis).await;
-        let _: () = redis::cmd("SET").arg("snapshot:instances").arg(4).query_async(&mut conn).await.unwrap();
-        let (_a, stores_a) = instance(&redis, "snapshot:").await;
-        let number = stores_a.session_store().instance();
-        // Redis restarts from an older snapshot (persistence on): the counter is behind and A's claim, written
-        // after the snapshot, is missing, but every key that has no expiry is back, as if the data were old.
-        let keys: Vec<String> = redis::cmd("KEYS").arg("snapshot:*").query_async(&mut conn).await.unwrap();
-        let mut lasting = Vec::new();
-        for key in keys {
-            let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await.unwrap();
-            if ttl == -1 && key != "snapshot:instances" {
-                let value: Vec<u8> = redis::cmd("DUMP").arg(&key).query_async(&mut conn).await.unwrap();
-                lasting.push((key, value));
-            }
-        }
-        redis.restart();
-        let mut conn = raw(&redis).await;
-        for (key, value) in lasting {
-            let _: () = redis::cmd("RESTORE").arg(key).arg(0).arg(value).query_async(&mut conn).await.unwrap();
-        }
-        let _: () = redis::cmd("SET").arg("snapshot:instances").arg(number - 1).query_async(&mut conn).await.unwrap();
-        let config = RedisConfig::new(redis.url()).key_prefix("snapshot:").timeout(Duration::from_secs(2));
-        let stores_b = RedisStores::connect(config).await.expect("Redis is up");
-        assert_ne!(stores_b.session_store().instance(), number, "two running instances share a number");
-    })
-    .await
-    .expect("bounded");
+    tokio::time::timeout(BOUND, a_newcomer_right_after_a_restart(&mut redis, "snapshot:", true))
+        .await
+        .expect("bounded");
 }
 
 #[tokio::test]

@@ -1259,8 +1259,10 @@ async fn start_heartbeat(client: Client, beat_of: Beat) -> DropGuard {
         let mut every = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
         loop {
             tokio::select! {
-                _ = every.tick() => {}
+                // A stopped instance beats no more, even when its beat is due.
+                biased;
                 _ = stopped.cancelled() => return,
+                _ = every.tick() => {}
             }
             let mut renewal = connection.renew(&claimant).await;
             // A connection Redis dropped (a restart): beat again at once on a new one, for the claim to be
