@@ -903,6 +903,82 @@ async fn a_resumption_elsewhere_waits_for_a_running_stream_redis_does_not_know_y
     .expect("bounded");
 }
 
+/// The number `field` of `INFO <section>`.
+async fn info_number(conn: &mut redis::aio::MultiplexedConnection, section: &str, field: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg(section).query_async(conn).await.unwrap();
+    let number = info.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).and_then(|n| n.trim().parse().ok());
+    number.unwrap_or_else(|| panic!("no {field} in {info}"))
+}
+
+#[tokio::test]
+async fn made_up_resumptions_of_one_session_leave_the_relays_to_others() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        settled(&redis, "madeup:").await;
+        // Six relays in all, four per session (the default); a stream Redis does not know is waited for.
+        let config = || {
+            RedisConfig::new(redis.url()).key_prefix("madeup:").timeout(Duration::from_secs(2)).max_remote_readers(6)
+        };
+        let (stores_a, stores_b) =
+            (RedisStores::connect(config()).await.unwrap(), RedisStores::connect(config()).await.unwrap());
+        let a = server().http_service(HttpConfig::default().redis(&stores_a));
+        let b = server().http_service(HttpConfig::default().redis(&stores_b));
+        let (attacker, victim) = (session(&a).await, session(&a).await);
+        let mut conn = raw(&redis).await;
+
+        // Made-up streams of an instance that does not run: one round trip each on B's shared connection,
+        // no connection of their own.
+        let connections = info_number(&mut conn, "stats", "total_connections_received").await;
+        for n in 0..8u64 {
+            let made_up = format!("{}_0", (977u64 << 32) + n);
+            assert_eq!(get(&b, &attacker, Some(&made_up)).await.status(), StatusCode::NOT_FOUND);
+        }
+        assert_eq!(info_number(&mut conn, "stats", "total_connections_received").await, connections);
+
+        // Made-up streams of the running instance A: Redis does not know them, and B waits for their first
+        // events. Six at once from one session.
+        let owner = u64::from(stores_a.session_store().instance());
+        let blocked = info_number(&mut conn, "clients", "blocked_clients").await;
+        let mut fakes = tokio::task::JoinSet::new();
+        for n in 0..6u64 {
+            let (b, attacker) = (b.clone(), attacker.clone());
+            let made_up = format!("{}_0", (owner << 32) + 1_000 + n);
+            fakes.spawn(async move { get(&b, &attacker, Some(&made_up)).await.status() });
+        }
+        // Until they all hold a relay (a blocked read each), or those past the session's share are refused.
+        let mut refused = 0;
+        loop {
+            let waiting = info_number(&mut conn, "clients", "blocked_clients").await - blocked;
+            if waiting >= 6 || (waiting >= 4 && refused >= 2) {
+                break;
+            }
+            tokio::select! {
+                Some(status) = fakes.join_next() => {
+                    assert_eq!(status.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
+                    refused += 1;
+                }
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            }
+        }
+
+        // Meanwhile another session's real stream, run on A, resumes on B.
+        let params = json!({"name": "count", "arguments": {"n": 20}, "_meta": {"progressToken": "p"}});
+        let mut body = call(&a, &victim, 1, "tools/call", params).await.into_body();
+        let first = events(&mut body, 2).await;
+        drop(body);
+        let last = first.last().and_then(|e| e.id.clone()).expect("events carry ids");
+        let response = get(&b, &victim, Some(&last)).await;
+        assert_eq!(response.status(), StatusCode::OK, "another session's made-up streams took every relay");
+        let (_, result) = summarize(&events(&mut response.into_body(), usize::MAX).await);
+        assert_eq!(result.as_deref(), Some("counted 20"));
+        while let Some(status) = fakes.join_next().await {
+            assert!(matches!(status.unwrap(), StatusCode::NOT_FOUND | StatusCode::SERVICE_UNAVAILABLE));
+        }
+    })
+    .await
+    .expect("bounded");
+}
+
 #[tokio::test]
 async fn a_request_for_a_standalone_stream_nobody_holds_fails_at_once() {
     let Some(redis) = RedisServer::start() else { return };

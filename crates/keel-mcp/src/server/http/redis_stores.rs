@@ -43,6 +43,9 @@ pub struct RedisConfig {
     /// Streams this instance relays from Redis at once for clients resuming streams another instance ran
     /// (each holds a connection); past it such a resumption gets 503. Default 256.
     pub max_remote_readers: usize,
+    /// Of those, the most one session may hold, so that one session (made-up `Last-Event-ID`s included)
+    /// cannot take them all; past it the session's next such resumption gets 503. Default 4.
+    pub max_remote_readers_per_session: usize,
     /// Longest wait for Redis to answer (or accept a connection); past it the request fails (503 where a
     /// client waits on it). Default 2 s.
     pub timeout: Duration,
@@ -58,6 +61,7 @@ impl RedisConfig {
             event_ttl: Duration::from_secs(3600),
             write_queue: 65_536,
             max_remote_readers: 256,
+            max_remote_readers_per_session: 4,
             timeout: Duration::from_secs(2),
         }
     }
@@ -89,6 +93,12 @@ impl RedisConfig {
     /// Sets [`RedisConfig::max_remote_readers`].
     pub fn max_remote_readers(mut self, n: usize) -> Self {
         self.max_remote_readers = n;
+        self
+    }
+
+    /// Sets [`RedisConfig::max_remote_readers_per_session`].
+    pub fn max_remote_readers_per_session(mut self, n: usize) -> Self {
+        self.max_remote_readers_per_session = n;
         self
     }
 
@@ -245,6 +255,7 @@ impl RedisStores {
                 holes,
                 client,
                 readers: Arc::new(Semaphore::new(config.max_remote_readers)),
+                session_readers: Arc::default(),
                 instance,
                 config,
                 _heartbeat: heartbeat,
@@ -544,6 +555,8 @@ pub struct RedisEventStore {
     holes: Arc<std::sync::Mutex<Holes>>,
     client: Client,
     readers: Arc<Semaphore>,
+    /// Streams relayed at once per session (see [`RedisConfig::max_remote_readers_per_session`]).
+    session_readers: SessionReaders,
     /// This instance's number: the high bits of the streams it runs.
     instance: u32,
     config: RedisConfig,
@@ -749,22 +762,10 @@ impl EventStore for RedisEventStore {
 
     fn replay<'a>(&'a self, session: &'a str, stream: u64, after: u64) -> StoreFuture<'a, Option<RemoteEvents>> {
         Box::pin(async move {
-            let permit = self
-                .readers
-                .clone()
-                .try_acquire_owned()
-                .map_err(|_| StoreError::new("too many streams relayed from Redis at once"))?;
             let key = self.key(session, stream);
-            // A connection of its own: a blocking XREAD would hold up every request sharing one.
-            let block = Duration::from_secs(10);
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(self.config.timeout))
-                .set_response_timeout(Some(block + self.config.timeout));
             let timeout = self.config.timeout;
-            let mut connection = bounded(timeout, async {
-                self.client.get_multiplexed_async_connection_with_config(&config).await.map_err(failed)
-            })
-            .await?;
+            // First, on the shared connection, whether there is anything to relay: a made-up `Last-Event-ID`
+            // costs one round trip, not a relay slot and a connection of its own.
             // A stream closed for polling before its first event is known only by its session's set.
             let owner = stream >> 32;
             let probe = redis::pipe()
@@ -777,11 +778,28 @@ impl EventStore for RedisEventStore {
                 .arg(alive_key(&self.config.key_prefix, owner))
                 .to_owned();
             let (exists, listed, owner_alive): (bool, bool, bool) =
-                bounded(timeout, async { probe.query_async(&mut connection).await.map_err(failed) }).await?;
+                bounded(timeout, async { probe.query_async(&mut self.connection.clone()).await.map_err(failed) })
+                    .await?;
             let runs_elsewhere = owner_alive && owner != 0 && owner != u64::from(self.instance);
             if !exists && !listed && !runs_elsewhere {
                 return Ok(None);
             }
+            let session_permit = SessionReader::take(&self.session_readers, session, &self.config)
+                .ok_or_else(|| StoreError::new("too many streams of one session relayed from Redis at once"))?;
+            let permit = self
+                .readers
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| StoreError::new("too many streams relayed from Redis at once"))?;
+            // A connection of its own: a blocking XREAD would hold up every request sharing one.
+            let block = Duration::from_secs(10);
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(block + timeout));
+            let connection = bounded(timeout, async {
+                self.client.get_multiplexed_async_connection_with_config(&config).await.map_err(failed)
+            })
+            .await?;
             // The instance that ran the stream is gone (its heartbeat lapsed), and its stream will never
             // go on: relay what is left, without waiting for more, and call it unknown when nothing is.
             let owner_alive = owner_alive || owner == u64::from(self.instance);
@@ -793,13 +811,13 @@ impl EventStore for RedisEventStore {
                 owner_alive,
                 queued: Default::default(),
                 ended: false,
-                _permit: permit,
+                _permits: (permit, session_permit),
             };
             if !exists && !listed {
                 // A running instance's stream Redis does not know yet: the client dropped the connection
-                // right after the first events, and their writes are still on their way. Wait for them, for
-                // the timeout at most.
-                state.block = timeout;
+                // right after the first events, and their writes are still on their way. Wait for them
+                // briefly: a made-up stream number naming a running instance waits as long.
+                state.block = timeout.min(UNKNOWN_STREAM_WAIT);
                 let first = state.read().await;
                 state.block = block;
                 if first.is_none() || (state.queued.is_empty() && !state.ended) {
@@ -838,7 +856,47 @@ struct Tail {
     owner_alive: bool,
     queued: std::collections::VecDeque<(u64, Bytes)>,
     ended: bool,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _permits: (tokio::sync::OwnedSemaphorePermit, SessionReader),
+}
+
+/// The longest wait, on another instance, for the first events of a running stream Redis does not know.
+const UNKNOWN_STREAM_WAIT: Duration = Duration::from_millis(500);
+
+/// Streams relayed at once, per session.
+type SessionReaders = Arc<std::sync::Mutex<std::collections::HashMap<Box<str>, usize>>>;
+
+/// One of a session's relays ([`RedisConfig::max_remote_readers_per_session`]); counted until dropped.
+struct SessionReader {
+    readers: SessionReaders,
+    session: Box<str>,
+}
+
+impl SessionReader {
+    /// A relay for `session`, unless it holds as many as it may.
+    fn take(readers: &SessionReaders, session: &str, config: &RedisConfig) -> Option<Self> {
+        let mut counts = lock(readers);
+        let count = counts.entry(session.into()).or_default();
+        if *count >= config.max_remote_readers_per_session {
+            if *count == 0 {
+                counts.remove(session);
+            }
+            return None;
+        }
+        *count += 1;
+        Some(SessionReader { readers: readers.clone(), session: session.into() })
+    }
+}
+
+impl Drop for SessionReader {
+    fn drop(&mut self) {
+        let mut counts = lock(&self.readers);
+        if let Some(count) = counts.get_mut(&self.session) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.session);
+            }
+        }
+    }
 }
 
 /// XREAD's answer: per stream, its entries (id, field-value pairs).
