@@ -626,6 +626,116 @@ async fn a_call_lives_while_its_stream_is_read_on_another_instance_and_no_longer
     .expect("bounded");
 }
 
+/// The Redis event store, but for relays that end `cut` after they start, as the Redis one's do after a
+/// silent block.
+#[derive(Debug)]
+struct CutRelays {
+    inner: std::sync::Arc<keel_mcp::server::http::RedisEventStore>,
+    cut: Duration,
+}
+
+impl EventStore for CutRelays {
+    fn append(&self, session: &str, stream: u64, message: bytes::Bytes) -> u64 {
+        self.inner.append(session, stream, message)
+    }
+    fn events_after(&self, session: &str, stream: u64, after: u64) -> Vec<(u64, bytes::Bytes)> {
+        self.inner.events_after(session, stream, after)
+    }
+    fn remove_stream(&self, session: &str, stream: u64) {
+        self.inner.remove_stream(session, stream)
+    }
+    fn remove_session(&self, session: &str) {
+        self.inner.remove_session(session)
+    }
+    fn release_stream(&self, session: &str, stream: u64) {
+        self.inner.release_stream(session, stream)
+    }
+    fn finish_stream(&self, session: &str, stream: u64) {
+        self.inner.finish_stream(session, stream)
+    }
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        self.inner.flush()
+    }
+    fn standalone_opened<'a>(&'a self, session: &'a str, stream: u64) -> StoreFuture<'a, ()> {
+        self.inner.standalone_opened(session, stream)
+    }
+    fn standalone_closed(&self, session: &str, stream: u64) {
+        self.inner.standalone_closed(session, stream)
+    }
+    fn standalone_open<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Option<bool>> {
+        self.inner.standalone_open(session)
+    }
+    fn keep_resumable<'a>(&'a self, session: &'a str, stream: u64) -> StoreFuture<'a, ()> {
+        self.inner.keep_resumable(session, stream)
+    }
+    fn replay<'a>(
+        &'a self,
+        session: &'a str,
+        stream: u64,
+        after: u64,
+    ) -> StoreFuture<'a, Option<keel_mcp::server::http::RemoteEvents>> {
+        Box::pin(async move {
+            use futures_util::StreamExt as _;
+            let events = self.inner.replay(session, stream, after).await?;
+            let cut = tokio::time::sleep(self.cut);
+            Ok(events.map(|events| Box::pin(events.take_until(cut)) as keel_mcp::server::http::RemoteEvents))
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_client_following_a_call_elsewhere_has_a_whole_grace_after_each_relay_ends() {
+    static GO_ON: tokio::sync::Notify = tokio::sync::Notify::const_new();
+    let Some(redis) = RedisServer::start() else { return };
+    let hold = |ctx: keel_mcp::server::RequestContext, _: keel_mcp::server::NoArgs| async move {
+        ctx.progress(1.0, None, None).await;
+        tokio::select! {
+            _ = GO_ON.notified() => "let go",
+            _ = ctx.cancellation().cancelled() => "cancelled",
+        }
+    };
+    let held = || {
+        keel_mcp::server::Server::builder(keel_mcp::protocol::Implementation::new("follow", "1.0.0"))
+            .tool("hold", "Runs until let go or cancelled", hold)
+            .build()
+    };
+    // Long enough that a loaded machine's latencies stay well inside the margins below.
+    let grace = Duration::from_secs(4);
+    tokio::time::timeout(BOUND, async {
+        settled(&redis, "follow:").await;
+        let config = || RedisConfig::new(redis.url()).key_prefix("follow:").timeout(Duration::from_secs(2));
+        let (stores_a, stores_b) =
+            (RedisStores::connect(config()).await.unwrap(), RedisStores::connect(config()).await.unwrap());
+        let a = held().http_service(HttpConfig::default().stream_resume_grace(grace).redis(&stores_a));
+        // B's relays end just before their third "reading" (at 0, grace/2, grace): the last one went out
+        // grace/2 before.
+        let cut = CutRelays { inner: stores_b.event_store(), cut: grace - Duration::from_millis(100) };
+        let b = held().http_service(
+            HttpConfig::default().stream_resume_grace(grace).redis(&stores_b).event_store(std::sync::Arc::new(cut)),
+        );
+        let id = session(&a).await;
+        let hold = json!({"name": "hold", "arguments": {}, "_meta": {"progressToken": "p"}});
+        let mut body = call(&a, &id, 1, "tools/call", hold).await.into_body();
+        let first = events(&mut body, 2).await;
+        drop(body);
+        let last = first.last().and_then(|e| e.id.clone()).expect("events carry ids");
+        let response = get(&b, &id, Some(&last)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(events(&mut response.into_body(), usize::MAX).await.is_empty(), "nothing to relay yet");
+        // The client comes back after 3/4 of a grace (its retry delay and backoff): past a grace after the
+        // last periodic "reading", within one after the relay ended.
+        tokio::time::sleep(grace * 3 / 4).await;
+        let response = get(&b, &id, Some(&last)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        GO_ON.notify_one();
+        let rest = events(&mut response.into_body(), usize::MAX).await;
+        let (_, result) = summarize(&rest);
+        assert_eq!(result.as_deref(), Some("let go"), "the call was cancelled while the client followed it");
+    })
+    .await
+    .expect("bounded");
+}
+
 /// Writes event `seq` (a log notification) to the Redis stream `key`, as the instance running it would.
 async fn write_event(connection: &mut redis::aio::MultiplexedConnection, key: &str, seq: u64) {
     let message =
