@@ -178,9 +178,7 @@ async fn a_session_keeps_its_list_of_streams_as_long_as_a_stream_gets_events() {
         events.flush().await.unwrap();
         let ttl: i64 = redis::cmd("PTTL").arg("listed:evs:s").query_async(&mut conn).await.unwrap();
         assert!(ttl > 1_000, "the list of the session's streams expires before its stream: {ttl} ms");
-        let listed: bool =
-            redis::cmd("SISMEMBER").arg("listed:evs:s").arg("listed:ev:s:7").query_async(&mut conn).await.unwrap();
-        assert!(listed);
+        assert_eq!(listed_streams(&mut conn, "listed:evs:s").await, ["listed:ev:s:7"]);
     })
     .await
     .expect("bounded");
@@ -349,13 +347,7 @@ async fn a_write_redis_refuses_fails_only_its_own_waiters() {
         let (refused, taken) = tokio::join!(events.keep_resumable("secret-id", 8), events.keep_resumable("good", 1));
         assert!(refused.is_err(), "a write Redis refused is reported taken");
         taken.expect("an unrelated write of the same batch is reported lost");
-        let listed: bool = redis::cmd("SISMEMBER")
-            .arg("refused:evs:good")
-            .arg("refused:ev:good:1")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        assert!(listed);
+        assert_eq!(listed_streams(&mut conn, "refused:evs:good").await, ["refused:ev:good:1"]);
         // The unrelated event of the refused session's batch was written too.
         let len: u64 = redis::cmd("XLEN").arg("refused:ev:secret-id:7").query_async(&mut conn).await.unwrap();
         assert_eq!(len, 1);
@@ -364,7 +356,7 @@ async fn a_write_redis_refuses_fails_only_its_own_waiters() {
     .expect("bounded");
     // Each refusal is logged with its key, the session id left out.
     let text = logged.text();
-    assert!(text.contains("SADD refused:evs:…"), "{text}");
+    assert!(text.contains("ZADD refused:evs:…"), "{text}");
     assert!(!text.contains("secret-id"), "{text}");
 }
 
@@ -422,14 +414,74 @@ async fn ending_a_session_removes_its_streams_in_one_command() {
         }
         // One script, not a read of the set and then a deletion: the writer waits for one round trip, not two.
         let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
-        // (The heartbeat's `EVAL` may land here too, never an `SMEMBERS`: count the removal's by the `DEL`s.)
+        // (The heartbeat's `EVAL` may land here too, never a `ZRANGE`: count the removal's by it.)
         let calls = |command: &str| {
             info.lines()
                 .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
                 .and_then(|rest| rest.split(',').next()?.parse::<u32>().ok())
                 .unwrap_or(0)
         };
-        assert!(calls("eval") >= 1 && calls("smembers") == 1 && calls("del") == 2, "{info}");
+        assert!(calls("eval") >= 1 && calls("zrange") == 1 && calls("unlink") == 1, "{info}");
+    })
+    .await
+    .expect("bounded");
+}
+
+/// The streams listed in a session's `evs:` key.
+async fn listed_streams(conn: &mut redis::aio::MultiplexedConnection, set: &str) -> Vec<String> {
+    let kind: String = redis::cmd("TYPE").arg(set).query_async(conn).await.unwrap();
+    match kind.as_str() {
+        "zset" => redis::cmd("ZRANGE").arg(set).arg(0).arg(-1).query_async(conn).await.unwrap(),
+        "set" => redis::cmd("SMEMBERS").arg(set).query_async(conn).await.unwrap(),
+        _ => Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_session_lists_only_the_streams_redis_holds_and_ends_them_in_bounded_steps() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        settled(&redis, "list:").await;
+        let short = RedisConfig::new(redis.url()).key_prefix("list:").event_ttl(Duration::from_millis(300));
+        let (short, stores) = (
+            RedisStores::connect(short).await.unwrap(),
+            RedisStores::connect(RedisConfig::new(redis.url()).key_prefix("list:")).await.unwrap(),
+        );
+        let mut conn = raw(&redis).await;
+        // A stream whose events expired (time passing is what is tested), in a list that did not...
+        short.event_store().append("s", 1, bytes::Bytes::from_static(b"{}"));
+        short.event_store().flush().await.unwrap();
+        let events = stores.event_store();
+        events.append("s", 3, bytes::Bytes::from_static(b"{}"));
+        events.flush().await.unwrap();
+        loop {
+            let exists: bool = redis::cmd("EXISTS").arg("list:ev:s:1").query_async(&mut conn).await.unwrap();
+            if !exists {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // ...is no longer listed once another stream of the session is written.
+        events.append("s", 2, bytes::Bytes::from_static(b"{}"));
+        events.flush().await.unwrap();
+        let mut listed = listed_streams(&mut conn, "list:evs:s").await;
+        listed.sort_unstable();
+        assert_eq!(listed, ["list:ev:s:2", "list:ev:s:3"]);
+
+        // A session with many streams ends in several short script calls, not one long one.
+        for stream in 1..=1100 {
+            events.append("many", stream, bytes::Bytes::from_static(b"{}"));
+        }
+        events.flush().await.unwrap();
+        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
+        events.remove_session("many");
+        events.flush().await.unwrap();
+        let keys: Vec<String> = (1..=1100).map(|stream| format!("list:ev:many:{stream}")).collect();
+        let left: u64 = redis::cmd("EXISTS").arg(&keys).arg("list:evs:many").query_async(&mut conn).await.unwrap();
+        assert_eq!(left, 0, "streams are left");
+        let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+        // 512 streams per call: three calls (each reads its chunk with one `ZRANGE`).
+        assert!(info.contains("cmdstat_zrange:calls=3,"), "{info}");
     })
     .await
     .expect("bounded");
@@ -764,8 +816,9 @@ async fn the_stream_of_an_instance_that_is_gone_ends_at_once_elsewhere() {
         for seq in 1..=2 {
             write_event(&mut redis_connection, &key, seq).await;
         }
-        let _: u64 = redis::cmd("SADD")
+        let _: u64 = redis::cmd("ZADD")
             .arg(format!("gone:evs:{id}"))
+            .arg(u64::MAX >> 12)
             .arg(&key)
             .query_async(&mut redis_connection)
             .await
