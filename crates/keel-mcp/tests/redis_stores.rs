@@ -184,19 +184,47 @@ async fn a_session_keeps_its_list_of_streams_as_long_as_a_stream_gets_events() {
     .expect("bounded");
 }
 
-/// The Redis commands run since `CONFIG RESETSTAT`, but the test's own and the background ones (the
-/// instance heartbeat every 2 s: an `EVAL` that runs `GET` and `SET`; the bus subscription's `PING`).
-async fn commands_since_reset(conn: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
-    let info: String = redis::cmd("INFO").arg("commandstats").query_async(conn).await.unwrap();
-    let background = ["config", "info", "eval:", "get:", "set:", "ping:", "subscribe:"];
-    let mut commands: Vec<String> = info
-        .lines()
-        .filter_map(|l| l.strip_prefix("cmdstat_"))
-        .filter(|l| !background.iter().any(|b| l.starts_with(b)))
-        .map(str::to_owned)
-        .collect();
-    commands.sort_unstable();
-    commands
+/// Every command Redis runs, seen through `MONITOR`, so that the test's own and the background ones are
+/// told apart by what they touch, not by their names.
+struct Watch {
+    lines: std::pin::Pin<Box<dyn futures_util::Stream<Item = String> + Send>>,
+    conn: redis::aio::MultiplexedConnection,
+    marks: u32,
+}
+
+impl Watch {
+    async fn start(redis: &RedisServer) -> Self {
+        let monitor = redis::Client::open(redis.url()).unwrap().get_async_monitor().await.unwrap();
+        let mut watch =
+            Watch { lines: Box::pin(monitor.into_on_message::<String>()), conn: raw(redis).await, marks: 0 };
+        watch.since_mark().await;
+        watch
+    }
+
+    /// The commands Redis ran since the last mark (or the start) that touch the session store's keys (of
+    /// prefix `prefix`) on a request's behalf: not the instance heartbeat (the script on `alive:`), not the
+    /// bus subscription's `PING`, not a script's own calls (its `EVAL` counts). Sets a new mark.
+    async fn since_mark(&mut self) -> Vec<String> {
+        use futures_util::StreamExt as _;
+        self.marks += 1;
+        let mark = format!("keel-test-mark-{}", self.marks);
+        let _: String = redis::cmd("ECHO").arg(&mark).query_async(&mut self.conn).await.unwrap();
+        let mut commands = Vec::new();
+        loop {
+            let line = self.lines.next().await.expect("MONITOR goes on");
+            if line.contains(&format!("\"{mark}\"")) {
+                return commands;
+            }
+            // `<time> [<db> <client>] "<COMMAND>" "<arg>" ...`; a script's calls come from `lua`.
+            let Some((client, command)) = line.split_once("] ") else { continue };
+            let name = command.split('"').nth(1).unwrap_or_default().to_ascii_uppercase();
+            let heartbeat = name == "EVAL" && command.contains(" \"hot:alive:");
+            if client.ends_with(" lua") || heartbeat || name == "PING" || name == "ECHO" {
+                continue;
+            }
+            commands.push(command.to_owned());
+        }
+    }
 }
 
 #[tokio::test]
@@ -213,22 +241,24 @@ async fn a_call_in_a_held_session_costs_no_round_trip_between_checks_and_one_per
         let checking =
             server().http_service(HttpConfig::default().redis(&other).session_check_interval(Duration::ZERO));
         let (held, checked) = (session(&trusting).await, session(&checking).await);
-        let mut conn = raw(&redis).await;
+        let mut watch = Watch::start(&redis).await;
 
         // Within the check interval, with no change announced on the bus: nothing asked of Redis.
-        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
         for n in 1..=3 {
             assert_eq!(call_tool(&trusting, &held, n, "echo", json!({"text": "x"})).await.status(), StatusCode::OK);
         }
-        assert_eq!(commands_since_reset(&mut conn).await, Vec::<String>::new());
+        assert_eq!(watch.since_mark().await, Vec::<String>::new());
 
-        // A check: one pipeline, each command once: PEXPIRE (refresh the expiry) and HGET (the revision).
-        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
+        // A check: one pipeline of the session's record, each command once: PEXPIRE (refresh the expiry) and
+        // HGET (the revision).
         assert_eq!(call_tool(&checking, &checked, 1, "echo", json!({"text": "x"})).await.status(), StatusCode::OK);
-        let commands = commands_since_reset(&mut conn).await;
+        let mut commands = watch.since_mark().await;
+        commands.sort_unstable();
         assert_eq!(commands.len(), 2, "{commands:?}");
+        let record = format!("\"hot:s:{checked}\"");
         assert!(
-            commands[0].starts_with("hget:calls=1,") && commands[1].starts_with("pexpire:calls=1,"),
+            commands[0].starts_with(&format!("\"HGET\" {record}"))
+                && commands[1].starts_with(&format!("\"PEXPIRE\" {record}")),
             "{commands:?}"
         );
     })
