@@ -266,27 +266,53 @@ async fn a_session_keeps_its_list_of_streams_as_long_as_a_stream_gets_events() {
         events.flush().await.unwrap();
         let ttl: i64 = redis::cmd("PTTL").arg("listed:evs:s").query_async(&mut conn).await.unwrap();
         assert!(ttl > 1_000, "the list of the session's streams expires before its stream: {ttl} ms");
-        let listed: bool =
-            redis::cmd("SISMEMBER").arg("listed:evs:s").arg("listed:ev:s:7").query_async(&mut conn).await.unwrap();
-        assert!(listed);
+        assert_eq!(listed_streams(&mut conn, "listed:evs:s").await, ["listed:ev:s:7"]);
     })
     .await
     .expect("bounded");
 }
 
-/// The Redis commands run since `CONFIG RESETSTAT`, but the test's own and the background ones (the
-/// instance heartbeat every 2 s: an `EVAL` that runs `GET` and `SET`; the bus subscription's `PING`).
-async fn commands_since_reset(conn: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
-    let info: String = redis::cmd("INFO").arg("commandstats").query_async(conn).await.unwrap();
-    let background = ["config", "info", "eval:", "get:", "set:", "ping:", "subscribe:"];
-    let mut commands: Vec<String> = info
-        .lines()
-        .filter_map(|l| l.strip_prefix("cmdstat_"))
-        .filter(|l| !background.iter().any(|b| l.starts_with(b)))
-        .map(str::to_owned)
-        .collect();
-    commands.sort_unstable();
-    commands
+/// Every command Redis runs, seen through `MONITOR`, so that the test's own and the background ones are
+/// told apart by what they touch, not by their names.
+struct Watch {
+    lines: std::pin::Pin<Box<dyn futures_util::Stream<Item = String> + Send>>,
+    conn: redis::aio::MultiplexedConnection,
+    marks: u32,
+}
+
+impl Watch {
+    async fn start(redis: &RedisServer) -> Self {
+        let monitor = redis::Client::open(redis.url()).unwrap().get_async_monitor().await.unwrap();
+        let mut watch =
+            Watch { lines: Box::pin(monitor.into_on_message::<String>()), conn: raw(redis).await, marks: 0 };
+        watch.since_mark().await;
+        watch
+    }
+
+    /// The commands Redis ran since the last mark (or the start) that touch the session store's keys (of
+    /// prefix `prefix`) on a request's behalf: not the instance heartbeat (the script on `alive:`), not the
+    /// bus subscription's `PING`, not a script's own calls (its `EVAL` counts). Sets a new mark.
+    async fn since_mark(&mut self) -> Vec<String> {
+        use futures_util::StreamExt as _;
+        self.marks += 1;
+        let mark = format!("keel-test-mark-{}", self.marks);
+        let _: String = redis::cmd("ECHO").arg(&mark).query_async(&mut self.conn).await.unwrap();
+        let mut commands = Vec::new();
+        loop {
+            let line = self.lines.next().await.expect("MONITOR goes on");
+            if line.contains(&format!("\"{mark}\"")) {
+                return commands;
+            }
+            // `<time> [<db> <client>] "<COMMAND>" "<arg>" ...`; a script's calls come from `lua`.
+            let Some((client, command)) = line.split_once("] ") else { continue };
+            let name = command.split('"').nth(1).unwrap_or_default().to_ascii_uppercase();
+            let heartbeat = name == "EVAL" && command.contains(" \"hot:alive:");
+            if client.ends_with(" lua") || heartbeat || name == "PING" || name == "ECHO" {
+                continue;
+            }
+            commands.push(command.to_owned());
+        }
+    }
 }
 
 #[tokio::test]
@@ -303,22 +329,24 @@ async fn a_call_in_a_held_session_costs_no_round_trip_between_checks_and_one_per
         let checking =
             server().http_service(HttpConfig::default().redis(&other).session_check_interval(Duration::ZERO));
         let (held, checked) = (session(&trusting).await, session(&checking).await);
-        let mut conn = raw(&redis).await;
+        let mut watch = Watch::start(&redis).await;
 
         // Within the check interval, with no change announced on the bus: nothing asked of Redis.
-        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
         for n in 1..=3 {
             assert_eq!(call_tool(&trusting, &held, n, "echo", json!({"text": "x"})).await.status(), StatusCode::OK);
         }
-        assert_eq!(commands_since_reset(&mut conn).await, Vec::<String>::new());
+        assert_eq!(watch.since_mark().await, Vec::<String>::new());
 
-        // A check: one pipeline, each command once: PEXPIRE (refresh the expiry) and HGET (the revision).
-        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
+        // A check: one pipeline of the session's record, each command once: PEXPIRE (refresh the expiry) and
+        // HGET (the revision).
         assert_eq!(call_tool(&checking, &checked, 1, "echo", json!({"text": "x"})).await.status(), StatusCode::OK);
-        let commands = commands_since_reset(&mut conn).await;
+        let mut commands = watch.since_mark().await;
+        commands.sort_unstable();
         assert_eq!(commands.len(), 2, "{commands:?}");
+        let record = format!("\"hot:s:{checked}\"");
         assert!(
-            commands[0].starts_with("hget:calls=1,") && commands[1].starts_with("pexpire:calls=1,"),
+            commands[0].starts_with(&format!("\"HGET\" {record}"))
+                && commands[1].starts_with(&format!("\"PEXPIRE\" {record}")),
             "{commands:?}"
         );
     })
@@ -437,13 +465,7 @@ async fn a_write_redis_refuses_fails_only_its_own_waiters() {
         let (refused, taken) = tokio::join!(events.keep_resumable("secret-id", 8), events.keep_resumable("good", 1));
         assert!(refused.is_err(), "a write Redis refused is reported taken");
         taken.expect("an unrelated write of the same batch is reported lost");
-        let listed: bool = redis::cmd("SISMEMBER")
-            .arg("refused:evs:good")
-            .arg("refused:ev:good:1")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        assert!(listed);
+        assert_eq!(listed_streams(&mut conn, "refused:evs:good").await, ["refused:ev:good:1"]);
         // The unrelated event of the refused session's batch was written too.
         let len: u64 = redis::cmd("XLEN").arg("refused:ev:secret-id:7").query_async(&mut conn).await.unwrap();
         assert_eq!(len, 1);
@@ -452,7 +474,7 @@ async fn a_write_redis_refuses_fails_only_its_own_waiters() {
     .expect("bounded");
     // Each refusal is logged with its key, the session id left out.
     let text = logged.text();
-    assert!(text.contains("SADD refused:evs:…"), "{text}");
+    assert!(text.contains("ZADD refused:evs:…"), "{text}");
     assert!(!text.contains("secret-id"), "{text}");
 }
 
@@ -477,7 +499,9 @@ async fn refused_writes_are_logged_once_per_batch() {
     .expect("bounded");
     let text = logged.text();
     assert_eq!(text.matches("Redis refused").count(), 1, "{text}");
-    assert!(text.contains("refused=20"), "{text}");
+    // At least each stream's listing was refused, and the warning says how many.
+    let count = text.split("refused=").nth(1).and_then(|rest| rest.split(' ').next()).and_then(|n| n.parse().ok());
+    assert!(count.is_some_and(|n: u32| n >= 20), "{text}");
 }
 
 #[tokio::test]
@@ -555,14 +579,74 @@ async fn ending_a_session_removes_its_streams_in_one_command() {
         }
         // One script, not a read of the set and then a deletion: the writer waits for one round trip, not two.
         let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
-        // (The heartbeat's `EVAL` may land here too, never an `SMEMBERS`: count the removal's by the `DEL`s.)
+        // (The heartbeat's `EVAL` may land here too, never a `ZRANGE`: count the removal's by it.)
         let calls = |command: &str| {
             info.lines()
                 .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
                 .and_then(|rest| rest.split(',').next()?.parse::<u32>().ok())
                 .unwrap_or(0)
         };
-        assert!(calls("eval") >= 1 && calls("smembers") == 1 && calls("del") == 2, "{info}");
+        assert!(calls("eval") >= 1 && calls("zrange") == 1 && calls("unlink") == 1, "{info}");
+    })
+    .await
+    .expect("bounded");
+}
+
+/// The streams listed in a session's `evs:` key.
+async fn listed_streams(conn: &mut redis::aio::MultiplexedConnection, set: &str) -> Vec<String> {
+    let kind: String = redis::cmd("TYPE").arg(set).query_async(conn).await.unwrap();
+    match kind.as_str() {
+        "zset" => redis::cmd("ZRANGE").arg(set).arg(0).arg(-1).query_async(conn).await.unwrap(),
+        "set" => redis::cmd("SMEMBERS").arg(set).query_async(conn).await.unwrap(),
+        _ => Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_session_lists_only_the_streams_redis_holds_and_ends_them_in_bounded_steps() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        settled(&redis, "list:").await;
+        let short = RedisConfig::new(redis.url()).key_prefix("list:").event_ttl(Duration::from_millis(300));
+        let (short, stores) = (
+            RedisStores::connect(short).await.unwrap(),
+            RedisStores::connect(RedisConfig::new(redis.url()).key_prefix("list:")).await.unwrap(),
+        );
+        let mut conn = raw(&redis).await;
+        // A stream whose events expired (time passing is what is tested), in a list that did not...
+        short.event_store().append("s", 1, bytes::Bytes::from_static(b"{}"));
+        short.event_store().flush().await.unwrap();
+        let events = stores.event_store();
+        events.append("s", 3, bytes::Bytes::from_static(b"{}"));
+        events.flush().await.unwrap();
+        loop {
+            let exists: bool = redis::cmd("EXISTS").arg("list:ev:s:1").query_async(&mut conn).await.unwrap();
+            if !exists {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // ...is no longer listed once another stream of the session is written.
+        events.append("s", 2, bytes::Bytes::from_static(b"{}"));
+        events.flush().await.unwrap();
+        let mut listed = listed_streams(&mut conn, "list:evs:s").await;
+        listed.sort_unstable();
+        assert_eq!(listed, ["list:ev:s:2", "list:ev:s:3"]);
+
+        // A session with many streams ends in several short script calls, not one long one.
+        for stream in 1..=1100 {
+            events.append("many", stream, bytes::Bytes::from_static(b"{}"));
+        }
+        events.flush().await.unwrap();
+        let _: () = redis::cmd("CONFIG").arg("RESETSTAT").query_async(&mut conn).await.unwrap();
+        events.remove_session("many");
+        events.flush().await.unwrap();
+        let keys: Vec<String> = (1..=1100).map(|stream| format!("list:ev:many:{stream}")).collect();
+        let left: u64 = redis::cmd("EXISTS").arg(&keys).arg("list:evs:many").query_async(&mut conn).await.unwrap();
+        assert_eq!(left, 0, "streams are left");
+        let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+        // 512 streams per call: three calls (each reads its chunk with one `ZRANGE`).
+        assert!(info.contains("cmdstat_zrange:calls=3,"), "{info}");
     })
     .await
     .expect("bounded");
@@ -759,6 +843,116 @@ async fn a_call_lives_while_its_stream_is_read_on_another_instance_and_no_longer
     .expect("bounded");
 }
 
+/// The Redis event store, but for relays that end `cut` after they start, as the Redis one's do after a
+/// silent block.
+#[derive(Debug)]
+struct CutRelays {
+    inner: std::sync::Arc<keel_mcp::server::http::RedisEventStore>,
+    cut: Duration,
+}
+
+impl EventStore for CutRelays {
+    fn append(&self, session: &str, stream: u64, message: bytes::Bytes) -> u64 {
+        self.inner.append(session, stream, message)
+    }
+    fn events_after(&self, session: &str, stream: u64, after: u64) -> Vec<(u64, bytes::Bytes)> {
+        self.inner.events_after(session, stream, after)
+    }
+    fn remove_stream(&self, session: &str, stream: u64) {
+        self.inner.remove_stream(session, stream)
+    }
+    fn remove_session(&self, session: &str) {
+        self.inner.remove_session(session)
+    }
+    fn release_stream(&self, session: &str, stream: u64) {
+        self.inner.release_stream(session, stream)
+    }
+    fn finish_stream(&self, session: &str, stream: u64) {
+        self.inner.finish_stream(session, stream)
+    }
+    fn flush(&self) -> StoreFuture<'_, ()> {
+        self.inner.flush()
+    }
+    fn standalone_opened<'a>(&'a self, session: &'a str, stream: u64) -> StoreFuture<'a, ()> {
+        self.inner.standalone_opened(session, stream)
+    }
+    fn standalone_closed(&self, session: &str, stream: u64) {
+        self.inner.standalone_closed(session, stream)
+    }
+    fn standalone_open<'a>(&'a self, session: &'a str) -> StoreFuture<'a, Option<bool>> {
+        self.inner.standalone_open(session)
+    }
+    fn keep_resumable<'a>(&'a self, session: &'a str, stream: u64) -> StoreFuture<'a, ()> {
+        self.inner.keep_resumable(session, stream)
+    }
+    fn replay<'a>(
+        &'a self,
+        session: &'a str,
+        stream: u64,
+        after: u64,
+    ) -> StoreFuture<'a, Option<keel_mcp::server::http::RemoteEvents>> {
+        Box::pin(async move {
+            use futures_util::StreamExt as _;
+            let events = self.inner.replay(session, stream, after).await?;
+            let cut = tokio::time::sleep(self.cut);
+            Ok(events.map(|events| Box::pin(events.take_until(cut)) as keel_mcp::server::http::RemoteEvents))
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_client_following_a_call_elsewhere_has_a_whole_grace_after_each_relay_ends() {
+    static GO_ON: tokio::sync::Notify = tokio::sync::Notify::const_new();
+    let Some(redis) = RedisServer::start() else { return };
+    let hold = |ctx: keel_mcp::server::RequestContext, _: keel_mcp::server::NoArgs| async move {
+        ctx.progress(1.0, None, None).await;
+        tokio::select! {
+            _ = GO_ON.notified() => "let go",
+            _ = ctx.cancellation().cancelled() => "cancelled",
+        }
+    };
+    let held = || {
+        keel_mcp::server::Server::builder(keel_mcp::protocol::Implementation::new("follow", "1.0.0"))
+            .tool("hold", "Runs until let go or cancelled", hold)
+            .build()
+    };
+    // Long enough that a loaded machine's latencies stay well inside the margins below.
+    let grace = Duration::from_secs(4);
+    tokio::time::timeout(BOUND, async {
+        settled(&redis, "follow:").await;
+        let config = || RedisConfig::new(redis.url()).key_prefix("follow:").timeout(Duration::from_secs(2));
+        let (stores_a, stores_b) =
+            (RedisStores::connect(config()).await.unwrap(), RedisStores::connect(config()).await.unwrap());
+        let a = held().http_service(HttpConfig::default().stream_resume_grace(grace).redis(&stores_a));
+        // B's relays end just before their third "reading" (at 0, grace/2, grace): the last one went out
+        // grace/2 before.
+        let cut = CutRelays { inner: stores_b.event_store(), cut: grace - Duration::from_millis(100) };
+        let b = held().http_service(
+            HttpConfig::default().stream_resume_grace(grace).redis(&stores_b).event_store(std::sync::Arc::new(cut)),
+        );
+        let id = session(&a).await;
+        let hold = json!({"name": "hold", "arguments": {}, "_meta": {"progressToken": "p"}});
+        let mut body = call(&a, &id, 1, "tools/call", hold).await.into_body();
+        let first = events(&mut body, 2).await;
+        drop(body);
+        let last = first.last().and_then(|e| e.id.clone()).expect("events carry ids");
+        let response = get(&b, &id, Some(&last)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(events(&mut response.into_body(), usize::MAX).await.is_empty(), "nothing to relay yet");
+        // The client comes back after 3/4 of a grace (its retry delay and backoff): past a grace after the
+        // last periodic "reading", within one after the relay ended.
+        tokio::time::sleep(grace * 3 / 4).await;
+        let response = get(&b, &id, Some(&last)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        GO_ON.notify_one();
+        let rest = events(&mut response.into_body(), usize::MAX).await;
+        let (_, result) = summarize(&rest);
+        assert_eq!(result.as_deref(), Some("let go"), "the call was cancelled while the client followed it");
+    })
+    .await
+    .expect("bounded");
+}
+
 /// Writes event `seq` (a log notification) to the Redis stream `key`, as the instance running it would.
 async fn write_event(connection: &mut redis::aio::MultiplexedConnection, key: &str, seq: u64) {
     let message =
@@ -787,8 +981,9 @@ async fn the_stream_of_an_instance_that_is_gone_ends_at_once_elsewhere() {
         for seq in 1..=2 {
             write_event(&mut redis_connection, &key, seq).await;
         }
-        let _: u64 = redis::cmd("SADD")
+        let _: u64 = redis::cmd("ZADD")
             .arg(format!("gone:evs:{id}"))
+            .arg(u64::MAX >> 12)
             .arg(&key)
             .query_async(&mut redis_connection)
             .await
@@ -1058,6 +1253,82 @@ async fn a_resumption_elsewhere_waits_for_a_running_stream_redis_does_not_know_y
         let unknown = get(&b, &id, Some(&format!("{}_0", (997u64 << 32) + 1))).await;
         assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
         assert!(started.elapsed() < Duration::from_millis(400));
+    })
+    .await
+    .expect("bounded");
+}
+
+/// The number `field` of `INFO <section>`.
+async fn info_number(conn: &mut redis::aio::MultiplexedConnection, section: &str, field: &str) -> u64 {
+    let info: String = redis::cmd("INFO").arg(section).query_async(conn).await.unwrap();
+    let number = info.lines().find_map(|l| l.strip_prefix(&format!("{field}:"))).and_then(|n| n.trim().parse().ok());
+    number.unwrap_or_else(|| panic!("no {field} in {info}"))
+}
+
+#[tokio::test]
+async fn made_up_resumptions_of_one_session_leave_the_relays_to_others() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        settled(&redis, "madeup:").await;
+        // Six relays in all, four per session (the default); a stream Redis does not know is waited for.
+        let config = || {
+            RedisConfig::new(redis.url()).key_prefix("madeup:").timeout(Duration::from_secs(2)).max_remote_readers(6)
+        };
+        let (stores_a, stores_b) =
+            (RedisStores::connect(config()).await.unwrap(), RedisStores::connect(config()).await.unwrap());
+        let a = server().http_service(HttpConfig::default().redis(&stores_a));
+        let b = server().http_service(HttpConfig::default().redis(&stores_b));
+        let (attacker, victim) = (session(&a).await, session(&a).await);
+        let mut conn = raw(&redis).await;
+
+        // Made-up streams of an instance that does not run: one round trip each on B's shared connection,
+        // no connection of their own.
+        let connections = info_number(&mut conn, "stats", "total_connections_received").await;
+        for n in 0..8u64 {
+            let made_up = format!("{}_0", (977u64 << 32) + n);
+            assert_eq!(get(&b, &attacker, Some(&made_up)).await.status(), StatusCode::NOT_FOUND);
+        }
+        assert_eq!(info_number(&mut conn, "stats", "total_connections_received").await, connections);
+
+        // Made-up streams of the running instance A: Redis does not know them, and B waits for their first
+        // events. Six at once from one session.
+        let owner = u64::from(stores_a.session_store().instance());
+        let blocked = info_number(&mut conn, "clients", "blocked_clients").await;
+        let mut fakes = tokio::task::JoinSet::new();
+        for n in 0..6u64 {
+            let (b, attacker) = (b.clone(), attacker.clone());
+            let made_up = format!("{}_0", (owner << 32) + 1_000 + n);
+            fakes.spawn(async move { get(&b, &attacker, Some(&made_up)).await.status() });
+        }
+        // Until they all hold a relay (a blocked read each), or those past the session's share are refused.
+        let mut refused = 0;
+        loop {
+            let waiting = info_number(&mut conn, "clients", "blocked_clients").await.saturating_sub(blocked);
+            if waiting >= 6 || refused >= 2 || fakes.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some(status) = fakes.join_next() => match status.unwrap() {
+                    StatusCode::SERVICE_UNAVAILABLE => refused += 1,
+                    status => assert_eq!(status, StatusCode::NOT_FOUND),
+                },
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            }
+        }
+
+        // Meanwhile another session's real stream, run on A, resumes on B.
+        let params = json!({"name": "count", "arguments": {"n": 20}, "_meta": {"progressToken": "p"}});
+        let mut body = call(&a, &victim, 1, "tools/call", params).await.into_body();
+        let first = events(&mut body, 2).await;
+        drop(body);
+        let last = first.last().and_then(|e| e.id.clone()).expect("events carry ids");
+        let response = get(&b, &victim, Some(&last)).await;
+        assert_eq!(response.status(), StatusCode::OK, "another session's made-up streams took every relay");
+        let (_, result) = summarize(&events(&mut response.into_body(), usize::MAX).await);
+        assert_eq!(result.as_deref(), Some("counted 20"));
+        while let Some(status) = fakes.join_next().await {
+            assert!(matches!(status.unwrap(), StatusCode::NOT_FOUND | StatusCode::SERVICE_UNAVAILABLE));
+        }
     })
     .await
     .expect("bounded");

@@ -98,6 +98,10 @@ pub fn check_issuer(expected: &str, metadata: &AuthServerMetadata) -> Result<(),
     }
 }
 
+/// Longest `resource` that [`check_resource`] parses; longer ones (other than the server's own URL) do not
+/// match.
+const MAX_RESOURCE_BYTES: usize = 2048;
+
 /// The PRM `resource` must identify the MCP server: the same string, or the same origin with a path that
 /// is a whole-segment prefix of the server's path (`https://h` covers `https://h/mcp`; `https://h/m`
 /// does not cover `https://h/mcp`). No fragment, no query (unless identical), no dot segments.
@@ -106,6 +110,11 @@ pub fn check_resource(server_url: &str, resource: &str) -> Result<(), AuthError>
         return Ok(());
     }
     let mismatch = || AuthError::ResourceMismatch { expected: server_url.to_owned(), found: resource.to_owned() };
+    // Longer than any real resource identifier: refused before URL parsing (IDNA work on a long host is
+    // costly), so a hostile document cannot make the client spend time on it.
+    if resource.len() > MAX_RESOURCE_BYTES {
+        return Err(mismatch());
+    }
     let raw_lower = resource.to_ascii_lowercase();
     if raw_lower.contains("/./")
         || raw_lower.contains("/../")
@@ -130,6 +139,15 @@ pub fn check_resource(server_url: &str, resource: &str) -> Result<(), AuthError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_overlong_resource_is_refused_unparsed() {
+        let server = "https://h.example/mcp";
+        let long = format!("https://h.example/{}", "a/".repeat(MAX_RESOURCE_BYTES));
+        assert!(check_resource(&format!("{long}/mcp"), &long).is_err(), "a covering prefix, but too long");
+        assert!(check_resource(&long, &long).is_ok(), "the server's own URL, however long");
+        assert!(check_resource(server, "https://h.example").is_ok());
+    }
 
     #[test]
     fn resource_table() {

@@ -787,7 +787,9 @@ fn store_unavailable(error: &StoreError) -> Response<ResponseBody> {
 
 /// An SSE body relaying the events of stream `stream` that another instance ran, read from the shared
 /// event store, until that stream or the session ends. While the client reads, the instance running the
-/// stream's call hears so on the bus every half `grace`, so that it does not cancel the call as abandoned.
+/// stream's call hears so on the bus every half `grace`, and once more when the relay ends (the store may end
+/// it before the stream: the Redis one after 10 s without an event), so that it does not cancel the call
+/// as abandoned while the client comes back within `grace`.
 fn replay_remote(
     session: Arc<HttpSession>,
     stream: u64,
@@ -822,7 +824,14 @@ fn replay_remote(
                     }
                 }
                 event = state.events.next() => {
-                    let (seq, message) = event?;
+                    let Some((seq, message)) = event else {
+                        // The relay ended, at the stream's end or, say, after a silent while: the client
+                        // resumes again after its retry delay, and has a whole grace from now to do so.
+                        if let Some(bus) = &state.session.bus {
+                            bus.publish(Kind::Reading, &state.session.id, Some(state.stream.to_string().as_bytes()));
+                        }
+                        return None;
+                    };
                     let event = sse_event(Some(&format!("{}_{seq}", state.stream)), None, &message);
                     return Some((event, state));
                 }

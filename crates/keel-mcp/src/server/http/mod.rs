@@ -107,7 +107,10 @@ pub struct HttpConfig {
     pub max_requests_per_session: usize,
     /// How long a legacy streaming call goes on with no client reading its stream (the client hung up and
     /// has not resumed with `Last-Event-ID`, on this instance or, with a [`SessionBus`], on another one
-    /// sharing the session) before it is cancelled. Keep it above [`HttpConfig::sse_retry_ms`]. Default 10 s.
+    /// sharing the session) before it is cancelled. Keep it above [`HttpConfig::sse_retry_ms`] plus the
+    /// clients' own backoff: a client following a call on another instance reconnects each time the relay
+    /// there ends (with the Redis stores, after 10 s without an event), and has this long from then to come
+    /// back. Default 10 s.
     pub stream_resume_grace: Duration,
     /// Where legacy SSE events are kept for resumption. Default: in memory, the last 1,024 per stream.
     pub event_store: Arc<dyn EventStore>,

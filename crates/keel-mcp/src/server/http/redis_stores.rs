@@ -43,6 +43,9 @@ pub struct RedisConfig {
     /// Streams this instance relays from Redis at once for clients resuming streams another instance ran
     /// (each holds a connection); past it such a resumption gets 503. Default 256.
     pub max_remote_readers: usize,
+    /// Of those, the most one session may hold, so that one session (made-up `Last-Event-ID`s included)
+    /// cannot take them all; past it the session's next such resumption gets 503. Default 4.
+    pub max_remote_readers_per_session: usize,
     /// Longest wait for Redis to answer (or accept a connection); past it the request fails (503 where a
     /// client waits on it). Default 2 s.
     pub timeout: Duration,
@@ -58,6 +61,7 @@ impl RedisConfig {
             event_ttl: Duration::from_secs(3600),
             write_queue: 65_536,
             max_remote_readers: 256,
+            max_remote_readers_per_session: 4,
             timeout: Duration::from_secs(2),
         }
     }
@@ -89,6 +93,12 @@ impl RedisConfig {
     /// Sets [`RedisConfig::max_remote_readers`].
     pub fn max_remote_readers(mut self, n: usize) -> Self {
         self.max_remote_readers = n;
+        self
+    }
+
+    /// Sets [`RedisConfig::max_remote_readers_per_session`].
+    pub fn max_remote_readers_per_session(mut self, n: usize) -> Self {
+        self.max_remote_readers_per_session = n;
         self
     }
 
@@ -131,8 +141,12 @@ impl RedisConfig {
 ///   `0-<seq>`, field `m`), at most [`RedisConfig::events_per_stream`] (approximately: `MAXLEN ~`) and
 ///   expiring [`RedisConfig::event_ttl`] after its last event; its end is the entry `1-0`.
 ///   `<prefix>evs:<session id>` lists a session's streams, for DELETE and for resuming a stream closed for
-///   polling (SEP-1699) before its first event, which is listed there before its connections drop; it
-///   expires [`RedisConfig::event_ttl`] after the last event of any of them.
+///   polling (SEP-1699) before its first event, which is listed there before its connections drop: a
+///   sorted set scored by when each stream's events expire (milliseconds since the Unix epoch, by the
+///   clock of the instance that wrote last), from which the streams whose events expired are trimmed as
+///   others are written, so it holds no more streams than Redis does. It expires
+///   [`RedisConfig::event_ttl`] after the last event of any of them. DELETE removes the streams in chunks
+///   of 512 per script call, so Redis serves others in between.
 /// - `<prefix>instances`: a counter from which each instance takes its number, from which stream numbers
 ///   and the ids of server-to-client requests start (so they are unique across instances). The number is
 ///   the instance's only while it holds `<prefix>alive:<instance>` (below): a number whose claim another
@@ -265,6 +279,7 @@ impl RedisStores {
                 holes,
                 client,
                 readers: Arc::new(Semaphore::new(config.max_remote_readers)),
+                session_readers: Arc::default(),
                 instance,
                 config,
                 _heartbeat: heartbeat,
@@ -580,6 +595,8 @@ pub struct RedisEventStore {
     holes: Arc<std::sync::Mutex<Holes>>,
     client: Client,
     readers: Arc<Semaphore>,
+    /// Streams relayed at once per session (see [`RedisConfig::max_remote_readers_per_session`]).
+    session_readers: SessionReaders,
     /// This instance's number: the high bits of the streams it runs.
     instance: u32,
     config: RedisConfig,
@@ -597,7 +614,7 @@ impl fmt::Debug for RedisEventStore {
 enum Write {
     Append {
         key: String,
-        /// The session's `evs:` set, which lists the stream and lives as long as it does.
+        /// The session's `evs:` set, which lists the stream and lives as long as it does (see [`List`]).
         set: String,
         seq: u64,
         message: Bytes,
@@ -785,39 +802,45 @@ impl EventStore for RedisEventStore {
 
     fn replay<'a>(&'a self, session: &'a str, stream: u64, after: u64) -> StoreFuture<'a, Option<RemoteEvents>> {
         Box::pin(async move {
-            let permit = self
-                .readers
-                .clone()
-                .try_acquire_owned()
-                .map_err(|_| StoreError::new("too many streams relayed from Redis at once"))?;
             let key = self.key(session, stream);
-            // A connection of its own: a blocking XREAD would hold up every request sharing one.
-            let block = Duration::from_secs(10);
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(self.config.timeout))
-                .set_response_timeout(Some(block + self.config.timeout));
             let timeout = self.config.timeout;
-            let mut connection = bounded(timeout, async {
-                self.client.get_multiplexed_async_connection_with_config(&config).await.map_err(failed)
-            })
-            .await?;
+            // First, on the shared connection, whether there is anything to relay: a made-up `Last-Event-ID`
+            // costs one round trip, not a relay slot and a connection of its own.
             // A stream closed for polling before its first event is known only by its session's set.
             let owner = stream >> 32;
             let probe = redis::pipe()
                 .cmd("EXISTS")
                 .arg(&key)
-                .cmd("SISMEMBER")
+                .cmd("ZSCORE")
                 .arg(self.set_key(session))
                 .arg(&key)
                 .cmd("EXISTS")
                 .arg(alive_key(&self.config.key_prefix, owner))
                 .to_owned();
-            let (exists, listed, owner_alive): (bool, bool, bool) =
-                bounded(timeout, async { probe.query_async(&mut connection).await.map_err(failed) }).await?;
+            let (exists, listed, owner_alive): (bool, Option<redis::Value>, bool) =
+                bounded(timeout, async { probe.query_async(&mut self.connection.clone()).await.map_err(failed) })
+                    .await?;
+            let listed = listed.is_some();
             let runs_elsewhere = owner_alive && owner != 0 && owner != u64::from(self.instance);
             if !exists && !listed && !runs_elsewhere {
                 return Ok(None);
             }
+            let session_permit = SessionReader::take(&self.session_readers, session, &self.config)
+                .ok_or_else(|| StoreError::new("too many streams of one session relayed from Redis at once"))?;
+            let permit = self
+                .readers
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| StoreError::new("too many streams relayed from Redis at once"))?;
+            // A connection of its own: a blocking XREAD would hold up every request sharing one.
+            let block = Duration::from_secs(10);
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(block + timeout));
+            let connection = bounded(timeout, async {
+                self.client.get_multiplexed_async_connection_with_config(&config).await.map_err(failed)
+            })
+            .await?;
             // The instance that ran the stream is gone (its heartbeat lapsed), and its stream will never
             // go on: relay what is left, without waiting for more, and call it unknown when nothing is.
             let owner_alive = owner_alive || owner == u64::from(self.instance);
@@ -829,13 +852,13 @@ impl EventStore for RedisEventStore {
                 owner_alive,
                 queued: Default::default(),
                 ended: false,
-                _permit: permit,
+                _permits: (permit, session_permit),
             };
             if !exists && !listed {
                 // A running instance's stream Redis does not know yet: the client dropped the connection
-                // right after the first events, and their writes are still on their way. Wait for them, for
-                // the timeout at most.
-                state.block = timeout;
+                // right after the first events, and their writes are still on their way. Wait for them
+                // briefly: a made-up stream number naming a running instance waits as long.
+                state.block = timeout.min(UNKNOWN_STREAM_WAIT);
                 let first = state.read().await;
                 state.block = block;
                 if first.is_none() || (state.queued.is_empty() && !state.ended) {
@@ -874,7 +897,47 @@ struct Tail {
     owner_alive: bool,
     queued: std::collections::VecDeque<(u64, Bytes)>,
     ended: bool,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _permits: (tokio::sync::OwnedSemaphorePermit, SessionReader),
+}
+
+/// The longest wait, on another instance, for the first events of a running stream Redis does not know.
+const UNKNOWN_STREAM_WAIT: Duration = Duration::from_millis(500);
+
+/// Streams relayed at once, per session.
+type SessionReaders = Arc<std::sync::Mutex<std::collections::HashMap<Box<str>, usize>>>;
+
+/// One of a session's relays ([`RedisConfig::max_remote_readers_per_session`]); counted until dropped.
+struct SessionReader {
+    readers: SessionReaders,
+    session: Box<str>,
+}
+
+impl SessionReader {
+    /// A relay for `session`, unless it holds as many as it may.
+    fn take(readers: &SessionReaders, session: &str, config: &RedisConfig) -> Option<Self> {
+        let mut counts = lock(readers);
+        let count = counts.entry(session.into()).or_default();
+        if *count >= config.max_remote_readers_per_session {
+            if *count == 0 {
+                counts.remove(session);
+            }
+            return None;
+        }
+        *count += 1;
+        Some(SessionReader { readers: readers.clone(), session: session.into() })
+    }
+}
+
+impl Drop for SessionReader {
+    fn drop(&mut self) {
+        let mut counts = lock(&self.readers);
+        if let Some(count) = counts.get_mut(&self.session) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.session);
+            }
+        }
+    }
 }
 
 /// XREAD's answer: per stream, its entries (id, field-value pairs).
@@ -1383,6 +1446,9 @@ async fn write_events(
         let mut removed_sessions = Vec::new();
         // The stream of the batch's last append, listed already in this batch.
         let mut listed = String::new();
+        let list = List::now();
+        // The pipeline indexes of the session removals, which may leave part of their work for later.
+        let mut removals = Vec::new();
         // The tasks' saves (by index in the pipeline), whose refusals their instance adopts.
         #[cfg(feature = "tasks")]
         let mut task_saves = Vec::new();
@@ -1401,10 +1467,9 @@ async fn write_events(
                     pipe.cmd("PEXPIRE").arg(&key).arg(ttl);
                     events.push(first..pipe.len());
                     // The set expires with its last stream, not its first: DELETE finds every stream.
-                    // Consecutive events of one stream refresh it once.
+                    // Consecutive events of one stream in a batch refresh it (and its score) once.
                     if listed != key {
-                        pipe.cmd("SADD").arg(&set).arg(&key);
-                        pipe.cmd("PEXPIRE").arg(&set).arg(ttl);
+                        list.add(&mut pipe, &set, &key, ttl);
                         listed = key;
                     }
                 }
@@ -1415,20 +1480,20 @@ async fn write_events(
                 }
                 Write::Remove { key, set } => {
                     pipe.cmd("DEL").arg(&key);
-                    pipe.cmd("SREM").arg(&set).arg(&key);
+                    pipe.cmd("ZREM").arg(&set).arg(&key);
                     listed.clear();
                     removed.push(key);
                 }
                 Write::KeepResumable { key, set, ttl, done } => {
-                    pipe.cmd("SADD").arg(&set).arg(&key);
-                    pipe.cmd("PEXPIRE").arg(&set).arg(ttl);
+                    list.add(&mut pipe, &set, &key, ttl);
                     waiting.push((first..pipe.len(), Waiter::Stream(key, done)));
                 }
                 Write::RemoveSession { set } => {
-                    pipe.cmd("EVAL").arg(REMOVE_SESSION).arg(1).arg(&set);
+                    pipe.cmd("EVAL").arg(REMOVE_SESSION).arg(1).arg(&set).arg(REMOVAL_CHUNK);
                     if let Some(session) = set.strip_prefix(&prefix).and_then(|set| set.strip_prefix("evs:")) {
                         removed_sessions.push(format!("{prefix}ev:{session}:"));
                     }
+                    removals.push((first, set));
                     listed.clear();
                 }
                 Write::Standalone { key, stream, ttl, done } => {
@@ -1498,6 +1563,13 @@ async fn write_events(
                 commands = ?examples,
                 "Redis refused writes; other instances miss them"
             );
+        }
+        if let Some(replies) = &replies {
+            for (index, set) in removals {
+                if let Some(redis::Value::Int(left @ 1..)) = replies.get(index) {
+                    remove_rest(&mut connection, &set, *left).await;
+                }
+            }
         }
         // Before the waiters hear: a refused final save has been adopted once it is answered.
         #[cfg(feature = "tasks")]
@@ -1678,16 +1750,65 @@ fn described(command: &redis::Cmd, prefix: &str) -> String {
     }
 }
 
-/// Removes an ended session's streams and their list (`KEYS[1]`) in the writer's pipeline: no round trip
-/// of its own to read the list first. Deletes in chunks, within Lua's limit on `unpack`.
+/// Removes up to `ARGV[1]` of an ended session's streams, and their list (`KEYS[1]`) once empty, in the
+/// writer's pipeline: no round trip of its own to read the list first. Returns how many streams are left
+/// (see [`remove_rest`]), so that one call never holds Redis up for a list of any length.
 const REMOVE_SESSION: &str = r"
-local streams = redis.call('SMEMBERS', KEYS[1])
-for i = 1, #streams, 512 do
-  redis.call('DEL', unpack(streams, i, math.min(i + 511, #streams)))
+local streams = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+if #streams > 0 then
+  redis.call('UNLINK', unpack(streams))
+  redis.call('ZREM', KEYS[1], unpack(streams))
 end
-redis.call('DEL', KEYS[1])
-return #streams
+local left = redis.call('ZCARD', KEYS[1])
+if left == 0 then redis.call('DEL', KEYS[1]) end
+return left
 ";
+
+/// Streams [`REMOVE_SESSION`] removes per call (within Lua's limit on `unpack`).
+const REMOVAL_CHUNK: usize = 512;
+
+/// Calls of [`REMOVE_SESSION`] at most for one session after the first; what is left then expires with its
+/// events ([`RedisConfig::event_ttl`]).
+const MAX_REMOVAL_CHUNKS: usize = 1024;
+
+/// Goes on removing the streams of session list `set` (`left` of them), a chunk per round trip.
+async fn remove_rest(connection: &mut ConnectionManager, set: &str, mut left: i64) {
+    for _ in 0..MAX_REMOVAL_CHUNKS {
+        if left <= 0 {
+            return;
+        }
+        let removal = redis::cmd("EVAL").arg(REMOVE_SESSION).arg(1).arg(set).arg(REMOVAL_CHUNK).to_owned();
+        match removal.query_async::<i64>(connection).await {
+            Ok(now_left) => left = now_left,
+            Err(error) => {
+                tracing::warn!(%error, "an ended session's streams were not all removed from Redis; they expire");
+                return;
+            }
+        }
+    }
+    tracing::warn!(left, "an ended session listed too many streams to remove from Redis; the rest expire");
+}
+
+/// Lists streams in their session's `evs:` set, scored by when their events expire, trimming those whose
+/// events did (their keys are gone: nothing to remove or resume).
+struct List {
+    /// Now, in milliseconds since the Unix epoch.
+    now: u64,
+}
+
+impl List {
+    fn now() -> Self {
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        List { now: u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX) }
+    }
+
+    /// Lists stream `key` in `set` for `ttl` ms: the set expires with its last stream, not its first.
+    fn add(&self, pipe: &mut redis::Pipeline, set: &str, key: &str, ttl: u64) {
+        pipe.cmd("ZADD").arg(set).arg(self.now.saturating_add(ttl)).arg(key);
+        pipe.cmd("ZREMRANGEBYSCORE").arg(set).arg("-inf").arg(format!("({}", self.now));
+        pipe.cmd("PEXPIRE").arg(set).arg(ttl);
+    }
+}
 
 /// A [`SessionBus`] on Redis pub/sub (channel `<prefix>bus`). Messages are published through the event
 /// writer's queue (in order with the events written before them) and received on a connection of their
