@@ -94,9 +94,8 @@ pub(crate) fn shared_principal_of(client: &dyn ClientChannel) -> Option<&Arc<Pri
     None
 }
 
-/// Whether a principal naming only a client may own sessions and tasks on this request
-/// ([`ClientOnlyOwners`](super::principal::ClientOnlyOwners)). Only tasks ask.
-#[cfg(feature = "tasks")]
+/// Whether a principal naming only a client may own tasks and input rounds on this request
+/// ([`ClientOnlyOwners`](super::principal::ClientOnlyOwners)).
 pub(crate) fn client_only_owners(client: &dyn ClientChannel) -> bool {
     #[cfg(feature = "http-server")]
     if let Some(parts) = client.http_request() {

@@ -76,10 +76,6 @@ impl PrincipalId {
     /// no subject would otherwise share one identity with every other user of that client app (an
     /// authorization server may leave `sub` out of introspection answers); one naming neither, with every
     /// such token of its issuer.
-    #[cfg_attr(
-        not(any(feature = "http-server", feature = "tasks")),
-        expect(dead_code, reason = "only HTTP sessions and tasks are owned")
-    )]
     pub(crate) fn can_own(principal: &Principal, client_only: bool) -> bool {
         principal.subject.is_some() || (client_only && principal.client_id.is_some())
     }

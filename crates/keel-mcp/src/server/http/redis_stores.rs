@@ -334,6 +334,17 @@ async fn bounded<T>(timeout: Duration, work: impl Future<Output = Result<T, Stor
     tokio::time::timeout(timeout, work).await.unwrap_or_else(|_| Err(StoreError::new("Redis did not answer in time")))
 }
 
+/// A session hash's record (`r`) and revision (`v`), as `HMGET` answers them.
+type RecordFields = (Option<Vec<u8>>, Option<u64>);
+
+/// The session record and revision in `fields`; `None` when the session is gone.
+fn record_of((json, revision): RecordFields) -> Result<Option<(SessionRecord, u64)>, StoreError> {
+    let (Some(json), Some(revision)) = (json, revision) else { return Ok(None) };
+    let stored: Stored =
+        serde_json::from_slice(&json).map_err(|e| StoreError::new(format!("unreadable session record: {e}")))?;
+    Ok(Some((stored.into(), revision)))
+}
+
 fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
@@ -422,37 +433,19 @@ impl SessionStore for RedisSessionStore {
     fn load<'a>(&'a self, id: &'a str, ttl: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
         Box::pin(bounded(self.timeout, async move {
             let key = self.key(id);
-            let (_, (json, revision)): (bool, (Option<Vec<u8>>, Option<u64>)) = redis::pipe()
-                .cmd("PEXPIRE")
-                .arg(&key)
-                .arg(millis(ttl))
-                .cmd("HMGET")
-                .arg(&key)
-                .arg("r")
-                .arg("v")
-                .query_async(&mut self.connection.clone())
-                .await
-                .map_err(failed)?;
-            let (Some(json), Some(revision)) = (json, revision) else { return Ok(None) };
-            let stored: Stored = serde_json::from_slice(&json)
-                .map_err(|e| StoreError::new(format!("unreadable session record: {e}")))?;
-            Ok(Some((stored.into(), revision)))
+            let mut pipe = redis::pipe();
+            pipe.cmd("PEXPIRE").arg(&key).arg(millis(ttl)).ignore();
+            pipe.cmd("HMGET").arg(&key).arg("r").arg("v");
+            let (fields,): (RecordFields,) = pipe.query_async(&mut self.connection.clone()).await.map_err(failed)?;
+            record_of(fields)
         }))
     }
 
     fn read<'a>(&'a self, id: &'a str, _: Duration) -> StoreFuture<'a, Option<(SessionRecord, u64)>> {
         Box::pin(bounded(self.timeout, async move {
-            let (json, revision): (Option<Vec<u8>>, Option<u64>) = redis::cmd("HMGET")
-                .arg(self.key(id))
-                .arg("r")
-                .arg("v")
-                .query_async(&mut self.connection.clone())
-                .await
-                .map_err(failed)?;
-            let (Some(json), Some(revision)) = (json, revision) else { return Ok(None) };
-            let stored: Stored = serde_json::from_slice(&json)
-                .map_err(|e| StoreError::new(format!("unreadable session record: {e}")))?;
-            Ok(Some((stored.into(), revision)))
+            let mut hmget = redis::cmd("HMGET");
+            hmget.arg(self.key(id)).arg("r").arg("v");
+            record_of(hmget.query_async(&mut self.connection.clone()).await.map_err(failed)?)
         }))
     }
 
