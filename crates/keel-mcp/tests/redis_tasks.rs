@@ -248,7 +248,7 @@ async fn a_task_failed_elsewhere_while_its_heartbeat_lapsed_stays_failed() {
         assert!(failed["result"]["error"]["message"].as_str().unwrap().contains("stopped"), "{failed}");
         // A's next beat takes its claim back, says that others may have taken it for dead, and stops the
         // handler, which saves nothing and would wait for its answer until the input timeout.
-        for _ in 0..250 {
+        for _ in 0..500 {
             if WATCHED_STOPPED.load(Ordering::SeqCst) && logged.text().contains("claim had lapsed") {
                 break;
             }
