@@ -1180,6 +1180,7 @@ async fn a_slow_first_bus_subscription_is_logged() {
 async fn a_bus_connection_gone_silent_is_replaced() {
     let Some(redis) = RedisServer::start() else { return };
     tokio::time::timeout(BOUND, async {
+        settled(&redis, "silent-bus:").await;
         let relay = Relay::start(redis.port(), Duration::ZERO).await;
         let connect = |url: String| async move {
             let config = RedisConfig::new(url).key_prefix("silent-bus:").timeout(Duration::from_millis(500));
@@ -1338,6 +1339,7 @@ async fn made_up_resumptions_of_one_session_leave_the_relays_to_others() {
 async fn a_request_for_a_standalone_stream_nobody_holds_fails_at_once() {
     let Some(redis) = RedisServer::start() else { return };
     tokio::time::timeout(BOUND, async {
+        settled(&redis, "standalone:").await;
         // A generous timeout: a store that cannot tell in time makes the instance send the request anyway.
         let instance = || async {
             let config = RedisConfig::new(redis.url()).key_prefix("standalone:").timeout(Duration::from_secs(2));
@@ -1366,6 +1368,7 @@ async fn a_request_for_a_standalone_stream_nobody_holds_fails_at_once() {
 async fn a_graceful_shutdown_waits_for_the_last_events_to_reach_redis() {
     let Some(redis) = RedisServer::start() else { return };
     tokio::time::timeout(BOUND, async {
+        settled(&redis, "drain:").await;
         // A reaches Redis over a slow link: what it writes lands 300 ms later.
         let relay = Relay::start(redis.port(), Duration::from_millis(300)).await;
         let config = RedisConfig::new(relay.url()).key_prefix("drain:").timeout(Duration::from_secs(5));
