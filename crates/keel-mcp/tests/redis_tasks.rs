@@ -2,6 +2,7 @@
 //! `redis-server`): `tasks/get`, `tasks/update` and `tasks/cancel` work on any instance, and a task whose
 //! instance died ends `failed`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::StatusCode;
@@ -24,12 +25,27 @@ use redis_server::RedisServer;
 
 const BOUND: Duration = Duration::from_secs(60);
 
+/// Whether the handler of a `task_watched` task was stopped before it got its answer (one test uses it).
+static WATCHED_STOPPED: AtomicBool = AtomicBool::new(false);
+
+/// Sets [`WATCHED_STOPPED`] when dropped unanswered.
+struct Answered(bool);
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        if !self.0 {
+            WATCHED_STOPPED.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
 fn server() -> Server {
     let text = json!({"type": "string"});
     let form = move || {
         let property = PrimitiveSchema::from_object(text.as_object().unwrap().clone());
         ElicitParams::form("Name?", RequestedSchema::new(vec![("name".into(), property)], &["name"]))
     };
+    let watched_form = form.clone();
     Server::builder(Implementation::new("tasks-test", "1.0.0"))
         .tool_def(
             ToolDef::new("task_ask", move |ctx: RequestContext, _: NoArgs| {
@@ -39,6 +55,21 @@ fn server() -> Server {
                     let answer = ctx.elicit("name", form()).await?;
                     let name = answer.content.and_then(|c| c.get("name").map(|v| json!(v))).unwrap_or_default();
                     Ok::<_, HandlerError>(format!("hello {}", name.as_str().unwrap_or_default()))
+                }
+            })
+            .task_support(TaskSupport::Optional),
+        )
+        .tool_def(
+            // As task_ask, but says whether it was stopped before its answer came (see `WATCHED_STOPPED`).
+            ToolDef::new("task_watched", move |ctx: RequestContext, _: NoArgs| {
+                let form = watched_form.clone();
+                async move {
+                    let mut answered = Answered(false);
+                    ctx.continue_as_task().await?;
+                    let answer = ctx.elicit("name", form()).await;
+                    answered.0 = answer.is_ok();
+                    answer?;
+                    Ok::<_, HandlerError>("answered")
                 }
             })
             .task_support(TaskSupport::Optional),
@@ -56,11 +87,16 @@ fn server() -> Server {
 }
 
 async fn instance(redis: &RedisServer) -> (McpService, RedisStores) {
+    instance_with(redis, Duration::from_millis(500)).await
+}
+
+/// An instance whose Redis calls wait up to `timeout`.
+async fn instance_with(redis: &RedisServer, timeout: Duration) -> (McpService, RedisStores) {
     // As if Redis had held the data for long: the instance takes its number without waiting for running
     // instances to renew their claims (tests/redis_stores.rs tests that wait).
     let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let _: () = redis::cmd("SET").arg("tasks:epoch").arg(0).arg("NX").query_async(&mut conn).await.unwrap();
-    let config = RedisConfig::new(redis.url()).key_prefix("tasks:").timeout(Duration::from_millis(500));
+    let _: () = redis::cmd("SET").arg("tasks:live").arg(1).arg("PX").arg(60_000).query_async(&mut conn).await.unwrap();
+    let config = RedisConfig::new(redis.url()).key_prefix("tasks:").timeout(timeout);
     let stores = RedisStores::connect(config).await.expect("Redis is up");
     (server().http_service(HttpConfig::default().redis(&stores)), stores)
 }
@@ -157,6 +193,36 @@ async fn a_task_whose_instance_died_ends_failed() {
 }
 
 #[tokio::test]
+async fn a_task_is_not_failed_while_redis_comes_back_without_its_instance_s_heartbeat() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        // A timeout well above a heartbeat: A's claim is back well before Redis's data has settled.
+        let (a, _sa) = instance_with(&redis, Duration::from_secs(5)).await;
+        let (b, _sb) = instance_with(&redis, Duration::from_secs(5)).await;
+        let created = modern(&a, "tools/call", "task_wait", json!({"name": "task_wait", "arguments": {}})).await;
+        let task = created["result"]["taskId"].as_str().expect("a task").to_owned();
+        wait_for(&b, &task, "working").await;
+        // Redis restarts from a snapshot that has the task but no heartbeat (they expired meanwhile).
+        let key = format!("tasks:task:{task}");
+        let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+        let record: Vec<u8> = redis::cmd("GET").arg(&key).query_async(&mut conn).await.unwrap();
+        redis.restart();
+        let mut conn = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+        let _: () = redis::cmd("SET").arg(&key).arg(record).arg("PX").arg(60_000).query_async(&mut conn).await.unwrap();
+        // B, asked at once (its connection comes back first), does not take A's missing heartbeat for death.
+        let read = loop {
+            let read = task_get(&b, &task).await;
+            if read["error"]["code"] != -32603 {
+                break read;
+            }
+        };
+        assert_eq!(read["result"]["status"], "working", "{read}");
+    })
+    .await
+    .expect("bounded");
+}
+
+#[tokio::test]
 async fn a_task_failed_elsewhere_while_its_heartbeat_lapsed_stays_failed() {
     let Some(redis) = RedisServer::start() else { return };
     // The heartbeat runs on this (current-thread) runtime, so this thread's subscriber sees its warnings.
@@ -164,7 +230,7 @@ async fn a_task_failed_elsewhere_while_its_heartbeat_lapsed_stays_failed() {
     tokio::time::timeout(BOUND, async {
         let (a, stores_a) = instance(&redis).await;
         let (b, _sb) = instance(&redis).await;
-        let created = modern(&a, "tools/call", "task_ask", json!({"name": "task_ask", "arguments": {}})).await;
+        let created = modern(&a, "tools/call", "task_watched", json!({"name": "task_watched", "arguments": {}})).await;
         let task = created["result"]["taskId"].as_str().expect("a task").to_owned();
         wait_for(&b, &task, "input_required").await;
         // A's heartbeat lapses (here by hand; a partition or a stalled Redis does it for real), and B, asked
@@ -180,22 +246,23 @@ async fn a_task_failed_elsewhere_while_its_heartbeat_lapsed_stays_failed() {
             }
         };
         assert!(failed["result"]["error"]["message"].as_str().unwrap().contains("stopped"), "{failed}");
-        // A lives on and its handler would complete: the answer reaches it, and yet the task stays failed, on
-        // B and on A (whose handler is stopped).
-        let answer = json!({"name": {"action": "accept", "content": {"name": "Ada"}}});
-        modern(&a, "tasks/update", &task, json!({"taskId": task, "inputResponses": answer})).await;
-        let on_a = wait_for(&a, &task, "failed").await;
-        assert!(on_a["result"]["result"].is_null(), "{on_a}");
-        assert_eq!(task_get(&b, &task).await["result"]["status"], "failed");
-        // A's next beat takes its claim back, and says that others may have taken it for dead.
-        for _ in 0..250 {
-            if logged.text().contains("claim had lapsed") {
+        // A's next beat takes its claim back, says that others may have taken it for dead, and stops the
+        // handler, which saves nothing and would wait for its answer until the input timeout.
+        for _ in 0..500 {
+            if WATCHED_STOPPED.load(Ordering::SeqCst) && logged.text().contains("claim had lapsed") {
                 break;
             }
             // The heartbeat runs every 2 s and tells no one: poll, at a bounded pace.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(logged.text().contains("claim had lapsed"), "{}", logged.text());
+        assert!(WATCHED_STOPPED.load(Ordering::SeqCst), "the handler of a task failed elsewhere still runs");
+        // The answer comes too late: the task stays failed, on B and on A.
+        let answer = json!({"name": {"action": "accept", "content": {"name": "Ada"}}});
+        modern(&a, "tasks/update", &task, json!({"taskId": task, "inputResponses": answer})).await;
+        let on_a = wait_for(&a, &task, "failed").await;
+        assert!(on_a["result"]["result"].is_null(), "{on_a}");
+        assert_eq!(task_get(&b, &task).await["result"]["status"], "failed");
     })
     .await
     .expect("bounded");

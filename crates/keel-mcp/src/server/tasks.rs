@@ -106,6 +106,11 @@ pub(crate) trait TaskShare: Send + Sync + std::fmt::Debug + 'static {
 
     /// Passes `command` on to the instance running task `id` (without waiting).
     fn forward(&self, id: &str, command: TaskCommand);
+
+    /// The terminal state another instance recorded for task `id`, which this instance runs (see
+    /// [`TaskStore::overruled`]); `None` when there is none, or the store cannot say now (bounded by its
+    /// timeout).
+    fn ended_elsewhere<'a>(&'a self, id: &'a str) -> ShareFuture<'a, Option<DetailedTask>>;
 }
 
 /// What [`TaskShare::load`] returns.
@@ -271,6 +276,16 @@ impl TaskStore {
         task.cancellation.cancel();
     }
 
+    /// The ids of the tasks this instance runs that have not ended.
+    #[cfg_attr(
+        not(all(feature = "redis", feature = "tasks")),
+        expect(dead_code, reason = "only the Redis stores share tasks")
+    )]
+    pub(crate) fn running(&self) -> Vec<String> {
+        let tasks = self.tasks.lock().expect("task store lock");
+        tasks.values().filter(|t| !t.status().is_terminal()).map(|t| t.id.clone()).collect()
+    }
+
     /// Forgets a task that outlived its time to live.
     fn expire(&self, task: &TaskEntry) {
         task.cancel();
@@ -352,6 +367,14 @@ impl TaskEntry {
                 share.save_now(&self.id, &self.detailed(), self.principal.as_ref(), ttl).await
             }
             None => Ok(()),
+        }
+    }
+
+    /// The terminal state another instance recorded for this task, when tasks are shared.
+    async fn ended_elsewhere(&self) -> Option<DetailedTask> {
+        match &self.share {
+            Some(share) => share.ended_elsewhere(&self.id).await,
+            None => None,
         }
     }
 
@@ -475,7 +498,12 @@ where
     let background = async move {
         let expiry = tokio::time::sleep(task.ttl.saturating_sub(task.created.elapsed()));
         tokio::select! {
-            outcome = run => task.finish(outcome),
+            // Published only if no other instance ended the task meanwhile (its heartbeat lapsed, and
+            // clients were told the task failed, for good).
+            outcome = run => match task.ended_elsewhere().await {
+                Some(recorded) => store.overruled(&task.id, recorded),
+                None => task.finish(outcome),
+            },
             _ = task.cancellation.cancelled() => {}
             _ = expiry => return store.expire(&task),
         }
@@ -600,5 +628,58 @@ mod tests {
         task.cancel();
         assert_eq!(task.status(), TaskStatus::Completed, "cancel leaves a finished task alone");
         assert!(store.get("nope").is_err());
+    }
+
+    /// A share in which another instance declared every task failed.
+    #[derive(Debug)]
+    struct FailedElsewhere;
+
+    impl TaskShare for FailedElsewhere {
+        fn save(&self, _: &str, _: &DetailedTask, _: Option<&PrincipalId>, _: Duration) {}
+
+        fn save_now<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a DetailedTask,
+            _: Option<&'a PrincipalId>,
+            _: Duration,
+        ) -> ShareFuture<'a, Result<(), ErrorObject>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn load<'a>(&'a self, _: &'a str) -> ShareFuture<'a, Result<Option<SharedTask>, ErrorObject>> {
+            Box::pin(async { Ok(None) })
+        }
+
+        fn forward(&self, _: &str, _: TaskCommand) {}
+
+        fn ended_elsewhere<'a>(&'a self, id: &'a str) -> ShareFuture<'a, Option<DetailedTask>> {
+            Box::pin(async move {
+                let task = Task {
+                    task_id: id.to_owned(),
+                    status: TaskStatus::Failed,
+                    status_message: None,
+                    created_at: timestamp(),
+                    last_updated_at: timestamp(),
+                    ttl_ms: None,
+                    poll_interval_ms: None,
+                };
+                let error = Some(ErrorObject::internal("the server instance running this task stopped"));
+                Some(DetailedTask { task, input_requests: None, result: None, error })
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_task_another_instance_ended_never_publishes_its_handlers_result() {
+        let store = Arc::new(TaskStore::new(&crate::Limits::default(), Duration::from_millis(100)));
+        store.share_with(Arc::new(FailedElsewhere));
+        let task = store.create(TaskOwner::Unknown, None).unwrap();
+        let published = task.changed.notified();
+        run_in_background(store.clone(), task.clone(), async { Ok(CallToolResult::text("done")) });
+        tokio::time::timeout(Duration::from_secs(10), published).await.expect("the task ends");
+        let ended = task.detailed();
+        assert_eq!(ended.task.status, TaskStatus::Failed, "{ended:?}");
+        assert!(ended.result.is_none(), "{ended:?}");
     }
 }

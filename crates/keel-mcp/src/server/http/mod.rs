@@ -381,11 +381,7 @@ impl McpService {
         let shutdown = shutdown::Shutdown::default();
         #[cfg(all(feature = "redis", feature = "tasks"))]
         if let (Some(tasks), Some(bus)) = (&config.redis_tasks, &bus) {
-            server.tasks.share_with(Arc::new(redis_stores::TaskLink {
-                tasks: tasks.clone(),
-                bus: bus.clone(),
-                here: Arc::downgrade(&server.tasks),
-            }));
+            server.tasks.share_with(Arc::new(redis_stores::TaskLink::new(tasks.clone(), bus.clone(), &server.tasks)));
         }
         let inner = Arc::new(HttpInner { server, config, sessions, bus, requests, shutdown });
         bus::Bus::start(&inner);

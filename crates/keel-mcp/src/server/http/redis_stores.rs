@@ -151,11 +151,19 @@ impl RedisConfig {
 ///   and the ids of server-to-client requests start (so they are unique across instances). The number is
 ///   the instance's only while it holds `<prefix>alive:<instance>` (below): a number whose claim another
 ///   instance holds is skipped, and every heartbeat raises the counter to the instance's number, so a
-///   counter that started over after Redis lost its data gives no running instance's number again.
-/// - `<prefix>epoch`: when Redis's data (for the prefix) began. In its first seconds (a heartbeat and
-///   [`RedisConfig::timeout`]), a new instance's claim is tentative: `connect` waits out the rest of that
-///   time, and a running instance whose heartbeat finds its number claimed that way takes it back (the
-///   newcomer moves on to the next number).
+///   counter that started over after Redis lost its data gives a running instance's number again only if
+///   that instance cannot renew its claim while a newcomer waits (see `<prefix>live`), or if Redis came
+///   back from a snapshot less than 15 s old taken before the instance claimed its number (`<prefix>live`
+///   survives that, the claim does not). Then the instance logs an error ("restart this instance") and
+///   keeps serving, its stream numbers and request ids colliding with the newcomer's: restart it.
+/// - `<prefix>live`: present while instances reach Redis (refreshed by every heartbeat, expiring as a
+///   claim does). Found missing, Redis's data has just begun (Redis started, restored a snapshot or failed
+///   over, persistence or not) or no instance reached it for a lapse: `<prefix>settling` is then set for a
+///   heartbeat, twice [`RedisConfig::timeout`] and a second, while running instances may not have renewed
+///   their claims yet (each heartbeat has a connection of its own, made anew after a failed beat).
+///   Meanwhile a new instance's claim is tentative (`connect` waits out the rest of that time, and a
+///   running instance whose heartbeat finds its number claimed that way takes it back: the newcomer moves
+///   on to the next number), and no task is declared failed for its instance's missing heartbeat.
 /// - `<prefix>bus`: the pub/sub channel of the [`RedisSessionBus`].
 /// - `<prefix>gs:<session id>`: the session's standalone (GET) streams open on some instance, refreshed by
 ///   its heartbeat (expiring after 15 s). A server-to-client request with no stream of its own is sent on
@@ -167,17 +175,26 @@ impl RedisConfig {
 ///   resuming a stream whose instance has no heartbeat gets what is left of it, then the end (or 404 when
 ///   nothing is left), instead of waiting for events that will never come.
 /// - With the `tasks` feature, `<prefix>task:<id>`: a task's state as its instance last recorded it (JSON,
-///   expiring with the task). A task still running on an instance whose heartbeat lapsed is `failed`, for
-///   good: should that instance live on, its later saves of the task are refused, and it stops the task's
-///   handler and reports the task `failed` too.
+///   expiring with the task). A task still running on an instance whose heartbeat lapsed (not merely
+///   missing while Redis's data settles: see `<prefix>live`) is `failed`, for good: should that instance
+///   live on, its later saves of the task are refused, and it stops the task's handler and reports the task
+///   `failed` too (at the heartbeat that takes its claim back, when it would save the task, or before it
+///   publishes the handler's result, whichever comes first).
 ///
 /// # What Redis it needs
 ///
-/// A standalone Redis (or a replicated one behind a single address), whose user may run scripts (`EVAL`,
+/// Redis 5 or later (event logs are Redis streams), standalone (or replicated behind a single address),
+/// whose user may run scripts (`EVAL`,
 /// ACL category `+@scripting`) and reach every key under the prefix: the heartbeat and the changes of
 /// sessions and tasks are Lua scripts, and removing a session's streams deletes keys its script reads
 /// from a set. Redis Cluster, and servers that refuse undeclared keys in scripts, are not supported.
 /// [`RedisStores::connect`] claims the instance's number with a script, and fails when Redis refuses it.
+///
+/// Configure `maxmemory-policy noeviction` (Redis's default), or give Keel a Redis of its own: a policy
+/// that evicts keys under memory pressure drops the keys closest to expiry first, which are the
+/// instances' claims and heartbeats (others then take live instances for dead and give their numbers
+/// again), sessions and event logs. With `noeviction`, a full Redis refuses writes instead, which Keel
+/// survives (see below).
 ///
 /// # Failures
 ///
@@ -208,9 +225,9 @@ impl RedisStores {
     /// Connects to Redis and takes this instance's number. Fails when Redis cannot be reached now, or
     /// refuses to run scripts (see [What Redis it needs](RedisStores#what-redis-it-needs)); later outages
     /// are survived (see [`RedisStores`]). Must run inside a Tokio runtime (it starts the
-    /// task that writes events). In the first seconds after Redis started or lost its data, it waits up
-    /// to 2 s plus [`RedisConfig::timeout`], for running instances to renew their claims (see
-    /// `<prefix>epoch` in [`RedisStores`]).
+    /// task that writes events). In the first seconds after Redis started or lost its data (or after no
+    /// instance reached it for 15 s), it waits up to 3 s plus twice [`RedisConfig::timeout`], for running
+    /// instances to renew their claims (see `<prefix>live` in [`RedisStores`]).
     pub async fn connect(config: RedisConfig) -> Result<Self, StoreError> {
         let bad_url = |e: RedisError| StoreError::new(format!("bad Redis URL: {e}"));
         // The writer sends whole pipelines and requests are small: no waiting for more to send (Nagle).
@@ -229,17 +246,22 @@ impl RedisStores {
         let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
         let instance = claim_number(&mut connection, &config, &nonce).await?;
         let (writes, queue) = mpsc::channel(config.write_queue.max(1));
-        let holes = Holes::shared();
+        let holes = Holes::shared(config.event_ttl);
         tokio::spawn(write_events(connection.clone(), queue, config.key_prefix.clone(), holes.clone()));
         let standalone = StandaloneStreams::default();
+        #[cfg(feature = "tasks")]
+        let tasks = RedisTasks::start(connection.clone(), &config, instance, writes.clone());
         let beat = Beat {
             prefix: config.key_prefix.clone(),
             instance,
             nonce,
+            timeout: config.timeout,
             standalone: standalone.clone(),
             writes: writes.clone(),
+            #[cfg(feature = "tasks")]
+            tasks: tasks.clone(),
         };
-        let heartbeat = start_heartbeat(connection.clone(), beat).await;
+        let heartbeat = start_heartbeat(client.clone(), beat).await;
         let bus = RedisSessionBus::start(&client, &config, writes.clone()).await;
         let sessions = Arc::new(RedisSessionStore {
             connection: connection.clone(),
@@ -247,8 +269,6 @@ impl RedisStores {
             instance,
             timeout: config.timeout,
         });
-        #[cfg(feature = "tasks")]
-        let tasks = RedisTasks::start(connection.clone(), &config, instance, writes.clone());
         Ok(RedisStores {
             sessions,
             events: Arc::new(RedisEventStore {
@@ -668,7 +688,7 @@ impl RedisEventStore {
         if let Err(dropped) = self.writes.try_send(write) {
             tracing::warn!("Redis event writes are backed up; an event was not shared with other instances");
             if let Write::Append { key, .. } | Write::Finish { key, .. } = dropped.into_inner() {
-                lock(&self.holes).add(key);
+                lock(&self.holes).add(key, tokio::time::Instant::now());
             }
         }
     }
@@ -982,6 +1002,16 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 ";
 
+/// 1 when instance claim `KEYS[1]` is held, or when its absence says nothing yet: Redis's data has just
+/// begun (live marker `KEYS[2]` missing, or settling marker `KEYS[3]` present: see `mark_live!`), and the
+/// instance's next heartbeat may not have put its claim back.
+#[cfg(feature = "tasks")]
+const RUNS_OR_UNSETTLED: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return 1 end
+if redis.call('EXISTS', KEYS[2]) == 0 then return 1 end
+return 0
+";
+
 /// Where a task whose save [`SAVE_TASK`] refused lives: its instance adopts the recorded state.
 #[cfg(feature = "tasks")]
 pub(crate) struct Overruled {
@@ -1017,6 +1047,25 @@ fn alive_key(prefix: &str, instance: u64) -> String {
     format!("{prefix}alive:{instance}")
 }
 
+/// `<prefix>live`: present while some instance's heartbeat reaches Redis (see `mark_live!`).
+fn live_key(prefix: &str) -> String {
+    format!("{prefix}live")
+}
+
+/// `<prefix>settling`: present in the first moments after Redis's data began, while running instances may
+/// not have renewed their claims yet (see `mark_live!`).
+fn settling_key(prefix: &str) -> String {
+    format!("{prefix}settling")
+}
+
+/// How long after Redis's data began every running instance has renewed its claim: a heartbeat, then a beat
+/// over a new connection (after a restart the first fails at once on the dropped one): connecting and the
+/// beat, a timeout each, with a second to spare. (The instance's own timeout: others' beats may take
+/// longer, but their claims come back all the same.)
+fn settling(timeout: Duration) -> Duration {
+    HEARTBEAT + timeout * 2 + Duration::from_secs(1)
+}
+
 /// `<prefix>gs:<session>`: a hash of the session's standalone streams open on some instance.
 fn standalone_key(prefix: &str, session: &str) -> String {
     format!("{prefix}gs:{session}")
@@ -1032,9 +1081,9 @@ const NUMBER_PROBES: u64 = 1024;
 /// whose `<prefix>alive:<n>` this instance claims. The counter alone would give a running instance's number
 /// again once Redis lost its data, and so would a claim alone in the moments before that instance's next
 /// heartbeat puts its claim back: the claim is tentative (`new:<nonce>`, taken with `SET NX`) until a
-/// heartbeat and a timeout have passed since Redis's data began (`<prefix>epoch`: a wait only in the first
-/// seconds after Redis started or lost its data), and a running instance's heartbeat overwrites it
-/// ([`RENEW_CLAIM`]), which sends this instance on to the next number. Each heartbeat also raises the
+/// heartbeat and a timeout have passed since Redis's data began (`<prefix>settling`: a wait only in the
+/// first seconds after Redis started, lost its data, or heard from no instance for a lapse), and a running
+/// instance's heartbeat overwrites it ([`RENEW_CLAIM`]), which sends this instance on to the next number. Each heartbeat also raises the
 /// counter to its number, so that after one beat a counter that started over skips running instances'
 /// numbers.
 async fn claim_number(
@@ -1051,32 +1100,42 @@ async fn claim_number(
         // doubles; 0 is the number of no instance.
         let number = u32::try_from(candidate % (1 << 20)).unwrap_or(0).max(1);
         let alive = alive_key(prefix, u64::from(number));
-        let age: i64 = redis::cmd("EVAL")
+        let wait: i64 = redis::cmd("EVAL")
             .arg(CLAIM)
-            .arg(2)
+            .arg(3)
             .arg(&alive)
-            .arg(format!("{prefix}epoch"))
+            .arg(live_key(prefix))
+            .arg(settling_key(prefix))
             .arg(&tentative)
+            // The tentative claim outlives the wait, with a lapse to spare for the confirmation.
+            .arg(millis(settling(config.timeout) + ALIVE_LAPSE))
             .arg(millis(ALIVE_LAPSE))
+            .arg(millis(settling(config.timeout)))
             .query_async(connection)
             .await
             .map_err(scripts_refused)?;
-        let Ok(age) = u64::try_from(age) else { continue };
-        // Time for an instance that holds the number, and lost its claim with Redis's data, to renew it.
-        let settled = HEARTBEAT + config.timeout;
-        tokio::time::sleep(settled.saturating_sub(Duration::from_millis(age))).await;
-        let confirmed: bool = redis::cmd("EVAL")
+        // Held by another instance.
+        let Ok(wait) = u64::try_from(wait) else { continue };
+        tokio::time::sleep(Duration::from_millis(wait).min(settling(config.timeout))).await;
+        let confirmed = redis::cmd("EVAL")
             .arg(CONFIRM_CLAIM)
             .arg(1)
             .arg(&alive)
             .arg(&tentative)
             .arg(nonce)
             .arg(millis(ALIVE_LAPSE))
-            .query_async(connection)
-            .await
-            .map_err(scripts_refused)?;
-        if confirmed {
-            return Ok(number);
+            .query_async::<bool>(connection)
+            .await;
+        match confirmed {
+            Ok(true) => return Ok(number),
+            Ok(false) => {}
+            Err(error) => {
+                // Not left to block the number for its whole life (best effort: Redis may be away).
+                let release = redis::cmd("EVAL").arg(RELEASE_CLAIM).arg(1).arg(&alive).arg(&tentative).to_owned();
+                let _ = bounded(config.timeout, async { release.query_async::<i64>(connection).await.map_err(failed) })
+                    .await;
+                return Err(scripts_refused(error));
+            }
         }
     }
     Err(StoreError::new(format!("no free instance number in the {NUMBER_PROBES} after the counter")))
@@ -1095,15 +1154,36 @@ fn scripts_refused(error: RedisError) -> StoreError {
     }
 }
 
-/// Claims `KEYS[1]` tentatively (`SET NX` of `ARGV[1]`, for `ARGV[2]` ms): -1 when it is held, or else how
-/// long ago (ms) the data of the prefix began, as recorded in `KEYS[2]` (set now when missing). Every
-/// running instance has had a heartbeat since, once that is a heartbeat and a timeout ago.
-const CLAIM: &str = r"
-local now = redis.call('TIME')
-local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-redis.call('SET', KEYS[2], ms, 'NX')
+/// The start of [`CLAIM`] and [`RENEW_CLAIM`]: keeps `<prefix>live` (`KEYS[2]`, for `ARGV[3]` ms) and starts
+/// `<prefix>settling` (`KEYS[3]`, for `ARGV[4]` ms) when it finds `live` missing: Redis's data just began
+/// (it started, restored a snapshot, failed over), or no instance reached it for a lapse. `live` expires as
+/// a claim does, so it cannot outlive a gap in heartbeats the way a key kept by persistence would. (`GET`
+/// and `SET` only: the scripts read no clock, so they need no `redis.replicate_commands`.)
+macro_rules! mark_live {
+    () => {
+        r"
+if not redis.call('GET', KEYS[2]) then redis.call('SET', KEYS[3], 1, 'PX', ARGV[4]) end
+redis.call('SET', KEYS[2], 1, 'PX', ARGV[3])
+"
+    };
+}
+
+/// Claims `KEYS[1]` tentatively (`SET NX` of `ARGV[1]`, for `ARGV[2]` ms): -1 when it is held, or else the
+/// ms left before every running instance has renewed its claim: what is left of the settling marker
+/// `KEYS[3]`, set (for `ARGV[4]` ms) when the live marker `KEYS[2]` is missing (refreshed for `ARGV[3]`
+/// ms; see `mark_live!`). No clock is read: nothing goes wrong when Redis's clock steps.
+const CLAIM: &str = concat!(
+    mark_live!(),
+    r"
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return -1 end
-return ms - tonumber(redis.call('GET', KEYS[2]))
+return math.max(0, redis.call('PTTL', KEYS[3]))
+"
+);
+
+/// Deletes a tentative claim (`KEYS[1]` holding `ARGV[1]`) its instance abandons.
+const RELEASE_CLAIM: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 ";
 
 /// Turns a tentative claim (`KEYS[1]` holding `ARGV[1]`) into this instance's (token `ARGV[2]`, for
@@ -1115,16 +1195,20 @@ return 1
 ";
 
 /// Renews an instance's claim on its number (`KEYS[1]`, token `ARGV[1]`, for `ARGV[2]` ms), taking it back
-/// when it lapsed or a newcomer claims it tentatively, and raises the instances counter (`KEYS[2]`) to the
-/// number (`ARGV[3]`): 1 when renewed, 2 when taken back, 0 when another instance holds it.
-const RENEW_CLAIM: &str = r"
+/// when it lapsed or a newcomer claims it tentatively, and raises the instances counter (`KEYS[4]`) to the
+/// number (`ARGV[5]`): 1 when renewed, 2 when taken back, 0 when another instance holds it. It also keeps
+/// the live marker `KEYS[2]` (see `mark_live!`; `ARGV[3]`, `ARGV[4]` and `KEYS[3]` are its).
+const RENEW_CLAIM: &str = concat!(
+    mark_live!(),
+    r"
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] and string.sub(holder, 1, 4) ~= 'new:' then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[3]) then redis.call('SET', KEYS[2], ARGV[3]) end
+if (tonumber(redis.call('GET', KEYS[4])) or 0) < tonumber(ARGV[5]) then redis.call('SET', KEYS[4], ARGV[5]) end
 if holder == ARGV[1] then return 1 end
 return 2
-";
+"
+);
 
 /// What [`RENEW_CLAIM`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1142,6 +1226,11 @@ enum Claim {
 struct Claimant {
     /// `<prefix>alive:<number>`.
     alive: String,
+    /// `<prefix>live` and `<prefix>settling`.
+    live: String,
+    settling: String,
+    /// How long `settling` lasts: [`settling`] of the instance's timeout.
+    settle: Duration,
     /// `<prefix>instances`.
     counter: String,
     number: u32,
@@ -1151,14 +1240,18 @@ struct Claimant {
 
 impl Claimant {
     /// Runs [`RENEW_CLAIM`].
-    async fn renew(&self, connection: &mut ConnectionManager) -> Result<Claim, RedisError> {
+    async fn renew(&self, connection: &mut MultiplexedConnection) -> Result<Claim, RedisError> {
         let found: i64 = redis::cmd("EVAL")
             .arg(RENEW_CLAIM)
-            .arg(2)
+            .arg(4)
             .arg(&self.alive)
+            .arg(&self.live)
+            .arg(&self.settling)
             .arg(&self.counter)
             .arg(&self.nonce)
             .arg(millis(ALIVE_LAPSE))
+            .arg(millis(ALIVE_LAPSE))
+            .arg(millis(self.settle))
             .arg(self.number)
             .query_async(connection)
             .await?;
@@ -1176,8 +1269,13 @@ struct Beat {
     instance: u32,
     /// The token of this instance's claim on its number.
     nonce: String,
+    /// [`RedisConfig::timeout`].
+    timeout: Duration,
     standalone: StandaloneStreams,
     writes: mpsc::Sender<Write>,
+    /// The instance's tasks, checked when its claim lapsed.
+    #[cfg(feature = "tasks")]
+    tasks: Arc<RedisTasks>,
 }
 
 /// Says that this instance runs: renews its claim `<prefix>alive:<instance>` (which `connect` took) every
@@ -1186,68 +1284,80 @@ struct Beat {
 /// end the relay of a stream, and fail a task, whose instance has no heartbeat. Each beat also refreshes
 /// the `<prefix>gs:<session>` entries of the standalone streams the instance holds, which expire as
 /// `alive` does: a message for a session's standalone stream goes on the bus only while one is open.
-async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGuard {
-    let Beat { prefix, instance, nonce, standalone, writes } = beat_of;
-    let claimant = Arc::new(Claimant {
+async fn start_heartbeat(client: Client, beat_of: Beat) -> DropGuard {
+    let Beat {
+        prefix,
+        instance,
+        nonce,
+        timeout,
+        standalone,
+        writes,
+        #[cfg(feature = "tasks")]
+        tasks,
+    } = beat_of;
+    let claimant = Claimant {
         alive: alive_key(&prefix, u64::from(instance)),
+        live: live_key(&prefix),
+        settling: settling_key(&prefix),
+        settle: settling(timeout),
         counter: format!("{prefix}instances"),
         number: instance,
         nonce,
-    });
-    let mut beat = connection;
+    };
+    let mut connection = BeatConnection { client, timeout, current: None };
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     // Whether another instance holds this one's number: said once, not at every beat.
-    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut lost = false;
     // When the claim was last renewed: a failure is worth a warning once half its lapse has gone.
-    let renewed = Arc::new(std::sync::Mutex::new(tokio::time::Instant::now()));
-    let set = move |beat: &mut ConnectionManager| {
-        let (mut beat, lost, renewed, claimant) = (beat.clone(), lost.clone(), renewed.clone(), claimant.clone());
-        async move {
-            // A connection Redis dropped (a restart) is replaced by the first command that fails on it: beat
-            // again at once on the new one, for the claim to be back before a newcomer confirms its own.
-            let mut renewal = claimant.renew(&mut beat).await;
-            if renewal.as_ref().is_err_and(|error| error.is_connection_dropped() || error.is_io_error()) {
-                renewal = claimant.renew(&mut beat).await;
+    let mut renewed = tokio::time::Instant::now();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        loop {
+            tokio::select! {
+                // A stopped instance beats no more, even when its beat is due.
+                biased;
+                _ = stopped.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            let mut renewal = connection.renew(&claimant).await;
+            // A connection Redis dropped (a restart): beat again at once on a new one, for the claim to be
+            // back before a newcomer confirms its own. (One that timed out is replaced at the next beat.)
+            if renewal.as_ref().is_err_and(|failure| failure.dropped) {
+                renewal = connection.renew(&claimant).await;
             }
             match renewal {
                 Ok(claim) => {
-                    *lock(&renewed) = tokio::time::Instant::now();
-                    let was_lost = lost.swap(claim == Claim::Lost, std::sync::atomic::Ordering::Relaxed);
+                    renewed = tokio::time::Instant::now();
+                    let was_lost = std::mem::replace(&mut lost, claim == Claim::Lost);
                     match claim {
                         Claim::Lost if !was_lost => tracing::error!(
                             instance,
                             "another instance took this instance's number after Redis lost its data: their \
                              stream numbers and request ids collide; restart this instance"
                         ),
-                        Claim::Retaken => tracing::warn!(
-                            instance,
-                            "this instance's claim had lapsed (Redis lost it, or did not hear from this instance \
-                             in time) and is taken back: meanwhile other instances may have failed its tasks \
-                             (which it then stops) and ended its streams"
-                        ),
+                        Claim::Retaken => {
+                            tracing::warn!(
+                                instance,
+                                "this instance's claim had lapsed (Redis lost it, or did not hear from this \
+                                 instance in time) and is taken back: meanwhile other instances may have failed \
+                                 its tasks (which it then stops) and ended its streams"
+                            );
+                            #[cfg(feature = "tasks")]
+                            tasks.adopt_ended().await;
+                        }
                         Claim::Held if was_lost => tracing::warn!(instance, "this instance holds its number again"),
                         _ => {}
                     }
                 }
-                Err(error) if lock(&renewed).elapsed() >= ALIVE_LAPSE / 2 => tracing::warn!(
+                Err(BeatFailure { error, .. }) if renewed.elapsed() >= ALIVE_LAPSE / 2 => tracing::warn!(
                     %error,
                     instance,
                     "the instance heartbeat did not reach Redis; once its claim lapses, other instances take this \
                      one for dead (its tasks fail, its streams end)"
                 ),
-                Err(error) => tracing::debug!(%error, "the instance heartbeat did not reach Redis"),
+                Err(BeatFailure { error, .. }) => tracing::debug!(%error, "the instance heartbeat did not reach Redis"),
             }
-        }
-    };
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
-        loop {
-            tokio::select! {
-                _ = every.tick() => {}
-                _ = stopped.cancelled() => return,
-            }
-            set(&mut beat).await;
             let open: Vec<(Arc<str>, u64)> = lock(&standalone).iter().cloned().collect();
             for (session, stream) in open {
                 let key = standalone_key(&prefix, &session);
@@ -1259,6 +1369,51 @@ async fn start_heartbeat(connection: ConnectionManager, beat_of: Beat) -> DropGu
         }
     });
     stop.drop_guard()
+}
+
+/// The heartbeat's own connection, replaced after any failure. A connection gone silent (a NAT or firewall
+/// forgot it) times out without being dropped, and one shared with other work would be used again until
+/// the kernel gives up on it (many minutes): every beat would fail, and others would take this instance
+/// for dead.
+struct BeatConnection {
+    client: Client,
+    /// [`RedisConfig::timeout`], for connecting and for each beat.
+    timeout: Duration,
+    current: Option<MultiplexedConnection>,
+}
+
+/// Why a beat failed, and whether the connection was dropped (rather than silent or refused).
+struct BeatFailure {
+    error: StoreError,
+    dropped: bool,
+}
+
+impl BeatConnection {
+    /// Runs [`RENEW_CLAIM`] on the connection, made anew when the last beat failed.
+    async fn renew(&mut self, claimant: &Claimant) -> Result<Claim, BeatFailure> {
+        let timeout = self.timeout;
+        let connection = match &mut self.current {
+            Some(connection) => connection,
+            None => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout));
+                let connect = self.client.get_multiplexed_async_connection_with_config(&config);
+                let connection = bounded(timeout, async { connect.await.map_err(failed) })
+                    .await
+                    .map_err(|error| BeatFailure { error, dropped: false })?;
+                self.current.insert(connection)
+            }
+        };
+        let renewal = tokio::time::timeout(timeout, claimant.renew(connection)).await;
+        let failure = match renewal {
+            Ok(Ok(claim)) => return Ok(claim),
+            Ok(Err(error)) => BeatFailure { dropped: error.is_connection_dropped(), error: failed(error) },
+            Err(_) => BeatFailure { error: StoreError::new("Redis did not answer in time"), dropped: false },
+        };
+        self.current = None;
+        Err(failure)
+    }
 }
 
 /// Writes events to Redis in order, a pipeline per batch. A failed batch is logged and dropped: the
@@ -1280,6 +1435,8 @@ async fn write_events(
         // The commands of each event write (the first names its stream), and the streams removed.
         let mut events = Vec::new();
         let mut removed = Vec::new();
+        // The sessions ended: `<prefix>ev:<session>:`, the start of their streams' keys.
+        let mut removed_sessions = Vec::new();
         // The stream of the batch's last append, listed already in this batch.
         let mut listed = String::new();
         let list = List::now();
@@ -1326,6 +1483,9 @@ async fn write_events(
                 }
                 Write::RemoveSession { set } => {
                     pipe.cmd("EVAL").arg(REMOVE_SESSION).arg(1).arg(&set).arg(REMOVAL_CHUNK);
+                    if let Some(session) = set.strip_prefix(&prefix).and_then(|set| set.strip_prefix("evs:")) {
+                        removed_sessions.push(format!("{prefix}ev:{session}:"));
+                    }
                     removals.push((first, set));
                     listed.clear();
                 }
@@ -1366,21 +1526,37 @@ async fn write_events(
                 })
                 .ok()
         };
+        // The commands Redis refused, in order.
         let refused: Vec<usize> = match &replies {
             Some(replies) => replies
                 .iter()
                 .enumerate()
-                .filter_map(|(index, reply)| match reply {
-                    redis::Value::ServerError(error) => {
-                        let command = described(&pipe, index, &prefix);
-                        tracing::warn!(%error, %command, "Redis refused a write; other instances miss it");
-                        Some(index)
-                    }
-                    _ => None,
-                })
+                .filter_map(|(index, reply)| matches!(reply, redis::Value::ServerError(_)).then_some(index))
                 .collect(),
             None => Vec::new(),
         };
+        // The pipeline's commands by index, listed only when some failed.
+        let commands: Vec<&redis::Cmd> =
+            if replies.is_none() || !refused.is_empty() { pipe.cmd_iter().collect() } else { Vec::new() };
+        // One warning per batch, not per command: near `maxmemory` a batch may have a thousand refusals.
+        if let (Some(replies), Some(&first)) = (&replies, refused.first()) {
+            let error = match replies.get(first) {
+                Some(redis::Value::ServerError(error)) => error.to_string(),
+                _ => String::new(),
+            };
+            let examples: Vec<String> = refused
+                .iter()
+                .take(3)
+                .filter_map(|&index| commands.get(index))
+                .map(|c| described(c, &prefix))
+                .collect();
+            tracing::warn!(
+                refused = refused.len(),
+                %error,
+                commands = ?examples,
+                "Redis refused writes; other instances miss them"
+            );
+        }
         if let Some(replies) = &replies {
             for (index, set) in removals {
                 if let Some(redis::Value::Int(left @ 1..)) = replies.get(index) {
@@ -1399,21 +1575,25 @@ async fn write_events(
         }
         // The streams whose events did not all reach Redis, in this batch or before.
         let mut known = lock(&holes);
-        for commands in events {
-            if replies.is_none() || refused.iter().any(|index| commands.contains(index)) {
-                known.add(key_of(&pipe, commands.start));
+        let now = tokio::time::Instant::now();
+        for event in events {
+            if replies.is_none() || any_in(&refused, &event) {
+                known.add(commands.get(event.start).map(|command| key_of(command)).unwrap_or_default(), now);
             }
         }
         for key in removed {
-            known.streams.remove(&key);
+            known.remove(&key);
         }
-        for (commands, waiter) in waiting {
-            let written = replies.is_some() && !refused.iter().any(|index| commands.contains(index));
+        for session in removed_sessions {
+            known.remove_session(&session);
+        }
+        for (range, waiter) in waiting {
+            let written = replies.is_some() && !any_in(&refused, &range);
             let _ = match waiter {
                 Waiter::Own(done) => done.send(written),
-                Waiter::Stream(key, done) => done.send(written && !known.streams.contains(&key)),
+                Waiter::Stream(key, done) => done.send(written && !known.contains(&key)),
                 Waiter::Flush(done) => {
-                    let holed = std::mem::take(&mut known.since_flush);
+                    let holed = known.flushed();
                     done.send(written && !holed)
                 }
             };
@@ -1431,52 +1611,117 @@ enum Waiter {
     Flush(oneshot::Sender<bool>),
 }
 
-/// Streams at most remembered in [`Holes`]; past it an arbitrary one is forgotten.
+/// Streams at most remembered in [`Holes`]; past it the oldest is forgotten.
 const MAX_HOLES: usize = 4096;
 
 /// The streams whose copy in Redis has a hole: one of their event writes was dropped at the full queue,
 /// refused by Redis, or lost with its batch. Nothing re-sends it (the instance running the stream still
 /// serves it whole), so nothing may claim them resumable elsewhere: [`EventStore::keep_resumable`] fails
-/// for them, and [`EventStore::flush`] fails after any hole since the last flush. A stream is forgotten
-/// when removed.
-#[derive(Default)]
+/// for them, and [`EventStore::flush`] fails while one found since the last flush is remembered. A stream
+/// is forgotten when it or its session is removed, or [`RedisConfig::event_ttl`] after its last hole (when
+/// the events around the hole have most likely expired from Redis).
 struct Holes {
-    streams: std::collections::HashSet<String>,
-    /// An event write failed since the last flush.
-    since_flush: bool,
+    /// Each stream's key, and its place in `order`.
+    streams: std::collections::HashMap<String, u64>,
+    /// The streams, oldest hole first: place, key, and when the hole was found.
+    order: std::collections::BTreeMap<u64, (String, tokio::time::Instant)>,
+    /// The place of the next hole found.
+    next: u64,
+    /// Holes found from this place on are news to the next flush.
+    flushed: u64,
+    /// [`RedisConfig::event_ttl`].
+    ttl: Duration,
 }
 
 impl Holes {
-    fn shared() -> Arc<std::sync::Mutex<Holes>> {
-        Arc::default()
+    fn shared(ttl: Duration) -> Arc<std::sync::Mutex<Holes>> {
+        Arc::new(std::sync::Mutex::new(Holes {
+            streams: std::collections::HashMap::new(),
+            order: std::collections::BTreeMap::new(),
+            next: 0,
+            flushed: 0,
+            ttl,
+        }))
     }
 
-    fn add(&mut self, key: String) {
-        self.since_flush = true;
-        if self.streams.len() >= MAX_HOLES
-            && let Some(forgotten) = self.streams.iter().next().cloned()
+    /// Remembers a hole in stream `key`, found `now`.
+    fn add(&mut self, key: String, now: tokio::time::Instant) {
+        self.expire(now);
+        // A stream remembered already moves to the newest place (news to the next flush), evicting none.
+        if let Some(place) = self.streams.get(&key) {
+            self.order.remove(place);
+        } else if self.streams.len() >= MAX_HOLES
+            && let Some((_, (oldest, _))) = self.order.pop_first()
         {
-            self.streams.remove(&forgotten);
+            self.streams.remove(&oldest);
         }
-        self.streams.insert(key);
+        self.streams.insert(key.clone(), self.next);
+        self.order.insert(self.next, (key, now));
+        self.next += 1;
+    }
+
+    /// Forgets the holes whose events Redis no longer holds anyway.
+    fn expire(&mut self, now: tokio::time::Instant) {
+        while let Some(entry) = self.order.first_entry() {
+            if now.duration_since(entry.get().1) < self.ttl {
+                break;
+            }
+            let (_, (key, _)) = entry.remove_entry();
+            self.streams.remove(&key);
+        }
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.streams.contains_key(key)
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some(place) = self.streams.remove(key) {
+            self.order.remove(&place);
+        }
+    }
+
+    /// Forgets the streams whose keys start with `streams` (those of a session).
+    fn remove_session(&mut self, streams: &str) {
+        if self.streams.is_empty() {
+            return;
+        }
+        let order = &mut self.order;
+        self.streams.retain(|key, place| {
+            let keep = !key.starts_with(streams);
+            if !keep {
+                order.remove(place);
+            }
+            keep
+        });
+    }
+
+    /// Whether a hole found since the last flush is still remembered; the next flush starts from here.
+    fn flushed(&mut self) -> bool {
+        let holed = self.order.range(self.flushed..).next().is_some();
+        self.flushed = self.next;
+        holed
     }
 }
 
-/// The key (first argument) of the command at `index` of `pipe`.
-fn key_of(pipe: &redis::Pipeline, index: usize) -> String {
-    let key = pipe.cmd_iter().nth(index).and_then(|command| {
-        command.args_iter().nth(1).and_then(|arg| match arg {
-            redis::Arg::Simple(key) => Some(String::from_utf8_lossy(key).into_owned()),
-            _ => None,
-        })
+/// Whether one of `refused` (in order) is in `range`.
+fn any_in(refused: &[usize], range: &std::ops::Range<usize>) -> bool {
+    let first = refused.partition_point(|&index| index < range.start);
+    refused.get(first).is_some_and(|&index| index < range.end)
+}
+
+/// The key (first argument) of `command`.
+fn key_of(command: &redis::Cmd) -> String {
+    let key = command.args_iter().nth(1).and_then(|arg| match arg {
+        redis::Arg::Simple(key) => Some(String::from_utf8_lossy(key).into_owned()),
+        _ => None,
     });
     key.unwrap_or_default()
 }
 
-/// The command at `index` of `pipe` and its key, for a log: the session or task id in the key is left
-/// out (it may be all a client needs to act in the session).
-fn described(pipe: &redis::Pipeline, index: usize, prefix: &str) -> String {
-    let Some(command) = pipe.cmd_iter().nth(index) else { return String::new() };
+/// `command` and its key, for a log: the session or task id in the key is left out (it may be all a
+/// client needs to act in the session).
+fn described(command: &redis::Cmd, prefix: &str) -> String {
     let args: Vec<&[u8]> = command
         .args_iter()
         .filter_map(|arg| match arg {
@@ -1724,6 +1969,8 @@ pub(crate) struct RedisTasks {
     writes: mpsc::Sender<Write>,
     /// [`RedisConfig::timeout`].
     timeout: Duration,
+    /// The task stores of the services sharing tasks through these stores (weak: they hold their links).
+    stores: std::sync::Mutex<Vec<std::sync::Weak<crate::server::tasks::TaskStore>>>,
 }
 
 #[cfg(feature = "tasks")]
@@ -1746,7 +1993,45 @@ impl RedisTasks {
         writes: mpsc::Sender<Write>,
     ) -> Arc<Self> {
         let prefix = config.key_prefix.clone();
-        Arc::new(RedisTasks { connection, prefix, instance, writes, timeout: config.timeout })
+        let stores = std::sync::Mutex::default();
+        Arc::new(RedisTasks { connection, prefix, instance, writes, timeout: config.timeout, stores })
+    }
+
+    /// Makes the tasks this instance runs what another instance recorded for them, where that is a
+    /// terminal state: while this instance's claim had lapsed (`Retaken` by its heartbeat), others may have
+    /// declared its tasks failed, for good, and the handlers of those tasks must stop even if they never
+    /// save their state again (a save would be refused and adopted: see [`SAVE_TASK`]).
+    async fn adopt_ended(&self) {
+        let mut connection = self.connection.clone();
+        let stores: Vec<_> = {
+            let mut stores = lock(&self.stores);
+            stores.retain(|store| store.strong_count() > 0);
+            stores.iter().filter_map(std::sync::Weak::upgrade).collect()
+        };
+        for store in stores {
+            for ids in store.running().chunks(256) {
+                let keys: Vec<String> = ids.iter().map(|id| self.key(id)).collect();
+                let read = redis::cmd("MGET").arg(&keys).to_owned();
+                let records = bounded(self.timeout, async {
+                    read.query_async::<Vec<Option<Vec<u8>>>>(&mut connection).await.map_err(failed)
+                });
+                let records = match records.await {
+                    Ok(records) => records,
+                    Err(error) => {
+                        tracing::warn!(%error, "this instance's tasks could not be checked after its claim lapsed");
+                        return;
+                    }
+                };
+                for (id, record) in ids.iter().zip(records) {
+                    let recorded = record.and_then(|record| serde_json::from_slice::<StoredTask>(&record).ok());
+                    if let Some(StoredTask { t: recorded, .. }) =
+                        recorded.filter(|stored| stored.t.task.status.is_terminal())
+                    {
+                        store.overruled(id, recorded);
+                    }
+                }
+            }
+        }
     }
 
     fn key(&self, id: &str) -> String {
@@ -1758,14 +2043,26 @@ impl RedisTasks {
 #[cfg(feature = "tasks")]
 #[derive(Debug)]
 pub(crate) struct TaskLink {
-    pub(crate) tasks: Arc<RedisTasks>,
-    pub(crate) bus: Arc<super::bus::Bus>,
+    tasks: Arc<RedisTasks>,
+    bus: Arc<super::bus::Bus>,
     /// This instance's tasks (weak: they hold this link), which adopt a state another instance recorded.
-    pub(crate) here: std::sync::Weak<crate::server::tasks::TaskStore>,
+    here: std::sync::Weak<crate::server::tasks::TaskStore>,
 }
 
 #[cfg(feature = "tasks")]
 impl TaskLink {
+    /// The link of `here`, a service's tasks, to `tasks`, whose instance's heartbeat then checks them when
+    /// its claim lapsed (see [`RedisTasks::adopt_ended`]).
+    pub(crate) fn new(
+        tasks: Arc<RedisTasks>,
+        bus: Arc<super::bus::Bus>,
+        here: &Arc<crate::server::tasks::TaskStore>,
+    ) -> Self {
+        let here = Arc::downgrade(here);
+        lock(&tasks.stores).push(here.clone());
+        TaskLink { tasks, bus, here }
+    }
+
     fn overruled(&self, id: &str) -> Overruled {
         Overruled { tasks: self.here.clone(), id: id.to_owned() }
     }
@@ -1839,8 +2136,13 @@ impl crate::server::tasks::TaskShare for TaskLink {
                 if task.task.status.is_terminal() {
                     return Ok(Some((task, principal)));
                 }
-                let alive: bool = redis::cmd("EXISTS")
-                    .arg(alive_key(&self.tasks.prefix, u64::from(i)))
+                let prefix = &self.tasks.prefix;
+                let alive: bool = redis::cmd("EVAL")
+                    .arg(RUNS_OR_UNSETTLED)
+                    .arg(3)
+                    .arg(alive_key(prefix, u64::from(i)))
+                    .arg(live_key(prefix))
+                    .arg(settling_key(prefix))
                     .query_async(&mut connection)
                     .await
                     .map_err(unavailable)?;
@@ -1881,5 +2183,53 @@ impl crate::server::tasks::TaskShare for TaskLink {
         if let Ok(message) = serde_json::to_vec(&command) {
             self.bus.publish(super::bus::Kind::Task, id, Some(&message));
         }
+    }
+
+    fn ended_elsewhere<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> crate::server::tasks::ShareFuture<'a, Option<crate::protocol::tasks::extension::DetailedTask>> {
+        Box::pin(async move {
+            let mut connection = self.tasks.connection.clone();
+            let get = redis::cmd("GET").arg(self.tasks.key(id)).to_owned();
+            let read = get.query_async::<Option<Vec<u8>>>(&mut connection);
+            let json = tokio::time::timeout(self.tasks.timeout, read).await.ok()?.ok()??;
+            let stored: StoredTask = serde_json::from_slice(&json).ok()?;
+            stored.t.task.status.is_terminal().then_some(stored.t)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holes_forget_the_oldest_the_expired_and_the_removed_and_tell_a_flush_what_is_new() {
+        let start = tokio::time::Instant::now();
+        let shared = Holes::shared(Duration::from_secs(60));
+        let mut holes = lock(&shared);
+        for n in 0..MAX_HOLES {
+            holes.add(format!("k:ev:s{}:{n}", n % 2), start);
+        }
+        assert!(holes.flushed());
+        assert!(!holes.flushed(), "nothing new since the last flush");
+        // A stream remembered already evicts none, and is news to the next flush.
+        holes.add("k:ev:s0:0".into(), start);
+        assert!(holes.contains("k:ev:s0:0") && holes.contains("k:ev:s1:1"));
+        assert!(holes.flushed());
+        // The oldest goes first: stream 1 (stream 0 was refreshed).
+        holes.add("k:ev:new:1".into(), start);
+        assert!(!holes.contains("k:ev:s1:1") && holes.contains("k:ev:s0:0") && holes.contains("k:ev:s0:2"));
+        // A removed stream or session is forgotten.
+        holes.remove("k:ev:s0:2");
+        holes.remove_session("k:ev:s1:");
+        assert!(!holes.contains("k:ev:s0:2") && !holes.contains("k:ev:s1:3"));
+        assert_eq!(holes.streams.len(), MAX_HOLES / 2);
+        assert_eq!(holes.order.len(), holes.streams.len());
+        // Past the event TTL, holes whose events Redis no longer holds are forgotten.
+        holes.add("k:ev:late:1".into(), start + Duration::from_secs(61));
+        assert_eq!(holes.streams.len(), 1);
+        assert!(holes.contains("k:ev:late:1"));
     }
 }
