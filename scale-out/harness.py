@@ -151,11 +151,13 @@ class Cluster:
         log = self.logs / f"instance-{index}.log"
         with open(log, "ab") as out:
             proc = runner.spawn([str(self.binary)], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+        # An instance that starts on a fresh Redis waits (7 s by default) for running instances to renew their
+        # claims before it listens: hence wait_listening's generous bound.
         self.wait_listening(port, proc, f"instance {index}", log)
         return Instance(index, port, proc, log)
 
     @staticmethod
-    def wait_listening(port: int, proc: subprocess.Popen, what: str, log: Path, wait_s: float = 20.0) -> None:
+    def wait_listening(port: int, proc: subprocess.Popen, what: str, log: Path, wait_s: float = 40.0) -> None:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if runner.listening(port):

@@ -141,7 +141,9 @@ impl ServerProc {
         // What a server says before it listens is kept, to say why one did not start.
         let log = std::env::temp_dir().join(format!("keel-bench-{}-{port}.stderr", std::process::id()));
         let mut child = cmd.stderr(std::fs::File::create(&log)?).spawn()?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        // 30 s: an instance that is the first on an empty Redis waits (7 s by default) for running instances
+        // to renew their claims before it takes a number and listens.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let started = loop {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 break Ok(());
