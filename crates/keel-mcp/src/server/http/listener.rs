@@ -49,6 +49,12 @@ pub(crate) async fn serve(
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
+            // Shutdown first, on every turn: a signal future (`shutdown_signal`) installs its handler when first
+            // polled, and with random order a burst of connections could leave it unpolled, so that an early
+            // SIGINT killed the process instead of shutting it down. A requested shutdown also wins over new
+            // connections.
+            biased;
+            _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -58,7 +64,6 @@ pub(crate) async fn serve(
                     continue;
                 }
             },
-            _ = &mut shutdown => break,
         };
         let Some(admitted) = PeerTable::admit(&peers, PeerKey::of(peer.ip())) else {
             tracing::debug!(%peer, "connection refused: too many from this peer");

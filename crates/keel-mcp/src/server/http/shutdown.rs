@@ -141,7 +141,9 @@ pub(crate) async fn run(inner: &HttpInner) {
 /// [`McpService::shutdown`](super::McpService::shutdown).
 ///
 /// A signal that cannot be watched (no handler could be installed) never completes it, rather than
-/// completing it at once and stopping the server as soon as it starts.
+/// completing it at once and stopping the server as soon as it starts. The handlers are installed when the
+/// future is first polled (`serve_http_on` polls it before it accepts a connection); a signal before that
+/// has its default effect.
 pub async fn shutdown_signal() {
     let interrupt = async {
         if tokio::signal::ctrl_c().await.is_err() {
