@@ -307,7 +307,9 @@ impl Watch {
             let Some((client, command)) = line.split_once("] ") else { continue };
             let name = command.split('"').nth(1).unwrap_or_default().to_ascii_uppercase();
             let heartbeat = name == "EVAL" && command.contains(" \"hot:alive:");
-            if client.ends_with(" lua") || heartbeat || name == "PING" || name == "ECHO" {
+            // A new connection's handshake (a heartbeat connection made anew) is no request's doing either.
+            let handshake = name == "CLIENT" || name == "HELLO";
+            if client.ends_with(" lua") || heartbeat || handshake || name == "PING" || name == "ECHO" {
                 continue;
             }
             commands.push(command.to_owned());

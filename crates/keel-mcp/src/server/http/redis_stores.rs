@@ -1063,7 +1063,8 @@ fn settling_key(prefix: &str) -> String {
 /// beat, a timeout each, with a second to spare. (The instance's own timeout: others' beats may take
 /// longer, but their claims come back all the same.)
 fn settling(timeout: Duration) -> Duration {
-    HEARTBEAT + timeout * 2 + Duration::from_secs(1)
+    // Saturating: a timeout meant as "none" (`Duration::MAX`) must not overflow.
+    HEARTBEAT.saturating_add(timeout.saturating_mul(2)).saturating_add(Duration::from_secs(1))
 }
 
 /// `<prefix>gs:<session>`: a hash of the session's standalone streams open on some instance.
@@ -1108,7 +1109,7 @@ async fn claim_number(
             .arg(settling_key(prefix))
             .arg(&tentative)
             // The tentative claim outlives the wait, with a lapse to spare for the confirmation.
-            .arg(millis(settling(config.timeout) + ALIVE_LAPSE))
+            .arg(millis(settling(config.timeout).saturating_add(ALIVE_LAPSE)))
             .arg(millis(ALIVE_LAPSE))
             .arg(millis(settling(config.timeout)))
             .query_async(connection)
@@ -1305,6 +1306,12 @@ async fn start_heartbeat(client: Client, beat_of: Beat) -> DropGuard {
         nonce,
     };
     let mut connection = BeatConnection { client, timeout, current: None };
+    // Connected now rather than at the first beat: a refused second connection shows at once, and the
+    // connection's handshake does not come in the middle of the instance's work (a failure is retried at
+    // the first beat).
+    if let Err(error) = connection.open().await {
+        tracing::warn!(%error, "the instance heartbeat cannot connect to Redis yet");
+    }
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     // Whether another instance holds this one's number: said once, not at every beat.
@@ -1389,29 +1396,39 @@ struct BeatFailure {
 }
 
 impl BeatConnection {
-    /// Runs [`RENEW_CLAIM`] on the connection, made anew when the last beat failed.
-    async fn renew(&mut self, claimant: &Claimant) -> Result<Claim, BeatFailure> {
+    /// The connection, made anew when the last beat failed on it.
+    async fn open(&mut self) -> Result<&mut MultiplexedConnection, StoreError> {
         let timeout = self.timeout;
-        let connection = match &mut self.current {
+        let connection = match self.current.take() {
             Some(connection) => connection,
             None => {
                 let config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout));
                 let connect = self.client.get_multiplexed_async_connection_with_config(&config);
-                let connection = bounded(timeout, async { connect.await.map_err(failed) })
-                    .await
-                    .map_err(|error| BeatFailure { error, dropped: false })?;
-                self.current.insert(connection)
+                bounded(timeout, async { connect.await.map_err(failed) }).await?
             }
         };
+        Ok(self.current.insert(connection))
+    }
+
+    /// Runs [`RENEW_CLAIM`] on the connection. One that timed out or failed is replaced at the next beat; one
+    /// on which Redis answered with an error (`OOM`, `LOADING`) is kept: a new one would not help.
+    async fn renew(&mut self, claimant: &Claimant) -> Result<Claim, BeatFailure> {
+        let timeout = self.timeout;
+        let connection = self.open().await.map_err(|error| BeatFailure { error, dropped: false })?;
         let renewal = tokio::time::timeout(timeout, claimant.renew(connection)).await;
-        let failure = match renewal {
+        let (failure, replace) = match renewal {
             Ok(Ok(claim)) => return Ok(claim),
-            Ok(Err(error)) => BeatFailure { dropped: error.is_connection_dropped(), error: failed(error) },
-            Err(_) => BeatFailure { error: StoreError::new("Redis did not answer in time"), dropped: false },
+            Ok(Err(error)) => {
+                let broken = error.is_io_error() || error.is_connection_dropped() || error.is_timeout();
+                (BeatFailure { dropped: error.is_connection_dropped(), error: failed(error) }, broken)
+            }
+            Err(_) => (BeatFailure { error: StoreError::new("Redis did not answer in time"), dropped: false }, true),
         };
-        self.current = None;
+        if replace {
+            self.current = None;
+        }
         Err(failure)
     }
 }
@@ -2059,7 +2076,12 @@ impl TaskLink {
         here: &Arc<crate::server::tasks::TaskStore>,
     ) -> Self {
         let here = Arc::downgrade(here);
-        lock(&tasks.stores).push(here.clone());
+        {
+            // Services built and dropped one after another leave no trace here.
+            let mut stores = lock(&tasks.stores);
+            stores.retain(|store| store.strong_count() > 0);
+            stores.push(here.clone());
+        }
         TaskLink { tasks, bus, here }
     }
 
