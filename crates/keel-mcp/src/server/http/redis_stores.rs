@@ -193,8 +193,10 @@ impl RedisConfig {
 /// Configure `maxmemory-policy noeviction` (Redis's default), or give Keel a Redis of its own: a policy
 /// that evicts keys under memory pressure drops the keys closest to expiry first, which are the
 /// instances' claims and heartbeats (others then take live instances for dead and give their numbers
-/// again), sessions and event logs. With `noeviction`, a full Redis refuses writes instead, which Keel
-/// survives (see below).
+/// again), sessions and event logs. With `noeviction`, a full Redis refuses writes instead: new sessions,
+/// changes and events fail (logged; see below), and once the heartbeats have been refused for 15 s the
+/// instances take each other for dead (relays end, tasks fail), as they do when Redis is unreachable. Size
+/// Redis so that it does not fill up.
 ///
 /// # Failures
 ///
