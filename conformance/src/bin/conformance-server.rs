@@ -29,10 +29,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3000);
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!("serving MCP on http://localhost:{port}/mcp");
     // A one-second grace keeps the whole shutdown within two seconds.
     let mut config = keel_mcp::server::http::HttpConfig::default().shutdown_grace(std::time::Duration::from_secs(1));
+    // Redis first (connecting may wait for running instances' claims): the port opens only once the server
+    // can answer, so whoever waits for it to listen does not send requests into a backlog nobody serves.
     if let Ok(url) = std::env::var("REDIS_URL") {
         let stores = keel_mcp::server::http::RedisStores::connect(keel_mcp::server::http::RedisConfig::new(url))
             .await
@@ -40,6 +40,8 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("sharing legacy sessions through Redis");
         config = config.redis(&stores);
     }
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!("serving MCP on http://localhost:{port}/mcp");
     server.serve_http_on(listener, config, keel_mcp::server::http::shutdown_signal()).await?;
     Ok(())
 }
