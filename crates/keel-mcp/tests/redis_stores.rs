@@ -1402,3 +1402,22 @@ async fn a_graceful_shutdown_waits_for_the_last_events_to_reach_redis() {
     .await
     .expect("bounded");
 }
+
+#[tokio::test]
+async fn a_first_instance_with_a_long_timeout_keeps_redis_marked_live_after_its_wait() {
+    let Some(redis) = RedisServer::start() else { return };
+    tokio::time::timeout(BOUND, async {
+        // The first instance on an empty Redis waits for others' claims (2 s + twice the timeout + 1 s: 15 s
+        // here), which uses up the live marker it set when it began (15 s): its heartbeat must renew it at
+        // once, or newcomers would take Redis for fresh and wait again, and tasks would go unjudged.
+        let config = RedisConfig::new(redis.url()).key_prefix("long:").timeout(Duration::from_secs(6));
+        let _stores = RedisStores::connect(config).await.expect("Redis is up");
+        let mut conn = raw(&redis).await;
+        // Well before the first regular beat (2 s after connect), and after the marker set at the start lapsed.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let left: i64 = redis::cmd("PTTL").arg("long:live").query_async(&mut conn).await.unwrap();
+        assert!(left > 10_000, "the live marker was not renewed after the wait: PTTL {left}");
+    })
+    .await
+    .expect("bounded");
+}

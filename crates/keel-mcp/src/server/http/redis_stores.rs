@@ -1321,7 +1321,9 @@ async fn start_heartbeat(client: Client, beat_of: Beat) -> DropGuard {
     // When the claim was last renewed: a failure is worth a warning once half its lapse has gone.
     let mut renewed = tokio::time::Instant::now();
     tokio::spawn(async move {
-        let mut every = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        // The first beat at once: a first instance's wait for Redis to settle may have used up most of the
+        // live marker's lapse, which the beat refreshes.
+        let mut every = tokio::time::interval(HEARTBEAT);
         loop {
             tokio::select! {
                 // A stopped instance beats no more, even when its beat is due.
@@ -1353,7 +1355,7 @@ async fn start_heartbeat(client: Client, beat_of: Beat) -> DropGuard {
                                  its tasks (which it then stops) and ended its streams"
                             );
                             #[cfg(feature = "tasks")]
-                            tasks.adopt_ended().await;
+                            tasks.adopt_ended_in_background();
                         }
                         Claim::Held if was_lost => tracing::warn!(instance, "this instance holds its number again"),
                         _ => {}
@@ -1990,6 +1992,8 @@ pub(crate) struct RedisTasks {
     timeout: Duration,
     /// The task stores of the services sharing tasks through these stores (weak: they hold their links).
     stores: std::sync::Mutex<Vec<std::sync::Weak<crate::server::tasks::TaskStore>>>,
+    /// A check of [`RedisTasks::adopt_ended`] runs.
+    adopting: std::sync::atomic::AtomicBool,
 }
 
 #[cfg(feature = "tasks")]
@@ -2013,13 +2017,29 @@ impl RedisTasks {
     ) -> Arc<Self> {
         let prefix = config.key_prefix.clone();
         let stores = std::sync::Mutex::default();
-        Arc::new(RedisTasks { connection, prefix, instance, writes, timeout: config.timeout, stores })
+        let adopting = std::sync::atomic::AtomicBool::new(false);
+        Arc::new(RedisTasks { connection, prefix, instance, writes, timeout: config.timeout, stores, adopting })
     }
 
     /// Makes the tasks this instance runs what another instance recorded for them, where that is a
     /// terminal state: while this instance's claim had lapsed (`Retaken` by its heartbeat), others may have
     /// declared its tasks failed, for good, and the handlers of those tasks must stop even if they never
     /// save their state again (a save would be refused and adopted: see [`SAVE_TASK`]).
+    /// Runs [`RedisTasks::adopt_ended`] on its own task, once at a time: with many running tasks it takes a
+    /// round trip per 256, which must not hold up the next heartbeat (just after a lapse, when Redis may be
+    /// slow, a late beat could let the claim lapse again).
+    fn adopt_ended_in_background(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.adopting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let tasks = self.clone();
+        tokio::spawn(async move {
+            tasks.adopt_ended().await;
+            tasks.adopting.store(false, Ordering::Release);
+        });
+    }
+
     async fn adopt_ended(&self) {
         let mut connection = self.connection.clone();
         let stores: Vec<_> = {
