@@ -978,10 +978,17 @@ impl Tail {
     }
 }
 
-/// Sets `KEYS[1]` to `ARGV[2]`, keeping its expiry, only if it still holds `ARGV[1]`; 1 when it did.
+/// Records a task as failed (`ARGV[2]`) in `KEYS[1]`, keeping its expiry, only if it still holds the
+/// record read (`ARGV[1]`; else 0) and its instance is gone: no claim `KEYS[2]`, and Redis's data settled
+/// (live marker `KEYS[3]` present, settling marker `KEYS[4]` absent; see `mark_live!`). 2 when the instance
+/// runs, or its absence says nothing yet (its next heartbeat may put its claim back); 1 when recorded. One
+/// script, so that a heartbeat taking the claim back lands either before it (the task runs) or after it
+/// (the instance then finds the task failed and stops it).
 #[cfg(feature = "tasks")]
-const REPLACE_IF_UNCHANGED: &str = r"
+const FAIL_IF_GONE: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 or redis.call('EXISTS', KEYS[4]) == 1 then return 2 end
+if redis.call('EXISTS', KEYS[3]) == 0 then return 2 end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl) end
 return 1
@@ -1002,16 +1009,6 @@ if current and current ~= ARGV[1] then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
-";
-
-/// 1 when instance claim `KEYS[1]` is held, or when its absence says nothing yet: Redis's data has just
-/// begun (live marker `KEYS[2]` missing, or settling marker `KEYS[3]` present: see `mark_live!`), and the
-/// instance's next heartbeat may not have put its claim back.
-#[cfg(feature = "tasks")]
-const RUNS_OR_UNSETTLED: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return 1 end
-if redis.call('EXISTS', KEYS[2]) == 0 then return 1 end
-return 0
 ";
 
 /// Where a task whose save [`SAVE_TASK`] refused lives: its instance adopts the recorded state.
@@ -2174,48 +2171,44 @@ impl crate::server::tasks::TaskShare for TaskLink {
                 let Some(json) = get.query_async::<Option<Vec<u8>>>(&mut connection).await.map_err(unavailable)? else {
                     return Ok(None);
                 };
-                let Ok(StoredTask { i, t: mut task, p: principal }) = serde_json::from_slice(&json) else {
+                let Ok(StoredTask { i, t: task, p: principal }) = serde_json::from_slice(&json) else {
                     return Ok(None);
                 };
                 if task.task.status.is_terminal() {
                     return Ok(Some((task, principal)));
                 }
+                // If its instance is gone, the handler went with it: the task failed, for good.
+                let mut failed = task.clone();
+                failed.task.status = crate::protocol::tasks::TaskStatus::Failed;
+                failed.task.last_updated_at = crate::server::tasks::timestamp();
+                failed.input_requests = None;
+                failed.error =
+                    Some(crate::protocol::ErrorObject::internal("the server instance running this task stopped"));
+                let failed_json = serde_json::to_vec(&StoredTask { i, t: failed.clone(), p: principal.clone() })
+                    .map_err(|_| crate::protocol::ErrorObject::internal(TASKS_UNAVAILABLE))?;
                 let prefix = &self.tasks.prefix;
-                let alive: bool = redis::cmd("EVAL")
-                    .arg(RUNS_OR_UNSETTLED)
-                    .arg(3)
+                let verdict: u8 = redis::cmd("EVAL")
+                    .arg(FAIL_IF_GONE)
+                    .arg(4)
+                    .arg(self.tasks.key(id))
                     .arg(alive_key(prefix, u64::from(i)))
                     .arg(live_key(prefix))
                     .arg(settling_key(prefix))
+                    .arg(json)
+                    .arg(failed_json)
                     .query_async(&mut connection)
                     .await
                     .map_err(unavailable)?;
-                if !alive {
-                    // Its instance is gone, and the handler with it: the task failed, for good.
-                    task.task.status = crate::protocol::tasks::TaskStatus::Failed;
-                    task.task.last_updated_at = crate::server::tasks::timestamp();
-                    task.input_requests = None;
-                    task.error =
-                        Some(crate::protocol::ErrorObject::internal("the server instance running this task stopped"));
-                    // Recorded only over the record just read: if its instance wrote since, it runs after all.
-                    let failed = serde_json::to_vec(&StoredTask { i, t: task.clone(), p: principal.clone() })
-                        .map_err(|_| crate::protocol::ErrorObject::internal(TASKS_UNAVAILABLE))?;
-                    let replaced: bool = redis::cmd("EVAL")
-                        .arg(REPLACE_IF_UNCHANGED)
-                        .arg(1)
-                        .arg(self.tasks.key(id))
-                        .arg(json)
-                        .arg(failed)
-                        .query_async(&mut connection)
-                        .await
-                        .map_err(unavailable)?;
-                    if !replaced {
+                match verdict {
+                    1 => Ok(Some((failed, principal))),
+                    2 => Ok(Some((task, principal))),
+                    // Its instance wrote since the read: it runs after all; what it wrote is the answer.
+                    _ => {
                         let json = get.query_async::<Option<Vec<u8>>>(&mut connection).await.map_err(unavailable)?;
                         let stored = json.and_then(|json| serde_json::from_slice::<StoredTask>(&json).ok());
-                        return Ok(stored.map(|s| (s.t, s.p)));
+                        Ok(stored.map(|s| (s.t, s.p)))
                     }
                 }
-                Ok(Some((task, principal)))
             };
             tokio::time::timeout(self.tasks.timeout, read)
                 .await
