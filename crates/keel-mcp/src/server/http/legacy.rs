@@ -620,8 +620,6 @@ async fn resolve(
         return Err(unknown_session());
     }
     let ttl = record_ttl(inner);
-    // Read before the store, so that a subscription lost during the round trip is not trusted after it.
-    let (epoch, asked) = (bus_epoch(inner), Instant::now());
     let Some(session) = local else {
         // Read without refreshing its expiry until the owner is known: another principal's request must
         // not keep the session alive.
@@ -644,9 +642,12 @@ async fn resolve(
             Err(error) => Err(store_unavailable(&error)),
         };
     };
+    // Read before the store, so that a subscription lost during the round trip is not trusted after it.
+    let epoch = bus_epoch(inner);
     if session.current(epoch, check_interval(inner)) {
         return Ok(session);
     }
+    let asked = Instant::now();
     let seen = session.revision.load(std::sync::atomic::Ordering::Relaxed);
     let stored = match store.touch(id, ttl).await {
         Ok(Some(revision)) if revision == seen => {
